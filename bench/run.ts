@@ -1,0 +1,27 @@
+// `npm run bench -- NAME…`: runs bench/NAME.ts (all of them with no name). Each
+// benchmark prints our figure, the reference tool's figure measured in the same run,
+// and their ratio. Results are written to doc/performance.md by hand.
+import { readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const available = (await readdir(here))
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
+  .map((f) => f.slice(0, -3))
+  .sort();
+const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const names = wanted.length === 0 ? available : wanted;
+for (const name of names) {
+  if (!available.includes(name)) {
+    process.stderr.write(
+      `bench: E_BENCH_UNKNOWN: no benchmark named ${name} (have: ${available.join(', ')})\n`,
+    );
+    process.exitCode = 2;
+    continue;
+  }
+  process.stdout.write(`\n## bench ${name}\n`);
+  const mod = (await import(join(here, `${name}.ts`))) as { run?: (argv: string[]) => Promise<void> };
+  if (typeof mod.run !== 'function') throw new Error(`bench/${name}.ts does not export run()`);
+  await mod.run(process.argv.slice(2));
+}

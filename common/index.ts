@@ -1,0 +1,7 @@
+// Shared plumbing for every part: errors, subprocesses, CLI, progress, byte checks.
+export * from './assert.ts';
+export * from './cli.ts';
+export * from './error.ts';
+export * from './exec.ts';
+export * from './progress.ts';
+export * from './tools.ts';

@@ -1,0 +1,4 @@
+// Subcommand table: each entry is loaded only when that subcommand runs.
+import type { SubCommandsDef } from 'citty';
+
+export const subCommands: SubCommandsDef = {};

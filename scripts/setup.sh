@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One-command setup for a fresh Debian 12 machine: the system tools MilkyWay drives
+# (named in doc/ARCHITECTURE.md) and the npm dependencies, pinned by package-lock.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  cryptsetup-bin erofs-utils squashfs-tools dosfstools mtools e2fsprogs fdisk gdisk
+  cpio busybox-static bubblewrap secilc checkpolicy qemu-system-x86 qemu-utils ovmf
+  systemd-boot-efi sbsigntool kexec-tools dbus umoci skopeo util-linux iproute2 kmod
+  zstd ca-certificates
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: Debian packages already installed"
+fi
+
+echo "setup: npm ci"
+npm ci --no-audit --no-fund
+echo "setup: done (node $(npx --no-install node --version))"

@@ -1,0 +1,47 @@
+// Test helpers shared by every part's tests: temporary directories that clean up,
+// and running our CLIs the way a user does (a child process on Node 24).
+import type { ExecutionContext } from 'ava';
+import { execa } from 'execa';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+export const BINS = {
+  mway: join(ROOT, 'control/bin/mway.ts'),
+  milkywaysrvd: join(ROOT, 'control/bin/milkywaysrvd.ts'),
+  'mway-layer': join(ROOT, 'layers/bin/mway-layer.ts'),
+  'mway-image': join(ROOT, 'imagebuild/bin/mway-image.ts'),
+  'milkyway-agent': join(ROOT, 'agent/bin/milkyway-agent.ts'),
+} as const;
+
+/** A fresh temporary directory removed when the test ends. */
+export async function tempDir(t: ExecutionContext, prefix = 'mway-test-'): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+export interface CliRun {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one of our binaries with `args` under the same Node as the tests. */
+export async function cli(
+  bin: keyof typeof BINS,
+  args: readonly string[],
+  options: { env?: Record<string, string>; input?: string; cwd?: string; timeout?: number } = {},
+): Promise<CliRun> {
+  const r = await execa(process.execPath, [BINS[bin], ...args], {
+    reject: false,
+    timeout: options.timeout ?? 120_000,
+    env: { ...options.env, NO_COLOR: '1' },
+    ...(options.input === undefined ? {} : { input: options.input }),
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
+  return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}

@@ -46,6 +46,26 @@ async function commandFor(
   return [cmd, parent];
 }
 
+/** The command argv selects and the arguments left for it. */
+async function leafFor(root: AnyCommand, argv: readonly string[]): Promise<[AnyCommand, readonly string[]]> {
+  let cmd = root;
+  let rest = argv;
+  for (;;) {
+    const subs = await resolve(cmd.subCommands);
+    if (subs === undefined || Object.keys(subs).length === 0) return [cmd, rest];
+    const i = rest.findIndex((a) => !a.startsWith('-'));
+    const name = i < 0 ? undefined : rest[i];
+    const next = name === undefined ? undefined : subs[name];
+    if (next === undefined) {
+      if (cmd.run !== undefined) return [cmd, rest];
+      const what = name === undefined ? 'No command specified' : `Unknown command ${name}`;
+      throw Object.assign(new Error(what), { name: 'CLIError', code: 'E_USAGE' });
+    }
+    cmd = (await resolve(next)) as AnyCommand;
+    rest = [...rest.slice(0, i), ...rest.slice(i + 1)];
+  }
+}
+
 export interface CliIo {
   out: (s: string) => void;
   err: (s: string) => void;
@@ -78,7 +98,10 @@ export async function runCli(
     return EXIT_OK;
   }
   try {
-    const { result } = await runCommand(root, { rawArgs: [...argv] });
+    // Descend to the leaf ourselves: citty drops a subcommand's return value, and the
+    // leaf's result is the exit code.
+    const [leaf, rest] = await leafFor(root, argv);
+    const { result } = await runCommand(leaf, { rawArgs: [...rest] });
     return typeof result === 'number' ? result : EXIT_OK;
   } catch (e) {
     return reportError(name, e, { json, debug, io, root, argv });

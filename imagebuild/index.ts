@@ -1,3 +1,10 @@
 // imagebuild/: disk formats (dm-verity, GPT, cpio, filesystem images) and the image builder.
 export * from './image-error.ts';
 export * from './partition-types.ts';
+export * from './guid.ts';
+export * from './verity-format.ts';
+export * from './verity-geometry.ts';
+export * from './verity-hasher.ts';
+export * from './verity-seed.ts';
+export * from './verity-superblock.ts';
+export * from './verity-verify.ts';

@@ -1,0 +1,115 @@
+// Builds the dm-verity hash levels from a stream of level-0 digests, one pending
+// 4096-byte block per level, writing each finished block straight to its place in the
+// hash area (veritysetup's layout: top level first). Memory does not grow with data size.
+import { writeSync } from 'node:fs';
+import { hash } from 'node:crypto';
+import { VERITY_BLOCK_SIZE, VERITY_DIGEST_SIZE, type VerityGeometry } from './verity-geometry.ts';
+
+/** Blocks gathered per level before one write call. */
+const WRITE_BATCH = 64;
+
+interface LevelState {
+  firstBlock: number;
+  buf: Uint8Array;
+  /** Bytes filled in `buf`. */
+  fill: number;
+  /** Blocks of this level already written. */
+  written: number;
+}
+
+export class VerityTreeWriter {
+  readonly #fd: number;
+  readonly #areaOffset: number;
+  readonly #salt: Uint8Array;
+  readonly #levels: LevelState[];
+  readonly #scratch: Buffer;
+  #firstDigest: Uint8Array | undefined;
+
+  /** `fd` open for writing; `areaOffset` = byte offset of the superblock in it. */
+  constructor(fd: number, areaOffset: number, salt: Uint8Array, geometry: VerityGeometry) {
+    this.#fd = fd;
+    this.#areaOffset = areaOffset;
+    this.#salt = salt;
+    this.#levels = geometry.levels.map((l) => ({
+      firstBlock: l.firstBlock,
+      buf: new Uint8Array(WRITE_BATCH * VERITY_BLOCK_SIZE),
+      fill: 0,
+      written: 0,
+    }));
+    this.#scratch = Buffer.alloc(salt.length + VERITY_BLOCK_SIZE);
+    this.#scratch.set(salt, 0);
+  }
+
+  /** Appends level-0 digests (a multiple of 32 bytes), in data block order. */
+  push(digests: Uint8Array): void {
+    if (this.#firstDigest === undefined && digests.length >= VERITY_DIGEST_SIZE) {
+      this.#firstDigest = digests.slice(0, VERITY_DIGEST_SIZE);
+    }
+    if (this.#levels.length > 0) this.#append(0, digests);
+  }
+
+  #append(level: number, digests: Uint8Array): void {
+    const st = this.#levels[level] as LevelState;
+    let off = 0;
+    while (off < digests.length) {
+      const n = Math.min(digests.length - off, st.buf.length - st.fill);
+      st.buf.set(digests.subarray(off, off + n), st.fill);
+      const before = st.fill;
+      st.fill += n;
+      off += n;
+      // Hash every block that just became complete and pass it up.
+      const firstDone = Math.floor(before / VERITY_BLOCK_SIZE);
+      const lastDone = Math.floor(st.fill / VERITY_BLOCK_SIZE);
+      for (let b = firstDone; b < lastDone; b++)
+        this.#up(level, st.buf.subarray(b * VERITY_BLOCK_SIZE, (b + 1) * VERITY_BLOCK_SIZE));
+      if (st.fill === st.buf.length) this.#flush(st);
+    }
+  }
+
+  #up(level: number, block: Uint8Array): void {
+    if (level + 1 >= this.#levels.length) return;
+    this.#scratch.set(block, this.#salt.length);
+    this.#append(level + 1, new Uint8Array(hash('sha256', this.#scratch, 'buffer')));
+  }
+
+  #flush(st: LevelState): void {
+    const bytes = Math.ceil(st.fill / VERITY_BLOCK_SIZE) * VERITY_BLOCK_SIZE;
+    if (bytes === 0) return;
+    const pos = this.#areaOffset + (st.firstBlock + st.written) * VERITY_BLOCK_SIZE;
+    let done = 0;
+    while (done < bytes) done += writeSync(this.#fd, st.buf, done, bytes - done, pos + done);
+    st.written += bytes / VERITY_BLOCK_SIZE;
+    st.buf.fill(0);
+    st.fill = 0;
+  }
+
+  /** Zero-pads and writes each level's last block, bottom-up, and returns the root hash. */
+  finish(): Uint8Array {
+    const top = this.#levels.length - 1;
+    if (top < 0) {
+      if (this.#firstDigest === undefined) throw new RangeError('Expected at least one data block digest');
+      return this.#firstDigest;
+    }
+    let root: Uint8Array | undefined;
+    for (let level = 0; level <= top; level++) {
+      const st = this.#levels[level] as LevelState;
+      if (st.fill % VERITY_BLOCK_SIZE !== 0) {
+        const start = Math.floor(st.fill / VERITY_BLOCK_SIZE) * VERITY_BLOCK_SIZE;
+        st.fill = start + VERITY_BLOCK_SIZE;
+        const block = st.buf.subarray(start, st.fill);
+        if (level === top) root = this.#digest(block);
+        else this.#up(level, block);
+      } else if (level === top && st.fill > 0) {
+        root = this.#digest(st.buf.subarray(st.fill - VERITY_BLOCK_SIZE, st.fill));
+      }
+      this.#flush(st);
+    }
+    if (root === undefined) throw new RangeError('Verity tree has no top block');
+    return root;
+  }
+
+  #digest(block: Uint8Array): Uint8Array {
+    this.#scratch.set(block, this.#salt.length);
+    return new Uint8Array(hash('sha256', this.#scratch, 'buffer'));
+  }
+}

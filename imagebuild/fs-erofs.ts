@@ -1,6 +1,7 @@
 // Read-only erofs images with mkfs.erofs (erofs-utils 1.5), deterministic: fixed
 // UUID, every timestamp = SOURCE_DATE_EPOCH (-T), optional root ownership.
 import { run } from '../common/exec.ts';
+import { withClampedTree } from './fs-clamp.ts';
 import { parseUuid } from './guid.ts';
 import {
   checkEpoch,
@@ -32,12 +33,15 @@ export async function makeErofs(
   await checkSourceDir(srcDir);
   const uuid = options.uuid === undefined ? NIL_UUID : parseUuid(options.uuid, 'erofs UUID');
   return withTemp(outPath, async (tmp) => {
-    const args = [`-T${epoch}`, `-U${uuid}`, '--quiet'];
+    // --ignore-mtime: every inode gets the -T time, not its own mtime (erofs-utils 1.5 keeps newer ones).
+    const args = [`-T${epoch}`, '--ignore-mtime', `-U${uuid}`, '--quiet'];
     if (options.rootOwner === true) args.push('--all-root');
     if (options.compress !== undefined) args.push(`-z${options.compress}`);
     if (options.fileContexts !== undefined) args.push(`--file-contexts=${options.fileContexts}`);
-    args.push(tmp, srcDir);
-    await run('mkfs.erofs', args, { timeout: 600_000, env: { SOURCE_DATE_EPOCH: String(epoch) } });
+    await withClampedTree(srcDir, outPath, epoch, async (dir) => {
+      args.push(tmp, dir);
+      await run('mkfs.erofs', args, { timeout: 600_000, env: { SOURCE_DATE_EPOCH: String(epoch) } });
+    });
     return finishImage(tmp, outPath, size);
   });
 }

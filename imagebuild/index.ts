@@ -8,3 +8,5 @@ export * from './verity-hasher.ts';
 export * from './verity-seed.ts';
 export * from './verity-superblock.ts';
 export * from './verity-verify.ts';
+export * from './fs-erofs.ts';
+export * from './fs-image.ts';

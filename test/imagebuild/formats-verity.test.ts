@@ -13,7 +13,7 @@ import {
   verityGeometry,
   verifyVerity,
 } from '../../imagebuild/index.ts';
-import { tempDir } from '../helpers.ts';
+import { cli, tempDir } from '../helpers.ts';
 
 const SALT = 'a1'.repeat(32);
 const UUID = '12345678-1234-4234-9234-123456789abc';
@@ -186,4 +186,29 @@ test('decodeVeritySuperblock() survives thousands of mutated superblocks with ty
   t.true(codes.has('E_VERITY_SB_MAGIC'));
   t.true(codes.has('E_VERITY_SB_TRUNCATED'));
   t.true(codes.size >= 5, [...codes].join(','));
+});
+
+test('mway-image verity format then verify exits 0, and 1 naming the bad block after a flip', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  await randomFile(data, 10 * 4096);
+  const f = await cli('mway-image', [
+    'verity',
+    'format',
+    data,
+    join(dir, 'h'),
+    '--salt',
+    SALT,
+    '--uuid',
+    UUID,
+    '--json',
+  ]);
+  t.is(f.exitCode, 0, f.stderr);
+  const r = JSON.parse(f.stdout) as { rootHash: string };
+  t.is(r.rootHash, await veritysetupRoot(data, join(dir, 'ref')));
+  t.is((await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), r.rootHash])).exitCode, 0);
+  await flip(data, 7 * 4096 + 5);
+  const bad = await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), r.rootHash]);
+  t.is(bad.exitCode, 1);
+  t.regex(bad.stdout, /data block 7\b/);
 });

@@ -10,3 +10,4 @@ export * from './verity-superblock.ts';
 export * from './verity-verify.ts';
 export * from './fs-erofs.ts';
 export * from './fs-image.ts';
+export * from './fs-ext4.ts';

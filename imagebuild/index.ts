@@ -11,3 +11,4 @@ export * from './verity-verify.ts';
 export * from './fs-erofs.ts';
 export * from './fs-image.ts';
 export * from './fs-ext4.ts';
+export * from './fs-vfat.ts';

@@ -12,3 +12,4 @@ export * from './fs-erofs.ts';
 export * from './fs-image.ts';
 export * from './fs-ext4.ts';
 export * from './fs-vfat.ts';
+export * from './fs-squashfs.ts';

@@ -1,0 +1,153 @@
+// Certificate path validation for the MilkyWay profile (RFC 5280 §6, simplified to the
+// profile): trust anchors, validity at a time, CA flag, pathLen, role rules, depth, CRLs.
+import { MAX_CHAIN, nodeCertificate } from './certificate.ts';
+import { type Crl, crlSignedBy } from './crl.ts';
+import { KeysError } from './errors.ts';
+import { assertMayIssue } from './role-policy.ts';
+import type { Certificate, Role } from './types.ts';
+
+/** Longest accepted path from leaf to anchor, counting both. */
+export const MAX_DEPTH = 4;
+
+export interface VerifyChainOptions {
+  anchors: readonly Certificate[];
+  crls?: readonly Crl[] | undefined;
+  at?: Date | undefined;
+  /** When given, the leaf's role must be one of these. */
+  roles?: readonly Role[] | undefined;
+}
+
+function checkTime(c: Certificate, at: Date): void {
+  if (at.getTime() < c.notBefore.getTime()) {
+    throw new KeysError(
+      'E_CERT_NOT_YET_VALID',
+      `Certificate ${c.subject} is not valid before ${c.notBefore.toISOString()} (checked at ${at.toISOString()})`,
+      { details: { fingerprint: c.fingerprint } },
+    );
+  }
+  if (at.getTime() > c.notAfter.getTime()) {
+    throw new KeysError(
+      'E_CERT_EXPIRED',
+      `Certificate ${c.subject} expired at ${c.notAfter.toISOString()} (checked at ${at.toISOString()})`,
+      { details: { fingerprint: c.fingerprint } },
+    );
+  }
+}
+
+const subjectDn = (c: Certificate): string => nodeCertificate(c).subject;
+const issuerDn = (c: Certificate): string => nodeCertificate(c).issuer;
+
+function signedBy(c: Certificate, issuer: Certificate): boolean {
+  try {
+    return nodeCertificate(c).verify(nodeCertificate(issuer).publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** Node prints DNs one RDN per line, @peculiar/x509 comma-separated: compare RDN sets. */
+function sameDn(a: string, b: string): boolean {
+  const norm = (s: string) =>
+    s
+      .split(/\n|,\s*/)
+      .map((x) => x.trim())
+      .filter((x) => x !== '')
+      .sort()
+      .join(',');
+  return norm(a) === norm(b);
+}
+
+function checkRevocation(c: Certificate, issuer: Certificate, crls: readonly Crl[]): void {
+  const dn = subjectDn(issuer);
+  for (const crl of crls) {
+    if (!sameDn(crl.issuer, dn)) continue;
+    if (!crlSignedBy(crl, issuer)) {
+      throw new KeysError(
+        'E_CRL_SIGNATURE',
+        `CRL naming issuer ${issuer.subject} is not signed by that issuer`,
+      );
+    }
+    if (crl.serials.includes(c.serial)) {
+      throw new KeysError(
+        'E_CERT_REVOKED',
+        `Certificate ${c.subject} (serial ${c.serial}) is revoked by ${issuer.subject}`,
+        {
+          details: { fingerprint: c.fingerprint, serial: c.serial },
+        },
+      );
+    }
+  }
+}
+
+/** Verifies `chain` (leaf first) up to one of `anchors`; returns the leaf or throws KeysError. */
+export function verifyChain(chain: readonly Certificate[], options: VerifyChainOptions): Certificate {
+  const leaf = chain[0];
+  if (leaf === undefined) throw new KeysError('E_CHAIN_EMPTY', 'Certificate chain is empty');
+  if (chain.length > MAX_CHAIN) {
+    throw new KeysError(
+      'E_TOO_LARGE',
+      `Certificate chain has ${chain.length} certificates, at most ${MAX_CHAIN}`,
+    );
+  }
+  if (options.anchors.length === 0) throw new KeysError('E_CERT_UNTRUSTED', 'No trust anchors given');
+  const at = options.at ?? new Date();
+  const crls = options.crls ?? [];
+  if (options.roles !== undefined && !options.roles.includes(leaf.role)) {
+    throw new KeysError(
+      'E_CERT_ROLE',
+      `Certificate ${leaf.subject} has role ${leaf.role}, expected ${options.roles.join(' or ')}`,
+      {
+        details: { role: leaf.role, fingerprint: leaf.fingerprint },
+      },
+    );
+  }
+  // Structure first (time, CA flag, signature, pathLen), then policy (roles) and revocation,
+  // so each failure reports the most basic thing that is wrong.
+  const links: Array<{ cert: Certificate; issuer: Certificate }> = [];
+  let cur = leaf;
+  let casBelow = 0;
+  for (let depth = 1; ; depth++) {
+    checkTime(cur, at);
+    if (options.anchors.some((a) => a.fingerprint === cur.fingerprint)) break;
+    if (depth >= MAX_DEPTH) {
+      throw new KeysError('E_CHAIN_TOO_DEEP', `Certificate path is longer than ${MAX_DEPTH} certificates`);
+    }
+    const dn = issuerDn(cur);
+    const anchor = options.anchors.find((a) => subjectDn(a) === dn && signedBy(cur, a));
+    const issuer = anchor ?? chain[depth];
+    if (issuer === undefined || (anchor === undefined && subjectDn(issuer) !== dn)) {
+      throw new KeysError(
+        'E_CERT_UNTRUSTED',
+        `Certificate ${cur.subject} is not issued by any trust anchor`,
+        {
+          details: { fingerprint: cur.fingerprint, issuer: dn },
+        },
+      );
+    }
+    if (!issuer.isCA) {
+      throw new KeysError('E_CERT_NOT_CA', `Issuer ${issuer.subject} of ${cur.subject} is not a CA`);
+    }
+    if (!signedBy(cur, issuer)) {
+      throw new KeysError(
+        'E_CERT_SIGNATURE',
+        `Signature of certificate ${cur.subject} does not verify with ${issuer.subject}'s key`,
+      );
+    }
+    if (issuer.pathLen !== undefined && casBelow > issuer.pathLen) {
+      throw new KeysError(
+        'E_CERT_PATHLEN',
+        `Issuer ${issuer.subject} allows ${issuer.pathLen} CA certificates below it, path has ${casBelow}`,
+      );
+    }
+    links.push({ cert: cur, issuer });
+    if (anchor !== undefined) {
+      checkTime(anchor, at);
+      break;
+    }
+    cur = issuer;
+    casBelow++;
+  }
+  for (const { cert, issuer } of links) assertMayIssue(issuer, cert.role);
+  for (const { cert, issuer } of links) checkRevocation(cert, issuer, crls);
+  return leaf;
+}

@@ -1,0 +1,31 @@
+// Public API of keys/ (re-exports only): the MilkyWay post-quantum PKI, envelopes, sealed secrets.
+export { type Backend, generateKemKey, generateSigningKey, sign, verify } from './algorithms.ts';
+export { canonicalJson } from './canonical.ts';
+export { certificatePem, parseCertificates, readCertificates } from './certificate.ts';
+export { type VerifyChainOptions, verifyChain } from './chain.ts';
+export { type Crl, crlPem, issueCrl, parseCrl, readCrls } from './crl.ts';
+export {
+  contextOf,
+  parseEnvelope,
+  serialize,
+  signDetached,
+  signEnvelope,
+  type VerifyOptions,
+  verifyDetached,
+  verifyEnvelope,
+} from './envelope.ts';
+export { KeysError } from './errors.ts';
+export { issueCertificate, newIdentity } from './issue.ts';
+export { passphraseFromEnv, readKemPrivateKey, readPrivateKey, writePrivateKey } from './key-file.ts';
+export { assertMaySign, MAY_ISSUE, MAY_SIGN } from './role-policy.ts';
+export { openSecret, type SealedSecret, sealSecret } from './sealed.ts';
+export { tlsContextOptions } from './tls.ts';
+export type {
+  Certificate,
+  Envelope,
+  EnvelopeType,
+  Role,
+  Signature,
+  SignatureAlgorithm,
+  SigningKey,
+} from './types.ts';

@@ -1,0 +1,67 @@
+// THE role table of MilkyWay (architecture page, "who signs what"): which role may sign
+// which envelope type, and which CA role may issue which role. Enforced only here.
+import { KeysError } from './errors.ts';
+import type { Certificate, EnvelopeType, Role } from './types.ts';
+
+/** Envelope types each role may sign. Roots sign only certificates and CRLs; brokers nothing. */
+export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
+  'vendor-root': [],
+  vendor: ['coreos', 'bundle', 'layer', 'config', 'file'],
+  'user-root': [],
+  user: ['stage1', 'layer', 'config', 'file'],
+  operator: ['command', 'membership', 'secret', 'file'],
+  peer: ['result', 'status', 'file'],
+  broker: [],
+};
+
+/** Roles each CA role may issue. There are no intermediate CA roles: depth is root → leaf. */
+export const MAY_ISSUE: Readonly<Record<Role, readonly Role[]>> = {
+  'vendor-root': ['vendor'],
+  vendor: [],
+  'user-root': ['user', 'operator', 'peer', 'broker'],
+  user: [],
+  operator: [],
+  peer: [],
+  broker: [],
+};
+
+export const ROOT_ROLES: readonly Role[] = ['vendor-root', 'user-root'];
+
+export function isRootRole(role: Role): boolean {
+  return ROOT_ROLES.includes(role);
+}
+
+/** Throws E_ROLE_MAY_NOT_SIGN when `cert`'s role may not sign `type`. */
+export function assertMaySign(cert: Certificate, type: EnvelopeType): void {
+  if (!MAY_SIGN[cert.role].includes(type)) {
+    throw new KeysError(
+      'E_ROLE_MAY_NOT_SIGN',
+      `A ${cert.role} certificate (${cert.subject}) may not sign ${type} envelopes (allowed: ${MAY_SIGN[cert.role].join(', ') || 'none'})`,
+      { details: { role: cert.role, type, fingerprint: cert.fingerprint } },
+    );
+  }
+}
+
+/** Throws E_CERT_ROLE when `issuer` may not issue a certificate of `subject`'s role. */
+export function assertMayIssue(issuer: Certificate, subjectRole: Role): void {
+  if (!MAY_ISSUE[issuer.role].includes(subjectRole)) {
+    throw new KeysError(
+      'E_CERT_ROLE',
+      `A ${issuer.role} certificate (${issuer.subject}) may not issue ${subjectRole} certificates`,
+      { details: { issuerRole: issuer.role, subjectRole } },
+    );
+  }
+}
+
+/** Extended key usages per role: brokers serve TLS, peers/operators are TLS clients. */
+export function tlsUsages(role: Role): { server: boolean; client: boolean } {
+  switch (role) {
+    case 'broker':
+      return { server: true, client: true };
+    case 'peer':
+    case 'operator':
+      return { server: false, client: true };
+    default:
+      return { server: false, client: false };
+  }
+}

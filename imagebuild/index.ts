@@ -13,3 +13,4 @@ export * from './fs-image.ts';
 export * from './fs-ext4.ts';
 export * from './fs-vfat.ts';
 export * from './fs-squashfs.ts';
+export * from './gpt-disk.ts';

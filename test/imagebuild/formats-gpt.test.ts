@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { run } from '../../common/exec.ts';
 import { DPS, isImageError, MILKYWAY, readGpt, writeGpt } from '../../imagebuild/index.ts';
-import { tempDir } from '../helpers.ts';
+import { cli, tempDir } from '../helpers.ts';
 
 async function makeDisk(dir: string, name = 'disk.img'): Promise<string> {
   const img = join(dir, 'payload');
@@ -142,4 +142,25 @@ test('readGpt() survives thousands of mutated headers and entry arrays with type
     await fh.close();
   }
   t.true(codes.size >= 2, [...codes].join(','));
+});
+
+test('mway-image gpt show --json lists the partitions', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await makeDisk(dir);
+  const r = await cli('mway-image', ['gpt', 'show', disk, '--json']);
+  t.is(r.exitCode, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as {
+    partitions: Array<{ name: string; firstLba: string; flags: { readOnly: boolean } }>;
+  };
+  t.deepEqual(
+    j.partitions.map((p) => [p.name, p.firstLba, p.flags.readOnly]),
+    [
+      ['esp', '2048', false],
+      ['root_1', '18432', true],
+      ['data', '51200', false],
+    ],
+  );
+  const bad = await cli('mway-image', ['gpt', 'show', join(dir, 'payload')]);
+  t.not(bad.exitCode, 0);
+  t.regex(bad.stderr, /E_GPT_MAGIC/);
 });

@@ -14,3 +14,4 @@ export * from './fs-ext4.ts';
 export * from './fs-vfat.ts';
 export * from './fs-squashfs.ts';
 export * from './gpt-disk.ts';
+export * from './cpio-newc.ts';

@@ -113,7 +113,10 @@ export function verifyChain(chain: readonly Certificate[], options: VerifyChainO
       throw new KeysError('E_CHAIN_TOO_DEEP', `Certificate path is longer than ${MAX_DEPTH} certificates`);
     }
     const dn = issuerDn(cur);
-    const anchor = options.anchors.find((a) => subjectDn(a) === dn && signedBy(cur, a));
+    // Among anchors with the issuer's name prefer one whose key verifies (key rollover);
+    // otherwise take the named one so a bad signature reports E_CERT_SIGNATURE.
+    const named = options.anchors.filter((a) => subjectDn(a) === dn);
+    const anchor = named.find((a) => signedBy(cur, a)) ?? named[0];
     const issuer = anchor ?? chain[depth];
     if (issuer === undefined || (anchor === undefined && subjectDn(issuer) !== dn)) {
       throw new KeysError(

@@ -15,3 +15,4 @@ export * from './fs-vfat.ts';
 export * from './fs-squashfs.ts';
 export * from './gpt-disk.ts';
 export * from './cpio-newc.ts';
+export * from './cpio-read.ts';

@@ -3,7 +3,7 @@ import test from 'ava';
 import { lstat, readFile, readlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
-import { type CpioEntry, isImageError, writeCpio } from '../../imagebuild/index.ts';
+import { type CpioEntry, isImageError, readCpio, writeCpio } from '../../imagebuild/index.ts';
 import { tempDir } from '../helpers.ts';
 
 const entries: CpioEntry[] = [
@@ -46,5 +46,31 @@ test('writeCpio() zstd output decompresses with zstd to the plain archive', asyn
       await t.throwsAsync(writeCpio([{ path: '../x', type: 'dir' }], { sourceDateEpoch: 5 })),
       'E_CPIO_BAD_PATH',
     ),
+  );
+});
+
+test('readCpio() reads our archives back and survives thousands of mutated headers', async (t) => {
+  const a = await writeCpio(entries, { sourceDateEpoch: 1_700_000_000 });
+  const members = readCpio(a);
+  t.deepEqual(
+    members.map((m) => m.path),
+    ['bin', 'bin/busybox', 'bin/sh', 'dev', 'dev/console', 'init'],
+  );
+  t.is(Buffer.from(members[2]?.data ?? []).toString(), 'busybox');
+  const codes = new Set<string>();
+  for (let i = 0; i < 4000; i++) {
+    const m = Buffer.from(a.slice(0, i % 5 === 0 ? (i * 7) % a.length : a.length));
+    const at = (i * 7919) % Math.min(m.length || 1, 400);
+    if (m.length > 0) m[at] = (i * 31) & 0xff;
+    try {
+      readCpio(m);
+    } catch (e) {
+      t.true(isImageError(e), String(e));
+      if (isImageError(e)) codes.add(e.code);
+    }
+  }
+  t.true(
+    codes.has('E_CPIO_MAGIC') && codes.has('E_CPIO_TRUNCATED') && codes.has('E_CPIO_FIELD'),
+    [...codes].join(','),
   );
 });

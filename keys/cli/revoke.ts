@@ -1,0 +1,45 @@
+// `mway keys revoke`: create or extend an X.509 CRL with a certificate's serial.
+import { readFile } from 'node:fs/promises';
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import { crlPem, crlSignedBy, issueCrl, readCrls } from '../crl.ts';
+import { KeysError } from '../errors.ts';
+import { writeFileAtomic } from '../key-file.ts';
+import { loadCert, loadKey } from './shared.ts';
+
+export default defineCommand({
+  meta: { name: 'revoke', description: 'Revoke a certificate: create or extend the issuer CRL' },
+  args: {
+    ...commonArgs,
+    'issuer-key': { type: 'string', required: true, description: 'Issuer private key' },
+    'issuer-cert': { type: 'string', required: true, description: 'Issuer certificate' },
+    cert: { type: 'string', required: true, description: 'Certificate to revoke' },
+    crl: { type: 'string', required: true, description: 'CRL file to create or extend' },
+  },
+  async run({ args }) {
+    const issuerKey = await loadKey(args['issuer-key']);
+    const issuerCert = (await loadCert(args['issuer-cert']))[0];
+    const cert = (await loadCert(args.cert))[0];
+    if (issuerCert === undefined || cert === undefined)
+      throw new KeysError('E_CERT_MALFORMED', 'No certificate found');
+    const exists = await readFile(args.crl).then(
+      () => true,
+      () => false,
+    );
+    const previous = exists ? (await readCrls(args.crl))[0] : undefined;
+    if (previous !== undefined && !crlSignedBy(previous, issuerCert)) {
+      throw new KeysError(
+        'E_CRL_SIGNATURE',
+        `Existing CRL ${args.crl} is not signed by ${issuerCert.subject}`,
+      );
+    }
+    const crl = await issueCrl({ issuerKey, issuerCert, serials: [cert.serial], previous });
+    await writeFileAtomic(args.crl, crlPem(crl), 0o644);
+    output(
+      args.json,
+      { crl: args.crl, revoked: crl.serials },
+      () => `revoked ${cert.subject} (serial ${cert.serial}); ${args.crl} lists ${crl.serials.length}`,
+    );
+    return 0;
+  },
+});

@@ -1,0 +1,44 @@
+// `mway keys sign --key K --cert C --type TYPE FILE -o SIG`: a detached signature file.
+import { readFile } from 'node:fs/promises';
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import { canonicalJson } from '../canonical.ts';
+import { signDetached } from '../envelope.ts';
+import { KeysError } from '../errors.ts';
+import { writeFileAtomic } from '../key-file.ts';
+import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';
+import { loadCert, loadKey } from './shared.ts';
+
+export default defineCommand({
+  meta: { name: 'sign', description: 'Sign FILE; writes a detached signature {v,type,signature}' },
+  args: {
+    ...commonArgs,
+    file: { type: 'positional', required: true, description: 'File to sign' },
+    key: { type: 'string', required: true, description: 'Signer private key' },
+    cert: { type: 'string', required: true, description: 'Signer certificate (chain)' },
+    type: { type: 'string', default: 'file', description: `Envelope type: ${ENVELOPE_TYPES.join(', ')}` },
+    output: { type: 'string', alias: 'o', required: true, description: 'Signature output file' },
+  },
+  async run({ args }) {
+    if (!(ENVELOPE_TYPES as readonly string[]).includes(args.type)) {
+      throw new KeysError(
+        'E_ENVELOPE_TYPE',
+        `Unknown type ${args.type} (known: ${ENVELOPE_TYPES.join(', ')})`,
+      );
+    }
+    const type = args.type as EnvelopeType;
+    const signature = signDetached({
+      type,
+      data: await readFile(args.file),
+      key: await loadKey(args.key),
+      chain: await loadCert(args.cert),
+    });
+    await writeFileAtomic(args.output, canonicalJson({ v: 1, type, signature }), 0o644);
+    output(
+      args.json,
+      { signature: args.output, type, signer: signature.signer },
+      () => `signed ${args.file} as ${type} -> ${args.output}`,
+    );
+    return 0;
+  },
+});

@@ -1,7 +1,7 @@
 // Starts a real dbus-daemon (Debian `dbus`) for a bus of our own: in tests, in namespace
 // mode, and on a booted MilkyWayLinux where no systemd starts the system bus for us.
 import { execa } from 'execa';
-import { chmod, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { requireTool } from '../common/exec.ts';
@@ -49,21 +49,27 @@ export interface BusDaemon {
 }
 
 /**
- * Runs `dbus-daemon --config-file=FILE --nofork --print-address` and waits for the
- * address it prints. The daemon stays a child of ours: stop() ends it.
+ * Runs `dbus-daemon --config-file=FILE --nofork --print-address` (or, without a config
+ * file, the distribution's system bus: `--system`, for PID 1 on a booted MilkyWayLinux
+ * where nothing else starts it) and waits for the address it prints. The daemon stays a
+ * child of ours: stop() ends it.
  */
 export async function startBusDaemon(options: {
-  configFile: string;
+  configFile?: string;
   timeoutMs?: number;
 }): Promise<BusDaemon> {
   const file = await requireTool('dbus-daemon');
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const config = options.configFile === undefined ? '--system' : `--config-file=${options.configFile}`;
+  // The system bus's socket lives in /run/dbus, which a fresh tmpfs /run does not have.
+  if (options.configFile === undefined) await mkdir('/run/dbus', { recursive: true, mode: 0o755 });
   // A daemon has no timeout of its own; stop() ends it (execa's kill escalates to SIGKILL).
-  const child = execa(
-    file,
-    [`--config-file=${options.configFile}`, '--nofork', '--nopidfile', '--print-address'],
-    { reject: false, forceKillAfterDelay: 3_000, stdin: 'ignore', buffer: false },
-  );
+  const child = execa(file, [config, '--nofork', '--nopidfile', '--print-address'], {
+    reject: false,
+    forceKillAfterDelay: 3_000,
+    stdin: 'ignore',
+    buffer: false,
+  });
   const exited = child.then(
     () => undefined,
     () => undefined,
@@ -92,7 +98,7 @@ export async function startBusDaemon(options: {
         dbusError(
           'E_DBUS_DAEMON',
           `dbus-daemon exited before it was ready: ${stderr.trim().split('\n').slice(-2).join(' | ')}`,
-          { path: options.configFile },
+          { path: options.configFile ?? 'system bus' },
         ),
       );
     });

@@ -57,6 +57,7 @@ export const DBUS_ERRORS = {
   unknownMethod: 'org.freedesktop.DBus.Error.UnknownMethod',
   invalidArgs: 'org.freedesktop.DBus.Error.InvalidArgs',
   noReply: 'org.freedesktop.DBus.Error.NoReply',
+  limitsExceeded: 'org.freedesktop.DBus.Error.LimitsExceeded',
 } as const;
 
 /** A stable E_… code → its D-Bus error name (codes are already valid name elements). */

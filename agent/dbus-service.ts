@@ -43,6 +43,9 @@ const MAX_PATH = 4096;
 // cached; the cap only bounds memory when many short-lived clients call.
 const UID_CACHE_MAX = 1024;
 const RECONNECT_MAX_MS = 30_000;
+// Anyone may call the read methods; a cap on calls in flight keeps a flood of GetLogs
+// from piling up replies in PID 1's memory (the bus daemon bounds each connection too).
+const MAX_IN_FLIGHT = 64;
 
 class CallError extends Error {
   readonly errorName: string;
@@ -171,6 +174,7 @@ function attach(conn: BusConnection, options: DbusServiceOptions): () => void {
     }
   };
 
+  let inFlight = 0;
   const handler = (msg: Message): boolean => {
     if (msg.type !== dbus.MessageType.METHOD_CALL) return false;
     if (msg.interface === 'org.freedesktop.DBus.Introspectable' && msg.member === 'Introspect') {
@@ -183,7 +187,16 @@ function attach(conn: BusConnection, options: DbusServiceOptions): () => void {
     // A call without an interface is allowed by the spec; our member names are unique.
     if (msg.interface !== INTERFACE && !(msg.interface === undefined || msg.interface === '')) return false;
     if (!isMethodName(msg.member)) return false;
-    handleCall(msg, msg.member).catch((e: unknown) => log('error', `D-Bus: reply failed: ${String(e)}`));
+    if (inFlight >= MAX_IN_FLIGHT) {
+      replyError(msg, DBUS_ERRORS.limitsExceeded, `Too many calls in progress (${MAX_IN_FLIGHT}); try again`);
+      return true;
+    }
+    inFlight++;
+    handleCall(msg, msg.member)
+      .catch((e: unknown) => log('error', `D-Bus: reply failed: ${String(e)}`))
+      .finally(() => {
+        inFlight--;
+      });
     return true;
   };
   conn.bus.addMethodHandler(handler);

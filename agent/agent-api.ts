@@ -1,0 +1,99 @@
+// The agent's API: what the D-Bus service (agent/dbus-service.ts) and the peer link
+// (control/peer-link.ts) call. Types only; agent/agent.ts implements it.
+
+/** A service's lifecycle state, as `ListServices` and the change events report it. */
+export type ServiceState =
+  | 'stopped' // never started, or stopped on request
+  | 'waiting' // waiting for its dependencies
+  | 'starting' // spawned, not ready yet
+  | 'running' // ready
+  | 'stopping' // SIGTERM sent
+  | 'backoff' // exited, restart scheduled
+  | 'exited' // exited 0 with restart policy `no` / `on-failure`
+  | 'failed'; // start limit hit, readiness timeout or refused; stays until started again
+
+export type LayerState = 'active' | 'refused' | 'removed';
+
+export interface LayerInfo {
+  name: string;
+  version: string;
+  kind: 'app' | 'library' | 'module';
+  state: LayerState;
+  /** How the payload is mounted: kernel dm-verity, or userspace-checked (no runtime integrity). */
+  verity: 'kernel' | 'userspace' | 'none';
+  /** Subject CNs of the certificates whose signatures verified. */
+  signers: string[];
+  /** Why the layer was refused (code and message), when it was. */
+  error?: { code: string; message: string };
+  services: string[];
+}
+
+export interface ServiceInfo {
+  /** Unique name `<layer>/<service>` … or just the service name when the layer has one service named like it. */
+  name: string;
+  layer: string;
+  state: ServiceState;
+  /** Host pid of the sandbox (bwrap) while it runs. */
+  pid?: number;
+  /** Starts since the last reset (start limit counter input). */
+  restarts: number;
+  /** ISO time of the last state change. */
+  since: string;
+  /** How the last run ended. */
+  lastExit?: { code: number | null; signal: string | null; at: string };
+  /** Why it failed, when state is `failed`. */
+  error?: string;
+  /** Resource limits the manifest asked for that this kernel could not apply (e.g. `memory.max`). */
+  limitsNotApplied: string[];
+}
+
+export interface LogLine {
+  /** ISO time the line was read. */
+  time: string;
+  stream: 'stdout' | 'stderr' | 'agent';
+  text: string;
+}
+
+export type AgentState = 'booting' | 'running' | 'degraded' | 'stopping' | 'emergency';
+
+export interface AgentStatus {
+  state: AgentState;
+  /** `pid1` on a booted MilkyWayLinux, `namespace` under `unshare --pid` on a host. */
+  mode: 'pid1' | 'namespace';
+  bootedAt: string;
+  /** Whether the signed secure config verified; services start only when it did. */
+  secureConfig: { verified: boolean; signer?: string; error?: string };
+  layers: { active: number; refused: number };
+  services: { total: number; running: number; failed: number };
+  /** Things an operator should know (userspace verity, limits not applied, …). */
+  warnings: string[];
+}
+
+/** A state change, delivered to `onChange` listeners (D-Bus signals are built from these). */
+export type AgentChange =
+  | { kind: 'service'; name: string; state: ServiceState }
+  | { kind: 'layer'; name: string; event: 'installed' | 'activated' | 'refused' | 'removed' };
+
+export interface AgentApi {
+  status(): Promise<AgentStatus>;
+  listLayers(): Promise<LayerInfo[]>;
+  listServices(): Promise<ServiceInfo[]>;
+  /** E_SERVICE_UNKNOWN when there is no such service. */
+  getService(name: string): Promise<ServiceInfo>;
+  startService(name: string): Promise<void>;
+  stopService(name: string): Promise<void>;
+  restartService(name: string): Promise<void>;
+  /** The last `lines` lines (default 100) of the service's ring buffer, oldest first. */
+  logs(name: string, options: { lines?: number }): Promise<LogLine[]>;
+  /** Verifies, stores atomically, activates and starts the layer's services. */
+  installLayer(mwlPath: string): Promise<LayerInfo>;
+  /** Stops the layer's services, deactivates it and deletes it from storage. */
+  removeLayer(name: string): Promise<void>;
+  /** Writes secrets into `secure/<layer>/secrets/` or `group/<group>/secrets/` (0600, atomically). */
+  putSecrets(layerOrGroup: string, values: Record<string, Uint8Array>): Promise<void>;
+  /** Orderly shutdown, then reboot (PID 1) or exit status 0 (namespace mode); resolves when it has begun. */
+  reboot(): Promise<void>;
+  poweroff(): Promise<void>;
+  /** Subscribes to state changes; returns the unsubscribe function. */
+  onChange(listener: (change: AgentChange) => void): () => void;
+}

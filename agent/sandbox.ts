@@ -1,0 +1,83 @@
+// The bubblewrap command line for one service: own PID, IPC and UTS namespaces, network
+// as the manifest says, the layer's read-only overlay as `/`, only the service's own data
+// directories bound in, capabilities cut to the manifest's list, its uid/gid, and its
+// SELinux exec label when SELinux is on. bwrap is PID 1 inside and reaps orphans there.
+// The uid switch is done by util-linux `setpriv` inside the sandbox, because bwrap only
+// changes uid inside a user namespace, where the manifest's capabilities would not count
+// against the host's network or files.
+import { existsSync } from 'node:fs';
+import type { ServiceSpec } from './service-spec.ts';
+
+/** Where the notify socket's directory is bound inside the sandbox. */
+export const NOTIFY_DIR_IN_SANDBOX = '/run/milkyway-notify';
+export const NOTIFY_SOCKET_IN_SANDBOX = `${NOTIFY_DIR_IN_SANDBOX}/notify.sock`;
+
+const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+// Needed by setpriv to switch user and set the bounding set; setpriv then drops them.
+const SWITCH_CAPS = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
+
+export function selinuxEnabled(): boolean {
+  return existsSync('/sys/fs/selinux/enforce');
+}
+
+/** `CAP_NET_BIND_SERVICE` → `net_bind_service` (setpriv's spelling). */
+function setprivCap(cap: string): string {
+  return cap.toLowerCase().replace(/^cap_/, '');
+}
+
+export function normalizeCap(cap: string): string {
+  const up = cap.toUpperCase();
+  return up.startsWith('CAP_') ? up : `CAP_${up}`;
+}
+
+export interface SandboxOptions {
+  /** Host directory holding the notify socket, when readiness is `notify`. */
+  notifyDir?: string;
+  /** fd on which bwrap writes `{"child-pid": N}`. */
+  infoFd?: number;
+  selinux?: boolean;
+}
+
+/** The argv after `bwrap` that runs `spec.exec` sandboxed, ending with setpriv and the command. */
+export function bwrapArgs(spec: ServiceSpec, options: SandboxOptions = {}): string[] {
+  const caps = [...new Set(spec.capabilities.map(normalizeCap))].sort();
+  const a: string[] = [
+    '--unshare-pid',
+    '--unshare-ipc',
+    '--unshare-uts',
+    '--die-with-parent',
+    '--new-session',
+  ];
+  if (spec.network === 'none') a.push('--unshare-net');
+  a.push('--hostname', spec.layer.slice(0, 63));
+  a.push('--ro-bind', spec.root, '/');
+  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/run');
+  for (const b of spec.binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
+  if (options.notifyDir !== undefined) a.push('--bind', options.notifyDir, NOTIFY_DIR_IN_SANDBOX);
+  a.push('--chdir', spec.workingDir, '--clearenv');
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/', ...spec.env };
+  if (options.notifyDir !== undefined) env.NOTIFY_SOCKET = NOTIFY_SOCKET_IN_SANDBOX;
+  for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
+  a.push('--cap-drop', 'ALL');
+  for (const cap of [...new Set([...caps, ...SWITCH_CAPS])]) a.push('--cap-add', cap);
+  if (options.selinux === true && spec.selinuxLabel !== undefined) a.push('--exec-label', spec.selinuxLabel);
+  if (options.infoFd !== undefined) a.push('--info-fd', String(options.infoFd));
+  a.push('--', ...setprivArgs(spec.uid, spec.gid, caps), ...spec.exec);
+  return a;
+}
+
+/** `setpriv … --` that switches to uid/gid and keeps exactly `caps` (as ambient caps for non-root). */
+export function setprivArgs(uid: number, gid: number, caps: readonly string[]): string[] {
+  const list = caps.length === 0 ? '-all' : `-all,${caps.map((c) => `+${setprivCap(c)}`).join(',')}`;
+  return [
+    'setpriv',
+    `--reuid=${uid}`,
+    `--regid=${gid}`,
+    '--clear-groups',
+    `--bounding-set=${list}`,
+    `--inh-caps=${list}`,
+    `--ambient-caps=${list}`,
+    '--no-new-privs',
+    '--',
+  ];
+}

@@ -1,0 +1,84 @@
+// Service specs and a supervisor on the host's own root, for the supervisor and sandbox
+// tests (no layers needed: the sandbox root is the host's `/`, read-only).
+import type { ExecutionContext } from 'ava';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentChange } from '../../agent/agent-api.ts';
+import { isCgroup2, prepareCgroupRoot } from '../../agent/cgroup.ts';
+import { SERVICE_DEFAULTS, type ServiceSpec } from '../../agent/service-spec.ts';
+import { Supervisor } from '../../agent/supervisor.ts';
+import { tempDir } from '../helpers.ts';
+
+export const CGROUP_PARENT = '/sys/fs/cgroup/unified';
+
+export function spec(name: string, script: string, extra: Partial<ServiceSpec> = {}): ServiceSpec {
+  return {
+    ...SERVICE_DEFAULTS,
+    env: {},
+    capabilities: [],
+    requires: [],
+    limits: {},
+    binds: [],
+    name,
+    layer: name.split('/')[0] ?? name,
+    exec: ['/bin/sh', '-c', script],
+    root: '/',
+    ...extra,
+  };
+}
+
+export interface Fixture {
+  sup: Supervisor;
+  changes: AgentChange[];
+  dir: string;
+  cgroupRoot: string | undefined;
+}
+
+let seq = 0;
+
+export async function fixture(
+  t: ExecutionContext,
+  logs: Partial<{ ringLines: number; fileBytes: number; files: number; rateLinesPerSecond: number }> = {},
+): Promise<Fixture> {
+  const dir = await tempDir(t, 'mway-agent-');
+  const changes: AgentChange[] = [];
+  let cgroupRoot: string | undefined;
+  if (isCgroup2(CGROUP_PARENT)) {
+    cgroupRoot = join(CGROUP_PARENT, `mway-test-${process.pid}-${seq++}`);
+    await prepareCgroupRoot(cgroupRoot);
+  }
+  await mkdir(join(dir, 'logs'));
+  const sup = new Supervisor({
+    cgroupRoot,
+    runDir: join(dir, 'run'),
+    logDir: join(dir, 'logs'),
+    logConfig: { ringLines: 200, fileBytes: 1 << 20, files: 2, rateLinesPerSecond: 10_000, ...logs },
+    emit: (c) => changes.push(c),
+    log: () => {},
+  });
+  t.teardown(async () => {
+    await sup.stopAll();
+    if (cgroupRoot !== undefined) {
+      const { rmdir } = await import('node:fs/promises');
+      await rmdir(cgroupRoot).catch(() => {});
+    }
+  });
+  return { sup, changes, dir, cgroupRoot };
+}
+
+export async function until(cond: () => boolean, ms = 10_000): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
+export function logText(f: Fixture, name: string): string {
+  return f.sup
+    .get(name)
+    .ctx.log.tail(1000)
+    .map((l) => `${l.stream} ${l.text}`)
+    .join('\n');
+}

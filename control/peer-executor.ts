@@ -1,0 +1,220 @@
+// The peer side of a command, independent of the transport: check (command-check.ts), claim
+// the id in the persisted replay cache, run the allow-listed action, and answer with a result
+// signed by the peer key. Refusals are answered too (signed, status `refused`, with the code),
+// so the operator sees that a hostile broker tried something. Memberships and status live here.
+import type { KeyObject } from 'node:crypto';
+import { join } from 'node:path';
+import type { AgentApi } from '../agent/agent-api.ts';
+import { errorMessage, isMilkyWayError } from '../common/error.ts';
+import { type Certificate, type Crl, type Envelope, parseEnvelope, type SigningKey } from '../keys/index.ts';
+import { runAction } from './actions.ts';
+import { admitCommand, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
+import { envelopeDigest } from './command.ts';
+import { MembershipStore } from './membership.ts';
+import { ReplayCache } from './replay-cache.ts';
+import { type ResultPayload, type StatusPayload, signResult, signStatus } from './result.ts';
+
+export interface PeerIdentity {
+  fleet: string;
+  peerId: string;
+  key: SigningKey;
+  chain: Certificate[];
+  kemPrivateKey: KeyObject;
+  anchors: Certificate[];
+  crls: Crl[];
+}
+
+export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
+
+export interface Answer {
+  result: Envelope;
+  /** Run after the result was handed to the transport (reboot / poweroff). */
+  after?: () => Promise<void>;
+}
+
+function idOf(input: unknown): string {
+  try {
+    const p = parseEnvelope(input as Envelope).payload as { id?: unknown };
+    return typeof p?.id === 'string' && /^[0-9a-f]{32}$/.test(p.id) ? p.id : '';
+  } catch {
+    return '';
+  }
+}
+
+export class PeerExecutor {
+  readonly id: PeerIdentity;
+  readonly #api: AgentApi;
+  readonly #log: Log;
+  readonly #skewMs: number;
+  readonly memberships: MembershipStore;
+  readonly replay: ReplayCache;
+  readonly #spoolDir: string;
+
+  constructor(o: {
+    api: AgentApi;
+    identity: PeerIdentity;
+    stateDir: string;
+    log: Log;
+    skewMs?: number;
+  }) {
+    this.#api = o.api;
+    this.id = o.identity;
+    this.#log = o.log;
+    this.#skewMs = o.skewMs ?? DEFAULT_SKEW_MS;
+    this.memberships = new MembershipStore(o.stateDir);
+    this.replay = new ReplayCache(o.stateDir);
+    this.#spoolDir = join(o.stateDir, 'spool');
+  }
+
+  async load(): Promise<void> {
+    await this.memberships.load();
+    await this.replay.load();
+  }
+
+  #trust(now = new Date()) {
+    return {
+      anchors: this.id.anchors,
+      crls: this.id.crls,
+      at: now,
+      fleet: this.id.fleet,
+      peer: this.id.peerId,
+    };
+  }
+
+  groups(): string[] {
+    return [...this.memberships.groups(this.#trust()).keys()].sort();
+  }
+
+  /** Verifies and stores a membership; a refusal is logged and reported as an error code. */
+  async membership(
+    env: unknown,
+  ): Promise<{ ok: true; group: string } | { ok: false; code: string; message: string }> {
+    try {
+      const v = await this.memberships.add(parseEnvelope(env as Envelope), this.#trust());
+      this.#log(
+        'info',
+        `membership of ${v.payload.group} ${v.payload.member ? 'held' : 'dropped'} (signed by ${v.signer.subject})`,
+      );
+      return { ok: true, group: v.payload.group };
+    } catch (e) {
+      const code = isMilkyWayError(e) ? e.code : 'E_MEMBERSHIP_INVALID';
+      this.#log('warn', `membership refused: ${code}: ${errorMessage(e)}`);
+      return { ok: false, code, message: errorMessage(e) };
+    }
+  }
+
+  #result(p: Omit<ResultPayload, 'v' | 'peer'>): Envelope {
+    // JSON round trip: drops undefined fields the agent's objects may carry (not canonical JSON).
+    const clean = JSON.parse(JSON.stringify({ v: 1, peer: this.id.peerId, ...p })) as ResultPayload;
+    return signResult(clean, this.id.key, this.id.chain);
+  }
+
+  /** Checks and runs one command envelope; always returns a signed answer. */
+  async command(input: unknown): Promise<Answer> {
+    const startedAt = new Date().toISOString();
+    const now = new Date();
+    let checked: CheckedCommand;
+    try {
+      checked = await admitCommand(input as Envelope, {
+        anchors: this.id.anchors,
+        crls: this.id.crls,
+        fleet: this.id.fleet,
+        peerId: this.id.peerId,
+        peerChain: this.id.chain,
+        groups: this.memberships.groups(this.#trust(now)),
+        replay: this.replay,
+        now,
+        skewMs: this.#skewMs,
+      });
+    } catch (e) {
+      const code = isMilkyWayError(e) ? e.code : 'E_CMD_MALFORMED';
+      const command = idOf(input);
+      this.#log('warn', `command ${command || '(unparsable)'} refused: ${code}: ${errorMessage(e)}`);
+      let digest = '';
+      try {
+        digest = envelopeDigest(parseEnvelope(input as Envelope));
+      } catch {
+        // Unparsable: nothing to bind to but the claimed id.
+      }
+      const previous = code === 'E_CMD_REPLAYED' ? this.replay.get(command) : undefined;
+      return {
+        result: this.#result({
+          command,
+          commandDigest: digest,
+          status: 'refused',
+          code,
+          message: errorMessage(e),
+          // A redelivery (e.g. after a broker restart) still gets the original answer.
+          ...(previous?.result === undefined || previous.digest !== digest
+            ? {}
+            : { output: { previous: previous.result } }),
+          startedAt,
+          finishedAt: new Date().toISOString(),
+        }),
+      };
+    }
+    const p = checked.payload;
+    this.#log('info', `command ${p.id} ${p.action} from ${checked.operator.subject} (seq ${p.seq}) accepted`);
+    let answer: Answer;
+    try {
+      const out = await runAction(p, {
+        api: this.#api,
+        fleet: this.id.fleet,
+        peerCert: this.id.chain[0] as Certificate,
+        kemPrivateKey: this.id.kemPrivateKey,
+        anchors: this.id.anchors,
+        crls: this.id.crls,
+        spoolDir: this.#spoolDir,
+      });
+      answer = {
+        result: this.#result({
+          command: p.id,
+          commandDigest: checked.digest,
+          status: 'ok',
+          output: out.output ?? null,
+          startedAt,
+          finishedAt: new Date().toISOString(),
+        }),
+        ...(out.after === undefined ? {} : { after: out.after }),
+      };
+    } catch (e) {
+      const code = isMilkyWayError(e) ? e.code : 'E_ACTION_FAILED';
+      this.#log('warn', `command ${p.id} ${p.action} failed: ${code}: ${errorMessage(e)}`);
+      answer = {
+        result: this.#result({
+          command: p.id,
+          commandDigest: checked.digest,
+          status: 'failed',
+          code,
+          message: errorMessage(e),
+          startedAt,
+          finishedAt: new Date().toISOString(),
+        }),
+      };
+    }
+    await this.replay.setResult(p.id, answer.result);
+    return answer;
+  }
+
+  /** The periodic signed status: agent health, layer versions, services, held groups. */
+  async status(): Promise<Envelope> {
+    const [agent, layers, services] = await Promise.all([
+      this.#api.status(),
+      this.#api.listLayers(),
+      this.#api.listServices(),
+    ]);
+    const payload = JSON.parse(
+      JSON.stringify({
+        v: 1,
+        peer: this.id.peerId,
+        fleet: this.id.fleet,
+        at: new Date().toISOString(),
+        agent,
+        layers: layers.map((l) => ({ name: l.name, version: l.version, state: l.state })),
+        services: services.map((s) => ({ name: s.name, state: s.state, restarts: s.restarts })),
+        groups: this.groups(),
+      }),
+    ) as StatusPayload;
+    return signStatus(payload, this.id.key, this.id.chain);
+  }
+}

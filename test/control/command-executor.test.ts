@@ -1,0 +1,236 @@
+// The peer executor between the checks and the agent: an admitted command reaches the agent
+// exactly once and is answered with a bound, peer-signed result; a refused one reaches nothing.
+// The agent here is a recording AgentApi (the executor is the part under test; the real agent
+// is driven in test/control/fleet-*.test.ts).
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import test from 'ava';
+import type { AgentApi, LayerInfo } from '../../agent/agent-api.ts';
+import { secretContext } from '../../control/actions.ts';
+import { type Audience, buildCommand, type CommandAction, envelopeDigest } from '../../control/command.ts';
+import { signMembership } from '../../control/membership.ts';
+import { PeerExecutor } from '../../control/peer-executor.ts';
+import { verifyResult } from '../../control/result.ts';
+import { type Envelope, readKemPrivateKey, sealSecret } from '../../keys/index.ts';
+import { tempDir } from '../helpers.ts';
+import { type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+
+const pkiP = makeFleetPki();
+
+interface Recorder {
+  api: AgentApi;
+  calls: string[];
+  secrets: Record<string, Record<string, string>>;
+  installed: Buffer[];
+}
+
+function recorder(): Recorder {
+  const calls: string[] = [];
+  const secrets: Record<string, Record<string, string>> = {};
+  const installed: Buffer[] = [];
+  const layer: LayerInfo = {
+    name: 'hello',
+    version: '1.0.0',
+    kind: 'app',
+    state: 'active',
+    verity: 'userspace',
+    signers: ['user'],
+    services: ['hello'],
+  };
+  const service = (name: string) => ({
+    name,
+    layer: 'hello',
+    state: 'running' as const,
+    restarts: 0,
+    since: new Date().toISOString(),
+    limitsNotApplied: [],
+  });
+  const api: AgentApi = {
+    status: async () => ({
+      state: 'running',
+      mode: 'namespace',
+      bootedAt: new Date().toISOString(),
+      secureConfig: { verified: true },
+      layers: { active: 1, refused: 0 },
+      services: { total: 1, running: 1, failed: 0 },
+      warnings: [],
+    }),
+    listLayers: async () => [layer],
+    listServices: async () => [service('hello')],
+    getService: async (n) => service(n),
+    startService: async (n) => void calls.push(`start ${n}`),
+    stopService: async (n) => void calls.push(`stop ${n}`),
+    restartService: async (n) => void calls.push(`restart ${n}`),
+    logs: async () => [],
+    installLayer: async (p) => {
+      calls.push('install');
+      installed.push(await readFile(p));
+      return layer;
+    },
+    removeLayer: async (n) => void calls.push(`remove ${n}`),
+    putSecrets: async (target, values) => {
+      calls.push(`secrets ${target}`);
+      secrets[target] = Object.fromEntries(
+        Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString()]),
+      );
+    },
+    reboot: async () => void calls.push('reboot'),
+    poweroff: async () => void calls.push('poweroff'),
+    onChange: () => () => {},
+  };
+  return { api, calls, secrets, installed };
+}
+
+async function executor(t: Parameters<typeof tempDir>[0], p: FleetPki, peer: Id = p.p1) {
+  const rec = recorder();
+  const stateDir = await tempDir(t);
+  const ex = new PeerExecutor({
+    api: rec.api,
+    stateDir,
+    log: () => {},
+    identity: {
+      fleet: 'prod',
+      peerId: peer.cert.peerId as string,
+      key: peer.key,
+      chain: peer.chain,
+      kemPrivateKey: await readKemPrivateKey(peer.kemKeyPath as string),
+      anchors: [p.root.cert],
+      crls: [p.crl],
+    },
+  });
+  await ex.load();
+  const m = await ex.membership(
+    signMembership({
+      fleet: 'prod',
+      group: 'web',
+      peer: peer.cert.peerId as string,
+      member: true,
+      key: p.op.key,
+      chain: p.op.chain,
+    }),
+  );
+  t.true(m.ok);
+  return { ex, rec, stateDir };
+}
+
+const web: Audience = { fleet: 'prod', target: 'group:web', groups: ['web'], peers: ['p1'] };
+
+function cmd(by: Id, action: CommandAction, args: Record<string, unknown> = {}, audience = web): Envelope {
+  return buildCommand({ action, args, audience, seq: 1, key: by.key, chain: by.chain });
+}
+
+test('an admitted command reaches the agent once and its result is bound to it', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const env = cmd(p.op, 'service.restart', { service: 'hello' });
+  const a = await ex.command(env);
+  const id = (env.payload as { id: string }).id;
+  const v = verifyResult(a.result, {
+    anchors: [p.root.cert],
+    expect: { command: id, commandDigest: envelopeDigest(env) },
+  });
+  t.is(v.payload.status, 'ok');
+  t.deepEqual(rec.calls, ['restart hello']);
+  // Delivered again (a broker restarting mid-job): refused as a replay, not run again, and the
+  // original signed result rides along.
+  const again = await ex.command(env);
+  const r = verifyResult(again.result, { anchors: [p.root.cert] });
+  t.is(r.payload.status, 'refused');
+  t.is(r.payload.code, 'E_CMD_REPLAYED');
+  t.deepEqual((r.payload.output as { previous: unknown }).previous, a.result);
+  t.deepEqual(rec.calls, ['restart hello']);
+});
+
+test('a refused command reaches nothing and is answered with a signed refusal', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const a = await ex.command(cmd(p.op, 'service.restart', { service: 'hello' }, { ...web, peers: ['p2'] }));
+  const r = verifyResult(a.result, { anchors: [p.root.cert] });
+  t.is(r.payload.status, 'refused');
+  t.is(r.payload.code, 'E_CMD_NOT_ADDRESSED');
+  const b = await ex.command({ v: 1, type: 'command', payload: {}, signatures: [] });
+  t.is(verifyResult(b.result, { anchors: [p.root.cert] }).payload.code, 'E_CMD_SIGNATURE');
+  t.deepEqual(rec.calls, []);
+});
+
+test('secrets sealed to this peer are opened and handed to the agent; moved or foreign ones are refused', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const seal = (to: Id, target: string, name: string, value: string) =>
+    sealSecret({
+      plaintext: Buffer.from(value),
+      recipient: to.cert,
+      context: secretContext('prod', target, name),
+      key: p.admin.key,
+      chain: p.admin.chain,
+    });
+  const ok = await ex.command(
+    cmd(p.admin, 'secrets.put', {
+      target: 'hello',
+      values: { DB_PASSWORD: seal(p.p1, 'hello', 'DB_PASSWORD', 's3cret') },
+    }),
+  );
+  t.is(verifyResult(ok.result, { anchors: [p.root.cert] }).payload.status, 'ok');
+  t.deepEqual(rec.secrets, { hello: { DB_PASSWORD: 's3cret' } });
+  const other = await ex.command(
+    cmd(p.admin, 'secrets.put', { target: 'hello', values: { X: seal(p.p2, 'hello', 'X', 'nope') } }),
+  );
+  t.is(verifyResult(other.result, { anchors: [p.root.cert] }).payload.code, 'E_ACTION_SECRET');
+  const moved = await ex.command(
+    cmd(p.admin, 'secrets.put', { target: 'db', values: { X: seal(p.p1, 'hello', 'X', 'nope') } }),
+  );
+  t.is(verifyResult(moved.result, { anchors: [p.root.cert] }).payload.code, 'E_ACTION_SECRET');
+  t.deepEqual(Object.keys(rec.secrets), ['hello']);
+});
+
+test('layer chunks are installed only when they match the signed digest', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const bytes = randomBytes(3 * 1024 * 1024 + 17);
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const chunks = [0, 1, 2, 3].map((i) =>
+    bytes.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024).toString('base64'),
+  );
+  const good = await ex.command(
+    cmd(p.admin, 'layer.install', { name: 'hello', sha256, size: bytes.length, chunks }),
+  );
+  t.is(verifyResult(good.result, { anchors: [p.root.cert] }).payload.status, 'ok');
+  t.true(rec.installed[0]?.equals(bytes));
+  const wrong = await ex.command(
+    cmd(p.admin, 'layer.install', {
+      name: 'hello',
+      sha256,
+      size: bytes.length,
+      chunks: chunks.slice().reverse(),
+    }),
+  );
+  t.is(verifyResult(wrong.result, { anchors: [p.root.cert] }).payload.code, 'E_ACTION_DIGEST');
+  t.is(rec.installed.length, 1);
+});
+
+test('exec runs with an explicit exec scope and its output is returned', async (t) => {
+  const p = await pkiP;
+  const { ex } = await executor(t, p);
+  const a = await ex.command(cmd(p.execOp, 'exec', { argv: ['echo', 'hello from exec'] }));
+  const r = verifyResult(a.result, { anchors: [p.root.cert] }).payload;
+  t.is(r.status, 'ok');
+  t.is((r.output as { stdout: string }).stdout, 'hello from exec\n');
+  const refused = await ex.command(cmd(p.admin, 'exec', { argv: ['echo', 'x'] }));
+  t.is(verifyResult(refused.result, { anchors: [p.root.cert] }).payload.code, 'E_CMD_SCOPE_ACTION');
+});
+
+test('reboot answers first and reboots after', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const a = await ex.command(cmd(p.admin, 'reboot'));
+  t.deepEqual(rec.calls, []);
+  await a.after?.();
+  t.deepEqual(rec.calls, ['reboot']);
+});
+
+test('signed status names the peer and its groups', async (t) => {
+  const p = await pkiP;
+  const { ex } = await executor(t, p);
+  const s = await ex.status();
+  t.deepEqual((s.payload as { groups: string[] }).groups, ['web']);
+});

@@ -1,20 +1,20 @@
-// The part of the AgentApi the D-Bus service serves (structural, so the agent's full
+// The part of the AgentApi the D-Bus service serves (a Pick, so the agent's full
 // AgentApi object is passed as is).
-export type AgentChange =
-  | { kind: 'service'; name: string; state: string }
-  | { kind: 'layer'; name: string; event: string };
+import type { AgentApi } from './agent-api.ts';
 
-export interface DbusAgentApi {
-  status(): Promise<unknown>;
-  listLayers(): Promise<unknown>;
-  listServices(): Promise<unknown>;
-  getService(name: string): Promise<unknown>;
-  startService(name: string): Promise<void>;
-  stopService(name: string): Promise<void>;
-  restartService(name: string): Promise<void>;
-  logs(name: string, options: { lines?: number }): Promise<unknown>;
-  installLayer(path: string): Promise<unknown>;
-  removeLayer(name: string): Promise<void>;
-  /** Subscribes to state changes; returns the unsubscribe function. */
-  onChange(listener: (change: AgentChange) => void): () => void;
-}
+export type { AgentChange } from './agent-api.ts';
+
+export type DbusAgentApi = Pick<
+  AgentApi,
+  | 'status'
+  | 'listLayers'
+  | 'listServices'
+  | 'getService'
+  | 'startService'
+  | 'stopService'
+  | 'restartService'
+  | 'logs'
+  | 'installLayer'
+  | 'removeLayer'
+  | 'onChange'
+>;

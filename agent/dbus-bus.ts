@@ -3,7 +3,8 @@
 // (dbus-next itself leaves them pending forever), and nothing throws asynchronously.
 import dbus, { type Message, type MessageBus } from 'dbus-next';
 import { EventEmitter } from 'node:events';
-import { MilkyWayError, type MilkyWayErrorOptions } from '../common/error.ts';
+import type { MilkyWayError, MilkyWayErrorOptions } from '../common/error.ts';
+import { AgentError } from './agent-error.ts';
 
 export interface BusConnection {
   readonly bus: MessageBus;
@@ -159,9 +160,7 @@ export async function openBus(address: string | undefined, timeoutMs = 10_000): 
   };
 }
 
-/**
- * The error every D-Bus piece of the agent throws (codes E_DBUS_…, doc/agent-dbus.md).
- */
+/** The error every D-Bus piece of the agent throws: an AgentError (codes E_DBUS_…, doc/agent-dbus.md). */
 export function dbusError(code: string, message: string, options: MilkyWayErrorOptions = {}): MilkyWayError {
-  return new MilkyWayError(code, message, options);
+  return new AgentError(code, message, options);
 }

@@ -37,7 +37,9 @@ export interface DbusService {
   stop(): Promise<void>;
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+// Layer names are one element; service names are `<service>` or `<layer>/<service>`.
+const LAYER_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+const SERVICE_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}(?:\/[A-Za-z0-9][A-Za-z0-9._@+-]{0,127})?$/;
 const MAX_PATH = 4096;
 // Unique connection names are never reused while a bus runs, so a sender's uid can be
 // cached; the cap only bounds memory when many short-lived clients call.
@@ -59,8 +61,8 @@ function jsonOf(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
 }
 
-function nameArg(value: unknown, what: string): string {
-  if (typeof value !== 'string' || !NAME_RE.test(value)) {
+function nameArg(value: unknown, what: 'service' | 'layer'): string {
+  if (typeof value !== 'string' || !(what === 'layer' ? LAYER_RE : SERVICE_RE).test(value)) {
     throw new CallError(errorNameOf('E_DBUS_BAD_ARGUMENT'), `Invalid ${what} name: ${JSON.stringify(value)}`);
   }
   return value;

@@ -28,7 +28,9 @@ function cell(value: unknown): string {
   if (value === undefined || value === null) return '-';
   if (typeof value === 'string') return value;
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return value.map(cell).join(',');
+  if (Array.isArray(value)) return value.length === 0 ? '-' : value.map(cell).join(',');
+  const { code, message } = value as { code?: unknown; message?: unknown };
+  if (typeof code === 'string' && typeof message === 'string') return `${code}: ${message}`;
   return JSON.stringify(value);
 }
 
@@ -58,7 +60,7 @@ function details(value: unknown): string {
     .join('\n');
 }
 
-const LAYER_COLUMNS = ['name', 'version', 'kind', 'state', 'signer', 'activation', 'error'] as const;
+const LAYER_COLUMNS = ['name', 'version', 'kind', 'state', 'verity', 'signers', 'services', 'error'] as const;
 const SERVICE_COLUMNS = ['name', 'layer', 'state', 'pid', 'restarts', 'since', 'error'] as const;
 
 const list = defineCommand({

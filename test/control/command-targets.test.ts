@@ -1,0 +1,40 @@
+// Target expressions, batch sizes and failure budgets.
+import test from 'ava';
+import { batchSize, failBudget, resolveTarget } from '../../control/targets.ts';
+
+const fleet = [
+  { id: 'web-1', groups: ['web'], labels: { zone: 'a' } },
+  { id: 'web-2', groups: ['web', 'canary'], labels: { zone: 'b' } },
+  { id: 'db-1', groups: ['db'], labels: { zone: 'a' } },
+  { id: 'lone', groups: [] },
+];
+
+test('resolveTarget() unions terms, applies exclusions and reports groups only for pure group targets', (t) => {
+  t.deepEqual(resolveTarget('group:web', fleet), { peers: ['web-1', 'web-2'], groups: ['web'] });
+  t.deepEqual(resolveTarget('group:web,group:db,!group:canary', fleet), {
+    peers: ['db-1', 'web-1'],
+    groups: ['db', 'web'],
+  });
+  t.deepEqual(resolveTarget('web-*', fleet), { peers: ['web-1', 'web-2'], groups: [] });
+  t.deepEqual(resolveTarget('label:zone=a', fleet), { peers: ['db-1', 'web-1'], groups: [] });
+  t.deepEqual(resolveTarget('all,!lone', fleet).peers, ['db-1', 'web-1', 'web-2']);
+  t.deepEqual(resolveTarget('peer:new-9', fleet), { peers: ['new-9'], groups: [] });
+});
+
+test('resolveTarget() rejects unreadable expressions with E_TARGET_INVALID', (t) => {
+  for (const e of ['', 'group:../x', 'peer:a b', '!group:web', 'label:zone', 'a;b']) {
+    t.is(t.throws(() => resolveTarget(e, fleet))?.message.includes('Invalid target expression'), true, e);
+  }
+});
+
+test('batchSize() and failBudget() read N and N%', (t) => {
+  t.is(batchSize(undefined, 40), 40);
+  t.is(batchSize('5', 40), 5);
+  t.is(batchSize('10%', 40), 4);
+  t.is(batchSize('1%', 3), 1);
+  t.throws(() => batchSize('0', 3));
+  t.throws(() => batchSize('x', 3));
+  t.is(failBudget(undefined, 10), 10);
+  t.is(failBudget('20%', 10), 2);
+  t.is(failBudget('0', 10), 0);
+});

@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // milkyway-agent: MilkyWayLinux init (PID 1): verifies and activates signed layers and supervises their services
-// Subcommands are loaded lazily from agent/cli/ so `--help` stays fast.
+// With no subcommand it runs the agent; subcommands are loaded lazily from agent/cli/ so
+// `--help` stays fast. The kernel starts init with no arguments: that runs the agent on
+// the default config rather than printing help.
 import { defineCommand } from 'citty';
 import { main } from '../../common/cli.ts';
 import { subCommands } from '../cli/index.ts';
+import { DEFAULT_CONFIG, runArgs } from '../cli/run-args.ts';
 
 export const command = defineCommand({
   meta: {
@@ -12,7 +15,19 @@ export const command = defineCommand({
     description:
       'MilkyWayLinux init (PID 1): verifies and activates signed layers and supervises their services',
   },
+  args: runArgs,
   subCommands,
+  run: async ({ args }) => {
+    const { runAgent } = await import('../cli/run.ts');
+    return runAgent({
+      ...(args.root === undefined ? {} : { root: args.root }),
+      ...(args.config === undefined ? {} : { config: args.config }),
+      ...(args.mode === undefined ? {} : { mode: args.mode }),
+    });
+  },
 });
 
-if (import.meta.main) await main(command);
+if (import.meta.main) {
+  if (process.argv.length === 2 && process.pid === 1) process.argv.push('--config', DEFAULT_CONFIG);
+  await main(command);
+}

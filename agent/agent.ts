@@ -1,0 +1,403 @@
+// The agent: boots (trust anchors, signed secure config, data directories), verifies and
+// activates layers, supervises their services, serves the AgentApi, and shuts down in
+// order. Process-level duties (signals, the final poweroff) are in agent/pid1.ts.
+import { EventEmitter } from 'node:events';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type {
+  AgentApi,
+  AgentChange,
+  AgentState,
+  AgentStatus,
+  LayerInfo,
+  LogLine,
+  ServiceInfo,
+} from './agent-api.ts';
+import { type AgentConfig, inRoot } from './agent-config.ts';
+import { AgentError } from './agent-error.ts';
+import type { AgentLogger, LogFn } from './agent-log.ts';
+import { isCgroup2, prepareCgroupRoot } from './cgroup.ts';
+import { prepareDataRoot } from './data-dirs.ts';
+import { LayerManager } from './layer-manager.ts';
+import { Supervisor } from './supervisor.ts';
+import { loadTrust, readSecureConfig, type SecureConfig, type Trust } from './trust.ts';
+
+export type PowerAction = 'poweroff' | 'reboot' | 'halt';
+
+export interface ShutdownResult {
+  action: PowerAction;
+  /** Exit status in namespace mode: 0 poweroff/halt, 133 reboot (as systemd-nspawn reads it), 1 emergency. */
+  code: number;
+}
+
+export interface AgentOptions {
+  config: AgentConfig;
+  mode: 'pid1' | 'namespace';
+  logger: AgentLogger;
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
+
+export class Agent implements AgentApi {
+  readonly config: AgentConfig;
+  readonly mode: 'pid1' | 'namespace';
+  readonly log: LogFn;
+  readonly supervisor: Supervisor;
+  readonly layers: LayerManager;
+  readonly #logger: AgentLogger;
+  readonly #events = new EventEmitter();
+  readonly #bootedAt = new Date().toISOString();
+  #state: AgentState = 'booting';
+  #trust: Trust | undefined;
+  #secure: SecureConfig | undefined;
+  #secureStatus: AgentStatus['secureConfig'] = { verified: false, error: 'not read yet' };
+  readonly #warnings: string[] = [];
+  readonly #stoppers: { name: string; stop: () => Promise<void> }[] = [];
+  #shutdown: Promise<ShutdownResult> | undefined;
+  #resolveDone: (r: ShutdownResult) => void = () => {};
+  /** Resolves once the shutdown sequence has finished (services stopped, data synced). */
+  readonly done: Promise<ShutdownResult>;
+
+  constructor(options: AgentOptions) {
+    this.config = options.config;
+    this.mode = options.mode;
+    this.#logger = options.logger;
+    this.log = options.logger.log;
+    this.#events.setMaxListeners(0);
+    this.done = new Promise((r) => {
+      this.#resolveDone = r;
+    });
+    const dataDir = this.path(this.config.dataDir);
+    const cgroupRoot = this.path(this.config.cgroupRoot);
+    this.supervisor = new Supervisor({
+      cgroupRoot: isCgroup2(join(cgroupRoot, '..')) ? cgroupRoot : undefined,
+      runDir: join(this.path(this.config.stateDir), 'notify'),
+      logDir: join(dataDir, 'logs'),
+      logConfig: this.config.logs,
+      emit: (c) => this.emit(c),
+      log: this.log,
+    });
+    this.layers = new LayerManager({
+      config: this.config,
+      path: (p) => this.path(p),
+      supervisor: this.supervisor,
+      log: this.log,
+      emit: (c) => this.emit(c),
+      warn: (w) => this.warn(w),
+    });
+  }
+
+  /** Host path of a path inside the agent's root. */
+  path(p: string): string {
+    return inRoot(this.config, p);
+  }
+
+  emit(change: AgentChange): void {
+    this.#events.emit('change', change);
+  }
+
+  warn(message: string): void {
+    if (!this.#warnings.includes(message)) this.#warnings.push(message);
+    this.log('warn', message);
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+
+  /** Registers something to stop at shutdown (D-Bus service, peer link), last started first stopped. */
+  onShutdown(name: string, stop: () => Promise<void>): void {
+    this.#stoppers.push({ name, stop });
+  }
+
+  /**
+   * The boot after PID 1's mounts: trust anchors, secure config, data directories, layers,
+   * services. A failed trust or secure-config check leaves the agent up with no services,
+   * reporting why; it never throws for that.
+   */
+  async boot(): Promise<void> {
+    const c = this.config;
+    await mkdir(this.path(c.stateDir), { recursive: true, mode: 0o755 });
+    const cgroupRoot = this.path(c.cgroupRoot);
+    if (isCgroup2(join(cgroupRoot, '..'))) {
+      const controllers = await prepareCgroupRoot(cgroupRoot);
+      const missing = ['memory', 'pids', 'cpu'].filter((x) => !controllers.includes(x));
+      if (missing.length > 0) {
+        this.warn(
+          `cgroup v2 at ${join(cgroupRoot, '..')} lacks the ${missing.join(', ')} controller(s): those service limits cannot be applied`,
+        );
+      }
+    } else {
+      this.warn(
+        `no cgroup v2 at ${join(cgroupRoot, '..')}: services are not grouped in cgroups and no limits apply`,
+      );
+    }
+    try {
+      this.#trust = await loadTrust(this.path(c.trustAnchorsDir));
+      const { config, signer } = await readSecureConfig(this.path(c.secureConfig), this.#trust);
+      this.#secure = config;
+      this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
+      this.log('info', `secure config verified, signed by ${signer.subject} (${signer.role})`);
+    } catch (e) {
+      const message = `${(e as { code?: string }).code ?? 'E_INTERNAL'}: ${(e as Error).message}`;
+      this.#secureStatus = { verified: false, error: message };
+      this.#state = 'degraded';
+      this.log('error', `not starting any service: ${message}`);
+      return;
+    }
+    await prepareDataRoot(this.path(c.dataDir));
+    await this.layers.loadAll(this.#trust, this.#secure);
+    this.#state = 'running';
+    await this.supervisor.startAll();
+    const failed = this.supervisor.list().filter((s) => s.state === 'failed');
+    const refused = (await this.layers.list()).filter((l) => l.state === 'refused');
+    if (failed.length > 0 || refused.length > 0) this.#state = 'degraded';
+    this.log(
+      'info',
+      `boot done: ${this.supervisor.list().length} services (${failed.length} failed), ${refused.length} layers refused`,
+    );
+  }
+
+  /** SIGHUP: re-read the secure config and layer storage; start what is new. */
+  async reload(): Promise<void> {
+    if (this.#shutdown !== undefined) return;
+    this.log('info', 'reloading config and layers');
+    try {
+      const trust = await loadTrust(this.path(this.config.trustAnchorsDir));
+      const { config, signer } = await readSecureConfig(this.path(this.config.secureConfig), trust);
+      const first = this.#secure === undefined;
+      this.#trust = trust;
+      this.#secure = config;
+      this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
+      if (first) await prepareDataRoot(this.path(this.config.dataDir));
+      await this.layers.loadAll(trust, config);
+      await this.supervisor.startAll();
+      this.#state = this.supervisor.list().some((s) => s.state === 'failed') ? 'degraded' : 'running';
+    } catch (e) {
+      this.log('error', `reload failed, keeping the running state: ${(e as Error).message}`);
+    }
+  }
+
+  // --- AgentApi -------------------------------------------------------------------------
+
+  async status(): Promise<AgentStatus> {
+    const services = this.supervisor.list();
+    const layers = await this.layers.list();
+    return {
+      state: this.#state,
+      mode: this.mode,
+      bootedAt: this.#bootedAt,
+      secureConfig: this.#secureStatus,
+      layers: {
+        active: layers.filter((l) => l.state === 'active').length,
+        refused: layers.filter((l) => l.state === 'refused').length,
+      },
+      services: {
+        total: services.length,
+        running: services.filter((s) => s.state === 'running').length,
+        failed: services.filter((s) => s.state === 'failed').length,
+      },
+      warnings: [...this.#warnings],
+    };
+  }
+
+  listLayers(): Promise<LayerInfo[]> {
+    return this.layers.list();
+  }
+
+  async listServices(): Promise<ServiceInfo[]> {
+    return this.supervisor.list();
+  }
+
+  async getService(name: string): Promise<ServiceInfo> {
+    return this.supervisor.get(name).info();
+  }
+
+  #refuseWhenStopping(what: string): void {
+    if (this.#shutdown !== undefined)
+      throw new AgentError('E_SHUTTING_DOWN', `Cannot ${what}: the agent is shutting down`);
+  }
+
+  async startService(name: string): Promise<void> {
+    this.#refuseWhenStopping(`start ${name}`);
+    this.supervisor.get(name);
+    await this.supervisor.startAll([name]);
+    const unit = this.supervisor.get(name);
+    if (unit.state === 'failed') {
+      throw new AgentError('E_SERVICE_FAILED', `Service ${name} failed to start: ${unit.error ?? 'unknown'}`);
+    }
+  }
+
+  async stopService(name: string): Promise<void> {
+    this.supervisor.get(name);
+    await this.supervisor.stopAll([name, ...this.supervisor.dependents(name)]);
+  }
+
+  async restartService(name: string): Promise<void> {
+    await this.stopService(name);
+    await this.startService(name);
+  }
+
+  async logs(name: string, options: { lines?: number }): Promise<LogLine[]> {
+    return this.supervisor.get(name).ctx.log.tail(options.lines ?? 100);
+  }
+
+  async installLayer(mwlPath: string): Promise<LayerInfo> {
+    this.#refuseWhenStopping('install a layer');
+    if (this.#trust === undefined || this.#secure === undefined) {
+      throw new AgentError(
+        'E_SECURE_CONFIG',
+        `Cannot install a layer: the secure config is not verified (${this.#secureStatus.error ?? ''})`,
+      );
+    }
+    return this.layers.install(mwlPath, this.#trust, this.#secure);
+  }
+
+  async removeLayer(name: string): Promise<void> {
+    this.#refuseWhenStopping('remove a layer');
+    await this.layers.remove(name);
+  }
+
+  async putSecrets(layerOrGroup: string, values: Record<string, Uint8Array>): Promise<void> {
+    if (!NAME.test(layerOrGroup))
+      throw new AgentError('E_BAD_NAME', `Invalid layer or group name ${JSON.stringify(layerOrGroup)}`);
+    const secure = this.#secure;
+    const dataDir = this.path(this.config.dataDir);
+    let dir: string;
+    if (secure?.groups[layerOrGroup] !== undefined) dir = join(dataDir, 'group', layerOrGroup, 'secrets');
+    else if (this.layers.has(layerOrGroup)) dir = join(dataDir, 'secure', layerOrGroup, 'secrets');
+    else throw new AgentError('E_LAYER_UNKNOWN', `No layer or group named ${layerOrGroup}`);
+    const owner = this.layers.ownerOf(layerOrGroup) ?? {
+      uid: 0,
+      gid: secure?.groups[layerOrGroup]?.gid ?? 0,
+    };
+    await mkdir(dir, { recursive: true, mode: 0o750 });
+    const { chown, rename, open } = await import('node:fs/promises');
+    await chown(dir, owner.uid, owner.gid);
+    for (const [key, value] of Object.entries(values)) {
+      if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key) || key.startsWith('.')) {
+        throw new AgentError('E_BAD_NAME', `Invalid secret name ${JSON.stringify(key)}`);
+      }
+      const tmp = join(dir, `.${key}.tmp`);
+      const fh = await open(tmp, 'w', 0o640);
+      try {
+        await fh.writeFile(value);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      await chown(tmp, owner.uid, owner.gid);
+      await rename(tmp, join(dir, key));
+    }
+  }
+
+  async reboot(): Promise<void> {
+    void this.shutdown('reboot', 'reboot requested');
+  }
+
+  async poweroff(): Promise<void> {
+    void this.shutdown('poweroff', 'poweroff requested');
+  }
+
+  onChange(listener: (change: AgentChange) => void): () => void {
+    this.#events.on('change', listener);
+    return () => this.#events.off('change', listener);
+  }
+
+  // --- shutdown -------------------------------------------------------------------------
+
+  /**
+   * The orderly shutdown: local API and peer link, services in reverse dependency order,
+   * anything left (SIGTERM, then SIGKILL), layers unmounted, sync. Idempotent: a second
+   * request joins the first. Never throws.
+   */
+  shutdown(action: PowerAction, reason: string, emergency = false): Promise<ShutdownResult> {
+    if (this.#shutdown !== undefined) return this.#shutdown;
+    this.#state = emergency ? 'emergency' : 'stopping';
+    this.log(emergency ? 'error' : 'info', `shutting down (${action}): ${reason}`);
+    this.#shutdown = this.#runShutdown(action, emergency);
+    void this.#shutdown.then((r) => this.#resolveDone(r));
+    return this.#shutdown;
+  }
+
+  async #runShutdown(action: PowerAction, emergency: boolean): Promise<ShutdownResult> {
+    const step = async (what: string, fn: () => Promise<unknown>, ms: number) => {
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          fn(),
+          new Promise((_, rej) => {
+            timer = setTimeout(() => rej(new Error(`timed out after ${ms} ms`)), ms);
+          }),
+        ]);
+      } catch (e) {
+        this.log('warn', `shutdown: ${what}: ${(e as Error).message}`);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
+    for (const s of [...this.#stoppers].reverse()) await step(`stop ${s.name}`, s.stop, 5000);
+    const longest = Math.max(0, ...this.supervisor.units().map((u) => u.spec.stopTimeoutMs));
+    await step('stop services', () => this.supervisor.stopAll(), longest * 4 + 5000);
+    await step('stop leftover processes', () => killLeftovers(this.log), 15_000);
+    await step('deactivate layers', () => this.layers.deactivateAll(), 30_000);
+    await step('sync', () => syncAll(), 15_000);
+    this.log('info', `shutdown done (${action})`);
+    this.#logger.close();
+    const code = emergency ? 1 : action === 'reboot' ? 133 : 0;
+    return { action, code };
+  }
+}
+
+async function syncAll(): Promise<void> {
+  const { run } = await import('../common/exec.ts');
+  await run('sync', [], { timeout: 15_000, reject: false }).catch(() => {});
+}
+
+/**
+ * As PID 1, everything still running is ours to end: SIGTERM to all but ourselves, then
+ * SIGKILL after 10 s (Talos's order). Our own helpers (awaited children) are included.
+ */
+async function killLeftovers(log: LogFn): Promise<void> {
+  if (process.pid !== 1) return;
+  const { readdir } = await import('node:fs/promises');
+  const others = async () =>
+    (await readdir('/proc'))
+      .filter((d) => /^\d+$/.test(d))
+      .map(Number)
+      .filter((p) => p !== 1);
+  const send = async (signal: NodeJS.Signals) => {
+    for (const pid of await others()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // gone, or a kernel thread
+      }
+    }
+  };
+  const first = await others();
+  if (first.length === 0) return;
+  log('info', `sending SIGTERM to ${first.length} leftover processes`);
+  await send('SIGTERM');
+  const end = Date.now() + 10_000;
+  while (Date.now() < end && (await others()).length > 0) await new Promise((r) => setTimeout(r, 100));
+  const left = await others();
+  if (left.length > 0) {
+    log('warn', `sending SIGKILL to ${left.length} processes still running`);
+    await send('SIGKILL');
+  }
+}
+
+/** Writes `text` to `path` atomically (temp file, fsync, rename). */
+export async function writeAtomic(path: string, text: string | Uint8Array, mode = 0o644): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const { open, rename } = await import('node:fs/promises');
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+}

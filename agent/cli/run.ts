@@ -1,0 +1,65 @@
+// `milkyway-agent [--root DIR] [--config FILE]`: the agent itself (the root command runs this
+// when no subcommand is given). As a real PID 1 it mounts the API filesystems first and never
+// exits; under `unshare --pid --fork --mount --mount-proc` it exits with the shutdown status.
+import { defineCommand } from 'citty';
+import { Agent } from '../agent.ts';
+import { type AgentConfig, parseAgentConfig, readAgentConfig } from '../agent-config.ts';
+import { createAgentLogger } from '../agent-log.ts';
+import { mountApiFilesystems } from '../boot-mounts.ts';
+import { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } from '../pid1.ts';
+import { watchPowerButton } from '../power-button.ts';
+import { ensureInternals } from '../rt-signals.ts';
+import { DEFAULT_CONFIG, runArgs } from './run-args.ts';
+
+export async function runAgent(args: { root?: string; config?: string; mode?: string }): Promise<number> {
+  ensureInternals();
+  const realPid1 = args.mode === 'pid1' || ((args.mode ?? 'auto') === 'auto' && isRealPid1());
+  const logger = createAgentLogger({ kmsg: realPid1 });
+  if (realPid1) await mountApiFilesystems(logger.log);
+  const path = args.config ?? DEFAULT_CONFIG;
+  let config: AgentConfig;
+  try {
+    config = await readAgentConfig(path, args.root === undefined ? {} : { root: args.root });
+  } catch (e) {
+    // Off PID 1 a bad config is a usage error; as PID 1 we stay up on defaults (no services
+    // start without a verified secure config anyway) so the console shows why.
+    if (!realPid1) throw e;
+    logger.log('error', `${(e as Error).message}; continuing with the default config`);
+    config = parseAgentConfig({});
+  }
+  const agent = new Agent({ config, mode: realPid1 ? 'pid1' : 'namespace', logger });
+  installEmergencyPath(agent);
+  installSignalHandlers(agent);
+  // PID 1 must never run out of things to wait for.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  if (realPid1) {
+    const button = watchPowerButton(() => void agent.shutdown('poweroff', 'power button pressed'));
+    agent.onShutdown('power button', async () => button.stop());
+  }
+  agent.log('info', `starting (${agent.mode} mode, root ${config.root}, pid ${process.pid})`);
+  await agent.boot();
+  if (config.dbus !== undefined) {
+    try {
+      const { startDbusService } = await import('../dbus-service.ts');
+      const svc = await startDbusService({ api: agent, address: config.dbus.address, log: agent.log });
+      agent.onShutdown('D-Bus service', () => svc.stop());
+      agent.log('info', `serving org.milkyway.Agent1 on ${config.dbus.address ?? 'the system bus'}`);
+    } catch (e) {
+      agent.warn(`cannot serve the D-Bus API: ${(e as Error).message}`);
+    }
+  }
+  const result = await agent.done;
+  clearInterval(keepAlive);
+  return finish(result, realPid1);
+}
+
+export default defineCommand({
+  meta: { name: 'run', description: 'Run the agent (PID 1, or PID 1 of a namespace with --root)' },
+  args: runArgs,
+  run: ({ args }) =>
+    runAgent({
+      ...(args.root === undefined ? {} : { root: args.root }),
+      ...(args.config === undefined ? {} : { config: args.config }),
+      ...(args.mode === undefined ? {} : { mode: args.mode }),
+    }),
+});

@@ -1,0 +1,56 @@
+// The data partition's layout: `secure/<layer>` (0700, owned by the layer's uid) for each
+// layer, `group/<group>` (2770, root:<group gid>) shared by a group's layers, `common/`
+// (1777, like /tmp), `logs/` (agent only). A layer is given only its own directories.
+import { chmod, chown, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Bind } from './service-spec.ts';
+import type { SecureConfig } from './trust.ts';
+
+/** Where a service sees its data directories. */
+export const DATA_IN_SANDBOX = {
+  secure: '/data/secure',
+  group: '/data/group',
+  common: '/data/common',
+} as const;
+
+async function ensure(path: string, mode: number, uid: number, gid: number): Promise<void> {
+  await mkdir(path, { recursive: true, mode });
+  // mkdir's mode is masked by the umask and ignored when the directory exists: set both.
+  await chown(path, uid, gid);
+  await chmod(path, mode);
+}
+
+export async function prepareDataRoot(dataDir: string): Promise<void> {
+  await ensure(join(dataDir, 'secure'), 0o711, 0, 0);
+  await ensure(join(dataDir, 'group'), 0o711, 0, 0);
+  await ensure(join(dataDir, 'common'), 0o1777, 0, 0);
+  await ensure(join(dataDir, 'logs'), 0o700, 0, 0);
+}
+
+export function groupsOf(layer: string, secure: SecureConfig): [string, number][] {
+  return Object.entries(secure.groups)
+    .filter(([, g]) => g.layers.includes(layer))
+    .map(([name, g]) => [name, g.gid]);
+}
+
+/** Creates the layer's directories and returns the binds its services get. */
+export async function layerDataBinds(
+  dataDir: string,
+  layer: string,
+  uid: number,
+  gid: number,
+  secure: SecureConfig,
+): Promise<Bind[]> {
+  const secureDir = join(dataDir, 'secure', layer);
+  await ensure(secureDir, 0o700, uid, gid);
+  const binds: Bind[] = [
+    { src: secureDir, dest: DATA_IN_SANDBOX.secure, readOnly: false },
+    { src: join(dataDir, 'common'), dest: DATA_IN_SANDBOX.common, readOnly: false },
+  ];
+  for (const [name, ggid] of groupsOf(layer, secure)) {
+    const dir = join(dataDir, 'group', name);
+    await ensure(dir, 0o2770, 0, ggid);
+    binds.push({ src: dir, dest: `${DATA_IN_SANDBOX.group}/${name}`, readOnly: false });
+  }
+  return binds;
+}

@@ -1,0 +1,385 @@
+// The installed layers: verifies each (chain, role, manifest, payload digest) through
+// layers/ verifyLayer, activates the payload (agent/layer-activation.ts), mounts each app's
+// overlay root in the resolver's order and turns the manifest's services into supervised
+// services. A refused layer is reported and the others go on. Install and remove at
+// runtime go through staging (agent/layer-store.ts) so a crash leaves the old state.
+import { join } from 'node:path';
+import type { AgentChange, LayerInfo } from './agent-api.ts';
+import type { AgentConfig } from './agent-config.ts';
+import { AgentError } from './agent-error.ts';
+import type { LogFn } from './agent-log.ts';
+import { layerDataBinds } from './data-dirs.ts';
+import {
+  type Activation,
+  activatePayload,
+  deactivatePayload,
+  kernelVerityAvailable,
+} from './layer-activation.ts';
+import { cleanStaging, commit, listStored, stage, unstore } from './layer-store.ts';
+import {
+  type LayersModule,
+  loadLayersModule,
+  type Manifest,
+  rootHashOf,
+  type Verified,
+} from './layers-contract.ts';
+import { servicesOf } from './manifest-services.ts';
+import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from './overlay-root.ts';
+import type { Supervisor } from './supervisor.ts';
+import type { SecureConfig, Trust } from './trust.ts';
+import { ownerOf, UidTable } from './uid-table.ts';
+
+export interface LayerManagerOptions {
+  config: AgentConfig;
+  path: (p: string) => string;
+  supervisor: Supervisor;
+  log: LogFn;
+  emit: (c: AgentChange) => void;
+  warn: (message: string) => void;
+}
+
+interface Entry {
+  info: LayerInfo;
+  verified?: Verified;
+  activation?: Activation;
+  /** Mounted app root (apps only). */
+  rootMount?: string;
+  file: string;
+}
+
+export class LayerManager {
+  readonly #o: LayerManagerOptions;
+  readonly #entries = new Map<string, Entry>();
+  #uids: UidTable | undefined;
+  #skeleton = false;
+  // One install/remove/load at a time: they change the same mounts and files.
+  #queue: Promise<unknown> = Promise.resolve();
+
+  constructor(options: LayerManagerOptions) {
+    this.#o = options;
+  }
+
+  #serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.#queue.then(fn, fn);
+    this.#queue = p.catch(() => {});
+    return p;
+  }
+
+  get #layersDir(): string {
+    return this.#o.path(this.#o.config.layersDir);
+  }
+  get #stateDir(): string {
+    return this.#o.path(this.#o.config.stateDir);
+  }
+
+  has(name: string): boolean {
+    return this.#entries.get(name)?.info.state === 'active';
+  }
+
+  ownerOf(name: string): { uid: number; gid: number } | undefined {
+    return this.#uids === undefined || !this.has(name) ? undefined : ownerOf(this.#uids, name);
+  }
+
+  async list(): Promise<LayerInfo[]> {
+    return [...this.#entries.values()].map((e) => e.info);
+  }
+
+  #verityMode(): 'kernel' | 'userspace' | undefined {
+    if (kernelVerityAvailable()) return 'kernel';
+    return this.#o.config.allowUserspaceVerity ? 'userspace' : undefined;
+  }
+
+  async #verify(mod: LayersModule, file: string, trust: Trust, secure: SecureConfig): Promise<Verified> {
+    const mode = this.#verityMode();
+    if (mode === undefined) {
+      throw new AgentError(
+        'E_LAYER_NO_VERITY',
+        'Cannot activate layers: no device-mapper in this kernel and allowUserspaceVerity is false',
+        { path: file },
+      );
+    }
+    // With kernel dm-verity every read is checked at runtime; without it, check every
+    // block now (the payload could still change on disk later: warned).
+    const v = await mod.verifyLayer(file, {
+      anchors: trust.anchors,
+      crls: trust.crls,
+      verity: mode === 'userspace',
+    });
+    if (secure.allowLayers !== undefined && !secure.allowLayers.includes(v.manifest.name)) {
+      throw new AgentError(
+        'E_LAYER_NOT_ALLOWED',
+        `Layer ${v.manifest.name} is not in the secure config's allowLayers`,
+        {
+          path: file,
+        },
+      );
+    }
+    return v;
+  }
+
+  #refused(name: string, file: string, e: unknown): void {
+    const code = (e as { code?: string }).code ?? 'E_INTERNAL';
+    const message = (e as Error).message;
+    this.#o.log('error', `layer ${name} refused: ${code}: ${message}`);
+    this.#entries.set(name, {
+      file,
+      info: {
+        name,
+        version: '',
+        kind: 'app',
+        state: 'refused',
+        verity: 'none',
+        signers: [],
+        error: { code, message },
+        services: [],
+      },
+    });
+    this.#o.emit({ kind: 'layer', name, event: 'refused' });
+  }
+
+  /** Verifies and activates every stored layer not active yet, and adds their services. */
+  loadAll(trust: Trust, secure: SecureConfig): Promise<void> {
+    return this.#serial(async () => {
+      const dir = this.#layersDir;
+      const stale = await cleanStaging(dir);
+      if (stale > 0) this.#o.log('warn', `removed ${stale} half-written install(s) from ${dir}/.staging`);
+      const stored = await listStored(dir);
+      if (stored.size === 0) return;
+      const mod = await loadLayersModule();
+      this.#uids ??= await UidTable.open(join(this.#o.path(this.#o.config.dataDir), 'uids.json'));
+      for (const [name, file] of stored) {
+        if (this.#entries.get(name)?.info.state === 'active') continue;
+        try {
+          const v = await this.#verify(mod, file, trust, secure);
+          if (v.manifest.name !== name) {
+            throw new AgentError('E_LAYER_NAME', `Layer file ${name}.mwl holds layer ${v.manifest.name}`, {
+              path: file,
+            });
+          }
+          await this.#activate(v, file);
+        } catch (e) {
+          this.#refused(name, file, e);
+        }
+      }
+      await this.#mountApps(mod, secure);
+    });
+  }
+
+  async #activate(v: Verified, file: string): Promise<void> {
+    const name = v.manifest.name;
+    const mode = this.#verityMode() ?? 'userspace';
+    if (mode === 'userspace') {
+      this.#o.warn(
+        'layers are checked by userspace verity at activation only: runtime integrity is not enforced',
+      );
+    }
+    const activation = await activatePayload(
+      name,
+      {
+        path: file,
+        payloadOffset: v.payloadOffset,
+        payloadSize: v.payloadSize,
+        verityOffset: v.verityOffset,
+        veritySize: v.veritySize,
+        rootHash: rootHashOf(v.manifest),
+      },
+      join(this.#stateDir, 'layers', name),
+      mode,
+    );
+    this.#entries.set(name, {
+      file,
+      verified: v,
+      activation,
+      info: {
+        name,
+        version: v.manifest.version,
+        kind: v.manifest.kind,
+        state: 'active',
+        verity: activation.verity,
+        signers: v.signers.map((s) => s.subject),
+        services: [],
+      },
+    });
+    this.#o.log('info', `layer ${name} ${v.manifest.version} active (${activation.verity} verity)`);
+    this.#o.emit({ kind: 'layer', name, event: 'activated' });
+  }
+
+  /** Mounts the root of every active app that has none yet and adds its services. */
+  async #mountApps(mod: LayersModule, secure: SecureConfig): Promise<void> {
+    const active = [...this.#entries.values()].filter(
+      (e) => e.info.state === 'active' && e.verified !== undefined,
+    );
+    const manifests = active.map((e) => e.verified?.manifest as Manifest);
+    const skeletonDir = join(this.#stateDir, 'skeleton');
+    if (!this.#skeleton) {
+      await mountSkeletonTmpfs(skeletonDir);
+      this.#skeleton = true;
+    }
+    for (const e of active) {
+      const m = e.verified?.manifest;
+      if (m === undefined || m.kind !== 'app' || e.rootMount !== undefined) continue;
+      try {
+        const { overlayOrder } = mod.resolve(manifests, m.name);
+        const lowers = overlayOrder.map((n) => {
+          const mount = this.#entries.get(n)?.activation?.mountPoint;
+          if (mount === undefined)
+            throw new AgentError('E_LAYER_DEPENDENCY', `Layer ${m.name} needs ${n}, which is not active`);
+          return mount;
+        });
+        if (!overlayOrder.includes(m.name)) {
+          const own = e.activation?.mountPoint;
+          if (own !== undefined) lowers.unshift(own);
+        }
+        const uids = this.#uids;
+        if (uids === undefined) throw new AgentError('E_INTERNAL', 'uid table not loaded');
+        const owner = ownerOf(uids, m.name) ?? (await uids.allocate(m.name));
+        const groups = Object.entries(secure.groups)
+          .filter(([, g]) => g.layers.includes(m.name))
+          .map(([g]) => g);
+        const target = join(this.#stateDir, 'roots', m.name);
+        await mountAppRoot(
+          skeletonDir,
+          m.name,
+          [...lowers, this.#o.path(this.#o.config.baseDir)],
+          groups,
+          target,
+        );
+        e.rootMount = target;
+        const binds = await layerDataBinds(
+          this.#o.path(this.#o.config.dataDir),
+          m.name,
+          owner.uid,
+          owner.gid,
+          secure,
+        );
+        const specs = servicesOf(m, {
+          root: target,
+          binds,
+          uid: owner.uid,
+          gid: owner.gid,
+          stopTimeoutMs: this.#o.config.stopTimeoutMs,
+        });
+        for (const s of specs) this.#o.supervisor.add(s);
+        e.info.services = specs.map((s) => s.name);
+      } catch (err) {
+        this.#o.log('error', `app ${m.name}: ${(err as Error).message}`);
+        await this.#deactivate(m.name);
+        this.#refused(m.name, e.file, err);
+      }
+    }
+  }
+
+  async #deactivate(name: string): Promise<void> {
+    const e = this.#entries.get(name);
+    if (e === undefined) return;
+    for (const s of e.info.services) if (this.#o.supervisor.has(s)) await this.#o.supervisor.remove(s);
+    e.info.services = [];
+    if (e.rootMount !== undefined) {
+      await unmountAppRoot(join(this.#stateDir, 'skeleton'), name, e.rootMount);
+      delete e.rootMount;
+    }
+    if (e.activation !== undefined) {
+      await deactivatePayload(e.activation);
+      delete e.activation;
+    }
+  }
+
+  /** Verify, store atomically, activate, start. */
+  install(source: string, trust: Trust, secure: SecureConfig): Promise<LayerInfo> {
+    return this.#serial(async () => {
+      const mod = await loadLayersModule();
+      this.#uids ??= await UidTable.open(join(this.#o.path(this.#o.config.dataDir), 'uids.json'));
+      const dir = this.#layersDir;
+      // Verify the staged copy, not the source: what is checked is what gets renamed.
+      const staged = await stage(dir, source);
+      let v: Verified;
+      try {
+        v = await this.#verify(mod, staged, trust, secure);
+      } catch (e) {
+        const { rm } = await import('node:fs/promises');
+        await rm(staged, { force: true });
+        throw e;
+      }
+      const name = v.manifest.name;
+      const users = [...this.#entries.values()].filter(
+        (e) => e.info.state === 'active' && e.verified?.manifest.kind === 'app' && e.info.name !== name,
+      );
+      const previous = this.#entries.get(name);
+      if (previous !== undefined) {
+        await this.#o.supervisor.stopAll(previous.info.services);
+        // Apps built on this library must be remounted over the new payload.
+        for (const u of users) await this.#deactivate(u.info.name);
+        await this.#deactivate(name);
+        this.#entries.delete(name);
+        for (const u of users) this.#entries.delete(u.info.name);
+      }
+      const file = await commit(dir, staged, name);
+      this.#o.emit({ kind: 'layer', name, event: 'installed' });
+      // The verified offsets hold for the renamed file (same inode).
+      await this.#activate({ ...v, path: file }, file);
+      if (previous !== undefined) {
+        for (const u of users) {
+          const uv = u.verified;
+          if (uv !== undefined) await this.#activate(uv, u.file);
+        }
+      }
+      await this.#mountApps(mod, secure);
+      const entry = this.#entries.get(name);
+      if (entry === undefined) throw new AgentError('E_INTERNAL', `Layer ${name} vanished during install`);
+      const toStart = [...this.#entries.values()].flatMap((e) => e.info.services);
+      await this.#o.supervisor.startAll(toStart.filter((s) => this.#o.supervisor.get(s).state === 'stopped'));
+      if (entry.info.state === 'refused') {
+        throw new AgentError(
+          entry.info.error?.code ?? 'E_LAYER_ACTIVATE',
+          entry.info.error?.message ?? 'refused',
+        );
+      }
+      return entry.info;
+    });
+  }
+
+  remove(name: string): Promise<void> {
+    return this.#serial(async () => {
+      const e = this.#entries.get(name);
+      if (e === undefined) throw new AgentError('E_LAYER_UNKNOWN', `No layer named ${name}`, { path: name });
+      const users = [...this.#entries.values()].filter(
+        (u) =>
+          u.info.name !== name &&
+          u.rootMount !== undefined &&
+          u.verified !== undefined &&
+          this.#uses(u, name),
+      );
+      if (users.length > 0) {
+        throw new AgentError(
+          'E_LAYER_IN_USE',
+          `Cannot remove ${name}: used by ${users.map((u) => u.info.name).join(', ')}`,
+        );
+      }
+      await this.#o.supervisor.stopAll(e.info.services);
+      await this.#deactivate(name);
+      await unstore(this.#layersDir, name);
+      this.#entries.delete(name);
+      this.#o.log('info', `layer ${name} removed`);
+      this.#o.emit({ kind: 'layer', name, event: 'removed' });
+    });
+  }
+
+  #uses(app: Entry, lib: string): boolean {
+    const deps = app.verified?.manifest.dependencies ?? [];
+    return deps.some((d) => (typeof d === 'string' ? d : d.name) === lib);
+  }
+
+  /** Shutdown: unmount roots and payloads (services are already stopped). */
+  async deactivateAll(): Promise<void> {
+    const apps = [...this.#entries.values()].filter((e) => e.rootMount !== undefined);
+    for (const e of apps) await this.#deactivate(e.info.name);
+    for (const e of [...this.#entries.values()]) await this.#deactivate(e.info.name);
+    if (this.#skeleton) {
+      const { run } = await import('../common/exec.ts');
+      await run('umount', [join(this.#stateDir, 'skeleton')], { timeout: 10_000, reject: false }).catch(
+        () => {},
+      );
+      this.#skeleton = false;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+// Layer storage: `<layersDir>/<name>.mwl`, written only by rename from `.staging/` after the
+// copy is fsynced and verified, so a crash (or SIGKILL) at any point leaves either the old
+// file or the new one, never a torn one. Leftovers in `.staging/` are deleted at boot.
+import { constants } from 'node:fs';
+import { copyFile, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export const STAGING = '.staging';
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The installed layer files, by name. */
+export async function listStored(layersDir: string): Promise<Map<string, string>> {
+  await mkdir(layersDir, { recursive: true });
+  const out = new Map<string, string>();
+  for (const f of (await readdir(layersDir)).sort()) {
+    if (f.endsWith('.mwl') && !f.startsWith('.')) out.set(f.slice(0, -4), join(layersDir, f));
+  }
+  return out;
+}
+
+/** Deletes half-written installs a crash left behind. */
+export async function cleanStaging(layersDir: string): Promise<number> {
+  const dir = join(layersDir, STAGING);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const left = await readdir(dir);
+  for (const f of left) await rm(join(dir, f), { force: true, recursive: true });
+  return left.length;
+}
+
+/** Copies `source` into staging and fsyncs it; returns the staged path. */
+export async function stage(layersDir: string, source: string): Promise<string> {
+  const dir = join(layersDir, STAGING);
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const staged = join(dir, `${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.mwl`);
+  await copyFile(source, staged);
+  const fh = await open(staged, 'r+');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return staged;
+}
+
+/** Moves a staged (verified) file to `<name>.mwl` and makes the rename durable. */
+export async function commit(layersDir: string, staged: string, name: string): Promise<string> {
+  const dest = join(layersDir, `${name}.mwl`);
+  await rename(staged, dest);
+  await fsyncDir(layersDir);
+  return dest;
+}
+
+/** Removes `<name>.mwl` durably (rename into staging first, so a crash cannot leave half a delete). */
+export async function unstore(layersDir: string, name: string): Promise<void> {
+  const src = join(layersDir, `${name}.mwl`);
+  const trash = join(layersDir, STAGING, `${name}.removed`);
+  await rename(src, trash);
+  await fsyncDir(layersDir);
+  await rm(trash, { force: true });
+}

@@ -3,9 +3,7 @@
 // The agent here is a recording AgentApi (the executor is the part under test; the real agent
 // is driven in test/control/fleet-*.test.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import test from 'ava';
-import type { AgentApi, LayerInfo } from '../../agent/agent-api.ts';
 import { secretContext } from '../../control/actions.ts';
 import { type Audience, buildCommand, type CommandAction, envelopeDigest } from '../../control/command.ts';
 import { signMembership } from '../../control/membership.ts';
@@ -14,72 +12,9 @@ import { verifyResult } from '../../control/result.ts';
 import { type Envelope, readKemPrivateKey, sealSecret } from '../../keys/index.ts';
 import { tempDir } from '../helpers.ts';
 import { type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+import { recorder } from './recording-agent.ts';
 
 const pkiP = makeFleetPki();
-
-interface Recorder {
-  api: AgentApi;
-  calls: string[];
-  secrets: Record<string, Record<string, string>>;
-  installed: Buffer[];
-}
-
-function recorder(): Recorder {
-  const calls: string[] = [];
-  const secrets: Record<string, Record<string, string>> = {};
-  const installed: Buffer[] = [];
-  const layer: LayerInfo = {
-    name: 'hello',
-    version: '1.0.0',
-    kind: 'app',
-    state: 'active',
-    verity: 'userspace',
-    signers: ['user'],
-    services: ['hello'],
-  };
-  const service = (name: string) => ({
-    name,
-    layer: 'hello',
-    state: 'running' as const,
-    restarts: 0,
-    since: new Date().toISOString(),
-    limitsNotApplied: [],
-  });
-  const api: AgentApi = {
-    status: async () => ({
-      state: 'running',
-      mode: 'namespace',
-      bootedAt: new Date().toISOString(),
-      secureConfig: { verified: true },
-      layers: { active: 1, refused: 0 },
-      services: { total: 1, running: 1, failed: 0 },
-      warnings: [],
-    }),
-    listLayers: async () => [layer],
-    listServices: async () => [service('hello')],
-    getService: async (n) => service(n),
-    startService: async (n) => void calls.push(`start ${n}`),
-    stopService: async (n) => void calls.push(`stop ${n}`),
-    restartService: async (n) => void calls.push(`restart ${n}`),
-    logs: async () => [],
-    installLayer: async (p) => {
-      calls.push('install');
-      installed.push(await readFile(p));
-      return layer;
-    },
-    removeLayer: async (n) => void calls.push(`remove ${n}`),
-    putSecrets: async (target, values) => {
-      calls.push(`secrets ${target}`);
-      secrets[target] = Object.fromEntries(
-        Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString()]),
-      );
-    },
-    reboot: async () => void calls.push('reboot'),
-    poweroff: async () => void calls.push('poweroff'),
-    onChange: () => () => {},
-  };
-  return { api, calls, secrets, installed };
-}
 
 async function executor(t: Parameters<typeof tempDir>[0], p: FleetPki, peer: Id = p.p1) {
   const rec = recorder();

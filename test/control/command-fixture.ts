@@ -51,6 +51,7 @@ export interface FleetPki {
   /** revoked by `crl`. */
   revokedPeer: Id;
   foreignOp: Id;
+  broker: Id;
   crl: Crl;
 }
 
@@ -69,6 +70,9 @@ export async function makeFleetPki(): Promise<FleetPki> {
   const p1 = await peer('p1');
   const p2 = await peer('p2');
   const revokedPeer = await peer('p9');
+  const broker = await load(
+    await newIdentity({ ...under, role: 'broker', name: 'broker', dnsNames: ['localhost'] }),
+  );
   const froot = await load(await newIdentity({ role: 'user-root', name: 'froot', outDir: join(dir, 'f') }));
   const foreignOp = await load(
     await newIdentity({
@@ -86,7 +90,7 @@ export async function makeFleetPki(): Promise<FleetPki> {
     issuerCert: root.cert,
     serials: [revokedOp.cert.serial, revokedPeer.cert.serial],
   });
-  return { dir, root, op, admin, execOp, revokedOp, p1, p2, revokedPeer, foreignOp, crl };
+  return { dir, root, op, admin, execOp, revokedOp, p1, p2, revokedPeer, foreignOp, broker, crl };
 }
 
 export function codeOf(f: () => unknown): string {

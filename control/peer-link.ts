@@ -1,0 +1,334 @@
+// The agent's link to the broker (doc/internal-apis.md, "agent/ ↔ control/"): connects over
+// TLS 1.3 with the peer identity, reconnects with backoff, takes delivered commands and
+// memberships, runs them through the peer executor (every check happens there, the broker is
+// untrusted) and sends back the signed results and a periodic signed status.
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { AgentApi } from '../agent/agent-api.ts';
+import { errorMessage } from '../common/error.ts';
+import {
+  type Certificate,
+  type Crl,
+  readCertificates,
+  readCrls,
+  readKemPrivateKey,
+  readPrivateKey,
+  tlsContextOptions,
+} from '../keys/index.ts';
+import { isName } from './command.ts';
+import { ControlError } from './control-error.ts';
+import { type Log, PeerExecutor } from './peer-executor.ts';
+import type { Message } from './protocol.ts';
+import { type BrokerClient, connectBroker } from './transport.ts';
+
+/** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
+export interface PeerLinkConfig {
+  /** `host:port` of the broker; without it the broker is found by mDNS. */
+  broker?: string;
+  /** Broker certificate fingerprint to require (optional pinning). */
+  brokerFingerprint?: string;
+  fleet: string;
+  /** Peer identity files: signing key, certificate chain (leaf first), ML-KEM key. */
+  key: string;
+  cert: string;
+  kemKey: string;
+  /** Trust anchors: `.crt` files or directories of them (the user root). */
+  anchors: string[];
+  /** CRL files or directories of `.crl` files. */
+  crls?: string[];
+  skewMs?: number;
+  statusIntervalMs?: number;
+  /** Longest pause between reconnection attempts. */
+  maxBackoffMs?: number;
+}
+
+function bad(key: string, message: string): never {
+  throw new ControlError('E_LINK_CONFIG', `Invalid control config key ${key}: ${message}`, { path: key });
+}
+
+export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('(control)', 'expected an object');
+  const o = raw as Record<string, unknown>;
+  const known = [
+    'broker',
+    'brokerFingerprint',
+    'fleet',
+    'key',
+    'cert',
+    'kemKey',
+    'anchors',
+    'crls',
+    'skewMs',
+    'statusIntervalMs',
+    'maxBackoffMs',
+  ];
+  for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, 'unknown key');
+  const path = (k: string): string => {
+    const v = o[k];
+    if (typeof v !== 'string' || !v.startsWith('/')) bad(k, 'expected an absolute path');
+    return v;
+  };
+  const paths = (k: string): string[] => {
+    const v = o[k] ?? [];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && x.startsWith('/')))
+      bad(k, 'expected absolute paths');
+    return v as string[];
+  };
+  const int = (k: string, min: number, max: number): number | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      bad(k, `expected ${min}..${max}`);
+    return v;
+  };
+  if (!isName(o.fleet)) bad('fleet', 'expected a name');
+  if (o.broker !== undefined && typeof o.broker !== 'string') bad('broker', 'expected host:port');
+  if (
+    o.brokerFingerprint !== undefined &&
+    !(typeof o.brokerFingerprint === 'string' && /^[0-9a-f]{64}$/.test(o.brokerFingerprint))
+  ) {
+    bad('brokerFingerprint', 'expected 64 hex digits');
+  }
+  const anchors = paths('anchors');
+  if (anchors.length === 0) bad('anchors', 'at least one trust anchor is needed');
+  const out: PeerLinkConfig = {
+    fleet: o.fleet,
+    key: path('key'),
+    cert: path('cert'),
+    kemKey: path('kemKey'),
+    anchors,
+    crls: paths('crls'),
+  };
+  if (typeof o.broker === 'string') out.broker = o.broker;
+  if (typeof o.brokerFingerprint === 'string') out.brokerFingerprint = o.brokerFingerprint;
+  const skew = int('skewMs', 0, 900_000);
+  if (skew !== undefined) out.skewMs = skew;
+  const status = int('statusIntervalMs', 1000, 86_400_000);
+  if (status !== undefined) out.statusIntervalMs = status;
+  const backoff = int('maxBackoffMs', 100, 600_000);
+  if (backoff !== undefined) out.maxBackoffMs = backoff;
+  return out;
+}
+
+/** Expands directories to their files with `ext`. */
+async function files(list: readonly string[], ext: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of list) {
+    try {
+      const names = await readdir(p);
+      out.push(
+        ...names
+          .filter((n) => n.endsWith(ext))
+          .sort()
+          .map((n) => join(p, n)),
+      );
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') out.push(p);
+      else throw e;
+    }
+  }
+  return out;
+}
+
+async function loadAnchors(list: readonly string[]): Promise<Certificate[]> {
+  const out: Certificate[] = [];
+  for (const f of await files(list, '.crt')) out.push(...(await readCertificates(f)));
+  // Only self-signed roots are anchors; a leaf lying next to them must not become one.
+  return out.filter((c) => c.isCA && (c.role === 'user-root' || c.role === 'vendor-root'));
+}
+
+async function loadCrls(list: readonly string[]): Promise<Crl[]> {
+  const out: Crl[] = [];
+  for (const f of await files(list, '.crl')) out.push(...(await readCrls(f)));
+  return out;
+}
+
+export interface PeerLink {
+  stop(): Promise<void>;
+  /** Connected to a broker right now. */
+  readonly connected: boolean;
+  readonly peerId: string;
+}
+
+export async function startPeerLink(options: {
+  api: AgentApi;
+  config: unknown;
+  stateDir: string;
+  log: Log;
+}): Promise<PeerLink> {
+  const cfg = parsePeerLinkConfig(options.config);
+  const log = options.log;
+  const anchors = await loadAnchors(cfg.anchors);
+  if (anchors.length === 0)
+    throw new ControlError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
+  const crls = await loadCrls(cfg.crls ?? []);
+  const chain = await readCertificates(cfg.cert);
+  const leaf = chain[0];
+  if (leaf === undefined || leaf.role !== 'peer' || leaf.peerId === undefined) {
+    throw new ControlError('E_LINK_CONFIG', `${cfg.cert} is not a peer certificate with a peer id`);
+  }
+  const executor = new PeerExecutor({
+    api: options.api,
+    stateDir: join(options.stateDir, 'control'),
+    log,
+    ...(cfg.skewMs === undefined ? {} : { skewMs: cfg.skewMs }),
+    identity: {
+      fleet: cfg.fleet,
+      peerId: leaf.peerId,
+      key: await readPrivateKey(cfg.key),
+      chain,
+      kemPrivateKey: await readKemPrivateKey(cfg.kemKey),
+      anchors,
+      crls,
+    },
+  });
+  await executor.load();
+  const tls = tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors });
+
+  let stopped = false;
+  let client: BrokerClient | undefined;
+  let wake: () => void = () => {};
+  // Commands are run one at a time, in delivery order: actions on one machine must not race.
+  let queue: Promise<void> = Promise.resolve();
+
+  const sendStatus = async (c: BrokerClient): Promise<void> => {
+    try {
+      c.send('status', { status: await executor.status() });
+    } catch (e) {
+      log('warn', `control: cannot send status: ${errorMessage(e)}`);
+    }
+  };
+
+  const onMessage = (c: BrokerClient, m: Message): void => {
+    if (m.kind === 'command-deliver') {
+      const jobId = m.jobId as string;
+      try {
+        c.send('command-ack', { jobId });
+      } catch {
+        // The result is what counts; a lost ack only means a redelivery, which the replay cache absorbs.
+      }
+      queue = queue.then(async () => {
+        const answer = await executor.command(m.command);
+        const outcome = (answer.result.payload as { status: string }).status;
+        try {
+          c.send('result', { jobId, result: answer.result, outcome });
+        } catch (e) {
+          log(
+            'warn',
+            `control: result of job ${jobId} not sent (${errorMessage(e)}); it is kept for redelivery`,
+          );
+        }
+        if (answer.after !== undefined) {
+          // Give the result a moment on the wire before the machine goes down.
+          await new Promise((r) => setTimeout(r, 300));
+          await answer.after().catch((e) => log('error', `control: ${errorMessage(e)}`));
+        }
+      });
+      return;
+    }
+    if (m.kind === 'membership-deliver') {
+      const group = m.group as string;
+      const op = m.op as string;
+      if (m.membership === undefined) {
+        // Only a signed statement changes what this peer holds; the broker cannot remove it either.
+        log('warn', `control: unsigned membership ${op} for ${group} ignored`);
+        return;
+      }
+      void executor.membership(m.membership).then((r) => {
+        try {
+          c.send('membership-ack', {
+            group,
+            op,
+            ok: r.ok,
+            ...(r.ok ? {} : { code: r.code, message: r.message }),
+          });
+        } catch {
+          // Acks are advisory.
+        }
+        if (r.ok) void sendStatus(c);
+      });
+    }
+  };
+
+  const loop = async (): Promise<void> => {
+    let backoff = 200;
+    const maxBackoff = cfg.maxBackoffMs ?? 30_000;
+    while (!stopped) {
+      const address = cfg.broker ?? (await discover(cfg, anchors, log));
+      if (address !== undefined) {
+        try {
+          // Frames may arrive in the same read as the welcome, before `c` exists: hold them.
+          const early: Message[] = [];
+          let ready: BrokerClient | undefined;
+          const c = await connectBroker({
+            address,
+            tls,
+            role: 'peer',
+            ...(cfg.brokerFingerprint === undefined ? {} : { brokerFingerprint: cfg.brokerFingerprint }),
+            onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
+          });
+          ready = c;
+          for (const m of early.splice(0)) onMessage(c, m);
+          client = c;
+          backoff = 200;
+          log('info', `control: connected to broker ${address} as ${leaf.peerId}`);
+          await sendStatus(c);
+          const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
+          const reason = await c.closed;
+          clearInterval(timer);
+          client = undefined;
+          if (!stopped) log('warn', `control: broker connection lost${reason ? `: ${reason.message}` : ''}`);
+        } catch (e) {
+          if (!stopped) log('warn', `control: cannot connect to ${address}: ${errorMessage(e)}`);
+        }
+      }
+      if (stopped) break;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, backoff);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+      backoff = Math.min(maxBackoff, backoff * 2);
+    }
+  };
+  const running = loop();
+
+  return {
+    peerId: leaf.peerId,
+    get connected() {
+      return client !== undefined;
+    },
+    async stop() {
+      stopped = true;
+      wake();
+      client?.close();
+      await running;
+      await queue.catch(() => {});
+    },
+  };
+}
+
+/** Finds a broker by mDNS when the config names none (control/mdns.ts, loaded lazily). */
+async function discover(cfg: PeerLinkConfig, _anchors: Certificate[], log: Log): Promise<string | undefined> {
+  try {
+    // A variable specifier: mdns.ts is optional for type checking and loaded only when needed.
+    const spec = './mdns.ts';
+    const mdns = (await import(spec)) as unknown as {
+      browseBroker?: (o: {
+        timeoutMs: number;
+      }) => Promise<{ address: string; fingerprint?: string } | undefined>;
+    };
+    if (mdns.browseBroker === undefined) return undefined;
+    const found = await mdns.browseBroker({ timeoutMs: 3000 });
+    if (found === undefined) return undefined;
+    // TLS still checks the chain to our anchors; the TXT fingerprint only pins which broker.
+    if (found.fingerprint !== undefined && cfg.brokerFingerprint === undefined)
+      cfg.brokerFingerprint = found.fingerprint;
+    return found.address;
+  } catch (e) {
+    log('warn', `control: mDNS discovery failed: ${errorMessage(e)}`);
+    return undefined;
+  }
+}

@@ -40,6 +40,12 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   await agent.boot();
   if (config.dbus !== undefined) {
     try {
+      if (realPid1 && config.dbus.address === undefined) {
+        // Nothing else starts the system bus on MilkyWayLinux: PID 1 runs it as its child.
+        const { startBusDaemon } = await import('../dbus-daemon.ts');
+        const daemon = await startBusDaemon({});
+        agent.onShutdown('system bus', () => daemon.stop());
+      }
       const { startDbusService } = await import('../dbus-service.ts');
       const svc = await startDbusService({ api: agent, address: config.dbus.address, log: agent.log });
       agent.onShutdown('D-Bus service', () => svc.stop());

@@ -54,6 +54,24 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
       agent.warn(`cannot serve the D-Bus API: ${(e as Error).message}`);
     }
   }
+  if (config.control !== undefined) {
+    try {
+      const { startPeerLink } = await import('../../control/peer-link.ts');
+      // The replay cache and memberships must survive reboots: they live on the data partition.
+      const link = await startPeerLink({
+        api: agent,
+        config: config.control,
+        stateDir: agent.path(config.dataDir),
+        log: agent.log,
+      });
+      agent.onShutdown('peer link', () => link.stop());
+      agent.log('info', 'peer link started');
+    } catch (e) {
+      agent.warn(
+        `cannot start the peer link: ${(e as { code?: string }).code ?? ''} ${(e as Error).message}`,
+      );
+    }
+  }
   const result = await agent.done;
   clearInterval(keepAlive);
   return finish(result, realPid1);

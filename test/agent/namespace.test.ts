@@ -58,3 +58,11 @@ test('milkyway-agent names the bad key of an invalid agent config and exits non-
   const r2 = await cli('milkyway-agent', ['--root', dir, '--config', config, '--mode', 'namespace']);
   t.regex(r2.stderr, /key dbus\.adress: unknown key/);
 });
+
+test('namespace mode: the control section is handed to the peer link; a bad one is reported and the agent stays up', async (t) => {
+  const r = await makeRoot(t, await makePki(t), { config: { control: { broker: 42 } } });
+  const a = startAgent(t, r);
+  await a.waitFor(/cannot start the peer link: E_\w+/);
+  await a.kill('SIGTERM');
+  t.is(await a.exit, 0);
+});

@@ -1,0 +1,53 @@
+// Child program for zombies.test.ts, run as PID 1 of a new PID namespace: supervises a
+// service that double-forks (its grandchildren are orphaned and exit), then reports every
+// zombie in the namespace as JSON on stdout.
+import { readdir, readFile } from 'node:fs/promises';
+import { SERVICE_DEFAULTS } from '../../agent/service-spec.ts';
+import { Supervisor } from '../../agent/supervisor.ts';
+
+const [runDir] = process.argv.slice(2);
+if (runDir === undefined) throw new Error('usage: zombie-child.ts RUNDIR');
+const sup = new Supervisor({
+  cgroupRoot: undefined,
+  runDir,
+  logDir: undefined,
+  logConfig: { ringLines: 100, fileBytes: 1 << 20, files: 1, rateLinesPerSecond: 1000 },
+  emit: () => {},
+  log: () => {},
+});
+// Each round: a child that forks a grandchild and exits at once; the grandchild is
+// orphaned, sleeps briefly and exits — someone must reap it.
+const script = 'for i in 1 2 3 4 5 6 7 8 9 10; do ( sleep 0.05 & ) ; done; echo forked; exec sleep 30';
+sup.add({
+  ...SERVICE_DEFAULTS,
+  name: 'fork/fork',
+  layer: 'fork',
+  exec: ['/bin/sh', '-c', script],
+  root: '/',
+  env: {},
+  capabilities: [],
+  requires: [],
+  limits: {},
+  binds: [],
+});
+await sup.startAll();
+await new Promise((r) => setTimeout(r, 1500));
+const zombies: string[] = [];
+let processes = 0;
+for (const d of await readdir('/proc')) {
+  if (!/^\d+$/.test(d)) continue;
+  try {
+    const status = await readFile(`/proc/${d}/status`, 'utf8');
+    processes++;
+    if (/^State:\s+Z/m.test(status)) zombies.push(`${d} ${/^Name:\s+(.*)$/m.exec(status)?.[1] ?? ''}`);
+  } catch {
+    // exited meanwhile
+  }
+}
+const log = sup
+  .get('fork/fork')
+  .ctx.log.tail(10)
+  .map((l) => l.text);
+await sup.stopAll();
+process.stdout.write(`${JSON.stringify({ pid: process.pid, zombies, processes, log })}\n`);
+process.exit(0);

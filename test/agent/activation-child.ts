@@ -6,8 +6,17 @@ import { join } from 'node:path';
 import { activatePayload, deactivatePayload } from '../../agent/layer-activation.ts';
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from '../../agent/overlay-root.ts';
 
-const [dir, appFile, appOffset, appSize, libFile, libOffset, libSize] = process.argv.slice(2);
-if (dir === undefined || libSize === undefined) throw new Error('usage');
+const args = process.argv.slice(2);
+if (args.length !== 7) throw new Error('usage: activation-child.ts DIR APP OFF SIZE LIB OFF SIZE');
+const [dir, appFile, appOffset, appSize, libFile, libOffset, libSize] = args as [
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+  string,
+];
 const area = (file: string, off: string, size: string) => ({
   path: file,
   payloadOffset: Number(off),
@@ -16,18 +25,8 @@ const area = (file: string, off: string, size: string) => ({
   veritySize: 0,
   rootHash: '',
 });
-const app = await activatePayload(
-  'app',
-  area(appFile as string, appOffset as string, appSize),
-  join(dir, 'm-app'),
-  'userspace',
-);
-const lib = await activatePayload(
-  'lib',
-  area(libFile, libOffset as string, libSize),
-  join(dir, 'm-lib'),
-  'userspace',
-);
+const app = await activatePayload('app', area(appFile, appOffset, appSize), join(dir, 'm-app'), 'userspace');
+const lib = await activatePayload('lib', area(libFile, libOffset, libSize), join(dir, 'm-lib'), 'userspace');
 const skel = join(dir, 'skel');
 await mountSkeletonTmpfs(skel);
 const root = join(dir, 'root');

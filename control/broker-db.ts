@@ -1,0 +1,543 @@
+// The broker's state in an embedded SQLite database (node:sqlite, no native build):
+// peers and their certificates and last signed status, enrollment requests, groups and
+// the operator-signed memberships the broker relays, jobs, per-peer deliveries (the
+// pending queue) with their results, and the audit chain. Every change is committed
+// before the broker acknowledges it, so a restart (even kill -9) loses nothing that was
+// acknowledged. WAL with synchronous=NORMAL: durable across process crashes; a power cut
+// may lose the last transactions, which agents and operators tolerate (redelivery, retry).
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { errorMessage } from '../common/error.ts';
+import { ControlError } from './control-error.ts';
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS peers (
+  peer_id TEXT PRIMARY KEY, name TEXT NOT NULL, fingerprint TEXT NOT NULL, certificate TEXT NOT NULL,
+  labels TEXT NOT NULL DEFAULT '{}', last_seen TEXT, status TEXT, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS enrollments (
+  request_id TEXT PRIMARY KEY, peer_id TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL,
+  labels TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL, certificate TEXT, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memberships (
+  group_name TEXT NOT NULL, peer_id TEXT NOT NULL, op TEXT NOT NULL, envelope TEXT,
+  acked INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL, PRIMARY KEY (group_name, peer_id));
+CREATE TABLE IF NOT EXISTS jobs (
+  job_id TEXT PRIMARY KEY, operator TEXT NOT NULL, command TEXT NOT NULL, expires_at TEXT NOT NULL,
+  batch INTEGER, max_fail INTEGER, created TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deliveries (
+  job_id TEXT NOT NULL, peer_id TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
+  outcome TEXT, result TEXT, sent INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL,
+  PRIMARY KEY (job_id, peer_id));
+CREATE INDEX IF NOT EXISTS deliveries_peer ON deliveries (peer_id, state);
+CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state);
+CREATE TABLE IF NOT EXISTS audit (
+  seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
+  data TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
+`;
+
+/** States of one (job, peer) delivery. */
+export type DeliveryState = 'queued' | 'pending' | 'done' | 'expired' | 'skipped';
+
+export interface PeerRow {
+  peerId: string;
+  name: string;
+  fingerprint: string;
+  certificate: string;
+  labels: Record<string, string>;
+  lastSeen: string | null;
+  status: unknown;
+  created: string;
+}
+
+export interface EnrollmentRow {
+  requestId: string;
+  peerId: string;
+  name: string;
+  fingerprint: string;
+  labels: Record<string, string>;
+  request: unknown;
+  state: 'pending' | 'accepted' | 'rejected';
+  certificate: string | null;
+  created: string;
+}
+
+export interface JobRow {
+  jobId: string;
+  operator: string;
+  command: unknown;
+  expiresAt: string;
+  batch: number | null;
+  maxFail: number | null;
+  created: string;
+}
+
+export interface DeliveryRow {
+  jobId: string;
+  peerId: string;
+  seq: number;
+  state: DeliveryState;
+  outcome: string | null;
+  result: unknown;
+  sent: number;
+  updated: string;
+}
+
+export interface MembershipRow {
+  group: string;
+  peerId: string;
+  op: 'put' | 'delete';
+  envelope: unknown;
+  acked: boolean;
+  updated: string;
+}
+
+export interface AuditRow {
+  seq: number;
+  time: string;
+  kind: string;
+  actor: string;
+  data: unknown;
+  prev: string;
+  hash: string;
+}
+
+type Row = Record<string, SQLInputValue>;
+
+const json = (v: unknown): string => JSON.stringify(v ?? null);
+const parse = (v: SQLInputValue | undefined): unknown => (typeof v === 'string' ? JSON.parse(v) : null);
+const str = (v: SQLInputValue | undefined): string => String(v);
+const strOrNull = (v: SQLInputValue | undefined): string | null =>
+  v === null || v === undefined ? null : String(v);
+const numOrNull = (v: SQLInputValue | undefined): number | null =>
+  v === null || v === undefined ? null : Number(v);
+
+function peerRow(r: Row): PeerRow {
+  return {
+    peerId: str(r.peer_id),
+    name: str(r.name),
+    fingerprint: str(r.fingerprint),
+    certificate: str(r.certificate),
+    labels: parse(r.labels) as Record<string, string>,
+    lastSeen: strOrNull(r.last_seen),
+    status: parse(r.status),
+    created: str(r.created),
+  };
+}
+
+function deliveryRow(r: Row): DeliveryRow {
+  return {
+    jobId: str(r.job_id),
+    peerId: str(r.peer_id),
+    seq: Number(r.seq),
+    state: str(r.state) as DeliveryState,
+    outcome: strOrNull(r.outcome),
+    result: parse(r.result),
+    sent: Number(r.sent),
+    updated: str(r.updated),
+  };
+}
+
+function jobRow(r: Row): JobRow {
+  return {
+    jobId: str(r.job_id),
+    operator: str(r.operator),
+    command: parse(r.command),
+    expiresAt: str(r.expires_at),
+    batch: numOrNull(r.batch),
+    maxFail: numOrNull(r.max_fail),
+    created: str(r.created),
+  };
+}
+
+export class BrokerDb {
+  readonly db: DatabaseSync;
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+    try {
+      if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+      this.db = new DatabaseSync(path);
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+      this.db.exec(SCHEMA);
+    } catch (e) {
+      throw new ControlError('E_BROKER_DB', `Cannot open broker database ${path}: ${errorMessage(e)}`, {
+        path,
+        cause: e,
+      });
+    }
+    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as Row | undefined;
+    if (v === undefined) {
+      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', String(SCHEMA_VERSION));
+    } else if (Number(v.value) !== SCHEMA_VERSION) {
+      throw new ControlError(
+        'E_BROKER_DB',
+        `Broker database ${path} has schema ${String(v.value)}, this broker knows ${SCHEMA_VERSION}`,
+        { path },
+      );
+    }
+  }
+
+  close(): void {
+    if (this.db.isOpen) this.db.close();
+  }
+
+  /** Runs `f` in one transaction (nested calls join the outer one). */
+  tx<T>(f: () => T): T {
+    if (this.db.isTransaction) return f();
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const r = f();
+      this.db.exec('COMMIT');
+      return r;
+    } catch (e) {
+      this.db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+
+  // ---- peers ----
+
+  upsertPeer(p: {
+    peerId: string;
+    name: string;
+    fingerprint: string;
+    certificate: string;
+    now: string;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO peers (peer_id, name, fingerprint, certificate, last_seen, created) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (peer_id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint,
+           certificate = excluded.certificate, last_seen = excluded.last_seen`,
+      )
+      .run(p.peerId, p.name, p.fingerprint, p.certificate, p.now, p.now);
+  }
+
+  setPeerLabels(peerId: string, labels: Record<string, string>): void {
+    this.db.prepare('UPDATE peers SET labels = ? WHERE peer_id = ?').run(json(labels), peerId);
+  }
+
+  touchPeer(peerId: string, now: string): void {
+    this.db.prepare('UPDATE peers SET last_seen = ? WHERE peer_id = ?').run(now, peerId);
+  }
+
+  setPeerStatus(peerId: string, status: unknown, now: string): void {
+    this.db
+      .prepare('UPDATE peers SET status = ?, last_seen = ? WHERE peer_id = ?')
+      .run(json(status), now, peerId);
+  }
+
+  peer(peerId: string): PeerRow | undefined {
+    const r = this.db.prepare('SELECT * FROM peers WHERE peer_id = ?').get(peerId) as Row | undefined;
+    return r === undefined ? undefined : peerRow(r);
+  }
+
+  peers(): PeerRow[] {
+    return (this.db.prepare('SELECT * FROM peers ORDER BY peer_id').all() as Row[]).map(peerRow);
+  }
+
+  // ---- enrollment ----
+
+  addEnrollment(e: Omit<EnrollmentRow, 'state' | 'certificate'>): void {
+    this.db
+      .prepare(
+        `INSERT INTO enrollments (request_id, peer_id, name, fingerprint, labels, request, state, created)
+         VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (request_id) DO NOTHING`,
+      )
+      .run(e.requestId, e.peerId, e.name, e.fingerprint, json(e.labels), json(e.request), e.created);
+  }
+
+  enrollment(requestId: string): EnrollmentRow | undefined {
+    const r = this.db.prepare('SELECT * FROM enrollments WHERE request_id = ?').get(requestId) as
+      | Row
+      | undefined;
+    if (r === undefined) return undefined;
+    return {
+      requestId: str(r.request_id),
+      peerId: str(r.peer_id),
+      name: str(r.name),
+      fingerprint: str(r.fingerprint),
+      labels: parse(r.labels) as Record<string, string>,
+      request: parse(r.request),
+      state: str(r.state) as EnrollmentRow['state'],
+      certificate: strOrNull(r.certificate),
+      created: str(r.created),
+    };
+  }
+
+  enrollments(): EnrollmentRow[] {
+    const ids = this.db.prepare('SELECT request_id FROM enrollments ORDER BY created').all() as Row[];
+    return ids.map((r) => this.enrollment(str(r.request_id)) as EnrollmentRow);
+  }
+
+  setEnrollmentState(requestId: string, state: EnrollmentRow['state'], certificate: string | null): void {
+    this.db
+      .prepare('UPDATE enrollments SET state = ?, certificate = ? WHERE request_id = ?')
+      .run(state, certificate, requestId);
+  }
+
+  // ---- groups and memberships ----
+
+  createGroup(name: string, now: string): boolean {
+    return (
+      this.db.prepare('INSERT OR IGNORE INTO groups (name, created) VALUES (?, ?)').run(name, now).changes > 0
+    );
+  }
+
+  deleteGroup(name: string): boolean {
+    return this.tx(() => {
+      this.db.prepare('DELETE FROM memberships WHERE group_name = ?').run(name);
+      return this.db.prepare('DELETE FROM groups WHERE name = ?').run(name).changes > 0;
+    });
+  }
+
+  hasGroup(name: string): boolean {
+    return this.db.prepare('SELECT 1 FROM groups WHERE name = ?').get(name) !== undefined;
+  }
+
+  groups(): Array<{ group: string; members: string[]; created: string }> {
+    const gs = this.db.prepare('SELECT * FROM groups ORDER BY name').all() as Row[];
+    const q = this.db.prepare(
+      "SELECT peer_id FROM memberships WHERE group_name = ? AND op = 'put' ORDER BY peer_id",
+    );
+    return gs.map((g) => ({
+      group: str(g.name),
+      created: str(g.created),
+      members: (q.all(str(g.name)) as Row[]).map((r) => str(r.peer_id)),
+    }));
+  }
+
+  putMembership(m: {
+    group: string;
+    peerId: string;
+    op: 'put' | 'delete';
+    envelope: unknown;
+    now: string;
+  }): void {
+    this.db
+      .prepare(
+        `INSERT INTO memberships (group_name, peer_id, op, envelope, acked, updated) VALUES (?, ?, ?, ?, 0, ?)
+         ON CONFLICT (group_name, peer_id) DO UPDATE SET op = excluded.op, envelope = excluded.envelope,
+           acked = 0, updated = excluded.updated`,
+      )
+      .run(m.group, m.peerId, m.op, m.envelope === undefined ? null : json(m.envelope), m.now);
+  }
+
+  ackMembership(group: string, peerId: string, op: string): void {
+    this.db
+      .prepare('UPDATE memberships SET acked = 1 WHERE group_name = ? AND peer_id = ? AND op = ?')
+      .run(group, peerId, op);
+  }
+
+  unackedMemberships(peerId: string): MembershipRow[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM memberships WHERE peer_id = ? AND acked = 0 ORDER BY updated')
+        .all(peerId) as Row[]
+    ).map((r) => ({
+      group: str(r.group_name),
+      peerId: str(r.peer_id),
+      op: str(r.op) as 'put' | 'delete',
+      envelope: parse(r.envelope),
+      acked: Number(r.acked) === 1,
+      updated: str(r.updated),
+    }));
+  }
+
+  groupsOf(peerId: string): string[] {
+    return (
+      this.db
+        .prepare("SELECT group_name FROM memberships WHERE peer_id = ? AND op = 'put' ORDER BY group_name")
+        .all(peerId) as Row[]
+    ).map((r) => str(r.group_name));
+  }
+
+  // ---- jobs and deliveries ----
+
+  addJob(j: JobRow, targets: readonly string[], window: number): void {
+    this.tx(() => {
+      this.db
+        .prepare(
+          'INSERT INTO jobs (job_id, operator, command, expires_at, batch, max_fail, created) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        )
+        .run(j.jobId, j.operator, json(j.command), j.expiresAt, j.batch, j.maxFail, j.created);
+      const ins = this.db.prepare(
+        'INSERT INTO deliveries (job_id, peer_id, seq, state, updated) VALUES (?, ?, ?, ?, ?)',
+      );
+      targets.forEach((p, i) => {
+        ins.run(j.jobId, p, i, i < window ? 'pending' : 'queued', j.created);
+      });
+    });
+  }
+
+  job(jobId: string): JobRow | undefined {
+    const r = this.db.prepare('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as Row | undefined;
+    return r === undefined ? undefined : jobRow(r);
+  }
+
+  jobs(limit: number): JobRow[] {
+    return (this.db.prepare('SELECT * FROM jobs ORDER BY created DESC LIMIT ?').all(limit) as Row[]).map(
+      jobRow,
+    );
+  }
+
+  deliveries(jobId: string): DeliveryRow[] {
+    return (
+      this.db.prepare('SELECT * FROM deliveries WHERE job_id = ? ORDER BY seq').all(jobId) as Row[]
+    ).map(deliveryRow);
+  }
+
+  delivery(jobId: string, peerId: string): DeliveryRow | undefined {
+    const r = this.db
+      .prepare('SELECT * FROM deliveries WHERE job_id = ? AND peer_id = ?')
+      .get(jobId, peerId) as Row | undefined;
+    return r === undefined ? undefined : deliveryRow(r);
+  }
+
+  /** Pending deliveries of one peer (released by the batch window, not answered, not expired). */
+  pendingFor(peerId: string, now: string): Array<DeliveryRow & { command: unknown; expiresAt: string }> {
+    return (
+      this.db
+        .prepare(
+          `SELECT d.*, j.command, j.expires_at FROM deliveries d JOIN jobs j USING (job_id)
+           WHERE d.peer_id = ? AND d.state = 'pending' AND j.expires_at > ? ORDER BY j.created, d.job_id`,
+        )
+        .all(peerId, now) as Row[]
+    ).map((r) => ({ ...deliveryRow(r), command: parse(r.command), expiresAt: str(r.expires_at) }));
+  }
+
+  pendingList(
+    peerId?: string,
+  ): Array<{ peerId: string; jobId: string; expiresAt: string; state: string; sent: number }> {
+    const sql = `SELECT d.peer_id, d.job_id, d.state, d.sent, j.expires_at FROM deliveries d JOIN jobs j USING (job_id)
+      WHERE d.state IN ('pending', 'queued') ${peerId === undefined ? '' : 'AND d.peer_id = ?'} ORDER BY j.created, d.seq`;
+    const rows = (
+      peerId === undefined ? this.db.prepare(sql).all() : this.db.prepare(sql).all(peerId)
+    ) as Row[];
+    return rows.map((r) => ({
+      peerId: str(r.peer_id),
+      jobId: str(r.job_id),
+      expiresAt: str(r.expires_at),
+      state: str(r.state),
+      sent: Number(r.sent),
+    }));
+  }
+
+  markSent(jobId: string, peerId: string, now: string): void {
+    this.db
+      .prepare('UPDATE deliveries SET sent = sent + 1, updated = ? WHERE job_id = ? AND peer_id = ?')
+      .run(now, jobId, peerId);
+  }
+
+  /** Records a result; false when the delivery is unknown or already finished (duplicate). */
+  setResult(jobId: string, peerId: string, outcome: string, result: unknown, now: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE deliveries SET state = 'done', outcome = ?, result = ?, updated = ?
+           WHERE job_id = ? AND peer_id = ? AND state IN ('pending', 'queued')`,
+        )
+        .run(outcome, json(result), now, jobId, peerId).changes > 0
+    );
+  }
+
+  /** Moves deliveries of jobs past expiry to `expired`; returns them. */
+  expire(now: string): Array<{ jobId: string; peerId: string }> {
+    return this.tx(() => {
+      const rows = this.db
+        .prepare(
+          `SELECT d.job_id, d.peer_id FROM deliveries d JOIN jobs j USING (job_id)
+           WHERE d.state IN ('pending', 'queued') AND j.expires_at <= ?`,
+        )
+        .all(now) as Row[];
+      const up = this.db.prepare(
+        "UPDATE deliveries SET state = 'expired', updated = ? WHERE job_id = ? AND peer_id = ?",
+      );
+      for (const r of rows) up.run(now, str(r.job_id), str(r.peer_id));
+      return rows.map((r) => ({ jobId: str(r.job_id), peerId: str(r.peer_id) }));
+    });
+  }
+
+  /** Counts per state of one job. */
+  counts(jobId: string): Record<DeliveryState | 'failed' | 'ok', number> {
+    const out = { queued: 0, pending: 0, done: 0, expired: 0, skipped: 0, failed: 0, ok: 0 };
+    const rows = this.db
+      .prepare(
+        'SELECT state, outcome, count(*) AS n FROM deliveries WHERE job_id = ? GROUP BY state, outcome',
+      )
+      .all(jobId) as Row[];
+    for (const r of rows) {
+      const s = str(r.state) as DeliveryState;
+      out[s] += Number(r.n);
+      if (s === 'done') {
+        if (r.outcome === 'ok') out.ok += Number(r.n);
+        else out.failed += Number(r.n);
+      }
+    }
+    return out;
+  }
+
+  /** Releases up to `n` queued deliveries of a job (sliding batch window); returns their peers. */
+  release(jobId: string, n: number, now: string): string[] {
+    if (n <= 0) return [];
+    return this.tx(() => {
+      const rows = this.db
+        .prepare("SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'queued' ORDER BY seq LIMIT ?")
+        .all(jobId, n) as Row[];
+      const up = this.db.prepare(
+        "UPDATE deliveries SET state = 'pending', updated = ? WHERE job_id = ? AND peer_id = ?",
+      );
+      for (const r of rows) up.run(now, jobId, str(r.peer_id));
+      return rows.map((r) => str(r.peer_id));
+    });
+  }
+
+  /** Marks every queued delivery of a job skipped (max-fail reached); returns their peers. */
+  skipQueued(jobId: string, now: string): string[] {
+    return this.tx(() => {
+      const rows = this.db
+        .prepare("SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'queued'")
+        .all(jobId) as Row[];
+      this.db
+        .prepare("UPDATE deliveries SET state = 'skipped', updated = ? WHERE job_id = ? AND state = 'queued'")
+        .run(now, jobId);
+      return rows.map((r) => str(r.peer_id));
+    });
+  }
+
+  // ---- audit ----
+
+  auditHead(): AuditRow | undefined {
+    const r = this.db.prepare('SELECT * FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    return r === undefined ? undefined : auditRow(r);
+  }
+
+  appendAudit(a: AuditRow): void {
+    this.db
+      .prepare('INSERT INTO audit (seq, time, kind, actor, data, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(a.seq, a.time, a.kind, a.actor, json(a.data), a.prev, a.hash);
+  }
+
+  audit(from: number, limit: number): AuditRow[] {
+    return (
+      this.db.prepare('SELECT * FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?').all(from, limit) as Row[]
+    ).map(auditRow);
+  }
+}
+
+function auditRow(r: Row): AuditRow {
+  return {
+    seq: Number(r.seq),
+    time: str(r.time),
+    kind: str(r.kind),
+    actor: str(r.actor),
+    data: parse(r.data),
+    prev: str(r.prev),
+    hash: str(r.hash),
+  };
+}

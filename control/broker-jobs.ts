@@ -1,0 +1,231 @@
+// Job bookkeeping in the broker: the per-peer pending queue (a command stays pending for a
+// peer until its result arrives or the command expires), redelivery whenever the peer
+// comes back online, the sliding batch window and failure budget, the expiry sweep, and the
+// job events streamed to watching operators. Every state change is written to the database
+// (and the audit chain) before anything is sent, so a broker restart resumes exactly.
+import type { Broker, Session } from './broker.ts';
+import { ControlError } from './control-error.ts';
+import { message, type Outcome } from './protocol.ts';
+
+export interface SubmitInput {
+  jobId: string;
+  command: unknown;
+  targets: readonly string[];
+  expiresAt: string;
+  batch?: number;
+  maxFail?: number;
+}
+
+export interface JobSummary {
+  jobId: string;
+  operator: string;
+  created: string;
+  expiresAt: string;
+  batch: number | null;
+  maxFail: number | null;
+  targeted: number;
+  succeeded: number;
+  failed: number;
+  pending: number;
+  expired: number;
+  skipped: number;
+  /** `running` while any delivery may still produce a result. */
+  state: 'running' | 'finished';
+}
+
+export class BrokerJobs {
+  readonly #b: Broker;
+  readonly #watchers = new Map<string, Set<Session>>();
+
+  constructor(b: Broker) {
+    this.#b = b;
+  }
+
+  submit(s: Session, x: SubmitInput): { jobId: string; targets: string[]; unknown: string[] } {
+    const b = this.#b;
+    const now = b.now();
+    const exp = Date.parse(x.expiresAt);
+    if (Number.isNaN(exp))
+      throw new ControlError('E_PROTOCOL', `expiresAt ${x.expiresAt} is not a time`, { path: 'expiresAt' });
+    if (exp <= now.getTime()) {
+      throw new ControlError(
+        'E_COMMAND_EXPIRED',
+        `Job ${x.jobId} expired at ${x.expiresAt} before it was submitted`,
+      );
+    }
+    const env = x.command as { type?: unknown };
+    if (env.type !== 'command')
+      throw new ControlError('E_PROTOCOL', 'command-submit carries an envelope that is not a command');
+    const targets = [...new Set(x.targets)];
+    for (const [name, v] of [
+      ['batch', x.batch],
+      ['maxFail', x.maxFail],
+    ] as const) {
+      if (v !== undefined && (!Number.isSafeInteger(v) || v < (name === 'batch' ? 1 : 0))) {
+        throw new ControlError(
+          'E_PROTOCOL',
+          `${name} must be a ${name === 'batch' ? 'positive' : 'non-negative'} integer`,
+          {
+            path: name,
+          },
+        );
+      }
+    }
+    const existing = b.db.job(x.jobId);
+    if (existing !== undefined) {
+      // A retried submit of the same signed command is idempotent; another command under the
+      // same id is refused (ids are 128-bit random, so this is a replay or a bug).
+      if (JSON.stringify(existing.command) !== JSON.stringify(x.command)) {
+        throw new ControlError('E_JOB_EXISTS', `Job ${x.jobId} already exists with another command`);
+      }
+    } else {
+      b.db.tx(() => {
+        b.db.addJob(
+          {
+            jobId: x.jobId,
+            operator: s.identity,
+            command: x.command,
+            expiresAt: new Date(exp).toISOString(),
+            batch: x.batch ?? null,
+            maxFail: x.maxFail ?? null,
+            created: now.toISOString(),
+          },
+          targets,
+          x.batch ?? targets.length,
+        );
+        b.audit.append('command', s.actor, { jobId: x.jobId, targets, envelope: x.command }, now);
+      });
+    }
+    const known = new Set(b.db.peers().map((p) => p.peerId));
+    for (const p of targets) this.#deliverIfOnline(x.jobId, p);
+    return { jobId: x.jobId, targets, unknown: targets.filter((p) => !known.has(p)) };
+  }
+
+  #deliverIfOnline(jobId: string, peerId: string): void {
+    const b = this.#b;
+    const s = b.peers.get(peerId);
+    if (s === undefined) return;
+    const d = b.db.delivery(jobId, peerId);
+    const j = b.db.job(jobId);
+    if (d === undefined || j === undefined || d.state !== 'pending') return;
+    if (Date.parse(j.expiresAt) <= b.now().getTime()) return;
+    b.db.markSent(jobId, peerId, b.now().toISOString());
+    b.send(s, message('command-deliver', { jobId, command: j.command, expiresAt: j.expiresAt }));
+  }
+
+  /** A peer (re)connected: send every pending command and unacknowledged membership. */
+  onPeerOnline(peerId: string): void {
+    const b = this.#b;
+    const s = b.peers.get(peerId);
+    if (s === undefined) return;
+    const now = b.now().toISOString();
+    for (const d of b.db.pendingFor(peerId, now)) {
+      b.db.markSent(d.jobId, peerId, now);
+      b.send(s, message('command-deliver', { jobId: d.jobId, command: d.command, expiresAt: d.expiresAt }));
+    }
+    for (const m of b.db.unackedMemberships(peerId)) this.sendMembership(s, m.group, m.op, m.envelope);
+  }
+
+  sendMembership(s: Session, group: string, op: 'put' | 'delete', envelope: unknown): void {
+    this.#b.send(
+      s,
+      message('membership-deliver', {
+        group,
+        peerId: s.identity,
+        op,
+        ...(envelope === null || envelope === undefined ? {} : { membership: envelope }),
+      }),
+    );
+  }
+
+  /** A peer's signed result: recorded once, audited, streamed to watchers, batch advanced. */
+  onResult(s: Session, jobId: string, outcome: Outcome, result: unknown): void {
+    const b = this.#b;
+    const now = b.now();
+    const first = b.db.tx(() => {
+      if (!b.db.setResult(jobId, s.identity, outcome, result, now.toISOString())) return false;
+      b.audit.append('result', s.actor, { jobId, peerId: s.identity, outcome, envelope: result }, now);
+      return true;
+    });
+    if (!first) {
+      // Duplicate (redelivery after a restart) or a result for a job this peer was never sent.
+      b.log('info', `broker: result of ${s.identity} for job ${jobId} ignored (duplicate or not targeted)`);
+      return;
+    }
+    this.#emit(jobId, { jobId, peerId: s.identity, outcome, result });
+    this.#advance(jobId);
+  }
+
+  /** Keeps the batch window full and stops the rollout once the failure budget is spent. */
+  #advance(jobId: string): void {
+    const b = this.#b;
+    const j = b.db.job(jobId);
+    if (j === undefined || j.batch === null) return;
+    const now = b.now().toISOString();
+    const c = b.db.counts(jobId);
+    if (j.maxFail !== null && c.failed + c.expired > j.maxFail) {
+      for (const p of b.db.skipQueued(jobId, now))
+        this.#emit(jobId, { jobId, peerId: p, outcome: 'failed', state: 'skipped' });
+      return;
+    }
+    for (const p of b.db.release(jobId, j.batch - c.pending, now)) this.#deliverIfOnline(jobId, p);
+  }
+
+  /** Expires deliveries past their command's expiry; tells watchers. */
+  sweep(): void {
+    const b = this.#b;
+    let expired: Array<{ jobId: string; peerId: string }>;
+    try {
+      expired = b.db.expire(b.now().toISOString());
+    } catch (e) {
+      b.log('error', `broker: expiry sweep failed: ${(e as Error).message}`);
+      return;
+    }
+    for (const x of expired) this.#emit(x.jobId, { ...x, outcome: 'failed', state: 'expired' });
+  }
+
+  watch(s: Session, jobId: string): void {
+    let set = this.#watchers.get(jobId);
+    if (set === undefined) {
+      set = new Set();
+      this.#watchers.set(jobId, set);
+    }
+    set.add(s);
+  }
+
+  unwatchAll(s: Session): void {
+    for (const [id, set] of this.#watchers) {
+      set.delete(s);
+      if (set.size === 0) this.#watchers.delete(id);
+    }
+  }
+
+  #emit(jobId: string, fields: Record<string, unknown>): void {
+    const set = this.#watchers.get(jobId);
+    if (set === undefined) return;
+    for (const s of set) this.#b.send(s, message('job-event', fields));
+  }
+
+  summary(jobId: string): JobSummary | undefined {
+    const b = this.#b;
+    const j = b.db.job(jobId);
+    if (j === undefined) return undefined;
+    const c = b.db.counts(jobId);
+    const targeted = c.queued + c.pending + c.done + c.expired + c.skipped;
+    return {
+      jobId,
+      operator: j.operator,
+      created: j.created,
+      expiresAt: j.expiresAt,
+      batch: j.batch,
+      maxFail: j.maxFail,
+      targeted,
+      succeeded: c.ok,
+      failed: c.failed,
+      pending: c.pending + c.queued,
+      expired: c.expired,
+      skipped: c.skipped,
+      state: c.pending + c.queued === 0 ? 'finished' : 'running',
+    };
+  }
+}

@@ -1,0 +1,259 @@
+// Request handlers of the broker, one per message kind (doc/protocol.md has the table).
+// The caller (broker.ts) has already checked the sender's role may send the kind; each
+// handler returns the reply fields, or undefined for one-way messages.
+import { parseCertificates } from '../keys/index.ts';
+import type { Broker, Session } from './broker.ts';
+import { ControlError } from './control-error.ts';
+import { checkEnrollmentRequest, checkIssuedCertificate } from './enrollment.ts';
+import { isId, type Message, type Outcome } from './protocol.ts';
+
+const MAX_LIST = 10_000;
+
+function limitOf(v: unknown, dflt: number): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? Math.min(v, MAX_LIST) : dflt;
+}
+
+function envelopeOfType(v: unknown, type: string, field: string): unknown {
+  const e = v as { type?: unknown } | undefined;
+  if (e?.type !== type)
+    throw new ControlError('E_PROTOCOL', `${field} is not a ${type} envelope`, { path: field });
+  return v;
+}
+
+export function handleRequest(b: Broker, s: Session, m: Message): Record<string, unknown> | undefined {
+  const now = b.now();
+  const iso = now.toISOString();
+  switch (m.kind) {
+    case 'ping':
+      return { time: iso };
+
+    // ---- anonymous: enrollment ----
+    case 'enroll-request': {
+      const req = checkEnrollmentRequest(m.request, now);
+      const existing = b.db.enrollment(req.requestId);
+      if (existing === undefined) {
+        b.db.tx(() => {
+          b.db.addEnrollment({
+            requestId: req.requestId,
+            peerId: req.payload.peerId,
+            name: req.payload.name,
+            fingerprint: req.fingerprint,
+            labels: req.payload.labels,
+            request: m.request,
+            created: iso,
+          });
+          b.audit.append(
+            'enroll-request',
+            `anonymous:${req.payload.peerId}`,
+            {
+              requestId: req.requestId,
+              peerId: req.payload.peerId,
+              fingerprint: req.fingerprint,
+            },
+            now,
+          );
+        });
+      }
+      return { requestId: req.requestId, fingerprint: req.fingerprint, state: existing?.state ?? 'pending' };
+    }
+    case 'enroll-status': {
+      const e = b.db.enrollment(m.requestId as string);
+      if (e === undefined)
+        throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${String(m.requestId)}`);
+      return {
+        requestId: e.requestId,
+        state: e.state,
+        ...(e.certificate === null ? {} : { certificate: e.certificate }),
+      };
+    }
+
+    // ---- operators ----
+    case 'enrollment-list':
+      return {
+        requests: b.db.enrollments().map((e) => ({
+          requestId: e.requestId,
+          peerId: e.peerId,
+          name: e.name,
+          fingerprint: e.fingerprint,
+          labels: e.labels,
+          state: e.state,
+          created: e.created,
+        })),
+      };
+    case 'enrollment-accept': {
+      const e = b.db.enrollment(m.requestId as string);
+      if (e === undefined)
+        throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${String(m.requestId)}`);
+      if (e.state !== 'pending')
+        throw new ControlError('E_ENROLL_STATE', `Enrollment ${e.requestId} is already ${e.state}`);
+      // Re-check at the time it was made: acceptance may come days later.
+      const req = checkEnrollmentRequest(e.request, new Date(e.created));
+      let chain: ReturnType<typeof parseCertificates>;
+      try {
+        chain = parseCertificates(m.certificate as string);
+      } catch (err) {
+        throw new ControlError(
+          'E_ENROLL_CERT',
+          `Certificate for ${e.peerId} does not parse: ${(err as Error).message}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      const leaf = checkIssuedCertificate(req, chain, {
+        anchors: b.options.anchors,
+        ...(b.options.crls === undefined ? {} : { crls: b.options.crls }),
+      });
+      b.db.tx(() => {
+        b.db.setEnrollmentState(e.requestId, 'accepted', m.certificate as string);
+        b.db.upsertPeer({
+          peerId: e.peerId,
+          name: e.name,
+          fingerprint: leaf.fingerprint,
+          certificate: leaf.pem,
+          now: iso,
+        });
+        b.db.setPeerLabels(e.peerId, e.labels);
+        b.audit.append(
+          'enrollment-accept',
+          s.actor,
+          { requestId: e.requestId, peerId: e.peerId, certificate: leaf.fingerprint },
+          now,
+        );
+      });
+      return { peerId: e.peerId, fingerprint: leaf.fingerprint };
+    }
+    case 'enrollment-reject': {
+      const e = b.db.enrollment(m.requestId as string);
+      if (e === undefined)
+        throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${String(m.requestId)}`);
+      if (e.state !== 'pending')
+        throw new ControlError('E_ENROLL_STATE', `Enrollment ${e.requestId} is already ${e.state}`);
+      b.db.tx(() => {
+        b.db.setEnrollmentState(e.requestId, 'rejected', null);
+        b.audit.append('enrollment-reject', s.actor, { requestId: e.requestId, peerId: e.peerId }, now);
+      });
+      return { peerId: e.peerId };
+    }
+    case 'command-submit': {
+      const r = b.jobs.submit(s, {
+        jobId: m.jobId as string,
+        command: m.command,
+        targets: m.targets as string[],
+        expiresAt: m.expiresAt as string,
+        ...(m.batch === undefined ? {} : { batch: m.batch as number }),
+        ...(m.maxFail === undefined ? {} : { maxFail: m.maxFail as number }),
+      });
+      if (m.watch === true) b.jobs.watch(s, r.jobId);
+      return r;
+    }
+    case 'job-list':
+      return { jobs: b.db.jobs(limitOf(m.limit, 100)).map((j) => b.jobs.summary(j.jobId)) };
+    case 'job-get':
+    case 'job-watch': {
+      const jobId = m.jobId as string;
+      const summary = b.jobs.summary(jobId);
+      const j = b.db.job(jobId);
+      if (summary === undefined || j === undefined)
+        throw new ControlError('E_JOB_UNKNOWN', `No job ${jobId}`);
+      if (m.kind === 'job-watch') b.jobs.watch(s, jobId);
+      return {
+        job: {
+          ...summary,
+          command: j.command,
+          peers: b.db.deliveries(jobId).map((d) => ({
+            peerId: d.peerId,
+            state: d.state,
+            outcome: d.outcome,
+            result: d.result,
+            sent: d.sent,
+          })),
+        },
+      };
+    }
+    case 'peers-list':
+      return {
+        peers: b.db.peers().map((p) => ({
+          peerId: p.peerId,
+          name: p.name,
+          fingerprint: p.fingerprint,
+          certificate: p.certificate,
+          online: b.peers.has(p.peerId),
+          lastSeen: p.lastSeen,
+          status: p.status,
+          labels: p.labels,
+          groups: b.db.groupsOf(p.peerId),
+        })),
+      };
+    case 'group-create': {
+      const g = m.group as string;
+      const created = b.db.tx(() => {
+        const c = b.db.createGroup(g, iso);
+        if (c) b.audit.append('group-create', s.actor, { group: g }, now);
+        return c;
+      });
+      return { group: g, created };
+    }
+    case 'group-delete': {
+      const g = m.group as string;
+      const deleted = b.db.tx(() => {
+        const d = b.db.deleteGroup(g);
+        if (d) b.audit.append('group-delete', s.actor, { group: g }, now);
+        return d;
+      });
+      if (!deleted) throw new ControlError('E_GROUP_UNKNOWN', `No group ${g}`);
+      return { group: g };
+    }
+    case 'group-list':
+      return { groups: b.db.groups() };
+    case 'membership-put':
+    case 'membership-delete': {
+      const group = m.group as string;
+      const peerId = m.peerId as string;
+      const op = m.kind === 'membership-put' ? 'put' : 'delete';
+      if (!b.db.hasGroup(group))
+        throw new ControlError('E_GROUP_UNKNOWN', `No group ${group}; create it first`);
+      const envelope =
+        m.membership === undefined ? undefined : envelopeOfType(m.membership, 'membership', 'membership');
+      if (op === 'put' && envelope === undefined)
+        throw new ControlError('E_PROTOCOL', 'membership-put needs a membership');
+      b.db.tx(() => {
+        b.db.putMembership({ group, peerId, op, envelope, now: iso });
+        b.audit.append(`membership-${op}`, s.actor, { group, peerId, envelope: envelope ?? null }, now);
+      });
+      const ps = b.peers.get(peerId);
+      if (ps !== undefined) b.jobs.sendMembership(ps, group, op, envelope);
+      return { group, peerId, online: ps !== undefined };
+    }
+    case 'pending-list': {
+      const peerId = m.peerId;
+      if (peerId !== undefined && !isId(peerId))
+        throw new ControlError('E_PROTOCOL', 'peerId is not an id', { path: 'peerId' });
+      return { pending: b.db.pendingList(peerId) };
+    }
+    case 'audit-get': {
+      const from = typeof m.from === 'number' && Number.isSafeInteger(m.from) && m.from > 0 ? m.from : 1;
+      return { entries: b.audit.read(from, limitOf(m.limit, 1000)), head: b.audit.head()?.hash ?? null };
+    }
+
+    // ---- peers ----
+    case 'command-ack':
+      return undefined;
+    case 'result':
+      b.jobs.onResult(
+        s,
+        m.jobId as string,
+        m.outcome as Outcome,
+        envelopeOfType(m.result, 'result', 'result'),
+      );
+      return undefined;
+    case 'status':
+      b.db.setPeerStatus(s.identity, envelopeOfType(m.status, 'status', 'status'), iso);
+      return undefined;
+    case 'membership-ack':
+      b.db.ackMembership(m.group as string, s.identity, m.op as string);
+      return undefined;
+    default:
+      throw new ControlError('E_PROTOCOL', `The broker does not handle ${m.kind}`);
+  }
+}

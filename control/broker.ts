@@ -1,0 +1,288 @@
+// The broker core (`milkywaysrvd`): accepts TLS connections, authenticates peers and
+// operators by certificate, routes signed commands to peers and their signed results back,
+// and keeps everything in the database before acknowledging it (broker-db.ts). The broker
+// is untrusted by design: it never interprets an envelope beyond the routing fields next to
+// it, and agents verify everything themselves. Request handlers live in broker-requests.ts,
+// job bookkeeping (pending queue, batch window, expiry) in broker-jobs.ts.
+import type { SecureContextOptions } from 'node:tls';
+import { errorMessage, isMilkyWayError } from '../common/error.ts';
+import { type Certificate, type Crl, parseCertificates, verifyChain } from '../keys/index.ts';
+import { AuditLog } from './audit-log.ts';
+import { BrokerDb } from './broker-db.ts';
+import { BrokerJobs } from './broker-jobs.ts';
+import { handleRequest } from './broker-requests.ts';
+import { ControlError } from './control-error.ts';
+import { ANONYMOUS_KINDS, ANY_KINDS, type Message, message, OPERATOR_KINDS, PEER_KINDS } from './protocol.ts';
+import { type Connection, listenTls } from './transport.ts';
+
+export type SessionRole = 'peer' | 'operator' | 'anonymous';
+
+export interface Session {
+  conn: Connection;
+  /** Unset until hello. */
+  role: SessionRole | undefined;
+  /** Peer id, operator certificate fingerprint, or `anonymous`. */
+  identity: string;
+  /** Human-readable actor name for the audit log. */
+  actor: string;
+  cert: Certificate | undefined;
+}
+
+/**
+ * A test-only hook through which every message the broker sends passes: return the messages
+ * to send instead (`[]` drops, two copies replay, an edited copy tampers, a later-resolving
+ * promise delays). The hostile-broker tests use it; a real broker has none.
+ */
+export type OutgoingHook = (o: {
+  to: SessionRole;
+  identity: string;
+  message: Message;
+}) => Message[] | Promise<Message[]>;
+
+export interface BrokerOptions {
+  /** SQLite file (`:memory:` for throwaway tests). */
+  dbPath: string;
+  /** keys/ tlsContextOptions() of the broker identity. */
+  tls: SecureContextOptions;
+  /** The broker's own leaf certificate (its fingerprint goes to hello replies and mDNS). */
+  certificate: Certificate;
+  /** User roots whose peers and operators may connect. */
+  anchors: readonly Certificate[];
+  /** Revocation lists: a revoked peer or operator is refused at hello. */
+  crls?: readonly Crl[];
+  host?: string;
+  port?: number;
+  /** How often pending deliveries past expiry are swept (ms, default 1000). */
+  expirySweepMs?: number;
+  now?: () => Date;
+  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  hooks?: { outgoing?: OutgoingHook };
+}
+
+export class Broker {
+  readonly db: BrokerDb;
+  readonly audit: AuditLog;
+  readonly jobs: BrokerJobs;
+  readonly options: BrokerOptions;
+  readonly fingerprint: string;
+  /** Connected peers by peer id (one session each; a new connection replaces the old). */
+  readonly peers = new Map<string, Session>();
+  readonly sessions = new Set<Session>();
+  port = 0;
+  #close: (() => Promise<void>) | undefined;
+  #sweep: NodeJS.Timeout | undefined;
+  #closing = false;
+
+  private constructor(o: BrokerOptions) {
+    this.options = o;
+    this.fingerprint = o.certificate.fingerprint;
+    this.db = new BrokerDb(o.dbPath);
+    this.audit = new AuditLog(this.db);
+    this.jobs = new BrokerJobs(this);
+  }
+
+  /** Opens the database, listens, and starts the expiry sweep. */
+  static async start(o: BrokerOptions): Promise<Broker> {
+    const b = new Broker(o);
+    try {
+      const l = await listenTls({
+        tls: o.tls,
+        ...(o.host === undefined ? {} : { host: o.host }),
+        ...(o.port === undefined ? {} : { port: o.port }),
+        onConnection: (c) => b.#accept(c),
+      });
+      b.port = l.port;
+      b.#close = l.close;
+    } catch (e) {
+      b.db.close();
+      throw e;
+    }
+    b.#sweep = setInterval(() => b.jobs.sweep(), o.expirySweepMs ?? 1000);
+    b.#sweep.unref();
+    // Expire what went stale while the broker was down before anything is delivered.
+    b.jobs.sweep();
+    return b;
+  }
+
+  now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  log(level: 'info' | 'warn' | 'error', msg: string): void {
+    this.options.log?.(level, msg);
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    for (const s of this.sessions) s.conn.socket.destroy();
+    await this.#close?.();
+    this.db.close();
+  }
+
+  /** Sends through the outgoing hook (if any); a closed connection drops the message. */
+  send(s: Session, m: Message): void {
+    const hook = this.options.hooks?.outgoing;
+    const write = (x: Message): void => {
+      try {
+        if (!s.conn.closed) s.conn.send(x);
+      } catch (e) {
+        this.log('warn', `broker: cannot send ${x.kind} to ${s.identity}: ${errorMessage(e)}`);
+      }
+    };
+    if (hook === undefined) {
+      write(m);
+      return;
+    }
+    void Promise.resolve(hook({ to: s.role ?? 'anonymous', identity: s.identity, message: m }))
+      .then((ms) => {
+        for (const x of ms) write(x);
+      })
+      .catch((e: unknown) => this.log('error', `broker: outgoing hook failed: ${errorMessage(e)}`));
+  }
+
+  /** Sends to a connected peer; false when it is offline. */
+  sendToPeer(peerId: string, m: Message): boolean {
+    const s = this.peers.get(peerId);
+    if (s === undefined) return false;
+    this.send(s, m);
+    return true;
+  }
+
+  #accept(conn: Connection): void {
+    const s: Session = { conn, role: undefined, identity: 'anonymous', actor: 'anonymous', cert: undefined };
+    this.sessions.add(s);
+    conn.onClose(() => {
+      this.sessions.delete(s);
+      if (s.role === 'peer' && this.peers.get(s.identity) === s) {
+        this.peers.delete(s.identity);
+        if (!this.#closing) this.db.touchPeer(s.identity, this.now().toISOString());
+      }
+      this.jobs.unwatchAll(s);
+    });
+    conn.onMessage((m) => {
+      if (!this.#closing) this.#onMessage(s, m);
+    });
+  }
+
+  #reply(s: Session, m: Message, fields: Record<string, unknown>): void {
+    if (m.id !== undefined) this.send(s, message('reply', { ...fields, re: m.id }));
+  }
+
+  #error(s: Session, m: Message, e: unknown): void {
+    const ours = isMilkyWayError(e);
+    if (!ours) this.log('error', `broker: ${m.kind} from ${s.identity} failed: ${errorMessage(e)}`);
+    if (m.id === undefined) {
+      this.log('warn', `broker: ${m.kind} from ${s.identity} refused: ${errorMessage(e)}`);
+      return;
+    }
+    this.send(
+      s,
+      message('error', {
+        re: m.id,
+        code: ours ? e.code : 'E_BROKER_INTERNAL',
+        message: ours ? e.message : `Broker failed on ${m.kind}`,
+        ...(ours && e.details !== undefined ? { details: e.details } : {}),
+      }),
+    );
+  }
+
+  #onMessage(s: Session, m: Message): void {
+    try {
+      if (m.kind === 'hello') {
+        if (s.role !== undefined)
+          throw new ControlError('E_PROTOCOL', 'hello was already sent on this connection');
+        this.#reply(s, m, this.#hello(s, m));
+        if (s.role === 'peer') this.jobs.onPeerOnline(s.identity);
+        return;
+      }
+      if (s.role === undefined && m.kind !== 'ping') {
+        throw new ControlError('E_PROTOCOL', `${m.kind} before hello`);
+      }
+      const allowed: readonly string[] =
+        s.role === 'peer' ? PEER_KINDS : s.role === 'operator' ? OPERATOR_KINDS : [];
+      if (
+        !(ANY_KINDS as readonly string[]).includes(m.kind) &&
+        !(ANONYMOUS_KINDS as readonly string[]).includes(m.kind) &&
+        !allowed.includes(m.kind)
+      ) {
+        throw new ControlError('E_FORBIDDEN', `A ${s.role ?? 'new'} connection may not send ${m.kind}`);
+      }
+      const r = handleRequest(this, s, m);
+      if (r !== undefined) this.#reply(s, m, r);
+      else if (m.id !== undefined) this.#reply(s, m, {});
+    } catch (e) {
+      this.#error(s, m, e);
+    }
+  }
+
+  /** Authenticates the connection by its client certificate (or marks it anonymous). */
+  #hello(s: Session, m: Message): Record<string, unknown> {
+    const leaf = s.conn.socket.authorized ? s.conn.peerCertificate() : undefined;
+    if (leaf === undefined) {
+      s.role = 'anonymous';
+      return { role: 'anonymous', identity: 'anonymous', anonymous: true, broker: this.fingerprint };
+    }
+    let cert: Certificate;
+    try {
+      cert = verifyChain(this.#chainOf(s, leaf), {
+        anchors: this.options.anchors,
+        roles: ['peer', 'operator'],
+        at: this.now(),
+        ...(this.options.crls === undefined ? {} : { crls: this.options.crls }),
+      });
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      setTimeout(() => s.conn.close(), 50).unref();
+      throw new ControlError(
+        code === 'E_CERT_REVOKED' ? 'E_IDENTITY_REVOKED' : 'E_FORBIDDEN',
+        `Broker refuses ${leaf.subject}: ${errorMessage(e)}`,
+        { cause: e },
+      );
+    }
+    if (m.role !== cert.role) {
+      throw new ControlError(
+        'E_FORBIDDEN',
+        `hello says role ${String(m.role)} but the certificate is a ${cert.role}`,
+      );
+    }
+    s.cert = cert;
+    if (cert.role === 'peer') {
+      const peerId = cert.peerId;
+      if (peerId === undefined)
+        throw new ControlError('E_FORBIDDEN', `Peer certificate ${cert.subject} has no peer id`);
+      s.role = 'peer';
+      s.identity = peerId;
+      s.actor = `peer:${peerId}`;
+      const old = this.peers.get(peerId);
+      this.peers.set(peerId, s);
+      // The newest connection wins: the agent reconnected and the old socket is stale.
+      if (old !== undefined && old !== s) old.conn.close();
+      this.db.upsertPeer({
+        peerId,
+        name: cert.subject,
+        fingerprint: cert.fingerprint,
+        certificate: cert.pem,
+        now: this.now().toISOString(),
+      });
+    } else {
+      s.role = 'operator';
+      s.identity = cert.fingerprint;
+      s.actor = `operator:${cert.subject}:${cert.fingerprint.slice(0, 16)}`;
+    }
+    return { role: s.role, identity: s.identity, anonymous: false, broker: this.fingerprint };
+  }
+
+  /** Leaf plus the intermediates the client sent (the anchors supply the root). */
+  #chainOf(s: Session, leaf: Certificate): Certificate[] {
+    const out = [leaf];
+    let c = s.conn.socket.getPeerCertificate(true);
+    for (let i = 0; i < 4 && c.issuerCertificate !== undefined && c.issuerCertificate !== c; i++) {
+      c = c.issuerCertificate;
+      const parsed = parseCertificates(new Uint8Array(c.raw))[0];
+      if (parsed === undefined || parsed.fingerprint === out[out.length - 1]?.fingerprint) break;
+      out.push(parsed);
+    }
+    return out;
+  }
+}

@@ -169,6 +169,7 @@ export class Agent implements AgentApi {
       this.#trust = trust;
       this.#secure = config;
       this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
+      this.log('info', `secure config verified, signed by ${signer.subject} (${signer.role})`);
       if (first) await prepareDataRoot(this.path(this.config.dataDir));
       await this.layers.loadAll(trust, config);
       await this.supervisor.startAll();

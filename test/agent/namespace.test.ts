@@ -66,3 +66,20 @@ test('namespace mode: the control section is handed to the peer link; a bad one 
   await a.kill('SIGTERM');
   t.is(await a.exit, 0);
 });
+
+test('namespace mode: SIGHUP re-reads the secure config (a fixed config starts the boot that was refused)', async (t) => {
+  const pki = await makePki(t);
+  const r = await makeRoot(t, pki);
+  const file = join(r.root, 'config', 'secure.json');
+  const good = await (await import('node:fs/promises')).readFile(file);
+  await writeFile(file, 'not an envelope');
+  const a = startAgent(t, r);
+  await a.waitFor(/not starting any service: E_SECURE_CONFIG/);
+  await writeFile(file, good);
+  await a.kill('SIGHUP');
+  await a.waitFor(/reloading config and layers/);
+  await a.waitFor(/secure config verified|reload failed/);
+  t.notRegex(a.output(), /reload failed/);
+  await a.kill('SIGTERM');
+  t.is(await a.exit, 0);
+});

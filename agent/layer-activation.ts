@@ -72,9 +72,20 @@ export async function activatePayload(
       }
       return { mountPoint, verity: 'kernel', loops, dmName };
     }
-    const data = await losetup(area.path, area.payloadOffset, area.payloadSize);
-    loops.push(data);
-    await run('mount', ['-t', 'erofs', '-o', 'ro', data, mountPoint], { timeout: 30_000 });
+    // mount's own loop setup sets autoclear: the loop device goes away with the mount, even
+    // when the namespace holding it dies with a SIGKILLed agent.
+    await run(
+      'mount',
+      [
+        '-t',
+        'erofs',
+        '-o',
+        `ro,loop,offset=${area.payloadOffset},sizelimit=${area.payloadSize}`,
+        area.path,
+        mountPoint,
+      ],
+      { timeout: 30_000 },
+    );
     return { mountPoint, verity: 'userspace', loops };
   } catch (e) {
     for (const l of loops) await detach(l);

@@ -1,0 +1,60 @@
+// A minimal CoreOS for the initramfs tests: an erofs root with busybox and a /sbin/init
+// script, a dm-verity tree beside it, both placed on the disk under the DPS convention
+// (partition GUIDs from the root hash) exactly as the disk assembly does.
+import { chmod, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { requireTool } from '../../common/exec.ts';
+import { makeErofs } from '../../imagebuild/fs-erofs.ts';
+import { verityPartitionUuids } from '../../imagebuild/initramfs-init.ts';
+import { DPS } from '../../imagebuild/partition-types.ts';
+import { formatVerity } from '../../imagebuild/verity-format.ts';
+import { EPOCH } from './boot-fixtures.ts';
+
+export const COREOS_MARKER = 'BOOT-COREOS-MARKER';
+
+export interface TestCoreos {
+  rootHash: string;
+  dataImage: string;
+  hashImage: string;
+  dataSize: number;
+  partitions: { name: string; type: string; uuid: string; sizeBytes: number; image: string }[];
+}
+
+const MiB = 1 << 20;
+const roundMiB = (n: number): number => Math.ceil(n / MiB) * MiB;
+
+/** Builds the erofs root (busybox + /sbin/init printing COREOS_MARKER and powering off) and its verity tree. */
+export async function testCoreos(dir: string, label = 'milkyway_1.0.0'): Promise<TestCoreos> {
+  const root = join(dir, 'coreos');
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp'])
+    await mkdir(join(root, d), { recursive: true });
+  await copyFile(await requireTool('busybox'), join(root, 'bin/busybox'));
+  await chmod(join(root, 'bin/busybox'), 0o755);
+  await writeFile(
+    join(root, 'sbin/init'),
+    `#!/bin/busybox sh\n/bin/busybox echo "${COREOS_MARKER} pid=$$ root=$(/bin/busybox grep ' / ' /proc/mounts | /bin/busybox head -n 1)"\n/bin/busybox sync\n/bin/busybox poweroff -f\n`,
+    { mode: 0o755 },
+  );
+  const dataImage = join(dir, 'coreos.erofs');
+  const hashImage = join(dir, 'coreos.verity');
+  await makeErofs(root, dataImage, { sourceDateEpoch: EPOCH });
+  const v = await formatVerity(dataImage, { hashPath: hashImage, seed: 'boot-test', label });
+  const uuids = verityPartitionUuids(v.rootHash);
+  const dataSize = (await stat(dataImage)).size;
+  return {
+    rootHash: v.rootHash,
+    dataImage,
+    hashImage,
+    dataSize,
+    partitions: [
+      { name: label, type: DPS.root, uuid: uuids.data, sizeBytes: roundMiB(dataSize), image: dataImage },
+      {
+        name: `${label}_verity`,
+        type: DPS.rootVerity,
+        uuid: uuids.hash,
+        sizeBytes: roundMiB((await stat(hashImage)).size),
+        image: hashImage,
+      },
+    ],
+  };
+}

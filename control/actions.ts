@@ -158,8 +158,12 @@ async function putSecrets(p: CommandPayload, ctx: ActionContext): Promise<unknow
   const entries = Object.entries(values as Record<string, unknown>);
   if (entries.length === 0 || entries.length > MAX_SECRETS) bad('secrets.put', `1..${MAX_SECRETS} values`);
   const plain: Record<string, Uint8Array> = {};
-  for (const [name, sealed] of entries) {
+  for (const [name, value] of entries) {
     if (!isName(name)) bad('secrets.put', `secret name ${JSON.stringify(name)} is not a name`);
+    // One command for many peers carries each value sealed per peer: `{name: {peerId: sealed}}`.
+    const perPeer = typeof value === 'object' && value !== null && !('signatures' in value);
+    const sealed = perPeer ? (value as Record<string, unknown>)[ctx.peerCert.peerId ?? ''] : value;
+    if (sealed === undefined) bad('secrets.put', `${name} carries no value sealed to this peer`);
     try {
       plain[name] = openSecret(sealed as SealedSecret, {
         kemPrivateKey: ctx.kemPrivateKey,

@@ -1,0 +1,61 @@
+// `mway peers [pending|accept|reject]`: the fleet as the broker sees it; every certificate
+// it hands out is checked against our anchors before it is shown as trusted.
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import type { PeerView } from '../operator-client.ts';
+import { withClient } from './shared.ts';
+
+function row(p: PeerView, trusted: boolean): string {
+  const groups = (p.groups ?? []).join(',') || '-';
+  return `${p.peerId.padEnd(20)} ${(p.online ? 'online' : 'offline').padEnd(8)} ${groups.padEnd(20)} ${trusted ? '' : 'CERTIFICATE NOT TRUSTED'}`;
+}
+
+const pending = defineCommand({
+  meta: { name: 'pending', description: 'Enrollment requests waiting for acceptance, with fingerprints' },
+  args: { ...commonArgs },
+  run: ({ args }) =>
+    withClient(async (c) => {
+      const r = (await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>;
+      const open = (r ?? []).filter((x) => x.state === 'pending');
+      output(args.json, open, () =>
+        open.length === 0
+          ? 'no pending requests'
+          : open.map((x) => `${x.requestId}  ${x.peerId}  ${x.fingerprint}`).join('\n'),
+      );
+      return 0;
+    }),
+});
+
+const reject = defineCommand({
+  meta: { name: 'reject', description: 'Reject an enrollment request' },
+  args: { ...commonArgs, id: { type: 'positional', required: true, description: 'Request id' } },
+  run: ({ args }) =>
+    withClient(async (c) => {
+      await c.client.request('enrollment-reject', { requestId: args.id });
+      output(args.json, { requestId: args.id, rejected: true }, () => `rejected ${args.id}`);
+      return 0;
+    }),
+});
+
+export default defineCommand({
+  meta: { name: 'peers', description: 'List peers; manage enrollment requests' },
+  args: { ...commonArgs },
+  subCommands: { pending, reject, accept: () => import('./peers-accept.ts').then((m) => m.default) },
+  run: ({ args }) =>
+    withClient(async (c) => {
+      const peers = await c.peers();
+      const rows = peers.map((p) => {
+        let trusted = true;
+        try {
+          c.peerCertificate(p);
+        } catch {
+          trusted = false;
+        }
+        return { ...p, certificate: undefined, trusted };
+      });
+      output(args.json, rows, () =>
+        rows.length === 0 ? 'no peers' : rows.map((p) => row(p as unknown as PeerView, p.trusted)).join('\n'),
+      );
+      return 0;
+    }),
+});

@@ -1,0 +1,21 @@
+// `mway run --group G [--exec-timeout S] -- CMD…`: runs a command on each peer; needs an
+// operator certificate with the explicit `exec` action. Output is bounded on the peer.
+import { defineCommand } from 'citty';
+import { ControlError } from '../control-error.ts';
+import { runJob, targetArgs } from './shared.ts';
+
+export default defineCommand({
+  meta: { name: 'run', description: 'Run a command on a group or peers (needs the exec scope)' },
+  args: {
+    ...targetArgs,
+    'exec-timeout': { type: 'string', description: 'Seconds the command may run (default 30)' },
+  },
+  run({ args, rawArgs }) {
+    const dash = rawArgs.indexOf('--');
+    const argv = dash < 0 ? (args._ ?? []).map(String) : rawArgs.slice(dash + 1);
+    if (argv.length === 0) throw new ControlError('E_USAGE', 'mway run needs a command after --');
+    const a: Record<string, unknown> = { argv };
+    if (args['exec-timeout'] !== undefined) a.timeoutMs = Number(args['exec-timeout']) * 1000;
+    return runJob(args, 'exec', a);
+  },
+});

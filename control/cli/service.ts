@@ -1,0 +1,31 @@
+// `mway service --group G|--peer P start|stop|restart|status|logs|list [SERVICE]`.
+import { defineCommand } from 'citty';
+import type { CommandAction } from '../command.ts';
+import { ControlError } from '../control-error.ts';
+import { runJob, targetArgs } from './shared.ts';
+
+const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;
+
+export default defineCommand({
+  meta: { name: 'service', description: 'Start, stop, restart, inspect services on a group or peers' },
+  args: {
+    ...targetArgs,
+    verb: { type: 'positional', required: true, description: VERBS.join('|') },
+    service: {
+      type: 'positional',
+      required: false,
+      description: 'Service name (<layer>/<service> or <service>)',
+    },
+    lines: { type: 'string', description: 'Log lines (logs, default 100)' },
+  },
+  run({ args }) {
+    const verb = args.verb as (typeof VERBS)[number];
+    if (!VERBS.includes(verb))
+      throw new ControlError('E_USAGE', `Unknown service verb ${args.verb}: use ${VERBS.join(', ')}`);
+    if (verb !== 'list' && args.service === undefined)
+      throw new ControlError('E_USAGE', `service ${verb} needs a SERVICE`);
+    const a: Record<string, unknown> = verb === 'list' ? {} : { service: args.service };
+    if (verb === 'logs' && args.lines !== undefined) a.lines = Number(args.lines);
+    return runJob(args, `service.${verb}` as CommandAction, a);
+  },
+});

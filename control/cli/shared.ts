@@ -1,0 +1,137 @@
+// Shared pieces of the fleet commands: the group/peer/target flags every command takes,
+// connecting with the operator config, and printing a job (per-peer table, summary, exit code).
+import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../common/cli.ts';
+import { createProgress } from '../../common/progress.ts';
+import type { CommandAction } from '../command.ts';
+import { ControlError } from '../control-error.ts';
+import { type JobReport, OperatorClient, type PeerView, readOperatorConfig } from '../operator-client.ts';
+import { parseTarget } from '../targets.ts';
+
+export const targetArgs = {
+  ...commonArgs,
+  group: { type: 'string', description: 'Target group (or comma-separated groups)' },
+  peer: { type: 'string', description: 'Target peer id(s), comma-separated' },
+  target: {
+    type: 'string',
+    description: 'Target expression: group:G, peer:P, label:K=V, globs, !exclusions',
+  },
+  'dry-run': { type: 'boolean', description: 'Show the resolved targets and stop' },
+  batch: { type: 'string', description: 'Sliding window: N peers or N% at a time' },
+  'max-fail': { type: 'string', description: 'Stop the rollout after more than N (or N%) failures' },
+  timeout: { type: 'string', description: 'Seconds to wait for results (default 60)' },
+  async: { type: 'boolean', description: 'Submit, print the job id and return' },
+} as const;
+
+export interface TargetFlags {
+  group?: string | undefined;
+  peer?: string | undefined;
+  target?: string | undefined;
+  json?: boolean | undefined;
+  'dry-run'?: boolean | undefined;
+  batch?: string | undefined;
+  'max-fail'?: string | undefined;
+  timeout?: string | undefined;
+  async?: boolean | undefined;
+}
+
+/** The target expression from --group / --peer / --target (exactly one). */
+export function targetOf(a: TargetFlags): string {
+  const given = [a.group, a.peer, a.target].filter((x) => x !== undefined);
+  if (given.length !== 1)
+    throw new ControlError('E_USAGE', 'Give exactly one of --group, --peer or --target');
+  const expr =
+    a.group !== undefined
+      ? a.group
+          .split(',')
+          .map((g) => `group:${g.trim()}`)
+          .join(',')
+      : a.peer !== undefined
+        ? a.peer
+            .split(',')
+            .map((p) => `peer:${p.trim()}`)
+            .join(',')
+        : (a.target as string);
+  parseTarget(expr);
+  return expr;
+}
+
+export async function connect(): Promise<OperatorClient> {
+  return OperatorClient.connect(await readOperatorConfig());
+}
+
+export async function withClient<T>(f: (c: OperatorClient) => Promise<T>): Promise<T> {
+  const c = await connect();
+  try {
+    return await f(c);
+  } finally {
+    c.close();
+  }
+}
+
+function cell(s: string, w: number): string {
+  return s.length >= w ? s : s + ' '.repeat(w - s.length);
+}
+
+function brief(v: unknown): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'object' && 'state' in (v as object)) return String((v as { state: unknown }).state);
+  const s = JSON.stringify(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+export function jobText(r: JobReport): string {
+  if (r.dryRun === true) {
+    return [
+      `Would run ${r.action} on ${r.peers.length} peer(s) (${r.target}):`,
+      ...r.peers.map((p) => `  ${p.peer}`),
+    ].join('\n');
+  }
+  if (r.async === true) return `${r.jobId}\n`;
+  const w = Math.max(4, ...r.peers.map((p) => p.peer.length)) + 2;
+  const lines = [`${cell('PEER', w)}${cell('OUTCOME', 11)}DETAIL`];
+  for (const p of r.peers) {
+    const detail = p.code === undefined ? brief(p.output) : `${p.code}: ${p.message ?? ''}`;
+    lines.push(`${cell(p.peer, w)}${cell(p.outcome, 11)}${detail}`);
+  }
+  const s = r.summary;
+  lines.push(
+    '',
+    `job ${r.jobId}: ${s.targeted} targeted, ${s.succeeded} succeeded, ${s.failed} failed, ${s.noAnswer} no answer`,
+  );
+  return lines.join('\n');
+}
+
+/** Prints the report and returns the exit code: 0 only when every targeted peer succeeded. */
+export function finish(r: JobReport, json: boolean | undefined): number {
+  output(json, r, () => jobText(r));
+  if (r.dryRun === true || r.async === true) return EXIT_OK;
+  return r.summary.succeeded === r.summary.targeted ? EXIT_OK : EXIT_FAIL;
+}
+
+/** Runs one fleet command with the common flags. */
+export async function runJob(
+  a: TargetFlags,
+  action: CommandAction,
+  args: Record<string, unknown> | ((peers: PeerView[], c: OperatorClient) => Record<string, unknown>),
+): Promise<number> {
+  const target = targetOf(a);
+  return withClient(async (c) => {
+    const progress = createProgress({ json: a.json === true });
+    const timeout = a.timeout === undefined ? 60 : Number(a.timeout);
+    if (!(timeout > 0 && timeout <= 86_400))
+      throw new ControlError('E_USAGE', '--timeout must be 1..86400 seconds');
+    const report = await c.run({
+      action,
+      target,
+      ...(typeof args === 'function' ? { argsFor: (peers) => args(peers, c) } : { args }),
+      ...(a.batch === undefined ? {} : { batch: a.batch }),
+      ...(a['max-fail'] === undefined ? {} : { maxFail: a['max-fail'] }),
+      timeoutMs: timeout * 1000,
+      async: a.async === true,
+      dryRun: a['dry-run'] === true,
+      onProgress: (done, total, r) => progress.step(`${done}/${total} ${r.peer}: ${r.outcome}`),
+    });
+    progress.done();
+    return finish(report, a.json);
+  });
+}

@@ -1,0 +1,54 @@
+// `mway status`: every peer's last signed status as the broker stored it, each signature
+// checked here; with --group/--peer/--target it asks the peers now (a signed `status` command).
+import { defineCommand } from 'citty';
+import { output } from '../../common/cli.ts';
+import type { Envelope } from '../../keys/index.ts';
+import { verifyStatus } from '../result.ts';
+import { runJob, targetArgs, withClient } from './shared.ts';
+
+export default defineCommand({
+  meta: { name: 'status', description: 'Fleet status from signed peer reports (or ask a target now)' },
+  args: { ...targetArgs },
+  run({ args }) {
+    if (args.group !== undefined || args.peer !== undefined || args.target !== undefined)
+      return runJob(args, 'status', {});
+    return withClient(async (c) => {
+      const rows = (await c.peers()).map((p) => {
+        if (p.status === null || p.status === undefined)
+          return { peer: p.peerId, online: p.online, status: 'none' };
+        try {
+          const s = verifyStatus(p.status as Envelope, { anchors: c.anchors, crls: c.crls }).payload;
+          if (s.peer !== p.peerId) throw new Error('status of another peer');
+          const agent = s.agent as { state?: string; services?: { running?: number; total?: number } };
+          return {
+            peer: p.peerId,
+            online: p.online,
+            status: 'verified',
+            at: s.at,
+            state: agent.state,
+            services: `${agent.services?.running ?? 0}/${agent.services?.total ?? 0}`,
+            groups: s.groups,
+            layers: s.layers,
+          };
+        } catch (e) {
+          return { peer: p.peerId, online: p.online, status: 'INVALID', error: (e as Error).message };
+        }
+      });
+      output(args.json, rows, () =>
+        rows.length === 0
+          ? 'no peers'
+          : rows
+              .map((r) =>
+                [
+                  r.peer.padEnd(20),
+                  (r.online ? 'online' : 'offline').padEnd(8),
+                  r.status.padEnd(9),
+                  'state' in r ? `${r.state} services ${r.services} at ${r.at}` : 'error' in r ? r.error : '',
+                ].join(' '),
+              )
+              .join('\n'),
+      );
+      return rows.every((r) => r.status === 'verified') ? 0 : 1;
+    });
+  },
+});

@@ -1,0 +1,480 @@
+// The operator's side (doc/commands.md, doc/how-to-manage-a-fleet.md): its config in
+// ~/.config/mway/, the broker connection, signing commands and memberships, and collecting
+// the peers' signed results. The broker is untrusted here too: peer certificates it hands
+// out are checked against our anchors before a secret is sealed to them, and every result is
+// verified and bound to the command before it counts.
+import { createHash } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import {
+  type Certificate,
+  type Crl,
+  type Envelope,
+  parseCertificates,
+  readCertificates,
+  readCrls,
+  readPrivateKey,
+  type SigningKey,
+  sealSecret,
+  tlsContextOptions,
+  verifyChain,
+} from '../keys/index.ts';
+import { LAYER_CHUNK_BYTES, MAX_INLINE_LAYER_BYTES, secretContext } from './actions.ts';
+import { buildCommand, type CommandAction, envelopeDigest, isName } from './command.ts';
+import { ControlError } from './control-error.ts';
+import { signMembership } from './membership.ts';
+import type { Message } from './protocol.ts';
+import { verifyResult } from './result.ts';
+import { batchSize, failBudget, resolveTarget } from './targets.ts';
+import { writeJsonAtomic } from './state-file.ts';
+import { type BrokerClient, connectBroker } from './transport.ts';
+
+export interface OperatorConfig {
+  broker: string;
+  fleet: string;
+  key: string;
+  cert: string;
+  anchors: string[];
+  crls: string[];
+  brokerFingerprint?: string;
+}
+
+export function configDir(): string {
+  return (
+    process.env.MWAY_CONFIG_DIR ?? join(process.env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'mway')
+  );
+}
+
+export async function readOperatorConfig(dir = configDir()): Promise<OperatorConfig> {
+  const file = join(dir, 'config.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new ControlError('E_CONFIG', `Cannot read ${file}: ${(e as Error).message}; run mway config init`, {
+      cause: e,
+      path: file,
+    });
+  }
+  const o = raw as Record<string, unknown>;
+  const str = (k: string) => {
+    if (typeof o[k] !== 'string' || o[k] === '')
+      throw new ControlError('E_CONFIG', `${file}: ${k} must be a string`, { path: file });
+    return o[k] as string;
+  };
+  const arr = (k: string) => {
+    const v = o[k] ?? [];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
+      throw new ControlError('E_CONFIG', `${file}: ${k} must be a list of paths`, { path: file });
+    return v as string[];
+  };
+  const cfg: OperatorConfig = {
+    broker: str('broker'),
+    fleet: str('fleet'),
+    key: str('key'),
+    cert: str('cert'),
+    anchors: arr('anchors'),
+    crls: arr('crls'),
+  };
+  if (typeof o.brokerFingerprint === 'string') cfg.brokerFingerprint = o.brokerFingerprint;
+  return cfg;
+}
+
+export async function writeOperatorConfig(cfg: OperatorConfig, dir = configDir()): Promise<string> {
+  if (!isName(cfg.fleet))
+    throw new ControlError('E_CONFIG', `Fleet ${JSON.stringify(cfg.fleet)} is not a name`);
+  const abs = {
+    ...cfg,
+    key: resolve(cfg.key),
+    cert: resolve(cfg.cert),
+    anchors: cfg.anchors.map((a) => resolve(a)),
+    crls: cfg.crls.map((c) => resolve(c)),
+  };
+  const file = join(dir, 'config.json');
+  await writeJsonAtomic(file, abs, 0o600);
+  return file;
+}
+
+async function expand(list: readonly string[], ext: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const p of list) {
+    if ((await stat(p)).isDirectory())
+      out.push(
+        ...(await readdir(p))
+          .filter((n) => n.endsWith(ext))
+          .sort()
+          .map((n) => join(p, n)),
+      );
+    else out.push(p);
+  }
+  return out;
+}
+
+export interface PeerView {
+  peerId: string;
+  name: string;
+  online: boolean;
+  lastSeen: string | null;
+  groups: string[];
+  labels: Record<string, string>;
+  certificate: string;
+  status: unknown;
+}
+
+export type PeerOutcome = 'ok' | 'failed' | 'refused' | 'invalid' | 'no answer' | 'skipped';
+
+export interface PeerReport {
+  peer: string;
+  outcome: PeerOutcome;
+  code?: string;
+  message?: string;
+  output?: unknown;
+}
+
+export interface JobReport {
+  jobId: string;
+  action: CommandAction;
+  target: string;
+  peers: PeerReport[];
+  summary: { targeted: number; succeeded: number; failed: number; noAnswer: number };
+  async?: boolean;
+  dryRun?: boolean;
+}
+
+export interface RunOptions {
+  action: CommandAction;
+  args?: Record<string, unknown>;
+  target: string;
+  /** `N` or `N%` of the resolved targets. */
+  batch?: string;
+  maxFail?: string;
+  timeoutMs?: number;
+  ttlMs?: number;
+  async?: boolean;
+  dryRun?: boolean;
+  /** Builds per-command arguments once the targets are known (secrets are sealed per peer). */
+  argsFor?: (peers: PeerView[]) => Record<string, unknown>;
+  onProgress?: (done: number, total: number, r: PeerReport) => void;
+}
+
+export class OperatorClient {
+  readonly cfg: OperatorConfig;
+  readonly key: SigningKey;
+  readonly chain: Certificate[];
+  readonly anchors: Certificate[];
+  readonly crls: Crl[];
+  readonly client: BrokerClient;
+  readonly #dir: string;
+  readonly #events = new Map<string, Message[]>();
+  #wake: () => void = () => {};
+
+  private constructor(o: {
+    cfg: OperatorConfig;
+    key: SigningKey;
+    chain: Certificate[];
+    anchors: Certificate[];
+    crls: Crl[];
+    client: BrokerClient;
+    dir: string;
+  }) {
+    this.cfg = o.cfg;
+    this.key = o.key;
+    this.chain = o.chain;
+    this.anchors = o.anchors;
+    this.crls = o.crls;
+    this.client = o.client;
+    this.#dir = o.dir;
+  }
+
+  static async connect(cfg: OperatorConfig, dir = configDir()): Promise<OperatorClient> {
+    const anchors: Certificate[] = [];
+    for (const f of await expand(cfg.anchors, '.crt')) anchors.push(...(await readCertificates(f)));
+    const roots = anchors.filter((c) => c.isCA);
+    const crls: Crl[] = [];
+    for (const f of await expand(cfg.crls, '.crl')) crls.push(...(await readCrls(f)));
+    const chain = await readCertificates(cfg.cert);
+    if (chain[0]?.role !== 'operator')
+      throw new ControlError('E_CONFIG', `${cfg.cert} is not an operator certificate`);
+    const key = await readPrivateKey(cfg.key);
+    const holder: { self?: OperatorClient } = {};
+    const early: Message[] = [];
+    const client = await connectBroker({
+      address: cfg.broker,
+      tls: tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors: roots }),
+      role: 'operator',
+      ...(cfg.brokerFingerprint === undefined ? {} : { brokerFingerprint: cfg.brokerFingerprint }),
+      onMessage: (m) => (holder.self === undefined ? early.push(m) : holder.self.#onMessage(m)),
+    });
+    const self = new OperatorClient({ cfg, key, chain, anchors: roots, crls, client, dir });
+    holder.self = self;
+    for (const m of early) self.#onMessage(m);
+    return self;
+  }
+
+  #onMessage(m: Message): void {
+    if (m.kind !== 'job-event') return;
+    const id = m.jobId as string;
+    const list = this.#events.get(id) ?? [];
+    list.push(m);
+    this.#events.set(id, list);
+    this.#wake();
+  }
+
+  close(): void {
+    this.client.close();
+  }
+
+  /** The next per-operator sequence number, persisted beside the config. */
+  async nextSeq(): Promise<number> {
+    const file = join(this.#dir, `seq-${this.chain[0]?.fingerprint.slice(0, 16)}.json`);
+    let n = 0;
+    try {
+      n = (JSON.parse(await readFile(file, 'utf8')) as { seq: number }).seq;
+    } catch {
+      n = 0;
+    }
+    // Time-based floor: two machines with the same key (or a lost file) still move forward.
+    const next = Math.max(n + 1, Date.now());
+    await writeJsonAtomic(file, { seq: next });
+    return next;
+  }
+
+  async peers(): Promise<PeerView[]> {
+    const r = await this.client.request('peers-list');
+    return (r.peers as PeerView[]) ?? [];
+  }
+
+  async groups(): Promise<Array<{ group: string; members: string[] }>> {
+    return (
+      ((await this.client.request('group-list')).groups as Array<{ group: string; members: string[] }>) ?? []
+    );
+  }
+
+  async createGroup(group: string): Promise<void> {
+    await this.client.request('group-create', { group });
+  }
+
+  async deleteGroup(group: string): Promise<void> {
+    await this.client.request('group-delete', { group });
+  }
+
+  async setMember(group: string, peerId: string, member: boolean): Promise<void> {
+    const membership = signMembership({
+      fleet: this.cfg.fleet,
+      group,
+      peer: peerId,
+      member,
+      key: this.key,
+      chain: this.chain,
+    });
+    await this.client.request(member ? 'membership-put' : 'membership-delete', { group, peerId, membership });
+  }
+
+  /** A peer certificate from the broker, accepted only if it chains to our anchors. */
+  peerCertificate(p: PeerView): Certificate {
+    const chain = parseCertificates(p.certificate);
+    const leaf = verifyChain(chain, { anchors: this.anchors, crls: this.crls, roles: ['peer'] });
+    if (leaf.peerId !== p.peerId) {
+      throw new ControlError(
+        'E_PEER_CERT',
+        `Broker gave a certificate for ${leaf.peerId} as peer ${p.peerId}`,
+      );
+    }
+    return leaf;
+  }
+
+  /** Seals `values` to every peer: `{name: {peerId: sealed}}` (one command for all). */
+  sealFor(
+    peers: PeerView[],
+    target: string,
+    values: Record<string, string>,
+  ): Record<string, Record<string, Envelope>> {
+    const out: Record<string, Record<string, Envelope>> = {};
+    for (const [name, value] of Object.entries(values)) {
+      out[name] = {};
+      for (const p of peers) {
+        (out[name] as Record<string, Envelope>)[p.peerId] = sealSecret({
+          plaintext: Buffer.from(value),
+          recipient: this.peerCertificate(p),
+          context: secretContext(this.cfg.fleet, target, name),
+          key: this.key,
+          chain: this.chain,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Resolves, signs, submits and (unless async) collects one job. */
+  async run(o: RunOptions): Promise<JobReport> {
+    const fleet = await this.peers();
+    const resolved = resolveTarget(
+      o.target,
+      fleet.map((p) => ({ id: p.peerId, groups: p.groups ?? [], labels: p.labels ?? {} })),
+    );
+    const targets = fleet.filter((p) => resolved.peers.includes(p.peerId));
+    const base = { action: o.action, target: o.target };
+    if (o.dryRun === true) {
+      return {
+        jobId: '',
+        ...base,
+        dryRun: true,
+        peers: resolved.peers.map((peer) => ({ peer, outcome: 'no answer' as const })),
+        summary: {
+          targeted: resolved.peers.length,
+          succeeded: 0,
+          failed: 0,
+          noAnswer: resolved.peers.length,
+        },
+      };
+    }
+    if (resolved.peers.length === 0)
+      throw new ControlError('E_TARGET_EMPTY', `Target ${o.target} matches no peer`);
+    const args = o.argsFor === undefined ? (o.args ?? {}) : o.argsFor(targets);
+    const command = buildCommand({
+      action: o.action,
+      args,
+      audience: { fleet: this.cfg.fleet, target: o.target, groups: resolved.groups, peers: resolved.peers },
+      seq: await this.nextSeq(),
+      key: this.key,
+      chain: this.chain,
+      ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }),
+    });
+    const p = command.payload as { id: string; expiresAt: string };
+    const digest = envelopeDigest(command);
+    await this.client.request('command-submit', {
+      jobId: p.id,
+      command,
+      targets: resolved.peers,
+      expiresAt: p.expiresAt,
+      watch: o.async !== true,
+      ...(o.batch === undefined ? {} : { batch: batchSize(o.batch, resolved.peers.length) }),
+      ...(o.maxFail === undefined ? {} : { maxFail: failBudget(o.maxFail, resolved.peers.length) }),
+    });
+    if (o.async === true) {
+      return {
+        jobId: p.id,
+        ...base,
+        async: true,
+        peers: [],
+        summary: {
+          targeted: resolved.peers.length,
+          succeeded: 0,
+          failed: 0,
+          noAnswer: resolved.peers.length,
+        },
+      };
+    }
+    const reports = await this.#collect(p.id, digest, resolved.peers, o);
+    return { jobId: p.id, ...base, peers: reports, summary: summarize(reports) };
+  }
+
+  /** Turns one broker job-event into a verified per-peer report. */
+  report(m: Message, jobId: string, digest: string | undefined): PeerReport {
+    const peer = m.peerId as string;
+    if (m.result === undefined)
+      return {
+        peer,
+        outcome: m.state === 'skipped' ? 'skipped' : 'no answer',
+        ...(typeof m.state === 'string' ? { code: `E_JOB_${m.state.toUpperCase()}` } : {}),
+      };
+    try {
+      const v = verifyResult(m.result as Envelope, {
+        anchors: this.anchors,
+        crls: this.crls,
+        ...(digest === undefined ? {} : { expect: { command: jobId, commandDigest: digest } }),
+      });
+      if (v.payload.peer !== peer)
+        throw new ControlError('E_RESULT_PEER', `Broker filed ${v.payload.peer}'s result under ${peer}`);
+      const r: PeerReport = { peer, outcome: v.payload.status };
+      if (v.payload.code !== undefined) r.code = v.payload.code;
+      if (v.payload.message !== undefined) r.message = v.payload.message;
+      if (v.payload.output !== undefined) r.output = v.payload.output;
+      return r;
+    } catch (e) {
+      return {
+        peer,
+        outcome: 'invalid',
+        code: (e as { code?: string }).code ?? 'E_RESULT_SIGNATURE',
+        message: (e as Error).message,
+      };
+    }
+  }
+
+  async #collect(jobId: string, digest: string, peers: string[], o: RunOptions): Promise<PeerReport[]> {
+    const done = new Map<string, PeerReport>();
+    const deadline = Date.now() + (o.timeoutMs ?? 60_000);
+    while (done.size < peers.length && Date.now() < deadline) {
+      for (const m of this.#events.get(jobId)?.splice(0) ?? []) {
+        const peer = m.peerId as string;
+        if (!peers.includes(peer) || done.get(peer)?.outcome === 'ok') continue;
+        const r = this.report(m, jobId, digest);
+        done.set(peer, r);
+        o.onProgress?.(done.size, peers.length, r);
+      }
+      if (done.size >= peers.length) break;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(250, Math.max(1, deadline - Date.now())));
+        this.#wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+    return peers.map((peer) => done.get(peer) ?? { peer, outcome: 'no answer' as const });
+  }
+
+  /** A job as the broker stores it, with every result re-verified here. */
+  async job(jobId: string): Promise<JobReport> {
+    const r = await this.client.request('job-get', { jobId });
+    const job = r.job as {
+      command?: Envelope;
+      peers?: Array<Record<string, unknown>>;
+      deliveries?: Array<Record<string, unknown>>;
+    };
+    const command = job.command;
+    const digest = command === undefined ? undefined : envelopeDigest(command);
+    const rows = job.peers ?? job.deliveries ?? [];
+    const reports = rows.map((d) =>
+      this.report(
+        { v: 1, kind: 'job-event', ...d, ...(d.result === null ? { result: undefined } : {}) } as Message,
+        jobId,
+        digest,
+      ),
+    );
+    const payload = (command?.payload ?? {}) as { action?: CommandAction; audience?: { target?: string } };
+    return {
+      jobId,
+      action: payload.action ?? 'status',
+      target: payload.audience?.target ?? '',
+      peers: reports,
+      summary: summarize(reports),
+    };
+  }
+
+  async jobs(limit = 50): Promise<unknown[]> {
+    return ((await this.client.request('job-list', { limit })).jobs as unknown[]) ?? [];
+  }
+}
+
+export function summarize(peers: readonly PeerReport[]): JobReport['summary'] {
+  const succeeded = peers.filter((p) => p.outcome === 'ok').length;
+  const noAnswer = peers.filter((p) => p.outcome === 'no answer' || p.outcome === 'skipped').length;
+  return { targeted: peers.length, succeeded, failed: peers.length - succeeded - noAnswer, noAnswer };
+}
+
+/** A layer file as inline chunks with its digest (the peer checks both). */
+export async function layerArgs(path: string): Promise<Record<string, unknown>> {
+  const bytes = await readFile(path);
+  if (bytes.length > MAX_INLINE_LAYER_BYTES) {
+    throw new ControlError(
+      'E_LAYER_TOO_LARGE',
+      `${path} is ${bytes.length} bytes; layers sent through the broker are at most ${MAX_INLINE_LAYER_BYTES} bytes for now`,
+    );
+  }
+  const chunks: string[] = [];
+  for (let off = 0; off < bytes.length; off += LAYER_CHUNK_BYTES)
+    chunks.push(bytes.subarray(off, off + LAYER_CHUNK_BYTES).toString('base64'));
+  return { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, chunks };
+}

@@ -42,6 +42,7 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   ip: 'iproute2',
   modinfo: 'kmod',
   depmod: 'kmod',
+  modprobe: 'kmod',
   'apt-cache': 'apt',
   objdump: 'binutils',
   'apt-get': 'apt',

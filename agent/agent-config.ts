@@ -17,6 +17,17 @@ export interface LogConfig {
   rateLinesPerSecond: number;
 }
 
+/** A filesystem PID 1 mounts before reading anything else (the image's partitions). */
+export interface MountEntry {
+  /** A device path, or `PARTLABEL=<GPT partition name>`. */
+  source: string;
+  /** Mount point inside `root`. */
+  target: string;
+  type: string;
+  /** mount -o options; `ro` for the certificate and secure-config partitions. */
+  options: string;
+}
+
 export interface AgentConfig {
   /** The agent's root directory; every path below is resolved inside it. */
   root: string;
@@ -39,6 +50,8 @@ export interface AgentConfig {
   /** Milliseconds a service gets after SIGTERM before SIGKILL (default when its manifest has none). */
   stopTimeoutMs: number;
   logs: LogConfig;
+  /** Partitions to mount at boot, in order; unmounted in reverse at shutdown. */
+  mounts: MountEntry[];
   /** Serve the local API on D-Bus; `address` undefined → the system bus. */
   dbus?: { address?: string };
   /** The peer link's settings, passed as is to control/peer-link.ts. */
@@ -66,6 +79,7 @@ const KNOWN = new Set<string>([
   'cgroupRoot',
   'stopTimeoutMs',
   'logs',
+  'mounts',
   'dbus',
   'control',
 ]);
@@ -146,7 +160,36 @@ export function parseAgentConfig(raw: unknown, options: { root?: string; file?: 
     cgroupRoot: pathValue(raw.cgroupRoot, 'cgroupRoot', DEFAULTS.cgroupRoot, file),
     stopTimeoutMs: intValue(raw.stopTimeoutMs, 'stopTimeoutMs', DEFAULTS.stopTimeoutMs, 0, 600_000, file),
     logs,
+    mounts: [],
   };
+  if (raw.mounts !== undefined) {
+    if (!Array.isArray(raw.mounts)) bad('mounts', 'expected an array', file);
+    raw.mounts.forEach((m: unknown, i: number) => {
+      const key = `mounts[${i}]`;
+      if (!isObject(m)) bad(key, 'expected an object', file);
+      for (const k of Object.keys(m)) {
+        if (!['source', 'target', 'type', 'options'].includes(k)) bad(`${key}.${k}`, 'unknown key', file);
+      }
+      const str = (k: string, re: RegExp, what: string): string => {
+        const v = m[k];
+        if (typeof v !== 'string' || !re.test(v)) bad(`${key}.${k}`, what, file);
+        return v;
+      };
+      config.mounts.push({
+        source: str(
+          'source',
+          /^(\/dev\/[A-Za-z0-9/_.-]+|PARTLABEL=[A-Za-z0-9_.-]{1,36})$/,
+          'expected /dev/… or PARTLABEL=name',
+        ),
+        target: pathValue(m.target, `${key}.target`, '', file),
+        type: str('type', /^[a-z0-9]{1,16}$/, 'expected a filesystem type such as ext4'),
+        options:
+          m.options === undefined
+            ? 'defaults'
+            : str('options', /^[A-Za-z0-9=,_.-]{1,200}$/, 'expected mount options'),
+      });
+    });
+  }
   if (raw.dbus !== undefined) {
     if (!isObject(raw.dbus)) bad('dbus', 'expected an object', file);
     for (const key of Object.keys(raw.dbus)) if (key !== 'address') bad(`dbus.${key}`, 'unknown key', file);

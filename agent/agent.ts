@@ -16,6 +16,7 @@ import type {
 import { type AgentConfig, inRoot } from './agent-config.ts';
 import { AgentError } from './agent-error.ts';
 import type { AgentLogger, LogFn } from './agent-log.ts';
+import { mountPartitions, unmountPartitions } from './boot-mounts.ts';
 import { isCgroup2, prepareCgroupRoot } from './cgroup.ts';
 import { prepareDataRoot } from './data-dirs.ts';
 import { LayerManager } from './layer-manager.ts';
@@ -54,6 +55,7 @@ export class Agent implements AgentApi {
   readonly #warnings: string[] = [];
   readonly #stoppers: { name: string; stop: () => Promise<void> }[] = [];
   #shutdown: Promise<ShutdownResult> | undefined;
+  #partitions: string[] = [];
   #resolveDone: (r: ShutdownResult) => void = () => {};
   /** Resolves once the shutdown sequence has finished (services stopped, data synced). */
   readonly done: Promise<ShutdownResult>;
@@ -117,6 +119,9 @@ export class Agent implements AgentApi {
    */
   async boot(): Promise<void> {
     const c = this.config;
+    if (c.mounts.length > 0) {
+      this.#partitions = await mountPartitions(c.mounts, (p) => this.path(p), this.log);
+    }
     await mkdir(this.path(c.stateDir), { recursive: true, mode: 0o755 });
     const cgroupRoot = this.path(c.cgroupRoot);
     if (isCgroup2(join(cgroupRoot, '..'))) {
@@ -342,7 +347,9 @@ export class Agent implements AgentApi {
     await step('stop services', () => this.supervisor.stopAll(), longest * 4 + 5000);
     await step('stop leftover processes', () => killLeftovers(this.log), 15_000);
     await step('deactivate layers', () => this.layers.deactivateAll(), 30_000);
+    for (const u of this.supervisor.units()) u.ctx.log.close();
     await step('sync', () => syncAll(), 15_000);
+    await step('unmount partitions', () => unmountPartitions(this.#partitions, this.log), 60_000);
     this.log('info', `shutdown done (${action})`);
     this.#logger.close();
     const code = emergency ? 1 : action === 'reboot' ? 133 : 0;

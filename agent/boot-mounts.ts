@@ -4,6 +4,8 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { run } from '../common/exec.ts';
+import type { MountEntry } from './agent-config.ts';
+import { AgentError } from './agent-error.ts';
 import type { LogFn } from './agent-log.ts';
 
 const API_MOUNTS: [type: string, source: string, target: string, options: string][] = [
@@ -37,5 +39,63 @@ export async function mountApiFilesystems(log: LogFn): Promise<void> {
     } catch (e) {
       log('warn', `cannot mount ${type} on ${target}: ${(e as Error).message}`);
     }
+  }
+}
+
+/** `/dev/…` as is; `PARTLABEL=x` by the GPT name the kernel reports (no udev needed). */
+export async function resolveSource(source: string, sysBlock = '/sys/class/block'): Promise<string> {
+  if (!source.startsWith('PARTLABEL=')) return source;
+  const label = source.slice('PARTLABEL='.length);
+  const { readdir } = await import('node:fs/promises');
+  for (const dev of (await readdir(sysBlock).catch(() => [] as string[])).sort()) {
+    try {
+      const uevent = await readFile(`${sysBlock}/${dev}/uevent`, 'utf8');
+      if (uevent.split('\n').includes(`PARTNAME=${label}`)) return `/dev/${dev}`;
+    } catch {
+      // not a partition
+    }
+  }
+  throw new AgentError('E_MOUNT', `No partition labelled ${label}`, { path: source });
+}
+
+/** Mounts the config's partitions in order (inside `root`); returns what got mounted. */
+export async function mountPartitions(
+  entries: readonly MountEntry[],
+  path: (p: string) => string,
+  log: LogFn,
+): Promise<string[]> {
+  const done: string[] = [];
+  for (const m of entries) {
+    const target = path(m.target);
+    try {
+      const dev = await resolveSource(m.source);
+      await mkdir(target, { recursive: true });
+      if (await mounted(target)) continue;
+      await run('mount', ['-t', m.type, '-o', m.options, dev, target], { timeout: 60_000 });
+      done.push(target);
+      log('info', `mounted ${m.source} (${dev}) on ${m.target}`);
+    } catch (e) {
+      log('error', `cannot mount ${m.source} on ${m.target}: ${(e as Error).message}`);
+    }
+  }
+  return done;
+}
+
+/** Unmounts in reverse order; a busy filesystem is remounted read-only instead. */
+export async function unmountPartitions(targets: readonly string[], log: LogFn): Promise<void> {
+  for (const target of [...targets].reverse()) {
+    const r = await run('umount', [target], { timeout: 30_000, reject: false }).catch(() => ({
+      exitCode: 1,
+    }));
+    if (r.exitCode === 0) continue;
+    const ro = await run('mount', ['-o', 'remount,ro', target], { timeout: 30_000, reject: false }).catch(
+      () => ({
+        exitCode: 1,
+      }),
+    );
+    log(
+      ro.exitCode === 0 ? 'warn' : 'error',
+      `${target} busy: ${ro.exitCode === 0 ? 'remounted read-only' : 'left mounted'}`,
+    );
   }
 }

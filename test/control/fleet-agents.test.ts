@@ -1,0 +1,146 @@
+// The fleet with REAL agents: two `milkyway-agent` processes, each PID 1 of its own PID and
+// mount namespace (`unshare --pid --fork --mount --mount-proc`), each with its own peer
+// identity and a `control` section, connect to the real broker on 127.0.0.1; `mway` (a child
+// process) groups them, asks their status, pushes sealed secrets into a secret group on the
+// data partition, runs a command with the exec scope, and reboots one (namespace mode: the
+// agent answers, shuts down in order and exits with 133).
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { Broker } from '../../control/broker.ts';
+import { crlPem, newIdentity, tlsContextOptions } from '../../keys/index.ts';
+import { makeRoot, startAgent } from '../agent/_namespace.ts';
+import { cli, tempDir } from '../helpers.ts';
+import { makeFleetPki } from './command-fixture.ts';
+
+const pkiP = makeFleetPki();
+
+async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+test('mway manages real agents in namespace mode through the broker', async (t) => {
+  const p = await pkiP;
+  const dir = await tempDir(t);
+  const broker = await Broker.start({
+    dbPath: join(dir, 'broker.sqlite'),
+    tls: tlsContextOptions({
+      keyPath: p.broker.keyPath,
+      certPath: p.broker.certPath,
+      anchors: [p.root.cert],
+    }),
+    certificate: p.broker.cert,
+    anchors: [p.root.cert],
+    crls: [p.crl],
+  });
+  t.teardown(() => broker.close());
+  const address = `127.0.0.1:${broker.port}`;
+  // The user certificate that signs each machine's secure config, under the same user root.
+  const user = await newIdentity({
+    role: 'user',
+    name: 'user',
+    outDir: join(dir, 'user'),
+    issuerKey: p.root.key,
+    issuerCert: p.root.cert,
+  });
+  const agentPki = { dir, rootCert: p.root.certPath, userKeyPath: user.keyPath, userCertPath: user.certPath };
+  const agents = [];
+  for (const id of [p.p1, p.p2]) {
+    const r = await makeRoot(t, agentPki, {
+      secure: { v: 1, groups: { app: { gid: 4242, layers: [] } } },
+      config: {
+        control: {
+          broker: address,
+          fleet: 'prod',
+          key: id.keyPath,
+          cert: id.certPath,
+          kemKey: id.kemKeyPath,
+          anchors: [p.root.certPath],
+          maxBackoffMs: 500,
+          statusIntervalMs: 2000,
+        },
+      },
+    });
+    const a = startAgent(t, r);
+    await a.waitFor(/peer link started/);
+    agents.push({ root: r.root, agent: a });
+  }
+  await until('both agents connected', () => broker.peers.has('p1') && broker.peers.has('p2'));
+
+  const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
+  const mway = (...args: string[]) => cli('mway', args, { env, timeout: 60_000 });
+  const crlPath = join(dir, 'root.crl');
+  await writeFile(crlPath, crlPem(p.crl));
+  const base = ['--broker', address, '--fleet', 'prod', '--anchor', p.root.certPath, '--crl', crlPath];
+  t.is(
+    (await mway('config', 'init', ...base, '--key', p.admin.keyPath, '--cert', p.admin.certPath)).exitCode,
+    0,
+  );
+  t.is((await mway('group', 'create', 'web')).exitCode, 0);
+  t.is((await mway('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
+  await until('memberships held', async () => {
+    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
+  });
+
+  const status = await mway('status', '--group', 'web', '--json');
+  t.is(status.exitCode, 0, status.stdout + status.stderr);
+  const st = JSON.parse(status.stdout) as {
+    peers: Array<{ peer: string; output: { agent: { mode: string; secureConfig: { verified: boolean } } } }>;
+  };
+  t.deepEqual(
+    st.peers.map((x) => [x.peer, x.output.agent.mode, x.output.agent.secureConfig.verified]),
+    [
+      ['p1', 'namespace', true],
+      ['p2', 'namespace', true],
+    ],
+  );
+
+  const secrets = await mway(
+    'secrets',
+    '--group',
+    'web',
+    '--secret-group',
+    'app',
+    '--values',
+    'DB_PASSWORD=s3cret',
+  );
+  t.is(secrets.exitCode, 0, secrets.stdout + secrets.stderr);
+  for (const a of agents) {
+    const f = join(a.root, 'data', 'group', 'app', 'secrets', 'DB_PASSWORD');
+    t.is(await readFile(f, 'utf8'), 's3cret');
+    const s = await stat(f);
+    t.is(s.gid, 4242, 'owned by the secret group');
+    t.is(s.mode & 0o007, 0, 'not readable by others');
+  }
+
+  // exec needs its own operator with the explicit exec scope.
+  const execEnv = { MWAY_CONFIG_DIR: join(dir, 'mway-exec') };
+  await cli('mway', ['config', 'init', ...base, '--key', p.execOp.keyPath, '--cert', p.execOp.certPath], {
+    env: execEnv,
+  });
+  const run = await cli('mway', ['run', '--group', 'web', '--json', '--', 'cat', '/proc/1/cmdline'], {
+    env: execEnv,
+  });
+  t.is(run.exitCode, 0, run.stdout + run.stderr);
+  const out = JSON.parse(run.stdout) as { peers: Array<{ output: { stdout: string } }> };
+  // The command ran inside each agent's PID namespace, whose PID 1 is the agent.
+  t.is(out.peers.length, 2);
+  for (const x of out.peers) t.true(x.output.stdout.includes('milkyway-agent'), x.output.stdout);
+
+  // A service that does not exist: the agent's own error code comes back, signed.
+  const restart = await mway('service', '--peer', 'p1', 'restart', 'nosuch', '--json');
+  t.is(restart.exitCode, 1);
+  const rr = JSON.parse(restart.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  t.is(rr.peers[0]?.outcome, 'failed');
+  t.is(rr.peers[0]?.code, 'E_SERVICE_UNKNOWN');
+
+  const reboot = await mway('reboot', '--peer', 'p2', '--json');
+  t.is(reboot.exitCode, 0, reboot.stdout + reboot.stderr);
+  t.is(await agents[1]?.agent.exit, 133, 'namespace mode: reboot exits 133 after an orderly shutdown');
+  t.is(agents[0]?.agent.proc.exitCode, null, 'the other agent keeps running');
+});

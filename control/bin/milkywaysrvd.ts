@@ -3,7 +3,7 @@
 // Subcommands are loaded lazily from control/broker-cli/ so `--help` stays fast.
 import { defineCommand } from 'citty';
 import { main } from '../../common/cli.ts';
-import { subCommands } from '../broker-cli/index.ts';
+import { rootArgs, runRoot, subCommands } from '../broker-cli/index.ts';
 
 export const command = defineCommand({
   meta: {
@@ -12,7 +12,9 @@ export const command = defineCommand({
     description:
       'MilkyWay broker: relays signed commands and results between operators and peers over TLS 1.3',
   },
+  args: rootArgs,
   subCommands,
+  run: ({ args }) => runRoot(args),
 });
 
 if (import.meta.main) await main(command);

@@ -1,4 +1,23 @@
-// Subcommand table: each entry is loaded only when that subcommand runs.
+// Subcommand table: each entry is loaded only when that subcommand runs. Without a
+// subcommand, `milkywaysrvd --config FILE` runs the broker (serveArgs / runServe).
 import type { SubCommandsDef } from 'citty';
 
-export const subCommands: SubCommandsDef = {};
+export const subCommands: SubCommandsDef = {
+  serve: () => import('./serve.ts').then((m) => m.default),
+  audit: () => import('./audit.ts').then((m) => m.default),
+};
+
+export const rootArgs = {
+  json: { type: 'boolean', description: 'Print machine-readable JSON on stdout' },
+  debug: { type: 'boolean', description: 'Show stack traces on errors' },
+  config: { type: 'string', description: 'Broker config file (JSON, doc/broker.md)' },
+} as const;
+
+/** Root run: `milkywaysrvd --config FILE` is `milkywaysrvd serve --config FILE`. */
+export async function runRoot(args: { config?: string | undefined; json?: boolean | undefined }): Promise<number> {
+  if (args.config === undefined) {
+    throw Object.assign(new Error('Missing --config FILE'), { name: 'CLIError', code: 'E_USAGE' });
+  }
+  const { serve } = await import('./serve.ts');
+  return serve({ config: args.config, ...(args.json === undefined ? {} : { json: args.json }) });
+}

@@ -4,4 +4,5 @@ import type { SubCommandsDef } from 'citty';
 export const subCommands: SubCommandsDef = {
   verity: () => import('./verity.ts').then((m) => m.default),
   gpt: () => import('./gpt.ts').then((m) => m.default),
+  run: () => import('./run.ts').then((m) => m.default),
 };

@@ -19,14 +19,14 @@ export interface MdnsSocketOptions {
   /** IPv4 address of the interface to send multicast on (needed when there is no default route). */
   interface?: string;
   /** UDP port (default 5353; tests may use another). */
-  port?: number;
+  mdnsPort?: number;
 }
 
 function socketOptions(o: MdnsSocketOptions): Parameters<typeof makeMdns>[0] {
   // Bind the wildcard address: bound to a unicast address, Linux drops multicast datagrams.
   return {
     ...(o.interface === undefined ? {} : { interface: o.interface, bind: '0.0.0.0' }),
-    ...(o.port === undefined ? {} : { port: o.port }),
+    ...(o.mdnsPort === undefined ? {} : { port: o.mdnsPort }),
   };
 }
 

@@ -58,7 +58,7 @@ export async function serve(args: { config: string; json?: boolean | undefined }
         port: broker.port,
         fingerprint: broker.fingerprint,
         ...(cfg.listen.host === '0.0.0.0' ? {} : { host: cfg.listen.host }),
-        ...(cfg.mdns.port === undefined ? {} : { port: cfg.mdns.port }),
+        ...(cfg.mdns.port === undefined ? {} : { mdnsPort: cfg.mdns.port }),
       });
     } catch (e) {
       // The broker is still reachable by address; say why discovery is off.

@@ -1,6 +1,7 @@
 // A minimal CoreOS for the initramfs tests: an erofs root with busybox and a /sbin/init
 // script, a dm-verity tree beside it, both placed on the disk under the DPS convention
 // (partition GUIDs from the root hash) exactly as the disk assembly does.
+import { randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireTool } from '../../common/exec.ts';
@@ -24,7 +25,11 @@ const MiB = 1 << 20;
 const roundMiB = (n: number): number => Math.ceil(n / MiB) * MiB;
 
 /** Builds the erofs root (busybox + /sbin/init printing COREOS_MARKER and powering off) and its verity tree. */
-export async function testCoreos(dir: string, label = 'milkyway_1.0.0'): Promise<TestCoreos> {
+export async function testCoreos(
+  dir: string,
+  label = 'milkyway_1.0.0',
+  options: { fillerBytes?: number } = {},
+): Promise<TestCoreos> {
   const root = join(dir, 'coreos');
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp'])
     await mkdir(join(root, d), { recursive: true });
@@ -35,6 +40,9 @@ export async function testCoreos(dir: string, label = 'milkyway_1.0.0'): Promise
     `#!/bin/busybox sh\n/bin/busybox echo "${COREOS_MARKER} pid=$$ root=$(/bin/busybox grep ' / ' /proc/mounts | /bin/busybox head -n 1)"\n/bin/busybox sync\n/bin/busybox poweroff -f\n`,
     { mode: 0o755 },
   );
+  // Incompressible filler stands in for the real CoreOS payload (Node is ~120 MB) in the bench.
+  if (options.fillerBytes !== undefined)
+    await writeFile(join(root, 'filler'), randomBytes(options.fillerBytes));
   const dataImage = join(dir, 'coreos.erofs');
   const hashImage = join(dir, 'coreos.verity');
   await makeErofs(root, dataImage, { sourceDateEpoch: EPOCH });

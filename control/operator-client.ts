@@ -366,7 +366,7 @@ export class OperatorClient {
         },
       };
     }
-    const reports = await this.#collect(p.id, digest, resolved.peers, o);
+    const reports = await this.collect(p.id, digest, resolved.peers, o);
     return { jobId: p.id, ...base, peers: reports, summary: summarize(reports) };
   }
 
@@ -380,11 +380,30 @@ export class OperatorClient {
         ...(typeof m.state === 'string' ? { code: `E_JOB_${m.state.toUpperCase()}` } : {}),
       };
     try {
-      const v = verifyResult(m.result as Envelope, {
-        anchors: this.anchors,
-        crls: this.crls,
-        ...(digest === undefined ? {} : { expect: { command: jobId, commandDigest: digest } }),
-      });
+      const v = verifyResult(m.result as Envelope, { anchors: this.anchors, crls: this.crls });
+      const p = v.payload;
+      if (p.command !== jobId) {
+        throw new ControlError(
+          'E_RESULT_BINDING',
+          `Result from ${p.peer} answers command ${p.command}, not ${jobId}`,
+        );
+      }
+      if (digest !== undefined && p.commandDigest !== digest) {
+        // A signed refusal of a different envelope under our id is how tampering shows up: the
+        // peer answers for what it received. Anything else bound elsewhere is not ours.
+        if (p.status !== 'refused') {
+          throw new ControlError(
+            'E_RESULT_BINDING',
+            `Result from ${p.peer} is bound to another envelope than the one signed`,
+          );
+        }
+        return {
+          peer,
+          outcome: 'refused',
+          code: p.code ?? 'E_CMD_SIGNATURE',
+          message: `${p.message ?? ''} (the peer received an envelope that differs from the one signed)`,
+        };
+      }
       if (v.payload.peer !== peer)
         throw new ControlError('E_RESULT_PEER', `Broker filed ${v.payload.peer}'s result under ${peer}`);
       const r: PeerReport = { peer, outcome: v.payload.status };
@@ -402,7 +421,13 @@ export class OperatorClient {
     }
   }
 
-  async #collect(jobId: string, digest: string, peers: string[], o: RunOptions): Promise<PeerReport[]> {
+  /** Waits for the watched job's results from `peers` (bounded by `timeoutMs`), each verified. */
+  async collect(
+    jobId: string,
+    digest: string,
+    peers: string[],
+    o: Pick<RunOptions, 'timeoutMs' | 'onProgress'>,
+  ): Promise<PeerReport[]> {
     const done = new Map<string, PeerReport>();
     const deadline = Date.now() + (o.timeoutMs ?? 60_000);
     while (done.size < peers.length && Date.now() < deadline) {

@@ -40,6 +40,9 @@ export interface PeerLinkConfig {
   statusIntervalMs?: number;
   /** Longest pause between reconnection attempts. */
   maxBackoffMs?: number;
+  /** mDNS discovery: IPv4 address of the interface to query on, and the UDP port (tests). */
+  mdnsInterface?: string;
+  mdnsPort?: number;
 }
 
 function bad(key: string, message: string): never {
@@ -61,6 +64,8 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
     'skewMs',
     'statusIntervalMs',
     'maxBackoffMs',
+    'mdnsInterface',
+    'mdnsPort',
   ];
   for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, 'unknown key');
   const path = (k: string): string => {
@@ -107,6 +112,13 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   if (status !== undefined) out.statusIntervalMs = status;
   const backoff = int('maxBackoffMs', 100, 600_000);
   if (backoff !== undefined) out.maxBackoffMs = backoff;
+  if (o.mdnsInterface !== undefined) {
+    if (typeof o.mdnsInterface !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(o.mdnsInterface))
+      bad('mdnsInterface', 'expected an IPv4 address');
+    out.mdnsInterface = o.mdnsInterface;
+  }
+  const mport = int('mdnsPort', 1, 65535);
+  if (mport !== undefined) out.mdnsPort = mport;
   return out;
 }
 
@@ -254,7 +266,9 @@ export async function startPeerLink(options: {
     let backoff = 200;
     const maxBackoff = cfg.maxBackoffMs ?? 30_000;
     while (!stopped) {
-      const address = cfg.broker ?? (await discover(cfg, anchors, log));
+      const found = cfg.broker === undefined ? await discover(cfg, log) : { address: cfg.broker };
+      const address = found?.address;
+      const pin = cfg.brokerFingerprint ?? (found as { fingerprint?: string } | undefined)?.fingerprint;
       if (address !== undefined) {
         try {
           // Frames may arrive in the same read as the welcome, before `c` exists: hold them.
@@ -264,7 +278,7 @@ export async function startPeerLink(options: {
             address,
             tls,
             role: 'peer',
-            ...(cfg.brokerFingerprint === undefined ? {} : { brokerFingerprint: cfg.brokerFingerprint }),
+            ...(pin === undefined ? {} : { brokerFingerprint: pin }),
             onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
           });
           ready = c;
@@ -310,23 +324,24 @@ export async function startPeerLink(options: {
   };
 }
 
-/** Finds a broker by mDNS when the config names none (control/mdns.ts, loaded lazily). */
-async function discover(cfg: PeerLinkConfig, _anchors: Certificate[], log: Log): Promise<string | undefined> {
+/** Finds a broker by mDNS when the config names none (control/mdns.ts, loaded only then). */
+async function discover(
+  cfg: PeerLinkConfig,
+  log: Log,
+): Promise<{ address: string; fingerprint?: string } | undefined> {
   try {
-    // A variable specifier: mdns.ts is optional for type checking and loaded only when needed.
-    const spec = './mdns.ts';
-    const mdns = (await import(spec)) as unknown as {
-      browseBroker?: (o: {
-        timeoutMs: number;
-      }) => Promise<{ address: string; fingerprint?: string } | undefined>;
-    };
-    if (mdns.browseBroker === undefined) return undefined;
-    const found = await mdns.browseBroker({ timeoutMs: 3000 });
+    const { browseBroker } = await import('./mdns.ts');
+    const found = await browseBroker({
+      timeoutMs: 3000,
+      ...(cfg.mdnsInterface === undefined ? {} : { interface: cfg.mdnsInterface }),
+      ...(cfg.mdnsPort === undefined ? {} : { mdnsPort: cfg.mdnsPort }),
+    });
     if (found === undefined) return undefined;
     // TLS still checks the chain to our anchors; the TXT fingerprint only pins which broker.
-    if (found.fingerprint !== undefined && cfg.brokerFingerprint === undefined)
-      cfg.brokerFingerprint = found.fingerprint;
-    return found.address;
+    return {
+      address: found.address,
+      ...(found.fingerprint === undefined ? {} : { fingerprint: found.fingerprint }),
+    };
   } catch (e) {
     log('warn', `control: mDNS discovery failed: ${errorMessage(e)}`);
     return undefined;

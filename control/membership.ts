@@ -55,14 +55,17 @@ export function scopeHasGroup(cert: Certificate, group: string): boolean {
 }
 
 /**
- * Scope entries name an action (`service.restart`) or its family (`service`); `*` covers
+ * Scope entries name an action (`service.restart`), its family (`service`) or its verb
+ * (`restart`); `*` covers
  * every action except `exec`, which needs its own explicit entry.
  */
 export function scopeHasAction(cert: Certificate, action: string): boolean {
   const actions = cert.scope?.actions ?? [];
   if (actions.includes(action)) return true;
-  const family = action.split('.')[0] as string;
+  const [family, verb] = action.split('.') as [string, string | undefined];
   if (actions.includes(family)) return true;
+  // The short verb (`restart`, `logs`, `install`) as doc/keys.md's examples write it.
+  if (verb !== undefined && actions.includes(verb)) return true;
   return action !== 'exec' && actions.includes('*');
 }
 

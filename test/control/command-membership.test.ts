@@ -2,7 +2,12 @@
 // named peer accepts it, a newer statement wins and an old one replayed cannot undo it.
 import test from 'ava';
 import { signEnvelope } from '../../keys/index.ts';
-import { MembershipStore, signMembership, verifyMembership } from '../../control/membership.ts';
+import {
+  MembershipStore,
+  scopeHasAction,
+  signMembership,
+  verifyMembership,
+} from '../../control/membership.ts';
 import { tempDir } from '../helpers.ts';
 import { codeOf, codeOfAsync, makeFleetPki } from './command-fixture.ts';
 
@@ -145,4 +150,16 @@ test('a held membership stops counting once its operator is revoked', async (t) 
     [...store.groups({ anchors: [p.root.cert], crls: [p.crl], at: NOW, fleet: 'prod', peer: 'p1' }).keys()],
     [],
   );
+});
+
+test('scopeHasAction() reads actions, families and verbs; * never covers exec', async (t) => {
+  const p = await pkiP;
+  const fake = (actions: string[]) => ({ ...p.op.cert, scope: { groups: ['web'], actions } });
+  t.true(scopeHasAction(fake(['service.restart']), 'service.restart'));
+  t.true(scopeHasAction(fake(['service']), 'service.logs'));
+  t.true(scopeHasAction(fake(['restart', 'logs']), 'service.restart'));
+  t.false(scopeHasAction(fake(['restart']), 'service.stop'));
+  t.true(scopeHasAction(fake(['*']), 'layer.install'));
+  t.false(scopeHasAction(fake(['*']), 'exec'));
+  t.true(scopeHasAction(fake(['exec']), 'exec'));
 });

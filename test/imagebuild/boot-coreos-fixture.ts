@@ -2,13 +2,15 @@
 // script, a dm-verity tree beside it, both placed on the disk under the DPS convention
 // (partition GUIDs from the root hash) exactly as the disk assembly does.
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, copyFile, mkdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { requireTool } from '../../common/exec.ts';
+import { binaryClosure } from '../../imagebuild/binary-closure.ts';
 import { makeErofs } from '../../imagebuild/fs-erofs.ts';
 import { verityPartitionUuids } from '../../imagebuild/initramfs-init.ts';
 import { DPS } from '../../imagebuild/partition-types.ts';
 import { formatVerity } from '../../imagebuild/verity-format.ts';
+import { ROOT } from '../helpers.ts';
 import { EPOCH } from './boot-fixtures.ts';
 
 export const COREOS_MARKER = 'BOOT-COREOS-MARKER';
@@ -28,7 +30,7 @@ const roundMiB = (n: number): number => Math.ceil(n / MiB) * MiB;
 export async function testCoreos(
   dir: string,
   label = 'milkyway_1.0.0',
-  options: { fillerBytes?: number } = {},
+  options: { fillerBytes?: number; node?: boolean } = {},
 ): Promise<TestCoreos> {
   const root = join(dir, 'coreos');
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp'])
@@ -43,6 +45,24 @@ export async function testCoreos(
   // Incompressible filler stands in for the real CoreOS payload (Node is ~120 MB) in the bench.
   if (options.fillerBytes !== undefined)
     await writeFile(join(root, 'filler'), randomBytes(options.fillerBytes));
+  // Node 24 (the npm `node` package, as CoreOS ships it) with its libraries; /sbin/init then
+  // runs a script that prints the marker from JavaScript as PID 1.
+  if (options.node === true) {
+    const nodeBin = await realpath(join(ROOT, 'node_modules/.bin/node'));
+    for (const f of await binaryClosure([nodeBin])) {
+      const dest = join(root, f.src === nodeBin ? 'usr/bin/node' : f.dest);
+      await mkdir(dirname(dest), { recursive: true });
+      await copyFile(f.src, dest);
+      await chmod(dest, 0o755);
+    }
+    await writeFile(
+      join(root, 'init.js'),
+      `console.log('${COREOS_MARKER} pid=' + process.pid + ' node=' + process.version);\nrequire('node:child_process').execFileSync('/bin/busybox', ['poweroff', '-f']);\n`,
+    );
+    await writeFile(join(root, 'sbin/init'), '#!/bin/busybox sh\nexec /usr/bin/node /init.js\n', {
+      mode: 0o755,
+    });
+  }
   const dataImage = join(dir, 'coreos.erofs');
   const hashImage = join(dir, 'coreos.verity');
   await makeErofs(root, dataImage, { sourceDateEpoch: EPOCH });

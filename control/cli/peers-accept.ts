@@ -28,7 +28,9 @@ export default defineCommand({
     withClient(async (c) => {
       const rows =
         ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? [];
-      const row = rows.find((r) => r.requestId === args.id || r.peerId === args.id);
+      const row = rows.find(
+        (r) => r.requestId === args.id || (r.peerId === args.id && r.state === 'pending'),
+      );
       if (row === undefined) throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${args.id}`);
       if (row.request === undefined) {
         throw new ControlError(

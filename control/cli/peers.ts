@@ -2,6 +2,7 @@
 // it hands out is checked against our anchors before it is shown as trusted.
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
+import { ControlError } from '../control-error.ts';
 import type { PeerView } from '../operator-client.ts';
 import { withClient } from './shared.ts';
 
@@ -28,10 +29,16 @@ const pending = defineCommand({
 
 const reject = defineCommand({
   meta: { name: 'reject', description: 'Reject an enrollment request' },
-  args: { ...commonArgs, id: { type: 'positional', required: true, description: 'Request id' } },
+  args: { ...commonArgs, id: { type: 'positional', required: true, description: 'Request id or peer id' } },
   run: ({ args }) =>
     withClient(async (c) => {
-      await c.client.request('enrollment-reject', { requestId: args.id });
+      const rows =
+        ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? [];
+      const row = rows.find(
+        (r) => r.requestId === args.id || (r.peerId === args.id && r.state === 'pending'),
+      );
+      if (row === undefined) throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${args.id}`);
+      await c.client.request('enrollment-reject', { requestId: row.requestId });
       output(args.json, { requestId: args.id, rejected: true }, () => `rejected ${args.id}`);
       return 0;
     }),

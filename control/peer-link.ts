@@ -211,6 +211,16 @@ export async function startPeerLink(options: {
     }
   };
 
+  // A CRL dropped into the certificate directory takes effect at the next command, without a
+  // restart. If the files cannot be read the previous list stays in force (and it is logged).
+  const refreshCrls = async (): Promise<void> => {
+    try {
+      executor.id.crls = await loadCrls(cfg.crls ?? []);
+    } catch (e) {
+      log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`);
+    }
+  };
+
   const onMessage = (c: BrokerClient, m: Message): void => {
     if (m.kind === 'command-deliver') {
       const jobId = m.jobId as string;
@@ -220,6 +230,7 @@ export async function startPeerLink(options: {
         // The result is what counts; a lost ack only means a redelivery, which the replay cache absorbs.
       }
       queue = queue.then(async () => {
+        await refreshCrls();
         const answer = await executor.command(m.command);
         const outcome = (answer.result.payload as { status: string }).status;
         try {

@@ -9,7 +9,7 @@ import { signMembership } from '../../control/membership.ts';
 import { startPeerLink } from '../../control/peer-link.ts';
 import type { Message } from '../../control/protocol.ts';
 import { verifyResult } from '../../control/result.ts';
-import { crlPem, type Envelope, signEnvelope } from '../../keys/index.ts';
+import { crlPem, type Envelope, issueCrl, signEnvelope } from '../../keys/index.ts';
 import { tempDir } from '../helpers.ts';
 import { type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
 import { recorder } from './recording-agent.ts';
@@ -48,7 +48,7 @@ async function setup(
   });
   t.teardown(() => link.stop());
   await broker.waitConnected();
-  return { p, broker, rec, logs, link, stateDir };
+  return { p, broker, rec, logs, link, stateDir, crlPath };
 }
 
 const web: Audience = { fleet: 'prod', target: 'group:web', groups: ['web'], peers: ['p1'] };
@@ -218,4 +218,22 @@ test('after a dropped connection and an agent restart a command is still execute
   t.is((await deliver(broker, next)).outcome, 'ok', 'the membership survived the restart');
   t.deepEqual(rec.calls, ['restart hello']);
   t.deepEqual(again.rec.calls, ['restart hello']);
+});
+
+test('a CRL written while the link runs revokes an operator from the next command on', async (t) => {
+  const { p, broker, rec, crlPath } = await setup(t);
+  await joinGroup(p, broker);
+  t.is((await deliver(broker, cmd(p.op, 'service.restart', { service: 'hello' }))).outcome, 'ok');
+  const crl = await issueCrl({
+    issuerKey: p.root.key,
+    issuerCert: p.root.cert,
+    serials: [p.op.cert.serial],
+    previous: p.crl,
+  });
+  await writeFile(crlPath, crlPem(crl));
+  t.is(
+    refusal(p, await deliver(broker, cmd(p.op, 'service.restart', { service: 'hello' }))),
+    'E_CMD_OPERATOR_REVOKED',
+  );
+  t.deepEqual(rec.calls, ['restart hello']);
 });

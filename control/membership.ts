@@ -90,6 +90,14 @@ export function signMembership(o: {
   return signEnvelope({ type: 'membership', payload, key: o.key, chain: o.chain, now });
 }
 
+export interface MembershipTrust {
+  anchors: readonly Certificate[];
+  crls?: readonly Crl[];
+  at?: Date;
+  fleet: string;
+  peer: string;
+}
+
 export interface VerifiedMembership {
   payload: MembershipPayload;
   signer: Certificate;
@@ -171,14 +179,38 @@ export class MembershipStore {
     return v;
   }
 
-  /** Groups this peer is a member of now, from memberships that still verify. */
-  groups(o: {
-    anchors: readonly Certificate[];
-    crls?: readonly Crl[];
-    at?: Date;
-    fleet: string;
-    peer: string;
-  }): Map<string, Certificate> {
+  /**
+   * Groups this peer is a member of now, from memberships that still verify. The answer is
+   * reused for up to 10 s while the memberships and the CRL list are the same objects: each
+   * re-verification costs two ML-DSA verifies per membership on every command otherwise.
+   */
+  groups(o: MembershipTrust): Map<string, Certificate> {
+    const at = (o.at ?? new Date()).getTime();
+    const c = this.#cache;
+    if (
+      c !== undefined &&
+      c.crls === o.crls &&
+      c.envelopes === this.#envelopes &&
+      at >= c.at &&
+      at - c.at < 10_000
+    ) {
+      return new Map(c.result);
+    }
+    const out = this.#compute(o);
+    this.#cache = { crls: o.crls, envelopes: this.#envelopes, at, result: out };
+    return new Map(out);
+  }
+
+  #cache:
+    | {
+        crls: readonly Crl[] | undefined;
+        envelopes: Envelope[];
+        at: number;
+        result: Map<string, Certificate>;
+      }
+    | undefined;
+
+  #compute(o: MembershipTrust): Map<string, Certificate> {
     const out = new Map<string, Certificate>();
     for (const env of this.#envelopes) {
       try {

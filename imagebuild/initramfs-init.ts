@@ -38,8 +38,8 @@ export const INIT_MARKERS = {
   bootFailed: 'MILKYWAY: boot failed:',
 } as const;
 
-/** The /init script text. `modulesList` is the path of the file listing .ko files in load order. */
-export function initramfsInit(options: { modulesList: string }): string {
+/** The /init script text. The lists name .ko files in load order; `shaNiList` only on CPUs with SHA-NI. */
+export function initramfsInit(options: { modulesList: string; shaNiList: string }): string {
   const rootType = guidDiskHex(DPS.root);
   const verityType = guidDiskHex(DPS.rootVerity);
   return `#!/bin/sh
@@ -96,6 +96,9 @@ while read -r ko; do
   [ -n "$ko" ] || continue
   insmod "$ko" || say "insmod $ko failed"
 done < ${options.modulesList}
+if grep -qw sha_ni /proc/cpuinfo; then
+  while read -r ko; do [ -z "$ko" ] || insmod "$ko" || say "insmod $ko failed"; done < ${options.shaNiList}
+fi
 
 case "$roothash" in
   *[!0-9a-f]*|'') fail "mway.roothash= on the kernel command line is missing or not lower-case hex" ;;

@@ -139,6 +139,20 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   t.is(rr.peers[0]?.outcome, 'failed');
   t.is(rr.peers[0]?.code, 'E_SERVICE_UNKNOWN');
 
+  // A layer whose bytes match the signed digest but that is not a signed layer: the digest
+  // check passes, the agent's own layer verification refuses it, nothing is installed.
+  const junk = join(dir, 'junk.mwl');
+  await writeFile(junk, Buffer.alloc(64 * 1024, 1));
+  const install = await mway('install', '--peer', 'p1', junk, '--json');
+  t.is(install.exitCode, 1);
+  const ir = JSON.parse(install.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  t.is(ir.peers[0]?.outcome, 'failed');
+  t.regex(ir.peers[0]?.code ?? '', /^E_/);
+  t.not(ir.peers[0]?.code, 'E_ACTION_DIGEST');
+  const layers = await mway('status', '--peer', 'p1', '--json');
+  const lr = JSON.parse(layers.stdout) as { peers: Array<{ output: { layers: unknown[] } }> };
+  t.deepEqual(lr.peers[0]?.output.layers, []);
+
   const reboot = await mway('reboot', '--peer', 'p2', '--json');
   t.is(reboot.exitCode, 0, reboot.stdout + reboot.stderr);
   t.is(await agents[1]?.agent.exit, 133, 'namespace mode: reboot exits 133 after an orderly shutdown');

@@ -33,23 +33,36 @@ export function groupsOf(layer: string, secure: SecureConfig): [string, number][
     .map(([name, g]) => [name, g.gid]);
 }
 
-/** Creates the layer's directories and returns the binds its services get. */
+/** The groups a layer asks for (manifest `data.groups`) that the secure config grants it. */
+export function grantedGroups(layer: string, wanted: readonly string[], secure: SecureConfig): string[] {
+  const member = new Set(groupsOf(layer, secure).map(([g]) => g));
+  return wanted.filter((g) => member.has(g));
+}
+
+/**
+ * Creates the layer's directories and returns the binds its services get: its own
+ * `secure/<layer>` when the manifest asks for private data, `common/` when it asks for it,
+ * and each asked-for group the secure config makes it a member of.
+ */
 export async function layerDataBinds(
   dataDir: string,
   layer: string,
-  uid: number,
-  gid: number,
+  owner: { uid: number; gid: number },
+  wants: { private: boolean; groups: readonly string[]; common: boolean },
   secure: SecureConfig,
 ): Promise<Bind[]> {
-  const secureDir = join(dataDir, 'secure', layer);
-  await ensure(secureDir, 0o700, uid, gid);
-  const binds: Bind[] = [
-    { src: secureDir, dest: DATA_IN_SANDBOX.secure, readOnly: false },
-    { src: join(dataDir, 'common'), dest: DATA_IN_SANDBOX.common, readOnly: false },
-  ];
-  for (const [name, ggid] of groupsOf(layer, secure)) {
+  const binds: Bind[] = [];
+  if (wants.private) {
+    const secureDir = join(dataDir, 'secure', layer);
+    await ensure(secureDir, 0o700, owner.uid, owner.gid);
+    binds.push({ src: secureDir, dest: DATA_IN_SANDBOX.secure, readOnly: false });
+  }
+  if (wants.common)
+    binds.push({ src: join(dataDir, 'common'), dest: DATA_IN_SANDBOX.common, readOnly: false });
+  for (const name of grantedGroups(layer, wants.groups, secure)) {
+    const gid = secure.groups[name]?.gid ?? 0;
     const dir = join(dataDir, 'group', name);
-    await ensure(dir, 0o2770, 0, ggid);
+    await ensure(dir, 0o2770, 0, gid);
     binds.push({ src: dir, dest: `${DATA_IN_SANDBOX.group}/${name}`, readOnly: false });
   }
   return binds;

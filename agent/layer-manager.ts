@@ -8,7 +8,7 @@ import type { AgentChange, LayerInfo } from './agent-api.ts';
 import type { AgentConfig } from './agent-config.ts';
 import { AgentError } from './agent-error.ts';
 import type { LogFn } from './agent-log.ts';
-import { layerDataBinds } from './data-dirs.ts';
+import { grantedGroups, layerDataBinds } from './data-dirs.ts';
 import {
   type Activation,
   activatePayload,
@@ -233,9 +233,13 @@ export class LayerManager {
         const uids = this.#uids;
         if (uids === undefined) throw new AgentError('E_INTERNAL', 'uid table not loaded');
         const owner = ownerOf(uids, m.name) ?? (await uids.allocate(m.name));
-        const groups = Object.entries(secure.groups)
-          .filter(([, g]) => g.layers.includes(m.name))
-          .map(([g]) => g);
+        const groups = grantedGroups(m.name, m.data.groups, secure);
+        const refusedGroups = m.data.groups.filter((g) => !groups.includes(g));
+        if (refusedGroups.length > 0) {
+          this.#o.warn(
+            `layer ${m.name} asks for group(s) ${refusedGroups.join(', ')} that the secure config does not grant it`,
+          );
+        }
         const target = join(this.#stateDir, 'roots', m.name);
         await mountAppRoot(
           skeletonDir,
@@ -248,17 +252,11 @@ export class LayerManager {
         const binds = await layerDataBinds(
           this.#o.path(this.#o.config.dataDir),
           m.name,
-          owner.uid,
-          owner.gid,
+          owner,
+          m.data,
           secure,
         );
-        const specs = servicesOf(m, {
-          root: target,
-          binds,
-          uid: owner.uid,
-          gid: owner.gid,
-          stopTimeoutMs: this.#o.config.stopTimeoutMs,
-        });
+        const specs = servicesOf(m, { root: target, binds, uid: owner.uid, gid: owner.gid });
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);
       } catch (err) {
@@ -365,8 +363,7 @@ export class LayerManager {
   }
 
   #uses(app: Entry, lib: string): boolean {
-    const deps = app.verified?.manifest.dependencies ?? [];
-    return deps.some((d) => (typeof d === 'string' ? d : d.name) === lib);
+    return (app.verified?.manifest.dependencies ?? []).some((d) => d.name === lib);
   }
 
   /** Shutdown: unmount roots and payloads (services are already stopped). */

@@ -3,20 +3,44 @@
 import type { Certificate, Crl } from '../keys/index.ts';
 import { AgentError } from './agent-error.ts';
 
+/** The fields of layers/manifest.ts `ServiceSpec` the agent reads. */
 export interface ManifestService {
   name: string;
-  exec?: string[];
-  command?: string[];
-  [key: string]: unknown;
+  argv: string[];
+  env: Record<string, string>;
+  workingDirectory: string;
+  user: string;
+  group: string;
+  restart: {
+    policy: 'no' | 'on-failure' | 'always';
+    backoffMs: number;
+    maxBackoffMs: number;
+    burst: number;
+    intervalMs: number;
+  };
+  readiness:
+    | { type: 'none' }
+    | { type: 'notify' }
+    | { type: 'tcp'; port: number; host: string }
+    | { type: 'exec'; argv: string[]; intervalMs: number };
+  startTimeoutMs: number;
+  after: string[];
+  stopSignal: string;
+  stopTimeoutMs: number;
+  capabilities: string[];
+  limits: { memoryBytes?: number; pids?: number; cpuWeight?: number };
+  network: 'host' | 'none';
 }
 
+/** The fields of layers/manifest.ts `LayerManifest` the agent reads. */
 export interface Manifest {
   name: string;
   version: string;
   kind: 'app' | 'library' | 'module';
-  services?: ManifestService[];
-  dependencies?: (string | { name: string })[];
-  [key: string]: unknown;
+  payload: { size: number; verity: { rootHash: string } };
+  dependencies: { name: string; range: string }[];
+  data: { private: boolean; groups: string[]; common: boolean };
+  services: ManifestService[];
 }
 
 export interface Verified {
@@ -53,12 +77,8 @@ export async function loadLayersModule(): Promise<LayersModule> {
 
 /** The dm-verity root hash the manifest binds. */
 export function rootHashOf(m: Manifest): string {
-  const candidates = [
-    (m.payload as { verity?: { rootHash?: unknown } } | undefined)?.verity?.rootHash,
-    (m.payload as { rootHash?: unknown } | undefined)?.rootHash,
-    (m.verity as { rootHash?: unknown } | undefined)?.rootHash,
-    m.rootHash,
-  ];
-  for (const c of candidates) if (typeof c === 'string' && /^[0-9a-f]{64}$/.test(c)) return c;
-  throw new AgentError('E_LAYER_MANIFEST', `Layer ${m.name} has no verity root hash in its manifest`);
+  const h = m.payload.verity.rootHash;
+  if (!/^[0-9a-f]{64}$/.test(h))
+    throw new AgentError('E_LAYER_MANIFEST', `Layer ${m.name} has no verity root hash`);
+  return h;
 }

@@ -1,97 +1,57 @@
-// A layer manifest's service entries → the supervisor's ServiceSpec, with the host paths
-// (overlay root, data binds) and the layer's uid/gid filled in. Names become
-// `<layer>/<service>`; requirements on another layer's service are written that way too.
-import { AgentError } from './agent-error.ts';
-import type { Manifest, ManifestService } from './layers-contract.ts';
-import {
-  SERVICE_DEFAULTS,
-  type Bind,
-  type Readiness,
-  type RestartPolicy,
-  type ServiceSpec,
-} from './service-spec.ts';
+// A layer manifest's services (layers/manifest.ts ServiceSpec) → the supervisor's
+// ServiceSpec, with host paths (overlay root, data binds) and the layer's uid/gid filled
+// in. Names become `<layer>/<service>`; `after` entries name a service of this layer or
+// `layer/service` of a dependency. `user: root` runs as uid 0; any other user runs as the
+// layer's own dynamic uid, so two layers never share a uid.
+import type { Manifest } from './layers-contract.ts';
+import { type Bind, type Readiness, SERVICE_DEFAULTS, type ServiceSpec } from './service-spec.ts';
 
 export interface ServiceContext {
   root: string;
   binds: Bind[];
   uid: number;
   gid: number;
-  stopTimeoutMs: number;
-}
-
-function bad(layer: string, svc: string, key: string, what: string): never {
-  throw new AgentError('E_SERVICE_SPEC', `Layer ${layer} service ${svc}: ${key}: ${what}`, {
-    path: `${layer}/${svc}`,
-  });
-}
-
-function strings(v: unknown): v is string[] {
-  return Array.isArray(v) && v.every((x) => typeof x === 'string');
-}
-
-function num(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
-}
-
-function readiness(s: ManifestService, layer: string): Readiness {
-  const r = s.readiness;
-  if (r === undefined || r === 'none') return { type: 'none' };
-  if (r === 'notify') return { type: 'notify' };
-  if (typeof r === 'object' && r !== null) {
-    const o = r as Record<string, unknown>;
-    if (o.type === 'notify') return { type: 'notify' };
-    if (o.type === 'none') return { type: 'none' };
-    if (o.type === 'tcp' && typeof o.port === 'number') {
-      return typeof o.host === 'string'
-        ? { type: 'tcp', port: o.port, host: o.host }
-        : { type: 'tcp', port: o.port };
-    }
-    if (o.type === 'exec' && strings(o.command)) return { type: 'exec', command: o.command };
-  }
-  bad(layer, s.name, 'readiness', 'expected none, notify, {type: tcp, port} or {type: exec, command}');
 }
 
 export function servicesOf(m: Manifest, ctx: ServiceContext): ServiceSpec[] {
-  const names = new Set((m.services ?? []).map((s) => s.name));
-  return (m.services ?? []).map((s) => {
-    const exec = s.exec ?? s.command;
-    if (!strings(exec) || exec.length === 0) bad(m.name, s.name, 'exec', 'expected a non-empty argv array');
-    const restart = (s.restart ?? 'on-failure') as RestartPolicy;
-    if (!['no', 'on-failure', 'always'].includes(restart))
-      bad(m.name, s.name, 'restart', 'expected no, on-failure or always');
-    const network = (s.network ?? 'none') as 'none' | 'host';
-    if (network !== 'none' && network !== 'host') bad(m.name, s.name, 'network', 'expected none or host');
-    const r = readiness(s, m.name);
-    if (r.type === 'tcp' && network !== 'host')
-      bad(m.name, s.name, 'readiness', 'tcp readiness needs network host');
-    const req = [...(strings(s.requires) ? s.requires : []), ...(strings(s.after) ? s.after : [])];
-    const limits = (s.limits ?? s.resources ?? {}) as Record<string, unknown>;
+  return m.services.map((s) => {
+    const r = s.readiness;
+    const readiness: Readiness =
+      r.type === 'exec'
+        ? { type: 'exec', command: r.argv }
+        : r.type === 'tcp'
+          ? { type: 'tcp', port: r.port, host: r.host }
+          : r;
+    const root = s.user === 'root';
     const spec: ServiceSpec = {
       ...SERVICE_DEFAULTS,
       name: `${m.name}/${s.name}`,
       layer: m.name,
-      exec,
-      env: (typeof s.env === 'object' && s.env !== null ? s.env : {}) as Record<string, string>,
-      workingDir: typeof s.workingDir === 'string' ? s.workingDir : '/',
-      uid: ctx.uid,
-      gid: ctx.gid,
-      capabilities: strings(s.capabilities) ? s.capabilities : [],
-      network,
-      readiness: r,
-      startTimeoutMs: num(s.startTimeoutMs) ?? SERVICE_DEFAULTS.startTimeoutMs,
-      stopTimeoutMs: num(s.stopTimeoutMs) ?? ctx.stopTimeoutMs,
-      restart,
-      requires: [...new Set(req.map((n) => (n.includes('/') ? n : names.has(n) ? `${m.name}/${n}` : n)))],
+      exec: s.argv,
+      env: s.env,
+      workingDir: s.workingDirectory,
+      uid: root ? 0 : ctx.uid,
+      gid: root ? 0 : ctx.gid,
+      capabilities: s.capabilities,
+      network: s.network,
+      readiness,
+      startTimeoutMs: s.startTimeoutMs,
+      stopTimeoutMs: s.stopTimeoutMs,
+      stopSignal: s.stopSignal,
+      restart: s.restart.policy,
+      backoffMs: s.restart.backoffMs,
+      backoffMaxMs: s.restart.maxBackoffMs,
+      startLimitBurst: s.restart.burst,
+      startLimitIntervalMs: s.restart.intervalMs,
+      requires: s.after.map((a) => (a.includes('/') ? a : `${m.name}/${a}`)),
       limits: {
-        ...(num(limits.memoryMax) === undefined ? {} : { memoryMax: num(limits.memoryMax) as number }),
-        ...(num(limits.pidsMax) === undefined ? {} : { pidsMax: num(limits.pidsMax) as number }),
-        ...(num(limits.cpuWeight) === undefined ? {} : { cpuWeight: num(limits.cpuWeight) as number }),
+        ...(s.limits.memoryBytes === undefined ? {} : { memoryMax: s.limits.memoryBytes }),
+        ...(s.limits.pids === undefined ? {} : { pidsMax: s.limits.pids }),
+        ...(s.limits.cpuWeight === undefined ? {} : { cpuWeight: s.limits.cpuWeight }),
       },
       root: ctx.root,
       binds: ctx.binds,
     };
-    if (typeof s.user === 'number') spec.uid = s.user;
-    if (typeof s.selinuxType === 'string') spec.selinuxLabel = `system_u:system_r:${s.selinuxType}:s0`;
     return spec;
   });
 }

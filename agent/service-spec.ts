@@ -32,6 +32,8 @@ export interface ServiceSpec {
   readiness: Readiness;
   startTimeoutMs: number;
   stopTimeoutMs: number;
+  /** Sent first on stop (then SIGKILL after stopTimeoutMs). */
+  stopSignal: string;
   restart: RestartPolicy;
   /** First restart delay; doubles on each restart up to `backoffMaxMs`. */
   backoffMs: number;
@@ -59,6 +61,7 @@ export const SERVICE_DEFAULTS = {
   readiness: { type: 'none' },
   startTimeoutMs: 30_000,
   stopTimeoutMs: 10_000,
+  stopSignal: 'SIGTERM',
   restart: 'on-failure',
   backoffMs: 100,
   backoffMaxMs: 30_000,

@@ -313,7 +313,7 @@ export class ServiceUnit {
         for (const p of pids) {
           signaled.add(p);
           try {
-            process.kill(p, 'SIGTERM');
+            process.kill(p, this.spec.stopSignal as NodeJS.Signals);
           } catch {
             // exited meanwhile
           }
@@ -321,7 +321,7 @@ export class ServiceUnit {
       } else if (child.pid !== undefined && signaled.size === 0) {
         signaled.add(child.pid);
         try {
-          process.kill(-child.pid, 'SIGTERM');
+          process.kill(-child.pid, this.spec.stopSignal as NodeJS.Signals);
         } catch {
           // gone
         }

@@ -1,7 +1,7 @@
 // A Debian kernel package as the image builder uses it: the .deb downloaded with
 // `apt-get download` into a cache, unpacked with `dpkg-deb -x`, and modules.dep made
 // with `depmod -b` (Debian generates it in postinst, so the .deb does not carry it).
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { access, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { run } from '../common/exec.ts';
@@ -96,7 +96,7 @@ async function unpack(debPath: string, cacheDir: string): Promise<KernelPackage>
   const key = createHash('sha256').update(basename(debPath)).digest('hex').slice(0, 16);
   const root = join(cacheDir, 'unpacked', `${basename(debPath, '.deb')}-${key}`);
   if (!(await exists(join(root, '.complete')))) {
-    const tmp = `${root}.tmp-${process.pid}`;
+    const tmp = `${root}.tmp-${process.pid}-${randomUUID().slice(0, 8)}`;
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
     try {
@@ -114,8 +114,19 @@ async function unpack(debPath: string, cacheDir: string): Promise<KernelPackage>
       }
       await run('depmod', ['-b', tmp, v], { timeout: 120_000 });
       await writeFile(join(tmp, '.complete'), `${v}\n`);
-      await rm(root, { recursive: true, force: true });
-      await rename(tmp, root);
+      // Parallel builds (test workers) may unpack the same .deb at once: a complete tree
+      // that is already there wins and is never removed under a reader; only a leftover
+      // without .complete (a killed run) is replaced.
+      if (await exists(join(root, '.complete'))) await rm(tmp, { recursive: true, force: true });
+      else {
+        await rm(root, { recursive: true, force: true });
+        try {
+          await rename(tmp, root);
+        } catch (e) {
+          if (!(await exists(join(root, '.complete')))) throw e;
+          await rm(tmp, { recursive: true, force: true });
+        }
+      }
     } catch (e) {
       await rm(tmp, { recursive: true, force: true });
       throw e;

@@ -4,7 +4,7 @@
 // 127.0.0.1 only, the serial console streamed line by line, and a QMP socket so the
 // guest can be asked to power off (ACPI power button) before it is killed.
 import { execa } from 'execa';
-import { copyFile, mkdtemp, open, rm } from 'node:fs/promises';
+import { copyFile, type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +107,12 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
   const qemu = await requireTool('qemu-system-x86_64');
   const code = options.ovmfCode ?? OVMF_CODE;
   const varsSrc = options.ovmfVars ?? OVMF_VARS;
+  for (const f of options.forwards ?? []) {
+    for (const p of [f.host, f.guest]) {
+      if (!Number.isInteger(p) || p < 1 || p > 65535)
+        throw new ImageError('E_QEMU_BAD_FORWARD', `Cannot forward port ${p}: expected 1 to 65535`);
+    }
+  }
   const work = await mkdtemp(join(tmpdir(), 'mway-qemu-'));
   const vars = join(work, 'OVMF_VARS.fd');
   try {
@@ -121,12 +127,6 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
         path: varsSrc,
       },
     );
-  }
-  for (const f of options.forwards ?? []) {
-    for (const p of [f.host, f.guest]) {
-      if (!Number.isInteger(p) || p < 1 || p > 65535)
-        throw new ImageError('E_QEMU_BAD_FORWARD', `Cannot forward port ${p}: expected 1 to 65535`);
-    }
   }
   const qmpSocket = join(work, 'qmp.sock');
   const hostfwd = (options.forwards ?? [])
@@ -163,6 +163,24 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     'virtio-net-pci,netdev=n0',
     ...(options.noReboot === false ? [] : ['-no-reboot']),
   ];
+  // Open the console file before QEMU starts, so a bad path cannot leave a guest running.
+  let serialFile: FileHandle | undefined;
+  try {
+    serialFile =
+      options.serial !== undefined && options.serial !== 'stdio' && options.serial !== 'none'
+        ? await open(options.serial, 'w')
+        : undefined;
+  } catch (e) {
+    await rm(work, { recursive: true, force: true });
+    throw new ImageError(
+      'E_QEMU_SERIAL',
+      `Cannot write the serial console to ${options.serial}: ${String(e)}`,
+      {
+        cause: e,
+        path: String(options.serial),
+      },
+    );
+  }
   const started = Date.now();
   const child = execa(qemu, args, {
     stdin: 'ignore',
@@ -173,10 +191,6 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     forceKillAfterDelay: 5_000,
     buffer: false,
   });
-  const serialFile =
-    options.serial !== undefined && options.serial !== 'stdio' && options.serial !== 'none'
-      ? await open(options.serial, 'w')
-      : undefined;
   const tail: string[] = [];
   let partial = '';
   let stderr = '';

@@ -1,7 +1,7 @@
 // Module and shared-library closures, cross-checked against modprobe --show-depends
 // (kmod) and ldd (glibc), and the kernel package cache. No QEMU here.
 import test from 'ava';
-import { chmod, copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import { binaryClosure, readElfDeps } from '../../imagebuild/binary-closure.ts';
@@ -98,4 +98,17 @@ test('fetchKernel() reuses its cache and rejects a glob as a package name', asyn
     fetchKernel({ deb: join(k.debPath, '../nope.deb'), cacheDir: join(k.debPath, '../..') }),
   );
   t.is((missing as { code?: string }).code, 'E_KERNEL_NOT_FOUND');
+});
+
+test('fetchKernel() from two callers at once into an empty cache leaves one complete tree', async (t) => {
+  const k = await testKernel();
+  const cacheDir = await tempDir(t);
+  const [a, b] = await Promise.all([
+    fetchKernel({ deb: k.debPath, cacheDir }),
+    fetchKernel({ deb: k.debPath, cacheDir }),
+  ]);
+  t.is(a.modulesDir, b.modulesDir);
+  t.true((await readModuleDeps(a.modulesDir)).paths.has('dm_verity'));
+  const left = await readdir(join(cacheDir, 'unpacked'));
+  t.is(left.length, 1, left.join(', '));
 });

@@ -3,3 +3,8 @@
 import { MilkyWayError } from '../common/error.ts';
 
 export class ControlError extends MilkyWayError {}
+
+/** A bad flag or argument: `E_USAGE`, exit code 2 like citty's own usage errors. */
+export function usageError(message: string): ControlError {
+  return new ControlError('E_USAGE', message, { details: { exitCode: 2 } });
+}

@@ -3,7 +3,7 @@
 // with `!`: `all`, `group:NAME`, `peer:ID`, `label:KEY=VALUE`, or a glob on peer ids
 // (`web-*`). Resolution runs on the operator's side against the broker's peer list; the
 // peers re-check membership themselves, so a wrong list can only make them refuse.
-import { ControlError } from './control-error.ts';
+import { ControlError, usageError } from './control-error.ts';
 
 export interface FleetPeer {
   id: string;
@@ -23,7 +23,9 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const GLOB = /^[A-Za-z0-9._*?[\]-]{1,128}$/;
 
 function bad(expr: string, why: string): never {
-  throw new ControlError('E_TARGET_INVALID', `Invalid target expression ${JSON.stringify(expr)}: ${why}`);
+  throw new ControlError('E_TARGET_INVALID', `Invalid target expression ${JSON.stringify(expr)}: ${why}`, {
+    details: { exitCode: 2 },
+  });
 }
 
 function globToRegExp(g: string): RegExp {
@@ -111,11 +113,11 @@ export function resolveTarget(expr: string, fleet: readonly FleetPeer[]): Resolv
 export function batchSize(spec: string | undefined, total: number): number {
   if (spec === undefined) return Math.max(1, total);
   const m = /^(\d{1,6})(%?)$/.exec(spec);
-  if (m === null) throw new ControlError('E_USAGE', `--batch must be N or N%, got ${JSON.stringify(spec)}`);
+  if (m === null) throw usageError(`--batch must be N or N%, got ${JSON.stringify(spec)}`);
   const n = Number(m[1]);
-  if (n === 0) throw new ControlError('E_USAGE', '--batch must be at least 1');
+  if (n === 0) throw usageError('--batch must be at least 1');
   if (m[2] === '%') {
-    if (n > 100) throw new ControlError('E_USAGE', '--batch percentage must be 1..100');
+    if (n > 100) throw usageError('--batch percentage must be 1..100');
     return Math.max(1, Math.ceil((total * n) / 100));
   }
   return n;
@@ -125,11 +127,10 @@ export function batchSize(spec: string | undefined, total: number): number {
 export function failBudget(spec: string | undefined, total: number): number {
   if (spec === undefined) return total;
   const m = /^(\d{1,6})(%?)$/.exec(spec);
-  if (m === null)
-    throw new ControlError('E_USAGE', `--max-fail must be N or N%, got ${JSON.stringify(spec)}`);
+  if (m === null) throw usageError(`--max-fail must be N or N%, got ${JSON.stringify(spec)}`);
   const n = Number(m[1]);
   if (m[2] === '%') {
-    if (n > 100) throw new ControlError('E_USAGE', '--max-fail percentage must be 0..100');
+    if (n > 100) throw usageError('--max-fail percentage must be 0..100');
     return Math.floor((total * n) / 100);
   }
   return n;

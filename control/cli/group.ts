@@ -2,7 +2,7 @@
 // group only through a membership this operator signs and the peer itself keeps.
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
-import { ControlError } from '../control-error.ts';
+import { usageError } from '../control-error.ts';
 import { withClient } from './shared.ts';
 
 const create = defineCommand({
@@ -53,8 +53,7 @@ function members(change: boolean) {
         if (args['all-unassigned'] === true)
           ids = ids.concat(fleet.filter((p) => (p.groups ?? []).length === 0).map((p) => p.peerId));
         ids = [...new Set(ids)];
-        if (ids.length === 0)
-          throw new ControlError('E_USAGE', 'Name at least one peer, or use --label / --all-unassigned');
+        if (ids.length === 0) throw usageError('Name at least one peer, or use --label / --all-unassigned');
         for (const id of ids) await c.setMember(args.name, id, change);
         output(args.json, { group: args.name, peers: ids, member: change }, () =>
           ids

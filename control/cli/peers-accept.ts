@@ -11,7 +11,7 @@ import {
   readPrivateKey,
   type SigningKey,
 } from '../../keys/index.ts';
-import { ControlError } from '../control-error.ts';
+import { ControlError, usageError } from '../control-error.ts';
 import { checkEnrollmentRequest } from '../enrollment.ts';
 import { withClient } from './shared.ts';
 
@@ -40,8 +40,7 @@ export default defineCommand({
       }
       const req = checkEnrollmentRequest(row.request);
       const issuerCert = (await readCertificates(args['issuer-cert']))[0];
-      if (issuerCert === undefined)
-        throw new ControlError('E_USAGE', `${args['issuer-cert']} holds no certificate`);
+      if (issuerCert === undefined) throw usageError(`${args['issuer-cert']} holds no certificate`);
       const subjectKey = {
         algorithm: req.payload.algorithm,
         publicKey: publicKeyFromRaw(req.payload.algorithm, req.publicKey),

@@ -1,7 +1,7 @@
 // `mway run --group G [--exec-timeout S] -- CMD…`: runs a command on each peer; needs an
 // operator certificate with the explicit `exec` action. Output is bounded on the peer.
 import { defineCommand } from 'citty';
-import { ControlError } from '../control-error.ts';
+import { usageError } from '../control-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({
@@ -13,7 +13,7 @@ export default defineCommand({
   run({ args, rawArgs }) {
     const dash = rawArgs.indexOf('--');
     const argv = dash < 0 ? (args._ ?? []).map(String) : rawArgs.slice(dash + 1);
-    if (argv.length === 0) throw new ControlError('E_USAGE', 'mway run needs a command after --');
+    if (argv.length === 0) throw usageError('mway run needs a command after --');
     const a: Record<string, unknown> = { argv };
     if (args['exec-timeout'] !== undefined) a.timeoutMs = Number(args['exec-timeout']) * 1000;
     return runJob(args, 'exec', a);

@@ -4,7 +4,7 @@
 import { defineCommand } from 'citty';
 import { repeated } from '../../common/cli.ts';
 import { isName } from '../command.ts';
-import { ControlError } from '../control-error.ts';
+import { usageError } from '../control-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({
@@ -16,18 +16,17 @@ export default defineCommand({
   },
   run({ args, rawArgs }) {
     const target = args['secret-group'];
-    if (!isName(target)) throw new ControlError('E_USAGE', `--secret-group ${target} is not a name`);
+    if (!isName(target)) throw usageError(`--secret-group ${target} is not a name`);
     // `--values A=1 B=2` and `--values A=1 --values B=2` both work.
     const trailing = (args._ ?? []).map(String);
     const pairs = [...new Set([...repeated(rawArgs, 'values'), ...trailing])].filter((x) => x.includes('='));
     const values: Record<string, string> = {};
     for (const p of pairs) {
       const k = p.slice(0, p.indexOf('='));
-      if (!isName(k)) throw new ControlError('E_USAGE', `Secret name ${JSON.stringify(k)} is not a name`);
+      if (!isName(k)) throw usageError(`Secret name ${JSON.stringify(k)} is not a name`);
       values[k] = p.slice(p.indexOf('=') + 1);
     }
-    if (Object.keys(values).length === 0)
-      throw new ControlError('E_USAGE', '--values needs at least one K=V');
+    if (Object.keys(values).length === 0) throw usageError('--values needs at least one K=V');
     return runJob(args, 'secrets.put', (peers, c) => ({ target, values: c.sealFor(peers, target, values) }));
   },
 });

@@ -1,7 +1,7 @@
 // `mway service --group G|--peer P start|stop|restart|status|logs|list [SERVICE]`.
 import { defineCommand } from 'citty';
 import type { CommandAction } from '../command.ts';
-import { ControlError } from '../control-error.ts';
+import { usageError } from '../control-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;
@@ -20,10 +20,8 @@ export default defineCommand({
   },
   run({ args }) {
     const verb = args.verb as (typeof VERBS)[number];
-    if (!VERBS.includes(verb))
-      throw new ControlError('E_USAGE', `Unknown service verb ${args.verb}: use ${VERBS.join(', ')}`);
-    if (verb !== 'list' && args.service === undefined)
-      throw new ControlError('E_USAGE', `service ${verb} needs a SERVICE`);
+    if (!VERBS.includes(verb)) throw usageError(`Unknown service verb ${args.verb}: use ${VERBS.join(', ')}`);
+    if (verb !== 'list' && args.service === undefined) throw usageError(`service ${verb} needs a SERVICE`);
     const a: Record<string, unknown> = verb === 'list' ? {} : { service: args.service };
     if (verb === 'logs' && args.lines !== undefined) a.lines = Number(args.lines);
     return runJob(args, `service.${verb}` as CommandAction, a);

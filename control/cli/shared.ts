@@ -3,9 +3,9 @@
 import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../common/cli.ts';
 import { createProgress } from '../../common/progress.ts';
 import type { CommandAction } from '../command.ts';
-import { ControlError } from '../control-error.ts';
+import { usageError } from '../control-error.ts';
 import { type JobReport, OperatorClient, type PeerView, readOperatorConfig } from '../operator-client.ts';
-import { parseTarget } from '../targets.ts';
+import { batchSize, failBudget, parseTarget } from '../targets.ts';
 
 export const targetArgs = {
   ...commonArgs,
@@ -37,8 +37,7 @@ export interface TargetFlags {
 /** The target expression from --group / --peer / --target (exactly one). */
 export function targetOf(a: TargetFlags): string {
   const given = [a.group, a.peer, a.target].filter((x) => x !== undefined);
-  if (given.length !== 1)
-    throw new ControlError('E_USAGE', 'Give exactly one of --group, --peer or --target');
+  if (given.length !== 1) throw usageError('Give exactly one of --group, --peer or --target');
   const expr =
     a.group !== undefined
       ? a.group
@@ -115,11 +114,13 @@ export async function runJob(
   args: Record<string, unknown> | ((peers: PeerView[], c: OperatorClient) => Record<string, unknown>),
 ): Promise<number> {
   const target = targetOf(a);
+  // Flag errors before connecting: the real sizes are computed against the resolved targets.
+  if (a.batch !== undefined) batchSize(a.batch, 1);
+  if (a['max-fail'] !== undefined) failBudget(a['max-fail'], 1);
+  const timeout = a.timeout === undefined ? 60 : Number(a.timeout);
+  if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
   return withClient(async (c) => {
     const progress = createProgress({ json: a.json === true });
-    const timeout = a.timeout === undefined ? 60 : Number(a.timeout);
-    if (!(timeout > 0 && timeout <= 86_400))
-      throw new ControlError('E_USAGE', '--timeout must be 1..86400 seconds');
     const report = await c.run({
       action,
       target,

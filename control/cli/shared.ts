@@ -73,9 +73,24 @@ function cell(s: string, w: number): string {
 
 function brief(v: unknown): string {
   if (v === undefined || v === null) return '';
+  if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
   if (typeof v === 'object' && 'state' in (v as object)) return String((v as { state: unknown }).state);
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+function longOutput(v: unknown): string | undefined {
+  if (Array.isArray(v) && v.every((l) => typeof l === 'object' && l !== null && 'text' in l)) {
+    return (v as Array<{ time: string; stream: string; text: string }>)
+      .map((l) => `${l.time} ${l.stream} ${l.text}`)
+      .join('\n');
+  }
+  if (typeof v === 'object' && v !== null && 'stdout' in v) {
+    const o = v as { stdout: string; stderr: string; exitCode: number; truncated: boolean };
+    const cut = (x: string) => x.replace(/\n$/, '');
+    return `${cut(o.stdout)}${o.stderr === '' ? '' : `\n[stderr]\n${cut(o.stderr)}`}\n[exit ${o.exitCode}${o.truncated ? ', output truncated' : ''}]`;
+  }
+  return undefined;
 }
 
 export function jobText(r: JobReport): string {
@@ -91,6 +106,11 @@ export function jobText(r: JobReport): string {
   for (const p of r.peers) {
     const detail = p.code === undefined ? brief(p.output) : `${p.code}: ${p.message ?? ''}`;
     lines.push(`${cell(p.peer, w)}${cell(p.outcome, 11)}${detail}`);
+  }
+  // Logs and command output are the point of those actions: print them under the table.
+  for (const p of r.peers) {
+    const text = longOutput(p.output);
+    if (text !== undefined) lines.push('', `== ${p.peer} ==`, text.replace(/\n$/, ''));
   }
   const s = r.summary;
   lines.push(

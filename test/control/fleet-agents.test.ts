@@ -132,6 +132,11 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   t.is(out.peers.length, 2);
   for (const x of out.peers) t.true(x.output.stdout.includes('milkyway-agent'), x.output.stdout);
 
+  const human = await cli('mway', ['run', '--group', 'web', '--', 'echo', 'hello-fleet'], { env: execEnv });
+  t.is(human.exitCode, 0, human.stderr);
+  t.regex(human.stdout, /== p1 ==\nhello-fleet\n\[exit 0\]/);
+  t.regex(human.stdout, /2 targeted, 2 succeeded, 0 failed, 0 no answer/);
+
   // A service that does not exist: the agent's own error code comes back, signed.
   const restart = await mway('service', '--peer', 'p1', 'restart', 'nosuch', '--json');
   t.is(restart.exitCode, 1);

@@ -247,6 +247,8 @@ export async function startPeerLink(options: {
           await answer.after().catch((e) => log('error', `control: ${errorMessage(e)}`));
         }
       });
+      // One failure (a full disk writing the replay cache) must not stall every later command.
+      queue = queue.catch((e) => log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`));
       return;
     }
     if (m.kind === 'membership-deliver') {

@@ -1,0 +1,294 @@
+// `npm run bench -- fleet [--peers N] [--procs P] [--rounds R] [--quick]`: one broker
+// (milkywaysrvd, its own process) and N protocol-complete simulated peers (bench/_fleet-peer.ts,
+// several per process) on 127.0.0.1. The operator signs a `status` command to all of them;
+// we time how long until every signed result is back at the operator (p50/p99 over rounds,
+// and per-peer latency), the broker's RSS and CPU per command, and compare the per-peer cost
+// with one ML-DSA-65 verify measured in the same run (the reference).
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildCommand, envelopeDigest } from '../control/command.ts';
+import { verifyResult } from '../control/result.ts';
+import { type BrokerClient, connectBroker } from '../control/transport.ts';
+import { generateSigningKey, sign, verify } from '../keys/algorithms.ts';
+import {
+  type Certificate,
+  type Envelope,
+  newIdentity,
+  readCertificates,
+  readPrivateKey,
+  tlsContextOptions,
+} from '../keys/index.ts';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const FLEET = 'bench';
+const GROUP = 'bench';
+
+function flag(argv: string[], name: string, dflt: number): number {
+  const i = argv.indexOf(`--${name}`);
+  const v = i >= 0 ? Number(argv[i + 1]) : dflt;
+  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
+  return v;
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+/** utime + stime of a process in seconds (Linux /proc, clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+async function memKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const s = await readFile(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(s)?.[1] ?? Number.NaN);
+}
+
+/** Peer identities are slow to make (a KEM key and a certificate each): kept in .cache. */
+async function fleetPki(n: number) {
+  const dir = join(ROOT, '.cache', 'bench-fleet', 'pki');
+  await mkdir(dir, { recursive: true });
+  const have = async (name: string) => existsSync(join(dir, `${name}.crt`));
+  if (!(await have('root'))) await newIdentity({ role: 'user-root', name: 'root', outDir: dir, days: 3650 });
+  const rootChain = await readCertificates(join(dir, 'root.crt'));
+  const under = {
+    outDir: dir,
+    issuerKey: await readPrivateKey(join(dir, 'root.key')),
+    issuerCert: rootChain[0] as Certificate,
+    days: 3650,
+  };
+  if (!(await have('broker')))
+    await newIdentity({ ...under, role: 'broker', name: 'broker', dnsNames: ['localhost'] });
+  if (!(await have('op'))) {
+    await newIdentity({ ...under, role: 'operator', name: 'op', groups: [GROUP], actions: ['status'] });
+  }
+  const peers: Array<{ peerId: string; keyPath: string; certPath: string }> = [];
+  for (let i = 1; i <= n; i++) {
+    const name = `p${i}`;
+    if (!(await have(name))) await newIdentity({ ...under, role: 'peer', name, peerId: `peer-${i}` });
+    peers.push({
+      peerId: `peer-${i}`,
+      keyPath: join(dir, `${name}.key`),
+      certPath: join(dir, `${name}.crt`),
+    });
+  }
+  return { dir, peers };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const quick = argv.includes('--quick');
+  const n = flag(argv, 'peers', quick ? 100 : 1000);
+  const procs = flag(argv, 'procs', quick ? 2 : 4);
+  const rounds = flag(argv, 'rounds', quick ? 5 : 20);
+  const t0 = performance.now();
+  const pki = await fleetPki(n);
+  process.stdout.write(
+    `identities ready (${n} peers) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+  );
+  const work = await mkdtemp(join(tmpdir(), 'mway-bench-fleet-'));
+  const kills: Array<() => void> = [];
+  try {
+    const config = join(work, 'broker.json');
+    await writeFile(
+      config,
+      JSON.stringify({
+        listen: '127.0.0.1:0',
+        key: join(pki.dir, 'broker.key'),
+        certificate: join(pki.dir, 'broker.crt'),
+        anchors: [join(pki.dir, 'root.crt')],
+        database: join(work, 'broker.db'),
+        mdns: { enabled: false },
+      }),
+    );
+    // Long-running children with streamed output and IPC: common/exec run() waits for exit,
+    // so these use execa directly, with a timeout and a kill in `finally`.
+    const broker = execa(
+      process.execPath,
+      [join(ROOT, 'control/bin/milkywaysrvd.ts'), '--config', config, '--json'],
+      {
+        timeout: 3_600_000,
+        reject: false,
+        buffer: false,
+      },
+    );
+    kills.push(() => broker.kill('SIGKILL'));
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      broker.stdout?.on('data', (d: Buffer) => {
+        buf += d.toString();
+        if (buf.includes('\n')) resolve(buf.slice(0, buf.indexOf('\n')));
+      });
+      void broker.then((r) => reject(new Error(`milkywaysrvd exited: ${String(r.stderr ?? r.exitCode)}`)));
+    });
+    const address = (JSON.parse(line) as { listening: string }).listening;
+    const brokerPid = broker.pid as number;
+    const rssIdle = await memKiB(brokerPid, 'VmRSS');
+
+    const t1 = performance.now();
+    const per = Math.ceil(n / procs);
+    const peerPids: number[] = [];
+    await Promise.all(
+      Array.from({ length: procs }, async (_, k) => {
+        const slice = pki.peers.slice(k * per, (k + 1) * per);
+        if (slice.length === 0) return;
+        const jobFile = join(work, `peers-${k}.json`);
+        await writeFile(
+          jobFile,
+          JSON.stringify({
+            address,
+            anchorsPath: join(pki.dir, 'root.crt'),
+            operatorCertPath: join(pki.dir, 'op.crt'),
+            stateDir: join(work, 'peers'),
+            fleet: FLEET,
+            group: GROUP,
+            peers: slice,
+          }),
+        );
+        const child = execa(process.execPath, [join(ROOT, 'bench/_fleet-peer.ts'), jobFile], {
+          timeout: 3_600_000,
+          reject: false,
+          buffer: false,
+          stderr: 'inherit',
+        });
+        kills.push(() => child.kill('SIGKILL'));
+        peerPids.push(child.pid as number);
+        await new Promise<void>((resolve, reject) => {
+          let buf = '';
+          child.stdout?.on('data', (d: Buffer) => {
+            buf += d.toString();
+            if (buf.includes('ready ')) resolve();
+          });
+          void child.then((r) => reject(new Error(`peer process exited ${String(r.exitCode)}`)));
+        });
+      }),
+    );
+    const connectS = (performance.now() - t1) / 1000;
+    const rssConnected = await memKiB(brokerPid, 'VmRSS');
+    process.stdout.write(`${n} peers in ${procs} processes connected in ${connectS.toFixed(1)} s\n`);
+
+    const anchors = await readCertificates(join(pki.dir, 'root.crt'));
+    const opKey = await readPrivateKey(join(pki.dir, 'op.key'));
+    const opChain = await readCertificates(join(pki.dir, 'op.crt'));
+    const events: Array<{ jobId: string; result: Envelope }> = [];
+    let wake: () => void = () => {};
+    const op: BrokerClient = await connectBroker({
+      address,
+      role: 'operator',
+      tls: tlsContextOptions({
+        keyPath: join(pki.dir, 'op.key'),
+        certPath: join(pki.dir, 'op.crt'),
+        anchors,
+      }),
+      onMessage: (m) => {
+        if (m.kind === 'job-event' && m.result !== undefined) {
+          events.push({ jobId: m.jobId as string, result: m.result as Envelope });
+          wake();
+        }
+      },
+    });
+    const ids = pki.peers.map((p) => p.peerId);
+    const roundMs: number[] = [];
+    const peerMs: number[] = [];
+    let verifyMs = 0;
+    const cpu0 = await cpuSeconds(brokerPid);
+    const peerCpu0 = await Promise.all(peerPids.map(cpuSeconds));
+    for (let r = 0; r < rounds; r++) {
+      const env = buildCommand({
+        action: 'status',
+        audience: { fleet: FLEET, target: `group:${GROUP}`, groups: [GROUP], peers: ids },
+        seq: r + 1,
+        key: opKey,
+        chain: opChain,
+        ttlMs: 120_000,
+      });
+      const jobId = (env.payload as { id: string }).id;
+      const digest = envelopeDigest(env);
+      events.length = 0;
+      const start = performance.now();
+      await op.request(
+        'command-submit',
+        {
+          jobId,
+          command: env,
+          targets: ids,
+          expiresAt: (env.payload as { expiresAt: string }).expiresAt,
+          watch: true,
+        },
+        60_000,
+      );
+      let got = 0;
+      const deadline = start + 120_000;
+      while (got < n && performance.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 1000);
+        });
+        for (; got < events.length; got++) peerMs.push(performance.now() - start);
+      }
+      roundMs.push(performance.now() - start);
+      if (got < n) throw new Error(`round ${r + 1}: only ${got} of ${n} results in 120 s`);
+      // What `mway` does with each result: verify the peer's signature and binding.
+      const v0 = performance.now();
+      for (const e of events) {
+        verifyResult(e.result, { anchors, crls: [], expect: { command: jobId, commandDigest: digest } });
+      }
+      verifyMs += performance.now() - v0;
+    }
+    const brokerCpu = (await cpuSeconds(brokerPid)) - cpu0;
+    const peerCpu =
+      (await Promise.all(peerPids.map(cpuSeconds))).reduce((a, b) => a + b, 0) -
+      peerCpu0.reduce((a, b) => a + b, 0);
+    const rssEnd = await memKiB(brokerPid, 'VmRSS');
+    const hwm = await memKiB(brokerPid, 'VmHWM');
+    op.close();
+
+    // Reference: one ML-DSA-65 verify (node:crypto) of a 1 KiB message, same run.
+    const key = generateSigningKey('ml-dsa-65');
+    const msg = new Uint8Array(1024).fill(1);
+    const sig = sign(key, msg, 'milkyway/v1/result');
+    const vn = 2000;
+    const v1 = performance.now();
+    for (let i = 0; i < vn; i++) verify('ml-dsa-65', key.publicKey, msg, sig, 'milkyway/v1/result');
+    const verifyOneUs = ((performance.now() - v1) * 1000) / vn;
+
+    roundMs.sort((a, b) => a - b);
+    peerMs.sort((a, b) => a - b);
+    const brokerPerPeerUs = (brokerCpu * 1e6) / (rounds * n);
+    const peerPerPeerUs = (peerCpu * 1e6) / (rounds * n);
+    const opVerifyUs = (verifyMs * 1000) / (rounds * n);
+    const rows = [
+      ['peers / peer processes / rounds', `${n} / ${procs} / ${rounds}`],
+      ['connect all peers (TLS 1.3, ML-DSA certs, X25519MLKEM768)', `${connectS.toFixed(1)} s`],
+      ['signed status to all, all signed results back: p50', `${pct(roundMs, 50).toFixed(0)} ms`],
+      ['… p99 (over rounds)', `${pct(roundMs, 99).toFixed(0)} ms`],
+      [
+        'per-peer result latency p50 / p99',
+        `${pct(peerMs, 50).toFixed(0)} / ${pct(peerMs, 99).toFixed(0)} ms`,
+      ],
+      ['broker CPU per command (all peers)', `${((brokerCpu * 1000) / rounds).toFixed(0)} ms`],
+      ['broker CPU per peer per command', `${brokerPerPeerUs.toFixed(0)} µs`],
+      ['peer CPU per command (check + sign + TLS)', `${peerPerPeerUs.toFixed(0)} µs`],
+      ['operator verify per result', `${opVerifyUs.toFixed(0)} µs`],
+      [
+        'broker RSS idle / connected / end (peak)',
+        `${(rssIdle / 1024).toFixed(0)} / ${(rssConnected / 1024).toFixed(0)} / ${(rssEnd / 1024).toFixed(0)} (${(hwm / 1024).toFixed(0)}) MiB`,
+      ],
+      ['reference: one ML-DSA-65 verify (node:crypto)', `${verifyOneUs.toFixed(0)} µs`],
+      ['ratio broker per-peer cost / one verify', `${(brokerPerPeerUs / verifyOneUs).toFixed(2)}×`],
+      ['ratio peer per-command cost / one verify', `${(peerPerPeerUs / verifyOneUs).toFixed(2)}×`],
+    ];
+    process.stdout.write(
+      `| figure | value |\n|---|---|\n${rows.map(([a, b]) => `| ${a} | ${b} |`).join('\n')}\n`,
+    );
+  } finally {
+    for (const k of kills) k();
+    await rm(work, { recursive: true, force: true });
+  }
+}

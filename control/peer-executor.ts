@@ -127,7 +127,9 @@ export class PeerExecutor {
         skewMs: this.#skewMs,
       });
     } catch (e) {
-      const code = isMilkyWayError(e) ? e.code : 'E_CMD_MALFORMED';
+      // Anything not a ControlError/KeysError here is the peer's own state failing (the replay
+      // cache could not be written): refused, because at-most-once cannot be promised.
+      const code = isMilkyWayError(e) ? e.code : 'E_PEER_STATE';
       const command = idOf(input);
       this.#log('warn', `command ${command || '(unparsable)'} refused: ${code}: ${errorMessage(e)}`);
       let digest = '';

@@ -3,6 +3,8 @@
 // The agent here is a recording AgentApi (the executor is the part under test; the real agent
 // is driven in test/control/fleet-*.test.ts).
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import test from 'ava';
 import { secretContext } from '../../control/actions.ts';
 import { type Audience, buildCommand, type CommandAction, envelopeDigest } from '../../control/command.ts';
@@ -168,4 +170,14 @@ test('signed status names the peer and its groups', async (t) => {
   const { ex } = await executor(t, p);
   const s = await ex.status();
   t.deepEqual((s.payload as { groups: string[] }).groups, ['web']);
+});
+
+test('when the replay cache cannot be written the command is refused with E_PEER_STATE and not run', async (t) => {
+  const p = await pkiP;
+  const { ex, rec, stateDir } = await executor(t, p);
+  // A directory where the cache file goes: the atomic rename fails.
+  await mkdir(join(stateDir, 'replay-cache.json', 'x'), { recursive: true });
+  const a = await ex.command(cmd(p.op, 'service.restart', { service: 'hello' }));
+  t.is(verifyResult(a.result, { anchors: [p.root.cert] }).payload.code, 'E_PEER_STATE');
+  t.deepEqual(rec.calls, []);
 });

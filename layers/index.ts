@@ -1,3 +1,10 @@
 // layers/: signed application layers (.mwl). Re-exports only; see doc/internal-apis.md.
+export * from './extract.ts';
 export * from './layer-error.ts';
+export * from './layer-file.ts';
 export * from './manifest.ts';
+export * from './pack.ts';
+export * from './resolve.ts';
+export * from './rootfs-check.ts';
+export * from './sign.ts';
+export * from './verify.ts';

@@ -1,0 +1,260 @@
+// `packLayer`: directory (layer.json + rootfs/ [+ policy.cil]) → signed .mwl.
+// Deterministic: erofs with every time = SOURCE_DATE_EPOCH and root ownership, verity
+// salt and UUID derived from the payload digest, canonical manifest, deterministic ML-DSA.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { Progress } from '../common/progress.ts';
+import { formatVerity, makeErofs } from '../imagebuild/index.ts';
+import type { Certificate, SigningKey } from '../keys/index.ts';
+import { LayerError } from './layer-error.ts';
+import { signManifest } from './layer-signature.ts';
+import {
+  type LayerManifest,
+  MAX_MANIFEST,
+  MAX_POLICY,
+  manifestJson,
+  parseManifest,
+  validateManifest,
+} from './manifest.ts';
+import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
+import { checkTree } from './rootfs-check.ts';
+import { canonicalJson } from '../keys/index.ts';
+
+export interface PackOptions {
+  /** Directory with layer.json, rootfs/ and optionally policy.cil. */
+  dir: string;
+  key: SigningKey;
+  /** Signer certificate chain, leaf first. */
+  chain: readonly Certificate[];
+  out: string;
+  /** Seconds since the epoch for every timestamp; default env SOURCE_DATE_EPOCH, else 0. */
+  sourceDateEpoch?: number;
+  /** Use this manifest instead of DIR/layer.json (import-oci). */
+  manifest?: unknown;
+  /** Hedged ML-DSA instead of deterministic (the file then differs per run). */
+  hedged?: boolean;
+  progress?: Progress;
+}
+
+export interface PackResult {
+  path: string;
+  manifest: LayerManifest;
+  size: number;
+  payloadOffset: number;
+  payloadSize: number;
+  verityOffset: number;
+  veritySize: number;
+}
+
+export function defaultEpoch(): number {
+  const env = process.env.SOURCE_DATE_EPOCH;
+  if (env === undefined || env === '') return 0;
+  const n = Number(env);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new LayerError('E_EPOCH_INVALID', `SOURCE_DATE_EPOCH=${env} is not a non-negative integer`);
+  return n;
+}
+
+export async function sha256File(path: string, onBytes?: (n: number) => void): Promise<string> {
+  const h = createHash('sha256');
+  let done = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
+    h.update(chunk as Buffer);
+    done += (chunk as Buffer).length;
+    onBytes?.(done);
+  }
+  return h.digest('hex');
+}
+
+/** layer.json bytes: canonical JSON, spaces, '\n', sized so payload data starts 4096-aligned. */
+export function manifestMember(canonical: Uint8Array): Buffer {
+  // header(512) + pad512(len) + header(512) ≡ 0 (mod 4096)  ⇔  len ≡ 3072 (mod 4096), len > canonical.
+  const need = canonical.length + 1;
+  const len = need <= 3072 ? 3072 : Math.ceil((need - 3072) / 4096) * 4096 + 3072;
+  const out = Buffer.alloc(len, 0x20);
+  out.set(canonical, 0);
+  out[len - 1] = 0x0a;
+  return out;
+}
+
+async function readSource(o: PackOptions): Promise<unknown> {
+  if (o.manifest !== undefined) return o.manifest;
+  const p = join(o.dir, 'layer.json');
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(p);
+  } catch (e) {
+    throw new LayerError('E_PACK_INPUT', `Cannot read ${p}: ${(e as Error).message}`, { path: p, cause: e });
+  }
+  if (bytes.length > MAX_MANIFEST)
+    throw new LayerError(
+      'E_MANIFEST_TOO_LARGE',
+      `${p} is ${bytes.length} bytes, at most ${MAX_MANIFEST} allowed`,
+      { path: p },
+    );
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new LayerError('E_MANIFEST_JSON', `${p} is not JSON: ${(e as Error).message}`, {
+      path: p,
+      cause: e,
+    });
+  }
+}
+
+async function optionalFile(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new LayerError('E_PACK_INPUT', `Cannot read ${path}: ${(e as Error).message}`, { path, cause: e });
+  }
+}
+
+/** Writes `members` as a .mwl to `out` atomically (temp + rename). */
+export async function writeMwl(
+  out: string,
+  members: { name: string; data?: Uint8Array; file?: string; size: number }[],
+  mtime: number,
+  progress?: Progress,
+): Promise<void> {
+  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${Date.now()}`);
+  const fh = await open(tmp, 'w', 0o644);
+  let ok = false;
+  try {
+    let pos = 0;
+    const put = async (b: Uint8Array) => {
+      let done = 0;
+      while (done < b.length) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
+      pos += b.length;
+    };
+    for (const m of members) {
+      await put(encodeHeader(m.name, m.size, mtime));
+      if (m.data !== undefined) await put(m.data);
+      else if (m.file !== undefined) {
+        progress?.step(`writing ${m.name}`);
+        let copied = 0;
+        for await (const chunk of createReadStream(m.file, { highWaterMark: 1 << 20 })) {
+          await put(chunk as Buffer);
+          copied += (chunk as Buffer).length;
+          progress?.bytes(copied, m.size);
+        }
+        if (copied !== m.size) throw new LayerError('E_PACK_INPUT', `${m.file} changed size while packing`);
+      }
+      const padding = pad512(m.size) - m.size;
+      if (padding > 0) await put(new Uint8Array(padding));
+    }
+    await put(new Uint8Array(2 * BLOCK));
+    await fh.sync();
+    ok = true;
+  } finally {
+    await fh.close();
+    if (!ok) await rm(tmp, { force: true });
+  }
+  try {
+    await rename(tmp, out);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw new LayerError('E_LAYER_WRITE', `Cannot write ${out}: ${(e as Error).message}`, {
+      path: out,
+      cause: e,
+    });
+  }
+}
+
+/** Builds and signs a layer; see doc/layer-format.md. */
+export async function packLayer(o: PackOptions): Promise<PackResult> {
+  const epoch = o.sourceDateEpoch ?? defaultEpoch();
+  const progress = o.progress;
+  const source = validateManifest(await readSource(o), { source: true });
+  const rootfs = join(o.dir, 'rootfs');
+  try {
+    if (!(await stat(rootfs)).isDirectory()) throw new Error('not a directory');
+  } catch (e) {
+    throw new LayerError('E_PACK_INPUT', `${rootfs} is not a directory: ${(e as Error).message}`, {
+      path: rootfs,
+      cause: e,
+    });
+  }
+  progress?.step('checking rootfs');
+  await checkTree(rootfs);
+  const policyBytes = await optionalFile(join(o.dir, 'policy.cil'));
+  if (policyBytes !== undefined && policyBytes.length > MAX_POLICY) {
+    throw new LayerError(
+      'E_LAYER_MEMBER_SIZE',
+      `policy.cil is ${policyBytes.length} bytes, at most ${MAX_POLICY} allowed`,
+    );
+  }
+  if (policyBytes !== undefined && policyBytes.length === 0)
+    throw new LayerError('E_PACK_INPUT', 'policy.cil is empty');
+  const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));
+  try {
+    const payloadPath = join(work, 'payload.erofs');
+    const verityPath = join(work, 'payload.verity');
+    progress?.step('building erofs payload');
+    const { size } = await makeErofs(rootfs, payloadPath, { sourceDateEpoch: epoch, rootOwner: true });
+    progress?.step('hashing payload');
+    const sha256 = await sha256File(payloadPath, (n) => progress?.bytes(n, size));
+    progress?.step('building verity hash tree');
+    const v = await formatVerity(payloadPath, { hashPath: verityPath, seed: sha256, label: 'mwl-payload' });
+    const manifest: LayerManifest = {
+      ...source,
+      created: new Date(epoch * 1000).toISOString(),
+      payload: {
+        filesystem: 'erofs',
+        size,
+        sha256,
+        verity: {
+          rootHash: v.rootHash,
+          salt: v.salt,
+          dataBlocks: v.dataBlocks,
+          hashSize: v.hashSize,
+          algorithm: 'sha256',
+          dataBlockSize: 4096,
+          hashBlockSize: 4096,
+        },
+      },
+      policy:
+        policyBytes === undefined
+          ? undefined
+          : { sha256: createHash('sha256').update(policyBytes).digest('hex'), size: policyBytes.length },
+    };
+    const json = manifestJson(manifest);
+    const canonical = canonicalJson(json);
+    parseManifest(canonical); // the packed manifest must pass the reader's checks
+    const signature = signManifest(json, {
+      key: o.key,
+      chain: o.chain,
+      now: new Date(epoch * 1000),
+      hedged: o.hedged === true,
+    });
+    const sigBytes = canonicalJson(signature);
+    const lj = manifestMember(canonical);
+    const members: { name: string; data?: Uint8Array; file?: string; size: number }[] = [
+      { name: 'layer.json', data: lj, size: lj.length },
+      { name: 'payload.erofs', file: payloadPath, size },
+      { name: 'payload.verity', file: verityPath, size: v.hashSize },
+    ];
+    if (policyBytes !== undefined)
+      members.push({ name: 'policy.cil', data: policyBytes, size: policyBytes.length });
+    members.push({ name: 'signature.1.json', data: sigBytes, size: sigBytes.length });
+    await writeMwl(o.out, members, epoch, progress);
+    const payloadOffset = BLOCK + lj.length + BLOCK;
+    const verityOffset = payloadOffset + size + BLOCK;
+    const total = (await stat(o.out)).size;
+    progress?.done();
+    return {
+      path: o.out,
+      manifest,
+      size: total,
+      payloadOffset,
+      payloadSize: size,
+      verityOffset,
+      veritySize: v.hashSize,
+    };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

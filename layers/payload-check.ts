@@ -1,0 +1,148 @@
+// The full integrity check of a layer's payload, in place inside the .mwl: the payload's
+// SHA-256, and its dm-verity tree rebuilt from the data and compared byte for byte with
+// payload.verity (superblock included), whose root must be the signed root hash. A layer
+// that passes is exactly what the kernel's dm-verity will accept.
+import { createHash } from 'node:crypto';
+import { type FileHandle, open } from 'node:fs/promises';
+import { decodeVeritySuperblock, encodeVeritySuperblock, verityGeometry } from '../imagebuild/index.ts';
+import type { Progress } from '../common/progress.ts';
+import type { LayerFile } from './layer-file.ts';
+import { LayerError } from './layer-error.ts';
+
+const BS = 4096;
+const CHUNK = 1024; // blocks per read: 4 MiB
+
+async function readExact(
+  fh: FileHandle,
+  buf: Buffer,
+  length: number,
+  pos: number,
+  path: string,
+): Promise<void> {
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, pos + got);
+    if (bytesRead === 0)
+      throw new LayerError('E_LAYER_TRUNCATED', `${path} ends at byte ${pos + got}`, { path });
+    got += bytesRead;
+  }
+}
+
+function digest(salt: Buffer, block: Buffer): Buffer {
+  return createHash('sha256').update(salt).update(block).digest();
+}
+
+/** Checks the verity superblock against the manifest (cheap; always done). */
+export async function checkVeritySuperblock(layer: LayerFile): Promise<Uint8Array> {
+  const fh = await open(layer.path, 'r');
+  try {
+    const sbBlock = Buffer.alloc(BS);
+    await readExact(fh, sbBlock, BS, layer.verityOffset, layer.path);
+    const v = layer.manifest.payload.verity;
+    let sb: ReturnType<typeof decodeVeritySuperblock>;
+    try {
+      sb = decodeVeritySuperblock(sbBlock);
+    } catch (e) {
+      throw new LayerError(
+        'E_VERITY_SUPERBLOCK',
+        `${layer.path}: payload.verity has no valid verity superblock: ${(e as Error).message}`,
+        { path: layer.path, cause: e },
+      );
+    }
+    if (
+      sb.dataBlocks !== v.dataBlocks ||
+      Buffer.from(sb.salt).toString('hex') !== v.salt ||
+      sb.dataBlockSize !== BS ||
+      sb.hashBlockSize !== BS
+    ) {
+      throw new LayerError(
+        'E_VERITY_SUPERBLOCK',
+        `${layer.path}: payload.verity superblock (blocks ${sb.dataBlocks}, salt ${Buffer.from(sb.salt).toString('hex')}) differs from the manifest`,
+        { path: layer.path },
+      );
+    }
+    return sb.uuid;
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Full check; throws E_PAYLOAD_DIGEST, E_VERITY_TREE_MISMATCH or E_VERITY_ROOT_MISMATCH. */
+export async function checkPayload(layer: LayerFile, progress?: Progress): Promise<void> {
+  const uuid = await checkVeritySuperblock(layer);
+  const v = layer.manifest.payload.verity;
+  const salt = Buffer.from(v.salt, 'hex');
+  const geo = verityGeometry(v.dataBlocks);
+  const level0 = Buffer.alloc(v.dataBlocks * 32);
+  const whole = createHash('sha256');
+  const fh = await open(layer.path, 'r');
+  try {
+    const buf = Buffer.alloc(CHUNK * BS);
+    for (let first = 0; first < v.dataBlocks; first += CHUNK) {
+      const n = Math.min(CHUNK, v.dataBlocks - first);
+      await readExact(fh, buf, n * BS, layer.payloadOffset + first * BS, layer.path);
+      const data = buf.subarray(0, n * BS);
+      whole.update(data);
+      for (let i = 0; i < n; i++)
+        level0.set(digest(salt, data.subarray(i * BS, (i + 1) * BS)), (first + i) * 32);
+      progress?.bytes((first + n) * BS, v.dataBlocks * BS);
+    }
+    if (whole.digest('hex') !== layer.manifest.payload.sha256) {
+      throw new LayerError(
+        'E_PAYLOAD_DIGEST',
+        `${layer.path}: payload.erofs does not match the signed SHA-256`,
+        { path: layer.path, details: { member: 'payload.erofs' } },
+      );
+    }
+    // Rebuild the whole hash area: superblock block, then levels (top first on disk).
+    const area = Buffer.alloc(geo.hashSize);
+    area.set(
+      encodeVeritySuperblock({
+        uuid,
+        algorithm: 'sha256',
+        dataBlockSize: BS,
+        hashBlockSize: BS,
+        dataBlocks: v.dataBlocks,
+        salt,
+      }),
+      0,
+    );
+    let digests: Buffer = level0;
+    for (const l of geo.levels) {
+      area.set(digests, l.firstBlock * BS);
+      const next = Buffer.alloc(l.blocks * 32);
+      for (let j = 0; j < l.blocks; j++) {
+        const start = (l.firstBlock + j) * BS;
+        next.set(digest(salt, area.subarray(start, start + BS)), j * 32);
+      }
+      digests = next;
+    }
+    const root = digests.subarray(0, 32).toString('hex');
+    if (root !== v.rootHash) {
+      // Cannot happen when the payload digest matched and the signed manifest is consistent.
+      throw new LayerError(
+        'E_VERITY_ROOT_MISMATCH',
+        `${layer.path}: the payload's verity root ${root} is not the signed ${v.rootHash}`,
+        { path: layer.path },
+      );
+    }
+    const stored = Buffer.alloc(CHUNK * BS);
+    for (let off = 0; off < geo.hashSize; off += CHUNK * BS) {
+      const n = Math.min(CHUNK * BS, geo.hashSize - off);
+      await readExact(fh, stored, n, layer.verityOffset + off, layer.path);
+      const want = area.subarray(off, off + n);
+      if (!stored.subarray(0, n).equals(want)) {
+        let i = 0;
+        while (stored[i] === want[i]) i++;
+        const block = Math.floor((off + i) / BS);
+        throw new LayerError(
+          'E_VERITY_TREE_MISMATCH',
+          `${layer.path}: payload.verity hash block ${block} differs from the tree of the payload`,
+          { path: layer.path, details: { member: 'payload.verity', block } },
+        );
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,61 @@
+// What a layer's payload tree may hold: directories, regular files, symlinks that stay
+// inside the tree. Device nodes, FIFOs and sockets are refused (a layer is software, and
+// the agent mounts payloads nodev anyway); so is a symlink that climbs above the root.
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import { join, posix } from 'node:path';
+import { LayerError } from './layer-error.ts';
+
+/** True when a symlink at `rel` (relative to the root) pointing at `target` stays inside. */
+export function symlinkStaysInside(rel: string, target: string): boolean {
+  if (target.startsWith('/')) return true; // resolved inside the layer's own root when mounted
+  const resolved = posix.normalize(posix.join(posix.dirname(`/${rel}`), target));
+  return !resolved.startsWith('/..') && resolved.startsWith('/');
+}
+
+export interface TreeStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  bytes: number;
+}
+
+/** Walks `root` (lstat, never following links); throws on the first unsafe entry. */
+export async function checkTree(root: string): Promise<TreeStats> {
+  const stats: TreeStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
+  const walk = async (rel: string): Promise<void> => {
+    const abs = rel === '' ? root : join(root, rel);
+    const st = await lstat(abs);
+    if (st.isDirectory()) {
+      stats.dirs++;
+      for (const name of (await readdir(abs)).sort()) await walk(rel === '' ? name : `${rel}/${name}`);
+    } else if (st.isFile()) {
+      stats.files++;
+      stats.bytes += st.size;
+    } else if (st.isSymbolicLink()) {
+      stats.symlinks++;
+      const target = await readlink(abs);
+      if (!symlinkStaysInside(rel, target)) {
+        throw new LayerError(
+          'E_TREE_LINK_ESCAPE',
+          `${rel} is a symlink to ${target}, which leaves the layer root`,
+          { path: rel },
+        );
+      }
+    } else {
+      const kind = st.isCharacterDevice()
+        ? 'character device'
+        : st.isBlockDevice()
+          ? 'block device'
+          : st.isFIFO()
+            ? 'FIFO'
+            : 'socket';
+      throw new LayerError(
+        'E_TREE_SPECIAL_FILE',
+        `${rel} is a ${kind}; layers hold only files, directories and symlinks`,
+        { path: rel },
+      );
+    }
+  };
+  await walk('');
+  return stats;
+}

@@ -2,7 +2,8 @@
 // each mapped onto the agent's AgentApi. Arguments are validated here, because the operator's
 // signature says who asked, not that the request is sane. Outputs are bounded in size.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from '../agent/agent-api.ts';
 import { run } from '../common/exec.ts';
@@ -16,8 +17,12 @@ export const MAX_EXEC_OUTPUT = 256 * 1024;
 export const MAX_EXEC_TIMEOUT_MS = 300_000;
 export const MAX_SECRETS = 64;
 export const MAX_LAYER_BYTES = 4 * 1024 * 1024 * 1024;
-/** A command envelope is at most 16 MiB (keys/), so inline layers are at most this big. */
-export const MAX_INLINE_LAYER_BYTES = 11 * 1024 * 1024;
+/**
+ * Layers up to this size travel inside the install command; larger ones as `layer.chunk`
+ * commands of this size. Small enough that a few such envelopes fit one 17 MiB protocol frame
+ * (job and audit replies), far below keys/' 16 MiB envelope cap.
+ */
+export const MAX_INLINE_LAYER_BYTES = 2 * 1024 * 1024;
 export const LAYER_CHUNK_BYTES = 1024 * 1024;
 
 /** Context a sealed secret value is bound to: moving it to another key or group breaks it. */
@@ -85,9 +90,52 @@ function truncate(s: string, max: number): { text: string; truncated: boolean } 
 }
 
 async function sha256File(path: string): Promise<string> {
-  return createHash('sha256')
-    .update(await readFile(path))
-    .digest('hex');
+  const h = createHash('sha256');
+  // Streamed: layers may be gigabytes.
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** The spool file a layer's separately sent chunks are written into. */
+function partPath(ctx: ActionContext, sha: string): string {
+  return join(ctx.spoolDir, `${sha}.part`);
+}
+
+function layerIdentity(args: Record<string, unknown>, action: string): { sha: string; size: number } {
+  const sha = args.sha256;
+  const size = args.size;
+  if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha)) bad(action, 'sha256 must be 64 hex digits');
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > MAX_LAYER_BYTES) {
+    bad(action, `size must be 1..${MAX_LAYER_BYTES}`);
+  }
+  return { sha, size };
+}
+
+/**
+ * One piece of a layer too large for one command (`layer.chunk`): written at its offset into
+ * the spool file; the later `layer.install` checks the whole file against the signed digest,
+ * so a dropped, reordered or repeated piece can only make the install fail.
+ */
+async function layerChunk(args: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
+  const { sha, size } = layerIdentity(args, 'layer.chunk');
+  const offset = args.offset;
+  const data = args.data;
+  if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset >= size) {
+    bad('layer.chunk', `offset must be 0..${size - 1}`);
+  }
+  if (typeof data !== 'string' || data.length === 0) bad('layer.chunk', 'data must be base64');
+  const bytes = Buffer.from(data, 'base64');
+  if (bytes.length > MAX_INLINE_LAYER_BYTES || offset + bytes.length > size) {
+    bad('layer.chunk', `chunk of ${bytes.length} bytes at ${offset} does not fit a layer of ${size} bytes`);
+  }
+  await mkdir(ctx.spoolDir, { recursive: true, mode: 0o700 });
+  const fh = await open(partPath(ctx, sha), constants.O_WRONLY | constants.O_CREAT, 0o600);
+  try {
+    await fh.write(bytes, 0, bytes.length, offset);
+  } finally {
+    await fh.close();
+  }
+  return { sha256: sha, offset, bytes: bytes.length };
 }
 
 /** Writes the inline chunks (base64, in order) to a spool file, or asks fetchBlob. */
@@ -99,8 +147,15 @@ async function layerBytes(
 ): Promise<string> {
   const chunks = args.chunks;
   if (chunks === undefined) {
-    if (ctx.fetchBlob === undefined) bad('layer.install', 'no chunks and no blob store on this link');
-    return ctx.fetchBlob(sha, size);
+    if (ctx.fetchBlob !== undefined) return ctx.fetchBlob(sha, size);
+    // Sent before as `layer.chunk` commands.
+    const part = partPath(ctx, sha);
+    try {
+      await stat(part);
+    } catch {
+      bad('layer.install', `no chunks inline and none received for ${sha}`);
+    }
+    return part;
   }
   if (!Array.isArray(chunks) || chunks.length === 0 || !chunks.every((c) => typeof c === 'string')) {
     bad('layer.install', 'chunks must be a non-empty array of base64 strings');
@@ -125,13 +180,7 @@ async function layerBytes(
 }
 
 async function installLayer(args: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
-  const sha = args.sha256;
-  const size = args.size;
-  if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha))
-    bad('layer.install', 'sha256 must be 64 hex digits');
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > MAX_LAYER_BYTES) {
-    bad('layer.install', `size must be 1..${MAX_LAYER_BYTES}`);
-  }
+  const { sha, size } = layerIdentity(args, 'layer.install');
   const path = await layerBytes(args, sha, size, ctx);
   try {
     // The signed command names the digest; what the broker streamed must match it exactly.
@@ -241,6 +290,8 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
     }
     case 'layer.install':
       return { output: await installLayer(p.args, ctx) };
+    case 'layer.chunk':
+      return { output: await layerChunk(p.args, ctx) };
     case 'layer.remove': {
       const name = str(p.args, 'layer', a);
       await api.removeLayer(name);

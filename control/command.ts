@@ -16,6 +16,7 @@ export const COMMAND_ACTIONS = [
   'service.restart',
   'service.logs',
   'layer.install',
+  'layer.chunk',
   'layer.remove',
   'secrets.put',
   'reboot',

@@ -60,6 +60,8 @@ export function scopeHasGroup(cert: Certificate, group: string): boolean {
  * every action except `exec`, which needs its own explicit entry.
  */
 export function scopeHasAction(cert: Certificate, action: string): boolean {
+  // A chunk of a layer is part of installing it: the same scope covers both.
+  if (action === 'layer.chunk') return scopeHasAction(cert, 'layer.install');
   const actions = cert.scope?.actions ?? [];
   if (actions.includes(action)) return true;
   const [family, verb] = action.split('.') as [string, string | undefined];

@@ -4,7 +4,8 @@
 // out are checked against our anchors before a secret is sealed to them, and every result is
 // verified and bound to the command before it counts.
 import { createHash } from 'node:crypto';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -495,11 +496,54 @@ export async function layerArgs(path: string): Promise<Record<string, unknown>> 
   if (bytes.length > MAX_INLINE_LAYER_BYTES) {
     throw new ControlError(
       'E_LAYER_TOO_LARGE',
-      `${path} is ${bytes.length} bytes; layers sent through the broker are at most ${MAX_INLINE_LAYER_BYTES} bytes for now`,
+      `${path} is ${bytes.length} bytes; inline layers are at most ${MAX_INLINE_LAYER_BYTES} bytes (use installLargeLayer)`,
     );
   }
   const chunks: string[] = [];
   for (let off = 0; off < bytes.length; off += LAYER_CHUNK_BYTES)
     chunks.push(bytes.subarray(off, off + LAYER_CHUNK_BYTES).toString('base64'));
   return { sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, chunks };
+}
+
+/** Bytes of a layer per `layer.chunk` command (see MAX_INLINE_LAYER_BYTES). */
+export const COMMAND_CHUNK_BYTES = MAX_INLINE_LAYER_BYTES;
+
+async function fileSha256(path: string): Promise<{ sha256: string; size: number }> {
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const c of createReadStream(path)) {
+    h.update(c as Buffer);
+    size += (c as Buffer).length;
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
+/**
+ * Installs a layer too large for one command: one signed `layer.chunk` job per 2 MiB piece,
+ * each to the same targets, then a `layer.install` bound to the whole file's digest. Stops at
+ * the first piece that not every target stored; that job's report is returned.
+ */
+export async function installLargeLayer(
+  c: OperatorClient,
+  path: string,
+  o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
+): Promise<JobReport> {
+  const { sha256, size } = await fileSha256(path);
+  if (o.dryRun === true) return c.run({ ...o, action: 'layer.install', args: { sha256, size } });
+  const fh = await open(path, 'r');
+  try {
+    for (let offset = 0; offset < size; offset += COMMAND_CHUNK_BYTES) {
+      const buf = Buffer.alloc(Math.min(COMMAND_CHUNK_BYTES, size - offset));
+      await fh.read(buf, 0, buf.length, offset);
+      const r = await c.run({
+        ...o,
+        action: 'layer.chunk',
+        args: { sha256, size, offset, data: buf.toString('base64') },
+      });
+      if (r.summary.succeeded !== r.summary.targeted) return r;
+    }
+  } finally {
+    await fh.close();
+  }
+  return c.run({ ...o, action: 'layer.install', args: { sha256, size } });
 }

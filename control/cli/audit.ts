@@ -5,6 +5,8 @@ import { commonArgs, output } from '../../common/cli.ts';
 import { type AuditEntry, verifyAuditChain } from '../audit-log.ts';
 import { withClient } from './shared.ts';
 
+const AUDIT_PAGE = 4;
+
 export default defineCommand({
   meta: { name: 'audit', description: "Show (and with --verify check) the broker's audit log" },
   args: {
@@ -14,11 +16,19 @@ export default defineCommand({
   },
   run: ({ args }) =>
     withClient(async (c) => {
-      const r = await c.client.request('audit-get', {
-        from: 1,
-        limit: args.limit === undefined ? 100_000 : Number(args.limit),
-      });
-      const entries = (r.entries as AuditEntry[]) ?? [];
+      // Paged: an entry may hold a 2.8 MB command envelope, and one reply frame is at most 17 MiB.
+      const max = args.limit === undefined ? Number.POSITIVE_INFINITY : Number(args.limit);
+      const entries: AuditEntry[] = [];
+      let head: unknown = null;
+      for (let from = 1; entries.length < max; ) {
+        const r = await c.client.request('audit-get', { from, limit: AUDIT_PAGE });
+        const page = (r.entries as AuditEntry[]) ?? [];
+        head = r.head;
+        entries.push(...page.slice(0, max - entries.length));
+        if (page.length < AUDIT_PAGE) break;
+        from = (page[page.length - 1] as AuditEntry).seq + 1;
+      }
+      const r = { head };
       if (args.verify === true) {
         const rep = verifyAuditChain(entries, {
           anchors: c.anchors,

@@ -1,13 +1,31 @@
-// `mway install --group G FILE.mwl`: streams the signed layer in chunks with its digest; each
-// peer checks the digest against the signed command and the layer's own signature.
+// `mway install --group G FILE.mwl`: sends the signed layer with its digest — inline up to
+// 2 MiB, above that as signed 2 MiB `layer.chunk` commands followed by the install; each peer
+// checks the bytes against the signed digest and the layer's own signature.
+import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { layerArgs } from '../operator-client.ts';
-import { runJob, targetArgs } from './shared.ts';
+import { MAX_INLINE_LAYER_BYTES } from '../actions.ts';
+import { usageError } from '../control-error.ts';
+import { installLargeLayer, layerArgs } from '../operator-client.ts';
+import { finish, runJob, targetArgs, targetOf, withClient } from './shared.ts';
 
 export default defineCommand({
   meta: { name: 'install', description: 'Install a signed layer on a group or peers' },
   args: { ...targetArgs, file: { type: 'positional', required: true, description: 'Layer file (.mwl)' } },
   async run({ args }) {
-    return runJob(args, 'layer.install', await layerArgs(args.file));
+    const size = (await stat(args.file)).size;
+    if (size <= MAX_INLINE_LAYER_BYTES) return runJob(args, 'layer.install', await layerArgs(args.file));
+    if (args.async === true)
+      throw usageError(`--async: ${args.file} is sent in pieces, each must arrive first`);
+    const target = targetOf(args);
+    return withClient(async (c) => {
+      const r = await installLargeLayer(c, args.file, {
+        target,
+        ...(args.batch === undefined ? {} : { batch: args.batch }),
+        ...(args['max-fail'] === undefined ? {} : { maxFail: args['max-fail'] }),
+        timeoutMs: (args.timeout === undefined ? 300 : Number(args.timeout)) * 1000,
+        dryRun: args['dry-run'] === true,
+      });
+      return finish(r, args.json);
+    });
   },
 });

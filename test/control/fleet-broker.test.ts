@@ -151,6 +151,15 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   t.is(install.exitCode, 0, install.stdout + install.stderr);
   t.true(recs.p1.installed[0]?.equals(layer));
 
+  // Larger than one command carries: sent as three signed 2 MiB pieces, then installed.
+  const big = randomBytes(5 * 1024 * 1024 + 3);
+  const bigPath = join(dir, 'big.mwl');
+  await writeFile(bigPath, big);
+  const bigInstall = await mway('install', '--group', 'web', bigPath, '--json');
+  t.is(bigInstall.exitCode, 0, bigInstall.stdout + bigInstall.stderr);
+  t.true(recs.p1.installed[1]?.equals(big));
+  t.true(recs.p2.installed[1]?.equals(big));
+
   // An operator out of scope: the peers refuse, mway says so and exits 1.
   const exec = await mway('run', '--group', 'web', '--json', '--', 'id');
   t.is(exec.exitCode, 1);
@@ -190,7 +199,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   t.is(recs.p2.calls.filter((c) => c === 'restart hello').length, 2, 'at most once per peer');
 
   const jobs = await mway('jobs', '--json');
-  t.true((JSON.parse(jobs.stdout) as unknown[]).length >= 5);
+  t.true((JSON.parse(jobs.stdout) as unknown[]).length >= 9);
   const audit = await mway('audit', '--verify');
   t.is(audit.exitCode, 0, audit.stdout + audit.stderr);
   t.regex(audit.stdout, /audit log verified/);

@@ -4,11 +4,13 @@
 // `milkyway-agent ctl`, as root and as nobody (uid 65534).
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type BusDaemon, startBusDaemon, writeBusConfig } from '../../agent/dbus-daemon.ts';
+import { readCertificates, readPrivateKey } from '../../keys/index.ts';
+import { packLayer } from '../../layers/pack.ts';
 import { BINS, tempDir } from '../helpers.ts';
-import { type AgentRoot, makePki, makeRoot, type RunningAgent, startAgent } from './_namespace.ts';
+import { type AgentRoot, makePki, makeRoot, type Pki, type RunningAgent, startAgent } from './_namespace.ts';
 
 const DEST = ['--system', '--print-reply', '--dest=org.milkyway.Agent1', '/org/milkyway/Agent1'];
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -55,6 +57,35 @@ function replyJson(stdout: string): unknown {
   const m = /^\s+string "(.*)"\s*$/ms.exec(stdout);
   if (m === null) throw new Error(`no string in reply: ${stdout}`);
   return JSON.parse(m[1] as string);
+}
+
+/** A signed app layer with one service `main` running `script` as nobody (layers/ packLayer). */
+async function appLayer(
+  t: ExecutionContext,
+  pki: Pki,
+  name: string,
+  script: string,
+  out: string,
+): Promise<void> {
+  const dir = await tempDir(t, 'mway-dbus-layer-');
+  await mkdir(join(dir, 'rootfs'));
+  await writeFile(join(dir, 'rootfs', '.keep'), '');
+  const manifest = {
+    name,
+    version: '1.0.0',
+    kind: 'app',
+    dependencies: [],
+    data: { private: true, common: false, groups: [] },
+    services: [{ name: 'main', argv: ['/bin/sh', '-c', script], user: 'nobody', network: 'none' }],
+  };
+  await writeFile(join(dir, 'layer.json'), JSON.stringify(manifest));
+  await packLayer({
+    dir,
+    key: await readPrivateKey(pki.userKeyPath),
+    chain: await readCertificates(pki.userCertPath),
+    out,
+    sourceDateEpoch: 1_700_000_000,
+  });
 }
 
 function ctl(address: string, args: string[], asNobody = false) {
@@ -246,4 +277,100 @@ test('the test bus loads agent/dbus/org.milkyway.Agent1.conf', async (t) => {
   if (shared === undefined) return t.fail('no shared agent');
   const text = await readFile(shared.bus.configFile, 'utf8');
   t.regex(text, /<include>[^<]*agent\/dbus\/org\.milkyway\.Agent1\.conf<\/include>/);
+});
+
+test('root controls a real layer service over D-Bus; ctl watch sees the signals', async (t) => {
+  t.timeout(240_000);
+  const bus = await startBus(t);
+  const pki = await makePki(t);
+  const root = await makeRoot(t, pki, { config: { dbus: { address: bus.address } } });
+  await appLayer(t, pki, 'web', 'echo hello-from-web; exec sleep 600', join(root.root, 'layers', 'web.mwl'));
+  const agent = startAgent(t, root);
+  await agent.waitFor(/serving org\.milkyway\.Agent1/, 90_000);
+  const address = bus.address;
+  const state = async (): Promise<unknown> =>
+    (
+      replyJson((await dbusSend(address, ['org.milkyway.Agent1.GetService', 'string:web/main'])).stdout) as {
+        state: string;
+      }
+    ).state;
+  t.is(await state(), 'running', agent.output().slice(-2000));
+
+  const watch = execa(
+    process.execPath,
+    [BINS['milkyway-agent'], 'ctl', 'watch', '--json', '--timeout', '200', '--bus', address],
+    { reject: false, timeout: 220_000 },
+  );
+  t.teardown(() => {
+    watch.kill('SIGKILL');
+  });
+  let seen = '';
+  watch.stdout?.on('data', (d: Buffer) => {
+    seen += d.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('ctl watch did not subscribe')), 30_000);
+    watch.stderr?.on('data', (d: Buffer) => {
+      if (d.toString().includes('watching')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+
+  const stop = await dbusSend(address, ['org.milkyway.Agent1.StopService', 'string:web/main']);
+  t.is(stop.exitCode, 0, stop.stderr);
+  t.is(await state(), 'stopped');
+  const refused = await ctl(address, ['start', 'web/main'], true);
+  t.is(refused.exitCode, 4);
+  t.is(await state(), 'stopped', 'nobody could not start it');
+  const start = await ctl(address, ['start', 'web/main']);
+  t.is(start.exitCode, 0, start.stderr);
+  t.is(await state(), 'running');
+  const restart = await ctl(address, ['restart', 'web/main', '--json']);
+  t.is(restart.exitCode, 0, restart.stderr);
+  t.is(await state(), 'running');
+  const logs = await ctl(address, ['logs', 'web/main']);
+  t.is(logs.exitCode, 0, logs.stderr);
+  t.regex(logs.stdout, /stdout hello-from-web/);
+  const nobodyLogs = await dbusSend(
+    address,
+    ['org.milkyway.Agent1.GetLogs', 'string:web/main', 'uint32:5'],
+    true,
+  );
+  t.is(nobodyLogs.exitCode, 0, nobodyLogs.stderr);
+
+  const dir = await tempDir(t);
+  const db = join(dir, 'db.mwl');
+  await appLayer(t, pki, 'db', 'exec sleep 600', db);
+  const install = await ctl(address, ['install', db, '--json']);
+  t.is(install.exitCode, 0, install.stderr);
+  t.like(JSON.parse(install.stdout), { name: 'db', state: 'active' });
+  const list = await ctl(address, ['list', '--json']);
+  t.deepEqual((JSON.parse(list.stdout) as { layers: { name: string }[] }).layers.map((l) => l.name).sort(), [
+    'db',
+    'web',
+  ]);
+  const remove = await dbusSend(address, ['org.milkyway.Agent1.RemoveLayer', 'string:db']);
+  t.is(remove.exitCode, 0, remove.stderr);
+
+  // Signals arrive asynchronously: wait (bounded) for the last one expected.
+  for (let i = 0; i < 100 && !/"LayerChanged","name":"db","value":"removed"/.test(seen); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  watch.kill('SIGTERM');
+  const watched = await watch;
+  const signals = String(watched.stdout)
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { member: string; name: string; value: string });
+  const got = signals.map((s) => `${s.member} ${s.name} ${s.value}`);
+  t.true(got.includes('ServiceChanged web/main stopped'), got.join('\n'));
+  t.true(got.includes('ServiceChanged web/main running'), got.join('\n'));
+  t.true(got.includes('LayerChanged db installed'), got.join('\n'));
+  t.true(got.includes('LayerChanged db removed'), got.join('\n'));
+  t.true(
+    got.indexOf('ServiceChanged web/main stopped') < got.lastIndexOf('ServiceChanged web/main running'),
+    'stopped before running again',
+  );
 });

@@ -1,5 +1,6 @@
 // A small PKI and layer sources for the layers/ tests: vendor and user chains that may sign
 // layers, an operator that may not, an expired and a revoked user, and a CRL.
+import { rmSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -54,6 +55,8 @@ export function pki(): Promise<Pki> {
 
 async function makePki(): Promise<Pki> {
   const dir = await mkdtemp(join(tmpdir(), 'mway-layers-pki-'));
+  // One PKI per test worker, removed when the worker exits.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const vendorRoot = await load(await newIdentity({ role: 'vendor-root', name: 'vroot', outDir: dir }));
   const vendor = await load(
     await newIdentity({

@@ -1,0 +1,45 @@
+// `mway-layer extract FILE.mwl DIR`: the payload's files (or with --image, the erofs image).
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import { createProgress } from '../../common/progress.ts';
+import { extractFiles, extractPayload } from '../extract.ts';
+import { loadTrust } from './shared.ts';
+
+export default defineCommand({
+  meta: {
+    name: 'extract',
+    description: "Extract the payload's files into DIR (checked first; signatures too with --trust)",
+  },
+  args: {
+    ...commonArgs,
+    file: { type: 'positional', required: true, description: 'Layer .mwl' },
+    dir: {
+      type: 'positional',
+      required: true,
+      description: 'Target directory (must not exist or be empty); with --image, the image file',
+    },
+    trust: { type: 'string', description: 'Also verify signatures against this anchor (repeatable)' },
+    crl: { type: 'string', description: 'CRL file (repeatable)' },
+    image: { type: 'boolean', description: 'Write the erofs image instead of its files' },
+  },
+  async run({ args, rawArgs }) {
+    const { anchors, crls } = await loadTrust(rawArgs);
+    const o = { anchors, crls, progress: createProgress({ json: args.json }) };
+    if (args.image === true) {
+      const r = await extractPayload(args.file, args.dir, o);
+      output(
+        args.json,
+        { ok: true, image: args.dir, size: r.size, signaturesChecked: anchors.length > 0 },
+        () => `wrote ${args.dir} (${r.size} bytes)`,
+      );
+      return;
+    }
+    const r = await extractFiles(args.file, args.dir, o);
+    output(
+      args.json,
+      { ok: true, dir: args.dir, ...r, signaturesChecked: anchors.length > 0 },
+      () =>
+        `extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks into ${args.dir}${anchors.length > 0 ? '' : ' (integrity checked; no --trust, signatures not checked)'}`,
+    );
+  },
+});

@@ -1,0 +1,109 @@
+// `mway-layer inspect FILE.mwl`: manifest, signers (unverified), member sizes and payload files.
+import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import { parseCertificates } from '../../keys/index.ts';
+import { extractFiles } from '../extract.ts';
+import { readLayer } from '../layer-file.ts';
+import { signerJson } from './shared.ts';
+
+interface FileEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink';
+  mode: string;
+  size: number;
+}
+
+async function listTree(root: string): Promise<FileEntry[]> {
+  const out: FileEntry[] = [];
+  const walk = async (rel: string): Promise<void> => {
+    for (const n of (await readdir(join(root, rel))).sort()) {
+      const r = rel === '' ? n : `${rel}/${n}`;
+      const st = await lstat(join(root, r));
+      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'file';
+      out.push({
+        path: `/${r}`,
+        type,
+        mode: (st.mode & 0o7777).toString(8).padStart(4, '0'),
+        size: type === 'file' ? st.size : 0,
+      });
+      if (st.isDirectory() && out.length < 100_000) await walk(r);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+export default defineCommand({
+  meta: {
+    name: 'inspect',
+    description: 'Show a layer: manifest, signers (not verified), sizes and payload files',
+  },
+  args: {
+    ...commonArgs,
+    file: { type: 'positional', required: true, description: 'Layer .mwl' },
+    files: { type: 'boolean', default: true, description: 'List the payload files (--no-files to skip)' },
+  },
+  async run({ args }) {
+    const l = await readLayer(args.file);
+    const signers = l.signatures.map((s) => {
+      const leaf =
+        s.chain?.[0] === undefined
+          ? undefined
+          : parseCertificates(new Uint8Array(Buffer.from(s.chain[0], 'base64')))[0];
+      return {
+        created: s.created,
+        alg: s.alg,
+        fingerprint: s.signer,
+        subject: leaf?.subject,
+        role: leaf?.role,
+        ...(leaf === undefined ? {} : signerJson(leaf)),
+      };
+    });
+    let files: FileEntry[] | undefined;
+    if (args.files !== false) {
+      const tmp = await mkdtemp(join(tmpdir(), 'mway-inspect-'));
+      try {
+        await extractFiles(args.file, join(tmp, 'x'));
+        files = await listTree(join(tmp, 'x'));
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    }
+    const members = l.members.map((m) => ({ name: m.name, offset: m.offset, size: m.size }));
+    const value = {
+      path: l.path,
+      size: l.fileSize,
+      manifest: l.manifest,
+      signers,
+      members,
+      ...(files === undefined ? {} : { files }),
+    };
+    output(args.json, value, () => {
+      const m = l.manifest;
+      const lines = [
+        `${m.name} ${m.version} (${m.kind}, ${m.architecture}) created ${m.created}`,
+        m.description === '' ? undefined : `  ${m.description}`,
+        `payload: erofs ${m.payload.size} bytes, sha256 ${m.payload.sha256}`,
+        `verity:  root ${m.payload.verity.rootHash}, ${m.payload.verity.dataBlocks} blocks, tree ${m.payload.verity.hashSize} bytes`,
+        m.dependencies.length === 0
+          ? undefined
+          : `depends: ${m.dependencies.map((d) => `${d.name} ${d.range}`).join(', ')}`,
+        m.provides.length === 0 ? undefined : `provides: ${m.provides.join(', ')}`,
+        ...m.services.map(
+          (s) =>
+            `service ${s.name}: ${s.argv.join(' ')} (restart ${s.restart.policy}, ready ${s.readiness.type})`,
+        ),
+        ...signers.map(
+          (s) =>
+            `signed by ${s.subject === undefined ? s.fingerprint : `${String(s.subject)} (${String(s.role)})`} at ${s.created} [not verified]`,
+        ),
+        ...members.map((x) => `member ${x.name}: ${x.size} bytes at ${x.offset}`),
+        ...(files ?? []).map((f) => `${f.mode} ${f.type.padEnd(7)} ${String(f.size).padStart(10)} ${f.path}`),
+      ];
+      return lines.filter((x) => x !== undefined).join('\n');
+    });
+  },
+});

@@ -1,0 +1,64 @@
+// Helpers shared by the `mway-layer` subcommands: keys, chains, anchors and CRLs named on
+// the command line, and the JSON shape of a signer.
+import { repeated } from '../../common/cli.ts';
+import {
+  type Certificate,
+  type Crl,
+  passphraseFromEnv,
+  readCertificates,
+  readCrls,
+  readPrivateKey,
+  type SigningKey,
+} from '../../keys/index.ts';
+import { LayerError } from '../layer-error.ts';
+
+export const keyArgs = {
+  key: { type: 'string', description: 'Signing key (PKCS#8 PEM; passphrase from MWAY_KEY_PASSPHRASE)' },
+  cert: { type: 'string', description: 'Signer certificate chain (PEM, leaf first)' },
+} as const;
+
+export async function loadSigner(
+  key: string | undefined,
+  cert: string | undefined,
+): Promise<{ key: SigningKey; chain: Certificate[] }> {
+  if (key === undefined || cert === undefined) {
+    throw new LayerError('E_USAGE', 'Give --key KEY and --cert CERT of a vendor or user identity', {
+      details: { exitCode: 2 },
+    });
+  }
+  const passphrase = passphraseFromEnv();
+  return {
+    key: await readPrivateKey(key, passphrase === undefined ? {} : { passphrase }),
+    chain: await readCertificates(cert),
+  };
+}
+
+export async function loadTrust(
+  rawArgs: readonly string[],
+): Promise<{ anchors: Certificate[]; crls: Crl[] }> {
+  const anchors = (await Promise.all(repeated(rawArgs, 'trust').map((p) => readCertificates(p)))).flat();
+  const crls = (await Promise.all(repeated(rawArgs, 'crl').map((p) => readCrls(p)))).flat();
+  return { anchors, crls };
+}
+
+export function signerJson(c: Certificate): Record<string, unknown> {
+  return {
+    subject: c.subject,
+    issuer: c.issuer,
+    role: c.role,
+    algorithm: c.algorithm,
+    fingerprint: c.fingerprint,
+    serial: c.serial,
+    notAfter: c.notAfter.toISOString(),
+  };
+}
+
+export function epochArg(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new LayerError('E_EPOCH_INVALID', `--source-date-epoch ${v} is not a non-negative integer`, {
+      details: { exitCode: 2 },
+    });
+  return n;
+}

@@ -46,10 +46,13 @@ export interface AgentClient {
 export interface ConnectOptions {
   /** D-Bus address; undefined → the system bus. */
   address?: string | undefined;
-  /** Reply timeout for reads and start/stop (default 30 s); installs get 10 min. */
+  /** Reply timeout for reads (default 30 s); start/stop/restart/remove get 5 min, installs 10 min. */
   timeoutMs?: number;
 }
 
+// A stop waits for the service's own stop timeout and a start for its readiness timeout,
+// both set by the manifest; give them room rather than report a failure that is not one.
+const CONTROL_TIMEOUT_MS = 300_000;
 const INSTALL_TIMEOUT_MS = 600_000;
 
 function unreachable(message: string, cause?: unknown): MilkyWayError {
@@ -146,17 +149,17 @@ export async function connectAgent(options: ConnectOptions = {}): Promise<AgentC
     getService: (name) => call('GetService', [name]),
     logs: async (name, lines = 0) => asArray('GetLogs', await call('GetLogs', [name, lines])),
     startService: async (name) => {
-      await call('StartService', [name]);
+      await call('StartService', [name], Math.max(timeoutMs, CONTROL_TIMEOUT_MS));
     },
     stopService: async (name) => {
-      await call('StopService', [name]);
+      await call('StopService', [name], Math.max(timeoutMs, CONTROL_TIMEOUT_MS));
     },
     restartService: async (name) => {
-      await call('RestartService', [name]);
+      await call('RestartService', [name], Math.max(timeoutMs, CONTROL_TIMEOUT_MS));
     },
     installLayer: (path) => call('InstallLayer', [path], Math.max(timeoutMs, INSTALL_TIMEOUT_MS)),
     removeLayer: async (name) => {
-      await call('RemoveLayer', [name]);
+      await call('RemoveLayer', [name], Math.max(timeoutMs, CONTROL_TIMEOUT_MS));
     },
     async watch(listener) {
       // Any connection may send a signal with our path and interface; only the name's

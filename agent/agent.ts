@@ -368,7 +368,7 @@ async function syncAll(): Promise<void> {
  */
 async function killLeftovers(log: LogFn): Promise<void> {
   if (process.pid !== 1) return;
-  const { readdir } = await import('node:fs/promises');
+  const { readdir, readFile } = await import('node:fs/promises');
   const others = async () =>
     (await readdir('/proc'))
       .filter((d) => /^\d+$/.test(d))
@@ -385,7 +385,17 @@ async function killLeftovers(log: LogFn): Promise<void> {
   };
   const first = await others();
   if (first.length === 0) return;
-  log('info', `sending SIGTERM to ${first.length} leftover processes`);
+  const describe = async (pids: number[]) => {
+    const out: string[] = [];
+    for (const p of pids.slice(0, 10)) {
+      const st = await readFile(`/proc/${p}/stat`, 'utf8').catch(() => '');
+      // "pid (comm) state ppid …": comm may contain spaces, so cut at the last ')'.
+      const close = st.lastIndexOf(')');
+      out.push(`${p} ${st.slice(st.indexOf('(') + 1, close)} ${st.slice(close + 2, close + 3)}`);
+    }
+    return out.join(', ');
+  };
+  log('info', `sending SIGTERM to ${first.length} leftover processes (${await describe(first)})`);
   await send('SIGTERM');
   const end = Date.now() + 10_000;
   while (Date.now() < end && (await others()).length > 0) await new Promise((r) => setTimeout(r, 100));

@@ -17,6 +17,12 @@ import type { ServiceSpec } from './service-spec.ts';
 // Puts the shell (and so bwrap, which it execs) into the service's cgroup before anything
 // runs, so not even bwrap's first fork escapes it. The script is constant; paths are $1.
 const ENTER_CGROUP = '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 97; shift; exec "$@"';
+// bwrap's outer process exits as soon as its PID-1 helper reports the service's exit
+// status, before that helper is reaped; the helper would then be reparented to the agent,
+// and Node cannot reap a process it did not spawn. So bwrap runs as PID 1 of one more PID
+// namespace (`unshare --pid --fork --kill-child`, with its own /proc so bwrap finds its pids): when it exits, the kernel reaps
+// everything below it. It also makes bwrap's outer process immune to our stop signal.
+const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
 // A run that lasted this long counts as healthy: the next failure starts backoff afresh.
 const HEALTHY_MS = 10_000;
 
@@ -133,6 +139,7 @@ export class ServiceUnit {
   async #launch(): Promise<void> {
     const spec = this.spec;
     const bwrap = await requireTool('bwrap');
+    const unshare = await requireTool('unshare');
     await requireTool('setpriv');
     if (this.ctx.cgroupRoot !== undefined) {
       this.#cgroup = await createServiceCgroup(this.ctx.cgroupRoot, spec.name, spec.limits);
@@ -158,7 +165,8 @@ export class ServiceUnit {
     });
     // A supervised process lives as long as the service, so it is spawned directly rather
     // than through common/exec.ts run(), which waits for the program to finish.
-    const child = spawn('/bin/sh', ['-c', ENTER_CGROUP, 'sh', this.#cgroup?.path ?? '', bwrap, ...args], {
+    const cg = this.#cgroup?.path ?? '';
+    const child = spawn('/bin/sh', ['-c', ENTER_CGROUP, 'sh', cg, unshare, ...REAPER, bwrap, ...args], {
       stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
       detached: true,
     });
@@ -167,14 +175,19 @@ export class ServiceUnit {
     child.stderr?.setEncoding('utf8');
     child.stdout?.on('data', (c: string) => this.ctx.log.feed('stdout', c));
     child.stderr?.on('data', (c: string) => this.ctx.log.feed('stderr', c));
+    // bwrap reports its PID 1's pid as seen in its own PID namespace (the reaper's), so
+    // the host pid is found by walking the process tree: unshare → bwrap → sandbox PID 1.
     const sandboxPid = new Promise<number>((resolve) => {
       let text = '';
       const info = child.stdio[3] as NodeJS.ReadableStream | null;
       info?.setEncoding('utf8');
       info?.on('data', (c: string) => {
         text += c;
-        const m = /"child-pid"\s*:\s*(\d+)/.exec(text);
-        if (m?.[1] !== undefined) resolve(Number(m[1]));
+        if (/"child-pid"\s*:\s*\d+/.test(text) && child.pid !== undefined) {
+          void grandchild(child.pid, 2).then((pid) => {
+            if (pid !== undefined) resolve(pid);
+          });
+        }
       });
     });
     this.#exited = new Promise<void>((resolve) => {
@@ -274,9 +287,30 @@ export class ServiceUnit {
     }
   }
 
+  /**
+   * SIGKILLs the sandbox by killing the reaper namespace's PID 1 (bwrap's outer process):
+   * the kernel then kills and reaps everything in that namespace, and unshare, our child,
+   * exits on its own. Killing unshare first would orphan bwrap to the agent as a zombie.
+   */
   async #kill(): Promise<void> {
-    if (this.#cgroup !== undefined) await killCgroup(this.#cgroup.path);
     const pid = this.#child?.pid;
+    if (pid !== undefined) {
+      for (const p of await childrenOf(pid)) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+      const exited = this.#exited;
+      const late = await Promise.race([
+        exited.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), 2000)),
+      ]);
+      if (!late) return;
+    }
+    // Still there (the tree was not formed yet): the whole cgroup, then the process group.
+    if (this.#cgroup !== undefined) await killCgroup(this.#cgroup.path);
     if (pid !== undefined) {
       try {
         process.kill(-pid, 'SIGKILL');
@@ -307,23 +341,22 @@ export class ServiceUnit {
     // SIGKILL the sandbox (--die-with-parent) before the service could shut down cleanly.
     const cgroup = this.#cgroup;
     const signaled = new Set<number>();
+    // The stop signal goes to every process of the service except unshare (our child): its
+    // death would orphan bwrap. bwrap's PID-1 processes ignore it (namespace inits), the
+    // service gets it, and the sandbox ends when the service does.
     const term = async () => {
-      if (cgroup !== undefined) {
-        const pids = (await cgroupPids(cgroup.path)).filter((p) => p !== child.pid && !signaled.has(p));
-        for (const p of pids) {
-          signaled.add(p);
-          try {
-            process.kill(p, this.spec.stopSignal as NodeJS.Signals);
-          } catch {
-            // exited meanwhile
-          }
-        }
-      } else if (child.pid !== undefined && signaled.size === 0) {
-        signaled.add(child.pid);
+      const pids =
+        cgroup !== undefined
+          ? await cgroupPids(cgroup.path)
+          : child.pid === undefined
+            ? []
+            : await descendantsOf(child.pid);
+      for (const p of pids.filter((x) => x !== child.pid && !signaled.has(x))) {
+        signaled.add(p);
         try {
-          process.kill(-child.pid, this.spec.stopSignal as NodeJS.Signals);
+          process.kill(p, this.spec.stopSignal as NodeJS.Signals);
         } catch {
-          // gone
+          // exited meanwhile
         }
       }
     };
@@ -346,4 +379,39 @@ export class ServiceUnit {
       await exited;
     }
   }
+}
+
+async function childrenOf(pid: number): Promise<number[]> {
+  const { readdir, readFile } = await import('node:fs/promises');
+  const out: number[] = [];
+  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
+    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '');
+    for (const p of text.split(' ')) if (p.trim() !== '') out.push(Number(p));
+  }
+  return out;
+}
+
+/** The first descendant `depth` levels below `pid` (bounded retries while the tree forms). */
+async function grandchild(pid: number, depth: number): Promise<number | undefined> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    let cur: number | undefined = pid;
+    for (let i = 0; i < depth && cur !== undefined; i++) cur = (await childrenOf(cur))[0];
+    if (cur !== undefined) return cur;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return undefined;
+}
+
+/** Every descendant of `pid` (bounded: a fork bomb must not stall the stop). */
+async function descendantsOf(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0 && out.length < 10_000) {
+    const cur = queue.shift() as number;
+    for (const c of await childrenOf(cur)) {
+      out.push(c);
+      queue.push(c);
+    }
+  }
+  return out;
 }

@@ -2,17 +2,20 @@
 // when no subcommand is given). As a real PID 1 it mounts the API filesystems first and never
 // exits; under `unshare --pid --fork --mount --mount-proc` it exits with the shutdown status.
 import { defineCommand } from 'citty';
-import { Agent } from '../agent.ts';
-import { type AgentConfig, parseAgentConfig, readAgentConfig } from '../agent-config.ts';
-import { createAgentLogger } from '../agent-log.ts';
-import { mountApiFilesystems } from '../boot-mounts.ts';
-import { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } from '../pid1.ts';
-import { watchPowerButton } from '../power-button.ts';
+import type { AgentConfig } from '../agent-config.ts';
 import { ensureInternals } from '../rt-signals.ts';
 import { DEFAULT_CONFIG, runArgs } from './run-args.ts';
 
 export async function runAgent(args: { root?: string; config?: string; mode?: string }): Promise<number> {
+  // Re-exec (for the real-time signals) before loading anything heavy: the agent's
+  // modules are then compiled once, not twice.
   ensureInternals();
+  const { Agent } = await import('../agent.ts');
+  const { parseAgentConfig, readAgentConfig } = await import('../agent-config.ts');
+  const { createAgentLogger } = await import('../agent-log.ts');
+  const { mountApiFilesystems } = await import('../boot-mounts.ts');
+  const { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } = await import('../pid1.ts');
+  const { watchPowerButton } = await import('../power-button.ts');
   const realPid1 = args.mode === 'pid1' || ((args.mode ?? 'auto') === 'auto' && isRealPid1());
   const logger = createAgentLogger({ kmsg: realPid1 });
   if (realPid1) await mountApiFilesystems(logger.log);

@@ -30,24 +30,49 @@ sup.add({
   limits: {},
   binds: [],
 });
+// One that ignores SIGTERM, so its stop ends with SIGKILL.
+sup.add({
+  ...SERVICE_DEFAULTS,
+  name: 'stub/stub',
+  layer: 'stub',
+  exec: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'],
+  stopTimeoutMs: 300,
+  root: '/',
+  env: {},
+  capabilities: [],
+  requires: [],
+  limits: {},
+  binds: [],
+});
 await sup.startAll();
 await new Promise((r) => setTimeout(r, 1500));
-const zombies: string[] = [];
-let processes = 0;
-for (const d of await readdir('/proc')) {
-  if (!/^\d+$/.test(d)) continue;
-  try {
-    const status = await readFile(`/proc/${d}/status`, 'utf8');
-    processes++;
-    if (/^State:\s+Z/m.test(status)) zombies.push(`${d} ${/^Name:\s+(.*)$/m.exec(status)?.[1] ?? ''}`);
-  } catch {
-    // exited meanwhile
+async function scan(): Promise<string[]> {
+  const zombies: string[] = [];
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const status = await readFile(`/proc/${d}/status`, 'utf8');
+      if (/^State:\s+Z/m.test(status)) zombies.push(`${d} ${/^Name:\s+(.*)$/m.exec(status)?.[1] ?? ''}`);
+    } catch {
+      // exited meanwhile
+    }
   }
+  return zombies;
 }
+const whileRunning = await scan();
 const log = sup
   .get('fork/fork')
   .ctx.log.tail(10)
   .map((l) => l.text);
+// Stopping (and starting again) must not leave the sandbox's own helpers behind either.
 await sup.stopAll();
-process.stdout.write(`${JSON.stringify({ pid: process.pid, zombies, processes, log })}\n`);
+await sup.startAll();
+await sup.stopAll();
+await new Promise((r) => setTimeout(r, 300));
+const afterStop = await scan();
+const stub = sup
+  .get('stub/stub')
+  .ctx.log.tail(20)
+  .map((l) => l.text);
+process.stdout.write(`${JSON.stringify({ pid: process.pid, whileRunning, afterStop, log, stub })}\n`);
 process.exit(0);

@@ -3,7 +3,7 @@ import { execa } from 'execa';
 import { join } from 'node:path';
 import { ROOT, tempDir } from '../helpers.ts';
 
-test('no zombies accumulate under PID 1 when a service double-forks and orphans its children', async (t) => {
+test('no zombies accumulate under PID 1 when a service double-forks, orphans its children and is stopped and restarted', async (t) => {
   const dir = await tempDir(t);
   const r = await execa(
     'unshare',
@@ -23,8 +23,14 @@ test('no zombies accumulate under PID 1 when a service double-forks and orphans 
     pid: number;
     zombies: string[];
     log: string[];
+    stub: string[];
   };
   t.is(out.pid, 1);
   t.true(out.log.includes('forked'), out.log.join('\n'));
-  t.deepEqual(out.zombies, []);
+  t.deepEqual(out.whileRunning, []);
+  t.deepEqual(out.afterStop, []);
+  t.true(
+    out.stub.some((l) => /SIGKILL/.test(l)),
+    out.stub.join('\n'),
+  );
 });

@@ -93,6 +93,10 @@ export async function run(argv: string[]): Promise<void> {
     `identities ready (${n} peers) in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
   );
   const work = await mkdtemp(join(tmpdir(), 'mway-bench-fleet-'));
+  // Each simulated peer fsyncs its replay cache before acting, as a real agent does on its own
+  // disk; a thousand of them sharing this machine's one disk would measure that disk, not the
+  // fleet. Their state goes to tmpfs (per-machine disk latency is reported by the agent bench).
+  const peerState = await mkdtemp(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'mway-bench-peers-'));
   const kills: Array<() => void> = [];
   try {
     const config = join(work, 'broker.json');
@@ -145,7 +149,7 @@ export async function run(argv: string[]): Promise<void> {
             address,
             anchorsPath: join(pki.dir, 'root.crt'),
             operatorCertPath: join(pki.dir, 'op.crt'),
-            stateDir: join(work, 'peers'),
+            stateDir: peerState,
             fleet: FLEET,
             group: GROUP,
             peers: slice,
@@ -290,5 +294,6 @@ export async function run(argv: string[]): Promise<void> {
   } finally {
     for (const k of kills) k();
     await rm(work, { recursive: true, force: true });
+    await rm(peerState, { recursive: true, force: true });
   }
 }

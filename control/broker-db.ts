@@ -237,6 +237,10 @@ export class BrokerDb {
     return r === undefined ? undefined : peerRow(r);
   }
 
+  peerIds(): Set<string> {
+    return new Set((this.db.prepare('SELECT peer_id FROM peers').all() as Row[]).map((r) => str(r.peer_id)));
+  }
+
   peers(): PeerRow[] {
     return (this.db.prepare('SELECT * FROM peers ORDER BY peer_id').all() as Row[]).map(peerRow);
   }

@@ -5,7 +5,7 @@
 // (and the audit chain) before anything is sent, so a broker restart resumes exactly.
 import type { Broker, Session } from './broker.ts';
 import { ControlError } from './control-error.ts';
-import { message, type Outcome } from './protocol.ts';
+import { encodeFrame, message, type Outcome } from './protocol.ts';
 
 export interface SubmitInput {
   jobId: string;
@@ -96,21 +96,28 @@ export class BrokerJobs {
         b.audit.append('command', s.actor, { jobId: x.jobId, targets, envelope: x.command }, now);
       });
     }
-    const known = new Set(b.db.peers().map((p) => p.peerId));
-    for (const p of targets) this.#deliverIfOnline(x.jobId, p);
+    const known = b.db.peerIds();
+    this.#deliver(x.jobId, targets);
     return { jobId: x.jobId, targets, unknown: targets.filter((p) => !known.has(p)) };
   }
 
-  #deliverIfOnline(jobId: string, peerId: string): void {
+  /** Sends a job's command to those of `peers` that are online and still pending. */
+  #deliver(jobId: string, peers: readonly string[]): void {
     const b = this.#b;
-    const s = b.peers.get(peerId);
-    if (s === undefined) return;
-    const d = b.db.delivery(jobId, peerId);
     const j = b.db.job(jobId);
-    if (d === undefined || j === undefined || d.state !== 'pending') return;
-    if (Date.parse(j.expiresAt) <= b.now().getTime()) return;
-    b.db.markSent(jobId, peerId, b.now().toISOString());
-    b.send(s, message('command-deliver', { jobId, command: j.command, expiresAt: j.expiresAt }));
+    if (j === undefined || Date.parse(j.expiresAt) <= b.now().getTime()) return;
+    const online = peers.filter((p) => b.peers.has(p) && b.db.delivery(jobId, p)?.state === 'pending');
+    if (online.length === 0) return;
+    const now = b.now().toISOString();
+    b.db.tx(() => {
+      for (const p of online) b.db.markSent(jobId, p, now);
+    });
+    const m = message('command-deliver', { jobId, command: j.command, expiresAt: j.expiresAt });
+    const frame = encodeFrame(m);
+    for (const p of online) {
+      const s = b.peers.get(p);
+      if (s !== undefined) b.sendFrame(s, m, frame);
+    }
   }
 
   /** A peer (re)connected: send every pending command and unacknowledged membership. */
@@ -168,7 +175,7 @@ export class BrokerJobs {
         this.#emit(jobId, { jobId, peerId: p, outcome: 'failed', state: 'skipped' });
       return;
     }
-    for (const p of b.db.release(jobId, j.batch - c.pending, now)) this.#deliverIfOnline(jobId, p);
+    this.#deliver(jobId, b.db.release(jobId, j.batch - c.pending, now));
   }
 
   /** Expires deliveries past their command's expiry; tells watchers. */

@@ -81,6 +81,16 @@ export class Connection {
     this.socket.write(encodeFrame(m));
   }
 
+  /** Writes a frame made by encodeFrame() (for one message sent to many connections). */
+  sendFrame(frame: Buffer): void {
+    if (this.#closed) throw new ControlError('E_CONNECTION_CLOSED', 'Cannot send: connection is closed');
+    if (this.socket.writableLength > MAX_WRITE_BACKLOG) {
+      this.#fail(new ControlError('E_BACKPRESSURE', 'Connection closed: the other side does not read'));
+      throw new ControlError('E_BACKPRESSURE', 'Cannot send: the other side does not read');
+    }
+    this.socket.write(frame);
+  }
+
   /** The other side's leaf certificate parsed by keys/ (undefined when it sent none). */
   peerCertificate(): Certificate | undefined {
     const x = this.socket.getPeerX509Certificate();

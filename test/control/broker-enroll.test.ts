@@ -2,7 +2,7 @@ import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rawPublicKey } from '../../keys/algorithms.ts';
-import { createEnrollmentRequest, keyFingerprint } from '../../control/enrollment.ts';
+import { createEnrollmentRequest, enrollPeer, keyFingerprint } from '../../control/enrollment.ts';
 import { connectBroker } from '../../control/transport.ts';
 import {
   generateKemKey,
@@ -126,4 +126,38 @@ test('enrollment: a rejected request stays rejected', async (t) => {
     code(await t.throwsAsync(anon.request('enroll-status', { requestId: 'f'.repeat(32) }))),
     'E_ENROLL_UNKNOWN',
   );
+});
+
+test('enrollPeer() waits for the operator and returns the issued certificate', async (t) => {
+  const dir = await tempDir(t);
+  const b = await startBroker(t, pki, { dbPath: join(dir, 'broker.db') });
+  const op = await client(t, pki, pki.operator, b.port, 'operator');
+  const key = generateSigningKey('ml-dsa-65');
+  const kemPublicKey = rawPublicKey(generateKemKey().publicKey);
+  const request = createEnrollmentRequest({ key, kemPublicKey, peerId: 'new-3' });
+  const enrolled = enrollPeer({
+    address: `127.0.0.1:${b.port}`,
+    anchors: pki.anchors,
+    request,
+    pollMs: 50,
+    timeoutMs: 20_000,
+  });
+  let pending: Array<{ requestId: string }> = [];
+  for (let i = 0; i < 100 && pending.length === 0; i++) {
+    pending = (await op.c.request('enrollment-list')).requests as Array<{ requestId: string }>;
+    if (pending.length === 0) await new Promise((r) => setTimeout(r, 50));
+  }
+  const cert = await issueCertificate({
+    role: 'peer',
+    name: 'new-3',
+    subjectKey: key,
+    issuerKey: pki.root.key,
+    issuerCert: pki.root.cert,
+    peerId: 'new-3',
+    kemPublicKey,
+  });
+  await op.c.request('enrollment-accept', { requestId: pending[0]?.requestId, certificate: cert.pem });
+  const r = await enrolled;
+  t.is(r.certificate, cert.pem);
+  t.is(r.fingerprint, keyFingerprint(rawPublicKey(key.publicKey)));
 });

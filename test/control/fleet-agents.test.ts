@@ -4,11 +4,18 @@
 // process) groups them, asks their status, pushes sealed secrets into a secret group on the
 // data partition, runs a command with the exec scope, and reboots one (namespace mode: the
 // agent answers, shuts down in order and exits with 133).
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { Broker } from '../../control/broker.ts';
-import { crlPem, newIdentity, tlsContextOptions } from '../../keys/index.ts';
+import {
+  crlPem,
+  newIdentity,
+  readCertificates,
+  readPrivateKey,
+  tlsContextOptions,
+} from '../../keys/index.ts';
+import { packLayer } from '../../layers/pack.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { cli, tempDir } from '../helpers.ts';
 import { makeFleetPki } from './command-fixture.ts';
@@ -162,4 +169,142 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   t.is(reboot.exitCode, 0, reboot.stdout + reboot.stderr);
   t.is(await agents[1]?.agent.exit, 133, 'namespace mode: reboot exits 133 after an orderly shutdown');
   t.is(agents[0]?.agent.proc.exitCode, null, 'the other agent keeps running');
+});
+
+test('mway installs a signed layer on a group of real agents, restarts its service and removes it', async (t) => {
+  const p = await pkiP;
+  const dir = await tempDir(t);
+  const broker = await Broker.start({
+    dbPath: join(dir, 'broker.sqlite'),
+    tls: tlsContextOptions({
+      keyPath: p.broker.keyPath,
+      certPath: p.broker.certPath,
+      anchors: [p.root.cert],
+    }),
+    certificate: p.broker.cert,
+    anchors: [p.root.cert],
+  });
+  t.teardown(() => broker.close());
+  const address = `127.0.0.1:${broker.port}`;
+  const user = await newIdentity({
+    role: 'user',
+    name: 'user',
+    outDir: join(dir, 'user'),
+    issuerKey: p.root.key,
+    issuerCert: p.root.cert,
+  });
+  const agentPki = { dir, rootCert: p.root.certPath, userKeyPath: user.keyPath, userCertPath: user.certPath };
+  const agents = [];
+  for (const id of [p.p1, p.p2]) {
+    const r = await makeRoot(t, agentPki, {
+      config: {
+        control: {
+          broker: address,
+          fleet: 'prod',
+          key: id.keyPath,
+          cert: id.certPath,
+          kemKey: id.kemKeyPath,
+          anchors: [p.root.certPath],
+          maxBackoffMs: 500,
+        },
+      },
+    });
+    const a = startAgent(t, r);
+    await a.waitFor(/peer link started/);
+    agents.push({ root: r.root, agent: a });
+  }
+  await until('both agents connected', () => broker.peers.has('p1') && broker.peers.has('p2'));
+  // A user-signed layer whose service is a long sleep from the base.
+  const src = join(dir, 'hello');
+  await mkdir(join(src, 'rootfs', 'etc'), { recursive: true });
+  await writeFile(join(src, 'rootfs', 'etc', 'hello.conf'), 'greeting=hi\n');
+  await writeFile(
+    join(src, 'layer.json'),
+    JSON.stringify({
+      name: 'hello',
+      version: '1.0.0',
+      kind: 'app',
+      services: [{ name: 'web', argv: ['/bin/sleep', '1000'] }],
+    }),
+  );
+  const mwl = join(dir, 'hello.mwl');
+  await packLayer({
+    dir: src,
+    key: await readPrivateKey(user.keyPath),
+    chain: await readCertificates(user.certPath),
+    out: mwl,
+  });
+
+  const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
+  const mway = (...args: string[]) => cli('mway', args, { env, timeout: 120_000 });
+  t.is(
+    (
+      await mway(
+        'config',
+        'init',
+        '--broker',
+        address,
+        '--fleet',
+        'prod',
+        '--anchor',
+        p.root.certPath,
+        '--key',
+        p.admin.keyPath,
+        '--cert',
+        p.admin.certPath,
+      )
+    ).exitCode,
+    0,
+  );
+  t.is((await mway('group', 'create', 'web')).exitCode, 0);
+  t.is((await mway('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
+  await until('memberships held', async () => {
+    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
+  });
+  const install = await mway('install', '--group', 'web', mwl, '--json');
+  t.is(install.exitCode, 0, install.stdout + install.stderr);
+  const ir = JSON.parse(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
+  t.deepEqual(
+    ir.peers.map((x) => [x.output.name, x.output.state]),
+    [
+      ['hello', 'active'],
+      ['hello', 'active'],
+    ],
+  );
+  await until(
+    'services running',
+    async () => {
+      const r = JSON.parse((await mway('service', '--group', 'web', 'list', '--json')).stdout) as {
+        peers: Array<{ output: Array<{ state: string }> }>;
+      };
+      return r.peers.every((x) => x.output.some((s) => s.state === 'running'));
+    },
+    30_000,
+  );
+  const before = JSON.parse(
+    (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
+  ) as { peers: Array<{ output: { pid: number } }> };
+  const restart = await mway('service', '--group', 'web', 'restart', 'hello/web', '--json');
+  t.is(restart.exitCode, 0, restart.stdout + restart.stderr);
+  await until(
+    'a new process',
+    async () => {
+      const after = JSON.parse(
+        (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
+      ) as { peers: Array<{ output: { pid?: number; state: string } }> };
+      const o = after.peers[0]?.output;
+      return o?.state === 'running' && o.pid !== undefined && o.pid !== before.peers[0]?.output.pid;
+    },
+    30_000,
+  );
+  const remove = await mway('remove', '--group', 'web', 'hello');
+  t.is(remove.exitCode, 0, remove.stdout + remove.stderr);
+  const layers = JSON.parse((await mway('status', '--group', 'web', '--json')).stdout) as {
+    peers: Array<{ output: { layers: unknown[] } }>;
+  };
+  t.deepEqual(
+    layers.peers.map((x) => x.output.layers),
+    [[], []],
+  );
 });

@@ -198,6 +198,25 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   await new Promise((r) => setTimeout(r, 1000));
   t.is(recs.p2.calls.filter((c) => c === 'restart hello').length, 2, 'at most once per peer');
 
+  // A signed removal: p2 drops web and the next web command goes to p1 only.
+  t.is((await mway('group', 'remove', 'web', 'p2')).exitCode, 0);
+  await until('p2 left web', async () => {
+    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{
+      peer: string;
+      groups?: string[];
+    }>;
+    return rows.some((x) => x.peer === 'p2' && x.groups !== undefined && !x.groups.includes('web'));
+  });
+  const after = JSON.parse(
+    (await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json')).stdout,
+  ) as {
+    peers: Array<{ peer: string }>;
+  };
+  t.deepEqual(
+    after.peers.map((x) => x.peer),
+    ['p1'],
+  );
+
   const jobs = await mway('jobs', '--json');
   t.true((JSON.parse(jobs.stdout) as unknown[]).length >= 9);
   const audit = await mway('audit', '--verify');

@@ -219,8 +219,10 @@ export class LayerManager {
       const m = e.verified?.manifest;
       if (m === undefined || m.kind !== 'app' || e.rootMount !== undefined) continue;
       try {
+        // The resolver gives the stack bottom to top (the app last); overlayfs wants the
+        // top layer first.
         const { overlayOrder } = mod.resolve(manifests, m.name);
-        const lowers = overlayOrder.map((n) => {
+        const lowers = [...overlayOrder].reverse().map((n) => {
           const mount = this.#entries.get(n)?.activation?.mountPoint;
           if (mount === undefined)
             throw new AgentError('E_LAYER_DEPENDENCY', `Layer ${m.name} needs ${n}, which is not active`);

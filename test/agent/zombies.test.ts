@@ -21,7 +21,8 @@ test('no zombies accumulate under PID 1 when a service double-forks, orphans its
   t.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as {
     pid: number;
-    zombies: string[];
+    whileRunning: string[];
+    afterStop: string[];
     log: string[];
     stub: string[];
   };

@@ -1,0 +1,178 @@
+// `npm run bench -- agent`: the agent in namespace mode with 20 signed app layers of 2
+// services each (40 sandboxes, instant start): time from spawning the agent until every
+// service is ready, and the agent's RSS then. Reference figures from the same run: the
+// same agent with no layers (the fixed cost: Node, re-exec, trust, secure config), and 40
+// bare `bwrap` sandboxes started one after another by a shell (the sandboxing floor).
+// Targets (issue 5): < 1.5 s and < 80 MiB.
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run as runTool } from '../common/exec.ts';
+import { newIdentity, readCertificates, readPrivateKey, serialize, signEnvelope } from '../keys/index.ts';
+import { buildTestLayer } from '../test/agent/_layers.ts';
+
+const LAYERS = 20;
+const BIN = join(import.meta.dirname, '..', 'agent', 'bin', 'milkyway-agent.ts');
+
+interface Measured {
+  readyMs: number;
+  rssKiB: number;
+  stopMs: number;
+  line: string;
+}
+
+async function makeRoot(
+  dir: string,
+  pki: { rootCert: string; userKeyPath: string; userCertPath: string },
+  layers: number,
+) {
+  const root = join(dir, `root-${layers}`);
+  for (const d of ['certs', 'config', 'layers', 'data', 'base'])
+    await mkdir(join(root, d), { recursive: true });
+  await writeFile(join(root, 'certs', 'user-root.crt'), await readFile(pki.rootCert));
+  const key = await readPrivateKey(pki.userKeyPath);
+  const chain = await readCertificates(pki.userCertPath);
+  await writeFile(
+    join(root, 'config', 'secure.json'),
+    serialize(signEnvelope({ type: 'config', payload: { v: 1, groups: {} }, key, chain })),
+  );
+  const config = join(root, 'agent.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      stateDir: '/run',
+      baseDir: '/base',
+      allowUserspaceVerity: true,
+      cgroupRoot: `/sys/fs/cgroup/unified/mway-bench-${process.pid}-${layers}`,
+      stopTimeoutMs: 3000,
+    }),
+  );
+  return { root, config };
+}
+
+async function measure(root: string, config: string): Promise<Measured> {
+  const script =
+    'set -e; mount --rbind / "$1/base"; mkdir -p "$1/sys"; mount --rbind /sys "$1/sys"; shift; exec "$@"';
+  const t0 = performance.now();
+  const proc = spawn(
+    'unshare',
+    [
+      '--pid',
+      '--fork',
+      '--mount',
+      '--mount-proc',
+      '--propagation',
+      'private',
+      '/bin/sh',
+      '-c',
+      script,
+      'sh',
+      root,
+      process.execPath,
+      BIN,
+      '--root',
+      root,
+      '--config',
+      config,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let err = '';
+  const exited = new Promise<number | null>((r) => proc.once('exit', (c) => r(c)));
+  const line = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`agent not booted in 120 s:\n${err.slice(-2000)}`)),
+      120_000,
+    );
+    proc.stderr.on('data', (c: Buffer) => {
+      err += c.toString();
+      const m = /boot done: [^\n]*/.exec(err);
+      if (m !== null) {
+        clearTimeout(timer);
+        resolve(m[0]);
+      }
+    });
+  });
+  const readyMs = performance.now() - t0;
+  const kids = (await readFile(`/proc/${proc.pid}/task/${proc.pid}/children`, 'utf8')).trim().split(' ');
+  const agentPid = Number(kids[0]);
+  const status = await readFile(`/proc/${agentPid}/status`, 'utf8');
+  const rssKiB = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  const t1 = performance.now();
+  process.kill(agentPid, 'SIGTERM');
+  const code = await exited;
+  if (code !== 0) throw new Error(`agent exited with ${code}:\n${err.slice(-2000)}`);
+  return { readyMs, rssKiB, stopMs: performance.now() - t1, line };
+}
+
+export async function run(_argv: string[]): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'mway-bench-agent-'));
+  try {
+    const root = await newIdentity({ role: 'user-root', name: 'root', outDir: dir });
+    const user = await newIdentity({
+      role: 'user',
+      name: 'user',
+      outDir: dir,
+      issuerKey: await readPrivateKey(root.keyPath),
+      issuerCert: root.certificate,
+    });
+    const pki = { rootCert: root.certPath, userKeyPath: user.keyPath, userCertPath: user.certPath };
+    const empty = await makeRoot(dir, pki, 0);
+    const full = await makeRoot(dir, pki, LAYERS);
+    const services = [
+      { name: 'a', argv: ['/bin/sleep', '3600'] },
+      { name: 'b', argv: ['/bin/sleep', '3600'], after: ['a'] },
+    ];
+    for (let i = 0; i < LAYERS; i++) {
+      const name = `app${String(i).padStart(2, '0')}`;
+      await buildTestLayer(
+        pki,
+        { name, kind: 'app', files: { [`etc/${name}`]: name }, services },
+        join(full.root, 'layers', `${name}.mwl`),
+      );
+    }
+    const rounds = 3;
+    const best = (xs: Measured[]) => xs.reduce((a, b) => (b.readyMs < a.readyMs ? b : a));
+    const base: Measured[] = [];
+    const load: Measured[] = [];
+    for (let i = 0; i < rounds; i++) {
+      base.push(await measure(empty.root, empty.config));
+      load.push(await measure(full.root, full.config));
+    }
+    const b = best(base);
+    const l = best(load);
+    const t = performance.now();
+    await runTool(
+      '/bin/sh',
+      [
+        '-c',
+        'for i in $(seq 40); do bwrap --unshare-pid --unshare-ipc --unshare-uts --unshare-net --ro-bind / / --proc /proc --dev /dev true; done',
+      ],
+      { timeout: 120_000 },
+    );
+    const bwrap40 = performance.now() - t;
+    const maxRss = Math.max(...load.map((m) => m.rssKiB));
+    console.log(`${LAYERS} layers × 2 services, userspace verity, best of ${rounds}: ${l.line}`);
+    console.log(
+      `agent, 40 services ready:    ${l.readyMs.toFixed(0)} ms   (target < 1500 ms; ratio to target ${(l.readyMs / 1500).toFixed(2)})`,
+    );
+    console.log(
+      `agent RSS with 40 services:  ${(maxRss / 1024).toFixed(1)} MiB (target < 80 MiB; ratio ${(maxRss / 1024 / 80).toFixed(2)})`,
+    );
+    console.log(
+      `agent, no layers (baseline): ${b.readyMs.toFixed(0)} ms, ${(b.rssKiB / 1024).toFixed(1)} MiB`,
+    );
+    console.log(`40 bare bwrap sandboxes, one after another (reference): ${bwrap40.toFixed(0)} ms`);
+    console.log(
+      `layers + services cost over baseline: ${(l.readyMs - b.readyMs).toFixed(0)} ms; ratio to 40 bare bwrap: ${((l.readyMs - b.readyMs) / bwrap40).toFixed(2)}x`,
+    );
+    console.log(`orderly shutdown of 40 services: ${l.stopMs.toFixed(0)} ms`);
+  } finally {
+    for (const d of await readdir('/sys/fs/cgroup/unified').catch(() => [] as string[])) {
+      if (d.startsWith(`mway-bench-${process.pid}-`))
+        await rmdir(join('/sys/fs/cgroup/unified', d)).catch(() => {});
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -169,6 +169,34 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     ['refused E_CMD_SCOPE_ACTION', 'refused E_CMD_SCOPE_ACTION'],
   );
 
+  // --async prints the job id; `mway job` shows the verified results later.
+  const asyncRun = await mway('service', '--group', 'web', 'restart', 'hello', '--async');
+  t.is(asyncRun.exitCode, 0, asyncRun.stderr);
+  const asyncId = asyncRun.stdout.trim();
+  t.regex(asyncId, /^[0-9a-f]{32}$/);
+  await until(
+    'async job done',
+    async () => JSON.parse((await mway('job', asyncId, '--json')).stdout).summary.succeeded === 2,
+  );
+  // --batch 1 --max-fail 0: the first peer's refusal stops the rollout; the second is skipped.
+  const stopped = await mway(
+    'run',
+    '--group',
+    'web',
+    '--batch',
+    '1',
+    '--max-fail',
+    '0',
+    '--timeout',
+    '10',
+    '--json',
+    '--',
+    'id',
+  );
+  t.is(stopped.exitCode, 1);
+  const sr = JSON.parse(stopped.stdout) as { peers: Array<{ outcome: string }> };
+  t.deepEqual(sr.peers.map((x) => x.outcome).sort(), ['refused', 'skipped']);
+
   // p2 goes offline; the job waits for it.
   await link2.stop();
   await until('p2 offline', () => !broker.peers.has('p2'));
@@ -194,9 +222,9 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     async () => JSON.parse((await mway('job', job.jobId, '--json')).stdout).summary.succeeded === 2,
   );
   // p1 reconnected to the restarted broker too and was redelivered nothing new to run.
-  t.deepEqual(recs.p1.calls.filter((c) => c === 'restart hello').length, 2);
+  t.deepEqual(recs.p1.calls.filter((c) => c === 'restart hello').length, 3);
   await new Promise((r) => setTimeout(r, 1000));
-  t.is(recs.p2.calls.filter((c) => c === 'restart hello').length, 2, 'at most once per peer');
+  t.is(recs.p2.calls.filter((c) => c === 'restart hello').length, 3, 'at most once per peer');
 
   // A signed removal: p2 drops web and the next web command goes to p1 only.
   t.is((await mway('group', 'remove', 'web', 'p2')).exitCode, 0);

@@ -214,7 +214,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   link2 = await peer(t, p, p.p2, address, s2, recs.p2);
   await until(
     'p2 ran the pending restart',
-    () => recs.p2.calls.filter((c) => c === 'restart hello').length === 2,
+    () => recs.p2.calls.filter((c) => c === 'restart hello').length === 3,
     20_000,
   );
   await until(

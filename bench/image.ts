@@ -5,7 +5,7 @@
 //     a line printed from JavaScript by Node as PID 1, with the full read (mway.verity=full,
 //     the default) and without (mway.verity=lazy);
 //  3. with --disk PATH [--ready REGEX]: a built image, QEMU start → the first console line
-//     matching REGEX (default: the agent's ready line), e.g. `mway-image build` output.
+//     matching REGEX (default `boot done:`, the agent's line once its services are started).
 // Options: --rounds N (default 2, best of).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -120,7 +120,7 @@ export async function run(argv: string[]): Promise<void> {
 
     const disk = flag(argv, 'disk');
     if (disk !== undefined) {
-      const ready = new RegExp(flag(argv, 'ready') ?? 'agent.*ready');
+      const ready = new RegExp(flag(argv, 'ready') ?? 'boot done:');
       const img = await best(rounds, () => timeTo(disk, ready));
       console.log(
         `image ${disk}: QEMU start → ${ready}: ${s(img.ms)} (switch_root ${s(img.marks.switchRoot)})`,

@@ -8,3 +8,4 @@ export * from './resolve.ts';
 export * from './rootfs-check.ts';
 export * from './sign.ts';
 export * from './verify.ts';
+export * from './oci-import.ts';

@@ -2,14 +2,20 @@
 // inside the tree. Device nodes, FIFOs and sockets are refused (a layer is software, and
 // the agent mounts payloads nodev anyway); so is a symlink that climbs above the root.
 import { lstat, readdir, readlink } from 'node:fs/promises';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { LayerError } from './layer-error.ts';
 
 /** True when a symlink at `rel` (relative to the root) pointing at `target` stays inside. */
 export function symlinkStaysInside(rel: string, target: string): boolean {
   if (target.startsWith('/')) return true; // resolved inside the layer's own root when mounted
-  const resolved = posix.normalize(posix.join(posix.dirname(`/${rel}`), target));
-  return !resolved.startsWith('/..') && resolved.startsWith('/');
+  // Resolve lexically from the link's directory; path.join would clamp "/.." to "/" and hide it.
+  let depth = rel.split('/').filter((p) => p !== '').length - 1;
+  for (const part of target.split('/')) {
+    if (part === '' || part === '.') continue;
+    depth += part === '..' ? -1 : 1;
+    if (depth < 0) return false;
+  }
+  return true;
 }
 
 export interface TreeStats {

@@ -8,4 +8,5 @@ export const subCommands: SubCommandsDef = {
   verify: () => import('./verify.ts').then((m) => m.default),
   inspect: () => import('./inspect.ts').then((m) => m.default),
   extract: () => import('./extract.ts').then((m) => m.default),
+  'import-oci': () => import('./import-oci.ts').then((m) => m.default),
 };

@@ -1,0 +1,72 @@
+// `mway-layer import-oci ARCHIVE --key K --cert C -o FILE.mwl`: an OCI layout tarball or a
+// `docker save` archive becomes a signed layer; dropped entries and unmapped settings listed.
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import { createProgress } from '../../common/progress.ts';
+import { LayerError } from '../layer-error.ts';
+import { importOci } from '../oci-import.ts';
+import { epochArg, keyArgs, loadSigner } from './shared.ts';
+
+export default defineCommand({
+  meta: {
+    name: 'import-oci',
+    description: 'Turn an OCI image layout tarball or a docker save archive into a signed layer',
+  },
+  args: {
+    ...commonArgs,
+    ...keyArgs,
+    archive: {
+      type: 'positional',
+      required: true,
+      description: 'OCI layout tar or docker save tar (optionally gzip/zstd)',
+    },
+    out: { type: 'string', alias: 'o', description: 'Output .mwl file' },
+    name: { type: 'string', description: 'Layer name (default: from the image reference)' },
+    version: {
+      type: 'string',
+      description: 'Layer version (default: the tag when it is a semantic version)',
+    },
+    ref: { type: 'string', description: 'Image to take from an archive holding several' },
+    'source-date-epoch': {
+      type: 'string',
+      description: 'Timestamp for every file (default: env SOURCE_DATE_EPOCH, else 0)',
+    },
+  },
+  async run({ args }) {
+    if (args.out === undefined)
+      throw new LayerError('E_USAGE', 'Give -o FILE.mwl', { details: { exitCode: 2 } });
+    const signer = await loadSigner(args.key, args.cert);
+    const epoch = epochArg(args['source-date-epoch']);
+    const r = await importOci({
+      archive: args.archive,
+      ...signer,
+      out: args.out,
+      progress: createProgress({ json: args.json }),
+      ...(args.name === undefined ? {} : { name: args.name }),
+      ...(args.version === undefined ? {} : { version: args.version }),
+      ...(args.ref === undefined ? {} : { ref: args.ref }),
+      ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
+    });
+    output(
+      args.json,
+      {
+        ok: true,
+        path: r.path,
+        format: r.format,
+        name: r.manifest.name,
+        version: r.manifest.version,
+        imageLayers: r.imageLayers,
+        service: r.manifest.services[0] ?? null,
+        rootHash: r.manifest.payload.verity.rootHash,
+        dropped: r.dropped,
+        unmapped: r.unmapped,
+      },
+      () =>
+        [
+          `imported ${r.format} image (${r.imageLayers} layers) → ${r.path}: ${r.manifest.name} ${r.manifest.version}`,
+          ...r.dropped.map((d) => `dropped: layer ${d.layer} ${d.path}: ${d.reason}`),
+          ...r.unmapped.map((u) => `not mapped: ${u}`),
+        ].join('\n'),
+    );
+  },
+});

@@ -1,0 +1,383 @@
+// `importOci`: an OCI image layout tarball or a `docker save` archive becomes a signed
+// layer. The outer archive's files are stored under counter names (never archive paths),
+// blobs are checked against their digests, image layers are applied in order (oci-apply.ts)
+// and the image config is mapped to a service; whatever has no equivalent is reported.
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, posix } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import semver from 'semver';
+import type { Progress } from '../common/progress.ts';
+import type { Certificate, SigningKey } from '../keys/index.ts';
+import { LayerError } from './layer-error.ts';
+import type { ServiceSpec, SourceManifest } from './manifest.ts';
+import { type Dropped, applyLayer } from './oci-apply.ts';
+import { forEachEntry, memberPath } from './oci-tar.ts';
+import { type PackResult, packLayer } from './pack.ts';
+
+const MAX_JSON = 4 * 1024 * 1024;
+const MAX_LAYERS = 256;
+
+export interface ImportOciOptions {
+  archive: string;
+  key: SigningKey;
+  chain: readonly Certificate[];
+  out: string;
+  name?: string;
+  version?: string;
+  /** Which image in a multi-image archive: OCI ref.name annotation or Docker RepoTag. */
+  ref?: string;
+  sourceDateEpoch?: number;
+  progress?: Progress;
+}
+
+export interface ImportOciResult extends PackResult {
+  format: 'oci' | 'docker';
+  imageLayers: number;
+  /** Entries left out of the payload (device nodes, FIFOs, setuid bits). */
+  dropped: Dropped[];
+  /** Image settings with no layer equivalent. */
+  unmapped: string[];
+}
+
+/** The outer archive unpacked to numbered files; names map to them. */
+interface Outer {
+  files: Map<string, string>;
+}
+
+async function unpackOuter(archive: string, work: string): Promise<Outer> {
+  const files = new Map<string, string>();
+  const links = new Map<string, string>();
+  let n = 0;
+  await forEachEntry(archive, archive, async (e) => {
+    const h = e.header;
+    const rel = memberPath(h.name, archive);
+    if (h.type === 'directory' || rel === '') return;
+    if (h.type === 'symlink') {
+      // docker save (legacy) links <id>/layer.tar -> ../<digest>.tar
+      const target = posix.normalize(posix.join(posix.dirname(rel), h.linkname ?? ''));
+      if ((h.linkname ?? '').startsWith('/') || target.startsWith('..')) {
+        throw new LayerError('E_OCI_LINK_ESCAPE', `${archive}: ${rel} -> ${h.linkname} leaves the archive`, {
+          details: { member: rel },
+        });
+      }
+      links.set(rel, target);
+      return;
+    }
+    if (h.type !== 'file' && h.type !== 'contiguous-file') {
+      throw new LayerError('E_OCI_ARCHIVE', `${archive}: unexpected ${h.type} ${rel} in an image archive`, {
+        details: { member: rel },
+      });
+    }
+    if (files.has(rel))
+      throw new LayerError('E_OCI_ARCHIVE', `${archive}: ${rel} appears twice`, { details: { member: rel } });
+    const dest = join(work, `f${n++}`);
+    await pipeline(e, createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+    files.set(rel, dest);
+  });
+  for (const [from, to] of links) {
+    const f = files.get(to);
+    if (f === undefined) throw new LayerError('E_OCI_ARCHIVE', `${archive}: ${from} links to missing ${to}`);
+    files.set(from, f);
+  }
+  return { files };
+}
+
+async function jsonFile(outer: Outer, name: string, what: string): Promise<Record<string, unknown>> {
+  const p = outer.files.get(name);
+  if (p === undefined) throw new LayerError('E_OCI_ARCHIVE', `Image archive has no ${name} (${what})`);
+  if ((await stat(p)).size > MAX_JSON)
+    throw new LayerError('E_OCI_ARCHIVE', `${name} is larger than ${MAX_JSON} bytes`);
+  try {
+    return JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new LayerError('E_OCI_ARCHIVE', `${name} is not JSON: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+async function sha256Of(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path)) h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+async function blob(outer: Outer, digest: unknown, what: string): Promise<string> {
+  if (typeof digest !== 'string' || !/^sha256:[0-9a-f]{64}$/.test(digest)) {
+    throw new LayerError('E_OCI_ARCHIVE', `${what} has a bad digest ${JSON.stringify(digest)}`);
+  }
+  const hex = digest.slice(7);
+  const p = outer.files.get(`blobs/sha256/${hex}`);
+  if (p === undefined) throw new LayerError('E_OCI_ARCHIVE', `Image archive has no blob ${digest} (${what})`);
+  if ((await sha256Of(p)) !== hex)
+    throw new LayerError('E_OCI_DIGEST', `Blob ${digest} (${what}) does not match its digest`);
+  return p;
+}
+
+interface Image {
+  format: 'oci' | 'docker';
+  config: Record<string, unknown>;
+  layers: string[];
+  ref: string | undefined;
+}
+
+async function ociImage(outer: Outer, ref: string | undefined): Promise<Image> {
+  const index = await jsonFile(outer, 'index.json', 'OCI index');
+  let manifests = index.manifests;
+  let chosenRef: string | undefined;
+  for (let depth = 0; depth < 4; depth++) {
+    if (!Array.isArray(manifests) || manifests.length === 0)
+      throw new LayerError('E_OCI_ARCHIVE', 'OCI index lists no manifests');
+    const list = manifests as Record<string, unknown>[];
+    const refOf = (m: Record<string, unknown>) =>
+      (m.annotations as Record<string, string> | undefined)?.['org.opencontainers.image.ref.name'];
+    let pick = ref === undefined ? undefined : list.find((m) => refOf(m) === ref);
+    if (ref !== undefined && pick === undefined && depth === 0)
+      throw new LayerError(
+        'E_OCI_REF',
+        `OCI index has no image ${ref} (have: ${list.map(refOf).join(', ')})`,
+      );
+    pick ??= list.find((m) => {
+      const p = m.platform as Record<string, string> | undefined;
+      return p === undefined || (p.os === 'linux' && p.architecture === 'amd64');
+    });
+    if (pick === undefined) throw new LayerError('E_OCI_ARCHIVE', 'OCI index has no linux/amd64 image');
+    if (ref === undefined && depth === 0 && list.length > 1) {
+      // Several tagged images and no --ref: ambiguous.
+      const tagged = list.filter((m) => refOf(m) !== undefined);
+      if (tagged.length > 1)
+        throw new LayerError(
+          'E_OCI_REF',
+          `OCI index holds ${tagged.length} images; choose one with --ref (${tagged.map(refOf).join(', ')})`,
+        );
+    }
+    chosenRef ??= refOf(pick);
+    const body = JSON.parse(await readFile(await blob(outer, pick.digest, 'manifest'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    if (Array.isArray(body.manifests)) {
+      manifests = body.manifests;
+      continue;
+    }
+    const cfg = body.config as Record<string, unknown> | undefined;
+    const config = JSON.parse(await readFile(await blob(outer, cfg?.digest, 'config'), 'utf8')) as Record<
+      string,
+      unknown
+    >;
+    if (!Array.isArray(body.layers))
+      throw new LayerError('E_OCI_ARCHIVE', 'OCI manifest has no layers array');
+    const layers: string[] = [];
+    for (const [i, l] of (body.layers as Record<string, unknown>[]).entries())
+      layers.push(await blob(outer, l.digest, `layer ${i + 1}`));
+    return { format: 'oci', config, layers, ref: chosenRef };
+  }
+  throw new LayerError('E_OCI_ARCHIVE', 'OCI index nests too deeply');
+}
+
+async function dockerImage(outer: Outer, ref: string | undefined): Promise<Image> {
+  const p = outer.files.get('manifest.json') as string;
+  const list = JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>[];
+  if (!Array.isArray(list) || list.length === 0)
+    throw new LayerError('E_OCI_ARCHIVE', 'docker manifest.json lists no image');
+  const tags = (m: Record<string, unknown>) => (Array.isArray(m.RepoTags) ? (m.RepoTags as string[]) : []);
+  let m = list[0] as Record<string, unknown>;
+  if (ref !== undefined) {
+    const f = list.find((x) => tags(x).some((t) => t === ref || t.endsWith(`/${ref}`)));
+    if (f === undefined) throw new LayerError('E_OCI_REF', `docker archive has no image ${ref}`);
+    m = f;
+  } else if (list.length > 1)
+    throw new LayerError('E_OCI_REF', `docker archive holds ${list.length} images; choose one with --ref`);
+  const configName = memberPath(String(m.Config), 'manifest.json');
+  const config = await jsonFile(outer, configName, 'image config');
+  const diffIds = ((config.rootfs as Record<string, unknown> | undefined)?.diff_ids ?? []) as string[];
+  if (!Array.isArray(m.Layers)) throw new LayerError('E_OCI_ARCHIVE', 'docker manifest has no Layers');
+  const layers: string[] = [];
+  for (const [i, l] of (m.Layers as string[]).entries()) {
+    const f = outer.files.get(memberPath(String(l), 'manifest.json'));
+    if (f === undefined) throw new LayerError('E_OCI_ARCHIVE', `docker archive has no layer ${l}`);
+    // diff_ids are digests of the uncompressed layer tars, which is what docker save stores.
+    const want = diffIds[i];
+    if (typeof want === 'string' && want.startsWith('sha256:') && (await sha256Of(f)) !== want.slice(7)) {
+      throw new LayerError('E_OCI_DIGEST', `docker layer ${l} does not match diff_id ${want}`);
+    }
+    layers.push(f);
+  }
+  return { format: 'docker', config, layers, ref: tags(m)[0] };
+}
+
+const ARCH: Record<string, 'x86_64' | 'aarch64'> = { amd64: 'x86_64', arm64: 'aarch64' };
+const SIGNALS = [
+  'SIGTERM',
+  'SIGINT',
+  'SIGQUIT',
+  'SIGHUP',
+  'SIGKILL',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGWINCH',
+  'SIGPWR',
+];
+
+function sanitizeName(s: string): string {
+  const n = s
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]+/g, '-')
+    .replace(/^[^a-z0-9]+/, '')
+    .slice(0, 64);
+  return n === '' ? 'imported' : n;
+}
+
+/** Maps the image config to a source manifest; returns what could not be mapped. */
+export function mapConfig(
+  image: Image,
+  o: { name?: string; version?: string },
+): { manifest: SourceManifest; unmapped: string[] } {
+  const unmapped: string[] = [];
+  const c = (image.config.config ?? {}) as Record<string, unknown>;
+  const strs = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  const refName = image.ref?.split('/').pop() ?? '';
+  const [repo, tag] = refName.includes(':')
+    ? [refName.slice(0, refName.lastIndexOf(':')), refName.slice(refName.lastIndexOf(':') + 1)]
+    : [refName, ''];
+  const name = o.name ?? sanitizeName(repo === '' || /^\d/.test(repo) ? 'imported' : repo);
+  let version = o.version;
+  if (version === undefined) {
+    const candidate =
+      semver.valid(tag) ?? semver.valid(refName) ?? semver.valid(semver.coerce(tag)?.version ?? '');
+    version = candidate ?? '0.0.0';
+    if (candidate === null)
+      unmapped.push(
+        `tag ${JSON.stringify(tag || refName)} is not a semantic version; version set to 0.0.0 (use --version)`,
+      );
+  }
+  const argv = [...strs(c.Entrypoint), ...strs(c.Cmd)];
+  const env: Record<string, string> = {};
+  for (const kv of strs(c.Env)) {
+    const i = kv.indexOf('=');
+    const k = i < 0 ? kv : kv.slice(0, i);
+    if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) env[k] = i < 0 ? '' : kv.slice(i + 1);
+    else unmapped.push(`Env ${JSON.stringify(kv)}: not a valid variable name`);
+  }
+  const userSpec = typeof c.User === 'string' && c.User !== '' ? c.User : 'root';
+  const [user, group] = userSpec.includes(':')
+    ? [userSpec.split(':')[0] as string, userSpec.split(':')[1] as string]
+    : [userSpec, userSpec === 'root' ? 'root' : userSpec];
+  const ports = Object.keys((c.ExposedPorts ?? {}) as Record<string, unknown>).sort();
+  const tcp = ports
+    .map((p) => /^(\d+)(\/tcp)?$/.exec(p))
+    .filter((m) => m !== null)
+    .map((m) => Number(m[1]));
+  for (const p of ports)
+    if (!/^(\d+)(\/tcp)?$/.test(p)) unmapped.push(`ExposedPorts ${p}: only TCP ports map to readiness`);
+  if (tcp.length > 1)
+    unmapped.push(
+      `ExposedPorts ${tcp.slice(1).join(', ')}: only the first TCP port is the readiness probe; all listen on the host network`,
+    );
+  let stopSignal = 'SIGTERM';
+  if (typeof c.StopSignal === 'string') {
+    const s = c.StopSignal.startsWith('SIG') ? c.StopSignal : `SIG${c.StopSignal}`;
+    if (SIGNALS.includes(s)) stopSignal = s;
+    else unmapped.push(`StopSignal ${c.StopSignal}`);
+  }
+  for (const k of Object.keys(c).sort()) {
+    if (['Entrypoint', 'Cmd', 'Env', 'WorkingDir', 'User', 'ExposedPorts', 'StopSignal'].includes(k))
+      continue;
+    const v = c[k];
+    if (
+      v === null ||
+      v === undefined ||
+      (typeof v === 'object' && Object.keys(v).length === 0) ||
+      v === '' ||
+      v === false
+    )
+      continue;
+    if (k === 'ArgsEscaped') continue;
+    unmapped.push(`${k} ${JSON.stringify(v)}`);
+  }
+  const services: ServiceSpec[] = [];
+  if (argv.length === 0) unmapped.push('no Entrypoint or Cmd: the layer has no service');
+  else {
+    const wd = typeof c.WorkingDir === 'string' && c.WorkingDir.startsWith('/') ? c.WorkingDir : '/';
+    services.push({
+      name: sanitizeName(name),
+      argv,
+      env,
+      workingDirectory: wd,
+      user,
+      group,
+      restart: { policy: 'on-failure', backoffMs: 100, maxBackoffMs: 30_000, burst: 5, intervalMs: 10_000 },
+      readiness: tcp[0] === undefined ? { type: 'none' } : { type: 'tcp', port: tcp[0], host: '127.0.0.1' },
+      startTimeoutMs: 90_000,
+      after: [],
+      stopSignal,
+      stopTimeoutMs: 10_000,
+      capabilities: [],
+      limits: {},
+      network: 'host',
+    });
+  }
+  const arch = ARCH[String(image.config.architecture)];
+  if (arch === undefined) unmapped.push(`architecture ${String(image.config.architecture)}: recorded as any`);
+  const manifest: SourceManifest = {
+    format: 1,
+    name,
+    version,
+    kind: 'app',
+    architecture: arch ?? 'any',
+    description: `imported from ${image.format} image ${image.ref ?? ''}`.trim(),
+    minCoreOs: undefined,
+    dependencies: [],
+    provides: [],
+    groups: [],
+    data: { private: true, groups: [], common: false },
+    services,
+    actions: [],
+  };
+  return { manifest, unmapped };
+}
+
+export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
+  const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.oci-`));
+  try {
+    o.progress?.step('reading image archive');
+    const outerDir = join(work, 'outer');
+    await mkdir(outerDir);
+    const outer = await unpackOuter(o.archive, outerDir);
+    let image: Image;
+    if (outer.files.has('oci-layout') && outer.files.has('index.json')) image = await ociImage(outer, o.ref);
+    else if (outer.files.has('manifest.json')) image = await dockerImage(outer, o.ref);
+    else
+      throw new LayerError(
+        'E_OCI_FORMAT',
+        `${o.archive} is neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`,
+      );
+    if (image.layers.length > MAX_LAYERS)
+      throw new LayerError('E_OCI_ARCHIVE', `image has ${image.layers.length} layers, at most ${MAX_LAYERS}`);
+    const src = join(work, 'src');
+    const rootfs = join(src, 'rootfs');
+    await mkdir(rootfs, { recursive: true });
+    const dropped: Dropped[] = [];
+    for (const [i, l] of image.layers.entries()) {
+      o.progress?.step(`applying image layer ${i + 1}/${image.layers.length}`);
+      await applyLayer(rootfs, l, i, dropped);
+    }
+    await rm(outerDir, { recursive: true, force: true });
+    const { manifest, unmapped } = mapConfig(image, {
+      ...(o.name === undefined ? {} : { name: o.name }),
+      ...(o.version === undefined ? {} : { version: o.version }),
+    });
+    const packed = await packLayer({
+      dir: src,
+      manifest: JSON.parse(JSON.stringify(manifest)),
+      key: o.key,
+      chain: o.chain,
+      out: o.out,
+      ...(o.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: o.sourceDateEpoch }),
+      ...(o.progress === undefined ? {} : { progress: o.progress }),
+    });
+    return { ...packed, format: image.format, imageLayers: image.layers.length, dropped, unmapped };
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,108 @@
+// Enrollment through `mway`: an unknown peer sends a self-signed request; `mway peers pending`
+// shows it with its key fingerprint; `mway peers accept` issues a peer certificate for exactly
+// that key (checked by the broker and by keys/ verifyChain here); the peer then connects with
+// it and takes signed commands.
+import { join } from 'node:path';
+import test from 'ava';
+import { Broker } from '../../control/broker.ts';
+import { createEnrollmentRequest } from '../../control/enrollment.ts';
+import { connectBroker } from '../../control/transport.ts';
+import {
+  generateKemKey,
+  generateSigningKey,
+  parseCertificates,
+  tlsContextOptions,
+  verifyChain,
+} from '../../keys/index.ts';
+import { cli, tempDir } from '../helpers.ts';
+import { makeFleetPki } from './command-fixture.ts';
+
+const pkiP = makeFleetPki();
+
+// KNOWN FAILURE: the broker's `enrollment-list` reply does not carry the signed request
+// itself (control/broker-requests.ts lists requestId, peerId, name, fingerprint, labels,
+// state, created), so `mway peers accept` has no public key to certify and stops with
+// E_ENROLL_UNKNOWN. Adding `request: e.request` to each row makes this pass; then turn
+// `test.failing` back into `test`.
+test.failing('mway peers pending / accept certifies the requested key and reject refuses another', async (t) => {
+  const p = await pkiP;
+  const dir = await tempDir(t);
+  const broker = await Broker.start({
+    dbPath: join(dir, 'broker.sqlite'),
+    tls: tlsContextOptions({
+      keyPath: p.broker.keyPath,
+      certPath: p.broker.certPath,
+      anchors: [p.root.cert],
+    }),
+    certificate: p.broker.cert,
+    anchors: [p.root.cert],
+  });
+  t.teardown(() => broker.close());
+  const address = `127.0.0.1:${broker.port}`;
+  const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
+  const mway = (...args: string[]) => cli('mway', args, { env, timeout: 60_000 });
+  const init = await mway(
+    'config',
+    'init',
+    '--broker',
+    address,
+    '--fleet',
+    'prod',
+    '--key',
+    p.admin.keyPath,
+    '--cert',
+    p.admin.certPath,
+    '--anchor',
+    p.root.certPath,
+  );
+  t.is(init.exitCode, 0, init.stderr);
+
+  const key = generateSigningKey('ml-dsa-65');
+  const kem = generateKemKey();
+  const { rawPublicKey } = await import('../../keys/algorithms.ts');
+  const anon = await connectBroker({ address, tls: { ca: [p.root.cert.pem] }, role: 'peer' });
+  t.teardown(() => anon.close());
+  const req = createEnrollmentRequest({
+    key,
+    kemPublicKey: rawPublicKey(kem.publicKey),
+    peerId: 'new-1',
+    labels: { role: 'web' },
+  });
+  const r = await anon.request('enroll-request', { request: req });
+  const other = createEnrollmentRequest({
+    key: generateSigningKey('ml-dsa-65'),
+    kemPublicKey: rawPublicKey(generateKemKey().publicKey),
+    peerId: 'intruder',
+  });
+  const r2 = await anon.request('enroll-request', { request: other });
+
+  const pending = await mway('peers', 'pending', '--json');
+  t.is(pending.exitCode, 0, pending.stderr);
+  const rows = JSON.parse(pending.stdout) as Array<{
+    requestId: string;
+    peerId: string;
+    fingerprint: string;
+  }>;
+  t.deepEqual(rows.map((x) => x.peerId).sort(), ['intruder', 'new-1']);
+  t.is(rows.find((x) => x.peerId === 'new-1')?.fingerprint, String(r.fingerprint));
+
+  const acc = await mway(
+    'peers',
+    'accept',
+    String(r.requestId),
+    '--issuer-key',
+    p.root.keyPath,
+    '--issuer-cert',
+    p.root.certPath,
+  );
+  t.is(acc.exitCode, 0, acc.stdout + acc.stderr);
+  t.is((await mway('peers', 'reject', 'intruder')).exitCode, 0);
+  const st = await anon.request('enroll-status', { requestId: r.requestId });
+  t.is(st.state, 'accepted');
+  const chain = parseCertificates(st.certificate as string);
+  const leaf = verifyChain(chain, { anchors: [p.root.cert], roles: ['peer'] });
+  t.is(leaf.peerId, 'new-1');
+  t.deepEqual(Buffer.from(leaf.publicKey), Buffer.from(rawPublicKey(key.publicKey)));
+  t.deepEqual(Buffer.from(leaf.kemPublicKey ?? []), Buffer.from(rawPublicKey(kem.publicKey)));
+  t.is((await anon.request('enroll-status', { requestId: r2.requestId })).state, 'rejected');
+});

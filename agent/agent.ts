@@ -98,8 +98,10 @@ export class Agent implements AgentApi {
     this.#events.emit('change', change);
   }
 
+  /** Logs a warning once and keeps it in `status().warnings`. */
   warn(message: string): void {
-    if (!this.#warnings.includes(message)) this.#warnings.push(message);
+    if (this.#warnings.includes(message)) return;
+    this.#warnings.push(message);
     this.log('warn', message);
   }
 

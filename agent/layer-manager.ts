@@ -25,9 +25,13 @@ import {
 } from './layers-contract.ts';
 import { servicesOf } from './manifest-services.ts';
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from './overlay-root.ts';
+import { pool } from './pool.ts';
 import type { Supervisor } from './supervisor.ts';
 import type { SecureConfig, Trust } from './trust.ts';
 import { ownerOf, UidTable } from './uid-table.ts';
+
+/** Layers verified and mounted at once during boot. */
+const BOOT_CONCURRENCY = 4;
 
 export interface LayerManagerOptions {
   config: AgentConfig;
@@ -147,8 +151,8 @@ export class LayerManager {
       if (stored.size === 0) return;
       const mod = await loadLayersModule();
       this.#uids ??= await UidTable.open(join(this.#o.path(this.#o.config.dataDir), 'uids.json'));
-      for (const [name, file] of stored) {
-        if (this.#entries.get(name)?.info.state === 'active') continue;
+      const todo = [...stored].filter(([name]) => this.#entries.get(name)?.info.state !== 'active');
+      await pool(todo, BOOT_CONCURRENCY, async ([name, file]) => {
         try {
           const v = await this.#verify(mod, file, trust, secure);
           if (v.manifest.name !== name) {
@@ -160,7 +164,7 @@ export class LayerManager {
         } catch (e) {
           this.#refused(name, file, e);
         }
-      }
+      });
       await this.#mountApps(mod, secure);
     });
   }
@@ -215,9 +219,17 @@ export class LayerManager {
       await mountSkeletonTmpfs(skeletonDir);
       this.#skeleton = true;
     }
-    for (const e of active) {
+    const apps = active.filter((e) => e.verified?.manifest.kind === 'app' && e.rootMount === undefined);
+    // uids first, one at a time: the table is one file.
+    const uids = this.#uids;
+    if (uids === undefined) throw new AgentError('E_INTERNAL', 'uid table not loaded');
+    for (const e of apps) {
+      const name = e.info.name;
+      if (ownerOf(uids, name) === undefined) await uids.allocate(name);
+    }
+    await pool(apps, BOOT_CONCURRENCY, async (e) => {
       const m = e.verified?.manifest;
-      if (m === undefined || m.kind !== 'app' || e.rootMount !== undefined) continue;
+      if (m === undefined) return;
       try {
         // The resolver gives the stack bottom to top (the app last); overlayfs wants the
         // top layer first.
@@ -232,8 +244,6 @@ export class LayerManager {
           const own = e.activation?.mountPoint;
           if (own !== undefined) lowers.unshift(own);
         }
-        const uids = this.#uids;
-        if (uids === undefined) throw new AgentError('E_INTERNAL', 'uid table not loaded');
         const owner = ownerOf(uids, m.name) ?? (await uids.allocate(m.name));
         const groups = grantedGroups(m.name, m.data.groups, secure);
         const refusedGroups = m.data.groups.filter((g) => !groups.includes(g));
@@ -266,7 +276,7 @@ export class LayerManager {
         await this.#deactivate(m.name);
         this.#refused(m.name, e.file, err);
       }
-    }
+    });
   }
 
   async #deactivate(name: string): Promise<void> {

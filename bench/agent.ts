@@ -103,6 +103,7 @@ async function measure(root: string, config: string): Promise<Measured> {
   process.kill(agentPid, 'SIGTERM');
   const code = await exited;
   if (code !== 0) throw new Error(`agent exited with ${code}:\n${err.slice(-2000)}`);
+  if (process.argv.includes('--verbose')) process.stderr.write(err);
   return { readyMs, rssKiB, stopMs: performance.now() - t1, line };
 }
 

@@ -51,7 +51,7 @@ export class AuditLog {
 
   append(kind: string, actor: string, data: unknown, now: Date = new Date()): AuditEntry {
     return this.#db.tx(() => {
-      const head = this.#db.auditHead();
+      const head = this.#db.auditTip();
       const e = {
         seq: (head?.seq ?? 0) + 1,
         time: now.toISOString(),

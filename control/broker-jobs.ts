@@ -166,7 +166,7 @@ export class BrokerJobs {
   /** Keeps the batch window full and stops the rollout once the failure budget is spent. */
   #advance(jobId: string): void {
     const b = this.#b;
-    const j = b.db.job(jobId);
+    const j = b.db.jobBatch(jobId);
     if (j === undefined || j.batch === null) return;
     const now = b.now().toISOString();
     const c = b.db.counts(jobId);

@@ -179,6 +179,13 @@ export class Broker {
     conn.onMessage((m) => {
       if (!this.#closing) this.#onMessage(s, m);
     });
+    conn.onInvalid((m) => {
+      if (m.id !== undefined) {
+        this.send(s, message('error', { re: m.id, code: m.error.code, message: m.error.message }));
+      } else {
+        this.log('warn', `broker: invalid message from ${s.identity}: ${m.error.message}`);
+      }
+    });
   }
 
   #reply(s: Session, m: Message, fields: Record<string, unknown>): void {

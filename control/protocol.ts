@@ -175,15 +175,44 @@ export function encodeFrame(message: Message): Buffer {
   return out;
 }
 
-/** Decodes one frame body (without its header). */
-export function decodeBody(body: Uint8Array): Message {
-  let value: unknown;
+/**
+ * A frame that parsed as JSON but is not a valid message: the stream is still in sync, so
+ * the receiver may answer `error` (to `id` when readable) instead of closing.
+ */
+export class InvalidMessage {
+  readonly error: ControlError;
+  readonly id: number | undefined;
+  constructor(error: ControlError, id: number | undefined) {
+    this.error = error;
+    this.id = id;
+  }
+}
+
+function parseBody(body: Uint8Array): unknown {
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
   } catch (e) {
     throw bad(`Cannot decode message: body is not UTF-8 JSON: ${(e as Error).message}`);
   }
-  return checkMessage(value);
+}
+
+/** Decodes one frame body (without its header). */
+export function decodeBody(body: Uint8Array): Message {
+  return checkMessage(parseBody(body));
+}
+
+/** Like decodeBody, but a well-formed JSON body that is not a valid message becomes InvalidMessage. */
+export function decodeBodyLenient(body: Uint8Array): Message | InvalidMessage {
+  const value = parseBody(body);
+  try {
+    return checkMessage(value);
+  } catch (e) {
+    const id = (value as { id?: unknown } | null)?.id;
+    return new InvalidMessage(
+      e as ControlError,
+      typeof id === 'number' && Number.isSafeInteger(id) && id >= 0 ? id : undefined,
+    );
+  }
 }
 
 /**
@@ -205,10 +234,10 @@ export class FrameDecoder {
     return this.#buffered;
   }
 
-  push(chunk: Uint8Array): Message[] {
+  push(chunk: Uint8Array): Array<Message | InvalidMessage> {
     this.#chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     this.#buffered += chunk.byteLength;
-    const out: Message[] = [];
+    const out: Array<Message | InvalidMessage> = [];
     for (;;) {
       if (this.#buffered < HEADER_SIZE) return out;
       // Join only the header's bytes if it is split, and the body only once it is complete,
@@ -227,7 +256,7 @@ export class FrameDecoder {
       const rest = all.subarray(HEADER_SIZE + len);
       this.#chunks = rest.length === 0 ? [] : [rest];
       this.#buffered = rest.length;
-      out.push(decodeBody(body));
+      out.push(decodeBodyLenient(body));
     }
   }
 }

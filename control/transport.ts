@@ -9,7 +9,7 @@ import { connect, createServer, type SecureContextOptions, type Server, type TLS
 import { errorMessage } from '../common/error.ts';
 import { type Certificate, parseCertificates } from '../keys/index.ts';
 import { ControlError } from './control-error.ts';
-import { encodeFrame, FrameDecoder, type Message, message, type Role } from './protocol.ts';
+import { encodeFrame, FrameDecoder, InvalidMessage, type Message, message, type Role } from './protocol.ts';
 
 /** Highest number of bytes queued for writing before `send` refuses (a slow reader). */
 export const MAX_WRITE_BACKLOG = 64 * 1024 * 1024;
@@ -19,6 +19,9 @@ export class Connection {
   readonly socket: TLSSocket;
   readonly #decoder: FrameDecoder;
   #onMessage: (m: Message) => void = () => {};
+  // By default a frame that is JSON but not a valid message ends the connection; the broker
+  // replaces this to answer `error` and keep serving.
+  #onInvalid: (m: InvalidMessage) => void = (m) => this.#fail(m.error);
   #onClose: (reason: Error | undefined) => void = () => {};
   #closed = false;
   #closeReason: Error | undefined;
@@ -27,7 +30,7 @@ export class Connection {
     this.socket = socket;
     this.#decoder = new FrameDecoder(maxFrame);
     socket.on('data', (chunk: Buffer) => {
-      let msgs: Message[];
+      let msgs: Array<Message | InvalidMessage>;
       try {
         msgs = this.#decoder.push(chunk);
       } catch (e) {
@@ -38,7 +41,8 @@ export class Connection {
       }
       for (const m of msgs) {
         if (this.#closed) return;
-        this.#onMessage(m);
+        if (m instanceof InvalidMessage) this.#onInvalid(m);
+        else this.#onMessage(m);
       }
     });
     socket.on('error', (e) => this.#fail(e));
@@ -63,6 +67,10 @@ export class Connection {
 
   onMessage(f: (m: Message) => void): void {
     this.#onMessage = f;
+  }
+
+  onInvalid(f: (m: InvalidMessage) => void): void {
+    this.#onInvalid = f;
   }
 
   onClose(f: (reason: Error | undefined) => void): void {

@@ -6,6 +6,7 @@ import { client, command, type Ident, makeFleetPki, result, startBroker } from '
 
 const pki = await makeFleetPki(3);
 const [p1, p2, p3] = pki.peers as [Ident, Ident, Ident];
+const code = (e: unknown) => (e as { code?: string }).code;
 const soon = (ms = 60_000) => new Date(Date.now() + ms).toISOString();
 
 test('a command reaches online peers now and offline peers on reconnect; results stream to the operator', async (t) => {
@@ -164,4 +165,33 @@ test('outgoing hook sees every message and can drop one (for hostile-broker test
   await a.c.request('ping');
   t.true(seen.includes('peer:command-deliver'));
   t.false(a.got.some((m) => m.kind === 'command-deliver'));
+});
+
+test('a client sending a malformed frame is cut off; the broker keeps serving the others', async (t) => {
+  const dir = await tempDir(t);
+  const b = await startBroker(t, pki, { dbPath: join(dir, 'broker.db') });
+  const op = await client(t, pki, pki.operator, b.port, 'operator');
+  const bad = await client(t, pki, p1, b.port, 'peer');
+  const body = Buffer.from('{"v":1,"kind":"result","jobId":');
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(body.length, 0);
+  bad.c.connection.socket.write(Buffer.concat([h, body]));
+  const reason = await bad.c.closed;
+  t.not(reason, new Error('never'));
+  t.true(bad.c.connection.closed);
+  // Unknown kinds and wrong-role kinds get an error reply without closing.
+  t.is(code(await t.throwsAsync(op.c.request('status', { status: {} }))), 'E_PROTOCOL');
+  t.is(
+    code(
+      await t.throwsAsync(
+        op.c.request('result', {
+          jobId: 'x',
+          result: { v: 1, type: 'result', payload: {}, signatures: [] },
+          outcome: 'ok',
+        }),
+      ),
+    ),
+    'E_FORBIDDEN',
+  );
+  t.truthy((await op.c.request('ping')).time);
 });

@@ -5,6 +5,7 @@ import {
   encodeFrame,
   FrameDecoder,
   HEADER_SIZE,
+  InvalidMessage,
   type Message,
   message,
 } from '../../control/protocol.ts';
@@ -34,7 +35,7 @@ test('encodeFrame/FrameDecoder round-trip messages fed one byte at a time', (t) 
   ];
   const bytes = Buffer.concat(msgs.map(encodeFrame));
   const d = new FrameDecoder();
-  const got: Message[] = [];
+  const got: Array<Message | InvalidMessage> = [];
   for (let i = 0; i < bytes.length; i++) got.push(...d.push(bytes.subarray(i, i + 1)));
   t.deepEqual(got, msgs);
   t.is(d.buffered, 0);
@@ -90,4 +91,16 @@ test('decodeBody() rejects hostile messages with E_PROTOCOL', (t) => {
 test('checkMessage() accepts every broker reply shape it produces', (t) => {
   t.is(checkMessage(message('reply', { re: 3, peers: [] })).kind, 'reply');
   t.is(checkMessage(message('error', { re: 3, code: 'E_X', message: 'm' })).kind, 'error');
+});
+
+test('FrameDecoder turns a JSON frame of the wrong shape into InvalidMessage with its id, and stays in sync', (t) => {
+  const d = new FrameDecoder();
+  const bad = Buffer.from(JSON.stringify({ v: 1, kind: 'result', id: 7, jobId: 'j' }));
+  const h = Buffer.alloc(4);
+  h.writeUInt32BE(bad.length, 0);
+  const out = d.push(Buffer.concat([h, bad, encodeFrame(message('ping', { id: 8 }))]));
+  t.true(out[0] instanceof InvalidMessage);
+  t.is((out[0] as InvalidMessage).id, 7);
+  t.is((out[0] as InvalidMessage).error.code, 'E_PROTOCOL');
+  t.is((out[1] as Message).kind, 'ping');
 });

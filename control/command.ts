@@ -169,7 +169,17 @@ export function buildCommand(o: BuildCommandOptions): Envelope {
     args: o.args ?? {},
     seq: o.seq,
   });
-  return signEnvelope({ type: 'command', payload, key: o.key, chain: o.chain, now });
+  return signEnvelope({ type: 'command', payload, key: o.key, chain: signingChain(o.chain), now });
+}
+
+/**
+ * The chain to embed in a signature: the leaf without the root. Every verifier holds the root
+ * as its trust anchor already, and an ML-DSA-65 root certificate is ~7 KB of base64 in every
+ * command, result and status otherwise.
+ */
+export function signingChain(chain: readonly Certificate[]): Certificate[] {
+  const out = chain.filter((c) => !c.isCA);
+  return out.length === 0 ? [...chain] : out;
 }
 
 /** SHA-256 of the envelope's canonical wire form: what a result is bound to. */

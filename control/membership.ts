@@ -12,7 +12,7 @@ import {
   signEnvelope,
   verifyEnvelope,
 } from '../keys/index.ts';
-import { isName } from './command.ts';
+import { isName, signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
 import { writeJsonAtomic } from './state-file.ts';
 
@@ -89,7 +89,7 @@ export function signMembership(o: {
     member: o.member,
     issuedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString(),
   });
-  return signEnvelope({ type: 'membership', payload, key: o.key, chain: o.chain, now });
+  return signEnvelope({ type: 'membership', payload, key: o.key, chain: signingChain(o.chain), now });
 }
 
 export interface MembershipTrust {

@@ -22,7 +22,7 @@ import {
   verifyChain,
 } from '../keys/index.ts';
 import { LAYER_CHUNK_BYTES, MAX_INLINE_LAYER_BYTES, secretContext } from './actions.ts';
-import { buildCommand, type CommandAction, envelopeDigest, isName } from './command.ts';
+import { buildCommand, type CommandAction, envelopeDigest, isName, signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
 import { signMembership } from './membership.ts';
 import type { Message } from './protocol.ts';
@@ -300,7 +300,7 @@ export class OperatorClient {
           recipient: this.peerCertificate(p),
           context: secretContext(this.cfg.fleet, target, name),
           key: this.key,
-          chain: this.chain,
+          chain: signingChain(this.chain),
         });
       }
     }

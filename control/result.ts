@@ -11,6 +11,7 @@ import {
   signEnvelope,
   verifyEnvelope,
 } from '../keys/index.ts';
+import { signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
 
 export type ResultStatus = 'ok' | 'failed' | 'refused';
@@ -49,11 +50,11 @@ function stripUndefined<T extends object>(o: T): T {
 }
 
 export function signResult(payload: ResultPayload, key: SigningKey, chain: readonly Certificate[]): Envelope {
-  return signEnvelope({ type: 'result', payload: stripUndefined(payload), key, chain });
+  return signEnvelope({ type: 'result', payload: stripUndefined(payload), key, chain: signingChain(chain) });
 }
 
 export function signStatus(payload: StatusPayload, key: SigningKey, chain: readonly Certificate[]): Envelope {
-  return signEnvelope({ type: 'status', payload: stripUndefined(payload), key, chain });
+  return signEnvelope({ type: 'status', payload: stripUndefined(payload), key, chain: signingChain(chain) });
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

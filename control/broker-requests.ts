@@ -78,6 +78,8 @@ export function handleRequest(b: Broker, s: Session, m: Message): Record<string,
           labels: e.labels,
           state: e.state,
           created: e.created,
+          // The signed request itself: `mway peers accept` needs its keys to issue the certificate.
+          request: e.request,
         })),
       };
     case 'enrollment-accept': {

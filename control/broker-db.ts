@@ -518,13 +518,17 @@ export class BrokerDb {
 
   /** Sequence number and hash of the last entry (without parsing its data). */
   auditTip(): { seq: number; hash: string } | undefined {
-    const r = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    const r = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as
+      | Row
+      | undefined;
     return r === undefined ? undefined : { seq: Number(r.seq), hash: str(r.hash) };
   }
 
   /** Batch settings of a job without parsing its command. */
   jobBatch(jobId: string): { batch: number | null; maxFail: number | null } | undefined {
-    const r = this.db.prepare('SELECT batch, max_fail FROM jobs WHERE job_id = ?').get(jobId) as Row | undefined;
+    const r = this.db.prepare('SELECT batch, max_fail FROM jobs WHERE job_id = ?').get(jobId) as
+      | Row
+      | undefined;
     return r === undefined ? undefined : { batch: numOrNull(r.batch), maxFail: numOrNull(r.max_fail) };
   }
 

@@ -14,7 +14,10 @@ export const rootArgs = {
 } as const;
 
 /** Root run: `milkywaysrvd --config FILE` is `milkywaysrvd serve --config FILE`. */
-export async function runRoot(args: { config?: string | undefined; json?: boolean | undefined }): Promise<number> {
+export async function runRoot(args: {
+  config?: string | undefined;
+  json?: boolean | undefined;
+}): Promise<number> {
   if (args.config === undefined) {
     throw Object.assign(new Error('Missing --config FILE'), { name: 'CLIError', code: 'E_USAGE' });
   }

@@ -15,7 +15,16 @@ export function ensureInternals(): void {
   if (process.execArgv.includes(FLAG) || process.execve === undefined) return;
   process.execve(
     process.execPath,
-    [process.execPath, FLAG, '--no-warnings', ...process.execArgv, ...process.argv.slice(1)],
+    // A 1 MiB young generation instead of the default 16+ MiB: PID 1 allocates little, and
+    // memory it holds is memory no service can have.
+    [
+      process.execPath,
+      FLAG,
+      '--no-warnings',
+      '--max-semi-space-size=1',
+      ...process.execArgv,
+      ...process.argv.slice(1),
+    ],
     process.env as Record<string, string>,
   );
 }

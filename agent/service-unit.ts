@@ -93,6 +93,11 @@ export class ServiceUnit {
     this.ctx.changed(this);
   }
 
+  /** Marks a stopped service as waiting for its requirements (startAll does). */
+  markWaiting(): void {
+    if (this.state === 'stopped' || this.state === 'exited' || this.state === 'failed') this.#set('waiting');
+  }
+
   /** Resolves when the service is running (ready); rejects when it fails or stops first. */
   whenReady(): Promise<void> {
     if (this.state === 'running') return Promise.resolve();
@@ -177,6 +182,10 @@ export class ServiceUnit {
     child.stderr?.on('data', (c: string) => this.ctx.log.feed('stderr', c));
     // bwrap reports its PID 1's pid as seen in its own PID namespace (the reaper's), so
     // the host pid is found by walking the process tree: unshare → bwrap → sandbox PID 1.
+    let sandboxUp: () => void = () => {};
+    const up = new Promise<void>((r) => {
+      sandboxUp = r;
+    });
     const sandboxPid = new Promise<number>((resolve) => {
       let text = '';
       const info = child.stdio[3] as NodeJS.ReadableStream | null;
@@ -184,6 +193,7 @@ export class ServiceUnit {
       info?.on('data', (c: string) => {
         text += c;
         if (/"child-pid"\s*:\s*\d+/.test(text) && child.pid !== undefined) {
+          sandboxUp();
           void grandchild(child.pid, 2).then((pid) => {
             if (pid !== undefined) resolve(pid);
           });
@@ -200,10 +210,10 @@ export class ServiceUnit {
     });
     child.once('error', (e) => this.ctx.log.add('agent', `spawn failed: ${e.message}`));
     this.ctx.log.add('agent', `started (pid ${child.pid ?? '?'})`);
-    void this.#awaitReady(child, sandboxPid);
+    void this.#awaitReady(child, up, sandboxPid);
   }
 
-  async #awaitReady(child: ChildProcess, sandboxPid: Promise<number>): Promise<void> {
+  async #awaitReady(child: ChildProcess, up: Promise<void>, sandboxPid: Promise<number>): Promise<void> {
     const spec = this.spec;
     const abort = new AbortController();
     this.#abort = abort;
@@ -215,7 +225,7 @@ export class ServiceUnit {
         // Ready once the sandbox exists (bwrap reported its PID 1), not merely spawned.
         ok =
           (await Promise.race([
-            sandboxPid.then(() => true),
+            up.then(() => true),
             new Promise<boolean>((res) => abort.signal.addEventListener('abort', () => res(false))),
           ])) === true;
       } else if (r.type === 'notify') {

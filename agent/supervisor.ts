@@ -91,6 +91,7 @@ export class Supervisor {
       if (unit === undefined) {
         p = Promise.reject(new AgentError('E_SERVICE_UNKNOWN', `No service named ${name}`));
       } else {
+        if (unit.spec.requires.length > 0) unit.markWaiting();
         const deps = unit.spec.requires.map((d) => startOne(d));
         p = Promise.all(deps).then(
           () => unit.start(),

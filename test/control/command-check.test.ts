@@ -1,5 +1,7 @@
 // The peer's command checks: every refusal the issue names gets its own code, and a valid
 // command passes exactly once (replay cache persisted across a reload).
+import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import test from 'ava';
 import { canonicalJson, type Envelope, signEnvelope } from '../../keys/index.ts';
 import { admitCommand, type CheckContext, checkCommand } from '../../control/command-check.ts';
@@ -368,4 +370,23 @@ test('a lifetime beyond 7 days is refused with E_CMD_LIFETIME', async (t) => {
     codeOf(() => checkCommand(env, ctx)),
     'E_CMD_LIFETIME',
   );
+});
+
+test('the replay log survives a torn last line, refuses a corrupt one, and compacts without losing ids', async (t) => {
+  const dir = await tempDir(t);
+  const keep = new Date(NOW.getTime() + 3_600_000).toISOString();
+  const cache = new ReplayCache(dir);
+  await cache.load(NOW);
+  const ids = Array.from({ length: 1200 }, () => newCommandId());
+  for (const id of ids) t.true(await cache.claim(id, { digest: 'd', keepUntil: keep }, NOW));
+  t.false(await cache.claim(ids[0] as string, { digest: 'd', keepUntil: keep }, NOW));
+  const file = join(dir, 'replay-cache.log');
+  // A crash in the middle of an append leaves half a line: that claim never completed.
+  await appendFile(file, '{"c":"abc');
+  const again = new ReplayCache(dir);
+  await again.load(NOW);
+  t.is(again.size, 1200);
+  t.truthy(again.get(ids[1199] as string));
+  await writeFile(file, `garbage\n${await readFile(file, 'utf8')}`);
+  await t.throwsAsync(new ReplayCache(dir).load(NOW), { message: /line 1 is corrupt/ });
 });

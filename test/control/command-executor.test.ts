@@ -3,7 +3,7 @@
 // The agent here is a recording AgentApi (the executor is the part under test; the real agent
 // is driven in test/control/fleet-*.test.ts).
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { secretContext } from '../../control/actions.ts';
@@ -125,9 +125,7 @@ test('layer chunks are installed only when they match the signed digest', async 
   const { ex, rec } = await executor(t, p);
   const bytes = randomBytes(2 * 1024 * 1024 - 17);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  const chunks = [0, 1].map((i) =>
-    bytes.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024).toString('base64'),
-  );
+  const chunks = [0, 1].map((i) => bytes.subarray(i * 1024 * 1024, (i + 1) * 1024 * 1024).toString('base64'));
   const good = await ex.command(
     cmd(p.admin, 'layer.install', { name: 'hello', sha256, size: bytes.length, chunks }),
   );
@@ -175,8 +173,9 @@ test('signed status names the peer and its groups', async (t) => {
 test('when the replay cache cannot be written the command is refused with E_PEER_STATE and not run', async (t) => {
   const p = await pkiP;
   const { ex, rec, stateDir } = await executor(t, p);
-  // A directory where the cache file goes: the atomic rename fails.
-  await mkdir(join(stateDir, 'replay-cache.json', 'x'), { recursive: true });
+  // A directory where the cache file goes: appending to it fails.
+  await rm(join(stateDir, 'replay-cache.log'), { force: true });
+  await mkdir(join(stateDir, 'replay-cache.log', 'x'), { recursive: true });
   const a = await ex.command(cmd(p.op, 'service.restart', { service: 'hello' }));
   t.is(verifyResult(a.result, { anchors: [p.root.cert] }).payload.code, 'E_PEER_STATE');
   t.deepEqual(rec.calls, []);

@@ -145,6 +145,12 @@ export class Agent implements AgentApi {
       this.#secure = config;
       this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
       this.log('info', `secure config verified, signed by ${signer.subject} (${signer.role})`);
+      if (this.mode === 'pid1' && config.hostname !== undefined) {
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile('/proc/sys/kernel/hostname', config.hostname).catch((e: Error) =>
+          this.warn(`cannot set the hostname: ${e.message}`),
+        );
+      }
     } catch (e) {
       const message = `${(e as { code?: string }).code ?? 'E_INTERNAL'}: ${(e as Error).message}`;
       this.#secureStatus = { verified: false, error: message };
@@ -360,8 +366,11 @@ export class Agent implements AgentApi {
 }
 
 async function syncAll(): Promise<void> {
-  const { run } = await import('../common/exec.ts');
-  await run('sync', [], { timeout: 15_000, reject: false }).catch(() => {});
+  const { findTool, run } = await import('../common/exec.ts');
+  // CoreOS may carry sync only as a busybox applet.
+  if ((await findTool('sync')) !== undefined)
+    await run('sync', [], { timeout: 15_000, reject: false }).catch(() => {});
+  else await run('busybox', ['sync'], { timeout: 15_000, reject: false }).catch(() => {});
 }
 
 /**

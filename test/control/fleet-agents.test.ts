@@ -171,9 +171,10 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   t.is(agents[0]?.agent.proc.exitCode, null, 'the other agent keeps running');
 });
 
-test('mway installs a signed layer on a group of real agents, restarts its service and removes it', async (t) => {
+test('mway installs a signed layer on a group of real agents, a tampered stop is refused, the service restarts and the layer is removed', async (t) => {
   const p = await pkiP;
   const dir = await tempDir(t);
+  let hostile = false;
   const broker = await Broker.start({
     dbPath: join(dir, 'broker.sqlite'),
     tls: tlsContextOptions({
@@ -183,6 +184,20 @@ test('mway installs a signed layer on a group of real agents, restarts its servi
     }),
     certificate: p.broker.cert,
     anchors: [p.root.cert],
+    // Turned hostile below: rewrites the arguments of every command it delivers.
+    hooks: {
+      outgoing: (o) => {
+        const m = o.message;
+        if (!hostile || m.kind !== 'command-deliver') return [m];
+        const c = m.command as { payload: Record<string, unknown> };
+        return [
+          {
+            ...m,
+            command: { ...c, payload: { ...c.payload, args: { service: 'hello/web', note: 'tampered' } } },
+          },
+        ];
+      },
+    },
   });
   t.teardown(() => broker.close());
   const address = `127.0.0.1:${broker.port}`;
@@ -285,6 +300,24 @@ test('mway installs a signed layer on a group of real agents, restarts its servi
   const before = JSON.parse(
     (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
   ) as { peers: Array<{ output: { pid: number } }> };
+  // A hostile broker tampers with a stop: both real agents refuse, the service keeps running.
+  hostile = true;
+  const stop = await mway('service', '--group', 'web', 'stop', 'hello/web', '--json');
+  hostile = false;
+  t.is(stop.exitCode, 1);
+  const sr = JSON.parse(stop.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  t.deepEqual(
+    sr.peers.map((x) => `${x.outcome} ${x.code}`),
+    ['refused E_CMD_SIGNATURE', 'refused E_CMD_SIGNATURE'],
+  );
+  const still = JSON.parse(
+    (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
+  ) as {
+    peers: Array<{ output: { pid: number; state: string } }>;
+  };
+  t.is(still.peers[0]?.output.state, 'running');
+  t.is(still.peers[0]?.output.pid, before.peers[0]?.output.pid);
+
   const restart = await mway('service', '--group', 'web', 'restart', 'hello/web', '--json');
   t.is(restart.exitCode, 0, restart.stdout + restart.stderr);
   await until(

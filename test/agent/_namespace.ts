@@ -58,6 +58,12 @@ export async function makeRoot(
   await mkdir(join(root, 'data'));
   await mkdir(join(root, 'base'));
   const configPath = join(root, 'agent.json');
+  const cgroupRoot = `/sys/fs/cgroup/unified/mway-agent-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  // Registered before the agent starts, so it runs after the agent is gone (teardowns run last-in first-out).
+  t.teardown(async () => {
+    const { rmdir } = await import('node:fs/promises');
+    await rmdir(cgroupRoot).catch(() => {});
+  });
   await writeFile(
     configPath,
     JSON.stringify({
@@ -68,7 +74,7 @@ export async function makeRoot(
       dataDir: '/data',
       baseDir: '/base',
       allowUserspaceVerity: true,
-      cgroupRoot: `/sys/fs/cgroup/unified/mway-agent-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      cgroupRoot,
       stopTimeoutMs: 3000,
       ...options.config,
     }),

@@ -5,4 +5,7 @@ export const subCommands: SubCommandsDef = {
   verity: () => import('./verity.ts').then((m) => m.default),
   gpt: () => import('./gpt.ts').then((m) => m.default),
   run: () => import('./run.ts').then((m) => m.default),
+  build: () => import('./build.ts').then((m) => m.default),
+  inspect: () => import('./inspect.ts').then((m) => m.default),
+  verify: () => import('./verify.ts').then((m) => m.default),
 };

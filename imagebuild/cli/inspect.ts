@@ -1,0 +1,51 @@
+// `mway-image inspect DISK`: partitions, file systems, root hashes and signers, read offline
+// and without trust (verify checks them).
+import { defineCommand } from 'citty';
+import { commonArgs, output } from '../../common/cli.ts';
+import { formatBytes } from '../../common/progress.ts';
+import { inspectDisk } from '../disk-inspect.ts';
+
+export default defineCommand({
+  meta: {
+    name: 'inspect',
+    description: 'Show the partitions, file systems, root hashes and signers of DISK',
+  },
+  args: { ...commonArgs, disk: { type: 'positional', required: true, description: 'Disk image (raw GPT)' } },
+  async run({ args }) {
+    const r = await inspectDisk(args.disk);
+    output(args.json, r, () => {
+      const lines = [
+        `Disk ${r.disk}: GPT ${r.diskGuid}, ${formatBytes(r.sizeBytes)}${r.usedBackupGpt ? ' (primary GPT damaged)' : ''}`,
+      ];
+      for (const p of r.partitions)
+        lines.push(
+          `  ${String(p.index).padStart(2)}  ${p.name.padEnd(28)} ${(p.role ?? p.typeName ?? p.type).padEnd(22)} ${formatBytes(p.sizeBytes).padStart(10)}  ${p.filesystem ?? '-'}${p.readOnly ? '  read-only' : ''}`,
+        );
+      if (r.cmdline !== null) lines.push(`UKI command line: ${r.cmdline}`);
+      if (r.coreos !== null) {
+        lines.push(`CoreOS ${r.coreos.label}: root hash ${r.coreos.rootHash}`);
+        if (r.coreos.cmdlineRootHash !== r.coreos.rootHash)
+          lines.push(`  the UKI command line names ${r.coreos.cmdlineRootHash ?? 'no root hash'}`);
+        lines.push(
+          r.coreos.signature === null
+            ? '  no readable verity signature'
+            : `  signed by ${r.coreos.signature.signer ?? '?'} (certificate ${r.coreos.signature.certificateFingerprint})`,
+        );
+      }
+      if (r.certificates !== null) {
+        lines.push(`Certificates: root hash ${r.certificates.rootHash ?? '(not on the command line)'}`);
+        for (const a of r.certificates.anchors) lines.push(`  ${a.role} ${a.subject} ${a.fingerprint}`);
+      }
+      if (r.secureConfig !== null)
+        lines.push(
+          `Secure config signed by ${r.secureConfig.signer ?? '?'}: ${JSON.stringify(r.secureConfig.payload)}`,
+        );
+      for (const l of r.layers)
+        lines.push(
+          `Layer ${l.name} ${l.version} (${l.file}, ${formatBytes(l.sizeBytes)}) signed by ${l.signers.join(', ')}`,
+        );
+      return lines.join('\n');
+    });
+    return 0;
+  },
+});

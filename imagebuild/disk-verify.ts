@@ -1,0 +1,200 @@
+// `mway-image verify DISK --trust ANCHOR…`: the offline check of a MilkyWayLinux disk. The
+// GPT (both headers, CRCs), CoreOS A's whole verity tree against the root hash its DPS
+// partition UUIDs spell, the UKI command line naming that same hash, the vendor's 'coreos'
+// signature, the certificate partition's verity tree against `mway.certs`, the user's
+// secure config and every preinstalled layer (signatures and every verity block), all
+// under the anchors given here — never under the ones the disk carries.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Certificate, Crl } from '../keys/index.ts';
+import { verifyLayer } from '../layers/verify.ts';
+import {
+  cmdlineParam,
+  erofsSize,
+  extractErofs,
+  extractExt4,
+  extractPartition,
+  part,
+  readRange,
+  rootHashFromUuids,
+  ukiCmdline,
+  withWork,
+} from './disk-inspect.ts';
+import { type PartitionRole, roleOf } from './disk-layout.ts';
+import { type GptPartition, readGpt } from './gpt-disk.ts';
+import { SECURE_CONFIG_FILE, verifySecureConfig } from './secure-config.ts';
+import { verifyVerity } from './verity-verify.ts';
+import { decodeVeritySig, verifyVeritySig } from './verity-sig.ts';
+
+export interface VerifyCheck {
+  /** What was checked: gpt, cmdline, coreos-verity, coreos-signature, certificates-verity, secure-config, layer:NAME. */
+  check: string;
+  ok: boolean;
+  /** GPT partition (index and name) the check is about. */
+  partition?: { index: number; name: string };
+  message: string;
+  /** For verity failures: the area (data/hash) and block that differ. */
+  details?: Record<string, unknown>;
+}
+
+export interface DiskVerification {
+  disk: string;
+  ok: boolean;
+  checks: VerifyCheck[];
+}
+
+function errInfo(e: unknown): { message: string; details?: Record<string, unknown> } {
+  const err = e as { message?: string; code?: string; details?: Record<string, unknown> };
+  const code = err.code === undefined ? '' : `${err.code}: `;
+  return {
+    message: `${code}${err.message ?? String(e)}`,
+    ...(err.details === undefined ? {} : { details: { code: err.code, ...err.details } }),
+  };
+}
+
+/** Checks everything on `disk` under `anchors`; never throws for a failed check, only for unreadable input. */
+export async function verifyDisk(
+  disk: string,
+  o: { anchors: readonly Certificate[]; crls?: readonly Crl[] },
+): Promise<DiskVerification> {
+  const checks: VerifyCheck[] = [];
+  const crls = o.crls ?? [];
+  const add = (c: VerifyCheck) => checks.push(c);
+  const at = (p: GptPartition) => ({ index: p.index, name: p.name });
+  const attempt = async (check: string, p: GptPartition | undefined, fn: () => Promise<string>) => {
+    try {
+      add({ check, ok: true, ...(p === undefined ? {} : { partition: at(p) }), message: await fn() });
+    } catch (e) {
+      add({ check, ok: false, ...(p === undefined ? {} : { partition: at(p) }), ...errInfo(e) });
+    }
+  };
+
+  let gpt: Awaited<ReturnType<typeof readGpt>>;
+  try {
+    gpt = await readGpt(disk);
+  } catch (e) {
+    add({ check: 'gpt', ok: false, ...errInfo(e) });
+    return { disk, ok: false, checks };
+  }
+  add({
+    check: 'gpt',
+    ok: !gpt.usedBackup,
+    message: gpt.usedBackup
+      ? 'primary GPT header is damaged (the backup was read)'
+      : `GPT ${gpt.diskGuid}: ${gpt.partitions.length} partitions, headers and entry CRCs good`,
+  });
+  const byRole = (r: PartitionRole) => gpt.partitions.find((p) => roleOf(p.type, p.name) === r);
+  const required: PartitionRole[] = [
+    'esp',
+    'coreos-a',
+    'coreos-a-verity',
+    'coreos-a-verity-sig',
+    'certificates',
+    'secure-config',
+    'layers',
+    'data',
+  ];
+  for (const r of required)
+    if (byRole(r) === undefined) add({ check: 'layout', ok: false, message: `no ${r} partition` });
+
+  await withWork(async (work) => {
+    const esp = byRole('esp');
+    const a = byRole('coreos-a');
+    const av = byRole('coreos-a-verity');
+    const as = byRole('coreos-a-verity-sig');
+    const cmdline = esp === undefined ? null : await ukiCmdline(disk, esp, work).catch(() => null);
+    const rootHash = a !== undefined && av !== undefined ? rootHashFromUuids(a, av) : undefined;
+
+    await attempt('cmdline', esp, async () => {
+      const r = cmdlineParam(cmdline, 'mway.roothash');
+      if (cmdline === null) throw new Error('no EFI/BOOT/BOOTX64.EFI with a .cmdline section on the ESP');
+      if (r !== rootHash)
+        throw new Error(
+          `the UKI command line names CoreOS root hash ${r ?? '(none)'}, the partition UUIDs spell ${rootHash ?? '(none)'}`,
+        );
+      return `UKI command line names CoreOS ${r}`;
+    });
+
+    if (a !== undefined && av !== undefined && rootHash !== undefined) {
+      await attempt('coreos-verity', a, async () => {
+        const data = await extractPartition(disk, a, join(work, 'coreos.img'));
+        try {
+          const sb = await verifyVerity(data, disk, rootHash, { hashOffset: part.offset(av) });
+          return `${a.name}: ${sb.dataBlocks} blocks match root hash ${rootHash}`;
+        } catch (e) {
+          const d = (e as { details?: { area?: string; block?: number } }).details;
+          if (d?.area === 'hash')
+            throw Object.assign(e as Error, {
+              message: `${(e as Error).message} (hash partition ${av.index} ${av.name})`,
+            });
+          if (d?.area === 'data')
+            throw Object.assign(e as Error, {
+              message: `${(e as Error).message} (partition ${a.index} ${a.name}, byte ${part.offset(a) + (d.block ?? 0) * 4096} of the disk)`,
+            });
+          throw e;
+        }
+      });
+    }
+    if (as !== undefined && rootHash !== undefined) {
+      await attempt('coreos-signature', as, async () => {
+        const sig = decodeVeritySig(
+          readRange(disk, part.offset(as), Math.min(part.size(as), 1 << 20)),
+          `partition ${as.index} ${as.name}`,
+        );
+        const r = verifyVeritySig(sig, { rootHash, anchors: o.anchors, crls });
+        return `CoreOS ${r.payload.name} ${r.payload.version} signed by ${r.signer.role} ${r.signer.subject} (${r.signer.fingerprint})`;
+      });
+    }
+
+    const cp = byRole('certificates');
+    if (cp !== undefined) {
+      await attempt('certificates-verity', cp, async () => {
+        const certsHash = cmdlineParam(cmdline, 'mway.certs');
+        if (certsHash === null) throw new Error('the UKI command line has no mway.certs root hash');
+        const img = await extractPartition(disk, cp, join(work, 'certs.img'));
+        const fsSize = erofsSize(readRange(disk, part.offset(cp), 4096));
+        await verifyVerity(img, img, certsHash, { hashOffset: fsSize });
+        await extractErofs(img, join(work, 'certs'));
+        const files = (await readdir(join(work, 'certs'))).sort();
+        return `certificates match root hash ${certsHash}: ${files.join(', ')}`;
+      });
+    }
+
+    const sc = byRole('secure-config');
+    if (sc !== undefined) {
+      await attempt('secure-config', sc, async () => {
+        const img = await extractPartition(
+          disk,
+          sc,
+          join(work, 'sc.img'),
+          erofsSize(readRange(disk, part.offset(sc), 4096)),
+        );
+        await extractErofs(img, join(work, 'sc'));
+        const r = verifySecureConfig(new Uint8Array(await readFile(join(work, 'sc', SECURE_CONFIG_FILE))), {
+          anchors: o.anchors,
+          crls,
+        });
+        return `secure config signed by ${r.signer.role} ${r.signer.subject}`;
+      });
+    }
+
+    const lp = byRole('layers');
+    if (lp !== undefined) {
+      let files: string[] = [];
+      const dir = join(work, 'layers');
+      await attempt('layers', lp, async () => {
+        const img = await extractPartition(disk, lp, join(work, 'layers.img'));
+        await extractExt4(img, dir);
+        files = (await readdir(dir)).filter((f) => f.endsWith('.mwl')).sort();
+        return `${files.length} layer file(s): ${files.join(', ')}`;
+      });
+      for (const f of files) {
+        await attempt(`layer:${f.replace(/\.mwl$/, '')}`, lp, async () => {
+          const v = await verifyLayer(join(dir, f), { anchors: o.anchors, crls });
+          return `${f}: ${v.manifest.name} ${v.manifest.version} signed by ${v.signers.map((s) => `${s.role} ${s.subject}`).join(', ')}, every block matches`;
+        });
+      }
+    }
+  });
+  return { disk, ok: checks.every((c) => c.ok), checks };
+}

@@ -2,10 +2,12 @@
 // shows it with its key fingerprint; `mway peers accept` issues a peer certificate for exactly
 // that key (checked by the broker and by keys/ verifyChain here); the peer then connects with
 // it and takes signed commands.
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { Broker } from '../../control/broker.ts';
 import { createEnrollmentRequest } from '../../control/enrollment.ts';
+import { startPeerLink } from '../../control/peer-link.ts';
 import { connectBroker } from '../../control/transport.ts';
 import {
   generateKemKey,
@@ -13,18 +15,15 @@ import {
   parseCertificates,
   tlsContextOptions,
   verifyChain,
+  writePrivateKey,
 } from '../../keys/index.ts';
 import { cli, tempDir } from '../helpers.ts';
 import { makeFleetPki } from './command-fixture.ts';
+import { recorder } from './recording-agent.ts';
 
 const pkiP = makeFleetPki();
 
-// KNOWN FAILURE: the broker's `enrollment-list` reply does not carry the signed request
-// itself (control/broker-requests.ts lists requestId, peerId, name, fingerprint, labels,
-// state, created), so `mway peers accept` has no public key to certify and stops with
-// E_ENROLL_UNKNOWN. Adding `request: e.request` to each row makes this pass; then turn
-// `test.failing` back into `test`.
-test.failing('mway peers pending / accept certifies the requested key and reject refuses another', async (t) => {
+test('mway peers pending / accept certifies the requested key, reject refuses another, and the new peer takes signed commands', async (t) => {
   const p = await pkiP;
   const dir = await tempDir(t);
   const broker = await Broker.start({
@@ -105,4 +104,37 @@ test.failing('mway peers pending / accept certifies the requested key and reject
   t.deepEqual(Buffer.from(leaf.publicKey), Buffer.from(rawPublicKey(key.publicKey)));
   t.deepEqual(Buffer.from(leaf.kemPublicKey ?? []), Buffer.from(rawPublicKey(kem.publicKey)));
   t.is((await anon.request('enroll-status', { requestId: r2.requestId })).state, 'rejected');
+
+  // The enrolled peer saves its certificate, connects with it and takes a signed command.
+  const id = join(dir, 'new-1');
+  await mkdir(id);
+  await writePrivateKey(join(id, 'peer.key'), key);
+  await writePrivateKey(join(id, 'peer.kem.key'), kem.privateKey);
+  await writeFile(join(id, 'peer.crt'), st.certificate as string);
+  const rec = recorder();
+  const link = await startPeerLink({
+    api: rec.api,
+    stateDir: id,
+    log: () => {},
+    config: {
+      broker: address,
+      fleet: 'prod',
+      key: join(id, 'peer.key'),
+      cert: join(id, 'peer.crt'),
+      kemKey: join(id, 'peer.kem.key'),
+      anchors: [p.root.certPath],
+      maxBackoffMs: 300,
+    },
+  });
+  t.teardown(() => link.stop());
+  t.is((await mway('group', 'create', 'web')).exitCode, 0);
+  t.is((await mway('group', 'add', 'web', 'new-1')).exitCode, 0);
+  const end = Date.now() + 15_000;
+  let ok = false;
+  while (!ok && Date.now() < end) {
+    const r3 = await mway('service', '--group', 'web', 'restart', 'hello', '--timeout', '5', '--json');
+    ok = r3.exitCode === 0;
+  }
+  t.true(ok, 'the enrolled peer ran a signed command');
+  t.deepEqual(rec.calls.slice(0, 1), ['restart hello']);
 });

@@ -36,6 +36,7 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   unshare: 'util-linux',
   nsenter: 'util-linux',
   setpriv: 'util-linux',
+  fallocate: 'util-linux',
   losetup: 'mount',
   perl: 'perl-base',
   mount: 'mount',

@@ -48,7 +48,7 @@ test('mway-image run rejects a missing disk and a bad --forward', async (t) => {
 });
 
 test('QEMU: mway-image run forwards 127.0.0.1 to the guest and Ctrl-C powers the guest off via ACPI', async (t) => {
-  t.timeout(300_000);
+  t.timeout(480_000);
   const dir = await tempDir(t);
   const kernel = await testKernel();
   const initrd = await buildInitramfs({ kernel, sourceDateEpoch: EPOCH, init: GUEST_INIT });
@@ -56,10 +56,10 @@ test('QEMU: mway-image run forwards 127.0.0.1 to the guest and Ctrl-C powers the
   const port = await freePort();
   const child = execa(
     process.execPath,
-    [BINS['mway-image'], 'run', disk, '--forward', `${port}:8080`, '--timeout', '240'],
+    [BINS['mway-image'], 'run', disk, '--forward', `${port}:8080`, '--timeout', '420'],
     {
       reject: false,
-      timeout: 280_000,
+      timeout: 450_000,
       buffer: true,
     },
   );

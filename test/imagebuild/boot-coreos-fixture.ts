@@ -8,7 +8,7 @@ import { requireTool } from '../../common/exec.ts';
 import { binaryClosure } from '../../imagebuild/binary-closure.ts';
 import { makeErofs } from '../../imagebuild/fs-erofs.ts';
 import { verityPartitionUuids } from '../../imagebuild/initramfs-init.ts';
-import { DPS } from '../../imagebuild/partition-types.ts';
+import { DPS, MILKYWAY } from '../../imagebuild/partition-types.ts';
 import { formatVerity } from '../../imagebuild/verity-format.ts';
 import { ROOT } from '../helpers.ts';
 import { EPOCH } from './boot-fixtures.ts';
@@ -21,6 +21,8 @@ export interface TestCoreos {
   hashImage: string;
   dataSize: number;
   partitions: { name: string; type: string; uuid: string; sizeBytes: number; image: string }[];
+  /** mway.certs root hash when built with `certs` */
+  certsRootHash?: string;
 }
 
 const MiB = 1 << 20;
@@ -30,16 +32,16 @@ const roundMiB = (n: number): number => Math.ceil(n / MiB) * MiB;
 export async function testCoreos(
   dir: string,
   label = 'milkyway_1.0.0',
-  options: { fillerBytes?: number; node?: boolean } = {},
+  options: { fillerBytes?: number; node?: boolean; certs?: boolean } = {},
 ): Promise<TestCoreos> {
   const root = join(dir, 'coreos');
-  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp'])
+  for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp', 'certs'])
     await mkdir(join(root, d), { recursive: true });
   await copyFile(await requireTool('busybox'), join(root, 'bin/busybox'));
   await chmod(join(root, 'bin/busybox'), 0o755);
   await writeFile(
     join(root, 'sbin/init'),
-    `#!/bin/busybox sh\n/bin/busybox echo "${COREOS_MARKER} pid=$$ root=$(/bin/busybox grep ' / ' /proc/mounts | /bin/busybox head -n 1)"\n/bin/busybox sync\n/bin/busybox poweroff -f\n`,
+    `#!/bin/busybox sh\n/bin/busybox echo "${COREOS_MARKER} pid=$$ root=$(/bin/busybox grep ' / ' /proc/mounts | /bin/busybox head -n 1)"\n/bin/busybox echo "CERTS-MOUNT $(/bin/busybox grep ' /certs ' /proc/mounts) ANCHOR $(/bin/busybox cat /certs/anchor.pem 2>&1)"\n/bin/busybox sync\n/bin/busybox poweroff -f\n`,
     { mode: 0o755 },
   );
   // Incompressible filler stands in for the real CoreOS payload (Node is ~120 MB) in the bench.
@@ -68,6 +70,26 @@ export async function testCoreos(
   await makeErofs(root, dataImage, { sourceDateEpoch: EPOCH });
   const v = await formatVerity(dataImage, { hashPath: hashImage, seed: 'boot-test', label });
   const uuids = verityPartitionUuids(v.rootHash);
+  // The certificate partition as the disk assembly makes it: erofs with its tree appended.
+  let certs: { rootHash: string; partition: TestCoreos['partitions'][number] } | undefined;
+  if (options.certs === true) {
+    const certDir = join(dir, 'certs');
+    await mkdir(certDir, { recursive: true });
+    await writeFile(join(certDir, 'anchor.pem'), 'test-anchor\n');
+    const certImage = join(dir, 'certs.erofs');
+    await makeErofs(certDir, certImage, { sourceDateEpoch: EPOCH });
+    const cv = await formatVerity(certImage, { seed: 'boot-test', label: 'certificates' });
+    certs = {
+      rootHash: cv.rootHash,
+      partition: {
+        name: 'certificates',
+        type: MILKYWAY.certificates,
+        uuid: '0b7b6c2e-54f1-4a38-9d7f-3a4c2b1d0e9f',
+        sizeBytes: roundMiB(cv.hashOffset + cv.hashSize),
+        image: certImage,
+      },
+    };
+  }
   const dataSize = (await stat(dataImage)).size;
   return {
     rootHash: v.rootHash,
@@ -83,6 +105,8 @@ export async function testCoreos(
         sizeBytes: roundMiB((await stat(hashImage)).size),
         image: hashImage,
       },
+      ...(certs === undefined ? [] : [certs.partition]),
     ],
+    ...(certs === undefined ? {} : { certsRootHash: certs.rootHash }),
   };
 }

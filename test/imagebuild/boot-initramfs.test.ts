@@ -53,17 +53,17 @@ test('buildInitramfs() holds /init, busybox, veritysetup with its loader, and ev
   t.true(names.includes('virtio_blk.ko') && names.includes('evdev.ko') && names.includes('vfat.ko'));
 });
 
-test('QEMU: /init finds CoreOS by type and root-hash GUIDs, opens it with dm-verity and switches root', async (t) => {
-  t.timeout(300_000);
+test('QEMU: /init finds CoreOS by type and root-hash GUIDs, opens it and the certificates with dm-verity and switches root', async (t) => {
+  t.timeout(480_000);
   const dir = await tempDir(t);
-  const coreos = await testCoreos(dir);
+  const coreos = await testCoreos(dir, 'milkyway_1.0.0', { certs: true });
   const disk = await ukiDisk(dir, {
     initrd: await realInitrd(),
-    cmdline: coreosCmdline({ rootHash: coreos.rootHash }),
+    cmdline: coreosCmdline({ rootHash: coreos.rootHash, extra: [`mway.certs=${coreos.certsRootHash}`] }),
     more: coreos.partitions,
   });
   const lines: string[] = [];
-  const q = await runQemu({ disk, timeout: 240_000, serial: 'none', onLine: (l) => lines.push(l) });
+  const q = await runQemu({ disk, timeout: 420_000, serial: 'none', onLine: (l) => lines.push(l) });
   t.teardown(() => q.kill());
   const r = await q.done;
   const log = lines.filter((l) => !l.startsWith('[')).join('\n');
@@ -74,12 +74,14 @@ test('QEMU: /init finds CoreOS by type and root-hash GUIDs, opens it with dm-ver
   // PID 1 in the new root, and / is the dm-verity device with erofs, read-only.
   t.regex(log, new RegExp(`${COREOS_MARKER} pid=1 root=/dev/mapper/coreos / erofs ro`));
   t.regex(log, /CoreOS milkyway_1\.0\.0 on \/dev\/vda2/);
+  // The certificate partition is verified and mounted before switch_root, read-only.
+  t.regex(log, /CERTS-MOUNT \/dev\/mapper\/certs \/certs erofs ro,nosuid,nodev,noexec.* ANCHOR test-anchor/);
   t.false(log.includes('MILKYWAY:'));
   t.true(r.poweredOff);
 });
 
 test('QEMU: one flipped byte in the CoreOS partition stops the boot with the verity message', async (t) => {
-  t.timeout(300_000);
+  t.timeout(480_000);
   const dir = await tempDir(t);
   const coreos = await testCoreos(dir);
   const disk = await ukiDisk(dir, {
@@ -98,7 +100,7 @@ test('QEMU: one flipped byte in the CoreOS partition stops the boot with the ver
   await fh.write(b, 0, 1, at);
   await fh.close();
   const lines: string[] = [];
-  const q = await runQemu({ disk, timeout: 240_000, serial: 'none', onLine: (l) => lines.push(l) });
+  const q = await runQemu({ disk, timeout: 420_000, serial: 'none', onLine: (l) => lines.push(l) });
   t.teardown(() => q.kill());
   const r = await q.done;
   const log = lines.filter((l) => !l.startsWith('[')).join('\n');

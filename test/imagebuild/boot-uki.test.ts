@@ -71,7 +71,7 @@ test('setPeTimestampAndChecksum() computes the checksum objcopy writes', async (
 });
 
 test('QEMU: a UKI with a bare busybox initramfs boots under OVMF and powers off', async (t) => {
-  t.timeout(300_000);
+  t.timeout(480_000);
   const dir = await tempDir(t);
   const k = await testKernel();
   const initrd = await buildInitramfs({ kernel: k, sourceDateEpoch: EPOCH, bare: true, init: BARE_INIT });
@@ -79,7 +79,7 @@ test('QEMU: a UKI with a bare busybox initramfs boots under OVMF and powers off'
   let seen = '';
   const q = await runQemu({
     disk,
-    timeout: 240_000,
+    timeout: 420_000,
     serial: 'none',
     onLine: (l) => {
       if (l.includes('BOOT-UKI-MARKER')) seen = l;

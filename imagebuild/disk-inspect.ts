@@ -52,6 +52,16 @@ export interface DiskInspection {
   layers: { file: string; name: string; version: string; signers: string[]; sizeBytes: number }[];
 }
 
+/** Subject of the certificate a signature names (by fingerprint, from its chain), or its fingerprint. */
+function signerSubject(sig: { signer: string; chain: string[] } | undefined): string | null {
+  if (sig === undefined) return null;
+  for (const b64 of sig.chain) {
+    const c = parseCertificates(new Uint8Array(Buffer.from(b64, 'base64')))[0];
+    if (c?.fingerprint === sig.signer) return c.subject;
+  }
+  return sig.signer;
+}
+
 export const part = {
   offset: (p: GptPartition): number => Number(p.firstLba) * SECTOR,
   size: (p: GptPartition): number => Number(p.sizeBytes),
@@ -214,12 +224,10 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
         try {
           const s = decodeVeritySig(readRange(disk, part.offset(as), Math.min(part.size(as), 1 << 20)));
           const env = parseEnvelope(new Uint8Array(Buffer.from(s.signature, 'base64')));
-          const chain = env.signatures[0]?.chain[0];
-          const leaf = chain === undefined ? undefined : parseCertificates(Buffer.from(chain, 'base64'))[0];
           signature = {
             rootHash: s.rootHash,
             certificateFingerprint: s.certificateFingerprint,
-            signer: leaf?.subject ?? null,
+            signer: signerSubject(env.signatures[0]),
           };
         } catch {
           signature = null;
@@ -258,9 +266,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
       );
       await extractErofs(img, join(work, 'sc'));
       const env = parseEnvelope(new Uint8Array(await readFile(join(work, 'sc', SECURE_CONFIG_FILE))));
-      const chain = env.signatures[0]?.chain[0];
-      const leaf = chain === undefined ? undefined : parseCertificates(Buffer.from(chain, 'base64'))[0];
-      secureConfig = { signer: leaf?.subject ?? null, payload: env.payload };
+      secureConfig = { signer: signerSubject(env.signatures[0]), payload: env.payload };
     }
     const layers: DiskInspection['layers'] = [];
     const lp = byRole('layers');
@@ -275,12 +281,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
           file: f,
           name: l.manifest.name,
           version: l.manifest.version,
-          signers: l.signatures.map((s) => {
-            const c = s.chain[0];
-            return c === undefined
-              ? s.signer
-              : (parseCertificates(Buffer.from(c, 'base64'))[0]?.subject ?? s.signer);
-          }),
+          signers: l.signatures.map((s) => signerSubject(s) ?? s.signer),
           sizeBytes: size,
         });
       }

@@ -7,7 +7,7 @@ import { chmod, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'n
 import { join } from 'node:path';
 import { pack as tarPack } from 'tar-stream';
 import { extractFiles, importOci, verifyLayer } from '../../layers/index.ts';
-import { tempDir } from '../helpers.ts';
+import { cli, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
 async function umociImage(dir: string): Promise<{ oci: string; docker: string }> {
@@ -232,3 +232,59 @@ for (const [what, entries, code] of hostile) {
     t.deepEqual((await readdir(dir)).sort(), ['img.tar', 'work']);
   });
 }
+
+test('mway-layer import-oci --json reports format, service, dropped entries and unmapped settings', async (t) => {
+  const p = await pki();
+  const dir = await tempDir(t);
+  const { docker } = await umociImage(dir);
+  const out = join(dir, 'w.mwl');
+  const r = await cli('mway-layer', [
+    'import-oci',
+    docker,
+    '--key',
+    p.user.keyPath,
+    '--cert',
+    p.user.certPath,
+    '-o',
+    out,
+    '--json',
+    '--version',
+    '2.1.1',
+  ]);
+  t.is(r.exitCode, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as {
+    format: string;
+    name: string;
+    version: string;
+    service: { argv: string[] };
+    dropped: { path: string }[];
+    unmapped: string[];
+  };
+  t.is(j.format, 'docker');
+  t.is(j.name, 'web');
+  t.is(j.version, '2.1.1');
+  t.deepEqual(j.service.argv, ['/usr/bin/app', 'serve']);
+  t.deepEqual(
+    j.dropped.map((d) => d.path),
+    ['/etc/null'],
+  );
+  t.true(j.unmapped.length >= 3);
+  const v = await cli('mway-layer', ['verify', out, '--trust', p.userRoot.certPath]);
+  t.is(v.exitCode, 0, v.stdout + v.stderr);
+  // Not an image archive at all: its own code, exit 1, no output file.
+  const bogus = join(dir, 'bogus.tar');
+  await writeFile(bogus, 'not a tar');
+  const b = await cli('mway-layer', [
+    'import-oci',
+    bogus,
+    '--key',
+    p.user.keyPath,
+    '--cert',
+    p.user.certPath,
+    '-o',
+    join(dir, 'b.mwl'),
+  ]);
+  t.is(b.exitCode, 1);
+  t.regex(b.stderr, /E_OCI_(ARCHIVE|FORMAT)/);
+  t.false((await readdir(dir)).includes('b.mwl'));
+});

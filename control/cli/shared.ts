@@ -74,6 +74,14 @@ function cell(s: string, w: number): string {
 function brief(v: unknown): string {
   if (v === undefined || v === null) return '';
   if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
+  if (typeof v === 'object' && 'agent' in (v as object)) {
+    // The `status` action: the agent's state and its service and layer counts.
+    const a = (
+      v as { agent: { state?: string; services?: { running?: number; total?: number; failed?: number } } }
+    ).agent;
+    const layers = (v as { layers?: unknown[] }).layers?.length ?? 0;
+    return `${a.state ?? '?'}, services ${a.services?.running ?? 0}/${a.services?.total ?? 0} running (${a.services?.failed ?? 0} failed), ${layers} layer(s)`;
+  }
   if (typeof v === 'object' && 'state' in (v as object)) return String((v as { state: unknown }).state);
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;

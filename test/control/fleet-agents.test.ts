@@ -107,6 +107,10 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
     ],
   );
 
+  const statusText = await mway('status', '--group', 'web');
+  t.is(statusText.exitCode, 0, statusText.stderr);
+  t.regex(statusText.stdout, /p1 +ok +running, services 0\/0 running \(0 failed\), 0 layer\(s\)/);
+
   const secrets = await mway(
     'secrets',
     '--group',

@@ -36,6 +36,8 @@ export interface PackOptions {
   manifest?: unknown;
   /** Hedged ML-DSA instead of deterministic (the file then differs per run). */
   hedged?: boolean;
+  /** Turn the payload file into the .mwl with fallocate --insert-range (default true); false copies. */
+  inPlace?: boolean;
   progress?: Progress;
 }
 
@@ -351,7 +353,8 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       members.push({ name: 'policy.cil', data: policyBytes, size: policyBytes.length });
     members.push({ name: 'signature.1.json', data: sigBytes, size: sigBytes.length });
     progress?.step('writing layer');
-    if (!(await writeMwlInPlace(o.out, members, epoch))) await writeMwl(o.out, members, epoch, progress);
+    if (o.inPlace === false || !(await writeMwlInPlace(o.out, members, epoch)))
+      await writeMwl(o.out, members, epoch, progress);
     const payloadOffset = BLOCK + lj.length + BLOCK;
     const verityOffset = payloadOffset + size + BLOCK;
     const total = (await stat(o.out)).size;

@@ -79,6 +79,16 @@ test('pack is deterministic: same input, same file', async (t) => {
     sourceDateEpoch: 1_700_000_000,
   });
   t.deepEqual(await readFile(join(dir, 'a.mwl')), await readFile(join(dir, 'b.mwl')));
+  // The copying writer (file systems without fallocate --insert-range) gives the same bytes.
+  await packLayer({
+    dir: b,
+    key: p.user.key,
+    chain: p.user.chain,
+    out: join(dir, 'c.mwl'),
+    sourceDateEpoch: 1_700_000_000,
+    inPlace: false,
+  });
+  t.deepEqual(await readFile(join(dir, 'c.mwl')), await readFile(join(dir, 'a.mwl')));
 });
 
 test('countersign: vendor layer signed by the user verifies against both anchors only', async (t) => {

@@ -64,6 +64,35 @@ function operatorCode(e: KeysError): string {
   }
 }
 
+/**
+ * The peer's own chain is the same on every command: its verdict is reused for 10 s per CRL
+ * list (a new list, i.e. a reloaded CRL, checks again). A certificate that expires inside
+ * that window is refused up to 10 s late.
+ */
+const ownChainCache = new WeakMap<readonly Crl[], Map<string, { at: number; error: unknown }>>();
+
+function checkOwnChain(ctx: CheckContext, now: Date): void {
+  const leaf = ctx.peerChain[0]?.fingerprint ?? '';
+  let byLeaf = ownChainCache.get(ctx.crls);
+  if (byLeaf === undefined) {
+    byLeaf = new Map();
+    ownChainCache.set(ctx.crls, byLeaf);
+  }
+  const hit = byLeaf.get(leaf);
+  const t = now.getTime();
+  if (hit !== undefined && t >= hit.at && t - hit.at < 10_000) {
+    if (hit.error !== undefined) throw hit.error;
+    return;
+  }
+  try {
+    verifyChain(ctx.peerChain, { anchors: ctx.anchors, crls: ctx.crls, at: now, roles: ['peer'] });
+    byLeaf.set(leaf, { at: t, error: undefined });
+  } catch (e) {
+    byLeaf.set(leaf, { at: t, error: e });
+    throw e;
+  }
+}
+
 /** Every check except the replay cache claim; pure, so the broker-side tools can dry-run it. */
 export function checkCommand(input: Envelope | string | Uint8Array, ctx: CheckContext): CheckedCommand {
   const now = ctx.now ?? new Date();
@@ -84,7 +113,7 @@ export function checkCommand(input: Envelope | string | Uint8Array, ctx: CheckCo
     refuse('E_CMD_OPERATOR_UNTRUSTED', 'Command refused: it must carry exactly one operator signature');
   }
   try {
-    verifyChain(ctx.peerChain, { anchors: ctx.anchors, crls: ctx.crls, at: now, roles: ['peer'] });
+    checkOwnChain(ctx, now);
   } catch (e) {
     if (e instanceof KeysError && e.code === 'E_CERT_REVOKED') {
       refuse('E_CMD_PEER_REVOKED', `Command refused: this peer's certificate is revoked (${e.message})`, e);

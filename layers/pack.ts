@@ -3,11 +3,12 @@
 // salt and UUID derived from the payload digest, canonical manifest, deterministic ML-DSA.
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
-import { mkdtemp, open, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Progress } from '../common/progress.ts';
 import { run } from '../common/exec.ts';
-import { formatVerity } from '../imagebuild/index.ts';
+import { deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../imagebuild/index.ts';
+import { hashPayload, type PayloadHashes } from './payload-check.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
 import { signManifest } from './layer-signature.ts';
@@ -301,16 +302,28 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     const verityPath = join(work, 'payload.verity');
     progress?.step('building erofs payload');
     const size = await buildErofs(rootfs, payloadPath, epoch);
-    // The salt is derived from name, version and SOURCE_DATE_EPOCH: reproducible, and the
-    // tree does not wait for the payload digest.
-    progress?.step('building verity hash tree');
-    const v = await formatVerity(payloadPath, {
-      hashPath: verityPath,
-      seed: `${source.name}\0${source.version}\0${epoch}`,
-      label: 'mwl-payload',
-    });
-    progress?.step('hashing payload');
-    const sha256 = sha256FileSync(payloadPath);
+    // One pass gives the payload SHA-256 and the dm-verity tree (byte-identical to
+    // veritysetup format; the tests check it with veritysetup verify). Salt and UUID are
+    // derived from name, version and SOURCE_DATE_EPOCH, so the tree is reproducible.
+    progress?.step('hashing payload and building the verity tree');
+    const seed = `${source.name}\0${source.version}\0${epoch}`;
+    const salt = Buffer.from(deriveVeritySalt(seed, 'mwl-payload'));
+    const uuid = deriveVerityUuid(seed, 'mwl-payload');
+    const fd = openSync(payloadPath, 'r');
+    let hashed: PayloadHashes;
+    try {
+      hashed = hashPayload(fd, 0, size / 4096, salt, uuidToBytes(uuid), payloadPath, progress);
+    } finally {
+      closeSync(fd);
+    }
+    await writeFile(verityPath, hashed.area);
+    const sha256 = hashed.sha256;
+    const v = {
+      rootHash: hashed.rootHash,
+      salt: salt.toString('hex'),
+      dataBlocks: size / 4096,
+      hashSize: hashed.area.length,
+    };
     const manifest: LayerManifest = {
       ...source,
       created: new Date(epoch * 1000).toISOString(),

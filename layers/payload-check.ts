@@ -69,76 +69,111 @@ export async function checkVeritySuperblock(layer: LayerFile): Promise<Uint8Arra
 }
 
 /** Full check; throws E_PAYLOAD_DIGEST, E_VERITY_TREE_MISMATCH or E_VERITY_ROOT_MISMATCH. */
+export interface PayloadHashes {
+  /** SHA-256 of the whole payload, hex. */
+  sha256: string;
+  /** The complete dm-verity hash area (superblock block + tree), as veritysetup writes it. */
+  area: Buffer;
+  rootHash: string;
+}
+
+/**
+ * One pass over `dataBlocks` blocks at byte `offset` of `fd`: the payload SHA-256 and every
+ * verity digest; then the whole hash area built in memory. Used by pack (offset 0 of the
+ * erofs file) and by verify (in place inside the .mwl).
+ */
+export function hashPayload(
+  fd: number,
+  offset: number,
+  dataBlocks: number,
+  salt: Buffer,
+  uuid: Uint8Array,
+  path: string,
+  progress?: Progress,
+): PayloadHashes {
+  const geo = verityGeometry(dataBlocks);
+  const level0 = Buffer.alloc(dataBlocks * 32);
+  const whole = createHash('sha256');
+  // Read each chunk with one readv straight into slots that already hold the salt, so
+  // every block's verity digest is one one-shot hash with no copy (as imagebuild's BlockHasher).
+  const slots: Buffer[] = [];
+  const targets: Buffer[] = [];
+  const arena = Buffer.alloc((salt.length + BS) * CHUNK);
+  for (let i = 0; i < CHUNK; i++) {
+    const start = i * (salt.length + BS);
+    arena.set(salt, start);
+    slots.push(arena.subarray(start, start + salt.length + BS));
+    targets.push(arena.subarray(start + salt.length, start + salt.length + BS));
+  }
+  for (let first = 0; first < dataBlocks; first += CHUNK) {
+    const n = Math.min(CHUNK, dataBlocks - first);
+    const pos = offset + first * BS;
+    let got = readvSync(fd, targets.slice(0, n), pos);
+    while (got < n * BS) {
+      const i = Math.floor(got / BS);
+      const r = readSync(fd, targets[i] as Buffer, got % BS, BS - (got % BS), pos + got);
+      if (r === 0) throw new LayerError('E_LAYER_TRUNCATED', `${path} ends at byte ${pos + got}`, { path });
+      got += r;
+    }
+    for (let i = 0; i < n; i++) {
+      whole.update(targets[i] as Buffer);
+      level0.write(hash('sha256', slots[i] as Buffer, 'binary'), (first + i) * 32, 32, 'latin1');
+    }
+    progress?.bytes((first + n) * BS, dataBlocks * BS);
+  }
+  // The hash area: superblock block, then levels (top first on disk).
+  const area = Buffer.alloc(geo.hashSize);
+  area.set(
+    encodeVeritySuperblock({
+      uuid,
+      algorithm: 'sha256',
+      dataBlockSize: BS,
+      hashBlockSize: BS,
+      dataBlocks,
+      salt,
+    }),
+    0,
+  );
+  let digests: Buffer = level0;
+  for (const l of geo.levels) {
+    area.set(digests, l.firstBlock * BS);
+    const next = Buffer.alloc(l.blocks * 32);
+    for (let j = 0; j < l.blocks; j++) {
+      const start = (l.firstBlock + j) * BS;
+      next.set(digest(salt, area.subarray(start, start + BS)), j * 32);
+    }
+    digests = next;
+  }
+  return { sha256: whole.digest('hex'), area, rootHash: digests.subarray(0, 32).toString('hex') };
+}
+
 export async function checkPayload(layer: LayerFile, progress?: Progress): Promise<void> {
   const uuid = await checkVeritySuperblock(layer);
   const v = layer.manifest.payload.verity;
   const salt = Buffer.from(v.salt, 'hex');
   const geo = verityGeometry(v.dataBlocks);
-  const level0 = Buffer.alloc(v.dataBlocks * 32);
-  const whole = createHash('sha256');
   const fh = await open(layer.path, 'r');
   try {
-    // Read each chunk with one readv straight into slots that already hold the salt, so
-    // every block's verity digest is one one-shot hash with no copy (as imagebuild's BlockHasher).
-    const slots: Buffer[] = [];
-    const targets: Buffer[] = [];
-    const arena = Buffer.alloc((salt.length + BS) * CHUNK);
-    for (let i = 0; i < CHUNK; i++) {
-      const start = i * (salt.length + BS);
-      arena.set(salt, start);
-      slots.push(arena.subarray(start, start + salt.length + BS));
-      targets.push(arena.subarray(start + salt.length, start + salt.length + BS));
-    }
-    for (let first = 0; first < v.dataBlocks; first += CHUNK) {
-      const n = Math.min(CHUNK, v.dataBlocks - first);
-      const pos = layer.payloadOffset + first * BS;
-      let got = readvSync(fh.fd, targets.slice(0, n), pos);
-      while (got < n * BS) {
-        const i = Math.floor(got / BS);
-        const r = readSync(fh.fd, targets[i] as Buffer, got % BS, BS - (got % BS), pos + got);
-        if (r === 0)
-          throw new LayerError('E_LAYER_TRUNCATED', `${layer.path} ends at byte ${pos + got}`, {
-            path: layer.path,
-          });
-        got += r;
-      }
-      for (let i = 0; i < n; i++) {
-        whole.update(targets[i] as Buffer);
-        level0.write(hash('sha256', slots[i] as Buffer, 'binary'), (first + i) * 32, 32, 'latin1');
-      }
-      progress?.bytes((first + n) * BS, v.dataBlocks * BS);
-    }
-    if (whole.digest('hex') !== layer.manifest.payload.sha256) {
+    const { sha256, area, rootHash } = hashPayload(
+      fh.fd,
+      layer.payloadOffset,
+      v.dataBlocks,
+      salt,
+      uuid,
+      layer.path,
+      progress,
+    );
+    if (sha256 !== layer.manifest.payload.sha256) {
       throw new LayerError(
         'E_PAYLOAD_DIGEST',
         `${layer.path}: payload.erofs does not match the signed SHA-256`,
-        { path: layer.path, details: { member: 'payload.erofs' } },
+        {
+          path: layer.path,
+          details: { member: 'payload.erofs' },
+        },
       );
     }
-    // Rebuild the whole hash area: superblock block, then levels (top first on disk).
-    const area = Buffer.alloc(geo.hashSize);
-    area.set(
-      encodeVeritySuperblock({
-        uuid,
-        algorithm: 'sha256',
-        dataBlockSize: BS,
-        hashBlockSize: BS,
-        dataBlocks: v.dataBlocks,
-        salt,
-      }),
-      0,
-    );
-    let digests: Buffer = level0;
-    for (const l of geo.levels) {
-      area.set(digests, l.firstBlock * BS);
-      const next = Buffer.alloc(l.blocks * 32);
-      for (let j = 0; j < l.blocks; j++) {
-        const start = (l.firstBlock + j) * BS;
-        next.set(digest(salt, area.subarray(start, start + BS)), j * 32);
-      }
-      digests = next;
-    }
-    const root = digests.subarray(0, 32).toString('hex');
+    const root = rootHash;
     if (root !== v.rootHash) {
       // Cannot happen when the payload digest matched and the signed manifest is consistent.
       throw new LayerError(

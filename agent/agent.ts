@@ -380,11 +380,26 @@ async function syncAll(): Promise<void> {
 async function killLeftovers(log: LogFn): Promise<void> {
   if (process.pid !== 1) return;
   const { readdir, readFile } = await import('node:fs/promises');
-  const others = async () =>
-    (await readdir('/proc'))
-      .filter((d) => /^\d+$/.test(d))
-      .map(Number)
-      .filter((p) => p !== 1);
+  // User processes only: kernel threads (PF_KTHREAD, or children of kthreadd) ignore
+  // signals, and zombies are already dead.
+  const PF_KTHREAD = 0x00200000;
+  const others = async () => {
+    const out: number[] = [];
+    for (const d of await readdir('/proc')) {
+      if (!/^\d+$/.test(d) || d === '1') continue;
+      const st = await readFile(`/proc/${d}/stat`, 'utf8').catch(() => '');
+      const close = st.lastIndexOf(')');
+      if (close < 0) continue;
+      // After "pid (comm) ": state ppid pgrp session tty_nr tpgid flags …
+      const f = st.slice(close + 2).split(' ');
+      const state = f[0];
+      const ppid = Number(f[1]);
+      const flags = Number(f[6]);
+      if (state === 'Z' || ppid === 2 || d === '2' || (flags & PF_KTHREAD) !== 0) continue;
+      out.push(Number(d));
+    }
+    return out;
+  };
   const send = async (signal: NodeJS.Signals) => {
     for (const pid of await others()) {
       try {

@@ -105,6 +105,7 @@ async function qmp(socket: string, command: string, timeoutMs = 10_000): Promise
 /** Starts QEMU on `disk`; `done` resolves when QEMU exits (power-off, timeout or kill). */
 export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
   const qemu = await requireTool('qemu-system-x86_64');
+  const setpriv = await requireTool('setpriv');
   const code = options.ovmfCode ?? OVMF_CODE;
   const varsSrc = options.ovmfVars ?? OVMF_VARS;
   for (const f of options.forwards ?? []) {
@@ -182,7 +183,10 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     );
   }
   const started = Date.now();
-  const child = execa(qemu, args, {
+  // QEMU exits on SIGINT. In its own session a terminal's Ctrl-C reaches only us (and
+  // becomes an ACPI power-button press); --pdeathsig still takes QEMU down with us if we die.
+  const child = execa(setpriv, ['--pdeathsig', 'KILL', '--', qemu, ...args], {
+    detached: true,
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',

@@ -61,10 +61,16 @@ test('QEMU: mway-image run forwards 127.0.0.1 to the guest and Ctrl-C powers the
       reject: false,
       timeout: 450_000,
       buffer: true,
+      // its own process group, so the SIGINT below reaches the whole group like a terminal's Ctrl-C
+      detached: true,
     },
   );
   t.teardown(() => {
-    child.kill('SIGKILL');
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
   });
   let out = '';
   const ready = new Promise<void>((resolve) => {
@@ -86,7 +92,8 @@ test('QEMU: mway-image run forwards 127.0.0.1 to the guest and Ctrl-C powers the
     }
   }
   t.is(body.trim(), 'hello-from-guest');
-  child.kill('SIGINT');
+  // Ctrl-C on a terminal signals the whole foreground group: QEMU must not see it.
+  if (child.pid !== undefined) process.kill(-child.pid, 'SIGINT');
   const r = await child;
   t.is(r.exitCode, 0, String(r.stderr));
   t.regex(out, /BOOT-CLI-POWER-BUTTON/);

@@ -312,7 +312,7 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     const fd = openSync(payloadPath, 'r');
     let hashed: PayloadHashes;
     try {
-      hashed = hashPayload(fd, 0, size / 4096, salt, uuidToBytes(uuid), payloadPath, progress);
+      hashed = await hashPayload(fd, 0, size / 4096, salt, uuidToBytes(uuid), payloadPath, progress);
     } finally {
       closeSync(fd);
     }

@@ -4,6 +4,7 @@
 // that passes is exactly what the kernel's dm-verity will accept.
 import { createHash, hash } from 'node:crypto';
 import { readSync, readvSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
 import { type FileHandle, open } from 'node:fs/promises';
 import { decodeVeritySuperblock, encodeVeritySuperblock, verityGeometry } from '../imagebuild/index.ts';
 import type { Progress } from '../common/progress.ts';
@@ -69,6 +70,31 @@ export async function checkVeritySuperblock(layer: LayerFile): Promise<Uint8Arra
 }
 
 /** Full check; throws E_PAYLOAD_DIGEST, E_VERITY_TREE_MISMATCH or E_VERITY_ROOT_MISMATCH. */
+/** Below 16 MiB a worker's start-up costs more than it saves. */
+const WORKER_MIN_BLOCKS = 4096;
+
+function wholeDigestOnWorker(path: string, offset: number, length: number): Promise<string> {
+  const w = new Worker(new URL('./sha256-worker.ts', import.meta.url), {
+    workerData: { path, offset, length },
+  });
+  const p = new Promise<string>((resolve, reject) => {
+    w.once('message', (m: { sha256?: string; error?: string }) => {
+      if (m.sha256 !== undefined) resolve(m.sha256);
+      else reject(new LayerError('E_LAYER_TRUNCATED', m.error ?? 'payload digest failed', { path }));
+    });
+    w.once('error', (e) => reject(e));
+    w.once('exit', (code) => {
+      if (code !== 0)
+        reject(new LayerError('E_LAYER_READ', `payload digest worker exited with ${code}`, { path }));
+    });
+  });
+  // Observed later; never an unhandled rejection if the main pass throws first.
+  p.catch(() => undefined);
+  const done = p.finally(() => void w.terminate());
+  done.catch(() => undefined);
+  return done;
+}
+
 export interface PayloadHashes {
   /** SHA-256 of the whole payload, hex. */
   sha256: string;
@@ -82,7 +108,7 @@ export interface PayloadHashes {
  * verity digest; then the whole hash area built in memory. Used by pack (offset 0 of the
  * erofs file) and by verify (in place inside the .mwl).
  */
-export function hashPayload(
+export async function hashPayload(
   fd: number,
   offset: number,
   dataBlocks: number,
@@ -90,10 +116,13 @@ export function hashPayload(
   uuid: Uint8Array,
   path: string,
   progress?: Progress,
-): PayloadHashes {
+): Promise<PayloadHashes> {
   const geo = verityGeometry(dataBlocks);
   const level0 = Buffer.alloc(dataBlocks * 32);
-  const whole = createHash('sha256');
+  // Large payloads: the whole-file digest runs on a worker thread (second core) meanwhile.
+  const worker =
+    dataBlocks >= WORKER_MIN_BLOCKS ? wholeDigestOnWorker(path, offset, dataBlocks * BS) : undefined;
+  const whole = worker === undefined ? createHash('sha256') : undefined;
   // Read each chunk with one readv straight into slots that already hold the salt, so
   // every block's verity digest is one one-shot hash with no copy (as imagebuild's BlockHasher).
   const slots: Buffer[] = [];
@@ -116,7 +145,7 @@ export function hashPayload(
       got += r;
     }
     for (let i = 0; i < n; i++) {
-      whole.update(targets[i] as Buffer);
+      whole?.update(targets[i] as Buffer);
       level0.write(hash('sha256', slots[i] as Buffer, 'binary'), (first + i) * 32, 32, 'latin1');
     }
     progress?.bytes((first + n) * BS, dataBlocks * BS);
@@ -144,7 +173,8 @@ export function hashPayload(
     }
     digests = next;
   }
-  return { sha256: whole.digest('hex'), area, rootHash: digests.subarray(0, 32).toString('hex') };
+  const sha256 = whole !== undefined ? whole.digest('hex') : await (worker as Promise<string>);
+  return { sha256, area, rootHash: digests.subarray(0, 32).toString('hex') };
 }
 
 export async function checkPayload(layer: LayerFile, progress?: Progress): Promise<void> {
@@ -154,7 +184,7 @@ export async function checkPayload(layer: LayerFile, progress?: Progress): Promi
   const geo = verityGeometry(v.dataBlocks);
   const fh = await open(layer.path, 'r');
   try {
-    const { sha256, area, rootHash } = hashPayload(
+    const { sha256, area, rootHash } = await hashPayload(
       fh.fd,
       layer.payloadOffset,
       v.dataBlocks,

@@ -239,3 +239,19 @@ test('extract refuses a tampered payload and leaves no directory', async (t) => 
   t.is(await code(extractFiles(f, join(dir, 'x'))), 'E_PAYLOAD_DIGEST');
   t.false((await readdir(dir)).includes('x'));
 });
+
+test('a payload over 16 MiB (digest on a worker thread) verifies, and a flipped byte is caught', async (t) => {
+  const p = await pki();
+  const dir = await tempDir(t);
+  const src = await layerSource(join(dir, 'src'));
+  const { randomBytes } = await import('node:crypto');
+  await writeFile(join(src, 'rootfs/big.bin'), randomBytes(20 * 1024 * 1024));
+  const out = join(dir, 'big.mwl');
+  await packLayer({ dir: src, key: p.user.key, chain: p.user.chain, out, sourceDateEpoch: 1 });
+  const v = await verifyLayer(out, { anchors: [p.userRoot.cert] });
+  t.true(v.payloadSize > 20 * 1024 * 1024);
+  const b = await readFile(out);
+  b[v.payloadOffset + 18 * 1024 * 1024]! ^= 1;
+  await writeFile(out, b);
+  t.is(await code(verifyLayer(out, { anchors: [p.userRoot.cert] })), 'E_PAYLOAD_DIGEST');
+});

@@ -4,12 +4,14 @@
 //     switch_root) into a minimal erofs CoreOS holding Node 24 and its libraries, QEMU start →
 //     a line printed from JavaScript by Node as PID 1, with the full read (mway.verity=full,
 //     the default) and without (mway.verity=lazy);
-//  3. with --disk PATH [--ready REGEX]: a built image, QEMU start → the first console line
-//     matching REGEX (default `boot done:`, the agent's line once its services are started).
+//  3. the default image (`mway-image build`, timed cold and warm) or --disk PATH: QEMU start →
+//     the first console line matching --ready REGEX (default `boot done:`, the agent's line
+//     once its services are started).
 // Options: --rounds N (default 2, best of).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { run as runTool } from '../common/exec.ts';
 import { buildInitramfs } from '../imagebuild/initramfs.ts';
 import { INIT_MARKERS } from '../imagebuild/initramfs-init.ts';
 import { runQemu } from '../imagebuild/qemu-run.ts';
@@ -61,6 +63,19 @@ async function best(rounds: number, f: () => Promise<{ ms: number; marks: Record
   }
   if (b === undefined) throw new Error('bench: no rounds');
   return b;
+}
+
+const CLI = join(import.meta.dirname, '..', 'imagebuild', 'bin', 'mway-image.ts');
+
+async function hasBuildCommand(): Promise<boolean> {
+  const r = await runTool(process.execPath, [CLI, '--help'], { timeout: 60_000, reject: false });
+  return /\bbuild\b/.test(r.stdout + r.stderr);
+}
+
+async function timeBuild(out: string): Promise<number> {
+  const t0 = performance.now();
+  await runTool(process.execPath, [CLI, 'build', '-o', out], { timeout: 1_200_000, env: { NO_COLOR: '1' } });
+  return performance.now() - t0;
 }
 
 const s = (ms: number | undefined): string => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
@@ -118,7 +133,16 @@ export async function run(argv: string[]): Promise<void> {
       `full verity read: ${s(full.ms - lazy.ms)} for ${coreMiB.toFixed(0)} MiB (switch_root full ${s(full.marks.switchRoot)} vs lazy ${s(lazy.marks.switchRoot)})`,
     );
 
-    const disk = flag(argv, 'disk');
+    // The default image (examples/default via `mway-image build`), built twice: the second
+    // build is the warm figure (kernel .deb, unpacked tree and npm tree cached).
+    let disk = flag(argv, 'disk');
+    if (disk === undefined && (await hasBuildCommand())) {
+      const out = join(dir, 'image');
+      const cold = await timeBuild(out);
+      const warm = await timeBuild(out);
+      console.log(`mway-image build (default image): first ${s(cold)}, warm ${s(warm)}`);
+      disk = join(out, 'disk.img');
+    }
     if (disk !== undefined) {
       const ready = new RegExp(flag(argv, 'ready') ?? 'boot done:');
       const img = await best(rounds, () => timeTo(disk, ready));

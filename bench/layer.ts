@@ -52,6 +52,7 @@ export async function run(_argv: string[]): Promise<void> {
     };
     let payloadSize = 0;
     let breakdown = '';
+    let refSteps = '';
     for (let i = 0; i < rounds; i++) {
       const out = join(dir, 'bench.mwl');
       let t = performance.now();
@@ -80,8 +81,11 @@ export async function run(_argv: string[]): Promise<void> {
       await runTool('mkfs.erofs', [`-T${EPOCH}`, '--ignore-mtime', '--all-root', '--quiet', img, rootfs], {
         timeout: 600_000,
       });
+      const mkfsMs = performance.now() - t;
       await runTool('veritysetup', ['format', img, join(dir, 'ref.verity')], { timeout: 600_000 });
       const ref = performance.now() - t;
+      if (ref < best.ref)
+        refSteps = `mkfs.erofs ${mkfsMs.toFixed(0)} ms, veritysetup format ${(ref - mkfsMs).toFixed(0)} ms`;
       await rm(img);
       await rm(join(dir, 'ref.verity'));
       best = {
@@ -98,7 +102,8 @@ export async function run(_argv: string[]): Promise<void> {
     console.log(
       `mkfs.erofs + veritysetup format alone:                                   ${best.ref.toFixed(0)} ms`,
     );
-    console.log(`  steps: ${breakdown}`);
+    console.log(`  steps: ${refSteps}`);
+    console.log(`  our steps: ${breakdown}`);
     console.log(`ratio: ${(best.ours / best.ref).toFixed(2)}x (target ≤ 1.2x)`);
     console.log(
       `verify (signature + payload sha256 + whole hash tree): ${mbs(payloadSize, best.verify)} MB/s (${best.verify.toFixed(0)} ms for ${(payloadSize / 2 ** 20).toFixed(0)} MiB)`,

@@ -200,18 +200,34 @@ test('a flipped byte in the layer payload: verify names the layer, everything el
   t.regex(bad[0]?.message ?? '', /E_/);
 });
 
-test('the same spec, keys and SOURCE_DATE_EPOCH build a byte-identical disk', async (t) => {
+test('the same spec, keys and SOURCE_DATE_EPOCH build a byte-identical disk (mway-image build --json)', async (t) => {
   const { r, out } = await built();
   const again = await tempDir(t, 'mway-build-again-');
-  const r2 = await buildImage({
-    spec: await loadImageSpec(DEFAULT_SPEC),
-    outDir: again,
-    keysDir: join(out, 'keys'),
-    sourceDateEpoch: EPOCH,
+  const c = await cli('mway-image', ['build', '-o', again, '--keys', join(out, 'keys'), '--json'], {
+    env: { SOURCE_DATE_EPOCH: String(EPOCH) },
+    timeout: 600_000,
   });
+  t.is(c.exitCode, 0, c.stderr);
+  const r2 = JSON.parse(c.stdout) as BuildResult;
   t.is(r2.coreos.rootHash, r.coreos.rootHash);
   t.is(r2.sizeBytes, r.sizeBytes);
+  t.false(r2.keysGenerated);
   t.is(await sha256(r2.disk), await sha256(r.disk));
+});
+
+test('mway-image inspect --json reports the layout, root hashes and signers', async (t) => {
+  const { r } = await built();
+  const c = await cli('mway-image', ['inspect', r.disk, '--json']);
+  t.is(c.exitCode, 0, c.stderr);
+  const i = JSON.parse(c.stdout) as Awaited<ReturnType<typeof inspectDisk>>;
+  t.deepEqual(
+    i.partitions.map((p) => p.role),
+    r.partitions.map((p) => p.role),
+  );
+  t.is(i.partitions.find((p) => p.role === 'coreos-a')?.filesystem, 'erofs');
+  t.is(i.partitions.find((p) => p.role === 'esp')?.filesystem, 'vfat');
+  t.is(i.certificates?.rootHash, r.certificates.rootHash);
+  t.is(i.coreos?.rootHash, r.coreos.rootHash);
 });
 
 test('mway-image build refuses a spec with a bad key, naming it, and writes no disk', async (t) => {

@@ -244,3 +244,26 @@ test('mway-image build refuses a spec with a bad key, naming it, and writes no d
   t.regex(r.stdout + r.stderr, /E_SPEC_INVALID/);
   await t.throwsAsync(access(join(dir, 'out', 'disk.img')));
 });
+
+test('a spec with peerIdentity gets a read-only peer-identity partition holding those files', async (t) => {
+  const { out } = await built();
+  const dir = await tempDir(t);
+  const { writeFile, mkdir } = await import('node:fs/promises');
+  await mkdir(join(dir, 'id'));
+  await writeFile(join(dir, 'id', 'peer.crt'), 'not really a certificate\n');
+  const spec = { ...(await loadImageSpec(DEFAULT_SPEC)), peerIdentity: join(dir, 'id') };
+  const r = await buildImage({
+    spec,
+    outDir: join(dir, 'out'),
+    keysDir: join(out, 'keys'),
+    sourceDateEpoch: EPOCH,
+  });
+  const g = await readGpt(r.disk);
+  const p = g.partitions.find((x) => x.name === 'peer-identity');
+  if (p === undefined) return t.fail('no peer-identity partition');
+  t.is(p.type, MILKYWAY.peerIdentity);
+  t.true(p.flags.readOnly);
+  const img = await extractPartition(r.disk, p, join(dir, 'peer.img'));
+  const ls = await run('debugfs', ['-R', 'cat /peer.crt', img], { timeout: 60_000 });
+  t.is(ls.stdout, 'not really a certificate\n');
+});

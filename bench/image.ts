@@ -7,7 +7,7 @@
 //  3. the default image (`mway-image build`, timed cold and warm) or --disk PATH: QEMU start →
 //     the first console line matching --ready REGEX (default `boot done:`, the agent's line
 //     once its services are started).
-// Options: --rounds N (default 2, best of).
+// Options: --rounds=N (default 2, best of), --disk=PATH, --ready=REGEX.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,9 @@ import { COREOS_MARKER, testCoreos } from '../test/imagebuild/boot-coreos-fixtur
 import { EPOCH, testKernel, ukiDisk } from '../test/imagebuild/boot-fixtures.ts';
 
 function flag(argv: string[], name: string): string | undefined {
+  // `--name=value` as well: bench/run.ts takes a bare value after `--name` for a bench name.
+  const eq = argv.find((a) => a.startsWith(`--${name}=`));
+  if (eq !== undefined) return eq.slice(name.length + 3);
   const i = argv.indexOf(`--${name}`);
   return i >= 0 ? argv[i + 1] : undefined;
 }
@@ -43,6 +46,7 @@ async function timeTo(
       if (l.includes('EFI stub:') && marks.kernel === undefined) marks.kernel = now;
       if (l.startsWith(INIT_MARKERS.start)) marks.initramfs = now;
       if (l.startsWith(INIT_MARKERS.switching)) marks.switchRoot = now;
+      if (marks.agent === undefined && l.includes('milkyway-agent info: starting')) marks.agent = now;
       if (hit < 0 && pattern.test(l)) {
         hit = now;
         q.kill();
@@ -147,7 +151,7 @@ export async function run(argv: string[]): Promise<void> {
       const ready = new RegExp(flag(argv, 'ready') ?? 'boot done:');
       const img = await best(rounds, () => timeTo(disk, ready));
       console.log(
-        `image ${disk}: QEMU start → ${ready}: ${s(img.ms)} (switch_root ${s(img.marks.switchRoot)})`,
+        `image ${disk}: QEMU start → ${ready}: ${s(img.ms)} (switch_root ${s(img.marks.switchRoot)}, agent's first line ${s(img.marks.agent)})`,
       );
       console.log(`ratio (image agent ready / reference): ${(img.ms / bare.ms).toFixed(2)}x`);
     }

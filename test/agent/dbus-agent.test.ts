@@ -374,3 +374,46 @@ test('root controls a real layer service over D-Bus; ctl watch sees the signals'
     'stopped before running again',
   );
 });
+
+test('gdbus and busctl read the introspection data and walk down to the object', async (t) => {
+  const address = sharedBus();
+  const g = await execa(
+    'gdbus',
+    [
+      'introspect',
+      '--address',
+      address,
+      '--dest',
+      'org.milkyway.Agent1',
+      '--object-path',
+      '/org/milkyway/Agent1',
+    ],
+    { reject: false, timeout: 30_000 },
+  );
+  t.is(g.exitCode, 0, g.stderr);
+  t.regex(g.stdout, /GetLogs\(in {2}s name,\s+in {2}u lines,\s+out s json\);/);
+  t.regex(g.stdout, /InstallLayer\(in {2}s path,\s+out s json\);/);
+  t.regex(g.stdout, /signals:\s+ServiceChanged\(s name,\s+s state\);/);
+  const call = await execa(
+    'gdbus',
+    [
+      'call',
+      '--address',
+      address,
+      '--dest',
+      'org.milkyway.Agent1',
+      '--object-path',
+      '/org/milkyway/Agent1',
+      '--method',
+      'org.milkyway.Agent1.ListLayers',
+    ],
+    { reject: false, timeout: 30_000 },
+  );
+  t.is(call.stdout.trim(), "('[]',)", call.stderr);
+  const tree = await execa('busctl', ['--address', address, 'tree', 'org.milkyway.Agent1'], {
+    reject: false,
+    timeout: 30_000,
+  });
+  t.is(tree.exitCode, 0, tree.stderr);
+  t.regex(tree.stdout, /\/org\/milkyway\/Agent1/);
+});

@@ -115,3 +115,38 @@ test('QEMU: one flipped byte in the CoreOS partition stops the boot with the ver
   t.false(log.includes(COREOS_MARKER));
   t.true(r.poweredOff, 'fail closed powers the machine off (mway.onfail default)');
 });
+
+test('QEMU: one flipped byte in the certificate partition stops the boot before switch_root', async (t) => {
+  t.timeout(480_000);
+  const dir = await tempDir(t);
+  const coreos = await testCoreos(dir, 'milkyway_1.0.0', { certs: true });
+  const disk = await ukiDisk(dir, {
+    initrd: await realInitrd(),
+    cmdline: coreosCmdline({ rootHash: coreos.rootHash, extra: [`mway.certs=${coreos.certsRootHash}`] }),
+    more: coreos.partitions,
+  });
+  // Flip a bit in the trust anchor's bytes inside the certificate erofs.
+  const part = (await readGpt(disk)).partitions.find((p) => p.name === 'certificates');
+  if (part === undefined) return t.fail('no certificates partition');
+  const fh = await open(disk, 'r+');
+  const bytes = Buffer.alloc(Number(part.sizeBytes));
+  await fh.read(bytes, 0, bytes.length, Number(part.firstLba) * 512);
+  const at = bytes.indexOf('test-anchor');
+  t.true(at > 0);
+  await fh.write(Buffer.from([(bytes[at] ?? 0) ^ 0x01]), 0, 1, Number(part.firstLba) * 512 + at);
+  await fh.close();
+  const lines: string[] = [];
+  const q = await runQemu({ disk, timeout: 420_000, serial: 'none', onLine: (l) => lines.push(l) });
+  t.teardown(() => q.kill());
+  const r = await q.done;
+  const log = lines.filter((l) => !l.startsWith('[')).join('\n');
+  t.true(
+    lines.some((l) => l.startsWith(INIT_MARKERS.certsFailed)),
+    log,
+  );
+  t.false(
+    lines.some((l) => l.startsWith(INIT_MARKERS.switching)),
+    log,
+  );
+  t.true(r.poweredOff);
+});

@@ -1,4 +1,4 @@
-// `npm run bench -- fleet [--peers N] [--procs P] [--rounds R] [--quick]`: one broker
+// `npm run bench -- fleet [--peers=N] [--procs=P] [--rounds=R] [--quick]`: one broker
 // (milkywaysrvd, its own process) and N protocol-complete simulated peers (bench/_fleet-peer.ts,
 // several per process) on 127.0.0.1. The operator signs a `status` command to all of them;
 // we time how long until every signed result is back at the operator (p50/p99 over rounds,
@@ -27,9 +27,10 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FLEET = 'bench';
 const GROUP = 'bench';
 
+/** `--name=N` (bench/run.ts takes bare words as benchmark names, so `--name N` is not usable). */
 function flag(argv: string[], name: string, dflt: number): number {
-  const i = argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(argv[i + 1]) : dflt;
+  const a = argv.find((x) => x.startsWith(`--${name}=`));
+  const v = a === undefined ? dflt : Number(a.slice(name.length + 3));
   if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
   return v;
 }

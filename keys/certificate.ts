@@ -46,7 +46,18 @@ export function encodeUtf8Ext(value: string): ArrayBuffer {
 }
 
 export function encodeOctetsExt(value: Uint8Array): ArrayBuffer {
-  return new asn1js.OctetString({ valueHex: value.slice().buffer }).toBER();
+  return new asn1js.OctetString({ valueHex: ownArrayBuffer(value) }).toBER();
+}
+
+/**
+ * A fresh ArrayBuffer holding exactly `bytes`. `bytes.slice().buffer` is wrong for a Node
+ * Buffer: Buffer#slice is a view, so `.buffer` would be the whole shared pool (every caller
+ * that read a file or a socket hands us such a view).
+ */
+export function ownArrayBuffer(bytes: Uint8Array): ArrayBuffer {
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy.buffer;
 }
 
 function cnOf(name: x509.Name): string {
@@ -54,16 +65,34 @@ function cnOf(name: x509.Name): string {
   return cn ?? name.toString();
 }
 
+/**
+ * Parsed certificates by DER SHA-256. Parsing costs about 2 ms (two ASN.1 decoders) and a
+ * broker or agent sees the same few certificates on every message; the key is the digest of
+ * every byte, so a changed byte is a different entry. Bounded: the oldest entry goes first.
+ */
+const parsed = new Map<string, Certificate>();
+const PARSED_MAX = 4096;
+
 /** Parses one DER certificate; every failure is E_CERT_MALFORMED (or E_TOO_LARGE / E_ALG_UNKNOWN). */
 export function parseCertificateDer(der: Uint8Array): Certificate {
   if (der.length > MAX_CERT_DER) {
     throw new KeysError('E_TOO_LARGE', `Certificate is ${der.length} bytes, at most ${MAX_CERT_DER} allowed`);
   }
+  const fingerprint = createHash('sha256').update(der).digest('hex');
+  const hit = parsed.get(fingerprint);
+  if (hit !== undefined) return hit;
+  const cert = decodeCertificate(der, fingerprint);
+  if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value as string);
+  parsed.set(fingerprint, cert);
+  return cert;
+}
+
+function decodeCertificate(der: Uint8Array, fingerprint: string): Certificate {
   let n: NodeX509;
   let p: x509.X509Certificate;
   try {
     n = new NodeX509(Buffer.from(der));
-    p = new x509.X509Certificate(der.slice().buffer);
+    p = new x509.X509Certificate(ownArrayBuffer(der));
   } catch (e) {
     throw new KeysError('E_CERT_MALFORMED', `Cannot decode certificate DER: ${errorMessage(e)}`, {
       cause: e,
@@ -99,7 +128,7 @@ export function parseCertificateDer(der: Uint8Array): Certificate {
   const cert: Certificate = {
     der: new Uint8Array(der),
     pem: n.toString(),
-    fingerprint: createHash('sha256').update(der).digest('hex'),
+    fingerprint,
     subject: cnOf(p.subjectName),
     issuer: cnOf(p.issuerName),
     serial: p.serialNumber.toLowerCase(),

@@ -5,7 +5,7 @@ import * as x509 from '@peculiar/x509';
 import { createHash, verify as nodeVerify, webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { errorMessage } from '../common/error.ts';
-import { certificatePublicKey } from './certificate.ts';
+import { certificatePublicKey, ownArrayBuffer } from './certificate.ts';
 import { KeysError } from './errors.ts';
 import { webcryptoName } from './issue.ts';
 import type { Certificate, SigningKey } from './types.ts';
@@ -39,7 +39,7 @@ export function parseCrl(input: string | Uint8Array): Crl {
     if (text.includes('-----BEGIN')) {
       c = new x509.X509Crl(typeof input === 'string' ? input : new TextDecoder().decode(input));
     } else {
-      c = new x509.X509Crl((input as Uint8Array).slice().buffer);
+      c = new x509.X509Crl(ownArrayBuffer(input as Uint8Array));
     }
   } catch (e) {
     throw new KeysError('E_CRL_MALFORMED', `Cannot decode CRL: ${errorMessage(e)}`, { cause: e });
@@ -96,7 +96,7 @@ export async function issueCrl(o: {
   const signingKey = (await o.issuerKey.privateKey.toCryptoKey({ name }, false, [
     'sign',
   ])) as unknown as X509Key;
-  const issuer = new x509.X509Certificate(o.issuerCert.der.slice().buffer).subject;
+  const issuer = new x509.X509Certificate(ownArrayBuffer(o.issuerCert.der)).subject;
   const crl = await x509.X509CrlGenerator.create({
     issuer,
     thisUpdate: now,

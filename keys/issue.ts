@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../common/error.ts';
 import { assertAlgorithm, generateKemKey, generateSigningKey, rawPublicKey } from './algorithms.ts';
-import { certificatePem, parseCertificateDer } from './certificate.ts';
+import { certificatePem, ownArrayBuffer, parseCertificateDer } from './certificate.ts';
 import { KeysError } from './errors.ts';
 import { writeFileAtomic, writePrivateKey } from './key-file.ts';
 import {
@@ -201,7 +201,7 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
 }
 
 function issuerDn(c: Certificate): string {
-  return new x509.X509Certificate(c.der.slice().buffer).subject;
+  return new x509.X509Certificate(ownArrayBuffer(c.der)).subject;
 }
 
 export interface NewIdentityOptions {

@@ -257,3 +257,30 @@ test('passphrase-encrypted keys need the right passphrase', async (t) => {
   t.is((await readPrivateKey(path, { passphrase: 'correct horse' })).algorithm, 'ml-dsa-44');
   t.is(await codeOfAsync(() => readPrivateKey(path, { passphrase: 'wrong' })), 'E_KEY_PASSPHRASE');
 });
+
+test('a DER certificate handed over as a Buffer view into a larger buffer parses to the same certificate', async (t) => {
+  const p = await pki;
+  const der = p.peer.cert.der;
+  // What readFile or a socket gives: a Buffer whose ArrayBuffer holds other bytes around it.
+  const pool = Buffer.alloc(der.length + 300, 0x5a);
+  Buffer.from(der).copy(pool, 100);
+  const view = pool.subarray(100, 100 + der.length);
+  const [c] = parseCertificates(view);
+  t.is(c?.fingerprint, p.peer.cert.fingerprint);
+  t.is(c?.subject, p.peer.cert.subject);
+  t.deepEqual(c?.der, p.peer.cert.der);
+  const pemView = Buffer.concat([Buffer.alloc(50, 0x20), Buffer.from(p.peer.cert.pem)]).subarray(50);
+  t.is(parseCertificates(pemView)[0]?.fingerprint, p.peer.cert.fingerprint);
+});
+
+test('a changed byte is never served from the parse cache', async (t) => {
+  const p = await pki;
+  t.is(parseCertificates(p.peer.cert.der)[0], parseCertificates(new Uint8Array(p.peer.cert.der))[0]);
+  const bad = new Uint8Array(p.peer.cert.der);
+  bad[bad.length - 10] = (bad[bad.length - 10] ?? 0) ^ 1; // in the signature: still parses
+  const [c] = parseCertificates(bad);
+  t.not(c?.fingerprint, p.peer.cert.fingerprint);
+  t.false(
+    new X509Certificate(c?.der ?? new Uint8Array()).verify(new X509Certificate(p.root.cert.der).publicKey),
+  );
+});

@@ -277,23 +277,30 @@ export class Agent implements AgentApi {
       throw new AgentError('E_BAD_NAME', `Invalid layer or group name ${JSON.stringify(layerOrGroup)}`);
     const secure = this.#secure;
     const dataDir = this.path(this.config.dataDir);
+    // A layer's secrets are its own: 0600 owned by the layer's uid, in a 0700 directory. A
+    // group's secrets are shared by the layers of that group, which run with their own uids
+    // and the group's gid, so there the gid is the boundary: 0640 root:gid in a 0750 directory.
     let dir: string;
-    if (secure?.groups[layerOrGroup] !== undefined) dir = join(dataDir, 'group', layerOrGroup, 'secrets');
-    else if (this.layers.has(layerOrGroup)) dir = join(dataDir, 'secure', layerOrGroup, 'secrets');
-    else throw new AgentError('E_LAYER_UNKNOWN', `No layer or group named ${layerOrGroup}`);
-    const owner = this.layers.ownerOf(layerOrGroup) ?? {
-      uid: 0,
-      gid: secure?.groups[layerOrGroup]?.gid ?? 0,
-    };
-    await mkdir(dir, { recursive: true, mode: 0o750 });
-    const { chown, rename, open } = await import('node:fs/promises');
+    let owner: { uid: number; gid: number };
+    const shared = secure?.groups[layerOrGroup] !== undefined;
+    if (shared) {
+      dir = join(dataDir, 'group', layerOrGroup, 'secrets');
+      owner = { uid: 0, gid: secure?.groups[layerOrGroup]?.gid ?? 0 };
+    } else if (this.layers.has(layerOrGroup)) {
+      dir = join(dataDir, 'secure', layerOrGroup, 'secrets');
+      owner = this.layers.ownerOf(layerOrGroup) ?? { uid: 0, gid: 0 };
+    } else throw new AgentError('E_LAYER_UNKNOWN', `No layer or group named ${layerOrGroup}`);
+    const fileMode = shared ? 0o640 : 0o600;
+    await mkdir(dir, { recursive: true, mode: shared ? 0o750 : 0o700 });
+    const { chmod, chown, rename, open } = await import('node:fs/promises');
     await chown(dir, owner.uid, owner.gid);
+    await chmod(dir, shared ? 0o750 : 0o700);
     for (const [key, value] of Object.entries(values)) {
       if (!/^[A-Za-z0-9_.-]{1,128}$/.test(key) || key.startsWith('.')) {
         throw new AgentError('E_BAD_NAME', `Invalid secret name ${JSON.stringify(key)}`);
       }
       const tmp = join(dir, `.${key}.tmp`);
-      const fh = await open(tmp, 'w', 0o640);
+      const fh = await open(tmp, 'w', fileMode);
       try {
         await fh.writeFile(value);
         await fh.sync();

@@ -1,5 +1,5 @@
 // The agent in namespace mode serving its API on a real dbus-daemon, driven with
-// `milkyway-agent ctl` (the D-Bus plumbing itself is tested in dbus-bus.test.ts).
+// `milkyway-agent ctl` (the D-Bus plumbing itself is tested in dbus-agent.test.ts and dbus-policy.test.ts).
 import test from 'ava';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';

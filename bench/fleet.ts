@@ -14,6 +14,7 @@ import { buildCommand, envelopeDigest } from '../control/command.ts';
 import { verifyResult } from '../control/result.ts';
 import { type BrokerClient, connectBroker } from '../control/transport.ts';
 import { generateSigningKey, sign, verify } from '../keys/algorithms.ts';
+import { intFlag } from './_flags.ts';
 import {
   type Certificate,
   type Envelope,
@@ -26,14 +27,6 @@ import {
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FLEET = 'bench';
 const GROUP = 'bench';
-
-/** `--name=N` (bench/run.ts takes bare words as benchmark names, so `--name N` is not usable). */
-function flag(argv: string[], name: string, dflt: number): number {
-  const a = argv.find((x) => x.startsWith(`--${name}=`));
-  const v = a === undefined ? dflt : Number(a.slice(name.length + 3));
-  if (!Number.isInteger(v) || v < 1) throw new Error(`--${name} must be a positive integer`);
-  return v;
-}
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -85,9 +78,9 @@ async function fleetPki(n: number) {
 
 export async function run(argv: string[]): Promise<void> {
   const quick = argv.includes('--quick');
-  const n = flag(argv, 'peers', quick ? 100 : 1000);
-  const procs = flag(argv, 'procs', quick ? 2 : 4);
-  const rounds = flag(argv, 'rounds', quick ? 5 : 20);
+  const n = intFlag(argv, 'peers', quick ? 100 : 1000);
+  const procs = intFlag(argv, 'procs', quick ? 2 : 4);
+  const rounds = intFlag(argv, 'rounds', quick ? 5 : 20);
   const t0 = performance.now();
   const pki = await fleetPki(n);
   process.stdout.write(

@@ -14,18 +14,11 @@ import { join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
 import { buildInitramfs } from '../imagebuild/initramfs.ts';
 import { INIT_MARKERS } from '../imagebuild/initramfs-init.ts';
+import { flagValue } from './_flags.ts';
 import { runQemu } from '../imagebuild/qemu-run.ts';
 import { coreosCmdline } from '../imagebuild/uki.ts';
 import { COREOS_MARKER, testCoreos } from '../test/imagebuild/boot-coreos-fixture.ts';
 import { EPOCH, testKernel, ukiDisk } from '../test/imagebuild/boot-fixtures.ts';
-
-function flag(argv: string[], name: string): string | undefined {
-  // `--name=value` as well: bench/run.ts takes a bare value after `--name` for a bench name.
-  const eq = argv.find((a) => a.startsWith(`--${name}=`));
-  if (eq !== undefined) return eq.slice(name.length + 3);
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
 
 /** Milliseconds from QEMU start to the first console line matching `pattern`; the guest is then killed. */
 async function timeTo(
@@ -85,7 +78,7 @@ async function timeBuild(out: string): Promise<number> {
 const s = (ms: number | undefined): string => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
 
 export async function run(argv: string[]): Promise<void> {
-  const rounds = Number(flag(argv, 'rounds') ?? 2);
+  const rounds = Number(flagValue(argv, 'rounds') ?? 2);
   const dir = await mkdtemp(join(tmpdir(), 'mway-bench-image-'));
   try {
     const kernel = await testKernel();
@@ -139,7 +132,7 @@ export async function run(argv: string[]): Promise<void> {
 
     // The default image (examples/default via `mway-image build`), built twice: the second
     // build is the warm figure (kernel .deb, unpacked tree and npm tree cached).
-    let disk = flag(argv, 'disk');
+    let disk = flagValue(argv, 'disk');
     if (disk === undefined && (await hasBuildCommand())) {
       const out = join(dir, 'image');
       const cold = await timeBuild(out);
@@ -148,7 +141,7 @@ export async function run(argv: string[]): Promise<void> {
       disk = join(out, 'disk.img');
     }
     if (disk !== undefined) {
-      const ready = new RegExp(flag(argv, 'ready') ?? 'boot done:');
+      const ready = new RegExp(flagValue(argv, 'ready') ?? 'boot done:');
       const img = await best(rounds, () => timeTo(disk, ready));
       console.log(
         `image ${disk}: QEMU start → ${ready}: ${s(img.ms)} (switch_root ${s(img.marks.switchRoot)}, agent's first line ${s(img.marks.agent)})`,

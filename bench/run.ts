@@ -10,7 +10,12 @@ const available = (await readdir(here))
   .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.startsWith('_'))
   .map((f) => f.slice(0, -3))
   .sort();
-const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+// A bare word is a benchmark name, unless it follows an option and names no benchmark:
+// then it is that option's value (`--rounds 1` as well as `--rounds=1`).
+const args = process.argv.slice(2);
+const wanted = args.filter(
+  (a, i) => !a.startsWith('-') && (available.includes(a) || !(args[i - 1] ?? '').startsWith('-')),
+);
 const names = wanted.length === 0 ? available : wanted;
 for (const name of names) {
   if (!available.includes(name)) {

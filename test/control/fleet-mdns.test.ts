@@ -3,18 +3,16 @@
 // another, joined by a veth pair; `mway` (in the agent's network namespace) then groups the
 // peer and gets its signed status. Needs root (ip netns); namespaces are deleted afterwards.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { run } from '../../common/exec.ts';
 import { newIdentity } from '../../keys/index.ts';
 import { makeRoot } from '../agent/_namespace.ts';
 import { BINS, tempDir } from '../helpers.ts';
 import { makeFleetPki } from './command-fixture.ts';
+import { vethPair } from './netns-fixture.ts';
 
-const ip = (args: string[]) => run('ip', args, { timeout: 10_000 });
 const pkiP = makeFleetPki();
 
 function lines(proc: ChildProcess): {
@@ -44,35 +42,7 @@ function lines(proc: ChildProcess): {
 test('an agent with no broker address finds it by mDNS across network namespaces and takes commands', async (t) => {
   const p = await pkiP;
   const dir = await tempDir(t);
-  const tag = randomBytes(3).toString('hex');
-  const [nsA, nsB] = [`mwca${tag}`, `mwcb${tag}`];
-  await ip(['netns', 'add', nsA]);
-  t.teardown(() => ip(['netns', 'del', nsA]).then(() => undefined));
-  await ip(['netns', 'add', nsB]);
-  t.teardown(() => ip(['netns', 'del', nsB]).then(() => undefined));
-  await ip([
-    'link',
-    'add',
-    `ca${tag}`,
-    'netns',
-    nsA,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    `cb${tag}`,
-    'netns',
-    nsB,
-  ]);
-  for (const [ns, dev, addr] of [
-    [nsA, `ca${tag}`, '10.232.0.1/24'],
-    [nsB, `cb${tag}`, '10.232.0.2/24'],
-  ] as const) {
-    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    await ip(['-n', ns, 'addr', 'add', addr, 'dev', dev]);
-    await ip(['-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on']);
-    await ip(['-n', ns, 'route', 'add', 'default', 'dev', dev]);
-  }
+  const [nsA, nsB] = await vethPair(t, 'mc', 232);
   const config = join(dir, 'broker.json');
   await writeFile(
     config,

@@ -3,50 +3,19 @@
 // connects with mutual TLS. Needs root (ip netns); the namespaces are deleted afterwards.
 import test from 'ava';
 import { execa } from 'execa';
-import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { run } from '../../common/exec.ts';
 import { BINS, ROOT, tempDir } from '../helpers.ts';
 import { type Ident, makeFleetPki } from './broker-fixture.ts';
-
-const ip = (args: string[]) => run('ip', args, { timeout: 10_000 });
+import { vethPair } from './netns-fixture.ts';
 
 test('a peer in another network namespace finds the broker by mDNS and connects to it', async (t) => {
   const dir = await tempDir(t);
   const pki = await makeFleetPki(1, dir);
   const peer = pki.peers[0] as Ident;
-  const tag = randomBytes(3).toString('hex');
-  const [nsA, nsB] = [`mwa${tag}`, `mwb${tag}`];
-  await ip(['netns', 'add', nsA]);
-  t.teardown(() => ip(['netns', 'del', nsA]).then(() => undefined));
-  await ip(['netns', 'add', nsB]);
-  t.teardown(() => ip(['netns', 'del', nsB]).then(() => undefined));
-  await ip([
-    'link',
-    'add',
-    `va${tag}`,
-    'netns',
-    nsA,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    `vb${tag}`,
-    'netns',
-    nsB,
-  ]);
-  for (const [ns, dev, addr] of [
-    [nsA, `va${tag}`, '10.231.0.1/24'],
-    [nsB, `vb${tag}`, '10.231.0.2/24'],
-  ] as const) {
-    await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
-    await ip(['-n', ns, 'addr', 'add', addr, 'dev', dev]);
-    await ip(['-n', ns, 'link', 'set', dev, 'up', 'multicast', 'on']);
-    // Like a LAN: the default route says where multicast goes.
-    await ip(['-n', ns, 'route', 'add', 'default', 'dev', dev]);
-  }
+  const [nsA, nsB] = await vethPair(t, 'mw', 231);
   const config = join(dir, 'broker.json');
   await writeFile(
     config,

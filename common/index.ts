@@ -1,5 +1,6 @@
 // Shared plumbing for every part: errors, subprocesses, CLI, progress, byte checks.
 export * from './assert.ts';
+export * from './atomic-file.ts';
 export * from './cli.ts';
 export * from './error.ts';
 export * from './exec.ts';

@@ -1,8 +1,8 @@
 // Private key files: PKCS#8 PEM (RFC 5958), optionally encrypted with a passphrase
 // (PBES2, AES-256-CBC), written 0600 atomically; readable-by-others files refused like ssh.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { chmod, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { chmod, readFile, stat } from 'node:fs/promises';
+import { writeFileAtomic } from '../common/atomic-file.ts';
 import { errorMessage } from '../common/error.ts';
 import { keyAlgorithm, privateKeyFromPem } from './algorithms.ts';
 import { KeysError } from './errors.ts';
@@ -17,27 +17,7 @@ export function passphraseFromEnv(env: NodeJS.ProcessEnv = process.env): string 
   return p === undefined || p === '' ? undefined : p;
 }
 
-/** Writes bytes to `path` atomically (temp file + rename) with the given mode. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode: number): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.chmod(mode);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
+export { writeFileAtomic };
 
 /** PKCS#8 PEM of any private KeyObject, encrypted when a passphrase is given. */
 export function exportPrivateKeyPem(key: KeyObject, passphrase?: string): string {

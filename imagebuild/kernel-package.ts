@@ -2,10 +2,11 @@
 // `apt-get download` into a cache, unpacked with `dpkg-deb -x`, and modules.dep made
 // with `depmod -b` (Debian generates it in postinst, so the .deb does not carry it).
 import { createHash, randomUUID } from 'node:crypto';
-import { access, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { run } from '../common/exec.ts';
 import { ImageError } from './image-error.ts';
+import { pathExists } from '../common/path-exists.ts';
 
 export interface KernelPackage {
   /** Kernel release, e.g. `6.1.0-56-amd64` (the directory under lib/modules). */
@@ -30,15 +31,6 @@ export interface FetchKernelOptions {
 // Package names as Debian allows them; anything else never reaches apt (no globs: a glob
 // in `apt-get download linux-image-*` fetches every ABI, well over a gigabyte).
 const PACKAGE_NAME = /^[a-z0-9][a-z0-9+.-]+$/;
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await access(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /**
  * Resolves a metapackage (`linux-image-amd64`) to the concrete ABI package it depends on,
@@ -95,7 +87,7 @@ async function downloadDeb(pkg: string, debDir: string): Promise<string> {
 async function unpack(debPath: string, cacheDir: string): Promise<KernelPackage> {
   const key = createHash('sha256').update(basename(debPath)).digest('hex').slice(0, 16);
   const root = join(cacheDir, 'unpacked', `${basename(debPath, '.deb')}-${key}`);
-  if (!(await exists(join(root, '.complete')))) {
+  if (!(await pathExists(join(root, '.complete')))) {
     const tmp = `${root}.tmp-${process.pid}-${randomUUID().slice(0, 8)}`;
     await rm(tmp, { recursive: true, force: true });
     await mkdir(tmp, { recursive: true });
@@ -117,13 +109,13 @@ async function unpack(debPath: string, cacheDir: string): Promise<KernelPackage>
       // Parallel builds (test workers) may unpack the same .deb at once: a complete tree
       // that is already there wins and is never removed under a reader; only a leftover
       // without .complete (a killed run) is replaced.
-      if (await exists(join(root, '.complete'))) await rm(tmp, { recursive: true, force: true });
+      if (await pathExists(join(root, '.complete'))) await rm(tmp, { recursive: true, force: true });
       else {
         await rm(root, { recursive: true, force: true });
         try {
           await rename(tmp, root);
         } catch (e) {
-          if (!(await exists(join(root, '.complete')))) throw e;
+          if (!(await pathExists(join(root, '.complete')))) throw e;
           await rm(tmp, { recursive: true, force: true });
         }
       }
@@ -136,7 +128,7 @@ async function unpack(debPath: string, cacheDir: string): Promise<KernelPackage>
   if (version === undefined)
     throw new ImageError('E_KERNEL_BAD_PACKAGE', `Cannot use ${debPath}: no lib/modules`, { path: debPath });
   const vmlinuz = join(root, 'boot', `vmlinuz-${version}`);
-  if (!(await exists(vmlinuz))) {
+  if (!(await pathExists(vmlinuz))) {
     throw new ImageError('E_KERNEL_BAD_PACKAGE', `Cannot use ${debPath}: no boot/vmlinuz-${version}`, {
       path: debPath,
     });
@@ -152,7 +144,7 @@ export async function fetchKernel(options: FetchKernelOptions): Promise<KernelPa
   let debPath: string;
   if (options.deb !== undefined) {
     debPath = resolve(options.deb);
-    if (!(await exists(debPath)))
+    if (!(await pathExists(debPath)))
       throw new ImageError('E_KERNEL_NOT_FOUND', `Cannot read kernel package ${debPath}: no such file`, {
         path: debPath,
       });

@@ -13,7 +13,7 @@ import {
 } from '../../keys/index.ts';
 import { ControlError, usageError } from '../control-error.ts';
 import { checkEnrollmentRequest } from '../enrollment.ts';
-import { withClient } from './shared.ts';
+import { findEnrollmentRequest, withClient } from './shared.ts';
 
 export default defineCommand({
   meta: { name: 'accept', description: 'Issue the certificate of a pending peer and let it in' },
@@ -26,12 +26,7 @@ export default defineCommand({
   },
   run: ({ args }) =>
     withClient(async (c) => {
-      const rows =
-        ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? [];
-      const row = rows.find(
-        (r) => r.requestId === args.id || (r.peerId === args.id && r.state === 'pending'),
-      );
-      if (row === undefined) throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${args.id}`);
+      const row = await findEnrollmentRequest(c, args.id);
       if (row.request === undefined) {
         throw new ControlError(
           'E_ENROLL_UNKNOWN',

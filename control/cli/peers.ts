@@ -2,9 +2,8 @@
 // it hands out is checked against our anchors before it is shown as trusted.
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
-import { ControlError } from '../control-error.ts';
 import type { PeerView } from '../operator-client.ts';
-import { withClient } from './shared.ts';
+import { findEnrollmentRequest, withClient } from './shared.ts';
 
 function row(p: PeerView, trusted: boolean): string {
   const groups = (p.groups ?? []).join(',') || '-';
@@ -32,12 +31,7 @@ const reject = defineCommand({
   args: { ...commonArgs, id: { type: 'positional', required: true, description: 'Request id or peer id' } },
   run: ({ args }) =>
     withClient(async (c) => {
-      const rows =
-        ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? [];
-      const row = rows.find(
-        (r) => r.requestId === args.id || (r.peerId === args.id && r.state === 'pending'),
-      );
-      if (row === undefined) throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${args.id}`);
+      const row = await findEnrollmentRequest(c, args.id);
       await c.client.request('enrollment-reject', { requestId: row.requestId });
       output(args.json, { requestId: args.id, rejected: true }, () => `rejected ${args.id}`);
       return 0;

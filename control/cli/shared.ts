@@ -3,7 +3,7 @@
 import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../common/cli.ts';
 import { createProgress } from '../../common/progress.ts';
 import type { CommandAction } from '../command.ts';
-import { usageError } from '../control-error.ts';
+import { ControlError, usageError } from '../control-error.ts';
 import { type JobReport, OperatorClient, type PeerView, readOperatorConfig } from '../operator-client.ts';
 import { batchSize, failBudget, parseTarget } from '../targets.ts';
 
@@ -65,6 +65,14 @@ export async function withClient<T>(f: (c: OperatorClient) => Promise<T>): Promi
   } finally {
     c.close();
   }
+}
+
+/** The enrollment request `id` names: its request id, or the peer id of a pending one. */
+export async function findEnrollmentRequest(c: OperatorClient, id: string): Promise<Record<string, unknown>> {
+  const rows = ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? [];
+  const row = rows.find((r) => r.requestId === id || (r.peerId === id && r.state === 'pending'));
+  if (row === undefined) throw new ControlError('E_ENROLL_UNKNOWN', `No enrollment request ${id}`);
+  return row;
 }
 
 function cell(s: string, w: number): string {

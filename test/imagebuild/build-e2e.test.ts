@@ -126,6 +126,12 @@ test.serial(
       }
     }
     t.regex(body, /Hello from a signed MilkyWay layer/);
+    // The local API: the agent started the system bus and owns its name on it.
+    const dbus = await Promise.race([
+      b.until(/D-Bus: serving org\.milkyway\.Agent1 on /),
+      new Promise<undefined>((s) => setTimeout(() => s(undefined), 60_000)),
+    ]);
+    t.truthy(dbus, b.lines.filter((l) => /D-Bus|dbus/.test(l)).join('\n'));
     await q.powerdown();
     const end = await q.done;
     t.true(end.poweredOff, end.tail.join('\n'));

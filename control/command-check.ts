@@ -1,7 +1,8 @@
 // The peer's checks on a command before anything runs (doc/commands.md, "What a peer
 // checks"), in order, fail closed, each refusal with its own code: envelope and signature,
 // operator chain to the user root and revocation, this peer's own certificate, payload shape,
-// time window with bounded skew, audience, operator scope and group membership, replay.
+// time window with bounded skew, audience, operator scope and group membership, replay, and
+// the operator's sequence number (used once, not more than SEQ_WINDOW behind its highest).
 import {
   type Certificate,
   type Crl,
@@ -14,7 +15,7 @@ import {
 import { type CommandPayload, envelopeDigest, MAX_LIFETIME_MS, parseCommandPayload } from './command.ts';
 import { ControlError } from './control-error.ts';
 import { scopeHasAction, scopeHasGroup } from './membership.ts';
-import type { ReplayCache } from './replay-cache.ts';
+import { type ReplayCache, SEQ_WINDOW, type SeqClaim } from './replay-cache.ts';
 
 /** Clock skew tolerated between operator and peer, both ways. */
 export const DEFAULT_SKEW_MS = 60_000;
@@ -162,7 +163,39 @@ export function checkCommand(input: Envelope | string | Uint8Array, ctx: CheckCo
   if (ctx.replay.get(id) !== undefined) {
     refuse('E_CMD_REPLAYED', `Command ${id} was already received by this peer`, undefined, { id });
   }
+  const seq = seqClaim(payload, operator);
+  seqRefusal(ctx.replay.checkSeq(seq), payload, operator, ctx.replay.highestSeq(seq.operator));
   return { payload, operator, envelope, digest: envelopeDigest(envelope) };
+}
+
+function seqClaim(payload: CommandPayload, operator: Certificate): SeqClaim {
+  return { operator: operator.fingerprint, seq: payload.seq };
+}
+
+/** Refuses a sequence number used before, or more than SEQ_WINDOW behind the operator's highest. */
+function seqRefusal(
+  verdict: 'ok' | 'reused' | 'stale',
+  payload: CommandPayload,
+  operator: Certificate,
+  highest: number | undefined,
+): void {
+  const details = { id: payload.id, seq: payload.seq, highest, operator: operator.fingerprint };
+  if (verdict === 'reused') {
+    refuse(
+      'E_CMD_SEQ_REUSED',
+      `Command ${payload.id} reuses sequence number ${payload.seq} of operator ${operator.subject}`,
+      undefined,
+      details,
+    );
+  }
+  if (verdict === 'stale') {
+    refuse(
+      'E_CMD_SEQ_STALE',
+      `Command ${payload.id} has sequence number ${payload.seq}, more than ${SEQ_WINDOW} below the highest seen from operator ${operator.subject} (${highest})`,
+      undefined,
+      details,
+    );
+  }
 }
 
 function checkGroups(payload: CommandPayload, operator: Certificate, ctx: CheckContext): void {
@@ -204,7 +237,18 @@ export async function admitCommand(
   const c = checkCommand(input, ctx);
   const skew = Math.min(ctx.skewMs ?? DEFAULT_SKEW_MS, MAX_SKEW_MS);
   const keepUntil = new Date(Date.parse(c.payload.expiresAt) + skew).toISOString();
-  if (!(await ctx.replay.claim(c.payload.id, { digest: c.digest, keepUntil }, ctx.now))) {
+  const seq = seqClaim(c.payload, c.operator);
+  const v = await ctx.replay.claimCommand(c.payload.id, { digest: c.digest, keepUntil }, seq, ctx.now);
+  // Between the check and the claim another delivery may have taken the id or the number.
+  if (v === 'seq-reused' || v === 'seq-stale') {
+    seqRefusal(
+      v === 'seq-reused' ? 'reused' : 'stale',
+      c.payload,
+      c.operator,
+      ctx.replay.highestSeq(seq.operator),
+    );
+  }
+  if (v !== 'ok') {
     refuse('E_CMD_REPLAYED', `Command ${c.payload.id} was already received by this peer`, undefined, {
       id: c.payload.id,
     });

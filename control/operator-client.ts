@@ -25,6 +25,7 @@ import { LAYER_CHUNK_BYTES, MAX_INLINE_LAYER_BYTES, secretContext } from './acti
 import { buildCommand, type CommandAction, envelopeDigest, isName, signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
 import { signMembership } from './membership.ts';
+import { nextOperatorSeq } from './operator-seq.ts';
 import type { Message } from './protocol.ts';
 import { verifyResult } from './result.ts';
 import { batchSize, failBudget, resolveTarget } from './targets.ts';
@@ -226,19 +227,9 @@ export class OperatorClient {
     this.client.close();
   }
 
-  /** The next per-operator sequence number, persisted beside the config. */
-  async nextSeq(): Promise<number> {
-    const file = join(this.#dir, `seq-${this.chain[0]?.fingerprint.slice(0, 16)}.json`);
-    let n = 0;
-    try {
-      n = (JSON.parse(await readFile(file, 'utf8')) as { seq: number }).seq;
-    } catch {
-      n = 0;
-    }
-    // Time-based floor: two machines with the same key (or a lost file) still move forward.
-    const next = Math.max(n + 1, Date.now());
-    await writeJsonAtomic(file, { seq: next });
-    return next;
+  /** The next per-operator sequence number, persisted beside the config (operator-seq.ts). */
+  nextSeq(): Promise<number> {
+    return nextOperatorSeq(this.#dir, this.chain[0]?.fingerprint ?? '');
   }
 
   async peers(): Promise<PeerView[]> {

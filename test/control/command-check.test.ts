@@ -20,6 +20,8 @@ function audience(over: Partial<Audience> = {}): Audience {
   return { fleet: 'prod', target: 'group:web', groups: ['web'], peers: ['p1', 'p2'], ...over };
 }
 
+// Each command takes the operator's next sequence number, as `mway` does (peers refuse reuse).
+let seqs = 0;
 function cmd(
   by: Id,
   o: { action?: CommandAction; audience?: Audience; now?: Date; ttlMs?: number; id?: string } = {},
@@ -28,7 +30,7 @@ function cmd(
     action: o.action ?? 'service.restart',
     args: { service: 'web' },
     audience: o.audience ?? audience(),
-    seq: 1,
+    seq: ++seqs,
     key: by.key,
     chain: by.chain,
     now: o.now ?? NOW,

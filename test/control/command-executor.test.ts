@@ -52,8 +52,10 @@ async function executor(t: Parameters<typeof tempDir>[0], p: FleetPki, peer: Id 
 
 const web: Audience = { fleet: 'prod', target: 'group:web', groups: ['web'], peers: ['p1'] };
 
+// Each command takes the operator's next sequence number, as `mway` does (peers refuse reuse).
+let seqs = 0;
 function cmd(by: Id, action: CommandAction, args: Record<string, unknown> = {}, audience = web): Envelope {
-  return buildCommand({ action, args, audience, seq: 1, key: by.key, chain: by.chain });
+  return buildCommand({ action, args, audience, seq: ++seqs, key: by.key, chain: by.chain });
 }
 
 test('an admitted command reaches the agent once and its result is bound to it', async (t) => {

@@ -53,6 +53,8 @@ async function setup(
 
 const web: Audience = { fleet: 'prod', target: 'group:web', groups: ['web'], peers: ['p1'] };
 
+// Each command takes the operator's next sequence number, as `mway` does (peers refuse reuse).
+let seqs = 0;
 function cmd(
   by: Id,
   action: CommandAction,
@@ -63,7 +65,7 @@ function cmd(
     action,
     args,
     audience: o.audience ?? web,
-    seq: 1,
+    seq: ++seqs,
     key: by.key,
     chain: by.chain,
     ...(o.ttlMs === undefined ? {} : { ttlMs: o.ttlMs }),

@@ -1,0 +1,68 @@
+// The operator's sequence numbers (doc/commands.md, "Sequence numbers"): one counter per
+// operator certificate in the mway config folder, `seq-<fingerprint prefix>.json`, plus 1 per
+// command, so peers (which refuse a number used twice or more than SEQ_WINDOW behind the
+// highest) never refuse normal use. Two `mway` processes sharing the folder take a lock file
+// so they never hand out the same number.
+//
+// A missing counter starts at the current time in milliseconds: above any counter the same
+// certificate reached before (that would need more than one command per millisecond since it
+// started), so deleting the folder or a fresh `mway config init` does not get refused as
+// reused. One certificate belongs to one machine: two counters for one certificate interleave
+// and the lower one falls behind the window.
+import { open, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ControlError } from './control-error.ts';
+import { writeJsonAtomic } from './state-file.ts';
+
+const LOCK_WAIT_MS = 10_000;
+/** A lock older than this was left by a process that died holding it. */
+const STALE_LOCK_MS = 30_000;
+
+export function seqFile(dir: string, fingerprint: string): string {
+  return join(dir, `seq-${fingerprint.slice(0, 16)}.json`);
+}
+
+async function lock(path: string): Promise<() => Promise<void>> {
+  const end = Date.now() + LOCK_WAIT_MS;
+  for (let i = 0; ; i++) {
+    try {
+      const fh = await open(path, 'wx', 0o600);
+      await fh.close();
+      return () => rm(path, { force: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    try {
+      if (Date.now() - (await stat(path)).mtimeMs > STALE_LOCK_MS) await rm(path, { force: true });
+    } catch {
+      // Released meanwhile: try again.
+    }
+    if (Date.now() > end) {
+      throw new ControlError('E_CONFIG', `Sequence counter lock ${path} held for ${LOCK_WAIT_MS / 1000} s`, {
+        path,
+      });
+    }
+    await new Promise((r) => setTimeout(r, Math.min(5 + i * 5, 50)));
+  }
+}
+
+/** Allocates the next sequence number for the operator certificate `fingerprint`. */
+export async function nextOperatorSeq(dir: string, fingerprint: string): Promise<number> {
+  const file = seqFile(dir, fingerprint);
+  const release = await lock(`${file}.lock`);
+  try {
+    let n: number | undefined;
+    try {
+      const v = (JSON.parse(await readFile(file, 'utf8')) as { seq?: unknown }).seq;
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) n = v;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
+    }
+    // Unreadable or missing: restart above anything this certificate can have used.
+    const next = n === undefined ? Date.now() : n + 1;
+    await writeJsonAtomic(file, { seq: next });
+    return next;
+  } finally {
+    await release();
+  }
+}

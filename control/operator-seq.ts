@@ -9,8 +9,8 @@
 // started), so deleting the folder or a fresh `mway config init` does not get refused as
 // reused. One certificate belongs to one machine: two counters for one certificate interleave
 // and the lower one falls behind the window.
-import { open, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { ControlError } from './control-error.ts';
 import { writeJsonAtomic } from './state-file.ts';
 
@@ -49,6 +49,8 @@ async function lock(path: string): Promise<() => Promise<void>> {
 /** Allocates the next sequence number for the operator certificate `fingerprint`. */
 export async function nextOperatorSeq(dir: string, fingerprint: string): Promise<number> {
   const file = seqFile(dir, fingerprint);
+  // The config folder may not exist yet (an operator configured by environment or in tests).
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const release = await lock(`${file}.lock`);
   try {
     let n: number | undefined;

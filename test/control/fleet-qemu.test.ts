@@ -4,18 +4,21 @@
 // `control` section naming the broker as 10.0.2.2:PORT, which QEMU's user network maps to
 // the host's loopback, where `milkywaysrvd` listens on 127.0.0.1. The test drives `mway
 // peers`, `mway status --peer`, `mway service … status|restart` of the example layer's
-// service, and `mway poweroff`, after which QEMU must exit on its own (the agent's orderly
-// shutdown ends in a real poweroff). QEMU and the broker are killed in teardown.
+// service, a group with a signed membership, `mway install` of a new signed layer streamed
+// into the guest, `mway reboot` (the guest comes back with the layer and reconnects), and
+// `mway poweroff`, after which QEMU must exit on its own (the agent's orderly shutdown ends
+// in a real poweroff). QEMU and the broker are killed in teardown.
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { buildImage } from '../../imagebuild/disk-build.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
-import { newIdentity, readPrivateKey } from '../../keys/index.ts';
+import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
+import { packLayer } from '../../layers/pack.ts';
 import { BINS, cli, ROOT, tempDir } from '../helpers.ts';
 
 const BOOT_MS = 9 * 60_000;
@@ -58,7 +61,10 @@ async function startBroker(t: ExecutionContext, config: string): Promise<{ lines
   return { lines };
 }
 
-/** Boots `disk` with no forwards; `until(re)` resolves the first console line matching. */
+/**
+ * Boots `disk` with no forwards, letting the guest reboot; `until(re, from)` resolves the first
+ * console line matching at or after line index `from` (undefined once QEMU ended).
+ */
 function boot(t: ExecutionContext, disk: string) {
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string | undefined) => void }[] = [];
@@ -68,6 +74,7 @@ function boot(t: ExecutionContext, disk: string) {
     timeout: BOOT_MS,
     serial: 'none',
     snapshot: true,
+    noReboot: false,
     onLine: (l) => {
       lines.push(l);
       for (const w of waiters.splice(0)) {
@@ -86,8 +93,8 @@ function boot(t: ExecutionContext, disk: string) {
   return {
     lines,
     started,
-    until(re: RegExp): Promise<string | undefined> {
-      const hit = lines.find((l) => re.test(l));
+    until(re: RegExp, from = 0): Promise<string | undefined> {
+      const hit = lines.slice(from).find((l) => re.test(l));
       if (hit !== undefined || ended) return Promise.resolve(hit);
       return new Promise((resolve) => waiters.push({ re, resolve }));
     },
@@ -95,7 +102,7 @@ function boot(t: ExecutionContext, disk: string) {
 }
 
 test.serial(
-  'QEMU: mway peers/status/service/poweroff reach the agent (real PID 1) in the guest through the broker on the host loopback',
+  'QEMU: mway peers/status/service/group/install/reboot/poweroff reach the agent (real PID 1) in the guest through the broker on the host loopback',
   async (t) => {
     t.timeout(BOOT_MS + 300_000);
     const dir = await tempDir(t, 'mway-fleet-qemu-');
@@ -103,7 +110,6 @@ test.serial(
     const keysDir = join(dir, 'keys');
     await loadImageKeys(keysDir, { generate: true });
     const rootKey = await readPrivateKey(join(keysDir, 'user-root.key'));
-    const { readCertificates } = await import('../../keys/index.ts');
     const [rootCert] = await readCertificates(join(keysDir, 'user-root.crt'));
     if (rootCert === undefined) return t.fail('no user root');
     const under = { issuerKey: rootKey, issuerCert: rootCert };
@@ -142,7 +148,7 @@ test.serial(
         coreos: { network: { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } },
         layers: [join(ROOT, 'examples/default/layers/web')],
         keys: { dir: keysDir },
-        secureConfig: { hostname: 'qemu1', groups: {}, allowLayers: ['web'] },
+        secureConfig: { hostname: 'qemu1', groups: {}, allowLayers: ['web', 'hello'] },
         agent: {
           control: {
             // QEMU user networking: 10.0.2.2 is the host's loopback.
@@ -248,6 +254,78 @@ test.serial(
     t.is(after?.output.state, 'running');
     t.not(after?.output.pid, undefined);
     t.not(after?.output.pid, before?.output.pid, 'restart started a new process');
+
+    // A group: the membership is signed by the operator and held by the guest's agent.
+    t.is((await mway('group', 'create', 'qemu')).exitCode, 0);
+    t.is((await mway('group', 'add', 'qemu', 'qemu1')).exitCode, 0);
+    let held = false;
+    for (let i = 0; i < 60 && !held; i++) {
+      const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+      held = rows[0]?.groups?.includes('qemu') === true;
+      if (!held) await new Promise((r) => setTimeout(r, 1000));
+    }
+    t.true(held, `membership not reported\n${console()}`);
+
+    // A new layer signed by the image's user key, streamed through the broker into the guest.
+    const src = join(dir, 'hello');
+    await mkdir(join(src, 'rootfs'), { recursive: true });
+    await writeFile(join(src, 'rootfs', 'hello.txt'), 'hello from the fleet\n');
+    await writeFile(
+      join(src, 'layer.json'),
+      JSON.stringify({
+        name: 'hello',
+        version: '1.0.0',
+        kind: 'app',
+        services: [{ name: 'sleeper', argv: ['/bin/busybox', 'sleep', '100000'] }],
+      }),
+    );
+    const mwl = join(dir, 'hello.mwl');
+    await packLayer({
+      dir: src,
+      key: await readPrivateKey(join(keysDir, 'user.key')),
+      chain: await readCertificates(join(keysDir, 'user.crt')),
+      out: mwl,
+    });
+    const install = await mway('install', '--group', 'qemu', mwl, '--timeout', '240', '--json');
+    t.is(install.exitCode, 0, install.stdout + install.stderr + console());
+    const ir = JSON.parse(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
+    t.deepEqual(
+      ir.peers.map((x) => [x.output.name, x.output.state]),
+      [['hello', 'active']],
+    );
+    type List = { peers: Array<{ output: Array<{ name: string; state: string }> }> };
+    const listed = async (): Promise<string[]> => {
+      const r = await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json');
+      if (r.exitCode !== 0) return [];
+      return ((JSON.parse(r.stdout) as List).peers[0]?.output ?? [])
+        .filter((x) => x.state === 'running')
+        .map((x) => x.name)
+        .sort();
+    };
+    let running: string[] = [];
+    for (let i = 0; i < 30 && running.length < 2; i++) {
+      running = await listed();
+      if (running.length < 2) await new Promise((r) => setTimeout(r, 1000));
+    }
+    t.deepEqual(running, ['hello/sleeper', 'web/httpd'], console());
+
+    // Reboot: the agent answers, shuts down in order, the guest boots again from the same disk
+    // (writes kept for the life of this QEMU), reconnects, and the installed layer is back.
+    const mark = b.lines.length;
+    const reboot = await mway('reboot', '--peer', 'qemu1', '--timeout', '180', '--json');
+    t.is(reboot.exitCode, 0, reboot.stdout + reboot.stderr + console());
+    t.truthy(await b.until(/shutdown done \(reboot\)/, mark), console());
+    const t2 = Date.now();
+    const relinked = await b.until(/control: connected to broker 10\.0\.2\.2:\d+ as qemu1/, mark);
+    t.truthy(relinked, console());
+    t.truthy(await b.until(/boot done: 2 services \(0 failed\), 0 layers refused/, mark), console());
+    t.log(`guest rebooted and reconnected in ${((Date.now() - t2) / 1000).toFixed(1)} s`);
+    running = [];
+    for (let i = 0; i < 30 && running.length < 2; i++) {
+      running = await listed();
+      if (running.length < 2) await new Promise((r) => setTimeout(r, 1000));
+    }
+    t.deepEqual(running, ['hello/sleeper', 'web/httpd'], console());
 
     const off = await mway('poweroff', '--peer', 'qemu1', '--timeout', '180', '--json');
     t.is(off.exitCode, 0, off.stdout + off.stderr + console());

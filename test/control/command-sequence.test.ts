@@ -10,10 +10,13 @@ import { admitCommand, type CheckContext, checkCommand } from '../../control/com
 import { type Audience, buildCommand } from '../../control/command.ts';
 import { MembershipStore, signMembership } from '../../control/membership.ts';
 import { nextOperatorSeq, seqFile } from '../../control/operator-seq.ts';
+import { PeerExecutor } from '../../control/peer-executor.ts';
+import { verifyResult } from '../../control/result.ts';
 import { ReplayCache, SEQ_WINDOW } from '../../control/replay-cache.ts';
-import type { Envelope } from '../../keys/index.ts';
+import { type Envelope, readKemPrivateKey } from '../../keys/index.ts';
 import { tempDir } from '../helpers.ts';
 import { codeOf, codeOfAsync, type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+import { recorder } from './recording-agent.ts';
 
 const pkiP = makeFleetPki();
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000 + 3_600_000);
@@ -171,4 +174,67 @@ test('mway numbers: start at the clock, then +1, distinct across concurrent allo
   // A corrupt counter restarts above anything used, never at a low number.
   await writeFile(seqFile(dir, fp), '{not json');
   t.true((await nextOperatorSeq(dir, fp)) >= before);
+});
+
+test('through the peer executor: a reused number gets a signed refusal and reaches nothing, also after a restart', async (t) => {
+  const p = await pkiP;
+  const stateDir = await tempDir(t);
+  const rec = recorder();
+  const make = async () => {
+    const ex = new PeerExecutor({
+      api: rec.api,
+      stateDir,
+      log: () => {},
+      identity: {
+        fleet: 'prod',
+        peerId: 'p1',
+        key: p.p1.key,
+        chain: p.p1.chain,
+        kemPrivateKey: await readKemPrivateKey(p.p1.kemKeyPath as string),
+        anchors: [p.root.cert],
+        crls: [p.crl],
+      },
+    });
+    await ex.load();
+    return ex;
+  };
+  const ex = await make();
+  t.true(
+    (
+      await ex.membership(
+        signMembership({
+          fleet: 'prod',
+          group: 'web',
+          peer: 'p1',
+          member: true,
+          key: p.op.key,
+          chain: p.op.chain,
+        }),
+      )
+    ).ok,
+  );
+  const restart = (seq: number) =>
+    buildCommand({
+      action: 'service.restart',
+      args: { service: 'hello' },
+      audience: web,
+      seq,
+      key: p.op.key,
+      chain: p.op.chain,
+    });
+  const ok = await ex.command(restart(500));
+  t.is(verifyResult(ok.result, { anchors: [p.root.cert] }).payload.status, 'ok');
+  t.deepEqual(rec.calls, ['restart hello']);
+  // The agent restarts (state reloaded from disk): the number is still taken.
+  const ex2 = await make();
+  const again = verifyResult((await ex2.command(restart(500))).result, { anchors: [p.root.cert] }).payload;
+  t.is(again.status, 'refused');
+  t.is(again.code, 'E_CMD_SEQ_REUSED');
+  const ahead = verifyResult((await ex2.command(restart(500 + SEQ_WINDOW + 1))).result, {
+    anchors: [p.root.cert],
+  }).payload;
+  t.is(ahead.status, 'ok');
+  const old = verifyResult((await ex2.command(restart(499))).result, { anchors: [p.root.cert] }).payload;
+  t.is(old.code, 'E_CMD_SEQ_STALE');
+  t.deepEqual(rec.calls, ['restart hello', 'restart hello']);
 });

@@ -2,7 +2,7 @@
 // deterministic in the spec, the keys and SOURCE_DATE_EPOCH: file systems take the epoch,
 // verity salts and every UUID derive from a seed naming the image, signatures are
 // deterministic ML-DSA. The disk is written under a temporary name and renamed at the end.
-import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import type { Progress } from '../common/progress.ts';
 import { type Certificate, type Crl, parseCertificates, parseCrl } from '../keys/index.ts';
@@ -91,11 +91,32 @@ async function trustFiles(
   return { anchors: [...unique.values()], crls };
 }
 
-/** Builds the disk for `spec` into OUT/disk.img (and OUT/build.json); returns the summary. */
+/** Bytes of the regular files under `dir` (symlinks not followed). */
+async function treeBytes(dir: string): Promise<number> {
+  let n = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile()) n += (await lstat(join(e.parentPath, e.name))).size;
+  }
+  return n;
+}
+
+/**
+ * Builds the disk for `spec` into OUT/disk.img (and OUT/build.json); returns the summary.
+ * Progress: one step per piece of work, named `TOOL ROLE` for each partition image
+ * (`erofs coreos-a`, `verity coreos-a`, `ext4 data`, …); every step but `keys` reports
+ * bytes — written for a finished image, hashed or copied as it goes for verity and the disk.
+ */
 export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   const started = Date.now();
   const { spec } = o;
   const progress = o.progress ?? { step() {}, bytes() {}, done() {} };
+  /** Reports a finished file's size as the current step's byte count. */
+  const written = async (path: string): Promise<number> => {
+    const n = (await stat(path)).size;
+    progress.bytes(n, n);
+    return n;
+  };
+  const hashing = { onProgress: (done: number, total: number) => progress.bytes(done, total) };
   const epoch = o.sourceDateEpoch;
   const now = new Date(epoch * 1000);
   const outDir = resolve(o.outDir);
@@ -122,11 +143,13 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       ...('deb' in spec.kernel ? { deb: spec.kernel.deb } : { package: spec.kernel.package }),
       cacheDir: o.kernelCache ?? DEFAULT_KERNEL_CACHE,
     });
+    await written(kernel.vmlinuz);
 
     progress.step('layers');
     const layersDir = join(work, 'layers');
     await mkdir(layersDir);
     const layers: BuildResult['layers'] = [];
+    let layersBytes = 0;
     for (const [i, src] of spec.layers.entries()) {
       let mwl = src;
       if (!src.endsWith('.mwl')) {
@@ -147,6 +170,8 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
           details: { field: `layers[${i}]` },
         });
       await copyFile(mwl, join(layersDir, file));
+      layersBytes += (await stat(join(layersDir, file))).size;
+      progress.bytes(layersBytes, layersBytes);
       layers.push({
         name: v.manifest.name,
         version: v.manifest.version,
@@ -162,14 +187,17 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     });
     const tree = join(work, 'coreos');
     await buildCoreosTree(tree, spec, agentConfig);
-    progress.step('CoreOS erofs + verity');
+    const treeSize = await treeBytes(tree);
+    progress.bytes(treeSize, treeSize);
+    progress.step('erofs coreos-a');
     const coreosImg = join(work, 'coreos.erofs');
     const coreosHash = join(work, 'coreos.verity');
     await makeErofs(tree, coreosImg, { sourceDateEpoch: epoch, rootOwner: true, uuid: uuid('coreos-erofs') });
     await rm(tree, { recursive: true, force: true });
+    const coreosSize = await written(coreosImg);
+    progress.step('verity coreos-a');
     const labels = coreosLabels(spec.name, spec.version);
-    const cv = await formatVerity(coreosImg, { hashPath: coreosHash, seed, label: labels.data });
-    const coreosSize = (await stat(coreosImg)).size;
+    const cv = await formatVerity(coreosImg, { hashPath: coreosHash, seed, label: labels.data, ...hashing });
     const sigBytes = encodeVeritySig({
       payload: {
         rootHash: cv.rootHash,
@@ -184,7 +212,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     const sigImg = join(work, 'coreos.verity-sig');
     await writeFile(sigImg, sigBytes);
 
-    progress.step('certificates');
+    progress.step('erofs certificates');
     const certDir = join(work, 'certs');
     await mkdir(certDir);
     const names = new Map([
@@ -200,9 +228,11 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       rootOwner: true,
       uuid: uuid('certificates'),
     });
-    const certv = await formatVerity(certImg, { seed, label: PARTLABEL.certificates });
+    await written(certImg);
+    progress.step('verity certificates');
+    const certv = await formatVerity(certImg, { seed, label: PARTLABEL.certificates, ...hashing });
 
-    progress.step('secure config');
+    progress.step('erofs secure-config');
     const scDir = join(work, 'secure-config');
     await mkdir(scDir);
     await writeFile(
@@ -211,11 +241,12 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     );
     const scImg = join(work, 'secure-config.img');
     await makeErofs(scDir, scImg, { sourceDateEpoch: epoch, rootOwner: true, uuid: uuid('secure-config') });
+    await written(scImg);
 
-    progress.step('writable partitions');
     const P = spec.partitions;
     const ext4 = async (label: string, dir: string, mib: number, min = 0): Promise<string> => {
       const out = join(work, `${label}.img`);
+      progress.step(`ext4 ${label}`);
       await makeExt4(dir, out, {
         sourceDateEpoch: epoch,
         rootOwner: true,
@@ -223,14 +254,13 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
         label: label.slice(0, 16),
         size: Math.max(mib * MiB, roundMiB(min)),
       });
+      await written(out);
       return out;
     };
     const emptyDir = join(work, 'empty');
     await mkdir(emptyDir);
     const dataDir = join(work, 'data');
     for (const d of ['common', 'secure', 'group']) await mkdir(join(dataDir, d), { recursive: true });
-    let layersBytes = 0;
-    for (const l of layers) layersBytes += (await stat(join(layersDir, l.file))).size;
     const sdcImg = await ext4(PARTLABEL.secureDynamicConfig, emptyDir, P.secureDynamicConfig);
     const dcImg = await ext4(PARTLABEL.dynamicConfig, emptyDir, P.dynamicConfig);
     const layersImg = await ext4(PARTLABEL.layers, layersDir, P.layers, layersBytes * 1.2 + 16 * MiB);
@@ -248,13 +278,15 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     });
     const espDir = join(work, 'esp');
     await mkdir(join(espDir, 'EFI', 'BOOT'), { recursive: true });
-    await buildUki({
+    const uki = await buildUki({
       vmlinuz: kernel.vmlinuz,
       initrd,
       cmdline,
       out: join(espDir, 'EFI', 'BOOT', 'BOOTX64.EFI'),
       osRelease: `NAME="MilkyWayLinux"\nID=milkyway\nIMAGE_ID=${spec.name}\nIMAGE_VERSION=${spec.version}\nPRETTY_NAME="MilkyWayLinux ${spec.name} ${spec.version}"\n`,
     });
+    progress.bytes(uki.size, uki.size);
+    progress.step('vfat esp');
     const espImg = join(work, 'esp.img');
     await makeVfat(espDir, espImg, {
       sourceDateEpoch: epoch,
@@ -262,6 +294,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       label: 'ESP',
       volumeId: uuid('esp').replaceAll('-', '').slice(0, 8),
     });
+    await written(espImg);
 
     progress.step('GPT disk');
     const slot = P.coreos > 0 ? P.coreos * MiB : roundMiB(coreosSize * 1.25);
@@ -422,6 +455,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     const gpt = await writeGpt(tmpDisk, {
       sizeBytes,
       diskGuid: uuid('disk'),
+      onProgress: (done, total) => progress.bytes(done, total),
       partitions: parts.map(({ role: _r, filesystem: _f, rootHash: _h, ...p }) => p),
     });
     await rename(tmpDisk, disk);

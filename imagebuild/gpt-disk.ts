@@ -8,6 +8,7 @@ import {
   readSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
   ftruncateSync,
 } from 'node:fs';
@@ -137,7 +138,14 @@ function writeAt(fd: number, b: Uint8Array, pos: bigint): void {
 }
 
 /** Copies `image` to byte `pos` of `fd`, writing only non-zero 4 KiB blocks so holes stay holes. */
-function copySparse(fd: number, image: string, pos: bigint, max: bigint): void {
+/** Copies `image` into the disk at `pos`, skipping zero blocks; `onChunk` gets bytes read per chunk. */
+function copySparse(
+  fd: number,
+  image: string,
+  pos: bigint,
+  max: bigint,
+  onChunk: (bytes: number) => void,
+): void {
   const src = openSync(image, 'r');
   try {
     const size = BigInt(fstatSync(src).size);
@@ -157,6 +165,7 @@ function copySparse(fd: number, image: string, pos: bigint, max: bigint): void {
         if (blk.some((x) => x !== 0)) writeAt(fd, blk, pos + BigInt(off + b));
       }
       off += n;
+      onChunk(n);
     }
   } finally {
     closeSync(src);
@@ -166,7 +175,13 @@ function copySparse(fd: number, image: string, pos: bigint, max: bigint): void {
 /** Writes a GPT disk of `sizeBytes` (sparse) with `partitions` in order, each at a 1 MiB boundary. */
 export async function writeGpt(
   diskPath: string,
-  options: { sizeBytes: number; partitions: GptPartitionSpec[]; diskGuid?: string },
+  options: {
+    sizeBytes: number;
+    partitions: GptPartitionSpec[];
+    diskGuid?: string;
+    /** Called as partition images are copied in: bytes copied so far, total bytes of all images. */
+    onProgress?: (copiedBytes: number, totalBytes: number) => void;
+  },
 ): Promise<GptDisk> {
   const size = BigInt(options.sizeBytes);
   if (
@@ -230,9 +245,22 @@ export async function writeGpt(
       encodeHeader(total - 1n, 1n, firstUsable, lastUsable, guid, backupEntries, ecrc),
       (total - 1n) * BigInt(SECTOR),
     );
+    let imageBytes = 0;
+    for (const p of placed) if (p.spec.image !== undefined) imageBytes += statSync(p.spec.image).size;
+    let copied = 0;
+    const onChunk = (n: number) => {
+      copied += n;
+      options.onProgress?.(copied, imageBytes);
+    };
     for (const p of placed) {
       if (p.spec.image !== undefined)
-        copySparse(fd, p.spec.image, p.first * BigInt(SECTOR), (p.last - p.first + 1n) * BigInt(SECTOR));
+        copySparse(
+          fd,
+          p.spec.image,
+          p.first * BigInt(SECTOR),
+          (p.last - p.first + 1n) * BigInt(SECTOR),
+          onChunk,
+        );
     }
     ok = true;
   } finally {

@@ -38,6 +38,8 @@ export interface FormatVerityOptions extends HashOptions {
   pad?: boolean;
   /** Data blocks to cover; default: all of the data (up to the hash offset when appending). */
   dataBlocks?: number;
+  /** Called as data is hashed, in order, with bytes hashed so far and the data size; last call has done = total. */
+  onProgress?: (hashedBytes: number, totalBytes: number) => void;
 }
 
 export interface VerityResult {
@@ -184,7 +186,13 @@ export async function formatVerity(
     writeAll(fd, superblock, hashOffset);
     const tree = new VerityTreeWriter(fd, hashOffset, salt, geometry);
     const threads = options.threads === undefined ? {} : { threads: options.threads };
-    for await (const digests of hashDataBlocks(dataPath, dataBlocks, salt, threads)) tree.push(digests);
+    let hashed = 0;
+    for await (const digests of hashDataBlocks(dataPath, dataBlocks, salt, threads)) {
+      tree.push(digests);
+      // One 32-byte digest per 4096-byte data block.
+      hashed += (digests.length / 32) * VERITY_BLOCK_SIZE;
+      options.onProgress?.(hashed, dataBytes);
+    }
     const root = tree.finish();
     ok = true;
     return {

@@ -9,6 +9,7 @@ import { copyFile, mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
+import type { Progress } from '../../common/progress.ts';
 import { type BuildResult, buildImage } from '../../imagebuild/disk-build.ts';
 import { extractPartition, part } from '../../imagebuild/disk-inspect.ts';
 import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
@@ -26,21 +27,36 @@ test.after.always(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-let first: Promise<{ out: string; r: BuildResult; anchors: Certificate[] }> | undefined;
+/** Progress events as the builder reported them: each step with its byte counts in order. */
+interface StepRecord {
+  name: string;
+  bytes: { done: number; total: number }[];
+}
+
+let first: Promise<{ out: string; r: BuildResult; anchors: Certificate[]; steps: StepRecord[] }> | undefined;
 function built() {
   first ??= (async () => {
     const out = await mkdtemp(join(tmpdir(), 'mway-build-'));
     dirs.push(out);
+    const steps: StepRecord[] = [];
+    let finished = 0;
+    const progress: Progress = {
+      step: (name) => void steps.push({ name, bytes: [] }),
+      bytes: (done, total) => void steps.at(-1)?.bytes.push({ done, total }),
+      done: () => void finished++,
+    };
     const r = await buildImage({
       spec: await loadImageSpec(DEFAULT_SPEC),
       outDir: out,
       sourceDateEpoch: EPOCH,
+      progress,
     });
+    if (finished !== 1) throw new Error(`progress.done() called ${finished} times, expected once`);
     const anchors = [
       ...(await readCertificates(join(out, 'keys', 'vendor-root.crt'))),
       ...(await readCertificates(join(out, 'keys', 'user-root.crt'))),
     ];
-    return { out, r, anchors };
+    return { out, r, anchors, steps };
   })();
   return first;
 }
@@ -62,6 +78,60 @@ async function flipByte(path: string, offset: number): Promise<void> {
     await fh.close();
   }
 }
+
+test('buildImage() progress: every step but keys reports bytes that match what it built', async (t) => {
+  const { r, steps } = await built();
+  const byName = new Map(steps.map((s) => [s.name, s]));
+  t.is(byName.size, steps.length, 'step names are unique');
+  const last = (name: string): number => {
+    const s = byName.get(name);
+    if (s === undefined) throw new Error(`no step ${name}; have ${steps.map((x) => x.name).join(', ')}`);
+    const b = s.bytes.at(-1);
+    if (b === undefined) throw new Error(`step ${name} reported no bytes`);
+    return b.done;
+  };
+  for (const s of steps) {
+    if (s.name === 'keys') continue;
+    t.true(s.bytes.length > 0, `${s.name} reports bytes`);
+    for (const [i, b] of s.bytes.entries()) {
+      t.true(b.done > 0 && b.done <= b.total, `${s.name}: ${b.done} of ${b.total}`);
+      const prev = s.bytes[i - 1];
+      if (prev !== undefined) t.true(b.done >= prev.done, `${s.name} never goes back`);
+    }
+    const end = s.bytes.at(-1);
+    if (end !== undefined) t.is(end.done, end.total, `${s.name} ends at its total`);
+  }
+  const size = (role: string): number => {
+    const p = r.partitions.find((x) => x.role === role);
+    if (p === undefined) throw new Error(`no partition ${role}`);
+    return p.sizeBytes;
+  };
+  // erofs output is the CoreOS image; verity hashes all of it (in 2 MiB runs, so several events).
+  t.is(last('erofs coreos-a'), r.coreos.sizeBytes);
+  t.is(last('verity coreos-a'), r.coreos.sizeBytes);
+  t.true((byName.get('verity coreos-a')?.bytes.length ?? 0) > 1, 'verity reports as it hashes');
+  t.true(last('erofs coreos-a') <= size('coreos-a'));
+  // The certificate image and its appended tree share one partition.
+  t.is(last('verity certificates'), last('erofs certificates'));
+  t.true(last('erofs certificates') < size('certificates'));
+  t.true(last('erofs secure-config') <= size('secure-config'));
+  // Writable partitions are exactly the ext4 image the step wrote; so is the ESP.
+  for (const role of ['secure-dynamic-config', 'dynamic-config', 'layers', 'data'])
+    t.is(last(`ext4 ${role}`), size(role), role);
+  t.is(last('vfat esp'), size('esp'));
+  // The disk step copies every image the steps above reported, plus the CoreOS hash tree and
+  // signature and the certificates' appended tree, each no bigger than its partition.
+  const images =
+    last('erofs coreos-a') +
+    last('erofs certificates') +
+    last('erofs secure-config') +
+    ['secure-dynamic-config', 'dynamic-config', 'layers', 'data'].reduce((a, x) => a + last(`ext4 ${x}`), 0) +
+    last('vfat esp');
+  const slack =
+    size('coreos-a-verity') + size('coreos-a-verity-sig') + size('certificates') - last('erofs certificates');
+  t.true(last('GPT disk') > images, `${last('GPT disk')} > ${images}`);
+  t.true(last('GPT disk') <= images + slack, `${last('GPT disk')} <= ${images + slack}`);
+});
 
 test('build: sfdisk reads the GPT with DPS/MilkyWay types and name_version labels', async (t) => {
   const { r } = await built();

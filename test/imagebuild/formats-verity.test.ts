@@ -57,6 +57,30 @@ for (const blocks of [1, 2, 127, 128, 129, 16385, 262144]) {
   });
 }
 
+for (const threads of [0, 2]) {
+  test(`formatVerity() onProgress counts every data block once, in order, to the data size (threads ${threads})`, async (t) => {
+    const dir = await tempDir(t);
+    const data = join(dir, 'data');
+    const blocks = 16385;
+    await randomFile(data, blocks * 4096);
+    const seen: [number, number][] = [];
+    const r = await formatVerity(data, {
+      hashPath: join(dir, 'ours'),
+      salt: SALT,
+      uuid: UUID,
+      threads,
+      onProgress: (done, total) => void seen.push([done, total]),
+    });
+    t.is(r.dataBlocks, blocks);
+    t.true(seen.length > 1, 'several reports for 64 MiB');
+    for (const [i, [done, total]] of seen.entries()) {
+      t.is(total, blocks * 4096);
+      t.true(done > (seen[i - 1]?.[0] ?? 0) && done % 4096 === 0, `report ${i}: ${done}`);
+    }
+    t.deepEqual(seen.at(-1), [blocks * 4096, blocks * 4096]);
+  });
+}
+
 test('formatVerity() at a hash offset in the data file matches veritysetup --hash-offset', async (t) => {
   const dir = await tempDir(t);
   const data = join(dir, 'data');

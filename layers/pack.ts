@@ -1,14 +1,15 @@
 // `packLayer`: directory (layer.json + rootfs/ [+ policy.cil]) → signed .mwl.
 // Deterministic: erofs with every time = SOURCE_DATE_EPOCH and root ownership, verity
-// salt and UUID derived from the payload digest, canonical manifest, deterministic ML-DSA.
+// salt and UUID derived from name, version and epoch, canonical manifest, deterministic ML-DSA.
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
-import { mkdtemp, open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Progress } from '../common/progress.ts';
 import { run } from '../common/exec.ts';
 import { deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../imagebuild/index.ts';
-import { hashPayload, type PayloadHashes } from './payload-check.ts';
+import { hashPayload, type PayloadHashes, WORKER_MIN_BLOCKS } from './payload-check.ts';
+import { type DigestWorker, startDigestWorker } from './payload-digest.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
 import { signManifest } from './layer-signature.ts';
@@ -18,10 +19,11 @@ import {
   MAX_POLICY,
   manifestJson,
   parseManifest,
+  type SourceManifest,
   validateManifest,
 } from './manifest.ts';
 import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
-import { checkTree } from './rootfs-check.ts';
+import { checkTreeSync } from './rootfs-check.ts';
 import { canonicalJson } from '../keys/index.ts';
 
 export interface PackOptions {
@@ -37,7 +39,10 @@ export interface PackOptions {
   manifest?: unknown;
   /** Hedged ML-DSA instead of deterministic (the file then differs per run). */
   hedged?: boolean;
-  /** Turn the payload file into the .mwl with fallocate --insert-range (default true); false copies. */
+  /**
+   * Turn the payload file into the .mwl with `fallocate --insert-range` (default true); false,
+   * or a file system without it, copies it with the plain writer. Same bytes either way.
+   */
   inPlace?: boolean;
   progress?: Progress;
 }
@@ -135,62 +140,79 @@ async function optionalFile(path: string): Promise<Buffer | undefined> {
   }
 }
 
-type MwlMember = { name: string; data?: Uint8Array; file?: string; size: number };
+type MwlMember = {
+  name: string;
+  size: number;
+  data?: Uint8Array;
+  file?: string;
+  /** The data is already at its offset in the output (written by the digest worker). */
+  placed?: boolean;
+};
+
+/** Writes `members` and the end-of-archive blocks from byte 0 of `fh`; returns the length. */
+async function writeMembers(
+  fh: FileHandle,
+  members: readonly MwlMember[],
+  mtime: number,
+  progress?: Progress,
+): Promise<number> {
+  let pos = 0;
+  const put = async (b: Uint8Array) => {
+    let done = 0;
+    while (done < b.length) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
+    pos += b.length;
+  };
+  for (const m of members) {
+    await put(encodeHeader(m.name, m.size, mtime));
+    if (m.placed === true) pos += m.size;
+    else if (m.data !== undefined) await put(m.data);
+    else if (m.file !== undefined) {
+      progress?.step(`writing ${m.name}`);
+      let copied = 0;
+      for await (const chunk of createReadStream(m.file, { highWaterMark: 4 << 20 })) {
+        await put(chunk as Buffer);
+        copied += (chunk as Buffer).length;
+        progress?.bytes(copied, m.size);
+      }
+      if (copied !== m.size) throw new LayerError('E_PACK_INPUT', `${m.file} changed size while packing`);
+    }
+    const padding = pad512(m.size) - m.size;
+    if (padding > 0) await put(new Uint8Array(padding));
+  }
+  await put(new Uint8Array(2 * BLOCK));
+  return pos;
+}
 
 /**
- * Turns the payload file itself into the .mwl without copying it: `fallocate --insert-range`
- * shifts its extents by the (4096-multiple) prefix, the prefix is written into the hole and
- * the other members appended. Works on ext4/xfs; returns false (nothing changed) elsewhere.
- * The payload file is consumed: it is renamed to `out`.
+ * Shifts the payload file's data by `length` (a multiple of 4096) to leave a hole at the front
+ * for the tar prefix; false where the file system lacks it (tmpfs, btrfs). Measured against
+ * writing the payload into a new .mwl during the hashing pass: the kernel's flush of the
+ * dirty payload costs less than copying 256 MiB on a busy 2-core machine (doc/performance.md).
  */
-async function writeMwlInPlace(out: string, members: MwlMember[], mtime: number): Promise<boolean> {
-  const [first, payload, ...rest] = members;
-  if (first?.data === undefined || payload?.file === undefined) return false;
-  const prefix = Buffer.concat([
-    encodeHeader(first.name, first.size, mtime),
-    first.data,
-    Buffer.alloc(pad512(first.size) - first.size),
-    encodeHeader(payload.name, payload.size, mtime),
-  ]);
-  if (prefix.length % 4096 !== 0 || payload.size % BLOCK !== 0) return false;
+async function insertRange(file: string, length: number): Promise<boolean> {
   try {
-    await run(
-      'fallocate',
-      ['--insert-range', '--offset', '0', '--length', String(prefix.length), payload.file],
-      { timeout: 60_000 },
-    );
+    await run('fallocate', ['--insert-range', '--offset', '0', '--length', String(length), file], {
+      timeout: 60_000,
+    });
+    return true;
   } catch {
     return false;
   }
-  const fh = await open(payload.file, 'r+');
+}
+
+function tempPath(out: string): string {
+  return join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${Date.now()}`);
+}
+
+async function renameInto(tmp: string, out: string): Promise<void> {
   try {
-    await fh.write(prefix, 0, prefix.length, 0);
-    let pos = prefix.length + payload.size;
-    const put = async (b: Uint8Array) => {
-      let done = 0;
-      while (done < b.length) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
-      pos += b.length;
-    };
-    for (const m of rest) {
-      await put(encodeHeader(m.name, m.size, mtime));
-      if (m.data !== undefined) await put(m.data);
-      else if (m.file !== undefined) await put(await readFile(m.file));
-      const padding = pad512(m.size) - m.size;
-      if (padding > 0) await put(new Uint8Array(padding));
-    }
-    await put(new Uint8Array(2 * BLOCK));
-  } finally {
-    await fh.close();
-  }
-  try {
-    await rename(payload.file, out);
+    await rename(tmp, out);
   } catch (e) {
     throw new LayerError('E_LAYER_WRITE', `Cannot write ${out}: ${(e as Error).message}`, {
       path: out,
       cause: e,
     });
   }
-  return true;
 }
 
 /** Writes `members` as a .mwl to `out` atomically (temp + rename). */
@@ -200,46 +222,21 @@ export async function writeMwl(
   mtime: number,
   progress?: Progress,
 ): Promise<void> {
-  const tmp = join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${Date.now()}`);
+  const tmp = tempPath(out);
   const fh = await open(tmp, 'w', 0o644);
   let ok = false;
   try {
-    let pos = 0;
-    const put = async (b: Uint8Array) => {
-      let done = 0;
-      while (done < b.length) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
-      pos += b.length;
-    };
-    for (const m of members) {
-      await put(encodeHeader(m.name, m.size, mtime));
-      if (m.data !== undefined) await put(m.data);
-      else if (m.file !== undefined) {
-        progress?.step(`writing ${m.name}`);
-        let copied = 0;
-        for await (const chunk of createReadStream(m.file, { highWaterMark: 1 << 20 })) {
-          await put(chunk as Buffer);
-          copied += (chunk as Buffer).length;
-          progress?.bytes(copied, m.size);
-        }
-        if (copied !== m.size) throw new LayerError('E_PACK_INPUT', `${m.file} changed size while packing`);
-      }
-      const padding = pad512(m.size) - m.size;
-      if (padding > 0) await put(new Uint8Array(padding));
-    }
-    await put(new Uint8Array(2 * BLOCK));
+    await writeMembers(fh, members, mtime, progress);
     ok = true;
   } finally {
     await fh.close();
     if (!ok) await rm(tmp, { force: true });
   }
   try {
-    await rename(tmp, out);
+    await renameInto(tmp, out);
   } catch (e) {
     await rm(tmp, { force: true });
-    throw new LayerError('E_LAYER_WRITE', `Cannot write ${out}: ${(e as Error).message}`, {
-      path: out,
-      cause: e,
-    });
+    throw e;
   }
 }
 
@@ -271,6 +268,45 @@ async function buildErofs(rootfs: string, out: string, epoch: number): Promise<n
   return padded;
 }
 
+interface PayloadFacts {
+  size: number;
+  sha256: string;
+  rootHash: string;
+  salt: string;
+  dataBlocks: number;
+  hashSize: number;
+}
+
+function layerManifest(
+  source: SourceManifest,
+  epoch: number,
+  p: PayloadFacts,
+  policyBytes: Buffer | undefined,
+): LayerManifest {
+  return {
+    ...source,
+    created: new Date(epoch * 1000).toISOString(),
+    payload: {
+      filesystem: 'erofs',
+      size: p.size,
+      sha256: p.sha256,
+      verity: {
+        rootHash: p.rootHash,
+        salt: p.salt,
+        dataBlocks: p.dataBlocks,
+        hashSize: p.hashSize,
+        algorithm: 'sha256',
+        dataBlockSize: 4096,
+        hashBlockSize: 4096,
+      },
+    },
+    policy:
+      policyBytes === undefined
+        ? undefined
+        : { sha256: createHash('sha256').update(policyBytes).digest('hex'), size: policyBytes.length },
+  };
+}
+
 /** Builds and signs a layer; see doc/layer-format.md. */
 export async function packLayer(o: PackOptions): Promise<PackResult> {
   const epoch = o.sourceDateEpoch ?? defaultEpoch();
@@ -285,8 +321,6 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       cause: e,
     });
   }
-  progress?.step('checking rootfs');
-  await checkTree(rootfs);
   const policyBytes = await optionalFile(join(o.dir, 'policy.cil'));
   if (policyBytes !== undefined && policyBytes.length > MAX_POLICY) {
     throw new LayerError(
@@ -296,56 +330,59 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
   }
   if (policyBytes !== undefined && policyBytes.length === 0)
     throw new LayerError('E_PACK_INPUT', 'policy.cil is empty');
+  const inPlace = o.inPlace !== false;
   const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));
+  let worker: DigestWorker | undefined;
   try {
     const payloadPath = join(work, 'payload.erofs');
-    const verityPath = join(work, 'payload.verity');
+    progress?.step('checking rootfs');
+    const tree = checkTreeSync(rootfs);
+    // A large tree starts the digest worker now: its start-up (~50 ms) overlaps mkfs.erofs,
+    // which works in its own process.
+    if (tree.bytes >= WORKER_MIN_BLOCKS * 4096) worker = startDigestWorker();
     progress?.step('building erofs payload');
     const size = await buildErofs(rootfs, payloadPath, epoch);
-    // One pass gives the payload SHA-256 and the dm-verity tree (byte-identical to
-    // veritysetup format; the tests check it with veritysetup verify). Salt and UUID are
-    // derived from name, version and SOURCE_DATE_EPOCH, so the tree is reproducible.
-    progress?.step('hashing payload and building the verity tree');
+    const dataBlocks = size / 4096;
+    if (worker !== undefined && dataBlocks < WORKER_MIN_BLOCKS) {
+      worker.stop();
+      worker = undefined;
+    }
+    // Salt and UUID derive from name, version and SOURCE_DATE_EPOCH: a reproducible tree.
     const seed = `${source.name}\0${source.version}\0${epoch}`;
     const salt = Buffer.from(deriveVeritySalt(seed, 'mwl-payload'));
     const uuid = deriveVerityUuid(seed, 'mwl-payload');
+    // The payload is read once: this thread computes the verity digests while the worker
+    // digests the same buffers for the whole-payload SHA-256 (payload-digest.ts).
+    progress?.step('hashing payload and building the verity tree');
     const fd = openSync(payloadPath, 'r');
     let hashed: PayloadHashes;
     try {
-      hashed = await hashPayload(fd, 0, size / 4096, salt, uuidToBytes(uuid), payloadPath, progress);
+      hashed = await hashPayload(fd, {
+        offset: 0,
+        dataBlocks,
+        salt,
+        uuid: uuidToBytes(uuid),
+        path: payloadPath,
+        progress,
+        ...(worker === undefined ? {} : { worker }),
+      });
     } finally {
       closeSync(fd);
     }
-    await writeFile(verityPath, hashed.area);
-    const sha256 = hashed.sha256;
-    const v = {
-      rootHash: hashed.rootHash,
-      salt: salt.toString('hex'),
-      dataBlocks: size / 4096,
-      hashSize: hashed.area.length,
-    };
-    const manifest: LayerManifest = {
-      ...source,
-      created: new Date(epoch * 1000).toISOString(),
-      payload: {
-        filesystem: 'erofs',
+    progress?.step('signing manifest');
+    const manifest = layerManifest(
+      source,
+      epoch,
+      {
         size,
-        sha256,
-        verity: {
-          rootHash: v.rootHash,
-          salt: v.salt,
-          dataBlocks: v.dataBlocks,
-          hashSize: v.hashSize,
-          algorithm: 'sha256',
-          dataBlockSize: 4096,
-          hashBlockSize: 4096,
-        },
+        sha256: hashed.sha256,
+        rootHash: hashed.rootHash,
+        salt: salt.toString('hex'),
+        dataBlocks,
+        hashSize: hashed.area.length,
       },
-      policy:
-        policyBytes === undefined
-          ? undefined
-          : { sha256: createHash('sha256').update(policyBytes).digest('hex'), size: policyBytes.length },
-    };
+      policyBytes,
+    );
     const json = manifestJson(manifest);
     const canonical = canonicalJson(json);
     parseManifest(canonical); // the packed manifest must pass the reader's checks
@@ -357,31 +394,42 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     });
     const sigBytes = canonicalJson(signature);
     const lj = manifestMember(canonical);
-    const members: { name: string; data?: Uint8Array; file?: string; size: number }[] = [
+    const payloadOffset = BLOCK + lj.length + BLOCK;
+    const members: MwlMember[] = [
       { name: 'layer.json', data: lj, size: lj.length },
       { name: 'payload.erofs', file: payloadPath, size },
-      { name: 'payload.verity', file: verityPath, size: v.hashSize },
+      { name: 'payload.verity', data: hashed.area, size: hashed.area.length },
     ];
     if (policyBytes !== undefined)
       members.push({ name: 'policy.cil', data: policyBytes, size: policyBytes.length });
     members.push({ name: 'signature.1.json', data: sigBytes, size: sigBytes.length });
     progress?.step('writing layer');
-    if (o.inPlace === false || !(await writeMwlInPlace(o.out, members, epoch)))
-      await writeMwl(o.out, members, epoch, progress);
-    const payloadOffset = BLOCK + lj.length + BLOCK;
-    const verityOffset = payloadOffset + size + BLOCK;
-    const total = (await stat(o.out)).size;
+    if (inPlace && (await insertRange(payloadPath, payloadOffset))) {
+      // The payload file becomes the .mwl: its data already sits at payloadOffset.
+      const fh = await open(payloadPath, 'r+');
+      try {
+        await writeMembers(
+          fh,
+          members.map((m) => (m.name === 'payload.erofs' ? { ...m, placed: true } : m)),
+          epoch,
+        );
+      } finally {
+        await fh.close();
+      }
+      await renameInto(payloadPath, o.out);
+    } else await writeMwl(o.out, members, epoch, progress);
     progress?.done();
     return {
       path: o.out,
       manifest,
-      size: total,
+      size: (await stat(o.out)).size,
       payloadOffset,
       payloadSize: size,
-      verityOffset,
-      veritySize: v.hashSize,
+      verityOffset: payloadOffset + size + BLOCK,
+      veritySize: hashed.area.length,
     };
   } finally {
+    worker?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

@@ -4,12 +4,12 @@
 // that passes is exactly what the kernel's dm-verity will accept.
 import { createHash, hash } from 'node:crypto';
 import { readSync, readvSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
 import { type FileHandle, open } from 'node:fs/promises';
 import { decodeVeritySuperblock, encodeVeritySuperblock, verityGeometry } from '../imagebuild/index.ts';
 import type { Progress } from '../common/progress.ts';
 import type { LayerFile } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
+import { type DigestWorker, RingWriter, ringBytes, slotViews, startDigestWorker } from './payload-digest.ts';
 
 const BS = 4096;
 const CHUNK = 512; // blocks per read: 2 MiB
@@ -69,31 +69,8 @@ export async function checkVeritySuperblock(layer: LayerFile): Promise<Uint8Arra
   }
 }
 
-/** Full check; throws E_PAYLOAD_DIGEST, E_VERITY_TREE_MISMATCH or E_VERITY_ROOT_MISMATCH. */
 /** Below 16 MiB a worker's start-up costs more than it saves. */
-const WORKER_MIN_BLOCKS = 4096;
-
-function wholeDigestOnWorker(path: string, offset: number, length: number): Promise<string> {
-  const w = new Worker(new URL('./sha256-worker.ts', import.meta.url), {
-    workerData: { path, offset, length },
-  });
-  const p = new Promise<string>((resolve, reject) => {
-    w.once('message', (m: { sha256?: string; error?: string }) => {
-      if (m.sha256 !== undefined) resolve(m.sha256);
-      else reject(new LayerError('E_LAYER_TRUNCATED', m.error ?? 'payload digest failed', { path }));
-    });
-    w.once('error', (e) => reject(e));
-    w.once('exit', (code) => {
-      if (code !== 0)
-        reject(new LayerError('E_LAYER_READ', `payload digest worker exited with ${code}`, { path }));
-    });
-  });
-  // Observed later; never an unhandled rejection if the main pass throws first.
-  p.catch(() => undefined);
-  const done = p.finally(() => void w.terminate());
-  done.catch(() => undefined);
-  return done;
-}
+export const WORKER_MIN_BLOCKS = 4096;
 
 export interface PayloadHashes {
   /** SHA-256 of the whole payload, hex. */
@@ -103,52 +80,76 @@ export interface PayloadHashes {
   rootHash: string;
 }
 
+export interface HashPayloadOptions {
+  /** Byte offset of the payload in `fd`'s file. */
+  offset: number;
+  dataBlocks: number;
+  salt: Buffer;
+  uuid: Uint8Array;
+  /** For messages. */
+  path: string;
+  progress?: Progress | undefined;
+  /**
+   * A started digest worker (pack starts it early, to hide its start-up). Without it, large
+   * payloads get a worker of their own and small ones are digested on this thread.
+   */
+  worker?: DigestWorker;
+}
+
+/** Slots in the ring shared with the digest worker: enough that neither side waits often. */
+const SLOTS = 4;
+
 /**
- * One pass over `dataBlocks` blocks at byte `offset` of `fd`: the payload SHA-256 and every
- * verity digest; then the whole hash area built in memory. Used by pack (offset 0 of the
- * erofs file) and by verify (in place inside the .mwl).
+ * One read of `dataBlocks` blocks at byte `offset` of `fd`: the payload SHA-256 and every
+ * verity digest (see payload-digest.ts); then the whole hash area built in memory. Used by
+ * pack (offset 0 of the erofs file) and by verify (in place inside the .mwl).
  */
-export async function hashPayload(
-  fd: number,
-  offset: number,
-  dataBlocks: number,
-  salt: Buffer,
-  uuid: Uint8Array,
-  path: string,
-  progress?: Progress,
-): Promise<PayloadHashes> {
+export async function hashPayload(fd: number, o: HashPayloadOptions): Promise<PayloadHashes> {
+  const { offset, dataBlocks, salt, uuid, path, progress } = o;
   const geo = verityGeometry(dataBlocks);
   const level0 = Buffer.alloc(dataBlocks * 32);
-  // Large payloads: the whole-file digest runs on a worker thread (second core) meanwhile.
-  const worker =
-    dataBlocks >= WORKER_MIN_BLOCKS ? wholeDigestOnWorker(path, offset, dataBlocks * BS) : undefined;
+  const worker = o.worker ?? (dataBlocks >= WORKER_MIN_BLOCKS ? startDigestWorker() : undefined);
+  const layout = { chunkBlocks: CHUNK, blockSize: BS, saltLength: salt.length, slots: worker ? SLOTS : 1 };
+  const ring = worker === undefined ? undefined : new RingWriter(layout);
+  const arena = ring?.arena ?? new ArrayBuffer(ringBytes(layout));
+  const views = Array.from({ length: layout.slots }, (_, k) => slotViews(arena, layout, k));
+  for (const v of views) for (const s of v.salted) s.set(salt, 0);
+  const sha = worker?.run({
+    layout,
+    arena: ring?.arena as SharedArrayBuffer,
+    state: ring?.stateBuffer as SharedArrayBuffer,
+    dataBlocks,
+    path,
+  });
   const whole = worker === undefined ? createHash('sha256') : undefined;
-  // Read each chunk with one readv straight into slots that already hold the salt, so
-  // every block's verity digest is one one-shot hash with no copy (as imagebuild's BlockHasher).
-  const slots: Buffer[] = [];
-  const targets: Buffer[] = [];
-  const arena = Buffer.alloc((salt.length + BS) * CHUNK);
-  for (let i = 0; i < CHUNK; i++) {
-    const start = i * (salt.length + BS);
-    arena.set(salt, start);
-    slots.push(arena.subarray(start, start + salt.length + BS));
-    targets.push(arena.subarray(start + salt.length, start + salt.length + BS));
-  }
-  for (let first = 0; first < dataBlocks; first += CHUNK) {
-    const n = Math.min(CHUNK, dataBlocks - first);
-    const pos = offset + first * BS;
-    let got = readvSync(fd, targets.slice(0, n), pos);
-    while (got < n * BS) {
-      const i = Math.floor(got / BS);
-      const r = readSync(fd, targets[i] as Buffer, got % BS, BS - (got % BS), pos + got);
-      if (r === 0) throw new LayerError('E_LAYER_TRUNCATED', `${path} ends at byte ${pos + got}`, { path });
-      got += r;
+  try {
+    for (let c = 0, first = 0; first < dataBlocks; c++, first += CHUNK) {
+      const k = c % layout.slots;
+      // A failed worker: stop reading; its error comes out of `sha` below.
+      if (ring !== undefined && !ring.acquire(k, path)) break;
+      const { salted, blocks } = views[k] as { salted: Buffer[]; blocks: Buffer[] };
+      const n = Math.min(CHUNK, dataBlocks - first);
+      const pos = offset + first * BS;
+      // One readv per chunk straight into the salt-prefixed slots: no copy.
+      let got = readvSync(fd, blocks.slice(0, n), pos);
+      while (got < n * BS) {
+        const i = Math.floor(got / BS);
+        const r = readSync(fd, blocks[i] as Buffer, got % BS, BS - (got % BS), pos + got);
+        if (r === 0) throw new LayerError('E_LAYER_TRUNCATED', `${path} ends at byte ${pos + got}`, { path });
+        got += r;
+      }
+      ring?.publish(k);
+      for (let i = 0; i < n; i++) {
+        whole?.update(blocks[i] as Buffer);
+        // A 'binary' string written back measured faster than a Buffer result (fewer allocations).
+        level0.write(hash('sha256', salted[i] as Buffer, 'binary'), (first + i) * 32, 32, 'latin1');
+      }
+      progress?.bytes((first + n) * BS, dataBlocks * BS);
     }
-    for (let i = 0; i < n; i++) {
-      whole?.update(targets[i] as Buffer);
-      level0.write(hash('sha256', slots[i] as Buffer, 'binary'), (first + i) * 32, 32, 'latin1');
-    }
-    progress?.bytes((first + n) * BS, dataBlocks * BS);
+  } catch (e) {
+    ring?.abort();
+    worker?.stop();
+    throw e;
   }
   // The hash area: superblock block, then levels (top first on disk).
   const area = Buffer.alloc(geo.hashSize);
@@ -173,10 +174,11 @@ export async function hashPayload(
     }
     digests = next;
   }
-  const sha256 = whole !== undefined ? whole.digest('hex') : await (worker as Promise<string>);
+  const sha256 = whole !== undefined ? whole.digest('hex') : await (sha as Promise<string>);
   return { sha256, area, rootHash: digests.subarray(0, 32).toString('hex') };
 }
 
+/** Full check; throws E_PAYLOAD_DIGEST, E_VERITY_TREE_MISMATCH or E_VERITY_ROOT_MISMATCH. */
 export async function checkPayload(layer: LayerFile, progress?: Progress): Promise<void> {
   const uuid = await checkVeritySuperblock(layer);
   const v = layer.manifest.payload.verity;
@@ -184,15 +186,14 @@ export async function checkPayload(layer: LayerFile, progress?: Progress): Promi
   const geo = verityGeometry(v.dataBlocks);
   const fh = await open(layer.path, 'r');
   try {
-    const { sha256, area, rootHash } = await hashPayload(
-      fh.fd,
-      layer.payloadOffset,
-      v.dataBlocks,
+    const { sha256, area, rootHash } = await hashPayload(fh.fd, {
+      offset: layer.payloadOffset,
+      dataBlocks: v.dataBlocks,
       salt,
       uuid,
-      layer.path,
+      path: layer.path,
       progress,
-    );
+    });
     if (sha256 !== layer.manifest.payload.sha256) {
       throw new LayerError(
         'E_PAYLOAD_DIGEST',

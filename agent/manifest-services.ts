@@ -4,6 +4,7 @@
 // `layer/service` of a dependency. `user: root` runs as uid 0; any other user runs as the
 // layer's own dynamic uid, so two layers never share a uid.
 import type { Manifest } from './layers-contract.ts';
+import { selinuxLabelOf } from './sandbox.ts';
 import { type Bind, type Readiness, SERVICE_DEFAULTS, type ServiceSpec } from './service-spec.ts';
 
 export interface ServiceContext {
@@ -51,6 +52,8 @@ export function servicesOf(m: Manifest, ctx: ServiceContext): ServiceSpec[] {
       },
       root: ctx.root,
       binds: ctx.binds,
+      // Applied by the sandbox only when SELinux is enabled (agent/sandbox.ts).
+      selinuxLabel: selinuxLabelOf(m.name),
     };
     return spec;
   });

@@ -6,6 +6,7 @@
 // changes uid inside a user namespace, where the manifest's capabilities would not count
 // against the host's network or files.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { ServiceSpec } from './service-spec.ts';
 
 /** Where the notify socket's directory is bound inside the sandbox. */
@@ -16,8 +17,25 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 // Needed by setpriv to switch user and set the bounding set; setpriv then drops them.
 const SWITCH_CAPS = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
 
-export function selinuxEnabled(): boolean {
-  return existsSync('/sys/fs/selinux/enforce');
+/** Where the kernel's selinuxfs is mounted when SELinux is enabled (enforcing or permissive). */
+export const SELINUXFS = '/sys/fs/selinux';
+
+export function selinuxEnabled(selinuxfs = SELINUXFS): boolean {
+  return existsSync(join(selinuxfs, 'enforce'));
+}
+
+/**
+ * The SELinux domain of a layer's services: `mway_<layer>_t`. The layer name goes in as it is
+ * (a-z 0-9 . _ -), so two layers never share a domain; a dotted name is a CIL namespace, so
+ * layer `a.b` declares it as `(block mway_a (type b_t))` (doc/agent.md, "SELinux").
+ */
+export function selinuxTypeOf(layer: string): string {
+  return `mway_${layer}_t`;
+}
+
+/** The exec label of a layer's services: its domain, as system_u:system_r at level s0. */
+export function selinuxLabelOf(layer: string): string {
+  return `system_u:system_r:${selinuxTypeOf(layer)}:s0`;
 }
 
 /** `CAP_NET_BIND_SERVICE` → `net_bind_service` (setpriv's spelling). */

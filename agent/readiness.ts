@@ -5,7 +5,15 @@ import { run } from '../common/exec.ts';
 import { setprivArgs } from './sandbox.ts';
 import type { ServiceSpec } from './service-spec.ts';
 
-const POLL_MS = 50;
+// Probes start quickly and back off to a ceiling: most services are ready within a few
+// milliseconds of their first probe, and a slow one is not polled harder than this.
+const TCP_POLL_MAX_MS = 50;
+const EXEC_POLL_MAX_MS = 100;
+
+/** 5, 10, 20, 40 … ms, capped at `max`. */
+export function pollDelay(attempt: number, max: number): number {
+  return Math.min(5 * 2 ** Math.min(attempt, 16), max);
+}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -26,9 +34,9 @@ function tcpOnce(host: string, port: number): Promise<boolean> {
 
 /** Polls until the port accepts; returns false when `signal` aborts first. */
 export async function waitTcp(host: string, port: number, signal: AbortSignal): Promise<boolean> {
-  while (!signal.aborted) {
+  for (let attempt = 0; !signal.aborted; attempt++) {
     if (await tcpOnce(host, port)) return true;
-    await sleep(POLL_MS);
+    await sleep(pollDelay(attempt, TCP_POLL_MAX_MS));
   }
   return false;
 }
@@ -41,7 +49,7 @@ export async function waitExec(
   signal: AbortSignal,
 ): Promise<boolean> {
   const caps = spec.capabilities;
-  while (!signal.aborted) {
+  for (let attempt = 0; !signal.aborted; attempt++) {
     const r = await run(
       'nsenter',
       [
@@ -60,7 +68,7 @@ export async function waitExec(
       { timeout: 10_000, reject: false },
     ).catch(() => ({ exitCode: 1 }));
     if (r.exitCode === 0) return true;
-    await sleep(POLL_MS * 2);
+    await sleep(pollDelay(attempt, EXEC_POLL_MAX_MS));
   }
   return false;
 }

@@ -26,6 +26,19 @@ const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
 // A run that lasted this long counts as healthy: the next failure starts backoff afresh.
 const HEALTHY_MS = 10_000;
 
+// The sandbox tools, looked up on PATH once per agent rather than on every start (each
+// lookup is an access() per PATH entry). A failed lookup is not kept: it may be installed later.
+const tools = new Map<string, Promise<string>>();
+function sandboxTool(name: string): Promise<string> {
+  let found = tools.get(name);
+  if (found === undefined) {
+    found = requireTool(name);
+    tools.set(name, found);
+    found.catch(() => tools.delete(name));
+  }
+  return found;
+}
+
 export interface UnitContext {
   /** cgroup v2 directory for services, or undefined when there is none. */
   cgroupRoot: string | undefined;
@@ -143,9 +156,11 @@ export class ServiceUnit {
 
   async #launch(): Promise<void> {
     const spec = this.spec;
-    const bwrap = await requireTool('bwrap');
-    const unshare = await requireTool('unshare');
-    await requireTool('setpriv');
+    const [bwrap, unshare] = await Promise.all([
+      sandboxTool('bwrap'),
+      sandboxTool('unshare'),
+      sandboxTool('setpriv'),
+    ]);
     if (this.ctx.cgroupRoot !== undefined) {
       this.#cgroup = await createServiceCgroup(this.ctx.cgroupRoot, spec.name, spec.limits);
       this.limitsNotApplied = this.#cgroup.notApplied;

@@ -3,7 +3,7 @@
 import { hash } from 'node:crypto';
 import { readSync, readvSync } from 'node:fs';
 
-const BLOCK = 4096;
+export const BLOCK = 4096;
 
 /**
  * Reads blocks with one readv into slots that already hold the salt, so each block is

@@ -13,6 +13,7 @@ import {
   verityGeometry,
   verifyVerity,
 } from '../../imagebuild/index.ts';
+import { hashDataBlocks } from '../../imagebuild/verity-hasher.ts';
 import { cli, tempDir } from '../helpers.ts';
 
 const SALT = 'a1'.repeat(32);
@@ -78,6 +79,36 @@ for (const threads of [0, 2]) {
       t.true(done > (seen[i - 1]?.[0] ?? 0) && done % 4096 === 0, `report ${i}: ${done}`);
     }
     t.deepEqual(seen.at(-1), [blocks * 4096, blocks * 4096]);
+  });
+}
+
+test('formatVerity() gives the same tree on 0 to 3 threads (tasks finishing out of order, past the read-ahead window)', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  // 70,001 blocks: 137 tasks of 512 blocks (the last of 369), more than the 64-task read-ahead window.
+  await randomFile(data, 70_001 * 4096);
+  const ref = await veritysetupRoot(data, join(dir, 'ref'));
+  const refBytes = await readFile(join(dir, 'ref'));
+  for (const threads of [0, 1, 2, 3]) {
+    const hashPath = join(dir, `ours-${threads}`);
+    const r = await formatVerity(data, { hashPath, salt: SALT, uuid: UUID, threads });
+    t.is(r.rootHash, ref, `threads ${threads}`);
+    t.true((await readFile(hashPath)).equals(refBytes), `threads ${threads}: hash file differs`);
+  }
+});
+
+for (const threads of [1, 2, 3]) {
+  test(`hashDataBlocks() on a file shorter than the blocks asked for throws E_VERITY_DATA_SHORT (threads ${threads})`, async (t) => {
+    const dir = await tempDir(t);
+    const data = join(dir, 'data');
+    await randomFile(data, 20_000 * 4096 + 100);
+    const e = await t.throwsAsync(async () => {
+      for await (const _ of hashDataBlocks(data, 30_000, new Uint8Array(32), { threads })) {
+        // drain
+      }
+    });
+    t.true(isImageError(e) && e.code === 'E_VERITY_DATA_SHORT', String(e));
+    t.regex(e?.message ?? '', /file ends/);
   });
 }
 

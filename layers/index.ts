@@ -3,6 +3,7 @@ export * from './extract.ts';
 export * from './layer-error.ts';
 export * from './layer-file.ts';
 export * from './manifest.ts';
+export * from './mwl-write.ts';
 export * from './pack.ts';
 export * from './policy-check.ts';
 export * from './resolve.ts';

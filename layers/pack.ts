@@ -2,8 +2,8 @@
 // Deterministic: erofs with every time = SOURCE_DATE_EPOCH and root ownership, verity
 // salt and UUID derived from name, version and epoch, canonical manifest, deterministic ML-DSA.
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, openSync, readSync } from 'node:fs';
-import { type FileHandle, mkdtemp, open, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Progress } from '../common/progress.ts';
 import { run } from '../common/exec.ts';
@@ -22,7 +22,8 @@ import {
   type SourceManifest,
   validateManifest,
 } from './manifest.ts';
-import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
+import { BLOCK } from './mwl-tar.ts';
+import { manifestMember, type MwlMember, writeMwl, writeMwlInPlace } from './mwl-write.ts';
 import { checkPolicy } from './policy-check.ts';
 import { checkTreeSync } from './rootfs-check.ts';
 import { canonicalJson } from '../keys/index.ts';
@@ -67,46 +68,6 @@ export function defaultEpoch(): number {
   return n;
 }
 
-export async function sha256File(path: string, onBytes?: (n: number) => void): Promise<string> {
-  const h = createHash('sha256');
-  let done = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    done += (chunk as Buffer).length;
-    onBytes?.(done);
-  }
-  return h.digest('hex');
-}
-
-/** SHA-256 of a file with large synchronous reads (measurably faster than a stream here). */
-export function sha256FileSync(path: string): string {
-  const h = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(4 << 20);
-    for (let pos = 0; ; ) {
-      const n = readSync(fd, buf, 0, buf.length, pos);
-      if (n === 0) break;
-      h.update(buf.subarray(0, n));
-      pos += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
-/** layer.json bytes: canonical JSON, spaces, '\n', sized so payload data starts 4096-aligned. */
-export function manifestMember(canonical: Uint8Array): Buffer {
-  // header(512) + pad512(len) + header(512) ≡ 0 (mod 4096)  ⇔  len ≡ 3072 (mod 4096), len > canonical.
-  const need = canonical.length + 1;
-  const len = need <= 3072 ? 3072 : Math.ceil((need - 3072) / 4096) * 4096 + 3072;
-  const out = Buffer.alloc(len, 0x20);
-  out.set(canonical, 0);
-  out[len - 1] = 0x0a;
-  return out;
-}
-
 async function readSource(o: PackOptions): Promise<unknown> {
   if (o.manifest !== undefined) return o.manifest;
   const p = join(o.dir, 'layer.json');
@@ -138,106 +99,6 @@ async function optionalFile(path: string): Promise<Buffer | undefined> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new LayerError('E_PACK_INPUT', `Cannot read ${path}: ${(e as Error).message}`, { path, cause: e });
-  }
-}
-
-type MwlMember = {
-  name: string;
-  size: number;
-  data?: Uint8Array;
-  file?: string;
-  /** The data is already at its offset in the output (written by the digest worker). */
-  placed?: boolean;
-};
-
-/** Writes `members` and the end-of-archive blocks from byte 0 of `fh`; returns the length. */
-async function writeMembers(
-  fh: FileHandle,
-  members: readonly MwlMember[],
-  mtime: number,
-  progress?: Progress,
-): Promise<number> {
-  let pos = 0;
-  const put = async (b: Uint8Array) => {
-    let done = 0;
-    while (done < b.length) done += (await fh.write(b, done, b.length - done, pos + done)).bytesWritten;
-    pos += b.length;
-  };
-  for (const m of members) {
-    await put(encodeHeader(m.name, m.size, mtime));
-    if (m.placed === true) pos += m.size;
-    else if (m.data !== undefined) await put(m.data);
-    else if (m.file !== undefined) {
-      progress?.step(`writing ${m.name}`);
-      let copied = 0;
-      for await (const chunk of createReadStream(m.file, { highWaterMark: 4 << 20 })) {
-        await put(chunk as Buffer);
-        copied += (chunk as Buffer).length;
-        progress?.bytes(copied, m.size);
-      }
-      if (copied !== m.size) throw new LayerError('E_PACK_INPUT', `${m.file} changed size while packing`);
-    }
-    const padding = pad512(m.size) - m.size;
-    if (padding > 0) await put(new Uint8Array(padding));
-  }
-  await put(new Uint8Array(2 * BLOCK));
-  return pos;
-}
-
-/**
- * Shifts the payload file's data by `length` (a multiple of 4096) to leave a hole at the front
- * for the tar prefix; false where the file system lacks it (tmpfs, btrfs). Measured against
- * writing the payload into a new .mwl during the hashing pass: the kernel's flush of the
- * dirty payload costs less than copying 256 MiB on a busy 2-core machine (doc/performance.md).
- */
-async function insertRange(file: string, length: number): Promise<boolean> {
-  try {
-    await run('fallocate', ['--insert-range', '--offset', '0', '--length', String(length), file], {
-      timeout: 60_000,
-    });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function tempPath(out: string): string {
-  return join(dirname(out), `.${basename(out)}.tmp-${process.pid}-${Date.now()}`);
-}
-
-async function renameInto(tmp: string, out: string): Promise<void> {
-  try {
-    await rename(tmp, out);
-  } catch (e) {
-    throw new LayerError('E_LAYER_WRITE', `Cannot write ${out}: ${(e as Error).message}`, {
-      path: out,
-      cause: e,
-    });
-  }
-}
-
-/** Writes `members` as a .mwl to `out` atomically (temp + rename). */
-export async function writeMwl(
-  out: string,
-  members: { name: string; data?: Uint8Array; file?: string; size: number }[],
-  mtime: number,
-  progress?: Progress,
-): Promise<void> {
-  const tmp = tempPath(out);
-  const fh = await open(tmp, 'w', 0o644);
-  let ok = false;
-  try {
-    await writeMembers(fh, members, mtime, progress);
-    ok = true;
-  } finally {
-    await fh.close();
-    if (!ok) await rm(tmp, { force: true });
-  }
-  try {
-    await renameInto(tmp, out);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
   }
 }
 
@@ -409,20 +270,8 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       members.push({ name: 'policy.cil', data: policyBytes, size: policyBytes.length });
     members.push({ name: 'signature.1.json', data: sigBytes, size: sigBytes.length });
     progress?.step('writing layer');
-    if (inPlace && (await insertRange(payloadPath, payloadOffset))) {
-      // The payload file becomes the .mwl: its data already sits at payloadOffset.
-      const fh = await open(payloadPath, 'r+');
-      try {
-        await writeMembers(
-          fh,
-          members.map((m) => (m.name === 'payload.erofs' ? { ...m, placed: true } : m)),
-          epoch,
-        );
-      } finally {
-        await fh.close();
-      }
-      await renameInto(payloadPath, o.out);
-    } else await writeMwl(o.out, members, epoch, progress);
+    if (!inPlace || !(await writeMwlInPlace(payloadPath, o.out, members, epoch)))
+      await writeMwl(o.out, members, epoch, progress);
     progress?.done();
     return {
       path: o.out,

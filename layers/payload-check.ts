@@ -126,7 +126,7 @@ export async function hashPayload(fd: number, o: HashPayloadOptions): Promise<Pa
     for (let c = 0, first = 0; first < dataBlocks; c++, first += CHUNK) {
       const k = c % layout.slots;
       // A failed worker: stop reading; its error comes out of `sha` below.
-      if (ring !== undefined && !ring.acquire(k, path)) break;
+      if (ring !== undefined && !(await ring.acquire(k, path))) break;
       const { salted, blocks } = views[k] as { salted: Buffer[]; blocks: Buffer[] };
       const n = Math.min(CHUNK, dataBlocks - first);
       const pos = offset + first * BS;

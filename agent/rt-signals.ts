@@ -12,6 +12,16 @@ export const SIGRTMIN = 34;
 const FLAG = '--expose-internals';
 
 /**
+ * V8 settings of the re-executed agent. PID 1 allocates little and its hot paths are native
+ * (OpenSSL signatures and hashes, JSON), while memory it holds is memory no service can have:
+ * a 1 MiB young generation instead of 16+ MiB, and V8's interpreter only — no Sparkplug,
+ * Maglev or TurboFan code, whose compilers' pages and code space cost about 12 MiB RSS at
+ * boot for no measurable boot time (doc/performance.md, agent). The price: JavaScript-heavy
+ * work runs slower, e.g. a 128 MiB userspace verity check ~30 % (namespace mode only).
+ */
+export const AGENT_V8_FLAGS = ['--max-semi-space-size=1', '--no-sparkplug', '--no-maglev', '--no-opt'];
+
+/**
  * Re-executes this process with --expose-internals unless it has it; returns only when it
  * has. The new process gets the compile cache (agent/compile-cache.ts) from its first module.
  */
@@ -19,13 +29,11 @@ export function ensureInternals(): void {
   if (process.execArgv.includes(FLAG) || process.execve === undefined) return;
   process.execve(
     process.execPath,
-    // A 1 MiB young generation instead of the default 16+ MiB: PID 1 allocates little, and
-    // memory it holds is memory no service can have.
     [
       process.execPath,
       FLAG,
       '--no-warnings',
-      '--max-semi-space-size=1',
+      ...AGENT_V8_FLAGS,
       ...process.execArgv,
       ...process.argv.slice(1),
     ],

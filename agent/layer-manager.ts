@@ -271,6 +271,12 @@ export class LayerManager {
         const specs = servicesOf(m, { root: target, binds, uid: owner.uid, gid: owner.gid });
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);
+        // Services that need nothing outside their own layer start now, while the other
+        // apps' roots are still being mounted; the rest wait for the caller's startAll,
+        // which also waits for these (starting twice only joins the first start).
+        const own = new Set(e.info.services);
+        if (specs.every((s) => s.requires.every((r) => own.has(r))))
+          void this.#o.supervisor.startAll([...own]);
       } catch (err) {
         this.#o.log('error', `app ${m.name}: ${(err as Error).message}`);
         await this.#deactivate(m.name);

@@ -24,7 +24,7 @@ export function withCompileCache(env: NodeJS.ProcessEnv, dir = COMPILE_CACHE_DIR
 /** For a start without the re-exec: caches the modules loaded from now on. */
 export function enableAgentCompileCache(dir = COMPILE_CACHE_DIR): void {
   if (getCompileCacheDir() !== undefined || process.env.NODE_DISABLE_COMPILE_CACHE !== undefined) return;
-  // A read-only or missing directory only disables the cache (status in the result).
+  // An unwritable directory only disables the cache (measured: no error, no hang).
   enableCompileCache(dir);
 }
 

@@ -38,8 +38,11 @@ export function watchPowerButton(
 ): PowerButtonWatch {
   const dir = options.dir ?? '/dev/input';
   const streams = new Map<string, ReadStream>();
+  // A scan still in flight when stop() runs must not open a device afterwards: nothing
+  // would close it.
+  let stopped = false;
   const attach = (path: string) => {
-    if (streams.has(path)) return;
+    if (stopped || streams.has(path)) return;
     const s = createReadStream(path, { highWaterMark: INPUT_EVENT_SIZE * 64 });
     streams.set(path, s);
     let rest = Buffer.alloc(0);
@@ -67,6 +70,7 @@ export function watchPowerButton(
   return {
     devices: () => [...streams.keys()],
     stop() {
+      stopped = true;
       clearInterval(timer);
       for (const s of streams.values()) s.destroy();
       streams.clear();

@@ -58,6 +58,11 @@ test('watchPowerButton() reads input_event records from event devices and fires 
   await new Promise((r) => setTimeout(r, 50));
   await fh.write(rec.subarray(30));
   for (let i = 0; i < 100 && presses.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
+  // Stop before the writer goes: its EOF would end the stream, a rescan would reopen the
+  // FIFO, and that open blocks (no writer) in libuv's thread pool for good, so the test
+  // process could never exit. Event devices are character devices: their open never blocks.
+  w.stop();
   await fh.close();
   t.deepEqual(presses, [fifo]);
+  t.deepEqual(w.devices(), []);
 });

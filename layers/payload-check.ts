@@ -109,7 +109,10 @@ export async function hashPayload(fd: number, o: HashPayloadOptions): Promise<Pa
   const geo = verityGeometry(dataBlocks);
   const level0 = Buffer.alloc(dataBlocks * 32);
   const worker = o.worker ?? (dataBlocks >= WORKER_MIN_BLOCKS ? startDigestWorker() : undefined);
-  const layout = { chunkBlocks: CHUNK, blockSize: BS, saltLength: salt.length, slots: worker ? SLOTS : 1 };
+  // A small payload gets buffers its own size, not 2 MiB: the agent checks many small layers
+  // at boot and each check's buffers would otherwise stay in its RSS.
+  const chunk = Math.max(1, Math.min(CHUNK, dataBlocks));
+  const layout = { chunkBlocks: chunk, blockSize: BS, saltLength: salt.length, slots: worker ? SLOTS : 1 };
   const ring = worker === undefined ? undefined : new RingWriter(layout);
   const arena = ring?.arena ?? new ArrayBuffer(ringBytes(layout));
   const views = Array.from({ length: layout.slots }, (_, k) => slotViews(arena, layout, k));
@@ -123,12 +126,12 @@ export async function hashPayload(fd: number, o: HashPayloadOptions): Promise<Pa
   });
   const whole = worker === undefined ? createHash('sha256') : undefined;
   try {
-    for (let c = 0, first = 0; first < dataBlocks; c++, first += CHUNK) {
+    for (let c = 0, first = 0; first < dataBlocks; c++, first += chunk) {
       const k = c % layout.slots;
       // A failed worker: stop reading; its error comes out of `sha` below.
       if (ring !== undefined && !(await ring.acquire(k, path))) break;
       const { salted, blocks } = views[k] as { salted: Buffer[]; blocks: Buffer[] };
-      const n = Math.min(CHUNK, dataBlocks - first);
+      const n = Math.min(chunk, dataBlocks - first);
       const pos = offset + first * BS;
       // One readv per chunk straight into the salt-prefixed slots: no copy.
       let got = readvSync(fd, blocks.slice(0, n), pos);
@@ -213,7 +216,7 @@ export async function checkPayload(layer: LayerFile, progress?: Progress): Promi
         { path: layer.path },
       );
     }
-    const stored = Buffer.alloc(CHUNK * BS);
+    const stored = Buffer.alloc(Math.min(CHUNK * BS, geo.hashSize));
     for (let off = 0; off < geo.hashSize; off += CHUNK * BS) {
       const n = Math.min(CHUNK * BS, geo.hashSize - off);
       await readExact(fh, stored, n, layer.verityOffset + off, layer.path);

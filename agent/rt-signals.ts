@@ -21,6 +21,9 @@ const FLAG = '--expose-internals';
  */
 export const AGENT_V8_FLAGS = ['--max-semi-space-size=1', '--no-sparkplug', '--no-maglev', '--no-opt'];
 
+/** The Node flags the agent runs with: what the re-exec adds, and what CoreOS /sbin/init passes. */
+export const AGENT_EXEC_ARGV = [FLAG, '--no-warnings', ...AGENT_V8_FLAGS];
+
 /**
  * The re-executed agent's environment: the compile cache, and glibc's mmap threshold fixed
  * at its default 128 KiB. Left dynamic, glibc raises the threshold to the size of the first
@@ -43,14 +46,7 @@ export function ensureInternals(): void {
   if (process.execArgv.includes(FLAG) || process.execve === undefined) return;
   process.execve(
     process.execPath,
-    [
-      process.execPath,
-      FLAG,
-      '--no-warnings',
-      ...AGENT_V8_FLAGS,
-      ...process.execArgv,
-      ...process.argv.slice(1),
-    ],
+    [process.execPath, ...AGENT_EXEC_ARGV, ...process.execArgv, ...process.argv.slice(1)],
     agentEnv(process.env),
   );
 }

@@ -3,6 +3,7 @@ export * from './assert.ts';
 export * from './atomic-file.ts';
 export * from './cli.ts';
 export * from './error.ts';
+export * from './eval-worker.ts';
 export * from './exec.ts';
 export * from './path-exists.ts';
 export * from './progress.ts';

@@ -1,12 +1,11 @@
 // Worker thread hashing runs of dm-verity data blocks: sha256(salt ‖ block) for each
 // 4096-byte block of a file range it reads itself, so data never crosses threads.
 //
-// The worker runs from a source string (`new Worker(src, { eval: true })`) assembled from
-// the stripped source of `BlockHasher` and `workerMain` below, not from this .ts file:
-// each worker isolate that loads a .ts file starts the type stripper again, which made a
-// worker take 50–80 ms to answer its first message instead of 25–30 ms (measured on 2 cores).
+// The worker runs from a source string assembled from `BlockHasher` and `workerMain` below
+// (common/eval-worker.ts says why), not from this .ts file.
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
+import { evalWorkerSource } from '../common/eval-worker.ts';
 import { BLOCK, BlockHasher } from './verity-block-hash.ts';
 
 export interface HashTask {
@@ -56,16 +55,17 @@ function workerMain(Hasher: typeof BlockHasher): void {
 
 /** CommonJS source for `new Worker(…, { eval: true, workerData: HashWorkerData })`. */
 export function hashWorkerSource(): string {
-  // Binds every free name of BlockHasher (verity-block-hash.ts's imports and BLOCK) and of
-  // workerMain (this file's imports); a missing one fails the worker with a ReferenceError,
-  // which the verity tests' worker path would catch.
-  return [
-    "'use strict';",
-    "const { hash } = require('node:crypto');",
-    "const { closeSync, openSync, readSync, readvSync } = require('node:fs');",
-    "const { parentPort, workerData } = require('node:worker_threads');",
-    `const BLOCK = ${BLOCK};`,
-    BlockHasher.toString(),
-    `(${workerMain.toString()})(BlockHasher);`,
-  ].join('\n');
+  // Every free name of BlockHasher (verity-block-hash.ts's imports and BLOCK) and of
+  // workerMain (this file's imports).
+  return evalWorkerSource({
+    requires: {
+      'node:crypto': ['hash'],
+      'node:fs': ['closeSync', 'openSync', 'readSync', 'readvSync'],
+      'node:worker_threads': ['parentPort', 'workerData'],
+    },
+    constants: { BLOCK },
+    definitions: [BlockHasher],
+    main: workerMain,
+    mainArgs: ['BlockHasher'],
+  });
 }

@@ -4,6 +4,7 @@
 // Slot hand-over uses Atomics on a shared Int32Array.
 import { createHash } from 'node:crypto';
 import { parentPort, Worker } from 'node:worker_threads';
+import { evalWorkerSource } from '../common/eval-worker.ts';
 import { LayerError } from './layer-error.ts';
 
 const FREE = 0;
@@ -103,25 +104,16 @@ function workerMain(): void {
 let source: string | undefined;
 
 /**
- * CommonJS source of the worker, assembled from the functions above (their stripped runtime
- * text) rather than loaded from a .ts file: a worker loading .ts starts the type stripper
- * again, which made it take 50–80 ms instead of 25–30 ms to answer (as in imagebuild's
- * verity-hash-worker.ts). Every free name is bound here; a missing one fails the worker
- * with a ReferenceError, which the 20 MiB layer test would catch.
+ * CommonJS source of the worker, assembled from the functions above (common/eval-worker.ts
+ * says why); every free name is bound here, which the 20 MiB layer test exercises.
  */
 function workerSource(): string {
-  source ??= [
-    "'use strict';",
-    "const { createHash } = require('node:crypto');",
-    "const { parentPort } = require('node:worker_threads');",
-    `const FREE = ${FREE};`,
-    `const FULL = ${FULL};`,
-    `const FAILED = ${FAILED};`,
-    slotViews.toString(),
-    failRing.toString(),
-    consumeRing.toString(),
-    `(${workerMain.toString()})();`,
-  ].join('\n');
+  source ??= evalWorkerSource({
+    requires: { 'node:crypto': ['createHash'], 'node:worker_threads': ['parentPort'] },
+    constants: { FREE, FULL, FAILED },
+    definitions: [slotViews, failRing, consumeRing],
+    main: workerMain,
+  });
   return source;
 }
 

@@ -7,7 +7,10 @@
 import { enableCompileCache, flushCompileCache, getCompileCacheDir } from 'node:module';
 import { join } from 'node:path';
 
-export const COMPILE_CACHE_DIR = join(import.meta.dirname, '..', 'node_modules', '.cache', 'milkyway-agent');
+/** The cache's place relative to the repository (or CoreOS's /usr/lib/milkyway). */
+export const COMPILE_CACHE_SUBDIR = 'node_modules/.cache/milkyway-agent';
+
+export const COMPILE_CACHE_DIR = join(import.meta.dirname, '..', COMPILE_CACHE_SUBDIR);
 
 /**
  * The environment for the agent's re-exec: NODE_COMPILE_CACHE names the cache unless the

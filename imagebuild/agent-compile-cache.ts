@@ -16,12 +16,13 @@ import { join, posix, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { run } from '../common/exec.ts';
+import { COMPILE_CACHE_SUBDIR } from '../agent/compile-cache.ts';
 import { agentEnv, AGENT_EXEC_ARGV } from '../agent/rt-signals.ts';
 import { COREOS_PATHS } from './disk-layout.ts';
 import { ImageError } from './image-error.ts';
 
 /** Where the agent looks for its cache on CoreOS (COMPILE_CACHE_DIR beside its code). */
-export const COREOS_COMPILE_CACHE = posix.join(COREOS_PATHS.lib, 'node_modules/.cache/milkyway-agent');
+export const COREOS_COMPILE_CACHE = posix.join(COREOS_PATHS.lib, COMPILE_CACHE_SUBDIR);
 
 /** Node's CachedCodeType::kStrippedTypeScript (src/compile_cache.h), a uint8_t. */
 const STRIPPED_TYPESCRIPT = 2;

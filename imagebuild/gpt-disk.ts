@@ -137,8 +137,10 @@ function writeAt(fd: number, b: Uint8Array, pos: bigint): void {
   while (done < b.length) done += writeSync(fd, b, done, b.length - done, Number(pos) + done);
 }
 
-/** Copies `image` to byte `pos` of `fd`, writing only non-zero 4 KiB blocks so holes stay holes. */
-/** Copies `image` into the disk at `pos`, skipping zero blocks; `onChunk` gets bytes read per chunk. */
+/**
+ * Copies `image` to byte `pos` of `fd`, writing only non-zero 4 KiB blocks so holes stay
+ * holes; `onChunk` gets the bytes read per chunk.
+ */
 function copySparse(
   fd: number,
   image: string,

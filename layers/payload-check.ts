@@ -5,7 +5,12 @@
 import { createHash, hash } from 'node:crypto';
 import { readSync, readvSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
-import { decodeVeritySuperblock, encodeVeritySuperblock, verityGeometry } from '../imagebuild/index.ts';
+import {
+  decodeVeritySuperblock,
+  encodeVeritySuperblock,
+  verityDigest,
+  verityGeometry,
+} from '../imagebuild/index.ts';
 import type { Progress } from '../common/progress.ts';
 import type { LayerFile } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
@@ -28,10 +33,6 @@ async function readExact(
       throw new LayerError('E_LAYER_TRUNCATED', `${path} ends at byte ${pos + got}`, { path });
     got += bytesRead;
   }
-}
-
-function digest(salt: Buffer, block: Buffer): Buffer {
-  return createHash('sha256').update(salt).update(block).digest();
 }
 
 /** Checks the verity superblock against the manifest (cheap; always done). */
@@ -173,7 +174,7 @@ export async function hashPayload(fd: number, o: HashPayloadOptions): Promise<Pa
     const next = Buffer.alloc(l.blocks * 32);
     for (let j = 0; j < l.blocks; j++) {
       const start = (l.firstBlock + j) * BS;
-      next.set(digest(salt, area.subarray(start, start + BS)), j * 32);
+      next.set(verityDigest(salt, area.subarray(start, start + BS)), j * 32);
     }
     digests = next;
   }

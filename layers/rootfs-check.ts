@@ -73,8 +73,3 @@ export function checkTreeSync(root: string): TreeStats {
   }
   return stats;
 }
-
-/** `checkTreeSync` for async callers. */
-export async function checkTree(root: string): Promise<TreeStats> {
-  return checkTreeSync(root);
-}

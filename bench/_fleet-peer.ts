@@ -6,11 +6,11 @@
 // prints `ready N` on stdout once its peers are connected and runs until killed.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { admitCommand } from '../control/command-check.ts';
-import type { Message } from '../control/protocol.ts';
-import { ReplayCache } from '../control/replay-cache.ts';
-import { signResult } from '../control/result.ts';
-import { type BrokerClient, connectBroker } from '../control/transport.ts';
+import { admitCommand } from '../agent/remote/command-check.ts';
+import type { Message } from '../control/wire/protocol.ts';
+import { ReplayCache } from '../agent/remote/replay-cache.ts';
+import { signResult } from '../control/wire/result.ts';
+import { type BrokerClient, connectBroker } from '../control/wire/transport.ts';
 import {
   type Certificate,
   type Envelope,

@@ -10,9 +10,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildCommand, envelopeDigest } from '../control/command.ts';
-import { verifyResult } from '../control/result.ts';
-import { type BrokerClient, connectBroker } from '../control/transport.ts';
+import { buildCommand, envelopeDigest } from '../control/wire/command.ts';
+import { verifyResult } from '../control/wire/result.ts';
+import { type BrokerClient, connectBroker } from '../control/wire/transport.ts';
 import { generateSigningKey, sign, verify } from '../keys/algorithms.ts';
 import { intFlag } from './_flags.ts';
 import {
@@ -109,7 +109,7 @@ export async function run(argv: string[]): Promise<void> {
     // so these use execa directly, with a timeout and a kill in `finally`.
     const broker = execa(
       process.execPath,
-      [join(ROOT, 'control/bin/milkywaysrvd.ts'), '--config', config, '--json'],
+      [join(ROOT, 'control/broker/bin/milkywaysrvd.ts'), '--config', config, '--json'],
       {
         timeout: 3_600_000,
         reject: false,

@@ -16,8 +16,8 @@ import { join, posix, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { run } from '../common/exec.ts';
-import { COMPILE_CACHE_SUBDIR } from '../agent/compile-cache.ts';
-import { agentEnv, AGENT_EXEC_ARGV } from '../agent/rt-signals.ts';
+import { COMPILE_CACHE_SUBDIR } from '../agent/core/compile-cache.ts';
+import { agentEnv, AGENT_EXEC_ARGV } from '../agent/core/rt-signals.ts';
 import { COREOS_PATHS } from './disk-layout.ts';
 import { ImageError } from './image-error.ts';
 

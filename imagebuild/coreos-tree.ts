@@ -5,7 +5,7 @@
 import { chmod, copyFile, cp, mkdir, readdir, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { requireTool, run } from '../common/exec.ts';
-import { agentEnv, AGENT_EXEC_ARGV } from '../agent/rt-signals.ts';
+import { agentEnv, AGENT_EXEC_ARGV } from '../agent/core/rt-signals.ts';
 import { COREOS_COMPILE_CACHE, fillAgentCompileCache } from './agent-compile-cache.ts';
 import { binaryClosure } from './binary-closure.ts';
 import { COREOS_PATHS } from './disk-layout.ts';

@@ -10,8 +10,8 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const BINS = {
-  mway: join(ROOT, 'control/bin/mway.ts'),
-  milkywaysrvd: join(ROOT, 'control/bin/milkywaysrvd.ts'),
+  mway: join(ROOT, 'control/operator/bin/mway.ts'),
+  milkywaysrvd: join(ROOT, 'control/broker/bin/milkywaysrvd.ts'),
   'mway-layer': join(ROOT, 'layers/bin/mway-layer.ts'),
   'mway-image': join(ROOT, 'imagebuild/bin/mway-image.ts'),
   'milkyway-agent': join(ROOT, 'agent/bin/milkyway-agent.ts'),

@@ -4,7 +4,7 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { commonArgs, output } from '../../common/cli.ts';
-import { type AgentClient, type AgentSignal, connectAgent } from '../dbus-client.ts';
+import { type AgentClient, type AgentSignal, connectAgent } from '../dbus/dbus-client.ts';
 
 const busArgs = {
   ...commonArgs,

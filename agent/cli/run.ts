@@ -2,9 +2,9 @@
 // when no subcommand is given). As a real PID 1 it mounts the API filesystems first and never
 // exits; under `unshare --pid --fork --mount --mount-proc` it exits with the shutdown status.
 import { defineCommand } from 'citty';
-import type { AgentConfig } from '../agent-config.ts';
-import { enableAgentCompileCache, flushAgentCompileCache } from '../compile-cache.ts';
-import { ensureInternals } from '../rt-signals.ts';
+import type { AgentConfig } from '../core/agent-config.ts';
+import { enableAgentCompileCache, flushAgentCompileCache } from '../core/compile-cache.ts';
+import { ensureInternals } from '../core/rt-signals.ts';
 import { DEFAULT_CONFIG, runArgs } from './run-args.ts';
 
 export async function runAgent(args: { root?: string; config?: string; mode?: string }): Promise<number> {
@@ -13,12 +13,12 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   ensureInternals();
   // Started with the flag already (no re-exec): the heavy modules below still get the cache.
   enableAgentCompileCache();
-  const { Agent } = await import('../agent.ts');
-  const { parseAgentConfig, readAgentConfig } = await import('../agent-config.ts');
-  const { createAgentLogger } = await import('../agent-log.ts');
-  const { mountApiFilesystems } = await import('../boot-mounts.ts');
-  const { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } = await import('../pid1.ts');
-  const { watchPowerButton } = await import('../power-button.ts');
+  const { Agent } = await import('../core/agent.ts');
+  const { parseAgentConfig, readAgentConfig } = await import('../core/agent-config.ts');
+  const { createAgentLogger } = await import('../core/agent-log.ts');
+  const { mountApiFilesystems } = await import('../core/boot-mounts.ts');
+  const { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } = await import('../core/pid1.ts');
+  const { watchPowerButton } = await import('../core/power-button.ts');
   const realPid1 = args.mode === 'pid1' || ((args.mode ?? 'auto') === 'auto' && isRealPid1());
   const logger = createAgentLogger({ kmsg: realPid1 });
   if (realPid1) await mountApiFilesystems(logger.log);
@@ -49,11 +49,11 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
     try {
       if (realPid1 && config.dbus.address === undefined) {
         // Nothing else starts the system bus on MilkyWayLinux: PID 1 runs it as its child.
-        const { startBusDaemon } = await import('../dbus-daemon.ts');
+        const { startBusDaemon } = await import('../dbus/dbus-daemon.ts');
         const daemon = await startBusDaemon({});
         agent.onShutdown('system bus', () => daemon.stop());
       }
-      const { startDbusService } = await import('../dbus-service.ts');
+      const { startDbusService } = await import('../dbus/dbus-service.ts');
       const svc = await startDbusService({ api: agent, address: config.dbus.address, log: agent.log });
       agent.onShutdown('D-Bus service', () => svc.stop());
       agent.log('info', `serving org.milkyway.Agent1 on ${config.dbus.address ?? 'the system bus'}`);
@@ -63,7 +63,7 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   }
   if (config.control !== undefined) {
     try {
-      const { startPeerLink } = await import('../../control/peer-link.ts');
+      const { startPeerLink } = await import('../remote/peer-link.ts');
       // The replay cache and memberships must survive reboots: they live on the data partition.
       const link = await startPeerLink({
         api: agent,

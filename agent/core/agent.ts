@@ -17,10 +17,10 @@ import { type AgentConfig, inRoot } from './agent-config.ts';
 import { AgentError } from './agent-error.ts';
 import type { AgentLogger, LogFn } from './agent-log.ts';
 import { mountPartitions, unmountPartitions } from './boot-mounts.ts';
-import { isCgroup2, prepareCgroupRoot } from './cgroup.ts';
-import { prepareDataRoot } from './data-dirs.ts';
-import { LayerManager } from './layer-manager.ts';
-import { Supervisor } from './supervisor.ts';
+import { isCgroup2, prepareCgroupRoot } from '../services/cgroup.ts';
+import { prepareDataRoot } from '../layers/data-dirs.ts';
+import { LayerManager } from '../layers/layer-manager.ts';
+import { Supervisor } from '../services/supervisor.ts';
 import { loadTrust, readSecureConfig, type SecureConfig, type Trust } from './trust.ts';
 
 export type PowerAction = 'poweroff' | 'reboot' | 'halt';
@@ -373,7 +373,7 @@ export class Agent implements AgentApi {
 }
 
 async function syncAll(): Promise<void> {
-  const { findTool, run } = await import('../common/exec.ts');
+  const { findTool, run } = await import('../../common/exec.ts');
   // CoreOS may carry sync only as a busybox applet.
   if ((await findTool('sync')) !== undefined)
     await run('sync', [], { timeout: 15_000, reject: false }).catch(() => {});

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 /** The cache's place relative to the repository (or CoreOS's /usr/lib/milkyway). */
 export const COMPILE_CACHE_SUBDIR = 'node_modules/.cache/milkyway-agent';
 
-export const COMPILE_CACHE_DIR = join(import.meta.dirname, '..', COMPILE_CACHE_SUBDIR);
+export const COMPILE_CACHE_DIR = join(import.meta.dirname, '..', '..', COMPILE_CACHE_SUBDIR);
 
 /**
  * The environment for the agent's re-exec: NODE_COMPILE_CACHE names the cache unless the

@@ -4,7 +4,7 @@
 // is ignored, so a stray leaf certificate cannot become a root of trust.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Certificate, type Crl, readCertificates, readCrls, verifyEnvelope } from '../keys/index.ts';
+import { type Certificate, type Crl, readCertificates, readCrls, verifyEnvelope } from '../../keys/index.ts';
 import { AgentError } from './agent-error.ts';
 
 export interface Trust {

@@ -3,8 +3,8 @@
 // (dbus-next itself leaves them pending forever), and nothing throws asynchronously.
 import dbus, { type Message, type MessageBus } from 'dbus-next';
 import { EventEmitter } from 'node:events';
-import type { MilkyWayError, MilkyWayErrorOptions } from '../common/error.ts';
-import { AgentError } from './agent-error.ts';
+import type { MilkyWayError, MilkyWayErrorOptions } from '../../common/error.ts';
+import { AgentError } from '../core/agent-error.ts';
 
 export interface BusConnection {
   readonly bus: MessageBus;

@@ -4,13 +4,13 @@ import { execa } from 'execa';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { requireTool } from '../common/exec.ts';
+import { requireTool } from '../../common/exec.ts';
 import { dbusError } from './dbus-bus.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 /** The agent's bus policy file, installed in images at /usr/share/dbus-1/system.d/. */
-export const POLICY_FILE = join(HERE, 'dbus', 'org.milkyway.Agent1.conf');
-const TEMPLATE = join(HERE, 'dbus', 'system-bus.conf.in');
+export const POLICY_FILE = join(HERE, 'org.milkyway.Agent1.conf');
+const TEMPLATE = join(HERE, 'system-bus.conf.in');
 
 function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

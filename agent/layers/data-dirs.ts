@@ -3,8 +3,8 @@
 // (1777, like /tmp), `logs/` (agent only). A layer is given only its own directories.
 import { chmod, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Bind } from './service-spec.ts';
-import type { SecureConfig } from './trust.ts';
+import type { Bind } from '../services/service-spec.ts';
+import type { SecureConfig } from '../core/trust.ts';
 
 /** Where a service sees its data directories. */
 export const DATA_IN_SANDBOX = {

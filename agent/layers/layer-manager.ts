@@ -4,10 +4,10 @@
 // services. A refused layer is reported and the others go on. Install and remove at
 // runtime go through staging (agent/layer-store.ts) so a crash leaves the old state.
 import { join } from 'node:path';
-import type { AgentChange, LayerInfo } from './agent-api.ts';
-import type { AgentConfig } from './agent-config.ts';
-import { AgentError } from './agent-error.ts';
-import type { LogFn } from './agent-log.ts';
+import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
+import type { AgentConfig } from '../core/agent-config.ts';
+import { AgentError } from '../core/agent-error.ts';
+import type { LogFn } from '../core/agent-log.ts';
 import { grantedGroups, layerDataBinds } from './data-dirs.ts';
 import {
   type Activation,
@@ -26,8 +26,8 @@ import {
 import { servicesOf } from './manifest-services.ts';
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from './overlay-root.ts';
 import { pool } from './pool.ts';
-import type { Supervisor } from './supervisor.ts';
-import type { SecureConfig, Trust } from './trust.ts';
+import type { Supervisor } from '../services/supervisor.ts';
+import type { SecureConfig, Trust } from '../core/trust.ts';
 import { ownerOf, UidTable } from './uid-table.ts';
 
 /** Layers verified and mounted at once during boot. */
@@ -390,7 +390,7 @@ export class LayerManager {
     for (const e of apps) await this.#deactivate(e.info.name);
     for (const e of [...this.#entries.values()]) await this.#deactivate(e.info.name);
     if (this.#skeleton) {
-      const { run } = await import('../common/exec.ts');
+      const { run } = await import('../../common/exec.ts');
       await run('umount', [join(this.#stateDir, 'skeleton')], { timeout: 10_000, reject: false }).catch(
         () => {},
       );

@@ -1,15 +1,15 @@
 // What the agent uses from layers/ (doc/internal-apis.md, layers section): verifyLayer and
 // resolve, loaded when the first layer is, so an agent with none never loads them.
-import type { LayerManifest, VerifiedLayer } from '../layers/index.ts';
-import { AgentError } from './agent-error.ts';
+import type { LayerManifest, VerifiedLayer } from '../../layers/index.ts';
+import { AgentError } from '../core/agent-error.ts';
 
 export type Manifest = LayerManifest;
 export type Verified = VerifiedLayer;
-export type LayersModule = Pick<typeof import('../layers/index.ts'), 'verifyLayer' | 'resolve'>;
+export type LayersModule = Pick<typeof import('../../layers/index.ts'), 'verifyLayer' | 'resolve'>;
 
 export async function loadLayersModule(): Promise<LayersModule> {
   try {
-    return await import('../layers/index.ts');
+    return await import('../../layers/index.ts');
   } catch (e) {
     throw new AgentError('E_LAYERS_UNAVAILABLE', `Cannot load layers/: ${(e as Error).message}`, {
       cause: e,

@@ -4,8 +4,8 @@
 // `layer/service` of a dependency. `user: root` runs as uid 0; any other user runs as the
 // layer's own dynamic uid, so two layers never share a uid.
 import type { Manifest } from './layers-contract.ts';
-import { selinuxLabelOf } from './sandbox.ts';
-import { type Bind, type Readiness, SERVICE_DEFAULTS, type ServiceSpec } from './service-spec.ts';
+import { selinuxLabelOf } from '../services/sandbox.ts';
+import { type Bind, type Readiness, SERVICE_DEFAULTS, type ServiceSpec } from '../services/service-spec.ts';
 
 export interface ServiceContext {
   root: string;

@@ -2,7 +2,7 @@
 // layer's `secure/<layer>` directory keeps its owner across boots and upgrades. The range
 // is the one systemd uses for dynamic users (61184–65519).
 import { readFile } from 'node:fs/promises';
-import { AgentError } from './agent-error.ts';
+import { AgentError } from '../core/agent-error.ts';
 
 const FIRST = 61184;
 const LAST = 65519;
@@ -44,7 +44,7 @@ export class UidTable {
     while (used.has(uid) && uid <= LAST) uid++;
     if (uid > LAST) throw new AgentError('E_UID_TABLE', 'No free uid for a new layer');
     this.map[layer] = uid;
-    const { writeAtomic } = await import('./agent.ts');
+    const { writeAtomic } = await import('../core/agent.ts');
     await writeAtomic(this.path, `${JSON.stringify(this.map, null, 2)}\n`, 0o644);
     return { uid, gid: uid };
   }

@@ -5,12 +5,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentApi } from '../agent/agent-api.ts';
-import { run } from '../common/exec.ts';
-import { type Certificate, type Crl, openSecret, type SealedSecret } from '../keys/index.ts';
-import type { CommandAction, CommandPayload } from './command.ts';
-import { isName } from './command.ts';
-import { ControlError } from './control-error.ts';
+import type { AgentApi } from '../core/agent-api.ts';
+import { run } from '../../common/exec.ts';
+import { type Certificate, type Crl, openSecret, type SealedSecret } from '../../keys/index.ts';
+import type { CommandAction, CommandPayload } from '../../control/wire/command.ts';
+import { isName } from '../../control/wire/command.ts';
+import { ControlError } from '../../control/wire/control-error.ts';
 
 export const MAX_LOG_LINES = 1000;
 export const MAX_EXEC_OUTPUT = 256 * 1024;

@@ -11,10 +11,15 @@ import {
   parseEnvelope,
   verifyChain,
   verifyEnvelope,
-} from '../keys/index.ts';
-import { type CommandPayload, envelopeDigest, MAX_LIFETIME_MS, parseCommandPayload } from './command.ts';
-import { ControlError } from './control-error.ts';
-import { scopeHasAction, scopeHasGroup } from './membership.ts';
+} from '../../keys/index.ts';
+import {
+  type CommandPayload,
+  envelopeDigest,
+  MAX_LIFETIME_MS,
+  parseCommandPayload,
+} from '../../control/wire/command.ts';
+import { ControlError } from '../../control/wire/control-error.ts';
+import { scopeHasAction, scopeHasGroup } from '../../control/wire/membership.ts';
 import { type ReplayCache, SEQ_WINDOW, type SeqClaim } from './replay-cache.ts';
 
 /** Clock skew tolerated between operator and peer, both ways. */

@@ -4,15 +4,21 @@
 // so the operator sees that a hostile broker tried something. Memberships and status live here.
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
-import type { AgentApi } from '../agent/agent-api.ts';
-import { errorMessage, isMilkyWayError } from '../common/error.ts';
-import { type Certificate, type Crl, type Envelope, parseEnvelope, type SigningKey } from '../keys/index.ts';
+import type { AgentApi } from '../core/agent-api.ts';
+import { errorMessage, isMilkyWayError } from '../../common/error.ts';
+import {
+  type Certificate,
+  type Crl,
+  type Envelope,
+  parseEnvelope,
+  type SigningKey,
+} from '../../keys/index.ts';
 import { runAction } from './actions.ts';
 import { admitCommand, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
-import { envelopeDigest } from './command.ts';
-import { MembershipStore } from './membership.ts';
+import { envelopeDigest } from '../../control/wire/command.ts';
+import { MembershipStore } from '../../control/wire/membership.ts';
 import { ReplayCache } from './replay-cache.ts';
-import { type ResultPayload, type StatusPayload, signResult, signStatus } from './result.ts';
+import { type ResultPayload, type StatusPayload, signResult, signStatus } from '../../control/wire/result.ts';
 
 export interface PeerIdentity {
   fleet: string;

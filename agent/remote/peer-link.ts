@@ -4,8 +4,8 @@
 // untrusted) and sends back the signed results and a periodic signed status.
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentApi } from '../agent/agent-api.ts';
-import { errorMessage } from '../common/error.ts';
+import type { AgentApi } from '../core/agent-api.ts';
+import { errorMessage } from '../../common/error.ts';
 import {
   type Certificate,
   type Crl,
@@ -14,12 +14,12 @@ import {
   readKemPrivateKey,
   readPrivateKey,
   tlsContextOptions,
-} from '../keys/index.ts';
-import { isName } from './command.ts';
-import { ControlError } from './control-error.ts';
+} from '../../keys/index.ts';
+import { isName } from '../../control/wire/command.ts';
+import { ControlError } from '../../control/wire/control-error.ts';
 import { type Log, PeerExecutor } from './peer-executor.ts';
-import type { Message } from './protocol.ts';
-import { type BrokerClient, connectBroker } from './transport.ts';
+import type { Message } from '../../control/wire/protocol.ts';
+import { type BrokerClient, connectBroker } from '../../control/wire/transport.ts';
 
 /** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
 export interface PeerLinkConfig {
@@ -343,7 +343,7 @@ async function discover(
   log: Log,
 ): Promise<{ address: string; fingerprint?: string } | undefined> {
   try {
-    const { browseBroker } = await import('./mdns.ts');
+    const { browseBroker } = await import('../../control/wire/mdns.ts');
     const found = await browseBroker({
       timeoutMs: 3000,
       ...(cfg.mdnsInterface === undefined ? {} : { interface: cfg.mdnsInterface }),

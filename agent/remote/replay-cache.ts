@@ -17,8 +17,8 @@
 // before the action) and rewrites the live entries atomically when the log has grown.
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Envelope } from '../keys/index.ts';
-import { writeFileAtomic } from './state-file.ts';
+import type { Envelope } from '../../keys/index.ts';
+import { writeFileAtomic } from '../../control/wire/state-file.ts';
 
 export interface ReplayEntry {
   /** sha256 of the command envelope (a different envelope under the same id is a forgery attempt). */

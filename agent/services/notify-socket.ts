@@ -4,8 +4,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findTool } from '../common/exec.ts';
-import { AgentError } from './agent-error.ts';
+import { findTool } from '../../common/exec.ts';
+import { AgentError } from '../core/agent-error.ts';
 
 const PERL = String.raw`use Socket; my $p = shift; unlink $p;
 socket(my $s, PF_UNIX, SOCK_DGRAM, 0) or die "socket: $!\n";

@@ -4,8 +4,8 @@
 // dropped is counted and said in the log itself.
 import { closeSync, fstatSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LogLine } from './agent-api.ts';
-import type { LogConfig } from './agent-config.ts';
+import type { LogLine } from '../core/agent-api.ts';
+import type { LogConfig } from '../core/agent-config.ts';
 
 /** Longer lines are cut here (a line without newline cannot grow without bound). */
 export const MAX_LINE_BYTES = 8192;

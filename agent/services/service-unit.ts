@@ -5,8 +5,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireTool } from '../common/exec.ts';
-import type { ServiceInfo, ServiceState } from './agent-api.ts';
+import { requireTool } from '../../common/exec.ts';
+import type { ServiceInfo, ServiceState } from '../core/agent-api.ts';
 import { cgroupPids, createServiceCgroup, killCgroup, removeCgroup, type ServiceCgroup } from './cgroup.ts';
 import { listenNotify, type NotifyListener } from './notify-socket.ts';
 import { waitExec, waitTcp } from './readiness.ts';

@@ -1,8 +1,8 @@
 // The set of services: starts them in dependency order (each as soon as what it requires
 // is ready, independent ones in parallel) and stops them in reverse order.
-import type { AgentChange, ServiceInfo } from './agent-api.ts';
-import type { LogConfig } from './agent-config.ts';
-import { AgentError } from './agent-error.ts';
+import type { AgentChange, ServiceInfo } from '../core/agent-api.ts';
+import type { LogConfig } from '../core/agent-config.ts';
+import { AgentError } from '../core/agent-error.ts';
 import { ServiceLog } from './service-log.ts';
 import type { ServiceSpec } from './service-spec.ts';
 import { ServiceUnit } from './service-unit.ts';

@@ -13,9 +13,9 @@ import {
   type Crl,
   type EnvelopeType,
   verifyEnvelope,
-} from '../keys/index.ts';
+} from '../../keys/index.ts';
 import type { AuditRow, BrokerDb } from './broker-db.ts';
-import { ControlError } from './control-error.ts';
+import { ControlError } from '../wire/control-error.ts';
 
 export const GENESIS = '0'.repeat(64);
 

@@ -8,8 +8,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { errorMessage } from '../common/error.ts';
-import { ControlError } from './control-error.ts';
+import { errorMessage } from '../../common/error.ts';
+import { ControlError } from '../wire/control-error.ts';
 
 const SCHEMA_VERSION = 1;
 

@@ -4,8 +4,8 @@
 // job events streamed to watching operators. Every state change is written to the database
 // (and the audit chain) before anything is sent, so a broker restart resumes exactly.
 import type { Broker, Session } from './broker.ts';
-import { ControlError } from './control-error.ts';
-import { encodeFrame, message, type Outcome } from './protocol.ts';
+import { ControlError } from '../wire/control-error.ts';
+import { encodeFrame, message, type Outcome } from '../wire/protocol.ts';
 
 export interface SubmitInput {
   jobId: string;

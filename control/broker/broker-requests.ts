@@ -1,11 +1,11 @@
 // Request handlers of the broker, one per message kind (doc/protocol.md has the table).
 // The caller (broker.ts) has already checked the sender's role may send the kind; each
 // handler returns the reply fields, or undefined for one-way messages.
-import { parseCertificates } from '../keys/index.ts';
+import { parseCertificates } from '../../keys/index.ts';
 import type { Broker, Session } from './broker.ts';
-import { ControlError } from './control-error.ts';
-import { checkEnrollmentRequest, checkIssuedCertificate } from './enrollment.ts';
-import { isId, type Message, type Outcome } from './protocol.ts';
+import { ControlError } from '../wire/control-error.ts';
+import { checkEnrollmentRequest, checkIssuedCertificate } from '../wire/enrollment.ts';
+import { isId, type Message, type Outcome } from '../wire/protocol.ts';
 
 const MAX_LIST = 10_000;
 

@@ -5,15 +5,22 @@
 // it, and agents verify everything themselves. Request handlers live in broker-requests.ts,
 // job bookkeeping (pending queue, batch window, expiry) in broker-jobs.ts.
 import type { SecureContextOptions } from 'node:tls';
-import { errorMessage, isMilkyWayError } from '../common/error.ts';
-import { type Certificate, type Crl, parseCertificates, verifyChain } from '../keys/index.ts';
+import { errorMessage, isMilkyWayError } from '../../common/error.ts';
+import { type Certificate, type Crl, parseCertificates, verifyChain } from '../../keys/index.ts';
 import { AuditLog } from './audit-log.ts';
 import { BrokerDb } from './broker-db.ts';
 import { BrokerJobs } from './broker-jobs.ts';
 import { handleRequest } from './broker-requests.ts';
-import { ControlError } from './control-error.ts';
-import { ANONYMOUS_KINDS, ANY_KINDS, type Message, message, OPERATOR_KINDS, PEER_KINDS } from './protocol.ts';
-import { type Connection, listenTls } from './transport.ts';
+import { ControlError } from '../wire/control-error.ts';
+import {
+  ANONYMOUS_KINDS,
+  ANY_KINDS,
+  type Message,
+  message,
+  OPERATOR_KINDS,
+  PEER_KINDS,
+} from '../wire/protocol.ts';
+import { type Connection, listenTls } from '../wire/transport.ts';
 
 export type SessionRole = 'peer' | 'operator' | 'anonymous';
 

@@ -20,17 +20,17 @@ import {
   sealSecret,
   tlsContextOptions,
   verifyChain,
-} from '../keys/index.ts';
-import { LAYER_CHUNK_BYTES, MAX_INLINE_LAYER_BYTES, secretContext } from './actions.ts';
-import { buildCommand, type CommandAction, envelopeDigest, isName, signingChain } from './command.ts';
-import { ControlError } from './control-error.ts';
-import { signMembership } from './membership.ts';
+} from '../../keys/index.ts';
+import { LAYER_CHUNK_BYTES, MAX_INLINE_LAYER_BYTES, secretContext } from '../../agent/remote/actions.ts';
+import { buildCommand, type CommandAction, envelopeDigest, isName, signingChain } from '../wire/command.ts';
+import { ControlError } from '../wire/control-error.ts';
+import { signMembership } from '../wire/membership.ts';
 import { nextOperatorSeq } from './operator-seq.ts';
-import type { Message } from './protocol.ts';
-import { verifyResult } from './result.ts';
+import type { Message } from '../wire/protocol.ts';
+import { verifyResult } from '../wire/result.ts';
 import { batchSize, failBudget, resolveTarget } from './targets.ts';
-import { writeJsonAtomic } from './state-file.ts';
-import { type BrokerClient, connectBroker } from './transport.ts';
+import { writeJsonAtomic } from '../wire/state-file.ts';
+import { type BrokerClient, connectBroker } from '../wire/transport.ts';
 
 export interface OperatorConfig {
   broker: string;

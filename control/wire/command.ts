@@ -3,7 +3,13 @@
 // 128-bit id, issue and expiry times, the audience, an allow-listed action, its arguments
 // and the operator's sequence number. Parsing is strict: unknown fields are refused.
 import { createHash, randomBytes } from 'node:crypto';
-import { type Certificate, type Envelope, type SigningKey, serialize, signEnvelope } from '../keys/index.ts';
+import {
+  type Certificate,
+  type Envelope,
+  type SigningKey,
+  serialize,
+  signEnvelope,
+} from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
 
 /** Every action a peer may run; anything else is refused before it reaches the agent. */

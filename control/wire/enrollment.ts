@@ -5,7 +5,7 @@
 // issues the certificate; the broker only checks that certificate matches the request
 // before handing it to the peer. Format: doc/protocol.md "Enrollment request".
 import { createHash } from 'node:crypto';
-import { rawPublicKey } from '../keys/algorithms.ts';
+import { rawPublicKey } from '../../keys/algorithms.ts';
 import {
   type Certificate,
   type Crl,
@@ -15,7 +15,7 @@ import {
   sign,
   verify,
   verifyChain,
-} from '../keys/index.ts';
+} from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
 import { isId } from './protocol.ts';
 

@@ -11,7 +11,7 @@ import {
   type SigningKey,
   signEnvelope,
   verifyEnvelope,
-} from '../keys/index.ts';
+} from '../../keys/index.ts';
 import { isName, signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
 import { writeJsonAtomic } from './state-file.ts';

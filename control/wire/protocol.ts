@@ -4,7 +4,7 @@
 // of the body is buffered, so a hostile peer cannot make us allocate more than that.
 // Signed payloads (commands, results, status, memberships) travel as keys/ envelopes and
 // are opaque to the broker: it only reads the routing fields next to them.
-import type { Envelope } from '../keys/index.ts';
+import type { Envelope } from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
 
 export const PROTOCOL_VERSION = 1;

@@ -10,7 +10,7 @@ import {
   type SigningKey,
   signEnvelope,
   verifyEnvelope,
-} from '../keys/index.ts';
+} from '../../keys/index.ts';
 import { signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
 

@@ -78,9 +78,9 @@ export function tlsOf(pki: FleetPki, id: Ident): ReturnType<typeof tlsContextOpt
 
 import type { ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
-import { Broker, type BrokerOptions } from '../../control/broker.ts';
-import type { Message } from '../../control/protocol.ts';
-import { type BrokerClient, connectBroker } from '../../control/transport.ts';
+import { Broker, type BrokerOptions } from '../../control/broker/broker.ts';
+import type { Message } from '../../control/wire/protocol.ts';
+import { type BrokerClient, connectBroker } from '../../control/wire/transport.ts';
 import { type Envelope, signEnvelope } from '../../keys/index.ts';
 
 export async function startBroker(

@@ -7,7 +7,7 @@
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { Broker } from '../../control/broker.ts';
+import { Broker } from '../../control/broker/broker.ts';
 import {
   crlPem,
   newIdentity,
@@ -18,7 +18,7 @@ import {
 import { packLayer } from '../../layers/pack.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { cli, tempDir } from '../helpers.ts';
-import { makeFleetPki } from './command-fixture.ts';
+import { makeFleetPki } from '../control/command-fixture.ts';
 
 const pkiP = makeFleetPki();
 

@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Broker } from '../../control/broker.ts';
-import { startPeerLink } from '../../control/peer-link.ts';
+import { Broker } from '../../control/broker/broker.ts';
+import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { crlPem, tlsContextOptions } from '../../keys/index.ts';
 import { cli, tempDir } from '../helpers.ts';
-import { type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
-import { type Recorder, recorder } from './recording-agent.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
+import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
 
 const pkiP = makeFleetPki();
 

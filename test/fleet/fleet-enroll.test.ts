@@ -5,10 +5,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { Broker } from '../../control/broker.ts';
-import { createEnrollmentRequest } from '../../control/enrollment.ts';
-import { startPeerLink } from '../../control/peer-link.ts';
-import { connectBroker } from '../../control/transport.ts';
+import { Broker } from '../../control/broker/broker.ts';
+import { createEnrollmentRequest } from '../../control/wire/enrollment.ts';
+import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { connectBroker } from '../../control/wire/transport.ts';
 import {
   generateKemKey,
   generateSigningKey,
@@ -18,8 +18,8 @@ import {
   writePrivateKey,
 } from '../../keys/index.ts';
 import { cli, tempDir } from '../helpers.ts';
-import { makeFleetPki } from './command-fixture.ts';
-import { recorder } from './recording-agent.ts';
+import { makeFleetPki } from '../control/command-fixture.ts';
+import { recorder } from '../agent/remote/recording-agent.ts';
 
 const pkiP = makeFleetPki();
 

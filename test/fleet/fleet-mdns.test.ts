@@ -10,8 +10,8 @@ import { execa } from 'execa';
 import { newIdentity } from '../../keys/index.ts';
 import { makeRoot } from '../agent/_namespace.ts';
 import { BINS, tempDir } from '../helpers.ts';
-import { makeFleetPki } from './command-fixture.ts';
-import { vethPair } from './netns-fixture.ts';
+import { makeFleetPki } from '../control/command-fixture.ts';
+import { vethPair } from '../control/netns-fixture.ts';
 
 const pkiP = makeFleetPki();
 

@@ -3,15 +3,15 @@
 // each with its own code, the operator client reports the signed refusals, and nothing runs.
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Broker, type OutgoingHook } from '../../control/broker.ts';
-import { buildCommand, envelopeDigest } from '../../control/command.ts';
-import { OperatorClient } from '../../control/operator-client.ts';
-import { startPeerLink } from '../../control/peer-link.ts';
-import type { Message } from '../../control/protocol.ts';
+import { Broker, type OutgoingHook } from '../../control/broker/broker.ts';
+import { buildCommand, envelopeDigest } from '../../control/wire/command.ts';
+import { OperatorClient } from '../../control/operator/operator-client.ts';
+import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import type { Message } from '../../control/wire/protocol.ts';
 import { signEnvelope, tlsContextOptions } from '../../keys/index.ts';
 import { tempDir } from '../helpers.ts';
-import { type FleetPki, makeFleetPki } from './command-fixture.ts';
-import { type Recorder, recorder } from './recording-agent.ts';
+import { type FleetPki, makeFleetPki } from '../control/command-fixture.ts';
+import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
 
 const pkiP = makeFleetPki();
 

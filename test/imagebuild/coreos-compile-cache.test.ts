@@ -6,8 +6,8 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { run } from '../../common/exec.ts';
-import { COMPILE_CACHE_DIR } from '../../agent/compile-cache.ts';
-import { AGENT_EXEC_ARGV } from '../../agent/rt-signals.ts';
+import { COMPILE_CACHE_DIR } from '../../agent/core/compile-cache.ts';
+import { AGENT_EXEC_ARGV } from '../../agent/core/rt-signals.ts';
 import {
   COREOS_COMPILE_CACHE,
   fillAgentCompileCache,
@@ -59,7 +59,12 @@ test.serial('strippedTypeScriptKey() matches the file name Node 24 gave a module
 });
 
 // The modules a boot loads (agent/cli/run.ts and its lazy imports), imported by the tree's node.
-const BOOT_MODULES = ['agent/bin/milkyway-agent.ts', 'agent/cli/run.ts', 'agent/agent.ts', 'agent/pid1.ts'];
+const BOOT_MODULES = [
+  'agent/bin/milkyway-agent.ts',
+  'agent/cli/run.ts',
+  'agent/core/agent.ts',
+  'agent/core/pid1.ts',
+];
 const PROBE = `for (const m of ${JSON.stringify(BOOT_MODULES)}) await import('${COREOS_PATHS.lib}/' + m);
 console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('amaro'))));`;
 

@@ -2,8 +2,8 @@
 // chain straight from the broker database (offline, the broker may be stopped) and
 // verifies the hash chain and every signed envelope in it against the config's anchors.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output } from '../../common/cli.ts';
-import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
+import { commonArgs, EXIT_FAIL, output } from '../../../common/cli.ts';
+import { type Certificate, type Crl, readCertificates, readCrls } from '../../../keys/index.ts';
 import { AuditLog, verifyAuditChain } from '../audit-log.ts';
 import { readBrokerConfig } from '../broker-config.ts';
 import { BrokerDb } from '../broker-db.ts';

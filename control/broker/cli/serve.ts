@@ -2,18 +2,18 @@
 // it listens (address, certificate fingerprint; JSON with --json) so scripts and tests can
 // wait for it.
 import { defineCommand } from 'citty';
-import { commonArgs } from '../../common/cli.ts';
+import { commonArgs } from '../../../common/cli.ts';
 import {
   type Certificate,
   type Crl,
   readCertificates,
   readCrls,
   tlsContextOptions,
-} from '../../keys/index.ts';
+} from '../../../keys/index.ts';
 import { Broker } from '../broker.ts';
 import { readBrokerConfig } from '../broker-config.ts';
-import { ControlError } from '../control-error.ts';
-import { type Advertisement, advertiseBroker } from '../mdns.ts';
+import { ControlError } from '../../wire/control-error.ts';
+import { type Advertisement, advertiseBroker } from '../../wire/mdns.ts';
 
 export const serveArgs = {
   ...commonArgs,

@@ -2,7 +2,7 @@
 import type { SubCommandsDef } from 'citty';
 
 export const subCommands: SubCommandsDef = {
-  keys: () => import('../../keys/cli/index.ts').then((m) => m.default),
+  keys: () => import('../../../keys/cli/index.ts').then((m) => m.default),
   config: () => import('./config.ts').then((m) => m.default),
   peers: () => import('./peers.ts').then((m) => m.default),
   group: () => import('./group.ts').then((m) => m.default),

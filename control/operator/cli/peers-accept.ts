@@ -2,17 +2,17 @@
 // the key in the (self-signed) enrollment request and hands it to the broker, which checks it
 // before it lets the peer in. Compare the fingerprint out of band before accepting.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { publicKeyFromRaw } from '../../keys/algorithms.ts';
+import { commonArgs, output } from '../../../common/cli.ts';
+import { publicKeyFromRaw } from '../../../keys/algorithms.ts';
 import {
   certificatePem,
   issueCertificate,
   readCertificates,
   readPrivateKey,
   type SigningKey,
-} from '../../keys/index.ts';
-import { ControlError, usageError } from '../control-error.ts';
-import { checkEnrollmentRequest } from '../enrollment.ts';
+} from '../../../keys/index.ts';
+import { ControlError, usageError } from '../../wire/control-error.ts';
+import { checkEnrollmentRequest } from '../../wire/enrollment.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
 export default defineCommand({

@@ -2,9 +2,9 @@
 // ML-KEM to each target peer's certificate (checked against our anchors first), so the broker
 // relays ciphertext only.
 import { defineCommand } from 'citty';
-import { repeated } from '../../common/cli.ts';
-import { isName } from '../command.ts';
-import { usageError } from '../control-error.ts';
+import { repeated } from '../../../common/cli.ts';
+import { isName } from '../../wire/command.ts';
+import { usageError } from '../../wire/control-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({

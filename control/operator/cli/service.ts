@@ -1,7 +1,7 @@
 // `mway service --group G|--peer P start|stop|restart|status|logs|list [SERVICE]`.
 import { defineCommand } from 'citty';
-import type { CommandAction } from '../command.ts';
-import { usageError } from '../control-error.ts';
+import type { CommandAction } from '../../wire/command.ts';
+import { usageError } from '../../wire/control-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;

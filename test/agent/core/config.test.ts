@@ -1,9 +1,9 @@
 import test from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAgentConfig } from '../../agent/agent-config.ts';
-import { resolveSource } from '../../agent/boot-mounts.ts';
-import { tempDir } from '../helpers.ts';
+import { parseAgentConfig } from '../../../agent/core/agent-config.ts';
+import { resolveSource } from '../../../agent/core/boot-mounts.ts';
+import { tempDir } from '../../helpers.ts';
 
 test('parseAgentConfig() fills defaults and resolves --root over the file', (t) => {
   const c = parseAgentConfig({ root: '/x', dataDir: '/d' }, { root: '/tmp/r' });

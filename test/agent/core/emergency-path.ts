@@ -1,9 +1,9 @@
 // Child program for emergency.test.ts: a real Agent with the real emergency path, which
 // then hits an uncaught exception or an unhandled rejection (argv[3]).
-import { Agent } from '../../agent/agent.ts';
-import { readAgentConfig } from '../../agent/agent-config.ts';
-import { createAgentLogger } from '../../agent/agent-log.ts';
-import { finish, installEmergencyPath } from '../../agent/pid1.ts';
+import { Agent } from '../../../agent/core/agent.ts';
+import { readAgentConfig } from '../../../agent/core/agent-config.ts';
+import { createAgentLogger } from '../../../agent/core/agent-log.ts';
+import { finish, installEmergencyPath } from '../../../agent/core/pid1.ts';
 
 const [configPath, root, kind] = process.argv.slice(2);
 if (configPath === undefined || root === undefined)

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli } from '../helpers.ts';
-import { makePki, makeRoot, startAgent } from './_namespace.ts';
+import { cli } from '../../helpers.ts';
+import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
 const SIGRTMIN = 34;
 

@@ -2,16 +2,16 @@ import test from 'ava';
 import { execa } from 'execa';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { countPowerPresses, INPUT_EVENT_SIZE, watchPowerButton } from '../../agent/power-button.ts';
-import { ROOT, tempDir } from '../helpers.ts';
-import { makePki, makeRoot } from './_namespace.ts';
+import { countPowerPresses, INPUT_EVENT_SIZE, watchPowerButton } from '../../../agent/core/power-button.ts';
+import { ROOT, tempDir } from '../../helpers.ts';
+import { makePki, makeRoot } from '../_namespace.ts';
 
 for (const kind of ['exception', 'rejection']) {
   test(`an uncaught ${kind} takes the orderly emergency path (stop, sync, reboot status) instead of crashing`, async (t) => {
     const r = await makeRoot(t, await makePki(t));
     const child = await execa(
       process.execPath,
-      [join(ROOT, 'test/agent/emergency-path.ts'), r.configPath, r.root, kind],
+      [join(ROOT, 'test/agent/core/emergency-path.ts'), r.configPath, r.root, kind],
       { reject: false, timeout: 60_000 },
     );
     t.is(child.exitCode, 1, child.stderr);

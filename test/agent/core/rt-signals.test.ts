@@ -3,9 +3,9 @@
 // really runs with them.
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
-import { COMPILE_CACHE_DIR } from '../../agent/compile-cache.ts';
-import { AGENT_V8_FLAGS, agentEnv } from '../../agent/rt-signals.ts';
-import { makePki, makeRoot, startAgent } from './_namespace.ts';
+import { COMPILE_CACHE_DIR } from '../../../agent/core/compile-cache.ts';
+import { AGENT_V8_FLAGS, agentEnv } from '../../../agent/core/rt-signals.ts';
+import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
 test('agentEnv() fixes the mmap threshold at 128 KiB and adds the compile cache', (t) => {
   const env = agentEnv({ PATH: '/bin' });

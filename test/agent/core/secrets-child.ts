@@ -1,9 +1,9 @@
 // Child program for secrets.test.ts, run in a private mount namespace (activating a layer
 // mounts its payload): boots an agent in-process on ROOT, stores a layer's and a group's
 // secrets with putSecrets(), reports the layer's uid/gid, and shuts down.
-import { Agent } from '../../agent/agent.ts';
-import { readAgentConfig } from '../../agent/agent-config.ts';
-import { createAgentLogger } from '../../agent/agent-log.ts';
+import { Agent } from '../../../agent/core/agent.ts';
+import { readAgentConfig } from '../../../agent/core/agent-config.ts';
+import { createAgentLogger } from '../../../agent/core/agent-log.ts';
 
 const [root, configPath] = process.argv.slice(2);
 if (root === undefined || configPath === undefined) throw new Error('usage: secrets-child.ts ROOT CONFIG');

@@ -2,12 +2,12 @@ import test from 'ava';
 import { execa } from 'execa';
 import { chmod, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent } from '../../agent/agent.ts';
-import { readAgentConfig } from '../../agent/agent-config.ts';
-import { createAgentLogger } from '../../agent/agent-log.ts';
-import { ROOT } from '../helpers.ts';
-import { buildTestLayer } from './_layers.ts';
-import { makePki, makeRoot } from './_namespace.ts';
+import { Agent } from '../../../agent/core/agent.ts';
+import { readAgentConfig } from '../../../agent/core/agent-config.ts';
+import { createAgentLogger } from '../../../agent/core/agent-log.ts';
+import { ROOT } from '../../helpers.ts';
+import { buildTestLayer } from '../_layers.ts';
+import { makePki, makeRoot } from '../_namespace.ts';
 
 test("putSecrets() writes a group's secrets atomically, readable by the group only, and refuses unknown names", async (t) => {
   const r = await makeRoot(t, await makePki(t), {
@@ -70,7 +70,7 @@ test("putSecrets() keeps a layer's secrets 0600 as the layer's uid in a 0700 dir
       '--propagation',
       'private',
       process.execPath,
-      join(ROOT, 'test/agent/secrets-child.ts'),
+      join(ROOT, 'test/agent/core/secrets-child.ts'),
       r.root,
       r.configPath,
     ],

@@ -2,8 +2,8 @@
 // service that double-forks (its grandchildren are orphaned and exit), then reports every
 // zombie in the namespace as JSON on stdout.
 import { readdir, readFile } from 'node:fs/promises';
-import { SERVICE_DEFAULTS } from '../../agent/service-spec.ts';
-import { Supervisor } from '../../agent/supervisor.ts';
+import { SERVICE_DEFAULTS } from '../../../agent/services/service-spec.ts';
+import { Supervisor } from '../../../agent/services/supervisor.ts';
 
 const [runDir] = process.argv.slice(2);
 if (runDir === undefined) throw new Error('usage: zombie-child.ts RUNDIR');

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { execa } from 'execa';
 import { join } from 'node:path';
-import { ROOT, tempDir } from '../helpers.ts';
+import { ROOT, tempDir } from '../../helpers.ts';
 
 test('no zombies accumulate under PID 1 when a service double-forks, orphans its children and is stopped and restarted', async (t) => {
   const dir = await tempDir(t);
@@ -13,7 +13,7 @@ test('no zombies accumulate under PID 1 when a service double-forks, orphans its
       '--mount',
       '--mount-proc',
       process.execPath,
-      join(ROOT, 'test/agent/zombie-child.ts'),
+      join(ROOT, 'test/agent/core/zombie-child.ts'),
       join(dir, 'run'),
     ],
     { reject: false, timeout: 60_000 },

@@ -6,11 +6,11 @@ import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type BusDaemon, startBusDaemon, writeBusConfig } from '../../agent/dbus-daemon.ts';
-import { readCertificates, readPrivateKey } from '../../keys/index.ts';
-import { packLayer } from '../../layers/pack.ts';
-import { BINS, tempDir } from '../helpers.ts';
-import { type AgentRoot, makePki, makeRoot, type Pki, type RunningAgent, startAgent } from './_namespace.ts';
+import { type BusDaemon, startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
+import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
+import { packLayer } from '../../../layers/pack.ts';
+import { BINS, tempDir } from '../../helpers.ts';
+import { type AgentRoot, makePki, makeRoot, type Pki, type RunningAgent, startAgent } from '../_namespace.ts';
 
 const DEST = ['--system', '--print-reply', '--dest=org.milkyway.Agent1', '/org/milkyway/Agent1'];
 const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];

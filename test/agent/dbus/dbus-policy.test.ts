@@ -3,9 +3,9 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { POLICY_FILE, startBusDaemon, writeBusConfig } from '../../agent/dbus-daemon.ts';
-import { BUS_NAME, INTERFACE, METHODS } from '../../agent/dbus-names.ts';
-import { tempDir } from '../helpers.ts';
+import { POLICY_FILE, startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
+import { BUS_NAME, INTERFACE, METHODS } from '../../../agent/dbus/dbus-names.ts';
+import { tempDir } from '../../helpers.ts';
 
 test('the policy opens exactly the read methods to everyone', async (t) => {
   const xml = await readFile(POLICY_FILE, 'utf8');

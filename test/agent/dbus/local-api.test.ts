@@ -3,9 +3,9 @@
 import test from 'ava';
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startBusDaemon, writeBusConfig } from '../../agent/dbus-daemon.ts';
-import { cli, tempDir } from '../helpers.ts';
-import { makePki, makeRoot, startAgent } from './_namespace.ts';
+import { startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
+import { cli, tempDir } from '../../helpers.ts';
+import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
 test('namespace mode: the agent serves status on D-Bus and powers off on request', async (t) => {
   const dir = await tempDir(t, 'mway-dbus-');

@@ -3,8 +3,8 @@
 // over it and a library payload and a base, and reports what the root shows.
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { activatePayload, deactivatePayload } from '../../agent/layer-activation.ts';
-import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from '../../agent/overlay-root.ts';
+import { activatePayload, deactivatePayload } from '../../../agent/layers/layer-activation.ts';
+import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from '../../../agent/layers/overlay-root.ts';
 
 const args = process.argv.slice(2);
 if (args.length !== 7) throw new Error('usage: activation-child.ts DIR APP OFF SIZE LIB OFF SIZE');

@@ -2,8 +2,8 @@ import test from 'ava';
 import { execa } from 'execa';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeErofs } from '../../imagebuild/index.ts';
-import { ROOT, tempDir } from '../helpers.ts';
+import { makeErofs } from '../../../imagebuild/index.ts';
+import { ROOT, tempDir } from '../../helpers.ts';
 
 /** An erofs image of `files`, placed at a 4 KiB-aligned offset after some junk in `out`. */
 async function payloadAt(dir: string, name: string, files: Record<string, string>, out: string) {
@@ -38,7 +38,7 @@ test('activation: payloads at an offset inside a file mount read-only; the app r
       '--propagation',
       'private',
       process.execPath,
-      join(ROOT, 'test/agent/activation-child.ts'),
+      join(ROOT, 'test/agent/layers/activation-child.ts'),
       dir,
       join(dir, 'app.mwl'),
       String(a.offset),

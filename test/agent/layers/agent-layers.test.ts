@@ -4,10 +4,10 @@
 import test from 'ava';
 import { chmod, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startBusDaemon, writeBusConfig } from '../../agent/dbus-daemon.ts';
-import { cli, tempDir } from '../helpers.ts';
-import { buildTestLayer, untrustedSigner } from './_layers.ts';
-import { makePki, makeRoot, startAgent } from './_namespace.ts';
+import { startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
+import { cli, tempDir } from '../../helpers.ts';
+import { buildTestLayer, untrustedSigner } from '../_layers.ts';
+import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
 async function bus(t: Parameters<typeof tempDir>[0]): Promise<string> {
   const dir = await tempDir(t, 'mway-dbus-');

@@ -4,13 +4,13 @@
 import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../../common/exec.ts';
-import type { Manifest } from '../../agent/layers-contract.ts';
-import { servicesOf } from '../../agent/manifest-services.ts';
-import { bwrapArgs, selinuxEnabled, selinuxLabelOf, selinuxTypeOf } from '../../agent/sandbox.ts';
-import { POLICY_BASE, validateManifest } from '../../layers/index.ts';
-import { tempDir } from '../helpers.ts';
-import { spec } from './_service-fixture.ts';
+import { run } from '../../../common/exec.ts';
+import type { Manifest } from '../../../agent/layers/layers-contract.ts';
+import { servicesOf } from '../../../agent/layers/manifest-services.ts';
+import { bwrapArgs, selinuxEnabled, selinuxLabelOf, selinuxTypeOf } from '../../../agent/services/sandbox.ts';
+import { POLICY_BASE, validateManifest } from '../../../layers/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { spec } from '../services/_service-fixture.ts';
 
 test('selinuxLabelOf() is system_u:system_r:mway_<layer>_t:s0, the name kept whole', (t) => {
   t.is(selinuxLabelOf('web'), 'system_u:system_r:mway_web_t:s0');

@@ -3,13 +3,18 @@
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { canonicalJson, type Envelope, signEnvelope } from '../../keys/index.ts';
-import { admitCommand, type CheckContext, checkCommand } from '../../control/command-check.ts';
-import { type Audience, buildCommand, type CommandAction, newCommandId } from '../../control/command.ts';
-import { MembershipStore, signMembership } from '../../control/membership.ts';
-import { ReplayCache } from '../../control/replay-cache.ts';
-import { tempDir } from '../helpers.ts';
-import { codeOf, codeOfAsync, type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+import { canonicalJson, type Envelope, signEnvelope } from '../../../keys/index.ts';
+import { admitCommand, type CheckContext, checkCommand } from '../../../agent/remote/command-check.ts';
+import {
+  type Audience,
+  buildCommand,
+  type CommandAction,
+  newCommandId,
+} from '../../../control/wire/command.ts';
+import { MembershipStore, signMembership } from '../../../control/wire/membership.ts';
+import { ReplayCache } from '../../../agent/remote/replay-cache.ts';
+import { tempDir } from '../../helpers.ts';
+import { codeOf, codeOfAsync, type FleetPki, type Id, makeFleetPki } from '../../control/command-fixture.ts';
 
 const pkiP = makeFleetPki();
 

@@ -6,14 +6,19 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { secretContext } from '../../control/actions.ts';
-import { type Audience, buildCommand, type CommandAction, envelopeDigest } from '../../control/command.ts';
-import { signMembership } from '../../control/membership.ts';
-import { PeerExecutor } from '../../control/peer-executor.ts';
-import { verifyResult } from '../../control/result.ts';
-import { type Envelope, readKemPrivateKey, sealSecret } from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+import { secretContext } from '../../../agent/remote/actions.ts';
+import {
+  type Audience,
+  buildCommand,
+  type CommandAction,
+  envelopeDigest,
+} from '../../../control/wire/command.ts';
+import { signMembership } from '../../../control/wire/membership.ts';
+import { PeerExecutor } from '../../../agent/remote/peer-executor.ts';
+import { verifyResult } from '../../../control/wire/result.ts';
+import { type Envelope, readKemPrivateKey, sealSecret } from '../../../keys/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../../control/command-fixture.ts';
 import { recorder } from './recording-agent.ts';
 
 const pkiP = makeFleetPki();

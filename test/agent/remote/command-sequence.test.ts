@@ -6,16 +6,16 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { admitCommand, type CheckContext, checkCommand } from '../../control/command-check.ts';
-import { type Audience, buildCommand } from '../../control/command.ts';
-import { MembershipStore, signMembership } from '../../control/membership.ts';
-import { nextOperatorSeq, seqFile } from '../../control/operator-seq.ts';
-import { PeerExecutor } from '../../control/peer-executor.ts';
-import { verifyResult } from '../../control/result.ts';
-import { ReplayCache, SEQ_WINDOW } from '../../control/replay-cache.ts';
-import { type Envelope, readKemPrivateKey } from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { codeOf, codeOfAsync, type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+import { admitCommand, type CheckContext, checkCommand } from '../../../agent/remote/command-check.ts';
+import { type Audience, buildCommand } from '../../../control/wire/command.ts';
+import { MembershipStore, signMembership } from '../../../control/wire/membership.ts';
+import { nextOperatorSeq, seqFile } from '../../../control/operator/operator-seq.ts';
+import { PeerExecutor } from '../../../agent/remote/peer-executor.ts';
+import { verifyResult } from '../../../control/wire/result.ts';
+import { ReplayCache, SEQ_WINDOW } from '../../../agent/remote/replay-cache.ts';
+import { type Envelope, readKemPrivateKey } from '../../../keys/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { codeOf, codeOfAsync, type FleetPki, type Id, makeFleetPki } from '../../control/command-fixture.ts';
 import { recorder } from './recording-agent.ts';
 
 const pkiP = makeFleetPki();

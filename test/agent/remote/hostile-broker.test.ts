@@ -4,14 +4,19 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { type Audience, buildCommand, type CommandAction, envelopeDigest } from '../../control/command.ts';
-import { signMembership } from '../../control/membership.ts';
-import { startPeerLink } from '../../control/peer-link.ts';
-import type { Message } from '../../control/protocol.ts';
-import { verifyResult } from '../../control/result.ts';
-import { crlPem, type Envelope, issueCrl, signEnvelope } from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { type FleetPki, type Id, makeFleetPki } from './command-fixture.ts';
+import {
+  type Audience,
+  buildCommand,
+  type CommandAction,
+  envelopeDigest,
+} from '../../../control/wire/command.ts';
+import { signMembership } from '../../../control/wire/membership.ts';
+import { startPeerLink } from '../../../agent/remote/peer-link.ts';
+import type { Message } from '../../../control/wire/protocol.ts';
+import { verifyResult } from '../../../control/wire/result.ts';
+import { crlPem, type Envelope, issueCrl, signEnvelope } from '../../../keys/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../../control/command-fixture.ts';
 import { recorder } from './recording-agent.ts';
 import { type StandInBroker, standInBroker } from './stand-in-broker.ts';
 

@@ -2,7 +2,7 @@
 // it answers like an agent with one layer `hello` and records every state-changing call.
 // The real agent is driven in test/control/fleet-*.test.ts.
 import { readFile } from 'node:fs/promises';
-import type { AgentApi, LayerInfo } from '../../agent/agent-api.ts';
+import type { AgentApi, LayerInfo } from '../../../agent/core/agent-api.ts';
 
 export interface Recorder {
   api: AgentApi;

@@ -2,11 +2,11 @@
 // the broker identity, that answers `hello` and lets the test send any frame it likes to the
 // connected peer — a faithful relay or a hostile one (tampering, retargeting, replaying,
 // delaying, inventing memberships). It records every frame the peer sends back.
-import { tlsContextOptions } from '../../keys/index.ts';
-import type { Message } from '../../control/protocol.ts';
-import { message } from '../../control/protocol.ts';
-import { type Connection, listenTls } from '../../control/transport.ts';
-import type { FleetPki } from './command-fixture.ts';
+import { tlsContextOptions } from '../../../keys/index.ts';
+import type { Message } from '../../../control/wire/protocol.ts';
+import { message } from '../../../control/wire/protocol.ts';
+import { type Connection, listenTls } from '../../../control/wire/transport.ts';
+import type { FleetPki } from '../../control/command-fixture.ts';
 
 export interface StandInBroker {
   port: number;

@@ -3,11 +3,11 @@
 import type { ExecutionContext } from 'ava';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentChange } from '../../agent/agent-api.ts';
-import { isCgroup2, prepareCgroupRoot } from '../../agent/cgroup.ts';
-import { SERVICE_DEFAULTS, type ServiceSpec } from '../../agent/service-spec.ts';
-import { Supervisor } from '../../agent/supervisor.ts';
-import { tempDir } from '../helpers.ts';
+import type { AgentChange } from '../../../agent/core/agent-api.ts';
+import { isCgroup2, prepareCgroupRoot } from '../../../agent/services/cgroup.ts';
+import { SERVICE_DEFAULTS, type ServiceSpec } from '../../../agent/services/service-spec.ts';
+import { Supervisor } from '../../../agent/services/supervisor.ts';
+import { tempDir } from '../../helpers.ts';
 
 export const CGROUP_PARENT = '/sys/fs/cgroup/unified';
 

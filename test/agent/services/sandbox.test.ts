@@ -49,7 +49,7 @@ test('sandbox: keeps exactly the capabilities listed, as ambient caps of a non-r
 });
 
 test('sandbox: only its own data directories are bound in, and the root is read-only', async (t) => {
-  const dir = await (await import('../helpers.ts')).tempDir(t);
+  const dir = await (await import('../../helpers.ts')).tempDir(t);
   await mkdir(join(dir, 'mine'));
   await mkdir(join(dir, 'other'));
   await writeFile(join(dir, 'other', 'secret'), 'no');

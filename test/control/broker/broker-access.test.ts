@@ -1,9 +1,9 @@
 import test from 'ava';
 import { join } from 'node:path';
-import { connectBroker } from '../../control/transport.ts';
-import { issueCrl, signEnvelope } from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { client, type Ident, makeFleetPki, startBroker, tlsOf } from './broker-fixture.ts';
+import { connectBroker } from '../../../control/wire/transport.ts';
+import { issueCrl, signEnvelope } from '../../../keys/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { client, type Ident, makeFleetPki, startBroker, tlsOf } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(2);
 const [p1, p2] = pki.peers as [Ident, Ident];

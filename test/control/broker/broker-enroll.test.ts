@@ -1,18 +1,18 @@
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { rawPublicKey } from '../../keys/algorithms.ts';
-import { createEnrollmentRequest, enrollPeer, keyFingerprint } from '../../control/enrollment.ts';
-import { connectBroker } from '../../control/transport.ts';
+import { rawPublicKey } from '../../../keys/algorithms.ts';
+import { createEnrollmentRequest, enrollPeer, keyFingerprint } from '../../../control/wire/enrollment.ts';
+import { connectBroker } from '../../../control/wire/transport.ts';
 import {
   generateKemKey,
   generateSigningKey,
   issueCertificate,
   tlsContextOptions,
   writePrivateKey,
-} from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { client, makeFleetPki, startBroker } from './broker-fixture.ts';
+} from '../../../keys/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { client, makeFleetPki, startBroker } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(0);
 const code = (e: unknown) => (e as { code?: string }).code;

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { join } from 'node:path';
-import { verifyAuditChain } from '../../control/audit-log.ts';
-import { tempDir } from '../helpers.ts';
-import { client, command, type Ident, makeFleetPki, result, startBroker } from './broker-fixture.ts';
+import { verifyAuditChain } from '../../../control/broker/audit-log.ts';
+import { tempDir } from '../../helpers.ts';
+import { client, command, type Ident, makeFleetPki, result, startBroker } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(3);
 const [p1, p2, p3] = pki.peers as [Ident, Ident, Ident];

@@ -3,8 +3,8 @@ import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { BINS, cli, tempDir } from '../helpers.ts';
-import { client, command, type FleetPki, type Ident, makeFleetPki, result } from './broker-fixture.ts';
+import { BINS, cli, tempDir } from '../../helpers.ts';
+import { client, command, type FleetPki, type Ident, makeFleetPki, result } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(3);
 const [p1, p2, p3] = pki.peers as [Ident, Ident, Ident];

@@ -2,8 +2,8 @@
 // sent; a missing operator config names its file; config init refuses a non-operator cert.
 import { join } from 'node:path';
 import test from 'ava';
-import { cli, tempDir } from '../helpers.ts';
-import { makeFleetPki } from './command-fixture.ts';
+import { cli, tempDir } from '../../helpers.ts';
+import { makeFleetPki } from '../command-fixture.ts';
 
 const pkiP = makeFleetPki();
 

@@ -1,6 +1,6 @@
 // Target expressions, batch sizes and failure budgets.
 import test from 'ava';
-import { batchSize, failBudget, resolveTarget } from '../../control/targets.ts';
+import { batchSize, failBudget, resolveTarget } from '../../../control/operator/targets.ts';
 
 const fleet = [
   { id: 'web-1', groups: ['web'], labels: { zone: 'a' } },

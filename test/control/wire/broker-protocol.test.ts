@@ -8,7 +8,7 @@ import {
   InvalidMessage,
   type Message,
   message,
-} from '../../control/protocol.ts';
+} from '../../../control/wire/protocol.ts';
 
 const env = { v: 1, type: 'command', payload: { a: 1 }, signatures: [] };
 

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { connect } from 'node:tls';
-import { type Connection, connectBroker, listenTls } from '../../control/transport.ts';
-import { encodeFrame, message } from '../../control/protocol.ts';
-import { makeFleetPki, tlsOf } from './broker-fixture.ts';
+import { type Connection, connectBroker, listenTls } from '../../../control/wire/transport.ts';
+import { encodeFrame, message } from '../../../control/wire/protocol.ts';
+import { makeFleetPki, tlsOf } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(1);
 

@@ -1,15 +1,15 @@
 // Signed group memberships: only an operator in charge of the group may sign one, only the
 // named peer accepts it, a newer statement wins and an old one replayed cannot undo it.
 import test from 'ava';
-import { signEnvelope } from '../../keys/index.ts';
+import { signEnvelope } from '../../../keys/index.ts';
 import {
   MembershipStore,
   scopeHasAction,
   signMembership,
   verifyMembership,
-} from '../../control/membership.ts';
-import { tempDir } from '../helpers.ts';
-import { codeOf, codeOfAsync, makeFleetPki } from './command-fixture.ts';
+} from '../../../control/wire/membership.ts';
+import { tempDir } from '../../helpers.ts';
+import { codeOf, codeOfAsync, makeFleetPki } from '../command-fixture.ts';
 
 const pkiP = makeFleetPki();
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000 + 3_600_000);

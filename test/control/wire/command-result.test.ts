@@ -1,15 +1,15 @@
 // Peer-signed results: bound to the command id and digest, signed by the peer they name;
 // a revoked peer's results are refused with their own code.
 import test from 'ava';
-import { buildCommand, envelopeDigest } from '../../control/command.ts';
+import { buildCommand, envelopeDigest } from '../../../control/wire/command.ts';
 import {
   type ResultPayload,
   signResult,
   signStatus,
   verifyResult,
   verifyStatus,
-} from '../../control/result.ts';
-import { codeOf, makeFleetPki } from './command-fixture.ts';
+} from '../../../control/wire/result.ts';
+import { codeOf, makeFleetPki } from '../command-fixture.ts';
 
 const pkiP = makeFleetPki();
 

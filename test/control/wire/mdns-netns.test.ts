@@ -6,10 +6,10 @@ import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { run } from '../../common/exec.ts';
-import { BINS, ROOT, tempDir } from '../helpers.ts';
-import { type Ident, makeFleetPki } from './broker-fixture.ts';
-import { vethPair } from './netns-fixture.ts';
+import { run } from '../../../common/exec.ts';
+import { BINS, ROOT, tempDir } from '../../helpers.ts';
+import { type Ident, makeFleetPki } from '../broker-fixture.ts';
+import { vethPair } from '../netns-fixture.ts';
 
 test('a peer in another network namespace finds the broker by mDNS and connects to it', async (t) => {
   const dir = await tempDir(t);
@@ -62,8 +62,8 @@ test('a peer in another network namespace finds the broker by mDNS and connects 
   const url = (p: string) => pathToFileURL(join(ROOT, p)).href;
   await writeFile(
     script,
-    `import { browseBroker } from '${url('control/mdns.ts')}';
-import { connectBroker } from '${url('control/transport.ts')}';
+    `import { browseBroker } from '${url('control/wire/mdns.ts')}';
+import { connectBroker } from '${url('control/wire/transport.ts')}';
 import { readCertificates, tlsContextOptions } from '${url('keys/index.ts')}';
 const found = await browseBroker({ timeoutMs: 8000 });
 if (found === undefined) { console.log(JSON.stringify({ found: null })); process.exit(0); }

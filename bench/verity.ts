@@ -6,7 +6,7 @@ import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
-import { formatVerity } from '../imagebuild/verity-format.ts';
+import { formatVerity } from '../formats/index.ts';
 import { intFlag } from './_flags.ts';
 
 const SALT = 'b2'.repeat(32);

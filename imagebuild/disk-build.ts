@@ -11,20 +11,24 @@ import { verifyLayer } from '../layers/verify.ts';
 import { buildCoreosTree } from './coreos-tree.ts';
 import { loadImageKeys } from './dev-keys.ts';
 import { coreosAgentConfig, coreosLabels, EMPTY_SLOT, PARTLABEL } from './disk-layout.ts';
-import { makeErofs } from './fs-erofs.ts';
-import { makeExt4 } from './fs-ext4.ts';
-import { makeVfat } from './fs-vfat.ts';
-import { type GptPartitionSpec, writeGpt } from './gpt-disk.ts';
+import {
+  deriveUuid,
+  DPS,
+  formatVerity,
+  type GptPartitionSpec,
+  makeErofs,
+  makeExt4,
+  makeVfat,
+  writeGpt,
+} from '../formats/index.ts';
 import { ImageError } from './image-error.ts';
 import type { ImageSpec } from './image-spec.ts';
 import { verityPartitionUuids } from './initramfs-init.ts';
 import { buildInitramfs } from './initramfs.ts';
 import { DEFAULT_KERNEL_CACHE, fetchKernel } from './kernel-package.ts';
-import { DPS, MILKYWAY } from './partition-types.ts';
+import { MILKYWAY } from './partition-types.ts';
 import { SECURE_CONFIG_FILE, signSecureConfig } from './secure-config.ts';
 import { buildUki, coreosCmdline } from './uki.ts';
-import { formatVerity } from './verity-format.ts';
-import { deriveUuid } from './verity-seed.ts';
 import { encodeVeritySig } from './verity-sig.ts';
 
 const MiB = 1 << 20;

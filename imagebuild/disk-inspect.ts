@@ -12,8 +12,9 @@ import { run } from '../common/exec.ts';
 import { parseCertificates, parseEnvelope } from '../keys/index.ts';
 import { readLayer } from '../layers/layer-file.ts';
 import { type PartitionRole, roleOf } from './disk-layout.ts';
-import { type GptPartition, readGpt, SECTOR } from './gpt-disk.ts';
+import { type GptPartition, readGpt, SECTOR } from '../formats/index.ts';
 import { ImageError } from './image-error.ts';
+import { PARTITION_TYPES } from './partition-types.ts';
 import { SECURE_CONFIG_FILE } from './secure-config.ts';
 import { decodeVeritySig } from './verity-sig.ts';
 
@@ -197,7 +198,7 @@ export function rootHashFromUuids(data: GptPartition, hash: GptPartition): strin
 
 /** Reads everything `inspect` shows. Nothing is trusted; disk-verify.ts checks it. */
 export async function inspectDisk(disk: string): Promise<DiskInspection> {
-  const gpt = await readGpt(disk);
+  const gpt = await readGpt(disk, { typeNames: PARTITION_TYPES });
   const partitions: InspectedPartition[] = gpt.partitions.map((p) => ({
     index: p.index,
     name: p.name,

@@ -1,7 +1,8 @@
 // The MilkyWayLinux disk layout (doc/disk-layout.md): partition roles, their GPT names and
 // types, and where CoreOS's agent finds each one. One table, read by the builder, by
 // `mway-image inspect`/`verify` and by the agent config the builder writes into CoreOS.
-import { DPS, MILKYWAY } from './partition-types.ts';
+import { DPS } from '../formats/index.ts';
+import { MILKYWAY } from './partition-types.ts';
 
 export type PartitionRole =
   | 'esp'

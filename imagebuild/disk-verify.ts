@@ -21,9 +21,8 @@ import {
   withWork,
 } from './disk-inspect.ts';
 import { type PartitionRole, roleOf } from './disk-layout.ts';
-import { type GptPartition, readGpt } from './gpt-disk.ts';
+import { type GptPartition, readGpt, verifyVerity } from '../formats/index.ts';
 import { SECURE_CONFIG_FILE, verifySecureConfig } from './secure-config.ts';
-import { verifyVerity } from './verity-verify.ts';
 import { decodeVeritySig, verifyVeritySig } from './verity-sig.ts';
 
 export interface VerifyCheck {

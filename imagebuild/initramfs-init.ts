@@ -7,7 +7,8 @@
 // 128 bits of the dm-verity root hash on the command line, its hash partition's the last
 // 128 bits. dm-verity then proves every block, so finding the wrong partition can only
 // fail the boot, never boot something unverified.
-import { DPS, MILKYWAY } from './partition-types.ts';
+import { DPS } from '../formats/index.ts';
+import { MILKYWAY } from './partition-types.ts';
 
 /** A GUID as the 16 bytes GPT stores (first three fields little-endian), as hex. */
 export function guidDiskHex(guid: string): string {

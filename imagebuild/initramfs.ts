@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { zstdDecompressSync } from 'node:zlib';
 import { requireTool, run } from '../common/exec.ts';
 import { binaryClosure } from './binary-closure.ts';
-import { type CpioEntry, writeCpio } from './cpio-newc.ts';
+import { type CpioEntry, writeCpio } from '../formats/index.ts';
 import { ImageError } from './image-error.ts';
 import { initramfsInit } from './initramfs-init.ts';
 import type { KernelPackage } from './kernel-package.ts';

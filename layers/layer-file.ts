@@ -3,7 +3,7 @@
 // the manifest and signatures. No trust yet: verifyLayer checks signatures and data.
 import { type FileHandle, open } from 'node:fs/promises';
 import { canonicalJson, type Signature } from '../keys/index.ts';
-import { verityGeometry } from '../imagebuild/index.ts';
+import { verityGeometry } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';
 import { type LayerManifest, MAX_MANIFEST, MAX_POLICY, validateManifest } from './manifest.ts';
 import { BLOCK, decodeHeader, pad512 } from './mwl-tar.ts';

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Progress } from '../common/progress.ts';
 import { run } from '../common/exec.ts';
-import { deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../imagebuild/index.ts';
+import { deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
 import { hashPayload, type PayloadHashes, WORKER_MIN_BLOCKS } from './payload-check.ts';
 import { type DigestWorker, startDigestWorker } from './payload-digest.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';

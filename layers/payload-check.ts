@@ -10,7 +10,7 @@ import {
   encodeVeritySuperblock,
   verityDigest,
   verityGeometry,
-} from '../imagebuild/index.ts';
+} from '../formats/index.ts';
 import type { Progress } from '../common/progress.ts';
 import type { LayerFile } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';

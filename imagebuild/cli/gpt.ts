@@ -1,13 +1,14 @@
 // `mway-image gpt show DISK`: the partition table as MilkyWay reads it (doc/gpt.md).
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
-import { readGpt } from '../gpt-disk.ts';
+import { readGpt } from '../../formats/index.ts';
+import { PARTITION_TYPES } from '../partition-types.ts';
 
 const show = defineCommand({
   meta: { name: 'show', description: 'Print the GPT of DISK (falls back to the backup header)' },
   args: { ...commonArgs, disk: { type: 'positional', required: true, description: 'Disk image' } },
   async run({ args }) {
-    const g = await readGpt(args.disk);
+    const g = await readGpt(args.disk, { typeNames: PARTITION_TYPES });
     const json = {
       diskGuid: g.diskGuid,
       sizeBytes: g.sizeBytes.toString(),

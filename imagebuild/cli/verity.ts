@@ -1,9 +1,8 @@
 // `mway-image verity format|verify`: build or check a dm-verity hash tree (doc/verity-format.md).
 import { defineCommand } from 'citty';
 import { commonArgs, EXIT_FAIL, output } from '../../common/cli.ts';
-import { ImageError, isImageError } from '../image-error.ts';
-import { formatVerity } from '../verity-format.ts';
-import { verifyVerity } from '../verity-verify.ts';
+import { formatVerity, isFormatError, verifyVerity } from '../../formats/index.ts';
+import { ImageError } from '../image-error.ts';
 
 function offsetArg(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -78,7 +77,7 @@ const verify = defineCommand({
       );
       return 0;
     } catch (e) {
-      if (!isImageError(e, 'E_VERITY_MISMATCH')) throw e;
+      if (!isFormatError(e, 'E_VERITY_MISMATCH')) throw e;
       output(args.json, { ok: false, ...e.details, message: e.message }, () => e.message);
       return EXIT_FAIL;
     }

@@ -6,10 +6,9 @@ import { chmod, copyFile, mkdir, realpath, stat, writeFile } from 'node:fs/promi
 import { dirname, join } from 'node:path';
 import { requireTool } from '../../common/exec.ts';
 import { binaryClosure } from '../../imagebuild/binary-closure.ts';
-import { makeErofs } from '../../imagebuild/fs-erofs.ts';
+import { DPS, formatVerity, makeErofs } from '../../formats/index.ts';
 import { verityPartitionUuids } from '../../imagebuild/initramfs-init.ts';
-import { DPS, MILKYWAY } from '../../imagebuild/partition-types.ts';
-import { formatVerity } from '../../imagebuild/verity-format.ts';
+import { MILKYWAY } from '../../imagebuild/partition-types.ts';
 import { ROOT } from '../helpers.ts';
 import { EPOCH } from './boot-fixtures.ts';
 

@@ -1,10 +1,8 @@
 // Shared by the boot tests: the cached Debian kernel and a GPT disk whose ESP holds a UKI.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeVfat } from '../../imagebuild/fs-vfat.ts';
-import { type GptPartitionSpec, writeGpt } from '../../imagebuild/gpt-disk.ts';
+import { DPS, type GptPartitionSpec, makeVfat, writeGpt } from '../../formats/index.ts';
 import { DEFAULT_KERNEL_CACHE, fetchKernel, type KernelPackage } from '../../imagebuild/kernel-package.ts';
-import { DPS } from '../../imagebuild/partition-types.ts';
 import { buildUki } from '../../imagebuild/uki.ts';
 
 export const EPOCH = 1_700_000_000;

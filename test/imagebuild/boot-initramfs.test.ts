@@ -4,8 +4,7 @@
 import test from 'ava';
 import { open } from 'node:fs/promises';
 import { zstdDecompressSync } from 'node:zlib';
-import { readCpio } from '../../imagebuild/cpio-read.ts';
-import { readGpt } from '../../imagebuild/gpt-disk.ts';
+import { readCpio, readGpt } from '../../formats/index.ts';
 import { buildInitramfs } from '../../imagebuild/initramfs.ts';
 import { INIT_MARKERS } from '../../imagebuild/initramfs-init.ts';
 import { runQemu } from '../../imagebuild/qemu-run.ts';

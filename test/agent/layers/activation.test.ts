@@ -2,7 +2,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeErofs } from '../../../imagebuild/index.ts';
+import { makeErofs } from '../../../formats/index.ts';
 import { ROOT, tempDir } from '../../helpers.ts';
 
 /** An erofs image of `files`, placed at a 4 KiB-aligned offset after some junk in `out`. */

@@ -1,0 +1,3 @@
+// formats/gpt/: GPT disks and the DPS partition type table (doc/gpt.md).
+export * from './gpt-disk.ts';
+export * from './partition-types.ts';

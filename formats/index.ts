@@ -1,0 +1,9 @@
+// formats/: the on-disk formats MilkyWay writes and reads — dm-verity, GPT, newc cpio and
+// file system images — with nothing MilkyWay-specific in them. Imports only common/.
+// Re-exports only; see doc/internal-apis.md.
+export * from './format-error.ts';
+export * from './guid.ts';
+export * from './verity/index.ts';
+export * from './gpt/index.ts';
+export * from './cpio/index.ts';
+export * from './fs/index.ts';

@@ -1,0 +1,174 @@
+// GPT disks checked by sfdisk --dump and sgdisk -v (fdisk, gdisk), plus the reader's
+// refusals: bad CRCs, overlaps, backup fallback, and mutated headers.
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { open, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { run } from '../../../common/exec.ts';
+import { DPS, isFormatError, readGpt, writeGpt } from '../../../formats/index.ts';
+import { cli, tempDir } from '../../helpers.ts';
+
+/** A type GUID of a disk format's own (MilkyWayLinux's data partition), not in the DPS table. */
+const OWN_DATA = '7cb9e8a5-83b2-4e54-8857-8ee53cb31676';
+
+async function makeDisk(dir: string, name = 'disk.img'): Promise<string> {
+  const img = join(dir, 'payload');
+  const payload = Buffer.alloc(3 << 20);
+  payload.fill(7, 0, 4096);
+  payload.fill(9, 2 << 20, (2 << 20) + 4096);
+  await writeFile(img, payload);
+  const disk = join(dir, name);
+  await writeGpt(disk, {
+    sizeBytes: 64 << 20,
+    diskGuid: '11111111-2222-4333-8444-555555555555',
+    partitions: [
+      {
+        name: 'esp',
+        type: DPS.esp,
+        uuid: 'aaaaaaaa-2222-4333-8444-555555555555',
+        sizeBytes: 8 << 20,
+        image: img,
+      },
+      {
+        name: 'root_1',
+        type: DPS.root,
+        uuid: 'bbbbbbbb-2222-4333-8444-555555555555',
+        sizeBytes: 16 << 20,
+        attributes: { readOnly: true, noAuto: true },
+      },
+      {
+        name: 'data',
+        type: OWN_DATA,
+        uuid: 'cccccccc-2222-4333-8444-555555555555',
+        sizeBytes: 4 << 20,
+        attributes: { growFs: true },
+      },
+    ],
+  });
+  return disk;
+}
+
+test('writeGpt() disks are valid for sgdisk and show the exact layout in sfdisk --dump', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await makeDisk(dir);
+  const dump = (await run('sfdisk', ['--dump', disk], { timeout: 30_000 })).stdout;
+  t.regex(dump, /label-id: 11111111-2222-4333-8444-555555555555/);
+  t.regex(
+    dump,
+    /start=\s+2048, size=\s+16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, uuid=AAAAAAAA-2222-4333-8444-555555555555, name="esp"/,
+  );
+  t.regex(
+    dump,
+    /start=\s+18432, size=\s+32768, type=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709, uuid=BBBBBBBB-[^,]+, name="root_1", attrs="GUID:60,63"/,
+  );
+  t.regex(
+    dump,
+    /start=\s+51200, size=\s+8192, type=7CB9E8A5-83B2-4E54-8857-8EE53CB31676, uuid=CCCCCCCC-[^,]+, name="data", attrs="GUID:59"/,
+  );
+  const v = await run('sgdisk', ['-v', disk], { timeout: 30_000 });
+  t.regex(v.stdout, /No problems found/);
+  const g = await readGpt(disk, { typeNames: { ...DPS, data: OWN_DATA } });
+  t.deepEqual(
+    g.partitions.map((p) => [p.name, p.typeName, p.flags.readOnly]),
+    [
+      ['esp', 'esp', false],
+      ['root_1', 'root', true],
+      ['data', 'data', false],
+    ],
+  );
+  // Without a table of its own, only DPS types have names.
+  t.deepEqual(
+    (await readGpt(disk)).partitions.map((p) => p.typeName),
+    ['esp', 'root', undefined],
+  );
+  // The image landed in partition 1 and the disk stayed sparse.
+  const bytes = await readFile(disk);
+  t.is(bytes[2048 * 512], 7);
+  t.is(bytes[2048 * 512 + (2 << 20)], 9);
+  t.true((await stat(disk)).blocks * 512 < 1 << 20, 'disk is not sparse');
+  const again = await makeDisk(dir, 'again.img');
+  const h = async (p: string) =>
+    createHash('sha256')
+      .update(await readFile(p))
+      .digest('hex');
+  t.is(await h(disk), await h(again));
+});
+
+async function patch(path: string, at: number, value: number): Promise<void> {
+  const fh = await open(path, 'r+');
+  await fh.write(Buffer.from([value]), 0, 1, at);
+  await fh.close();
+}
+
+test('readGpt() falls back to the backup header and rejects bad CRCs and overlaps', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await makeDisk(dir);
+  await patch(disk, 512 + 40, 0x77);
+  const g = await readGpt(disk);
+  t.true(g.usedBackup);
+  t.is(g.partitions.length, 3);
+  const last = (64 << 20) - 512;
+  await patch(disk, last + 40, 0x77);
+  t.true(isFormatError(await t.throwsAsync(readGpt(disk)), 'E_GPT_HEADER_CRC'));
+  // Overlap with valid CRCs: partition 2 starts inside partition 1.
+  const d2 = await makeDisk(dir, 'd2.img');
+  const b = await readFile(d2);
+  b.writeBigUInt64LE(4096n, 1024 + 128 + 32);
+  const ecrc = crc32(b.subarray(1024, 1024 + 16384)) >>> 0;
+  b.writeUInt32LE(ecrc, 512 + 88);
+  b.writeUInt32LE(0, 512 + 16);
+  b.writeUInt32LE(crc32(b.subarray(512, 512 + 92)) >>> 0, 512 + 16);
+  await writeFile(d2, b);
+  t.true(isFormatError(await t.throwsAsync(readGpt(d2)), 'E_GPT_OVERLAP'));
+});
+
+test('readGpt() survives thousands of mutated headers and entry arrays with typed errors', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await makeDisk(dir);
+  const good = await readFile(disk);
+  const m = join(dir, 'm.img');
+  await writeFile(m, good);
+  const fh = await open(m, 'r+');
+  const codes = new Set<string>();
+  try {
+    for (let i = 0; i < 2000; i++) {
+      const at = i % 2 === 0 ? 512 + ((i * 7919) % 92) : 1024 + ((i * 104729) % 512);
+      const lastAt = good.length - 512 + ((i * 31) % 92);
+      await fh.write(Buffer.from([(i * 37 + 1) & 0xff]), 0, 1, at);
+      await fh.write(Buffer.from([(i * 53 + 3) & 0xff]), 0, 1, lastAt);
+      try {
+        await readGpt(m);
+      } catch (e) {
+        t.true(isFormatError(e), String(e));
+        if (isFormatError(e)) codes.add(e.code);
+      }
+      await fh.write(good.subarray(at, at + 1), 0, 1, at);
+      await fh.write(good.subarray(lastAt, lastAt + 1), 0, 1, lastAt);
+    }
+  } finally {
+    await fh.close();
+  }
+  t.true(codes.size >= 2, [...codes].join(','));
+});
+
+test('mway-image gpt show --json lists the partitions', async (t) => {
+  const dir = await tempDir(t);
+  const disk = await makeDisk(dir);
+  const r = await cli('mway-image', ['gpt', 'show', disk, '--json']);
+  t.is(r.exitCode, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as {
+    partitions: Array<{ name: string; firstLba: string; flags: { readOnly: boolean } }>;
+  };
+  t.deepEqual(
+    j.partitions.map((p) => [p.name, p.firstLba, p.flags.readOnly]),
+    [
+      ['esp', '2048', false],
+      ['root_1', '18432', true],
+      ['data', '51200', false],
+    ],
+  );
+  const bad = await cli('mway-image', ['gpt', 'show', join(dir, 'payload')]);
+  t.not(bad.exitCode, 0);
+  t.regex(bad.stderr, /E_GPT_MAGIC/);
+});

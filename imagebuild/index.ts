@@ -16,6 +16,6 @@ export * from './dev-keys.ts';
 export * from './deterministic-sign.ts';
 export * from './verity-sig.ts';
 export * from './secure-config.ts';
-export * from './disk-build.ts';
+export * from './build-image.ts';
 export * from './disk-inspect.ts';
 export * from './disk-verify.ts';

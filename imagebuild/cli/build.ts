@@ -3,7 +3,7 @@
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
 import { createProgress, formatBytes } from '../../common/progress.ts';
-import { buildImage } from '../disk-build.ts';
+import { buildImage } from '../build-image.ts';
 import { ImageError } from '../image-error.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../image-spec.ts';
 

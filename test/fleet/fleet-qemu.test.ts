@@ -13,7 +13,7 @@ import { execa } from 'execa';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { buildImage } from '../../imagebuild/disk-build.ts';
+import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import type { Progress } from '../../common/progress.ts';
-import { type BuildResult, buildImage } from '../../imagebuild/disk-build.ts';
+import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
 import { extractPartition, part } from '../../imagebuild/disk-inspect.ts';
 import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
 import { verifyDisk } from '../../imagebuild/disk-verify.ts';

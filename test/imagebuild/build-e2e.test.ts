@@ -10,7 +10,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
-import { type BuildResult, buildImage } from '../../imagebuild/disk-build.ts';
+import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
 import { extractPartition, part } from '../../imagebuild/disk-inspect.ts';
 import { DPS, readGpt } from '../../formats/index.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';

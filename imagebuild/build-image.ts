@@ -1,0 +1,166 @@
+// `mway-image build`: image spec → a bootable GPT disk (doc/disk-layout.md). Every step is
+// deterministic in the spec, the keys and SOURCE_DATE_EPOCH: file systems take the epoch,
+// verity salts and every UUID derive from a seed naming the image, signatures are
+// deterministic ML-DSA. This file only orders the artefacts' builders; the disk is written
+// under a temporary name and renamed into place at the very end.
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { Progress } from '../common/progress.ts';
+import { buildEsp, fetchBootKernel } from './build-boot.ts';
+import { buildContext, MiB } from './build-context.ts';
+import { buildCoreos } from './build-coreos.ts';
+import { type BuiltPartition, buildDisk } from './build-disk.ts';
+import { gatherLayers, type PreinstalledLayer } from './build-layers.ts';
+import { buildSecureConfig } from './build-secure-config.ts';
+import { buildCertificates, loadTrust } from './build-trust.ts';
+import { buildExt4, dataSkeleton, emptyFolder } from './build-writable.ts';
+import { coreosAgentConfig, coreosLabels, PARTLABEL } from './disk-layout.ts';
+import type { ImageSpec } from './image-spec.ts';
+
+export type { BuiltPartition } from './build-disk.ts';
+
+export interface BuildOptions {
+  spec: ImageSpec;
+  outDir: string;
+  /** Use this keys folder instead of the spec's (must hold the six files). */
+  keysDir?: string;
+  sourceDateEpoch: number;
+  progress?: Progress;
+  /** Kernel download/unpack cache (default .cache/kernel). */
+  kernelCache?: string;
+}
+
+export interface BuildResult {
+  disk: string;
+  sizeBytes: number;
+  name: string;
+  version: string;
+  sourceDateEpoch: number;
+  kernel: string;
+  cmdline: string;
+  coreos: { rootHash: string; sizeBytes: number; signer: string };
+  certificates: { rootHash: string; anchors: string[] };
+  secureConfig: { signer: string };
+  layers: PreinstalledLayer[];
+  partitions: BuiltPartition[];
+  keysDir: string;
+  keysGenerated: boolean;
+  durationMs: number;
+}
+
+/**
+ * Builds the disk for `spec` into OUT/disk.img (and OUT/build.json); returns the summary.
+ * Progress: one step per piece of work, named `TOOL ROLE` for each partition image
+ * (`erofs coreos-a`, `verity coreos-a`, `ext4 data`, …); every step but `keys` reports
+ * bytes — written for a finished image, hashed or copied as it goes for verity and the disk.
+ */
+export async function buildImage(o: BuildOptions): Promise<BuildResult> {
+  const started = Date.now();
+  const { spec } = o;
+  const outDir = resolve(o.outDir);
+  await mkdir(outDir, { recursive: true });
+  const work = join(outDir, `.build-${process.pid}`);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const progress = o.progress ?? { step() {}, bytes() {}, done() {} };
+  const ctx = buildContext({ spec, epoch: o.sourceDateEpoch, work, progress });
+  try {
+    const trust = await loadTrust(ctx, {
+      outDir,
+      ...(o.keysDir === undefined ? {} : { keysDir: o.keysDir }),
+    });
+    const kernel = await fetchBootKernel(ctx, o.kernelCache);
+    const layers = await gatherLayers(ctx, trust);
+    const agentConfig = coreosAgentConfig({
+      peerIdentity: spec.peerIdentity !== undefined,
+      extra: spec.agent,
+    });
+    const coreos = await buildCoreos(ctx, trust, {
+      label: coreosLabels(spec.name, spec.version).data,
+      agentConfig,
+    });
+    const certificates = await buildCertificates(ctx, trust, PARTLABEL.certificates);
+    const secureConfig = await buildSecureConfig(ctx, trust);
+
+    const P = spec.partitions;
+    const empty = await emptyFolder(ctx);
+    const data = await dataSkeleton(ctx);
+    const secureDynamicConfig = await buildExt4(ctx, {
+      label: PARTLABEL.secureDynamicConfig,
+      dir: empty,
+      mib: P.secureDynamicConfig,
+    });
+    const dynamicConfig = await buildExt4(ctx, {
+      label: PARTLABEL.dynamicConfig,
+      dir: empty,
+      mib: P.dynamicConfig,
+    });
+    const layersImg = await buildExt4(ctx, {
+      label: PARTLABEL.layers,
+      dir: layers.dir,
+      mib: P.layers,
+      minBytes: layers.bytes * 1.2 + 16 * MiB,
+    });
+    const dataImg = await buildExt4(ctx, { label: PARTLABEL.data, dir: data, mib: P.data });
+    const peerIdentity =
+      spec.peerIdentity === undefined
+        ? undefined
+        : await buildExt4(ctx, {
+            label: PARTLABEL.peerIdentity,
+            dir: spec.peerIdentity,
+            mib: P.peerIdentity,
+          });
+
+    const esp = await buildEsp(ctx, {
+      kernel,
+      coreosRootHash: coreos.verity.rootHash,
+      certsRootHash: certificates.verity.rootHash,
+      sizeBytes: P.esp * MiB,
+    });
+    const built = await buildDisk(ctx, {
+      esp: esp.image,
+      coreos,
+      certificates,
+      secureConfig,
+      secureDynamicConfig,
+      dynamicConfig,
+      layers: layersImg,
+      data: dataImg,
+      peerIdentity,
+    });
+    const disk = join(outDir, 'disk.img');
+    await rename(built.path, disk);
+
+    const { keys } = trust;
+    const result: BuildResult = {
+      disk,
+      sizeBytes: built.sizeBytes,
+      name: spec.name,
+      version: spec.version,
+      sourceDateEpoch: ctx.epoch,
+      kernel: kernel.version,
+      cmdline: esp.cmdline,
+      coreos: {
+        rootHash: coreos.verity.rootHash,
+        sizeBytes: coreos.sizeBytes,
+        signer: keys.vendor.chain[0]?.subject ?? '',
+      },
+      certificates: {
+        rootHash: certificates.verity.rootHash,
+        anchors: trust.anchors.map((c) => `${c.role} ${c.subject} ${c.fingerprint}`),
+      },
+      secureConfig: { signer: keys.user.chain[0]?.subject ?? '' },
+      layers: layers.layers,
+      partitions: built.partitions,
+      keysDir: trust.keysDir,
+      keysGenerated: keys.generated,
+      durationMs: Date.now() - started,
+    };
+    const { durationMs: _d, ...stable } = result;
+    await writeFile(join(outDir, 'build.json'), `${JSON.stringify(stable, null, 2)}\n`);
+    progress.done();
+    return result;
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}

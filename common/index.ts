@@ -7,4 +7,5 @@ export * from './eval-worker.ts';
 export * from './exec.ts';
 export * from './path-exists.ts';
 export * from './progress.ts';
+export * from './regular-file.ts';
 export * from './tools.ts';

@@ -5,11 +5,13 @@ import './asn1-oid-fix.ts';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import { createHash, type KeyObject, X509Certificate as NodeX509 } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { errorMessage } from '../common/error.ts';
+import { readRegularFile } from '../common/regular-file.ts';
 import { rawPublicKey } from './algorithms.ts';
+import { assertStrictDer } from './der.ts';
 import { KeysError } from './errors.ts';
 import { OID_ALGORITHMS, OID_KEM_KEY, OID_ROLE, OID_SCOPE, PEER_URI_PREFIX } from './oids.ts';
+import { decodePem, looksPem } from './pem.ts';
 import { type Certificate, ROLES, type Role, type SignatureAlgorithm } from './types.ts';
 
 /** Size caps checked before parsing (doc/certificate-profile.md). */
@@ -81,23 +83,31 @@ export function parseCertificateDer(der: Uint8Array): Certificate {
   const fingerprint = createHash('sha256').update(der).digest('hex');
   const hit = parsed.get(fingerprint);
   if (hit !== undefined) return hit;
+  // Strict DER first: the fingerprint names these bytes, so they must be the only encoding.
+  assertStrictDer(der, 'E_CERT_MALFORMED', 'Certificate');
   const cert = decodeCertificate(der, fingerprint);
   if (parsed.size >= PARSED_MAX) parsed.delete(parsed.keys().next().value as string);
   parsed.set(fingerprint, cert);
   return cert;
 }
 
+/**
+ * The whole decode sits inside one error mapping: extensions, the public key and the SAN are
+ * decoded lazily by the libraries and throw their own errors on hostile bytes, which would
+ * otherwise escape as E_INTERNAL (or, in the control path, be blamed on the peer's disk).
+ */
 function decodeCertificate(der: Uint8Array, fingerprint: string): Certificate {
-  let n: NodeX509;
-  let p: x509.X509Certificate;
   try {
-    n = new NodeX509(Buffer.from(der));
-    p = new x509.X509Certificate(ownArrayBuffer(der));
+    return decodeFields(der, fingerprint);
   } catch (e) {
-    throw new KeysError('E_CERT_MALFORMED', `Cannot decode certificate DER: ${errorMessage(e)}`, {
-      cause: e,
-    });
+    if (e instanceof KeysError) throw e;
+    throw new KeysError('E_CERT_MALFORMED', `Cannot decode certificate: ${errorMessage(e)}`, { cause: e });
   }
+}
+
+function decodeFields(der: Uint8Array, fingerprint: string): Certificate {
+  const n = new NodeX509(Buffer.from(der));
+  const p = new x509.X509Certificate(ownArrayBuffer(der));
   const algOid = (p.publicKey.algorithm as { name?: string }).name;
   const spkiOid = readSpkiOid(p);
   const algorithm = OID_ALGORITHMS[spkiOid] as SignatureAlgorithm | undefined;
@@ -198,48 +208,44 @@ function parseScope(text: string): { groups: string[]; actions: string[] } {
   return { groups: o.groups, actions: o.actions };
 }
 
-const PEM_RE = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g;
-
-/** Parses a PEM bundle (one or more CERTIFICATE blocks) or one DER certificate. */
-export function parseCertificates(input: string | Uint8Array): Certificate[] {
+/** Parses a PEM bundle (one or more CERTIFICATE blocks, strict armor) or one DER certificate. */
+export function parseCertificates(input: string | Uint8Array, what = 'certificate input'): Certificate[] {
   if (input.length > MAX_PEM_FILE) {
     throw new KeysError(
       'E_TOO_LARGE',
       `Certificate input is ${input.length} bytes, at most ${MAX_PEM_FILE} allowed`,
     );
   }
-  const text =
-    typeof input === 'string' ? input : looksPem(input) ? new TextDecoder().decode(input) : undefined;
-  if (text === undefined) return [parseCertificateDer(input as Uint8Array)];
-  const ders: Uint8Array[] = [];
-  for (const m of text.matchAll(PEM_RE))
-    ders.push(new Uint8Array(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64')));
-  if (ders.length === 0) throw new KeysError('E_CERT_MALFORMED', 'No PEM CERTIFICATE block found');
+  if (typeof input !== 'string' && !looksPem(input)) return [parseCertificateDer(input)];
+  const text = typeof input === 'string' ? input : Buffer.from(input).toString('latin1');
+  const ders = decodePem(text, 'CERTIFICATE', 'E_CERT_MALFORMED', what);
   if (ders.length > MAX_CHAIN) {
     throw new KeysError('E_TOO_LARGE', `PEM holds ${ders.length} certificates, at most ${MAX_CHAIN} allowed`);
   }
-  return ders.map(parseCertificateDer);
-}
-
-function looksPem(b: Uint8Array): boolean {
-  const head = new TextDecoder().decode(b.subarray(0, 64));
-  return head.trimStart().startsWith('-----BEGIN');
+  return ders.map((d, i) => {
+    try {
+      return parseCertificateDer(d);
+    } catch (e) {
+      if (!(e instanceof KeysError) || ders.length === 1) throw e;
+      throw new KeysError(e.code, `certificate ${i + 1} of ${ders.length}: ${e.message}`, { cause: e });
+    }
+  });
 }
 
 export async function readCertificates(path: string): Promise<Certificate[]> {
-  let data: Buffer;
+  const data = await readRegularFile(path, {
+    what: 'certificate',
+    readCode: 'E_CERT_READ',
+    maxBytes: MAX_PEM_FILE,
+    tooLargeCode: 'E_TOO_LARGE',
+    error: (code, message, options) => new KeysError(code, message, options),
+  });
   try {
-    data = await readFile(path);
+    return parseCertificates(new Uint8Array(data), path);
   } catch (e) {
-    throw new KeysError('E_CERT_READ', `Cannot read certificate ${path}: ${errorMessage(e)}`, {
-      path,
-      cause: e,
-    });
-  }
-  try {
-    return parseCertificates(new Uint8Array(data));
-  } catch (e) {
-    if (e instanceof KeysError) throw new KeysError(e.code, `${path}: ${e.message}`, { path, cause: e });
+    if (e instanceof KeysError && !e.message.includes(path))
+      throw new KeysError(e.code, `${path}: ${e.message}`, { path, cause: e });
+    if (e instanceof KeysError) throw new KeysError(e.code, e.message, { path, cause: e });
     throw e;
   }
 }

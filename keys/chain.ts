@@ -57,16 +57,44 @@ function sameDn(a: string, b: string): boolean {
   return norm(a) === norm(b);
 }
 
+/** CRL → fingerprint of the anchor whose key verified it (the CRL object is immutable in use). */
+const crlVerifiedBy = new WeakMap<Crl, string>();
+/** Fingerprints of self-issued anchors whose self-signature verified (a fingerprint names every byte). */
+const anchorsChecked = new Set<string>();
+
+/**
+ * Every CRL given must be issued and signed by a known anchor. A CRL that names no anchor, or
+ * that no anchor of its name signed, is an error rather than skipped: a damaged issuer name or
+ * signature would otherwise turn a revocation list into no list at all.
+ */
+export function checkCrls(crls: readonly Crl[], anchors: readonly Certificate[]): void {
+  for (const crl of crls) {
+    const named = anchors.filter((a) => a.isCA && sameDn(crl.issuer, subjectDn(a)));
+    const done = crlVerifiedBy.get(crl);
+    if (done !== undefined && named.some((a) => a.fingerprint === done)) continue;
+    if (named.length === 0) {
+      throw new KeysError(
+        'E_CRL_ISSUER_UNKNOWN',
+        `CRL issued by ${JSON.stringify(crl.issuer)} names no trust anchor (damaged, or for another root)`,
+        { details: { issuer: crl.issuer } },
+      );
+    }
+    const by = named.find((a) => crlSignedBy(crl, a));
+    if (by === undefined) {
+      throw new KeysError(
+        'E_CRL_SIGNATURE',
+        `CRL naming issuer ${named[0]?.subject} is not signed by that issuer`,
+        { details: { issuer: crl.issuer } },
+      );
+    }
+    crlVerifiedBy.set(crl, by.fingerprint);
+  }
+}
+
 function checkRevocation(c: Certificate, issuer: Certificate, crls: readonly Crl[]): void {
   const dn = subjectDn(issuer);
   for (const crl of crls) {
-    if (!sameDn(crl.issuer, dn)) continue;
-    if (!crlSignedBy(crl, issuer)) {
-      throw new KeysError(
-        'E_CRL_SIGNATURE',
-        `CRL naming issuer ${issuer.subject} is not signed by that issuer`,
-      );
-    }
+    if (!sameDn(crl.issuer, dn) || crlVerifiedBy.get(crl) !== issuer.fingerprint) continue;
     if (crl.serials.includes(c.serial)) {
       throw new KeysError(
         'E_CERT_REVOKED',
@@ -77,6 +105,23 @@ function checkRevocation(c: Certificate, issuer: Certificate, crls: readonly Crl
       );
     }
   }
+}
+
+/**
+ * An anchor is trusted by configuration, but a self-issued one still carries a signature over
+ * its own bytes: checking it means a changed byte anywhere in an anchor file is noticed rather
+ * than trusted under a new fingerprint.
+ */
+function checkAnchor(a: Certificate): void {
+  if (anchorsChecked.has(a.fingerprint) || subjectDn(a) !== issuerDn(a)) return;
+  if (!signedBy(a, a)) {
+    throw new KeysError(
+      'E_CERT_SIGNATURE',
+      `Trust anchor ${a.subject}: its self-signature does not verify (the file is damaged)`,
+      { details: { fingerprint: a.fingerprint } },
+    );
+  }
+  anchorsChecked.add(a.fingerprint);
 }
 
 /** Verifies `chain` (leaf first) up to one of `anchors`; returns the leaf or throws KeysError. */
@@ -104,11 +149,15 @@ export function verifyChain(chain: readonly Certificate[], options: VerifyChainO
   // Structure first (time, CA flag, signature, pathLen), then policy (roles) and revocation,
   // so each failure reports the most basic thing that is wrong.
   const links: Array<{ cert: Certificate; issuer: Certificate }> = [];
+  const path: Certificate[] = [leaf];
   let cur = leaf;
   let casBelow = 0;
   for (let depth = 1; ; depth++) {
     checkTime(cur, at);
-    if (options.anchors.some((a) => a.fingerprint === cur.fingerprint)) break;
+    if (options.anchors.some((a) => a.fingerprint === cur.fingerprint)) {
+      checkAnchor(cur);
+      break;
+    }
     if (depth >= MAX_DEPTH) {
       throw new KeysError('E_CHAIN_TOO_DEEP', `Certificate path is longer than ${MAX_DEPTH} certificates`);
     }
@@ -143,14 +192,44 @@ export function verifyChain(chain: readonly Certificate[], options: VerifyChainO
       );
     }
     links.push({ cert: cur, issuer });
+    path.push(issuer);
     if (anchor !== undefined) {
       checkTime(anchor, at);
+      checkAnchor(anchor);
       break;
     }
     cur = issuer;
     casBelow++;
   }
+  checkChainIsPath(chain, path);
   for (const { cert, issuer } of links) assertMayIssue(issuer, cert.role);
+  checkCrls(crls, options.anchors);
   for (const { cert, issuer } of links) checkRevocation(cert, issuer, crls);
   return leaf;
+}
+
+/**
+ * Every certificate a chain carries must be the one the path uses: an issuer copy that differs
+ * from the anchor it stands for (a changed byte, another version) or a certificate the path
+ * never reaches is refused, so no byte of a chain is carried along unchecked.
+ */
+function checkChainIsPath(chain: readonly Certificate[], path: readonly Certificate[]): void {
+  for (let i = 1; i < chain.length; i++) {
+    const c = chain[i] as Certificate;
+    const used = path[i];
+    if (used === undefined) {
+      throw new KeysError(
+        'E_CHAIN_MISMATCH',
+        `Chain certificate ${i + 1} (${c.subject}) is not on the path to the trust anchor, which ends at ${path[path.length - 1]?.subject}`,
+        { details: { index: i, fingerprint: c.fingerprint } },
+      );
+    }
+    if (used.fingerprint !== c.fingerprint) {
+      throw new KeysError(
+        'E_CHAIN_MISMATCH',
+        `Chain certificate ${i + 1} (${c.subject}) differs from the certificate the path uses (${used.subject}, ${used.fingerprint.slice(0, 16)}…)`,
+        { details: { index: i, fingerprint: c.fingerprint, expected: used.fingerprint } },
+      );
+    }
+  }
 }

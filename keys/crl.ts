@@ -3,11 +3,13 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createHash, verify as nodeVerify, webcrypto } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { errorMessage } from '../common/error.ts';
+import { readRegularFile } from '../common/regular-file.ts';
 import { certificatePublicKey, ownArrayBuffer } from './certificate.ts';
+import { assertStrictDer } from './der.ts';
 import { KeysError } from './errors.ts';
 import { webcryptoName } from './issue.ts';
+import { decodePem, looksPem } from './pem.ts';
 import type { Certificate, SigningKey } from './types.ts';
 
 /** The CryptoKey type as @peculiar/x509 declares it (no DOM lib here). */
@@ -30,45 +32,63 @@ export interface Crl {
   signature: Uint8Array;
 }
 
-export function parseCrl(input: string | Uint8Array): Crl {
+/** Parses one CRL: strict PEM (one X509 CRL block) or strict DER; every failure is E_CRL_MALFORMED. */
+export function parseCrl(input: string | Uint8Array, what = 'CRL'): Crl {
   if (input.length > MAX_CRL)
-    throw new KeysError('E_TOO_LARGE', `CRL is ${input.length} bytes, at most ${MAX_CRL}`);
-  let c: x509.X509Crl;
-  try {
-    const text = typeof input === 'string' ? input : new TextDecoder().decode(input.subarray(0, 32));
-    if (text.includes('-----BEGIN')) {
-      c = new x509.X509Crl(typeof input === 'string' ? input : new TextDecoder().decode(input));
-    } else {
-      c = new x509.X509Crl(ownArrayBuffer(input as Uint8Array));
-    }
-  } catch (e) {
-    throw new KeysError('E_CRL_MALFORMED', `Cannot decode CRL: ${errorMessage(e)}`, { cause: e });
+    throw new KeysError('E_TOO_LARGE', `${what} is ${input.length} bytes, at most ${MAX_CRL}`);
+  const all = crlDers(input, what);
+  if (all.length !== 1) {
+    throw new KeysError('E_CRL_MALFORMED', `${what} holds ${all.length} CRLs, expected one (use readCrls)`);
   }
-  const tbs = (c as unknown as { tbs: ArrayBuffer }).tbs;
-  return {
-    der: new Uint8Array(c.rawData),
-    issuer: c.issuer,
-    thisUpdate: c.thisUpdate,
-    nextUpdate: c.nextUpdate,
-    serials: c.entries.map((e) => e.serialNumber.toLowerCase()),
-    tbs: new Uint8Array(tbs),
-    signature: new Uint8Array(c.signature),
-  };
+  return decodeCrl(all[0] as Uint8Array, what);
 }
 
-export async function readCrls(path: string): Promise<Crl[]> {
-  let data: Buffer;
+function crlDers(input: string | Uint8Array, what: string): Uint8Array[] {
+  if (typeof input !== 'string' && !looksPem(input)) return [input];
+  const text = typeof input === 'string' ? input : Buffer.from(input).toString('latin1');
+  return decodePem(text, 'X509 CRL', 'E_CRL_MALFORMED', what);
+}
+
+function decodeCrl(der: Uint8Array, what: string): Crl {
+  if (der.length > MAX_CRL)
+    throw new KeysError('E_TOO_LARGE', `${what} is ${der.length} bytes, at most ${MAX_CRL}`);
+  assertStrictDer(der, 'E_CRL_MALFORMED', what);
   try {
-    data = await readFile(path);
+    const c = new x509.X509Crl(ownArrayBuffer(der));
+    const tbs = (c as unknown as { tbs: ArrayBuffer }).tbs;
+    return {
+      der: new Uint8Array(c.rawData),
+      issuer: c.issuer,
+      thisUpdate: c.thisUpdate,
+      nextUpdate: c.nextUpdate,
+      serials: c.entries.map((e) => e.serialNumber.toLowerCase()),
+      tbs: new Uint8Array(tbs),
+      signature: new Uint8Array(c.signature),
+    };
   } catch (e) {
-    throw new KeysError('E_CRL_READ', `Cannot read CRL ${path}: ${errorMessage(e)}`, { path, cause: e });
+    throw new KeysError('E_CRL_MALFORMED', `Cannot decode ${what}: ${errorMessage(e)}`, { cause: e });
   }
-  const text = data.toString('latin1');
-  if (text.includes('-----BEGIN X509 CRL-----')) {
-    const blocks = text.match(/-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----/g) ?? [];
-    return blocks.map((b) => parseCrl(b));
+}
+
+/**
+ * Every CRL in a file (PEM blocks or one DER CRL). A file that cannot be read, holds a damaged
+ * block or yields no CRL is an error, never an empty list: a dropped CRL is a revocation lost.
+ */
+export async function readCrls(path: string): Promise<Crl[]> {
+  const data = await readRegularFile(path, {
+    what: 'CRL',
+    readCode: 'E_CRL_READ',
+    maxBytes: MAX_CRL * 4,
+    tooLargeCode: 'E_TOO_LARGE',
+    error: (code, message, options) => new KeysError(code, message, options),
+  });
+  try {
+    const ders = crlDers(new Uint8Array(data), path);
+    return ders.map((d, i) => decodeCrl(d, ders.length === 1 ? path : `${path} (CRL ${i + 1})`));
+  } catch (e) {
+    if (e instanceof KeysError) throw new KeysError(e.code, e.message, { path, cause: e });
+    throw e;
   }
-  return [parseCrl(new Uint8Array(data))];
 }
 
 /** True when `crl` was signed by `issuer`'s key (ML-DSA in X.509 uses the empty context). */

@@ -181,7 +181,8 @@ export function parseSignature(
 /** Parses envelope bytes or text with size cap and strict shape. */
 export function parseEnvelope(input: Envelope | string | Uint8Array): Envelope {
   let v: unknown = input;
-  if (typeof input === 'string' || input instanceof Uint8Array) {
+  const wire = typeof input === 'string' || input instanceof Uint8Array;
+  if (wire) {
     if (input.length > MAX_ENVELOPE) {
       throw new KeysError(
         'E_TOO_LARGE',
@@ -206,7 +207,37 @@ export function parseEnvelope(input: Envelope | string | Uint8Array): Envelope {
   if (!Array.isArray(o.signatures) || o.signatures.length === 0 || o.signatures.length > MAX_SIGNATURES) {
     throw new KeysError('E_ENVELOPE_MALFORMED', `Envelope must carry 1..${MAX_SIGNATURES} signatures`);
   }
+  if (wire) assertCanonical(input, v, 'Envelope');
   return { v: 1, type, payload: o.payload, signatures: o.signatures as Signature[] };
+}
+
+/**
+ * Envelope bytes must be exactly their RFC 8785 form (what `serialize` writes). The signatures
+ * cover the canonical payload, not the bytes carrying it, so without this check whitespace,
+ * escapes (`\u001F` for `\u001f`), number spellings and key order would be unsigned bytes that
+ * change freely. With it, the wire form is a function of the signed values plus the base64
+ * signature and chain, which are canonical themselves.
+ */
+export function assertCanonical(input: string | Uint8Array, value: unknown, what: string): void {
+  let canonical: Uint8Array;
+  try {
+    canonical = canonicalJson(value);
+  } catch (e) {
+    throw new KeysError(
+      'E_ENVELOPE_MALFORMED',
+      `${what} holds a value JSON cannot carry: ${(e as Error).message}`,
+    );
+  }
+  const same =
+    typeof input === 'string'
+      ? new TextDecoder().decode(canonical) === input
+      : Buffer.from(canonical).equals(Buffer.from(input.buffer, input.byteOffset, input.byteLength));
+  if (!same) {
+    throw new KeysError(
+      'E_ENVELOPE_NOT_CANONICAL',
+      `${what} is not in RFC 8785 canonical form (spacing, escapes, number form or key order differ from what was signed)`,
+    );
+  }
 }
 
 function checkSignature(
@@ -266,7 +297,8 @@ export function verifyDetached(
   o: VerifyOptions,
 ): Certificate {
   let s: unknown = signature;
-  if (typeof signature === 'string' || signature instanceof Uint8Array) {
+  const wire = typeof signature === 'string' || signature instanceof Uint8Array;
+  if (wire) {
     if (signature.length > 1024 * 1024)
       throw new KeysError('E_TOO_LARGE', 'Detached signature is larger than 1 MiB');
     try {
@@ -276,7 +308,9 @@ export function verifyDetached(
     }
   }
   assertType(o.type, 'verify options');
-  return checkSignature(parseSignature(s), (h) => detachedMessage(o.type, data, h), o);
+  const parsed = parseSignature(s);
+  if (wire) assertCanonical(signature, s, 'Detached signature');
+  return checkSignature(parsed, (h) => detachedMessage(o.type, data, h), o);
 }
 
 /** Wire form of an envelope or signature: canonical JSON bytes. */

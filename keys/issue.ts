@@ -233,7 +233,9 @@ export async function newIdentity(
     kemPublicKey: kem === undefined ? undefined : rawPublicKey(kem.publicKey),
     peerId: o.role === 'peer' ? (o.peerId ?? o.name) : o.peerId,
   });
-  await mkdir(o.outDir, { recursive: true });
+  // Private keys go in here: the directory is 0700 whatever the umask (mkdir's mode is masked
+  // by the umask, which can only take bits away from 0700). An existing directory is the user's.
+  await mkdir(o.outDir, { recursive: true, mode: 0o700 });
   const keyPath = join(o.outDir, `${o.name}.key`);
   const certPath = join(o.outDir, `${o.name}.crt`);
   await writePrivateKey(keyPath, subjectKey, { passphrase: o.passphrase });

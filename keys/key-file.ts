@@ -1,9 +1,10 @@
 // Private key files: PKCS#8 PEM (RFC 5958), optionally encrypted with a passphrase
 // (PBES2, AES-256-CBC), written 0600 atomically; readable-by-others files refused like ssh.
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { chmod } from 'node:fs/promises';
 import { writeFileAtomic } from '../common/atomic-file.ts';
 import { errorMessage } from '../common/error.ts';
+import { openRegularFile } from '../common/regular-file.ts';
 import { keyAlgorithm, privateKeyFromPem } from './algorithms.ts';
 import { KeysError } from './errors.ts';
 import type { SigningKey } from './types.ts';
@@ -40,14 +41,32 @@ export async function readPrivateKeyObject(
   path: string,
   options: { passphrase?: string | undefined } = {},
 ): Promise<KeyObject> {
-  let st: Awaited<ReturnType<typeof stat>>;
+  // By type before any read: a FIFO named as the key would block, a directory is a mistake.
+  const { fh } = await openRegularFile(path, {
+    what: 'private key',
+    readCode: 'E_KEY_READ',
+    error: (code, message, options) => new KeysError(code, message, options),
+  });
+  let st: Awaited<ReturnType<typeof fh.stat>>;
+  let pem: string;
   try {
-    st = await stat(path);
+    st = await fh.stat();
+    if (st.size > MAX_KEY_FILE) {
+      throw new KeysError(
+        'E_TOO_LARGE',
+        `Private key ${path} is ${st.size} bytes, at most ${MAX_KEY_FILE} allowed`,
+        { path },
+      );
+    }
+    pem = (await fh.readFile()).toString('utf8');
   } catch (e) {
+    if (e instanceof KeysError) throw e;
     throw new KeysError('E_KEY_READ', `Cannot read private key ${path}: ${errorMessage(e)}`, {
       path,
       cause: e,
     });
+  } finally {
+    await fh.close();
   }
   if ((st.mode & 0o077) !== 0) {
     throw new KeysError(
@@ -56,16 +75,6 @@ export async function readPrivateKeyObject(
       { path },
     );
   }
-  if (st.size > MAX_KEY_FILE) {
-    throw new KeysError(
-      'E_TOO_LARGE',
-      `Private key ${path} is ${st.size} bytes, at most ${MAX_KEY_FILE} allowed`,
-      {
-        path,
-      },
-    );
-  }
-  const pem = await readFile(path, 'utf8');
   const encrypted = pem.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----');
   if (!encrypted && !pem.includes('-----BEGIN PRIVATE KEY-----')) {
     throw new KeysError('E_KEY_MALFORMED', `Private key ${path} is not a PKCS#8 PEM file`, { path });

@@ -256,10 +256,10 @@ function parseManifestMember(
 }
 
 function parseSignatureMember(bytes: Buffer, name: string, path: string): Signature {
+  let v: unknown;
   try {
-    const v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
+    v = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown;
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
-    return v as Signature;
   } catch (e) {
     throw new LayerError(
       'E_SIGNATURE_MALFORMED',
@@ -267,6 +267,21 @@ function parseSignatureMember(bytes: Buffer, name: string, path: string): Signat
       { path, details: { member: name } },
     );
   }
+  // The member is canonical JSON as written; another spelling of the same object would be
+  // bytes of the file that no signature covers.
+  let canonical: Uint8Array | undefined;
+  try {
+    canonical = canonicalJson(v);
+  } catch {
+    canonical = undefined;
+  }
+  if (canonical === undefined || !Buffer.from(canonical).equals(bytes)) {
+    throw new LayerError('E_SIGNATURE_MALFORMED', `${path}: ${name} is not in RFC 8785 canonical form`, {
+      path,
+      details: { member: name },
+    });
+  }
+  return v as Signature;
 }
 
 /** Parses `path` strictly; throws a LayerError naming the member and problem. */

@@ -1,5 +1,5 @@
 // `mway keys revoke`: create or extend an X.509 CRL with a certificate's serial.
-import { readFile } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
 import { crlPem, crlSignedBy, issueCrl, readCrls } from '../crl.ts';
@@ -22,7 +22,8 @@ export default defineCommand({
     const cert = (await loadCert(args.cert))[0];
     if (issuerCert === undefined || cert === undefined)
       throw new KeysError('E_CERT_MALFORMED', 'No certificate found');
-    const exists = await readFile(args.crl).then(
+    // Existence by lstat: reading a FIFO to find out would block (readCrls refuses one by type).
+    const exists = await lstat(args.crl).then(
       () => true,
       () => false,
     );

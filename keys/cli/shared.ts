@@ -1,7 +1,7 @@
 // Helpers shared by the `mway keys` subcommands: loading keys (env or TTY passphrase),
 // certificates, anchors and CRLs named on the command line; human summaries.
-import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { readRegularFile } from '../../common/regular-file.ts';
 import { readCertificates } from '../certificate.ts';
 import { type Crl, readCrls } from '../crl.ts';
 import { KeysError } from '../errors.ts';
@@ -23,10 +23,9 @@ export async function promptPassphrase(prompt: string): Promise<string | undefin
 
 export async function loadKey(path: string): Promise<SigningKey> {
   let passphrase = passphraseFromEnv();
-  if (
-    passphrase === undefined &&
-    (await readFile(path, 'utf8').catch(() => '')).includes('ENCRYPTED PRIVATE KEY')
-  ) {
+  // Peek only at a regular file (readPrivateKey reports anything else with its code).
+  const head = await readRegularFile(path, { maxBytes: 64 * 1024 }).catch(() => Buffer.alloc(0));
+  if (passphrase === undefined && head.toString('utf8').includes('ENCRYPTED PRIVATE KEY')) {
     passphrase = await promptPassphrase(`Passphrase for ${path}: `);
   }
   return readPrivateKey(path, { passphrase });
@@ -43,6 +42,16 @@ export async function loadAnchors(paths: readonly string[]): Promise<Certificate
 
 export async function loadCrls(paths: readonly string[]): Promise<Crl[]> {
   return (await Promise.all(paths.map(readCrls))).flat();
+}
+
+/** A file named on the command line (to sign or check), refused by type before any read. */
+export function readInput(path: string, what: string, maxBytes?: number): Promise<Buffer> {
+  return readRegularFile(path, {
+    what,
+    readCode: 'E_FILE_READ',
+    ...(maxBytes === undefined ? {} : { maxBytes, tooLargeCode: 'E_TOO_LARGE' }),
+    error: (code, message, options) => new KeysError(code, message, options),
+  });
 }
 
 export function certJson(c: Certificate): Record<string, unknown> {

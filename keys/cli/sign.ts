@@ -1,5 +1,4 @@
 // `mway keys sign --key K --cert C --type TYPE FILE -o SIG`: a detached signature file.
-import { readFile } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/cli.ts';
 import { canonicalJson } from '../canonical.ts';
@@ -7,7 +6,7 @@ import { signDetached } from '../envelope.ts';
 import { KeysError } from '../errors.ts';
 import { writeFileAtomic } from '../key-file.ts';
 import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';
-import { loadCert, loadKey } from './shared.ts';
+import { loadCert, loadKey, readInput } from './shared.ts';
 
 export default defineCommand({
   meta: { name: 'sign', description: 'Sign FILE; writes a detached signature {v,type,signature}' },
@@ -29,7 +28,7 @@ export default defineCommand({
     const type = args.type as EnvelopeType;
     const signature = signDetached({
       type,
-      data: await readFile(args.file),
+      data: await readInput(args.file, 'file to sign'),
       key: await loadKey(args.key),
       chain: await loadCert(args.cert),
     });

@@ -1,11 +1,10 @@
 // `mway keys verify-sig FILE SIG --trust ANCHOR…`: exit 0 when valid, 1 with the failing check's code.
-import { readFile } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { commonArgs, output, repeated } from '../../common/cli.ts';
-import { verifyDetached } from '../envelope.ts';
+import { assertCanonical, verifyDetached } from '../envelope.ts';
 import { KeysError } from '../errors.ts';
 import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';
-import { loadAnchors, loadCrls } from './shared.ts';
+import { loadAnchors, loadCrls, readInput } from './shared.ts';
 
 export default defineCommand({
   meta: { name: 'verify-sig', description: 'Verify a detached signature made by `mway keys sign`' },
@@ -20,10 +19,10 @@ export default defineCommand({
   async run({ args, rawArgs }) {
     const anchors = await loadAnchors(repeated(rawArgs, 'trust'));
     const crls = await loadCrls(repeated(rawArgs, 'crl'));
-    const sigText = await readFile(args.sig);
+    // Files that cannot be read are errors of the command (exit 1, `mway: CODE`), not invalid signatures.
+    const sigText = await readInput(args.sig, 'signature file', 1024 * 1024);
+    const data = await readInput(args.file, 'signed file');
     try {
-      if (sigText.length > 1024 * 1024)
-        throw new KeysError('E_TOO_LARGE', `Signature file ${args.sig} is larger than 1 MiB`);
       let doc: { v?: unknown; type?: unknown; signature?: unknown };
       try {
         doc = JSON.parse(sigText.toString('utf8')) as typeof doc;
@@ -33,7 +32,13 @@ export default defineCommand({
           `Signature file ${args.sig} is not JSON: ${(e as Error).message}`,
         );
       }
-      if (typeof doc !== 'object' || doc === null || doc.v !== 1 || typeof doc.signature !== 'object') {
+      if (
+        typeof doc !== 'object' ||
+        doc === null ||
+        doc.v !== 1 ||
+        typeof doc.signature !== 'object' ||
+        Object.keys(doc).some((k) => !['v', 'type', 'signature'].includes(k))
+      ) {
         throw new KeysError('E_ENVELOPE_MALFORMED', `Signature file ${args.sig} is not {v:1,type,signature}`);
       }
       const type = (args.type ?? doc.type) as EnvelopeType;
@@ -41,7 +46,9 @@ export default defineCommand({
         throw new KeysError('E_ENVELOPE_TYPE', `Unknown type ${String(type)}`);
       if (doc.type !== type)
         throw new KeysError('E_ENVELOPE_TYPE', `Signature is of type ${String(doc.type)}, expected ${type}`);
-      const signer = verifyDetached(await readFile(args.file), doc.signature as never, {
+      // `mway keys sign` writes canonical JSON; any other spelling is bytes no signature covers.
+      assertCanonical(new Uint8Array(sigText), doc, `Signature file ${args.sig}`);
+      const signer = verifyDetached(data, doc.signature as never, {
         type,
         anchors,
         crls,

@@ -164,8 +164,13 @@ test('detached signatures bind the data, type and signer', async (t) => {
   const sig = signDetached({ type: 'layer', data, key: p.vendor.key, chain: p.vendor.chain });
   t.is(verifyDetached(data, sig, { type: 'layer', anchors: [p.vendorRoot.cert] }).role, 'vendor');
   t.is(
-    verifyDetached(data, JSON.stringify(sig), { type: 'layer', anchors: [p.vendorRoot.cert] }).role,
+    verifyDetached(data, canonicalJson(sig), { type: 'layer', anchors: [p.vendorRoot.cert] }).role,
     'vendor',
+  );
+  // The same object in another spelling (key order, spacing) is bytes no signature covers.
+  t.is(
+    codeOf(() => verifyDetached(data, JSON.stringify(sig), { type: 'layer', anchors: [p.vendorRoot.cert] })),
+    'E_ENVELOPE_NOT_CANONICAL',
   );
   const other = new TextEncoder().encode('layer manifest bytez');
   t.is(

@@ -3,14 +3,16 @@
 // mounting and checks every inode. Integrity (signed digest + tree) is checked first;
 // with `anchors`, the signatures too. Results land under a temporary name, are checked
 // for unsafe entries and then renamed into place, so a failure leaves nothing behind.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
+// setuid and setgid bits are removed on the way out: extracting as root must not plant
+// setuid-root files (pack refuses them; a layer made by other tools may still carry them).
+import { createWriteStream } from 'node:fs';
+import { chmod, lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { run, requireTool } from '../common/exec.ts';
 import type { Progress } from '../common/progress.ts';
 import type { Certificate, Crl } from '../keys/index.ts';
-import { type LayerFile, readLayer } from './layer-file.ts';
+import { type LayerFile, openLayerFile, readLayer } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
 import { checkPayload } from './payload-check.ts';
 import { symlinkStaysInside } from './rootfs-check.ts';
@@ -40,14 +42,20 @@ function tempNear(out: string): string {
 }
 
 async function copyRange(layer: LayerFile, out: string): Promise<void> {
-  await pipeline(
-    createReadStream(layer.path, {
-      start: layer.payloadOffset,
-      end: layer.payloadOffset + layer.payloadSize - 1,
-      highWaterMark: 1 << 20,
-    }),
-    createWriteStream(out, { mode: 0o644 }),
-  );
+  const fh = await openLayerFile(layer.path);
+  try {
+    await pipeline(
+      fh.createReadStream({
+        start: layer.payloadOffset,
+        end: layer.payloadOffset + layer.payloadSize - 1,
+        highWaterMark: 1 << 20,
+        autoClose: false,
+      }),
+      createWriteStream(out, { mode: 0o644 }),
+    );
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Writes the verified payload.erofs image to `outPath`. */
@@ -71,15 +79,31 @@ export async function extractPayload(
   return { size: layer.payloadSize };
 }
 
-/** Refuses device nodes, FIFOs, sockets and symlinks climbing out of `root` after extraction. */
-async function auditTree(root: string): Promise<{ files: number; dirs: number; symlinks: number }> {
-  const counts = { files: 0, dirs: 0, symlinks: 0 };
+export interface ExtractedTree {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  /** Entries whose setuid/setgid bits were removed, with the mode the image gave them. */
+  stripped: { path: string; mode: string }[];
+}
+
+/**
+ * Refuses device nodes, FIFOs, sockets and symlinks climbing out of `root` after extraction,
+ * and removes setuid/setgid bits. An explicit stack: the image's depth is the attacker's.
+ */
+async function auditTree(root: string): Promise<ExtractedTree> {
+  const counts: ExtractedTree = { files: 0, dirs: 0, symlinks: 0, stripped: [] };
+  const stack = [''];
   const walk = async (rel: string): Promise<void> => {
     const abs = rel === '' ? root : join(root, rel);
     const st = await lstat(abs);
+    if ((st.mode & 0o6000) !== 0 && !st.isSymbolicLink()) {
+      counts.stripped.push({ path: `/${rel}`, mode: (st.mode & 0o7777).toString(8).padStart(4, '0') });
+      await chmod(abs, st.mode & 0o1777);
+    }
     if (st.isDirectory()) {
       counts.dirs++;
-      for (const n of await readdir(abs)) await walk(rel === '' ? n : `${rel}/${n}`);
+      for (const n of (await readdir(abs)).sort().reverse()) stack.push(rel === '' ? n : `${rel}/${n}`);
     } else if (st.isFile()) counts.files++;
     else if (st.isSymbolicLink()) {
       counts.symlinks++;
@@ -97,7 +121,7 @@ async function auditTree(root: string): Promise<{ files: number; dirs: number; s
       });
     }
   };
-  await walk('');
+  while (stack.length > 0) await walk(stack.pop() as string);
   return counts;
 }
 
@@ -106,7 +130,7 @@ export async function extractFiles(
   path: string,
   dir: string,
   o: ExtractOptions = {},
-): Promise<{ files: number; dirs: number; symlinks: number }> {
+): Promise<ExtractedTree> {
   try {
     const entries = await readdir(dir);
     if (entries.length > 0) throw new LayerError('E_EXTRACT_TARGET', `${dir} is not empty`, { path: dir });

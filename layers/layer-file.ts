@@ -1,12 +1,13 @@
 // `readLayer`: the strict structural parse of a .mwl. Reads every tar header (never the
 // payload), enforces the member order, names, types, size caps and alignment, and parses
 // the manifest and signatures. No trust yet: verifyLayer checks signatures and data.
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegularFile } from '../common/regular-file.ts';
 import { canonicalJson, type Signature } from '../keys/index.ts';
 import { verityGeometry } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';
 import { type LayerManifest, MAX_MANIFEST, MAX_POLICY, validateManifest } from './manifest.ts';
-import { BLOCK, decodeHeader, pad512 } from './mwl-tar.ts';
+import { BLOCK, decodeHeader, encodeHeader, pad512 } from './mwl-tar.ts';
 
 export const MAX_SIGNATURES = 8;
 export const MAX_SIGNATURE_MEMBER = 256 * 1024;
@@ -22,6 +23,8 @@ export interface LayerMember {
   /** Byte offset of the data in the .mwl (512-aligned; payload.erofs is 4096-aligned). */
   offset: number;
   size: number;
+  /** The header's mtime: every member's is the manifest's `created` (SOURCE_DATE_EPOCH). */
+  mtime: number;
 }
 
 export interface LayerFile {
@@ -73,6 +76,29 @@ function sizeCap(name: string): number {
   if (name === 'policy.cil') return MAX_POLICY;
   if (SIGNATURE_NAME.test(name)) return MAX_SIGNATURE_MEMBER;
   return 2 ** 44;
+}
+
+/** The ustar field holding header byte `at` (POSIX.1-1988 layout), for messages. */
+function headerField(at: number): string {
+  const fields: [number, string][] = [
+    [100, 'name'],
+    [108, 'mode'],
+    [116, 'uid'],
+    [124, 'gid'],
+    [136, 'size'],
+    [148, 'mtime'],
+    [156, 'checksum'],
+    [157, 'typeflag'],
+    [257, 'linkname'],
+    [263, 'magic'],
+    [265, 'version'],
+    [297, 'uname'],
+    [329, 'gname'],
+    [337, 'devmajor'],
+    [345, 'devminor'],
+    [500, 'prefix'],
+  ];
+  return fields.find(([end]) => at < end)?.[1] ?? 'reserved';
 }
 
 /** Walks the headers; each structural problem has its own code. */
@@ -146,7 +172,28 @@ async function scanMembers(
         { path, details: { member: name } },
       );
     }
-    members.push({ name, headerOffset: pos, offset, size: hdr.size });
+    // The header must be the one our writer makes for this member, byte for byte (checksum
+    // spelling, mode, owner, magic, version, unused fields): nothing in the framing is unsigned slack.
+    const canonical = encodeHeader(name, hdr.size, hdr.mtime);
+    if (!canonical.equals(h)) {
+      const at = canonical.findIndex((b, i) => b !== h[i]);
+      throw new LayerError(
+        'E_LAYER_TAR',
+        `${path}: tar header of ${name} at byte ${pos} differs from the canonical one in its ${headerField(at)} field (byte ${pos + at})`,
+        { path, details: { member: name, offset: pos + at } },
+      );
+    }
+    const padding = pad512(hdr.size) - hdr.size;
+    if (padding > 0) {
+      const pad = await readAt(fh, offset + hdr.size, padding, path, `the padding of ${name}`);
+      if (!pad.every((b) => b === 0)) {
+        throw new LayerError('E_LAYER_TAR', `${path}: the padding after ${name} is not zero`, {
+          path,
+          details: { member: name, offset: offset + hdr.size },
+        });
+      }
+    }
+    members.push({ name, headerOffset: pos, offset, size: hdr.size, mtime: hdr.mtime });
     pos = offset + pad512(hdr.size);
   }
   // End of archive: two zero blocks, then at most record padding, all zero.
@@ -284,14 +331,25 @@ function parseSignatureMember(bytes: Buffer, name: string, path: string): Signat
   return v as Signature;
 }
 
+/** Opens a .mwl refusing FIFOs, devices, directories (and symlinks, unless followed) by type. */
+export async function openLayerFile(path: string, followSymlinks = true): Promise<FileHandle> {
+  const { fh } = await openRegularFile(path, {
+    what: 'layer',
+    followSymlinks,
+    readCode: 'E_LAYER_READ',
+    error: (code, message, options) => new LayerError(code, message, options),
+  });
+  return fh;
+}
+
+export interface ReadLayerOptions {
+  /** Follow a symlink at `path` (default true: a CLI argument); the agent refuses them. */
+  followSymlinks?: boolean;
+}
+
 /** Parses `path` strictly; throws a LayerError naming the member and problem. */
-export async function readLayer(path: string): Promise<LayerFile> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch (e) {
-    throw new LayerError('E_LAYER_READ', `Cannot open ${path}: ${(e as Error).message}`, { path, cause: e });
-  }
+export async function readLayer(path: string, o: ReadLayerOptions = {}): Promise<LayerFile> {
+  const fh = await openLayerFile(path, o.followSymlinks !== false);
   try {
     const fileSize = (await fh.stat()).size;
     const { members, end } = await scanMembers(fh, path, fileSize);
@@ -303,6 +361,16 @@ export async function readLayer(path: string): Promise<LayerFile> {
       await readAt(fh, lj.offset, lj.size, path, 'layer.json'),
       path,
     );
+    const created = Math.floor(Date.parse(manifest.created) / 1000);
+    for (const m of members) {
+      if (m.mtime !== created) {
+        throw new LayerError(
+          'E_LAYER_TAR',
+          `${path}: member ${m.name} has mtime ${m.mtime}, the manifest's created time is ${created}`,
+          { path, details: { member: m.name } },
+        );
+      }
+    }
     const payload = get('payload.erofs');
     const verity = get('payload.verity');
     if (payload.offset % 4096 !== 0) {

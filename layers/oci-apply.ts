@@ -79,9 +79,15 @@ export async function applyLayer(
       return;
     }
     if (base.startsWith('.wh.')) {
-      const victim = dir === '' ? base.slice(4) : `${dir}/${base.slice(4)}`;
-      if (victim === '' || victim.endsWith('/'))
-        throw new LayerError('E_OCI_PATH', `${what}: bad whiteout ${h.name}`);
+      // The OCI image spec reserves `.wh..wh.*` for metadata (only the opaque marker exists);
+      // `.wh..` and `.wh...` would name the directory itself or its parent.
+      const name = base.slice(4);
+      if (name === '' || name === '.' || name === '..' || name.startsWith('.wh.')) {
+        throw new LayerError('E_OCI_WHITEOUT', `${what}: whiteout ${JSON.stringify(h.name)} names no file`, {
+          details: { member: h.name },
+        });
+      }
+      const victim = dir === '' ? name : `${dir}/${name}`;
       await ensureParents(root, victim, what);
       await removeAt(root, victim);
       return;

@@ -3,10 +3,11 @@
 // salt and UUID derived from name, version and epoch, canonical manifest, deterministic ML-DSA.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { lstat, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Progress } from '../common/progress.ts';
 import { run } from '../common/exec.ts';
+import { readRegularFile } from '../common/regular-file.ts';
 import { deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
 import { hashPayload, type PayloadHashes, WORKER_MIN_BLOCKS } from './payload-check.ts';
 import { type DigestWorker, startDigestWorker } from './payload-digest.ts';
@@ -71,18 +72,7 @@ export function defaultEpoch(): number {
 async function readSource(o: PackOptions): Promise<unknown> {
   if (o.manifest !== undefined) return o.manifest;
   const p = join(o.dir, 'layer.json');
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(p);
-  } catch (e) {
-    throw new LayerError('E_PACK_INPUT', `Cannot read ${p}: ${(e as Error).message}`, { path: p, cause: e });
-  }
-  if (bytes.length > MAX_MANIFEST)
-    throw new LayerError(
-      'E_MANIFEST_TOO_LARGE',
-      `${p} is ${bytes.length} bytes, at most ${MAX_MANIFEST} allowed`,
-      { path: p },
-    );
+  const bytes = await readSourceFile(p, 'manifest', MAX_MANIFEST, 'E_MANIFEST_TOO_LARGE');
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
@@ -93,13 +83,23 @@ async function readSource(o: PackOptions): Promise<unknown> {
   }
 }
 
-async function optionalFile(path: string): Promise<Buffer | undefined> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new LayerError('E_PACK_INPUT', `Cannot read ${path}: ${(e as Error).message}`, { path, cause: e });
-  }
+/** A source file, refused by type before any read (a FIFO named layer.json would hang pack). */
+function readSourceFile(path: string, what: string, maxBytes: number, tooLargeCode: string): Promise<Buffer> {
+  return readRegularFile(path, {
+    what,
+    readCode: 'E_PACK_INPUT',
+    maxBytes,
+    tooLargeCode,
+    error: (code, message, options) => new LayerError(code, message, options),
+  });
+}
+
+async function optionalFile(path: string, maxBytes: number): Promise<Buffer | undefined> {
+  const there = await lstat(path).then(
+    () => true,
+    (e: NodeJS.ErrnoException) => e.code !== 'ENOENT',
+  );
+  return there ? readSourceFile(path, 'policy module', maxBytes, 'E_LAYER_MEMBER_SIZE') : undefined;
 }
 
 /**
@@ -183,13 +183,7 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       cause: e,
     });
   }
-  const policyBytes = await optionalFile(join(o.dir, 'policy.cil'));
-  if (policyBytes !== undefined && policyBytes.length > MAX_POLICY) {
-    throw new LayerError(
-      'E_LAYER_MEMBER_SIZE',
-      `policy.cil is ${policyBytes.length} bytes, at most ${MAX_POLICY} allowed`,
-    );
-  }
+  const policyBytes = await optionalFile(join(o.dir, 'policy.cil'), MAX_POLICY);
   if (policyBytes !== undefined && policyBytes.length === 0)
     throw new LayerError('E_PACK_INPUT', 'policy.cil is empty');
   if (policyBytes !== undefined) {

@@ -4,7 +4,7 @@
 // that passes is exactly what the kernel's dm-verity will accept.
 import { createHash, hash } from 'node:crypto';
 import { readSync, readvSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import {
   decodeVeritySuperblock,
   encodeVeritySuperblock,
@@ -12,7 +12,7 @@ import {
   verityGeometry,
 } from '../formats/index.ts';
 import type { Progress } from '../common/progress.ts';
-import type { LayerFile } from './layer-file.ts';
+import { type LayerFile, openLayerFile } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
 import { type DigestWorker, RingWriter, ringBytes, slotViews, startDigestWorker } from './payload-digest.ts';
 
@@ -37,7 +37,7 @@ async function readExact(
 
 /** Checks the verity superblock against the manifest (cheap; always done). */
 export async function checkVeritySuperblock(layer: LayerFile): Promise<Uint8Array> {
-  const fh = await open(layer.path, 'r');
+  const fh = await openLayerFile(layer.path);
   try {
     const sbBlock = Buffer.alloc(BS);
     await readExact(fh, sbBlock, BS, layer.verityOffset, layer.path);
@@ -188,7 +188,7 @@ export async function checkPayload(layer: LayerFile, progress?: Progress): Promi
   const v = layer.manifest.payload.verity;
   const salt = Buffer.from(v.salt, 'hex');
   const geo = verityGeometry(v.dataBlocks);
-  const fh = await open(layer.path, 'r');
+  const fh = await openLayerFile(layer.path);
   try {
     const { sha256, area, rootHash } = await hashPayload(fh.fd, {
       offset: layer.payloadOffset,

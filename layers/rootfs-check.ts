@@ -1,6 +1,9 @@
 // What a layer's payload tree may hold: directories, regular files, symlinks that stay
 // inside the tree. Device nodes, FIFOs and sockets are refused (a layer is software, and
-// the agent mounts payloads nodev anyway); so is a symlink that climbs above the root.
+// the agent mounts payloads nodev anyway); so is a symlink that climbs above the root, and
+// so are setuid and setgid bits: mkfs.erofs --all-root would make every such file setuid
+// *root*, and the agent mounts payloads nosuid, so the bit could only mislead (Bottlerocket
+// and Flatcar's sysext images carry none either). `import-oci` strips them and reports it.
 import { lstatSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { LayerError } from './layer-error.ts';
@@ -38,6 +41,16 @@ export function checkTreeSync(root: string): TreeStats {
     const rel = stack.pop() as string;
     const abs = rel === '' ? root : join(root, rel);
     const st = lstatSync(abs);
+    if ((st.mode & 0o6000) !== 0 && !st.isSymbolicLink()) {
+      const bits = [(st.mode & 0o4000) !== 0 ? 'setuid' : '', (st.mode & 0o2000) !== 0 ? 'setgid' : '']
+        .filter((b) => b !== '')
+        .join(' and ');
+      throw new LayerError(
+        'E_TREE_SETUID',
+        `${rel === '' ? '.' : rel} has the ${bits} bit (mode ${(st.mode & 0o7777).toString(8)}); layers are mounted nosuid: chmod u-s,g-s it`,
+        { path: rel === '' ? '.' : rel },
+      );
+    }
     if (st.isDirectory()) {
       stats.dirs++;
       const names = readdirSync(abs).sort();

@@ -35,11 +35,11 @@ export default defineCommand({
       return;
     }
     const r = await extractFiles(args.file, args.dir, o);
-    output(
-      args.json,
-      { ok: true, dir: args.dir, ...r, signaturesChecked: anchors.length > 0 },
-      () =>
+    output(args.json, { ok: true, dir: args.dir, ...r, signaturesChecked: anchors.length > 0 }, () =>
+      [
         `extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks into ${args.dir}${anchors.length > 0 ? '' : ' (integrity checked; no --trust, signatures not checked)'}`,
+        ...r.stripped.map((s) => `removed setuid/setgid from ${s.path} (mode ${s.mode} in the image)`),
+      ].join('\n'),
     );
   },
 });

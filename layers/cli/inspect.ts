@@ -66,8 +66,10 @@ export default defineCommand({
     if (args.files !== false) {
       const tmp = await mkdtemp(join(tmpdir(), 'mway-inspect-'));
       try {
-        await extractFiles(args.file, join(tmp, 'x'));
-        files = await listTree(join(tmp, 'x'));
+        const x = await extractFiles(args.file, join(tmp, 'x'));
+        // The listing shows the image's own modes, setuid/setgid included (extract removes them).
+        const image = new Map(x.stripped.map((s) => [s.path, s.mode]));
+        files = (await listTree(join(tmp, 'x'))).map((f) => ({ ...f, mode: image.get(f.path) ?? f.mode }));
       } finally {
         await rm(tmp, { recursive: true, force: true });
       }

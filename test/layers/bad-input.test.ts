@@ -16,8 +16,11 @@ interface M {
   typeflag?: string;
 }
 
+/** The packed layers' SOURCE_DATE_EPOCH: every canonical header carries it as mtime. */
+const EPOCH = 1_700_000_000;
+
 function header(m: M): Buffer {
-  const h = encodeHeader('x', m.data.length, 0);
+  const h = encodeHeader('x', m.data.length, EPOCH);
   h.fill(0, 0, 100);
   h.write(m.name, 0, 100, 'latin1');
   if (m.typeflag !== undefined) h.write(m.typeflag, 156, 1, 'latin1');
@@ -54,7 +57,7 @@ async function packed(
     key: p[who].key,
     chain: p[who].chain,
     out,
-    sourceDateEpoch: 1_700_000_000,
+    sourceDateEpoch: EPOCH,
   });
   return { p, dir, out, anchors: [p.vendorRoot.cert, p.userRoot.cert] };
 }

@@ -1,4 +1,4 @@
-// Fills the agent's compile cache (agent/compile-cache.ts) inside a CoreOS tree at build
+// Fills the agent's compile cache (agent/core/compile-cache.ts) inside a CoreOS tree at build
 // time, the only time it can be written: the root is read-only and verity-checked at boot.
 // Node 24 (src/compile_cache.cc) keeps one file per module in DIR/<node version>-<arch>-
 // <V8 CachedDataVersionTag, which hashes the V8 flags>-<uid>/, named crc32(type byte ‖
@@ -15,9 +15,8 @@ import { readdir, readFile, mkdir, rm } from 'node:fs/promises';
 import { join, posix, relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
-import { run } from '../common/exec.ts';
-import { COMPILE_CACHE_SUBDIR } from '../agent/core/compile-cache.ts';
-import { agentEnv, AGENT_EXEC_ARGV } from '../agent/core/rt-signals.ts';
+import { run } from '../common/index.ts';
+import { AGENT_EXEC_ARGV, agentEnv, COMPILE_CACHE_SUBDIR } from '../agent/index.ts';
 import { COREOS_PATHS } from './disk-layout.ts';
 import { ImageError } from './image-error.ts';
 

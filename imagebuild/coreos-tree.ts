@@ -4,14 +4,13 @@
 // /sbin/init, a shell wrapper that brings up the network and execs the agent as PID 1.
 import { chmod, copyFile, cp, mkdir, readdir, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
-import { requireTool, run } from '../common/exec.ts';
-import { agentEnv, AGENT_EXEC_ARGV } from '../agent/core/rt-signals.ts';
+import { pathExists, requireTool, run } from '../common/index.ts';
+import { AGENT_EXEC_ARGV, agentEnv } from '../agent/index.ts';
 import { COREOS_COMPILE_CACHE, fillAgentCompileCache } from './agent-compile-cache.ts';
 import { binaryClosure } from './binary-closure.ts';
 import { COREOS_PATHS } from './disk-layout.ts';
 import type { ImageSpec } from './image-spec.ts';
 import { ImageError } from './image-error.ts';
-import { pathExists } from '../common/path-exists.ts';
 
 const REPO = join(import.meta.dirname, '..');
 
@@ -72,7 +71,7 @@ function initScript(spec: ImageSpec): string {
         ]
           .map((l) => `${l} || echo "mway-init: ${l} failed" >&2`)
           .join('\n');
-  // Node starts with the agent's flags and environment (agent/rt-signals.ts), so the agent
+  // Node starts with the agent's flags and environment (agent/core/rt-signals.ts), so the agent
   // skips its re-exec and loads even its first modules from the compile cache.
   const env = Object.entries(agentEnv({ NODE_COMPILE_CACHE: COREOS_COMPILE_CACHE }))
     .map(([k, v]) => `export ${k}=${v}`)

@@ -11,7 +11,7 @@ import {
   type SigningKey,
 } from '../keys/index.ts';
 import { ImageError } from './image-error.ts';
-import { pathExists } from '../common/path-exists.ts';
+import { pathExists } from '../common/index.ts';
 
 export interface ImageKeys {
   dir: string;

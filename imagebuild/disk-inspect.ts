@@ -8,7 +8,7 @@ import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { run } from '../common/exec.ts';
+import { run } from '../common/index.ts';
 import { parseCertificates, parseEnvelope } from '../keys/index.ts';
 import { readLayer } from '../layers/layer-file.ts';
 import { type PartitionRole, roleOf } from './disk-layout.ts';

@@ -1,6 +1,6 @@
 // The one error class of imagebuild/ (disk formats and the image builder), with
 // stable `E_...` codes listed in doc/errors-imagebuild.md.
-import { MilkyWayError, type MilkyWayErrorOptions } from '../common/error.ts';
+import { MilkyWayError, type MilkyWayErrorOptions } from '../common/index.ts';
 
 export class ImageError extends MilkyWayError {
   constructor(code: string, message: string, options: MilkyWayErrorOptions = {}) {

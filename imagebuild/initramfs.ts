@@ -3,7 +3,7 @@
 // deterministic zstd-compressed cpio (Debian's 6.1 kernel has CONFIG_RD_ZSTD=y).
 import { readFile } from 'node:fs/promises';
 import { zstdDecompressSync } from 'node:zlib';
-import { requireTool, run } from '../common/exec.ts';
+import { requireTool, run } from '../common/index.ts';
 import { binaryClosure } from './binary-closure.ts';
 import { type CpioEntry, writeCpio } from '../formats/index.ts';
 import { ImageError } from './image-error.ts';

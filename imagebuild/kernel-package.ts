@@ -4,9 +4,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { run } from '../common/exec.ts';
+import { pathExists, run } from '../common/index.ts';
 import { ImageError } from './image-error.ts';
-import { pathExists } from '../common/path-exists.ts';
 
 export interface KernelPackage {
   /** Kernel release, e.g. `6.1.0-56-amd64` (the directory under lib/modules). */

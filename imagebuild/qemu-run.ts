@@ -8,7 +8,7 @@ import { copyFile, type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { requireTool } from '../common/exec.ts';
+import { requireTool } from '../common/index.ts';
 import { ImageError } from './image-error.ts';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';

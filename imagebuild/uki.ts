@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { run } from '../common/exec.ts';
+import { run } from '../common/index.ts';
 import { ImageError } from './image-error.ts';
 
 export const DEFAULT_EFI_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';

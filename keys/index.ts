@@ -1,5 +1,13 @@
 // Public API of keys/ (re-exports only): the MilkyWay post-quantum PKI, envelopes, sealed secrets.
-export { type Backend, generateKemKey, generateSigningKey, sign, verify } from './algorithms.ts';
+export {
+  type Backend,
+  generateKemKey,
+  generateSigningKey,
+  publicKeyFromRaw,
+  rawPublicKey,
+  sign,
+  verify,
+} from './algorithms.ts';
 export { canonicalJson } from './canonical.ts';
 export { certificatePem, parseCertificates, readCertificates } from './certificate.ts';
 export { type VerifyChainOptions, verifyChain } from './chain.ts';

@@ -6,7 +6,7 @@ import * as x509 from '@peculiar/x509';
 import { type KeyObject, randomBytes, webcrypto } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorMessage } from '../common/error.ts';
+import { errorMessage } from '../common/index.ts';
 import { assertAlgorithm, generateKemKey, generateSigningKey, rawPublicKey } from './algorithms.ts';
 import { certificatePem, ownArrayBuffer, parseCertificateDer } from './certificate.ts';
 import { KeysError } from './errors.ts';

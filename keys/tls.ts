@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { statSync } from 'node:fs';
 import type { SecureContextOptions } from 'node:tls';
-import { errorMessage } from '../common/error.ts';
+import { errorMessage } from '../common/index.ts';
 import { KeysError } from './errors.ts';
 import type { Certificate } from './types.ts';
 

@@ -1,4 +1,4 @@
 // The one error class of layers/; codes are listed in doc/errors-layers.md.
-import { MilkyWayError } from '../common/error.ts';
+import { MilkyWayError } from '../common/index.ts';
 
 export class LayerError extends MilkyWayError {}

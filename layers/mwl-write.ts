@@ -3,8 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { run } from '../common/exec.ts';
-import type { Progress } from '../common/progress.ts';
+import { type Progress, run } from '../common/index.ts';
 import { LayerError } from './layer-error.ts';
 import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
 

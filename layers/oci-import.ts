@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
-import type { Progress } from '../common/progress.ts';
+import type { Progress } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
 import type { ServiceSpec, SourceManifest } from './manifest.ts';

@@ -4,7 +4,7 @@
 // Slot hand-over uses Atomics on a shared Int32Array.
 import { createHash } from 'node:crypto';
 import { parentPort, Worker } from 'node:worker_threads';
-import { evalWorkerSource } from '../common/eval-worker.ts';
+import { evalWorkerSource } from '../common/index.ts';
 import { LayerError } from './layer-error.ts';
 
 const FREE = 0;

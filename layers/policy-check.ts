@@ -6,8 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMilkyWayError } from '../common/error.ts';
-import { requireTool, run } from '../common/exec.ts';
+import { isMilkyWayError, requireTool, run } from '../common/index.ts';
 import { LayerError } from './layer-error.ts';
 
 /** The base policy modules are compiled against. */

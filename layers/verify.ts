@@ -2,7 +2,7 @@
 // (chain to an anchor, CRLs, validity at `at`, role allowed to sign layers), the manifest,
 // the policy digest, the verity superblock and, unless `verity: false`, the full payload check.
 import { createHash } from 'node:crypto';
-import type { Progress } from '../common/progress.ts';
+import type { Progress } from '../common/index.ts';
 import { type Certificate, type Crl, verifyEnvelope } from '../keys/index.ts';
 import { type LayerFile, readLayer } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';

@@ -2,7 +2,7 @@
 // mway-image: Build, inspect, verify and boot signed MilkyWayLinux disk images
 // Subcommands are loaded lazily from imagebuild/cli/ so `--help` stays fast.
 import { defineCommand } from 'citty';
-import { main } from '../../common/cli.ts';
+import { main } from '../../common/index.ts';
 import { subCommands } from '../cli/index.ts';
 
 export const command = defineCommand({

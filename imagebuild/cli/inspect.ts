@@ -1,8 +1,7 @@
 // `mway-image inspect DISK`: partitions, file systems, root hashes and signers, read offline
 // and without trust (verify checks them).
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { formatBytes } from '../../common/progress.ts';
+import { commonArgs, formatBytes, output } from '../../common/index.ts';
 import { inspectDisk } from '../disk-inspect.ts';
 
 export default defineCommand({

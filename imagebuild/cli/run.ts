@@ -2,7 +2,7 @@
 // on stdout; returns when the guest powers off (doc/boot.md).
 import { defineCommand } from 'citty';
 import { access } from 'node:fs/promises';
-import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/cli.ts';
+import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/index.ts';
 import { ImageError } from '../image-error.ts';
 import { parseForward, runQemu } from '../qemu-run.ts';
 

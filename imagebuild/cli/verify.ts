@@ -1,7 +1,7 @@
 // `mway-image verify DISK --trust ANCHOR…`: offline check of the GPT, every verity tree and
 // every signature under the given anchors. Exit 0 when everything holds, 1 otherwise.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/cli.ts';
+import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
 import { verifyDisk } from '../disk-verify.ts';
 import { ImageError } from '../image-error.ts';

@@ -1,6 +1,6 @@
 // `mway keys new`: a new identity (key, certificate, and a KEM key for peers).
 import { defineCommand } from 'citty';
-import { commonArgs, list, output } from '../../common/cli.ts';
+import { commonArgs, list, output } from '../../common/index.ts';
 import { assertAlgorithm } from '../algorithms.ts';
 import { KeysError } from '../errors.ts';
 import { newIdentity } from '../issue.ts';

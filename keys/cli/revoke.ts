@@ -1,7 +1,7 @@
 // `mway keys revoke`: create or extend an X.509 CRL with a certificate's serial.
 import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { crlPem, crlSignedBy, issueCrl, readCrls } from '../crl.ts';
 import { KeysError } from '../errors.ts';
 import { writeFileAtomic } from '../key-file.ts';

@@ -1,6 +1,6 @@
 // `mway keys show CERT`: print a certificate (or bundle) of the MilkyWay profile.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { certHuman, certJson, loadCert } from './shared.ts';
 
 export default defineCommand({

@@ -1,6 +1,6 @@
 // `mway keys sign --key K --cert C --type TYPE FILE -o SIG`: a detached signature file.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { canonicalJson } from '../canonical.ts';
 import { signDetached } from '../envelope.ts';
 import { KeysError } from '../errors.ts';

@@ -1,6 +1,6 @@
 // `mway keys verify CERT --trust ANCHOR…`: exit 0 when the chain is valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
-import { commonArgs, output, repeated } from '../../common/cli.ts';
+import { commonArgs, output, repeated } from '../../common/index.ts';
 import { verifyChain } from '../chain.ts';
 import { KeysError } from '../errors.ts';
 import { ROLES, type Role } from '../types.ts';

@@ -2,7 +2,7 @@
 // mway-layer: Build, sign, verify and inspect signed MilkyWay application layers (.mwl)
 // Subcommands are loaded lazily from layers/cli/ so `--help` stays fast.
 import { defineCommand } from 'citty';
-import { main } from '../../common/cli.ts';
+import { main } from '../../common/index.ts';
 import { subCommands } from '../cli/index.ts';
 
 export const command = defineCommand({

@@ -1,7 +1,6 @@
 // `mway-layer extract FILE.mwl DIR`: the payload's files (or with --image, the erofs image).
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { createProgress } from '../../common/progress.ts';
+import { commonArgs, createProgress, output } from '../../common/index.ts';
 import { extractFiles, extractPayload } from '../extract.ts';
 import { loadTrust } from './shared.ts';
 

@@ -1,8 +1,7 @@
 // `mway-layer import-oci ARCHIVE --key K --cert C -o FILE.mwl`: an OCI layout tarball or a
 // `docker save` archive becomes a signed layer; dropped entries and unmapped settings listed.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { createProgress } from '../../common/progress.ts';
+import { commonArgs, createProgress, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { importOci } from '../oci-import.ts';
 import { epochArg, keyArgs, loadSigner } from './shared.ts';

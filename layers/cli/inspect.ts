@@ -3,7 +3,7 @@ import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { parseCertificates } from '../../keys/index.ts';
 import { extractFiles } from '../extract.ts';
 import { readLayer } from '../layer-file.ts';

@@ -1,7 +1,6 @@
 // `mway-layer pack DIR --key K --cert C -o FILE.mwl`: build, hash and sign a layer.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { createProgress } from '../../common/progress.ts';
+import { commonArgs, createProgress, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { packLayer } from '../pack.ts';
 import { epochArg, keyArgs, loadSigner } from './shared.ts';

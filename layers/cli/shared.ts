@@ -1,6 +1,6 @@
 // Helpers shared by the `mway-layer` subcommands: keys, chains, anchors and CRLs named on
 // the command line, and the JSON shape of a signer.
-import { repeated } from '../../common/cli.ts';
+import { repeated } from '../../common/index.ts';
 import {
   type Certificate,
   type Crl,

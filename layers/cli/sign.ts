@@ -1,6 +1,6 @@
 // `mway-layer sign FILE.mwl --key K --cert C`: add a (counter)signature.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { signLayer } from '../sign.ts';
 import { keyArgs, loadSigner } from './shared.ts';
 

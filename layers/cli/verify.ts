@@ -1,8 +1,6 @@
 // `mway-layer verify FILE.mwl --trust ANCHOR… [--crl …]`: exit 0, or 1 with the failing check.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { isMilkyWayError } from '../../common/error.ts';
-import { createProgress } from '../../common/progress.ts';
+import { commonArgs, createProgress, isMilkyWayError, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { verifyLayer } from '../verify.ts';
 import { loadTrust, signerJson } from './shared.ts';

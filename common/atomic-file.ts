@@ -39,3 +39,8 @@ export async function syncDirectory(dir: string): Promise<void> {
     await d.close();
   }
 }
+
+/** Writes `value` as one line of JSON with writeFileAtomic (small state files). */
+export async function writeJsonAtomic(path: string, value: unknown, mode = 0o600): Promise<void> {
+  await writeFileAtomic(path, `${JSON.stringify(value)}\n`, mode);
+}

@@ -4,7 +4,7 @@
 // `--help` stays fast. The kernel starts init with no arguments: that runs the agent on
 // the default config rather than printing help.
 import { defineCommand } from 'citty';
-import { main } from '../../common/cli.ts';
+import { main } from '../../common/index.ts';
 import { subCommands } from '../cli/index.ts';
 import { DEFAULT_CONFIG, runArgs } from '../cli/run-args.ts';
 

@@ -3,7 +3,7 @@
 // operation failed, 2 usage, 3 no agent/bus reachable, 4 permission denied.
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { type AgentClient, type AgentSignal, connectAgent } from '../dbus/dbus-client.ts';
 
 const busArgs = {

@@ -1,6 +1,6 @@
 // The agent's own flags, shared by the root command and `run` (kept apart so --help does not
 // load the agent).
-import { commonArgs } from '../../common/cli.ts';
+import { commonArgs } from '../../common/index.ts';
 
 export const DEFAULT_CONFIG = '/etc/milkyway/agent.json';
 

@@ -1,5 +1,5 @@
-// The agent's API: what the D-Bus service (agent/dbus-service.ts) and the peer link
-// (control/peer-link.ts) call. Types only; agent/agent.ts implements it.
+// The agent's API: what the D-Bus service (agent/dbus/dbus-service.ts) and the peer link
+// (agent/remote/peer-link.ts) call. Types only; agent/core/agent.ts implements it.
 
 /** A service's lifecycle state, as `ListServices` and the change events report it. */
 export type ServiceState =

@@ -54,7 +54,7 @@ export interface AgentConfig {
   mounts: MountEntry[];
   /** Serve the local API on D-Bus; `address` undefined → the system bus. */
   dbus?: { address?: string };
-  /** The peer link's settings, passed as is to control/peer-link.ts. */
+  /** The peer link's settings, passed as is to agent/remote/peer-link.ts. */
   control?: Record<string, unknown>;
 }
 

@@ -1,6 +1,6 @@
 // The agent: boots (trust anchors, signed secure config, data directories), verifies and
 // activates layers, supervises their services, serves the AgentApi, and shuts down in
-// order. Process-level duties (signals, the final poweroff) are in agent/pid1.ts.
+// order. Process-level duties (signals, the final poweroff) are in agent/core/pid1.ts.
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -373,7 +373,7 @@ export class Agent implements AgentApi {
 }
 
 async function syncAll(): Promise<void> {
-  const { findTool, run } = await import('../../common/exec.ts');
+  const { findTool, run } = await import('../../common/index.ts');
   // CoreOS may carry sync only as a busybox applet.
   if ((await findTool('sync')) !== undefined)
     await run('sync', [], { timeout: 15_000, reject: false }).catch(() => {});
@@ -437,18 +437,4 @@ async function killLeftovers(log: LogFn): Promise<void> {
     log('warn', `sending SIGKILL to ${left.length} processes still running`);
     await send('SIGKILL');
   }
-}
-
-/** Writes `text` to `path` atomically (temp file, fsync, rename). */
-export async function writeAtomic(path: string, text: string | Uint8Array, mode = 0o644): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  const { open, rename } = await import('node:fs/promises');
-  const fh = await open(tmp, 'w', mode);
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await rename(tmp, path);
 }

@@ -3,7 +3,7 @@
 // In namespace mode only /proc is ours (unshare --mount-proc) and nothing here runs.
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { run } from '../../common/exec.ts';
+import { run } from '../../common/index.ts';
 import type { MountEntry } from './agent-config.ts';
 import { AgentError } from './agent-error.ts';
 import type { LogFn } from './agent-log.ts';

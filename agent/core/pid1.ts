@@ -3,7 +3,7 @@
 // and the final act: busybox `poweroff -f` / `reboot -f` / `halt -f` on a real system, or
 // exiting with a status in namespace mode. A real PID 1 never returns from here.
 import { readFileSync } from 'node:fs';
-import { run } from '../../common/exec.ts';
+import { run } from '../../common/index.ts';
 import type { Agent, PowerAction, ShutdownResult } from './agent.ts';
 import { onRealtimeSignal, SIGRTMIN } from './rt-signals.ts';
 

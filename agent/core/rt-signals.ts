@@ -39,7 +39,7 @@ export function agentEnv(env: NodeJS.ProcessEnv): Record<string, string> {
 
 /**
  * Re-executes this process with --expose-internals unless it has it; returns only when it
- * has. The new process gets the compile cache (agent/compile-cache.ts) from its first module,
+ * has. The new process gets the compile cache (agent/core/compile-cache.ts) from its first module,
  * and the V8 and malloc settings above.
  */
 export function ensureInternals(): void {

@@ -3,7 +3,7 @@
 // (dbus-next itself leaves them pending forever), and nothing throws asynchronously.
 import dbus, { type Message, type MessageBus } from 'dbus-next';
 import { EventEmitter } from 'node:events';
-import type { MilkyWayError, MilkyWayErrorOptions } from '../../common/error.ts';
+import type { MilkyWayError, MilkyWayErrorOptions } from '../../common/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 
 export interface BusConnection {

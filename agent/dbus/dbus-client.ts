@@ -2,7 +2,7 @@
 // per D-Bus method, JSON replies decoded, D-Bus errors turned back into MilkyWay errors
 // with the agent's stable code.
 import dbus from 'dbus-next';
-import type { MilkyWayError } from '../../common/error.ts';
+import type { MilkyWayError } from '../../common/index.ts';
 import { BusFailure, type BusConnection, dbusError, openBus } from './dbus-bus.ts';
 import {
   BUS_NAME,

@@ -4,7 +4,7 @@ import { execa } from 'execa';
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { requireTool } from '../../common/exec.ts';
+import { requireTool } from '../../common/index.ts';
 import { dbusError } from './dbus-bus.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

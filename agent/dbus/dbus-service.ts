@@ -4,7 +4,7 @@
 // here, from the caller's uid as the bus daemon reports it, so a missing or edited
 // policy file cannot open control to everyone.
 import dbus, { type Message } from 'dbus-next';
-import { isMilkyWayError } from '../../common/error.ts';
+import { isMilkyWayError } from '../../common/index.ts';
 import type { DbusAgentApi as AgentApi } from './dbus-api.ts';
 import { type BusConnection, openBus } from './dbus-bus.ts';
 import { agentChangeSignal } from './dbus-signals.ts';

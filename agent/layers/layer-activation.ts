@@ -4,7 +4,7 @@
 // userspace verity check, as a plain read-only loop mount (no runtime integrity: warned).
 import { existsSync } from 'node:fs';
 import { mkdir, rmdir } from 'node:fs/promises';
-import { run } from '../../common/exec.ts';
+import { run } from '../../common/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 
 export interface PayloadArea {

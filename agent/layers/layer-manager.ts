@@ -1,8 +1,8 @@
 // The installed layers: verifies each (chain, role, manifest, payload digest) through
-// layers/ verifyLayer, activates the payload (agent/layer-activation.ts), mounts each app's
+// layers/ verifyLayer, activates the payload (agent/layers/layer-activation.ts), mounts each app's
 // overlay root in the resolver's order and turns the manifest's services into supervised
 // services. A refused layer is reported and the others go on. Install and remove at
-// runtime go through staging (agent/layer-store.ts) so a crash leaves the old state.
+// runtime go through staging (agent/layers/layer-store.ts) so a crash leaves the old state.
 import { join } from 'node:path';
 import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
 import type { AgentConfig } from '../core/agent-config.ts';
@@ -390,7 +390,7 @@ export class LayerManager {
     for (const e of apps) await this.#deactivate(e.info.name);
     for (const e of [...this.#entries.values()]) await this.#deactivate(e.info.name);
     if (this.#skeleton) {
-      const { run } = await import('../../common/exec.ts');
+      const { run } = await import('../../common/index.ts');
       await run('umount', [join(this.#stateDir, 'skeleton')], { timeout: 10_000, reject: false }).catch(
         () => {},
       );

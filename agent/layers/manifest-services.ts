@@ -52,7 +52,7 @@ export function servicesOf(m: Manifest, ctx: ServiceContext): ServiceSpec[] {
       },
       root: ctx.root,
       binds: ctx.binds,
-      // Applied by the sandbox only when SELinux is enabled (agent/sandbox.ts).
+      // Applied by the sandbox only when SELinux is enabled (agent/services/sandbox.ts).
       selinuxLabel: selinuxLabelOf(m.name),
     };
     return spec;

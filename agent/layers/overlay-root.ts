@@ -5,7 +5,7 @@
 // inside another lower layer (the base is usually `/`).
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../../common/exec.ts';
+import { run } from '../../common/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 
 const SANDBOX_DIRS = ['proc', 'dev', 'tmp', 'run', 'sys', 'data/secure', 'data/common', 'data/group'];

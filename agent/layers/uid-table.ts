@@ -2,6 +2,7 @@
 // layer's `secure/<layer>` directory keeps its owner across boots and upgrades. The range
 // is the one systemd uses for dynamic users (61184–65519).
 import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../../common/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 
 const FIRST = 61184;
@@ -43,9 +44,10 @@ export class UidTable {
     let uid = FIRST;
     while (used.has(uid) && uid <= LAST) uid++;
     if (uid > LAST) throw new AgentError('E_UID_TABLE', 'No free uid for a new layer');
+    // Written before it is used: a failed write leaves the table as it was on disk and here.
+    const next = { ...this.map, [layer]: uid };
+    await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`, 0o644);
     this.map[layer] = uid;
-    const { writeAtomic } = await import('../core/agent.ts');
-    await writeAtomic(this.path, `${JSON.stringify(this.map, null, 2)}\n`, 0o644);
     return { uid, gid: uid };
   }
 }

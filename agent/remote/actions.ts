@@ -6,29 +6,21 @@ import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from '../core/agent-api.ts';
-import { run } from '../../common/exec.ts';
+import { run } from '../../common/index.ts';
 import { type Certificate, type Crl, openSecret, type SealedSecret } from '../../keys/index.ts';
-import type { CommandAction, CommandPayload } from '../../control/wire/command.ts';
-import { isName } from '../../control/wire/command.ts';
-import { ControlError } from '../../control/wire/control-error.ts';
-
-export const MAX_LOG_LINES = 1000;
-export const MAX_EXEC_OUTPUT = 256 * 1024;
-export const MAX_EXEC_TIMEOUT_MS = 300_000;
-export const MAX_SECRETS = 64;
-export const MAX_LAYER_BYTES = 4 * 1024 * 1024 * 1024;
-/**
- * Layers up to this size travel inside the install command; larger ones as `layer.chunk`
- * commands of this size. Small enough that a few such envelopes fit one 17 MiB protocol frame
- * (job and audit replies), far below keys/' 16 MiB envelope cap.
- */
-export const MAX_INLINE_LAYER_BYTES = 2 * 1024 * 1024;
-export const LAYER_CHUNK_BYTES = 1024 * 1024;
-
-/** Context a sealed secret value is bound to: moving it to another key or group breaks it. */
-export function secretContext(fleet: string, target: string, name: string): string {
-  return `milkyway/v1/secret/${fleet}/${target}/${name}`;
-}
+import {
+  type CommandAction,
+  type CommandPayload,
+  ControlError,
+  isName,
+  MAX_EXEC_OUTPUT,
+  MAX_EXEC_TIMEOUT_MS,
+  MAX_INLINE_LAYER_BYTES,
+  MAX_LAYER_BYTES,
+  MAX_LOG_LINES,
+  MAX_SECRETS,
+  secretContext,
+} from '../../control/wire/index.ts';
 
 export interface ActionContext {
   api: AgentApi;

@@ -14,12 +14,13 @@ import {
 } from '../../keys/index.ts';
 import {
   type CommandPayload,
+  ControlError,
   envelopeDigest,
   MAX_LIFETIME_MS,
   parseCommandPayload,
-} from '../../control/wire/command.ts';
-import { ControlError } from '../../control/wire/control-error.ts';
-import { scopeHasAction, scopeHasGroup } from '../../control/wire/membership.ts';
+  scopeHasAction,
+  scopeHasGroup,
+} from '../../control/wire/index.ts';
 import { type ReplayCache, SEQ_WINDOW, type SeqClaim } from './replay-cache.ts';
 
 /** Clock skew tolerated between operator and peer, both ways. */

@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import type { AgentApi } from '../core/agent-api.ts';
-import { errorMessage, isMilkyWayError } from '../../common/error.ts';
+import { errorMessage, isMilkyWayError } from '../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -15,10 +15,15 @@ import {
 } from '../../keys/index.ts';
 import { runAction } from './actions.ts';
 import { admitCommand, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
-import { envelopeDigest } from '../../control/wire/command.ts';
-import { MembershipStore } from '../../control/wire/membership.ts';
+import {
+  envelopeDigest,
+  type ResultPayload,
+  signResult,
+  signStatus,
+  type StatusPayload,
+} from '../../control/wire/index.ts';
+import { MembershipStore } from './membership-store.ts';
 import { ReplayCache } from './replay-cache.ts';
-import { type ResultPayload, type StatusPayload, signResult, signStatus } from '../../control/wire/result.ts';
 
 export interface PeerIdentity {
   fleet: string;

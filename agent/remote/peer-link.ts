@@ -5,7 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from '../core/agent-api.ts';
-import { errorMessage } from '../../common/error.ts';
+import { errorMessage } from '../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -15,11 +15,15 @@ import {
   readPrivateKey,
   tlsContextOptions,
 } from '../../keys/index.ts';
-import { isName } from '../../control/wire/command.ts';
-import { ControlError } from '../../control/wire/control-error.ts';
+import {
+  type BrokerClient,
+  browseBroker,
+  connectBroker,
+  ControlError,
+  isName,
+  type Message,
+} from '../../control/wire/index.ts';
 import { type Log, PeerExecutor } from './peer-executor.ts';
-import type { Message } from '../../control/wire/protocol.ts';
-import { type BrokerClient, connectBroker } from '../../control/wire/transport.ts';
 
 /** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
 export interface PeerLinkConfig {
@@ -337,13 +341,12 @@ export async function startPeerLink(options: {
   };
 }
 
-/** Finds a broker by mDNS when the config names none (control/mdns.ts, loaded only then). */
+/** Finds a broker by mDNS when the config names none (multicast-dns is loaded only then). */
 async function discover(
   cfg: PeerLinkConfig,
   log: Log,
 ): Promise<{ address: string; fingerprint?: string } | undefined> {
   try {
-    const { browseBroker } = await import('../../control/wire/mdns.ts');
     const found = await browseBroker({
       timeoutMs: 3000,
       ...(cfg.mdnsInterface === undefined ? {} : { interface: cfg.mdnsInterface }),

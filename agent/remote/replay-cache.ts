@@ -18,7 +18,7 @@
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Envelope } from '../../keys/index.ts';
-import { writeFileAtomic } from '../../control/wire/state-file.ts';
+import { writeFileAtomic } from '../../common/index.ts';
 
 export interface ReplayEntry {
   /** sha256 of the command envelope (a different envelope under the same id is a forgery attempt). */

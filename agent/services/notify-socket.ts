@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { findTool } from '../../common/exec.ts';
+import { findTool } from '../../common/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 
 const PERL = String.raw`use Socket; my $p = shift; unlink $p;

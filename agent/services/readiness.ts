@@ -1,7 +1,7 @@
 // Readiness probes other than sd_notify: a TCP port that accepts, or a command that exits 0
 // run inside the service's sandbox namespaces (nsenter into bwrap's PID 1).
 import { connect } from 'node:net';
-import { run } from '../../common/exec.ts';
+import { run } from '../../common/index.ts';
 import { setprivArgs } from './sandbox.ts';
 import type { ServiceSpec } from './service-spec.ts';
 

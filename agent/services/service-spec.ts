@@ -1,6 +1,6 @@
 // What the supervisor needs to run one service, after the agent has resolved the layer's
 // manifest into host paths (overlay root, data directories). The manifest's service
-// entries map onto this in agent/manifest-services.ts.
+// entries map onto this in agent/layers/manifest-services.ts.
 
 export type Readiness =
   | { type: 'none' } // ready once spawned

@@ -1,11 +1,11 @@
 // One supervised service: spawns its sandbox inside its own cgroup, waits for readiness
 // within the start timeout, restarts it by policy with exponential backoff until the start
 // limit, and stops it with SIGTERM then SIGKILL. The order between services is the
-// supervisor's business (agent/supervisor.ts).
+// supervisor's business (agent/services/supervisor.ts).
 import { type ChildProcess, spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireTool } from '../../common/exec.ts';
+import { requireTool } from '../../common/index.ts';
 import type { ServiceInfo, ServiceState } from '../core/agent-api.ts';
 import { cgroupPids, createServiceCgroup, killCgroup, removeCgroup, type ServiceCgroup } from './cgroup.ts';
 import { listenNotify, type NotifyListener } from './notify-socket.ts';

@@ -4,8 +4,8 @@
 // ignored.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { errorMessage } from '../../common/error.ts';
-import { ControlError } from '../wire/control-error.ts';
+import { errorMessage } from '../../common/index.ts';
+import { ControlError } from '../wire/index.ts';
 
 export interface BrokerConfig {
   /** `host:port` to listen on (default 0.0.0.0:7443). */

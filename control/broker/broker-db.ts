@@ -8,8 +8,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
-import { errorMessage } from '../../common/error.ts';
-import { ControlError } from '../wire/control-error.ts';
+import { errorMessage } from '../../common/index.ts';
+import { type AuditEntry, ControlError } from '../wire/index.ts';
 
 const SCHEMA_VERSION = 1;
 
@@ -95,15 +95,7 @@ export interface MembershipRow {
   updated: string;
 }
 
-export interface AuditRow {
-  seq: number;
-  time: string;
-  kind: string;
-  actor: string;
-  data: unknown;
-  prev: string;
-  hash: string;
-}
+export type AuditRow = AuditEntry;
 
 type Row = Record<string, SQLInputValue>;
 

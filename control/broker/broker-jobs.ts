@@ -3,9 +3,8 @@
 // comes back online, the sliding batch window and failure budget, the expiry sweep, and the
 // job events streamed to watching operators. Every state change is written to the database
 // (and the audit chain) before anything is sent, so a broker restart resumes exactly.
-import type { Broker, Session } from './broker.ts';
-import { ControlError } from '../wire/control-error.ts';
-import { encodeFrame, message, type Outcome } from '../wire/protocol.ts';
+import type { BrokerContext, Session } from './broker-context.ts';
+import { ControlError, encodeFrame, message, type Outcome } from '../wire/index.ts';
 
 export interface SubmitInput {
   jobId: string;
@@ -34,10 +33,10 @@ export interface JobSummary {
 }
 
 export class BrokerJobs {
-  readonly #b: Broker;
+  readonly #b: BrokerContext;
   readonly #watchers = new Map<string, Set<Session>>();
 
-  constructor(b: Broker) {
+  constructor(b: BrokerContext) {
     this.#b = b;
   }
 

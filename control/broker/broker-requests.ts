@@ -2,10 +2,16 @@
 // The caller (broker.ts) has already checked the sender's role may send the kind; each
 // handler returns the reply fields, or undefined for one-way messages.
 import { parseCertificates } from '../../keys/index.ts';
-import type { Broker, Session } from './broker.ts';
-import { ControlError } from '../wire/control-error.ts';
-import { checkEnrollmentRequest, checkIssuedCertificate } from '../wire/enrollment.ts';
-import { isId, type Message, type Outcome } from '../wire/protocol.ts';
+import type { BrokerContext, Session } from './broker-context.ts';
+import type { BrokerJobs } from './broker-jobs.ts';
+import {
+  checkEnrollmentRequest,
+  checkIssuedCertificate,
+  ControlError,
+  isId,
+  type Message,
+  type Outcome,
+} from '../wire/index.ts';
 
 const MAX_LIST = 10_000;
 
@@ -20,7 +26,16 @@ function envelopeOfType(v: unknown, type: string, field: string): unknown {
   return v;
 }
 
-export function handleRequest(b: Broker, s: Session, m: Message): Record<string, unknown> | undefined {
+/** The broker as the handlers see it: its context and its job bookkeeping. */
+export interface RequestContext extends BrokerContext {
+  readonly jobs: BrokerJobs;
+}
+
+export function handleRequest(
+  b: RequestContext,
+  s: Session,
+  m: Message,
+): Record<string, unknown> | undefined {
   const now = b.now();
   const iso = now.toISOString();
   switch (m.kind) {
@@ -103,8 +118,8 @@ export function handleRequest(b: Broker, s: Session, m: Message): Record<string,
         );
       }
       const leaf = checkIssuedCertificate(req, chain, {
-        anchors: b.options.anchors,
-        ...(b.options.crls === undefined ? {} : { crls: b.options.crls }),
+        anchors: b.anchors,
+        ...(b.crls === undefined ? {} : { crls: b.crls }),
       });
       b.db.tx(() => {
         b.db.setEnrollmentState(e.requestId, 'accepted', m.certificate as string);

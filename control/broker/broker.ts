@@ -3,37 +3,27 @@
 // and keeps everything in the database before acknowledging it (broker-db.ts). The broker
 // is untrusted by design: it never interprets an envelope beyond the routing fields next to
 // it, and agents verify everything themselves. Request handlers live in broker-requests.ts,
-// job bookkeeping (pending queue, batch window, expiry) in broker-jobs.ts.
+// job bookkeeping (pending queue, batch window, expiry) in broker-jobs.ts; both see the
+// broker only as the BrokerContext of broker-context.ts.
 import type { SecureContextOptions } from 'node:tls';
-import { errorMessage, isMilkyWayError } from '../../common/error.ts';
+import { errorMessage, isMilkyWayError } from '../../common/index.ts';
 import { type Certificate, type Crl, parseCertificates, verifyChain } from '../../keys/index.ts';
 import { AuditLog } from './audit-log.ts';
+import type { BrokerContext, Session, SessionRole } from './broker-context.ts';
 import { BrokerDb } from './broker-db.ts';
 import { BrokerJobs } from './broker-jobs.ts';
 import { handleRequest } from './broker-requests.ts';
-import { ControlError } from '../wire/control-error.ts';
 import {
   ANONYMOUS_KINDS,
   ANY_KINDS,
+  type Connection,
+  ControlError,
+  listenTls,
   type Message,
   message,
   OPERATOR_KINDS,
   PEER_KINDS,
-} from '../wire/protocol.ts';
-import { type Connection, listenTls } from '../wire/transport.ts';
-
-export type SessionRole = 'peer' | 'operator' | 'anonymous';
-
-export interface Session {
-  conn: Connection;
-  /** Unset until hello. */
-  role: SessionRole | undefined;
-  /** Peer id, operator certificate fingerprint, or `anonymous`. */
-  identity: string;
-  /** Human-readable actor name for the audit log. */
-  actor: string;
-  cert: Certificate | undefined;
-}
+} from '../wire/index.ts';
 
 /**
  * A test-only hook through which every message the broker sends passes: return the messages
@@ -66,7 +56,7 @@ export interface BrokerOptions {
   hooks?: { outgoing?: OutgoingHook };
 }
 
-export class Broker {
+export class Broker implements BrokerContext {
   readonly db: BrokerDb;
   readonly audit: AuditLog;
   readonly jobs: BrokerJobs;
@@ -109,6 +99,14 @@ export class Broker {
     // Expire what went stale while the broker was down before anything is delivered.
     b.jobs.sweep();
     return b;
+  }
+
+  get anchors(): readonly Certificate[] {
+    return this.options.anchors;
+  }
+
+  get crls(): readonly Crl[] | undefined {
+    return this.options.crls;
   }
 
   now(): Date {

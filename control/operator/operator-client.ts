@@ -21,16 +21,25 @@ import {
   tlsContextOptions,
   verifyChain,
 } from '../../keys/index.ts';
-import { LAYER_CHUNK_BYTES, MAX_INLINE_LAYER_BYTES, secretContext } from '../../agent/remote/actions.ts';
-import { buildCommand, type CommandAction, envelopeDigest, isName, signingChain } from '../wire/command.ts';
-import { ControlError } from '../wire/control-error.ts';
-import { signMembership } from '../wire/membership.ts';
+import {
+  type BrokerClient,
+  buildCommand,
+  type CommandAction,
+  connectBroker,
+  ControlError,
+  envelopeDigest,
+  isName,
+  LAYER_CHUNK_BYTES,
+  MAX_INLINE_LAYER_BYTES,
+  type Message,
+  signingChain,
+  secretContext,
+  signMembership,
+  verifyResult,
+} from '../wire/index.ts';
 import { nextOperatorSeq } from './operator-seq.ts';
-import type { Message } from '../wire/protocol.ts';
-import { verifyResult } from '../wire/result.ts';
 import { batchSize, failBudget, resolveTarget } from './targets.ts';
-import { writeJsonAtomic } from '../wire/state-file.ts';
-import { type BrokerClient, connectBroker } from '../wire/transport.ts';
+import { writeJsonAtomic } from '../../common/index.ts';
 
 export interface OperatorConfig {
   broker: string;

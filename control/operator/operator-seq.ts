@@ -11,8 +11,8 @@
 // and the lower one falls behind the window.
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ControlError } from '../wire/control-error.ts';
-import { writeJsonAtomic } from '../wire/state-file.ts';
+import { ControlError } from '../wire/index.ts';
+import { writeJsonAtomic } from '../../common/index.ts';
 
 const LOCK_WAIT_MS = 10_000;
 /** A lock older than this was left by a process that died holding it. */

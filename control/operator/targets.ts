@@ -3,7 +3,7 @@
 // with `!`: `all`, `group:NAME`, `peer:ID`, `label:KEY=VALUE`, or a glob on peer ids
 // (`web-*`). Resolution runs on the operator's side against the broker's peer list; the
 // peers re-check membership themselves, so a wrong list can only make them refuse.
-import { ControlError, usageError } from '../wire/control-error.ts';
+import { ControlError, usageError } from '../wire/index.ts';
 
 export interface FleetPeer {
   id: string;

@@ -1,6 +1,6 @@
 // The control part's one error class (broker, peer link, operator client, mway);
 // codes are listed in doc/errors-control.md.
-import { MilkyWayError } from '../../common/error.ts';
+import { MilkyWayError } from '../../common/index.ts';
 
 export class ControlError extends MilkyWayError {}
 

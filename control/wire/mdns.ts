@@ -5,7 +5,7 @@
 // and the TXT fingerprint pins which one, so a spoofed answer costs at most a failed
 // connection.
 import { networkInterfaces } from 'node:os';
-import makeMdns from 'multicast-dns';
+import type makeMdns from 'multicast-dns';
 import { ControlError } from './control-error.ts';
 
 export const SERVICE = '_milkyway._tcp.local';
@@ -13,6 +13,11 @@ export const SERVICE = '_milkyway._tcp.local';
 const TTL = 120;
 
 type Mdns = ReturnType<typeof makeMdns>;
+
+/** multicast-dns is loaded on first use: an agent that is given its broker never loads it. */
+async function loadMdns(): Promise<typeof makeMdns> {
+  return (await import('multicast-dns')).default;
+}
 type Answer = NonNullable<Parameters<Mdns['respond']>[0] extends infer R ? R : never>;
 
 export interface MdnsSocketOptions {
@@ -51,7 +56,7 @@ export interface Advertisement {
 export async function advertiseBroker(
   o: MdnsSocketOptions & { name: string; port: number; fingerprint: string; host?: string },
 ): Promise<Advertisement> {
-  const mdns = makeMdns(socketOptions(o));
+  const mdns = (await loadMdns())(socketOptions(o));
   const instance = `${o.name}.${SERVICE}`;
   const target = `${o.name}.local`;
   const records = (): Answer => {
@@ -107,7 +112,7 @@ export interface FoundBroker {
 export async function browseBroker(
   o: MdnsSocketOptions & { timeoutMs?: number } = {},
 ): Promise<FoundBroker | undefined> {
-  const mdns = makeMdns(socketOptions(o));
+  const mdns = (await loadMdns())(socketOptions(o));
   mdns.on('warning', () => {});
   const timeoutMs = o.timeoutMs ?? 3000;
   try {

@@ -1,8 +1,6 @@
 // Group memberships (doc/commands.md): an operator-signed statement "peer P is (or is no
 // longer) in group G", held by P itself. A command to G runs only where a valid membership of
 // G is held, so the broker, which only relays these envelopes, cannot add a peer to a group.
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import {
   type Certificate,
   type Crl,
@@ -14,7 +12,6 @@ import {
 } from '../../keys/index.ts';
 import { isName, signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
-import { writeJsonAtomic } from './state-file.ts';
 
 export interface MembershipPayload {
   v: 1;
@@ -137,95 +134,4 @@ export function verifyMembership(
     );
   }
   return { payload, signer, envelope: env };
-}
-
-/**
- * The memberships one peer holds, persisted in `<stateDir>/memberships.json` (the envelopes,
- * re-verified on every use so a later CRL or expiry takes effect).
- */
-export class MembershipStore {
-  readonly #file: string;
-  #envelopes: Envelope[] = [];
-
-  constructor(stateDir: string) {
-    this.#file = join(stateDir, 'memberships.json');
-  }
-
-  async load(): Promise<void> {
-    try {
-      const raw = JSON.parse(await readFile(this.#file, 'utf8')) as unknown;
-      this.#envelopes = Array.isArray(raw) ? (raw as Envelope[]) : [];
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      this.#envelopes = [];
-    }
-  }
-
-  /** Verifies and keeps `env` if it is newer than what is held for its group. */
-  async add(
-    env: Envelope,
-    o: { anchors: readonly Certificate[]; crls?: readonly Crl[]; at?: Date; fleet: string; peer: string },
-  ): Promise<VerifiedMembership> {
-    const v = verifyMembership(env, o);
-    const held = this.#envelopes.map((e) => parseMembershipPayload(e.payload));
-    const same = held.findIndex((p) => p.group === v.payload.group);
-    const prev = held[same];
-    if (prev !== undefined && Date.parse(prev.issuedAt) >= Date.parse(v.payload.issuedAt)) {
-      // An older statement arriving late (or replayed by the broker) must not undo a newer one.
-      return v;
-    }
-    const next = this.#envelopes.filter((_, i) => i !== same);
-    next.push(env);
-    await writeJsonAtomic(this.#file, next);
-    this.#envelopes = next;
-    return v;
-  }
-
-  /**
-   * Groups this peer is a member of now, from memberships that still verify. The answer is
-   * reused for up to 10 s while the memberships and the CRL list are the same objects: each
-   * re-verification costs two ML-DSA verifies per membership on every command otherwise.
-   */
-  groups(o: MembershipTrust): Map<string, Certificate> {
-    const at = (o.at ?? new Date()).getTime();
-    const c = this.#cache;
-    if (
-      c !== undefined &&
-      c.crls === o.crls &&
-      c.envelopes === this.#envelopes &&
-      at >= c.at &&
-      at - c.at < 10_000
-    ) {
-      return new Map(c.result);
-    }
-    const out = this.#compute(o);
-    this.#cache = { crls: o.crls, envelopes: this.#envelopes, at, result: out };
-    return new Map(out);
-  }
-
-  #cache:
-    | {
-        crls: readonly Crl[] | undefined;
-        envelopes: Envelope[];
-        at: number;
-        result: Map<string, Certificate>;
-      }
-    | undefined;
-
-  #compute(o: MembershipTrust): Map<string, Certificate> {
-    const out = new Map<string, Certificate>();
-    for (const env of this.#envelopes) {
-      try {
-        const v = verifyMembership(env, o);
-        if (v.payload.member) out.set(v.payload.group, v.signer);
-      } catch {
-        // A membership whose operator was revoked since simply stops counting.
-      }
-    }
-    return out;
-  }
-
-  envelopes(): readonly Envelope[] {
-    return this.#envelopes;
-  }
 }

@@ -6,7 +6,7 @@
 // are found by mDNS or IP address, and the broker is untrusted for content anyway.
 import { once } from 'node:events';
 import { connect, createServer, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
-import { errorMessage } from '../../common/error.ts';
+import { errorMessage } from '../../common/index.ts';
 import { type Certificate, parseCertificates } from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
 import { encodeFrame, FrameDecoder, InvalidMessage, type Message, message, type Role } from './protocol.ts';

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // milkywaysrvd: MilkyWay broker: relays signed commands and results between operators and peers over TLS 1.3
-// Subcommands are loaded lazily from control/broker-cli/ so `--help` stays fast.
+// Subcommands are loaded lazily from control/broker/cli/ so `--help` stays fast.
 import { defineCommand } from 'citty';
-import { main } from '../../../common/cli.ts';
+import { main } from '../../../common/index.ts';
 import { rootArgs, runRoot, subCommands } from '../cli/index.ts';
 
 export const command = defineCommand({

@@ -2,9 +2,10 @@
 // chain straight from the broker database (offline, the broker may be stopped) and
 // verifies the hash chain and every signed envelope in it against the config's anchors.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output } from '../../../common/cli.ts';
+import { commonArgs, EXIT_FAIL, output } from '../../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../../keys/index.ts';
-import { AuditLog, verifyAuditChain } from '../audit-log.ts';
+import { verifyAuditChain } from '../../wire/index.ts';
+import { AuditLog } from '../audit-log.ts';
 import { readBrokerConfig } from '../broker-config.ts';
 import { BrokerDb } from '../broker-db.ts';
 

@@ -2,7 +2,7 @@
 // it listens (address, certificate fingerprint; JSON with --json) so scripts and tests can
 // wait for it.
 import { defineCommand } from 'citty';
-import { commonArgs } from '../../../common/cli.ts';
+import { commonArgs } from '../../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -12,8 +12,7 @@ import {
 } from '../../../keys/index.ts';
 import { Broker } from '../broker.ts';
 import { readBrokerConfig } from '../broker-config.ts';
-import { ControlError } from '../../wire/control-error.ts';
-import { type Advertisement, advertiseBroker } from '../../wire/mdns.ts';
+import { advertiseBroker, type Advertisement, ControlError } from '../../wire/index.ts';
 
 export const serveArgs = {
   ...commonArgs,

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // mway: MilkyWay operator CLI: keys, peers, groups and signed commands to fleets
-// Subcommands are loaded lazily from control/cli/ so `--help` stays fast.
+// Subcommands are loaded lazily from control/operator/cli/ so `--help` stays fast.
 import { defineCommand } from 'citty';
-import { main } from '../../../common/cli.ts';
+import { main } from '../../../common/index.ts';
 import { subCommands } from '../cli/index.ts';
 
 export const command = defineCommand({

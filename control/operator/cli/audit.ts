@@ -1,8 +1,8 @@
 // `mway audit [--verify]`: the broker's append-only, hash-chained log of every command and
 // result envelope; --verify recomputes the chain and every envelope signature here.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/cli.ts';
-import { type AuditEntry, verifyAuditChain } from '../../broker/audit-log.ts';
+import { commonArgs, output } from '../../../common/index.ts';
+import { type AuditEntry, verifyAuditChain } from '../../wire/index.ts';
 import { withClient } from './shared.ts';
 
 const AUDIT_PAGE = 4;

@@ -1,9 +1,9 @@
 // `mway config init`: writes ~/.config/mway/config.json (broker address, fleet, operator key
 // and certificate, trust anchors, CRLs). `mway config show` prints it.
 import { defineCommand } from 'citty';
-import { commonArgs, output, repeated } from '../../../common/cli.ts';
+import { commonArgs, output, repeated } from '../../../common/index.ts';
 import { readCertificates } from '../../../keys/index.ts';
-import { ControlError } from '../../wire/control-error.ts';
+import { ControlError } from '../../wire/index.ts';
 import { configDir, readOperatorConfig, writeOperatorConfig } from '../operator-client.ts';
 
 const init = defineCommand({

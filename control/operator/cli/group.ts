@@ -1,8 +1,8 @@
 // `mway group create|add|remove|list|delete`: groups live on the broker, but a peer is in a
 // group only through a membership this operator signs and the peer itself keeps.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/cli.ts';
-import { usageError } from '../../wire/control-error.ts';
+import { commonArgs, output } from '../../../common/index.ts';
+import { usageError } from '../../wire/index.ts';
 import { withClient } from './shared.ts';
 
 const create = defineCommand({

@@ -3,8 +3,7 @@
 // checks the bytes against the signed digest and the layer's own signature.
 import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { MAX_INLINE_LAYER_BYTES } from '../../../agent/remote/actions.ts';
-import { usageError } from '../../wire/control-error.ts';
+import { MAX_INLINE_LAYER_BYTES, usageError } from '../../wire/index.ts';
 import { installLargeLayer, layerArgs } from '../operator-client.ts';
 import { finish, runJob, targetArgs, targetOf, withClient } from './shared.ts';
 

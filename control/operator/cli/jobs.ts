@@ -1,6 +1,6 @@
 // `mway jobs` and `mway job ID`: jobs the broker holds; `job` re-verifies every result.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/cli.ts';
+import { commonArgs, output } from '../../../common/index.ts';
 import { finish, withClient } from './shared.ts';
 
 export const jobs = defineCommand({

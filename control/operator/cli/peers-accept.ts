@@ -2,8 +2,8 @@
 // the key in the (self-signed) enrollment request and hands it to the broker, which checks it
 // before it lets the peer in. Compare the fingerprint out of band before accepting.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/cli.ts';
-import { publicKeyFromRaw } from '../../../keys/algorithms.ts';
+import { commonArgs, output } from '../../../common/index.ts';
+import { publicKeyFromRaw } from '../../../keys/index.ts';
 import {
   certificatePem,
   issueCertificate,
@@ -11,8 +11,7 @@ import {
   readPrivateKey,
   type SigningKey,
 } from '../../../keys/index.ts';
-import { ControlError, usageError } from '../../wire/control-error.ts';
-import { checkEnrollmentRequest } from '../../wire/enrollment.ts';
+import { checkEnrollmentRequest, ControlError, usageError } from '../../wire/index.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
 export default defineCommand({

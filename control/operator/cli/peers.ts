@@ -1,7 +1,7 @@
 // `mway peers [pending|accept|reject]`: the fleet as the broker sees it; every certificate
 // it hands out is checked against our anchors before it is shown as trusted.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/cli.ts';
+import { commonArgs, output } from '../../../common/index.ts';
 import type { PeerView } from '../operator-client.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 

@@ -2,9 +2,8 @@
 // ML-KEM to each target peer's certificate (checked against our anchors first), so the broker
 // relays ciphertext only.
 import { defineCommand } from 'citty';
-import { repeated } from '../../../common/cli.ts';
-import { isName } from '../../wire/command.ts';
-import { usageError } from '../../wire/control-error.ts';
+import { repeated } from '../../../common/index.ts';
+import { isName, usageError } from '../../wire/index.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({

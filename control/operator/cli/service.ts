@@ -1,7 +1,6 @@
 // `mway service --group G|--peer P start|stop|restart|status|logs|list [SERVICE]`.
 import { defineCommand } from 'citty';
-import type { CommandAction } from '../../wire/command.ts';
-import { usageError } from '../../wire/control-error.ts';
+import { type CommandAction, usageError } from '../../wire/index.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;

@@ -1,9 +1,9 @@
 // `mway status`: every peer's last signed status as the broker stored it, each signature
 // checked here; with --group/--peer/--target it asks the peers now (a signed `status` command).
 import { defineCommand } from 'citty';
-import { output } from '../../../common/cli.ts';
+import { output } from '../../../common/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
-import { verifyStatus } from '../../wire/result.ts';
+import { verifyStatus } from '../../wire/index.ts';
 import { runJob, targetArgs, withClient } from './shared.ts';
 
 export default defineCommand({

@@ -1,0 +1,6 @@
+// agent/: milkyway-agent, PID 1. Re-exports only what other parts use, and only from modules
+// that load nothing else: the image builder fills the agent's compile cache and starts node
+// with the agent's flags (imagebuild/agent-compile-cache.ts, imagebuild/coreos-tree.ts).
+// The agent itself starts from agent/bin/milkyway-agent.ts; see doc/internal-apis.md.
+export { COMPILE_CACHE_SUBDIR } from './core/compile-cache.ts';
+export { AGENT_EXEC_ARGV, agentEnv } from './core/rt-signals.ts';

@@ -1,0 +1,14 @@
+// control/wire/: what the broker, the operator and the peer share — the protocol messages and
+// their framing, the TLS transport, the signed command, result, membership and enrollment
+// formats, the audit chain, mDNS discovery and the action argument limits. Re-exports only;
+// see doc/internal-apis.md.
+export * from './action-args.ts';
+export * from './audit-chain.ts';
+export * from './command.ts';
+export * from './control-error.ts';
+export * from './enrollment.ts';
+export * from './mdns.ts';
+export * from './membership.ts';
+export * from './protocol.ts';
+export * from './result.ts';
+export * from './transport.ts';

@@ -1,6 +1,6 @@
 // A process of simulated peers for `npm run bench -- fleet`: each peer is protocol-complete
 // (its own TLS 1.3 connection with its own certificate, the full agent-side command check
-// of control/command-check.ts including chain, audience, time window and a persisted replay
+// of agent/remote/command-check.ts including chain, audience, time window and a persisted replay
 // cache, and a result signed with its own key) but runs no actions: the action is `status`
 // and the answer is a fixed health report. Started with a JSON job file as its argument; it
 // prints `ready N` on stdout once its peers are connected and runs until killed.

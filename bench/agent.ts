@@ -4,7 +4,7 @@
 // same agent with no layers (the fixed cost: Node, re-exec, trust, secure config), and 40
 // bare `bwrap` sandboxes started one after another by a shell (the sandboxing floor).
 // Targets (issue 5): < 1.5 s and < 80 MiB. The agent keeps a compile cache beside its code
-// (agent/compile-cache.ts): the rounds use it warm, as a booted CoreOS whose image carries it
+// (agent/core/compile-cache.ts): the rounds use it warm, as a booted CoreOS whose image carries it
 // would; one more round with an empty cache shows a first start after a code change.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';

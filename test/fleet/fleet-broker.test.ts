@@ -1,8 +1,8 @@
-// A fleet on 127.0.0.1: the real broker (control/broker.ts, SQLite on disk), peer links with
+// A fleet on 127.0.0.1: the real broker (control/broker/broker.ts, SQLite on disk), peer links with
 // their own identities, and `mway` run as a user runs it (a child process with its config in
 // MWAY_CONFIG_DIR). Groups, a service restart, sealed secrets, a layer install, jobs, the audit
 // log; an offline peer gets its pending command after a broker restart, exactly once.
-// The agents here are recording AgentApis; test/control/fleet-agents.test.ts uses real agents.
+// The agents here are recording AgentApis; test/fleet/fleet-agents.test.ts uses real agents.
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// agent/compile-cache.ts: the re-exec's environment names the cache beside the code unless
+// agent/core/compile-cache.ts: the re-exec's environment names the cache beside the code unless
 // the caller chose or disabled one.
 import test from 'ava';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-// The re-executed agent's settings (agent/rt-signals.ts): its environment fixes glibc's mmap
+// The re-executed agent's settings (agent/core/rt-signals.ts): its environment fixes glibc's mmap
 // threshold and names the compile cache, keeping what the caller chose, and a started agent
 // really runs with them.
 import test from 'ava';

@@ -1,4 +1,4 @@
-// The SELinux exec label (agent/sandbox.ts): derived from the layer name, passed to bwrap as
+// The SELinux exec label (agent/services/sandbox.ts): derived from the layer name, passed to bwrap as
 // --exec-label only when selinuxfs says SELinux is enabled, and a context secilc accepts
 // when a module declares the domain the way doc/agent.md says (cross-check with secilc).
 import test from 'ava';

@@ -11,7 +11,8 @@ import {
   type CommandAction,
   newCommandId,
 } from '../../../control/wire/command.ts';
-import { MembershipStore, signMembership } from '../../../control/wire/membership.ts';
+import { MembershipStore } from '../../../agent/remote/membership-store.ts';
+import { signMembership } from '../../../control/wire/membership.ts';
 import { ReplayCache } from '../../../agent/remote/replay-cache.ts';
 import { tempDir } from '../../helpers.ts';
 import { codeOf, codeOfAsync, type FleetPki, type Id, makeFleetPki } from '../../control/command-fixture.ts';

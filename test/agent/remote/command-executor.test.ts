@@ -1,12 +1,12 @@
 // The peer executor between the checks and the agent: an admitted command reaches the agent
 // exactly once and is answered with a bound, peer-signed result; a refused one reaches nothing.
 // The agent here is a recording AgentApi (the executor is the part under test; the real agent
-// is driven in test/control/fleet-*.test.ts).
+// is driven in test/fleet/fleet-*.test.ts).
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { secretContext } from '../../../agent/remote/actions.ts';
+import { secretContext } from '../../../control/wire/action-args.ts';
 import {
   type Audience,
   buildCommand,

@@ -1,6 +1,6 @@
 // A recording AgentApi for tests of the control side (executor, peer link, hostile broker):
 // it answers like an agent with one layer `hello` and records every state-changing call.
-// The real agent is driven in test/control/fleet-*.test.ts.
+// The real agent is driven in test/fleet/fleet-*.test.ts.
 import { readFile } from 'node:fs/promises';
 import type { AgentApi, LayerInfo } from '../../../agent/core/agent-api.ts';
 

@@ -1,4 +1,4 @@
-// A scripted broker for peer-link tests: a real TLS 1.3 listener (control/transport.ts) with
+// A scripted broker for peer-link tests: a real TLS 1.3 listener (control/wire/transport.ts) with
 // the broker identity, that answers `hello` and lets the test send any frame it likes to the
 // connected peer — a faithful relay or a hostile one (tampering, retargeting, replaying,
 // delaying, inventing memberships). It records every frame the peer sends back.

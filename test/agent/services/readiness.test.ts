@@ -1,4 +1,4 @@
-// Readiness polling (agent/readiness.ts): probes start within milliseconds and back off to a
+// Readiness polling (agent/services/readiness.ts): probes start within milliseconds and back off to a
 // ceiling, never polling slower than the ceiling however long a service takes.
 import test from 'ava';
 import { pollDelay } from '../../../agent/services/readiness.ts';

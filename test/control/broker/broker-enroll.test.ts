@@ -2,7 +2,8 @@ import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rawPublicKey } from '../../../keys/algorithms.ts';
-import { createEnrollmentRequest, enrollPeer, keyFingerprint } from '../../../control/wire/enrollment.ts';
+import { enrollPeer } from '../../../agent/remote/enroll-peer.ts';
+import { createEnrollmentRequest, keyFingerprint } from '../../../control/wire/enrollment.ts';
 import { connectBroker } from '../../../control/wire/transport.ts';
 import {
   generateKemKey,

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { join } from 'node:path';
-import { verifyAuditChain } from '../../../control/broker/audit-log.ts';
+import { verifyAuditChain } from '../../../control/wire/audit-chain.ts';
 import { tempDir } from '../../helpers.ts';
 import { client, command, type Ident, makeFleetPki, result, startBroker } from '../broker-fixture.ts';
 

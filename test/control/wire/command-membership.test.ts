@@ -2,12 +2,8 @@
 // named peer accepts it, a newer statement wins and an old one replayed cannot undo it.
 import test from 'ava';
 import { signEnvelope } from '../../../keys/index.ts';
-import {
-  MembershipStore,
-  scopeHasAction,
-  signMembership,
-  verifyMembership,
-} from '../../../control/wire/membership.ts';
+import { MembershipStore } from '../../../agent/remote/membership-store.ts';
+import { scopeHasAction, signMembership, verifyMembership } from '../../../control/wire/membership.ts';
 import { tempDir } from '../../helpers.ts';
 import { codeOf, codeOfAsync, makeFleetPki } from '../command-fixture.ts';
 

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { run } from '../common/index.ts';
 import { parseCertificates, parseEnvelope } from '../keys/index.ts';
-import { readLayer } from '../layers/layer-file.ts';
+import { readLayer } from '../layers/index.ts';
 import { type PartitionRole, roleOf } from './disk-layout.ts';
 import { type GptPartition, readGpt, SECTOR } from '../formats/index.ts';
 import { ImageError } from './image-error.ts';

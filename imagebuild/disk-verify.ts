@@ -7,7 +7,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Certificate, Crl } from '../keys/index.ts';
-import { verifyLayer } from '../layers/verify.ts';
+import { verifyLayer } from '../layers/index.ts';
 import {
   cmdlineParam,
   erofsSize,

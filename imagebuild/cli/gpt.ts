@@ -1,6 +1,6 @@
 // `mway-image gpt show DISK`: the partition table as MilkyWay reads it (doc/gpt.md).
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
+import { commonArgs, output } from '../../common/index.ts';
 import { readGpt } from '../../formats/index.ts';
 import { PARTITION_TYPES } from '../partition-types.ts';
 

@@ -1,6 +1,6 @@
 // `mway-image verity format|verify`: build or check a dm-verity hash tree (doc/verity-format.md).
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output } from '../../common/cli.ts';
+import { commonArgs, EXIT_FAIL, output } from '../../common/index.ts';
 import { formatVerity, isFormatError, verifyVerity } from '../../formats/index.ts';
 import { ImageError } from '../image-error.ts';
 

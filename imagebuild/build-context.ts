@@ -3,7 +3,7 @@
 // artefact's builder (build-coreos.ts, build-boot.ts, build-trust.ts, …), so a step never
 // recomputes the seed its own way and two steps cannot derive the same UUID by accident.
 import { stat } from 'node:fs/promises';
-import type { Progress } from '../common/progress.ts';
+import type { Progress } from '../common/index.ts';
 import { deriveUuid } from '../formats/index.ts';
 import type { ImageSpec } from './image-spec.ts';
 

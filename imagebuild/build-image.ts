@@ -5,7 +5,7 @@
 // under a temporary name and renamed into place at the very end.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Progress } from '../common/progress.ts';
+import type { Progress } from '../common/index.ts';
 import { buildEsp, fetchBootKernel } from './build-boot.ts';
 import { buildContext, MiB } from './build-context.ts';
 import { buildCoreos } from './build-coreos.ts';

@@ -3,8 +3,7 @@
 // would refuse it at boot otherwise), and lands as `<name>.mwl` in the layers partition.
 import { copyFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { packLayer } from '../layers/pack.ts';
-import { verifyLayer } from '../layers/verify.ts';
+import { packLayer, verifyLayer } from '../layers/index.ts';
 import type { BuildContext } from './build-context.ts';
 import type { ImageTrust } from './build-trust.ts';
 import { ImageError } from './image-error.ts';

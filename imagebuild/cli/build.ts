@@ -1,8 +1,7 @@
 // `mway-image build [SPEC] -o DIR`: image spec → OUT/disk.img (doc/how-to-build-an-image.md).
 // With no SPEC it builds examples/default. Progress on a terminal, a summary at the end.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/cli.ts';
-import { createProgress, formatBytes } from '../../common/progress.ts';
+import { commonArgs, createProgress, formatBytes, output } from '../../common/index.ts';
 import { buildImage } from '../build-image.ts';
 import { ImageError } from '../image-error.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../image-spec.ts';

@@ -3,8 +3,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { createHash, verify as nodeVerify, webcrypto } from 'node:crypto';
-import { errorMessage } from '../common/error.ts';
-import { readRegularFile } from '../common/regular-file.ts';
+import { errorMessage, readRegularFile } from '../common/index.ts';
 import { certificatePublicKey, ownArrayBuffer } from './certificate.ts';
 import { assertStrictDer } from './der.ts';
 import { KeysError } from './errors.ts';

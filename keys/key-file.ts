@@ -2,9 +2,7 @@
 // (PBES2, AES-256-CBC), written 0600 atomically; readable-by-others files refused like ssh.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { writeFileAtomic } from '../common/atomic-file.ts';
-import { errorMessage } from '../common/error.ts';
-import { openRegularFile } from '../common/regular-file.ts';
+import { errorMessage, openRegularFile, writeFileAtomic } from '../common/index.ts';
 import { keyAlgorithm, privateKeyFromPem } from './algorithms.ts';
 import { KeysError } from './errors.ts';
 import type { SigningKey } from './types.ts';

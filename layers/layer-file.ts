@@ -2,7 +2,7 @@
 // payload), enforces the member order, names, types, size caps and alignment, and parses
 // the manifest and signatures. No trust yet: verifyLayer checks signatures and data.
 import type { FileHandle } from 'node:fs/promises';
-import { openRegularFile } from '../common/regular-file.ts';
+import { openRegularFile } from '../common/index.ts';
 import { canonicalJson, type Signature } from '../keys/index.ts';
 import { verityGeometry } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';

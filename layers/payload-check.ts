@@ -11,7 +11,7 @@ import {
   verityDigest,
   verityGeometry,
 } from '../formats/index.ts';
-import type { Progress } from '../common/progress.ts';
+import type { Progress } from '../common/index.ts';
 import { type LayerFile, openLayerFile } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
 import { type DigestWorker, RingWriter, ringBytes, slotViews, startDigestWorker } from './payload-digest.ts';

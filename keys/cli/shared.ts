@@ -1,7 +1,7 @@
 // Helpers shared by the `mway keys` subcommands: loading keys (env or TTY passphrase),
 // certificates, anchors and CRLs named on the command line; human summaries.
 import { createInterface } from 'node:readline';
-import { readRegularFile } from '../../common/regular-file.ts';
+import { readRegularFile } from '../../common/index.ts';
 import { readCertificates } from '../certificate.ts';
 import { type Crl, readCrls } from '../crl.ts';
 import { KeysError } from '../errors.ts';

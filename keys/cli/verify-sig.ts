@@ -1,6 +1,6 @@
 // `mway keys verify-sig FILE SIG --trust ANCHOR…`: exit 0 when valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
-import { commonArgs, output, repeated } from '../../common/cli.ts';
+import { commonArgs, output, repeated } from '../../common/index.ts';
 import { assertCanonical, verifyDetached } from '../envelope.ts';
 import { KeysError } from '../errors.ts';
 import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';

@@ -7,3 +7,5 @@ export * from './verity/index.ts';
 export * from './gpt/index.ts';
 export * from './cpio/index.ts';
 export * from './fs/index.ts';
+export * from './tar/index.ts';
+export * from './block-size.ts';

@@ -4,7 +4,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { openRegularFile } from '../common/index.ts';
 import { canonicalJson, type Signature } from '../keys/index.ts';
-import { verityGeometry } from '../formats/index.ts';
+import { BLOCK_SIZE, USTAR_HEADER, verityGeometry } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';
 import { type LayerManifest, MAX_MANIFEST, MAX_POLICY, validateManifest } from './manifest.ts';
 import { BLOCK, decodeHeader, encodeHeader, pad512 } from './mwl-tar.ts';
@@ -78,27 +78,9 @@ function sizeCap(name: string): number {
   return 2 ** 44;
 }
 
-/** The ustar field holding header byte `at` (POSIX.1-1988 layout), for messages. */
+/** The ustar field holding header byte `at` (formats/tar's field table), for messages. */
 function headerField(at: number): string {
-  const fields: [number, string][] = [
-    [100, 'name'],
-    [108, 'mode'],
-    [116, 'uid'],
-    [124, 'gid'],
-    [136, 'size'],
-    [148, 'mtime'],
-    [156, 'checksum'],
-    [157, 'typeflag'],
-    [257, 'linkname'],
-    [263, 'magic'],
-    [265, 'version'],
-    [297, 'uname'],
-    [329, 'gname'],
-    [337, 'devmajor'],
-    [345, 'devminor'],
-    [500, 'prefix'],
-  ];
-  return fields.find(([end]) => at < end)?.[1] ?? 'reserved';
+  return USTAR_HEADER.fields.find((f) => at >= f.offset && at < f.offset + f.size)?.name ?? 'reserved';
 }
 
 /** Walks the headers; each structural problem has its own code. */
@@ -373,7 +355,7 @@ export async function readLayer(path: string, o: ReadLayerOptions = {}): Promise
     }
     const payload = get('payload.erofs');
     const verity = get('payload.verity');
-    if (payload.offset % 4096 !== 0) {
+    if (payload.offset % BLOCK_SIZE !== 0) {
       throw new LayerError(
         'E_LAYER_ALIGNMENT',
         `${path}: payload.erofs data starts at byte ${payload.offset}, not a multiple of 4096`,

@@ -4,6 +4,7 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type Progress, run } from '../common/index.ts';
+import { BLOCK_SIZE } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';
 import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
 
@@ -11,7 +12,8 @@ import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
 export function manifestMember(canonical: Uint8Array): Buffer {
   // header(512) + pad512(len) + header(512) ≡ 0 (mod 4096)  ⇔  len ≡ 3072 (mod 4096), len > canonical.
   const need = canonical.length + 1;
-  const len = need <= 3072 ? 3072 : Math.ceil((need - 3072) / 4096) * 4096 + 3072;
+  const tail = BLOCK_SIZE - 2 * BLOCK;
+  const len = need <= tail ? tail : Math.ceil((need - tail) / BLOCK_SIZE) * BLOCK_SIZE + tail;
   const out = Buffer.alloc(len, 0x20);
   out.set(canonical, 0);
   out[len - 1] = 0x0a;
@@ -133,7 +135,7 @@ export async function writeMwlInPlace(
   const [first, payload] = members;
   if (first?.data === undefined || payload?.file !== payloadFile) return false;
   const offset = BLOCK + pad512(first.size) + BLOCK;
-  if (offset % 4096 !== 0 || !(await insertRange(payloadFile, offset))) return false;
+  if (offset % BLOCK_SIZE !== 0 || !(await insertRange(payloadFile, offset))) return false;
   const fh = await open(payloadFile, 'r+');
   try {
     await writeMembers(

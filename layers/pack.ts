@@ -6,7 +6,7 @@ import { closeSync, openSync } from 'node:fs';
 import { lstat, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type Progress, readRegularFile, run } from '../common/index.ts';
-import { deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
+import { BLOCK_SIZE, deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
 import { hashPayload, type PayloadHashes, WORKER_MIN_BLOCKS } from './payload-check.ts';
 import { type DigestWorker, startDigestWorker } from './payload-digest.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
@@ -123,7 +123,7 @@ async function buildErofs(rootfs: string, out: string, epoch: number): Promise<n
     },
   );
   const size = (await stat(out)).size;
-  const padded = Math.ceil(size / 4096) * 4096;
+  const padded = Math.ceil(size / BLOCK_SIZE) * BLOCK_SIZE;
   if (padded !== size) await truncate(out, padded);
   return padded;
 }
@@ -156,8 +156,8 @@ function layerManifest(
         dataBlocks: p.dataBlocks,
         hashSize: p.hashSize,
         algorithm: 'sha256',
-        dataBlockSize: 4096,
-        hashBlockSize: 4096,
+        dataBlockSize: BLOCK_SIZE,
+        hashBlockSize: BLOCK_SIZE,
       },
     },
     policy:
@@ -197,10 +197,10 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     const tree = checkTreeSync(rootfs);
     // A large tree starts the digest worker now: its start-up (~50 ms) overlaps mkfs.erofs,
     // which works in its own process.
-    if (tree.bytes >= WORKER_MIN_BLOCKS * 4096) worker = startDigestWorker();
+    if (tree.bytes >= WORKER_MIN_BLOCKS * BLOCK_SIZE) worker = startDigestWorker();
     progress?.step('building erofs payload');
     const size = await buildErofs(rootfs, payloadPath, epoch);
-    const dataBlocks = size / 4096;
+    const dataBlocks = size / BLOCK_SIZE;
     if (worker !== undefined && dataBlocks < WORKER_MIN_BLOCKS) {
       worker.stop();
       worker = undefined;

@@ -2,6 +2,7 @@
 // (Documentation/driver-api/early-userspace/buffer-format.rst): deterministic, optional zstd.
 import { zstdCompressSync } from 'node:zlib';
 import { FormatError } from '../format-error.ts';
+import { NEWC_HEADER } from './newc-header.ts';
 
 export type CpioEntry =
   | { path: string; type: 'file'; data: Uint8Array; mode?: number }
@@ -20,10 +21,6 @@ const S_IFLNK = 0o120000;
 const S_IFCHR = 0o020000;
 const S_IFBLK = 0o060000;
 
-function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, '0');
-}
-
 function header(f: {
   ino: number;
   mode: number;
@@ -35,9 +32,18 @@ function header(f: {
   name: string;
 }): Buffer {
   const name = Buffer.from(`${f.name}\0`, 'utf8');
-  const h = `070701${hex8(f.ino)}${hex8(f.mode)}${hex8(0)}${hex8(0)}${hex8(f.nlink)}${hex8(f.mtime)}${hex8(f.size)}${hex8(0)}${hex8(0)}${hex8(f.rmaj ?? 0)}${hex8(f.rmin ?? 0)}${hex8(name.length)}${hex8(0)}`;
-  const raw = Buffer.concat([Buffer.from(h, 'latin1'), name]);
-  return Buffer.concat([raw, Buffer.alloc((4 - (raw.length % 4)) % 4)]);
+  const h = NEWC_HEADER.encode({
+    ino: f.ino,
+    mode: f.mode,
+    nlink: f.nlink,
+    mtime: f.mtime,
+    filesize: f.size,
+    rdevMajor: f.rmaj ?? 0,
+    rdevMinor: f.rmin ?? 0,
+    namesize: name.length,
+  });
+  const used = h.length + name.length;
+  return Buffer.concat([h, name, Buffer.alloc((4 - (used % 4)) % 4)]);
 }
 
 function pad4(n: number): Buffer {

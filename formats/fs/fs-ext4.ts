@@ -2,6 +2,7 @@
 // deterministic: fixed UUID and hash seed, E2FSPROGS_FAKE_TIME for every on-disk time,
 // source timestamps clamped to SOURCE_DATE_EPOCH.
 import { lstat, readdir, rm, writeFile } from 'node:fs/promises';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
 import { join } from 'node:path';
 import { run } from '../../common/index.ts';
@@ -10,7 +11,6 @@ import {
   checkEpoch,
   checkSize,
   checkSourceDir,
-  FS_ALIGN,
   type FsImageOptions,
   type FsImageResult,
   finishImage,
@@ -34,7 +34,7 @@ async function treeBytes(dir: string): Promise<number> {
     for (const name of await readdir(d)) {
       const p = join(d, name);
       const st = await lstat(p);
-      total += FS_ALIGN + Math.ceil(st.size / FS_ALIGN) * FS_ALIGN;
+      total += BLOCK_SIZE + Math.ceil(st.size / BLOCK_SIZE) * BLOCK_SIZE;
       if (st.isDirectory()) stack.push(p);
     }
   }
@@ -72,12 +72,13 @@ export async function makeExt4(
   const requested = checkSize(options.size);
   await checkSourceDir(srcDir);
   const uuid = options.uuid === undefined ? NIL_UUID : parseUuid(options.uuid, 'ext4 UUID');
-  const size = requested ?? Math.ceil(((await treeBytes(srcDir)) * 1.3 + (16 << 20)) / FS_ALIGN) * FS_ALIGN;
+  const size =
+    requested ?? Math.ceil(((await treeBytes(srcDir)) * 1.3 + (16 << 20)) / BLOCK_SIZE) * BLOCK_SIZE;
   return withTemp(outPath, async (tmp) => {
     await withClampedTree(srcDir, outPath, epoch, async (dir) => {
       const ext = [`hash_seed=${uuid}`, 'lazy_itable_init=0', 'nodiscard'];
       if (options.rootOwner === true) ext.push('root_owner=0:0');
-      const args = ['-q', '-F', '-b', '4096', '-U', uuid, '-E', ext.join(','), '-d', dir];
+      const args = ['-q', '-F', '-b', String(BLOCK_SIZE), '-U', uuid, '-E', ext.join(','), '-d', dir];
       if (options.label !== undefined) args.push('-L', options.label);
       args.push(tmp, `${size / 1024}k`);
       const env = { E2FSPROGS_FAKE_TIME: String(epoch), SOURCE_DATE_EPOCH: String(epoch) };

@@ -4,9 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import { rm, stat, truncate, rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
 
-export const FS_ALIGN = 4096;
 /** Refuse absurd requested sizes early (16 TiB). */
 export const FS_MAX_SIZE = 2 ** 44;
 
@@ -52,7 +52,7 @@ export function checkEpoch(epoch: number): number {
 
 export function checkSize(size: number | undefined): number | undefined {
   if (size === undefined) return undefined;
-  if (!Number.isSafeInteger(size) || size <= 0 || size % FS_ALIGN !== 0 || size > FS_MAX_SIZE) {
+  if (!Number.isSafeInteger(size) || size <= 0 || size % BLOCK_SIZE !== 0 || size > FS_MAX_SIZE) {
     throw new FormatError(
       'E_FS_BAD_SIZE',
       `Cannot make an image of ${size} bytes: expected a positive multiple of 4096 up to 16 TiB`,
@@ -77,7 +77,7 @@ export async function finishImage(
 ): Promise<FsImageResult> {
   try {
     const actual = (await stat(tmp)).size;
-    let final = Math.ceil(actual / FS_ALIGN) * FS_ALIGN;
+    let final = Math.ceil(actual / BLOCK_SIZE) * BLOCK_SIZE;
     if (size !== undefined) {
       if (actual > size) {
         throw new FormatError(

@@ -8,12 +8,12 @@ import {
   checkEpoch,
   checkSize,
   checkSourceDir,
-  FS_ALIGN,
   type FsImageOptions,
   type FsImageResult,
   finishImage,
   withTemp,
 } from './fs-image.ts';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
 
 export interface VfatOptions extends FsImageOptions {
@@ -27,7 +27,7 @@ async function treeBytes(dir: string): Promise<number> {
   let total = 0;
   for (const name of await readdir(dir)) {
     const st = await lstat(join(dir, name));
-    total += FS_ALIGN + Math.ceil(st.size / FS_ALIGN) * FS_ALIGN;
+    total += BLOCK_SIZE + Math.ceil(st.size / BLOCK_SIZE) * BLOCK_SIZE;
     if (st.isDirectory()) total += await treeBytes(join(dir, name));
   }
   return total;
@@ -49,7 +49,8 @@ export async function makeVfat(
       `Cannot use FAT volume id ${JSON.stringify(volumeId)}: expected 8 hex digits`,
     );
   }
-  const size = requested ?? Math.ceil(((await treeBytes(srcDir)) * 1.2 + (2 << 20)) / FS_ALIGN) * FS_ALIGN;
+  const size =
+    requested ?? Math.ceil(((await treeBytes(srcDir)) * 1.2 + (2 << 20)) / BLOCK_SIZE) * BLOCK_SIZE;
   const env = { SOURCE_DATE_EPOCH: String(epoch), MTOOLS_SKIP_CHECK: '1', TZ: 'UTC' };
   return withTemp(outPath, async (tmp) => {
     const args = ['--invariant', '-i', volumeId, '-C'];

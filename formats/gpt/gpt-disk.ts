@@ -12,10 +12,21 @@ import {
   writeSync,
   ftruncateSync,
 } from 'node:fs';
-import { crc32 } from 'node:zlib';
-import { view } from '../../common/index.ts';
-import { guidFromBytes, guidToBytes, parseUuid } from '../guid.ts';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
+import { parseUuid } from '../guid.ts';
+import {
+  decodeGptEntries,
+  decodeGptHeader,
+  encodeGptEntry,
+  encodeGptHeader,
+  encodeProtectiveMbr,
+  GPT_ENTRY_SIZE,
+  type GptHeader,
+  gptEntriesBytes,
+  gptEntriesCrc,
+  SECTOR,
+} from './gpt-header.ts';
 import {
   decodeAttributes,
   encodeAttributes,
@@ -23,12 +34,12 @@ import {
   partitionTypeName,
 } from './partition-types.ts';
 
-export const SECTOR = 512;
+export { SECTOR };
+/** Entries we write (the UEFI minimum array of 16 KiB). */
 const ENTRIES = 128;
-const ENTRY_SIZE = 128;
-const ENTRY_SECTORS = (ENTRIES * ENTRY_SIZE) / SECTOR;
+const ENTRY_SECTORS = (ENTRIES * GPT_ENTRY_SIZE) / SECTOR;
+/** Partitions start at 1 MiB boundaries. */
 const ALIGN = 2048n;
-const HEADER_SIZE = 92;
 /** 16 TiB: bigger disks are not something we build. */
 const MAX_DISK = 2n ** 44n;
 
@@ -74,34 +85,25 @@ export interface GptDisk {
   usedBackup: boolean;
 }
 
-function u32crc(b: Uint8Array): number {
-  return crc32(b) >>> 0;
-}
-
 function encodeEntries(
   parts: Array<{ spec: GptPartitionSpec; first: bigint; last: bigint; uuid: string }>,
 ): Uint8Array {
-  const out = new Uint8Array(ENTRIES * ENTRY_SIZE);
+  const out = new Uint8Array(ENTRIES * GPT_ENTRY_SIZE);
   parts.forEach((p, i) => {
-    const e = out.subarray(i * ENTRY_SIZE, (i + 1) * ENTRY_SIZE);
-    const dv = view(e);
-    e.set(guidToBytes(p.spec.type, 'partition type'), 0);
-    e.set(guidToBytes(p.uuid, 'partition UUID'), 16);
-    dv.setBigUint64(32, p.first, true);
-    dv.setBigUint64(40, p.last, true);
-    dv.setBigUint64(48, encodeAttributes(p.spec.attributes), true);
-    const name = Buffer.from(p.spec.name, 'utf16le');
-    if (name.length > 72)
-      throw new FormatError(
-        'E_GPT_BAD_NAME',
-        `Cannot name partition ${JSON.stringify(p.spec.name)}: at most 36 UTF-16 units`,
-      );
-    e.set(name, 56);
+    const entry = encodeGptEntry({
+      typeGuid: p.spec.type,
+      uniqueGuid: p.uuid,
+      startingLba: p.first,
+      endingLba: p.last,
+      attributes: encodeAttributes(p.spec.attributes),
+      name: p.spec.name,
+    });
+    out.set(entry, i * GPT_ENTRY_SIZE);
   });
   return out;
 }
 
-function encodeHeader(
+function header(
   my: bigint,
   alt: bigint,
   firstUsable: bigint,
@@ -110,34 +112,17 @@ function encodeHeader(
   entriesLba: bigint,
   entriesCrc: number,
 ): Uint8Array {
-  const h = new Uint8Array(SECTOR);
-  const dv = view(h);
-  h.set(Buffer.from('EFI PART', 'latin1'), 0);
-  dv.setUint32(8, 0x00010000, true);
-  dv.setUint32(12, HEADER_SIZE, true);
-  dv.setBigUint64(24, my, true);
-  dv.setBigUint64(32, alt, true);
-  dv.setBigUint64(40, firstUsable, true);
-  dv.setBigUint64(48, lastUsable, true);
-  h.set(guidToBytes(guid, 'disk GUID'), 56);
-  dv.setBigUint64(72, entriesLba, true);
-  dv.setUint32(80, ENTRIES, true);
-  dv.setUint32(84, ENTRY_SIZE, true);
-  dv.setUint32(88, entriesCrc, true);
-  dv.setUint32(16, u32crc(h.subarray(0, HEADER_SIZE)), true);
-  return h;
-}
-
-function protectiveMbr(totalSectors: bigint): Uint8Array {
-  const m = new Uint8Array(SECTOR);
-  const dv = view(m);
-  m.set([0x00, 0x00, 0x02, 0x00, 0xee, 0xff, 0xff, 0xff], 446);
-  dv.setUint32(454, 1, true);
-  const n = totalSectors - 1n;
-  dv.setUint32(458, n > 0xffffffffn ? 0xffffffff : Number(n), true);
-  m[510] = 0x55;
-  m[511] = 0xaa;
-  return m;
+  return encodeGptHeader({
+    myLba: my,
+    alternateLba: alt,
+    firstUsableLba: firstUsable,
+    lastUsableLba: lastUsable,
+    diskGuid: guid,
+    partitionEntryLba: entriesLba,
+    numberOfEntries: ENTRIES,
+    sizeOfEntry: GPT_ENTRY_SIZE,
+    entriesCrc32: entriesCrc,
+  });
 }
 
 function writeAt(fd: number, b: Uint8Array, pos: bigint): void {
@@ -170,8 +155,8 @@ function copySparse(
     for (;;) {
       const n = readSync(src, buf, 0, buf.length, off);
       if (n === 0) break;
-      for (let b = 0; b < n; b += 4096) {
-        const blk = buf.subarray(b, Math.min(n, b + 4096));
+      for (let b = 0; b < n; b += BLOCK_SIZE) {
+        const blk = buf.subarray(b, Math.min(n, b + BLOCK_SIZE));
         if (blk.some((x) => x !== 0)) writeAt(fd, blk, pos + BigInt(off + b));
       }
       off += n;
@@ -239,20 +224,20 @@ export async function writeGpt(
   });
   const guid = options.diskGuid === undefined ? randomUUID() : parseUuid(options.diskGuid, 'disk GUID');
   const entries = encodeEntries(placed);
-  const ecrc = u32crc(entries);
+  const ecrc = gptEntriesCrc(entries);
   const tmp = `${diskPath}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   let ok = false;
   try {
     ftruncateSync(fd, Number(size));
-    writeAt(fd, protectiveMbr(total), 0n);
-    writeAt(fd, encodeHeader(1n, total - 1n, firstUsable, lastUsable, guid, 2n, ecrc), BigInt(SECTOR));
+    writeAt(fd, encodeProtectiveMbr(total), 0n);
+    writeAt(fd, header(1n, total - 1n, firstUsable, lastUsable, guid, 2n, ecrc), BigInt(SECTOR));
     writeAt(fd, entries, 2n * BigInt(SECTOR));
     const backupEntries = total - 1n - BigInt(ENTRY_SECTORS);
     writeAt(fd, entries, backupEntries * BigInt(SECTOR));
     writeAt(
       fd,
-      encodeHeader(total - 1n, 1n, firstUsable, lastUsable, guid, backupEntries, ecrc),
+      header(total - 1n, 1n, firstUsable, lastUsable, guid, backupEntries, ecrc),
       (total - 1n) * BigInt(SECTOR),
     );
     let imageBytes = 0;
@@ -292,45 +277,15 @@ function readAt(fd: number, pos: bigint, len: number): Uint8Array {
   return b;
 }
 
-/** Decodes and checks a header sector and its entry array read from `fd`. */
-function decodeAt(fd: number, lba: bigint, total: bigint): { h: DataView; entries: Uint8Array } {
-  const sector = readAt(fd, lba * BigInt(SECTOR), SECTOR);
-  const h = view(sector);
-  if (Buffer.from(sector.subarray(0, 8)).toString('latin1') !== 'EFI PART')
-    throw bad('E_GPT_MAGIC', `Cannot decode GPT header at LBA ${lba}: no "EFI PART" signature`);
-  const hsize = h.getUint32(12, true);
-  if (hsize < HEADER_SIZE || hsize > SECTOR)
-    throw bad('E_GPT_HEADER_SIZE', `Cannot decode GPT header at LBA ${lba}: header size ${hsize}`);
-  const stored = h.getUint32(16, true);
-  const copy = sector.slice(0, hsize);
-  view(copy).setUint32(16, 0, true);
-  const crc = u32crc(copy);
-  if (crc !== stored)
-    throw bad(
-      'E_GPT_HEADER_CRC',
-      `Cannot decode GPT header at LBA ${lba}: CRC32 is 0x${stored.toString(16).padStart(8, '0')}, expected 0x${crc.toString(16).padStart(8, '0')}`,
-    );
-  if (h.getBigUint64(24, true) !== lba)
-    throw bad(
-      'E_GPT_HEADER_LBA',
-      `Cannot decode GPT header at LBA ${lba}: it says it is at LBA ${h.getBigUint64(24, true)}`,
-    );
-  const count = h.getUint32(80, true);
-  const esize = h.getUint32(84, true);
-  if (count === 0 || count > 1024 || esize < 128 || esize > 1024 || esize % 8 !== 0)
-    throw bad('E_GPT_ENTRY_SHAPE', `Cannot decode GPT entries: ${count} entries of ${esize} bytes`);
-  const elba = h.getBigUint64(72, true);
-  const bytes = count * esize;
-  if (elba < 1n || elba + BigInt(Math.ceil(bytes / SECTOR)) > total)
-    throw bad('E_GPT_ENTRY_RANGE', `Cannot decode GPT entries: LBA ${elba} is outside the disk`);
-  const entries = readAt(fd, elba * BigInt(SECTOR), bytes);
-  const ecrc = u32crc(entries);
-  if (ecrc !== h.getUint32(88, true))
-    throw bad(
-      'E_GPT_ENTRIES_CRC',
-      `Cannot decode GPT entries: CRC32 is 0x${h.getUint32(88, true).toString(16).padStart(8, '0')}, expected 0x${ecrc.toString(16).padStart(8, '0')}`,
-    );
-  return { h, entries };
+/** Reads, decodes and checks the header sector at `lba` and its entry array. */
+function decodeAt(
+  fd: number,
+  lba: bigint,
+  total: bigint,
+): { h: GptHeader; entries: ReturnType<typeof decodeGptEntries> } {
+  const h = decodeGptHeader(readAt(fd, lba * BigInt(SECTOR), SECTOR), lba, total);
+  const bytes = readAt(fd, h.partitionEntryLba * BigInt(SECTOR), gptEntriesBytes(h));
+  return { h, entries: decodeGptEntries(h, bytes) };
 }
 
 /** Reads a GPT disk; falls back to the backup header when the primary is damaged. */
@@ -350,7 +305,7 @@ export async function readGpt(diskPath: string, options: ReadGptOptions = {}): P
     if (total < 67n)
       throw bad('E_GPT_TRUNCATED', `Cannot read GPT: ${size} bytes is too small for a GPT disk`);
     let usedBackup = false;
-    let d: { h: DataView; entries: Uint8Array };
+    let d: ReturnType<typeof decodeAt>;
     try {
       d = decodeAt(fd, 1n, total);
     } catch (primary) {
@@ -362,49 +317,41 @@ export async function readGpt(diskPath: string, options: ReadGptOptions = {}): P
       }
     }
     const { h, entries } = d;
-    const firstUsable = h.getBigUint64(40, true);
-    const lastUsable = h.getBigUint64(48, true);
+    const firstUsable = h.firstUsableLba;
+    const lastUsable = h.lastUsableLba;
     if (firstUsable > lastUsable || lastUsable >= total)
       throw bad(
         'E_GPT_USABLE_RANGE',
         `Cannot read GPT: usable LBAs ${firstUsable}..${lastUsable} on a disk of ${total} sectors`,
       );
-    const esize = h.getUint32(84, true);
     const partitions: GptPartition[] = [];
-    for (let i = 0; i < h.getUint32(80, true); i++) {
-      const e = entries.subarray(i * esize, i * esize + 128);
-      if (e.subarray(0, 16).every((b) => b === 0)) continue;
-      const dv = view(e);
-      const first = dv.getBigUint64(32, true);
-      const last = dv.getBigUint64(40, true);
+    for (const e of entries) {
+      const first = e.startingLba;
+      const last = e.endingLba;
       if (first < firstUsable || last > lastUsable || last < first)
         throw bad(
           'E_GPT_PART_RANGE',
-          `Cannot read GPT: partition ${i + 1} spans LBA ${first}..${last}, usable is ${firstUsable}..${lastUsable}`,
+          `Cannot read GPT: partition ${e.index} spans LBA ${first}..${last}, usable is ${firstUsable}..${lastUsable}`,
         );
       for (const p of partitions) {
         if (first <= p.lastLba && p.firstLba <= last)
-          throw bad('E_GPT_OVERLAP', `Cannot read GPT: partition ${i + 1} overlaps partition ${p.index}`);
+          throw bad('E_GPT_OVERLAP', `Cannot read GPT: partition ${e.index} overlaps partition ${p.index}`);
       }
-      const nameRaw = Buffer.from(e.subarray(56, 128)).toString('utf16le');
-      const nul = nameRaw.indexOf('\0');
-      const type = guidFromBytes(e.subarray(0, 16));
-      const attributes = dv.getBigUint64(48, true);
       partitions.push({
-        index: i + 1,
-        name: nul < 0 ? nameRaw : nameRaw.slice(0, nul),
-        type,
-        typeName: partitionTypeName(type, options.typeNames),
-        uuid: guidFromBytes(e.subarray(16, 32)),
+        index: e.index,
+        name: e.name,
+        type: e.typeGuid,
+        typeName: partitionTypeName(e.typeGuid, options.typeNames),
+        uuid: e.uniqueGuid,
         firstLba: first,
         lastLba: last,
         sizeBytes: (last - first + 1n) * BigInt(SECTOR),
-        attributes,
-        flags: decodeAttributes(attributes),
+        attributes: e.attributes,
+        flags: decodeAttributes(e.attributes),
       });
     }
     return {
-      diskGuid: guidFromBytes(new Uint8Array(h.buffer, h.byteOffset + 56, 16)),
+      diskGuid: h.diskGuid,
       sizeBytes: size,
       firstUsableLba: firstUsable,
       lastUsableLba: lastUsable,

@@ -2,8 +2,7 @@
 // sha256(salt ‖ block) for a run of 4096-byte blocks read straight from a file.
 import { hash } from 'node:crypto';
 import { readSync, readvSync } from 'node:fs';
-
-export const BLOCK = 4096;
+import { BLOCK_SIZE } from '../block-size.ts';
 
 /**
  * Reads blocks with one readv into slots that already hold the salt, so each block is
@@ -18,7 +17,7 @@ export class BlockHasher {
 
   constructor(salt: Uint8Array, maxBlocks: number) {
     this.#salt = salt;
-    this.#stride = salt.length + BLOCK;
+    this.#stride = salt.length + BLOCK_SIZE;
     const arena = Buffer.alloc(this.#stride * maxBlocks);
     this.#slots = [];
     this.#targets = [];
@@ -37,14 +36,14 @@ export class BlockHasher {
   hashRange(fd: number, offset: number, count: number, out: Buffer): number {
     if (count > this.#slots.length)
       throw new RangeError(`Expected at most ${this.#slots.length} blocks, got ${count}`);
-    const want = count * BLOCK;
+    const want = count * BLOCK_SIZE;
     let got = readvSync(fd, this.#targets.slice(0, count), offset);
     // readv may stop short of a regular file's end only rarely; finish block by block.
     while (got < want) {
-      const i = Math.floor(got / BLOCK);
-      const within = got % BLOCK;
+      const i = Math.floor(got / BLOCK_SIZE);
+      const within = got % BLOCK_SIZE;
       const target = this.#targets[i] as Buffer;
-      const n = readSync(fd, target, within, BLOCK - within, offset + got);
+      const n = readSync(fd, target, within, BLOCK_SIZE - within, offset + got);
       if (n === 0) return got;
       got += n;
     }

@@ -13,10 +13,11 @@ import {
 } from 'node:fs';
 import { stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { fromHex, toHex } from '../../common/index.ts';
 import { uuidFromBytes, uuidToBytes } from '../guid.ts';
 import { FormatError } from '../format-error.ts';
-import { VERITY_BLOCK_SIZE, verityGeometry } from './verity-geometry.ts';
+import { verityGeometry } from './verity-geometry.ts';
 import { type HashOptions, hashDataBlocks } from './verity-hasher.ts';
 import { deriveVeritySalt, deriveVerityUuid } from './verity-seed.ts';
 import { encodeVeritySuperblock, VERITY_MAX_SALT } from './verity-superblock.ts';
@@ -78,7 +79,7 @@ function hexSalt(hex: string): Uint8Array {
 }
 
 function checkOffset(n: number, what: string): number {
-  if (!Number.isSafeInteger(n) || n < 0 || n % VERITY_BLOCK_SIZE !== 0) {
+  if (!Number.isSafeInteger(n) || n < 0 || n % BLOCK_SIZE !== 0) {
     throw new FormatError(
       'E_VERITY_BAD_OFFSET',
       `Cannot use ${what} ${n}: expected a non-negative multiple of 4096`,
@@ -115,31 +116,31 @@ export async function formatVerity(
     if (
       !Number.isSafeInteger(options.dataBlocks) ||
       options.dataBlocks < 1 ||
-      options.dataBlocks * VERITY_BLOCK_SIZE > dataBytes
+      options.dataBlocks * BLOCK_SIZE > dataBytes
     ) {
       throw new FormatError(
         'E_VERITY_BAD_SIZE',
-        `Cannot cover ${options.dataBlocks} data blocks: ${dataPath} has ${Math.floor(dataBytes / VERITY_BLOCK_SIZE)}`,
+        `Cannot cover ${options.dataBlocks} data blocks: ${dataPath} has ${Math.floor(dataBytes / BLOCK_SIZE)}`,
         { path: dataPath },
       );
     }
-    dataBytes = options.dataBlocks * VERITY_BLOCK_SIZE;
-  } else if (dataBytes % VERITY_BLOCK_SIZE !== 0) {
+    dataBytes = options.dataBlocks * BLOCK_SIZE;
+  } else if (dataBytes % BLOCK_SIZE !== 0) {
     if (options.pad !== true || (appended && hashOffsetIn !== undefined)) {
       throw new FormatError(
         'E_VERITY_UNALIGNED',
-        `Cannot protect ${dataPath}: size ${dataBytes} is not a multiple of 4096 (the kernel would leave the last ${dataBytes % VERITY_BLOCK_SIZE} bytes unprotected); pad it`,
+        `Cannot protect ${dataPath}: size ${dataBytes} is not a multiple of 4096 (the kernel would leave the last ${dataBytes % BLOCK_SIZE} bytes unprotected); pad it`,
         { path: dataPath },
       );
     }
-    dataBytes = Math.ceil(dataBytes / VERITY_BLOCK_SIZE) * VERITY_BLOCK_SIZE;
+    dataBytes = Math.ceil(dataBytes / BLOCK_SIZE) * BLOCK_SIZE;
     await truncate(dataPath, dataBytes);
     size = dataBytes;
   }
   if (dataBytes === 0) {
     throw new FormatError('E_VERITY_BAD_SIZE', `Cannot protect ${dataPath}: it is empty`, { path: dataPath });
   }
-  const dataBlocks = dataBytes / VERITY_BLOCK_SIZE;
+  const dataBlocks = dataBytes / BLOCK_SIZE;
   const geometry = verityGeometry(dataBlocks);
   const hashOffset = hashOffsetIn ?? (appended ? dataBytes : 0);
   if (appended && hashOffset < dataBytes) {
@@ -158,8 +159,8 @@ export async function formatVerity(
   const superblock = encodeVeritySuperblock({
     uuid: uuidToBytes(uuid),
     algorithm: 'sha256',
-    dataBlockSize: VERITY_BLOCK_SIZE,
-    hashBlockSize: VERITY_BLOCK_SIZE,
+    dataBlockSize: BLOCK_SIZE,
+    hashBlockSize: BLOCK_SIZE,
     dataBlocks,
     salt,
   });
@@ -190,7 +191,7 @@ export async function formatVerity(
     for await (const digests of hashDataBlocks(dataPath, dataBlocks, salt, threads)) {
       tree.push(digests);
       // One 32-byte digest per 4096-byte data block.
-      hashed += (digests.length / 32) * VERITY_BLOCK_SIZE;
+      hashed += (digests.length / 32) * BLOCK_SIZE;
       options.onProgress?.(hashed, dataBytes);
     }
     const root = tree.finish();

@@ -1,11 +1,11 @@
 // The shape of a dm-verity format-1 hash tree as veritysetup lays it out (cryptsetup
 // lib/verity/verity_hash.c): superblock block, then levels top first, level 0 last.
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
 
-export const VERITY_BLOCK_SIZE = 4096;
 export const VERITY_DIGEST_SIZE = 32;
 /** Digests per 4096-byte hash block (sha256). */
-export const VERITY_FANOUT = VERITY_BLOCK_SIZE / VERITY_DIGEST_SIZE;
+export const VERITY_FANOUT = BLOCK_SIZE / VERITY_DIGEST_SIZE;
 /** 2^40 data blocks = 4 PiB: far beyond any disk we build, and keeps arithmetic exact. */
 export const VERITY_MAX_DATA_BLOCKS = 2 ** 40;
 
@@ -53,5 +53,5 @@ export function verityGeometry(dataBlocks: number): VerityGeometry {
     levels[i] = { level: i, blocks, firstBlock: next, entries: e };
     next += blocks;
   }
-  return { dataBlocks, levels, hashSize: next * VERITY_BLOCK_SIZE };
+  return { dataBlocks, levels, hashSize: next * BLOCK_SIZE };
 }

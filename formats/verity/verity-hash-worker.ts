@@ -6,7 +6,8 @@
 import { closeSync, openSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { evalWorkerSource } from '../../common/index.ts';
-import { BLOCK, BlockHasher } from './verity-block-hash.ts';
+import { BLOCK_SIZE } from '../block-size.ts';
+import { BlockHasher } from './verity-block-hash.ts';
 
 export interface HashTask {
   id: number;
@@ -40,7 +41,7 @@ function workerMain(Hasher: typeof BlockHasher): void {
       // Its own ArrayBuffer (allocUnsafeSlow never hands out a pool slice), so it can be transferred.
       const out = Buffer.allocUnsafeSlow(task.count * 32);
       const got = hasher.hashRange(fd, task.offset, task.count, out);
-      if (got < task.count * 4096)
+      if (got < task.count * BLOCK_SIZE)
         throw new Error(`short read at byte ${task.offset + got}: file ends early`);
       const digests = new Uint8Array(out.buffer, out.byteOffset, out.length);
       port.postMessage({ id: task.id, digests } satisfies HashReply, [out.buffer as ArrayBuffer]);
@@ -55,7 +56,7 @@ function workerMain(Hasher: typeof BlockHasher): void {
 
 /** CommonJS source for `new Worker(…, { eval: true, workerData: HashWorkerData })`. */
 export function hashWorkerSource(): string {
-  // Every free name of BlockHasher (verity-block-hash.ts's imports and BLOCK) and of
+  // Every free name of BlockHasher (verity-block-hash.ts's imports and BLOCK_SIZE) and of
   // workerMain (this file's imports).
   return evalWorkerSource({
     requires: {
@@ -63,7 +64,7 @@ export function hashWorkerSource(): string {
       'node:fs': ['closeSync', 'openSync', 'readSync', 'readvSync'],
       'node:worker_threads': ['parentPort', 'workerData'],
     },
-    constants: { BLOCK },
+    constants: { BLOCK_SIZE },
     definitions: [BlockHasher],
     main: workerMain,
     mainArgs: ['BlockHasher'],

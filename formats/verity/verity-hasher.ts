@@ -6,9 +6,9 @@ import { hash } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
 import { BlockHasher } from './verity-block-hash.ts';
-import { VERITY_BLOCK_SIZE } from './verity-geometry.ts';
 import {
   type HashReply,
   type HashTask,
@@ -85,7 +85,7 @@ async function* hashTasks(
     if (nextTask >= tasks || nextTask - consumed >= WINDOW) return undefined;
     const id = nextTask++;
     const first = id * TASK_BLOCKS;
-    return { id, offset: first * VERITY_BLOCK_SIZE, count: Math.min(TASK_BLOCKS, count - first) };
+    return { id, offset: first * BLOCK_SIZE, count: Math.min(TASK_BLOCKS, count - first) };
   };
   const feed = (w: Worker): void => {
     while ((queued.get(w) ?? 0) < QUEUED) {
@@ -127,7 +127,7 @@ async function* hashTasks(
         // The calling thread hashes a task whenever it would otherwise wait.
         const out = Buffer.allocUnsafeSlow(task.count * 32);
         const got = hasher.hashRange(fd, task.offset, task.count, out);
-        if (got < task.count * VERITY_BLOCK_SIZE) throw shortRead(path, task.offset + got);
+        if (got < task.count * BLOCK_SIZE) throw shortRead(path, task.offset + got);
         done.set(task.id, new Uint8Array(out.buffer, out.byteOffset, out.length));
         // Let worker replies in (and refill their queues) before hashing more.
         if (nWorkers > 0) await new Promise<void>((r) => setImmediate(r));

@@ -1,22 +1,32 @@
 // The 512-byte veritysetup superblock at the start of a hash area (cryptsetup
-// lib/verity/verity.c `struct verity_sb`, little-endian), padded to a 4096-byte block.
-import { toHex, view } from '../../common/index.ts';
+// lib/verity/verity.c `struct verity_sb`, little-endian), padded to a 4096-byte block. The
+// layout is the field table below; encoder and decoder are derived from it.
+import { toHex } from '../../common/index.ts';
+import { fieldTable } from '../_field-table.ts';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { FormatError } from '../format-error.ts';
-import { VERITY_BLOCK_SIZE, VERITY_MAX_DATA_BLOCKS } from './verity-geometry.ts';
+import { VERITY_MAX_DATA_BLOCKS } from './verity-geometry.ts';
 
 export const VERITY_MAGIC = 'verity\0\0';
 export const VERITY_SB_SIZE = 512;
-const OFF_VERSION = 8;
-const OFF_HASH_TYPE = 12;
-const OFF_UUID = 16;
-const OFF_ALGORITHM = 32;
-const ALGORITHM_SIZE = 32;
-const OFF_DATA_BLOCK_SIZE = 64;
-const OFF_HASH_BLOCK_SIZE = 68;
-const OFF_DATA_BLOCKS = 72;
-const OFF_SALT_SIZE = 80;
-const OFF_SALT = 88;
 export const VERITY_MAX_SALT = 256;
+
+const SB = 'cryptsetup lib/verity/verity.c struct verity_sb';
+/** The superblock, field by field (little-endian). */
+export const VERITY_SUPERBLOCK = fieldTable('verity superblock', VERITY_SB_SIZE, [
+  { name: 'signature', offset: 0, size: 8, type: 'text', value: VERITY_MAGIC, spec: `${SB}: signature` },
+  { name: 'version', offset: 8, size: 4, type: 'u32', value: 1, spec: `${SB}: version` },
+  { name: 'hashType', offset: 12, size: 4, type: 'u32', value: 1, spec: `${SB}: hash_type (1 = format 1)` },
+  { name: 'uuid', offset: 16, size: 16, type: 'bytes', spec: `${SB}: uuid (RFC 4122 byte order)` },
+  { name: 'algorithm', offset: 32, size: 32, type: 'text', spec: `${SB}: algorithm, NUL-padded` },
+  { name: 'dataBlockSize', offset: 64, size: 4, type: 'u32', spec: `${SB}: data_block_size` },
+  { name: 'hashBlockSize', offset: 68, size: 4, type: 'u32', spec: `${SB}: hash_block_size` },
+  { name: 'dataBlocks', offset: 72, size: 8, type: 'u64', spec: `${SB}: data_blocks` },
+  { name: 'saltSize', offset: 80, size: 2, type: 'u16', spec: `${SB}: salt_size` },
+  { name: '_pad1', offset: 82, size: 6, type: 'reserved', spec: `${SB}: _pad1` },
+  { name: 'salt', offset: 88, size: VERITY_MAX_SALT, type: 'bytes', spec: `${SB}: salt (salt_size used)` },
+  { name: '_pad2', offset: 344, size: 168, type: 'reserved', spec: `${SB}: _pad2` },
+]);
 
 export interface VeritySuperblock {
   /** 16 bytes, stored as-is (RFC 4122 byte order). */
@@ -37,18 +47,19 @@ export function encodeVeritySuperblock(sb: VeritySuperblock): Uint8Array {
       `Cannot encode verity superblock: salt is ${sb.salt.length} bytes, at most 256`,
     );
   }
-  const out = new Uint8Array(VERITY_BLOCK_SIZE);
-  const dv = view(out);
-  out.set(new TextEncoder().encode(VERITY_MAGIC), 0);
-  dv.setUint32(OFF_VERSION, 1, true);
-  dv.setUint32(OFF_HASH_TYPE, 1, true);
-  out.set(sb.uuid, OFF_UUID);
-  out.set(new TextEncoder().encode(sb.algorithm), OFF_ALGORITHM);
-  dv.setUint32(OFF_DATA_BLOCK_SIZE, sb.dataBlockSize, true);
-  dv.setUint32(OFF_HASH_BLOCK_SIZE, sb.hashBlockSize, true);
-  dv.setBigUint64(OFF_DATA_BLOCKS, BigInt(sb.dataBlocks), true);
-  dv.setUint16(OFF_SALT_SIZE, sb.salt.length, true);
-  out.set(sb.salt, OFF_SALT);
+  const out = new Uint8Array(BLOCK_SIZE);
+  out.set(
+    VERITY_SUPERBLOCK.encode({
+      uuid: sb.uuid,
+      algorithm: sb.algorithm,
+      dataBlockSize: sb.dataBlockSize,
+      hashBlockSize: sb.hashBlockSize,
+      dataBlocks: BigInt(sb.dataBlocks),
+      saltSize: sb.salt.length,
+      salt: sb.salt,
+    }),
+    0,
+  );
   return out;
 }
 
@@ -63,48 +74,46 @@ function bad(code: string, message: string): FormatError {
 export function decodeVeritySuperblock(bytes: Uint8Array): VeritySuperblock {
   if (bytes.length < VERITY_SB_SIZE)
     throw bad('E_VERITY_SB_TRUNCATED', `${bytes.length} bytes, expected 512`);
-  const dv = view(bytes);
-  const magic = new TextDecoder('latin1').decode(bytes.subarray(0, 8));
-  if (magic !== VERITY_MAGIC)
+  const f = VERITY_SUPERBLOCK.decode(bytes);
+  if (f.signature !== 'verity')
     throw bad('E_VERITY_SB_MAGIC', `magic is ${toHex(bytes.subarray(0, 8))}, expected "verity"`);
-  const version = dv.getUint32(OFF_VERSION, true);
-  if (version !== 1) throw bad('E_VERITY_SB_VERSION', `version is ${version}, expected 1`);
-  const hashType = dv.getUint32(OFF_HASH_TYPE, true);
-  if (hashType !== 1) throw bad('E_VERITY_SB_HASH_TYPE', `hash type is ${hashType}, expected 1`);
-  const algBytes = bytes.subarray(OFF_ALGORITHM, OFF_ALGORITHM + ALGORITHM_SIZE);
+  // 'verity' then two NULs: the text decoder stops at the first NUL, so check the rest is zero.
+  if (
+    VERITY_SUPERBLOCK.raw(bytes, 'signature')
+      .subarray(6)
+      .some((b) => b !== 0)
+  )
+    throw bad('E_VERITY_SB_MAGIC', `magic is ${toHex(bytes.subarray(0, 8))}, expected "verity"`);
+  if (f.version !== 1) throw bad('E_VERITY_SB_VERSION', `version is ${f.version}, expected 1`);
+  if (f.hashType !== 1) throw bad('E_VERITY_SB_HASH_TYPE', `hash type is ${f.hashType}, expected 1`);
+  const algBytes = VERITY_SUPERBLOCK.raw(bytes, 'algorithm');
   const nul = algBytes.indexOf(0);
-  const algorithm = new TextDecoder('latin1').decode(algBytes.subarray(0, nul < 0 ? ALGORITHM_SIZE : nul));
-  if (algorithm !== 'sha256' || (nul >= 0 && algBytes.subarray(nul).some((b) => b !== 0))) {
-    throw bad('E_VERITY_SB_ALGORITHM', `algorithm is ${JSON.stringify(algorithm)}, expected "sha256"`);
+  if (f.algorithm !== 'sha256' || (nul >= 0 && algBytes.subarray(nul).some((b) => b !== 0))) {
+    throw bad('E_VERITY_SB_ALGORITHM', `algorithm is ${JSON.stringify(f.algorithm)}, expected "sha256"`);
   }
-  const dataBlockSize = dv.getUint32(OFF_DATA_BLOCK_SIZE, true);
-  const hashBlockSize = dv.getUint32(OFF_HASH_BLOCK_SIZE, true);
-  if (dataBlockSize !== VERITY_BLOCK_SIZE || hashBlockSize !== VERITY_BLOCK_SIZE) {
+  const { dataBlockSize, hashBlockSize, dataBlocks, saltSize } = f;
+  if (dataBlockSize !== BLOCK_SIZE || hashBlockSize !== BLOCK_SIZE) {
     throw bad(
       'E_VERITY_SB_BLOCK_SIZE',
       `block sizes are ${dataBlockSize}/${hashBlockSize}, expected 4096/4096`,
     );
   }
-  const dataBlocks = dv.getBigUint64(OFF_DATA_BLOCKS, true);
   if (dataBlocks < 1n || dataBlocks > BigInt(VERITY_MAX_DATA_BLOCKS)) {
     throw bad(
       'E_VERITY_SB_DATA_BLOCKS',
       `data blocks is ${dataBlocks}, expected 1 to ${VERITY_MAX_DATA_BLOCKS}`,
     );
   }
-  const saltSize = dv.getUint16(OFF_SALT_SIZE, true);
   if (saltSize > VERITY_MAX_SALT) throw bad('E_VERITY_SB_SALT', `salt size is ${saltSize}, at most 256`);
-  const padding = [
-    bytes.subarray(OFF_SALT_SIZE + 2, OFF_SALT),
-    bytes.subarray(OFF_SALT + saltSize, VERITY_SB_SIZE),
-  ];
-  if (padding.some((p) => p.some((b) => b !== 0))) throw bad('E_VERITY_SB_PADDING', 'padding is not zero');
+  // Reserved fields and the unused tail of the salt field must be zero.
+  if (VERITY_SUPERBLOCK.nonZeroReserved(bytes).length > 0 || f.salt.subarray(saltSize).some((b) => b !== 0))
+    throw bad('E_VERITY_SB_PADDING', 'padding is not zero');
   return {
-    uuid: bytes.slice(OFF_UUID, OFF_UUID + 16),
+    uuid: f.uuid,
     algorithm: 'sha256',
     dataBlockSize,
     hashBlockSize,
     dataBlocks: Number(dataBlocks),
-    salt: bytes.slice(OFF_SALT, OFF_SALT + saltSize),
+    salt: f.salt.slice(0, saltSize),
   };
 }

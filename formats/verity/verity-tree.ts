@@ -3,7 +3,8 @@
 // hash area (veritysetup's layout: top level first). Memory does not grow with data size.
 import { writeSync } from 'node:fs';
 import { hash } from 'node:crypto';
-import { VERITY_BLOCK_SIZE, VERITY_DIGEST_SIZE, type VerityGeometry } from './verity-geometry.ts';
+import { BLOCK_SIZE } from '../block-size.ts';
+import { VERITY_DIGEST_SIZE, type VerityGeometry } from './verity-geometry.ts';
 
 /** Blocks gathered per level before one write call. */
 const WRITE_BATCH = 64;
@@ -32,11 +33,11 @@ export class VerityTreeWriter {
     this.#salt = salt;
     this.#levels = geometry.levels.map((l) => ({
       firstBlock: l.firstBlock,
-      buf: new Uint8Array(WRITE_BATCH * VERITY_BLOCK_SIZE),
+      buf: new Uint8Array(WRITE_BATCH * BLOCK_SIZE),
       fill: 0,
       written: 0,
     }));
-    this.#scratch = Buffer.alloc(salt.length + VERITY_BLOCK_SIZE);
+    this.#scratch = Buffer.alloc(salt.length + BLOCK_SIZE);
     this.#scratch.set(salt, 0);
   }
 
@@ -58,10 +59,10 @@ export class VerityTreeWriter {
       st.fill += n;
       off += n;
       // Hash every block that just became complete and pass it up.
-      const firstDone = Math.floor(before / VERITY_BLOCK_SIZE);
-      const lastDone = Math.floor(st.fill / VERITY_BLOCK_SIZE);
+      const firstDone = Math.floor(before / BLOCK_SIZE);
+      const lastDone = Math.floor(st.fill / BLOCK_SIZE);
       for (let b = firstDone; b < lastDone; b++)
-        this.#up(level, st.buf.subarray(b * VERITY_BLOCK_SIZE, (b + 1) * VERITY_BLOCK_SIZE));
+        this.#up(level, st.buf.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE));
       if (st.fill === st.buf.length) this.#flush(st);
     }
   }
@@ -73,12 +74,12 @@ export class VerityTreeWriter {
   }
 
   #flush(st: LevelState): void {
-    const bytes = Math.ceil(st.fill / VERITY_BLOCK_SIZE) * VERITY_BLOCK_SIZE;
+    const bytes = Math.ceil(st.fill / BLOCK_SIZE) * BLOCK_SIZE;
     if (bytes === 0) return;
-    const pos = this.#areaOffset + (st.firstBlock + st.written) * VERITY_BLOCK_SIZE;
+    const pos = this.#areaOffset + (st.firstBlock + st.written) * BLOCK_SIZE;
     let done = 0;
     while (done < bytes) done += writeSync(this.#fd, st.buf, done, bytes - done, pos + done);
-    st.written += bytes / VERITY_BLOCK_SIZE;
+    st.written += bytes / BLOCK_SIZE;
     st.buf.fill(0);
     st.fill = 0;
   }
@@ -93,14 +94,14 @@ export class VerityTreeWriter {
     let root: Uint8Array | undefined;
     for (let level = 0; level <= top; level++) {
       const st = this.#levels[level] as LevelState;
-      if (st.fill % VERITY_BLOCK_SIZE !== 0) {
-        const start = Math.floor(st.fill / VERITY_BLOCK_SIZE) * VERITY_BLOCK_SIZE;
-        st.fill = start + VERITY_BLOCK_SIZE;
+      if (st.fill % BLOCK_SIZE !== 0) {
+        const start = Math.floor(st.fill / BLOCK_SIZE) * BLOCK_SIZE;
+        st.fill = start + BLOCK_SIZE;
         const block = st.buf.subarray(start, st.fill);
         if (level === top) root = this.#digest(block);
         else this.#up(level, block);
       } else if (level === top && st.fill > 0) {
-        root = this.#digest(st.buf.subarray(st.fill - VERITY_BLOCK_SIZE, st.fill));
+        root = this.#digest(st.buf.subarray(st.fill - BLOCK_SIZE, st.fill));
       }
       this.#flush(st);
     }

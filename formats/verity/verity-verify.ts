@@ -1,15 +1,10 @@
 // `verifyVerity`: checks a data/hash pair against a root hash the way the kernel trusts
 // it, top-down (root → each tree level → data), and names the first bad block.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { BLOCK_SIZE } from '../block-size.ts';
 import { equalBytes, fromHex, toHex } from '../../common/index.ts';
 import { FormatError } from '../format-error.ts';
-import {
-  VERITY_BLOCK_SIZE,
-  VERITY_DIGEST_SIZE,
-  VERITY_FANOUT,
-  type VerityGeometry,
-  verityGeometry,
-} from './verity-geometry.ts';
+import { VERITY_DIGEST_SIZE, VERITY_FANOUT, type VerityGeometry, verityGeometry } from './verity-geometry.ts';
 import { type HashOptions, hashDataBlocks, verityDigest } from './verity-hasher.ts';
 import { decodeVeritySuperblock, type VeritySuperblock } from './verity-superblock.ts';
 
@@ -48,7 +43,7 @@ function readExact(fd: number, buf: Uint8Array, position: number, path: string):
 
 /** Reads and decodes the superblock at `hashOffset`. */
 export function readVeritySuperblock(hashPath: string, hashOffset = 0): VeritySuperblock {
-  if (!Number.isSafeInteger(hashOffset) || hashOffset < 0 || hashOffset % VERITY_BLOCK_SIZE !== 0) {
+  if (!Number.isSafeInteger(hashOffset) || hashOffset < 0 || hashOffset % BLOCK_SIZE !== 0) {
     throw new FormatError(
       'E_VERITY_BAD_OFFSET',
       `Cannot use hash offset ${hashOffset}: expected a non-negative multiple of 4096`,
@@ -56,7 +51,7 @@ export function readVeritySuperblock(hashPath: string, hashOffset = 0): VeritySu
   }
   const fd = openFile(hashPath);
   try {
-    const block = new Uint8Array(VERITY_BLOCK_SIZE);
+    const block = new Uint8Array(BLOCK_SIZE);
     readExact(fd, block, hashOffset, hashPath);
     return decodeVeritySuperblock(block);
   } finally {
@@ -104,7 +99,7 @@ export async function verifyVerity(
   const hashFd = openFile(hashPath);
   try {
     const dataSize = fstatSync(dataFd).size;
-    if (dataSize < sb.dataBlocks * VERITY_BLOCK_SIZE) {
+    if (dataSize < sb.dataBlocks * BLOCK_SIZE) {
       throw new FormatError(
         'E_VERITY_DATA_SHORT',
         `Cannot verify ${dataPath}: ${dataSize} bytes, the superblock covers ${sb.dataBlocks} blocks`,
@@ -139,10 +134,10 @@ function verifyTree(
 ) {
   const top = geo.levels.length - 1;
   if (top < 0) return;
-  const block = new Uint8Array(VERITY_BLOCK_SIZE);
-  const parent = new Uint8Array(VERITY_BLOCK_SIZE);
+  const block = new Uint8Array(BLOCK_SIZE);
+  const parent = new Uint8Array(BLOCK_SIZE);
   const topLevel = geo.levels[top] as (typeof geo.levels)[number];
-  readExact(fd, block, offset + topLevel.firstBlock * VERITY_BLOCK_SIZE, path);
+  readExact(fd, block, offset + topLevel.firstBlock * BLOCK_SIZE, path);
   if (!equalBytes(verityDigest(salt, block), root)) {
     throw mismatch(
       { area: 'hash', block: topLevel.firstBlock, level: top },
@@ -155,11 +150,11 @@ function verifyTree(
     let parentIndex = -1;
     for (let j = 0; j < l.blocks; j++) {
       const abs = l.firstBlock + j;
-      readExact(fd, block, offset + abs * VERITY_BLOCK_SIZE, path);
+      readExact(fd, block, offset + abs * BLOCK_SIZE, path);
       if (p !== undefined) {
         const pi = Math.floor(j / VERITY_FANOUT);
         if (pi !== parentIndex) {
-          readExact(fd, parent, offset + (p.firstBlock + pi) * VERITY_BLOCK_SIZE, path);
+          readExact(fd, parent, offset + (p.firstBlock + pi) * BLOCK_SIZE, path);
           parentIndex = pi;
         }
         const e = (j % VERITY_FANOUT) * VERITY_DIGEST_SIZE;
@@ -195,7 +190,7 @@ async function verifyData(
   options: HashOptions,
 ): Promise<void> {
   const level0 = geo.levels[0];
-  const stored = new Uint8Array(VERITY_BLOCK_SIZE);
+  const stored = new Uint8Array(BLOCK_SIZE);
   let storedIndex = -1;
   let block = 0;
   const threads = options.threads === undefined ? {} : { threads: options.threads };
@@ -207,7 +202,7 @@ async function verifyData(
       else {
         const hb = Math.floor(block / VERITY_FANOUT);
         if (hb !== storedIndex) {
-          readExact(hashFd, stored, offset + (level0.firstBlock + hb) * VERITY_BLOCK_SIZE, hashPath);
+          readExact(hashFd, stored, offset + (level0.firstBlock + hb) * BLOCK_SIZE, hashPath);
           storedIndex = hb;
         }
         const e = (block % VERITY_FANOUT) * VERITY_DIGEST_SIZE;
@@ -216,7 +211,7 @@ async function verifyData(
       if (!equalBytes(d, expected)) {
         throw mismatch(
           { area: 'data', block },
-          `data block ${block} (byte ${block * VERITY_BLOCK_SIZE}) has digest ${toHex(d)}, expected ${toHex(expected)}`,
+          `data block ${block} (byte ${block * BLOCK_SIZE}) has digest ${toHex(d)}, expected ${toHex(expected)}`,
         );
       }
     }

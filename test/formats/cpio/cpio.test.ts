@@ -34,6 +34,32 @@ test('writeCpio() archives are deterministic and GNU cpio extracts the identical
   t.is(Math.floor((await lstat(join(out, 'init'))).mtimeMs / 1000), 1_700_000_000);
 });
 
+test('readCpio() decodes an archive GNU cpio -H newc wrote, member for member', async (t) => {
+  const dir = await tempDir(t);
+  const src = join(dir, 'src');
+  await run('mkdir', ['-p', join(src, 'etc')], { timeout: 10_000 });
+  await writeFile(join(src, 'etc/hostname'), 'milkyway\n');
+  await writeFile(join(src, 'big'), Buffer.alloc(70_001, 3));
+  const list = 'etc\netc/hostname\nbig\n';
+  const made = await run('cpio', ['-o', '-H', 'newc', '--quiet', '--reproducible'], {
+    input: list,
+    cwd: src,
+    timeout: 30_000,
+    binary: true,
+  });
+  const members = readCpio(made.stdoutBytes ?? new Uint8Array());
+  t.deepEqual(
+    members.map((m) => [m.path, m.data.length, m.mode & 0o170000]),
+    [
+      ['etc', 0, 0o040000],
+      ['etc/hostname', 9, 0o100000],
+      ['big', 70_001, 0o100000],
+    ],
+  );
+  t.is(Buffer.from(members[1]?.data ?? []).toString(), 'milkyway\n');
+  t.true(Buffer.from(members[2]?.data ?? []).equals(Buffer.alloc(70_001, 3)));
+});
+
 test('writeCpio() zstd output decompresses with zstd to the plain archive', async (t) => {
   const dir = await tempDir(t);
   const plain = await writeCpio(entries, { sourceDateEpoch: 5 });

@@ -172,3 +172,50 @@ test('mway-image gpt show --json lists the partitions', async (t) => {
   t.not(bad.exitCode, 0);
   t.regex(bad.stderr, /E_GPT_MAGIC/);
 });
+
+test('readGpt() decodes a disk sgdisk made, field for field as sgdisk reports them', async (t) => {
+  const dir = await tempDir(t);
+  const disk = join(dir, 'sg.img');
+  await writeFile(disk, Buffer.alloc(0));
+  await run('truncate', ['-s', '32M', disk], { timeout: 10_000 });
+  await run(
+    'sgdisk',
+    [
+      '-U',
+      '11111111-2222-4333-8444-555555555555',
+      '-n',
+      '1:2048:+4M',
+      '-t',
+      '1:ef00',
+      '-c',
+      '1:EFI system',
+      '-u',
+      '1:aaaaaaaa-2222-4333-8444-555555555555',
+      '-n',
+      '2:0:+8M',
+      '-t',
+      '2:8304',
+      '-c',
+      '2:root_ünï',
+      '-A',
+      '2:set:60',
+      disk,
+    ],
+    { timeout: 30_000 },
+  );
+  const g = await readGpt(disk);
+  t.false(g.usedBackup);
+  t.is(g.diskGuid, '11111111-2222-4333-8444-555555555555');
+  const info = (await run('sgdisk', ['-i', '2', disk], { timeout: 30_000 })).stdout;
+  const p2 = g.partitions[1];
+  t.is(g.partitions.length, 2);
+  t.is(g.partitions[0]?.type, DPS.esp);
+  t.is(g.partitions[0]?.uuid, 'aaaaaaaa-2222-4333-8444-555555555555');
+  t.is(g.partitions[0]?.name, 'EFI system');
+  t.is(p2?.type, DPS.root);
+  t.is(p2?.name, 'root_ünï');
+  t.true(p2?.flags.readOnly);
+  t.regex(info, new RegExp(`First sector: ${p2?.firstLba} `));
+  t.regex(info, new RegExp(`Last sector: ${p2?.lastLba} `));
+  t.regex(info, new RegExp(`Partition unique GUID: ${p2?.uuid}`, 'i'));
+});

@@ -122,11 +122,7 @@ async function reportError(name: string, e: unknown, ctx: ReportContext): Promis
   const ours = isMilkyWayError(e);
   const code = ours ? e.code : citty ? ((e as Error & { code?: string }).code ?? 'E_USAGE') : 'E_INTERNAL';
   const message = e instanceof Error ? e.message : String(e);
-  const exit = ours
-    ? ((e.details?.exitCode as number | undefined) ?? EXIT_FAIL)
-    : citty
-      ? EXIT_USAGE
-      : EXIT_INTERNAL;
+  const exit = ours ? e.exitCode : citty ? EXIT_USAGE : EXIT_INTERNAL;
   if (ctx.json) {
     const body = ours ? e.toJSON() : { code, message };
     io.out(`${JSON.stringify({ ok: false, error: body })}\n`);

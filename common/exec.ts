@@ -4,10 +4,10 @@
 import { execa, type Options } from 'execa';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
-import { MilkyWayError } from './error.ts';
+import { CommonError } from './error.ts';
 import { debianPackageOf } from './tools.ts';
 
-export class ToolError extends MilkyWayError {}
+export class ToolError extends CommonError {}
 
 export interface RunOptions {
   /** Milliseconds before SIGTERM; required so nothing can hang forever. */

@@ -5,21 +5,27 @@
 // O_NONBLOCK and fstat must show the same inode, so swapping the path in between is caught.
 import { constants, type Stats } from 'node:fs';
 import { type FileHandle, lstat, open, stat } from 'node:fs/promises';
-import { errorMessage, MilkyWayError, type MilkyWayErrorOptions } from './error.ts';
+import type { CommonCode } from './common-codes.ts';
+import { CommonError, errorMessage, type MilkyWayErrorOptions } from './error.ts';
 
-export class FileError extends MilkyWayError {}
+export class FileError extends CommonError {}
 
-export type ErrorFactory = (code: string, message: string, options: MilkyWayErrorOptions) => Error;
+/** Makes the calling part's error for one of common/'s codes or the part's own `C`. */
+export type ErrorFactory<C extends string = never> = (
+  code: CommonCode | C,
+  message: string,
+  options: MilkyWayErrorOptions,
+) => Error;
 
-export interface RegularFileOptions {
+export interface RegularFileOptions<C extends string = never> {
   /** Follow a symlink at `path` (a CLI argument) or refuse it (a file found in a directory). */
   followSymlinks?: boolean;
   /** What the file is, for messages ("certificate", "layer"). */
   what?: string;
   /** Code for a file that cannot be opened or read (ENOENT, EACCES, EIO); default E_FILE_READ. */
-  readCode?: string;
+  readCode?: CommonCode | C;
   /** Makes the part's own error (KeysError, LayerError, …); default FileError. */
-  error?: ErrorFactory;
+  error?: ErrorFactory<C>;
 }
 
 const fileError: ErrorFactory = (code, message, options) => new FileError(code, message, options);
@@ -36,13 +42,14 @@ export function fileKind(st: Stats): string {
 }
 
 /** Opens `path` read-only after checking it is a regular file; the caller closes the handle. */
-export async function openRegularFile(
+export async function openRegularFile<C extends string = never>(
   path: string,
-  o: RegularFileOptions = {},
+  o: RegularFileOptions<C> = {},
 ): Promise<{ fh: FileHandle; size: number }> {
-  const make = o.error ?? fileError;
+  // Without a factory of the caller's part, its own codes (readCode) become FileErrors.
+  const make = o.error ?? (fileError as ErrorFactory<C>);
   const what = o.what ?? 'file';
-  const readCode = o.readCode ?? 'E_FILE_READ';
+  const readCode: CommonCode | C = o.readCode ?? 'E_FILE_READ';
   const follow = o.followSymlinks !== false;
   const notRegular = (st: Stats): Error =>
     make('E_NOT_REGULAR_FILE', `Cannot read ${what} ${path}: it is a ${fileKind(st)}, not a regular file`, {
@@ -79,14 +86,14 @@ export async function openRegularFile(
  * Reads a whole regular file of at most `maxBytes` (checked on the open file before reading;
  * `tooLargeCode`, default E_FILE_TOO_LARGE). A file that grows while read is cut at the cap.
  */
-export async function readRegularFile(
+export async function readRegularFile<C extends string = never>(
   path: string,
-  o: RegularFileOptions & { maxBytes?: number; tooLargeCode?: string } = {},
+  o: RegularFileOptions<C> & { maxBytes?: number; tooLargeCode?: CommonCode | C } = {},
 ): Promise<Buffer> {
-  const make = o.error ?? fileError;
+  const make = o.error ?? (fileError as ErrorFactory<C>);
   const what = o.what ?? 'file';
-  const readCode = o.readCode ?? 'E_FILE_READ';
-  const tooLarge = o.tooLargeCode ?? 'E_FILE_TOO_LARGE';
+  const readCode: CommonCode | C = o.readCode ?? 'E_FILE_READ';
+  const tooLarge: CommonCode | C = o.tooLargeCode ?? 'E_FILE_TOO_LARGE';
   const max = o.maxBytes ?? Number.MAX_SAFE_INTEGER;
   const { fh, size } = await openRegularFile(path, o);
   try {

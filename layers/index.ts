@@ -1,5 +1,6 @@
 // layers/: signed application layers (.mwl). Re-exports only; see doc/internal-apis.md.
 export * from './extract.ts';
+export * from './layer-codes.ts';
 export * from './layer-error.ts';
 export * from './layer-file.ts';
 export * from './manifest.ts';

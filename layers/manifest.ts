@@ -2,6 +2,7 @@
 // it. `validateManifest` is the single gate: strict shape, no unknown fields, defaults
 // filled, and every error names the offending field path (doc/layer-manifest.schema.json).
 import semver from 'semver';
+import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
 
 export type LayerKind = 'app' | 'library' | 'module';
@@ -111,7 +112,7 @@ const CAP = /^CAP_[A-Z_]{2,32}$/;
 
 type Obj = Record<string, unknown>;
 
-function fail(path: string, message: string, code = 'E_MANIFEST_INVALID'): never {
+function fail(path: string, message: string, code: LayerCode = 'E_MANIFEST_INVALID'): never {
   throw new LayerError(code, `layer.json: ${path} ${message}`, {
     path: 'layer.json',
     details: { field: path },

@@ -10,6 +10,7 @@ import { BLOCK_SIZE, deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../
 import { hashPayload, type PayloadHashes, WORKER_MIN_BLOCKS } from './payload-check.ts';
 import { type DigestWorker, startDigestWorker } from './payload-digest.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
+import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
 import { signManifest } from './layer-signature.ts';
 import {
@@ -82,7 +83,12 @@ async function readSource(o: PackOptions): Promise<unknown> {
 }
 
 /** A source file, refused by type before any read (a FIFO named layer.json would hang pack). */
-function readSourceFile(path: string, what: string, maxBytes: number, tooLargeCode: string): Promise<Buffer> {
+function readSourceFile(
+  path: string,
+  what: string,
+  maxBytes: number,
+  tooLargeCode: LayerCode,
+): Promise<Buffer> {
   return readRegularFile(path, {
     what,
     readCode: 'E_PACK_INPUT',

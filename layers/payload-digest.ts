@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { parentPort, Worker } from 'node:worker_threads';
 import { evalWorkerSource } from '../common/index.ts';
+import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
 
 const FREE = 0;
@@ -199,7 +200,7 @@ export function startDigestWorker(): DigestWorker {
           fail();
           reject(early);
         }
-        w.once('message', (m: { sha256?: string; code?: string; error?: string }) => {
+        w.once('message', (m: { sha256?: string; code?: LayerCode; error?: string }) => {
           if (m.sha256 !== undefined) resolve(m.sha256);
           else
             reject(

@@ -21,8 +21,7 @@ export default defineCommand({
     },
   },
   async run({ args }) {
-    if (args.out === undefined)
-      throw new LayerError('E_USAGE', 'Give -o FILE.mwl', { details: { exitCode: 2 } });
+    if (args.out === undefined) throw new LayerError('E_USAGE', 'Give -o FILE.mwl');
     const signer = await loadSigner(args.key, args.cert);
     const epoch = epochArg(args['source-date-epoch']);
     const progress = createProgress({ json: args.json });

@@ -22,9 +22,7 @@ export async function loadSigner(
   cert: string | undefined,
 ): Promise<{ key: SigningKey; chain: Certificate[] }> {
   if (key === undefined || cert === undefined) {
-    throw new LayerError('E_USAGE', 'Give --key KEY and --cert CERT of a vendor or user identity', {
-      details: { exitCode: 2 },
-    });
+    throw new LayerError('E_USAGE', 'Give --key KEY and --cert CERT of a vendor or user identity');
   }
   const passphrase = passphraseFromEnv();
   return {
@@ -57,8 +55,6 @@ export function epochArg(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isSafeInteger(n) || n < 0)
-    throw new LayerError('E_EPOCH_INVALID', `--source-date-epoch ${v} is not a non-negative integer`, {
-      details: { exitCode: 2 },
-    });
+    throw new LayerError('E_EPOCH_INVALID', `--source-date-epoch ${v} is not a non-negative integer`);
   return n;
 }

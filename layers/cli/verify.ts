@@ -20,13 +20,10 @@ export default defineCommand({
   },
   async run({ args, rawArgs }) {
     const { anchors, crls } = await loadTrust(rawArgs);
-    if (anchors.length === 0)
-      throw new LayerError('E_USAGE', 'Give at least one --trust ANCHOR', { details: { exitCode: 2 } });
+    if (anchors.length === 0) throw new LayerError('E_USAGE', 'Give at least one --trust ANCHOR');
     const at = args.at === undefined ? undefined : new Date(args.at);
     if (at !== undefined && Number.isNaN(at.getTime()))
-      throw new LayerError('E_USAGE', `--at ${args.at} is not an ISO 8601 time`, {
-        details: { exitCode: 2 },
-      });
+      throw new LayerError('E_USAGE', `--at ${args.at} is not an ISO 8601 time`);
     try {
       const v = await verifyLayer(args.file, {
         anchors,

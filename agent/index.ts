@@ -1,6 +1,8 @@
 // agent/: milkyway-agent, PID 1. Re-exports only what other parts use, and only from modules
-// that load nothing else: the image builder fills the agent's compile cache and starts node
-// with the agent's flags (imagebuild/agent-compile-cache.ts, imagebuild/coreos-tree.ts).
+// that load little else: the image builder fills the agent's compile cache and starts node
+// with the agent's flags (imagebuild/agent-compile-cache.ts, imagebuild/coreos-tree.ts), and
+// checks an image spec's `agent` keys with the agent config's own schema.
 // The agent itself starts from agent/bin/milkyway-agent.ts; see doc/internal-apis.md.
 export { COMPILE_CACHE_SUBDIR } from './core/compile-cache.ts';
 export { AGENT_EXEC_ARGV, agentEnv } from './core/rt-signals.ts';
+export { AGENT_TUNING, agentConfigFormat } from './core/agent-config.ts';

@@ -1,4 +1,5 @@
-// Shared plumbing for every part: errors, subprocesses, CLI, progress, byte checks.
+// Shared plumbing for every part: errors, subprocesses, CLI, progress, byte checks, and the
+// schema helpers as one namespace (`schema.object`, `schema.v`; their names are generic).
 export * from './assert.ts';
 export * from './atomic-file.ts';
 export * from './cli.ts';
@@ -11,3 +12,4 @@ export * from './path-exists.ts';
 export * from './progress.ts';
 export * from './regular-file.ts';
 export * from './tools.ts';
+export * as schema from './schema.ts';

@@ -4,20 +4,13 @@
 // spec's folder and a few cross-field rules are checked; every error names the key path.
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import {
-  configObject,
-  defineFormat,
-  flag,
-  int,
-  list,
-  object,
-  type Output,
-  type SchemaIssue,
-  shown,
-  text,
-  v,
-} from '../common/schema.ts';
+import { schema } from '../common/index.ts';
+import { AGENT_TUNING } from '../agent/index.ts';
 import { ImageError } from './image-error.ts';
+
+const { configObject, defineFormat, flag, int, list, object, shown, text, v } = schema;
+type Output<S extends schema.Schema> = schema.Output<S>;
+type SchemaIssue = schema.SchemaIssue;
 
 const NAME = /^[a-z][a-z0-9-]{0,23}$/;
 const VERSION = /^[0-9][0-9A-Za-z.+~-]{0,15}$/;
@@ -88,7 +81,7 @@ const Coreos = object({
   ),
 });
 
-const schema = configObject({
+const fileSchema = configObject({
   name: text({ pattern: NAME, hint: 'must be lower-case letters, digits and -, at most 24' }),
   version: text({ pattern: VERSION, hint: 'must start with a digit, at most 16 characters' }),
   architecture: v.optional(
@@ -139,16 +132,8 @@ const schema = configObject({
     v.description("The secure config's payload (doc/agent-config.md), signed with the user key"),
   ),
   agent: v.pipe(
-    v.optional(
-      object({
-        control: v.exactOptional(v.unknown()),
-        dbus: v.exactOptional(v.unknown()),
-        logs: v.exactOptional(v.unknown()),
-        stopTimeoutMs: v.exactOptional(v.unknown()),
-      }),
-      {},
-    ),
-    v.description("Extra keys merged into CoreOS's /etc/milkyway/agent.json (e.g. `control`)"),
+    v.optional(object(AGENT_TUNING), {}),
+    v.description("Extra keys merged into CoreOS's /etc/milkyway/agent.json (doc/agent-config.md)"),
   ),
   partitions: v.optional(PartitionSizes, {}),
   peerIdentity: v.pipe(
@@ -168,11 +153,11 @@ function specError(issue: SchemaIssue, source: string | undefined): ImageError {
 export const imageSpecFormat = defineFormat({
   name: 'image-spec',
   title: 'MilkyWayLinux image spec',
-  schema,
+  schema: fileSchema,
   error: specError,
 });
 
-type SpecFile = Output<typeof schema>;
+type SpecFile = Output<typeof fileSchema>;
 
 export interface ImageSpec extends Omit<SpecFile, '$schema' | 'kernel' | 'keys' | 'peerIdentity'> {
   /** The file it came from (undefined for a spec given as a value). */

@@ -53,10 +53,10 @@ test('milkyway-agent names the bad key of an invalid agent config and exits non-
   await writeFile(config, JSON.stringify({ dataDir: 'relative/path' }));
   const r = await cli('milkyway-agent', ['--root', dir, '--config', config, '--mode', 'namespace']);
   t.is(r.exitCode, 1);
-  t.regex(r.stderr, /E_CONFIG_INVALID: Invalid agent config key dataDir: expected an absolute path/);
+  t.regex(r.stderr, /E_CONFIG_INVALID: Cannot read agent config .*: dataDir: expected an absolute path/);
   await writeFile(config, JSON.stringify({ dbus: { adress: 'x' } }));
   const r2 = await cli('milkyway-agent', ['--root', dir, '--config', config, '--mode', 'namespace']);
-  t.regex(r2.stderr, /key dbus\.adress: unknown key/);
+  t.regex(r2.stderr, /: dbus\.adress: unknown key/);
 });
 
 test('namespace mode: the control section is handed to the peer link; a bad one is reported and the agent stays up', async (t) => {

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { schema } from '../common/index.ts';
-import { AGENT_TUNING } from '../agent/index.ts';
+import { AGENT_TUNING, SECURE_CONFIG_ENTRIES } from '../agent/index.ts';
 import { ImageError } from './image-error.ts';
 
 const { configObject, defineFormat, flag, int, list, object, shown, text, v } = schema;
@@ -120,15 +120,9 @@ const fileSchema = configObject({
     {},
   ),
   secureConfig: v.pipe(
-    v.optional(
-      object({
-        v: v.exactOptional(v.literal(1)),
-        hostname: v.exactOptional(v.unknown()),
-        groups: v.exactOptional(v.unknown()),
-        allowLayers: v.exactOptional(v.unknown()),
-      }),
-      { v: 1 },
-    ),
+    v.optional(object({ v: v.exactOptional(v.literal(1, 'expected 1')), ...SECURE_CONFIG_ENTRIES }), {
+      v: 1,
+    }),
     v.description("The secure config's payload (doc/agent-config.md), signed with the user key"),
   ),
   agent: v.pipe(

@@ -6,11 +6,11 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toJsonSchema } from '@valibot/to-json-schema';
 import { type Format, type Schema, schemaId } from '../common/schema.ts';
-import { agentConfigFormat } from '../agent/core/agent-config.ts';
+import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
 
 /** Every published format (the layer manifest joins when layers/manifest.ts is converted). */
-export const FORMATS: readonly Format<Schema>[] = [imageSpecFormat, agentConfigFormat];
+export const FORMATS: readonly Format<Schema>[] = [imageSpecFormat, agentConfigFormat, secureConfigFormat];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');
 

@@ -1,28 +1,69 @@
 // Trust anchors from the certificate partition (a directory of `*.crt` / `*.pem` roots and
 // optional `*.crl`), and the signed secure config verified against them. Format:
-// doc/agent-config.md. Only self-signed roots are anchors: anything else in the partition
-// is ignored, so a stray leaf certificate cannot become a root of trust.
+// doc/agent-config.md; the secure config's one definition is the schema below
+// (doc/secure-config.schema.json is emitted from it). Only self-signed roots are anchors:
+// anything else in the partition is ignored, so a stray leaf certificate cannot become a
+// root of trust.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { schema } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls, verifyEnvelope } from '../../keys/index.ts';
 import { AgentError } from './agent-error.ts';
+
+const { configObject, defineFormat, int, list, object, record, text, v } = schema;
 
 export interface Trust {
   anchors: Certificate[];
   crls: Crl[];
 }
 
-export interface SecureConfig {
-  /** Hostname set in each sandbox's UTS namespace is the layer's; this is the machine's. */
-  hostname?: string;
-  /** group name → member layers; each group gets `group/<name>/` shared by its members. */
-  groups: Record<string, { gid: number; layers: string[] }>;
-  /** When present, only these layers may be activated. */
-  allowLayers?: string[];
-}
+const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+const layerName = () => text({ pattern: NAME, hint: 'is not a layer name' });
+
+/** The secure config's keys but `v`; the image spec checks its `secureConfig` with them too. */
+export const SECURE_CONFIG_ENTRIES = {
+  hostname: v.pipe(
+    v.exactOptional(text({ pattern: /^[A-Za-z0-9.-]{1,253}$/, hint: 'is not a host name' })),
+    v.description("The machine's host name (each sandbox's UTS namespace gets its layer's)"),
+  ),
+  groups: v.pipe(
+    v.optional(
+      record(
+        text({ pattern: NAME, hint: 'is not a group name' }),
+        object({ gid: int(1, 65533, 'a group id'), layers: list(layerName(), 1000) }),
+        1000,
+      ),
+      {},
+    ),
+    v.description('group name → its gid and member layers; each group gets data/group/<name>/'),
+  ),
+  allowLayers: v.pipe(
+    v.exactOptional(list(text({ max: 255 }))),
+    v.description('When present, only these layers may be activated'),
+  ),
+};
+
+const secureConfigSchema = configObject({ v: v.literal(1, 'expected 1'), ...SECURE_CONFIG_ENTRIES });
+
+/** The secure config's payload (doc/agent-config.md, doc/secure-config.schema.json). */
+export const secureConfigFormat = defineFormat({
+  name: 'secure-config',
+  title: 'MilkyWay secure config (payload of a config envelope)',
+  schema: secureConfigSchema,
+  error: (issue, path) =>
+    new AgentError(
+      'E_SECURE_CONFIG',
+      `Cannot read secure config ${path ?? ''}: ${issue.keyPath}: ${issue.problem}`,
+      {
+        ...(path === undefined ? {} : { path }),
+        details: { key: issue.keyPath },
+      },
+    ),
+});
+
+export type SecureConfig = Omit<schema.Output<typeof secureConfigSchema>, '$schema' | 'v'>;
 
 const MAX_SECURE_CONFIG = 1 << 20;
-const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 
 export async function loadTrust(dir: string): Promise<Trust> {
   let names: string[];
@@ -95,37 +136,6 @@ export async function readSecureConfig(
 }
 
 export function parseSecureConfig(p: unknown, path: string): SecureConfig {
-  if (typeof p !== 'object' || p === null || Array.isArray(p)) badConfig(path, 'payload is not an object');
-  const o = p as Record<string, unknown>;
-  for (const k of Object.keys(o)) {
-    if (!['v', 'hostname', 'groups', 'allowLayers'].includes(k)) badConfig(path, `unknown key ${k}`);
-  }
-  if (o.v !== 1) badConfig(path, 'key v: expected 1');
-  const out: SecureConfig = { groups: {} };
-  if (o.hostname !== undefined) {
-    if (typeof o.hostname !== 'string' || !/^[A-Za-z0-9.-]{1,253}$/.test(o.hostname))
-      badConfig(path, 'key hostname');
-    out.hostname = o.hostname;
-  }
-  if (o.groups !== undefined) {
-    if (typeof o.groups !== 'object' || o.groups === null) badConfig(path, 'key groups: expected an object');
-    for (const [g, v] of Object.entries(o.groups as Record<string, unknown>)) {
-      const e = v as { gid?: unknown; layers?: unknown };
-      if (!NAME.test(g)) badConfig(path, `key groups.${g}: bad group name`);
-      if (typeof e.gid !== 'number' || !Number.isInteger(e.gid) || e.gid < 1 || e.gid > 65533) {
-        badConfig(path, `key groups.${g}.gid: expected an integer from 1 to 65533`);
-      }
-      if (!Array.isArray(e.layers) || !e.layers.every((l) => typeof l === 'string' && NAME.test(l))) {
-        badConfig(path, `key groups.${g}.layers: expected an array of layer names`);
-      }
-      out.groups[g] = { gid: e.gid, layers: e.layers as string[] };
-    }
-  }
-  if (o.allowLayers !== undefined) {
-    if (!Array.isArray(o.allowLayers) || !o.allowLayers.every((l) => typeof l === 'string')) {
-      badConfig(path, 'key allowLayers: expected an array of layer names');
-    }
-    out.allowLayers = o.allowLayers as string[];
-  }
-  return out;
+  const { $schema: _, v: _v, ...config } = secureConfigFormat.parse(p, path);
+  return config;
 }

@@ -180,3 +180,32 @@ export function repeated(argv: readonly string[], flag: string): string[] {
   }
   return out;
 }
+
+/**
+ * Refuses flags a command does not declare (citty parses leniently): a check that silently
+ * does not run is a defect in a security tool. Throws citty's usage error (exit 2, usage
+ * block). Values after `--` are not flags.
+ */
+export function refuseUnknownFlags(
+  args: Record<string, { type?: string; alias?: string | string[] }>,
+  rawArgs: readonly string[],
+): void {
+  const known = new Set<string>();
+  for (const [name, def] of Object.entries(args)) {
+    if (def.type === 'positional') continue;
+    known.add(name);
+    if (def.type === 'boolean') known.add(`no-${name}`);
+    for (const a of typeof def.alias === 'string' ? [def.alias] : (def.alias ?? [])) known.add(a);
+  }
+  for (const a of rawArgs) {
+    if (a === '--') return;
+    if (!a.startsWith('-') || a === '-') continue;
+    const name = a.replace(/^--?/, '').split('=')[0] ?? '';
+    if (!known.has(name)) {
+      throw Object.assign(new Error(`Unknown flag ${a.split('=')[0]}`), {
+        name: 'CLIError',
+        code: 'E_USAGE',
+      });
+    }
+  }
+}

@@ -1,7 +1,7 @@
 // `mway-image build [SPEC] -o DIR`: image spec → OUT/disk.img (doc/how-to-build-an-image.md).
 // With no SPEC it builds examples/default. Progress on a terminal, a summary at the end.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, formatBytes, output } from '../../common/index.ts';
+import { commonArgs, createProgress, formatBytes, output, refuseUnknownFlags } from '../../common/index.ts';
 import { buildImage } from '../build-image.ts';
 import { ImageError } from '../image-error.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../image-spec.ts';
@@ -18,32 +18,50 @@ export function epochFromEnv(): number {
   return n;
 }
 
+const buildArgs = {
+  ...commonArgs,
+  spec: {
+    type: 'positional',
+    required: false,
+    description: 'Image spec (JSON); default examples/default/image.json',
+  },
+  out: {
+    type: 'string',
+    alias: 'o',
+    description: 'Output folder (disk.img, build.json, generated keys/); required unless --print-spec',
+  },
+  'print-spec': {
+    type: 'boolean',
+    description: 'Print the resolved spec (defaults filled, paths absolute) as JSON and build nothing',
+  },
+  keys: {
+    type: 'string',
+    description:
+      'Keys folder to use instead of the spec’s (vendor-root.crt, vendor.key/.crt, user-root.crt, user.key/.crt)',
+  },
+} as const;
+
 export default defineCommand({
   meta: {
     name: 'build',
     description: 'Build a bootable, signed disk image from SPEC (default: examples/default)',
   },
-  args: {
-    ...commonArgs,
-    spec: {
-      type: 'positional',
-      required: false,
-      description: 'Image spec (JSON); default examples/default/image.json',
-    },
-    out: {
-      type: 'string',
-      alias: 'o',
-      required: true,
-      description: 'Output folder (disk.img, build.json, generated keys/)',
-    },
-    keys: {
-      type: 'string',
-      description:
-        'Keys folder to use instead of the spec’s (vendor-root.crt, vendor.key/.crt, user-root.crt, user.key/.crt)',
-    },
-  },
-  async run({ args }) {
+  args: buildArgs,
+  async run({ args, rawArgs }) {
+    refuseUnknownFlags(buildArgs, rawArgs);
     const spec = await loadImageSpec(args.spec ?? DEFAULT_SPEC);
+    if (args['print-spec'] === true) {
+      // Without `source`, the output is itself a valid spec (absolute paths, every default).
+      const { source: _, ...resolved } = spec;
+      process.stdout.write(`${JSON.stringify(resolved, null, 2)}\n`);
+      return 0;
+    }
+    if (args.out === undefined || args.out === '') {
+      throw Object.assign(new Error('Missing required argument: --out'), {
+        name: 'CLIError',
+        code: 'E_USAGE',
+      });
+    }
     const progress = createProgress({ json: args.json });
     const r = await buildImage({
       spec,

@@ -8,4 +8,5 @@ export const subCommands: SubCommandsDef = {
   build: () => import('./build.ts').then((m) => m.default),
   inspect: () => import('./inspect.ts').then((m) => m.default),
   verify: () => import('./verify.ts').then((m) => m.default),
+  spec: () => import('./spec.ts').then((m) => m.default),
 };

@@ -13,7 +13,7 @@ import { type Progress, requireTool, run } from '../common/index.ts';
 import type { Certificate, Crl } from '../keys/index.ts';
 import { type LayerFile, openLayerFile, readLayer } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
-import { checkPayload } from './payload-check.ts';
+import { checkPayload } from './payload-verity.ts';
 import { symlinkStaysInside } from './rootfs-check.ts';
 import { verifyLayerFile } from './verify.ts';
 

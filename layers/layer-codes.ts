@@ -31,8 +31,7 @@ mkfs.erofs).`,
       E_MANIFEST_TOO_LARGE: 'manifest over 1 MiB (source or packed)',
     },
     'The .mwl file (readLayer / verifyLayer)': {
-      E_LAYER_READ:
-        'the file cannot be opened or read, or the payload digest thread failed or stalled (60 s)',
+      E_LAYER_READ: 'the file cannot be opened or read',
       E_NOT_REGULAR_FILE:
         'the .mwl (or a pack input, trust anchor, CRL) is a FIFO, directory, device or socket: refused by type before any read',
       E_LAYER_TAR:
@@ -57,12 +56,13 @@ mkfs.erofs).`,
       E_NO_TRUST_ANCHOR: 'verifyLayer called without anchors',
       E_POLICY_DIGEST: 'policy.cil does not match the signed SHA-256',
       E_VERITY_SUPERBLOCK:
-        'payload.verity has no valid superblock, or its salt / block count differ from the manifest',
-      E_PAYLOAD_DIGEST: 'payload.erofs does not match the signed SHA-256',
+        'payload.verity has no valid superblock, its salt / block count differ from the manifest, or the rest of its 4096-byte block is not zero',
+      E_PAYLOAD_DIGEST:
+        'payload.erofs does not match what the manifest binds: the signed SHA-256 (format 1), or a data block that does not match the signed verity root (`details.block`)',
       E_VERITY_TREE_MISMATCH:
-        'payload.verity differs from the tree rebuilt from the payload (`details.block`)',
+        'a payload.verity hash block does not match its parent or the signed root hash (`details.block`: hash-area block, 0 = superblock; `details.level`)',
       E_VERITY_ROOT_MISMATCH:
-        "the rebuilt tree's root is not the signed root hash (only reachable with an inconsistent manifest)",
+        'no longer raised: the top-down check reports a wrong top block as `E_VERITY_TREE_MISMATCH` (listed so the code is never reused)',
     },
     'Packing, signing, extracting': {
       E_PACK_INPUT:

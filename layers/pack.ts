@@ -2,13 +2,11 @@
 // Deterministic: erofs with every time = SOURCE_DATE_EPOCH and root ownership, verity
 // salt and UUID derived from name, version and epoch, canonical manifest, deterministic ML-DSA.
 import { createHash } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
 import { lstat, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type Progress, readRegularFile, run } from '../common/index.ts';
 import { BLOCK_SIZE, deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
-import { hashPayload, type PayloadHashes, WORKER_MIN_BLOCKS } from './payload-check.ts';
-import { type DigestWorker, startDigestWorker } from './payload-digest.ts';
+import { buildPayloadVerity, payloadSha256 } from './payload-verity.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
@@ -196,50 +194,33 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
   }
   const inPlace = o.inPlace !== false;
   const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));
-  let worker: DigestWorker | undefined;
   try {
     const payloadPath = join(work, 'payload.erofs');
     progress?.step('checking rootfs');
-    const tree = checkTreeSync(rootfs);
-    // A large tree starts the digest worker now: its start-up (~50 ms) overlaps mkfs.erofs,
-    // which works in its own process.
-    if (tree.bytes >= WORKER_MIN_BLOCKS * BLOCK_SIZE) worker = startDigestWorker();
+    checkTreeSync(rootfs);
     progress?.step('building erofs payload');
     const size = await buildErofs(rootfs, payloadPath, epoch);
     const dataBlocks = size / BLOCK_SIZE;
-    if (worker !== undefined && dataBlocks < WORKER_MIN_BLOCKS) {
-      worker.stop();
-      worker = undefined;
-    }
     // Salt and UUID derive from name, version and SOURCE_DATE_EPOCH: a reproducible tree.
     const seed = `${source.name}\0${source.version}\0${epoch}`;
     const salt = Buffer.from(deriveVeritySalt(seed, 'mwl-payload'));
     const uuid = deriveVerityUuid(seed, 'mwl-payload');
-    // The payload is read once: this thread computes the verity digests while the worker
-    // digests the same buffers for the whole-payload SHA-256 (payload-digest.ts).
+    // formats/verity hashes the payload on every core and builds the hash area in memory.
     progress?.step('hashing payload and building the verity tree');
-    const fd = openSync(payloadPath, 'r');
-    let hashed: PayloadHashes;
-    try {
-      hashed = await hashPayload(fd, {
-        offset: 0,
-        dataBlocks,
-        salt,
-        uuid: uuidToBytes(uuid),
-        path: payloadPath,
-        progress,
-        ...(worker === undefined ? {} : { worker }),
-      });
-    } finally {
-      closeSync(fd);
-    }
+    const hashed = await buildPayloadVerity(payloadPath, {
+      dataBlocks,
+      salt,
+      uuid: uuidToBytes(uuid),
+      progress,
+    });
+    const sha256 = await payloadSha256(payloadPath, 0, size);
     progress?.step('signing manifest');
     const manifest = layerManifest(
       source,
       epoch,
       {
         size,
-        sha256: hashed.sha256,
+        sha256,
         rootHash: hashed.rootHash,
         salt: salt.toString('hex'),
         dataBlocks,
@@ -281,7 +262,6 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       veritySize: hashed.area.length,
     };
   } finally {
-    worker?.stop();
     await rm(work, { recursive: true, force: true });
   }
 }

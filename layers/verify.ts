@@ -8,7 +8,7 @@ import { type LayerFile, readLayer } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
 import { layerEnvelope } from './layer-signature.ts';
 import type { LayerManifest } from './manifest.ts';
-import { checkPayload, checkVeritySuperblock } from './payload-check.ts';
+import { checkPayload, checkVeritySuperblock } from './payload-verity.ts';
 
 export interface VerifyLayerOptions {
   anchors: readonly Certificate[];

@@ -1,16 +1,7 @@
 // `formatVerity`: builds a dm-verity format-1 hash tree (sha256, 4096/4096) with the
 // veritysetup superblock, byte-identical to `veritysetup format` given the same salt and UUID.
 import { randomBytes, randomUUID } from 'node:crypto';
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  ftruncateSync,
-  openSync,
-  renameSync,
-  rmSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, rmSync } from 'node:fs';
 import { stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BLOCK_SIZE } from '../block-size.ts';
@@ -21,7 +12,7 @@ import { verityGeometry } from './verity-geometry.ts';
 import { type HashOptions, hashDataBlocks } from './verity-hasher.ts';
 import { deriveVeritySalt, deriveVerityUuid } from './verity-seed.ts';
 import { encodeVeritySuperblock, VERITY_MAX_SALT } from './verity-superblock.ts';
-import { VerityTreeWriter } from './verity-tree.ts';
+import { fileTreeSink, VerityTreeWriter } from './verity-tree.ts';
 
 export interface FormatVerityOptions extends HashOptions {
   /** Separate hash file; default: append to the data file at `hashOffset`. */
@@ -184,8 +175,9 @@ export async function formatVerity(
   const originalSize = fstatSync(fd).size;
   let ok = false;
   try {
-    writeAll(fd, superblock, hashOffset);
-    const tree = new VerityTreeWriter(fd, hashOffset, salt, geometry);
+    const sink = fileTreeSink(fd, hashOffset);
+    sink(superblock, 0);
+    const tree = new VerityTreeWriter(sink, salt, geometry);
     const threads = options.threads === undefined ? {} : { threads: options.threads };
     let hashed = 0;
     for await (const digests of hashDataBlocks(dataPath, dataBlocks, salt, threads)) {
@@ -219,9 +211,4 @@ export async function formatVerity(
       else rmSync(target, { force: true });
     }
   }
-}
-
-function writeAll(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.length) done += writeSync(fd, bytes, done, bytes.length - done, position + done);
 }

@@ -34,25 +34,33 @@ export interface HashOptions {
   threads?: number;
 }
 
+export interface HashDataOptions extends HashOptions {
+  /** Byte offset of data block 0 in the file (a payload inside a container); default 0. */
+  offset?: number;
+}
+
 /** sha256(salt ‖ block) of one block, the dm-verity format-1 digest. */
 export function verityDigest(salt: Uint8Array, block: Uint8Array): Uint8Array {
   return new Uint8Array(hash('sha256', Buffer.concat([salt, block]), 'buffer'));
 }
 
 /**
- * Yields the digests of data blocks [0, count) of `path`, in order, in chunks of
- * 32-byte digests.
+ * Yields the digests of data blocks [0, count) of `path` (block 0 at byte `offset`), in
+ * order, in chunks of 32-byte digests.
  */
 export async function* hashDataBlocks(
   path: string,
   count: number,
   salt: Uint8Array,
-  options: HashOptions = {},
+  options: HashDataOptions = {},
 ): AsyncGenerator<Uint8Array> {
   const threads = options.threads ?? Math.max(1, availableParallelism());
+  const offset = options.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new RangeError(`Expected a non-negative data offset, got ${offset}`);
   const tasks = Math.ceil(count / TASK_BLOCKS);
   const workers = count <= INLINE_MAX_BLOCKS ? 0 : Math.max(0, Math.min(threads, tasks) - 1);
-  yield* hashTasks(path, count, salt, workers);
+  yield* hashTasks(path, offset, count, salt, workers);
 }
 
 function shortRead(path: string, at: number): FormatError {
@@ -61,6 +69,7 @@ function shortRead(path: string, at: number): FormatError {
 
 async function* hashTasks(
   path: string,
+  base: number,
   count: number,
   salt: Uint8Array,
   nWorkers: number,
@@ -85,7 +94,7 @@ async function* hashTasks(
     if (nextTask >= tasks || nextTask - consumed >= WINDOW) return undefined;
     const id = nextTask++;
     const first = id * TASK_BLOCKS;
-    return { id, offset: first * BLOCK_SIZE, count: Math.min(TASK_BLOCKS, count - first) };
+    return { id, offset: base + first * BLOCK_SIZE, count: Math.min(TASK_BLOCKS, count - first) };
   };
   const feed = (w: Worker): void => {
     while ((queued.get(w) ?? 0) < QUEUED) {

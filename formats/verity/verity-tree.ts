@@ -1,6 +1,7 @@
 // Builds the dm-verity hash levels from a stream of level-0 digests, one pending
 // 4096-byte block per level, writing each finished block straight to its place in the
-// hash area (veritysetup's layout: top level first). Memory does not grow with data size.
+// hash area (veritysetup's layout: top level first) through a sink: a file (formatVerity;
+// memory does not grow with data size) or a buffer holding the whole area (layers' pack).
 import { writeSync } from 'node:fs';
 import { hash } from 'node:crypto';
 import { BLOCK_SIZE } from '../block-size.ts';
@@ -18,18 +19,36 @@ interface LevelState {
   written: number;
 }
 
+/** Where finished hash blocks go; `position` is a byte offset in the hash area (0 = superblock). */
+export type VerityTreeSink = (bytes: Uint8Array, position: number) => void;
+
+/** A sink writing into an open file whose hash area starts at byte `areaOffset`. */
+export function fileTreeSink(fd: number, areaOffset: number): VerityTreeSink {
+  return (bytes, position) => {
+    let done = 0;
+    while (done < bytes.length)
+      done += writeSync(fd, bytes, done, bytes.length - done, areaOffset + position + done);
+  };
+}
+
+/** A sink filling `area`, a buffer the size of the whole hash area. */
+export function memoryTreeSink(area: Uint8Array): VerityTreeSink {
+  return (bytes, position) => {
+    if (position + bytes.length > area.length)
+      throw new RangeError(`Hash block at ${position} does not fit in a ${area.length}-byte area`);
+    area.set(bytes, position);
+  };
+}
+
 export class VerityTreeWriter {
-  readonly #fd: number;
-  readonly #areaOffset: number;
+  readonly #sink: VerityTreeSink;
   readonly #salt: Uint8Array;
   readonly #levels: LevelState[];
   readonly #scratch: Buffer;
   #firstDigest: Uint8Array | undefined;
 
-  /** `fd` open for writing; `areaOffset` = byte offset of the superblock in it. */
-  constructor(fd: number, areaOffset: number, salt: Uint8Array, geometry: VerityGeometry) {
-    this.#fd = fd;
-    this.#areaOffset = areaOffset;
+  constructor(sink: VerityTreeSink, salt: Uint8Array, geometry: VerityGeometry) {
+    this.#sink = sink;
     this.#salt = salt;
     this.#levels = geometry.levels.map((l) => ({
       firstBlock: l.firstBlock,
@@ -76,9 +95,7 @@ export class VerityTreeWriter {
   #flush(st: LevelState): void {
     const bytes = Math.ceil(st.fill / BLOCK_SIZE) * BLOCK_SIZE;
     if (bytes === 0) return;
-    const pos = this.#areaOffset + (st.firstBlock + st.written) * BLOCK_SIZE;
-    let done = 0;
-    while (done < bytes) done += writeSync(this.#fd, st.buf, done, bytes - done, pos + done);
+    this.#sink(st.buf.subarray(0, bytes), (st.firstBlock + st.written) * BLOCK_SIZE);
     st.written += bytes / BLOCK_SIZE;
     st.buf.fill(0);
     st.fill = 0;

@@ -9,8 +9,28 @@ import { type HashOptions, hashDataBlocks, verityDigest } from './verity-hasher.
 import { decodeVeritySuperblock, type VeritySuperblock } from './verity-superblock.ts';
 
 export interface VerifyVerityOptions extends HashOptions {
-  /** Byte offset of the superblock in the hash file. */
+  /** Byte offset of the superblock in the hash file (a multiple of 512). */
   hashOffset?: number;
+  /** Byte offset of data block 0 in the data file (a multiple of 512); default 0. */
+  dataOffset?: number;
+  /** Called as data blocks are checked: bytes so far, the data size. */
+  onProgress?: (checkedBytes: number, totalBytes: number) => void;
+}
+
+/**
+ * Offsets a check accepts: sectors, as veritysetup's --hash-offset and losetup --offset do
+ * (a container such as the .mwl keeps its hash area 512-aligned, not 4096-aligned).
+ */
+const OFFSET_ALIGN = 512;
+
+function checkOffset(n: number, what: string): number {
+  if (!Number.isSafeInteger(n) || n < 0 || n % OFFSET_ALIGN !== 0) {
+    throw new FormatError(
+      'E_VERITY_BAD_OFFSET',
+      `Cannot use ${what} ${n}: expected a non-negative multiple of ${OFFSET_ALIGN}`,
+    );
+  }
+  return n;
 }
 
 /** Where the first mismatch is: a data block, or a hash block of a tree level. */
@@ -43,12 +63,7 @@ function readExact(fd: number, buf: Uint8Array, position: number, path: string):
 
 /** Reads and decodes the superblock at `hashOffset`. */
 export function readVeritySuperblock(hashPath: string, hashOffset = 0): VeritySuperblock {
-  if (!Number.isSafeInteger(hashOffset) || hashOffset < 0 || hashOffset % BLOCK_SIZE !== 0) {
-    throw new FormatError(
-      'E_VERITY_BAD_OFFSET',
-      `Cannot use hash offset ${hashOffset}: expected a non-negative multiple of 4096`,
-    );
-  }
+  checkOffset(hashOffset, 'hash offset');
   const fd = openFile(hashPath);
   try {
     const block = new Uint8Array(BLOCK_SIZE);
@@ -93,16 +108,17 @@ export async function verifyVerity(
     );
   }
   const hashOffset = options.hashOffset ?? 0;
+  const dataOffset = checkOffset(options.dataOffset ?? 0, 'data offset');
   const sb = readVeritySuperblock(hashPath, hashOffset);
   const geo = verityGeometry(sb.dataBlocks);
   const dataFd = openFile(dataPath);
   const hashFd = openFile(hashPath);
   try {
     const dataSize = fstatSync(dataFd).size;
-    if (dataSize < sb.dataBlocks * BLOCK_SIZE) {
+    if (dataSize - dataOffset < sb.dataBlocks * BLOCK_SIZE) {
       throw new FormatError(
         'E_VERITY_DATA_SHORT',
-        `Cannot verify ${dataPath}: ${dataSize} bytes, the superblock covers ${sb.dataBlocks} blocks`,
+        `Cannot verify ${dataPath}: ${dataSize} bytes, the superblock covers ${sb.dataBlocks} blocks from byte ${dataOffset}`,
         { path: dataPath },
       );
     }
@@ -115,7 +131,7 @@ export async function verifyVerity(
       );
     }
     verifyTree(hashFd, hashPath, hashOffset, sb.salt, geo, root);
-    await verifyData(dataPath, hashFd, hashPath, hashOffset, sb.salt, geo, root, options);
+    await verifyData(dataPath, dataOffset, hashFd, hashPath, hashOffset, sb.salt, geo, root, options);
   } finally {
     closeSync(dataFd);
     closeSync(hashFd);
@@ -181,20 +197,25 @@ function verifyTree(
 
 async function verifyData(
   dataPath: string,
+  dataOffset: number,
   hashFd: number,
   hashPath: string,
   offset: number,
   salt: Uint8Array,
   geo: VerityGeometry,
   root: Uint8Array,
-  options: HashOptions,
+  options: VerifyVerityOptions,
 ): Promise<void> {
   const level0 = geo.levels[0];
   const stored = new Uint8Array(BLOCK_SIZE);
   let storedIndex = -1;
   let block = 0;
-  const threads = options.threads === undefined ? {} : { threads: options.threads };
-  for await (const digests of hashDataBlocks(dataPath, geo.dataBlocks, salt, threads)) {
+  const hashing = {
+    offset: dataOffset,
+    ...(options.threads === undefined ? {} : { threads: options.threads }),
+  };
+  const total = geo.dataBlocks * BLOCK_SIZE;
+  for await (const digests of hashDataBlocks(dataPath, geo.dataBlocks, salt, hashing)) {
     for (let i = 0; i < digests.length; i += VERITY_DIGEST_SIZE, block++) {
       const d = digests.subarray(i, i + VERITY_DIGEST_SIZE);
       let expected: Uint8Array;
@@ -215,5 +236,6 @@ async function verifyData(
         );
       }
     }
+    options.onProgress?.(block * BLOCK_SIZE, total);
   }
 }

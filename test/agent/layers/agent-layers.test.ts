@@ -65,6 +65,30 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
     },
     join(layers, 'other.mwl'),
   );
+  // Signed by a trusted key, but one payload byte flipped after packing: the full userspace
+  // check must refuse it (the kernel's dm-verity does this in the guest; build-e2e).
+  const tampered = join(layers, 'tampered.mwl');
+  await buildTestLayer(
+    pki,
+    {
+      name: 'tampered',
+      kind: 'app',
+      files: { 'etc/mwl-marker': 'tampered\n' },
+      services: [{ name: 'main', argv: ['/bin/true'] }],
+    },
+    tampered,
+  );
+  {
+    const { readLayer } = await import('../../../layers/index.ts');
+    const { open } = await import('node:fs/promises');
+    const l = await readLayer(tampered);
+    const fh = await open(tampered, 'r+');
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, l.payloadOffset + 1024);
+    b[0] = (b[0] ?? 0) ^ 0x40;
+    await fh.write(b, 0, 1, l.payloadOffset + 1024);
+    await fh.close();
+  }
   await buildTestLayer(
     await untrustedSigner(t),
     { name: 'evil', kind: 'app', files: { x: 'y' }, services: [{ name: 'main', argv: ['/bin/true'] }] },
@@ -75,7 +99,7 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
   const cfg = JSON.parse(await readFile(r.configPath, 'utf8')) as Record<string, unknown>;
   await writeFile(r.configPath, JSON.stringify({ ...cfg, dbus: { address } }));
   const a = startAgent(t, r);
-  await a.waitFor(/boot done: 2 services \(0 failed\), 1 layers refused/, 60_000);
+  await a.waitFor(/boot done: 2 services \(0 failed\), 2 layers refused/, 60_000);
   await a.waitFor(/serving org\.milkyway\.Agent1/);
   const list = (await ctl(address, 'list')) as {
     layers: { name: string; state: string; error?: { code: string } }[];
@@ -85,6 +109,8 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
   t.is(byName.libx?.state, 'active');
   t.is(byName.evil?.state, 'refused');
   t.truthy(byName.evil?.error?.code);
+  t.is(byName.tampered?.state, 'refused');
+  t.is(byName.tampered?.error?.code, 'E_PAYLOAD_DIGEST');
   t.regex(a.output(), /runtime integrity is not enforced/);
   const logs = (await ctl(address, 'logs', 'web/main')) as { text: string }[];
   const text = logs.map((l) => l.text).join('\n');

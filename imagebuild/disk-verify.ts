@@ -21,7 +21,8 @@ import {
   withWork,
 } from './disk-inspect.ts';
 import { type PartitionRole, roleOf } from './disk-layout.ts';
-import { type GptPartition, readGpt, verifyVerity } from '../formats/index.ts';
+import { checkGptRedundancy, type GptPartition, readGpt, verifyVerity } from '../formats/index.ts';
+import { ImageError } from './image-error.ts';
 import { SECURE_CONFIG_FILE, verifySecureConfig } from './secure-config.ts';
 import { decodeVeritySig, verifyVeritySig } from './verity-sig.ts';
 
@@ -29,6 +30,8 @@ export interface VerifyCheck {
   /** What was checked: gpt, cmdline, coreos-verity, coreos-signature, certificates-verity, secure-config, layer:NAME. */
   check: string;
   ok: boolean;
+  /** For a failed check: the stable code of what failed (doc/errors-*.md). */
+  code?: string;
   /** GPT partition (index and name) the check is about. */
   partition?: { index: number; name: string };
   message: string;
@@ -42,12 +45,14 @@ export interface DiskVerification {
   checks: VerifyCheck[];
 }
 
-function errInfo(e: unknown): { message: string; details?: Record<string, unknown> } {
+function errInfo(e: unknown): { code: string; message: string; details?: Record<string, unknown> } {
   const err = e as { message?: string; code?: string; details?: Record<string, unknown> };
-  const code = err.code === undefined ? '' : `${err.code}: `;
+  // A failure without a code is a bug in a check, and says so rather than passing for a finding.
+  const code = typeof err.code === 'string' ? err.code : 'E_INTERNAL';
   return {
-    message: `${code}${err.message ?? String(e)}`,
-    ...(err.details === undefined ? {} : { details: { code: err.code, ...err.details } }),
+    code,
+    message: `${code}: ${err.message ?? String(e)}`,
+    ...(err.details === undefined ? {} : { details: { code, ...err.details } }),
   };
 }
 
@@ -75,13 +80,23 @@ export async function verifyDisk(
     add({ check: 'gpt', ok: false, ...errInfo(e) });
     return { disk, ok: false, checks };
   }
-  add({
-    check: 'gpt',
-    ok: !gpt.usedBackup,
-    message: gpt.usedBackup
-      ? 'primary GPT header is damaged (the backup was read)'
-      : `GPT ${gpt.diskGuid}: ${gpt.partitions.length} partitions, headers and entry CRCs good`,
-  });
+  // Both copies and the protective MBR, each its own check: readGpt took whichever copy was
+  // good, but a disk with one damaged, missing or disagreeing copy is not the disk we built.
+  const copies = checkGptRedundancy(disk);
+  const fromCopy = (check: string, e: ImageError | Error | undefined, okMessage: string) =>
+    add(e === undefined ? { check, ok: true, message: okMessage } : { check, ok: false, ...errInfo(e) });
+  fromCopy(
+    'gpt',
+    copies.primary === undefined
+      ? undefined
+      : new ImageError(
+          copies.primary.code,
+          `primary GPT is damaged (the backup was read): ${copies.primary.message}`,
+        ),
+    `GPT ${gpt.diskGuid}: ${gpt.partitions.length} partitions, primary header and entry CRCs good`,
+  );
+  fromCopy('gpt-backup', copies.backup, 'backup GPT header and entries good, identical to the primary');
+  fromCopy('protective-mbr', copies.protectiveMbr, 'protective MBR covers the disk');
   const byRole = (r: PartitionRole) => gpt.partitions.find((p) => roleOf(p.type, p.name) === r);
   const required: PartitionRole[] = [
     'esp',
@@ -94,7 +109,8 @@ export async function verifyDisk(
     'data',
   ];
   for (const r of required)
-    if (byRole(r) === undefined) add({ check: 'layout', ok: false, message: `no ${r} partition` });
+    if (byRole(r) === undefined)
+      add({ check: 'layout', ok: false, code: 'E_DISK_LAYOUT', message: `E_DISK_LAYOUT: no ${r} partition` });
 
   await withWork(async (work) => {
     const esp = byRole('esp');
@@ -106,9 +122,14 @@ export async function verifyDisk(
 
     await attempt('cmdline', esp, async () => {
       const r = cmdlineParam(cmdline, 'mway.roothash');
-      if (cmdline === null) throw new Error('no EFI/BOOT/BOOTX64.EFI with a .cmdline section on the ESP');
+      if (cmdline === null)
+        throw new ImageError(
+          'E_CMDLINE_MISSING',
+          'no EFI/BOOT/BOOTX64.EFI with a .cmdline section on the ESP',
+        );
       if (r !== rootHash)
-        throw new Error(
+        throw new ImageError(
+          'E_CMDLINE_ROOT',
           `the UKI command line names CoreOS root hash ${r ?? '(none)'}, the partition UUIDs spell ${rootHash ?? '(none)'}`,
         );
       return `UKI command line names CoreOS ${r}`;
@@ -149,7 +170,8 @@ export async function verifyDisk(
     if (cp !== undefined) {
       await attempt('certificates-verity', cp, async () => {
         const certsHash = cmdlineParam(cmdline, 'mway.certs');
-        if (certsHash === null) throw new Error('the UKI command line has no mway.certs root hash');
+        if (certsHash === null)
+          throw new ImageError('E_CMDLINE_MISSING', 'the UKI command line has no mway.certs root hash');
         const img = await extractPartition(disk, cp, join(work, 'certs.img'));
         const fsSize = erofsSize(readRange(disk, part.offset(cp), 4096));
         await verifyVerity(img, img, certsHash, { hashOffset: fsSize });
@@ -168,11 +190,8 @@ export async function verifyDisk(
           join(work, 'sc.img'),
           erofsSize(readRange(disk, part.offset(sc), 4096)),
         );
-        await extractErofs(img, join(work, 'sc'));
-        const r = verifySecureConfig(new Uint8Array(await readFile(join(work, 'sc', SECURE_CONFIG_FILE))), {
-          anchors: o.anchors,
-          crls,
-        });
+        const bytes = await readSecureConfigFile(img, join(work, 'sc'));
+        const r = verifySecureConfig(bytes, { anchors: o.anchors, crls });
         return `secure config signed by ${r.signer.role} ${r.signer.subject}`;
       });
     }
@@ -196,4 +215,22 @@ export async function verifyDisk(
     }
   });
   return { disk, ok: checks.every((c) => c.ok), checks };
+}
+
+/**
+ * The secure config file out of its erofs partition. The file is signed, the file system around
+ * it is not: a damaged image that fsck.erofs cannot extract, or one that lacks the file, is
+ * E_SECURE_CONFIG_FS rather than a raw ENOENT.
+ */
+async function readSecureConfigFile(img: string, dir: string): Promise<Uint8Array> {
+  try {
+    await extractErofs(img, dir);
+    return new Uint8Array(await readFile(join(dir, SECURE_CONFIG_FILE)));
+  } catch (e) {
+    throw new ImageError(
+      'E_SECURE_CONFIG_FS',
+      `the secure-config partition holds no readable ${SECURE_CONFIG_FILE}: ${(e as Error).message}`,
+      { cause: e },
+    );
+  }
 }

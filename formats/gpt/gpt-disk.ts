@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   closeSync,
+  constants,
   fstatSync,
   openSync,
   readSync,
@@ -278,7 +279,7 @@ function readAt(fd: number, pos: bigint, len: number): Uint8Array {
 }
 
 /** Reads, decodes and checks the header sector at `lba` and its entry array. */
-function decodeAt(
+export function decodeGptAt(
   fd: number,
   lba: bigint,
   total: bigint,
@@ -292,7 +293,8 @@ function decodeAt(
 export async function readGpt(diskPath: string, options: ReadGptOptions = {}): Promise<GptDisk> {
   let fd: number;
   try {
-    fd = openSync(diskPath, 'r');
+    // O_NONBLOCK: opening a FIFO named as the disk must not wait for a writer.
+    fd = openSync(diskPath, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new FormatError('E_GPT_OPEN', `Cannot open ${diskPath}: ${(e as Error).message}`, {
       path: diskPath,
@@ -300,17 +302,26 @@ export async function readGpt(diskPath: string, options: ReadGptOptions = {}): P
     });
   }
   try {
-    const size = BigInt(fstatSync(fd).size);
+    const st = fstatSync(fd);
+    if (!st.isFile())
+      throw new FormatError(
+        'E_NOT_REGULAR_FILE',
+        `Cannot read GPT: ${diskPath} is not a regular file (a disk image)`,
+        {
+          path: diskPath,
+        },
+      );
+    const size = BigInt(st.size);
     const total = size / BigInt(SECTOR);
     if (total < 67n)
       throw bad('E_GPT_TRUNCATED', `Cannot read GPT: ${size} bytes is too small for a GPT disk`);
     let usedBackup = false;
-    let d: ReturnType<typeof decodeAt>;
+    let d: ReturnType<typeof decodeGptAt>;
     try {
-      d = decodeAt(fd, 1n, total);
+      d = decodeGptAt(fd, 1n, total);
     } catch (primary) {
       try {
-        d = decodeAt(fd, total - 1n, total);
+        d = decodeGptAt(fd, total - 1n, total);
         usedBackup = true;
       } catch {
         throw primary;

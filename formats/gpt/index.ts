@@ -2,3 +2,4 @@
 export * from './gpt-disk.ts';
 export * from './gpt-header.ts';
 export * from './partition-types.ts';
+export * from './gpt-check.ts';

@@ -78,7 +78,11 @@ const verify = defineCommand({
       return 0;
     } catch (e) {
       if (!isFormatError(e, 'E_VERITY_MISMATCH')) throw e;
-      output(args.json, { ok: false, ...e.details, message: e.message }, () => e.message);
+      output(
+        args.json,
+        { ok: false, code: e.code, ...e.details, message: e.message },
+        () => `${e.code}: ${e.message}`,
+      );
       return EXIT_FAIL;
     }
   },

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import type { Progress } from '../../common/progress.ts';
 import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
-import { extractPartition, part } from '../../imagebuild/disk-inspect.ts';
+import { extractPartition, part, readRange } from '../../imagebuild/disk-inspect.ts';
 import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
 import { verifyDisk } from '../../imagebuild/disk-verify.ts';
 import { DPS, readGpt } from '../../formats/index.ts';
@@ -184,6 +184,8 @@ test('verifyDisk() passes every check under the vendor and user roots; inspect a
     v.checks.map((c) => c.check),
     [
       'gpt',
+      'gpt-backup',
+      'protective-mbr',
       'cmdline',
       'coreos-verity',
       'coreos-signature',
@@ -268,6 +270,85 @@ test('a flipped byte in the layer payload: verify names the layer, everything el
     ['layer:web'],
   );
   t.regex(bad[0]?.message ?? '', /E_/);
+});
+
+test('verify refuses a cut disk, a damaged backup or primary GPT, a UKI naming another root and a damaged secure-config erofs, each with its code', async (t) => {
+  const { r, anchors } = await built();
+  const dir = await tempDir(t);
+  const g = await readGpt(r.disk);
+  const esp = g.partitions.find((p) => p.type === DPS.esp);
+  const sc = g.partitions.find((p) => p.name === 'secure-config');
+  if (esp === undefined || sc === undefined) return t.fail('no ESP or secure-config partition');
+  const size = (await import('node:fs/promises').then((f) => f.stat(r.disk))).size;
+  const poke = async (disk: string, at: number, bytes: Buffer) => {
+    const fh = await open(disk, 'r+');
+    try {
+      await fh.write(bytes, 0, bytes.length, at);
+    } finally {
+      await fh.close();
+    }
+  };
+  // Where the UKI's command line names the CoreOS root hash, in the ESP's bytes on the disk.
+  const espBytes = readRange(r.disk, part.offset(esp), part.size(esp));
+  const at = Buffer.from(espBytes).indexOf('mway.roothash=');
+  t.true(at > 0, 'the ESP holds the command line');
+  const digit = part.offset(esp) + at + 'mway.roothash='.length;
+  const cases: [string, (disk: string) => Promise<void>, Record<string, string>][] = [
+    [
+      'cut by 512 bytes',
+      (d) => import('node:fs/promises').then((f) => f.truncate(d, size - 512)),
+      { 'gpt-backup': 'E_GPT_BACKUP', 'protective-mbr': 'E_GPT_PMBR' },
+    ],
+    [
+      'backup header overwritten',
+      (d) => poke(d, size - 512, Buffer.alloc(512, 0x5a)),
+      { 'gpt-backup': 'E_GPT_BACKUP' },
+    ],
+    // A byte of the disk GUID (whatever it is, it changes).
+    [
+      'primary header damaged',
+      (d) => poke(d, 512 + 60, Buffer.from([(readRange(r.disk, 572, 1)[0] as number) ^ 0x55])),
+      { gpt: 'E_GPT_HEADER_CRC' },
+    ],
+    ['protective MBR cleared', (d) => poke(d, 446, Buffer.alloc(66)), { 'protective-mbr': 'E_GPT_PMBR' }],
+    [
+      'UKI names another root hash',
+      async (d) => {
+        const c = espBytes[at + 'mway.roothash='.length] as number;
+        await poke(d, digit, Buffer.from([c === 0x30 ? 0x31 : 0x30]));
+      },
+      { cmdline: 'E_CMDLINE_ROOT' },
+    ],
+    [
+      'secure-config erofs data damaged',
+      (d) => poke(d, part.offset(sc) + 4096, Buffer.alloc(8192, 0xa5)),
+      { 'secure-config': 'E_ENVELOPE_MALFORMED' },
+    ],
+    // The erofs directory entry of secure.json renamed: the raw ENOENT of the audit.
+    [
+      'secure-config erofs names no secure.json',
+      async (d) => {
+        const i = Buffer.from(readRange(r.disk, part.offset(sc), part.size(sc))).indexOf('secure.json');
+        if (i < 0) throw new Error('no directory entry found');
+        await poke(d, part.offset(sc) + i, Buffer.from('S'));
+      },
+      { 'secure-config': 'E_SECURE_CONFIG_FS' },
+    ],
+  ];
+  for (const [what, spoil, want] of cases) {
+    const disk = join(dir, 'disk.img');
+    await run('cp', ['--sparse=always', r.disk, disk], { timeout: 120_000 });
+    await spoil(disk);
+    const v = await verifyDisk(disk, { anchors });
+    t.false(v.ok, what);
+    const bad = Object.fromEntries(v.checks.filter((c) => !c.ok).map((c) => [c.check, c.code]));
+    for (const [check, code] of Object.entries(want)) t.is(bad[check], code, `${what}: ${check}`);
+    t.false(Object.values(bad).includes('E_INTERNAL'), `${what}: ${JSON.stringify(bad)}`);
+    t.true(
+      v.checks.filter((c) => !c.ok).every((c) => typeof c.code === 'string'),
+      what,
+    );
+  }
 });
 
 test('the same spec, keys and SOURCE_DATE_EPOCH build a byte-identical disk (mway-image build --json)', async (t) => {

@@ -6,7 +6,7 @@ import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { run } from '../../../common/exec.ts';
-import { DPS, isFormatError, readGpt, writeGpt } from '../../../formats/index.ts';
+import { checkGptRedundancy, DPS, isFormatError, readGpt, writeGpt } from '../../../formats/index.ts';
 import { cli, tempDir } from '../../helpers.ts';
 
 /** A type GUID of a disk format's own (MilkyWayLinux's data partition), not in the DPS table. */
@@ -218,4 +218,64 @@ test('readGpt() decodes a disk sgdisk made, field for field as sgdisk reports th
   t.regex(info, new RegExp(`First sector: ${p2?.firstLba} `));
   t.regex(info, new RegExp(`Last sector: ${p2?.lastLba} `));
   t.regex(info, new RegExp(`Partition unique GUID: ${p2?.uuid}`, 'i'));
+});
+
+test('checkGptRedundancy() names a damaged primary, a missing or damaged backup and a bad protective MBR, as sgdisk -v does', async (t) => {
+  const dir = await tempDir(t);
+  const good = await makeDisk(dir, 'good.img');
+  const clean = checkGptRedundancy(good);
+  t.deepEqual([clean.primary, clean.backup, clean.protectiveMbr], [undefined, undefined, undefined]);
+  const variant = async (name: string, spoil: (path: string) => Promise<void>) => {
+    const p = join(dir, name);
+    await writeFile(p, await readFile(good));
+    await spoil(p);
+    return p;
+  };
+  const poke = async (p: string, at: number, bytes: number[]) => {
+    const fh = await open(p, 'r+');
+    await fh.write(Buffer.from(bytes), 0, bytes.length, at);
+    await fh.close();
+  };
+  const size = (await stat(good)).size;
+  const cases: [string, (p: string) => Promise<void>, 'primary' | 'backup' | 'protectiveMbr', string][] = [
+    [
+      'cut-512',
+      (p) => import('node:fs/promises').then((f) => f.truncate(p, size - 512)),
+      'backup',
+      'E_GPT_BACKUP',
+    ],
+    ['backup-header', (p) => poke(p, size - 512 + 20, [0xde, 0xad]), 'backup', 'E_GPT_BACKUP'],
+    ['backup-entries', (p) => poke(p, size - 512 - 32 * 512 + 60, [0x41]), 'backup', 'E_GPT_BACKUP'],
+    ['primary-header', (p) => poke(p, 512 + 20, [0xde, 0xad]), 'primary', 'E_GPT_HEADER_CRC'],
+    ['primary-entries', (p) => poke(p, 1024 + 60, [0x41]), 'primary', 'E_GPT_ENTRIES_CRC'],
+    ['mbr-signature', (p) => poke(p, 510, [0, 0]), 'protectiveMbr', 'E_GPT_PMBR'],
+    ['mbr-type', (p) => poke(p, 446 + 4, [0x83]), 'protectiveMbr', 'E_GPT_PMBR'],
+    ['mbr-size', (p) => poke(p, 446 + 12, [1, 0, 0, 0]), 'protectiveMbr', 'E_GPT_PMBR'],
+  ];
+  for (const [name, spoil, which, code] of cases) {
+    const p = await variant(`${name}.img`, spoil);
+    const r = checkGptRedundancy(p);
+    t.is(r[which]?.code, code, name);
+    // The reader still reads such a disk (a firmware would boot it): only a verifier refuses it.
+    if (which !== 'primary' || name !== 'primary-header') t.truthy(await readGpt(p), name);
+    // sgdisk (gdisk, written by others) agrees that each of these disks has a problem — except
+    // a short 0xEE record, which it tolerates although UEFI 2.10 §5.2.3 says "size of the disk minus one".
+    if (name === 'mbr-size') continue;
+    const v = await run('sgdisk', ['-v', p], { timeout: 30_000, reject: false });
+    const out = `${v.stdout}${v.stderr}`;
+    t.true(
+      !/^No problems found/m.test(out) || /corrupt|caution|problem:|warning/i.test(out),
+      `${name}: sgdisk -v sees no problem: ${out}`,
+    );
+  }
+  const v = await run('sgdisk', ['-v', good], { timeout: 30_000, reject: false });
+  t.regex(`${v.stdout}`, /No problems found/);
+});
+
+test('readGpt() refuses a FIFO by type instead of waiting for a writer', async (t) => {
+  const dir = await tempDir(t);
+  const fifo = join(dir, 'disk.fifo');
+  await run('mkfifo', [fifo], { timeout: 10_000 });
+  const e = await t.throwsAsync(() => readGpt(fifo));
+  t.is((e as { code?: string }).code, 'E_NOT_REGULAR_FILE');
 });

@@ -266,4 +266,9 @@ test('mway-image verity format then verify exits 0, and 1 naming the bad block a
   const bad = await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), r.rootHash]);
   t.is(bad.exitCode, 1);
   t.regex(bad.stdout, /data block 7\b/);
+  // A wrong root hash, with --json: refused with its code, like veritysetup verify refuses it.
+  const wrong = r.rootHash.replace(/^./, (c) => (c === '0' ? '1' : '0'));
+  const w = await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), wrong, '--json']);
+  t.is(w.exitCode, 1);
+  t.like(JSON.parse(w.stdout), { ok: false, code: 'E_VERITY_MISMATCH', area: 'hash' });
 });

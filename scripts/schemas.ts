@@ -7,10 +7,18 @@ import { join } from 'node:path';
 import { toJsonSchema } from '@valibot/to-json-schema';
 import { type Format, type Schema, schemaId } from '../common/schema.ts';
 import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
+import { brokerConfigFormat } from '../control/broker/broker-config.ts';
+import { operatorConfigFormat } from '../control/operator/operator-client.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
 
 /** Every published format (the layer manifest joins when layers/manifest.ts is converted). */
-export const FORMATS: readonly Format<Schema>[] = [imageSpecFormat, agentConfigFormat, secureConfigFormat];
+export const FORMATS: readonly Format<Schema>[] = [
+  imageSpecFormat,
+  agentConfigFormat,
+  secureConfigFormat,
+  brokerConfigFormat,
+  operatorConfigFormat,
+];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');
 

@@ -1,33 +1,77 @@
 // The broker's configuration file (`milkywaysrvd --config FILE`, JSON, doc/broker.md).
 // Relative paths are resolved against the directory of the config file so a config and its
 // identity can be moved together. Unknown fields are refused so a typo is not silently
-// ignored.
+// ignored. The one definition is the schema below; doc/broker-config.schema.json is emitted.
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { errorMessage } from '../../common/index.ts';
+import { errorMessage, schema } from '../../common/index.ts';
 import { ControlError } from '../wire/index.ts';
 
-export interface BrokerConfig {
-  /** `host:port` to listen on (default 0.0.0.0:7443). */
-  listen: { host: string; port: number };
-  /** Broker private key and certificate (role broker) from keys/. */
-  key: string;
-  certificate: string;
-  /** Trust anchors (user root certificates): peers and operators must chain to one. */
-  anchors: string[];
-  /** CRL files; a revoked peer or operator certificate is refused at hello. */
-  crls: string[];
-  /** SQLite database file (default /var/lib/milkyway/broker.db). */
-  database: string;
-  mdns: { enabled: boolean; name: string; port?: number };
-  expirySweepMs: number;
-}
+const { configObject, defineFormat, flag, int, object, text, v } = schema;
 
-const FIELDS = ['listen', 'key', 'certificate', 'anchors', 'crls', 'database', 'mdns', 'expirySweepMs'];
 const DEFAULT_PORT = 7443;
+const file = () => text({ hint: 'must be a file path' });
+const about = <S extends schema.Schema>(s: S, d: string) => v.pipe(s, v.description(d));
 
-function bad(path: string, field: string, why: string): ControlError {
-  return new ControlError('E_CONFIG', `Broker config ${path}: ${field} ${why}`, { path });
+const brokerConfigSchema = configObject({
+  listen: about(
+    v.optional(text({ pattern: /^\[?[^\]]*?\]?:\d+$/, hint: 'is not host:port' }), `0.0.0.0:${DEFAULT_PORT}`),
+    'host:port to listen on',
+  ),
+  key: about(file(), 'Broker private key (role broker), from keys/'),
+  certificate: about(file(), 'Broker certificate chain (role broker)'),
+  anchors: about(
+    v.union(
+      [
+        file(),
+        v.pipe(schema.list(file(), 1000), v.minLength(1, 'must name at least one user root certificate')),
+      ],
+      'must be a path or a list of paths',
+    ),
+    'Trust anchors (user root certificates): peers and operators must chain to one',
+  ),
+  crls: about(
+    v.optional(v.union([file(), schema.list(file(), 1000)], 'must be a path or a list of paths'), []),
+    'CRL files; a revoked peer or operator certificate is refused at hello',
+  ),
+  database: about(v.optional(file(), '/var/lib/milkyway/broker.db'), 'SQLite database file'),
+  mdns: v.optional(
+    object({
+      enabled: v.optional(flag(), true),
+      name: v.optional(
+        text({ pattern: /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/, hint: 'must be a DNS label' }),
+        'milkyway-broker',
+      ),
+      port: v.exactOptional(int(1, 65535, 'a UDP port')),
+    }),
+    {},
+  ),
+  expirySweepMs: about(v.optional(int(10, 600_000), 1000), 'How often expired commands are swept'),
+});
+
+/** `milkywaysrvd --config FILE` (doc/broker.md, doc/broker-config.schema.json). */
+export const brokerConfigFormat = defineFormat({
+  name: 'broker-config',
+  title: 'MilkyWay broker config (milkywaysrvd --config)',
+  schema: brokerConfigSchema,
+  error: (issue, path) =>
+    new ControlError(
+      'E_CONFIG',
+      `Cannot read broker config ${path ?? ''}: ${issue.keyPath}: ${issue.problem}`,
+      {
+        ...(path === undefined ? {} : { path }),
+        details: { field: issue.keyPath },
+      },
+    ),
+});
+
+type BrokerConfigFile = schema.Output<typeof brokerConfigSchema>;
+
+export interface BrokerConfig extends Omit<BrokerConfigFile, '$schema' | 'listen' | 'anchors' | 'crls'> {
+  listen: { host: string; port: number };
+  /** Absolute paths (relative ones resolve against the config file's folder). */
+  anchors: string[];
+  crls: string[];
 }
 
 export function parseListen(v: string, where = 'listen'): { host: string; port: number } {
@@ -40,69 +84,42 @@ export function parseListen(v: string, where = 'listen'): { host: string; port: 
 }
 
 export function parseBrokerConfig(text: string, path: string): BrokerConfig {
-  let v: unknown;
+  let json: unknown;
   try {
-    v = JSON.parse(text);
+    json = JSON.parse(text);
   } catch (e) {
-    throw new ControlError('E_CONFIG', `Broker config ${path} is not JSON: ${errorMessage(e)}`, { path });
+    throw new ControlError('E_CONFIG', `Cannot read broker config ${path}: not JSON: ${errorMessage(e)}`, {
+      path,
+    });
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v))
-    throw bad(path, 'the file', 'is not a JSON object');
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (!FIELDS.includes(k)) throw bad(path, k, 'is not a known field');
+  return validateBrokerConfig(json, path);
+}
+
+/** Checks a parsed config; `path` names it in errors and is the base of relative paths. */
+export function validateBrokerConfig(json: unknown, path: string): BrokerConfig {
+  const c = brokerConfigFormat.parse(json, path);
   const base = dirname(resolve(path));
-  const file = (field: string, x: unknown): string => {
-    if (typeof x !== 'string' || x === '') throw bad(path, field, 'must be a file path');
-    return resolve(base, x);
-  };
-  const files = (field: string, x: unknown): string[] => {
-    if (x === undefined) return [];
-    const list = typeof x === 'string' ? [x] : x;
-    if (!Array.isArray(list)) throw bad(path, field, 'must be a path or a list of paths');
-    return list.map((p, i) => file(`${field}[${i}]`, p));
-  };
-  let listen = { host: '0.0.0.0', port: DEFAULT_PORT };
-  if (o.listen !== undefined) {
-    if (typeof o.listen !== 'string') throw bad(path, 'listen', 'must be "host:port"');
-    listen = parseListen(o.listen, `Broker config ${path}: listen`);
-  }
-  const anchors = files('anchors', o.anchors);
-  if (anchors.length === 0) throw bad(path, 'anchors', 'must name at least one user root certificate');
-  const m = (o.mdns ?? {}) as Record<string, unknown>;
-  if (typeof m !== 'object' || Array.isArray(m)) throw bad(path, 'mdns', 'must be an object');
-  for (const k of Object.keys(m))
-    if (!['enabled', 'name', 'port'].includes(k)) throw bad(path, `mdns.${k}`, 'is not a known field');
-  if (m.enabled !== undefined && typeof m.enabled !== 'boolean')
-    throw bad(path, 'mdns.enabled', 'must be true or false');
-  if (
-    m.name !== undefined &&
-    (typeof m.name !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/.test(m.name))
-  ) {
-    throw bad(path, 'mdns.name', 'must be a DNS label');
-  }
-  if (
-    m.port !== undefined &&
-    (!Number.isInteger(m.port) || (m.port as number) < 1 || (m.port as number) > 65535)
-  ) {
-    throw bad(path, 'mdns.port', 'must be a UDP port');
-  }
-  const sweep = o.expirySweepMs ?? 1000;
-  if (!Number.isInteger(sweep) || (sweep as number) < 10 || (sweep as number) > 600_000) {
-    throw bad(path, 'expirySweepMs', 'must be an integer from 10 to 600000');
+  const abs = (p: string) => resolve(base, p);
+  const paths = (x: string | string[]) => (typeof x === 'string' ? [x] : x).map(abs);
+  let listen: { host: string; port: number };
+  try {
+    listen = parseListen(c.listen);
+  } catch {
+    throw new ControlError(
+      'E_CONFIG',
+      `Cannot read broker config ${path}: listen: ${schema.shown(c.listen)} has no port from 0 to 65535`,
+      { path, details: { field: 'listen' } },
+    );
   }
   return {
     listen,
-    key: file('key', o.key),
-    certificate: file('certificate', o.certificate),
-    anchors,
-    crls: files('crls', o.crls),
-    database: o.database === undefined ? '/var/lib/milkyway/broker.db' : file('database', o.database),
-    mdns: {
-      enabled: m.enabled !== false,
-      name: (m.name as string | undefined) ?? 'milkyway-broker',
-      ...(m.port === undefined ? {} : { port: m.port as number }),
-    },
-    expirySweepMs: sweep as number,
+    key: abs(c.key),
+    certificate: abs(c.certificate),
+    anchors: paths(c.anchors),
+    crls: paths(c.crls),
+    database: abs(c.database),
+    mdns: c.mdns,
+    expirySweepMs: c.expirySweepMs,
   };
 }
 

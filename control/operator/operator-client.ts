@@ -28,7 +28,6 @@ import {
   connectBroker,
   ControlError,
   envelopeDigest,
-  isName,
   LAYER_CHUNK_BYTES,
   MAX_INLINE_LAYER_BYTES,
   type Message,
@@ -39,17 +38,39 @@ import {
 } from '../wire/index.ts';
 import { nextOperatorSeq } from './operator-seq.ts';
 import { batchSize, failBudget, resolveTarget } from './targets.ts';
-import { writeJsonAtomic } from '../../common/index.ts';
+import { schema, writeJsonAtomic } from '../../common/index.ts';
 
-export interface OperatorConfig {
-  broker: string;
-  fleet: string;
-  key: string;
-  cert: string;
-  anchors: string[];
-  crls: string[];
-  brokerFingerprint?: string;
-}
+const { configObject, defineFormat, list, text, v } = schema;
+
+const operatorConfigSchema = configObject({
+  broker: text({ pattern: /^\[?[^\]]*?\]?:\d{1,5}$/, hint: 'is not host:port' }),
+  fleet: text({ pattern: /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, hint: 'is not a name' }),
+  key: text({ hint: 'must be a file path' }),
+  cert: text({ hint: 'must be a file path' }),
+  anchors: v.optional(list(text(), 1000), []),
+  crls: v.optional(list(text(), 1000), []),
+  brokerFingerprint: v.exactOptional(
+    text({ pattern: /^[0-9a-fA-F]{64}$/, hint: 'is not a sha256 hex fingerprint' }),
+  ),
+});
+
+/** ~/.config/mway/config.json (doc/commands.md, doc/operator-config.schema.json). */
+export const operatorConfigFormat = defineFormat({
+  name: 'operator-config',
+  title: 'MilkyWay operator config (~/.config/mway/config.json)',
+  schema: operatorConfigSchema,
+  error: (issue, file) =>
+    new ControlError(
+      'E_CONFIG',
+      `Cannot read operator config ${file ?? ''}: ${issue.keyPath}: ${issue.problem}`,
+      {
+        ...(file === undefined ? {} : { path: file }),
+        details: { field: issue.keyPath },
+      },
+    ),
+});
+
+export type OperatorConfig = Omit<schema.Output<typeof operatorConfigSchema>, '$schema'>;
 
 export function configDir(): string {
   return (
@@ -68,33 +89,13 @@ export async function readOperatorConfig(dir = configDir()): Promise<OperatorCon
       path: file,
     });
   }
-  const o = raw as Record<string, unknown>;
-  const str = (k: string) => {
-    if (typeof o[k] !== 'string' || o[k] === '')
-      throw new ControlError('E_CONFIG', `${file}: ${k} must be a string`, { path: file });
-    return o[k] as string;
-  };
-  const arr = (k: string) => {
-    const v = o[k] ?? [];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string'))
-      throw new ControlError('E_CONFIG', `${file}: ${k} must be a list of paths`, { path: file });
-    return v as string[];
-  };
-  const cfg: OperatorConfig = {
-    broker: str('broker'),
-    fleet: str('fleet'),
-    key: str('key'),
-    cert: str('cert'),
-    anchors: arr('anchors'),
-    crls: arr('crls'),
-  };
-  if (typeof o.brokerFingerprint === 'string') cfg.brokerFingerprint = o.brokerFingerprint;
+  const { $schema: _, ...cfg } = operatorConfigFormat.parse(raw, file);
   return cfg;
 }
 
 export async function writeOperatorConfig(cfg: OperatorConfig, dir = configDir()): Promise<string> {
-  if (!isName(cfg.fleet))
-    throw new ControlError('E_CONFIG', `Fleet ${JSON.stringify(cfg.fleet)} is not a name`);
+  // What is written must read back: the same schema checks it first.
+  operatorConfigFormat.parse(cfg, join(dir, 'config.json'));
   const abs = {
     ...cfg,
     key: resolve(cfg.key),

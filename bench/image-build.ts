@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
 import { buildCoreosTree } from '../imagebuild/coreos-tree.ts';
 import { buildImage } from '../imagebuild/build-image.ts';
-import { coreosAgentConfig } from '../imagebuild/disk-layout.ts';
+import { coreosAgentConfig } from '../imagebuild/coreos-paths.ts';
 import { verifyDisk } from '../imagebuild/disk-verify.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../imagebuild/image-spec.ts';
 import { readCertificates } from '../keys/index.ts';

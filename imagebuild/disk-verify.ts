@@ -1,13 +1,17 @@
 // `mway-image verify DISK --trust ANCHOR…`: the offline check of a MilkyWayLinux disk. The
-// GPT (both headers, CRCs), CoreOS A's whole verity tree against the root hash its DPS
+// GPT (both copies, CRCs, the protective MBR), the partitions against the layout table
+// (disk-layout-check.ts), CoreOS A's whole verity tree against the root hash its DPS
 // partition UUIDs spell, the UKI command line naming that same hash, the vendor's 'coreos'
 // signature, the certificate partition's verity tree against `mway.certs`, the user's
 // secure config and every preinstalled layer (signatures and every verity block), all
 // under the anchors given here — never under the ones the disk carries.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { checkGptRedundancy, type GptPartition, readGpt, verifyVerity } from '../formats/index.ts';
 import type { Certificate, Crl } from '../keys/index.ts';
 import { verifyLayer } from '../layers/index.ts';
+import { type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';
+import { matchLayout } from './disk-layout-check.ts';
 import {
   cmdlineParam,
   erofsSize,
@@ -17,13 +21,12 @@ import {
   part,
   readRange,
   rootHashFromUuids,
+  sniffFilesystem,
   ukiCmdline,
   withWork,
-} from './disk-inspect.ts';
-import { type PartitionRole, roleOf } from './disk-layout.ts';
-import { checkGptRedundancy, type GptPartition, readGpt, verifyVerity } from '../formats/index.ts';
+} from './disk-read.ts';
 import { ImageError } from './image-error.ts';
-import { SECURE_CONFIG_FILE, verifySecureConfig } from './secure-config.ts';
+import { verifySecureConfig } from './secure-config.ts';
 import { decodeVeritySig, verifyVeritySig } from './verity-sig.ts';
 
 export interface VerifyCheck {
@@ -97,20 +100,24 @@ export async function verifyDisk(
   );
   fromCopy('gpt-backup', copies.backup, 'backup GPT header and entries good, identical to the primary');
   fromCopy('protective-mbr', copies.protectiveMbr, 'protective MBR covers the disk');
-  const byRole = (r: PartitionRole) => gpt.partitions.find((p) => roleOf(p.type, p.name) === r);
-  const required: PartitionRole[] = [
-    'esp',
-    'coreos-a',
-    'coreos-a-verity',
-    'coreos-a-verity-sig',
-    'certificates',
-    'secure-config',
-    'layers',
-    'data',
-  ];
-  for (const r of required)
-    if (byRole(r) === undefined)
-      add({ check: 'layout', ok: false, code: 'E_DISK_LAYOUT', message: `E_DISK_LAYOUT: no ${r} partition` });
+  // The layout next: every other check finds its partition by the role this assigns.
+  const layout = matchLayout(gpt.partitions.map((p) => ({ ...p, filesystem: sniffFilesystem(disk, p) })));
+  for (const p of layout.problems)
+    add({
+      check: 'layout',
+      ok: false,
+      code: p.code,
+      ...(p.partition === undefined ? {} : { partition: p.partition }),
+      message: `${p.code}: ${p.message}`,
+      details: { code: p.code, ...(p.role === undefined ? {} : { role: p.role }) },
+    });
+  if (layout.problems.length === 0)
+    add({
+      check: 'layout',
+      ok: true,
+      message: `${gpt.partitions.length} partitions as the MilkyWayLinux layout has them: names, types, attributes, file systems`,
+    });
+  const byRole = (r: PartitionRole) => gpt.partitions[layout.roles.indexOf(r)];
 
   await withWork(async (work) => {
     const esp = byRole('esp');

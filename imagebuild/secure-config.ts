@@ -3,9 +3,6 @@
 import { type Certificate, type Crl, type SigningKey, serialize, verifyEnvelope } from '../keys/index.ts';
 import { signEnvelopeDeterministic } from './deterministic-sign.ts';
 
-/** The file name inside the partition (the agent's default `secureConfig` is /config/secure.json). */
-export const SECURE_CONFIG_FILE = 'secure.json';
-
 /** Signs the secure config payload; deterministic for the same key, payload and time. */
 export function signSecureConfig(o: {
   payload: Record<string, unknown>;

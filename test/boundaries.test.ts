@@ -13,6 +13,8 @@ import { ROOT } from './helpers.ts';
 const PARTS: ReadonlyArray<readonly [part: string, rank: number]> = [
   ['common', 0],
   ['formats', 1],
+  // The disk layout: below the agent (which mounts it) and the builder (which writes it).
+  ['platform', 2],
   ['keys', 2],
   ['layers', 3],
   ['bootchain', 4],
@@ -26,6 +28,7 @@ const PARTS: ReadonlyArray<readonly [part: string, rank: number]> = [
 /** Stated on their own beside the ranks, so each refusal names the rule it breaks. */
 const FORBIDDEN: ReadonlyArray<{ from: string; allowed?: readonly string[]; never?: readonly string[] }> = [
   { from: 'formats', allowed: ['common'] },
+  { from: 'platform', allowed: ['common', 'formats'] },
   { from: 'keys', allowed: ['common', 'formats'] },
   { from: 'control/broker', never: ['agent'] },
   { from: 'control/operator', never: ['agent'] },

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { schema } from '../../common/index.ts';
+import { LAYOUT_PATHS } from '../../platform/index.ts';
 import { AgentError } from './agent-error.ts';
 
 const { absolutePath, anyObject, configObject, defineFormat, flag, int, list, object, text, v } = schema;
@@ -75,10 +76,11 @@ const path = (fallback: string, description: string) =>
 const fileSchema = configObject({
   root: path('/', "The agent's root directory; every path below is resolved inside it (--root overrides)"),
   stateDir: path('/run/milkyway', 'Runtime state: overlay mounts, sockets, install staging'),
-  trustAnchorsDir: path('/certs', 'Certificate partition: *.crt trust anchors and optional *.crl'),
-  secureConfig: path('/config/secure.json', 'The signed secure config (an envelope of type config)'),
-  layersDir: path('/layers', 'Layer storage: <name>.mwl files'),
-  dataDir: path('/data', 'Data partition: secure/<layer>, group/<group>, common/, logs/'),
+  // The defaults are where the disk layout (platform/disk-layout.ts) mounts these partitions.
+  trustAnchorsDir: path(LAYOUT_PATHS.trustAnchorsDir, 'Certificate partition: *.crt trust anchors and optional *.crl'),
+  secureConfig: path(LAYOUT_PATHS.secureConfig, 'The signed secure config (an envelope of type config)'),
+  layersDir: path(LAYOUT_PATHS.layersDir, 'Layer storage: <name>.mwl files'),
+  dataDir: path(LAYOUT_PATHS.dataDir, 'Data partition: secure/<layer>, group/<group>, common/, logs/'),
   baseDir: path('/', "Read-only base every app's overlay sits on (the CoreOS root)"),
   allowUserspaceVerity: about(
     v.optional(flag(), false),

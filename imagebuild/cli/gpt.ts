@@ -2,7 +2,7 @@
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/index.ts';
 import { readGpt } from '../../formats/index.ts';
-import { PARTITION_TYPES } from '../partition-types.ts';
+import { PARTITION_TYPES } from '../../platform/index.ts';
 
 const show = defineCommand({
   meta: { name: 'show', description: 'Print the GPT of DISK (falls back to the backup header)' },

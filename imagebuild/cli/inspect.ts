@@ -20,6 +20,7 @@ export default defineCommand({
         lines.push(
           `  ${String(p.index).padStart(2)}  ${p.name.padEnd(28)} ${(p.role ?? p.typeName ?? p.type).padEnd(22)} ${formatBytes(p.sizeBytes).padStart(10)}  ${p.filesystem ?? '-'}${p.readOnly ? '  read-only' : ''}`,
         );
+      for (const p of r.layout) lines.push(`  not as the layout has it: ${p.code}: ${p.message}`);
       if (r.cmdline !== null) lines.push(`UKI command line: ${r.cmdline}`);
       if (r.coreos !== null) {
         lines.push(`CoreOS ${r.coreos.label}: root hash ${r.coreos.rootHash}`);

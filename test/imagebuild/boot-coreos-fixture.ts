@@ -8,7 +8,7 @@ import { requireTool } from '../../common/exec.ts';
 import { binaryClosure } from '../../imagebuild/binary-closure.ts';
 import { DPS, formatVerity, makeErofs } from '../../formats/index.ts';
 import { verityPartitionUuids } from '../../imagebuild/initramfs-init.ts';
-import { MILKYWAY } from '../../imagebuild/partition-types.ts';
+import { MILKYWAY } from '../../platform/index.ts';
 import { ROOT } from '../helpers.ts';
 import { EPOCH } from './boot-fixtures.ts';
 

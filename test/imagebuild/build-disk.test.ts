@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import type { Progress } from '../../common/progress.ts';
 import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
-import { extractPartition, part, readRange } from '../../imagebuild/disk-inspect.ts';
+import { extractPartition, part, readRange } from '../../imagebuild/disk-read.ts';
 import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
 import { verifyDisk } from '../../imagebuild/disk-verify.ts';
 import { DPS, readGpt } from '../../formats/index.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
-import { MILKYWAY } from '../../imagebuild/partition-types.ts';
+import { MILKYWAY } from '../../platform/index.ts';
 import { type Certificate, newIdentity, readCertificates } from '../../keys/index.ts';
 import { readLayer } from '../../layers/layer-file.ts';
 import { cli, tempDir } from '../helpers.ts';
@@ -186,6 +186,7 @@ test('verifyDisk() passes every check under the vendor and user roots; inspect a
       'gpt',
       'gpt-backup',
       'protective-mbr',
+      'layout',
       'cmdline',
       'coreos-verity',
       'coreos-signature',
@@ -242,6 +243,56 @@ test('a flipped byte in CoreOS A: verify names the partition and the data block;
   t.is(bad[0]?.check, 'coreos-verity');
   t.deepEqual(bad[0]?.partition, { index: a.index, name: 'milkyway_1.0.0' });
   t.like(bad[0]?.details, { area: 'data', block: 100 });
+});
+
+test('a disk edited with sgdisk: verify names each partition that left the layout, inspect shows the same', async (t) => {
+  const { r, out, anchors } = await built();
+  const dir = await tempDir(t);
+  const disk = join(dir, 'disk.img');
+  await run('cp', ['--sparse=always', r.disk, disk], { timeout: 120_000 });
+  const before = await readGpt(disk);
+  const dc = before.partitions.find((p) => p.name === 'dynamic-config');
+  if (dc === undefined) return t.fail('no dynamic-config partition');
+  // sgdisk rewrites both headers with good CRCs: only the layout check can see these.
+  const sg = (...args: string[]) => run('sgdisk', [...args, disk], { timeout: 60_000 });
+  await sg(`--typecode=13:${DPS.linuxData}`);
+  await sg('--attributes=10:set:60');
+  await sg(`--delete=${dc.index}`);
+  await sg(`--new=15:${dc.firstLba}:${dc.lastLba}`, '--typecode=15:8200', '--change-name=15:swap');
+  const v = await verifyDisk(disk, { anchors });
+  t.false(v.ok);
+  const bad = v.checks.filter((c) => !c.ok);
+  t.true(
+    bad.every((c) => c.check === 'layout'),
+    JSON.stringify(bad),
+  );
+  t.deepEqual(
+    bad.map((c) => [c.details?.code, c.partition?.index ?? null, c.partition?.name ?? null]).sort(),
+    [
+      ['E_LAYOUT_ATTRIBUTES', 10, 'secure-dynamic-config'],
+      ['E_LAYOUT_EXTRA', 15, 'swap'],
+      ['E_LAYOUT_MISSING', null, null],
+      ['E_LAYOUT_TYPE', 13, 'data'],
+    ],
+  );
+  t.regex(
+    bad.find((c) => c.details?.code === 'E_LAYOUT_MISSING')?.message ?? '',
+    /no dynamic-config partition/,
+  );
+  const i = await inspectDisk(disk);
+  t.deepEqual(i.layout.map((p) => p.code).sort(), bad.map((c) => c.details?.code).sort());
+  t.is(i.partitions.find((p) => p.name === 'swap')?.role, null);
+  t.is(i.partitions.find((p) => p.name === 'data')?.role, 'data');
+  const c = await cli('mway-image', [
+    'verify',
+    disk,
+    '--trust',
+    join(out, 'keys', 'vendor-root.crt'),
+    '--trust',
+    join(out, 'keys', 'user-root.crt'),
+  ]);
+  t.is(c.exitCode, 1);
+  t.regex(c.stdout + c.stderr, /E_LAYOUT_TYPE: partition 13 data has type 0fc63daf-/);
 });
 
 test('a flipped byte in the layer payload: verify names the layer, everything else holds', async (t) => {
@@ -393,6 +444,28 @@ test('mway-image build refuses a spec with a bad key, naming it, and writes no d
   t.is(r.exitCode, 1);
   t.regex(r.stdout + r.stderr, /partitions\.data/);
   t.regex(r.stdout + r.stderr, /E_SPEC_INVALID/);
+  await t.throwsAsync(access(join(dir, 'out', 'disk.img')));
+});
+
+test('mway-image build refuses partitions.coreos smaller than CoreOS, naming the key, and writes no disk', async (t) => {
+  const { out } = await built();
+  const dir = await tempDir(t);
+  const { writeFile, readFile, access } = await import('node:fs/promises');
+  const j = JSON.parse(await readFile(DEFAULT_SPEC, 'utf8'));
+  j.layers = j.layers.map((l: string) => join(DEFAULT_SPEC, '..', l));
+  j.partitions = { ...j.partitions, coreos: 16 };
+  const spec = join(dir, 'image.json');
+  await writeFile(spec, JSON.stringify(j));
+  const r = await cli(
+    'mway-image',
+    ['build', spec, '-o', join(dir, 'out'), '--keys', join(out, 'keys'), '--json'],
+    {
+      timeout: 600_000,
+    },
+  );
+  t.is(r.exitCode, 1, r.stdout + r.stderr);
+  t.regex(r.stdout + r.stderr, /E_SPEC_INVALID/);
+  t.regex(r.stdout + r.stderr, /CoreOS is \d+ bytes; partitions\.coreos \(16 MiB\) is too small/);
   await t.throwsAsync(access(join(dir, 'out', 'disk.img')));
 });
 

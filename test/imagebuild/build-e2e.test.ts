@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
-import { extractPartition, part } from '../../imagebuild/disk-inspect.ts';
+import { extractPartition, part } from '../../imagebuild/disk-read.ts';
 import { DPS, readGpt } from '../../formats/index.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { INIT_MARKERS } from '../../imagebuild/initramfs-init.ts';

@@ -14,7 +14,7 @@ import {
   strippedTypeScriptKey,
 } from '../../imagebuild/agent-compile-cache.ts';
 import { buildCoreosTree } from '../../imagebuild/coreos-tree.ts';
-import { COREOS_PATHS, coreosAgentConfig } from '../../imagebuild/disk-layout.ts';
+import { COREOS_PATHS, coreosAgentConfig } from '../../imagebuild/coreos-paths.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');

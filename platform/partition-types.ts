@@ -1,5 +1,6 @@
 // MilkyWayLinux's own GPT partition type GUIDs (doc/gpt.md), for the partitions the
 // Discoverable Partitions Specification has no type for (formats/gpt has the DPS table).
+// Here, beside the disk layout that uses them, so the agent can read them without the builder.
 import { DPS } from '../formats/index.ts';
 
 /**

@@ -1,0 +1,356 @@
+// The MilkyWayLinux disk layout (doc/disk-layout.md) as one table, one row per partition in
+// disk order. Everything else is derived from it: the GPT entries `mway-image build` writes,
+// the roles `mway-image inspect` reports and the checks `verify` makes, the mounts in the
+// agent config CoreOS carries, the agent's default paths, the spec's default sizes and the
+// table in doc/disk-layout.md (a test renders it from here). Data and pure functions only.
+//
+// A new partition is a new row. The A/B boot partitions of the boot-chain work (`boot-a`,
+// `boot-b` with ChromeOS priority/tries/successful bits) become rows when something writes
+// them; `gptAttributes` and `slot` already carry what they need.
+import { DPS, encodeAttributes, type PartitionAttributes } from '../formats/index.ts';
+import { MILKYWAY } from './partition-types.ts';
+
+export type PartitionRole =
+  | 'esp'
+  | 'coreos-a'
+  | 'coreos-a-verity'
+  | 'coreos-a-verity-sig'
+  | 'coreos-b'
+  | 'coreos-b-verity'
+  | 'coreos-b-verity-sig'
+  | 'certificates'
+  | 'secure-config'
+  | 'secure-dynamic-config'
+  | 'dynamic-config'
+  | 'layers'
+  | 'data'
+  | 'peer-identity';
+
+/** The image spec's `partitions` keys (MiB each). */
+export type PartitionSizeKey =
+  | 'esp'
+  | 'coreos'
+  | 'certificates'
+  | 'secureConfig'
+  | 'secureDynamicConfig'
+  | 'dynamicConfig'
+  | 'layers'
+  | 'data'
+  | 'peerIdentity';
+
+/**
+ * How big a partition is. With a spec key, the spec's MiB (or `defaultMiB`); 0 MiB means
+ * "what the content needs × headroom". `grow`: the content's size when it is bigger;
+ * otherwise the size is exact and content that does not fit is an error.
+ */
+export interface PartitionSize {
+  spec?: PartitionSizeKey;
+  /** The spec's default, or the fixed size when there is no spec key. */
+  defaultMiB: number;
+  grow?: boolean;
+  /** Room left beyond the content when the size is computed (CoreOS: 1.25, for updates). */
+  headroom?: number;
+}
+
+export interface PartitionRow {
+  role: PartitionRole;
+  /**
+   * GPT name. A string for a fixed partition (the agent finds it by PARTLABEL); for a CoreOS
+   * slot the suffix after `NAME_VERSION` (`''`, `.verity`, `.verity-sig`), or EMPTY_SLOT.
+   */
+  label: string | { slotSuffix: '' | '.verity' | '.verity-sig' };
+  type: string;
+  /** How doc/disk-layout.md and `inspect` name the type. */
+  typeName: string;
+  /** The file system it holds; null for a verity hash area or signature. */
+  filesystem: 'vfat' | 'erofs' | 'ext4' | null;
+  /** dm-verity: the slot's data, its hash area, its signature, or a tree appended to the file system. */
+  verity?: 'data' | 'hash' | 'sig' | 'appended';
+  /** A/B slot the partition belongs to. */
+  slot?: 'a' | 'b';
+  /** GPT attribute bit 60 (DPS read-only); a mounted partition is also mounted `ro`. */
+  readOnly: boolean;
+  /** GPT attribute bits beyond read-only (none yet; the boot slots' priority bits go here). */
+  gptAttributes?: Omit<PartitionAttributes, 'readOnly'>;
+  /** Where CoreOS's agent mounts it; `options` without the ro/rw that `readOnly` decides. */
+  mount?: { target: string; options: string };
+  size: PartitionSize;
+  /** Only on disks whose spec asks for it. */
+  optional?: true;
+  /**
+   * What its partition UUID derives from with the build seed (never change one: rebuilds stay
+   * byte-identical). A verity data/hash partition holding a tree uses its root hash instead.
+   */
+  uuidPurpose: string;
+  /** One line for doc/disk-layout.md. */
+  contents: string;
+}
+
+/** GPT name of an empty CoreOS slot (systemd-sysupdate's convention for an unused slot). */
+export const EMPTY_SLOT = '_empty';
+
+const CERTS = '/certs';
+const CONFIG = '/config';
+const SLOT_SIZE: PartitionSize = { spec: 'coreos', defaultMiB: 0, headroom: 1.25 };
+const HASH_SIZE: PartitionSize = { defaultMiB: 0, headroom: 1.25 };
+const SIG_SIZE: PartitionSize = { defaultMiB: 1 };
+
+function slotRows(slot: 'a' | 'b'): PartitionRow[] {
+  const a = slot === 'a';
+  return [
+    {
+      role: `coreos-${slot}` as const,
+      label: { slotSuffix: '' },
+      type: DPS.root,
+      typeName: 'DPS root x86-64',
+      filesystem: 'erofs',
+      verity: 'data',
+      slot,
+      readOnly: true,
+      size: SLOT_SIZE,
+      uuidPurpose: `coreos-${slot}`,
+      contents: a ? 'CoreOS A: erofs (uncompressed)' : 'CoreOS B: the same, empty until an update writes it',
+    },
+    {
+      role: `coreos-${slot}-verity` as const,
+      label: { slotSuffix: '.verity' },
+      type: DPS.rootVerity,
+      typeName: 'DPS root-verity',
+      filesystem: null,
+      verity: 'hash',
+      slot,
+      readOnly: true,
+      size: HASH_SIZE,
+      uuidPurpose: `coreos-${slot}-verity`,
+      contents: a
+        ? "CoreOS A's dm-verity hash area (veritysetup superblock at offset 0)"
+        : "CoreOS B's hash area (empty)",
+    },
+    {
+      role: `coreos-${slot}-verity-sig` as const,
+      label: { slotSuffix: '.verity-sig' },
+      type: MILKYWAY.coreosVeritySig,
+      typeName: 'MilkyWay coreos-verity-sig',
+      filesystem: null,
+      verity: 'sig',
+      slot,
+      readOnly: true,
+      size: SIG_SIZE,
+      uuidPurpose: `coreos-${slot}-sig`,
+      contents: a ? 'JSON signature of CoreOS A (below)' : "CoreOS B's signature (empty)",
+    },
+  ];
+}
+
+/** The partitions of a MilkyWayLinux disk, in disk order. */
+export const DISK_LAYOUT: readonly PartitionRow[] = [
+  {
+    role: 'esp',
+    label: 'esp',
+    type: DPS.esp,
+    typeName: 'DPS ESP',
+    filesystem: 'vfat',
+    readOnly: false,
+    size: { spec: 'esp', defaultMiB: 64 },
+    uuidPurpose: 'esp-part',
+    contents: 'vfat: `EFI/BOOT/BOOTX64.EFI`, the UKI (systemd-stub + kernel + initramfs + command line)',
+  },
+  ...slotRows('a'),
+  ...slotRows('b'),
+  {
+    role: 'certificates',
+    label: 'certificates',
+    type: MILKYWAY.certificates,
+    typeName: 'MilkyWay certificates',
+    filesystem: 'erofs',
+    verity: 'appended',
+    readOnly: true,
+    mount: { target: CERTS, options: 'nodev,nosuid,noexec' },
+    size: { spec: 'certificates', defaultMiB: 1, grow: true },
+    uuidPurpose: 'certificates-part',
+    contents:
+      'erofs: `vendor-root.crt`, `user-root.crt`, extra anchors, `*.crl`; dm-verity tree appended after the erofs',
+  },
+  {
+    role: 'secure-config',
+    label: 'secure-config',
+    type: MILKYWAY.secureConfig,
+    typeName: 'MilkyWay secure-config',
+    filesystem: 'erofs',
+    readOnly: true,
+    mount: { target: CONFIG, options: 'nodev,nosuid,noexec' },
+    size: { spec: 'secureConfig', defaultMiB: 1, grow: true },
+    uuidPurpose: 'secure-config-part',
+    contents: 'erofs: `secure.json`, a keys/ envelope of type `config` signed by the user key',
+  },
+  {
+    role: 'secure-dynamic-config',
+    label: 'secure-dynamic-config',
+    type: MILKYWAY.secureDynamicConfig,
+    typeName: 'MilkyWay secure-dynamic-config',
+    filesystem: 'ext4',
+    readOnly: false,
+    mount: { target: '/config-secure-dynamic', options: 'nodev,nosuid,noexec' },
+    size: { spec: 'secureDynamicConfig', defaultMiB: 8, grow: true },
+    uuidPurpose: 'sdc-part',
+    contents: 'ext4, empty',
+  },
+  {
+    role: 'dynamic-config',
+    label: 'dynamic-config',
+    type: MILKYWAY.dynamicConfig,
+    typeName: 'MilkyWay dynamic-config',
+    filesystem: 'ext4',
+    readOnly: false,
+    mount: { target: '/config-dynamic', options: 'nodev,nosuid,noexec' },
+    size: { spec: 'dynamicConfig', defaultMiB: 8, grow: true },
+    uuidPurpose: 'dc-part',
+    contents: 'ext4, empty',
+  },
+  {
+    role: 'layers',
+    label: 'layers',
+    type: MILKYWAY.layers,
+    typeName: 'MilkyWay layers',
+    filesystem: 'ext4',
+    readOnly: false,
+    mount: { target: '/layers', options: 'nodev,nosuid,noexec' },
+    size: { spec: 'layers', defaultMiB: 128, grow: true },
+    uuidPurpose: 'layers-part',
+    contents: 'ext4: `<name>.mwl` for each preinstalled layer',
+  },
+  {
+    role: 'data',
+    label: 'data',
+    type: MILKYWAY.data,
+    typeName: 'MilkyWay data',
+    filesystem: 'ext4',
+    readOnly: false,
+    mount: { target: '/data', options: 'nodev,nosuid' },
+    size: { spec: 'data', defaultMiB: 128, grow: true },
+    uuidPurpose: 'data-part',
+    contents: 'ext4: `common/`, `secure/`, `group/`',
+  },
+  {
+    role: 'peer-identity',
+    label: 'peer-identity',
+    type: MILKYWAY.peerIdentity,
+    typeName: 'MilkyWay peer-identity',
+    filesystem: 'ext4',
+    readOnly: true,
+    mount: { target: '/identity', options: 'nodev,nosuid,noexec' },
+    size: { spec: 'peerIdentity', defaultMiB: 4, grow: true },
+    optional: true,
+    uuidPurpose: 'peer-part',
+    contents: "ext4: the spec's `peerIdentity` folder (peer key, certificate, KEM key)",
+  },
+];
+
+/** The row of `role`. */
+export function layoutRow(role: PartitionRole): PartitionRow {
+  const row = DISK_LAYOUT.find((r) => r.role === role);
+  if (row === undefined) throw new RangeError(`Cannot find partition role ${role} in the disk layout`);
+  return row;
+}
+
+/** CoreOS slot labels: `name_version`, its hash tree `name_version.verity`, its signature `name_version.verity-sig`. */
+export function coreosLabels(name: string, version: string): { data: string; verity: string; sig: string } {
+  const base = `${name}_${version}`;
+  return { data: base, verity: `${base}.verity`, sig: `${base}.verity-sig` };
+}
+
+/** The GPT name of `row`: fixed, or the slot's `base` (`name_version`) plus the suffix, or EMPTY_SLOT. */
+export function partitionLabel(row: PartitionRow, base: string | typeof EMPTY_SLOT): string {
+  if (typeof row.label === 'string') return row.label;
+  return base === EMPTY_SLOT ? EMPTY_SLOT : `${base}${row.label.slotSuffix}`;
+}
+
+/** The GPT attribute flags `row` is written with. */
+export function rowAttributes(row: PartitionRow): PartitionAttributes {
+  return { ...row.gptAttributes, ...(row.readOnly ? { readOnly: true } : {}) };
+}
+
+/** The 64-bit GPT attribute field `row` is written with (what `verify` expects to read). */
+export function rowAttributeBits(row: PartitionRow): bigint {
+  return encodeAttributes(rowAttributes(row));
+}
+
+/** What the build summary calls a partition's content: `ext4`, `erofs+verity`, `verity`, `verity-sig`, … */
+export function contentName(row: PartitionRow): string {
+  if (row.verity === 'hash') return 'verity';
+  if (row.verity === 'sig') return 'verity-sig';
+  if (row.verity === 'appended') return `${row.filesystem}+verity`;
+  return row.filesystem ?? 'unknown';
+}
+
+/** A mount of the agent config (doc/agent-config.md `mounts`). */
+export interface LayoutMount {
+  source: string;
+  target: string;
+  type: string;
+  options: string;
+}
+
+/** The agent's boot mounts, in table order: every mounted row (the optional ones only when asked). */
+export function layoutMounts(o: { optional: readonly PartitionRole[] }): LayoutMount[] {
+  const out: LayoutMount[] = [];
+  for (const row of DISK_LAYOUT) {
+    if (row.mount === undefined || row.filesystem === null || typeof row.label !== 'string') continue;
+    if (row.optional === true && !o.optional.includes(row.role)) continue;
+    out.push({
+      source: `PARTLABEL=${row.label}`,
+      target: row.mount.target,
+      type: row.filesystem,
+      options: `${row.readOnly ? 'ro' : 'rw'},${row.mount.options}`,
+    });
+  }
+  return out;
+}
+
+/** Every mount point of the layout (CoreOS's root is read-only, so they exist in the image). */
+export const MOUNT_POINTS: readonly string[] = DISK_LAYOUT.flatMap((r) =>
+  r.mount === undefined ? [] : [r.mount.target],
+);
+
+/** Where the layout mounts `role` in the running system. */
+export function mountPoint(role: PartitionRole): string {
+  const m = layoutRow(role).mount;
+  if (m === undefined) throw new RangeError(`Partition ${role} is not mounted by the agent`);
+  return m.target;
+}
+
+/** The secure config's file inside the secure-config partition. */
+export const SECURE_CONFIG_FILE = 'secure.json';
+
+/** Where the running system finds what the layout's partitions hold (the agent's defaults). */
+export const LAYOUT_PATHS = {
+  trustAnchorsDir: mountPoint('certificates'),
+  secureConfig: `${mountPoint('secure-config')}/${SECURE_CONFIG_FILE}`,
+  layersDir: mountPoint('layers'),
+  dataDir: mountPoint('data'),
+} as const;
+
+/** The spec's default `partitions` sizes in MiB, from the rows' sizes. */
+export const DEFAULT_PARTITION_SIZES: Readonly<Record<PartitionSizeKey, number>> = Object.fromEntries(
+  DISK_LAYOUT.flatMap((r) => (r.size.spec === undefined ? [] : [[r.size.spec, r.size.defaultMiB]])),
+) as Record<PartitionSizeKey, number>;
+
+const MiB = 1 << 20;
+
+/** `n` bytes rounded up to whole MiB, at least 1 MiB (partitions sit on 1 MiB boundaries). */
+export const roundMiB = (n: number): number => Math.max(MiB, Math.ceil(n / MiB) * MiB);
+
+/**
+ * Bytes of `row`'s partition for `contentBytes` of content, with the spec's `sizes`. An exact
+ * size may come out smaller than the content: the caller refuses that (partitionFits).
+ */
+export function partitionBytes(
+  row: PartitionRow,
+  sizes: Readonly<Record<PartitionSizeKey, number>>,
+  contentBytes: number,
+): number {
+  const mib = row.size.spec === undefined ? row.size.defaultMiB : sizes[row.size.spec];
+  const need = contentBytes * (row.size.headroom ?? 1);
+  if (mib === 0) return roundMiB(need);
+  return row.size.grow === true ? Math.max(mib * MiB, roundMiB(need)) : mib * MiB;
+}

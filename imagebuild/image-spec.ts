@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { schema } from '../common/index.ts';
 import { AGENT_TUNING, SECURE_CONFIG_ENTRIES } from '../agent/index.ts';
+import { DEFAULT_PARTITION_SIZES } from '../platform/index.ts';
 import { ImageError } from './image-error.ts';
 
 const { configObject, defineFormat, flag, int, list, object, shown, text, v } = schema;
@@ -21,17 +22,8 @@ const IPV4 = /^(\d{1,3}\.){3}\d{1,3}$/;
 const CMDLINE_WORD = /^[A-Za-z0-9_.,:=/+-]+$/;
 
 /** Partition sizes in MiB; CoreOS A and B get `coreos` each (0 = as small as CoreOS A needs + 25 %). */
-export const DEFAULT_SIZES = {
-  esp: 64,
-  coreos: 0,
-  certificates: 1,
-  secureConfig: 1,
-  secureDynamicConfig: 8,
-  dynamicConfig: 8,
-  layers: 128,
-  data: 128,
-  peerIdentity: 4,
-} as const;
+/** The `partitions` defaults (MiB): the rows' sizes in the disk layout table (platform/disk-layout.ts). */
+export const DEFAULT_SIZES = DEFAULT_PARTITION_SIZES;
 
 const mib = (min: number, size: number) => v.optional(int(min, 65536, 'a whole number of MiB'), size);
 const hostPath = () => text();

@@ -1,6 +1,7 @@
-// `node scripts/disk-layout-doc.ts`: writes the partition table of doc/disk-layout.md from the
-// layout table (platform/disk-layout.ts), between its two marker lines; `--check` only
-// compares, and test/platform/disk-layout.test.ts fails the same way when the doc differs.
+// `npm run docs:layout` (scripts/disk-layout-doc.ts): writes the partition table of
+// doc/disk-layout.md from the layout table (platform/disk-layout.ts), between its two marker
+// lines; `--check` only compares, and test/platform/disk-layout.test.ts fails the same way
+// when the doc differs.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DISK_LAYOUT, EMPTY_SLOT, type PartitionRow } from '../platform/index.ts';
@@ -57,7 +58,7 @@ if (import.meta.main) {
   if (have === want) process.exit(0);
   if (process.argv.includes('--check')) {
     console.error(
-      `${DOC}: the partition table differs from platform/disk-layout.ts; run node scripts/disk-layout-doc.ts`,
+      `${DOC}: the partition table differs from platform/disk-layout.ts; run npm run docs:layout`,
     );
     process.exitCode = 1;
   } else {

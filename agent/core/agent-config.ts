@@ -77,7 +77,10 @@ const fileSchema = configObject({
   root: path('/', "The agent's root directory; every path below is resolved inside it (--root overrides)"),
   stateDir: path('/run/milkyway', 'Runtime state: overlay mounts, sockets, install staging'),
   // The defaults are where the disk layout (platform/disk-layout.ts) mounts these partitions.
-  trustAnchorsDir: path(LAYOUT_PATHS.trustAnchorsDir, 'Certificate partition: *.crt trust anchors and optional *.crl'),
+  trustAnchorsDir: path(
+    LAYOUT_PATHS.trustAnchorsDir,
+    'Certificate partition: *.crt trust anchors and optional *.crl',
+  ),
   secureConfig: path(LAYOUT_PATHS.secureConfig, 'The signed secure config (an envelope of type config)'),
   layersDir: path(LAYOUT_PATHS.layersDir, 'Layer storage: <name>.mwl files'),
   dataDir: path(LAYOUT_PATHS.dataDir, 'Data partition: secure/<layer>, group/<group>, common/, logs/'),

@@ -44,9 +44,27 @@ export function object<E extends Entries>(entries: E) {
   return v.pipe(plain, v.strictObject(entries));
 }
 
+/** An object whose unknown keys are kept (typed unknown): a wire message read across versions. */
+export function openObject<E extends Entries>(entries: E) {
+  return v.pipe(plain, v.looseObject(entries));
+}
+
 /** A config file's top level: `object()` plus the `$schema` key an editor uses to find the schema. */
 export function configObject<E extends Entries>(entries: E) {
   return object({ $schema: v.exactOptional(v.string()), ...entries });
+}
+
+/**
+ * A discriminated union: `key` picks the member, so an error is about that member only
+ * (`hello: role: missing`), never a list of every member's complaints.
+ */
+export function variant<K extends string, O extends v.VariantOptions<K>>(key: K, options: O) {
+  // No plain-object guard needed: an array parsed from JSON has no `key`, so it is refused.
+  return v.variant(key, options, (i) =>
+    i.expected === 'Object'
+      ? `expected an object, got ${shown(i.input)}`
+      : `unknown ${key} ${shown(i.input)}`,
+  );
 }
 
 /** An object used as a map (`groups: { web: … }`); at most `max` entries. */

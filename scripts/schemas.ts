@@ -9,6 +9,7 @@ import { type Format, type Schema, schemaId } from '../common/schema.ts';
 import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
 import { brokerConfigFormat } from '../control/broker/broker-config.ts';
 import { operatorConfigFormat } from '../control/operator/operator-client.ts';
+import { messageFormat } from '../control/wire/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
 
 /** Every published format (the layer manifest joins when layers/manifest.ts is converted). */
@@ -18,6 +19,7 @@ export const FORMATS: readonly Format<Schema>[] = [
   secureConfigFormat,
   brokerConfigFormat,
   operatorConfigFormat,
+  messageFormat,
 ];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');

@@ -10,6 +10,7 @@ import {
   ControlError,
   isId,
   type Message,
+  type MessageOf,
   type Outcome,
 } from '../wire/index.ts';
 
@@ -153,15 +154,17 @@ export function handleRequest(
       return { peerId: e.peerId };
     }
     case 'command-submit': {
+      // The frame decoder checked it against the schema of its kind (control/wire/protocol.ts).
+      const c = m as MessageOf<'command-submit'>;
       const r = b.jobs.submit(s, {
-        jobId: m.jobId as string,
-        command: m.command,
-        targets: m.targets as string[],
-        expiresAt: m.expiresAt as string,
-        ...(m.batch === undefined ? {} : { batch: m.batch as number }),
-        ...(m.maxFail === undefined ? {} : { maxFail: m.maxFail as number }),
+        jobId: c.jobId,
+        command: c.command,
+        targets: c.targets,
+        expiresAt: c.expiresAt,
+        ...(c.batch === undefined ? {} : { batch: c.batch }),
+        ...(c.maxFail === undefined ? {} : { maxFail: c.maxFail }),
       });
-      if (m.watch === true) b.jobs.watch(s, r.jobId);
+      if (c.watch === true) b.jobs.watch(s, r.jobId);
       return r;
     }
     case 'job-list':

@@ -4,7 +4,7 @@
 // of the body is buffered, so a hostile peer cannot make us allocate more than that.
 // Signed payloads (commands, results, status, memberships) travel as keys/ envelopes and
 // are opaque to the broker: it only reads the routing fields next to them.
-import type { Envelope } from '../../keys/index.ts';
+import { schema } from '../../common/index.ts';
 import { ControlError } from './control-error.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -59,10 +59,126 @@ export const ALL_KINDS: readonly Kind[] = [
   ...BROKER_KINDS,
 ];
 
+const { defineFormat, flag, int, list, oneOf, text, v } = schema;
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
+
+/** True for a string usable as a peer id, group name or job id. */
+export function isId(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_ID && ID_RE.test(v);
+}
+
+/** Outcome a peer reports next to its signed result (an unsigned routing hint for job summaries). */
+export const OUTCOMES = ['ok', 'failed', 'refused'] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+
+const id = () =>
+  text({ pattern: ID_RE, max: MAX_ID, hint: `is not an id (at most ${MAX_ID} of [A-Za-z0-9._:@-])` });
+const seq = () => int(0, Number.MAX_SAFE_INTEGER, 'a non-negative integer');
+/** A keys/ envelope as the broker sees it: its signatures are checked by whoever acts on it. */
+const envelope = () =>
+  schema.openObject({
+    v: v.literal(1, 'expected an envelope of version 1'),
+    type: text({ max: 64 }),
+    payload: v.unknown(),
+    signatures: v.array(v.unknown(), 'expected an array of signatures'),
+  });
+const opt = v.exactOptional;
+
+// Unknown fields are kept, not refused: a broker and its peers are updated one at a time, so
+// a newer sender's extra field must not break an older receiver. Authority is in the signed
+// envelopes, whose own checks are strict (keys/envelope.ts).
+function kind<const K extends Kind, E extends schema.v.ObjectEntries>(k: K, entries: E) {
+  return v.looseObject({
+    v: v.literal(PROTOCOL_VERSION, (i) => `version is ${schema.shown(i.input)}, expected 1`),
+    kind: v.literal(k),
+    id: opt(seq()),
+    re: opt(seq()),
+    ...entries,
+  });
+}
+
+// A reply must carry `re` (the request it answers); its other fields depend on the request.
+const reply = v.looseObject({
+  v: v.literal(PROTOCOL_VERSION, (i) => `version is ${schema.shown(i.input)}, expected 1`),
+  kind: v.literal('reply'),
+  re: seq(),
+});
+
+/** Every message, one member per kind (doc/protocol.md has the table). */
+const messageSchema = schema.variant('kind', [
+  kind('hello', { role: oneOf(['peer', 'operator']) }),
+  kind('ping', {}),
+  reply,
+  kind('error', {
+    code: text({ max: 64 }),
+    message: text({ max: 65_536 }),
+    details: opt(schema.anyObject),
+  }),
+  kind('enroll-request', { request: schema.anyObject }),
+  kind('enroll-status', { requestId: id() }),
+  kind('enrollment-list', {}),
+  kind('enrollment-accept', { requestId: id(), certificate: text({ max: 1 << 20 }) }),
+  kind('enrollment-reject', { requestId: id() }),
+  kind('command-submit', {
+    jobId: id(),
+    command: envelope(),
+    targets: list(id(), MAX_TARGETS),
+    expiresAt: text({ max: 64 }),
+    batch: opt(int(1, MAX_TARGETS, 'a window size')),
+    maxFail: opt(int(0, MAX_TARGETS, 'a failure count')),
+    watch: opt(flag()),
+  }),
+  kind('command-deliver', { jobId: id(), command: envelope(), expiresAt: text({ max: 64 }) }),
+  kind('command-ack', { jobId: id() }),
+  kind('result', {
+    jobId: id(),
+    result: envelope(),
+    outcome: v.picklist(OUTCOMES, (i) => `outcome ${schema.shown(i.input)} is not ok, failed or refused`),
+  }),
+  kind('job-event', {
+    jobId: id(),
+    peerId: id(),
+    outcome: text({ max: 64 }),
+    result: opt(envelope()),
+    state: opt(text({ max: 64 })),
+  }),
+  kind('job-list', { limit: opt(seq()) }),
+  kind('job-get', { jobId: id() }),
+  kind('job-watch', { jobId: id() }),
+  kind('status', { status: envelope() }),
+  kind('peers-list', {}),
+  kind('group-create', { group: id() }),
+  kind('group-delete', { group: id() }),
+  kind('group-list', {}),
+  kind('membership-put', { group: id(), peerId: id(), membership: envelope() }),
+  kind('membership-delete', { group: id(), peerId: id(), membership: opt(envelope()) }),
+  kind('membership-deliver', {
+    group: id(),
+    peerId: id(),
+    op: oneOf(['put', 'delete']),
+    membership: opt(envelope()),
+  }),
+  kind('membership-ack', { group: id(), op: text({ max: 16 }) }),
+  kind('pending-list', { peerId: opt(id()) }),
+  kind('audit-get', { from: opt(seq()), limit: opt(seq()) }),
+]);
+
+/** The message format: doc/protocol.schema.json is emitted from it. */
+export const messageFormat = defineFormat({
+  name: 'protocol',
+  title: 'MilkyWay control protocol message (one frame body)',
+  schema: messageSchema,
+  error: (issue, kind) =>
+    new ControlError('E_PROTOCOL', `Cannot decode ${kind ?? 'message'}: ${issue.keyPath}: ${issue.problem}`, {
+      path: issue.keyPath,
+    }),
+});
+
 /**
- * One message. `id` is set by the sender of a request and echoed as `re` in the broker's
- * `reply` / `error`; one-way messages have neither. Other fields depend on `kind`
- * (doc/protocol.md has the table); `checkMessage` enforces the required ones.
+ * One message as senders build it. `id` is set by the sender of a request and echoed as `re`
+ * in the broker's `reply` / `error`; one-way messages have neither. What each kind carries
+ * is `messageSchema` above; `checkMessage` returns a value of `CheckedMessage`.
  */
 export interface Message {
   v: 1;
@@ -71,93 +187,16 @@ export interface Message {
   re?: number;
   [field: string]: unknown;
 }
+/** A checked message: a union discriminated by `kind` (`m.kind === 'result'` narrows it). */
+export type CheckedMessage = schema.Output<typeof messageSchema>;
+/** The fields of one kind of message, as checkMessage guarantees them. */
+export type MessageOf<K extends Kind> = Extract<CheckedMessage, { kind: K }>;
 
-/** Fields each kind must carry and their JSON type ('envelope' = a keys/ envelope object). */
-type FieldType = 'string' | 'number' | 'boolean' | 'object' | 'envelope' | 'ids' | 'id';
-const REQUIRED: Partial<Record<Kind, Record<string, FieldType>>> = {
-  hello: { role: 'string' },
-  reply: { re: 'number' },
-  error: { code: 'string', message: 'string' },
-  'enroll-request': { request: 'object' },
-  'enroll-status': { requestId: 'id' },
-  'enrollment-accept': { requestId: 'id', certificate: 'string' },
-  'enrollment-reject': { requestId: 'id' },
-  'command-submit': { jobId: 'id', command: 'envelope', targets: 'ids', expiresAt: 'string' },
-  'command-deliver': { jobId: 'id', command: 'envelope', expiresAt: 'string' },
-  'command-ack': { jobId: 'id' },
-  result: { jobId: 'id', result: 'envelope', outcome: 'string' },
-  status: { status: 'envelope' },
-  'job-get': { jobId: 'id' },
-  'job-watch': { jobId: 'id' },
-  'job-event': { jobId: 'id', peerId: 'id', outcome: 'string' },
-  'group-create': { group: 'id' },
-  'group-delete': { group: 'id' },
-  'membership-put': { group: 'id', peerId: 'id', membership: 'envelope' },
-  'membership-delete': { group: 'id', peerId: 'id' },
-  'membership-deliver': { group: 'id', peerId: 'id', op: 'string' },
-  'membership-ack': { group: 'id', op: 'string' },
-};
-
-/** Outcome a peer reports next to its signed result (an unsigned routing hint for job summaries). */
-export const OUTCOMES = ['ok', 'failed', 'refused'] as const;
-export type Outcome = (typeof OUTCOMES)[number];
-
-const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-
-function bad(message: string, field?: string): ControlError {
-  return new ControlError('E_PROTOCOL', message, field === undefined ? {} : { path: field });
-}
-
-/** True for a string usable as a peer id, group name or job id. */
-export function isId(v: unknown): v is string {
-  return typeof v === 'string' && v.length > 0 && v.length <= MAX_ID && ID_RE.test(v);
-}
-
-function isEnvelopeShape(v: unknown): v is Envelope {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
-  const e = v as Record<string, unknown>;
-  return e.v === 1 && typeof e.type === 'string' && Array.isArray(e.signatures) && 'payload' in e;
-}
-
-/** Checks a decoded value is a message of a known kind with its required fields; returns it typed. */
+/** Checks a decoded value is a message of a known kind with its fields; returns it typed. */
 export function checkMessage(value: unknown): Message {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw bad('Cannot decode message: not a JSON object');
-  }
-  const m = value as Record<string, unknown>;
-  if (m.v !== PROTOCOL_VERSION)
-    throw bad(`Cannot decode message: version is ${String(m.v)}, expected 1`, 'v');
-  if (typeof m.kind !== 'string' || !(ALL_KINDS as readonly string[]).includes(m.kind)) {
-    throw bad(`Cannot decode message: unknown kind ${JSON.stringify(m.kind)}`, 'kind');
-  }
-  for (const f of ['id', 're'] as const) {
-    const n = m[f];
-    if (n !== undefined && (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)) {
-      throw bad(`Cannot decode ${m.kind}: ${f} is not a non-negative integer`, f);
-    }
-  }
-  const req = REQUIRED[m.kind as Kind] ?? {};
-  for (const [field, type] of Object.entries(req)) {
-    const v = m[field];
-    const ok =
-      type === 'envelope'
-        ? isEnvelopeShape(v)
-        : type === 'id'
-          ? isId(v)
-          : type === 'ids'
-            ? Array.isArray(v) && v.length <= MAX_TARGETS && v.every(isId)
-            : type === 'object'
-              ? typeof v === 'object' && v !== null && !Array.isArray(v)
-              : typeof v === type;
-    if (!ok) throw bad(`Cannot decode ${m.kind}: field ${field} is missing or not ${type}`, field);
-  }
-  if (m.kind === 'result' && !(OUTCOMES as readonly string[]).includes(m.outcome as string)) {
-    throw bad(
-      `Cannot decode result: outcome ${JSON.stringify(m.outcome)} is not ok, failed or refused`,
-      'outcome',
-    );
-  }
-  return m as Message;
+  const k = (value as { kind?: unknown } | null)?.kind;
+  const what = typeof k === 'string' && (ALL_KINDS as readonly string[]).includes(k) ? k : 'message';
+  return messageFormat.parse(value, what) as Message;
 }
 
 /** Encodes one message as a frame (header + JSON body); refuses bodies over MAX_FRAME. */
@@ -186,6 +225,10 @@ export class InvalidMessage {
     this.error = error;
     this.id = id;
   }
+}
+
+function bad(message: string): ControlError {
+  return new ControlError('E_PROTOCOL', message);
 }
 
 function parseBody(body: Uint8Array): unknown {

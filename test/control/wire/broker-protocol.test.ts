@@ -9,6 +9,7 @@ import {
   type Message,
   message,
 } from '../../../control/wire/protocol.ts';
+import { assertMutationsRefusedCleanly, deep, publishedValidator } from '../../schema-fixture.ts';
 
 const env = { v: 1, type: 'command', payload: { a: 1 }, signatures: [] };
 
@@ -103,4 +104,89 @@ test('FrameDecoder turns a JSON frame of the wrong shape into InvalidMessage wit
   t.is((out[0] as InvalidMessage).id, 7);
   t.is((out[0] as InvalidMessage).error.code, 'E_PROTOCOL');
   t.is((out[1] as Message).kind, 'ping');
+});
+
+const published = publishedValidator('protocol');
+const hello = { v: 1, kind: 'hello', role: 'peer', id: 1 };
+const submit = {
+  v: 1,
+  kind: 'command-submit',
+  id: 2,
+  jobId: 'j1',
+  command: env,
+  targets: ['p1'],
+  expiresAt: 'x',
+};
+
+// Hostile messages: each refused with E_PROTOCOL naming the field (err.path), never E_INTERNAL.
+const hostile: [string, unknown, string][] = [
+  ['an array', [], 'kind'],
+  ['a string', 'hello', '(top level)'],
+  ['null', null, '(top level)'],
+  ['no kind', { v: 1 }, 'kind'],
+  ['an unknown kind', { v: 1, kind: 'nope' }, 'kind'],
+  ['kind a number', { v: 1, kind: 7 }, 'kind'],
+  ['version 2', { ...hello, v: 2 }, 'v'],
+  ['no role', { v: 1, kind: 'hello' }, 'role'],
+  ['an unknown role', { ...hello, role: 'root' }, 'role'],
+  ['a negative id', { ...hello, id: -1 }, 'id'],
+  ['a huge id', { ...hello, id: 1e308 }, 'id'],
+  ['an unsafe integer id', { ...hello, id: 2 ** 60 }, 'id'],
+  ['a fractional re', { ...hello, re: 1.5 }, 're'],
+  ['a reply without re', { v: 1, kind: 'reply' }, 're'],
+  ['a target that escapes', { ...submit, targets: ['../x'] }, 'targets[0]'],
+  ['targets a string', { ...submit, targets: 'p1' }, 'targets'],
+  ['a command not an envelope', { ...submit, command: { v: 1 } }, 'command.type'],
+  ['a command an array', { ...submit, command: [] }, 'command'],
+  [
+    'a command without payload',
+    { ...submit, command: { v: 1, type: 'command', signatures: [] } },
+    'command.payload',
+  ],
+  ['a deep command', { ...submit, command: deep(50_000) }, 'command.v'],
+  ['a 129-character job id', { ...submit, jobId: 'a'.repeat(129) }, 'jobId'],
+  ['a batch of 0', { ...submit, batch: 0 }, 'batch'],
+  ['a batch as text', { ...submit, batch: '5' }, 'batch'],
+  ['maxFail huge', { ...submit, maxFail: 1e308 }, 'maxFail'],
+  ['watch as text', { ...submit, watch: 'yes' }, 'watch'],
+  ['an outcome of maybe', { v: 1, kind: 'result', jobId: 'j', result: env, outcome: 'maybe' }, 'outcome'],
+  [
+    'a membership op of move',
+    { v: 1, kind: 'membership-deliver', group: 'g', peerId: 'p', op: 'move' },
+    'op',
+  ],
+  [
+    'error details an array',
+    { v: 1, kind: 'error', re: 1, code: 'E_X', message: 'm', details: [] },
+    'details',
+  ],
+  ['audit-get from as text', { v: 1, kind: 'audit-get', id: 3, from: '1' }, 'from'],
+  ['an enroll request not an object', { v: 1, kind: 'enroll-request', id: 1, request: 'x' }, 'request'],
+];
+for (const [what, m, field] of hostile) {
+  test(`checkMessage() refuses ${what} naming ${field}`, (t) => {
+    const e = t.throws(() => checkMessage(m)) as { code?: string; path?: string; message: string };
+    t.is(e.code, 'E_PROTOCOL', e.message);
+    t.is(e.path, field, e.message);
+    t.true(e.message.includes(`: ${field}: `), e.message);
+    t.false(published(m), 'doc/protocol.schema.json (Ajv) refuses it too');
+  });
+}
+
+test('checkMessage() keeps unknown fields (version skew) and doc/protocol.schema.json accepts what it accepts', (t) => {
+  for (const m of [
+    hello,
+    submit,
+    { ...hello, future: { x: 1 } },
+    { v: 1, kind: 'reply', re: 3, peers: [] },
+  ]) {
+    t.deepEqual(checkMessage(m), m);
+    t.true(published(m), JSON.stringify(m));
+  }
+  const r = checkMessage({ v: 1, kind: 'result', jobId: 'j', result: env, outcome: 'ok' });
+  t.is(r.kind, 'result');
+});
+
+test('checkMessage() refuses every wrong value at every key path of a command-submit with E_PROTOCOL', (t) => {
+  assertMutationsRefusedCleanly(t, submit, checkMessage, 'E_PROTOCOL');
 });

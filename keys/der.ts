@@ -4,6 +4,7 @@
 // a trailing byte or a longer length form would give one certificate many fingerprints.
 // Iterative (an explicit stack), so attacker-chosen nesting depth costs no recursion.
 import { KeysError } from './errors.ts';
+import type { KeysCode } from './keys-codes.ts';
 
 /** Deepest nesting accepted; X.509 certificates and CRLs of this profile need fewer than 12. */
 const MAX_DEPTH = 32;
@@ -50,7 +51,7 @@ function readTlv(der: Uint8Array, at: number, limit: number, fail: (m: string) =
 }
 
 /** Throws KeysError `code` unless `der` is exactly one strictly framed DER value. */
-export function assertStrictDer(der: Uint8Array, code: string, what: string): void {
+export function assertStrictDer(der: Uint8Array, code: KeysCode, what: string): void {
   const fail = (m: string): never => {
     throw new KeysError(code, `${what} is not strict DER: ${m}`);
   };

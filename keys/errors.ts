@@ -1,9 +1,12 @@
-// KeysError: the single error class of keys/ (PKI, envelopes, sealed secrets).
-// Codes are stable and listed in doc/errors-keys.md.
-import { MilkyWayError, type MilkyWayErrorOptions } from '../common/index.ts';
+// KeysError: the single error class of keys/ (PKI, envelopes, sealed secrets). Its codes
+// are the table in keys/keys-codes.ts (doc/errors-keys.md is generated from it).
+import { COMMON_CODES, type CommonCode, MilkyWayError, type MilkyWayErrorOptions } from '../common/index.ts';
+import { KEYS_CODES, type KeysCode } from './keys-codes.ts';
 
 export class KeysError extends MilkyWayError {
-  constructor(code: string, message: string, options: MilkyWayErrorOptions = {}) {
+  static override codes = { ...COMMON_CODES.codes, ...KEYS_CODES.codes };
+  declare readonly code: KeysCode | CommonCode;
+  constructor(code: KeysCode | CommonCode, message: string, options: MilkyWayErrorOptions = {}) {
     super(code, message, options);
   }
 }

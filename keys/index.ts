@@ -23,6 +23,7 @@ export {
   verifyEnvelope,
 } from './envelope.ts';
 export { KeysError } from './errors.ts';
+export { KEYS_CODES, type KeysCode } from './keys-codes.ts';
 export { issueCertificate, newIdentity } from './issue.ts';
 export { passphraseFromEnv, readKemPrivateKey, readPrivateKey, writePrivateKey } from './key-file.ts';
 export { assertMaySign, MAY_ISSUE, MAY_SIGN } from './role-policy.ts';

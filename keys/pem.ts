@@ -4,6 +4,7 @@
 // it does not understand turns a damaged armor into a silently dropped certificate or CRL
 // (the next certificate of a bundle verified in its place; a revocation list ignored).
 import { KeysError } from './errors.ts';
+import type { KeysCode } from './keys-codes.ts';
 
 const LINE = /^-----(BEGIN|END) ([A-Z0-9 ]+)-----$/;
 const B64_LINE = /^[A-Za-z0-9+/]*={0,2}$/;
@@ -26,7 +27,7 @@ export function looksPem(bytes: Uint8Array): boolean {
  * armor line of another label; END without BEGIN, BEGIN inside a block, a block without END;
  * a body that is not canonical base64 or is empty; no block at all.
  */
-export function decodePem(text: string, label: string, code: string, what: string): Uint8Array[] {
+export function decodePem(text: string, label: string, code: KeysCode, what: string): Uint8Array[] {
   const out: Uint8Array[] = [];
   const lines = text.split('\n');
   let body: string[] | undefined;
@@ -66,7 +67,7 @@ export function decodePem(text: string, label: string, code: string, what: strin
   return out;
 }
 
-function canonicalBase64(s: string, code: string, where: string): Uint8Array {
+function canonicalBase64(s: string, code: KeysCode, where: string): Uint8Array {
   if (s.length === 0 || s.length % 4 !== 0 || !B64_LINE.test(s)) {
     throw new KeysError(code, `${where}: body is not base64 (${s.length} characters)`);
   }

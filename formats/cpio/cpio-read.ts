@@ -1,5 +1,6 @@
 // A small cpio newc reader for tests and inspection: checks magic, hex fields, sizes
 // against the remaining bytes and a count cap before trusting anything.
+import type { FormatCode } from '../format-codes.ts';
 import { FormatError } from '../format-error.ts';
 import { NEWC_CRC_MAGIC, NEWC_HEADER, NEWC_HEADER_SIZE, NEWC_MAGIC } from './newc-header.ts';
 
@@ -15,7 +16,7 @@ export interface CpioMember {
 
 const MAX_MEMBERS = 1_000_000;
 
-function bad(code: string, at: number, what: string): FormatError {
+function bad(code: FormatCode, at: number, what: string): FormatError {
   return new FormatError(code, `Cannot decode cpio member at byte ${at}: ${what}`, {
     details: { offset: at },
   });

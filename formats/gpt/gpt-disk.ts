@@ -14,6 +14,7 @@ import {
   ftruncateSync,
 } from 'node:fs';
 import { BLOCK_SIZE } from '../block-size.ts';
+import type { FormatCode } from '../format-codes.ts';
 import { FormatError } from '../format-error.ts';
 import { parseUuid } from '../guid.ts';
 import {
@@ -267,7 +268,7 @@ export async function writeGpt(
   return readGpt(diskPath, options.typeNames === undefined ? {} : { typeNames: options.typeNames });
 }
 
-function bad(code: string, message: string): FormatError {
+function bad(code: FormatCode, message: string): FormatError {
   return new FormatError(code, message);
 }
 

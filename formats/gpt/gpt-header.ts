@@ -3,6 +3,7 @@
 // The decoders check length, signature, header size and CRC32 before trusting any field.
 import { crc32 } from 'node:zlib';
 import { fieldTable } from '../_field-table.ts';
+import type { FormatCode } from '../format-codes.ts';
 import { FormatError } from '../format-error.ts';
 
 export const SECTOR = 512;
@@ -75,7 +76,7 @@ function hex32(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;
 }
 
-function bad(code: string, message: string): FormatError {
+function bad(code: FormatCode, message: string): FormatError {
   return new FormatError(code, message);
 }
 

@@ -4,6 +4,7 @@
 // The .mwl framing (layers/mwl-tar.ts) uses the regular-file subset; the decoder checks the
 // checksum and the magic before anything else is used.
 import { fieldTable } from '../_field-table.ts';
+import type { FormatCode } from '../format-codes.ts';
 import { FormatError } from '../format-error.ts';
 
 export const TAR_BLOCK = 512;
@@ -58,7 +59,7 @@ export function encodeUstarHeader(e: UstarEntry): Uint8Array {
   return h;
 }
 
-function bad(code: string, at: number, what: string): FormatError {
+function bad(code: FormatCode, at: number, what: string): FormatError {
   return new FormatError(code, `Tar header at byte ${at} ${what}`, { details: { offset: at } });
 }
 

@@ -4,6 +4,7 @@
 import { toHex } from '../../common/index.ts';
 import { fieldTable } from '../_field-table.ts';
 import { BLOCK_SIZE } from '../block-size.ts';
+import type { FormatCode } from '../format-codes.ts';
 import { FormatError } from '../format-error.ts';
 import { VERITY_MAX_DATA_BLOCKS } from './verity-geometry.ts';
 
@@ -63,7 +64,7 @@ export function encodeVeritySuperblock(sb: VeritySuperblock): Uint8Array {
   return out;
 }
 
-function bad(code: string, message: string): FormatError {
+function bad(code: FormatCode, message: string): FormatError {
   return new FormatError(code, `Cannot decode verity superblock: ${message}`);
 }
 

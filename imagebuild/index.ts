@@ -1,5 +1,6 @@
 // imagebuild/: the MilkyWayLinux image builder (image spec, CoreOS, initramfs, UKI, disk). The
 // formats it writes (dm-verity, GPT, cpio, file systems) are in formats/. Re-exports only.
+export * from './image-codes.ts';
 export * from './image-error.ts';
 export * from './kernel-package.ts';
 export * from './module-closure.ts';

@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { run } from '../common/index.ts';
+import { FormatError } from '../formats/index.ts';
 import { ImageError } from './image-error.ts';
 
 export const DEFAULT_EFI_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
@@ -71,7 +72,7 @@ const DEFAULT_OS_RELEASE = 'NAME="MilkyWayLinux"\nID=milkyway\nPRETTY_NAME="Milk
 /** The kernel command line for CoreOS: serial console, panic reboot, the verity root hash. */
 export function coreosCmdline(options: { rootHash: string; extra?: readonly string[] }): string {
   if (!/^[0-9a-f]{64}$/.test(options.rootHash)) {
-    throw new ImageError(
+    throw new FormatError(
       'E_VERITY_BAD_ROOT',
       `Cannot build the command line: root hash ${JSON.stringify(options.rootHash)} is not 64 lower-case hex digits`,
     );

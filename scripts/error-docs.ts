@@ -6,11 +6,18 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CodeTable, COMMON_CODES } from '../common/index.ts';
 import { FORMAT_CODES } from '../formats/index.ts';
+import { IMAGE_CODES } from '../imagebuild/index.ts';
 import { KEYS_CODES } from '../keys/index.ts';
 import { LAYER_CODES } from '../layers/index.ts';
 
 /** Every part's table, bottom of the layering first. */
-export const CODE_TABLES: readonly CodeTable[] = [COMMON_CODES, FORMAT_CODES, KEYS_CODES, LAYER_CODES];
+export const CODE_TABLES: readonly CodeTable[] = [
+  COMMON_CODES,
+  FORMAT_CODES,
+  KEYS_CODES,
+  LAYER_CODES,
+  IMAGE_CODES,
+];
 
 /** The doc a table generates, relative to the repository root. */
 export function docPathOf(table: CodeTable): string {

@@ -23,9 +23,6 @@ export default defineCommand({
       throw new ImageError(
         'E_VERIFY_NO_TRUST',
         'mway-image verify needs at least one --trust ANCHOR certificate',
-        {
-          details: { exitCode: 2 },
-        },
       );
     const anchors: Certificate[] = [];
     for (const t of trust) anchors.push(...(await readCertificates(t)));

@@ -1,13 +1,12 @@
 // `mway-image verity format|verify`: build or check a dm-verity hash tree (doc/verity-format.md).
 import { defineCommand } from 'citty';
 import { commonArgs, EXIT_FAIL, output } from '../../common/index.ts';
-import { formatVerity, isFormatError, verifyVerity } from '../../formats/index.ts';
-import { ImageError } from '../image-error.ts';
+import { FormatError, formatVerity, isFormatError, verifyVerity } from '../../formats/index.ts';
 
 function offsetArg(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+$/.test(v))
-    throw new ImageError('E_VERITY_BAD_OFFSET', `Cannot use hash offset ${JSON.stringify(v)}: not a number`);
+    throw new FormatError('E_VERITY_BAD_OFFSET', `Cannot use hash offset ${JSON.stringify(v)}: not a number`);
   return Number(v);
 }
 

@@ -4,6 +4,7 @@
 // `npm run docs:errors` fails the tests.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { AGENT_CODES } from '../agent/index.ts';
 import { type CodeTable, COMMON_CODES } from '../common/index.ts';
 import { FORMAT_CODES } from '../formats/index.ts';
 import { IMAGE_CODES } from '../imagebuild/index.ts';
@@ -16,6 +17,7 @@ export const CODE_TABLES: readonly CodeTable[] = [
   FORMAT_CODES,
   KEYS_CODES,
   LAYER_CODES,
+  AGENT_CODES,
   IMAGE_CODES,
 ];
 

@@ -1,9 +1,11 @@
 // One connection to a D-Bus message bus (dbus-next underneath), hardened for use inside
 // PID 1: every call has a deadline, every pending call fails when the connection ends
 // (dbus-next itself leaves them pending forever), and nothing throws asynchronously.
-import dbus, { type Message, type MessageBus } from 'dbus-next';
+
 import { EventEmitter } from 'node:events';
-import type { MilkyWayError, MilkyWayErrorOptions } from '../../common/index.ts';
+import dbus, { type Message, type MessageBus } from 'dbus-next';
+import type { CommonCode, MilkyWayError, MilkyWayErrorOptions } from '../../common/index.ts';
+import type { AgentCode } from '../core/agent-codes.ts';
 import { AgentError } from '../core/agent-error.ts';
 
 export interface BusConnection {
@@ -160,7 +162,11 @@ export async function openBus(address: string | undefined, timeoutMs = 10_000): 
   };
 }
 
-/** The error every D-Bus piece of the agent throws: an AgentError (codes E_DBUS_…, doc/agent-dbus.md). */
-export function dbusError(code: string, message: string, options: MilkyWayErrorOptions = {}): MilkyWayError {
+/** The error every D-Bus piece of the agent throws: an AgentError (codes E_DBUS_…, doc/errors-agent.md). */
+export function dbusError(
+  code: AgentCode | CommonCode,
+  message: string,
+  options: MilkyWayErrorOptions = {},
+): MilkyWayError {
   return new AgentError(code, message, options);
 }

@@ -2,8 +2,8 @@
 // per D-Bus method, JSON replies decoded, D-Bus errors turned back into MilkyWay errors
 // with the agent's stable code.
 import dbus from 'dbus-next';
-import type { MilkyWayError } from '../../common/index.ts';
-import { BusFailure, type BusConnection, dbusError, openBus } from './dbus-bus.ts';
+import { type MilkyWayError, RemoteError } from '../../common/index.ts';
+import { type BusConnection, BusFailure, dbusError, openBus } from './dbus-bus.ts';
 import {
   BUS_NAME,
   codeOfErrorName,
@@ -13,11 +13,6 @@ import {
   type MethodName,
   OBJECT_PATH,
 } from './dbus-names.ts';
-
-/** Exit code of `ctl` when the agent cannot be reached (doc/agent-dbus.md). */
-export const EXIT_UNREACHABLE = 3;
-/** Exit code of `ctl` when the caller may not do what it asked. */
-export const EXIT_DENIED = 4;
 
 export interface AgentSignal {
   member: 'ServiceChanged' | 'LayerChanged';
@@ -58,7 +53,6 @@ const INSTALL_TIMEOUT_MS = 600_000;
 function unreachable(message: string, cause?: unknown): MilkyWayError {
   return dbusError('E_DBUS_UNREACHABLE', message, {
     ...(cause === undefined ? {} : { cause }),
-    details: { exitCode: EXIT_UNREACHABLE },
   });
 }
 
@@ -67,19 +61,15 @@ function callError(member: string, e: unknown): MilkyWayError {
   if (!(e instanceof BusFailure))
     return dbusError('E_INTERNAL', `${member} failed: ${String(e)}`, { cause: e });
   const code = e.errorName === undefined ? undefined : codeOfErrorName(e.errorName);
-  if (code === 'E_DBUS_ACCESS_DENIED') {
-    return dbusError(code, e.message, { cause: e, details: { exitCode: EXIT_DENIED } });
-  }
-  if (code !== undefined) return dbusError(code, e.message, { cause: e });
+  if (code === 'E_DBUS_ACCESS_DENIED') return dbusError(code, e.message, { cause: e });
+  // The agent's own code (its table, or layers/' or keys/' for a refused install).
+  if (code !== undefined) return new RemoteError(code, e.message, { cause: e });
   switch (e.errorName) {
     case DBUS_ERRORS.accessDenied:
       return dbusError(
         'E_DBUS_ACCESS_DENIED',
         `Permission denied: the bus policy does not allow you to call ${member}`,
-        {
-          cause: e,
-          details: { exitCode: EXIT_DENIED },
-        },
+        { cause: e },
       );
     case DBUS_ERRORS.serviceUnknown:
     case DBUS_ERRORS.nameHasNoOwner:
@@ -87,7 +77,6 @@ function callError(member: string, e: unknown): MilkyWayError {
     case DBUS_ERRORS.noReply:
       return dbusError('E_DBUS_TIMEOUT', `The agent did not answer ${member}: ${e.message}`, {
         cause: e,
-        details: { exitCode: EXIT_UNREACHABLE },
       });
   }
   if (e.kind === 'closed') return unreachable(`Lost the bus during ${member}: ${e.message}`, e);

@@ -4,6 +4,7 @@
 // services. A refused layer is reported and the others go on. Install and remove at
 // runtime go through staging (agent/layers/layer-store.ts) so a crash leaves the old state.
 import { join } from 'node:path';
+import { MilkyWayError } from '../../common/index.ts';
 import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
 import type { AgentConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
@@ -345,7 +346,8 @@ export class LayerManager {
       const toStart = [...this.#entries.values()].flatMap((e) => e.info.services);
       await this.#o.supervisor.startAll(toStart.filter((s) => this.#o.supervisor.get(s).state === 'stopped'));
       if (entry.info.state === 'refused') {
-        throw new AgentError(
+        // The code of the check that refused it: the agent's, or layers/' or keys/' own.
+        throw new MilkyWayError(
           entry.info.error?.code ?? 'E_LAYER_ACTIVATE',
           entry.info.error?.message ?? 'refused',
         );

@@ -5,6 +5,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from '../core/agent-api.ts';
+import { AgentError } from '../core/agent-error.ts';
 import { errorMessage } from '../../common/index.ts';
 import {
   type Certificate,
@@ -19,7 +20,6 @@ import {
   type BrokerClient,
   browseBroker,
   connectBroker,
-  ControlError,
   isName,
   type Message,
 } from '../../control/wire/index.ts';
@@ -50,7 +50,7 @@ export interface PeerLinkConfig {
 }
 
 function bad(key: string, message: string): never {
-  throw new ControlError('E_LINK_CONFIG', `Invalid control config key ${key}: ${message}`, { path: key });
+  throw new AgentError('E_LINK_CONFIG', `Invalid control config key ${key}: ${message}`, { path: key });
 }
 
 export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
@@ -176,12 +176,12 @@ export async function startPeerLink(options: {
   const log = options.log;
   const anchors = await loadAnchors(cfg.anchors);
   if (anchors.length === 0)
-    throw new ControlError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
+    throw new AgentError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
   const crls = await loadCrls(cfg.crls ?? []);
   const chain = await readCertificates(cfg.cert);
   const leaf = chain[0];
   if (leaf === undefined || leaf.role !== 'peer' || leaf.peerId === undefined) {
-    throw new ControlError('E_LINK_CONFIG', `${cfg.cert} is not a peer certificate with a peer id`);
+    throw new AgentError('E_LINK_CONFIG', `${cfg.cert} is not a peer certificate with a peer id`);
   }
   const executor = new PeerExecutor({
     api: options.api,

@@ -1,0 +1,81 @@
+// The codes of AgentError (agent/core/agent-error.ts): the table types its `code`, gives
+// the exit codes of `milkyway-agent ctl` and generates doc/errors-agent.md (npm run docs:errors).
+import { defineCodes } from '../../common/index.ts';
+
+export const AGENT_CODES = defineCodes(
+  {
+    part: 'agent',
+    source: 'agent/core/agent-codes.ts',
+    errorClasses: ['AgentError'],
+    title: 'agent/ error codes',
+    intro: `Every failure in \`agent/\` is an \`AgentError\` (agent/core/agent-error.ts) with one of these
+stable codes. \`milkyway-agent\` prints \`milkyway-agent: CODE: message\` and exits 1; over
+D-Bus the code becomes the error name \`org.milkyway.Agent1.Error.CODE\` (the D-Bus layer's
+own \`E_DBUS_…\` codes are in [agent-dbus.md](agent-dbus.md)). Failures of \`keys/\` and
+\`layers/\` keep their own codes: a refused layer reports the layers/ or keys/ code that
+failed in \`LayerInfo.error.code\`.`,
+  },
+  {
+    Agent: {
+      E_CONFIG_READ: 'the agent config file cannot be read',
+      E_CONFIG_INVALID:
+        'the agent config is not JSON, or a key is unknown or has a bad value (the message names the key, e.g. `logs.fileBytes`)',
+      E_MOUNT: "a `mounts` entry's PARTLABEL matches no partition (logged; the boot goes on)",
+      E_TRUST_ANCHORS:
+        'the certificate directory cannot be read or holds no self-signed vendor-root / user-root certificate',
+      E_SECURE_CONFIG:
+        'the secure config cannot be read, does not verify (details.check holds the keys/ code: `E_SIGNATURE`, `E_CERT_UNTRUSTED`, `E_ROLE_MAY_NOT_SIGN`, …) or its payload is invalid; the agent starts no service',
+      E_LAYERS_UNAVAILABLE: 'layers/ could not be loaded',
+      E_LAYER_NO_VERITY:
+        'the kernel has no device-mapper and `allowUserspaceVerity` is false: the layer is refused',
+      E_LAYER_NOT_ALLOWED: "the layer is not in the secure config's `allowLayers`",
+      E_LAYER_NAME: '`<name>.mwl` holds a layer of another name',
+      E_LAYER_MANIFEST: 'the manifest lacks something the agent needs (the verity root hash)',
+      E_LAYER_ACTIVATE: 'losetup / veritysetup open / mount of the payload or the app overlay failed',
+      E_LAYER_DEPENDENCY: 'an app needs a library layer that is not active',
+      E_LAYER_IN_USE: 'removing a library that an active app uses',
+      E_LAYER_UNKNOWN: 'no layer (or group, for putSecrets) of that name',
+      E_SERVICE_SPEC:
+        'a manifest service entry the agent cannot run (no argv, bad restart/network/readiness, tcp readiness without host network)',
+      E_SERVICE_UNKNOWN: 'no service of that name',
+      E_SERVICE_EXISTS: 'two services with one name',
+      E_SERVICE_CYCLE: "the services' `requires` form a cycle",
+      E_SERVICE_FAILED:
+        'StartService: the service failed (start limit, readiness timeout, exited) — the message says why',
+      E_NOTIFY_SOCKET: 'the sd_notify socket could not be bound',
+      E_SHUTTING_DOWN: 'a control call arrived during shutdown',
+      E_BAD_NAME: 'an invalid layer, group or secret name',
+      E_UID_TABLE: '`data/uids.json` is unreadable, or the dynamic uid range is exhausted',
+      E_TOOL_MISSING:
+        'bwrap, setpriv, perl, losetup, veritysetup, mount … missing (the message names the Debian package)',
+    },
+    'Fleet peer (agent/remote)': {
+      E_LINK_CONFIG: {
+        meaning:
+          "the agent config's `control` section is invalid, names no trust anchor, or its certificate is not a peer certificate with a peer id",
+        fix: 'Fix the key named.',
+      },
+    },
+    'D-Bus layer': {
+      E_DBUS_BAD_ARGUMENT: 'a name or path argument is malformed (the message quotes it)',
+      E_DBUS_ACCESS_DENIED: {
+        meaning: 'the caller may not call a control method (uid check or bus policy)',
+        exit: 4,
+      },
+      E_DBUS_UNREACHABLE: {
+        meaning: '(client) no bus at the address, or no agent owns `org.milkyway.Agent1`',
+        exit: 3,
+      },
+      E_DBUS_TIMEOUT: { meaning: '(client) the agent did not reply in time', exit: 3 },
+      E_DBUS_CALL: '(client) the bus returned another D-Bus error (name in the message)',
+      E_DBUS_REPLY: '(client) the reply was not the JSON document expected',
+      E_DBUS_DAEMON: '`startBusDaemon` could not start `dbus-daemon`',
+      E_INTERNAL: {
+        meaning: "a bug in the agent while serving a call (details only in the agent's log)",
+        exit: 70,
+      },
+    },
+  },
+);
+
+export type AgentCode = keyof typeof AGENT_CODES.codes;

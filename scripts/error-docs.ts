@@ -6,6 +6,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_CODES } from '../agent/index.ts';
 import { type CodeTable, COMMON_CODES } from '../common/index.ts';
+import { BROKER_CODES } from '../control/broker/index.ts';
+import { OPERATOR_CODES } from '../control/operator/index.ts';
+import { WIRE_CODES } from '../control/wire/index.ts';
 import { FORMAT_CODES } from '../formats/index.ts';
 import { IMAGE_CODES } from '../imagebuild/index.ts';
 import { KEYS_CODES } from '../keys/index.ts';
@@ -17,8 +20,11 @@ export const CODE_TABLES: readonly CodeTable[] = [
   FORMAT_CODES,
   KEYS_CODES,
   LAYER_CODES,
+  WIRE_CODES,
   AGENT_CODES,
   IMAGE_CODES,
+  BROKER_CODES,
+  OPERATOR_CODES,
 ];
 
 /** The doc a table generates, relative to the repository root. */

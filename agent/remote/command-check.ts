@@ -15,6 +15,7 @@ import {
 import {
   type CommandPayload,
   ControlError,
+  type WireCode,
   envelopeDigest,
   MAX_LIFETIME_MS,
   parseCommandPayload,
@@ -49,14 +50,14 @@ export interface CheckedCommand {
   digest: string;
 }
 
-function refuse(code: string, message: string, cause?: unknown, details?: Record<string, unknown>): never {
+function refuse(code: WireCode, message: string, cause?: unknown, details?: Record<string, unknown>): never {
   throw new ControlError(code, message, {
     ...(cause === undefined ? {} : { cause }),
     ...(details === undefined ? {} : { details }),
   });
 }
 
-function operatorCode(e: KeysError): string {
+function operatorCode(e: KeysError): WireCode {
   switch (e.code) {
     case 'E_CERT_REVOKED':
       return 'E_CMD_OPERATOR_REVOKED';

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { errorMessage, schema } from '../../common/index.ts';
-import { ControlError } from '../wire/index.ts';
+import { BrokerError } from './broker-error.ts';
 
 const { configObject, defineFormat, flag, int, object, text, v } = schema;
 
@@ -55,7 +55,7 @@ export const brokerConfigFormat = defineFormat({
   title: 'MilkyWay broker config (milkywaysrvd --config)',
   schema: brokerConfigSchema,
   error: (issue, path) =>
-    new ControlError(
+    new BrokerError(
       'E_CONFIG',
       `Cannot read broker config ${path ?? ''}: ${issue.keyPath}: ${issue.problem}`,
       {
@@ -78,7 +78,7 @@ export function parseListen(v: string, where = 'listen'): { host: string; port: 
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(v);
   const port = m === null ? Number.NaN : Number(m[2]);
   if (m === null || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ControlError('E_CONFIG', `${where} ${JSON.stringify(v)} is not host:port`);
+    throw new BrokerError('E_CONFIG', `${where} ${JSON.stringify(v)} is not host:port`);
   }
   return { host: m[1] === '' ? '0.0.0.0' : (m[1] as string), port };
 }
@@ -88,7 +88,7 @@ export function parseBrokerConfig(text: string, path: string): BrokerConfig {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new ControlError('E_CONFIG', `Cannot read broker config ${path}: not JSON: ${errorMessage(e)}`, {
+    throw new BrokerError('E_CONFIG', `Cannot read broker config ${path}: not JSON: ${errorMessage(e)}`, {
       path,
     });
   }
@@ -105,7 +105,7 @@ export function validateBrokerConfig(json: unknown, path: string): BrokerConfig 
   try {
     listen = parseListen(c.listen);
   } catch {
-    throw new ControlError(
+    throw new BrokerError(
       'E_CONFIG',
       `Cannot read broker config ${path}: listen: ${schema.shown(c.listen)} has no port from 0 to 65535`,
       { path, details: { field: 'listen' } },
@@ -128,7 +128,7 @@ export async function readBrokerConfig(path: string): Promise<BrokerConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (e) {
-    throw new ControlError('E_CONFIG', `Cannot read broker config ${path}: ${errorMessage(e)}`, {
+    throw new BrokerError('E_CONFIG', `Cannot read broker config ${path}: ${errorMessage(e)}`, {
       path,
       cause: e,
     });

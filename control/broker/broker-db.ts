@@ -9,7 +9,8 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { errorMessage } from '../../common/index.ts';
-import { type AuditEntry, ControlError } from '../wire/index.ts';
+import type { AuditEntry } from '../wire/index.ts';
+import { BrokerError } from './broker-error.ts';
 
 const SCHEMA_VERSION = 1;
 
@@ -157,7 +158,7 @@ export class BrokerDb {
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
       this.db.exec(SCHEMA);
     } catch (e) {
-      throw new ControlError('E_BROKER_DB', `Cannot open broker database ${path}: ${errorMessage(e)}`, {
+      throw new BrokerError('E_BROKER_DB', `Cannot open broker database ${path}: ${errorMessage(e)}`, {
         path,
         cause: e,
       });
@@ -166,7 +167,7 @@ export class BrokerDb {
     if (v === undefined) {
       this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', String(SCHEMA_VERSION));
     } else if (Number(v.value) !== SCHEMA_VERSION) {
-      throw new ControlError(
+      throw new BrokerError(
         'E_BROKER_DB',
         `Broker database ${path} has schema ${String(v.value)}, this broker knows ${SCHEMA_VERSION}`,
         { path },

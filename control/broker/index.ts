@@ -2,7 +2,9 @@
 // audit log and CLI. Re-exports only; see doc/internal-apis.md.
 export * from './audit-log.ts';
 export * from './broker.ts';
+export * from './broker-codes.ts';
 export * from './broker-context.ts';
 export * from './broker-config.ts';
 export * from './broker-db.ts';
+export * from './broker-error.ts';
 export * from './broker-jobs.ts';

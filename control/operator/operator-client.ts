@@ -39,6 +39,7 @@ import {
 import { nextOperatorSeq } from './operator-seq.ts';
 import { batchSize, failBudget, resolveTarget } from './targets.ts';
 import { schema, writeJsonAtomic } from '../../common/index.ts';
+import { OperatorError } from './operator-error.ts';
 
 const { configObject, defineFormat, list, text, v } = schema;
 
@@ -60,7 +61,7 @@ export const operatorConfigFormat = defineFormat({
   title: 'MilkyWay operator config (~/.config/mway/config.json)',
   schema: operatorConfigSchema,
   error: (issue, file) =>
-    new ControlError(
+    new OperatorError(
       'E_CONFIG',
       `Cannot read operator config ${file ?? ''}: ${issue.keyPath}: ${issue.problem}`,
       {
@@ -84,10 +85,14 @@ export async function readOperatorConfig(dir = configDir()): Promise<OperatorCon
   try {
     raw = JSON.parse(await readFile(file, 'utf8'));
   } catch (e) {
-    throw new ControlError('E_CONFIG', `Cannot read ${file}: ${(e as Error).message}; run mway config init`, {
-      cause: e,
-      path: file,
-    });
+    throw new OperatorError(
+      'E_CONFIG',
+      `Cannot read ${file}: ${(e as Error).message}; run mway config init`,
+      {
+        cause: e,
+        path: file,
+      },
+    );
   }
   const { $schema: _, ...cfg } = operatorConfigFormat.parse(raw, file);
   return cfg;
@@ -207,7 +212,7 @@ export class OperatorClient {
     for (const f of await expand(cfg.crls, '.crl')) crls.push(...(await readCrls(f)));
     const chain = await readCertificates(cfg.cert);
     if (chain[0]?.role !== 'operator')
-      throw new ControlError('E_CONFIG', `${cfg.cert} is not an operator certificate`);
+      throw new OperatorError('E_CONFIG', `${cfg.cert} is not an operator certificate`);
     const key = await readPrivateKey(cfg.key);
     const holder: { self?: OperatorClient } = {};
     const early: Message[] = [];
@@ -278,7 +283,7 @@ export class OperatorClient {
     const chain = parseCertificates(p.certificate);
     const leaf = verifyChain(chain, { anchors: this.anchors, crls: this.crls, roles: ['peer'] });
     if (leaf.peerId !== p.peerId) {
-      throw new ControlError(
+      throw new OperatorError(
         'E_PEER_CERT',
         `Broker gave a certificate for ${leaf.peerId} as peer ${p.peerId}`,
       );
@@ -332,7 +337,7 @@ export class OperatorClient {
       };
     }
     if (resolved.peers.length === 0)
-      throw new ControlError('E_TARGET_EMPTY', `Target ${o.target} matches no peer`);
+      throw new OperatorError('E_TARGET_EMPTY', `Target ${o.target} matches no peer`);
     const args = o.argsFor === undefined ? (o.args ?? {}) : o.argsFor(targets);
     const command = buildCommand({
       action: o.action,
@@ -495,7 +500,7 @@ export function summarize(peers: readonly PeerReport[]): JobReport['summary'] {
 export async function layerArgs(path: string): Promise<Record<string, unknown>> {
   const bytes = await readFile(path);
   if (bytes.length > MAX_INLINE_LAYER_BYTES) {
-    throw new ControlError(
+    throw new OperatorError(
       'E_LAYER_TOO_LARGE',
       `${path} is ${bytes.length} bytes; inline layers are at most ${MAX_INLINE_LAYER_BYTES} bytes (use installLargeLayer)`,
     );

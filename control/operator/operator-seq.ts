@@ -11,8 +11,8 @@
 // and the lower one falls behind the window.
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { ControlError } from '../wire/index.ts';
 import { writeJsonAtomic } from '../../common/index.ts';
+import { OperatorError } from './operator-error.ts';
 
 const LOCK_WAIT_MS = 10_000;
 /** A lock older than this was left by a process that died holding it. */
@@ -38,7 +38,7 @@ async function lock(path: string): Promise<() => Promise<void>> {
       // Released meanwhile: try again.
     }
     if (Date.now() > end) {
-      throw new ControlError('E_CONFIG', `Sequence counter lock ${path} held for ${LOCK_WAIT_MS / 1000} s`, {
+      throw new OperatorError('E_CONFIG', `Sequence counter lock ${path} held for ${LOCK_WAIT_MS / 1000} s`, {
         path,
       });
     }

@@ -3,7 +3,8 @@
 // with `!`: `all`, `group:NAME`, `peer:ID`, `label:KEY=VALUE`, or a glob on peer ids
 // (`web-*`). Resolution runs on the operator's side against the broker's peer list; the
 // peers re-check membership themselves, so a wrong list can only make them refuse.
-import { ControlError, usageError } from '../wire/index.ts';
+import { usageError } from './operator-error.ts';
+import { OperatorError } from './operator-error.ts';
 
 export interface FleetPeer {
   id: string;
@@ -23,7 +24,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const GLOB = /^[A-Za-z0-9._*?[\]-]{1,128}$/;
 
 function bad(expr: string, why: string): never {
-  throw new ControlError('E_TARGET_INVALID', `Invalid target expression ${JSON.stringify(expr)}: ${why}`, {
+  throw new OperatorError('E_TARGET_INVALID', `Invalid target expression ${JSON.stringify(expr)}: ${why}`, {
     details: { exitCode: 2 },
   });
 }

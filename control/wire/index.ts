@@ -12,3 +12,4 @@ export * from './membership.ts';
 export * from './protocol.ts';
 export * from './result.ts';
 export * from './transport.ts';
+export * from './wire-codes.ts';

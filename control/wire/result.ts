@@ -13,6 +13,7 @@ import {
 } from '../../keys/index.ts';
 import { signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
+import type { WireCode } from './wire-codes.ts';
 
 export type ResultStatus = 'ok' | 'failed' | 'refused';
 
@@ -61,7 +62,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function peerCode(e: KeysError): string {
+function peerCode(e: KeysError): WireCode {
   return e.code === 'E_CERT_REVOKED' ? 'E_RESULT_PEER_REVOKED' : 'E_RESULT_SIGNATURE';
 }
 

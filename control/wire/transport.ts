@@ -6,7 +6,7 @@
 // are found by mDNS or IP address, and the broker is untrusted for content anyway.
 import { once } from 'node:events';
 import { connect, createServer, type SecureContextOptions, type Server, type TLSSocket } from 'node:tls';
-import { errorMessage } from '../../common/index.ts';
+import { errorMessage, RemoteError } from '../../common/index.ts';
 import { type Certificate, parseCertificates } from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
 import { encodeFrame, FrameDecoder, InvalidMessage, type Message, message, type Role } from './protocol.ts';
@@ -287,8 +287,9 @@ export async function connectBroker(o: ConnectOptions): Promise<BrokerClient> {
           typeof m.details === 'object' && m.details !== null
             ? (m.details as Record<string, unknown>)
             : undefined;
+        // The broker's code, from whichever table its error came from.
         w.reject(
-          new ControlError(String(m.code), String(m.message), details === undefined ? {} : { details }),
+          new RemoteError(String(m.code), String(m.message), details === undefined ? {} : { details }),
         );
       }
       return;

@@ -12,7 +12,8 @@ import {
 } from '../../../keys/index.ts';
 import { Broker } from '../broker.ts';
 import { readBrokerConfig } from '../broker-config.ts';
-import { advertiseBroker, type Advertisement, ControlError } from '../../wire/index.ts';
+import { advertiseBroker, type Advertisement } from '../../wire/index.ts';
+import { BrokerError } from '../broker-error.ts';
 
 export const serveArgs = {
   ...commonArgs,
@@ -27,13 +28,9 @@ export async function serve(args: { config: string; json?: boolean | undefined }
   for (const c of cfg.crls) crls.push(...(await readCrls(c)));
   const leaf = (await readCertificates(cfg.certificate))[0];
   if (leaf === undefined || leaf.role !== 'broker') {
-    throw new ControlError(
-      'E_CONFIG',
-      `Broker certificate ${cfg.certificate} does not have the broker role`,
-      {
-        path: cfg.certificate,
-      },
-    );
+    throw new BrokerError('E_CONFIG', `Broker certificate ${cfg.certificate} does not have the broker role`, {
+      path: cfg.certificate,
+    });
   }
   const log = (level: string, m: string): void => {
     process.stderr.write(`milkywaysrvd: ${level}: ${m}\n`);

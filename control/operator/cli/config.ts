@@ -3,8 +3,8 @@
 import { defineCommand } from 'citty';
 import { commonArgs, output, repeated } from '../../../common/index.ts';
 import { readCertificates } from '../../../keys/index.ts';
-import { ControlError } from '../../wire/index.ts';
 import { configDir, readOperatorConfig, writeOperatorConfig } from '../operator-client.ts';
+import { OperatorError } from '../operator-error.ts';
 
 const init = defineCommand({
   meta: { name: 'init', description: 'Write the operator config (broker, fleet, key, certificate, anchors)' },
@@ -21,7 +21,7 @@ const init = defineCommand({
   async run({ args, rawArgs }) {
     const chain = await readCertificates(args.cert);
     if (chain[0]?.role !== 'operator') {
-      throw new ControlError(
+      throw new OperatorError(
         'E_CONFIG',
         `${args.cert} is not an operator certificate (role ${chain[0]?.role ?? 'none'})`,
       );

@@ -2,7 +2,7 @@
 // group only through a membership this operator signs and the peer itself keeps.
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../../common/index.ts';
-import { usageError } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { withClient } from './shared.ts';
 
 const create = defineCommand({

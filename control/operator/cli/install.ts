@@ -3,7 +3,8 @@
 // checks the bytes against the signed digest and the layer's own signature.
 import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { MAX_INLINE_LAYER_BYTES, usageError } from '../../wire/index.ts';
+import { MAX_INLINE_LAYER_BYTES } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { installLargeLayer, layerArgs } from '../operator-client.ts';
 import { finish, runJob, targetArgs, targetOf, withClient } from './shared.ts';
 

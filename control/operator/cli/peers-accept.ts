@@ -11,7 +11,8 @@ import {
   readPrivateKey,
   type SigningKey,
 } from '../../../keys/index.ts';
-import { checkEnrollmentRequest, ControlError, usageError } from '../../wire/index.ts';
+import { checkEnrollmentRequest, ControlError } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
 export default defineCommand({

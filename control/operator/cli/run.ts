@@ -1,7 +1,7 @@
 // `mway run --group G [--exec-timeout S] -- CMD…`: runs a command on each peer; needs an
 // operator certificate with the explicit `exec` action. Output is bounded on the peer.
 import { defineCommand } from 'citty';
-import { usageError } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({

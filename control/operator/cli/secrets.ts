@@ -3,7 +3,8 @@
 // relays ciphertext only.
 import { defineCommand } from 'citty';
 import { repeated } from '../../../common/index.ts';
-import { isName, usageError } from '../../wire/index.ts';
+import { isName } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({

@@ -1,6 +1,7 @@
 // `mway service --group G|--peer P start|stop|restart|status|logs|list [SERVICE]`.
 import { defineCommand } from 'citty';
-import { type CommandAction, usageError } from '../../wire/index.ts';
+import type { CommandAction } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;

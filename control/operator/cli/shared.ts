@@ -1,7 +1,8 @@
 // Shared pieces of the fleet commands: the group/peer/target flags every command takes,
 // connecting with the operator config, and printing a job (per-peer table, summary, exit code).
 import { commonArgs, createProgress, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
-import { type CommandAction, ControlError, usageError } from '../../wire/index.ts';
+import { type CommandAction, ControlError } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { type JobReport, OperatorClient, type PeerView, readOperatorConfig } from '../operator-client.ts';
 import { batchSize, failBudget, parseTarget } from '../targets.ts';
 

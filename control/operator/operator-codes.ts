@@ -1,0 +1,63 @@
+// The codes of OperatorError (control/operator/operator-error.ts): `mway`'s own failures —
+// its config, targets, what it shows per peer. The table types the class's `code` and
+// generates doc/errors-control-operator.md (npm run docs:errors).
+import { defineCodes } from '../../common/index.ts';
+
+export const OPERATOR_CODES = defineCodes(
+  {
+    part: 'control/operator',
+    source: 'control/operator/operator-codes.ts',
+    errorClasses: ['OperatorError'],
+    title: 'Error codes: control/operator (mway)',
+    intro: `\`mway\`'s own failures are \`OperatorError\`s (control/operator/operator-error.ts) with these
+codes; \`mway\` prints \`mway: CODE: message\` and exits with the code's exit code. Codes the
+broker answers with and a peer's refusals and results are in
+[errors-control-wire.md](errors-control-wire.md); key and certificate failures in
+[errors-keys.md](errors-keys.md).`,
+  },
+  {
+    Operator: {
+      E_CONFIG: {
+        meaning:
+          '`~/.config/mway/config.json` missing or invalid (`mway config init` writes it), or its certificate is not an operator certificate.',
+        fix: 'Run `mway config init`.',
+      },
+      E_PEER_CERT: {
+        meaning: 'The broker handed out a certificate for another peer id than the peer it lists.',
+        fix: 'The broker is lying; do not seal secrets to it.',
+      },
+      E_TARGET_INVALID: {
+        meaning: 'The target expression cannot be read.',
+        exit: 2,
+        fix: 'See doc/commands.md, "Targets".',
+      },
+      E_TARGET_EMPTY: {
+        meaning: 'The target expression matches no peer.',
+        fix: 'See doc/commands.md, "Targets".',
+      },
+      E_LAYER_TOO_LARGE: {
+        meaning: '`layerArgs()` was given a layer over 2 MiB (the CLI sends such layers in pieces).',
+        fix: 'Use `installLargeLayer()`.',
+      },
+      E_JOB_QUEUED: {
+        meaning: 'Shown per peer without a result: not sent yet.',
+        fix: 'Wait (`mway job ID`), or look at the peer.',
+      },
+      E_JOB_PENDING: {
+        meaning: 'Shown per peer without a result: sent but unanswered.',
+        fix: 'Wait (`mway job ID`), or look at the peer.',
+      },
+      E_JOB_EXPIRED: {
+        meaning: 'Shown per peer without a result: the command expired before delivery.',
+        fix: 'Sign it again, or look at the peer.',
+      },
+      E_JOB_SKIPPED: {
+        meaning: 'Shown per peer without a result: skipped by `--max-fail`.',
+        fix: 'Look at the peers that failed.',
+      },
+      E_USAGE: { meaning: 'A bad flag or argument to `mway`.', exit: 2, fix: 'See `mway COMMAND --help`.' },
+    },
+  },
+);
+
+export type OperatorCode = keyof typeof OPERATOR_CODES.codes;

@@ -17,8 +17,18 @@ What the broker answers to a request (\`E_FORBIDDEN\`, \`E_JOB_UNKNOWN\`, …) i
   {
     Broker: {
       E_BROKER_DB: {
-        meaning: 'The SQLite database cannot be opened or has a schema this broker does not know.',
+        meaning: 'The SQLite database cannot be opened, or it is not a broker database (no known schema marker).',
         fix: 'Check the `database` path and permissions; do not share a database between broker versions.',
+      },
+      E_BROKER_DB_NEWER: {
+        meaning:
+          'The database is at a schema version above the last migration this broker knows: a newer broker wrote it. It is refused and left unchanged.',
+        fix: 'Run the newer broker again, or restore a backup made before the upgrade.',
+      },
+      E_BROKER_DB_MIGRATE: {
+        meaning:
+          'A migration of the database failed; its transaction was rolled back, so the database stays at the version before it (`details.version`).',
+        fix: 'Check the disk and permissions, then start the broker again; report the message if it repeats.',
       },
       E_CONFIG: {
         meaning:

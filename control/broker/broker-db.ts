@@ -11,34 +11,7 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { errorMessage } from '../../common/index.ts';
 import type { AuditEntry } from '../wire/index.ts';
 import { BrokerError } from './broker-error.ts';
-
-const SCHEMA_VERSION = 1;
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS peers (
-  peer_id TEXT PRIMARY KEY, name TEXT NOT NULL, fingerprint TEXT NOT NULL, certificate TEXT NOT NULL,
-  labels TEXT NOT NULL DEFAULT '{}', last_seen TEXT, status TEXT, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS enrollments (
-  request_id TEXT PRIMARY KEY, peer_id TEXT NOT NULL, name TEXT NOT NULL, fingerprint TEXT NOT NULL,
-  labels TEXT NOT NULL, request TEXT NOT NULL, state TEXT NOT NULL, certificate TEXT, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS memberships (
-  group_name TEXT NOT NULL, peer_id TEXT NOT NULL, op TEXT NOT NULL, envelope TEXT,
-  acked INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL, PRIMARY KEY (group_name, peer_id));
-CREATE TABLE IF NOT EXISTS jobs (
-  job_id TEXT PRIMARY KEY, operator TEXT NOT NULL, command TEXT NOT NULL, expires_at TEXT NOT NULL,
-  batch INTEGER, max_fail INTEGER, created TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deliveries (
-  job_id TEXT NOT NULL, peer_id TEXT NOT NULL, seq INTEGER NOT NULL, state TEXT NOT NULL,
-  outcome TEXT, result TEXT, sent INTEGER NOT NULL DEFAULT 0, updated TEXT NOT NULL,
-  PRIMARY KEY (job_id, peer_id));
-CREATE INDEX IF NOT EXISTS deliveries_peer ON deliveries (peer_id, state);
-CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries (state);
-CREATE TABLE IF NOT EXISTS audit (
-  seq INTEGER PRIMARY KEY, time TEXT NOT NULL, kind TEXT NOT NULL, actor TEXT NOT NULL,
-  data TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL);
-`;
+import { migrate } from './broker-migrations.ts';
 
 /** States of one (job, peer) delivery. */
 export type DeliveryState = 'queued' | 'pending' | 'done' | 'expired' | 'skipped';
@@ -155,23 +128,24 @@ export class BrokerDb {
     try {
       if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
       this.db = new DatabaseSync(path);
-      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
-      this.db.exec(SCHEMA);
+      this.db.exec('PRAGMA busy_timeout = 5000;');
     } catch (e) {
       throw new BrokerError('E_BROKER_DB', `Cannot open broker database ${path}: ${errorMessage(e)}`, {
         path,
         cause: e,
       });
     }
-    const v = this.db.prepare('SELECT value FROM meta WHERE key = ?').get('schema') as Row | undefined;
-    if (v === undefined) {
-      this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)').run('schema', String(SCHEMA_VERSION));
-    } else if (Number(v.value) !== SCHEMA_VERSION) {
-      throw new BrokerError(
-        'E_BROKER_DB',
-        `Broker database ${path} has schema ${String(v.value)}, this broker knows ${SCHEMA_VERSION}`,
-        { path },
-      );
+    try {
+      // The version is checked (and a newer database refused) before anything is written.
+      migrate(this.db, path);
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+    } catch (e) {
+      this.db.close();
+      if (e instanceof BrokerError) throw e;
+      throw new BrokerError('E_BROKER_DB', `Cannot open broker database ${path}: ${errorMessage(e)}`, {
+        path,
+        cause: e,
+      });
     }
   }
 

@@ -8,3 +8,4 @@ export * from './broker-config.ts';
 export * from './broker-db.ts';
 export * from './broker-error.ts';
 export * from './broker-jobs.ts';
+export * from './broker-migrations.ts';

@@ -24,7 +24,7 @@ failures as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`.`,
       E_VERITY_BAD_SIZE:
         'empty data, or data blocks outside 1 … 2^40, or more blocks asked than the file has',
       E_VERITY_BAD_OFFSET:
-        'hash offset negative, not a multiple of 4096, not a number, or overlapping the data',
+        'hash offset negative, not a number, overlapping the data, or not a multiple of 4096 (`formatVerity`) / 512 (`verifyVerity`, also the data offset)',
       E_VERITY_BAD_SALT: 'salt not hex or longer than 256 bytes',
       E_VERITY_BAD_ROOT: 'root hash is not 64 hex digits',
       E_BAD_UUID: 'a UUID argument is not 8-4-4-4-12 hex',
@@ -60,6 +60,8 @@ failures as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`.`,
       E_GPT_BAD_NAME: 'partition name longer than 36 UTF-16 units',
       E_GPT_IMAGE_TOO_BIG: 'an image file is larger than its partition',
       E_GPT_OPEN: 'disk cannot be opened',
+      E_NOT_REGULAR_FILE:
+        'the disk path is a FIFO, directory or device: refused by type (opened non-blocking, never waits for a writer)',
       E_GPT_TRUNCATED: 'disk too small, or ends inside a header or entry array',
       E_GPT_MAGIC: 'no `EFI PART` signature (primary and backup)',
       E_GPT_HEADER_SIZE: 'header size outside 92 … 512',
@@ -71,6 +73,10 @@ failures as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`.`,
       E_GPT_USABLE_RANGE: 'first/last usable LBAs inconsistent with the disk',
       E_GPT_PART_RANGE: 'a partition outside the usable range, or ending before it starts',
       E_GPT_OVERLAP: 'two partitions overlap',
+      E_GPT_BACKUP:
+        '`checkGptRedundancy`: the backup header is missing (disk cut short), damaged, not pointing back to LBA 1, or disagrees with the primary (GUID, usable range, entries)',
+      E_GPT_PMBR:
+        '`checkGptRedundancy`: sector 0 is not a protective MBR for this disk (0x55AA, one 0xEE record from LBA 1 of disk size − 1)',
     },
     cpio: {
       E_CPIO_BAD_PATH: 'empty path or one containing `..`',

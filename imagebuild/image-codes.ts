@@ -15,7 +15,10 @@ writes and reads (dm-verity, GPT, cpio, file system images) live in formats/ and
 \`E_GPT_*\`, \`E_CPIO_*\`, \`E_FS_*\`, \`E_BAD_UUID\`); they reach \`mway-image\` unchanged. Missing
 tools come from common/exec.ts as \`E_TOOL_MISSING\` naming the Debian package; tool failures
 as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`. The codes below are listed with the formats they check in
-[disk-layout.md](disk-layout.md) and [boot.md](boot.md).`,
+[disk-layout.md](disk-layout.md) and [boot.md](boot.md). Each failed check of
+\`mway-image verify --json\` carries its \`code\` (a check failing without one shows as
+\`E_INTERNAL\`); \`mway-image verity verify --json\` prints
+\`{ok:false, code:"E_VERITY_MISMATCH", area, block, level, message}\`.`,
   },
   {
     'Image spec, build, inspect, verify': {
@@ -32,6 +35,11 @@ as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`. The codes below are listed with the f
       E_VERITY_SIG_ROOT: "the verity signature names another root hash than the partition's",
       E_VERITY_SIG_SIGNER: "the verity signature names another certificate than its signer's",
       E_DISK_FS: 'a partition that should hold erofs does not',
+      E_DISK_LAYOUT: '`verify`: a required partition is missing',
+      E_CMDLINE_ROOT:
+        '`verify`: the UKI command line names another CoreOS root hash than the partition UUIDs spell',
+      E_CMDLINE_MISSING: '`verify`: there is no UKI command line (or no `mway.certs` in it)',
+      E_SECURE_CONFIG_FS: '`verify`: the secure-config partition cannot be extracted or lacks `secure.json`',
       E_VERIFY_NO_TRUST: { meaning: '`verify` without `--trust`', exit: 2 },
     },
     'Boot: kernel, modules, initramfs, UKI, QEMU': {

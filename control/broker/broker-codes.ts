@@ -17,7 +17,8 @@ What the broker answers to a request (\`E_FORBIDDEN\`, \`E_JOB_UNKNOWN\`, …) i
   {
     Broker: {
       E_BROKER_DB: {
-        meaning: 'The SQLite database cannot be opened, or it is not a broker database (no known schema marker).',
+        meaning:
+          'The SQLite database cannot be opened, or it is not a broker database (no known schema marker).',
         fix: 'Check the `database` path and permissions; do not share a database between broker versions.',
       },
       E_BROKER_DB_NEWER: {

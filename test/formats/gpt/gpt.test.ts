@@ -6,7 +6,14 @@ import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { run } from '../../../common/exec.ts';
-import { checkGptRedundancy, DPS, isFormatError, readGpt, writeGpt } from '../../../formats/index.ts';
+import {
+  checkGptRedundancy,
+  DPS,
+  type FormatCode,
+  isFormatError,
+  readGpt,
+  writeGpt,
+} from '../../../formats/index.ts';
 import { cli, tempDir } from '../../helpers.ts';
 
 /** A type GUID of a disk format's own (MilkyWayLinux's data partition), not in the DPS table. */
@@ -237,21 +244,22 @@ test('checkGptRedundancy() names a damaged primary, a missing or damaged backup 
     await fh.close();
   };
   const size = (await stat(good)).size;
-  const cases: [string, (p: string) => Promise<void>, 'primary' | 'backup' | 'protectiveMbr', string][] = [
+  const cases: [string, (p: string) => Promise<void>, 'primary' | 'backup' | 'protectiveMbr', FormatCode][] =
     [
-      'cut-512',
-      (p) => import('node:fs/promises').then((f) => f.truncate(p, size - 512)),
-      'backup',
-      'E_GPT_BACKUP',
-    ],
-    ['backup-header', (p) => poke(p, size - 512 + 20, [0xde, 0xad]), 'backup', 'E_GPT_BACKUP'],
-    ['backup-entries', (p) => poke(p, size - 512 - 32 * 512 + 60, [0x41]), 'backup', 'E_GPT_BACKUP'],
-    ['primary-header', (p) => poke(p, 512 + 20, [0xde, 0xad]), 'primary', 'E_GPT_HEADER_CRC'],
-    ['primary-entries', (p) => poke(p, 1024 + 60, [0x41]), 'primary', 'E_GPT_ENTRIES_CRC'],
-    ['mbr-signature', (p) => poke(p, 510, [0, 0]), 'protectiveMbr', 'E_GPT_PMBR'],
-    ['mbr-type', (p) => poke(p, 446 + 4, [0x83]), 'protectiveMbr', 'E_GPT_PMBR'],
-    ['mbr-size', (p) => poke(p, 446 + 12, [1, 0, 0, 0]), 'protectiveMbr', 'E_GPT_PMBR'],
-  ];
+      [
+        'cut-512',
+        (p) => import('node:fs/promises').then((f) => f.truncate(p, size - 512)),
+        'backup',
+        'E_GPT_BACKUP',
+      ],
+      ['backup-header', (p) => poke(p, size - 512 + 20, [0xde, 0xad]), 'backup', 'E_GPT_BACKUP'],
+      ['backup-entries', (p) => poke(p, size - 512 - 32 * 512 + 60, [0x41]), 'backup', 'E_GPT_BACKUP'],
+      ['primary-header', (p) => poke(p, 512 + 20, [0xde, 0xad]), 'primary', 'E_GPT_HEADER_CRC'],
+      ['primary-entries', (p) => poke(p, 1024 + 60, [0x41]), 'primary', 'E_GPT_ENTRIES_CRC'],
+      ['mbr-signature', (p) => poke(p, 510, [0, 0]), 'protectiveMbr', 'E_GPT_PMBR'],
+      ['mbr-type', (p) => poke(p, 446 + 4, [0x83]), 'protectiveMbr', 'E_GPT_PMBR'],
+      ['mbr-size', (p) => poke(p, 446 + 12, [1, 0, 0, 0]), 'protectiveMbr', 'E_GPT_PMBR'],
+    ];
   for (const [name, spoil, which, code] of cases) {
     const p = await variant(`${name}.img`, spoil);
     const r = checkGptRedundancy(p);

@@ -12,14 +12,10 @@ import {
   type PartitionRow,
   rowAttributeBits,
 } from '../platform/index.ts';
+import type { ImageCode } from './image-codes.ts';
 
-export type LayoutProblemCode =
-  | 'E_LAYOUT_MISSING'
-  | 'E_LAYOUT_EXTRA'
-  | 'E_LAYOUT_TYPE'
-  | 'E_LAYOUT_ATTRIBUTES'
-  | 'E_LAYOUT_LABEL'
-  | 'E_LAYOUT_FILESYSTEM';
+/** The layout check's codes: the `E_LAYOUT_*` rows of imagebuild/image-codes.ts. */
+export type LayoutProblemCode = Extract<ImageCode, `E_LAYOUT_${string}`>;
 
 export interface LayoutProblem {
   code: LayoutProblemCode;

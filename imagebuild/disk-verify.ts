@@ -7,7 +7,13 @@
 // under the anchors given here — never under the ones the disk carries.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { checkGptRedundancy, FormatError, type GptPartition, readGpt, verifyVerity } from '../formats/index.ts';
+import {
+  checkGptRedundancy,
+  FormatError,
+  type GptPartition,
+  readGpt,
+  verifyVerity,
+} from '../formats/index.ts';
 import type { Certificate, Crl } from '../keys/index.ts';
 import { verifyLayer } from '../layers/index.ts';
 import { type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';

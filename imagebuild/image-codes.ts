@@ -15,7 +15,9 @@ writes and reads (dm-verity, GPT, cpio, file system images) live in formats/ and
 \`E_GPT_*\`, \`E_CPIO_*\`, \`E_FS_*\`, \`E_BAD_UUID\`); they reach \`mway-image\` unchanged. Missing
 tools come from common/exec.ts as \`E_TOOL_MISSING\` naming the Debian package; tool failures
 as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`. The codes below are listed with the formats they check in
-[disk-layout.md](disk-layout.md) and [boot.md](boot.md). Each failed check of
+[disk-layout.md](disk-layout.md) and [boot.md](boot.md). The layout check's codes are not
+thrown: each is one failed check of \`verify\` (and one problem \`inspect\` lists), its message
+starting with the code. Each failed check of
 \`mway-image verify --json\` carries its \`code\` (a check failing without one shows as
 \`E_INTERNAL\`); \`mway-image verity verify --json\` prints
 \`{ok:false, code:"E_VERITY_MISMATCH", area, block, level, message}\`.`,
@@ -23,7 +25,7 @@ as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`. The codes below are listed with the f
   {
     'Image spec, build, inspect, verify': {
       E_SPEC_INVALID:
-        'the image spec is not JSON or a key is wrong; `details.field` is the key path (`partitions.data`, `layers[1]`)',
+        'the image spec is not JSON or a key is wrong; `details.field` is the key path (`partitions.data`, `layers[1]`); also CoreOS bigger than an explicit `partitions.coreos`',
       E_SPEC_READ: 'the spec file cannot be read',
       E_SPEC_EPOCH: 'SOURCE_DATE_EPOCH is not a whole number of seconds in 0 … 2^32−1',
       E_SPEC_BINARY: 'a `coreos.binaries` source does not exist',
@@ -35,12 +37,24 @@ as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`. The codes below are listed with the f
       E_VERITY_SIG_ROOT: "the verity signature names another root hash than the partition's",
       E_VERITY_SIG_SIGNER: "the verity signature names another certificate than its signer's",
       E_DISK_FS: 'a partition that should hold erofs does not',
-      E_DISK_LAYOUT: '`verify`: a required partition is missing',
       E_CMDLINE_ROOT:
         '`verify`: the UKI command line names another CoreOS root hash than the partition UUIDs spell',
       E_CMDLINE_MISSING: '`verify`: there is no UKI command line (or no `mway.certs` in it)',
       E_SECURE_CONFIG_FS: '`verify`: the secure-config partition cannot be extracted or lacks `secure.json`',
       E_VERIFY_NO_TRUST: { meaning: '`verify` without `--trust`', exit: 2 },
+    },
+    'Disk layout check (verify, inspect)': {
+      E_LAYOUT_MISSING:
+        'a partition of the table is not on the disk (the optional `peer-identity` may be absent)',
+      E_LAYOUT_EXTRA:
+        'a partition the table does not have, or a second one with a fixed partition’s name (the agent would mount the first)',
+      E_LAYOUT_TYPE: 'a fixed partition with another type GUID',
+      E_LAYOUT_ATTRIBUTES:
+        'GPT attributes other than the table’s (bit 60 on the read-only rows, nothing else)',
+      E_LAYOUT_LABEL:
+        'CoreOS slot names that do not pair (`NAME_VERSION`, `.verity`, `.verity-sig`), or an empty slot A',
+      E_LAYOUT_FILESYSTEM:
+        'the partition’s first 4 KiB are not the file system (or verity superblock, signature JSON) its row holds',
     },
     'Boot: kernel, modules, initramfs, UKI, QEMU': {
       E_KERNEL_BAD_NAME: 'the kernel package name is not a Debian package name (e.g. a glob)',

@@ -1,6 +1,7 @@
 // `npm run bench -- layer [--rounds N]`: pack a 256 MiB tree into a signed layer and compare
 // with `mkfs.erofs` + `veritysetup format` run alone on the same tree in the same run (target:
-// at most 1.2×); then the full verify throughput (signatures + payload SHA-256 + whole tree).
+// at most 1.05× median, issue 11); then the full verify throughput (signatures + whole tree +
+// every payload block, in place).
 // Wall time is what the target is about; CPU time (this process's threads plus its reaped
 // children, from /proc/self/stat) is printed too because on a loaded 2-core machine it shows
 // how much work each side does, which the wall time then hides.
@@ -131,7 +132,7 @@ export async function run(argv: string[]): Promise<void> {
       `tree: ${bytes / 2 ** 20} MiB in ${64 * 8 + 1024} files, page cache warm, ${rounds} rounds, load average at start ${loadavg()[0]?.toFixed(1)}`,
     );
     console.log(
-      `ours  (mway-layer pack: check tree, erofs, one read for verity + sha256, sign, .mwl in place): best ${ms(bo.wall)}, median ${ms(median(o.map((s) => s.wall)))}, CPU ${ms(bo.cpu)}`,
+      `ours  (mway-layer pack: check tree, erofs, verity on every core, sign, .mwl in place): best ${ms(bo.wall)}, median ${ms(median(o.map((s) => s.wall)))}, CPU ${ms(bo.cpu)}`,
     );
     console.log(`        steps: ${bo.steps}`);
     console.log(
@@ -139,11 +140,11 @@ export async function run(argv: string[]): Promise<void> {
     );
     console.log(`        steps: ${br.steps}`);
     console.log(
-      `ratio: ${(bo.wall / br.wall).toFixed(2)}x best, ${(median(o.map((s) => s.wall)) / median(r.map((s) => s.wall))).toFixed(2)}x median (target ≤ 1.2x); CPU ${(bo.cpu / br.cpu).toFixed(2)}x`,
+      `ratio: ${(bo.wall / br.wall).toFixed(2)}x best, ${(median(o.map((s) => s.wall)) / median(r.map((s) => s.wall))).toFixed(2)}x median (target ≤ 1.05x median); CPU ${(bo.cpu / br.cpu).toFixed(2)}x`,
     );
     console.log(`pack throughput: ${mbs(bytes, bo.wall)} MB/s of tree`);
     console.log(
-      `verify (signature + payload sha256 + whole hash tree): ${mbs(payloadSize, bv)} MB/s (${ms(bv)} for ${(payloadSize / 2 ** 20).toFixed(0)} MiB)`,
+      `verify (signature + whole hash tree + every payload block): ${mbs(payloadSize, bv)} MB/s (${ms(bv)} for ${(payloadSize / 2 ** 20).toFixed(0)} MiB)`,
     );
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -22,6 +22,11 @@ mkfs.erofs).`,
   },
   {
     Manifest: {
+      E_LAYER_FORMAT: {
+        meaning:
+          'layer.json is not layer format 2 (`details.format` names the version it has; format 1 bound a payload SHA-256 this reader no longer checks)',
+        fix: 'repack the layer from its source directory with `mway-layer pack`',
+      },
       E_MANIFEST_INVALID:
         'layer.json does not match doc/layer-manifest.schema.json; `details.field` names the field',
       E_MANIFEST_JSON:

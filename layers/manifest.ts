@@ -2,6 +2,7 @@
 // it. `validateManifest` is the single gate: strict shape, no unknown fields, defaults
 // filled, and every error names the offending field path (doc/layer-manifest.schema.json).
 import semver from 'semver';
+import { BLOCK_SIZE } from '../formats/index.ts';
 import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
 
@@ -53,23 +54,29 @@ export interface Dependency {
   range: string;
 }
 
+/**
+ * What the manifest binds of the payload (format 2): its size and its dm-verity tree. The
+ * root hash covers every data block, so there is no whole-payload digest (format 1 had one).
+ */
 export interface PayloadInfo {
   filesystem: 'erofs';
   size: number;
-  sha256: string;
   verity: {
     rootHash: string;
     salt: string;
     dataBlocks: number;
     hashSize: number;
     algorithm: 'sha256';
-    dataBlockSize: 4096;
-    hashBlockSize: 4096;
+    dataBlockSize: typeof BLOCK_SIZE;
+    hashBlockSize: typeof BLOCK_SIZE;
   };
 }
 
+/** The layer format this code writes and reads (doc/layer-format.md). */
+export const LAYER_FORMAT = 2;
+
 export interface LayerManifest {
-  format: 1;
+  format: typeof LAYER_FORMAT;
   name: string;
   version: string;
   kind: LayerKind;
@@ -308,7 +315,7 @@ function sha256Hex(v: unknown, path: string): string {
 }
 
 function payload(v: unknown, path: string): PayloadInfo {
-  const o = obj(v, path, ['filesystem', 'size', 'sha256', 'verity']);
+  const o = obj(v, path, ['filesystem', 'size', 'verity']);
   const ve = obj(o.verity, `${path}.verity`, [
     'rootHash',
     'salt',
@@ -318,24 +325,24 @@ function payload(v: unknown, path: string): PayloadInfo {
     'dataBlockSize',
     'hashBlockSize',
   ]);
-  const size = int(o.size, `${path}.size`, 4096, 2 ** 44);
-  if (size % 4096 !== 0) fail(`${path}.size`, 'must be a multiple of 4096');
+  const size = int(o.size, `${path}.size`, BLOCK_SIZE, 2 ** 44);
+  if (size % BLOCK_SIZE !== 0) fail(`${path}.size`, `must be a multiple of ${BLOCK_SIZE}`);
   const dataBlocks = int(ve.dataBlocks, `${path}.verity.dataBlocks`, 1, 2 ** 32);
-  if (dataBlocks * 4096 !== size) fail(`${path}.verity.dataBlocks`, `must be size / 4096 = ${size / 4096}`);
-  if (ve.dataBlockSize !== 4096) fail(`${path}.verity.dataBlockSize`, 'must be 4096');
-  if (ve.hashBlockSize !== 4096) fail(`${path}.verity.hashBlockSize`, 'must be 4096');
+  if (dataBlocks * BLOCK_SIZE !== size)
+    fail(`${path}.verity.dataBlocks`, `must be size / ${BLOCK_SIZE} = ${size / BLOCK_SIZE}`);
+  if (ve.dataBlockSize !== BLOCK_SIZE) fail(`${path}.verity.dataBlockSize`, `must be ${BLOCK_SIZE}`);
+  if (ve.hashBlockSize !== BLOCK_SIZE) fail(`${path}.verity.hashBlockSize`, `must be ${BLOCK_SIZE}`);
   return {
     filesystem: oneOf(o.filesystem, `${path}.filesystem`, ['erofs'] as const),
     size,
-    sha256: sha256Hex(o.sha256, `${path}.sha256`),
     verity: {
       rootHash: sha256Hex(ve.rootHash, `${path}.verity.rootHash`),
       salt: str(ve.salt, `${path}.verity.salt`, /^([0-9a-f]{2}){0,256}$/, 'lowercase hex, at most 256 bytes'),
       dataBlocks,
-      hashSize: int(ve.hashSize, `${path}.verity.hashSize`, 4096, 2 ** 40),
+      hashSize: int(ve.hashSize, `${path}.verity.hashSize`, BLOCK_SIZE, 2 ** 40),
       algorithm: oneOf(ve.algorithm, `${path}.verity.algorithm`, ['sha256'] as const),
-      dataBlockSize: 4096,
-      hashBlockSize: 4096,
+      dataBlockSize: BLOCK_SIZE,
+      hashBlockSize: BLOCK_SIZE,
     },
   };
 }
@@ -356,6 +363,23 @@ const SOURCE_KEYS = [
   'actions',
 ];
 
+/**
+ * The format version comes first: a manifest of another format is refused as such
+ * (E_LAYER_FORMAT naming its version), not as a list of fields this reader does not know.
+ * A source manifest may leave it out (pack writes the current one).
+ */
+function checkFormat(json: unknown, source: boolean): void {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return;
+  const f = (json as { format?: unknown }).format;
+  if (f === LAYER_FORMAT || (source && f === undefined)) return;
+  const which = f === undefined ? 'has no format version' : `is format ${JSON.stringify(f)}`;
+  throw new LayerError(
+    'E_LAYER_FORMAT',
+    `layer.json ${which}; this version reads and writes layer format ${LAYER_FORMAT} only (the manifest binds the verity root hash and payload size, no payload SHA-256): repack the layer with mway-layer pack`,
+    { path: 'layer.json', details: { field: 'format', format: f ?? null, supported: LAYER_FORMAT } },
+  );
+}
+
 export interface ValidateOptions {
   /** A packager's source manifest: payload, policy and created are absent (pack adds them). */
   source?: boolean;
@@ -372,8 +396,8 @@ export function validateManifest(
   options: ValidateOptions = {},
 ): LayerManifest | SourceManifest {
   const source = options.source === true;
+  checkFormat(json, source);
   const o = obj(json, '', source ? SOURCE_KEYS : [...SOURCE_KEYS, 'created', 'payload', 'policy']);
-  if (o.format !== undefined && o.format !== 1) fail('format', 'must be 1');
   const version = str(o.version, 'version');
   if (semver.valid(version) !== version)
     fail('version', `must be a semantic version (1.2.3), got ${JSON.stringify(version)}`);
@@ -404,7 +428,7 @@ export function validateManifest(
   });
   uniqueNames(dependencies, (d) => d.name, 'dependencies');
   const base: SourceManifest = {
-    format: 1,
+    format: LAYER_FORMAT,
     name: str(
       o.name,
       'name',

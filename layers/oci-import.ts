@@ -11,7 +11,7 @@ import semver from 'semver';
 import type { Progress } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
-import type { ServiceSpec, SourceManifest } from './manifest.ts';
+import { LAYER_FORMAT, type ServiceSpec, type SourceManifest } from './manifest.ts';
 import { type Dropped, applyLayer } from './oci-apply.ts';
 import { forEachEntry, memberPath } from './oci-tar.ts';
 import { type PackResult, packLayer } from './pack.ts';
@@ -320,7 +320,7 @@ export function mapConfig(
   const arch = ARCH[String(image.config.architecture)];
   if (arch === undefined) unmapped.push(`architecture ${String(image.config.architecture)}: recorded as any`);
   const manifest: SourceManifest = {
-    format: 1,
+    format: LAYER_FORMAT,
     name,
     version,
     kind: 'app',

@@ -6,7 +6,7 @@ import { lstat, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { type Progress, readRegularFile, run } from '../common/index.ts';
 import { BLOCK_SIZE, deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
-import { buildPayloadVerity, payloadSha256 } from './payload-verity.ts';
+import { buildPayloadVerity } from './payload-verity.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
@@ -134,7 +134,6 @@ async function buildErofs(rootfs: string, out: string, epoch: number): Promise<n
 
 interface PayloadFacts {
   size: number;
-  sha256: string;
   rootHash: string;
   salt: string;
   dataBlocks: number;
@@ -153,7 +152,6 @@ function layerManifest(
     payload: {
       filesystem: 'erofs',
       size: p.size,
-      sha256: p.sha256,
       verity: {
         rootHash: p.rootHash,
         salt: p.salt,
@@ -213,14 +211,12 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       uuid: uuidToBytes(uuid),
       progress,
     });
-    const sha256 = await payloadSha256(payloadPath, 0, size);
     progress?.step('signing manifest');
     const manifest = layerManifest(
       source,
       epoch,
       {
         size,
-        sha256,
         rootHash: hashed.rootHash,
         salt: salt.toString('hex'),
         dataBlocks,

@@ -3,8 +3,6 @@
 // payload.verity and payload.erofs in place inside the .mwl and verifies them top-down the way
 // the kernel trusts them (signed root → each tree level → every data block), naming the first
 // bad block. A layer that passes is exactly what the kernel's dm-verity accepts.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Progress } from '../common/index.ts';
 import {
@@ -77,22 +75,6 @@ export async function buildPayloadVerity(
   });
 }
 
-/** SHA-256 of `size` bytes at `offset` of `path` (format 1's whole-payload digest). */
-export async function payloadSha256(path: string, offset: number, size: number): Promise<string> {
-  const h = createHash('sha256');
-  let got = 0;
-  for await (const chunk of createReadStream(path, {
-    start: offset,
-    end: offset + size - 1,
-    highWaterMark: 2 << 20,
-  })) {
-    h.update(chunk as Buffer);
-    got += (chunk as Buffer).length;
-  }
-  if (got !== size) throw new LayerError('E_LAYER_TRUNCATED', `${path} ends inside payload.erofs`, { path });
-  return h.digest('hex');
-}
-
 /**
  * Full check, in place: the superblock, then the tree and every data block against the signed
  * root. Throws E_VERITY_SUPERBLOCK, E_VERITY_TREE_MISMATCH (a hash block; details.block,
@@ -101,16 +83,6 @@ export async function payloadSha256(path: string, offset: number, size: number):
 export async function checkPayload(layer: LayerFile, progress?: Progress): Promise<void> {
   await checkVeritySuperblock(layer);
   const p = layer.manifest.payload;
-  const sha = await payloadSha256(layer.path, layer.payloadOffset, layer.payloadSize);
-  if (sha !== p.sha256)
-    throw new LayerError(
-      'E_PAYLOAD_DIGEST',
-      `${layer.path}: payload.erofs does not match the signed SHA-256`,
-      {
-        path: layer.path,
-        details: { member: 'payload.erofs' },
-      },
-    );
   try {
     await verifyVerity(layer.path, layer.path, p.verity.rootHash, {
       hashOffset: layer.verityOffset,

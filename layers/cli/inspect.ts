@@ -86,9 +86,9 @@ export default defineCommand({
     output(args.json, value, () => {
       const m = l.manifest;
       const lines = [
-        `${m.name} ${m.version} (${m.kind}, ${m.architecture}) created ${m.created}`,
+        `${m.name} ${m.version} (${m.kind}, ${m.architecture}) created ${m.created}, layer format ${m.format}`,
         m.description === '' ? undefined : `  ${m.description}`,
-        `payload: erofs ${m.payload.size} bytes, sha256 ${m.payload.sha256}`,
+        `payload: erofs ${m.payload.size} bytes`,
         `verity:  root ${m.payload.verity.rootHash}, ${m.payload.verity.dataBlocks} blocks, tree ${m.payload.verity.hashSize} bytes`,
         m.dependencies.length === 0
           ? undefined

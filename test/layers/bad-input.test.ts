@@ -4,10 +4,13 @@ import test from 'ava';
 import { execa } from 'execa';
 import { readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createHash } from 'node:crypto';
 import { canonicalJson, sign } from '../../keys/index.ts';
 import { extractFiles, packLayer, readLayer, verifyLayer } from '../../layers/index.ts';
+import { signManifest } from '../../layers/layer-signature.ts';
 import { BLOCK, encodeHeader, pad512 } from '../../layers/mwl-tar.ts';
-import { tempDir } from '../helpers.ts';
+import { manifestMember, writeMwl } from '../../layers/mwl-write.ts';
+import { cli, tempDir } from '../helpers.ts';
 import { layerSource, pki } from './fixture.ts';
 
 interface M {
@@ -254,8 +257,8 @@ test('a payload over 16 MiB (digest on a worker thread) verifies, and a flipped 
   const v = await verifyLayer(out, { anchors: [p.userRoot.cert] });
   t.true(v.payloadSize > 20 * 1024 * 1024);
   const b = await readFile(out);
-  // The digest came from the worker sharing the verity pass's buffers; the copying writer
-  // (no fallocate --insert-range) must give the very same bytes.
+  // The tree came from formats/verity hashing on every core; the copying writer (no
+  // fallocate --insert-range) must give the very same bytes.
   const copied = join(dir, 'copied.mwl');
   await packLayer({
     dir: src,
@@ -277,5 +280,41 @@ test('a payload over 16 MiB (digest on a worker thread) verifies, and a flipped 
   t.is(vs.exitCode, 0, vs.stderr);
   b[v.payloadOffset + 18 * 1024 * 1024]! ^= 1;
   await writeFile(out, b);
-  t.is(await code(verifyLayer(out, { anchors: [p.userRoot.cert] })), 'E_PAYLOAD_DIGEST');
+  const e = await t.throwsAsync(verifyLayer(out, { anchors: [p.userRoot.cert] }));
+  t.is((e as { code?: string }).code, 'E_PAYLOAD_DIGEST');
+  // The first bad data block is named: byte 18 MiB of the payload is in block 4608.
+  t.like((e as { details?: object }).details ?? {}, { member: 'payload.erofs', block: 4608 });
+});
+
+test('a layer format 1 file (signed, payload SHA-256 bound) is refused naming its version: E_LAYER_FORMAT', async (t) => {
+  const { p, out, dir, anchors } = await packed(t, 'user', false);
+  const l = await readLayer(out);
+  const file = await readFile(out);
+  const payload = file.subarray(l.payloadOffset, l.payloadOffset + l.payloadSize);
+  // The same layer as format 1 wrote it: format 1 and the whole-payload SHA-256, re-signed.
+  const m = structuredClone(l.manifestJson) as { format: number; payload: Record<string, unknown> };
+  m.format = 1;
+  m.payload = { ...m.payload, sha256: createHash('sha256').update(payload).digest('hex') };
+  const sig = signManifest(m, { key: p.user.key, chain: p.user.chain, now: new Date(EPOCH * 1000) });
+  const lj = manifestMember(canonicalJson(m));
+  const verity = file.subarray(l.verityOffset, l.verityOffset + l.veritySize);
+  const sigBytes = canonicalJson(sig);
+  const old = join(dir, 'format1.mwl');
+  await writeMwl(
+    old,
+    [
+      { name: 'layer.json', data: lj, size: lj.length },
+      { name: 'payload.erofs', data: payload, size: payload.length },
+      { name: 'payload.verity', data: verity, size: verity.length },
+      { name: 'signature.1.json', data: sigBytes, size: sigBytes.length },
+    ],
+    EPOCH,
+  );
+  const e = await t.throwsAsync(verifyLayer(old, { anchors }));
+  t.is((e as { code?: string }).code, 'E_LAYER_FORMAT');
+  t.regex((e as Error).message, /is format 1; this version reads and writes layer format 2 only/);
+  t.is(await code(extractFiles(old, join(dir, 'x'))), 'E_LAYER_FORMAT');
+  const r = await cli('mway-layer', ['verify', old, '--trust', p.userRoot.certPath]);
+  t.is(r.exitCode, 1);
+  t.regex(r.stdout + r.stderr, /E_LAYER_FORMAT: .*format 1/);
 });

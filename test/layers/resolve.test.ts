@@ -4,7 +4,6 @@ import { type LayerManifest, resolve, validateManifest } from '../../layers/inde
 const payload = {
   filesystem: 'erofs',
   size: 4096,
-  sha256: '0'.repeat(64),
   verity: {
     rootHash: '1'.repeat(64),
     salt: '',
@@ -17,7 +16,15 @@ const payload = {
 };
 
 function layer(name: string, version: string, o: Record<string, unknown> = {}): LayerManifest {
-  return validateManifest({ name, version, kind: 'library', created: '2024-01-01T00:00:00Z', payload, ...o });
+  return validateManifest({
+    format: 2,
+    name,
+    version,
+    kind: 'library',
+    created: '2024-01-01T00:00:00Z',
+    payload,
+    ...o,
+  });
 }
 const dep = (name: string, range: string) => ({ name, range });
 const code = (f: () => unknown) => {

@@ -21,7 +21,7 @@ import {
   validateManifest,
 } from './manifest.ts';
 import { BLOCK } from './mwl-tar.ts';
-import { manifestMember, type MwlMember, writeMwl, writeMwlInPlace } from './mwl-write.ts';
+import { manifestMember, type MwlMember, startWriteBack, writeMwl, writeMwlInPlace } from './mwl-write.ts';
 import { checkPolicy } from './policy-check.ts';
 import { checkTreeSync } from './rootfs-check.ts';
 import { canonicalJson } from '../keys/index.ts';
@@ -192,6 +192,7 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
   }
   const inPlace = o.inPlace !== false;
   const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));
+  let writeBack: Promise<void> | undefined;
   try {
     const payloadPath = join(work, 'payload.erofs');
     progress?.step('checking rootfs');
@@ -199,6 +200,8 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     progress?.step('building erofs payload');
     const size = await buildErofs(rootfs, payloadPath, epoch);
     const dataBlocks = size / BLOCK_SIZE;
+    // The in-place writer's insert-range must first write the payload back: start that now.
+    writeBack = inPlace ? startWriteBack(payloadPath) : undefined;
     // Salt and UUID derive from name, version and SOURCE_DATE_EPOCH: a reproducible tree.
     const seed = `${source.name}\0${source.version}\0${epoch}`;
     const salt = Buffer.from(deriveVeritySalt(seed, 'mwl-payload'));
@@ -244,6 +247,10 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     if (policyBytes !== undefined)
       members.push({ name: 'policy.cil', data: policyBytes, size: policyBytes.length });
     members.push({ name: 'signature.1.json', data: sigBytes, size: sigBytes.length });
+    if (writeBack !== undefined) {
+      progress?.step('payload write-back');
+      await writeBack;
+    }
     progress?.step('writing layer');
     if (!inPlace || !(await writeMwlInPlace(payloadPath, o.out, members, epoch)))
       await writeMwl(o.out, members, epoch, progress);
@@ -258,6 +265,7 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       veritySize: hashed.area.length,
     };
   } finally {
+    await writeBack;
     await rm(work, { recursive: true, force: true });
   }
 }

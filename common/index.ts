@@ -3,6 +3,7 @@
 export * from './assert.ts';
 export * from './atomic-file.ts';
 export * from './cli.ts';
+export * from './cpu-idle.ts';
 export * from './common-codes.ts';
 export * from './error.ts';
 export * from './error-table.ts';

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type Progress, readRegularFile, run } from '../common/index.ts';
+import { type Progress, readRegularFile, run, sampleCpuIdle } from '../common/index.ts';
 import { BLOCK_SIZE, deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
 import { buildPayloadVerity } from './payload-verity.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
@@ -198,7 +198,12 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     progress?.step('checking rootfs');
     checkTreeSync(rootfs);
     progress?.step('building erofs payload');
+    const cpu = sampleCpuIdle();
     const size = await buildErofs(rootfs, payloadPath, epoch);
+    // Hash on every core only when one was left idle while mkfs.erofs ran: on a machine whose
+    // cores are all taken, the worker's start-up and hand-offs cost more than it saves.
+    const idle = cpu.idleCores();
+    const threads = idle === undefined || idle >= 0.5 ? undefined : 1;
     const dataBlocks = size / BLOCK_SIZE;
     // The in-place writer's insert-range must first write the payload back: start that now.
     writeBack = inPlace ? startWriteBack(payloadPath) : undefined;
@@ -207,8 +212,11 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     const salt = Buffer.from(deriveVeritySalt(seed, 'mwl-payload'));
     const uuid = deriveVerityUuid(seed, 'mwl-payload');
     // formats/verity hashes the payload on every core and builds the hash area in memory.
-    progress?.step('hashing payload and building the verity tree');
+    progress?.step(
+      `hashing payload and building the verity tree (${threads === 1 ? 'one thread' : 'all cores'})`,
+    );
     const hashed = await buildPayloadVerity(payloadPath, {
+      ...(threads === undefined ? {} : { threads }),
       dataBlocks,
       salt,
       uuid: uuidToBytes(uuid),

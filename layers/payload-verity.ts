@@ -65,9 +65,17 @@ export interface PayloadArea {
 /** The hash area of the erofs image at `payloadPath` (pack). */
 export async function buildPayloadVerity(
   payloadPath: string,
-  o: { dataBlocks: number; salt: Uint8Array; uuid: Uint8Array; progress?: Progress | undefined },
+  o: {
+    dataBlocks: number;
+    salt: Uint8Array;
+    uuid: Uint8Array;
+    /** Hashing threads, the calling one included; default all cores. */
+    threads?: number;
+    progress?: Progress | undefined;
+  },
 ): Promise<PayloadArea> {
   return buildVerityArea(payloadPath, {
+    ...(o.threads === undefined ? {} : { threads: o.threads }),
     dataBlocks: o.dataBlocks,
     salt: o.salt,
     uuid: o.uuid,

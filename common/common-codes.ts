@@ -25,6 +25,16 @@ these codes beside its own table.`,
         'a file cannot be opened or read (missing, permission, I/O error), or it was replaced while being opened',
       E_FILE_TOO_LARGE:
         'a file is over the size cap of what it holds (checked on the open file before reading)',
+      E_STATE_VERSION: {
+        meaning:
+          'a state file (uids.json, the replay cache, memberships, an operator sequence counter) is of a version above the one this release knows: a newer release wrote it. It is refused and left unchanged',
+        fix: 'Run the newer release again; never delete the file to get past this (a replay cache reset lets a command run twice).',
+      },
+      E_STATE_CORRUPT: {
+        meaning:
+          'a state file is not any version of its format (damaged, or not JSON of its shape); nothing is reset',
+        fix: 'Restore it from a backup, or move it aside knowingly.',
+      },
       E_USAGE: { meaning: 'the command line is wrong: unknown command or flag, missing argument', exit: 2 },
       E_INTERNAL: {
         meaning: 'a bug; no input may cause it',

@@ -12,5 +12,6 @@ export * from './exec.ts';
 export * from './path-exists.ts';
 export * from './progress.ts';
 export * from './regular-file.ts';
+export * from './state-version.ts';
 export * from './tools.ts';
 export * as schema from './schema.ts';

@@ -1,8 +1,13 @@
 // The group memberships one peer holds (control/wire/membership.ts has the signed format),
 // persisted beside the replay cache and re-verified on every use.
+//
+// On disk: `{"version": 1, "memberships": [envelope, …]}`. Version 0, the bare array written
+// before versions, is read and rewritten as version 1 at load; a newer version is refused
+// (E_STATE_VERSION) and anything else is E_STATE_CORRUPT, never read as "no memberships".
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../../common/index.ts';
+import { stateVersionOf, writeJsonAtomic } from '../../common/index.ts';
+import { AgentError } from '../core/agent-error.ts';
 import type { Certificate, Crl, Envelope } from '../../keys/index.ts';
 import {
   type MembershipTrust,
@@ -10,6 +15,9 @@ import {
   type VerifiedMembership,
   verifyMembership,
 } from '../../control/wire/index.ts';
+
+/** The version of memberships.json this agent writes. */
+export const MEMBERSHIPS_VERSION = 1;
 
 /**
  * The memberships one peer holds, persisted in `<stateDir>/memberships.json` (the envelopes,
@@ -24,13 +32,39 @@ export class MembershipStore {
   }
 
   async load(): Promise<void> {
+    let text: string;
     try {
-      const raw = JSON.parse(await readFile(this.#file, 'utf8')) as unknown;
-      this.#envelopes = Array.isArray(raw) ? (raw as Envelope[]) : [];
+      text = await readFile(this.#file, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       this.#envelopes = [];
+      return;
     }
+    const corrupt = (why: string): AgentError =>
+      new AgentError('E_STATE_CORRUPT', `Cannot read memberships ${this.#file}: ${why}`, {
+        path: this.#file,
+      });
+    let raw: unknown;
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw corrupt(`not JSON: ${(e as Error).message}`);
+    }
+    const version = stateVersionOf(raw, {
+      what: 'memberships',
+      path: this.#file,
+      current: MEMBERSHIPS_VERSION,
+      isLegacy: Array.isArray,
+      error: (code, message, options) => new AgentError(code, message, options),
+    });
+    const list = version === 0 ? raw : (raw as { memberships?: unknown }).memberships;
+    if (!Array.isArray(list)) throw corrupt('memberships is not a list');
+    this.#envelopes = list as Envelope[];
+    if (version < MEMBERSHIPS_VERSION) await this.#write(this.#envelopes);
+  }
+
+  async #write(envelopes: readonly Envelope[]): Promise<void> {
+    await writeJsonAtomic(this.#file, { version: MEMBERSHIPS_VERSION, memberships: envelopes });
   }
 
   /** Verifies and keeps `env` if it is newer than what is held for its group. */
@@ -48,7 +82,7 @@ export class MembershipStore {
     }
     const next = this.#envelopes.filter((_, i) => i !== same);
     next.push(env);
-    await writeJsonAtomic(this.#file, next);
+    await this.#write(next);
     this.#envelopes = next;
     return v;
   }

@@ -15,10 +15,16 @@
 // claim costs one small write however many ids are held. Loading replays the lines (a torn
 // last line from a crash is ignored: its command never ran, because the claim is awaited
 // before the action) and rewrites the live entries atomically when the log has grown.
+//
+// The log's first line is `{"version":1}`. Version 0 — the log without that line, and before
+// it `replay-cache.json` — is read and rewritten as version 1 at load. A newer version is
+// refused (E_STATE_VERSION) before anything is touched, and a damaged line other than a torn
+// last one is E_STATE_CORRUPT: an agent that forgot its replay cache could run a command twice.
 import { open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Envelope } from '../../keys/index.ts';
-import { writeFileAtomic } from '../../common/index.ts';
+import { stateVersionOf, writeFileAtomic } from '../../common/index.ts';
+import { AgentError } from '../core/agent-error.ts';
 
 export interface ReplayEntry {
   /** sha256 of the command envelope (a different envelope under the same id is a forgery attempt). */
@@ -28,6 +34,9 @@ export interface ReplayEntry {
   /** The signed result, once the action finished. */
   result?: Envelope;
 }
+
+/** The version of replay-cache.log this agent writes (its first line). */
+export const REPLAY_CACHE_VERSION = 1;
 
 /** More ids than this means something floods us; refuse instead of growing without bound. */
 export const MAX_REPLAY_ENTRIES = 200_000;
@@ -55,6 +64,7 @@ interface SeqWindow {
 }
 
 type Line =
+  | { version: number }
   | { c: string; d: string; k: string; o?: string; s?: number }
   | { r: string; e: Envelope }
   | { o: string; h: number; u: number[] };
@@ -75,13 +85,6 @@ export class ReplayCache {
   async load(now = new Date()): Promise<void> {
     this.#entries = new Map();
     this.#seqs = new Map();
-    // The first format (one JSON object rewritten per change) is read once and folded in.
-    try {
-      const old = JSON.parse(await readFile(this.#legacy, 'utf8')) as Record<string, ReplayEntry>;
-      for (const [id, e] of Object.entries(old)) this.#entries.set(id, e);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
     let text = '';
     try {
       text = await readFile(this.#file, 'utf8');
@@ -89,16 +92,41 @@ export class ReplayCache {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     const lines = text.split('\n');
+    const corrupt = (i: number, why: string): AgentError =>
+      new AgentError('E_STATE_CORRUPT', `Replay cache ${this.#file} line ${i + 1} is corrupt: ${why}`, {
+        path: this.#file,
+      });
+    const parsed: [number, Line][] = [];
     for (const [i, raw] of lines.entries()) {
       if (raw === '') continue;
-      let l: Line;
       try {
-        l = JSON.parse(raw) as Line;
+        parsed.push([i, JSON.parse(raw) as Line]);
       } catch (e) {
         if (i === lines.length - 1) break; // torn by a crash mid-append
-        throw new Error(`Replay cache ${this.#file} line ${i + 1} is corrupt: ${(e as Error).message}`);
+        throw corrupt(i, (e as Error).message);
       }
-      if ('c' in l) {
+    }
+    // The version line comes first; without it the log is version 0. Checked before the
+    // legacy file is read or anything is rewritten.
+    stateVersionOf(parsed[0]?.[1] ?? {}, {
+      what: 'replay cache',
+      path: this.#file,
+      current: REPLAY_CACHE_VERSION,
+      isLegacy: (r) => !(typeof r === 'object' && r !== null && 'version' in r),
+      error: (code, message, options) => new AgentError(code, message, options),
+    });
+    // The first format (one JSON object rewritten per change) is read once and folded in.
+    try {
+      const old = JSON.parse(await readFile(this.#legacy, 'utf8')) as Record<string, ReplayEntry>;
+      for (const [id, e] of Object.entries(old)) this.#entries.set(id, e);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    for (const [n, [i, l]] of parsed.entries()) {
+      if (typeof l !== 'object' || l === null) throw corrupt(i, 'not a JSON object');
+      if ('version' in l) {
+        if (n !== 0) throw corrupt(i, 'a version line after the first');
+      } else if ('c' in l) {
         this.#entries.set(l.c, { digest: l.d, keepUntil: l.k });
         if (typeof l.o === 'string' && typeof l.s === 'number') this.#record({ operator: l.o, seq: l.s });
       } else if ('h' in l) {
@@ -107,6 +135,8 @@ export class ReplayCache {
       } else if ('r' in l) {
         const e = this.#entries.get(l.r);
         if (e !== undefined) e.result = l.e;
+      } else {
+        throw corrupt(i, 'not a claim, result or sequence window');
       }
     }
     this.prune(now);
@@ -230,13 +260,13 @@ export class ReplayCache {
   }
 
   async #rewrite(): Promise<void> {
-    const out: string[] = [];
+    const out: string[] = [JSON.stringify({ version: REPLAY_CACHE_VERSION })];
     for (const [id, e] of this.#entries) {
       out.push(JSON.stringify({ c: id, d: e.digest, k: e.keepUntil }));
       if (e.result !== undefined) out.push(JSON.stringify({ r: id, e: e.result }));
     }
     for (const [o, w] of this.#seqs) out.push(JSON.stringify({ o, h: w.high, u: [...w.used] }));
-    await writeFileAtomic(this.#file, out.length === 0 ? '' : `${out.join('\n')}\n`);
+    await writeFileAtomic(this.#file, `${out.join('\n')}\n`);
     this.#lines = out.length;
   }
 }

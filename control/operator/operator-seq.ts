@@ -9,14 +9,20 @@
 // started), so deleting the folder or a fresh `mway config init` does not get refused as
 // reused. One certificate belongs to one machine: two counters for one certificate interleave
 // and the lower one falls behind the window.
+//
+// On disk: `{"version": 1, "seq": N}`. Version 0 (`{"seq": N}`, before versions) is read and
+// the next write is version 1; a newer version is refused (E_STATE_VERSION), never restarted.
 import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeJsonAtomic } from '../../common/index.ts';
+import { stateVersionOf, writeJsonAtomic } from '../../common/index.ts';
 import { OperatorError } from './operator-error.ts';
 
 const LOCK_WAIT_MS = 10_000;
 /** A lock older than this was left by a process that died holding it. */
 const STALE_LOCK_MS = 30_000;
+
+/** The version of the counter file this `mway` writes. */
+export const SEQ_FILE_VERSION = 1;
 
 export function seqFile(dir: string, fingerprint: string): string {
   return join(dir, `seq-${fingerprint.slice(0, 16)}.json`);
@@ -54,15 +60,28 @@ export async function nextOperatorSeq(dir: string, fingerprint: string): Promise
   const release = await lock(`${file}.lock`);
   try {
     let n: number | undefined;
+    let raw: unknown;
     try {
-      const v = (JSON.parse(await readFile(file, 'utf8')) as { seq?: unknown }).seq;
-      if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) n = v;
+      raw = JSON.parse(await readFile(file, 'utf8'));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT' && !(e instanceof SyntaxError)) throw e;
     }
-    // Unreadable or missing: restart above anything this certificate can have used.
+    if (typeof raw === 'object' && raw !== null) {
+      // A newer counter file is refused: its numbering may not be ours to continue.
+      stateVersionOf(raw, {
+        what: 'sequence counter',
+        path: file,
+        current: SEQ_FILE_VERSION,
+        isLegacy: (r) => typeof r === 'object' && r !== null && !('version' in r),
+        error: (code, message, options) => new OperatorError(code, message, options),
+      });
+      const v = (raw as { seq?: unknown }).seq;
+      if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) n = v;
+    }
+    // Unreadable or missing: restart above anything this certificate can have used (this
+    // loses nothing: peers only refuse numbers at or below what they saw).
     const next = n === undefined ? Date.now() : n + 1;
-    await writeJsonAtomic(file, { seq: next });
+    await writeJsonAtomic(file, { version: SEQ_FILE_VERSION, seq: next });
     return next;
   } finally {
     await release();

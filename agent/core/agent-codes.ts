@@ -33,7 +33,9 @@ failed in \`LayerInfo.error.code\`.`,
       E_LAYER_MANIFEST: 'the manifest lacks something the agent needs (the verity root hash)',
       E_LAYER_ACTIVATE: 'losetup / veritysetup open / mount of the payload or the app overlay failed',
       E_LAYER_DEPENDENCY: 'an app needs a library layer that is not active',
-      E_LAYER_IN_USE: 'removing a library that an active app uses',
+      E_LAYER_UNMOUNT:
+        'removing a layer whose root or payload mount stays busy (a process inside it): nothing is removed, its services are started again',
+      E_LAYER_IN_USE: 'removing a library that an active app uses, directly or through another library',
       E_LAYER_UNKNOWN: 'no layer (or group, for putSecrets) of that name',
       E_SERVICE_SPEC:
         'a manifest service entry the agent cannot run (no argv, bad restart/network/readiness, tcp readiness without host network)',

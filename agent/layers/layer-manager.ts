@@ -25,7 +25,7 @@ import {
   type Verified,
 } from './layers-contract.ts';
 import { servicesOf } from './manifest-services.ts';
-import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot } from './overlay-root.ts';
+import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot, unmountOrThrow } from './overlay-root.ts';
 import { pool } from './pool.ts';
 import type { Supervisor } from '../services/supervisor.ts';
 import type { SecureConfig, Trust } from '../core/trust.ts';
@@ -57,6 +57,8 @@ export class LayerManager {
   readonly #entries = new Map<string, Entry>();
   #uids: UidTable | undefined;
   #skeleton = false;
+  /** The secure config the app roots were last mounted with (a failed remove remounts one). */
+  #secure: SecureConfig | undefined;
   // One install/remove/load at a time: they change the same mounts and files.
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -211,6 +213,7 @@ export class LayerManager {
 
   /** Mounts the root of every active app that has none yet and adds its services. */
   async #mountApps(mod: LayersModule, secure: SecureConfig): Promise<void> {
+    this.#secure = secure;
     const active = [...this.#entries.values()].filter(
       (e) => e.info.state === 'active' && e.verified !== undefined,
     );
@@ -365,7 +368,7 @@ export class LayerManager {
           u.info.name !== name &&
           u.rootMount !== undefined &&
           u.verified !== undefined &&
-          this.#uses(u, name),
+          this.#closure(u).has(name),
       );
       if (users.length > 0) {
         throw new AgentError(
@@ -373,7 +376,30 @@ export class LayerManager {
           `Cannot remove ${name}: used by ${users.map((u) => u.info.name).join(', ')}`,
         );
       }
-      await this.#o.supervisor.stopAll(e.info.services);
+      const services = [...e.info.services];
+      await this.#o.supervisor.stopAll(services);
+      // Unmount first and only then forget the layer: a mount that stays busy (a process
+      // inside it) fails the remove with the layer still installed, mounted and running.
+      let rootUnmounted = false;
+      try {
+        if (e.rootMount !== undefined) {
+          await unmountOrThrow(e.rootMount, `the root of ${name}`);
+          rootUnmounted = true;
+        }
+        if (e.activation !== undefined)
+          await unmountOrThrow(e.activation.mountPoint, `the payload of ${name}`);
+      } catch (err) {
+        if (rootUnmounted && this.#secure !== undefined) {
+          // Mounted again as at boot: its services are added anew on the new root.
+          for (const s of services) if (this.#o.supervisor.has(s)) await this.#o.supervisor.remove(s);
+          e.info.services = [];
+          delete e.rootMount;
+          await this.#mountApps(await loadLayersModule(), this.#secure);
+        }
+        await this.#o.supervisor.startAll(e.info.services);
+        this.#o.log('warn', `layer ${name} not removed: ${(err as Error).message}`);
+        throw err;
+      }
       await this.#deactivate(name);
       await unstore(this.#layersDir, name);
       this.#entries.delete(name);
@@ -382,8 +408,16 @@ export class LayerManager {
     });
   }
 
-  #uses(app: Entry, lib: string): boolean {
-    return (app.verified?.manifest.dependencies ?? []).some((d) => d.name === lib);
+  /** Every layer `app` runs on: its dependencies, theirs, and so on (the overlay's lowers). */
+  #closure(app: Entry): Set<string> {
+    const seen = new Set<string>();
+    const todo = (app.verified?.manifest.dependencies ?? []).map((d) => d.name);
+    for (let n = todo.pop(); n !== undefined; n = todo.pop()) {
+      if (seen.has(n)) continue;
+      seen.add(n);
+      for (const d of this.#entries.get(n)?.verified?.manifest.dependencies ?? []) todo.push(d.name);
+    }
+    return seen;
   }
 
   /** Shutdown: unmount roots and payloads (services are already stopped). */

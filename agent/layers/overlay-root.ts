@@ -49,6 +49,28 @@ export async function mountAppRoot(
   );
 }
 
+/**
+ * Unmounts `target` or throws E_LAYER_UNMOUNT (a process inside it keeps it busy, …): for a
+ * runtime remove, which must not go on as if the layer were gone.
+ */
+export async function unmountOrThrow(target: string, what: string): Promise<void> {
+  const mounted = async () =>
+    (await import('node:fs/promises').then((f) => f.readFile('/proc/self/mounts', 'utf8')))
+      .split('\n')
+      .some((l) => l.split(' ')[1] === target);
+  if (!(await mounted())) return;
+  const r = await run('umount', [target], { timeout: 30_000, reject: false });
+  if (r.exitCode !== 0 && (await mounted())) {
+    throw new AgentError(
+      'E_LAYER_UNMOUNT',
+      `Cannot unmount ${what} ${target}: ${r.stderr.trim() || `umount exited ${r.exitCode}`}`,
+      {
+        path: target,
+      },
+    );
+  }
+}
+
 export async function unmountAppRoot(skeletonDir: string, app: string, target: string): Promise<void> {
   await run('umount', [target], { timeout: 30_000, reject: false }).catch(() => {});
   await rm(join(skeletonDir, app), { recursive: true, force: true });

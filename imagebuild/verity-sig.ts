@@ -51,11 +51,18 @@ export function encodeVeritySig(o: {
   return out;
 }
 
-/** Parses the partition bytes (JSON up to the first NUL); no trust yet. */
+/**
+ * Parses the partition bytes (JSON up to the first NUL); no trust yet. Strict, so no byte of
+ * the partition is outside what the signature and these checks cover: the JSON must be exactly
+ * what encodeVeritySig writes (these three keys in this order, no spacing), `signature`
+ * canonical base64, and every byte after the JSON zero.
+ */
 export function decodeVeritySig(bytes: Uint8Array, where = 'verity-sig partition'): VeritySig {
   const head = bytes.subarray(0, Math.min(bytes.length, VERITY_SIG_MAX));
   const end = head.indexOf(0);
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(end < 0 ? head : head.subarray(0, end));
+  if (end < 0 || !head.subarray(end).every((b) => b === 0))
+    throw new ImageError('E_VERITY_SIG_MALFORMED', `Cannot read ${where}: the JSON is not followed by NUL padding only`);
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(head.subarray(0, end));
   let j: unknown;
   try {
     j = JSON.parse(text);
@@ -77,7 +84,21 @@ export function decodeVeritySig(bytes: Uint8Array, where = 'verity-sig partition
       `Cannot read ${where}: expected rootHash, certificateFingerprint (64 hex) and signature (base64)`,
     );
   }
-  return { rootHash: o.rootHash, certificateFingerprint: o.certificateFingerprint, signature: o.signature };
+  const sig: VeritySig = {
+    rootHash: o.rootHash,
+    certificateFingerprint: o.certificateFingerprint,
+    signature: o.signature,
+  };
+  if (
+    JSON.stringify(sig) !== text ||
+    Buffer.from(o.signature, 'base64').toString('base64') !== o.signature
+  ) {
+    throw new ImageError(
+      'E_VERITY_SIG_MALFORMED',
+      `Cannot read ${where}: not the canonical {rootHash, certificateFingerprint, signature} JSON with canonical base64`,
+    );
+  }
+  return sig;
 }
 
 /**

@@ -113,7 +113,18 @@ function checkRevocation(c: Certificate, issuer: Certificate, crls: readonly Crl
  * than trusted under a new fingerprint.
  */
 function checkAnchor(a: Certificate): void {
-  if (anchorsChecked.has(a.fingerprint) || subjectDn(a) !== issuerDn(a)) return;
+  if (anchorsChecked.has(a.fingerprint)) return;
+  // A root role is self-issued by definition: a root whose issuer name differs is damaged, not
+  // a pinned certificate to take on trust. Other anchors (a pinned leaf) carry no self-signature.
+  const root = a.role === 'vendor-root' || a.role === 'user-root';
+  if (!root && subjectDn(a) !== issuerDn(a)) return;
+  if (root && subjectDn(a) !== issuerDn(a)) {
+    throw new KeysError(
+      'E_CERT_SIGNATURE',
+      `Trust anchor ${a.subject} has role ${a.role} but is not self-issued (issuer ${issuerDn(a)}): the file is damaged`,
+      { details: { fingerprint: a.fingerprint } },
+    );
+  }
   if (!signedBy(a, a)) {
     throw new KeysError(
       'E_CERT_SIGNATURE',

@@ -2,6 +2,7 @@
 // CRL's signature against its issuer synchronously with node:crypto.
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import * as asn1js from 'asn1js';
 import { createHash, verify as nodeVerify, webcrypto } from 'node:crypto';
 import { errorMessage, readRegularFile } from '../common/index.ts';
 import { certificatePublicKey, ownArrayBuffer } from './certificate.ts';
@@ -53,6 +54,9 @@ function decodeCrl(der: Uint8Array, what: string): Crl {
     throw new KeysError('E_TOO_LARGE', `${what} is ${der.length} bytes, at most ${MAX_CRL}`);
   assertStrictDer(der, 'E_CRL_MALFORMED', what);
   try {
+    // asn1js decodes every value eagerly and throws its own errors (a BMPString of odd length
+    // is a RangeError): the whole decode stays inside this mapping.
+    assertSignedAlgorithm(der, what);
     const c = new x509.X509Crl(ownArrayBuffer(der));
     const tbs = (c as unknown as { tbs: ArrayBuffer }).tbs;
     return {
@@ -65,8 +69,30 @@ function decodeCrl(der: Uint8Array, what: string): Crl {
       signature: new Uint8Array(c.signature),
     };
   } catch (e) {
+    if (e instanceof KeysError) throw e;
     throw new KeysError('E_CRL_MALFORMED', `Cannot decode ${what}: ${errorMessage(e)}`, { cause: e });
   }
+}
+
+/**
+ * The outer signatureAlgorithm is outside the signed bytes; RFC 5280 §5.1.1.2 requires it to be
+ * the tbsCertList's own, and the signature BIT STRING has no unused bits. Checked here because
+ * the signature check uses the issuer's key and would not notice a changed outer field.
+ */
+function assertSignedAlgorithm(der: Uint8Array, what: string): void {
+  const fail = (m: string): never => {
+    throw new KeysError('E_CRL_MALFORMED', `${what}: ${m}`);
+  };
+  const top = asn1js.fromBER(ownArrayBuffer(der)).result;
+  const [tbs, alg, sig] = top instanceof asn1js.Sequence ? top.valueBlock.value : [];
+  if (!(tbs instanceof asn1js.Sequence) || !(alg instanceof asn1js.Sequence) || !(sig instanceof asn1js.BitString))
+    fail('not a CertificateList (tbsCertList, signatureAlgorithm, signature)');
+  const fields = (tbs as asn1js.Sequence).valueBlock.value;
+  const inner = fields[0] instanceof asn1js.Integer ? fields[1] : fields[0];
+  const bytes = (v: asn1js.AsnType | undefined) => Buffer.from(v === undefined ? new Uint8Array(0) : v.valueBeforeDecodeView);
+  if (!(inner instanceof asn1js.Sequence) || !bytes(inner).equals(bytes(alg as asn1js.Sequence)))
+    fail('signatureAlgorithm differs from the one inside the signed tbsCertList');
+  if ((sig as asn1js.BitString).valueBlock.unusedBits !== 0) fail('signature BIT STRING has unused bits');
 }
 
 /**

@@ -28,6 +28,7 @@ export { issueCertificate, newIdentity } from './issue.ts';
 export { passphraseFromEnv, readKemPrivateKey, readPrivateKey, writePrivateKey } from './key-file.ts';
 export { assertMaySign, MAY_ISSUE, MAY_SIGN } from './role-policy.ts';
 export { openSecret, type SealedSecret, sealSecret } from './sealed.ts';
+export { MAX_SIGNATURE_FILE, verifySignatureFile } from './signature-file.ts';
 export { tlsContextOptions } from './tls.ts';
 export type {
   Certificate,

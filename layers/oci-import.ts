@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
-import type { Progress } from '../common/index.ts';
+import { openRegularFile, type Progress } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
 import { LAYER_FORMAT, type ServiceSpec, type SourceManifest } from './manifest.ts';
@@ -343,6 +343,8 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
     o.progress?.step('reading image archive');
     const outerDir = join(work, 'outer');
     await mkdir(outerDir);
+    // By type before any read: a FIFO named as the archive would block the import.
+    await (await openRegularFile(o.archive, { what: 'image archive', readCode: 'E_OCI_ARCHIVE', error: (code, message, options) => new LayerError(code, message, options) })).fh.close();
     const outer = await unpackOuter(o.archive, outerDir);
     let image: Image;
     if (outer.files.has('oci-layout') && outer.files.has('index.json')) image = await ociImage(outer, o.ref);

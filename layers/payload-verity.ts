@@ -8,6 +8,7 @@ import type { Progress } from '../common/index.ts';
 import {
   BLOCK_SIZE,
   buildVerityArea,
+  deriveVerityUuid,
   isFormatError,
   readVeritySuperblock,
   VERITY_SB_SIZE,
@@ -43,6 +44,16 @@ export async function checkVeritySuperblock(layer: LayerFile): Promise<Uint8Arra
     throw superblockError(
       layer,
       `superblock (blocks ${sb.dataBlocks}, salt ${Buffer.from(sb.salt).toString('hex')}) differs from the manifest`,
+    );
+  // The UUID is not in the manifest, but pack derives it from signed fields (name, version,
+  // created), so it is compared too: every byte of the superblock is bound (doc/layer-format.md).
+  const m = layer.manifest;
+  const seed = `${m.name}\0${m.version}\0${Math.floor(Date.parse(m.created) / 1000)}`;
+  const uuid = deriveVerityUuid(seed, 'mwl-payload').replace(/-/g, '');
+  if (Buffer.from(sb.uuid).toString('hex') !== uuid)
+    throw superblockError(
+      layer,
+      `superblock UUID ${Buffer.from(sb.uuid).toString('hex')} is not the one derived from the signed name, version and created time (${uuid})`,
     );
   const fh = await open(layer.path, 'r');
   try {

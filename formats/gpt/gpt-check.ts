@@ -61,6 +61,7 @@ export function checkGptRedundancy(diskPath: string): GptRedundancy {
     let primary: ReturnType<typeof decodeGptAt> | undefined;
     try {
       primary = decodeGptAt(fd, 1n, total);
+      out.primary = reservedTail(fd, 1n, primary.h.headerSize, 'primary');
     } catch (e) {
       out.primary = asFormatError(e);
     }
@@ -78,6 +79,11 @@ export function checkGptRedundancy(diskPath: string): GptRedundancy {
     } catch (e) {
       const f = asFormatError(e);
       out.backup = backupFail(`${f.message} (${f.code})`);
+      return out;
+    }
+    const tail = reservedTail(fd, total - 1n, backup.h.headerSize, 'backup');
+    if (tail !== undefined) {
+      out.backup = backupFail(tail.message);
       return out;
     }
     if (backup.h.alternateLba !== 1n) {
@@ -109,6 +115,21 @@ export function checkGptRedundancy(diskPath: string): GptRedundancy {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * The header sector after HeaderSize is reserved and must be zero (UEFI 2.10 §5.3.2); the CRC
+ * does not cover it, so without this check those bytes could hold anything.
+ */
+function reservedTail(fd: number, lba: bigint, headerSize: number, which: string): FormatError | undefined {
+  const sector = new Uint8Array(SECTOR);
+  readSync(fd, sector, 0, SECTOR, Number(lba) * SECTOR);
+  const at = sector.subarray(headerSize).findIndex((b) => b !== 0);
+  if (at < 0) return undefined;
+  return new FormatError(
+    'E_GPT_RESERVED',
+    `${which} GPT header at LBA ${lba}: reserved byte ${headerSize + at} of the sector is not zero`,
+  );
 }
 
 function bigints(_k: string, v: unknown): unknown {

@@ -1,12 +1,12 @@
 // `verifyVerity`: checks a data/hash pair against a root hash the way the kernel trusts
 // it, top-down (root → each tree level → data), and names the first bad block.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { BLOCK_SIZE } from '../block-size.ts';
 import { equalBytes, fromHex, toHex } from '../../common/index.ts';
 import { FormatError } from '../format-error.ts';
 import { VERITY_DIGEST_SIZE, VERITY_FANOUT, type VerityGeometry, verityGeometry } from './verity-geometry.ts';
 import { type HashOptions, hashDataBlocks, verityDigest } from './verity-hasher.ts';
-import { decodeVeritySuperblock, type VeritySuperblock } from './verity-superblock.ts';
+import { decodeVeritySuperblock, VERITY_SB_SIZE, type VeritySuperblock } from './verity-superblock.ts';
 
 export interface VerifyVerityOptions extends HashOptions {
   /** Byte offset of the superblock in the hash file (a multiple of 512). */
@@ -68,21 +68,38 @@ export function readVeritySuperblock(hashPath: string, hashOffset = 0): VeritySu
   try {
     const block = new Uint8Array(BLOCK_SIZE);
     readExact(fd, block, hashOffset, hashPath);
-    return decodeVeritySuperblock(block);
+    const sb = decodeVeritySuperblock(block);
+    // veritysetup zeroes the rest of the superblock's block and no reader uses it: refuse
+    // anything else, so no byte of a hash area is outside what a check covers.
+    if (block.subarray(VERITY_SB_SIZE).some((b) => b !== 0)) {
+      throw new FormatError(
+        'E_VERITY_SB_PADDING',
+        `Verity superblock in ${hashPath}: bytes 512-4095 of its block are not zero`,
+        { path: hashPath },
+      );
+    }
+    return sb;
   } finally {
     closeSync(fd);
   }
 }
 
 function openFile(path: string): number {
+  let fd: number;
   try {
-    return openSync(path, 'r');
+    // O_NONBLOCK: a FIFO named as the data or hash file must not wait for a writer.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (e) {
     throw new FormatError('E_VERITY_DATA_MISSING', `Cannot open ${path}: ${(e as Error).message}`, {
       path,
       cause: e,
     });
   }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new FormatError('E_NOT_REGULAR_FILE', `Cannot verify ${path}: not a regular file`, { path });
+  }
+  return fd;
 }
 
 /**

@@ -1,9 +1,9 @@
 // `mway keys verify-sig FILE SIG --trust ANCHOR…`: exit 0 when valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
 import { commonArgs, output, repeated } from '../../common/index.ts';
-import { assertCanonical, verifyDetached } from '../envelope.ts';
+import { verifySignatureFile } from '../signature-file.ts';
 import { KeysError } from '../errors.ts';
-import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';
+import type { EnvelopeType } from '../types.ts';
 import { loadAnchors, loadCrls, readInput } from './shared.ts';
 
 export default defineCommand({
@@ -23,35 +23,11 @@ export default defineCommand({
     const sigText = await readInput(args.sig, 'signature file', 1024 * 1024);
     const data = await readInput(args.file, 'signed file');
     try {
-      let doc: { v?: unknown; type?: unknown; signature?: unknown };
-      try {
-        doc = JSON.parse(sigText.toString('utf8')) as typeof doc;
-      } catch (e) {
-        throw new KeysError(
-          'E_ENVELOPE_MALFORMED',
-          `Signature file ${args.sig} is not JSON: ${(e as Error).message}`,
-        );
-      }
-      if (
-        typeof doc !== 'object' ||
-        doc === null ||
-        doc.v !== 1 ||
-        typeof doc.signature !== 'object' ||
-        Object.keys(doc).some((k) => !['v', 'type', 'signature'].includes(k))
-      ) {
-        throw new KeysError('E_ENVELOPE_MALFORMED', `Signature file ${args.sig} is not {v:1,type,signature}`);
-      }
-      const type = (args.type ?? doc.type) as EnvelopeType;
-      if (!(ENVELOPE_TYPES as readonly string[]).includes(type))
-        throw new KeysError('E_ENVELOPE_TYPE', `Unknown type ${String(type)}`);
-      if (doc.type !== type)
-        throw new KeysError('E_ENVELOPE_TYPE', `Signature is of type ${String(doc.type)}, expected ${type}`);
-      // `mway keys sign` writes canonical JSON; any other spelling is bytes no signature covers.
-      assertCanonical(new Uint8Array(sigText), doc, `Signature file ${args.sig}`);
-      const signer = verifyDetached(data, doc.signature as never, {
-        type,
+      const { type, signer } = verifySignatureFile(data, new Uint8Array(sigText), {
+        type: args.type as EnvelopeType | undefined,
         anchors,
         crls,
+        where: `Signature file ${args.sig}`,
       });
       output(
         args.json,

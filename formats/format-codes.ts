@@ -77,6 +77,8 @@ failures as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`.`,
         '`checkGptRedundancy`: the backup header is missing (disk cut short), damaged, not pointing back to LBA 1, or disagrees with the primary (GUID, usable range, entries)',
       E_GPT_PMBR:
         '`checkGptRedundancy`: sector 0 is not a protective MBR for this disk (0x55AA, one 0xEE record from LBA 1 of disk size − 1)',
+      E_GPT_RESERVED:
+        '`checkGptRedundancy`: a GPT header sector is not zero after HeaderSize (reserved, outside the CRC; UEFI 2.10 §5.3.2)',
     },
     cpio: {
       E_CPIO_BAD_PATH: 'empty path or one containing `..`',

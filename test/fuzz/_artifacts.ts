@@ -369,7 +369,7 @@ export async function loadArtifacts(fx: FuzzFixture, group: Group): Promise<Arti
         for (const e of [copies.primary, copies.backup, copies.protectiveMbr]) if (e !== undefined) throw e;
         const find = (name: string) => {
           const x = gpt.partitions.find((q) => q.name === name);
-          if (x === undefined) throw new ImageError('E_DISK_LAYOUT', `no ${name} partition`);
+          if (x === undefined) throw new ImageError('E_LAYOUT_MISSING', `no ${name} partition`);
           return { offset: Number(x.firstLba) * 512, size: Number(x.sizeBytes), p: x };
         };
         const d = find('root');
@@ -521,7 +521,7 @@ export async function loadArtifacts(fx: FuzzFixture, group: Group): Promise<Arti
         mode: 'bytes',
         plan,
         decode: (b) => {
-          if (on(b, 6)) throw new KeysError('E_NOT_A_DOCUMENTED_CODE', 'x');
+          if (on(b, 6)) throw new KeysError('E_NOT_A_DOCUMENTED_CODE' as never, 'x');
           return refusing(b);
         },
       },

@@ -3,3 +3,4 @@
 // formats/. Re-exports only; see doc/internal-apis.md.
 export * from './partition-types.ts';
 export * from './disk-layout.ts';
+export * from './layout-derived.ts';

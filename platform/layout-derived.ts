@@ -11,12 +11,6 @@ import {
   type PartitionSizeKey,
 } from './disk-layout.ts';
 
-/** CoreOS slot labels: `name_version`, its hash tree `name_version.verity`, its signature `name_version.verity-sig`. */
-export function coreosLabels(name: string, version: string): { data: string; verity: string; sig: string } {
-  const base = `${name}_${version}`;
-  return { data: base, verity: `${base}.verity`, sig: `${base}.verity-sig` };
-}
-
 /** The GPT name of `row`: fixed, or the slot's `base` (`name_version`) plus the suffix, or EMPTY_SLOT. */
 export function partitionLabel(row: PartitionRow, base: string | typeof EMPTY_SLOT): string {
   if (typeof row.label === 'string') return row.label;

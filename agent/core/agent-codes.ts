@@ -38,7 +38,7 @@ failed in \`LayerInfo.error.code\`.`,
       E_LAYER_IN_USE: 'removing a library that an active app uses, directly or through another library',
       E_LAYER_UNKNOWN: 'no layer (or group, for putSecrets) of that name',
       E_SERVICE_SPEC:
-        'a manifest service entry the agent cannot run (no argv, bad restart/network/readiness, tcp readiness without host network)',
+        'no longer raised: layers/ refuses a service entry the agent cannot run as `E_MANIFEST_INVALID` before the agent sees it (listed so the code is never reused)',
       E_SERVICE_UNKNOWN: 'no service of that name',
       E_SERVICE_EXISTS: 'two services with one name',
       E_SERVICE_CYCLE: "the services' `requires` form a cycle",

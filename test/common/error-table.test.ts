@@ -70,6 +70,41 @@ test('every code thrown as a literal in the source is in a table of its class', 
   t.deepEqual(missing, [], 'codes thrown but in no table (add them to the part’s *-codes.ts)');
 });
 
+test('every code in a table is raised somewhere, or says it is no longer raised', async (t) => {
+  let text = '';
+  for (const dir of [
+    'common',
+    'formats',
+    'keys',
+    'layers',
+    'platform',
+    'bootchain',
+    'agent',
+    'imagebuild',
+    'control',
+  ]) {
+    for (const file of await sources(join(ROOT, dir))) {
+      if (!file.endsWith('-codes.ts')) text += await readFile(file, 'utf8');
+    }
+  }
+  // `E_JOB_${state}`: codes built from a prefix count as raised.
+  const prefixes = [...text.matchAll(/`(E_[A-Z0-9_]*_)\$\{/g)].map((m) => m[1] ?? '');
+  const idle: string[] = [];
+  for (const table of CODE_TABLES) {
+    for (const [code, spec] of Object.entries(table.codes)) {
+      if (spec.meaning.startsWith('no longer raised')) continue;
+      if (new RegExp(`['"\`]${code}['"\`]`).test(text)) continue;
+      if (prefixes.some((p) => code.startsWith(p))) continue;
+      idle.push(`${table.part}: ${code}`);
+    }
+  }
+  t.deepEqual(
+    idle,
+    [],
+    'listed but raised nowhere: remove it, or say "no longer raised" so it is never reused',
+  );
+});
+
 test('a code listed again by a part keeps common/’s exit code', (t) => {
   for (const table of CODE_TABLES) {
     if (table === COMMON_CODES) continue;

@@ -61,7 +61,10 @@ export function decodeVeritySig(bytes: Uint8Array, where = 'verity-sig partition
   const head = bytes.subarray(0, Math.min(bytes.length, VERITY_SIG_MAX));
   const end = head.indexOf(0);
   if (end < 0 || !head.subarray(end).every((b) => b === 0))
-    throw new ImageError('E_VERITY_SIG_MALFORMED', `Cannot read ${where}: the JSON is not followed by NUL padding only`);
+    throw new ImageError(
+      'E_VERITY_SIG_MALFORMED',
+      `Cannot read ${where}: the JSON is not followed by NUL padding only`,
+    );
   const text = new TextDecoder('utf-8', { fatal: false }).decode(head.subarray(0, end));
   let j: unknown;
   try {
@@ -89,10 +92,7 @@ export function decodeVeritySig(bytes: Uint8Array, where = 'verity-sig partition
     certificateFingerprint: o.certificateFingerprint,
     signature: o.signature,
   };
-  if (
-    JSON.stringify(sig) !== text ||
-    Buffer.from(o.signature, 'base64').toString('base64') !== o.signature
-  ) {
+  if (JSON.stringify(sig) !== text || Buffer.from(o.signature, 'base64').toString('base64') !== o.signature) {
     throw new ImageError(
       'E_VERITY_SIG_MALFORMED',
       `Cannot read ${where}: not the canonical {rootHash, certificateFingerprint, signature} JSON with canonical base64`,

@@ -85,11 +85,16 @@ function assertSignedAlgorithm(der: Uint8Array, what: string): void {
   };
   const top = asn1js.fromBER(ownArrayBuffer(der)).result;
   const [tbs, alg, sig] = top instanceof asn1js.Sequence ? top.valueBlock.value : [];
-  if (!(tbs instanceof asn1js.Sequence) || !(alg instanceof asn1js.Sequence) || !(sig instanceof asn1js.BitString))
+  if (
+    !(tbs instanceof asn1js.Sequence) ||
+    !(alg instanceof asn1js.Sequence) ||
+    !(sig instanceof asn1js.BitString)
+  )
     fail('not a CertificateList (tbsCertList, signatureAlgorithm, signature)');
   const fields = (tbs as asn1js.Sequence).valueBlock.value;
   const inner = fields[0] instanceof asn1js.Integer ? fields[1] : fields[0];
-  const bytes = (v: asn1js.AsnType | undefined) => Buffer.from(v === undefined ? new Uint8Array(0) : v.valueBeforeDecodeView);
+  const bytes = (v: asn1js.AsnType | undefined) =>
+    Buffer.from(v === undefined ? new Uint8Array(0) : v.valueBeforeDecodeView);
   if (!(inner instanceof asn1js.Sequence) || !bytes(inner).equals(bytes(alg as asn1js.Sequence)))
     fail('signatureAlgorithm differs from the one inside the signed tbsCertList');
   if ((sig as asn1js.BitString).valueBlock.unusedBits !== 0) fail('signature BIT STRING has unused bits');

@@ -344,7 +344,13 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
     const outerDir = join(work, 'outer');
     await mkdir(outerDir);
     // By type before any read: a FIFO named as the archive would block the import.
-    await (await openRegularFile(o.archive, { what: 'image archive', readCode: 'E_OCI_ARCHIVE', error: (code, message, options) => new LayerError(code, message, options) })).fh.close();
+    await (
+      await openRegularFile(o.archive, {
+        what: 'image archive',
+        readCode: 'E_OCI_ARCHIVE',
+        error: (code, message, options) => new LayerError(code, message, options),
+      })
+    ).fh.close();
     const outer = await unpackOuter(o.archive, outerDir);
     let image: Image;
     if (outer.files.has('oci-layout') && outer.files.has('index.json')) image = await ociImage(outer, o.ref);

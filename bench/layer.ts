@@ -142,6 +142,11 @@ export async function run(argv: string[]): Promise<void> {
     console.log(
       `ratio: ${(bo.wall / br.wall).toFixed(2)}x best, ${(median(o.map((s) => s.wall)) / median(r.map((s) => s.wall))).toFixed(2)}x median (target ≤ 1.05x median); CPU ${(bo.cpu / br.cpu).toFixed(2)}x`,
     );
+    // Round by round (each pair ran back to back), which drift in the machine's load moves less.
+    const paired = o.map((s, i) => s.wall / (r[i]?.wall ?? Number.NaN));
+    console.log(
+      `paired ratio per round: median ${median(paired).toFixed(2)}x (${paired.map((x) => x.toFixed(2)).join(' ')})`,
+    );
     console.log(`pack throughput: ${mbs(bytes, bo.wall)} MB/s of tree`);
     console.log(
       `verify (signature + whole hash tree + every payload block): ${mbs(payloadSize, bv)} MB/s (${ms(bv)} for ${(payloadSize / 2 ** 20).toFixed(0)} MiB)`,

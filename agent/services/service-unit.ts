@@ -1,52 +1,35 @@
-// One supervised service: spawns its sandbox inside its own cgroup, waits for readiness
-// within the start timeout, restarts it by policy with exponential backoff until the start
-// limit, and stops it with SIGTERM then SIGKILL. The order between services is the
-// supervisor's business (agent/services/supervisor.ts).
-import { type ChildProcess, spawn } from 'node:child_process';
-import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
-import { requireTool } from '../../common/index.ts';
+// One supervised service: the restart policy around a runner (Talos's restart decorator,
+// runner/restart/restart.go). It starts a run, waits for the readiness conditions within
+// the start timeout, and when the run ends decides by restart-policy.ts whether to start
+// it again after a backoff or to settle as exited or failed. How a run is isolated is the
+// runner's (sandbox-runner.ts); the order between services is the supervisor's.
 import type { ServiceInfo, ServiceState } from '../core/agent-api.ts';
-import { cgroupPids, createServiceCgroup, killCgroup, removeCgroup, type ServiceCgroup } from './cgroup.ts';
-import { listenNotify, type NotifyListener } from './notify-socket.ts';
-import { waitExec, waitTcp } from './readiness.ts';
-import { bwrapArgs, selinuxEnabled } from './sandbox.ts';
+import { allReady, type ReadinessCondition } from './readiness/conditions.ts';
+import { HEALTHY_MS, restartDelay, restartsAfter, runFailed, StartLimit } from './restart-policy.ts';
+import type { Run, RunExit, Runner, RunOptions } from './runner.ts';
 import type { ServiceLog } from './service-log.ts';
 import type { ServiceSpec } from './service-spec.ts';
 
-// Puts the shell (and so bwrap, which it execs) into the service's cgroup before anything
-// runs, so not even bwrap's first fork escapes it. The script is constant; paths are $1.
-const ENTER_CGROUP = '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 97; shift; exec "$@"';
-// bwrap's outer process exits as soon as its PID-1 helper reports the service's exit
-// status, before that helper is reaped; the helper would then be reparented to the agent,
-// and Node cannot reap a process it did not spawn. So bwrap runs as PID 1 of one more PID
-// namespace (`unshare --pid --fork --kill-child`, with its own /proc so bwrap finds its pids): when it exits, the kernel reaps
-// everything below it. It also makes bwrap's outer process immune to our stop signal.
-const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
-// A run that lasted this long counts as healthy: the next failure starts backoff afresh.
-const HEALTHY_MS = 10_000;
-
-// The sandbox tools, looked up on PATH once per agent rather than on every start (each
-// lookup is an access() per PATH entry). A failed lookup is not kept: it may be installed later.
-const tools = new Map<string, Promise<string>>();
-function sandboxTool(name: string): Promise<string> {
-  let found = tools.get(name);
-  if (found === undefined) {
-    found = requireTool(name);
-    tools.set(name, found);
-    found.catch(() => tools.delete(name));
-  }
-  return found;
+/** Time as the policy sees it; tests pass a fake one to run minutes of backoff in milliseconds. */
+export interface Clock {
+  now(): number;
+  setTimeout(f: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
 }
 
+export const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (f, ms) => setTimeout(f, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
 export interface UnitContext {
-  /** cgroup v2 directory for services, or undefined when there is none. */
-  cgroupRoot: string | undefined;
-  /** Directory for notify sockets (one subdirectory per service). */
-  runDir: string;
+  runner: Runner;
+  /** The readiness conditions of one run (fresh for each run). */
+  readiness: () => ReadinessCondition[];
   log: ServiceLog;
   changed: (unit: ServiceUnit) => void;
-  agentLog: (level: 'info' | 'warn' | 'error', message: string) => void;
+  clock?: Clock;
 }
 
 export class ServiceUnit {
@@ -56,26 +39,28 @@ export class ServiceUnit {
   since = new Date().toISOString();
   error: string | undefined;
   lastExit: ServiceInfo['lastExit'];
-  limitsNotApplied: string[] = [];
-  #child: ChildProcess | undefined;
-  #exited: Promise<void> = Promise.resolve();
-  #cgroup: ServiceCgroup | undefined;
-  #notify: NotifyListener | undefined;
-  #starts: number[] = [];
+  limitsNotApplied: readonly string[] = [];
+  readonly #clock: Clock;
+  readonly #limit: StartLimit;
+  #run: Run | undefined;
+  /** Settles once the current run has ended and its outcome is decided. */
+  #ended: Promise<void> = Promise.resolve();
   #attempt = 0;
   #startedAt = 0;
   #wantRunning = false;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
   #abort: AbortController | undefined;
   #readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   constructor(spec: ServiceSpec, ctx: UnitContext) {
     this.spec = spec;
     this.ctx = ctx;
+    this.#clock = ctx.clock ?? realClock;
+    this.#limit = new StartLimit(spec.startLimitBurst, spec.startLimitIntervalMs);
   }
 
   get pid(): number | undefined {
-    return this.#child?.pid;
+    return this.#run?.pid;
   }
 
   info(): ServiceInfo {
@@ -83,9 +68,9 @@ export class ServiceUnit {
       name: this.spec.name,
       layer: this.spec.layer,
       state: this.state,
-      restarts: Math.max(0, this.#starts.length - 1),
+      restarts: Math.max(0, this.#limit.count - 1),
       since: this.since,
-      limitsNotApplied: this.limitsNotApplied,
+      limitsNotApplied: [...this.limitsNotApplied],
     };
     const pid = this.pid;
     if (pid !== undefined) out.pid = pid;
@@ -96,7 +81,7 @@ export class ServiceUnit {
 
   #set(state: ServiceState, error?: string): void {
     this.state = state;
-    this.since = new Date().toISOString();
+    this.since = new Date(this.#clock.now()).toISOString();
     this.error = error;
     if (state === 'running') for (const w of this.#readyWaiters.splice(0)) w.resolve();
     if (state === 'failed' || state === 'exited' || state === 'stopped') {
@@ -119,10 +104,11 @@ export class ServiceUnit {
 
   /** Starts (or resets a failed service and starts it); resolves when it is ready. */
   async start(): Promise<void> {
+    if (this.state === 'stopping') await this.#ended;
     this.#wantRunning = true;
     if (this.state === 'running') return;
     if (this.state === 'starting' || this.state === 'backoff') return this.whenReady();
-    this.#starts = [];
+    this.#limit.reset();
     this.#attempt = 0;
     const ready = this.whenReady();
     void this.#spawn();
@@ -131,10 +117,8 @@ export class ServiceUnit {
 
   async #spawn(): Promise<void> {
     const spec = this.spec;
-    const now = Date.now();
-    this.#starts = [...this.#starts.filter((t) => now - t < spec.startLimitIntervalMs), now];
-    if (this.#starts.length > spec.startLimitBurst) {
-      this.#starts.pop();
+    const now = this.#clock.now();
+    if (!this.#limit.admit(now)) {
       this.#wantRunning = false;
       this.#set(
         'failed',
@@ -144,299 +128,117 @@ export class ServiceUnit {
     }
     this.#set('starting');
     this.#startedAt = now;
+    const conditions = this.ctx.readiness();
+    let run: Run;
+    let ended: () => void = () => {};
+    this.#ended = new Promise<void>((r) => {
+      ended = r;
+    });
     try {
-      await this.#launch();
+      const options: RunOptions = Object.assign(
+        {},
+        ...(await Promise.all(conditions.map((c) => c.prepare?.()))),
+      );
+      run = await this.ctx.runner.start(options);
     } catch (e) {
       this.ctx.log.add('agent', `cannot start: ${(e as Error).message}`);
-      await this.#cleanup();
+      await closeAll(conditions);
+      if (this.state === 'stopping') this.#set('stopped');
+      else this.#set('failed', (e as Error).message);
       this.#wantRunning = false;
-      this.#set('failed', (e as Error).message);
+      ended();
+      return;
     }
+    this.#run = run;
+    this.limitsNotApplied = run.limitsNotApplied;
+    // Stopped while the runner was still starting it: stop what it started.
+    if (this.state === 'stopping')
+      void run.stop(this.spec.stopSignal as NodeJS.Signals, this.spec.stopTimeoutMs);
+    else void this.#awaitReady(run, conditions);
+    const exit = await run.exit;
+    this.lastExit = { code: exit.code, signal: exit.signal, at: new Date(this.#clock.now()).toISOString() };
+    this.#run = undefined;
+    this.#abort?.abort();
+    await closeAll(conditions);
+    this.#onExit(exit);
+    ended();
   }
 
-  async #launch(): Promise<void> {
-    const spec = this.spec;
-    const [bwrap, unshare] = await Promise.all([
-      sandboxTool('bwrap'),
-      sandboxTool('unshare'),
-      sandboxTool('setpriv'),
-    ]);
-    if (this.ctx.cgroupRoot !== undefined) {
-      this.#cgroup = await createServiceCgroup(this.ctx.cgroupRoot, spec.name, spec.limits);
-      this.limitsNotApplied = this.#cgroup.notApplied;
-    } else {
-      this.limitsNotApplied = Object.keys(spec.limits).map((k) =>
-        k === 'memoryMax' ? 'memory.max' : k === 'pidsMax' ? 'pids.max' : 'cpu.weight',
-      );
-    }
-    if (this.limitsNotApplied.length > 0) {
-      this.ctx.log.add(
-        'agent',
-        `limits not applied (no such cgroup file): ${this.limitsNotApplied.join(', ')}`,
-      );
-    }
-    if (spec.readiness.type === 'notify') {
-      this.#notify = await listenNotify(join(this.ctx.runDir, spec.name.replaceAll('/', '_')));
-    }
-    const args = bwrapArgs(spec, {
-      ...(this.#notify === undefined ? {} : { notifyDir: this.#notify.dir }),
-      infoFd: 3,
-      selinux: selinuxEnabled(),
-    });
-    // A supervised process lives as long as the service, so it is spawned directly rather
-    // than through common/exec.ts run(), which waits for the program to finish.
-    const cg = this.#cgroup?.path ?? '';
-    const child = spawn('/bin/sh', ['-c', ENTER_CGROUP, 'sh', cg, unshare, ...REAPER, bwrap, ...args], {
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.#child = child;
-    child.stdout?.setEncoding('utf8');
-    child.stderr?.setEncoding('utf8');
-    child.stdout?.on('data', (c: string) => this.ctx.log.feed('stdout', c));
-    child.stderr?.on('data', (c: string) => this.ctx.log.feed('stderr', c));
-    // bwrap reports its PID 1's pid as seen in its own PID namespace (the reaper's), so
-    // the host pid is found by walking the process tree: unshare → bwrap → sandbox PID 1.
-    let sandboxUp: () => void = () => {};
-    const up = new Promise<void>((r) => {
-      sandboxUp = r;
-    });
-    const sandboxPid = new Promise<number>((resolve) => {
-      let text = '';
-      const info = child.stdio[3] as NodeJS.ReadableStream | null;
-      info?.setEncoding('utf8');
-      info?.on('data', (c: string) => {
-        text += c;
-        if (/"child-pid"\s*:\s*\d+/.test(text) && child.pid !== undefined) {
-          sandboxUp();
-          void grandchild(child.pid, 2).then((pid) => {
-            if (pid !== undefined) resolve(pid);
-          });
-        }
-      });
-    });
-    this.#exited = new Promise<void>((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.ctx.log.flush();
-        this.lastExit = { code, signal, at: new Date().toISOString() };
-        this.#child = undefined;
-        void this.#onExit(code, signal).finally(resolve);
-      });
-    });
-    child.once('error', (e) => this.ctx.log.add('agent', `spawn failed: ${e.message}`));
-    this.ctx.log.add('agent', `started (pid ${child.pid ?? '?'})`);
-    void this.#awaitReady(child, up, sandboxPid);
-  }
-
-  async #awaitReady(child: ChildProcess, up: Promise<void>, sandboxPid: Promise<number>): Promise<void> {
-    const spec = this.spec;
+  async #awaitReady(run: Run, conditions: ReadinessCondition[]): Promise<void> {
+    const timeoutMs = this.spec.startTimeoutMs;
     const abort = new AbortController();
     this.#abort = abort;
-    const timer = setTimeout(() => abort.abort(), spec.startTimeoutMs);
+    const timer = this.#clock.setTimeout(() => abort.abort(), timeoutMs);
     let ok = false;
     try {
-      const r = spec.readiness;
-      if (r.type === 'none') {
-        // Ready once the sandbox exists (bwrap reported its PID 1), not merely spawned.
-        ok =
-          (await Promise.race([
-            up.then(() => true),
-            new Promise<boolean>((res) => abort.signal.addEventListener('abort', () => res(false))),
-          ])) === true;
-      } else if (r.type === 'notify') {
-        const notify = this.#notify;
-        ok =
-          notify !== undefined &&
-          (await Promise.race([
-            notify.ready.then(() => true),
-            new Promise<boolean>((res) => abort.signal.addEventListener('abort', () => res(false))),
-          ]));
-      } else if (r.type === 'tcp') ok = await waitTcp(r.host ?? '127.0.0.1', r.port, abort.signal);
-      else {
-        const pid = await Promise.race([
-          sandboxPid,
-          new Promise<undefined>((res) => abort.signal.addEventListener('abort', () => res(undefined))),
-        ]);
-        ok = pid !== undefined && (await waitExec(spec, pid, r.command, abort.signal));
-      }
+      ok = await allReady(conditions, run, abort.signal);
     } finally {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
     }
-    if (this.#child !== child || this.state !== 'starting') return;
+    if (this.#run !== run || this.state !== 'starting') return;
     if (ok) {
       this.ctx.log.add('agent', 'ready');
       this.#set('running');
-    } else if (!abort.signal.aborted || this.state === 'starting') {
-      this.ctx.log.add('agent', `not ready within ${spec.startTimeoutMs} ms; killing`);
-      this.error = `not ready within ${spec.startTimeoutMs} ms`;
-      await this.#kill();
+      return;
     }
+    const waited = conditions.map((c) => c.what).join(', ');
+    this.ctx.log.add('agent', `not ready within ${timeoutMs} ms (waiting for ${waited}); killing`);
+    this.error = `not ready within ${timeoutMs} ms (waiting for ${waited})`;
+    await run.kill();
   }
 
-  async #onExit(code: number | null, signal: NodeJS.Signals | null): Promise<void> {
-    await this.#cleanup();
-    const how = signal === null ? `exit status ${code}` : `signal ${signal}`;
+  #onExit(exit: RunExit): void {
+    const how = exit.signal === null ? `exit status ${exit.code}` : `signal ${exit.signal}`;
     this.ctx.log.add('agent', `exited with ${how}`);
     if (this.state === 'stopping' || !this.#wantRunning) {
       this.#set('stopped');
       return;
     }
-    const failedRun = code !== 0 || signal !== null || this.error !== undefined;
-    const policy = this.spec.restart;
-    if (policy === 'always' || (policy === 'on-failure' && failedRun)) {
-      if (Date.now() - this.#startedAt >= HEALTHY_MS) this.#attempt = 0;
-      const delay = Math.min(this.spec.backoffMs * 2 ** this.#attempt, this.spec.backoffMaxMs);
+    const failed = runFailed(exit, this.error !== undefined);
+    if (restartsAfter(this.spec.restart, failed)) {
+      if (this.#clock.now() - this.#startedAt >= HEALTHY_MS) this.#attempt = 0;
+      const delay = restartDelay(this.spec.backoffMs, this.spec.backoffMaxMs, this.#attempt);
       this.#attempt++;
       this.#set('backoff', this.error);
       this.ctx.log.add('agent', `restarting in ${delay} ms`);
-      this.#timer = setTimeout(() => {
+      this.#timer = this.#clock.setTimeout(() => {
         this.#timer = undefined;
         if (this.#wantRunning && this.state === 'backoff') void this.#spawn();
       }, delay);
       return;
     }
     this.#wantRunning = false;
-    if (failedRun) this.#set('failed', this.error ?? how);
+    if (failed) this.#set('failed', this.error ?? how);
     else this.#set('exited');
   }
 
-  async #cleanup(): Promise<void> {
-    this.#abort?.abort();
-    this.#notify?.close();
-    if (this.#notify !== undefined) await rm(this.#notify.dir, { recursive: true, force: true });
-    this.#notify = undefined;
-    if (this.#cgroup !== undefined) {
-      await killCgroup(this.#cgroup.path);
-      await removeCgroup(this.#cgroup.path);
-      this.#cgroup = undefined;
-    }
-  }
-
-  /**
-   * SIGKILLs the sandbox by killing the reaper namespace's PID 1 (bwrap's outer process):
-   * the kernel then kills and reaps everything in that namespace, and unshare, our child,
-   * exits on its own. Killing unshare first would orphan bwrap to the agent as a zombie.
-   */
-  async #kill(): Promise<void> {
-    const pid = this.#child?.pid;
-    if (pid !== undefined) {
-      for (const p of await childrenOf(pid)) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // gone
-        }
-      }
-      const exited = this.#exited;
-      const late = await Promise.race([
-        exited.then(() => false),
-        new Promise<boolean>((r) => setTimeout(() => r(true), 2000)),
-      ]);
-      if (!late) return;
-    }
-    // Still there (the tree was not formed yet): the whole cgroup, then the process group.
-    if (this.#cgroup !== undefined) await killCgroup(this.#cgroup.path);
-    if (pid !== undefined) {
-      try {
-        process.kill(-pid, 'SIGKILL');
-      } catch {
-        // gone
-      }
-    }
-  }
-
-  /** SIGTERM to every process of the service, SIGKILL after the stop timeout. */
+  /** The stop signal to every process of the service, SIGKILL after the stop timeout. */
   async stop(): Promise<void> {
     this.#wantRunning = false;
     if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
+      this.#clock.clearTimeout(this.#timer);
       this.#timer = undefined;
       if (this.state === 'backoff') this.#set('stopped');
     }
-    const child = this.#child;
-    if (child === undefined) {
+    const run = this.#run;
+    if (run === undefined && this.state === 'starting') {
+      // The runner is still starting it (#spawn stops the run once it has one).
+      this.#set('stopping');
+      await this.#ended;
+      return;
+    }
+    if (run === undefined) {
       if (this.state !== 'failed' && this.state !== 'exited' && this.state !== 'stopped')
         this.#set('stopped');
       return;
     }
     this.#set('stopping');
     this.#abort?.abort();
-    const exited = this.#exited;
-    // Not to bwrap's outer process: it does not forward signals, and its death would
-    // SIGKILL the sandbox (--die-with-parent) before the service could shut down cleanly.
-    const cgroup = this.#cgroup;
-    const signaled = new Set<number>();
-    // The stop signal goes to every process of the service except unshare (our child): its
-    // death would orphan bwrap. bwrap's PID-1 processes ignore it (namespace inits), the
-    // service gets it, and the sandbox ends when the service does.
-    const term = async () => {
-      const pids =
-        cgroup !== undefined
-          ? await cgroupPids(cgroup.path)
-          : child.pid === undefined
-            ? []
-            : await descendantsOf(child.pid);
-      for (const p of pids.filter((x) => x !== child.pid && !signaled.has(x))) {
-        signaled.add(p);
-        try {
-          process.kill(p, this.spec.stopSignal as NodeJS.Signals);
-        } catch {
-          // exited meanwhile
-        }
-      }
-    };
-    await term();
-    // Processes that appear after the first SIGTERM (a sandbox still being set up, a
-    // fork racing the stop) get theirs too.
-    const again = setInterval(() => void term(), 100);
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = await Promise.race([
-      exited.then(() => false),
-      new Promise<boolean>((r) => {
-        timer = setTimeout(() => r(true), this.spec.stopTimeoutMs);
-      }),
-    ]);
-    clearTimeout(timer);
-    clearInterval(again);
-    if (timedOut) {
-      this.ctx.log.add('agent', `still running ${this.spec.stopTimeoutMs} ms after SIGTERM; SIGKILL`);
-      await this.#kill();
-      await exited;
-    }
+    await run.stop(this.spec.stopSignal as NodeJS.Signals, this.spec.stopTimeoutMs);
+    await this.#ended;
   }
 }
 
-async function childrenOf(pid: number): Promise<number[]> {
-  const { readdir, readFile } = await import('node:fs/promises');
-  const out: number[] = [];
-  for (const task of await readdir(`/proc/${pid}/task`).catch(() => [] as string[])) {
-    const text = await readFile(`/proc/${pid}/task/${task}/children`, 'utf8').catch(() => '');
-    for (const p of text.split(' ')) if (p.trim() !== '') out.push(Number(p));
-  }
-  return out;
-}
-
-/** The first descendant `depth` levels below `pid` (bounded retries while the tree forms). */
-async function grandchild(pid: number, depth: number): Promise<number | undefined> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    let cur: number | undefined = pid;
-    for (let i = 0; i < depth && cur !== undefined; i++) cur = (await childrenOf(cur))[0];
-    if (cur !== undefined) return cur;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return undefined;
-}
-
-/** Every descendant of `pid` (bounded: a fork bomb must not stall the stop). */
-async function descendantsOf(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0 && out.length < 10_000) {
-    const cur = queue.shift() as number;
-    for (const c of await childrenOf(cur)) {
-      out.push(c);
-      queue.push(c);
-    }
-  }
-  return out;
+async function closeAll(conditions: readonly ReadinessCondition[]): Promise<void> {
+  await Promise.all(conditions.map((c) => c.close?.()));
 }

@@ -3,6 +3,8 @@
 import type { AgentChange, ServiceInfo } from '../core/agent-api.ts';
 import type { LogConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
+import { conditionsOf } from './readiness/conditions.ts';
+import { SandboxRunner } from './sandbox-runner.ts';
 import { ServiceLog } from './service-log.ts';
 import type { ServiceSpec } from './service-spec.ts';
 import { ServiceUnit } from './service-unit.ts';
@@ -33,12 +35,12 @@ export class Supervisor {
       );
     }
     const o = this.#options;
+    const log = new ServiceLog(spec.name, o.logConfig, o.logDir);
     const unit = new ServiceUnit(spec, {
-      cgroupRoot: o.cgroupRoot,
-      runDir: o.runDir,
-      log: new ServiceLog(spec.name, o.logConfig, o.logDir),
+      runner: new SandboxRunner(spec, { cgroupRoot: o.cgroupRoot, log }),
+      readiness: () => conditionsOf(spec, o.runDir),
+      log,
       changed: (u) => o.emit({ kind: 'service', name: u.spec.name, state: u.state }),
-      agentLog: o.log,
     });
     this.#units.set(spec.name, unit);
     return unit;

@@ -1,7 +1,7 @@
-// Readiness polling (agent/services/readiness.ts): probes start within milliseconds and back off to a
+// Readiness polling (agent/services/readiness/poll.ts): probes start within milliseconds and back off to a
 // ceiling, never polling slower than the ceiling however long a service takes.
 import test from 'ava';
-import { pollDelay } from '../../../agent/services/readiness.ts';
+import { pollDelay } from '../../../agent/services/readiness/poll.ts';
 
 test('pollDelay() starts at 5 ms, doubles, and stays at the ceiling', (t) => {
   t.deepEqual(

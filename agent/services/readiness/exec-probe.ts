@@ -1,0 +1,52 @@
+// Readiness `exec`: a probe command exits 0, run inside the service's sandbox namespaces
+// (nsenter into bwrap's PID 1) with the service's uid, gid and capabilities.
+import { run as runTool } from '../../../common/index.ts';
+import type { Run } from '../runner.ts';
+import { setprivArgs } from '../sandbox.ts';
+import type { ServiceSpec } from '../service-spec.ts';
+import { type ReadinessCondition, unlessAborted } from './condition.ts';
+import { pollDelay, sleep } from './poll.ts';
+
+const EXEC_POLL_MAX_MS = 100;
+const PROBE_TIMEOUT_MS = 10_000;
+
+/** Runs the probe in the sandbox of `sandboxPid` until it exits 0. */
+export async function waitExec(
+  spec: Pick<ServiceSpec, 'uid' | 'gid' | 'capabilities'>,
+  sandboxPid: number,
+  command: readonly string[],
+  signal: AbortSignal,
+): Promise<boolean> {
+  for (let attempt = 0; !signal.aborted; attempt++) {
+    const r = await runTool(
+      'nsenter',
+      [
+        `--target=${sandboxPid}`,
+        '--mount',
+        '--uts',
+        '--ipc',
+        '--net',
+        '--pid',
+        '--root',
+        '--wd',
+        '--',
+        ...setprivArgs(spec.uid, spec.gid, spec.capabilities),
+        ...command,
+      ],
+      { timeout: PROBE_TIMEOUT_MS, reject: false },
+    ).catch(() => ({ exitCode: 1 }));
+    if (r.exitCode === 0) return true;
+    await sleep(pollDelay(attempt, EXEC_POLL_MAX_MS));
+  }
+  return false;
+}
+
+export function execCondition(spec: ServiceSpec, command: readonly string[]): ReadinessCondition {
+  return {
+    what: `probe ${JSON.stringify(command.join(' '))} to exit 0`,
+    async wait(run: Run, signal: AbortSignal) {
+      const pid = await unlessAborted(run.namespacePid, signal, undefined);
+      return pid !== undefined && (await waitExec(spec, pid, command, signal));
+    },
+  };
+}

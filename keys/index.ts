@@ -10,7 +10,7 @@ export {
 } from './algorithms.ts';
 export { canonicalJson } from './canonical.ts';
 export { certificatePem, parseCertificates, readCertificates } from './certificate.ts';
-export { type VerifyChainOptions, verifyChain } from './chain.ts';
+export { checkCrls, type VerifyChainOptions, verifyChain } from './chain.ts';
 export { type Crl, crlPem, issueCrl, parseCrl, readCrls } from './crl.ts';
 export {
   contextOf,

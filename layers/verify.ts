@@ -17,6 +17,8 @@ export interface VerifyLayerOptions {
   /** Full payload digest + hash tree check (default true). False: the kernel's dm-verity checks the data lazily. */
   verity?: boolean;
   progress?: Progress;
+  /** Follow a symlink at `path` (default true; the agent refuses symlinked layer files). */
+  followSymlinks?: boolean;
 }
 
 export interface VerifiedLayer {
@@ -65,5 +67,5 @@ export async function verifyLayerFile(layer: LayerFile, o: VerifyLayerOptions): 
 }
 
 export async function verifyLayer(path: string, o: VerifyLayerOptions): Promise<VerifiedLayer> {
-  return verifyLayerFile(await readLayer(path), o);
+  return verifyLayerFile(await readLayer(path, { followSymlinks: o.followSymlinks !== false }), o);
 }

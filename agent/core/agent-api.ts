@@ -63,6 +63,15 @@ export interface AgentStatus {
   bootedAt: string;
   /** Whether the signed secure config verified; services start only when it did. */
   secureConfig: { verified: boolean; signer?: string; error?: string };
+  /**
+   * The CRLs in force: how many, whether the last good list had to be kept, and each file of
+   * the certificate partition that was refused with its code.
+   */
+  crls: {
+    count: number;
+    source: 'partition' | 'partition+last-good';
+    problems: { path: string; code: string; message: string }[];
+  };
   layers: { active: number; refused: number };
   services: { total: number; running: number; failed: number };
   /** Things an operator should know (userspace verity, limits not applied, …). */

@@ -21,6 +21,7 @@ import { isCgroup2, prepareCgroupRoot } from '../services/cgroup.ts';
 import { prepareDataRoot } from '../layers/data-dirs.ts';
 import { LayerManager } from '../layers/layer-manager.ts';
 import { Supervisor } from '../services/supervisor.ts';
+import { lastGoodCrlPath } from './crl-list.ts';
 import { loadTrust, readSecureConfig, type SecureConfig, type Trust } from './trust.ts';
 
 export type PowerAction = 'poweroff' | 'reboot' | 'halt';
@@ -52,6 +53,7 @@ export class Agent implements AgentApi {
   #trust: Trust | undefined;
   #secure: SecureConfig | undefined;
   #secureStatus: AgentStatus['secureConfig'] = { verified: false, error: 'not read yet' };
+  #crls: AgentStatus['crls'] = { count: 0, source: 'partition', problems: [] };
   readonly #warnings: string[] = [];
   readonly #stoppers: { name: string; stop: () => Promise<void> }[] = [];
   #shutdown: Promise<ShutdownResult> | undefined;
@@ -98,6 +100,22 @@ export class Agent implements AgentApi {
     this.#events.emit('change', change);
   }
 
+  #lastGoodCrls(): string {
+    return lastGoodCrlPath(this.path(this.config.dataDir));
+  }
+
+  /** Each CRL file refused goes into the status with its code; the list kept is said too. */
+  #reportCrls(trust: Trust): void {
+    const l = trust.crlList;
+    if (l === undefined) return;
+    this.#crls = { count: trust.crls.length, source: l.source, problems: l.problems };
+    for (const p of l.problems) {
+      this.warn(
+        `CRL ${p.path} refused: ${p.code}: ${p.message}; keeping the last good CRL list (${l.fromLastGood} CRLs) in force with the files that passed`,
+      );
+    }
+  }
+
   /** Logs a warning once and keeps it in `status().warnings`. */
   warn(message: string): void {
     if (this.#warnings.includes(message)) return;
@@ -140,7 +158,8 @@ export class Agent implements AgentApi {
       );
     }
     try {
-      this.#trust = await loadTrust(this.path(c.trustAnchorsDir));
+      this.#trust = await loadTrust(this.path(c.trustAnchorsDir), { lastGoodCrls: this.#lastGoodCrls() });
+      this.#reportCrls(this.#trust);
       const { config, signer } = await readSecureConfig(this.path(c.secureConfig), this.#trust);
       this.#secure = config;
       this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
@@ -176,7 +195,10 @@ export class Agent implements AgentApi {
     if (this.#shutdown !== undefined) return;
     this.log('info', 'reloading config and layers');
     try {
-      const trust = await loadTrust(this.path(this.config.trustAnchorsDir));
+      const trust = await loadTrust(this.path(this.config.trustAnchorsDir), {
+        lastGoodCrls: this.#lastGoodCrls(),
+      });
+      this.#reportCrls(trust);
       const { config, signer } = await readSecureConfig(this.path(this.config.secureConfig), trust);
       const first = this.#secure === undefined;
       this.#trust = trust;
@@ -202,6 +224,7 @@ export class Agent implements AgentApi {
       mode: this.mode,
       bootedAt: this.#bootedAt,
       secureConfig: this.#secureStatus,
+      crls: this.#crls,
       layers: {
         active: layers.filter((l) => l.state === 'active').length,
         refused: layers.filter((l) => l.state === 'refused').length,

@@ -7,7 +7,8 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { schema } from '../../common/index.ts';
-import { type Certificate, type Crl, readCertificates, readCrls, verifyEnvelope } from '../../keys/index.ts';
+import { type Certificate, type Crl, readCertificates, verifyEnvelope } from '../../keys/index.ts';
+import { type CrlList, loadCrlList } from './crl-list.ts';
 import { AgentError } from './agent-error.ts';
 
 const { configObject, defineFormat, int, list, object, record, text, v } = schema;
@@ -15,6 +16,8 @@ const { configObject, defineFormat, int, list, object, record, text, v } = schem
 export interface Trust {
   anchors: Certificate[];
   crls: Crl[];
+  /** How the CRL list was made: files refused with their codes, and the last good list kept. */
+  crlList?: Omit<CrlList, 'crls'>;
 }
 
 const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -65,7 +68,13 @@ export type SecureConfig = Omit<schema.Output<typeof secureConfigSchema>, '$sche
 
 const MAX_SECURE_CONFIG = 1 << 20;
 
-export async function loadTrust(dir: string): Promise<Trust> {
+/**
+ * Anchors and CRLs of the certificate partition. A damaged anchor file is an error (the agent
+ * starts nothing); a damaged CRL file is reported and the last good CRL list at `lastGoodCrls`
+ * is kept in force (agent/core/crl-list.ts). Files are taken by type: a FIFO, directory or
+ * symlink named `*.crt` / `*.crl` is refused (E_NOT_REGULAR_FILE) without being opened.
+ */
+export async function loadTrust(dir: string, o: { lastGoodCrls?: string } = {}): Promise<Trust> {
   let names: string[];
   try {
     names = (await readdir(dir)).sort();
@@ -76,7 +85,7 @@ export async function loadTrust(dir: string): Promise<Trust> {
     });
   }
   const anchors: Certificate[] = [];
-  const crls: Crl[] = [];
+  const crlFiles: string[] = [];
   for (const name of names) {
     const path = join(dir, name);
     if (name.endsWith('.crt') || name.endsWith('.pem')) {
@@ -84,14 +93,20 @@ export async function loadTrust(dir: string): Promise<Trust> {
         if ((c.role === 'vendor-root' || c.role === 'user-root') && c.isCA && c.subject === c.issuer)
           anchors.push(c);
       }
-    } else if (name.endsWith('.crl')) crls.push(...(await readCrls(path)));
+    } else if (name.endsWith('.crl')) crlFiles.push(path);
   }
   if (anchors.length === 0) {
     throw new AgentError('E_TRUST_ANCHORS', `No vendor-root or user-root certificate in ${dir}`, {
       path: dir,
     });
   }
-  return { anchors, crls };
+  if (o.lastGoodCrls === undefined) {
+    // No fallback asked for (tools reading a certificate directory): every CRL must be good.
+    const list = await loadCrlList(crlFiles, anchors, undefined);
+    return { anchors, crls: list.crls };
+  }
+  const { crls, ...crlList } = await loadCrlList(crlFiles, anchors, o.lastGoodCrls);
+  return { anchors, crls, crlList };
 }
 
 function badConfig(path: string, message: string): never {

@@ -19,10 +19,19 @@ export interface PayloadArea {
 
 export interface Activation {
   mountPoint: string;
+  /** The file mounted (a private copy in userspace mode). */
+  source: string;
   verity: 'kernel' | 'userspace';
   loops: string[];
   dmName?: string;
 }
+
+/**
+ * Payloads are read-only, and neither device nodes nor setuid/setgid bits in them mean anything
+ * (pack refuses both; this holds for a layer made by any other tool too), so services do not
+ * rely on bwrap's no_new_privs alone.
+ */
+export const PAYLOAD_MOUNT_OPTIONS = 'ro,nodev,nosuid';
 
 export function kernelVerityAvailable(): boolean {
   return existsSync('/dev/mapper/control');
@@ -63,14 +72,18 @@ export async function activatePayload(
       const dmName = dmNameOf(layer);
       await run('veritysetup', ['open', data, dmName, hash, area.rootHash], { timeout: 60_000 });
       try {
-        await run('mount', ['-t', 'erofs', '-o', 'ro', `/dev/mapper/${dmName}`, mountPoint], {
-          timeout: 30_000,
-        });
+        await run(
+          'mount',
+          ['-t', 'erofs', '-o', PAYLOAD_MOUNT_OPTIONS, `/dev/mapper/${dmName}`, mountPoint],
+          {
+            timeout: 30_000,
+          },
+        );
       } catch (e) {
         await run('veritysetup', ['close', dmName], { timeout: 30_000, reject: false }).catch(() => {});
         throw e;
       }
-      return { mountPoint, verity: 'kernel', loops, dmName };
+      return { mountPoint, source: area.path, verity: 'kernel', loops, dmName };
     }
     // mount's own loop setup sets autoclear: the loop device goes away with the mount, even
     // when the namespace holding it dies with a SIGKILLed agent.
@@ -80,13 +93,13 @@ export async function activatePayload(
         '-t',
         'erofs',
         '-o',
-        `ro,loop,offset=${area.payloadOffset},sizelimit=${area.payloadSize}`,
+        `${PAYLOAD_MOUNT_OPTIONS},loop,offset=${area.payloadOffset},sizelimit=${area.payloadSize}`,
         area.path,
         mountPoint,
       ],
       { timeout: 30_000 },
     );
-    return { mountPoint, verity: 'userspace', loops };
+    return { mountPoint, source: area.path, verity: 'userspace', loops };
   } catch (e) {
     for (const l of loops) await detach(l);
     throw new AgentError('E_LAYER_ACTIVATE', `Cannot activate layer ${layer}: ${(e as Error).message}`, {

@@ -3,7 +3,8 @@
 // overlay root in the resolver's order and turns the manifest's services into supervised
 // services. A refused layer is reported and the others go on. Install and remove at
 // runtime go through staging (agent/layers/layer-store.ts) so a crash leaves the old state.
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { MilkyWayError } from '../../common/index.ts';
 import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
 import type { AgentConfig } from '../core/agent-config.ts';
@@ -16,7 +17,7 @@ import {
   deactivatePayload,
   kernelVerityAvailable,
 } from './layer-activation.ts';
-import { cleanStaging, commit, listStored, stage, unstore } from './layer-store.ts';
+import { cleanStaging, commit, listStored, privateCopy, stage, unstore } from './layer-store.ts';
 import {
   type LayersModule,
   loadLayersModule,
@@ -105,13 +106,22 @@ export class LayerManager {
         { path: file },
       );
     }
-    // With kernel dm-verity every read is checked at runtime; without it, check every
-    // block now (the payload could still change on disk later: warned).
-    const v = await mod.verifyLayer(file, {
-      anchors: trust.anchors,
-      crls: trust.crls,
-      verity: mode === 'userspace',
-    });
+    // With kernel dm-verity every read is checked at runtime. Without it, every block is
+    // checked now, on a private copy that is then what gets mounted: a write to the layers
+    // partition after this check cannot reach the running layer (it fails the next boot's).
+    const path = mode === 'userspace' ? await privateCopy(this.#stateDir, nameOf(file), file) : file;
+    let v: Verified;
+    try {
+      v = await mod.verifyLayer(path, {
+        anchors: trust.anchors,
+        crls: trust.crls,
+        verity: mode === 'userspace',
+        followSymlinks: false,
+      });
+    } catch (e) {
+      if (path !== file) await rm(path, { force: true });
+      throw e;
+    }
     if (secure.allowLayers !== undefined && !secure.allowLayers.includes(v.manifest.name)) {
       throw new AgentError(
         'E_LAYER_NOT_ALLOWED',
@@ -165,6 +175,8 @@ export class LayerManager {
           }
           await this.#activate(v, file);
         } catch (e) {
+          // A copy verified but refused afterwards (wrong name, not allowed, mount failed) goes too.
+          await rm(join(this.#stateDir, 'layers', '.verified', `${name}.mwl`), { force: true });
           this.#refused(name, file, e);
         }
       });
@@ -183,7 +195,8 @@ export class LayerManager {
     const activation = await activatePayload(
       name,
       {
-        path: file,
+        // The private copy in userspace mode (see #verify), the stored file with kernel verity.
+        path: v.path,
         payloadOffset: v.payloadOffset,
         payloadSize: v.payloadSize,
         verityOffset: v.verityOffset,
@@ -289,9 +302,20 @@ export class LayerManager {
     });
   }
 
-  async #deactivate(name: string): Promise<void> {
+  /**
+   * Unmounts a layer. Its private copy (userspace verity) stays: an app remounted over an
+   * upgraded library mounts its own verified copy again; `drop` deletes it (remove, replace,
+   * shutdown).
+   */
+  async #deactivate(name: string, drop = false): Promise<void> {
     const e = this.#entries.get(name);
     if (e === undefined) return;
+    if (drop && e.verified !== undefined && e.verified.path !== e.file) {
+      const copy = e.verified.path;
+      await this.#deactivate(name);
+      await rm(copy, { force: true });
+      return;
+    }
     for (const s of e.info.services) if (this.#o.supervisor.has(s)) await this.#o.supervisor.remove(s);
     e.info.services = [];
     if (e.rootMount !== undefined) {
@@ -329,14 +353,14 @@ export class LayerManager {
         await this.#o.supervisor.stopAll(previous.info.services);
         // Apps built on this library must be remounted over the new payload.
         for (const u of users) await this.#deactivate(u.info.name);
-        await this.#deactivate(name);
+        await this.#deactivate(name, true);
         this.#entries.delete(name);
         for (const u of users) this.#entries.delete(u.info.name);
       }
       const file = await commit(dir, staged, name);
       this.#o.emit({ kind: 'layer', name, event: 'installed' });
-      // The verified offsets hold for the renamed file (same inode).
-      await this.#activate({ ...v, path: file }, file);
+      // The verified offsets hold for the renamed file (same inode); a private copy stays as is.
+      await this.#activate(v.path === staged ? { ...v, path: file } : v, file);
       if (previous !== undefined) {
         for (const u of users) {
           const uv = u.verified;
@@ -400,7 +424,7 @@ export class LayerManager {
         this.#o.log('warn', `layer ${name} not removed: ${(err as Error).message}`);
         throw err;
       }
-      await this.#deactivate(name);
+      await this.#deactivate(name, true);
       await unstore(this.#layersDir, name);
       this.#entries.delete(name);
       this.#o.log('info', `layer ${name} removed`);
@@ -423,8 +447,8 @@ export class LayerManager {
   /** Shutdown: unmount roots and payloads (services are already stopped). */
   async deactivateAll(): Promise<void> {
     const apps = [...this.#entries.values()].filter((e) => e.rootMount !== undefined);
-    for (const e of apps) await this.#deactivate(e.info.name);
-    for (const e of [...this.#entries.values()]) await this.#deactivate(e.info.name);
+    for (const e of apps) await this.#deactivate(e.info.name, true);
+    for (const e of [...this.#entries.values()]) await this.#deactivate(e.info.name, true);
     if (this.#skeleton) {
       const { run } = await import('../../common/index.ts');
       await run('umount', [join(this.#stateDir, 'skeleton')], { timeout: 10_000, reject: false }).catch(
@@ -433,4 +457,9 @@ export class LayerManager {
       this.#skeleton = false;
     }
   }
+}
+
+/** `web` for `/layers/web.mwl` (the staging name for a staged install: unique either way). */
+function nameOf(file: string): string {
+  return basename(file).replace(/\.mwl$/, '');
 }

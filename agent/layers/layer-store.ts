@@ -1,9 +1,11 @@
 // Layer storage: `<layersDir>/<name>.mwl`, written only by rename from `.staging/` after the
 // copy is fsynced and verified, so a crash (or SIGKILL) at any point leaves either the old
 // file or the new one, never a torn one. Leftovers in `.staging/` are deleted at boot.
-import { constants } from 'node:fs';
+import { constants, createWriteStream } from 'node:fs';
 import { copyFile, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { openRegularFile } from '../../common/index.ts';
 
 export const STAGING = '.staging';
 
@@ -24,6 +26,35 @@ export async function listStored(layersDir: string): Promise<Map<string, string>
     if (f.endsWith('.mwl') && !f.startsWith('.')) out.set(f.slice(0, -4), join(layersDir, f));
   }
   return out;
+}
+
+/**
+ * A private copy of `source` for the userspace-verity path: read through a handle opened after
+ * checking the type (no FIFO, device, directory or symlink), written 0600 under the agent's
+ * state directory, which nobody else writes. The copy is what gets verified and mounted, so a
+ * write to the layers partition after the check cannot reach the running layer.
+ */
+export async function privateCopy(stateDir: string, name: string, source: string): Promise<string> {
+  const dir = join(stateDir, 'layers', '.verified');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const dest = join(dir, `${name}.mwl`);
+  const { fh } = await openRegularFile(source, {
+    what: 'layer',
+    followSymlinks: false,
+    readCode: 'E_LAYER_READ',
+  });
+  try {
+    await pipeline(
+      fh.createReadStream({ autoClose: false, highWaterMark: 1 << 20 }),
+      createWriteStream(dest, { mode: 0o600 }),
+    );
+  } catch (e) {
+    await rm(dest, { force: true });
+    throw e;
+  } finally {
+    await fh.close();
+  }
+  return dest;
 }
 
 /** Deletes half-written installs a crash left behind. */

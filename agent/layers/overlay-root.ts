@@ -42,7 +42,7 @@ export async function mountAppRoot(
   }
   await run(
     'mount',
-    ['-t', 'overlay', '-o', `ro,lowerdir=${[skel, ...lowers].join(':')}`, `mwl-${app}`, target],
+    ['-t', 'overlay', '-o', `ro,nodev,nosuid,lowerdir=${[skel, ...lowers].join(':')}`, `mwl-${app}`, target],
     {
       timeout: 30_000,
     },

@@ -9,6 +9,7 @@ import { AgentError } from '../core/agent-error.ts';
 import { errorMessage } from '../../common/index.ts';
 import {
   type Certificate,
+  checkCrls,
   type Crl,
   readCertificates,
   readCrls,
@@ -153,9 +154,15 @@ async function loadAnchors(list: readonly string[]): Promise<Certificate[]> {
   return out.filter((c) => c.isCA && (c.role === 'user-root' || c.role === 'vendor-root'));
 }
 
-async function loadCrls(list: readonly string[]): Promise<Crl[]> {
+/**
+ * Every CRL of the configured files and directories, each read strictly and checked against the
+ * anchors (issuer known, signature good): any failure throws, so the caller keeps the list it
+ * had rather than a shorter one (a damaged file must not drop a revocation).
+ */
+async function loadCrls(list: readonly string[], anchors: readonly Certificate[]): Promise<Crl[]> {
   const out: Crl[] = [];
   for (const f of await files(list, '.crl')) out.push(...(await readCrls(f)));
+  checkCrls(out, anchors);
   return out;
 }
 
@@ -177,7 +184,7 @@ export async function startPeerLink(options: {
   const anchors = await loadAnchors(cfg.anchors);
   if (anchors.length === 0)
     throw new AgentError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
-  const crls = await loadCrls(cfg.crls ?? []);
+  const crls = await loadCrls(cfg.crls ?? [], anchors);
   const chain = await readCertificates(cfg.cert);
   const leaf = chain[0];
   if (leaf === undefined || leaf.role !== 'peer' || leaf.peerId === undefined) {
@@ -219,7 +226,7 @@ export async function startPeerLink(options: {
   // restart. If the files cannot be read the previous list stays in force (and it is logged).
   const refreshCrls = async (): Promise<void> => {
     try {
-      executor.id.crls = await loadCrls(cfg.crls ?? []);
+      executor.id.crls = await loadCrls(cfg.crls ?? [], anchors);
     } catch (e) {
       log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`);
     }

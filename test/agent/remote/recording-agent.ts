@@ -38,6 +38,7 @@ export function recorder(): Recorder {
       mode: 'namespace',
       bootedAt: new Date().toISOString(),
       secureConfig: { verified: true },
+      crls: { count: 0, source: 'partition', problems: [] },
       layers: { active: 1, refused: 0 },
       services: { total: 1, running: 1, failed: 0 },
       warnings: [],

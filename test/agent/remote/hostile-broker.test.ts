@@ -244,3 +244,41 @@ test('a CRL written while the link runs revokes an operator from the next comman
   );
   t.deepEqual(rec.calls, ['restart hello']);
 });
+
+test('a CRL file damaged while the link runs: the peer keeps its previous list in force (a revoked operator stays revoked)', async (t) => {
+  const { p, broker, rec, crlPath, logs } = await setup(t);
+  await joinGroup(p, broker);
+  // Revoke the operator, and check the revocation took effect.
+  const crl = await issueCrl({
+    issuerKey: p.root.key,
+    issuerCert: p.root.cert,
+    serials: [p.op.cert.serial],
+    previous: p.crl,
+  });
+  await writeFile(crlPath, crlPem(crl));
+  t.is(
+    refusal(p, await deliver(broker, cmd(p.op, 'service.restart', { service: 'hello' }))),
+    'E_CMD_OPERATOR_REVOKED',
+  );
+  // Now damage the file three ways: cut short, a flipped signature byte, broken armor. A lax
+  // reader would drop the list (and the revocation) each time; the peer keeps the last one.
+  const pem = crlPem(crl);
+  const der = Buffer.from(crl.der);
+  der[der.length - 7] = (der[der.length - 7] as number) ^ 1;
+  for (const damaged of [
+    pem.slice(0, pem.length / 2),
+    crlPem({ ...crl, der: new Uint8Array(der) }),
+    pem.replace('BEGIN X509 CRL', 'BEGIN X509 CRX'),
+  ]) {
+    await writeFile(crlPath, damaged);
+    t.is(
+      refusal(p, await deliver(broker, cmd(p.op, 'service.restart', { service: 'hello' }))),
+      'E_CMD_OPERATOR_REVOKED',
+    );
+  }
+  t.deepEqual(rec.calls, []);
+  t.true(
+    logs.some((l) => /cannot reload CRLs, keeping the previous ones: .*E_CRL|CRL/.test(l)),
+    logs.join('\n'),
+  );
+});

@@ -3,6 +3,7 @@
 export * from './image-codes.ts';
 export * from './image-error.ts';
 export * from './kernel-package.ts';
+export * from './kernel-selinux.ts';
 export * from './module-closure.ts';
 export * from './binary-closure.ts';
 export * from './initramfs-init.ts';

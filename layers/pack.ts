@@ -188,7 +188,7 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     throw new LayerError('E_PACK_INPUT', 'policy.cil is empty');
   if (policyBytes !== undefined) {
     progress?.step('checking policy.cil with secilc');
-    await checkPolicy(policyBytes, join(o.dir, 'policy.cil'));
+    await checkPolicy(policyBytes, join(o.dir, 'policy.cil'), source.name);
   }
   const inPlace = o.inPlace !== false;
   const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));

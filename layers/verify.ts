@@ -32,6 +32,8 @@ export interface VerifiedLayer {
   verityOffset: number;
   veritySize: number;
   path: string;
+  /** The SELinux module (policy.cil), its digest checked against the manifest's. */
+  policy: Uint8Array | undefined;
 }
 
 /** The checks that need trust, on an already parsed layer. */
@@ -63,6 +65,7 @@ export async function verifyLayerFile(layer: LayerFile, o: VerifyLayerOptions): 
     verityOffset: layer.verityOffset,
     veritySize: layer.veritySize,
     path: layer.path,
+    policy: layer.policy,
   };
 }
 

@@ -75,6 +75,12 @@ export interface PartitionRow {
   gptAttributes?: Omit<PartitionAttributes, 'readOnly'>;
   /** Where CoreOS's agent mounts it; `options` without the ro/rw that `readOnly` decides. */
   mount?: { target: string; options: string };
+  /**
+   * SELinux: the type the agent mounts it with (`context=`), one label for every file, for the
+   * partitions only the agent reads (doc/selinux.md). Without one, the file system's own
+   * labels count (xattrs: CoreOS and the certificates set at build, data set by the agent).
+   */
+  selinuxType?: string;
   size: PartitionSize;
   /** Only on disks whose spec asks for it. */
   optional?: true;
@@ -180,6 +186,7 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     filesystem: 'erofs',
     readOnly: true,
     mount: { target: CONFIG, options: 'nodev,nosuid,noexec' },
+    selinuxType: 'milkyway_config_t',
     size: { spec: 'secureConfig', defaultMiB: 1, grow: true },
     uuidPurpose: 'secure-config-part',
     contents: 'erofs: `secure.json`, a keys/ envelope of type `config` signed by the user key',
@@ -192,6 +199,7 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     filesystem: 'ext4',
     readOnly: false,
     mount: { target: '/config-secure-dynamic', options: 'nodev,nosuid,noexec' },
+    selinuxType: 'milkyway_config_t',
     size: { spec: 'secureDynamicConfig', defaultMiB: 8, grow: true },
     uuidPurpose: 'sdc-part',
     contents: 'ext4, empty',
@@ -204,6 +212,7 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     filesystem: 'ext4',
     readOnly: false,
     mount: { target: '/config-dynamic', options: 'nodev,nosuid,noexec' },
+    selinuxType: 'milkyway_config_t',
     size: { spec: 'dynamicConfig', defaultMiB: 8, grow: true },
     uuidPurpose: 'dc-part',
     contents: 'ext4, empty',
@@ -216,6 +225,7 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     filesystem: 'ext4',
     readOnly: false,
     mount: { target: '/layers', options: 'nodev,nosuid,noexec' },
+    selinuxType: 'milkyway_layer_store_t',
     size: { spec: 'layers', defaultMiB: 128, grow: true },
     uuidPurpose: 'layers-part',
     contents: 'ext4: `<name>.mwl` for each preinstalled layer',
@@ -240,6 +250,7 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     filesystem: 'ext4',
     readOnly: true,
     mount: { target: '/identity', options: 'nodev,nosuid,noexec' },
+    selinuxType: 'milkyway_identity_t',
     size: { spec: 'peerIdentity', defaultMiB: 4, grow: true },
     optional: true,
     uuidPurpose: 'peer-part',

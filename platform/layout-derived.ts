@@ -41,6 +41,8 @@ export interface LayoutMount {
   target: string;
   type: string;
   options: string;
+  /** SELinux context= the agent adds when the kernel runs SELinux. */
+  context?: string;
 }
 
 /** The agent's boot mounts, in table order: every mounted row (the optional ones only when asked). */
@@ -54,6 +56,7 @@ export function layoutMounts(o: { optional: readonly PartitionRole[] }): LayoutM
       target: row.mount.target,
       type: row.filesystem,
       options: `${row.readOnly ? 'ro' : 'rw'},${row.mount.options}`,
+      ...(row.selinuxType === undefined ? {} : { context: `system_u:object_r:${row.selinuxType}:s0` }),
     });
   }
   return out;

@@ -74,8 +74,23 @@ export interface AgentStatus {
   };
   layers: { active: number; refused: number };
   services: { total: number; running: number; failed: number };
+  /** SELinux as the kernel enforces it (doc/selinux.md). */
+  selinux: SelinuxStatus;
   /** Things an operator should know (userspace verity, limits not applied, …). */
   warnings: string[];
+}
+
+export interface SelinuxStatus {
+  /** From the signed command line: `enforcing=1` / `enforcing=0`; `off` without SELinux. */
+  mode: 'enforcing' | 'permissive' | 'off';
+  /** The loaded policy: base version, binary format, sha256 of what the kernel holds, layers in it. */
+  policy?: { version: number; format: number; sha256: string; layers: number };
+  /** AVC denials since boot: the kernel's (from its log) and the agent's own (its D-Bus checks). */
+  denials: number;
+  /** The last denial, as logged. */
+  lastDenial?: string;
+  /** The agent's own context. */
+  context?: string;
 }
 
 /** A state change, delivered to `onChange` listeners (D-Bus signals are built from these). */

@@ -53,6 +53,14 @@ failed in \`LayerInfo.error.code\`.`,
       E_TOOL_MISSING:
         'bwrap, setpriv, perl, losetup, veritysetup, mount … missing (the message names the Debian package)',
     },
+    SELinux: {
+      E_SELINUX_LOAD:
+        'the kernel refused a policy the agent compiled (a layer install or remove): the running policy stays, the install is refused',
+      E_SELINUX_LABEL:
+        'chcon could not label a folder of the data partition (the message names it and says why)',
+      E_SELINUX_ACCESS:
+        "the agent's access check through /sys/fs/selinux/access failed (the class or permission is not in the loaded policy)",
+    },
     'Fleet peer (agent/remote)': {
       E_LINK_CONFIG: {
         meaning:

@@ -44,6 +44,15 @@ const Mount = object({
     v.optional(text({ pattern: /^[A-Za-z0-9=,_.-]{1,200}$/, hint: 'are not mount options' }), 'defaults'),
     'mount -o options; ro for the certificate and secure-config partitions',
   ),
+  context: about(
+    v.exactOptional(
+      text({
+        pattern: /^[a-z_]+:[a-z_]+:[a-z0-9_]+:s0$/,
+        hint: 'is not an SELinux context at s0 (user:role:type:s0)',
+      }),
+    ),
+    'SELinux: mount with this context= (one label for every file) when the kernel runs SELinux',
+  ),
 });
 export type MountEntry = Output<typeof Mount>;
 
@@ -90,6 +99,10 @@ const fileSchema = configObject({
     'Activate layers with a userspace verity check when the kernel has no device-mapper',
   ),
   cgroupRoot: path('/sys/fs/cgroup/milkyway', 'cgroup v2 directory under which each service gets a cgroup'),
+  selinuxPolicyDir: path(
+    '/etc/selinux/milkyway',
+    "CoreOS's compiled SELinux policy (policy.33, file_contexts, policy.json); used when the kernel runs SELinux",
+  ),
   mounts: about(
     v.optional(list(Mount, 64), []),
     'Partitions to mount at boot, in order; unmounted in reverse at shutdown',

@@ -11,6 +11,7 @@ import type {
   AgentStatus,
   LayerInfo,
   LogLine,
+  SelinuxStatus,
   ServiceInfo,
 } from './agent-api.ts';
 import { type AgentConfig, inRoot } from './agent-config.ts';
@@ -19,9 +20,12 @@ import type { AgentLogger, LogFn } from './agent-log.ts';
 import { mountPartitions, unmountPartitions } from './boot-mounts.ts';
 import { isCgroup2, prepareCgroupRoot } from '../services/cgroup.ts';
 import { prepareDataRoot } from '../layers/data-dirs.ts';
+import { DataLabels } from '../layers/data-labels.ts';
 import { LayerManager } from '../layers/layer-manager.ts';
+import { PolicyKeeper } from '../layers/layer-policy.ts';
 import { Supervisor } from '../services/supervisor.ts';
 import { lastGoodCrlPath } from './crl-list.ts';
+import { DenialCounter, ownContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
 import { loadTrust, readSecureConfig, type SecureConfig, type Trust } from './trust.ts';
 
 export type PowerAction = 'poweroff' | 'reboot' | 'halt';
@@ -59,6 +63,8 @@ export class Agent implements AgentApi {
   #shutdown: Promise<ShutdownResult> | undefined;
   #partitions: string[] = [];
   #resolveDone: (r: ShutdownResult) => void = () => {};
+  /** SELinux, when the kernel runs it and this is the real PID 1 (doc/selinux.md). */
+  readonly #selinux: { keeper: PolicyKeeper; denials: DenialCounter; labels?: DataLabels } | undefined;
   /** Resolves once the shutdown sequence has finished (services stopped, data synced). */
   readonly done: Promise<ShutdownResult>;
 
@@ -73,6 +79,19 @@ export class Agent implements AgentApi {
     });
     const dataDir = this.path(this.config.dataDir);
     const cgroupRoot = this.path(this.config.cgroupRoot);
+    // In namespace mode the host's policy is not ours to change: labels apply on MilkyWayLinux only.
+    this.#selinux =
+      this.mode === 'pid1' && selinuxMode() !== 'off'
+        ? {
+            keeper: new PolicyKeeper({
+              policyDir: this.path(this.config.selinuxPolicyDir),
+              workDir: join(this.path(this.config.stateDir), 'selinux'),
+              selinuxfs: SELINUXFS,
+              log: this.log,
+            }),
+            denials: new DenialCounter(),
+          }
+        : undefined;
     this.supervisor = new Supervisor({
       cgroupRoot: isCgroup2(join(cgroupRoot, '..')) ? cgroupRoot : undefined,
       runDir: join(this.path(this.config.stateDir), 'notify'),
@@ -88,6 +107,10 @@ export class Agent implements AgentApi {
       log: this.log,
       emit: (c) => this.emit(c),
       warn: (w) => this.warn(w),
+      selinux: () => {
+        const s = this.#selinux;
+        return s?.labels === undefined ? undefined : { keeper: s.keeper, labels: s.labels };
+      },
     });
   }
 
@@ -139,8 +162,13 @@ export class Agent implements AgentApi {
    */
   async boot(): Promise<void> {
     const c = this.config;
+    const sel = this.#selinux;
+    if (sel !== undefined) {
+      sel.denials.start();
+      this.log('info', `SELinux ${selinuxMode()}, the agent in ${ownContext() ?? '?'}`);
+    }
     if (c.mounts.length > 0) {
-      this.#partitions = await mountPartitions(c.mounts, (p) => this.path(p), this.log);
+      this.#partitions = await mountPartitions(c.mounts, (p) => this.path(p), this.log, sel !== undefined);
     }
     await mkdir(this.path(c.stateDir), { recursive: true, mode: 0o755 });
     const cgroupRoot = this.path(c.cgroupRoot);
@@ -177,7 +205,8 @@ export class Agent implements AgentApi {
       this.log('error', `not starting any service: ${message}`);
       return;
     }
-    await prepareDataRoot(this.path(c.dataDir));
+    await this.#prepareData();
+    await this.#selinux?.keeper.loaded();
     await this.layers.loadAll(this.#trust, this.#secure);
     this.#state = 'running';
     await this.supervisor.startAll();
@@ -188,6 +217,36 @@ export class Agent implements AgentApi {
       'info',
       `boot done: ${this.supervisor.list().length} services (${failed.length} failed), ${refused.length} layers refused`,
     );
+  }
+
+  /** The data partition's folders (labelled, with SELinux). */
+  async #prepareData(): Promise<void> {
+    const dataDir = this.path(this.config.dataDir);
+    if (this.#selinux !== undefined) this.#selinux.labels ??= await DataLabels.open(dataDir);
+    await prepareDataRoot(dataDir, this.#selinux?.labels);
+  }
+
+  #selinuxStatus(): SelinuxStatus {
+    const s = this.#selinux;
+    if (s === undefined) return { mode: this.mode === 'pid1' ? selinuxMode() : 'off', denials: 0 };
+    s.denials.drain();
+    const loaded = s.keeper.current;
+    const sha256 = s.keeper.digest();
+    const context = ownContext();
+    return {
+      mode: selinuxMode(),
+      ...(loaded === undefined || sha256 === undefined
+        ? {}
+        : { policy: { version: loaded.version, format: 33, sha256, layers: loaded.layers.length } }),
+      denials: s.denials.denials,
+      ...(s.denials.last === undefined ? {} : { lastDenial: s.denials.last }),
+      ...(context === undefined ? {} : { context }),
+    };
+  }
+
+  /** Counts a denial of the agent's own (a D-Bus access check). */
+  selinuxDenied(text: string): void {
+    this.#selinux?.denials.add(text);
   }
 
   /** SIGHUP: re-read the secure config and layer storage; start what is new. */
@@ -205,7 +264,7 @@ export class Agent implements AgentApi {
       this.#secure = config;
       this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
       this.log('info', `secure config verified, signed by ${signer.subject} (${signer.role})`);
-      if (first) await prepareDataRoot(this.path(this.config.dataDir));
+      if (first) await this.#prepareData();
       await this.layers.loadAll(trust, config);
       await this.supervisor.startAll();
       this.#state = this.supervisor.list().some((s) => s.state === 'failed') ? 'degraded' : 'running';
@@ -234,6 +293,7 @@ export class Agent implements AgentApi {
         running: services.filter((s) => s.state === 'running').length,
         failed: services.filter((s) => s.state === 'failed').length,
       },
+      selinux: this.#selinuxStatus(),
       warnings: [...this.#warnings],
     };
   }
@@ -314,7 +374,23 @@ export class Agent implements AgentApi {
       owner = this.layers.ownerOf(layerOrGroup) ?? { uid: 0, gid: 0 };
     } else throw new AgentError('E_LAYER_UNKNOWN', `No layer or group named ${layerOrGroup}`);
     const fileMode = shared ? 0o640 : 0o600;
-    await mkdir(dir, { recursive: true, mode: shared ? 0o750 : 0o700 });
+    const labels = this.#selinux?.labels;
+    const ids = this.layers.idsOf(layerOrGroup);
+    if (!shared && labels !== undefined && ids !== undefined) {
+      // A layer's secrets carry its secret type and pair: the layer reads them, no other can.
+      const { layerObjectContext } = await import('../../layers/index.ts');
+      await labels.ensure(
+        dataDir,
+        join('secure', layerOrGroup, 'secrets'),
+        layerObjectContext(layerOrGroup, 'secret', ids.categories),
+        {
+          mode: 0o700,
+          uid: owner.uid,
+          gid: owner.gid,
+          recursive: true,
+        },
+      );
+    } else await mkdir(dir, { recursive: true, mode: shared ? 0o750 : 0o700 });
     const { chmod, chown, rename, open } = await import('node:fs/promises');
     await chown(dir, owner.uid, owner.gid);
     await chmod(dir, shared ? 0o750 : 0o700);

@@ -58,11 +58,16 @@ export async function resolveSource(source: string, sysBlock = '/sys/class/block
   throw new AgentError('E_MOUNT', `No partition labelled ${label}`, { path: source });
 }
 
-/** Mounts the config's partitions in order (inside `root`); returns what got mounted. */
+/**
+ * Mounts the config's partitions in order (inside `root`); returns what got mounted. With
+ * `selinux`, an entry's `context` is added as `context=` (without SELinux the kernel would
+ * refuse the option).
+ */
 export async function mountPartitions(
   entries: readonly MountEntry[],
   path: (p: string) => string,
   log: LogFn,
+  selinux = false,
 ): Promise<string[]> {
   const done: string[] = [];
   for (const m of entries) {
@@ -71,7 +76,8 @@ export async function mountPartitions(
       const dev = await resolveSource(m.source);
       await mkdir(target, { recursive: true });
       if (await mounted(target)) continue;
-      await run('mount', ['-t', m.type, '-o', m.options, dev, target], { timeout: 60_000 });
+      const options = selinux && m.context !== undefined ? `${m.options},context="${m.context}"` : m.options;
+      await run('mount', ['-t', m.type, '-o', options, dev, target], { timeout: 60_000 });
       done.push(target);
       log('info', `mounted ${m.source} (${dev}) on ${m.target}`);
     } catch (e) {

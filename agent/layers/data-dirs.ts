@@ -1,10 +1,23 @@
 // The data partition's layout: `secure/<layer>` (0700, owned by the layer's uid) for each
 // layer, `group/<group>` (2770, root:<group gid>) shared by a group's layers, `common/`
-// (1777, like /tmp), `logs/` (agent only). A layer is given only its own directories.
+// (1777, like /tmp), `logs/` (agent only). A layer is given only its own directories. With
+// SELinux on, each carries its label (doc/selinux.md, "Data"): the partition's root, secure/
+// and group/ milkyway_data_t, common/ milkyway_common_data_t, logs/ and the agent's files
+// milkyway_agent_data_t, a layer's folder its data type at its category pair, a group's its type.
 import { chmod, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Bind } from '../services/service-spec.ts';
 import type { SecureConfig } from '../core/trust.ts';
+import type { DataLabels } from './data-labels.ts';
+
+/** Labelling on the data partition: the label record and the contexts of a layer's and a group's folder. */
+export interface DataLabelling {
+  labels: DataLabels;
+  layerData: (layer: string) => string;
+  groupData: (group: string) => string;
+}
+
+const ctx = (type: string) => `system_u:object_r:${type}:s0`;
 
 /** Where a service sees its data directories. */
 export const DATA_IN_SANDBOX = {
@@ -20,7 +33,23 @@ async function ensure(path: string, mode: number, uid: number, gid: number): Pro
   await chmod(path, mode);
 }
 
-export async function prepareDataRoot(dataDir: string): Promise<void> {
+export async function prepareDataRoot(dataDir: string, labels?: DataLabels): Promise<void> {
+  if (labels !== undefined) {
+    const l = labels;
+    const root = { uid: 0, gid: 0, recursive: false };
+    await l.ensureExisting(dataDir, '.', ctx('milkyway_data_t'), { recursive: false });
+    await l.ensure(dataDir, 'secure', ctx('milkyway_data_t'), { ...root, mode: 0o711 });
+    await l.ensure(dataDir, 'group', ctx('milkyway_data_t'), { ...root, mode: 0o711 });
+    await l.ensure(dataDir, 'common', ctx('milkyway_common_data_t'), {
+      ...root,
+      mode: 0o1777,
+      recursive: true,
+    });
+    await l.ensure(dataDir, 'logs', ctx('milkyway_agent_data_t'), { ...root, mode: 0o700, recursive: true });
+    for (const f of ['uids.json', 'selinux-labels.json'])
+      await l.ensureExisting(dataDir, f, ctx('milkyway_agent_data_t'), { recursive: false });
+    return;
+  }
   await ensure(join(dataDir, 'secure'), 0o711, 0, 0);
   await ensure(join(dataDir, 'group'), 0o711, 0, 0);
   await ensure(join(dataDir, 'common'), 0o1777, 0, 0);
@@ -50,11 +79,19 @@ export async function layerDataBinds(
   owner: { uid: number; gid: number },
   wants: { private: boolean; groups: readonly string[]; common: boolean },
   secure: SecureConfig,
+  labelling?: DataLabelling,
 ): Promise<Bind[]> {
   const binds: Bind[] = [];
   if (wants.private) {
     const secureDir = join(dataDir, 'secure', layer);
-    await ensure(secureDir, 0o700, owner.uid, owner.gid);
+    if (labelling === undefined) await ensure(secureDir, 0o700, owner.uid, owner.gid);
+    else
+      await labelling.labels.ensure(dataDir, join('secure', layer), labelling.layerData(layer), {
+        mode: 0o700,
+        uid: owner.uid,
+        gid: owner.gid,
+        recursive: true,
+      });
     binds.push({ src: secureDir, dest: DATA_IN_SANDBOX.secure, readOnly: false });
   }
   if (wants.common)
@@ -62,7 +99,14 @@ export async function layerDataBinds(
   for (const name of grantedGroups(layer, wants.groups, secure)) {
     const gid = secure.groups[name]?.gid ?? 0;
     const dir = join(dataDir, 'group', name);
-    await ensure(dir, 0o2770, 0, gid);
+    if (labelling === undefined) await ensure(dir, 0o2770, 0, gid);
+    else
+      await labelling.labels.ensure(dataDir, join('group', name), labelling.groupData(name), {
+        mode: 0o2770,
+        uid: 0,
+        gid,
+        recursive: true,
+      });
     binds.push({ src: dir, dest: `${DATA_IN_SANDBOX.group}/${name}`, readOnly: false });
   }
   return binds;

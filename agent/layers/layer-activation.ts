@@ -60,7 +60,10 @@ export async function activatePayload(
   area: PayloadArea,
   mountPoint: string,
   mode: 'kernel' | 'userspace',
+  /** SELinux: mount with this context= (the layer's file type), so the payload's own xattrs never count. */
+  context?: string,
 ): Promise<Activation> {
+  const label = context === undefined ? '' : `,context="${context}"`;
   await mkdir(mountPoint, { recursive: true });
   const loops: string[] = [];
   try {
@@ -74,7 +77,7 @@ export async function activatePayload(
       try {
         await run(
           'mount',
-          ['-t', 'erofs', '-o', PAYLOAD_MOUNT_OPTIONS, `/dev/mapper/${dmName}`, mountPoint],
+          ['-t', 'erofs', '-o', `${PAYLOAD_MOUNT_OPTIONS}${label}`, `/dev/mapper/${dmName}`, mountPoint],
           {
             timeout: 30_000,
           },
@@ -93,7 +96,7 @@ export async function activatePayload(
         '-t',
         'erofs',
         '-o',
-        `${PAYLOAD_MOUNT_OPTIONS},loop,offset=${area.payloadOffset},sizelimit=${area.payloadSize}`,
+        `${PAYLOAD_MOUNT_OPTIONS},loop,offset=${area.payloadOffset},sizelimit=${area.payloadSize}${label}`,
         area.path,
         mountPoint,
       ],

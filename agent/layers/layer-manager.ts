@@ -10,7 +10,8 @@ import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
 import type { AgentConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
 import type { LogFn } from '../core/agent-log.ts';
-import { grantedGroups, layerDataBinds } from './data-dirs.ts';
+import { type DataLabelling, grantedGroups, layerDataBinds } from './data-dirs.ts';
+import type { DataLabels } from './data-labels.ts';
 import {
   type Activation,
   activatePayload,
@@ -25,12 +26,13 @@ import {
   rootHashOf,
   type Verified,
 } from './layers-contract.ts';
+import type { PolicyKeeper } from './layer-policy.ts';
 import { servicesOf } from './manifest-services.ts';
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot, unmountOrThrow } from './overlay-root.ts';
 import { pool } from './pool.ts';
 import type { Supervisor } from '../services/supervisor.ts';
 import type { SecureConfig, Trust } from '../core/trust.ts';
-import { ownerOf, UidTable } from './uid-table.ts';
+import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
 
 /** Layers verified and mounted at once during boot. */
 const BOOT_CONCURRENCY = 4;
@@ -42,6 +44,13 @@ export interface LayerManagerOptions {
   log: LogFn;
   emit: (c: AgentChange) => void;
   warn: (message: string) => void;
+  /** With SELinux on (a real PID 1 whose kernel runs it): the policy and the data labels. */
+  selinux?: () => LayerSelinux | undefined;
+}
+
+export interface LayerSelinux {
+  keeper: PolicyKeeper;
+  labels: DataLabels;
 }
 
 interface Entry {
@@ -82,6 +91,11 @@ export class LayerManager {
 
   has(name: string): boolean {
     return this.#entries.get(name)?.info.state === 'active';
+  }
+
+  /** uid, gid and category pair of an active layer. */
+  idsOf(name: string): LayerIds | undefined {
+    return this.#uids === undefined || !this.has(name) ? undefined : this.#uids.get(name);
   }
 
   ownerOf(name: string): { uid: number; gid: number } | undefined {
@@ -165,6 +179,8 @@ export class LayerManager {
       const mod = await loadLayersModule();
       this.#uids ??= await UidTable.open(join(this.#o.path(this.#o.config.dataDir), 'uids.json'));
       const todo = [...stored].filter(([name]) => this.#entries.get(name)?.info.state !== 'active');
+      const sel = this.#o.selinux?.();
+      const verified: { name: string; file: string; v: Verified }[] = [];
       await pool(todo, BOOT_CONCURRENCY, async ([name, file]) => {
         try {
           const v = await this.#verify(mod, file, trust, secure);
@@ -173,18 +189,61 @@ export class LayerManager {
               path: file,
             });
           }
-          await this.#activate(v, file);
+          // With SELinux the layers' types must be in the loaded policy before their payloads
+          // are mounted with them: verify all, compile once, then activate.
+          if (sel === undefined) await this.#activate(mod, v, file);
+          else verified.push({ name, file, v });
         } catch (e) {
           // A copy verified but refused afterwards (wrong name, not allowed, mount failed) goes too.
           await rm(join(this.#stateDir, 'layers', '.verified', `${name}.mwl`), { force: true });
           this.#refused(name, file, e);
         }
       });
+      if (sel !== undefined && verified.length > 0) {
+        const refused = await this.#ensurePolicy(
+          mod,
+          sel,
+          secure,
+          verified.map((x) => x.v),
+        );
+        await pool(verified, BOOT_CONCURRENCY, async ({ name, file, v }) => {
+          const why = refused.get(name);
+          if (why !== undefined) return this.#refused(name, file, why);
+          try {
+            await this.#activate(mod, v, file);
+          } catch (e) {
+            this.#refused(name, file, e);
+          }
+        });
+      }
       await this.#mountApps(mod, secure);
     });
   }
 
-  async #activate(v: Verified, file: string): Promise<void> {
+  /**
+   * Makes the loaded policy hold the active layers (but `without`) and `extra`, and the secure
+   * config's groups; returns the layers refused for their module.
+   */
+  async #ensurePolicy(
+    mod: LayersModule,
+    sel: LayerSelinux,
+    secure: SecureConfig,
+    extra: readonly Verified[],
+    without?: string,
+  ): Promise<Map<string, Error>> {
+    const names = new Set(extra.map((v) => v.manifest.name));
+    const layers = [
+      ...[...this.#entries.values()]
+        .filter((e) => e.info.state === 'active' && e.verified !== undefined)
+        .map((e) => e.verified as Verified)
+        .filter((v) => !names.has(v.manifest.name) && v.manifest.name !== without),
+      ...extra,
+    ].map((v) => ({ name: v.manifest.name, module: v.policy }));
+    const groups = Object.entries(secure.groups).map(([name, g]) => ({ name, layers: g.layers }));
+    return sel.keeper.ensure(mod, layers, groups);
+  }
+
+  async #activate(mod: LayersModule, v: Verified, file: string): Promise<void> {
     const name = v.manifest.name;
     const mode = this.#verityMode() ?? 'userspace';
     if (mode === 'userspace') {
@@ -205,6 +264,7 @@ export class LayerManager {
       },
       join(this.#stateDir, 'layers', name),
       mode,
+      this.#o.selinux?.() === undefined ? undefined : mod.layerObjectContext(name, 'files'),
     );
     this.#entries.set(name, {
       file,
@@ -261,7 +321,17 @@ export class LayerManager {
           const own = e.activation?.mountPoint;
           if (own !== undefined) lowers.unshift(own);
         }
-        const owner = ownerOf(uids, m.name) ?? (await uids.allocate(m.name));
+        const ids = uids.get(m.name) ?? (await uids.allocate(m.name));
+        const owner = { uid: ids.uid, gid: ids.gid };
+        const sel = this.#o.selinux?.();
+        const labelling: DataLabelling | undefined =
+          sel === undefined
+            ? undefined
+            : {
+                labels: sel.labels,
+                layerData: (l) => mod.layerObjectContext(l, 'data', ids.categories),
+                groupData: (g) => `system_u:object_r:${mod.groupType(g)}:s0`,
+              };
         const groups = grantedGroups(m.name, m.data.groups, secure);
         const refusedGroups = m.data.groups.filter((g) => !groups.includes(g));
         if (refusedGroups.length > 0) {
@@ -284,8 +354,21 @@ export class LayerManager {
           owner,
           m.data,
           secure,
+          labelling,
         );
-        const specs = servicesOf(m, { root: target, binds, uid: owner.uid, gid: owner.gid });
+        const specs = servicesOf(m, {
+          root: target,
+          binds,
+          uid: owner.uid,
+          gid: owner.gid,
+          selinux:
+            sel === undefined
+              ? undefined
+              : {
+                  process: mod.layerProcessContext(m.name, ids.categories),
+                  files: `system_u:object_r:milkyway_sandbox_tmp_t:${mod.mcsLevel(ids.categories)}`,
+                },
+        });
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);
         // Services that need nothing outside their own layer start now, while the other
@@ -345,6 +428,25 @@ export class LayerManager {
         throw e;
       }
       const name = v.manifest.name;
+      // SELinux: the policy with this layer (its new version) must compile and load before
+      // anything changes; a refused module leaves the running policy and the old version.
+      const sel = this.#o.selinux?.();
+      if (sel !== undefined) {
+        let refused: Map<string, Error>;
+        try {
+          refused = await this.#ensurePolicy(mod, sel, secure, [v]);
+        } catch (e) {
+          const { rm } = await import('node:fs/promises');
+          await rm(staged, { force: true });
+          throw e;
+        }
+        const why = refused.get(name);
+        if (why !== undefined) {
+          const { rm } = await import('node:fs/promises');
+          await rm(staged, { force: true });
+          throw why;
+        }
+      }
       const users = [...this.#entries.values()].filter(
         (e) => e.info.state === 'active' && e.verified?.manifest.kind === 'app' && e.info.name !== name,
       );
@@ -360,11 +462,11 @@ export class LayerManager {
       const file = await commit(dir, staged, name);
       this.#o.emit({ kind: 'layer', name, event: 'installed' });
       // The verified offsets hold for the renamed file (same inode); a private copy stays as is.
-      await this.#activate(v.path === staged ? { ...v, path: file } : v, file);
+      await this.#activate(mod, v.path === staged ? { ...v, path: file } : v, file);
       if (previous !== undefined) {
         for (const u of users) {
           const uv = u.verified;
-          if (uv !== undefined) await this.#activate(uv, u.file);
+          if (uv !== undefined) await this.#activate(mod, uv, u.file);
         }
       }
       await this.#mountApps(mod, secure);
@@ -427,6 +529,13 @@ export class LayerManager {
       await this.#deactivate(name, true);
       await unstore(this.#layersDir, name);
       this.#entries.delete(name);
+      const sel = this.#o.selinux?.();
+      if (sel !== undefined && this.#secure !== undefined) {
+        // Its types leave the policy; a failure only leaves them in (they label nothing now).
+        await this.#ensurePolicy(await loadLayersModule(), sel, this.#secure, [], name).catch((e: Error) =>
+          this.#o.warn(`SELinux: policy not recompiled without ${name}: ${e.message}`),
+        );
+      }
       this.#o.log('info', `layer ${name} removed`);
       this.#o.emit({ kind: 'layer', name, event: 'removed' });
     });

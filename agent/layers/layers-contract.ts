@@ -5,7 +5,17 @@ import { AgentError } from '../core/agent-error.ts';
 
 export type Manifest = LayerManifest;
 export type Verified = VerifiedLayer;
-export type LayersModule = Pick<typeof import('../../layers/index.ts'), 'verifyLayer' | 'resolve'>;
+export type LayersModule = Pick<
+  typeof import('../../layers/index.ts'),
+  | 'verifyLayer'
+  | 'resolve'
+  | 'compilePolicy'
+  | 'policyInputs'
+  | 'layerProcessContext'
+  | 'layerObjectContext'
+  | 'groupType'
+  | 'mcsLevel'
+>;
 
 export async function loadLayersModule(): Promise<LayersModule> {
   try {

@@ -4,7 +4,6 @@
 // `layer/service` of a dependency. `user: root` runs as uid 0; any other user runs as the
 // layer's own dynamic uid, so two layers never share a uid.
 import type { Manifest } from './layers-contract.ts';
-import { selinuxLabelOf } from '../services/sandbox.ts';
 import { type Bind, type Readiness, SERVICE_DEFAULTS, type ServiceSpec } from '../services/service-spec.ts';
 
 export interface ServiceContext {
@@ -12,6 +11,8 @@ export interface ServiceContext {
   binds: Bind[];
   uid: number;
   gid: number;
+  /** With SELinux on: the services' process context and their sandbox's tmpfs context. */
+  selinux?: { process: string; files: string } | undefined;
 }
 
 export function servicesOf(m: Manifest, ctx: ServiceContext): ServiceSpec[] {
@@ -53,7 +54,9 @@ export function servicesOf(m: Manifest, ctx: ServiceContext): ServiceSpec[] {
       root: ctx.root,
       binds: ctx.binds,
       // Applied by the sandbox only when SELinux is enabled (agent/services/sandbox.ts).
-      selinuxLabel: selinuxLabelOf(m.name),
+      ...(ctx.selinux === undefined
+        ? {}
+        : { selinuxLabel: ctx.selinux.process, selinuxFileLabel: ctx.selinux.files }),
     };
     return spec;
   });

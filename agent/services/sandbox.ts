@@ -5,8 +5,6 @@
 // The uid switch is done by util-linux `setpriv` inside the sandbox, because bwrap only
 // changes uid inside a user namespace, where the manifest's capabilities would not count
 // against the host's network or files.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { ServiceSpec } from './service-spec.ts';
 
 /** Where the notify socket's directory is bound inside the sandbox. */
@@ -17,26 +15,9 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 // Needed by setpriv to switch user and set the bounding set; setpriv then drops them.
 const SWITCH_CAPS = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
 
-/** Where the kernel's selinuxfs is mounted when SELinux is enabled (enforcing or permissive). */
-export const SELINUXFS = '/sys/fs/selinux';
-
-export function selinuxEnabled(selinuxfs = SELINUXFS): boolean {
-  return existsSync(join(selinuxfs, 'enforce'));
-}
-
-/**
- * The SELinux domain of a layer's services: `mway_<layer>_t`. The layer name goes in as it is
- * (a-z 0-9 . _ -), so two layers never share a domain; a dotted name is a CIL namespace, so
- * layer `a.b` declares it as `(block mway_a (type b_t))` (doc/agent.md, "SELinux").
- */
-export function selinuxTypeOf(layer: string): string {
-  return `mway_${layer}_t`;
-}
-
-/** The exec label of a layer's services: its domain, as system_u:system_r at level s0. */
-export function selinuxLabelOf(layer: string): string {
-  return `system_u:system_r:${selinuxTypeOf(layer)}:s0`;
-}
+// SELinux: a service's labels come with its spec (agent/layers/manifest-services.ts), set only
+// when the agent runs SELinux; `selinux` below says the kernel runs it (doc/selinux.md).
+export { SELINUXFS, selinuxEnabled } from '../core/selinux-state.ts';
 
 /** `CAP_NET_BIND_SERVICE` → `net_bind_service` (setpriv's spelling). */
 function setprivCap(cap: string): string {
@@ -78,14 +59,27 @@ export function bwrapArgs(spec: ServiceSpec, options: SandboxOptions = {}): stri
   for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
   a.push('--cap-drop', 'ALL');
   for (const cap of [...new Set([...caps, ...SWITCH_CAPS])]) a.push('--cap-add', cap);
-  if (options.selinux === true && spec.selinuxLabel !== undefined) a.push('--exec-label', spec.selinuxLabel);
+  if (options.selinux === true && spec.selinuxLabel !== undefined) {
+    // bwrap writes the exec label just before its last exec (setpriv's): the service's
+    // domain and category pair; its own tmpfs mounts (/tmp, /run, /dev) get the file label.
+    a.push('--exec-label', spec.selinuxLabel);
+    if (spec.selinuxFileLabel !== undefined) a.push('--file-label', spec.selinuxFileLabel);
+  }
   if (options.infoFd !== undefined) a.push('--info-fd', String(options.infoFd));
   a.push('--', ...setprivArgs(spec.uid, spec.gid, caps), ...spec.exec);
   return a;
 }
 
-/** `setpriv … --` that switches to uid/gid and keeps exactly `caps` (as ambient caps for non-root). */
-export function setprivArgs(uid: number, gid: number, caps: readonly string[]): string[] {
+/**
+ * `setpriv … --` that switches to uid/gid and keeps exactly `caps` (as ambient caps for
+ * non-root); with `selinuxLabel`, the command it execs enters that context.
+ */
+export function setprivArgs(
+  uid: number,
+  gid: number,
+  caps: readonly string[],
+  selinuxLabel?: string,
+): string[] {
   const list = caps.length === 0 ? '-all' : `-all,${caps.map((c) => `+${setprivCap(c)}`).join(',')}`;
   return [
     'setpriv',
@@ -96,6 +90,7 @@ export function setprivArgs(uid: number, gid: number, caps: readonly string[]): 
     `--inh-caps=${list}`,
     `--ambient-caps=${list}`,
     '--no-new-privs',
+    ...(selinuxLabel === undefined ? [] : ['--selinux-label', selinuxLabel]),
     '--',
   ];
 }

@@ -47,8 +47,10 @@ export interface ServiceSpec {
   /** Host path of the service's root filesystem (the layer's read-only overlay). */
   root: string;
   binds: Bind[];
-  /** SELinux exec label; applied only when SELinux is enabled. */
+  /** SELinux: the service's process context (its layer's domain and pair); applied only when SELinux is enabled. */
   selinuxLabel?: string;
+  /** SELinux: the context of the sandbox's own tmpfs mounts (bwrap --file-label). */
+  selinuxFileLabel?: string;
 }
 
 export const SERVICE_DEFAULTS = {

@@ -2,7 +2,7 @@
 // (nsenter into bwrap's PID 1) with the service's uid, gid and capabilities.
 import { run as runTool } from '../../../common/index.ts';
 import type { Run } from '../runner.ts';
-import { setprivArgs } from '../sandbox.ts';
+import { selinuxEnabled, setprivArgs } from '../sandbox.ts';
 import type { ServiceSpec } from '../service-spec.ts';
 import { type ReadinessCondition, unlessAborted } from './condition.ts';
 import { pollDelay, sleep } from './poll.ts';
@@ -12,11 +12,13 @@ const PROBE_TIMEOUT_MS = 10_000;
 
 /** Runs the probe in the sandbox of `sandboxPid` until it exits 0. */
 export async function waitExec(
-  spec: Pick<ServiceSpec, 'uid' | 'gid' | 'capabilities'>,
+  spec: Pick<ServiceSpec, 'uid' | 'gid' | 'capabilities' | 'selinuxLabel'>,
   sandboxPid: number,
   command: readonly string[],
   signal: AbortSignal,
 ): Promise<boolean> {
+  // The probe runs in the service's domain and pair too (setpriv writes the exec label).
+  const label = selinuxEnabled() ? spec.selinuxLabel : undefined;
   for (let attempt = 0; !signal.aborted; attempt++) {
     const r = await runTool(
       'nsenter',
@@ -30,7 +32,7 @@ export async function waitExec(
         '--root',
         '--wd',
         '--',
-        ...setprivArgs(spec.uid, spec.gid, spec.capabilities),
+        ...setprivArgs(spec.uid, spec.gid, spec.capabilities, label),
         ...command,
       ],
       { timeout: PROBE_TIMEOUT_MS, reject: false },

@@ -18,41 +18,63 @@ async function onlyFiles(t: { deepEqual: (a: unknown, b: unknown) => void }, dir
   t.deepEqual((await readdir(dir)).sort(), [...names].sort());
 }
 
-test('uids.json of version 0 (a bare object) is read and rewritten as version 1 with the same uids', async (t) => {
+test('uids.json of version 0 (a bare object) is read and rewritten as version 2: same uids, a category pair each', async (t) => {
   const dir = await tempDir(t);
   const path = join(dir, 'uids.json');
   await writeFile(path, `${JSON.stringify({ web: 61184, db: 61185 }, null, 2)}\n`);
   const table = await UidTable.open(path);
-  t.deepEqual(await table.allocate('web'), { uid: 61184, gid: 61184 });
+  t.deepEqual(await table.allocate('web'), { uid: 61184, gid: 61184, categories: [0, 1] });
   t.deepEqual(JSON.parse(await readFile(path, 'utf8')), {
     version: UID_TABLE_VERSION,
-    uids: { web: 61184, db: 61185 },
+    layers: { web: { uid: 61184, categories: [0, 1] }, db: { uid: 61185, categories: [0, 2] } },
   });
-  // A new layer gets the next free uid, and the file stays version 1.
-  t.deepEqual(await table.allocate('cache'), { uid: 61186, gid: 61186 });
+  // A new layer gets the next free uid and pair, and the file stays version 2.
+  t.deepEqual(await table.allocate('cache'), { uid: 61186, gid: 61186, categories: [0, 3] });
   const again = await UidTable.open(path);
   t.deepEqual(again.map, { web: 61184, db: 61185, cache: 61186 });
+  t.deepEqual(again.get('cache')?.categories, [0, 3]);
   await onlyFiles(t, dir, ['uids.json']);
+});
+
+test('uids.json of version 1 gets category pairs in uid order, the uids kept', async (t) => {
+  const path = join(await tempDir(t), 'uids.json');
+  await writeFile(path, JSON.stringify({ version: 1, uids: { b: 61190, a: 61184 } }));
+  const table = await UidTable.open(path);
+  t.deepEqual(table.get('a'), { uid: 61184, gid: 61184, categories: [0, 1] });
+  t.deepEqual(table.get('b'), { uid: 61190, gid: 61190, categories: [0, 2] });
+  t.is(JSON.parse(await readFile(path, 'utf8')).version, 2);
 });
 
 test('a layer named "version" in a version-0 uids.json is a layer, not a version', async (t) => {
   const path = join(await tempDir(t), 'uids.json');
   await writeFile(path, JSON.stringify({ version: 61184 }));
   t.deepEqual((await UidTable.open(path)).map, { version: 61184 });
-  t.deepEqual(JSON.parse(await readFile(path, 'utf8')), { version: 1, uids: { version: 61184 } });
+  t.deepEqual(JSON.parse(await readFile(path, 'utf8')), {
+    version: 2,
+    layers: { version: { uid: 61184, categories: [0, 1] } },
+  });
 });
 
 test('uids.json of a newer version is refused with E_STATE_VERSION and left unchanged', async (t) => {
   const path = join(await tempDir(t), 'uids.json');
   const text = JSON.stringify({ version: UID_TABLE_VERSION + 1, uids: { web: 61184 }, owners: {} });
   await writeFile(path, text);
-  await t.throwsAsync(UidTable.open(path), { code: 'E_STATE_VERSION', message: /version 2.*knows up to 1/ });
+  await t.throwsAsync(UidTable.open(path), { code: 'E_STATE_VERSION', message: /version 3.*knows up to 2/ });
   t.is(await readFile(path, 'utf8'), text);
 });
 
 test('a damaged uids.json is refused (E_UID_TABLE), not read as empty', async (t) => {
   const path = join(await tempDir(t), 'uids.json');
-  for (const text of ['{"web": ', '{"web": 12}', '{"version": 1, "uids": []}', '[1, 2]']) {
+  for (const text of [
+    '{"web": ',
+    '{"web": 12}',
+    '{"version": 1, "uids": []}',
+    '[1, 2]',
+    '{"version": 2, "layers": {"a": {"uid": 61184, "categories": [3, 3]}}}',
+    '{"version": 2, "layers": {"a": {"uid": 61184, "categories": [1, 1024]}}}',
+    '{"version": 2, "layers": {"a": {"uid": 61184, "categories": [0, 1]}, "b": {"uid": 61185, "categories": [0, 1]}}}',
+    '{"version": 2, "layers": {"a": {"uid": 61184, "categories": [0, 1]}, "b": {"uid": 61184, "categories": [0, 2]}}}',
+  ]) {
     await writeFile(path, text);
     const e = await t.throwsAsync(UidTable.open(path));
     t.true(['E_UID_TABLE', 'E_STATE_CORRUPT'].includes((e as { code?: string }).code ?? ''), text);

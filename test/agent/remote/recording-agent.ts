@@ -41,6 +41,7 @@ export function recorder(): Recorder {
       crls: { count: 0, source: 'partition', problems: [] },
       layers: { active: 1, refused: 0 },
       services: { total: 1, running: 1, failed: 0 },
+      selinux: { mode: 'off', denials: 0 },
       warnings: [],
     }),
     listLayers: async () => [layer],

@@ -1,0 +1,198 @@
+// SELinux as the running kernel has it (doc/selinux.md): the mode, read from selinuxfs (the
+// initramfs loaded the policy; the mode is the signed command line's `enforcing=`), the loaded
+// policy's digest, a policy load (one write() of a binary policy, as the kernel requires), the
+// agent's own access checks through selinuxfs' `access` file (a userspace object manager, like
+// dbus-daemon), and the count of AVC denials the kernel printed since boot.
+import { createHash } from 'node:crypto';
+import { closeSync, constants, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { AgentError } from './agent-error.ts';
+
+/** Where the kernel's selinuxfs is mounted when SELinux is enabled (enforcing or permissive). */
+export const SELINUXFS = '/sys/fs/selinux';
+
+export type SelinuxMode = 'enforcing' | 'permissive' | 'off';
+
+/** `off` when SELinux is not the running LSM (no selinuxfs, or no policy loaded). */
+export function selinuxMode(selinuxfs = SELINUXFS): SelinuxMode {
+  const enforce = join(selinuxfs, 'enforce');
+  if (!existsSync(enforce)) return 'off';
+  try {
+    return readFileSync(enforce, 'utf8').trim() === '1' ? 'enforcing' : 'permissive';
+  } catch {
+    return 'off';
+  }
+}
+
+export function selinuxEnabled(selinuxfs = SELINUXFS): boolean {
+  return selinuxMode(selinuxfs) !== 'off';
+}
+
+/** The sha256 of the policy the kernel holds now (its own serialisation, /sys/fs/selinux/policy). */
+export function loadedPolicyDigest(selinuxfs = SELINUXFS): string | undefined {
+  try {
+    return createHash('sha256')
+      .update(readFileSync(join(selinuxfs, 'policy')))
+      .digest('hex');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Loads a binary policy: selinuxfs takes it in one write() at offset 0, or not at all. */
+export function loadPolicy(policy: Uint8Array, selinuxfs = SELINUXFS): void {
+  const fd = openSync(join(selinuxfs, 'load'), 'w');
+  try {
+    const n = writeSync(fd, policy, 0, policy.length, 0);
+    if (n !== policy.length)
+      throw new AgentError(
+        'E_SELINUX_LOAD',
+        `Cannot load the SELinux policy: the kernel took ${n} of ${policy.length} bytes`,
+      );
+  } catch (e) {
+    if (e instanceof AgentError) throw e;
+    throw new AgentError('E_SELINUX_LOAD', `Cannot load the SELinux policy: ${(e as Error).message}`, {
+      cause: e,
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The agent's own process context (/proc/self/attr/current), or undefined without SELinux. */
+export function ownContext(): string | undefined {
+  try {
+    const c = readFileSync('/proc/self/attr/current', 'utf8').replace(/\0+$/, '').trim();
+    return c === '' || c === 'unconfined' ? undefined : c;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface AccessDecision {
+  allowed: boolean;
+  /** The kernel says to log a denial of this permission (no dontaudit rule). */
+  audit: boolean;
+}
+
+/**
+ * Asks the loaded policy whether `scontext` may `perm` on `tcontext` in (userspace) class
+ * `tclass` — security_compute_av through selinuxfs' access file, as libselinux does.
+ */
+export function computeAccess(
+  scontext: string,
+  tcontext: string,
+  tclass: string,
+  perm: string,
+  selinuxfs = SELINUXFS,
+): AccessDecision {
+  const classDir = join(selinuxfs, 'class', tclass);
+  const index = Number(readFileSync(join(classDir, 'index'), 'utf8').trim());
+  const bit = Number(readFileSync(join(classDir, 'perms', perm), 'utf8').trim());
+  if (!Number.isInteger(index) || !Number.isInteger(bit) || bit < 1 || bit > 32)
+    throw new AgentError('E_SELINUX_ACCESS', `Cannot compute access: ${tclass} ${perm} is not in the policy`);
+  const fd = openSync(join(selinuxfs, 'access'), 'r+');
+  try {
+    writeSync(fd, `${scontext} ${tcontext} ${index}`);
+    const buf = Buffer.alloc(256);
+    const n = readSync(fd, buf, 0, buf.length, null);
+    // "allowed decided auditallow auditdeny seqno flags", hex but seqno.
+    const [allowed, , , auditdeny] = buf
+      .toString('latin1', 0, n)
+      .trim()
+      .split(/\s+/)
+      .map((x) => Number.parseInt(x, 16));
+    const mask = 2 ** (bit - 1);
+    return {
+      allowed: (Math.floor((allowed ?? 0) / mask) & 1) === 1,
+      audit: (Math.floor((auditdeny ?? 0xffffffff) / mask) & 1) === 1,
+    };
+  } catch (e) {
+    throw new AgentError(
+      'E_SELINUX_ACCESS',
+      `Cannot compute access for ${scontext}: ${(e as Error).message}`,
+      {
+        cause: e,
+      },
+    );
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Is this /dev/kmsg record (`PRI,SEQ,TIME,FLAGS;TEXT`) an AVC denial the kernel printed? */
+export function isKernelDenial(record: string): boolean {
+  const semi = record.indexOf(';');
+  if (semi < 0) return false;
+  const pri = Number(record.slice(0, record.indexOf(',')));
+  // Facility 0 is the kernel's; userspace writes to /dev/kmsg are LOG_USER (1) or above, so a
+  // service cannot print a fake denial into the count.
+  if (!Number.isInteger(pri) || pri >> 3 !== 0) return false;
+  return /\bavc: +denied\b/.test(record.slice(semi + 1));
+}
+
+/**
+ * Counts the AVC denials the kernel logs: reads /dev/kmsg without blocking (from the start of
+ * its buffer, so the boot's denials count) whenever asked and every few seconds, so the ring
+ * rarely wraps unseen. Denials the ring lost before a read are counted in `lost` records.
+ */
+export class DenialCounter {
+  #fd: number | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  denials = 0;
+  /** Records the kernel overwrote before they were read (EPIPE). */
+  lost = 0;
+  last: string | undefined;
+
+  start(kmsg = '/dev/kmsg', everyMs = 2000): void {
+    if (this.#fd !== undefined) return;
+    try {
+      this.#fd = openSync(kmsg, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch {
+      return;
+    }
+    this.#timer = setInterval(() => this.drain(), everyMs);
+    this.#timer.unref();
+  }
+
+  /** Counts a denial the agent itself made (its D-Bus access check). */
+  add(text: string): void {
+    this.denials++;
+    this.last = text;
+  }
+
+  drain(): void {
+    const fd = this.#fd;
+    if (fd === undefined) return;
+    const buf = Buffer.alloc(8192);
+    for (let i = 0; i < 100_000; i++) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EPIPE') {
+          this.lost++;
+          continue;
+        }
+        return; // EAGAIN: nothing more now
+      }
+      if (n <= 0) return;
+      const record = buf.toString('utf8', 0, n);
+      if (isKernelDenial(record)) {
+        this.denials++;
+        this.last = record
+          .slice(record.indexOf(';') + 1)
+          .trim()
+          .slice(0, 1000);
+      }
+    }
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    if (this.#fd !== undefined) closeSync(this.#fd);
+    this.#fd = undefined;
+    this.#timer = undefined;
+  }
+}

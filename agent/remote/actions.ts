@@ -41,6 +41,11 @@ export interface ActionContext {
 
 export interface ActionOutcome {
   output: unknown;
+  /**
+   * The action ran but did not succeed (a command that exited non-zero): the result is
+   * `failed` with this code, and the output is kept so the operator sees why.
+   */
+  failure?: { code: string; message: string };
   /** Runs after the result is sent (reboot/poweroff must answer before going down). */
   after?: () => Promise<void>;
 }
@@ -295,7 +300,13 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       return { output: { rebooting: true }, after: () => api.reboot() };
     case 'poweroff':
       return { output: { poweringOff: true }, after: () => api.poweroff() };
-    case 'exec':
-      return { output: await exec(p.args) };
+    case 'exec': {
+      const out = (await exec(p.args)) as { exitCode: number };
+      if (out.exitCode === 0) return { output: out };
+      // A command that exits non-zero failed: the operator's summary and exit code say so,
+      // with the exit status and the output beside it.
+      const tool = (p.args.argv as string[])[0] ?? '';
+      return { output: out, failure: { code: 'E_EXEC_EXIT', message: `${tool} exited ${out.exitCode}` } };
+    }
   }
 }

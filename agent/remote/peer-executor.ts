@@ -96,21 +96,49 @@ export class PeerExecutor {
     return [...this.memberships.groups(this.#trust()).keys()].sort();
   }
 
-  /** Verifies and stores a membership; a refusal is logged and reported as an error code. */
+  /**
+   * Verifies and stores a membership; a refusal is logged and reported as an error code. Either
+   * way the answer carries `ack`, a result signed by this peer and bound to the membership's
+   * digest (command `membership:GROUP`), so the operator learns what the peer did from the peer.
+   */
   async membership(
     env: unknown,
-  ): Promise<{ ok: true; group: string } | { ok: false; code: string; message: string }> {
+    group: string,
+  ): Promise<
+    ({ ok: true; group: string } | { ok: false; code: string; message: string }) & { ack: Envelope }
+  > {
+    const startedAt = new Date().toISOString();
+    let digest = '';
+    try {
+      digest = envelopeDigest(parseEnvelope(env as Envelope));
+    } catch {
+      // Unparsable: refused below; the ack binds to nothing but the group.
+    }
+    const ack = (status: 'ok' | 'refused', extra: { code?: string; message?: string }): Envelope =>
+      this.#result({
+        command: `membership:${group}`,
+        commandDigest: digest,
+        status,
+        ...extra,
+        startedAt,
+        finishedAt: new Date().toISOString(),
+      });
     try {
       const v = await this.memberships.add(parseEnvelope(env as Envelope), this.#trust());
       this.#log(
         'info',
         `membership of ${v.payload.group} ${v.payload.member ? 'held' : 'dropped'} (signed by ${v.signer.subject})`,
       );
-      return { ok: true, group: v.payload.group };
+      return { ok: true, group: v.payload.group, ack: ack('ok', {}) };
     } catch (e) {
       const code = isMilkyWayError(e) ? e.code : 'E_MEMBERSHIP_INVALID';
       this.#log('warn', `membership refused: ${code}: ${errorMessage(e)}`);
-      return { ok: false, code, message: errorMessage(e) };
+      return {
+        ok: false,
+        code,
+        message: errorMessage(e),
+        ack: ack('refused', { code, message: errorMessage(e) }),
+      };
     }
   }
 
@@ -179,11 +207,14 @@ export class PeerExecutor {
         crls: this.id.crls,
         spoolDir: this.#spoolDir,
       });
+      if (out.failure !== undefined)
+        this.#log('warn', `command ${p.id} ${p.action} failed: ${out.failure.code}: ${out.failure.message}`);
       answer = {
         result: this.#result({
           command: p.id,
           commandDigest: checked.digest,
-          status: 'ok',
+          status: out.failure === undefined ? 'ok' : 'failed',
+          ...(out.failure === undefined ? {} : out.failure),
           output: out.output ?? null,
           startedAt,
           finishedAt: new Date().toISOString(),

@@ -270,12 +270,13 @@ export async function startPeerLink(options: {
         log('warn', `control: unsigned membership ${op} for ${group} ignored`);
         return;
       }
-      void executor.membership(m.membership).then((r) => {
+      void executor.membership(m.membership, group).then((r) => {
         try {
           c.send('membership-ack', {
             group,
             op,
             ok: r.ok,
+            ack: r.ack,
             ...(r.ok ? {} : { code: r.code, message: r.message }),
           });
         } catch {

@@ -73,6 +73,12 @@ export type AuditRow = AuditEntry;
 
 type Row = Record<string, SQLInputValue>;
 
+/**
+ * A membership row the peer holds: a put it did not refuse, or a removal it refused. The
+ * broker routes by this; the peer's signed status says what it really holds.
+ */
+const HELD = "(op = 'put' AND refusal IS NULL) OR (op = 'delete' AND refusal IS NOT NULL)";
+
 const json = (v: unknown): string => JSON.stringify(v ?? null);
 const parse = (v: SQLInputValue | undefined): unknown => (typeof v === 'string' ? JSON.parse(v) : null);
 const str = (v: SQLInputValue | undefined): string => String(v);
@@ -260,9 +266,15 @@ export class BrokerDb {
     );
   }
 
+  /**
+   * Deletes a group whose members all left it. Removals not yet acknowledged are kept, so a
+   * peer that was offline still gets its signed removal when it returns.
+   */
   deleteGroup(name: string): boolean {
     return this.tx(() => {
-      this.db.prepare('DELETE FROM memberships WHERE group_name = ?').run(name);
+      this.db
+        .prepare("DELETE FROM memberships WHERE group_name = ? AND NOT (op = 'delete' AND acked = 0)")
+        .run(name);
       return this.db.prepare('DELETE FROM groups WHERE name = ?').run(name).changes > 0;
     });
   }
@@ -274,7 +286,7 @@ export class BrokerDb {
   groups(): Array<{ group: string; members: string[]; created: string }> {
     const gs = this.db.prepare('SELECT * FROM groups ORDER BY name').all() as Row[];
     const q = this.db.prepare(
-      "SELECT peer_id FROM memberships WHERE group_name = ? AND op = 'put' ORDER BY peer_id",
+      `SELECT peer_id FROM memberships WHERE group_name = ? AND (${HELD}) ORDER BY peer_id`,
     );
     return gs.map((g) => ({
       group: str(g.name),
@@ -294,15 +306,29 @@ export class BrokerDb {
       .prepare(
         `INSERT INTO memberships (group_name, peer_id, op, envelope, acked, updated) VALUES (?, ?, ?, ?, 0, ?)
          ON CONFLICT (group_name, peer_id) DO UPDATE SET op = excluded.op, envelope = excluded.envelope,
-           acked = 0, updated = excluded.updated`,
+           acked = 0, refusal = NULL, updated = excluded.updated`,
       )
       .run(m.group, m.peerId, m.op, m.envelope === undefined ? null : json(m.envelope), m.now);
   }
 
-  ackMembership(group: string, peerId: string, op: string): void {
-    this.db
-      .prepare('UPDATE memberships SET acked = 1 WHERE group_name = ? AND peer_id = ? AND op = ?')
-      .run(group, peerId, op);
+  /** The peer answered: applied (`refusal` null) or refused with that code. False if nothing matched. */
+  ackMembership(group: string, peerId: string, op: string, refusal: string | null = null): boolean {
+    return (
+      this.db
+        .prepare(
+          'UPDATE memberships SET acked = 1, refusal = ? WHERE group_name = ? AND peer_id = ? AND op = ? AND acked = 0',
+        )
+        .run(refusal, group, peerId, op).changes > 0
+    );
+  }
+
+  /** Peers that hold a membership of `group` as far as the broker knows (see HELD). */
+  holders(group: string): string[] {
+    return (
+      this.db
+        .prepare(`SELECT peer_id FROM memberships WHERE group_name = ? AND (${HELD}) ORDER BY peer_id`)
+        .all(group) as Row[]
+    ).map((r) => str(r.peer_id));
   }
 
   unackedMemberships(peerId: string): MembershipRow[] {
@@ -323,7 +349,7 @@ export class BrokerDb {
   groupsOf(peerId: string): string[] {
     return (
       this.db
-        .prepare("SELECT group_name FROM memberships WHERE peer_id = ? AND op = 'put' ORDER BY group_name")
+        .prepare(`SELECT group_name FROM memberships WHERE peer_id = ? AND (${HELD}) ORDER BY group_name`)
         .all(peerId) as Row[]
     ).map((r) => str(r.group_name));
   }

@@ -35,6 +35,7 @@ export interface JobSummary {
 export class BrokerJobs {
   readonly #b: BrokerContext;
   readonly #watchers = new Map<string, Set<Session>>();
+  readonly #memberWatchers = new Map<string, Set<Session>>();
 
   constructor(b: BrokerContext) {
     this.#b = b;
@@ -200,10 +201,31 @@ export class BrokerJobs {
   }
 
   unwatchAll(s: Session): void {
-    for (const [id, set] of this.#watchers) {
-      set.delete(s);
-      if (set.size === 0) this.#watchers.delete(id);
+    for (const map of [this.#watchers, this.#memberWatchers]) {
+      for (const [id, set] of map) {
+        set.delete(s);
+        if (set.size === 0) map.delete(id);
+      }
     }
+  }
+
+  /** The operator that sent a membership hears the peer's answer (`membership-event`). */
+  watchMembership(s: Session, group: string, peerId: string): void {
+    const k = `${group}\0${peerId}`;
+    let set = this.#memberWatchers.get(k);
+    if (set === undefined) {
+      set = new Set();
+      this.#memberWatchers.set(k, set);
+    }
+    set.add(s);
+  }
+
+  emitMembership(group: string, peerId: string, fields: Record<string, unknown>): void {
+    const k = `${group}\0${peerId}`;
+    const set = this.#memberWatchers.get(k);
+    if (set === undefined) return;
+    this.#memberWatchers.delete(k);
+    for (const s of set) this.#b.send(s, message('membership-event', { group, peerId, ...fields }));
   }
 
   #emit(jobId: string, fields: Record<string, unknown>): void {

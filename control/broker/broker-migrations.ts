@@ -53,6 +53,12 @@ INSERT INTO meta (key, value) VALUES ('schema', '1');
     name: 'the schema version moves from meta.schema to PRAGMA user_version',
     up: (db) => db.exec('DROP TABLE meta'),
   },
+  {
+    // A peer's answer to a membership: NULL until it applied one, or the code it refused with.
+    version: 3,
+    name: "memberships keep the peer's refusal code",
+    up: (db) => db.exec('ALTER TABLE memberships ADD COLUMN refusal TEXT'),
+  },
 ];
 
 /** The version this broker writes: the last migration's. */

@@ -216,6 +216,16 @@ export function handleRequest(
     }
     case 'group-delete': {
       const g = m.group as string;
+      const holders = b.db.holders(g);
+      if (holders.length > 0) {
+        // Deleting the routing row would leave every member holding its signed membership:
+        // the members are sent signed removals first (`mway group delete` does that).
+        throw new ControlError(
+          'E_GROUP_NOT_EMPTY',
+          `Group ${g} still has ${holders.length} member(s) (${holders.slice(0, 5).join(', ')}${holders.length > 5 ? ', …' : ''}); remove them with signed removals first`,
+          { details: { members: holders } },
+        );
+      }
       const deleted = b.db.tx(() => {
         const d = b.db.deleteGroup(g);
         if (d) b.audit.append('group-delete', s.actor, { group: g }, now);
@@ -237,10 +247,13 @@ export function handleRequest(
         m.membership === undefined ? undefined : envelopeOfType(m.membership, 'membership', 'membership');
       if (op === 'put' && envelope === undefined)
         throw new ControlError('E_PROTOCOL', 'membership-put needs a membership');
+      if (b.db.peer(peerId) === undefined)
+        throw new ControlError('E_PEER_UNKNOWN', `No peer ${peerId}: it never connected or enrolled`);
       b.db.tx(() => {
         b.db.putMembership({ group, peerId, op, envelope, now: iso });
         b.audit.append(`membership-${op}`, s.actor, { group, peerId, envelope: envelope ?? null }, now);
       });
+      if (m.watch === true) b.jobs.watchMembership(s, group, peerId);
       const ps = b.peers.get(peerId);
       if (ps !== undefined) b.jobs.sendMembership(ps, group, op, envelope);
       return { group, peerId, online: ps !== undefined };
@@ -270,9 +283,20 @@ export function handleRequest(
     case 'status':
       b.db.setPeerStatus(s.identity, envelopeOfType(m.status, 'status', 'status'), iso);
       return undefined;
-    case 'membership-ack':
-      b.db.ackMembership(m.group as string, s.identity, m.op as string);
+    case 'membership-ack': {
+      const a = m as MessageOf<'membership-ack'>;
+      // An ack without `ok` is from a peer before signed acks: it applied the membership.
+      const refusal = a.ok === false ? (a.code ?? 'E_MEMBERSHIP_INVALID') : null;
+      if (b.db.ackMembership(a.group, s.identity, a.op, refusal)) {
+        b.jobs.emitMembership(a.group, s.identity, {
+          op: a.op,
+          ok: refusal === null,
+          ...(refusal === null ? {} : { code: refusal }),
+          ...(a.ack === undefined ? {} : { ack: a.ack }),
+        });
+      }
       return undefined;
+    }
     default:
       throw new ControlError('E_PROTOCOL', `The broker does not handle ${m.kind}`);
   }

@@ -139,6 +139,14 @@ export interface PeerView {
   status: unknown;
 }
 
+/** What one peer did with a membership the operator signed (OperatorClient.changeMembers). */
+export interface MemberReport {
+  peer: string;
+  outcome: 'applied' | 'refused' | 'offline' | 'no answer' | 'invalid';
+  code?: string;
+  message?: string;
+}
+
 export type PeerOutcome = 'ok' | 'failed' | 'refused' | 'invalid' | 'no answer' | 'skipped';
 
 export interface PeerReport {
@@ -184,6 +192,7 @@ export class OperatorClient {
   readonly client: BrokerClient;
   readonly #dir: string;
   readonly #events = new Map<string, Message[]>();
+  readonly #memberEvents = new Map<string, Message>();
   #wake: () => void = () => {};
 
   private constructor(o: {
@@ -230,6 +239,11 @@ export class OperatorClient {
   }
 
   #onMessage(m: Message): void {
+    if (m.kind === 'membership-event') {
+      this.#memberEvents.set(`${m.group as string}\0${m.peerId as string}`, m);
+      this.#wake();
+      return;
+    }
     if (m.kind !== 'job-event') return;
     const id = m.jobId as string;
     const list = this.#events.get(id) ?? [];
@@ -266,6 +280,7 @@ export class OperatorClient {
     await this.client.request('group-delete', { group });
   }
 
+  /** Signs one membership (or removal) and hands it to the broker without waiting for the peer. */
   async setMember(group: string, peerId: string, member: boolean): Promise<void> {
     const membership = signMembership({
       fleet: this.cfg.fleet,
@@ -276,6 +291,111 @@ export class OperatorClient {
       chain: this.chain,
     });
     await this.client.request(member ? 'membership-put' : 'membership-delete', { group, peerId, membership });
+  }
+
+  /**
+   * Signs one membership (or removal) per peer, hands them to the broker and waits up to
+   * `timeoutMs` for each online peer's signed answer. Peers the broker has never seen are
+   * refused before anything is signed. The outcome per peer is what the peer signed:
+   * `applied`, `refused` (its code), or `offline` / `no answer` (queued on the broker, delivered
+   * when the peer is back), `invalid` when the answer does not verify.
+   */
+  async changeMembers(
+    group: string,
+    peerIds: readonly string[],
+    member: boolean,
+    o: { timeoutMs?: number; onProgress?: (r: MemberReport) => void } = {},
+  ): Promise<MemberReport[]> {
+    const known = new Set((await this.peers()).map((p) => p.peerId));
+    const unknown = peerIds.filter((p) => !known.has(p));
+    if (unknown.length > 0) {
+      throw new OperatorError(
+        'E_PEER_UNKNOWN',
+        `The broker does not know ${unknown.join(', ')}; nothing was signed (see mway peers)`,
+        { details: { peers: unknown } },
+      );
+    }
+    const sent = new Map<string, { digest: string; online: boolean }>();
+    for (const peerId of peerIds) {
+      const membership = signMembership({
+        fleet: this.cfg.fleet,
+        group,
+        peer: peerId,
+        member,
+        key: this.key,
+        chain: this.chain,
+      });
+      this.#memberEvents.delete(`${group}\0${peerId}`);
+      const r = await this.client.request(member ? 'membership-put' : 'membership-delete', {
+        group,
+        peerId,
+        membership,
+        watch: true,
+      });
+      sent.set(peerId, { digest: envelopeDigest(membership), online: r.online === true });
+    }
+    const done = new Map<string, MemberReport>();
+    const deadline = Date.now() + (o.timeoutMs ?? 30_000);
+    const waiting = () => [...sent].filter(([p, x]) => x.online && !done.has(p));
+    for (;;) {
+      for (const [peer, x] of waiting()) {
+        const m = this.#memberEvents.get(`${group}\0${peer}`);
+        if (m === undefined) continue;
+        const r = this.#memberReport(group, peer, x.digest, m);
+        done.set(peer, r);
+        o.onProgress?.(r);
+      }
+      if (waiting().length === 0 || Date.now() >= deadline) break;
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, Math.min(250, Math.max(1, deadline - Date.now())));
+        this.#wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+    }
+    return peerIds.map(
+      (peer) =>
+        done.get(peer) ??
+        (sent.get(peer)?.online === true
+          ? { peer, outcome: 'no answer' as const }
+          : { peer, outcome: 'offline' as const }),
+    );
+  }
+
+  /** The peer's signed answer to one membership, checked against what we signed. */
+  #memberReport(group: string, peer: string, digest: string, m: Message): MemberReport {
+    if (m.ack === undefined) {
+      return {
+        peer,
+        outcome: 'invalid',
+        code: 'E_RESULT_SIGNATURE',
+        message: 'The answer carries no signed ack',
+      };
+    }
+    try {
+      const v = verifyResult(m.ack as Envelope, {
+        anchors: this.anchors,
+        crls: this.crls,
+        expect: { command: `membership:${group}`, commandDigest: digest },
+      });
+      if (v.payload.peer !== peer)
+        throw new ControlError('E_RESULT_PEER', `Broker filed ${v.payload.peer}'s answer under ${peer}`);
+      if (v.payload.status === 'ok') return { peer, outcome: 'applied' };
+      return {
+        peer,
+        outcome: 'refused',
+        code: v.payload.code ?? 'E_MEMBERSHIP_INVALID',
+        ...(v.payload.message === undefined ? {} : { message: v.payload.message }),
+      };
+    } catch (e) {
+      return {
+        peer,
+        outcome: 'invalid',
+        code: (e as { code?: string }).code ?? 'E_RESULT_SIGNATURE',
+        message: (e as Error).message,
+      };
+    }
   }
 
   /** A peer certificate from the broker, accepted only if it chains to our anchors. */

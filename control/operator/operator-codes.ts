@@ -35,6 +35,11 @@ broker answers with and a peer's refusals and results are in
         meaning: 'The target expression matches no peer.',
         fix: 'See doc/commands.md, "Targets".',
       },
+      E_PEER_UNKNOWN: {
+        meaning:
+          'A peer named with `--peer`, `peer:ID` or `mway group add G ID` is not known to the broker: nothing was signed or sent.',
+        fix: 'Check the id (`mway peers`); a new machine enrolls first (`mway peers pending`).',
+      },
       E_LAYER_TOO_LARGE: {
         meaning: '`layerArgs()` was given a layer over 2 MiB (the CLI sends such layers in pieces).',
         fix: 'Use `installLargeLayer()`.',

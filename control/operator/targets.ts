@@ -99,14 +99,17 @@ export function resolveTarget(expr: string, fleet: readonly FleetPeer[]): Resolv
   const groups = inc.every((t) => t.kind === 'group')
     ? inc.map((t) => (t.kind === 'group' ? t.name : '')).sort()
     : [];
-  // A peer named explicitly but unknown to the broker is still addressed: it may be offline and new.
-  for (const t of inc)
-    if (
-      t.kind === 'peer' &&
-      !peers.includes(t.name) &&
-      !exc.some((x) => x.kind === 'peer' && x.name === t.name)
-    )
-      peers.push(t.name);
+  // A peer named explicitly must be one the broker knows (it has connected or enrolled once):
+  // a typo must fail now, not after the whole --timeout waiting for a peer that cannot answer.
+  const known = new Set(fleet.map((p) => p.id));
+  const unknown = inc.flatMap((t) => (t.kind === 'peer' && !known.has(t.name) ? [t.name] : []));
+  if (unknown.length > 0) {
+    throw new OperatorError(
+      'E_PEER_UNKNOWN',
+      `Target ${expr} names ${unknown.length === 1 ? 'a peer' : 'peers'} the broker does not know: ${unknown.join(', ')} (see mway peers)`,
+      { details: { peers: unknown } },
+    );
+  }
   return { peers: peers.sort(), groups };
 }
 

@@ -42,7 +42,14 @@ export const OPERATOR_KINDS = [
 export const ANONYMOUS_KINDS = ['enroll-request', 'enroll-status'] as const;
 export const ANY_KINDS = ['hello', 'ping'] as const;
 /** Kinds only the broker sends. */
-export const BROKER_KINDS = ['reply', 'error', 'command-deliver', 'membership-deliver', 'job-event'] as const;
+export const BROKER_KINDS = [
+  'reply',
+  'error',
+  'command-deliver',
+  'membership-deliver',
+  'job-event',
+  'membership-event',
+] as const;
 
 export type Kind =
   | (typeof PEER_KINDS)[number]
@@ -151,15 +158,37 @@ const messageSchema = schema.variant('kind', [
   kind('group-create', { group: id() }),
   kind('group-delete', { group: id() }),
   kind('group-list', {}),
-  kind('membership-put', { group: id(), peerId: id(), membership: envelope() }),
-  kind('membership-delete', { group: id(), peerId: id(), membership: opt(envelope()) }),
+  kind('membership-put', { group: id(), peerId: id(), membership: envelope(), watch: opt(flag()) }),
+  kind('membership-delete', {
+    group: id(),
+    peerId: id(),
+    membership: opt(envelope()),
+    watch: opt(flag()),
+  }),
   kind('membership-deliver', {
     group: id(),
     peerId: id(),
     op: oneOf(['put', 'delete']),
     membership: opt(envelope()),
   }),
-  kind('membership-ack', { group: id(), op: text({ max: 16 }) }),
+  // `ack` is the peer's signed answer (a result envelope bound to the membership's digest):
+  // what the operator believes; `ok`/`code` beside it are routing hints for the broker.
+  kind('membership-ack', {
+    group: id(),
+    op: text({ max: 16 }),
+    ok: opt(flag()),
+    code: opt(text({ max: 64 })),
+    message: opt(text({ max: 65_536 })),
+    ack: opt(envelope()),
+  }),
+  kind('membership-event', {
+    group: id(),
+    peerId: id(),
+    op: text({ max: 16 }),
+    ok: opt(flag()),
+    code: opt(text({ max: 64 })),
+    ack: opt(envelope()),
+  }),
   kind('pending-list', { peerId: opt(id()) }),
   kind('audit-get', { from: opt(seq()), limit: opt(seq()) }),
 ]);

@@ -93,6 +93,16 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         meaning: '`job-get`/`job-watch` of an id the broker never saw.',
         fix: 'Check the id (`mway jobs`).',
       },
+      E_GROUP_NOT_EMPTY: {
+        meaning:
+          '`group-delete` of a group some peer still holds a membership of: the broker keeps it until every member has been sent a signed removal.',
+        fix: '`mway group delete` signs the removals first; or `mway group remove G PEER…`.',
+      },
+      E_PEER_UNKNOWN: {
+        meaning:
+          'A membership for a peer the broker has never seen (no certificate, never connected, never enrolled).',
+        fix: 'Check the id (`mway peers`), or enroll the peer first.',
+      },
       E_GROUP_UNKNOWN: {
         meaning: 'A membership for, or deletion of, a group that does not exist.',
         fix: '`mway group create NAME` first.',
@@ -254,6 +264,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         meaning:
           'A sealed secret is not for this peer, not from an operator of our root, or bound to another name or secret group.',
         fix: 'Seal it to the right peer (`mway secrets` does).',
+      },
+      E_EXEC_EXIT: {
+        meaning:
+          'The command `mway run` started on the peer exited non-zero: the result is `failed`, with its exit status, stdout and stderr as the output.',
+        fix: 'See the output under the table (`mway run` prints it per peer).',
       },
       E_ACTION_FAILED: {
         meaning:

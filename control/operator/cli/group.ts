@@ -1,9 +1,22 @@
 // `mway group create|add|remove|list|delete`: groups live on the broker, but a peer is in a
-// group only through a membership this operator signs and the peer itself keeps.
+// group only through a membership this operator signs and the peer itself keeps. Every change
+// is reported per peer as the peer signed it (applied, or refused with its code); the exit
+// code is 0 only when every peer applied it.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/index.ts';
+import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import type { MemberReport, OperatorClient } from '../operator-client.ts';
 import { usageError } from '../operator-error.ts';
 import { withClient } from './shared.ts';
+
+const waitArgs = {
+  timeout: { type: 'string', description: "Seconds to wait for the peers' answers (default 30)" },
+} as const;
+
+function timeoutMs(v: string | undefined): number {
+  const s = v === undefined ? 30 : Number(v);
+  if (!(Number.isFinite(s) && s > 0 && s <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
+  return s * 1000;
+}
 
 const create = defineCommand({
   meta: { name: 'create', description: 'Create a group' },
@@ -16,14 +29,67 @@ const create = defineCommand({
     }),
 });
 
+const VERB = { true: ['added', 'to'], false: ['removed', 'from'] } as const;
+
+/** Per-peer lines and the summary; the exit code is 0 only when every peer applied it. */
+function report(
+  json: boolean | undefined,
+  group: string,
+  member: boolean,
+  peers: MemberReport[],
+  extra: Record<string, unknown> = {},
+  tail: string[] = [],
+): number {
+  const applied = peers.filter((p) => p.outcome === 'applied').length;
+  const [verb, prep] = VERB[member ? 'true' : 'false'];
+  output(json, { group, member, peers, applied, ...extra }, () =>
+    [
+      ...peers.map((p) => {
+        if (p.outcome === 'applied') return `${verb} ${p.peer} ${prep} ${group}`;
+        if (p.outcome === 'offline')
+          return `${p.peer}: offline, the signed change is queued and applied when it reconnects`;
+        if (p.outcome === 'no answer') return `${p.peer}: no answer yet (the change stays queued)`;
+        return `${p.peer}: ${p.outcome} ${p.code ?? ''}: ${p.message ?? ''}`;
+      }),
+      `group ${group}: ${peers.length} peer(s), ${applied} applied, ${peers.length - applied} not applied`,
+      ...tail,
+    ].join('\n'),
+  );
+  return applied === peers.length ? EXIT_OK : EXIT_FAIL;
+}
+
+async function membersOf(c: OperatorClient, group: string): Promise<string[]> {
+  const g = (await c.groups()).find((x) => x.group === group);
+  return g?.members ?? [];
+}
+
 const remove = defineCommand({
-  meta: { name: 'delete', description: 'Delete an empty group' },
-  args: { ...commonArgs, name: { type: 'positional', required: true, description: 'Group name' } },
+  meta: {
+    name: 'delete',
+    description: 'Delete a group: signs a removal for every member, then drops the group',
+  },
+  args: {
+    ...commonArgs,
+    ...waitArgs,
+    name: { type: 'positional', required: true, description: 'Group name' },
+  },
   run: ({ args }) =>
     withClient(async (c) => {
+      const ms = timeoutMs(args.timeout);
+      const members = await membersOf(c, args.name);
+      const peers =
+        members.length === 0 ? [] : await c.changeMembers(args.name, members, false, { timeoutMs: ms });
+      // A refusal means that peer still holds its membership: the group stays (the broker
+      // refuses to drop a group someone holds). Offline members get their removal later.
+      const held = peers.filter((p) => p.outcome === 'refused' || p.outcome === 'invalid');
+      if (held.length > 0) {
+        report(args.json, args.name, false, peers, { deleted: false }, [
+          `group ${args.name} kept: ${held.length} peer(s) still hold a membership of it`,
+        ]);
+        return EXIT_FAIL;
+      }
       await c.deleteGroup(args.name);
-      output(args.json, { group: args.name, deleted: true }, () => `group ${args.name} deleted`);
-      return 0;
+      return report(args.json, args.name, false, peers, { deleted: true }, [`group ${args.name} deleted`]);
     }),
 });
 
@@ -32,35 +98,33 @@ function members(change: boolean) {
     meta: {
       name: change ? 'add' : 'remove',
       description: change
-        ? 'Add peers to a group (signed memberships)'
-        : 'Remove peers from a group (signed removals)',
+        ? 'Add peers to a group (signed memberships); reports what each peer did'
+        : 'Remove peers from a group (signed removals); reports what each peer did',
     },
     args: {
       ...commonArgs,
+      ...waitArgs,
       name: { type: 'positional', required: true, description: 'Group name' },
       label: { type: 'string', description: 'Select peers by label K=V' },
       'all-unassigned': { type: 'boolean', description: 'Every peer that is in no group yet' },
     },
     run: ({ args }) =>
       withClient(async (c) => {
+        const ms = timeoutMs(args.timeout);
         const named = (args._ ?? []).slice(1).map(String);
         const fleet = await c.peers();
         let ids = named;
         if (args.label !== undefined) {
           const [k, v] = args.label.split('=');
-          ids = ids.concat(fleet.filter((p) => k !== undefined && p.labels?.[k] === v).map((p) => p.peerId));
+          if (k === undefined || v === undefined || k === '') throw usageError('--label must be K=V');
+          ids = ids.concat(fleet.filter((p) => p.labels?.[k] === v).map((p) => p.peerId));
         }
         if (args['all-unassigned'] === true)
           ids = ids.concat(fleet.filter((p) => (p.groups ?? []).length === 0).map((p) => p.peerId));
         ids = [...new Set(ids)];
         if (ids.length === 0) throw usageError('Name at least one peer, or use --label / --all-unassigned');
-        for (const id of ids) await c.setMember(args.name, id, change);
-        output(args.json, { group: args.name, peers: ids, member: change }, () =>
-          ids
-            .map((id) => `${change ? 'added' : 'removed'} ${id} ${change ? 'to' : 'from'} ${args.name}`)
-            .join('\n'),
-        );
-        return 0;
+        const peers = await c.changeMembers(args.name, ids, change, { timeoutMs: ms });
+        return report(args.json, args.name, change, peers);
       }),
   });
 }

@@ -50,6 +50,7 @@ async function executor(t: Parameters<typeof tempDir>[0], p: FleetPki, peer: Id 
       key: p.op.key,
       chain: p.op.chain,
     }),
+    'web',
   );
   t.true(m.ok);
   return { ex, rec, stateDir };

@@ -211,6 +211,7 @@ test('through the peer executor: a reused number gets a signed refusal and reach
           key: p.op.key,
           chain: p.op.chain,
         }),
+        'web',
       )
     ).ok,
   );

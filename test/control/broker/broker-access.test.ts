@@ -60,6 +60,22 @@ test('memberships: relayed to online peers, held for offline ones until acknowle
   const a = await client(t, pki, p1, b.port, 'peer');
   const m1 = membership('web', 'peer-1');
   await op.c.request('membership-put', { group: 'web', peerId: 'peer-1', membership: m1 });
+  // A peer the broker never saw is refused; peer-2 connected once, so it is known while offline.
+  t.is(
+    code(
+      await t.throwsAsync(
+        op.c.request('membership-put', {
+          group: 'web',
+          peerId: 'peer-3',
+          membership: membership('web', 'peer-3'),
+        }),
+      ),
+    ),
+    'E_PEER_UNKNOWN',
+  );
+  const once = await client(t, pki, p2, b.port, 'peer');
+  once.c.close();
+  await once.c.closed;
   await op.c.request('membership-put', {
     group: 'web',
     peerId: 'peer-2',

@@ -18,7 +18,11 @@ test('resolveTarget() unions terms, applies exclusions and reports groups only f
   t.deepEqual(resolveTarget('web-*', fleet), { peers: ['web-1', 'web-2'], groups: [] });
   t.deepEqual(resolveTarget('label:zone=a', fleet), { peers: ['db-1', 'web-1'], groups: [] });
   t.deepEqual(resolveTarget('all,!lone', fleet).peers, ['db-1', 'web-1', 'web-2']);
-  t.deepEqual(resolveTarget('peer:new-9', fleet), { peers: ['new-9'], groups: [] });
+  t.deepEqual(resolveTarget('peer:lone', fleet), { peers: ['lone'], groups: [] });
+  // A peer the broker does not know is refused at once, not waited for.
+  const e = t.throws(() => resolveTarget('peer:web-9,peer:web-1', fleet)) as Error & { code?: string };
+  t.is(e.code, 'E_PEER_UNKNOWN');
+  t.regex(e.message, /web-9/);
 });
 
 test('resolveTarget() rejects unreadable expressions with E_TARGET_INVALID', (t) => {

@@ -16,7 +16,9 @@ export async function enrollPeer(o: {
   brokerFingerprint?: string;
   pollMs?: number;
   timeoutMs?: number;
-}): Promise<{ certificate: string; requestId: string; fingerprint: string }> {
+  /** Polled between questions: true ends the wait (resolves undefined). */
+  stopped?: () => boolean;
+}): Promise<{ certificate: string; requestId: string; fingerprint: string } | undefined> {
   const c = await connectBroker({
     address: o.address,
     tls: { ca: o.anchors.map((a) => a.pem) },
@@ -28,6 +30,7 @@ export async function enrollPeer(o: {
     const requestId = r.requestId as string;
     const deadline = Date.now() + (o.timeoutMs ?? 3_600_000);
     for (;;) {
+      if (o.stopped?.() === true) return undefined;
       const s = await c.request('enroll-status', { requestId });
       if (s.state === 'accepted' && typeof s.certificate === 'string') {
         return { certificate: s.certificate, requestId, fingerprint: r.fingerprint as string };
@@ -38,9 +41,10 @@ export async function enrollPeer(o: {
       if (Date.now() >= deadline) {
         throw new ControlError('E_TIMEOUT', `Enrollment ${requestId} was not accepted in time`);
       }
-      await new Promise((res) =>
-        setTimeout(res, Math.min(o.pollMs ?? 5000, Math.max(0, deadline - Date.now()))),
-      );
+      // Short sleeps so a stopping agent is not held for a whole poll interval.
+      const until = Date.now() + Math.min(o.pollMs ?? 5000, Math.max(0, deadline - Date.now()));
+      while (Date.now() < until && o.stopped?.() !== true)
+        await new Promise((res) => setTimeout(res, Math.min(200, until - Date.now())));
     }
   } finally {
     c.close();

@@ -23,6 +23,7 @@ import {
   type StatusPayload,
 } from '../../control/wire/index.ts';
 import { MembershipStore } from './membership-store.ts';
+import { gatherFacts } from './peer-facts.ts';
 import { ReplayCache } from './replay-cache.ts';
 
 export interface PeerIdentity {
@@ -242,10 +243,11 @@ export class PeerExecutor {
 
   /** The periodic signed status: agent health, layer versions, services, held groups. */
   async status(): Promise<Envelope> {
-    const [agent, layers, services] = await Promise.all([
+    const [agent, layers, services, facts] = await Promise.all([
       this.#api.status(),
       this.#api.listLayers(),
       this.#api.listServices(),
+      gatherFacts(),
     ]);
     const payload = JSON.parse(
       JSON.stringify({
@@ -257,6 +259,7 @@ export class PeerExecutor {
         layers: layers.map((l) => ({ name: l.name, version: l.version, state: l.state })),
         services: services.map((s) => ({ name: s.name, state: s.state, restarts: s.restarts })),
         groups: this.groups(),
+        facts: { ...facts, selinux: (agent as { selinux?: { mode?: string } }).selinux?.mode ?? 'off' },
       }),
     ) as StatusPayload;
     return signStatus(payload, this.id.key, this.id.chain);

@@ -2,11 +2,11 @@
 // TLS 1.3 with the peer identity, reconnects with backoff, takes delivered commands and
 // memberships, runs them through the peer executor (every check happens there, the broker is
 // untrusted) and sends back the signed results and a periodic signed status.
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentApi } from '../core/agent-api.ts';
 import { AgentError } from '../core/agent-error.ts';
-import { errorMessage } from '../../common/index.ts';
+import { errorMessage, pathExists } from '../../common/index.ts';
 import {
   type Certificate,
   checkCrls,
@@ -21,10 +21,12 @@ import {
   type BrokerClient,
   browseBroker,
   connectBroker,
+  isId,
   isName,
   type Message,
 } from '../../control/wire/index.ts';
 import { type Log, PeerExecutor } from './peer-executor.ts';
+import { type EnrollConfig, enrollFiles, ensureIdentity } from './peer-identity.ts';
 
 /** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
 export interface PeerLinkConfig {
@@ -33,10 +35,15 @@ export interface PeerLinkConfig {
   /** Broker certificate fingerprint to require (optional pinning). */
   brokerFingerprint?: string;
   fleet: string;
-  /** Peer identity files: signing key, certificate chain (leaf first), ML-KEM key. */
+  /**
+   * Peer identity files: signing key, certificate chain (leaf first), ML-KEM key. Required
+   * without `enroll`; with it they default to `peer.key`, `peer.crt`, `peer.kem.key` in its dir.
+   */
   key: string;
   cert: string;
   kemKey: string;
+  /** Enroll when there is no certificate yet (agent/remote/peer-identity.ts). */
+  enroll?: EnrollConfig;
   /** Trust anchors: `.crt` files or directories of them (the user root). */
   anchors: string[];
   /** CRL files or directories of `.crl` files. */
@@ -71,6 +78,7 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
     'maxBackoffMs',
     'mdnsInterface',
     'mdnsPort',
+    'enroll',
   ];
   for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, 'unknown key');
   const path = (k: string): string => {
@@ -101,13 +109,18 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   }
   const anchors = paths('anchors');
   if (anchors.length === 0) bad('anchors', 'at least one trust anchor is needed');
+  const enroll = o.enroll === undefined ? undefined : parseEnroll(o.enroll);
+  const files = enroll === undefined ? undefined : enrollFiles(enroll.dir);
+  const file = (k: 'key' | 'cert' | 'kemKey'): string =>
+    o[k] === undefined && files !== undefined ? files[k] : path(k);
   const out: PeerLinkConfig = {
     fleet: o.fleet,
-    key: path('key'),
-    cert: path('cert'),
-    kemKey: path('kemKey'),
+    key: file('key'),
+    cert: file('cert'),
+    kemKey: file('kemKey'),
     anchors,
     crls: paths('crls'),
+    ...(enroll === undefined ? {} : { enroll }),
   };
   if (typeof o.broker === 'string') out.broker = o.broker;
   if (typeof o.brokerFingerprint === 'string') out.brokerFingerprint = o.brokerFingerprint;
@@ -124,6 +137,36 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   }
   const mport = int('mdnsPort', 1, 65535);
   if (mport !== undefined) out.mdnsPort = mport;
+  return out;
+}
+
+function parseEnroll(raw: unknown): EnrollConfig {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('enroll', 'expected an object');
+  const e = raw as Record<string, unknown>;
+  for (const k of Object.keys(e))
+    if (!['dir', 'peerId', 'labels', 'pollMs'].includes(k)) bad(`enroll.${k}`, 'unknown key');
+  if (typeof e.dir !== 'string' || !e.dir.startsWith('/')) bad('enroll.dir', 'expected an absolute path');
+  const out: EnrollConfig = { dir: e.dir };
+  if (e.peerId !== undefined) {
+    if (!isId(e.peerId)) bad('enroll.peerId', 'expected a peer id');
+    out.peerId = e.peerId;
+  }
+  if (e.labels !== undefined) {
+    const l = e.labels;
+    if (
+      typeof l !== 'object' ||
+      l === null ||
+      Array.isArray(l) ||
+      !Object.entries(l).every(([k, v]) => isId(k) && typeof v === 'string' && v.length <= 256)
+    )
+      bad('enroll.labels', 'expected {"key": "value"} with id keys');
+    out.labels = l as Record<string, string>;
+  }
+  if (e.pollMs !== undefined) {
+    if (typeof e.pollMs !== 'number' || !Number.isInteger(e.pollMs) || e.pollMs < 100 || e.pollMs > 3_600_000)
+      bad('enroll.pollMs', 'expected 100..3600000');
+    out.pollMs = e.pollMs;
+  }
   return out;
 }
 
@@ -185,157 +228,186 @@ export async function startPeerLink(options: {
   if (anchors.length === 0)
     throw new AgentError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
   const crls = await loadCrls(cfg.crls ?? [], anchors);
-  const chain = await readCertificates(cfg.cert);
-  const leaf = chain[0];
-  if (leaf === undefined || leaf.role !== 'peer' || leaf.peerId === undefined) {
-    throw new AgentError('E_LINK_CONFIG', `${cfg.cert} is not a peer certificate with a peer id`);
-  }
-  const executor = new PeerExecutor({
-    api: options.api,
-    stateDir: join(options.stateDir, 'control'),
-    log,
-    ...(cfg.skewMs === undefined ? {} : { skewMs: cfg.skewMs }),
-    identity: {
-      fleet: cfg.fleet,
-      peerId: leaf.peerId,
-      key: await readPrivateKey(cfg.key),
-      chain,
-      kemPrivateKey: await readKemPrivateKey(cfg.kemKey),
-      anchors,
-      crls,
-    },
-  });
-  await executor.load();
-  const tls = tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors });
-
+  const files = { key: cfg.key, cert: cfg.cert, kemKey: cfg.kemKey };
   let stopped = false;
+  let peerId = '';
+  if (cfg.enroll === undefined || (await pathExists(cfg.cert))) {
+    peerId = (await readLeaf(cfg.cert)).peerId as string;
+  } else {
+    await mkdir(cfg.enroll.dir, { recursive: true, mode: 0o700 });
+  }
   let client: BrokerClient | undefined;
   let wake: () => void = () => {};
   // Commands are run one at a time, in delivery order: actions on one machine must not race.
   let queue: Promise<void> = Promise.resolve();
 
-  const sendStatus = async (c: BrokerClient): Promise<void> => {
-    try {
-      c.send('status', { status: await executor.status() });
-    } catch (e) {
-      log('warn', `control: cannot send status: ${errorMessage(e)}`);
-    }
-  };
-
-  // A CRL dropped into the certificate directory takes effect at the next command, without a
-  // restart. If the files cannot be read the previous list stays in force (and it is logged).
-  const refreshCrls = async (): Promise<void> => {
-    try {
-      executor.id.crls = await loadCrls(cfg.crls ?? [], anchors);
-    } catch (e) {
-      log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`);
-    }
-  };
-
-  const onMessage = (c: BrokerClient, m: Message): void => {
-    if (m.kind === 'command-deliver') {
-      const jobId = m.jobId as string;
-      try {
-        c.send('command-ack', { jobId });
-      } catch {
-        // The result is what counts; a lost ack only means a redelivery, which the replay cache absorbs.
-      }
-      queue = queue.then(async () => {
-        await refreshCrls();
-        const answer = await executor.command(m.command);
-        const outcome = (answer.result.payload as { status: string }).status;
-        try {
-          c.send('result', { jobId, result: answer.result, outcome });
-        } catch (e) {
-          log(
-            'warn',
-            `control: result of job ${jobId} not sent (${errorMessage(e)}); it is kept for redelivery`,
-          );
-        }
-        if (answer.after !== undefined) {
-          // Give the result a moment on the wire before the machine goes down.
-          await new Promise((r) => setTimeout(r, 300));
-          await answer.after().catch((e) => log('error', `control: ${errorMessage(e)}`));
-        }
+  const main = async (): Promise<void> => {
+    if (cfg.enroll !== undefined) {
+      const ok = await ensureIdentity({
+        files,
+        enroll: cfg.enroll,
+        anchors,
+        broker: () => brokerAddress(cfg, log),
+        log,
+        stopped: () => stopped,
+        ...(cfg.maxBackoffMs === undefined ? {} : { maxBackoffMs: cfg.maxBackoffMs }),
       });
-      // One failure (a full disk writing the replay cache) must not stall every later command.
-      queue = queue.catch((e) => log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`));
-      return;
+      if (!ok) return;
     }
-    if (m.kind === 'membership-deliver') {
-      const group = m.group as string;
-      const op = m.op as string;
-      if (m.membership === undefined) {
-        // Only a signed statement changes what this peer holds; the broker cannot remove it either.
-        log('warn', `control: unsigned membership ${op} for ${group} ignored`);
+    const chain = await readCertificates(cfg.cert);
+    const leaf = await readLeaf(cfg.cert);
+    peerId = leaf.peerId as string;
+    const executor = new PeerExecutor({
+      api: options.api,
+      stateDir: join(options.stateDir, 'control'),
+      log,
+      ...(cfg.skewMs === undefined ? {} : { skewMs: cfg.skewMs }),
+      identity: {
+        fleet: cfg.fleet,
+        peerId,
+        key: await readPrivateKey(cfg.key),
+        chain,
+        kemPrivateKey: await readKemPrivateKey(cfg.kemKey),
+        anchors,
+        crls,
+      },
+    });
+    await executor.load();
+    const tls = tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors });
+
+    const sendStatus = async (c: BrokerClient): Promise<void> => {
+      try {
+        c.send('status', { status: await executor.status() });
+      } catch (e) {
+        log('warn', `control: cannot send status: ${errorMessage(e)}`);
+      }
+    };
+
+    // A CRL dropped into the certificate directory takes effect at the next command, without a
+    // restart. If the files cannot be read the previous list stays in force (and it is logged).
+    const refreshCrls = async (): Promise<void> => {
+      try {
+        executor.id.crls = await loadCrls(cfg.crls ?? [], anchors);
+      } catch (e) {
+        log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`);
+      }
+    };
+
+    const onMessage = (c: BrokerClient, m: Message): void => {
+      if (m.kind === 'command-deliver') {
+        const jobId = m.jobId as string;
+        try {
+          c.send('command-ack', { jobId });
+        } catch {
+          // The result is what counts; a lost ack only means a redelivery, which the replay cache absorbs.
+        }
+        queue = queue.then(async () => {
+          await refreshCrls();
+          const answer = await executor.command(m.command);
+          const outcome = (answer.result.payload as { status: string }).status;
+          try {
+            c.send('result', { jobId, result: answer.result, outcome });
+          } catch (e) {
+            log(
+              'warn',
+              `control: result of job ${jobId} not sent (${errorMessage(e)}); it is kept for redelivery`,
+            );
+          }
+          if (answer.after !== undefined) {
+            // Give the result a moment on the wire before the machine goes down.
+            await new Promise((r) => setTimeout(r, 300));
+            await answer.after().catch((e) => log('error', `control: ${errorMessage(e)}`));
+          }
+        });
+        // One failure (a full disk writing the replay cache) must not stall every later command.
+        queue = queue.catch((e) =>
+          log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`),
+        );
         return;
       }
-      void executor.membership(m.membership, group).then((r) => {
-        try {
-          c.send('membership-ack', {
-            group,
-            op,
-            ok: r.ok,
-            ack: r.ack,
-            ...(r.ok ? {} : { code: r.code, message: r.message }),
-          });
-        } catch {
-          // Acks are advisory.
+      if (m.kind === 'membership-deliver') {
+        const group = m.group as string;
+        const op = m.op as string;
+        if (m.membership === undefined) {
+          // Only a signed statement changes what this peer holds; the broker cannot remove it either.
+          log('warn', `control: unsigned membership ${op} for ${group} ignored`);
+          return;
         }
-        if (r.ok) void sendStatus(c);
-      });
-    }
-  };
-
-  const loop = async (): Promise<void> => {
-    let backoff = 200;
-    const maxBackoff = cfg.maxBackoffMs ?? 30_000;
-    while (!stopped) {
-      const found = cfg.broker === undefined ? await discover(cfg, log) : { address: cfg.broker };
-      const address = found?.address;
-      const pin = cfg.brokerFingerprint ?? (found as { fingerprint?: string } | undefined)?.fingerprint;
-      if (address !== undefined) {
-        try {
-          // Frames may arrive in the same read as the welcome, before `c` exists: hold them.
-          const early: Message[] = [];
-          let ready: BrokerClient | undefined;
-          const c = await connectBroker({
-            address,
-            tls,
-            role: 'peer',
-            ...(pin === undefined ? {} : { brokerFingerprint: pin }),
-            onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
-          });
-          ready = c;
-          for (const m of early.splice(0)) onMessage(c, m);
-          client = c;
-          backoff = 200;
-          log('info', `control: connected to broker ${address} as ${leaf.peerId}`);
-          await sendStatus(c);
-          const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
-          const reason = await c.closed;
-          clearInterval(timer);
-          client = undefined;
-          if (!stopped) log('warn', `control: broker connection lost${reason ? `: ${reason.message}` : ''}`);
-        } catch (e) {
-          if (!stopped) log('warn', `control: cannot connect to ${address}: ${errorMessage(e)}`);
-        }
+        void executor.membership(m.membership, group).then((r) => {
+          try {
+            c.send('membership-ack', {
+              group,
+              op,
+              ok: r.ok,
+              ack: r.ack,
+              ...(r.ok ? {} : { code: r.code, message: r.message }),
+            });
+          } catch {
+            // Acks are advisory.
+          }
+          if (r.ok) void sendStatus(c);
+        });
       }
-      if (stopped) break;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, backoff);
-        wake = () => {
-          clearTimeout(t);
-          r();
-        };
-      });
-      backoff = Math.min(maxBackoff, backoff * 2);
-    }
+    };
+
+    const loop = async (): Promise<void> => {
+      let backoff = 200;
+      const maxBackoff = cfg.maxBackoffMs ?? 30_000;
+      while (!stopped) {
+        const found = await brokerAddress(cfg, log);
+        const address = found?.address;
+        const pin = cfg.brokerFingerprint ?? (found as { fingerprint?: string } | undefined)?.fingerprint;
+        if (address !== undefined) {
+          try {
+            // Frames may arrive in the same read as the welcome, before `c` exists: hold them.
+            const early: Message[] = [];
+            let ready: BrokerClient | undefined;
+            const c = await connectBroker({
+              address,
+              tls,
+              role: 'peer',
+              ...(pin === undefined ? {} : { brokerFingerprint: pin }),
+              onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
+            });
+            ready = c;
+            for (const m of early.splice(0)) onMessage(c, m);
+            client = c;
+            backoff = 200;
+            log('info', `control: connected to broker ${address} as ${leaf.peerId}`);
+            await sendStatus(c);
+            const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
+            const reason = await c.closed;
+            clearInterval(timer);
+            client = undefined;
+            if (!stopped)
+              log('warn', `control: broker connection lost${reason ? `: ${reason.message}` : ''}`);
+          } catch (e) {
+            if (!stopped) log('warn', `control: cannot connect to ${address}: ${errorMessage(e)}`);
+          }
+        }
+        if (stopped) break;
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, backoff);
+          wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        backoff = Math.min(maxBackoff, backoff * 2);
+      }
+    };
+    await loop();
   };
-  const running = loop();
+  const running = main().catch((e: unknown) => {
+    // The link gives up only on what retrying cannot fix (a rejected enrollment, broken
+    // identity files): the agent keeps running, without a broker.
+    log('error', `control: peer link stopped: ${(e as { code?: string }).code ?? ''} ${errorMessage(e)}`);
+  });
 
   return {
-    peerId: leaf.peerId,
+    get peerId() {
+      return peerId;
+    },
     get connected() {
       return client !== undefined;
     },
@@ -347,6 +419,27 @@ export async function startPeerLink(options: {
       await queue.catch(() => {});
     },
   };
+}
+
+async function readLeaf(certPath: string): Promise<Certificate> {
+  const leaf = (await readCertificates(certPath))[0];
+  if (leaf === undefined || leaf.role !== 'peer' || leaf.peerId === undefined) {
+    throw new AgentError('E_LINK_CONFIG', `${certPath} is not a peer certificate with a peer id`);
+  }
+  return leaf;
+}
+
+/** The configured broker, or one found by mDNS. */
+async function brokerAddress(
+  cfg: PeerLinkConfig,
+  log: Log,
+): Promise<{ address: string; fingerprint?: string } | undefined> {
+  if (cfg.broker !== undefined)
+    return {
+      address: cfg.broker,
+      ...(cfg.brokerFingerprint === undefined ? {} : { fingerprint: cfg.brokerFingerprint }),
+    };
+  return discover(cfg, log);
 }
 
 /** Finds a broker by mDNS when the config names none (multicast-dns is loaded only then). */

@@ -122,24 +122,34 @@ export function handleRequest(
         anchors: b.anchors,
         ...(b.crls === undefined ? {} : { crls: b.crls }),
       });
+      const a = m as MessageOf<'enrollment-accept'>;
+      const peerId = leaf.peerId as string;
+      const taken = b.db.peer(peerId);
+      if (taken !== undefined && taken.fingerprint !== leaf.fingerprint && a.replace !== true) {
+        // Another machine holds this id: taking it over must be said out loud (a reinstall).
+        throw new ControlError(
+          'E_ENROLL_TAKEN',
+          `Peer id ${peerId} belongs to another certificate (${taken.fingerprint.slice(0, 16)}…); accept with replace to take it over`,
+        );
+      }
       b.db.tx(() => {
         b.db.setEnrollmentState(e.requestId, 'accepted', m.certificate as string);
         b.db.upsertPeer({
-          peerId: e.peerId,
+          peerId,
           name: e.name,
           fingerprint: leaf.fingerprint,
           certificate: leaf.pem,
           now: iso,
         });
-        b.db.setPeerLabels(e.peerId, e.labels);
+        b.db.setPeerLabels(peerId, a.labels ?? e.labels);
         b.audit.append(
           'enrollment-accept',
           s.actor,
-          { requestId: e.requestId, peerId: e.peerId, certificate: leaf.fingerprint },
+          { requestId: e.requestId, peerId, certificate: leaf.fingerprint },
           now,
         );
       });
-      return { peerId: e.peerId, fingerprint: leaf.fingerprint };
+      return { peerId, fingerprint: leaf.fingerprint };
     }
     case 'enrollment-reject': {
       const e = b.db.enrollment(m.requestId as string);

@@ -24,6 +24,8 @@ export const ENROLL_CONTEXT = 'milkyway/v1/enroll';
 export const ENROLL_MAX_AGE_MS = 24 * 3600 * 1000;
 const ALGORITHMS: readonly SignatureAlgorithm[] = ['ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87'];
 const MAX_LABELS = 32;
+/** Largest `facts` object (JSON bytes) a request may carry. */
+export const MAX_FACTS_BYTES = 16_384;
 
 export interface EnrollmentPayload {
   peerId: string;
@@ -35,6 +37,8 @@ export interface EnrollmentPayload {
   kemPublicKey: string;
   labels: Record<string, string>;
   created: string;
+  /** What the machine reports about itself (hostname, arch, addresses …), shown to the operator. */
+  facts?: Record<string, unknown>;
 }
 
 export interface EnrollmentRequest {
@@ -65,6 +69,7 @@ export function createEnrollmentRequest(o: {
   peerId: string;
   name?: string;
   labels?: Record<string, string>;
+  facts?: Record<string, unknown>;
   now?: Date;
 }): EnrollmentRequest {
   const payload: EnrollmentPayload = {
@@ -75,6 +80,7 @@ export function createEnrollmentRequest(o: {
     kemPublicKey: Buffer.from(o.kemPublicKey).toString('base64'),
     labels: o.labels ?? {},
     created: (o.now ?? new Date()).toISOString(),
+    ...(o.facts === undefined ? {} : { facts: o.facts }),
   };
   const sig = sign(o.key, canonicalJson(payload), ENROLL_CONTEXT);
   return { v: 1, type: 'enroll-request', payload, sig: Buffer.from(sig).toString('base64') };
@@ -99,9 +105,24 @@ export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): 
     throw bad('Enrollment request has the wrong v or type', 'type');
   const p = r.payload as Record<string, unknown> | null;
   if (typeof p !== 'object' || p === null) throw bad('Enrollment request has no payload', 'payload');
-  const keys = Object.keys(p).sort().join(',');
+  const keys = Object.keys(p)
+    .filter((k) => k !== 'facts')
+    .sort()
+    .join(',');
   if (keys !== 'algorithm,created,kemPublicKey,labels,name,peerId,publicKey') {
     throw bad(`Enrollment request payload has fields ${keys}`, 'payload');
+  }
+  if (
+    p.facts !== undefined &&
+    (typeof p.facts !== 'object' ||
+      p.facts === null ||
+      Array.isArray(p.facts) ||
+      JSON.stringify(p.facts).length > MAX_FACTS_BYTES)
+  ) {
+    throw bad(
+      `Enrollment request: facts must be an object of at most ${MAX_FACTS_BYTES} bytes`,
+      'payload.facts',
+    );
   }
   if (!isId(p.peerId)) throw bad('Enrollment request: peerId is not a valid id', 'payload.peerId');
   if (typeof p.name !== 'string' || p.name.length === 0 || p.name.length > 128) {
@@ -180,11 +201,10 @@ export function checkIssuedCertificate(
       `Certificate for ${request.payload.peerId} carries another KEM key than the request`,
     );
   }
-  if (leaf.peerId !== request.payload.peerId) {
-    throw new ControlError(
-      'E_ENROLL_CERT',
-      `Certificate peer id ${String(leaf.peerId)} is not the requested ${request.payload.peerId}`,
-    );
+  // The peer id the machine asked for is a suggestion (one image serves many servers, so it
+  // may be a key-derived name): the operator's certificate decides which id it gets.
+  if (!isId(leaf.peerId)) {
+    throw new ControlError('E_ENROLL_CERT', `Certificate for ${request.payload.peerId} has no valid peer id`);
   }
   return leaf;
 }

@@ -125,7 +125,12 @@ const messageSchema = schema.variant('kind', [
   kind('enroll-request', { request: schema.anyObject }),
   kind('enroll-status', { requestId: id() }),
   kind('enrollment-list', {}),
-  kind('enrollment-accept', { requestId: id(), certificate: text({ max: 1 << 20 }) }),
+  kind('enrollment-accept', {
+    requestId: id(),
+    certificate: text({ max: 1 << 20 }),
+    labels: opt(v.record(text({ pattern: ID_RE, max: MAX_ID }), text({ max: 256 }))),
+    replace: opt(flag()),
+  }),
   kind('enrollment-reject', { requestId: id() }),
   kind('command-submit', {
     jobId: id(),

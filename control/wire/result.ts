@@ -44,6 +44,8 @@ export interface StatusPayload {
   layers: unknown;
   services: unknown;
   groups: string[];
+  /** What the peer reports about itself (hostname, arch, kernel, OS, addresses …): agent/remote/peer-facts.ts. */
+  facts?: unknown;
 }
 
 function stripUndefined<T extends object>(o: T): T {

@@ -131,6 +131,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         meaning: 'The peer’s enrollment request was rejected by an operator (agent/remote/enroll-peer.ts).',
         fix: 'Create a new request with a new key if the rejection was a mistake.',
       },
+      E_ENROLL_TAKEN: {
+        meaning:
+          'An accepted certificate names a peer id another certificate already holds on this broker (two machines asking for one name, or a reinstall).',
+        fix: 'Accept with another `--peer-id`, or with `--replace` when the machine was reinstalled.',
+      },
       E_ENROLL_CERT: {
         meaning:
           "The certificate offered with `enrollment-accept` does not parse, does not chain to the broker's anchors, is not a peer certificate, or is for another signing key, KEM key or peer id than the request.",

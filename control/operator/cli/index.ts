@@ -14,6 +14,7 @@ export const subCommands: SubCommandsDef = {
   poweroff: () => import('./power.ts').then((m) => m.poweroff),
   run: () => import('./run.ts').then((m) => m.default),
   status: () => import('./status.ts').then((m) => m.default),
+  facts: () => import('./facts.ts').then((m) => m.default),
   jobs: () => import('./jobs.ts').then((m) => m.jobs),
   job: () => import('./jobs.ts').then((m) => m.job),
   audit: () => import('./audit.ts').then((m) => m.default),

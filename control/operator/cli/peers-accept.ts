@@ -11,7 +11,7 @@ import {
   readPrivateKey,
   type SigningKey,
 } from '../../../keys/index.ts';
-import { checkEnrollmentRequest, ControlError } from '../../wire/index.ts';
+import { checkEnrollmentRequest, ControlError, isId } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
@@ -23,6 +23,13 @@ export default defineCommand({
     'issuer-key': { type: 'string', required: true, description: 'User root private key' },
     'issuer-cert': { type: 'string', required: true, description: 'User root certificate' },
     days: { type: 'string', description: 'Validity in days (default 365)' },
+    'peer-id': { type: 'string', description: 'Peer id to certify (default: the one the machine asked for)' },
+    label: { type: 'string', description: 'Labels K=V[,K=V…] (default: the ones the machine asked for)' },
+    group: {
+      type: 'string',
+      description: 'Groups G[,G…] to sign memberships of (delivered when it connects)',
+    },
+    replace: { type: 'boolean', description: 'Take over a peer id another certificate holds (a reinstall)' },
   },
   run: ({ args }) =>
     withClient(async (c) => {
@@ -34,6 +41,16 @@ export default defineCommand({
         );
       }
       const req = checkEnrollmentRequest(row.request);
+      const peerId = args['peer-id'] ?? req.payload.peerId;
+      if (!isId(peerId)) throw usageError(`--peer-id ${JSON.stringify(peerId)} is not an id`);
+      const labels = args.label === undefined ? undefined : parseLabels(args.label);
+      const groups = args.group === undefined ? [] : args.group.split(',').map((g) => g.trim());
+      for (const g of groups)
+        if (!isId(g)) throw usageError(`--group ${JSON.stringify(g)} is not a group name`);
+      const known = new Set((await c.groups()).map((g) => g.group));
+      const missing = groups.filter((g) => !known.has(g));
+      if (missing.length > 0)
+        throw usageError(`No group ${missing.join(', ')}; create it first (mway group create)`);
       const issuerCert = (await readCertificates(args['issuer-cert']))[0];
       if (issuerCert === undefined) throw usageError(`${args['issuer-cert']} holds no certificate`);
       const subjectKey = {
@@ -46,17 +63,48 @@ export default defineCommand({
         subjectKey,
         issuerKey: await readPrivateKey(args['issuer-key']),
         issuerCert,
-        peerId: req.payload.peerId,
+        peerId,
         kemPublicKey: req.kemPublicKey,
         ...(args.days === undefined ? {} : { days: Number(args.days) }),
       });
       const pem = certificatePem(cert.der) + certificatePem(issuerCert.der);
-      await c.client.request('enrollment-accept', { requestId: req.requestId, certificate: pem });
+      await c.client.request('enrollment-accept', {
+        requestId: req.requestId,
+        certificate: pem,
+        ...(labels === undefined ? {} : { labels }),
+        ...(args.replace === true ? { replace: true } : {}),
+      });
+      // The peer is known now: its memberships wait on the broker until it connects.
+      for (const g of groups) await c.setMember(g, peerId, true);
       output(
         args.json,
-        { requestId: req.requestId, peerId: req.payload.peerId, fingerprint: req.fingerprint },
-        () => `accepted ${req.payload.peerId} (key ${req.fingerprint})`,
+        {
+          requestId: req.requestId,
+          peerId,
+          fingerprint: req.fingerprint,
+          labels: labels ?? req.payload.labels,
+          groups,
+        },
+        () =>
+          [
+            `accepted ${peerId} (key ${req.fingerprint})`,
+            ...groups.map((g) => `membership of ${g} signed; ${peerId} applies it when it connects`),
+          ].join('\n'),
       );
       return 0;
     }),
 });
+
+/** `K=V[,K=V…]` as a label object (keys are ids, values at most 256 characters). */
+export function parseLabels(spec: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of spec.split(',')) {
+    const i = part.indexOf('=');
+    const k = part.slice(0, i).trim();
+    const val = part.slice(i + 1).trim();
+    if (i <= 0 || !isId(k) || val.length > 256)
+      throw usageError(`--label ${JSON.stringify(part)} is not K=V`);
+    out[k] = val;
+  }
+  return out;
+}

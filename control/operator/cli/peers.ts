@@ -3,11 +3,12 @@
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../../common/index.ts';
 import type { PeerView } from '../operator-client.ts';
+import { factsLine, factsOf } from './facts.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
-function row(p: PeerView, trusted: boolean): string {
+function row(p: PeerView, trusted: boolean, facts: string): string {
   const groups = (p.groups ?? []).join(',') || '-';
-  return `${p.peerId.padEnd(20)} ${(p.online ? 'online' : 'offline').padEnd(8)} ${groups.padEnd(20)} ${trusted ? '' : 'CERTIFICATE NOT TRUSTED'}`;
+  return `${p.peerId.padEnd(20)} ${(p.online ? 'online' : 'offline').padEnd(8)} ${groups.padEnd(20)} ${trusted ? facts : 'CERTIFICATE NOT TRUSTED'}`.trimEnd();
 }
 
 const pending = defineCommand({
@@ -17,10 +18,25 @@ const pending = defineCommand({
     withClient(async (c) => {
       const r = (await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>;
       const open = (r ?? []).filter((x) => x.state === 'pending');
-      output(args.json, open, () =>
-        open.length === 0
+      const rows = open.map((x) => ({
+        requestId: x.requestId,
+        peerId: x.peerId,
+        name: x.name,
+        fingerprint: x.fingerprint,
+        labels: x.labels,
+        created: x.created,
+        // The machine's own claims, signed with the key being enrolled: compare the fingerprint.
+        facts: ((x.request as { payload?: { facts?: unknown } } | undefined)?.payload?.facts ?? {}) as Record<
+          string,
+          unknown
+        >,
+      }));
+      output(args.json, rows, () =>
+        rows.length === 0
           ? 'no pending requests'
-          : open.map((x) => `${x.requestId}  ${x.peerId}  ${x.fingerprint}`).join('\n'),
+          : rows
+              .map((x) => `${x.requestId}  ${x.peerId}  ${x.fingerprint}\n    ${factsLine(x.facts)}`)
+              .join('\n'),
       );
       return 0;
     }),
@@ -45,17 +61,27 @@ export default defineCommand({
   run: ({ args }) =>
     withClient(async (c) => {
       const peers = await c.peers();
-      const rows = peers.map((p) => {
+      const facts = factsOf(c, peers);
+      const rows = peers.map((p, i) => {
         let trusted = true;
         try {
           c.peerCertificate(p);
         } catch {
           trusted = false;
         }
-        return { ...p, certificate: undefined, trusted };
+        const f = facts[i];
+        return {
+          ...p,
+          certificate: undefined,
+          status: undefined,
+          trusted,
+          facts: f?.status === 'verified' ? f.facts : undefined,
+        };
       });
       output(args.json, rows, () =>
-        rows.length === 0 ? 'no peers' : rows.map((p) => row(p as unknown as PeerView, p.trusted)).join('\n'),
+        rows.length === 0
+          ? 'no peers'
+          : rows.map((p) => row(p as unknown as PeerView, p.trusted, factsLine(p.facts))).join('\n'),
       );
       return 0;
     }),

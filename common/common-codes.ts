@@ -23,6 +23,8 @@ these codes beside its own table.`,
         'a path that must be a regular file is a FIFO, directory, socket, device node (or a symlink where links are refused): by type, before any read',
       E_FILE_READ:
         'a file cannot be opened or read (missing, permission, I/O error), or it was replaced while being opened',
+      E_FILE_WRITE:
+        'an output file or directory cannot be created or written: a directory where the file goes, a file where a directory must be, no permission, a read-only or full file system (nothing is left behind)',
       E_FILE_TOO_LARGE:
         'a file is over the size cap of what it holds (checked on the open file before reading)',
       E_STATE_VERSION: {

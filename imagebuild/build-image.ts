@@ -5,7 +5,7 @@
 // under a temporary name and renamed into place at the very end.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type { Progress } from '../common/index.ts';
+import { makeOutputDir, type Progress } from '../common/index.ts';
 import { layoutRow, partitionBytes, partitionLabel } from '../platform/index.ts';
 import { buildEsp, fetchBootKernel } from './build-boot.ts';
 import { buildContext, MiB } from './build-context.ts';
@@ -17,6 +17,7 @@ import { buildCertificates, loadTrust } from './build-trust.ts';
 import { buildExt4Partitions, dataSkeleton, emptyFolder } from './build-writable.ts';
 import { coreosAgentConfig } from './coreos-paths.ts';
 import type { ImageSpec } from './image-spec.ts';
+import { ImageError } from './image-error.ts';
 
 export type { BuiltPartition } from './build-disk.ts';
 
@@ -59,7 +60,10 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   const started = Date.now();
   const { spec } = o;
   const outDir = resolve(o.outDir);
-  await mkdir(outDir, { recursive: true });
+  await makeOutputDir(outDir, {
+    what: 'output folder',
+    error: (code, message, options) => new ImageError(code, message, options),
+  });
   const work = join(outDir, `.build-${process.pid}`);
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });

@@ -4,12 +4,11 @@ import 'reflect-metadata';
 import './asn1-oid-fix.ts';
 import * as x509 from '@peculiar/x509';
 import { type KeyObject, randomBytes, webcrypto } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { errorMessage } from '../common/index.ts';
+import { errorMessage, makeOutputDir } from '../common/index.ts';
 import { assertAlgorithm, generateKemKey, generateSigningKey, rawPublicKey } from './algorithms.ts';
 import { certificatePem, ownArrayBuffer, parseCertificateDer } from './certificate.ts';
-import { KeysError } from './errors.ts';
+import { KeysError, keysError } from './errors.ts';
 import { writeFileAtomic, writePrivateKey } from './key-file.ts';
 import {
   EKU_CLIENT_AUTH,
@@ -235,7 +234,7 @@ export async function newIdentity(
   });
   // Private keys go in here: the directory is 0700 whatever the umask (mkdir's mode is masked
   // by the umask, which can only take bits away from 0700). An existing directory is the user's.
-  await mkdir(o.outDir, { recursive: true, mode: 0o700 });
+  await makeOutputDir(o.outDir, { mode: 0o700, what: 'output directory', error: keysError });
   const keyPath = join(o.outDir, `${o.name}.key`);
   const certPath = join(o.outDir, `${o.name}.crt`);
   await writePrivateKey(keyPath, subjectKey, { passphrase: o.passphrase });
@@ -251,6 +250,6 @@ export async function newIdentity(
   // Leaf certificates are written with their issuer appended, so a chain travels as one file.
   const pem =
     certificatePem(certificate.der) + (o.issuerCert === undefined ? '' : certificatePem(o.issuerCert.der));
-  await writeFileAtomic(certPath, pem, 0o644);
+  await writeFileAtomic(certPath, pem, 0o644, { what: 'certificate', error: keysError });
   return out;
 }

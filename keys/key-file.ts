@@ -4,7 +4,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
 import { errorMessage, openRegularFile, writeFileAtomic } from '../common/index.ts';
 import { keyAlgorithm, privateKeyFromPem } from './algorithms.ts';
-import { KeysError } from './errors.ts';
+import { KeysError, keysError } from './errors.ts';
 import type { SigningKey } from './types.ts';
 
 /** Largest key file we parse (an SLH/ML-DSA-87 PKCS#8 PEM is < 10 KiB). */
@@ -30,7 +30,10 @@ export async function writePrivateKey(
   options: { passphrase?: string | undefined } = {},
 ): Promise<void> {
   const ko = 'privateKey' in key ? key.privateKey : key;
-  await writeFileAtomic(path, exportPrivateKeyPem(ko, options.passphrase), 0o600);
+  await writeFileAtomic(path, exportPrivateKeyPem(ko, options.passphrase), 0o600, {
+    what: 'private key',
+    error: keysError,
+  });
   await chmod(path, 0o600);
 }
 

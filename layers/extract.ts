@@ -9,7 +9,7 @@ import { createWriteStream } from 'node:fs';
 import { chmod, lstat, mkdir, readdir, readlink, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { type Progress, requireTool, run } from '../common/index.ts';
+import { type Progress, requireTool, run, writeFailure } from '../common/index.ts';
 import type { Certificate, Crl } from '../keys/index.ts';
 import { type LayerFile, openLayerFile, readLayer } from './layer-file.ts';
 import { LayerError } from './layer-error.ts';
@@ -69,8 +69,9 @@ export async function extractPayload(
     await copyRange(layer, tmp);
     await rename(tmp, outPath);
   } catch (e) {
-    await rm(tmp, { force: true });
-    throw new LayerError('E_EXTRACT_WRITE', `Cannot write ${outPath}: ${(e as Error).message}`, {
+    // force ignores only ENOENT: under a path that is not a directory rm fails too (ENOTDIR).
+    await rm(tmp, { force: true }).catch(() => {});
+    throw new LayerError('E_EXTRACT_WRITE', `Cannot write ${outPath}: ${writeFailure(e)}`, {
       path: outPath,
       cause: e,
     });

@@ -3,7 +3,7 @@
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type Progress, run } from '../common/index.ts';
+import { type Progress, run, writeFailure } from '../common/index.ts';
 import { BLOCK_SIZE } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';
 import { BLOCK, encodeHeader, pad512 } from './mwl-tar.ts';
@@ -108,7 +108,7 @@ async function renameInto(tmp: string, out: string): Promise<void> {
   try {
     await rename(tmp, out);
   } catch (e) {
-    throw new LayerError('E_LAYER_WRITE', `Cannot write ${out}: ${(e as Error).message}`, {
+    throw new LayerError('E_LAYER_WRITE', `Cannot write ${out}: ${writeFailure(e)}`, {
       path: out,
       cause: e,
     });

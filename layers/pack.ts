@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { lstat, mkdtemp, rm, stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { type Progress, readRegularFile, run, sampleCpuIdle } from '../common/index.ts';
+import { type Progress, readRegularFile, run, sampleCpuIdle, writeFailure } from '../common/index.ts';
 import { BLOCK_SIZE, deriveVeritySalt, deriveVerityUuid, uuidToBytes } from '../formats/index.ts';
 import { buildPayloadVerity } from './payload-verity.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
@@ -191,7 +191,12 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     await checkPolicy(policyBytes, join(o.dir, 'policy.cil'), source.name);
   }
   const inPlace = o.inPlace !== false;
-  const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`));
+  const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.work-`)).catch((e: unknown) => {
+    throw new LayerError('E_LAYER_WRITE', `Cannot write ${o.out}: ${writeFailure(e)}`, {
+      path: o.out,
+      cause: e,
+    });
+  });
   let writeBack: Promise<void> | undefined;
   try {
     const payloadPath = join(work, 'payload.erofs');

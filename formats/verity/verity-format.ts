@@ -5,7 +5,7 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, r
 import { stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BLOCK_SIZE } from '../block-size.ts';
-import { fromHex, toHex } from '../../common/index.ts';
+import { fromHex, toHex, writeFailure } from '../../common/index.ts';
 import { uuidFromBytes, uuidToBytes } from '../guid.ts';
 import { FormatError } from '../format-error.ts';
 import { verityGeometry } from './verity-geometry.ts';
@@ -167,7 +167,7 @@ export async function formatVerity(
     // An existing hash file with an offset is written into, as veritysetup does.
     fd = openSync(target, inPlace ? (appended ? 'r+' : constants.O_RDWR | constants.O_CREAT) : 'w', 0o644);
   } catch (e) {
-    throw new FormatError('E_VERITY_WRITE', `Cannot open ${hashPath} for writing: ${(e as Error).message}`, {
+    throw new FormatError('E_VERITY_WRITE', `Cannot open ${hashPath} for writing: ${writeFailure(e)}`, {
       path: hashPath,
       cause: e,
     });
@@ -187,6 +187,18 @@ export async function formatVerity(
       options.onProgress?.(hashed, dataBytes);
     }
     const root = tree.finish();
+    // A directory at hashPath fails only at the rename: the error names hashPath and the
+    // temporary goes in the finally below.
+    if (!inPlace) {
+      try {
+        renameSync(target, hashPath);
+      } catch (e) {
+        throw new FormatError('E_VERITY_WRITE', `Cannot write ${hashPath}: ${writeFailure(e)}`, {
+          path: hashPath,
+          cause: e,
+        });
+      }
+    }
     ok = true;
     return {
       rootHash: toHex(root),
@@ -206,9 +218,6 @@ export async function formatVerity(
       }
     }
     closeSync(fd);
-    if (!inPlace) {
-      if (ok) renameSync(target, hashPath);
-      else rmSync(target, { force: true });
-    }
+    if (!ok && !inPlace) rmSync(target, { force: true });
   }
 }

@@ -3,7 +3,7 @@ import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/index.ts';
 import { crlPem, crlSignedBy, issueCrl, readCrls } from '../crl.ts';
-import { KeysError } from '../errors.ts';
+import { KeysError, keysError } from '../errors.ts';
 import { writeFileAtomic } from '../key-file.ts';
 import { loadCert, loadKey } from './shared.ts';
 
@@ -35,7 +35,7 @@ export default defineCommand({
       );
     }
     const crl = await issueCrl({ issuerKey, issuerCert, serials: [cert.serial], previous });
-    await writeFileAtomic(args.crl, crlPem(crl), 0o644);
+    await writeFileAtomic(args.crl, crlPem(crl), 0o644, { what: 'CRL', error: keysError });
     output(
       args.json,
       { crl: args.crl, revoked: crl.serials },

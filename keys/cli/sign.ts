@@ -3,7 +3,7 @@ import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../common/index.ts';
 import { canonicalJson } from '../canonical.ts';
 import { signDetached } from '../envelope.ts';
-import { KeysError } from '../errors.ts';
+import { KeysError, keysError } from '../errors.ts';
 import { writeFileAtomic } from '../key-file.ts';
 import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';
 import { loadCert, loadKey, readInput } from './shared.ts';
@@ -32,7 +32,10 @@ export default defineCommand({
       key: await loadKey(args.key),
       chain: await loadCert(args.cert),
     });
-    await writeFileAtomic(args.output, canonicalJson({ v: 1, type, signature }), 0o644);
+    await writeFileAtomic(args.output, canonicalJson({ v: 1, type, signature }), 0o644, {
+      what: 'signature file',
+      error: keysError,
+    });
     output(
       args.json,
       { signature: args.output, type, signer: signature.signer },

@@ -1,8 +1,8 @@
 // `mway-layer init NAME [DIR]`: a layer source directory with a manifest template and rootfs/.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../common/index.ts';
+import { commonArgs, makeOutputDir, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { validateManifest } from '../manifest.ts';
 
@@ -50,7 +50,10 @@ export default defineCommand({
     const dir = args.dir ?? args.name;
     const manifest = template(args.name);
     validateManifest(manifest, { source: true });
-    await mkdir(join(dir, 'rootfs'), { recursive: true });
+    await makeOutputDir(join(dir, 'rootfs'), {
+      what: 'layer source directory',
+      error: (code, message, options) => new LayerError(code, message, options),
+    });
     try {
       await writeFile(join(dir, 'layer.json'), `${JSON.stringify(manifest, null, 2)}\n`, { flag: 'wx' });
     } catch (e) {

@@ -50,6 +50,20 @@ test('mway-image spec validate and build refuse unknown flags and a missing file
   t.regex(m.stderr, /E_SPEC_READ/);
 });
 
+test('mway-image build to an output folder that cannot be made is E_FILE_WRITE naming it, exit 1', async (t) => {
+  const dir = await tempDir(t);
+  const file = join(dir, 'file');
+  await writeFile(file, 'x');
+  const r = await cli('mway-image', ['build', DEFAULT_SPEC, '-o', join(file, 'out'), '--json']);
+  t.is(r.exitCode, 1, r.stderr);
+  const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+  t.is(error.code, 'E_FILE_WRITE');
+  t.is(
+    error.message,
+    `Cannot create output folder ${join(file, 'out')}: a part of the path is a file, not a directory`,
+  );
+});
+
 test('mway-image build --print-spec prints the resolved spec, itself a valid spec that resolves the same', async (t) => {
   const r = await cli('mway-image', ['build', '--print-spec', DEFAULT_SPEC]);
   t.is(r.exitCode, 0, r.stderr);

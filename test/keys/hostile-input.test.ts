@@ -4,7 +4,7 @@
 // E_INTERNAL or hung, and `mway keys new` honoured a umask of 000.
 import test from 'ava';
 import { execa } from 'execa';
-import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   canonicalJson,
@@ -327,4 +327,51 @@ test('mway keys new makes its output directory 0700 under umask 000', async (t) 
   t.is(r.exitCode, 0, String(r.stderr));
   t.is((await stat(out)).mode & 0o777, 0o700);
   t.is((await stat(join(out, 'r.key'))).mode & 0o777, 0o600);
+});
+
+test('keys CLIs: an output that cannot be written is E_FILE_WRITE naming it, and nothing is left behind', async (t) => {
+  const p = await pki;
+  const d = await tempDir(t);
+  const data = join(d, 'data.txt');
+  await writeFile(data, 'hello');
+  await mkdir(join(d, 'taken'));
+  const file = join(d, 'file');
+  await writeFile(file, 'x');
+  const cases: [string[], string][] = [
+    [
+      ['sign', data, '--key', p.operator.keyPath, '--cert', p.operator.certPath, '-o', join(d, 'taken')],
+      `Cannot write signature file ${join(d, 'taken')}: it is a directory`,
+    ],
+    [
+      ['sign', data, '--key', p.operator.keyPath, '--cert', p.operator.certPath, '-o', join(file, 'x.sig')],
+      `Cannot create directory ${file}: a file is in the way`,
+    ],
+    [
+      ['new', '--role', 'user-root', '--name', 'r', '--out', join(file, 'keys')],
+      `Cannot create output directory ${join(file, 'keys')}: a part of the path is a file, not a directory`,
+    ],
+    [
+      [
+        'revoke',
+        '--issuer-key',
+        p.root.keyPath,
+        '--issuer-cert',
+        p.root.certPath,
+        '--cert',
+        p.operator.certPath,
+        '--crl',
+        join(file, 'x.crl'),
+      ],
+      `Cannot create directory ${file}: a file is in the way`,
+    ],
+  ];
+  for (const [args, message] of cases) {
+    const r = await cli('mway', ['keys', ...args, '--json'], { timeout: 60_000 });
+    t.is(r.exitCode, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    t.is(error.code, 'E_FILE_WRITE', args.join(' '));
+    t.is(error.message, message);
+  }
+  t.deepEqual((await readdir(d)).sort(), ['data.txt', 'file', 'taken']);
+  t.deepEqual(await readdir(join(d, 'taken')), []);
 });

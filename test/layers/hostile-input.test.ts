@@ -262,3 +262,51 @@ async function sha(path: string): Promise<string> {
     .update(await readFile(path))
     .digest('hex');
 }
+
+test('pack, init and extract name an output that cannot be written, with its code, leaving nothing', async (t) => {
+  const { p, dir, out } = await packed(t);
+  const src = await layerSource(join(dir, 'src2'));
+  const file = join(dir, 'file');
+  await writeFile(file, 'x');
+  await mkdir(join(dir, 'taken'));
+  const pack = (to: string) => packLayer({ dir: src, key: p.vendor.key, chain: p.vendor.chain, out: to });
+  const cases: [string, () => Promise<unknown>, string, string][] = [
+    ['pack into a directory', () => pack(join(dir, 'taken')), 'E_LAYER_WRITE', 'it is a directory'],
+    ['pack under a file', () => pack(join(file, 'l.mwl')), 'E_LAYER_WRITE', 'not a directory'],
+    [
+      'pack under a missing directory',
+      () => pack(join(dir, 'no', 'l.mwl')),
+      'E_LAYER_WRITE',
+      'does not exist',
+    ],
+  ];
+  for (const [what, run, want, why] of cases) {
+    const e = (await run().then(
+      () => undefined,
+      (x: unknown) => x,
+    )) as { code?: string; message?: string } | undefined;
+    t.is(e?.code, want, what);
+    t.regex(e?.message ?? '', new RegExp(why), what);
+  }
+  const clis: [string[], string, string][] = [
+    [
+      ['init', 'x', join(file, 'x')],
+      'E_FILE_WRITE',
+      `Cannot create layer source directory ${join(file, 'x', 'rootfs')}`,
+    ],
+    [
+      ['extract', out, join(file, 'p.img'), '--image'],
+      'E_EXTRACT_WRITE',
+      `Cannot write ${join(file, 'p.img')}`,
+    ],
+  ];
+  for (const [args, want, message] of clis) {
+    const r = await cli('mway-layer', [...args, '--json'], { timeout: 60_000 });
+    t.is(r.exitCode, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
+    const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    t.is(error.code, want, args.join(' '));
+    t.true(error.message.startsWith(message), error.message);
+  }
+  t.deepEqual((await readdir(dir)).sort(), ['file', 'l.mwl', 'src', 'src2', 'taken']);
+  t.deepEqual(await readdir(join(dir, 'taken')), []);
+});

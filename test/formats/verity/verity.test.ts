@@ -2,7 +2,7 @@
 // `veritysetup verify` accepting ours, our verifier naming the first bad block.
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
-import { open, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../../common/exec.ts';
 import {
@@ -162,6 +162,20 @@ test('formatVerity() refuses data not a multiple of 4096 unless pad is asked', a
   const r = await formatVerity(data, { hashPath: join(dir, 'h'), pad: true, salt: SALT, uuid: UUID });
   t.is(r.dataBlocks, 4);
   t.is((await readFile(data)).length, 4 * 4096);
+});
+
+test('formatVerity() to a directory, or under a missing one, is E_VERITY_WRITE naming the hash path, leaving nothing', async (t) => {
+  const dir = await tempDir(t);
+  const data = join(dir, 'data');
+  await randomFile(data, 4096 * 2);
+  await mkdir(join(dir, 'taken'));
+  for (const hashPath of [join(dir, 'taken'), join(dir, 'missing', 'h')]) {
+    const e = await t.throwsAsync(formatVerity(data, { hashPath, salt: SALT, uuid: UUID }));
+    t.true(isFormatError(e, 'E_VERITY_WRITE'), String(e));
+    t.true(e?.message.startsWith(`Cannot `) && e.message.includes(hashPath), e?.message);
+  }
+  t.deepEqual((await readdir(dir)).sort(), ['data', 'taken']);
+  t.deepEqual(await readdir(join(dir, 'taken')), []);
 });
 
 async function flip(path: string, at: number): Promise<void> {

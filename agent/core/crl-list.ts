@@ -10,6 +10,7 @@ import { lstat, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../common/index.ts';
 import { type Certificate, type Crl, checkCrls, crlPem, readCrls } from '../../keys/index.ts';
+import { AgentError } from './agent-error.ts';
 
 export interface CrlProblem {
   path: string;
@@ -78,7 +79,6 @@ export async function loadCrlList(
   const previous =
     there && lastGood !== undefined ? await readChecked([lastGood], anchors) : { good: [], problems: [] };
   if (!there || previous.problems.length > 0) {
-    const { AgentError } = await import('./agent-error.ts');
     const first = problems[0] as CrlProblem;
     throw new AgentError(
       'E_TRUST_CRL',

@@ -273,7 +273,7 @@ export async function loadArtifacts(fx: FuzzFixture, group: Group): Promise<Arti
       signed: true,
       bytes: mwl,
       mode: 'file',
-      plan: { allUpTo: 0, focus, sample: 1200, boundaries },
+      plan: { allUpTo: 0, focus, sample: 1200, boundaries, quick: 500 },
       decode: (p) => verifyLayer(p as string, { anchors: [vroot], crls: [], at }),
     });
     const image = await read('image.tar');
@@ -286,7 +286,7 @@ export async function loadArtifacts(fx: FuzzFixture, group: Group): Promise<Arti
       signed: false,
       bytes: image,
       mode: 'file',
-      plan: { allUpTo: 0, sample: 60, truncations: 12, focus: [[0, 512]] },
+      plan: { allUpTo: 0, sample: 60, truncations: 12, focus: [[0, 512]], quick: 60 },
       decode: (p, scratch) =>
         importOci({
           archive: p as string,
@@ -361,6 +361,7 @@ export async function loadArtifacts(fx: FuzzFixture, group: Group): Promise<Arti
         ],
         truncations: 24,
         append: false,
+        quick: 400,
       },
       decode: async (p, scratch) => {
         const path = p as string;
@@ -407,6 +408,7 @@ export async function loadArtifacts(fx: FuzzFixture, group: Group): Promise<Arti
         sample: 250,
         truncations: 16,
         boundaries: [1024, 4096, inFile],
+        quick: 60,
       },
       decode: async (p, scratch) => {
         const dir = join(scratch, 'sc');

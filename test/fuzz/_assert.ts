@@ -1,7 +1,7 @@
 // The harness's pass condition, shared by its test files.
 import { writeFileSync } from 'node:fs';
 import type { ExecutionContext } from 'ava';
-import type { ArtifactTally } from './_drive.ts';
+import { type ArtifactTally, DEPTH, SEED } from './_drive.ts';
 
 export function assertClean(
   t: ExecutionContext,
@@ -9,6 +9,7 @@ export function assertClean(
   o: { signed: boolean },
 ): void {
   t.true(tallies.length > 0);
+  t.log(`depth ${DEPTH} (MWAY_FUZZ_DEPTH), seed ${SEED} (MWAY_FUZZ_SEED)`);
   for (const x of tallies) {
     const why = `${x.name}: ${x.findings.join('; ')}`;
     t.true(x.cases > 0, `${x.name}: no cases ran`);
@@ -22,7 +23,11 @@ export function assertClean(
   // MWAY_FUZZ_REPORT=file appends the tallies as JSON lines (doc/threat-model.md is made from them).
   const report = process.env.MWAY_FUZZ_REPORT;
   if (report !== undefined && report !== '')
-    writeFileSync(report, tallies.map((x) => `${JSON.stringify({ ...x, findings: undefined })}\n`).join(''), {
-      flag: 'a',
-    });
+    writeFileSync(
+      report,
+      tallies
+        .map((x) => `${JSON.stringify({ ...x, findings: undefined, depth: DEPTH, seed: SEED })}\n`)
+        .join(''),
+      { flag: 'a' },
+    );
 }

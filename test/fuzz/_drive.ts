@@ -8,15 +8,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Group } from './_artifacts.ts';
 import { type FuzzFixture, makeFuzzFixture } from './_fixture.ts';
+import type { Depth } from './_mutate.ts';
 import type { CaseReport, PlanReport } from './_runner.ts';
 
 /** The seed of every case list: MWAY_FUZZ_SEED, else the issue that asked for the harness. */
 export const SEED = Number(process.env.MWAY_FUZZ_SEED ?? 12);
+/**
+ * MWAY_FUZZ_DEPTH=full (npm run test:fuzz) runs every case; otherwise (npm test) a seeded
+ * sample of each artifact's cases (test/fuzz/_mutate.ts, `Depth`).
+ */
+export const DEPTH: Depth = process.env.MWAY_FUZZ_DEPTH === 'full' ? 'full' : 'quick';
 /** A case that takes longer than this is a hang (generous: the machine is shared and loaded). */
 const CASE_TIMEOUT_MS = Number(process.env.MWAY_FUZZ_CASE_TIMEOUT_MS ?? 20_000);
 
 export interface ArtifactTally {
   name: string;
+  group: Group;
+  /** What of it is covered by a signature or signed digest (PlanReport.coverage). */
+  coverage: PlanReport['coverage'];
   cases: number;
   flips: number;
   truncations: number;
@@ -47,7 +56,6 @@ export function fuzzFixture(): Promise<{ fx: FuzzFixture; root: string }> {
     // Synchronous: the process is exiting.
     process.once('exit', () => rmSync(root, { recursive: true, force: true }));
     const fx = await makeFuzzFixture(join(root, 'fixture'));
-    await mkdir(join(root, 'tmp'));
     return { fx, root };
   })();
   return fixture;
@@ -76,10 +84,12 @@ function runFrom(
     let settled = false;
     let stderr = '';
     const args = [fx.dir, group, String(from.artifact), String(SEED), String(from.case)];
-    args.push(process.env.MWAY_FUZZ_FINDINGS ?? '', process.env.MWAY_FUZZ_ONLY ?? '');
+    args.push(process.env.MWAY_FUZZ_FINDINGS ?? '', process.env.MWAY_FUZZ_ONLY ?? '', DEPTH);
     const child = fork(RUNNER, args, {
       execArgv: [],
-      env: { ...process.env, TMPDIR: join(root, 'tmp') },
+      // A TMPDIR of its own per group: the groups of one file run at once, and each runner
+      // checks after every case that its TMPDIR is empty.
+      env: { ...process.env, TMPDIR: join(root, `tmp-${group}`) },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
     });
     child.stderr?.on('data', (d: Buffer) => {
@@ -120,9 +130,11 @@ function runFrom(
   });
 }
 
-function emptyTally(name: string): ArtifactTally {
+function emptyTally(name: string, group: Group, coverage: PlanReport['coverage']): ArtifactTally {
   return {
     name,
+    group,
+    coverage,
     cases: 0,
     flips: 0,
     truncations: 0,
@@ -170,6 +182,7 @@ function count(t: ArtifactTally, c: CaseReport): void {
  */
 export async function fuzzGroup(group: Group, o: { caseTimeoutMs?: number } = {}): Promise<ArtifactTally[]> {
   const { fx, root } = await fuzzFixture();
+  await mkdir(join(root, `tmp-${group}`), { recursive: true });
   const tallies = new Map<number, ArtifactTally>();
   const started = new Map<number, number>();
   let from: Position = { artifact: 0, case: 0 };
@@ -181,7 +194,7 @@ export async function fuzzGroup(group: Group, o: { caseTimeoutMs?: number } = {}
       from,
       o.caseTimeoutMs ?? CASE_TIMEOUT_MS,
       (p) => {
-        const t = tallies.get(p.artifact) ?? emptyTally(p.name);
+        const t = tallies.get(p.artifact) ?? emptyTally(p.name, group, p.coverage);
         t.cases = p.cases;
         tallies.set(p.artifact, t);
         if (!started.has(p.artifact)) started.set(p.artifact, Date.now());
@@ -191,7 +204,7 @@ export async function fuzzGroup(group: Group, o: { caseTimeoutMs?: number } = {}
       (c) => count(tallies.get(c.artifact) as ArtifactTally, c),
     );
     if (r.end === 'done') break;
-    const t = tallies.get(r.at.artifact) ?? emptyTally(`artifact ${r.at.artifact}`);
+    const t = tallies.get(r.at.artifact) ?? emptyTally(`artifact ${r.at.artifact}`, group, 'unsigned');
     tallies.set(r.at.artifact, t);
     if (r.end === 'hang') t.hangs++;
     else t.crashes++;

@@ -35,7 +35,20 @@ export interface CasePlan {
   skip?: (at: number) => boolean;
   /** Append one byte (skipped for disks, whose size is in sectors). */
   append?: boolean;
+  /** Cases a quick run keeps (default QUICK_CASES): a seeded sample of the full list. */
+  quick?: number;
 }
+
+/**
+ * How deep a run goes. `quick` (npm test) keeps at most `plan.quick` cases of each artifact,
+ * drawn by the seed from the full list (an artifact of up to QUICK_ALL_UP_TO bytes, or with
+ * fewer cases, keeps all of them); `full` (npm run test:fuzz) runs every case.
+ */
+export type Depth = 'quick' | 'full';
+
+export const QUICK_CASES = 250;
+/** Artifacts up to this size keep every case even in a quick run (every byte of a small one). */
+export const QUICK_ALL_UP_TO = 1024;
 
 /** A string's hash, to give each artifact its own stream from one seed. */
 function hashName(s: string): number {
@@ -44,7 +57,13 @@ function hashName(s: string): number {
   return h >>> 0;
 }
 
-export function planCases(name: string, length: number, plan: CasePlan, seed: number): MutationCase[] {
+export function planCases(
+  name: string,
+  length: number,
+  plan: CasePlan,
+  seed: number,
+  depth: Depth = 'full',
+): MutationCase[] {
   const r = rng(seed ^ hashName(name));
   const mask = () => 1 + Math.floor(r() * 255);
   const at = new Set<number>();
@@ -65,7 +84,19 @@ export function planCases(name: string, length: number, plan: CasePlan, seed: nu
   for (const n of [...cut].filter((n) => n >= 0 && n < length).sort((a, b) => a - b))
     out.push({ kind: 'truncate', length: n });
   if (plan.append !== false) out.push({ kind: 'append', byte: 0x58 });
-  return out;
+  const keep = plan.quick ?? QUICK_CASES;
+  if (depth === 'full' || length <= QUICK_ALL_UP_TO || out.length <= keep) return out;
+  // A partial Fisher-Yates shuffle drawn from the same stream: the sample depends only on the
+  // artifact's name, length and the seed, so a restarted runner draws the same one.
+  const order = out.map((_, i) => i);
+  for (let i = 0; i < keep; i++) {
+    const j = i + Math.floor(r() * (order.length - i));
+    [order[i], order[j]] = [order[j] as number, order[i] as number];
+  }
+  return order
+    .slice(0, keep)
+    .sort((a, b) => a - b)
+    .map((i) => out[i] as MutationCase);
 }
 
 export function applyCase(bytes: Uint8Array, c: MutationCase): Uint8Array {

@@ -1,6 +1,6 @@
 // One artifact's mutation cases, run in a child process so a case that hangs (a blocking open,
 // a promise that never settles, a loop) can be killed and the run resumed at the next case:
-//   node _runner.ts FIXTURE_DIR GROUP ARTIFACT_INDEX SEED FIRST_CASE FINDINGS_DIR
+//   node _runner.ts FIXTURE_DIR GROUP ARTIFACT_INDEX SEED FIRST_CASE FINDINGS_DIR ONLY DEPTH
 // Reports over IPC: one `plan`, then one `case` per case in order, then `done`. TMPDIR is the
 // parent's private directory, checked empty after every case (nothing may be left behind).
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,7 +10,7 @@ import { isMilkyWayError } from '../../common/index.ts';
 import { type Artifact, type Group, loadArtifacts } from './_artifacts.ts';
 import { documentedCodes } from './_codes.ts';
 import type { FuzzFixture } from './_fixture.ts';
-import { applyCase, describe, type MutationCase, planCases } from './_mutate.ts';
+import { applyCase, type Depth, describe, type MutationCase, planCases } from './_mutate.ts';
 
 export type Outcome = 'accepted' | 'equivalent' | 'refused' | 'crash' | 'undocumented' | 'leftover';
 
@@ -31,6 +31,8 @@ export interface PlanReport {
   artifact: number;
   name: string;
   cases: number;
+  /** Every byte signed (every flip must be refused), some (a signed file inside), or none (a decoder). */
+  coverage: 'signed' | 'partly signed' | 'unsigned';
 }
 
 function send(m: CaseReport | PlanReport | { type: 'done' }): Promise<void> {
@@ -105,10 +107,11 @@ async function runArtifact(
   a: Artifact,
   index: number,
   first: number,
-  o: { fx: FuzzFixture; seed: number; codes: Set<string>; findings: string | undefined },
+  o: { fx: FuzzFixture; seed: number; depth: Depth; codes: Set<string>; findings: string | undefined },
 ): Promise<void> {
-  const cases = planCases(a.name, a.bytes.length, a.plan, o.seed);
-  await send({ type: 'plan', artifact: index, name: a.name, cases: cases.length });
+  const cases = planCases(a.name, a.bytes.length, a.plan, o.seed, o.depth);
+  const coverage = typeof a.signed === 'function' ? 'partly signed' : a.signed ? 'signed' : 'unsigned';
+  await send({ type: 'plan', artifact: index, name: a.name, cases: cases.length, coverage });
   const slug = a.name.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
   const scratch = join(o.fx.dir, `scratch-${process.pid}`);
   const work = join(o.fx.dir, `work-${process.pid}`);
@@ -166,10 +169,16 @@ async function runArtifact(
 
 /** Runs the group's artifacts from FIRST_ARTIFACT (its cases from FIRST_CASE) to the end. */
 async function main(): Promise<void> {
-  const [fixtureDir, group, firstArtifact, seed, firstCase, findings, only] = process.argv.slice(2);
+  const [fixtureDir, group, firstArtifact, seed, firstCase, findings, only, depth] = process.argv.slice(2);
   const fx = JSON.parse(await readFile(join(fixtureDir as string, 'fixture.json'), 'utf8')) as FuzzFixture;
   const artifacts = await loadArtifacts(fx, group as Group);
-  const o = { fx, seed: Number(seed), codes: documentedCodes(), findings };
+  const o = {
+    fx,
+    seed: Number(seed),
+    depth: (depth === 'full' ? 'full' : 'quick') as Depth,
+    codes: documentedCodes(),
+    findings,
+  };
   for (let k = Number(firstArtifact); k < artifacts.length; k++) {
     const a = artifacts[k] as Artifact;
     // MWAY_FUZZ_ONLY=text runs only the artifacts whose name contains it (debugging a finding).

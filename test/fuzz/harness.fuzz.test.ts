@@ -11,6 +11,8 @@
 // doc/errors-*.md lists; no case may crash, hang or leave a file behind (test/fuzz/_drive.ts).
 // npm test runs a seeded sample of each artifact's cases; `npm run test:fuzz` runs them all.
 import test from 'ava';
+import { readFileSync } from 'node:fs';
+import { DOC, reportedArtifacts } from '../../scripts/fuzz-report.ts';
 import type { Group } from './_artifacts.ts';
 import { assertClean } from './_assert.ts';
 import { fuzzGroup, tallyLine } from './_drive.ts';
@@ -28,6 +30,10 @@ for (const [group, signed] of GROUPS) {
     const tallies = await fuzzGroup(group);
     for (const x of tallies) t.log(tallyLine(x));
     assertClean(t, tallies, { signed });
+    // doc/threat-model.md's counts are of these artifacts: a new one means `npm run fuzz:report`.
+    const reported = reportedArtifacts(readFileSync(DOC, 'utf8'));
+    for (const x of tallies)
+      t.true(reported.includes(x.name), `${x.name} is not in doc/threat-model.md: run npm run fuzz:report`);
   });
 }
 

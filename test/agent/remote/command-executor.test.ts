@@ -189,6 +189,37 @@ test('when the replay cache cannot be written the command is refused with E_PEER
   t.deepEqual(rec.calls, []);
 });
 
+// The audit's finding: a certificate with a malformed extension escaped the decoder uncoded, and
+// the executor took the uncoded error for its own state failing (E_PEER_STATE, blaming its disk).
+test('a broker-injected command whose leaf has a malformed extension is refused with a keys verdict, not E_PEER_STATE', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const env = cmd(p.op, 'service.restart', { service: 'hello' });
+  const der = Buffer.from(p.op.cert.der);
+  // basicConstraints (OID 2.5.29.19): its extnValue's inner SEQUENCE tag becomes OCTET STRING.
+  const oid = der.indexOf(Buffer.from([0x06, 0x03, 0x55, 0x1d, 0x13]));
+  t.true(oid > 0, 'the operator certificate has basicConstraints');
+  const inner = der.indexOf(0x30, der.indexOf(0x04, oid + 5));
+  der[inner] = 0x04;
+  const sig = env.signatures[0] as Envelope['signatures'][number];
+  const forged: Envelope = {
+    ...env,
+    signatures: [
+      {
+        ...sig,
+        chain: [der.toString('base64'), ...sig.chain.slice(1)],
+        signer: createHash('sha256').update(der).digest('hex'),
+      },
+    ],
+  };
+  const a = await ex.command(forged);
+  const v = verifyResult(a.result, { anchors: [p.root.cert] });
+  t.is(v.payload.status, 'refused');
+  t.is(v.payload.code, 'E_CMD_OPERATOR_UNTRUSTED', String(v.payload.message));
+  t.regex(String(v.payload.message), /Cannot decode certificate/);
+  t.deepEqual(rec.calls, []);
+});
+
 test('a layer sent as layer.chunk commands in any order is installed once whole; a missing piece fails the digest', async (t) => {
   const p = await pkiP;
   const { ex, rec } = await executor(t, p);

@@ -33,6 +33,11 @@ export interface ActionContext {
   /** Where a layer's chunks are assembled before the agent installs it. */
   spoolDir: string;
   /**
+   * Installs a CRL pushed with `crl.install` (the peer link keeps it in its writable state
+   * and puts it in force at once); returns what is in force afterwards.
+   */
+  installCrl?: (der: Uint8Array) => Promise<unknown>;
+  /**
    * Brings a layer's bytes from out of band (a blob store) to a local file and returns its
    * path, for layers sent without inline chunks. The digest is checked here again.
    */
@@ -300,6 +305,18 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       return { output: { rebooting: true }, after: () => api.reboot() };
     case 'poweroff':
       return { output: { poweringOff: true }, after: () => api.poweroff() };
+    case 'crl.install': {
+      const b64 = p.args.crl;
+      if (
+        typeof b64 !== 'string' ||
+        b64.length === 0 ||
+        b64.length > 6 * 1024 * 1024 ||
+        !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)
+      )
+        bad(a, 'crl must be a base64 DER CRL');
+      if (ctx.installCrl === undefined) bad(a, 'this peer cannot store CRLs');
+      return { output: await ctx.installCrl(new Uint8Array(Buffer.from(b64, 'base64'))) };
+    }
     case 'exec': {
       const out = (await exec(p.args)) as { exitCode: number };
       if (out.exitCode === 0) return { output: out };

@@ -61,6 +61,8 @@ export class PeerExecutor {
   readonly memberships: MembershipStore;
   readonly replay: ReplayCache;
   readonly #spoolDir: string;
+  /** Set by the peer link: stores and applies a pushed CRL (`crl.install`). */
+  installCrl: ((der: Uint8Array) => Promise<unknown>) | undefined;
 
   constructor(o: {
     api: AgentApi;
@@ -207,6 +209,7 @@ export class PeerExecutor {
         anchors: this.id.anchors,
         crls: this.id.crls,
         spoolDir: this.#spoolDir,
+        ...(this.installCrl === undefined ? {} : { installCrl: this.installCrl }),
       });
       if (out.failure !== undefined)
         this.#log('warn', `command ${p.id} ${p.action} failed: ${out.failure.code}: ${out.failure.message}`);

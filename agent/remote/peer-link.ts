@@ -26,6 +26,7 @@ import {
   type Message,
 } from '../../control/wire/index.ts';
 import { type Log, PeerExecutor } from './peer-executor.ts';
+import { ensureCrlStore, installCrl } from './crl-store.ts';
 import { type EnrollConfig, enrollFiles, ensureIdentity } from './peer-identity.ts';
 
 /** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
@@ -227,7 +228,10 @@ export async function startPeerLink(options: {
   const anchors = await loadAnchors(cfg.anchors);
   if (anchors.length === 0)
     throw new AgentError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
-  const crls = await loadCrls(cfg.crls ?? [], anchors);
+  // CRLs pushed by `mway crl push` live in the link's writable state, beside the configured ones.
+  const crlDir = await ensureCrlStore(join(options.stateDir, 'control'));
+  const crlSources = [...(cfg.crls ?? []), crlDir];
+  const crls = await loadCrls(crlSources, anchors);
   const files = { key: cfg.key, cert: cfg.cert, kemKey: cfg.kemKey };
   let stopped = false;
   let peerId = '';
@@ -273,6 +277,18 @@ export async function startPeerLink(options: {
       },
     });
     await executor.load();
+    executor.installCrl = async (der) => {
+      const r = await installCrl({
+        der,
+        stateDir: join(options.stateDir, 'control'),
+        anchors,
+        inForce: executor.id.crls,
+      });
+      // In force for the very next check: this command's result, memberships, later commands.
+      executor.id.crls = await loadCrls(crlSources, anchors);
+      log('info', `control: CRL of ${r.issuer} (${r.thisUpdate}, ${r.serials} serial(s)) ${r.state}`);
+      return { ...r, crlsInForce: executor.id.crls.length };
+    };
     const tls = tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors });
 
     const sendStatus = async (c: BrokerClient): Promise<void> => {
@@ -287,7 +303,7 @@ export async function startPeerLink(options: {
     // restart. If the files cannot be read the previous list stays in force (and it is logged).
     const refreshCrls = async (): Promise<void> => {
       try {
-        executor.id.crls = await loadCrls(cfg.crls ?? [], anchors);
+        executor.id.crls = await loadCrls(crlSources, anchors);
       } catch (e) {
         log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`);
       }

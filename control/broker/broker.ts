@@ -7,7 +7,7 @@
 // broker only as the BrokerContext of broker-context.ts.
 import type { SecureContextOptions } from 'node:tls';
 import { errorMessage, isMilkyWayError } from '../../common/index.ts';
-import { type Certificate, type Crl, parseCertificates, verifyChain } from '../../keys/index.ts';
+import { type Certificate, type Crl, checkCrls, parseCertificates, verifyChain } from '../../keys/index.ts';
 import { AuditLog } from './audit-log.ts';
 import type { BrokerContext, Session, SessionRole } from './broker-context.ts';
 import { BrokerDb } from './broker-db.ts';
@@ -69,10 +69,12 @@ export class Broker implements BrokerContext {
   #close: (() => Promise<void>) | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
+  #crls: readonly Crl[] | undefined;
 
   private constructor(o: BrokerOptions) {
     this.options = o;
     this.fingerprint = o.certificate.fingerprint;
+    this.#crls = o.crls;
     this.db = new BrokerDb(o.dbPath);
     this.audit = new AuditLog(this.db);
     this.jobs = new BrokerJobs(this);
@@ -106,7 +108,35 @@ export class Broker implements BrokerContext {
   }
 
   get crls(): readonly Crl[] | undefined {
-    return this.options.crls;
+    return this.#crls;
+  }
+
+  /**
+   * Puts a new CRL list in force without a restart (milkywaysrvd reloads its CRL files when
+   * they change, and on SIGHUP). Every list must be signed by an anchor (E_CRL_* otherwise, and
+   * the old list stays). Connected peers and operators the new list revokes are cut off at
+   * once; their next hello is refused with E_IDENTITY_REVOKED. Returns who was disconnected.
+   */
+  setCrls(crls: readonly Crl[]): string[] {
+    checkCrls(crls, this.options.anchors);
+    this.#crls = crls;
+    const cut: string[] = [];
+    for (const s of this.sessions) {
+      if (s.cert === undefined) continue;
+      try {
+        verifyChain(this.#chainOf(s, s.cert), {
+          anchors: this.options.anchors,
+          roles: ['peer', 'operator'],
+          at: this.now(),
+          crls,
+        });
+      } catch (e) {
+        cut.push(s.actor);
+        this.log('warn', `broker: ${s.actor} disconnected: ${errorMessage(e)}`);
+        s.conn.close();
+      }
+    }
+    return cut;
   }
 
   now(): Date {
@@ -257,7 +287,7 @@ export class Broker implements BrokerContext {
         anchors: this.options.anchors,
         roles: ['peer', 'operator'],
         at: this.now(),
-        ...(this.options.crls === undefined ? {} : { crls: this.options.crls }),
+        ...(this.#crls === undefined ? {} : { crls: this.#crls }),
       });
     } catch (e) {
       const code = (e as { code?: string }).code;

@@ -213,12 +213,17 @@ export class OperatorClient {
     this.#dir = o.dir;
   }
 
-  static async connect(cfg: OperatorConfig, dir = configDir()): Promise<OperatorClient> {
-    const anchors: Certificate[] = [];
-    for (const f of await expand(cfg.anchors, '.crt')) anchors.push(...(await readCertificates(f)));
-    const roots = anchors.filter((c) => c.isCA);
+  /** The anchors (self-signed roots) and CRLs the config names. */
+  static async trust(cfg: OperatorConfig): Promise<{ anchors: Certificate[]; crls: Crl[] }> {
+    const all: Certificate[] = [];
+    for (const f of await expand(cfg.anchors, '.crt')) all.push(...(await readCertificates(f)));
     const crls: Crl[] = [];
     for (const f of await expand(cfg.crls, '.crl')) crls.push(...(await readCrls(f)));
+    return { anchors: all.filter((c) => c.isCA), crls };
+  }
+
+  static async connect(cfg: OperatorConfig, dir = configDir()): Promise<OperatorClient> {
+    const { anchors: roots, crls } = await OperatorClient.trust(cfg);
     const chain = await readCertificates(cfg.cert);
     if (chain[0]?.role !== 'operator')
       throw new OperatorError('E_CONFIG', `${cfg.cert} is not an operator certificate`);

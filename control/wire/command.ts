@@ -28,6 +28,7 @@ export const COMMAND_ACTIONS = [
   'reboot',
   'poweroff',
   'exec',
+  'crl.install',
 ] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 

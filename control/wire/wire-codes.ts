@@ -270,6 +270,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
           'A sealed secret is not for this peer, not from an operator of our root, or bound to another name or secret group.',
         fix: 'Seal it to the right peer (`mway secrets` does).',
       },
+      E_CRL_STALE: {
+        meaning:
+          'A CRL pushed with `mway crl push` is older than the CRL of the same issuer the peer has in force; the peer keeps the newer one.',
+        fix: 'Push the newest CRL (`mway keys revoke` / `mway keys crl` write a new one).',
+      },
       E_EXEC_EXIT: {
         meaning:
           'The command `mway run` started on the peer exited non-zero: the result is `failed`, with its exit status, stdout and stderr as the output.',

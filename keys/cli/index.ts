@@ -17,6 +17,7 @@ export default defineCommand({
     show: () => import('./show.ts').then((m) => m.default),
     verify: () => import('./verify.ts').then((m) => m.default),
     revoke: () => import('./revoke.ts').then((m) => m.default),
+    crl: () => import('./crl.ts').then((m) => m.default),
     sign: () => import('./sign.ts').then((m) => m.default),
     'verify-sig': () => import('./verify-sig.ts').then((m) => m.default),
   },

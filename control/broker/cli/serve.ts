@@ -1,6 +1,7 @@
 // `milkywaysrvd --config FILE`: runs the broker until SIGTERM/SIGINT. Prints one line when
 // it listens (address, certificate fingerprint; JSON with --json) so scripts and tests can
 // wait for it.
+import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { commonArgs } from '../../../common/index.ts';
 import {
@@ -61,6 +62,7 @@ export async function serve(args: { config: string; json?: boolean | undefined }
       log('warn', (e as Error).message);
     }
   }
+  const stopReload = watchCrls(cfg.crls, broker, log);
   const info = {
     listening: `${cfg.listen.host}:${broker.port}`,
     fingerprint: broker.fingerprint,
@@ -76,9 +78,78 @@ export async function serve(args: { config: string; json?: boolean | undefined }
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  stopReload();
   await ad?.stop();
   await broker.close();
   return 0;
+}
+
+/** How often the CRL files are checked for a change (a revocation takes effect within this). */
+export const CRL_POLL_MS = 2000;
+
+async function readCrlFiles(files: readonly string[]): Promise<Crl[]> {
+  const out: Crl[] = [];
+  for (const f of files) out.push(...(await readCrls(f)));
+  return out;
+}
+
+async function stamp(files: readonly string[]): Promise<string> {
+  const parts: string[] = [];
+  for (const f of files) {
+    const st = await lstat(f).catch(() => undefined);
+    parts.push(st === undefined ? '-' : `${st.ino}:${st.size}:${st.mtimeMs}`);
+  }
+  return parts.join('|');
+}
+
+/**
+ * Reloads the CRL files when one changes (checked every CRL_POLL_MS) and on SIGHUP, and puts
+ * them in force in the running broker; a file that does not read or verify is logged and the
+ * previous list stays (a damaged file must not lift a revocation).
+ */
+function watchCrls(
+  files: readonly string[],
+  broker: Broker,
+  log: (level: string, m: string) => void,
+): () => void {
+  if (files.length === 0) return () => {};
+  let last: string | undefined;
+  let busy = false;
+  const reload = async (why: string): Promise<void> => {
+    try {
+      const list = await readCrlFiles(files);
+      const cut = broker.setCrls(list);
+      const revoked = list.reduce((n, c) => n + c.serials.length, 0);
+      log(
+        'info',
+        `CRLs reloaded (${why}): ${list.length} list(s), ${revoked} revoked${cut.length === 0 ? '' : `; disconnected ${cut.join(', ')}`}`,
+      );
+    } catch (e) {
+      log('warn', `cannot reload CRLs (${why}), keeping the previous ones: ${(e as Error).message}`);
+    }
+  };
+  void stamp(files).then((s) => {
+    last = s;
+  });
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    void stamp(files)
+      .then(async (s) => {
+        if (last !== undefined && s !== last) await reload('file changed');
+        last = s;
+      })
+      .finally(() => {
+        busy = false;
+      });
+  }, CRL_POLL_MS);
+  timer.unref();
+  const onHup = (): void => void reload('SIGHUP');
+  process.on('SIGHUP', onHup);
+  return () => {
+    clearInterval(timer);
+    process.off('SIGHUP', onHup);
+  };
 }
 
 export default defineCommand({

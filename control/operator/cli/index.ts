@@ -15,6 +15,7 @@ export const subCommands: SubCommandsDef = {
   run: () => import('./run.ts').then((m) => m.default),
   status: () => import('./status.ts').then((m) => m.default),
   facts: () => import('./facts.ts').then((m) => m.default),
+  crl: () => import('./crl.ts').then((m) => m.default),
   jobs: () => import('./jobs.ts').then((m) => m.jobs),
   job: () => import('./jobs.ts').then((m) => m.job),
   audit: () => import('./audit.ts').then((m) => m.default),

@@ -19,8 +19,10 @@ const LAYERS = 20;
 const SETTLE_MS = 5000;
 const BIN = join(import.meta.dirname, '..', 'agent', 'bin', 'milkyway-agent.ts');
 
-interface Measured {
+export interface Measured {
   readyMs: number;
+  /** The agent's own CPU (user + system, /proc/PID/stat) at `boot done:`: steadier under load. */
+  cpuMs: number;
   rssKiB: number;
   /** RSS once the agent has idled for SETTLE_MS after boot. */
   settledKiB: number;
@@ -28,7 +30,7 @@ interface Measured {
   line: string;
 }
 
-async function makeRoot(
+export async function makeRoot(
   dir: string,
   pki: { rootCert: string; userKeyPath: string; userCertPath: string },
   layers: number,
@@ -57,7 +59,13 @@ async function makeRoot(
   return { root, config };
 }
 
-async function measure(root: string, config: string, compileCache?: string): Promise<Measured> {
+/** Boots the agent on `root` until `boot done:`, then (after `settleMs`, default SETTLE_MS) stops it. */
+export async function measure(
+  root: string,
+  config: string,
+  compileCache?: string,
+  o: { settleMs?: number } = {},
+): Promise<Measured> {
   const script =
     'set -e; mount --rbind / "$1/base"; mkdir -p "$1/sys"; mount --rbind /sys "$1/sys"; shift; exec "$@"';
   const t0 = performance.now();
@@ -109,14 +117,17 @@ async function measure(root: string, config: string, compileCache?: string): Pro
   const rss = async () =>
     Number(/^VmRSS:\s+(\d+)/m.exec(await readFile(`/proc/${agentPid}/status`, 'utf8'))?.[1] ?? 0);
   const rssKiB = await rss();
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  // utime and stime are fields 14 and 15, counted after the ')' that ends the command name.
+  const stat = (await readFile(`/proc/${agentPid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];
+  const cpuMs = ((Number(stat[11]) + Number(stat[12])) * 1000) / 100;
+  await new Promise((r) => setTimeout(r, o.settleMs ?? SETTLE_MS));
   const settledKiB = await rss();
   const t1 = performance.now();
   process.kill(agentPid, 'SIGTERM');
   const code = await exited;
   if (code !== 0) throw new Error(`agent exited with ${code}:\n${err.slice(-2000)}`);
   if (process.argv.includes('--verbose')) process.stderr.write(err);
-  return { readyMs, rssKiB, settledKiB, stopMs: performance.now() - t1, line };
+  return { readyMs, cpuMs, rssKiB, settledKiB, stopMs: performance.now() - t1, line };
 }
 
 export async function run(argv: string[]): Promise<void> {

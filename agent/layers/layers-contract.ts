@@ -1,5 +1,5 @@
-// What the agent uses from layers/ (doc/internal-apis.md, layers section): verifyLayer and
-// resolve, loaded when the first layer is, so an agent with none never loads them.
+// What the agent uses from layers/ (doc/internal-apis.md, layers section): verifyLayer,
+// readLayer and resolve, loaded when the first layer is, so an agent with none never loads them.
 import type { LayerManifest, VerifiedLayer } from '../../layers/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 
@@ -8,6 +8,7 @@ export type Verified = VerifiedLayer;
 export type LayersModule = Pick<
   typeof import('../../layers/index.ts'),
   | 'verifyLayer'
+  | 'readLayer'
   | 'resolve'
   | 'compilePolicy'
   | 'policyInputs'

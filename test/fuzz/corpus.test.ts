@@ -5,6 +5,8 @@
 // the test, so a new entry cannot be skipped by accident. test/fixtures/hostile/README.md says
 // what made each one.
 import test from 'ava';
+import { execa } from 'execa';
+import { createHash, X509Certificate } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -58,3 +60,46 @@ for (const f of files) {
     t.log(`${f}: ${code}: ${(e as Error).message.slice(0, 160)}`);
   });
 }
+
+// Cross-checked against OpenSSL (3.0, through the openssl CLI and Node's X509Certificate), which
+// nobody here wrote: where we refuse, OpenSSL either refuses too or reads something other than
+// the file's bytes.
+test('cross-check: OpenSSL refuses the trailing byte as DER and cannot decode the damaged extensions either', async (t) => {
+  const trailing = join(DIR, 'cert-trailing-byte.der');
+  const bytes = await readFile(trailing);
+  // OpenSSL's DER parser: trailing data is an encoding error; without the byte it parses.
+  const a = await execa('openssl', ['asn1parse', '-inform', 'DER', '-in', trailing], { reject: false });
+  t.not(a.exitCode, 0);
+  t.regex(`${a.stdout}${a.stderr}`, /Error in encoding/);
+  const b = await execa('openssl', ['asn1parse', '-inform', 'DER'], {
+    input: bytes.subarray(0, -1),
+    reject: false,
+  });
+  t.is(b.exitCode, 0, b.stderr);
+  // X509Certificate takes the certificate before the byte: the file's SHA-256 is not the
+  // certificate's fingerprint, the one-certificate-many-fingerprints hazard strict DER closes.
+  const x = new X509Certificate(bytes);
+  const fpr = (d: Uint8Array) => createHash('sha256').update(d).digest('hex');
+  t.is(x.fingerprint256.replace(/:/g, '').toLowerCase(), fpr(bytes.subarray(0, -1)));
+  t.not(x.fingerprint256.replace(/:/g, '').toLowerCase(), fpr(bytes));
+  // The damaged extensions: OpenSSL prints their raw bytes instead of a value it understood.
+  for (const [f, ext, good] of [
+    ['cert-key-usage-unused-bits-9.der', 'keyUsage', /Digital Signature/],
+    ['cert-basic-constraints-not-a-sequence.der', 'basicConstraints', /CA:/],
+  ] as const) {
+    const r = await execa('openssl', ['x509', '-inform', 'DER', '-in', join(DIR, f), '-noout', '-ext', ext]);
+    t.notRegex(r.stdout, good, `${f}: ${r.stdout}`);
+  }
+  const ok = await execa('openssl', [
+    'x509',
+    '-inform',
+    'DER',
+    '-in',
+    trailing,
+    '-noout',
+    '-ext',
+    'keyUsage,basicConstraints',
+  ]);
+  t.regex(ok.stdout, /Digital Signature/);
+  t.regex(ok.stdout, /CA:FALSE/);
+});

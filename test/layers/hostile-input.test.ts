@@ -310,3 +310,29 @@ test('pack, init and extract name an output that cannot be written, with its cod
   t.deepEqual((await readdir(dir)).sort(), ['file', 'l.mwl', 'src', 'src2', 'taken']);
   t.deepEqual(await readdir(join(dir, 'taken')), []);
 });
+
+test('every byte of the payload verity superblock block is bound: the UUID, and zeros after the superblock', async (t) => {
+  const { dir, out, anchors } = await packed(t);
+  const whole = await readFile(out);
+  const l = await readLayer(out);
+  const cases: [string, number, RegExp][] = [
+    // veritysetup reads the UUID but never checks it; the .mwl derives it from signed fields.
+    ['uuid byte', l.verityOffset + 16 + 5, /superblock UUID [0-9a-f]{32} is not the one derived/],
+    ['byte after the superblock', l.verityOffset + 512 + 7, /bytes 512-4095 of its block are not zero/],
+  ];
+  for (const [what, at, why] of cases) {
+    const copy = Buffer.from(whole);
+    copy[at] = (copy[at] as number) ^ 0x01;
+    const f = join(dir, `${what.replace(/\W/g, '-')}.mwl`);
+    await writeFile(f, copy);
+    // Both with the kernel's check (verity: false reads only the superblock) and the full one.
+    for (const verity of [false, true]) {
+      const e = (await verifyLayer(f, { anchors, verity }).then(
+        () => undefined,
+        (x: unknown) => x,
+      )) as { code?: string; message?: string } | undefined;
+      t.is(e?.code, 'E_VERITY_SUPERBLOCK', `${what}, verity ${verity}`);
+      t.regex(e?.message ?? '', why, what);
+    }
+  }
+});

@@ -16,7 +16,7 @@ export default {
   options: {
     parser: 'swc',
     // The parts (a part not created yet is simply absent); tests and benches are not parts.
-    includeOnly: '^(common|formats|platform|keys|layers|bootchain|control|agent|imagebuild)/',
+    includeOnly: '^(common|formats|platform|keys|layers|bootchain|update|control|agent|imagebuild)/',
     doNotFollow: { path: 'node_modules' },
     exclude: { path: '(^|/)(node_modules|test|bench|fixtures|rootfs)/' },
     enhancedResolveOptions: { extensions: ['.ts', '.js', '.mjs'] },

@@ -12,6 +12,7 @@ import {
   type PartitionRow,
   rowAttributeBits,
 } from '../platform/index.ts';
+import { SLOT_BITS_MASK } from '../update/index.ts';
 import type { ImageCode } from './image-codes.ts';
 
 /** The layout check's codes: the `E_LAYOUT_*` rows of imagebuild/image-codes.ts. */
@@ -110,7 +111,10 @@ export function matchLayout(entries: readonly LayoutEntry[]): LayoutMatch {
     if (e.type !== row.type)
       fail('E_LAYOUT_TYPE', `${where} has type ${e.type}; ${row.role} is ${row.typeName} ${row.type}`);
     const bits = rowAttributeBits(row);
-    if (e.attributes !== bits)
+    // A CoreOS slot's boot state (priority, tries, successful) changes at run time (update/).
+    const seen =
+      row.slot !== undefined && row.verity === 'data' ? e.attributes & ~SLOT_BITS_MASK : e.attributes;
+    if (seen !== bits)
       fail(
         'E_LAYOUT_ATTRIBUTES',
         `${where} has GPT attributes ${hex(e.attributes)}; ${row.role} has ${hex(bits)}${row.readOnly ? ' (read-only, bit 60)' : ''}`,

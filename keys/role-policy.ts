@@ -6,7 +6,7 @@ import type { Certificate, EnvelopeType, Role } from './types.ts';
 /** Envelope types each role may sign. Roots sign only certificates and CRLs; brokers nothing. */
 export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   'vendor-root': [],
-  vendor: ['coreos', 'bundle', 'layer', 'config', 'file'],
+  vendor: ['coreos', 'bundle', 'update', 'layer', 'config', 'file'],
   'user-root': [],
   user: ['stage1', 'layer', 'config', 'file'],
   operator: ['command', 'membership', 'secret', 'file'],

@@ -27,6 +27,7 @@ export type EnvelopeType =
   | 'coreos'
   | 'bundle'
   | 'stage1'
+  | 'update'
   | 'config'
   | 'command'
   | 'membership'
@@ -39,6 +40,7 @@ export const ENVELOPE_TYPES: readonly EnvelopeType[] = [
   'coreos',
   'bundle',
   'stage1',
+  'update',
   'config',
   'command',
   'membership',

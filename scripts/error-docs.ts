@@ -13,6 +13,7 @@ import { FORMAT_CODES } from '../formats/index.ts';
 import { IMAGE_CODES } from '../imagebuild/index.ts';
 import { KEYS_CODES } from '../keys/index.ts';
 import { LAYER_CODES } from '../layers/index.ts';
+import { UPDATE_CODES } from '../update/index.ts';
 
 /** Every part's table, bottom of the layering first. */
 export const CODE_TABLES: readonly CodeTable[] = [
@@ -20,6 +21,7 @@ export const CODE_TABLES: readonly CodeTable[] = [
   FORMAT_CODES,
   KEYS_CODES,
   LAYER_CODES,
+  UPDATE_CODES,
   WIRE_CODES,
   AGENT_CODES,
   IMAGE_CODES,

@@ -11,6 +11,7 @@ import { brokerConfigFormat } from '../control/broker/broker-config.ts';
 import { operatorConfigFormat } from '../control/operator/operator-client.ts';
 import { messageFormat } from '../control/wire/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
+import { bundleManifestFormat } from '../update/index.ts';
 
 /** Every published format (the layer manifest joins when layers/manifest.ts is converted). */
 export const FORMATS: readonly Format<Schema>[] = [
@@ -20,6 +21,7 @@ export const FORMATS: readonly Format<Schema>[] = [
   brokerConfigFormat,
   operatorConfigFormat,
   messageFormat,
+  bundleManifestFormat,
 ];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');

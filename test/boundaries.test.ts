@@ -18,6 +18,8 @@ const PARTS: ReadonlyArray<readonly [part: string, rank: number]> = [
   ['keys', 2],
   ['layers', 3],
   ['bootchain', 4],
+  // A/B updates: above the boot chain (whose slot rules stage 1 runs), below the agent and the builder.
+  ['update', 4.5],
   ['control/wire', 5],
   ['agent', 6],
   ['imagebuild', 7],

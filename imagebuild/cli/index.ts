@@ -9,4 +9,5 @@ export const subCommands: SubCommandsDef = {
   inspect: () => import('./inspect.ts').then((m) => m.default),
   verify: () => import('./verify.ts').then((m) => m.default),
   spec: () => import('./spec.ts').then((m) => m.default),
+  bundle: () => import('./bundle.ts').then((m) => m.default),
 };

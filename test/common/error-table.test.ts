@@ -79,6 +79,7 @@ test('every code in a table is raised somewhere, or says it is no longer raised'
     'layers',
     'platform',
     'bootchain',
+    'update',
     'agent',
     'imagebuild',
     'control',

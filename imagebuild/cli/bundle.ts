@@ -1,0 +1,123 @@
+// `mway-image bundle create|verify`: the vendor-signed A/B update bundle (doc/update-bundle.md).
+import { defineCommand } from 'citty';
+import { commonArgs, createProgress, output, repeated } from '../../common/index.ts';
+import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
+import { type BundlePolicy, type VerifiedBundle, verifyBundle } from '../../update/index.ts';
+import { bundleFromDisk } from '../bundle-from-disk.ts';
+import { ImageError } from '../image-error.ts';
+
+function summary(path: string, b: VerifiedBundle): Record<string, unknown> {
+  return {
+    bundle: path,
+    name: b.manifest.name,
+    version: b.manifest.version,
+    rollbackIndex: b.manifest.rollbackIndex,
+    architecture: b.manifest.architecture,
+    rootHash: b.manifest.coreos.rootHash,
+    coreosBytes: b.manifest.coreos.erofs.size,
+    signer: { subject: b.signer.subject, role: b.signer.role, fingerprint: b.signer.fingerprint },
+  };
+}
+
+const human = (s: Record<string, unknown>, what: string) => () =>
+  [
+    `${String(s.bundle)}: ${what}`,
+    `  CoreOS ${String(s.name)} ${String(s.version)} (${String(s.architecture)}), rollback index ${String(s.rollbackIndex)}`,
+    `  root hash ${String(s.rootHash)}`,
+    `  signed by ${(s.signer as { subject: string }).subject} (${(s.signer as { role: string }).role})`,
+  ].join('\n');
+
+function whole(v: string | undefined, flag: string, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) > max)
+    throw new ImageError('E_SPEC_INVALID', `--${flag} ${JSON.stringify(v)} is not a whole number 0 … ${max}`);
+  return Number(v);
+}
+
+const create = defineCommand({
+  meta: { name: 'create', description: "Make a vendor-signed update bundle from a built disk's CoreOS A" },
+  args: {
+    ...commonArgs,
+    disk: { type: 'positional', required: true, description: 'Disk image built by mway-image build' },
+    out: { type: 'string', alias: 'o', required: true, description: 'Bundle file to write (.mwu)' },
+    keys: {
+      type: 'string',
+      required: true,
+      description: 'Keys folder with vendor.key/.crt and vendor-root.crt',
+    },
+    'rollback-index': {
+      type: 'string',
+      required: true,
+      description: 'Rollback index (0 … 2^32−1; only rises)',
+    },
+  },
+  async run({ args }) {
+    const r = await bundleFromDisk({
+      disk: args.disk,
+      out: args.out,
+      keysDir: args.keys,
+      rollbackIndex: whole(args['rollback-index'], 'rollback-index', 0xffff_ffff) as number,
+    });
+    const s = summary(args.out, r);
+    output(args.json, s, human(s, 'written and verified'));
+    return 0;
+  },
+});
+
+const verify = defineCommand({
+  meta: { name: 'verify', description: 'Check an update bundle: signature, digests, the full verity tree' },
+  args: {
+    ...commonArgs,
+    bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu)' },
+    trust: { type: 'string', description: 'Trust anchor (the vendor root), repeatable' },
+    crl: { type: 'string', description: 'CRL file, repeatable' },
+    architecture: { type: 'string', description: 'Refuse a bundle for another architecture' },
+    running: {
+      type: 'string',
+      description: 'NAME_VERSION running now: refuse another name or an older version',
+    },
+    'rollback-floor': { type: 'string', description: 'Refuse a rollback index below this' },
+  },
+  async run({ args, rawArgs }) {
+    const trust = repeated(rawArgs, 'trust');
+    if (trust.length === 0)
+      throw new ImageError(
+        'E_VERIFY_NO_TRUST',
+        'mway-image bundle verify needs at least one --trust ANCHOR certificate',
+      );
+    const anchors: Certificate[] = [];
+    for (const t of trust) anchors.push(...(await readCertificates(t)));
+    const crls: Crl[] = [];
+    for (const c of repeated(rawArgs, 'crl')) crls.push(...(await readCrls(c)));
+    const policy: BundlePolicy = {};
+    if (args.architecture !== undefined) policy.architecture = args.architecture;
+    if (args.running !== undefined) {
+      const m = /^([^_]+)_([^_]+)$/.exec(args.running);
+      if (m === null)
+        throw new ImageError(
+          'E_SPEC_INVALID',
+          `--running ${JSON.stringify(args.running)} is not NAME_VERSION`,
+        );
+      policy.running = { name: m[1] as string, version: m[2] as string };
+    }
+    const floor = whole(args['rollback-floor'], 'rollback-floor', 0xffff_ffff);
+    if (floor !== undefined) policy.rollbackFloor = floor;
+    const progress = createProgress({ json: args.json });
+    progress.step('verify bundle');
+    const r = await verifyBundle(args.bundle, {
+      anchors,
+      crls,
+      policy,
+      onProgress: (d, t) => progress.bytes(d, t),
+    });
+    progress.done();
+    const s = summary(args.bundle, r);
+    output(args.json, { ok: true, ...s }, human(s, 'verified'));
+    return 0;
+  },
+});
+
+export default defineCommand({
+  meta: { name: 'bundle', description: 'Build or check a signed A/B update bundle' },
+  subCommands: { create, verify },
+});

@@ -1,0 +1,197 @@
+// `verifyBundle`: every check an update bundle must pass before one byte of it is written to
+// a slot (doc/update-bundle.md, "Verification"), cheapest trust decision first: the vendor's
+// `update` signature, then what the machine allows (architecture, name, a newer version, the
+// rollback floor), then each member's digest, the full dm-verity check of the erofs against
+// the signed root hash, and the CoreOS verity signature inside.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { isFormatError, verifyVerity } from '../formats/index.ts';
+import { type Certificate, type Crl, KeysError, verifyEnvelope } from '../keys/index.ts';
+import { type BundleLayout, readBundleLayout } from './bundle-file.ts';
+import {
+  BUNDLE_MEMBERS,
+  type BundleManifest,
+  bundleManifestFormat,
+  compareVersions,
+} from './bundle-manifest.ts';
+import { UpdateError } from './update-error.ts';
+
+/** What the machine installing the bundle allows; absent keys are not checked. */
+export interface BundlePolicy {
+  architecture?: string;
+  /** The running CoreOS: the bundle must carry the same name and a newer version. */
+  running?: { name: string; version: string };
+  /** The stored rollback floor: the bundle's index must be at least this. */
+  rollbackFloor?: number;
+}
+
+export interface VerifiedBundle {
+  manifest: BundleManifest;
+  signer: Certificate;
+  layout: BundleLayout;
+}
+
+const SIG_CODES = new Set(['E_ENVELOPE_MALFORMED', 'E_ENVELOPE_NOT_CANONICAL', 'E_ENVELOPE_TYPE']);
+
+/** The vendor's `update` envelope: its signer and the manifest it signs. */
+function checkEnvelope(
+  layout: BundleLayout,
+  o: { anchors: readonly Certificate[]; crls?: readonly Crl[]; at?: Date },
+): { manifest: BundleManifest; signer: Certificate } {
+  let r: ReturnType<typeof verifyEnvelope>;
+  try {
+    r = verifyEnvelope(layout.envelope, {
+      type: 'update',
+      anchors: o.anchors,
+      crls: o.crls,
+      at: o.at,
+    });
+  } catch (e) {
+    if (!(e instanceof KeysError)) throw e;
+    const code =
+      e.code === 'E_ROLE_MAY_NOT_SIGN'
+        ? 'E_BUNDLE_ROLE'
+        : SIG_CODES.has(e.code)
+          ? 'E_BUNDLE_MALFORMED'
+          : 'E_BUNDLE_SIGNATURE';
+    throw new UpdateError(code, `Update bundle refused: ${e.code}: ${e.message}`, {
+      cause: e,
+      details: { keysCode: e.code },
+    });
+  }
+  return { manifest: bundleManifestFormat.parse(r.payload, 'bundle.json'), signer: r.signer };
+}
+
+/** Refuses a bundle the machine must not install, whatever its signature says. */
+export function checkPolicy(m: BundleManifest, p: BundlePolicy): void {
+  if (p.architecture !== undefined && m.architecture !== p.architecture)
+    throw new UpdateError(
+      'E_BUNDLE_ARCH',
+      `Update bundle is for ${m.architecture}; this machine is ${p.architecture}`,
+    );
+  if (p.running !== undefined) {
+    if (m.name !== p.running.name)
+      throw new UpdateError(
+        'E_BUNDLE_NAME',
+        `Update bundle carries ${m.name}; this machine runs ${p.running.name}`,
+      );
+    if (compareVersions(m.version, p.running.version) <= 0)
+      throw new UpdateError(
+        'E_BUNDLE_DOWNGRADE',
+        `Update bundle version ${m.version} is not newer than the running ${p.running.version}`,
+        { details: { version: m.version, running: p.running.version } },
+      );
+  }
+  if (p.rollbackFloor !== undefined && m.rollbackIndex < p.rollbackFloor)
+    throw new UpdateError(
+      'E_BUNDLE_ROLLBACK',
+      `Update bundle rollback index ${m.rollbackIndex} is below this machine's floor ${p.rollbackFloor}`,
+      { details: { rollbackIndex: m.rollbackIndex, floor: p.rollbackFloor } },
+    );
+}
+
+async function sha256Range(path: string, offset: number, size: number): Promise<string> {
+  const h = createHash('sha256');
+  for await (const c of createReadStream(path, { start: offset, end: offset + size - 1 }))
+    h.update(c as Buffer);
+  return h.digest('hex');
+}
+
+/** The CoreOS verity signature (the disk's `.verity-sig` JSON) must name the bundle's root hash. */
+function checkCoreosSig(
+  bytes: Uint8Array,
+  m: BundleManifest,
+  o: { anchors: readonly Certificate[]; crls?: readonly Crl[]; at?: Date },
+): void {
+  const fail = (why: string, cause?: unknown) =>
+    new UpdateError('E_BUNDLE_COREOS_SIG', `CoreOS verity signature in the bundle: ${why}`, {
+      ...(cause === undefined ? {} : { cause }),
+    });
+  const end = bytes.indexOf(0);
+  let j: { rootHash?: unknown; signature?: unknown };
+  try {
+    j = JSON.parse(new TextDecoder().decode(end < 0 ? bytes : bytes.subarray(0, end)));
+  } catch (e) {
+    throw fail('not JSON', e);
+  }
+  if (j.rootHash !== m.coreos.rootHash || typeof j.signature !== 'string')
+    throw fail(`names root hash ${String(j.rootHash)}, the bundle ${m.coreos.rootHash}`);
+  let payload: { rootHash?: unknown; name?: unknown; version?: unknown; architecture?: unknown };
+  try {
+    payload = verifyEnvelope(new Uint8Array(Buffer.from(j.signature, 'base64')), {
+      type: 'coreos',
+      anchors: o.anchors,
+      crls: o.crls,
+      at: o.at,
+    }).payload as typeof payload;
+  } catch (e) {
+    throw fail((e as Error).message, e);
+  }
+  if (
+    payload.rootHash !== m.coreos.rootHash ||
+    payload.name !== m.name ||
+    payload.version !== m.version ||
+    payload.architecture !== m.architecture
+  )
+    throw fail(
+      `signs ${String(payload.name)} ${String(payload.version)} (${String(payload.architecture)}), the bundle is ${m.name} ${m.version} (${m.architecture})`,
+    );
+}
+
+/**
+ * Verifies `path` completely, or throws the UpdateError naming the first check that failed.
+ * `onProgress` is told the bytes checked so far (digests, then the verity read).
+ */
+export async function verifyBundle(
+  path: string,
+  o: {
+    anchors: readonly Certificate[];
+    crls?: readonly Crl[];
+    at?: Date;
+    policy?: BundlePolicy;
+    onProgress?: (done: number, total: number) => void;
+  },
+): Promise<VerifiedBundle> {
+  const layout = readBundleLayout(path);
+  const { manifest, signer } = checkEnvelope(layout, o);
+  checkPolicy(manifest, o.policy ?? {});
+  const total = layout.members.reduce((n, m) => n + m.size, 0) + manifest.coreos.erofs.size;
+  let done = 0;
+  for (const [i, spec] of BUNDLE_MEMBERS.entries()) {
+    const member = layout.members[i] as BundleLayout['members'][number];
+    const want = manifest.coreos[spec.key];
+    const got = member.size === want.size ? await sha256Range(path, member.offset, member.size) : '';
+    if (got !== want.sha256)
+      throw new UpdateError(
+        'E_BUNDLE_DIGEST',
+        `Update bundle member ${spec.name} (${member.size} bytes) does not match the signed ${want.size} bytes / sha256 ${want.sha256}`,
+        { details: { member: spec.name } },
+      );
+    done += member.size;
+    o.onProgress?.(done, total);
+  }
+  const [erofs, verity, sig] = layout.members;
+  try {
+    await verifyVerity(path, path, manifest.coreos.rootHash, {
+      dataOffset: erofs.offset,
+      hashOffset: verity.offset,
+      onProgress: (n) => o.onProgress?.(done + n, total),
+    });
+  } catch (e) {
+    if (!isFormatError(e)) throw e;
+    throw new UpdateError('E_BUNDLE_VERITY', `CoreOS in the bundle fails its verity check: ${e.message}`, {
+      cause: e,
+      details: { ...(e.details ?? {}), formatCode: e.code },
+    });
+  }
+  const sigBytes = new Uint8Array(sig.size);
+  const fh = await open(path, 'r');
+  try {
+    await fh.read(sigBytes, 0, sig.size, sig.offset);
+  } finally {
+    await fh.close();
+  }
+  checkCoreosSig(sigBytes, manifest, o);
+  return { manifest, signer, layout };
+}

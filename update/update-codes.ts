@@ -1,0 +1,63 @@
+// The codes of UpdateError (update/update-error.ts): the table types its `code` and
+// generates doc/errors-update.md (npm run docs:errors).
+import { defineCodes } from '../common/index.ts';
+
+export const UPDATE_CODES = defineCodes(
+  {
+    part: 'update',
+    source: 'update/update-codes.ts',
+    errorClasses: ['UpdateError'],
+    title: 'update/ error codes',
+    intro: `Every refusal of an A/B CoreOS update is an \`UpdateError\` (update/update-error.ts) with one of
+these stable codes: the bundle checks (doc/update-bundle.md) that \`mway-image bundle verify\` and
+the agent make before anything is written, the slot state on the GPT (doc/how-to-update.md) and
+the health gate. \`mway-image\` prints \`mway-image: CODE: message\` and exits 1; a peer answers
+the \`coreos.update\` command with the code. The keys/ error behind a refused signature
+(\`E_SIG_INVALID\`, \`E_CERT_UNTRUSTED\`, \`E_CERT_EXPIRED\`, \`E_CERT_REVOKED\`, …) is kept as the
+\`cause\`.`,
+  },
+  {
+    'Update bundle': {
+      E_BUNDLE_READ: 'the bundle file cannot be opened or read',
+      E_BUNDLE_TRUNCATED:
+        'the bundle ends before a member or the end-of-archive blocks it announces (a cut download)',
+      E_BUNDLE_MALFORMED:
+        'the bundle is not the strict ustar of doc/update-bundle.md: a missing, extra or reordered member, a bad header, trailing data, a manifest that is not canonical or not the schema (`details.field`)',
+      E_BUNDLE_SIGNATURE:
+        'the bundle envelope does not verify under the anchors (bad signature, untrusted or expired chain, revoked; the keys/ code is the `cause`)',
+      E_BUNDLE_ROLE: {
+        meaning: 'the bundle is signed by a certificate whose role may not sign updates (only `vendor` may)',
+        fix: 'sign the bundle with the vendor key (`mway-image bundle create --keys DIR`)',
+      },
+      E_BUNDLE_DIGEST:
+        "a member's bytes differ from the SHA-256 or size the signed manifest binds (`details.member`)",
+      E_BUNDLE_VERITY:
+        'the CoreOS erofs does not match the dm-verity tree and root hash the signed manifest names (`details.area`, `details.block`)',
+      E_BUNDLE_COREOS_SIG:
+        'the CoreOS verity signature inside the bundle does not verify, or names another root hash or version than the bundle',
+      E_BUNDLE_ARCH: 'the bundle is for another architecture than this machine',
+      E_BUNDLE_NAME: 'the bundle carries another OS name than the running CoreOS',
+      E_BUNDLE_DOWNGRADE: {
+        meaning: 'the bundle version is not newer than the running CoreOS version',
+        fix: 'build a bundle with a higher version; downgrades are refused (doc/threat-model.md, "Updates")',
+      },
+      E_BUNDLE_ROLLBACK: {
+        meaning:
+          'the bundle rollback index is below the floor the machine stored when it last marked an update good (a replayed old bundle)',
+        fix: 'only a bundle with rollbackIndex ≥ the floor (`mway update status`) installs',
+      },
+      E_BUNDLE_SPACE: "CoreOS or its tree in the bundle is bigger than the inactive slot's partitions",
+    },
+    'Slots and the health gate': {
+      E_SLOT_DISK: 'the disk holding the slots cannot be found, opened or read as a MilkyWayLinux GPT',
+      E_SLOT_STATE:
+        'a slot value is out of range (priority and tries are 0 to 15), or the running slot cannot be told',
+      E_SLOT_RUNNING: 'refused to write the slot that is running or the last known-good one',
+      E_SLOT_BUSY: 'an update is already in progress (the inactive slot is armed for a trial boot)',
+      E_UPDATE_STATE:
+        'the update state file (rollback floor, last rollback) is damaged or of a newer version',
+    },
+  },
+);
+
+export type UpdateCode = keyof typeof UPDATE_CODES.codes;

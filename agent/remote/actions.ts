@@ -17,6 +17,7 @@ import {
   MAX_EXEC_TIMEOUT_MS,
   MAX_INLINE_LAYER_BYTES,
   MAX_LAYER_BYTES,
+  MAX_LIFETIME_MS,
   MAX_LOG_LINES,
   MAX_SECRETS,
   secretContext,
@@ -37,6 +38,11 @@ export interface ActionContext {
    * and puts it in force at once); returns what is in force afterwards.
    */
   installCrl?: (der: Uint8Array) => Promise<unknown>;
+  /**
+   * Claims a command id as cancelled until `keepUntil` (`job.cancel`): `cancelled`, or
+   * `already-received` when this peer had it already (it ran, or is running).
+   */
+  cancel?: (id: string, keepUntil: string) => Promise<'cancelled' | 'already-received'>;
   /**
    * Brings a layer's bytes from out of band (a blob store) to a local file and returns its
    * path, for layers sent without inline chunks. The digest is checked here again.
@@ -316,6 +322,16 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
         bad(a, 'crl must be a base64 DER CRL');
       if (ctx.installCrl === undefined) bad(a, 'this peer cannot store CRLs');
       return { output: await ctx.installCrl(new Uint8Array(Buffer.from(b64, 'base64'))) };
+    }
+    case 'job.cancel': {
+      const job = p.args.job;
+      const until = p.args.until;
+      if (typeof job !== 'string' || !/^[0-9a-f]{32}$/.test(job)) bad(a, 'job must be a command id');
+      if (typeof until !== 'string' || Number.isNaN(Date.parse(until))) bad(a, 'until must be a time');
+      if (ctx.cancel === undefined) bad(a, 'this peer cannot cancel');
+      // Kept at most as long as any command may live (the replay cache's own bound).
+      const keep = new Date(Math.min(Date.parse(until), Date.now() + MAX_LIFETIME_MS)).toISOString();
+      return { output: { job, state: await ctx.cancel(job, keep) } };
     }
     case 'exec': {
       const out = (await exec(p.args)) as { exitCode: number };

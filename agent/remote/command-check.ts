@@ -101,6 +101,9 @@ function checkOwnChain(ctx: CheckContext, now: Date): void {
   }
 }
 
+/** The digest a replay entry holds for an id a signed `job.cancel` claimed before it ran. */
+export const CANCELLED = 'cancelled';
+
 /** Every check except the replay cache claim; pure, so the broker-side tools can dry-run it. */
 export function checkCommand(input: Envelope | string | Uint8Array, ctx: CheckContext): CheckedCommand {
   const now = ctx.now ?? new Date();
@@ -167,6 +170,9 @@ export function checkCommand(input: Envelope | string | Uint8Array, ctx: CheckCo
     );
   }
   checkGroups(payload, operator, ctx);
+  if (ctx.replay.get(id)?.digest === CANCELLED) {
+    refuse('E_CMD_CANCELLED', `Command ${id} was cancelled by a signed job.cancel before it ran here`);
+  }
   if (ctx.replay.get(id) !== undefined) {
     refuse('E_CMD_REPLAYED', `Command ${id} was already received by this peer`, undefined, { id });
   }
@@ -253,6 +259,12 @@ export async function admitCommand(
       c.payload,
       c.operator,
       ctx.replay.highestSeq(seq.operator),
+    );
+  }
+  if (v === 'replayed' && ctx.replay.get(c.payload.id)?.digest === CANCELLED) {
+    refuse(
+      'E_CMD_CANCELLED',
+      `Command ${c.payload.id} was cancelled by a signed job.cancel before it ran here`,
     );
   }
   if (v !== 'ok') {

@@ -14,7 +14,7 @@ import {
   type SigningKey,
 } from '../../keys/index.ts';
 import { runAction } from './actions.ts';
-import { admitCommand, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
+import { admitCommand, CANCELLED, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
 import {
   envelopeDigest,
   type ResultPayload,
@@ -210,6 +210,8 @@ export class PeerExecutor {
         crls: this.id.crls,
         spoolDir: this.#spoolDir,
         ...(this.installCrl === undefined ? {} : { installCrl: this.installCrl }),
+        cancel: async (id, keepUntil) =>
+          (await this.replay.claim(id, { digest: CANCELLED, keepUntil })) ? 'cancelled' : 'already-received',
       });
       if (out.failure !== undefined)
         this.#log('warn', `command ${p.id} ${p.action} failed: ${out.failure.code}: ${out.failure.message}`);

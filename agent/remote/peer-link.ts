@@ -317,7 +317,7 @@ export async function startPeerLink(options: {
         } catch {
           // The result is what counts; a lost ack only means a redelivery, which the replay cache absorbs.
         }
-        queue = queue.then(async () => {
+        const run = async (): Promise<void> => {
           await refreshCrls();
           const answer = await executor.command(m.command);
           const outcome = (answer.result.payload as { status: string }).status;
@@ -334,7 +334,15 @@ export async function startPeerLink(options: {
             await new Promise((r) => setTimeout(r, 300));
             await answer.after().catch((e) => log('error', `control: ${errorMessage(e)}`));
           }
-        });
+        };
+        // A cancellation must overtake what it cancels, which may be waiting in this very queue:
+        // it only claims an id in the replay cache (whose claims are atomic), so it runs now.
+        // Its signature and scope are checked like any command's; the peek only picks the lane.
+        if ((m.command as { payload?: { action?: unknown } } | undefined)?.payload?.action === 'job.cancel') {
+          void run().catch((e) => log('error', `control: cancellation ${jobId} failed: ${errorMessage(e)}`));
+          return;
+        }
+        queue = queue.then(run);
         // One failure (a full disk writing the replay cache) must not stall every later command.
         queue = queue.catch((e) =>
           log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`),

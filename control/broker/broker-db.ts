@@ -14,7 +14,7 @@ import { BrokerError } from './broker-error.ts';
 import { migrate } from './broker-migrations.ts';
 
 /** States of one (job, peer) delivery. */
-export type DeliveryState = 'queued' | 'pending' | 'done' | 'expired' | 'skipped';
+export type DeliveryState = 'queued' | 'pending' | 'done' | 'expired' | 'skipped' | 'cancelled';
 
 export interface PeerRow {
   peerId: string;
@@ -437,7 +437,7 @@ export class BrokerDb {
       this.db
         .prepare(
           `UPDATE deliveries SET state = 'done', outcome = ?, result = ?, updated = ?
-           WHERE job_id = ? AND peer_id = ? AND state IN ('pending', 'queued')`,
+           WHERE job_id = ? AND peer_id = ? AND state IN ('pending', 'queued', 'cancelled')`,
         )
         .run(outcome, json(result), now, jobId, peerId).changes > 0
     );
@@ -462,7 +462,7 @@ export class BrokerDb {
 
   /** Counts per state of one job. */
   counts(jobId: string): Record<DeliveryState | 'failed' | 'ok', number> {
-    const out = { queued: 0, pending: 0, done: 0, expired: 0, skipped: 0, failed: 0, ok: 0 };
+    const out = { queued: 0, pending: 0, done: 0, expired: 0, skipped: 0, cancelled: 0, failed: 0, ok: 0 };
     const rows = this.db
       .prepare(
         'SELECT state, outcome, count(*) AS n FROM deliveries WHERE job_id = ? GROUP BY state, outcome',
@@ -490,6 +490,26 @@ export class BrokerDb {
         "UPDATE deliveries SET state = 'pending', updated = ? WHERE job_id = ? AND peer_id = ?",
       );
       for (const r of rows) up.run(now, jobId, str(r.peer_id));
+      return rows.map((r) => str(r.peer_id));
+    });
+  }
+
+  /**
+   * Cancels what of a job has not been answered: its queued and pending deliveries stop being
+   * (re)delivered. A result that still arrives (the peer had it already) is recorded over it.
+   */
+  cancelOpen(jobId: string, now: string): string[] {
+    return this.tx(() => {
+      const rows = this.db
+        .prepare(
+          "SELECT peer_id FROM deliveries WHERE job_id = ? AND state IN ('queued', 'pending') ORDER BY seq",
+        )
+        .all(jobId) as Row[];
+      this.db
+        .prepare(
+          "UPDATE deliveries SET state = 'cancelled', updated = ? WHERE job_id = ? AND state IN ('queued', 'pending')",
+        )
+        .run(now, jobId);
       return rows.map((r) => str(r.peer_id));
     });
   }

@@ -13,6 +13,8 @@ export interface SubmitInput {
   expiresAt: string;
   batch?: number;
   maxFail?: number;
+  /** The job this one cancels (its command is a signed `job.cancel`). */
+  cancels?: string;
 }
 
 export interface JobSummary {
@@ -28,6 +30,7 @@ export interface JobSummary {
   pending: number;
   expired: number;
   skipped: number;
+  cancelled: number;
   /** `running` while any delivery may still produce a result. */
   state: 'running' | 'finished';
 }
@@ -41,7 +44,10 @@ export class BrokerJobs {
     this.#b = b;
   }
 
-  submit(s: Session, x: SubmitInput): { jobId: string; targets: string[]; unknown: string[] } {
+  submit(
+    s: Session,
+    x: SubmitInput,
+  ): { jobId: string; targets: string[]; unknown: string[]; cancelled?: string[] } {
     const b = this.#b;
     const now = b.now();
     const exp = Date.parse(x.expiresAt);
@@ -96,9 +102,25 @@ export class BrokerJobs {
         b.audit.append('command', s.actor, { jobId: x.jobId, targets, envelope: x.command }, now);
       });
     }
+    let cancelled: string[] | undefined;
+    if (x.cancels !== undefined) {
+      if (b.db.job(x.cancels) === undefined)
+        throw new ControlError('E_JOB_UNKNOWN', `No job ${x.cancels} to cancel`);
+      // What the broker still holds is simply not delivered any more; the signed cancellation
+      // then reaches the peers, so one that has it queued (or a broker that replays it) refuses it.
+      cancelled = b.db.cancelOpen(x.cancels, now.toISOString());
+      b.audit.append('job-cancel', s.actor, { jobId: x.cancels, by: x.jobId, peers: cancelled }, now);
+      for (const p of cancelled)
+        this.#emit(x.cancels, { jobId: x.cancels, peerId: p, outcome: 'failed', state: 'cancelled' });
+    }
     const known = b.db.peerIds();
     this.#deliver(x.jobId, targets);
-    return { jobId: x.jobId, targets, unknown: targets.filter((p) => !known.has(p)) };
+    return {
+      jobId: x.jobId,
+      targets,
+      unknown: targets.filter((p) => !known.has(p)),
+      ...(cancelled === undefined ? {} : { cancelled }),
+    };
   }
 
   /** Sends a job's command to those of `peers` that are online and still pending. */
@@ -239,7 +261,7 @@ export class BrokerJobs {
     const j = b.db.job(jobId);
     if (j === undefined) return undefined;
     const c = b.db.counts(jobId);
-    const targeted = c.queued + c.pending + c.done + c.expired + c.skipped;
+    const targeted = c.queued + c.pending + c.done + c.expired + c.skipped + c.cancelled;
     return {
       jobId,
       operator: j.operator,
@@ -253,6 +275,7 @@ export class BrokerJobs {
       pending: c.pending + c.queued,
       expired: c.expired,
       skipped: c.skipped,
+      cancelled: c.cancelled,
       state: c.pending + c.queued === 0 ? 'finished' : 'running',
     };
   }

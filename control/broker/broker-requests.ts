@@ -173,6 +173,7 @@ export function handleRequest(
         expiresAt: c.expiresAt,
         ...(c.batch === undefined ? {} : { batch: c.batch }),
         ...(c.maxFail === undefined ? {} : { maxFail: c.maxFail }),
+        ...(c.cancels === undefined ? {} : { cancels: c.cancels }),
       });
       if (c.watch === true) b.jobs.watch(s, r.jobId);
       return r;

@@ -139,6 +139,22 @@ export interface PeerView {
   status: unknown;
 }
 
+/**
+ * `mway job cancel`: per peer whose delivery was open — `cancelled` (the peer claimed the id,
+ * signed), `held back` (offline: the broker no longer delivers the job, the signed cancellation
+ * waits for the peer), `already received` (it ran or is running), `refused` / `no answer`.
+ */
+export interface CancelReport {
+  jobId: string;
+  cancelJobId: string;
+  peers: Array<{
+    peer: string;
+    outcome: 'cancelled' | 'held back' | 'already received' | 'refused' | 'no answer';
+    code?: string;
+    message?: string;
+  }>;
+}
+
 /** What one peer did with a membership the operator signed (OperatorClient.changeMembers). */
 export interface MemberReport {
   peer: string;
@@ -147,7 +163,7 @@ export interface MemberReport {
   message?: string;
 }
 
-export type PeerOutcome = 'ok' | 'failed' | 'refused' | 'invalid' | 'no answer' | 'skipped';
+export type PeerOutcome = 'ok' | 'failed' | 'refused' | 'invalid' | 'no answer' | 'skipped' | 'cancelled';
 
 export interface PeerReport {
   peer: string;
@@ -181,6 +197,8 @@ export interface RunOptions {
   /** Builds per-command arguments once the targets are known (secrets are sealed per peer). */
   argsFor?: (peers: PeerView[]) => Record<string, unknown>;
   onProgress?: (done: number, total: number, r: PeerReport) => void;
+  /** The job was accepted by the broker for these peers (before any result). */
+  onSubmitted?: (jobId: string, peers: readonly string[]) => void;
 }
 
 export class OperatorClient {
@@ -498,6 +516,7 @@ export class OperatorClient {
         },
       };
     }
+    o.onSubmitted?.(p.id, resolved.peers);
     const reports = await this.collect(p.id, digest, resolved.peers, o);
     return { jobId: p.id, ...base, peers: reports, summary: summarize(reports) };
   }
@@ -508,7 +527,7 @@ export class OperatorClient {
     if (m.result === undefined)
       return {
         peer,
-        outcome: m.state === 'skipped' ? 'skipped' : 'no answer',
+        outcome: m.state === 'skipped' ? 'skipped' : m.state === 'cancelled' ? 'cancelled' : 'no answer',
         ...(typeof m.state === 'string' ? { code: `E_JOB_${m.state.toUpperCase()}` } : {}),
       };
     try {
@@ -610,6 +629,78 @@ export class OperatorClient {
     };
   }
 
+  /** The full id of the job `prefix` names (a unique prefix of a recent job's id is enough). */
+  async resolveJobId(prefix: string): Promise<string> {
+    if (/^[0-9a-f]{32}$/.test(prefix)) return prefix;
+    if (!/^[0-9a-f]{1,31}$/.test(prefix))
+      throw new OperatorError('E_USAGE', `${JSON.stringify(prefix)} is not a job id or a prefix of one`);
+    const ids = ((await this.jobs(10_000)) as Array<{ jobId: string }>)
+      .map((j) => j.jobId)
+      .filter((id) => id.startsWith(prefix));
+    if (ids.length === 1) return ids[0] as string;
+    if (ids.length === 0) throw new ControlError('E_JOB_UNKNOWN', `No job starts with ${prefix}`);
+    throw new OperatorError(
+      'E_USAGE',
+      `${prefix} names ${ids.length} jobs (${ids.slice(0, 3).join(', ')}…); give more of the id`,
+    );
+  }
+
+  /**
+   * Cancels what of a job has not run yet: signs a `job.cancel` for every peer whose delivery is
+   * still open and submits it as the job's cancellation. The broker stops delivering the job at
+   * once; each peer that receives the cancellation claims the id so the command never runs there
+   * (or answers that it had it already). Offline peers get the cancellation when they return.
+   */
+  async cancel(jobId: string, o: { timeoutMs?: number } = {}): Promise<CancelReport> {
+    const r = await this.client.request('job-get', { jobId });
+    const job = r.job as { command: Envelope; peers: Array<{ peerId: string; state: string }> };
+    const orig = job.command.payload as {
+      expiresAt: string;
+      audience: { target: string; groups: string[] };
+    };
+    const open = job.peers.filter((p) => p.state === 'queued' || p.state === 'pending').map((p) => p.peerId);
+    if (open.length === 0) return { jobId, cancelJobId: '', peers: [] };
+    const command = buildCommand({
+      action: 'job.cancel',
+      args: { job: jobId, until: orig.expiresAt },
+      audience: {
+        fleet: this.cfg.fleet,
+        target: orig.audience.target,
+        groups: orig.audience.groups,
+        peers: open,
+      },
+      seq: await this.nextSeq(),
+      key: this.key,
+      chain: this.chain,
+    });
+    const p = command.payload as { id: string; expiresAt: string };
+    const sub = await this.client.request('command-submit', {
+      jobId: p.id,
+      command,
+      targets: open,
+      expiresAt: p.expiresAt,
+      watch: true,
+      cancels: jobId,
+    });
+    const heldBack = new Set((sub.cancelled as string[] | undefined) ?? []);
+    const reports = await this.collect(p.id, envelopeDigest(command), open, {
+      timeoutMs: o.timeoutMs ?? 10_000,
+    });
+    const peers = reports.map((x): CancelReport['peers'][number] => {
+      const state = (x.output as { state?: string } | undefined)?.state;
+      if (x.outcome === 'ok' && state === 'cancelled') return { peer: x.peer, outcome: 'cancelled' };
+      if (x.outcome === 'ok') return { peer: x.peer, outcome: 'already received' };
+      if (x.outcome === 'no answer' && heldBack.has(x.peer)) return { peer: x.peer, outcome: 'held back' };
+      return {
+        peer: x.peer,
+        outcome: x.outcome === 'no answer' ? 'no answer' : 'refused',
+        ...(x.code === undefined ? {} : { code: x.code }),
+        ...(x.message === undefined ? {} : { message: x.message }),
+      };
+    });
+    return { jobId, cancelJobId: p.id, peers };
+  }
+
   async jobs(limit = 50): Promise<unknown[]> {
     return ((await this.client.request('job-list', { limit })).jobs as unknown[]) ?? [];
   }
@@ -617,7 +708,9 @@ export class OperatorClient {
 
 export function summarize(peers: readonly PeerReport[]): JobReport['summary'] {
   const succeeded = peers.filter((p) => p.outcome === 'ok').length;
-  const noAnswer = peers.filter((p) => p.outcome === 'no answer' || p.outcome === 'skipped').length;
+  const noAnswer = peers.filter(
+    (p) => p.outcome === 'no answer' || p.outcome === 'skipped' || p.outcome === 'cancelled',
+  ).length;
   return { targeted: peers.length, succeeded, failed: peers.length - succeeded - noAnswer, noAnswer };
 }
 

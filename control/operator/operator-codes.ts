@@ -56,6 +56,11 @@ broker answers with and a peer's refusals and results are in
         meaning: 'Shown per peer without a result: the command expired before delivery.',
         fix: 'Sign it again, or look at the peer.',
       },
+      E_JOB_CANCELLED: {
+        meaning:
+          'Shown per peer without a result: the job was cancelled (`mway job cancel`) before it reached the peer.',
+        fix: 'Sign a new command to run it after all.',
+      },
       E_JOB_SKIPPED: {
         meaning: 'Shown per peer without a result: skipped by `--max-fail`.',
         fix: 'Look at the peers that failed.',

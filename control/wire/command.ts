@@ -29,6 +29,7 @@ export const COMMAND_ACTIONS = [
   'poweroff',
   'exec',
   'crl.install',
+  'job.cancel',
 ] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 

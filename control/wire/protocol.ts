@@ -140,6 +140,8 @@ const messageSchema = schema.variant('kind', [
     batch: opt(int(1, MAX_TARGETS, 'a window size')),
     maxFail: opt(int(0, MAX_TARGETS, 'a failure count')),
     watch: opt(flag()),
+    /** This job is the signed cancellation of that one: the broker stops delivering it. */
+    cancels: opt(id()),
   }),
   kind('command-deliver', { jobId: id(), command: envelope(), expiresAt: text({ max: 64 }) }),
   kind('command-ack', { jobId: id() }),

@@ -200,6 +200,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         meaning: 'The audience does not list this peer: the command was retargeted.',
         fix: 'Treat the broker as compromised.',
       },
+      E_CMD_CANCELLED: {
+        meaning:
+          'The command was cancelled (`mway job cancel`) before it ran on this peer: a signed `job.cancel` claimed its id, so it never runs here, whoever delivers it.',
+        fix: 'Nothing: that is what cancelling means. Sign a new command to run it after all.',
+      },
       E_CMD_SCOPE_ACTION: {
         meaning: "The operator's certificate does not allow this action (`exec` needs an explicit entry).",
         fix: 'Get a certificate with that scope.',

@@ -1,6 +1,7 @@
 // `mway jobs` and `mway job ID`: jobs the broker holds; `job` re-verifies every result.
 import { defineCommand } from 'citty';
-import { commonArgs, output } from '../../../common/index.ts';
+import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import { usageError } from '../operator-error.ts';
 import { finish, withClient } from './shared.ts';
 
 export const jobs = defineCommand({
@@ -27,7 +28,44 @@ export const jobs = defineCommand({
 });
 
 export const job = defineCommand({
-  meta: { name: 'job', description: 'Show one job with every peer result verified' },
-  args: { ...commonArgs, id: { type: 'positional', required: true, description: 'Job id' } },
-  run: ({ args }) => withClient(async (c) => finish(await c.job(args.id), args.json)),
+  meta: {
+    name: 'job',
+    description:
+      'Show one job with every peer result verified (`mway job cancel ID` cancels what has not run)',
+  },
+  args: {
+    ...commonArgs,
+    id: {
+      type: 'positional',
+      required: true,
+      description: 'Job id (a unique prefix is enough), or `cancel`',
+    },
+    job: { type: 'positional', required: false, description: 'With `cancel`: the job to cancel' },
+    timeout: { type: 'string', description: 'With `cancel`: seconds to wait for the peers (default 10)' },
+  },
+  run: ({ args }) =>
+    withClient(async (c) => {
+      if (args.id !== 'cancel') return finish(await c.job(await c.resolveJobId(args.id)), args.json);
+      const target = (args._ ?? []).map(String)[1];
+      if (target === undefined) throw usageError('mway job cancel needs a job id');
+      const s = args.timeout === undefined ? 10 : Number(args.timeout);
+      if (!(s > 0 && s <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
+      const r = await c.cancel(await c.resolveJobId(target), { timeoutMs: s * 1000 });
+      const ok = r.peers.every((p) => p.outcome === 'cancelled' || p.outcome === 'held back');
+      output(args.json, { ...r, cancelled: ok }, () =>
+        r.peers.length === 0
+          ? `job ${r.jobId}: nothing left to cancel (every peer answered or the job expired)`
+          : [
+              ...r.peers.map((p) => {
+                if (p.outcome === 'held back')
+                  return `${p.peer}: held back (offline; the broker will not deliver it, the signed cancellation waits for it)`;
+                if (p.outcome === 'already received')
+                  return `${p.peer}: NOT cancelled: it had the command already`;
+                return `${p.peer}: ${p.outcome}${p.code === undefined ? '' : ` ${p.code}: ${p.message ?? ''}`}`;
+              }),
+              `job ${r.jobId}: ${r.peers.filter((p) => p.outcome === 'cancelled' || p.outcome === 'held back').length} of ${r.peers.length} open deliveries cancelled (cancellation ${r.cancelJobId})`,
+            ].join('\n'),
+      );
+      return ok ? EXIT_OK : EXIT_FAIL;
+    }),
 });

@@ -1,9 +1,15 @@
 // Shared pieces of the fleet commands: the group/peer/target flags every command takes,
 // connecting with the operator config, and printing a job (per-peer table, summary, exit code).
-import { commonArgs, createProgress, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
 import { type CommandAction, ControlError } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
-import { type JobReport, OperatorClient, type PeerView, readOperatorConfig } from '../operator-client.ts';
+import {
+  type JobReport,
+  OperatorClient,
+  type PeerReport,
+  type PeerView,
+  readOperatorConfig,
+} from '../operator-client.ts';
 import { batchSize, failBudget, parseTarget } from '../targets.ts';
 
 export const targetArgs = {
@@ -108,20 +114,23 @@ function longOutput(v: unknown): string | undefined {
   return undefined;
 }
 
-export function jobText(r: JobReport): string {
-  if (r.dryRun === true) {
-    return [
-      `Would run ${r.action} on ${r.peers.length} peer(s) (${r.target}):`,
-      ...r.peers.map((p) => `  ${p.peer}`),
-    ].join('\n');
-  }
-  if (r.async === true) return `${r.jobId}\n`;
-  const w = Math.max(4, ...r.peers.map((p) => p.peer.length)) + 2;
-  const lines = [`${cell('PEER', w)}${cell('OUTCOME', 11)}DETAIL`];
-  for (const p of r.peers) {
-    const detail = p.code === undefined ? brief(p.output) : `${p.code}: ${p.message ?? ''}`;
-    lines.push(`${cell(p.peer, w)}${cell(p.outcome, 11)}${detail}`);
-  }
+function width(peers: readonly string[]): number {
+  return Math.max(4, ...peers.map((p) => p.length)) + 2;
+}
+
+function tableHead(w: number): string {
+  return `${cell('PEER', w)}${cell('OUTCOME', 11)}DETAIL`;
+}
+
+/** One peer's line of the table (printed as its result arrives). */
+export function peerLine(p: PeerReport, w: number): string {
+  const detail = p.code === undefined ? brief(p.output) : `${p.code}: ${p.message ?? ''}`;
+  return `${cell(p.peer, w)}${cell(p.outcome, 11)}${detail}`.trimEnd();
+}
+
+/** What follows the table: each peer's long output (logs, command output), then the summary. */
+function tail(r: JobReport): string[] {
+  const lines: string[] = [];
   // Logs and command output are the point of those actions: print them under the table.
   for (const p of r.peers) {
     const text = longOutput(p.output);
@@ -132,12 +141,52 @@ export function jobText(r: JobReport): string {
     '',
     `job ${r.jobId}: ${s.targeted} targeted, ${s.succeeded} succeeded, ${s.failed} failed, ${s.noAnswer} no answer`,
   );
-  return lines.join('\n');
+  return lines;
+}
+
+export function jobText(r: JobReport): string {
+  if (r.dryRun === true) {
+    return [
+      `Would run ${r.action} on ${r.peers.length} peer(s) (${r.target}):`,
+      ...r.peers.map((p) => `  ${p.peer}`),
+    ].join('\n');
+  }
+  if (r.async === true) return `${r.jobId}\n`;
+  const w = width(r.peers.map((p) => p.peer));
+  return [tableHead(w), ...r.peers.map((p) => peerLine(p, w)), ...tail(r)].join('\n');
+}
+
+/**
+ * Live table for a terminal or a pipe: the head once the job is submitted, each peer's line as
+ * its verified result arrives, and at the end the peers that never answered, the outputs and
+ * the summary. So the first answers show while the slowest peer is still working.
+ */
+export function liveTable(write: (s: string) => void) {
+  let w = 4;
+  const shown = new Set<string>();
+  return {
+    submitted(peers: readonly string[]): void {
+      w = width(peers);
+      write(`${tableHead(w)}\n`);
+    },
+    result(p: PeerReport): void {
+      shown.add(p.peer);
+      write(`${peerLine(p, w)}\n`);
+    },
+    end(r: JobReport): void {
+      const rest = r.peers.filter((p) => !shown.has(p.peer)).map((p) => peerLine(p, w));
+      write(`${[...rest, ...tail(r)].join('\n')}\n`);
+    },
+  };
 }
 
 /** Prints the report and returns the exit code: 0 only when every targeted peer succeeded. */
 export function finish(r: JobReport, json: boolean | undefined): number {
   output(json, r, () => jobText(r));
+  return exitOf(r);
+}
+
+function exitOf(r: JobReport): number {
   if (r.dryRun === true || r.async === true) return EXIT_OK;
   return r.summary.succeeded === r.summary.targeted ? EXIT_OK : EXIT_FAIL;
 }
@@ -155,7 +204,10 @@ export async function runJob(
   const timeout = a.timeout === undefined ? 60 : Number(a.timeout);
   if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
   return withClient(async (c) => {
-    const progress = createProgress({ json: a.json === true });
+    const live =
+      a.json === true || a['dry-run'] === true || a.async === true
+        ? undefined
+        : liveTable((s) => process.stdout.write(s));
     const report = await c.run({
       action,
       target,
@@ -165,9 +217,15 @@ export async function runJob(
       timeoutMs: timeout * 1000,
       async: a.async === true,
       dryRun: a['dry-run'] === true,
-      onProgress: (done, total, r) => progress.step(`${done}/${total} ${r.peer}: ${r.outcome}`),
+      ...(live === undefined
+        ? {}
+        : {
+            onSubmitted: (_id: string, peers: readonly string[]) => live.submitted(peers),
+            onProgress: (_d: number, _t: number, r: PeerReport) => live.result(r),
+          }),
     });
-    progress.done();
-    return finish(report, a.json);
+    if (live === undefined) return finish(report, a.json);
+    live.end(report);
+    return exitOf(report);
   });
 }

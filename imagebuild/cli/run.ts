@@ -1,5 +1,6 @@
 // `mway-image run DISK`: boot a disk image in QEMU (TCG) under OVMF with the serial console
-// on stdout; returns when the guest powers off (doc/boot.md).
+// on stdout; returns when the guest powers off (doc/boot.md). A guest reboot restarts the
+// guest unless --no-reboot.
 import { defineCommand } from 'citty';
 import { access } from 'node:fs/promises';
 import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/index.ts';
@@ -16,6 +17,12 @@ export default defineCommand({
     serial: { type: 'string', description: 'Write the serial console to this file instead of stdout' },
     memory: { type: 'string', description: 'Guest memory in MiB (default 1024)' },
     snapshot: { type: 'boolean', description: 'Discard the guest’s writes to the disk' },
+    reboot: {
+      type: 'boolean',
+      default: true,
+      description:
+        'A guest reboot (mway reboot) restarts it, like hardware; --no-reboot ends the run instead',
+    },
   },
   async run({ args, rawArgs }) {
     try {
@@ -49,6 +56,9 @@ export default defineCommand({
       serial: args.serial ?? (args.json === true ? 'none' : 'stdio'),
       memoryMiB: memory,
       snapshot: args.snapshot === true,
+      // A server that is told to reboot comes back; `--no-reboot` is for runs that must end
+      // at the first reboot or panic (tests, one-shot checks).
+      noReboot: args.reboot === false,
     });
     // Ctrl-C: ask the guest to power off first (the agent handles the ACPI button), then kill.
     let interrupts = 0;

@@ -1,0 +1,27 @@
+// `mway-image run` lets a guest reboot (a `mway reboot` restarts the VM, it does not end it)
+// unless --no-reboot. Checked on the QEMU command line itself: a stand-in qemu-system-x86_64
+// first on PATH records its arguments and exits, so no guest boots.
+import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { cli, tempDir } from '../helpers.ts';
+
+test('mway-image run passes -no-reboot to QEMU only with --no-reboot', async (t) => {
+  const dir = await tempDir(t);
+  const fake = join(dir, 'qemu-system-x86_64');
+  const log = join(dir, 'args');
+  await writeFile(fake, `#!/bin/sh\nprintf '%s\\n' "$@" > '${log}'\nexit 0\n`);
+  await chmod(fake, 0o755);
+  const disk = join(dir, 'disk.img');
+  await writeFile(disk, Buffer.alloc(4096));
+  const env = { PATH: `${dir}:${process.env.PATH ?? ''}` };
+  const argsOf = async (...extra: string[]) => {
+    const r = await cli('mway-image', ['run', disk, '--json', '--timeout', '30', ...extra], { env });
+    t.is(r.exitCode, 0, r.stderr);
+    return (await readFile(log, 'utf8')).split('\n');
+  };
+  const plain = await argsOf();
+  t.true(plain.includes('-accel'), 'the stand-in QEMU was the one run');
+  t.false(plain.includes('-no-reboot'), 'by default a reboot restarts the guest');
+  t.true((await argsOf('--no-reboot')).includes('-no-reboot'));
+});

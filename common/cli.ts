@@ -1,8 +1,11 @@
 // Shared CLI plumbing for every MilkyWay binary (citty underneath): help handling,
 // one-line error reports with stable codes, `--json` error output, `--debug` stacks,
 // and the exit code. Only `main()` calls process.exit, so tests can run commands.
-import { type CommandDef, renderUsage, runCommand } from 'citty';
+import { stripVTControlCharacters } from 'node:util';
+import { type ArgsDef, type CommandDef, renderUsage } from 'citty';
+import { parseStrict, passesArgv } from './cli-args.ts';
 import { isMilkyWayError } from './error.ts';
+import { isUsageError, UsageError } from './usage-error.ts';
 
 /** Exit codes shared by every binary (documented in doc/cli.md). */
 export const EXIT_OK = 0;
@@ -20,7 +23,7 @@ export const commonArgs = {
 } as const;
 
 // biome-ignore lint/suspicious/noExplicitAny: citty's CommandDef is invariant in its args type
-type AnyCommand = CommandDef<any>;
+export type AnyCommand = CommandDef<any>;
 
 async function resolve<T>(
   v: T | Promise<T> | (() => T) | (() => Promise<T>) | undefined,
@@ -28,47 +31,102 @@ async function resolve<T>(
   return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
 }
 
-/** Walks argv down the subcommand tree to the command `--help` is asked for. */
-async function commandFor(
-  root: AnyCommand,
-  argv: readonly string[],
-): Promise<[AnyCommand, AnyCommand | undefined]> {
-  let cmd = root;
-  let parent: AnyCommand | undefined;
-  for (const arg of argv) {
-    if (arg.startsWith('-')) continue;
-    const subs = await resolve(cmd.subCommands);
-    const next = subs?.[arg];
-    if (next === undefined) break;
-    parent = cmd;
-    cmd = (await resolve(next)) as AnyCommand;
-  }
-  return [cmd, parent];
+/** The words before `--`: only they can be flags or subcommand names. */
+function beforeDash(argv: readonly string[]): readonly string[] {
+  const i = argv.indexOf('--');
+  return i < 0 ? argv : argv.slice(0, i);
 }
 
-/** The command argv selects and the arguments left for it. */
-async function leafFor(root: AnyCommand, argv: readonly string[]): Promise<[AnyCommand, readonly string[]]> {
+interface Selected {
+  cmd: AnyCommand;
+  parent: AnyCommand | undefined;
+  /** argv without the subcommand names. */
+  rest: readonly string[];
+  /** The names walked, root first (`['mway', 'group', 'add']`). */
+  names: string[];
+}
+
+/** Whether `flag` (`--x`, `-x`) takes a value in `cmd`'s table (so the next word is not a verb). */
+async function takesValue(cmd: AnyCommand, flag: string): Promise<boolean> {
+  if (flag.includes('=') || !flag.startsWith('-')) return false;
+  const name = flag.replace(/^--?/, '');
+  const args = ((await resolve(cmd.args)) ?? {}) as Record<
+    string,
+    { type?: string; alias?: string | string[] }
+  >;
+  for (const [k, d] of Object.entries(args)) {
+    const as = typeof d.alias === 'string' ? [d.alias] : (d.alias ?? []);
+    if ((k === name || as.includes(name)) && d.type !== 'boolean' && d.type !== 'positional') return true;
+  }
+  return false;
+}
+
+/**
+ * Walks argv down the subcommand tree: the first word (not a flag, not a flag's value, not
+ * after `--`) names the subcommand. With `lenient` (for --help) an unknown word stops the walk;
+ * otherwise it is an unknown-command usage error where the command has no run of its own.
+ */
+async function select(root: AnyCommand, argv: readonly string[], lenient: boolean): Promise<Selected> {
   let cmd = root;
+  let parent: AnyCommand | undefined;
   let rest = argv;
+  const names = [(await resolve(root.meta))?.name ?? 'mway'];
   for (;;) {
     const subs = await resolve(cmd.subCommands);
-    if (subs === undefined || Object.keys(subs).length === 0) return [cmd, rest];
-    const i = rest.findIndex((a) => !a.startsWith('-'));
-    const name = i < 0 ? undefined : rest[i];
-    const next = name === undefined ? undefined : subs[name];
-    if (next === undefined) {
-      if (cmd.run !== undefined) return [cmd, rest];
-      const what = name === undefined ? 'No command specified' : `Unknown command ${name}`;
-      throw Object.assign(new Error(what), { name: 'CLIError', code: 'E_USAGE' });
+    if (subs === undefined || Object.keys(subs).length === 0) break;
+    const words = beforeDash(rest);
+    let i = 0;
+    for (; i < words.length; i++) {
+      const w = words[i] as string;
+      if (!w.startsWith('-')) break;
+      if (await takesValue(cmd, w)) i++;
     }
+    const name = i < words.length ? words[i] : undefined;
+    const next = name === undefined || !Object.hasOwn(subs, name) ? undefined : subs[name];
+    if (next === undefined) {
+      if (lenient || name === undefined) break;
+      if (cmd.run !== undefined) {
+        const own = Object.values(((await resolve(cmd.args)) ?? {}) as Record<string, { type?: string }>);
+        if (own.some((d) => d.type === 'positional')) break;
+      }
+      const known = Object.keys(subs).join(', ');
+      throw name === undefined
+        ? new UsageError(`No command given; one of: ${known}`, 'unknown-command')
+        : new UsageError(`Unknown command ${name}; one of: ${known}`, 'unknown-command', name);
+    }
+    parent = cmd;
     cmd = (await resolve(next)) as AnyCommand;
+    names.push(name as string);
     rest = [...rest.slice(0, i), ...rest.slice(i + 1)];
   }
+  return { cmd, parent, rest, names };
+}
+
+/** Whether help and messages may carry ANSI colour: a terminal, and NO_COLOR unset. */
+export function colourAllowed(stream: { isTTY?: boolean } = process.stdout): boolean {
+  const env = process.env;
+  return stream.isTTY === true && (env.NO_COLOR ?? '') === '' && env.TERM !== 'dumb';
+}
+
+/** The usage block of `sel`'s verb: citty's rendering, `--` shown where argv is passed on. */
+export async function helpText(sel: Selected, colour: boolean): Promise<string> {
+  let text = await renderUsage(sel.cmd, sel.parent);
+  const args = ((await resolve(sel.cmd.args)) ?? {}) as ArgsDef;
+  if (passesArgv(args)) {
+    const lines = text.split('\n');
+    const at = lines.findIndex((l) => l.includes('USAGE'));
+    if (at >= 0) lines[at] = `${lines[at]} [-- ARG…]`;
+    text = lines.join('\n');
+    text += '\n\nEverything after -- is passed on verbatim, flags included.';
+  }
+  return colour ? text : stripVTControlCharacters(text);
 }
 
 export interface CliIo {
   out: (s: string) => void;
   err: (s: string) => void;
+  /** Whether the out stream may get colour (a TTY without NO_COLOR); default: process.stdout's. */
+  colour?: boolean;
 }
 
 const processIo: CliIo = {
@@ -78,7 +136,8 @@ const processIo: CliIo = {
 
 /**
  * Runs `root` with `argv` and returns the exit code. A command's `run` may return a
- * number (its exit code); anything else means success.
+ * number (its exit code); anything else means success. The verb's arguments are parsed
+ * strictly (common/cli-args.ts) and that parse is the `args` its `run` gets.
  */
 export async function runCli(
   root: AnyCommand,
@@ -86,25 +145,40 @@ export async function runCli(
   io: CliIo = processIo,
 ): Promise<number> {
   const name = (await resolve(root.meta))?.name ?? 'mway';
-  const json = argv.includes('--json');
-  const debug = argv.includes('--debug') || process.env.MWAY_DEBUG === '1';
-  if (argv.includes('--help') || argv.includes('-h') || argv.length === 0) {
-    const [cmd, parent] = await commandFor(root, argv);
-    io.out(`${await renderUsage(cmd, parent)}\n`);
+  const flags = beforeDash(argv);
+  const json = flags.includes('--json');
+  const debug = flags.includes('--debug') || process.env.MWAY_DEBUG === '1';
+  const colour = io.colour ?? (io === processIo && colourAllowed());
+  if (flags.includes('--help') || flags.includes('-h') || argv.length === 0) {
+    const sel = await select(root, argv, true);
+    io.out(`${await helpText(sel, colour)}\n`);
     return argv.length === 0 && root.run === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-v')) {
     io.out(`${(await resolve(root.meta))?.version ?? '0.0.0'}\n`);
     return EXIT_OK;
   }
+  let sel: Selected | undefined;
   try {
-    // Descend to the leaf ourselves: citty drops a subcommand's return value, and the
-    // leaf's result is the exit code.
-    const [leaf, rest] = await leafFor(root, argv);
-    const { result } = await runCommand(leaf, { rawArgs: [...rest] });
+    sel = await select(root, argv, false);
+    const argsDef = ((await resolve(sel.cmd.args)) ?? {}) as ArgsDef;
+    const args = parseStrict(argsDef, sel.rest);
+    if (sel.cmd.run === undefined) {
+      const subs = Object.keys((await resolve(sel.cmd.subCommands)) ?? {}).join(', ');
+      throw new UsageError(`No command given; one of: ${subs}`, 'unknown-command');
+    }
+    const ctx = { rawArgs: [...sel.rest], args, cmd: sel.cmd };
+    // citty's runCommand is not used: it would parse argv again, leniently.
+    let result: unknown;
+    try {
+      if (sel.cmd.setup !== undefined) await sel.cmd.setup(ctx as never);
+      result = await sel.cmd.run(ctx as never);
+    } finally {
+      if (sel.cmd.cleanup !== undefined) await sel.cmd.cleanup(ctx as never);
+    }
     return typeof result === 'number' ? result : EXIT_OK;
   } catch (e) {
-    return reportError(name, e, { json, debug, io, root, argv });
+    return reportError(name, e, { json, debug, io, root, argv, sel, colour });
   }
 }
 
@@ -114,24 +188,38 @@ interface ReportContext {
   io: CliIo;
   root: AnyCommand;
   argv: readonly string[];
+  sel: Selected | undefined;
+  colour: boolean;
+}
+
+/** The one failure shape of `--json` (doc/cli.md): `{ok: false, error: {code, message, path?, details?}}`. */
+export function failureBody(e: unknown): { ok: false; error: Record<string, unknown> } {
+  if (isMilkyWayError(e)) return { ok: false, error: e.toJSON() };
+  const citty = e instanceof Error && e.name === 'CLIError';
+  const message = e instanceof Error ? e.message : String(e);
+  return {
+    ok: false,
+    error: { code: citty ? 'E_USAGE' : 'E_INTERNAL', message: stripVTControlCharacters(message) },
+  };
 }
 
 async function reportError(name: string, e: unknown, ctx: ReportContext): Promise<number> {
   const { io } = ctx;
   const citty = e instanceof Error && e.name === 'CLIError';
   const ours = isMilkyWayError(e);
-  const code = ours ? e.code : citty ? ((e as Error & { code?: string }).code ?? 'E_USAGE') : 'E_INTERNAL';
-  const message = e instanceof Error ? e.message : String(e);
+  const usage = citty || isUsageError(e);
+  const body = failureBody(e);
+  const code = String(body.error.code);
+  const message = String(body.error.message);
   const exit = ours ? e.exitCode : citty ? EXIT_USAGE : EXIT_INTERNAL;
   if (ctx.json) {
-    const body = ours ? e.toJSON() : { code, message };
-    io.out(`${JSON.stringify({ ok: false, error: body })}\n`);
+    io.out(`${JSON.stringify(body)}\n`);
   } else {
     const where = ours && e.path !== undefined && !message.includes(e.path) ? ` (${e.path})` : '';
     io.err(`${name}: ${code}: ${message}${where}\n`);
-    if (citty) {
-      const [cmd, parent] = await commandFor(ctx.root, ctx.argv);
-      io.err(`\n${await renderUsage(cmd, parent)}\n`);
+    if (usage) {
+      const sel = ctx.sel ?? (await select(ctx.root, ctx.argv, true));
+      io.err(`\n${await helpText(sel, false)}\n`);
     } else if (!ours && !ctx.debug) {
       io.err(`${name}: this is a bug; run again with --debug for the stack trace\n`);
     }
@@ -165,47 +253,4 @@ export function list(value: string | undefined): string[] {
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '');
-}
-
-/** All values of a repeatable `--flag` in argv (citty keeps only the last one). */
-export function repeated(argv: readonly string[], flag: string): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === `--${flag}`) {
-      const v = argv[i + 1];
-      if (v !== undefined) out.push(v);
-      i++;
-    } else if (a?.startsWith(`--${flag}=`)) out.push(a.slice(flag.length + 3));
-  }
-  return out;
-}
-
-/**
- * Refuses flags a command does not declare (citty parses leniently): a check that silently
- * does not run is a defect in a security tool. Throws citty's usage error (exit 2, usage
- * block). Values after `--` are not flags.
- */
-export function refuseUnknownFlags(
-  args: Record<string, { type?: string; alias?: string | string[] }>,
-  rawArgs: readonly string[],
-): void {
-  const known = new Set<string>();
-  for (const [name, def] of Object.entries(args)) {
-    if (def.type === 'positional') continue;
-    known.add(name);
-    if (def.type === 'boolean') known.add(`no-${name}`);
-    for (const a of typeof def.alias === 'string' ? [def.alias] : (def.alias ?? [])) known.add(a);
-  }
-  for (const a of rawArgs) {
-    if (a === '--') return;
-    if (!a.startsWith('-') || a === '-') continue;
-    const name = a.replace(/^--?/, '').split('=')[0] ?? '';
-    if (!known.has(name)) {
-      throw Object.assign(new Error(`Unknown flag ${a.split('=')[0]}`), {
-        name: 'CLIError',
-        code: 'E_USAGE',
-      });
-    }
-  }
 }

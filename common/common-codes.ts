@@ -37,7 +37,12 @@ these codes beside its own table.`,
           'a state file is not any version of its format (damaged, or not JSON of its shape); nothing is reset',
         fix: 'Restore it from a backup, or move it aside knowingly.',
       },
-      E_USAGE: { meaning: 'the command line is wrong: unknown command or flag, missing argument', exit: 2 },
+      E_USAGE: {
+        meaning:
+          'the command line is wrong: an unknown command or flag, a flag without its value, a bad value, a flag given twice, an unexpected or a missing argument. `path` names the flag or word, `details.reason` says which (doc/cli.md)',
+        exit: 2,
+        fix: 'Run the verb with `--help`; a value starting with `-` is written `--flag=-…`, and words for a remote command go after `--`.',
+      },
       E_INTERNAL: {
         meaning: 'a bug; no input may cause it',
         exit: 70,

@@ -3,6 +3,7 @@
 export * from './assert.ts';
 export * from './atomic-file.ts';
 export * from './cli.ts';
+export * from './cli-args.ts';
 export * from './cpu-idle.ts';
 export * from './common-codes.ts';
 export * from './error.ts';
@@ -14,4 +15,5 @@ export * from './progress.ts';
 export * from './regular-file.ts';
 export * from './state-version.ts';
 export * from './tools.ts';
+export * from './usage-error.ts';
 export * as schema from './schema.ts';

@@ -178,8 +178,8 @@ const watch = defineCommand({
   meta: { name: 'watch', description: 'Print ServiceChanged and LayerChanged signals as they come' },
   args: {
     ...busArgs,
-    count: { type: 'string', description: 'Exit after this many signals' },
-    timeout: { type: 'string', description: 'Exit after this many seconds' },
+    count: { type: 'string', numeric: 'integer', description: 'Exit after this many signals' },
+    timeout: { type: 'string', numeric: 'number', description: 'Exit after this many seconds' },
   },
   async run({ args }) {
     const count = args.count === undefined ? Number.POSITIVE_INFINITY : Number(args.count);

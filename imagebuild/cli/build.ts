@@ -1,7 +1,7 @@
 // `mway-image build [SPEC] -o DIR`: image spec → OUT/disk.img (doc/how-to-build-an-image.md).
 // With no SPEC it builds examples/default. Progress on a terminal, a summary at the end.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, formatBytes, output, refuseUnknownFlags } from '../../common/index.ts';
+import { commonArgs, createProgress, formatBytes, output } from '../../common/index.ts';
 import { buildImage } from '../build-image.ts';
 import { ImageError } from '../image-error.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../image-spec.ts';
@@ -47,8 +47,7 @@ export default defineCommand({
     description: 'Build a bootable, signed disk image from SPEC (default: examples/default)',
   },
   args: buildArgs,
-  async run({ args, rawArgs }) {
-    refuseUnknownFlags(buildArgs, rawArgs);
+  async run({ args }) {
     const spec = await loadImageSpec(args.spec ?? DEFAULT_SPEC);
     if (args['print-spec'] === true) {
       // Without `source`, the output is itself a valid spec (absolute paths, every default).

@@ -3,7 +3,7 @@
 // guest unless --no-reboot.
 import { defineCommand } from 'citty';
 import { access } from 'node:fs/promises';
-import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/index.ts';
+import { commonArgs, EXIT_FAIL, output, values } from '../../common/index.ts';
 import { ImageError } from '../image-error.ts';
 import { parseForward, runQemu } from '../qemu-run.ts';
 
@@ -13,7 +13,11 @@ export default defineCommand({
     ...commonArgs,
     disk: { type: 'positional', required: true, description: 'Disk image (raw GPT)' },
     timeout: { type: 'string', description: 'Seconds before the guest is killed (default 3600)' },
-    forward: { type: 'string', description: 'HOSTPORT:GUESTPORT, TCP, host side on 127.0.0.1 (repeatable)' },
+    forward: {
+      type: 'string',
+      repeatable: true,
+      description: 'HOSTPORT:GUESTPORT, TCP, host side on 127.0.0.1 (repeatable)',
+    },
     serial: { type: 'string', description: 'Write the serial console to this file instead of stdout' },
     memory: { type: 'string', description: 'Guest memory in MiB (default 1024)' },
     snapshot: { type: 'boolean', description: 'Discard the guest’s writes to the disk' },
@@ -24,7 +28,7 @@ export default defineCommand({
         'A guest reboot (mway reboot) restarts it, like hardware; --no-reboot ends the run instead',
     },
   },
-  async run({ args, rawArgs }) {
+  async run({ args }) {
     try {
       await access(args.disk);
     } catch (e) {
@@ -47,7 +51,7 @@ export default defineCommand({
         `Cannot use --memory ${JSON.stringify(args.memory)}: expected 128 to 65536 MiB`,
       );
     }
-    const forwards = repeated(rawArgs, 'forward').map(parseForward);
+    const forwards = values(args.forward).map(parseForward);
     const q = await runQemu({
       disk: args.disk,
       timeout: seconds * 1000,

@@ -1,7 +1,7 @@
 // `mway-image verify DISK --trust ANCHOR…`: offline check of the GPT, every verity tree and
 // every signature under the given anchors. Exit 0 when everything holds, 1 otherwise.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output, repeated } from '../../common/index.ts';
+import { commonArgs, EXIT_FAIL, output, values } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
 import { verifyDisk } from '../disk-verify.ts';
 import { ImageError } from '../image-error.ts';
@@ -14,11 +14,15 @@ export default defineCommand({
   args: {
     ...commonArgs,
     disk: { type: 'positional', required: true, description: 'Disk image (raw GPT)' },
-    trust: { type: 'string', description: 'Trust anchor certificate (vendor-root / user-root), repeatable' },
-    crl: { type: 'string', description: 'CRL file, repeatable' },
+    trust: {
+      type: 'string',
+      repeatable: true,
+      description: 'Trust anchor certificate (vendor-root / user-root), repeatable',
+    },
+    crl: { type: 'string', repeatable: true, description: 'CRL file, repeatable' },
   },
-  async run({ args, rawArgs }) {
-    const trust = repeated(rawArgs, 'trust');
+  async run({ args }) {
+    const trust = values(args.trust);
     if (trust.length === 0)
       throw new ImageError(
         'E_VERIFY_NO_TRUST',
@@ -27,7 +31,7 @@ export default defineCommand({
     const anchors: Certificate[] = [];
     for (const t of trust) anchors.push(...(await readCertificates(t)));
     const crls: Crl[] = [];
-    for (const c of repeated(rawArgs, 'crl')) crls.push(...(await readCrls(c)));
+    for (const c of values(args.crl)) crls.push(...(await readCrls(c)));
     const r = await verifyDisk(args.disk, { anchors, crls });
     output(args.json, r, () =>
       [

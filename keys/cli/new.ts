@@ -20,7 +20,7 @@ export default defineCommand({
     out: { type: 'string', required: true, description: 'Output directory' },
     'issuer-key': { type: 'string', description: 'Issuer private key (not for roots)' },
     'issuer-cert': { type: 'string', description: 'Issuer certificate (not for roots)' },
-    days: { type: 'string', description: 'Validity in days' },
+    days: { type: 'string', numeric: 'integer', description: 'Validity in days' },
     groups: { type: 'string', description: 'Operator: allowed groups, comma-separated' },
     actions: { type: 'string', description: 'Operator: allowed actions, comma-separated' },
     'peer-id': { type: 'string', description: 'Peer id (default: NAME)' },

@@ -1,6 +1,6 @@
 // `mway keys verify-sig FILE SIG --trust ANCHOR…`: exit 0 when valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
-import { commonArgs, output, repeated } from '../../common/index.ts';
+import { commonArgs, output, values } from '../../common/index.ts';
 import { verifySignatureFile } from '../signature-file.ts';
 import { KeysError } from '../errors.ts';
 import type { EnvelopeType } from '../types.ts';
@@ -12,13 +12,13 @@ export default defineCommand({
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'Signed file' },
     sig: { type: 'positional', required: true, description: 'Signature file' },
-    trust: { type: 'string', description: 'Trust anchor certificate (repeatable)' },
-    crl: { type: 'string', description: 'CRL file (repeatable)' },
+    trust: { type: 'string', repeatable: true, description: 'Trust anchor certificate (repeatable)' },
+    crl: { type: 'string', repeatable: true, description: 'CRL file (repeatable)' },
     type: { type: 'string', description: 'Required type (default: the one in SIG)' },
   },
-  async run({ args, rawArgs }) {
-    const anchors = await loadAnchors(repeated(rawArgs, 'trust'));
-    const crls = await loadCrls(repeated(rawArgs, 'crl'));
+  async run({ args }) {
+    const anchors = await loadAnchors(values(args.trust));
+    const crls = await loadCrls(values(args.crl));
     // Files that cannot be read are errors of the command (exit 1, `mway: CODE`), not invalid signatures.
     const sigText = await readInput(args.sig, 'signature file', 1024 * 1024);
     const data = await readInput(args.file, 'signed file');

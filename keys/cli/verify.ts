@@ -1,6 +1,6 @@
 // `mway keys verify CERT --trust ANCHOR…`: exit 0 when the chain is valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
-import { commonArgs, output, repeated } from '../../common/index.ts';
+import { commonArgs, output, values } from '../../common/index.ts';
 import { verifyChain } from '../chain.ts';
 import { KeysError } from '../errors.ts';
 import { ROLES, type Role } from '../types.ts';
@@ -11,15 +11,15 @@ export default defineCommand({
   args: {
     ...commonArgs,
     cert: { type: 'positional', required: true, description: 'Certificate (leaf first, chain appended)' },
-    trust: { type: 'string', description: 'Trust anchor certificate (repeatable)' },
-    crl: { type: 'string', description: 'CRL file (repeatable)' },
+    trust: { type: 'string', repeatable: true, description: 'Trust anchor certificate (repeatable)' },
+    crl: { type: 'string', repeatable: true, description: 'CRL file (repeatable)' },
     role: { type: 'string', description: 'Required role of the leaf' },
     at: { type: 'string', description: 'Verify at this ISO 8601 time instead of now' },
   },
-  async run({ args, rawArgs }) {
+  async run({ args }) {
     const chain = await loadCert(args.cert);
-    const anchors = await loadAnchors(repeated(rawArgs, 'trust'));
-    const crls = await loadCrls(repeated(rawArgs, 'crl'));
+    const anchors = await loadAnchors(values(args.trust));
+    const crls = await loadCrls(values(args.crl));
     const at = args.at === undefined ? undefined : new Date(args.at);
     if (at !== undefined && Number.isNaN(at.getTime()))
       throw new KeysError('E_USAGE', `--at ${args.at} is not an ISO 8601 time`);

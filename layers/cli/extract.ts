@@ -17,12 +17,16 @@ export default defineCommand({
       required: true,
       description: 'Target directory (must not exist or be empty); with --image, the image file',
     },
-    trust: { type: 'string', description: 'Also verify signatures against this anchor (repeatable)' },
-    crl: { type: 'string', description: 'CRL file (repeatable)' },
+    trust: {
+      type: 'string',
+      repeatable: true,
+      description: 'Also verify signatures against this anchor (repeatable)',
+    },
+    crl: { type: 'string', repeatable: true, description: 'CRL file (repeatable)' },
     image: { type: 'boolean', description: 'Write the erofs image instead of its files' },
   },
-  async run({ args, rawArgs }) {
-    const { anchors, crls } = await loadTrust(rawArgs);
+  async run({ args }) {
+    const { anchors, crls } = await loadTrust(args);
     const o = { anchors, crls, progress: createProgress({ json: args.json }) };
     if (args.image === true) {
       const r = await extractPayload(args.file, args.dir, o);

@@ -1,6 +1,6 @@
 // Helpers shared by the `mway-layer` subcommands: keys, chains, anchors and CRLs named on
 // the command line, and the JSON shape of a signer.
-import { repeated } from '../../common/index.ts';
+import { values } from '../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -31,11 +31,13 @@ export async function loadSigner(
   };
 }
 
-export async function loadTrust(
-  rawArgs: readonly string[],
-): Promise<{ anchors: Certificate[]; crls: Crl[] }> {
-  const anchors = (await Promise.all(repeated(rawArgs, 'trust').map((p) => readCertificates(p)))).flat();
-  const crls = (await Promise.all(repeated(rawArgs, 'crl').map((p) => readCrls(p)))).flat();
+/** The anchors and CRLs of the repeatable `--trust` and `--crl` flags. */
+export async function loadTrust(args: {
+  trust?: unknown;
+  crl?: unknown;
+}): Promise<{ anchors: Certificate[]; crls: Crl[] }> {
+  const anchors = (await Promise.all(values(args.trust).map((p) => readCertificates(p)))).flat();
+  const crls = (await Promise.all(values(args.crl).map((p) => readCrls(p)))).flat();
   return { anchors, crls };
 }
 

@@ -13,13 +13,13 @@ export default defineCommand({
   args: {
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'Layer .mwl' },
-    trust: { type: 'string', description: 'Trust anchor certificate (repeatable)' },
-    crl: { type: 'string', description: 'CRL file (repeatable)' },
+    trust: { type: 'string', repeatable: true, description: 'Trust anchor certificate (repeatable)' },
+    crl: { type: 'string', repeatable: true, description: 'CRL file (repeatable)' },
     at: { type: 'string', description: 'Check certificate validity at this ISO 8601 time' },
     quick: { type: 'boolean', description: 'Skip the payload/tree pass (the kernel checks blocks on read)' },
   },
-  async run({ args, rawArgs }) {
-    const { anchors, crls } = await loadTrust(rawArgs);
+  async run({ args }) {
+    const { anchors, crls } = await loadTrust(args);
     if (anchors.length === 0) throw new LayerError('E_USAGE', 'Give at least one --trust ANCHOR');
     const at = args.at === undefined ? undefined : new Date(args.at);
     if (at !== undefined && Number.isNaN(at.getTime()))

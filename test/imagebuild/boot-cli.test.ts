@@ -43,8 +43,12 @@ test('mway-image run rejects a missing disk and a bad --forward', async (t) => {
   const f = await cli('mway-image', ['run', '/dev/null', '--forward', '80']);
   t.not(f.exitCode, 0);
   t.regex(f.stderr, /E_QEMU_BAD_FORWARD/);
-  const tmo = await cli('mway-image', ['run', '/dev/null', '--timeout', '-1']);
+  const tmo = await cli('mway-image', ['run', '/dev/null', '--timeout=-1']);
   t.regex(tmo.stderr, /E_QEMU_BAD_TIMEOUT/);
+  // Without `=`, a value starting with a dash is taken for a flag: a usage error saying so.
+  const dash = await cli('mway-image', ['run', '/dev/null', '--timeout', '-1']);
+  t.is(dash.exitCode, 2);
+  t.regex(dash.stderr, /E_USAGE: --timeout needs a value .*--timeout=-/);
 });
 
 test('QEMU: mway-image run forwards 127.0.0.1 to the guest and Ctrl-C powers the guest off via ACPI', async (t) => {

@@ -2,7 +2,7 @@
 // chain straight from the broker database (offline, the broker may be stopped) and
 // verifies the hash chain and every signed envelope in it against the config's anchors.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output } from '../../../common/index.ts';
+import { commonArgs, EXIT_FAIL, output, UsageError } from '../../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../../keys/index.ts';
 import { verifyAuditChain } from '../../wire/index.ts';
 import { AuditLog } from '../audit-log.ts';
@@ -18,6 +18,9 @@ export default defineCommand({
     head: { type: 'string', description: 'With --verify: the head hash the chain must end with' },
   },
   run: async ({ args }) => {
+    if (args.head !== undefined && args.verify !== true) {
+      throw new UsageError('--head is checked by --verify only', 'invalid', '--head');
+    }
     const cfg = await readBrokerConfig(args.config);
     const db = new BrokerDb(cfg.database);
     try {

@@ -1,8 +1,9 @@
-// `mway audit [--verify]`: the broker's append-only, hash-chained log of every command and
+// `mway audit [--verify [--head HASH]]`: the broker's append-only, hash-chained log of every command and
 // result envelope; --verify recomputes the chain and every envelope signature here.
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../../common/index.ts';
 import { type AuditEntry, verifyAuditChain } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
 import { withClient } from './shared.ts';
 
 const AUDIT_PAGE = 4;
@@ -12,10 +13,22 @@ export default defineCommand({
   args: {
     ...commonArgs,
     verify: { type: 'boolean', description: 'Check the hash chain and the envelope signatures' },
-    limit: { type: 'string', description: 'Entries to fetch (default all, up to 100000)' },
+    head: {
+      type: 'string',
+      description: 'With --verify: the head hash recorded earlier; the chain must end with it',
+    },
+    limit: {
+      type: 'string',
+      numeric: 'integer',
+      description: 'Entries to fetch (default all, up to 100000)',
+    },
   },
-  run: ({ args }) =>
-    withClient(async (c) => {
+  run: ({ args }) => {
+    if (args.head !== undefined && args.verify !== true)
+      throw usageError('--head is checked by --verify only');
+    if (args.head !== undefined && !/^[0-9a-f]{64}$/.test(args.head))
+      throw usageError(`--head ${args.head}: expected the 64 hex digits of a SHA-256 hash`);
+    return withClient(async (c) => {
       // Paged: an entry may hold a 2.8 MB command envelope, and one reply frame is at most 17 MiB.
       const max = args.limit === undefined ? Number.POSITIVE_INFINITY : Number(args.limit);
       const entries: AuditEntry[] = [];
@@ -33,7 +46,13 @@ export default defineCommand({
         const rep = verifyAuditChain(entries, {
           anchors: c.anchors,
           crls: c.crls,
-          ...(typeof r.head === 'string' ? { head: r.head } : {}),
+          // The recorded head (--head) is what catches a broker that cut the chain short;
+          // the broker's own head only checks that the pages fit together.
+          ...(args.head !== undefined
+            ? { head: args.head }
+            : typeof r.head === 'string'
+              ? { head: r.head }
+              : {}),
         });
         output(
           args.json,
@@ -46,5 +65,6 @@ export default defineCommand({
         entries.map((e) => `${e.seq} ${e.time} ${e.kind} ${e.actor}`).join('\n'),
       );
       return 0;
-    }),
+    });
+  },
 });

@@ -1,7 +1,7 @@
 // `mway config init`: writes ~/.config/mway/config.json (broker address, fleet, operator key
 // and certificate, trust anchors, CRLs). `mway config show` prints it.
 import { defineCommand } from 'citty';
-import { commonArgs, output, repeated } from '../../../common/index.ts';
+import { commonArgs, output, values } from '../../../common/index.ts';
 import { readCertificates } from '../../../keys/index.ts';
 import { configDir, readOperatorConfig, writeOperatorConfig } from '../operator-client.ts';
 import { OperatorError } from '../operator-error.ts';
@@ -14,11 +14,16 @@ const init = defineCommand({
     fleet: { type: 'string', default: 'default', description: 'Fleet name' },
     key: { type: 'string', required: true, description: 'Operator private key (NAME.key)' },
     cert: { type: 'string', required: true, description: 'Operator certificate chain (NAME.crt)' },
-    anchor: { type: 'string', required: true, description: 'User root certificate (repeatable)' },
-    crl: { type: 'string', description: 'CRL file or directory (repeatable)' },
+    anchor: {
+      type: 'string',
+      required: true,
+      repeatable: true,
+      description: 'User root certificate (repeatable)',
+    },
+    crl: { type: 'string', repeatable: true, description: 'CRL file or directory (repeatable)' },
     'broker-fingerprint': { type: 'string', description: 'Pin the broker certificate (sha256 hex)' },
   },
-  async run({ args, rawArgs }) {
+  async run({ args }) {
     const chain = await readCertificates(args.cert);
     if (chain[0]?.role !== 'operator') {
       throw new OperatorError(
@@ -31,8 +36,8 @@ const init = defineCommand({
       fleet: args.fleet,
       key: args.key,
       cert: args.cert,
-      anchors: repeated(rawArgs, 'anchor'),
-      crls: repeated(rawArgs, 'crl'),
+      anchors: values(args.anchor),
+      crls: values(args.crl),
       ...(args['broker-fingerprint'] === undefined ? {} : { brokerFingerprint: args['broker-fingerprint'] }),
     });
     output(args.json, { file }, () => `wrote ${file}`);

@@ -9,7 +9,11 @@ import { usageError } from '../operator-error.ts';
 import { withClient } from './shared.ts';
 
 const waitArgs = {
-  timeout: { type: 'string', description: "Seconds to wait for the peers' answers (default 30)" },
+  timeout: {
+    type: 'string',
+    numeric: 'number',
+    description: "Seconds to wait for the peers' answers (default 30)",
+  },
 } as const;
 
 function timeoutMs(v: string | undefined): number {
@@ -105,6 +109,7 @@ function members(change: boolean) {
       ...commonArgs,
       ...waitArgs,
       name: { type: 'positional', required: true, description: 'Group name' },
+      peers: { type: 'positional', required: false, variadic: true, description: 'Peer ids' },
       label: { type: 'string', description: 'Select peers by label K=V' },
       'all-unassigned': { type: 'boolean', description: 'Every peer that is in no group yet' },
     },

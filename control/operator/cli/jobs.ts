@@ -6,7 +6,10 @@ import { finish, withClient } from './shared.ts';
 
 export const jobs = defineCommand({
   meta: { name: 'jobs', description: 'List recent jobs' },
-  args: { ...commonArgs, limit: { type: 'string', description: 'How many (default 50)' } },
+  args: {
+    ...commonArgs,
+    limit: { type: 'string', numeric: 'integer', description: 'How many (default 50)' },
+  },
   run: ({ args }) =>
     withClient(async (c) => {
       const list = (await c.jobs(args.limit === undefined ? 50 : Number(args.limit))) as Array<

@@ -22,7 +22,7 @@ export default defineCommand({
     id: { type: 'positional', required: true, description: 'Request id or peer id' },
     'issuer-key': { type: 'string', required: true, description: 'User root private key' },
     'issuer-cert': { type: 'string', required: true, description: 'User root certificate' },
-    days: { type: 'string', description: 'Validity in days (default 365)' },
+    days: { type: 'string', numeric: 'integer', description: 'Validity in days (default 365)' },
     'peer-id': { type: 'string', description: 'Peer id to certify (default: the one the machine asked for)' },
     label: { type: 'string', description: 'Labels K=V[,K=V…] (default: the ones the machine asked for)' },
     group: {

@@ -8,11 +8,21 @@ export default defineCommand({
   meta: { name: 'run', description: 'Run a command on a group or peers (needs the exec scope)' },
   args: {
     ...targetArgs,
-    'exec-timeout': { type: 'string', description: 'Seconds the command may run (default 30)' },
+    'exec-timeout': {
+      type: 'string',
+      numeric: 'number',
+      description: 'Seconds the command may run (default 30)',
+    },
+    command: {
+      type: 'positional',
+      required: false,
+      variadic: true,
+      description: 'The command and its arguments, after -- (passed on verbatim, flags included)',
+    },
   },
-  run({ args, rawArgs }) {
-    const dash = rawArgs.indexOf('--');
-    const argv = dash < 0 ? (args._ ?? []).map(String) : rawArgs.slice(dash + 1);
+  run({ args }) {
+    // Strict parsing keeps everything after `--` verbatim in `_` (`-- ls -la /tmp`).
+    const argv = (args._ ?? []).map(String);
     if (argv.length === 0) throw usageError('mway run needs a command after --');
     const a: Record<string, unknown> = { argv };
     if (args['exec-timeout'] !== undefined) a.timeoutMs = Number(args['exec-timeout']) * 1000;

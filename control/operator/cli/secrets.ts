@@ -2,7 +2,7 @@
 // ML-KEM to each target peer's certificate (checked against our anchors first), so the broker
 // relays ciphertext only.
 import { defineCommand } from 'citty';
-import { repeated } from '../../../common/index.ts';
+import { values as all } from '../../../common/index.ts';
 import { isName } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
@@ -12,14 +12,20 @@ export default defineCommand({
   args: {
     ...targetArgs,
     'secret-group': { type: 'string', required: true, description: 'Layer or group the secrets belong to' },
-    values: { type: 'string', required: true, description: 'K=V (repeatable; also after --values)' },
+    values: {
+      type: 'string',
+      required: true,
+      repeatable: true,
+      description: 'K=V (repeatable; also after --values)',
+    },
+    more: { type: 'positional', required: false, variadic: true, description: 'More K=V pairs' },
   },
-  run({ args, rawArgs }) {
+  run({ args }) {
     const target = args['secret-group'];
     if (!isName(target)) throw usageError(`--secret-group ${target} is not a name`);
     // `--values A=1 B=2` and `--values A=1 --values B=2` both work.
     const trailing = (args._ ?? []).map(String);
-    const pairs = [...new Set([...repeated(rawArgs, 'values'), ...trailing])].filter((x) => x.includes('='));
+    const pairs = [...new Set([...all(args.values), ...trailing])].filter((x) => x.includes('='));
     const values: Record<string, string> = {};
     for (const p of pairs) {
       const k = p.slice(0, p.indexOf('='));

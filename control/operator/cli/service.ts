@@ -16,7 +16,7 @@ export default defineCommand({
       required: false,
       description: 'Service name (<layer>/<service> or <service>)',
     },
-    lines: { type: 'string', description: 'Log lines (logs, default 100)' },
+    lines: { type: 'string', numeric: 'integer', description: 'Log lines (logs, default 100)' },
   },
   run({ args }) {
     const verb = args.verb as (typeof VERBS)[number];

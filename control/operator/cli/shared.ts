@@ -23,7 +23,7 @@ export const targetArgs = {
   'dry-run': { type: 'boolean', description: 'Show the resolved targets and stop' },
   batch: { type: 'string', description: 'Sliding window: N peers or N% at a time' },
   'max-fail': { type: 'string', description: 'Stop the rollout after more than N (or N%) failures' },
-  timeout: { type: 'string', description: 'Seconds to wait for results (default 60)' },
+  timeout: { type: 'string', numeric: 'number', description: 'Seconds to wait for results (default 60)' },
   async: { type: 'boolean', description: 'Submit, print the job id and return' },
 } as const;
 

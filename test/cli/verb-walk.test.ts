@@ -1,0 +1,79 @@
+// Walks every verb of every binary (the citty command trees, lazy subcommands resolved) and
+// checks the promises of doc/cli.md: --help exits 0 with that verb's usage; an unknown flag
+// exits 2 with E_USAGE naming the flag, as one line plus the usage block, or with --json as
+// the one failure shape on stdout.
+import test from 'ava';
+import type { CommandDef } from 'citty';
+import { type AnyCommand, runCli } from '../../common/cli.ts';
+import { command as agent } from '../../agent/bin/milkyway-agent.ts';
+import { command as broker } from '../../control/broker/bin/milkywaysrvd.ts';
+import { command as mway } from '../../control/operator/bin/mway.ts';
+import { command as image } from '../../imagebuild/bin/mway-image.ts';
+import { command as layer } from '../../layers/bin/mway-layer.ts';
+import { cli } from '../helpers.ts';
+
+const ROOTS: Record<string, AnyCommand> = {
+  mway,
+  milkywaysrvd: broker,
+  'mway-layer': layer,
+  'mway-image': image,
+  'milkyway-agent': agent,
+};
+
+async function resolve<T>(v: unknown): Promise<T> {
+  return (typeof v === 'function' ? await (v as () => T)() : await v) as T;
+}
+
+/** Every command path under `cmd` (the root itself included), depth first. */
+async function verbs(cmd: CommandDef, path: string[] = []): Promise<string[][]> {
+  const out: string[][] = [path];
+  const subs = await resolve<Record<string, unknown> | undefined>(cmd.subCommands);
+  for (const [name, sub] of Object.entries(subs ?? {})) {
+    out.push(...(await verbs(await resolve<CommandDef>(sub), [...path, name])));
+  }
+  return out;
+}
+
+function capture() {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    io: { out: (s: string) => void out.push(s), err: (s: string) => void err.push(s), colour: false },
+    out: () => out.join(''),
+    err: () => err.join(''),
+  };
+}
+
+for (const [bin, root] of Object.entries(ROOTS)) {
+  test(`${bin}: every verb has --help, refuses an unknown flag with exit 2 and E_USAGE`, async (t) => {
+    const all = await verbs(root);
+    t.true(all.length > 1, `${bin} has verbs`);
+    for (const path of all) {
+      const what = [bin, ...path].join(' ');
+      const h = capture();
+      t.is(await runCli(root, [...path, '--help'], h.io), 0, `${what} --help`);
+      t.regex(h.out(), new RegExp(`USAGE ${[bin, ...path].slice(-2).join(' ')}`), `${what} --help`);
+      t.false(h.out().includes('\u001B['), `${what} --help has no colour`);
+
+      const u = capture();
+      t.is(await runCli(root, [...path, '--frobnicate'], u.io), 2, `${what} --frobnicate`);
+      t.regex(u.err(), new RegExp(`^${bin}: E_USAGE: .*--frobnicate`), `${what} --frobnicate`);
+      t.regex(u.err(), /USAGE/, `${what} --frobnicate shows the usage block`);
+
+      const j = capture();
+      t.is(await runCli(root, [...path, '--frobnicate', '--json'], j.io), 2, `${what} --json`);
+      const body = JSON.parse(j.out()) as { ok: boolean; error: Record<string, unknown> };
+      t.false(body.ok, what);
+      t.is(body.error.code, 'E_USAGE', what);
+      t.regex(String(body.error.message), /--frobnicate/, what);
+      t.deepEqual(Object.keys(body).sort(), ['error', 'ok'], what);
+      t.false('exitCode' in ((body.error.details as object | undefined) ?? {}), what);
+    }
+  });
+
+  test(`${bin}: a real process exits 2 on an unknown flag, with the code on stderr`, async (t) => {
+    const r = await cli(bin as 'mway', ['--frobnicate']);
+    t.is(r.exitCode, 2, r.stderr);
+    t.regex(r.stderr, /E_USAGE: Unknown flag --frobnicate/);
+  });
+}

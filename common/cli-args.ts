@@ -53,10 +53,32 @@ export function passesArgv(argsDef: ArgsDef): boolean {
   return Object.values(argsDef).some((d) => (d as ArgExtras).variadic === true);
 }
 
+/**
+ * All values of a repeatable flag (`repeatable: true`), in the order given.
+ * @deprecated for `repeated(rawArgs, flag)`: use `values(args.flag)`, the one parse.
+ */
+export function repeated(rawArgs: readonly string[], flag: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < rawArgs.length && rawArgs[i] !== '--'; i++) {
+    const a = rawArgs[i] as string;
+    if (a === `--${flag}`) out.push(rawArgs[++i] ?? '');
+    else if (a.startsWith(`--${flag}=`)) out.push(a.slice(flag.length + 3));
+  }
+  return out;
+}
+
 /** All values of a repeatable flag (`repeatable: true`), in the order given. */
 export function values(v: unknown): string[] {
   if (v === undefined) return [];
   return Array.isArray(v) ? v.map(String) : [String(v)];
+}
+
+/**
+ * A flag may repeat when its table says `repeatable: true`, or (for tables written before
+ * that field) its description says "repeatable": the help already promises it.
+ */
+function repeatable(def: ArgExtras & { description?: string }): boolean {
+  return def.type !== 'boolean' && (def.repeatable === true || /\brepeatable\b/i.test(def.description ?? ''));
 }
 
 const NUMERIC = { integer: /^[0-9]+$/, number: /^[0-9]+(\.[0-9]+)?$/ } as const;
@@ -76,7 +98,7 @@ export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): Stric
       continue;
     }
     const o: (typeof options)[string] = { type: def.type === 'boolean' ? 'boolean' : 'string' };
-    if (def.repeatable === true) o.multiple = true;
+    if (repeatable(def)) o.multiple = true;
     for (const a of aliases(def)) {
       if (a.length === 1) {
         o.short = a;
@@ -121,7 +143,7 @@ export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): Stric
     if (t.kind !== 'option') continue;
     const name = shortOf.get(t.name) ?? t.name;
     const def = argsDef[name] as ArgExtras | undefined;
-    if (def?.repeatable !== true && seen.has(name)) {
+    if (def !== undefined && !repeatable(def) && seen.has(name)) {
       throw new UsageError(`--${name} given more than once`, 'repeated-flag', `--${name}`);
     }
     seen.add(name);
@@ -149,7 +171,7 @@ export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): Stric
     if (def.required === true && v === undefined) {
       throw new UsageError(`Missing required flag ${flag}`, 'missing-argument', flag);
     }
-    if (def.repeatable === true && v === undefined) v = [];
+    if (repeatable(def) && v === undefined) v = [];
     out[name] = v;
     out[camel(name)] = v;
   }

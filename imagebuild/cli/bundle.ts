@@ -1,6 +1,6 @@
 // `mway-image bundle create|verify`: the vendor-signed A/B update bundle (doc/update-bundle.md).
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, output, repeated } from '../../common/index.ts';
+import { commonArgs, createProgress, output, values } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
 import { type BundlePolicy, type VerifiedBundle, verifyBundle } from '../../update/index.ts';
 import { bundleFromDisk } from '../bundle-from-disk.ts';
@@ -69,8 +69,8 @@ const verify = defineCommand({
   args: {
     ...commonArgs,
     bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu)' },
-    trust: { type: 'string', description: 'Trust anchor (the vendor root), repeatable' },
-    crl: { type: 'string', description: 'CRL file, repeatable' },
+    trust: { type: 'string', repeatable: true, description: 'Trust anchor (the vendor root), repeatable' },
+    crl: { type: 'string', repeatable: true, description: 'CRL file, repeatable' },
     architecture: { type: 'string', description: 'Refuse a bundle for another architecture' },
     running: {
       type: 'string',
@@ -78,8 +78,8 @@ const verify = defineCommand({
     },
     'rollback-floor': { type: 'string', description: 'Refuse a rollback index below this' },
   },
-  async run({ args, rawArgs }) {
-    const trust = repeated(rawArgs, 'trust');
+  async run({ args }) {
+    const trust = values(args.trust);
     if (trust.length === 0)
       throw new ImageError(
         'E_VERIFY_NO_TRUST',
@@ -88,7 +88,7 @@ const verify = defineCommand({
     const anchors: Certificate[] = [];
     for (const t of trust) anchors.push(...(await readCertificates(t)));
     const crls: Crl[] = [];
-    for (const c of repeated(rawArgs, 'crl')) crls.push(...(await readCrls(c)));
+    for (const c of values(args.crl)) crls.push(...(await readCrls(c)));
     const policy: BundlePolicy = {};
     if (args.architecture !== undefined) policy.architecture = args.architecture;
     if (args.running !== undefined) {

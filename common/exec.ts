@@ -22,6 +22,11 @@ export interface RunOptions {
   /** Inherit stdio (e.g. QEMU's serial console). */
   inherit?: boolean;
   extendEnv?: boolean;
+  /**
+   * Called as soon as the program is started (or its start failed), before its exit is
+   * awaited: a caller with CPU work of its own does it while the program runs, not before.
+   */
+  onSpawn?: () => void;
 }
 
 export interface RunResult {
@@ -95,7 +100,9 @@ export async function run(tool: string, args: readonly string[], options: RunOpt
   };
   let result: ExecaOutcome;
   try {
-    result = (await execa(file, [...args], execaOptions)) as unknown as ExecaOutcome;
+    const subprocess = execa(file, [...args], execaOptions);
+    options.onSpawn?.();
+    result = (await subprocess) as unknown as ExecaOutcome;
   } catch (e) {
     throw new ToolError('E_TOOL_FAILED', `Cannot run ${tool}: ${String(e)}`, { cause: e, path: tool });
   }

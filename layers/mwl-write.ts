@@ -69,10 +69,11 @@ async function writeMembers(
  * writing the payload into a new .mwl during the hashing pass: the kernel's flush of the
  * dirty payload costs less than copying 256 MiB on a busy 2-core machine (doc/performance.md).
  */
-async function insertRange(file: string, length: number): Promise<boolean> {
+async function insertRange(file: string, length: number, onSpawn?: () => void): Promise<boolean> {
   try {
     await run('fallocate', ['--insert-range', '--offset', '0', '--length', String(length), file], {
       timeout: 60_000,
+      ...(onSpawn === undefined ? {} : { onSpawn }),
     });
     return true;
   } catch {
@@ -87,6 +88,31 @@ async function insertRange(file: string, length: number): Promise<boolean> {
  * mkfs.erofs is done, that write-back runs on the I/O path while the verity pass hashes the
  * same pages from the cache, instead of after it with nothing else to do (doc/performance.md).
  */
+/**
+ * Writes `file` back over and over while `running()` holds (pack: while mkfs.erofs is still
+ * writing it), so the flush insert-range needs is mostly done when the file is complete instead
+ * of starting then. The file may not exist yet (the program creates it). Errors are ignored:
+ * insert-range does the write-back itself.
+ */
+export async function writeBackWhile(file: string, running: () => boolean): Promise<void> {
+  const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+  let fh: FileHandle | undefined;
+  try {
+    while (running() && fh === undefined) {
+      fh = await open(file, 'r').catch(() => undefined);
+      if (fh === undefined) await pause(10);
+    }
+    while (running() && fh !== undefined) {
+      await fh.datasync();
+      await pause(20);
+    }
+  } catch {
+    // see above
+  } finally {
+    await fh?.close();
+  }
+}
+
 export async function startWriteBack(file: string): Promise<void> {
   try {
     const fh = await open(file, 'r+');
@@ -140,8 +166,24 @@ export async function writeMwl(
   }
 }
 
+/** Where the payload's data starts in a .mwl whose `layer.json` member is `manifestSize` bytes. */
+export function payloadOffsetFor(manifestSize: number): number {
+  return BLOCK + pad512(manifestSize) + BLOCK;
+}
+
 /**
- * Turns `payloadFile` itself into the .mwl `out`: `insertRange` leaves a hole for the tar
+ * Shifts `payloadFile`'s data to `offset` (the first step of the in-place writer), leaving a
+ * hole for the tar prefix; false (nothing changed) where the file system lacks insert-range
+ * or the offset is not 4096-aligned. `onSpawn` is called once `fallocate` runs: the kernel
+ * then drops the payload's page cache (most of this step's cost), and pack signs meanwhile.
+ */
+export function shiftPayload(payloadFile: string, offset: number, onSpawn?: () => void): Promise<boolean> {
+  if (offset % BLOCK_SIZE !== 0) return Promise.resolve(false);
+  return insertRange(payloadFile, offset, onSpawn);
+}
+
+/**
+ * Turns `payloadFile` itself into the .mwl `out`: `shiftPayload` leaves a hole for the tar
  * prefix in front of the payload's data, the prefix and the members after the payload are
  * written around it, and the file is renamed. False (nothing changed) where the file system
  * lacks insert-range; the caller then copies with `writeMwl`, which gives the same bytes.
@@ -154,8 +196,26 @@ export async function writeMwlInPlace(
 ): Promise<boolean> {
   const [first, payload] = members;
   if (first?.data === undefined || payload?.file !== payloadFile) return false;
-  const offset = BLOCK + pad512(first.size) + BLOCK;
-  if (offset % BLOCK_SIZE !== 0 || !(await insertRange(payloadFile, offset))) return false;
+  const offset = payloadOffsetFor(first.size);
+  if (!(await shiftPayload(payloadFile, offset))) return false;
+  await writeAroundPayload(payloadFile, offset, out, members, mtime);
+  return true;
+}
+
+/**
+ * The second step: with the payload already shifted to `offset` (`shiftPayload`), writes the
+ * other members and the tar framing around it and renames the file to `out`.
+ */
+export async function writeAroundPayload(
+  payloadFile: string,
+  offset: number,
+  out: string,
+  members: readonly MwlMember[],
+  mtime: number,
+): Promise<void> {
+  const [first, payload] = members;
+  if (payload?.file !== payloadFile || first === undefined || payloadOffsetFor(first.size) !== offset)
+    throw new RangeError(`Expected ${payloadFile} as the second member, shifted to where layer.json puts it`);
   const fh = await open(payloadFile, 'r+');
   try {
     await writeMembers(
@@ -167,5 +227,4 @@ export async function writeMwlInPlace(
     await fh.close();
   }
   await renameInto(payloadFile, out);
-  return true;
 }

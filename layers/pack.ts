@@ -10,7 +10,7 @@ import { buildPayloadVerity } from './payload-verity.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import type { LayerCode } from './layer-codes.ts';
 import { LayerError } from './layer-error.ts';
-import { signManifest } from './layer-signature.ts';
+import { checkSigner, type ExpandedKey, expandSigningKey, signManifest } from './layer-signature.ts';
 import {
   type LayerManifest,
   MAX_MANIFEST,
@@ -20,8 +20,17 @@ import {
   type SourceManifest,
   validateManifest,
 } from './manifest.ts';
+import {
+  manifestMember,
+  type MwlMember,
+  payloadOffsetFor,
+  shiftPayload,
+  startWriteBack,
+  writeAroundPayload,
+  writeBackWhile,
+  writeMwl,
+} from './mwl-write.ts';
 import { BLOCK } from './mwl-tar.ts';
-import { manifestMember, type MwlMember, startWriteBack, writeMwl, writeMwlInPlace } from './mwl-write.ts';
 import { checkPolicy } from './policy-check.ts';
 import { checkTreeSync } from './rootfs-check.ts';
 import { canonicalJson } from '../keys/index.ts';
@@ -109,7 +118,7 @@ async function optionalFile(path: string, maxBytes: number): Promise<Buffer | un
  * --all-root fixes ownership, so (unlike imagebuild's makeErofs) no clamped copy of the tree
  * is needed — checked by the determinism test on trees with different mtimes. Padded to 4 KiB.
  */
-async function buildErofs(rootfs: string, out: string, epoch: number): Promise<number> {
+async function buildErofs(rootfs: string, out: string, epoch: number, onSpawn: () => void): Promise<number> {
   await run(
     'mkfs.erofs',
     [
@@ -124,6 +133,7 @@ async function buildErofs(rootfs: string, out: string, epoch: number): Promise<n
     {
       timeout: 600_000,
       env: { SOURCE_DATE_EPOCH: String(epoch) },
+      onSpawn,
     },
   );
   const size = (await stat(out)).size;
@@ -174,6 +184,7 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
   const epoch = o.sourceDateEpoch ?? defaultEpoch();
   const progress = o.progress;
   const source = validateManifest(await readSource(o), { source: true });
+  checkSigner(o.key, o.chain, o.hedged === true); // before mkfs.erofs and the hashing, not after
   const rootfs = join(o.dir, 'rootfs');
   try {
     if (!(await stat(rootfs)).isDirectory()) throw new Error('not a directory');
@@ -198,13 +209,34 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     });
   });
   let writeBack: Promise<void> | undefined;
+  let shifted: Promise<boolean> | undefined;
+  /** Set when pack fails: a shift not yet started is then not started at all. */
+  let abandoned = false;
   try {
     const payloadPath = join(work, 'payload.erofs');
     progress?.step('checking rootfs');
     checkTreeSync(rootfs);
     progress?.step('building erofs payload');
     const cpu = sampleCpuIdle();
-    const size = await buildErofs(rootfs, payloadPath, epoch);
+    // The signing key's expansion (about 40 % of signing's cost in a fresh process, where it
+    // also compiles code signing runs) is done while mkfs.erofs runs; should it fail,
+    // signManifest expands the key again and reports the failure there.
+    let expanded: ExpandedKey | undefined;
+    // The payload's write-back (which insert-range waits for) starts while mkfs.erofs writes.
+    let building = true;
+    let earlyWriteBack: Promise<void> | undefined;
+    const size = await buildErofs(rootfs, payloadPath, epoch, () => {
+      if (inPlace) earlyWriteBack = writeBackWhile(payloadPath, () => building);
+      if (o.hedged === true) return;
+      try {
+        expanded = expandSigningKey(o.key);
+      } catch {
+        expanded = undefined;
+      }
+    }).finally(() => {
+      building = false;
+    });
+    await earlyWriteBack;
     // Hash on every core only when one was left idle while mkfs.erofs ran: on a machine whose
     // cores are all taken, the worker's start-up and hand-offs cost more than it saves.
     const idle = cpu.idleCores();
@@ -212,6 +244,10 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     const dataBlocks = size / BLOCK_SIZE;
     // The in-place writer's insert-range must first write the payload back: start that now.
     writeBack = inPlace ? startWriteBack(payloadPath) : undefined;
+    let writtenBack = false;
+    void writeBack?.then(() => {
+      writtenBack = true;
+    });
     // Salt and UUID derive from name, version and SOURCE_DATE_EPOCH: a reproducible tree.
     const seed = `${source.name}\0${source.version}\0${epoch}`;
     const salt = Buffer.from(deriveVeritySalt(seed, 'mwl-payload'));
@@ -243,15 +279,29 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     const json = manifestJson(manifest);
     const canonical = canonicalJson(json);
     parseManifest(canonical); // the packed manifest must pass the reader's checks
+    const lj = manifestMember(canonical);
+    const payloadOffset = payloadOffsetFor(lj.length);
+    // In place, the payload is shifted (insert-range: the kernel drops the payload's page
+    // cache, which costs more than signing) as soon as its write-back is done, and signing
+    // runs meanwhile; with the write-back still going, signing runs while it finishes.
+    if (inPlace) {
+      let started = (): void => {};
+      const spawned = new Promise<void>((r) => {
+        started = r;
+      });
+      shifted = (writeBack ?? Promise.resolve()).then(() =>
+        abandoned ? false : shiftPayload(payloadPath, payloadOffset, started),
+      );
+      if (writtenBack) await Promise.race([spawned, shifted]);
+    }
     const signature = signManifest(json, {
       key: o.key,
       chain: o.chain,
       now: new Date(epoch * 1000),
       hedged: o.hedged === true,
+      ...(expanded === undefined ? {} : { expanded }),
     });
     const sigBytes = canonicalJson(signature);
-    const lj = manifestMember(canonical);
-    const payloadOffset = BLOCK + lj.length + BLOCK;
     const members: MwlMember[] = [
       { name: 'layer.json', data: lj, size: lj.length },
       { name: 'payload.erofs', file: payloadPath, size },
@@ -260,13 +310,14 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
     if (policyBytes !== undefined)
       members.push({ name: 'policy.cil', data: policyBytes, size: policyBytes.length });
     members.push({ name: 'signature.1.json', data: sigBytes, size: sigBytes.length });
-    if (writeBack !== undefined) {
-      progress?.step('payload write-back');
-      await writeBack;
+    let inPlaceDone = false;
+    if (shifted !== undefined) {
+      progress?.step('payload write-back and shift');
+      inPlaceDone = await shifted;
     }
     progress?.step('writing layer');
-    if (!inPlace || !(await writeMwlInPlace(payloadPath, o.out, members, epoch)))
-      await writeMwl(o.out, members, epoch, progress);
+    if (inPlaceDone) await writeAroundPayload(payloadPath, payloadOffset, o.out, members, epoch);
+    else await writeMwl(o.out, members, epoch, progress);
     progress?.done();
     return {
       path: o.out,
@@ -277,8 +328,12 @@ export async function packLayer(o: PackOptions): Promise<PackResult> {
       verityOffset: payloadOffset + size + BLOCK,
       veritySize: hashed.area.length,
     };
+  } catch (e) {
+    abandoned = true;
+    throw e;
   } finally {
     await writeBack;
+    await shifted;
     await rm(work, { recursive: true, force: true });
   }
 }

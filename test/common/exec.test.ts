@@ -44,3 +44,23 @@ test('run() returns stdout as bytes when asked', async (t) => {
   const r = await run('printf', ['\\001\\002'], { timeout: 10_000, binary: true });
   t.deepEqual([...(r.stdoutBytes ?? [])], [1, 2]);
 });
+
+test('run() calls onSpawn while the program runs, before its exit is awaited', async (t) => {
+  // onSpawn comes once, after the start and before the exit the caller awaits.
+  let calls = 0;
+  let finished = false;
+  const done = run('sh', ['-c', 'sleep 0.3; echo out'], {
+    timeout: 10_000,
+    onSpawn: () => {
+      calls++;
+      t.false(finished);
+    },
+  }).then((r) => {
+    finished = true;
+    return r;
+  });
+  t.is(calls, 0); // run() first looks the tool up, asynchronously
+  const r = await done;
+  t.is(calls, 1);
+  t.is(r.stdout, 'out\n');
+});

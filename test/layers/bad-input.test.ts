@@ -235,6 +235,25 @@ test('pack refuses device nodes, FIFOs and escaping symlinks and leaves no file'
   t.deepEqual((await readdir(dir)).sort(), ['a', 'b', 'c']);
 });
 
+test("pack refuses a key that is not the certificate's, or no chain, before it reads the tree", async (t) => {
+  const p = await pki();
+  const dir = await tempDir(t);
+  const a = await layerSource(join(dir, 'a'));
+  // A FIFO in the tree would be E_TREE_SPECIAL_FILE: the signer is checked first, so a wrong
+  // key fails at once instead of after mkfs.erofs and the hashing.
+  await execa('mkfifo', [join(a, 'rootfs/fifo')]);
+  // The user's key with the vendor's chain.
+  t.is(
+    await code(packLayer({ dir: a, key: p.user.key, chain: p.vendor.chain, out: join(dir, 'a.mwl') })),
+    'E_KEY_MISMATCH',
+  );
+  t.is(
+    await code(packLayer({ dir: a, key: p.user.key, chain: [], out: join(dir, 'a.mwl') })),
+    'E_SIGNER_CHAIN',
+  );
+  t.deepEqual(await readdir(dir), ['a']);
+});
+
 test('extract refuses a tampered payload and leaves no directory', async (t) => {
   const { out, dir } = await packed(t, 'user');
   const l = await readLayer(out);

@@ -146,8 +146,8 @@ export async function run(argv: string[]): Promise<void> {
     const empty = await makeRoot(dir, pki, 0);
     const full = await makeRoot(dir, pki, LAYERS);
     const services = [
-      { name: 'a', argv: ['/bin/sleep', '3600'] },
-      { name: 'b', argv: ['/bin/sleep', '3600'], after: ['a'] },
+      { name: 'a', execStart: ['/bin/sleep', '3600'] },
+      { name: 'b', execStart: ['/bin/sleep', '3600'], after: ['a'] },
     ];
     for (let i = 0; i < LAYERS; i++) {
       const name = `app${String(i).padStart(2, '0')}`;

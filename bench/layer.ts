@@ -65,7 +65,7 @@ export async function run(argv: string[]): Promise<void> {
         name: 'bench',
         version: '1.0.0',
         kind: 'app',
-        services: [{ name: 'b', argv: ['/b'] }],
+        services: [{ name: 'b', execStart: ['/b'] }],
       }),
     );
     const root = await newIdentity({ role: 'vendor-root', name: 'vroot', outDir: dir });

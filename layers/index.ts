@@ -13,6 +13,7 @@ export * from './resolve.ts';
 export * from './rootfs-check.ts';
 export * from './selinux-names.ts';
 export * from './selinux-policy.ts';
+export { parseService, SIGNALS } from './service.ts';
 export * from './sign.ts';
 export * from './verify.ts';
 export * from './oci-import.ts';

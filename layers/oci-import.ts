@@ -11,7 +11,8 @@ import semver from 'semver';
 import { openRegularFile, type Progress } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
-import { LAYER_FORMAT, type ServiceSpec, type SourceManifest } from './manifest.ts';
+import { LAYER_FORMAT, type SourceManifest, validateManifest } from './manifest.ts';
+import { SIGNALS } from './service.ts';
 import { type Dropped, applyLayer } from './oci-apply.ts';
 import { forEachEntry, memberPath } from './oci-tar.ts';
 import { type PackResult, packLayer } from './pack.ts';
@@ -207,17 +208,6 @@ async function dockerImage(outer: Outer, ref: string | undefined): Promise<Image
 }
 
 const ARCH: Record<string, 'x86_64' | 'aarch64'> = { amd64: 'x86_64', arm64: 'aarch64' };
-const SIGNALS = [
-  'SIGTERM',
-  'SIGINT',
-  'SIGQUIT',
-  'SIGHUP',
-  'SIGKILL',
-  'SIGUSR1',
-  'SIGUSR2',
-  'SIGWINCH',
-  'SIGPWR',
-];
 
 function sanitizeName(s: string): string {
   const n = s
@@ -274,10 +264,12 @@ export function mapConfig(
     unmapped.push(
       `ExposedPorts ${tcp.slice(1).join(', ')}: only the first TCP port is the readiness probe; all listen on the host network`,
     );
-  let stopSignal = 'SIGTERM';
+  // The image's StopSignal is what systemd calls KillSignal=.
+  let killSignal: (typeof SIGNALS)[number] = 'SIGTERM';
   if (typeof c.StopSignal === 'string') {
     const s = c.StopSignal.startsWith('SIG') ? c.StopSignal : `SIG${c.StopSignal}`;
-    if (SIGNALS.includes(s)) stopSignal = s;
+    const known = SIGNALS.find((x) => x === s);
+    if (known !== undefined) killSignal = known;
     else unmapped.push(`StopSignal ${c.StopSignal}`);
   }
   for (const k of Object.keys(c).sort()) {
@@ -295,45 +287,38 @@ export function mapConfig(
     if (k === 'ArgsEscaped') continue;
     unmapped.push(`${k} ${JSON.stringify(v)}`);
   }
-  const services: ServiceSpec[] = [];
+  const services: Record<string, unknown>[] = [];
   if (argv.length === 0) unmapped.push('no Entrypoint or Cmd: the layer has no service');
   else {
     const wd = typeof c.WorkingDir === 'string' && c.WorkingDir.startsWith('/') ? c.WorkingDir : '/';
+    // Only what the image says; every other field gets the manifest's defaults.
     services.push({
       name: sanitizeName(name),
-      argv,
-      env,
+      execStart: argv,
+      environment: env,
       workingDirectory: wd,
       user,
       group,
-      restart: { policy: 'on-failure', backoffMs: 100, maxBackoffMs: 30_000, burst: 5, intervalMs: 10_000 },
-      readiness: tcp[0] === undefined ? { type: 'none' } : { type: 'tcp', port: tcp[0], host: '127.0.0.1' },
-      startTimeoutMs: 90_000,
-      after: [],
-      stopSignal,
-      stopTimeoutMs: 10_000,
-      capabilities: [],
-      limits: {},
-      network: 'host',
+      ...(tcp[0] === undefined ? {} : { readiness: { type: 'tcp', port: tcp[0] } }),
+      killSignal,
     });
   }
   const arch = ARCH[String(image.config.architecture)];
   if (arch === undefined) unmapped.push(`architecture ${String(image.config.architecture)}: recorded as any`);
-  const manifest: SourceManifest = {
-    format: LAYER_FORMAT,
-    name,
-    version,
-    kind: 'app',
-    architecture: arch ?? 'any',
-    description: `imported from ${image.format} image ${image.ref ?? ''}`.trim(),
-    minCoreOs: undefined,
-    dependencies: [],
-    provides: [],
-    groups: [],
-    data: { private: true, groups: [], common: false },
-    services,
-    actions: [],
-  };
+  // Validated as a packager's layer.json would be: an image value the manifest cannot hold
+  // (a NUL in Env, a 300-word Cmd) is refused naming its key path, before anything is built.
+  const manifest = validateManifest(
+    {
+      format: LAYER_FORMAT,
+      name,
+      version,
+      kind: 'app',
+      architecture: arch ?? 'any',
+      description: `imported from ${image.format} image ${image.ref ?? ''}`.trim(),
+      services,
+    },
+    { source: true },
+  );
   return { manifest, unmapped };
 }
 

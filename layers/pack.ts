@@ -172,10 +172,14 @@ function layerManifest(
         hashBlockSize: BLOCK_SIZE,
       },
     },
-    policy:
-      policyBytes === undefined
-        ? undefined
-        : { sha256: createHash('sha256').update(policyBytes).digest('hex'), size: policyBytes.length },
+    ...(policyBytes === undefined
+      ? {}
+      : {
+          policy: {
+            sha256: createHash('sha256').update(policyBytes).digest('hex'),
+            size: policyBytes.length,
+          },
+        }),
   };
 }
 

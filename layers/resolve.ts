@@ -121,11 +121,24 @@ function topo(layers: LayerManifest[]): string[] {
 
 function serviceOrder(layers: LayerManifest[]): string[] {
   const all = new Map<string, string[]>();
+  const refs: [from: string, to: string][] = [];
   for (const l of layers) {
-    for (const s of l.services)
-      all.set(
-        `${l.name}/${s.name}`,
-        s.after.map((a) => (a.includes('/') ? a : `${l.name}/${a}`)),
+    const q = (a: string) => (a.includes('/') ? a : `${l.name}/${a}`);
+    for (const s of l.services) {
+      const id = `${l.name}/${s.name}`;
+      all.set(id, s.after.map(q));
+      for (const r of [...s.requires, ...s.wants]) refs.push([id, q(r)]);
+    }
+  }
+  // What requires and wants name must exist too; only after orders (and can close a cycle).
+  for (const [from, to] of refs) {
+    if (!all.has(to))
+      throw new LayerError(
+        'E_SERVICE_UNKNOWN',
+        `${from} requires ${to}, which no layer in the closure defines`,
+        {
+          details: { service: to },
+        },
       );
   }
   const out: string[] = [];

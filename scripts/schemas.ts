@@ -11,9 +11,10 @@ import { brokerConfigFormat } from '../control/broker/broker-config.ts';
 import { operatorConfigFormat } from '../control/operator/operator-client.ts';
 import { messageFormat } from '../control/wire/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
+import { layerManifestFormat, layerSourceFormat } from '../layers/index.ts';
 import { bundleManifestFormat } from '../update/index.ts';
 
-/** Every published format (the layer manifest joins when layers/manifest.ts is converted). */
+/** Every published format. */
 export const FORMATS: readonly Format<Schema>[] = [
   imageSpecFormat,
   agentConfigFormat,
@@ -22,6 +23,8 @@ export const FORMATS: readonly Format<Schema>[] = [
   operatorConfigFormat,
   messageFormat,
   bundleManifestFormat,
+  layerManifestFormat,
+  layerSourceFormat,
 ];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');

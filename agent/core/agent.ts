@@ -457,7 +457,7 @@ export class Agent implements AgentApi {
       }
     };
     for (const s of [...this.#stoppers].reverse()) await step(`stop ${s.name}`, s.stop, 5000);
-    const longest = Math.max(0, ...this.supervisor.units().map((u) => u.spec.stopTimeoutMs));
+    const longest = Math.max(0, ...this.supervisor.units().map((u) => u.spec.timeoutStopSec * 1000));
     await step('stop services', () => this.supervisor.stopAll(), longest * 4 + 5000);
     await step('stop leftover processes', () => killLeftovers(this.log), 15_000);
     await step('deactivate layers', () => this.layers.deactivateAll(), 30_000);

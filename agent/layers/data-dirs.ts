@@ -6,7 +6,7 @@
 // milkyway_agent_data_t, a layer's folder its data type at its category pair, a group's its type.
 import { chmod, chown, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Bind } from '../services/service-spec.ts';
+import type { Bind } from '../services/unit-spec.ts';
 import type { SecureConfig } from '../core/trust.ts';
 import type { DataLabels } from './data-labels.ts';
 

@@ -27,10 +27,10 @@ import {
   type Verified,
 } from './layers-contract.ts';
 import type { PolicyKeeper } from './layer-policy.ts';
-import { servicesOf } from './manifest-services.ts';
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot, unmountOrThrow } from './overlay-root.ts';
 import { pool } from './pool.ts';
 import type { Supervisor } from '../services/supervisor.ts';
+import { unitSpec } from '../services/placement.ts';
 import type { SecureConfig, Trust } from '../core/trust.ts';
 import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
 
@@ -360,7 +360,7 @@ export class LayerManager {
           secure,
           labelling,
         );
-        const specs = servicesOf(m, {
+        const where = {
           root: target,
           binds,
           uid: owner.uid,
@@ -372,14 +372,15 @@ export class LayerManager {
                   process: mod.layerProcessContext(m.name, ids.categories),
                   files: `system_u:object_r:milkyway_sandbox_tmp_t:${mod.mcsLevel(ids.categories)}`,
                 },
-        });
+        };
+        const specs = m.services.map((s) => unitSpec(m.name, s, where));
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);
         // Services that need nothing outside their own layer start now, while the other
         // apps' roots are still being mounted; the rest wait for the caller's startAll,
         // which also waits for these (starting twice only joins the first start).
         const own = new Set(e.info.services);
-        if (specs.every((s) => s.requires.every((r) => own.has(r))))
+        if (specs.every((s) => [...s.after, ...s.requires, ...s.wants].every((r) => own.has(r))))
           void this.#o.supervisor.startAll([...own]);
       } catch (err) {
         this.#o.log('error', `app ${m.name}: ${(err as Error).message}`);

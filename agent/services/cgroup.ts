@@ -6,10 +6,26 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
+/** A service's limits, in the manifest's names (layers/service.ts: MemoryMax=, TasksMax=, CPUWeight=). */
 export interface CgroupLimits {
   memoryMax?: number;
-  pidsMax?: number;
+  tasksMax?: number;
   cpuWeight?: number;
+}
+
+/** The cgroup v2 file each limit is written to. */
+const LIMIT_FILES = [
+  ['memoryMax', 'memory.max'],
+  ['tasksMax', 'pids.max'],
+  ['cpuWeight', 'cpu.weight'],
+] as const;
+
+/** The limits `l` sets, as cgroup file and value. */
+export function limitFiles(l: CgroupLimits): [file: string, value: number][] {
+  return LIMIT_FILES.flatMap(([key, file]) => {
+    const value = l[key];
+    return value === undefined ? [] : [[file, value] as [string, number]];
+  });
 }
 
 export interface ServiceCgroup {
@@ -58,13 +74,7 @@ export async function createServiceCgroup(
   const path = join(root, name.replaceAll('/', '_'));
   await mkdir(path, { recursive: true });
   const notApplied: string[] = [];
-  const want: [string, number | undefined][] = [
-    ['memory.max', limits.memoryMax],
-    ['pids.max', limits.pidsMax],
-    ['cpu.weight', limits.cpuWeight],
-  ];
-  for (const [file, value] of want) {
-    if (value === undefined) continue;
+  for (const [file, value] of limitFiles(limits)) {
     try {
       await writeFile(join(path, file), String(value));
     } catch {

@@ -5,12 +5,19 @@
 // the cgroup entry, the reaper namespace, the info-fd pid walk, stop and kill.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { requireTool } from '../../common/index.ts';
-import { cgroupPids, createServiceCgroup, killCgroup, removeCgroup, type ServiceCgroup } from './cgroup.ts';
+import {
+  cgroupPids,
+  createServiceCgroup,
+  killCgroup,
+  limitFiles,
+  removeCgroup,
+  type ServiceCgroup,
+} from './cgroup.ts';
 import { childrenOf, descendantAt, descendantsOf } from './proc-tree.ts';
 import type { Run, RunExit, Runner, RunOptions } from './runner.ts';
 import { bwrapArgs, selinuxEnabled } from './sandbox.ts';
 import type { ServiceLog } from './service-log.ts';
-import type { ServiceSpec } from './service-spec.ts';
+import type { UnitSpec } from './unit-spec.ts';
 
 // Puts the shell (and so bwrap, which it execs) into the service's cgroup before anything
 // runs, so not even bwrap's first fork escapes it. The script is constant; paths are $1.
@@ -45,10 +52,10 @@ export interface SandboxRunnerContext {
 }
 
 export class SandboxRunner implements Runner {
-  readonly #spec: ServiceSpec;
+  readonly #spec: UnitSpec;
   readonly #ctx: SandboxRunnerContext;
 
-  constructor(spec: ServiceSpec, ctx: SandboxRunnerContext) {
+  constructor(spec: UnitSpec, ctx: SandboxRunnerContext) {
     this.#spec = spec;
     this.#ctx = ctx;
   }
@@ -64,12 +71,10 @@ export class SandboxRunner implements Runner {
     let cgroup: ServiceCgroup | undefined;
     let limitsNotApplied: string[];
     if (this.#ctx.cgroupRoot !== undefined) {
-      cgroup = await createServiceCgroup(this.#ctx.cgroupRoot, spec.name, spec.limits);
+      cgroup = await createServiceCgroup(this.#ctx.cgroupRoot, spec.name, spec);
       limitsNotApplied = cgroup.notApplied;
     } else {
-      limitsNotApplied = Object.keys(spec.limits).map((k) =>
-        k === 'memoryMax' ? 'memory.max' : k === 'pidsMax' ? 'pids.max' : 'cpu.weight',
-      );
+      limitsNotApplied = limitFiles(spec).map(([file]) => file);
     }
     if (limitsNotApplied.length > 0)
       log.add('agent', `limits not applied (no such cgroup file): ${limitsNotApplied.join(', ')}`);

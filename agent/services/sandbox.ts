@@ -5,7 +5,7 @@
 // The uid switch is done by util-linux `setpriv` inside the sandbox, because bwrap only
 // changes uid inside a user namespace, where the manifest's capabilities would not count
 // against the host's network or files.
-import type { ServiceSpec } from './service-spec.ts';
+import type { UnitSpec } from './unit-spec.ts';
 
 /** Where the notify socket's directory is bound inside the sandbox. */
 export const NOTIFY_DIR_IN_SANDBOX = '/run/milkyway-notify';
@@ -15,7 +15,7 @@ const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 // Needed by setpriv to switch user and set the bounding set; setpriv then drops them.
 const SWITCH_CAPS = ['CAP_SETUID', 'CAP_SETGID', 'CAP_SETPCAP'];
 
-// SELinux: a service's labels come with its spec (agent/layers/manifest-services.ts), set only
+// SELinux: a service's labels come with its spec (agent/services/placement.ts), set only
 // when the agent runs SELinux; `selinux` below says the kernel runs it (doc/selinux.md).
 export { SELINUXFS, selinuxEnabled } from '../core/selinux-state.ts';
 
@@ -37,9 +37,9 @@ export interface SandboxOptions {
   selinux?: boolean;
 }
 
-/** The argv after `bwrap` that runs `spec.exec` sandboxed, ending with setpriv and the command. */
-export function bwrapArgs(spec: ServiceSpec, options: SandboxOptions = {}): string[] {
-  const caps = [...new Set(spec.capabilities.map(normalizeCap))].sort();
+/** The argv after `bwrap` that runs `spec.execStart` sandboxed, ending with setpriv and the command. */
+export function bwrapArgs(spec: UnitSpec, options: SandboxOptions = {}): string[] {
+  const caps = [...new Set(spec.capabilityBoundingSet.map(normalizeCap))].sort();
   const a: string[] = [
     '--unshare-pid',
     '--unshare-ipc',
@@ -47,14 +47,14 @@ export function bwrapArgs(spec: ServiceSpec, options: SandboxOptions = {}): stri
     '--die-with-parent',
     '--new-session',
   ];
-  if (spec.network === 'none') a.push('--unshare-net');
+  if (spec.privateNetwork) a.push('--unshare-net');
   a.push('--hostname', spec.layer.slice(0, 63));
   a.push('--ro-bind', spec.root, '/');
   a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/run');
   for (const b of spec.binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
   if (options.notifyDir !== undefined) a.push('--bind', options.notifyDir, NOTIFY_DIR_IN_SANDBOX);
-  a.push('--chdir', spec.workingDir, '--clearenv');
-  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/', ...spec.env };
+  a.push('--chdir', spec.workingDirectory, '--clearenv');
+  const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/', ...spec.environment };
   if (options.notifyDir !== undefined) env.NOTIFY_SOCKET = NOTIFY_SOCKET_IN_SANDBOX;
   for (const [k, v] of Object.entries(env)) a.push('--setenv', k, v);
   a.push('--cap-drop', 'ALL');
@@ -66,7 +66,7 @@ export function bwrapArgs(spec: ServiceSpec, options: SandboxOptions = {}): stri
     if (spec.selinuxFileLabel !== undefined) a.push('--file-label', spec.selinuxFileLabel);
   }
   if (options.infoFd !== undefined) a.push('--info-fd', String(options.infoFd));
-  a.push('--', ...setprivArgs(spec.uid, spec.gid, caps), ...spec.exec);
+  a.push('--', ...setprivArgs(spec.uid, spec.gid, caps), ...spec.execStart);
   return a;
 }
 

@@ -4,11 +4,11 @@
 // it again after a backoff or to settle as exited or failed. How a run is isolated is the
 // runner's (sandbox-runner.ts); the order between services is the supervisor's.
 import type { ServiceInfo, ServiceState } from '../core/agent-api.ts';
-import { allReady, type ReadinessCondition } from './readiness/conditions.ts';
+import { type ReadinessCondition, unmet } from './readiness/conditions.ts';
 import { HEALTHY_MS, restartDelay, restartsAfter, runFailed, StartLimit } from './restart-policy.ts';
 import type { Run, RunExit, Runner, RunOptions } from './runner.ts';
 import type { ServiceLog } from './service-log.ts';
-import type { ServiceSpec } from './service-spec.ts';
+import type { UnitSpec } from './unit-spec.ts';
 
 /** Time as the policy sees it; tests pass a fake one to run minutes of backoff in milliseconds. */
 export interface Clock {
@@ -33,7 +33,7 @@ export interface UnitContext {
 }
 
 export class ServiceUnit {
-  readonly spec: ServiceSpec;
+  readonly spec: UnitSpec;
   readonly ctx: UnitContext;
   state: ServiceState = 'stopped';
   since = new Date().toISOString();
@@ -52,11 +52,11 @@ export class ServiceUnit {
   #abort: AbortController | undefined;
   #readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
-  constructor(spec: ServiceSpec, ctx: UnitContext) {
+  constructor(spec: UnitSpec, ctx: UnitContext) {
     this.spec = spec;
     this.ctx = ctx;
     this.#clock = ctx.clock ?? realClock;
-    this.#limit = new StartLimit(spec.startLimitBurst, spec.startLimitIntervalMs);
+    this.#limit = new StartLimit(spec.startLimitBurst, ms(spec.startLimitIntervalSec));
   }
 
   get pid(): number | undefined {
@@ -96,6 +96,23 @@ export class ServiceUnit {
     if (this.state === 'stopped' || this.state === 'exited' || this.state === 'failed') this.#set('waiting');
   }
 
+  /** Starting, waiting or in backoff: a start is under way and has not settled. */
+  get busy(): boolean {
+    return this.state === 'starting' || this.state === 'waiting' || this.state === 'backoff';
+  }
+
+  /** Resolves once a start under way has settled (ready, or failed or stopped first). */
+  settled(): Promise<void> {
+    return this.busy ? this.whenReady().catch(() => {}) : Promise.resolve();
+  }
+
+  /** Fails a service that is not running without starting it (a requirement failed). */
+  refuse(reason: string): void {
+    if (this.state === 'running' || this.state === 'starting' || this.state === 'backoff') return;
+    this.ctx.log.add('agent', `not started: ${reason}`);
+    this.#set('failed', reason);
+  }
+
   /** Resolves when the service is running (ready); rejects when it fails or stops first. */
   whenReady(): Promise<void> {
     if (this.state === 'running') return Promise.resolve();
@@ -122,7 +139,7 @@ export class ServiceUnit {
       this.#wantRunning = false;
       this.#set(
         'failed',
-        `start limit hit: more than ${spec.startLimitBurst} starts in ${spec.startLimitIntervalMs} ms`,
+        `start limit hit: more than ${spec.startLimitBurst} starts in ${spec.startLimitIntervalSec} s`,
       );
       return;
     }
@@ -152,8 +169,7 @@ export class ServiceUnit {
     this.#run = run;
     this.limitsNotApplied = run.limitsNotApplied;
     // Stopped while the runner was still starting it: stop what it started.
-    if (this.state === 'stopping')
-      void run.stop(this.spec.stopSignal as NodeJS.Signals, this.spec.stopTimeoutMs);
+    if (this.state === 'stopping') void run.stop(this.spec.killSignal, ms(this.spec.timeoutStopSec));
     else void this.#awaitReady(run, conditions);
     const exit = await run.exit;
     this.lastExit = { code: exit.code, signal: exit.signal, at: new Date(this.#clock.now()).toISOString() };
@@ -165,23 +181,23 @@ export class ServiceUnit {
   }
 
   async #awaitReady(run: Run, conditions: ReadinessCondition[]): Promise<void> {
-    const timeoutMs = this.spec.startTimeoutMs;
+    const timeoutMs = ms(this.spec.timeoutStartSec);
     const abort = new AbortController();
     this.#abort = abort;
     const timer = this.#clock.setTimeout(() => abort.abort(), timeoutMs);
-    let ok = false;
+    let pending: string[];
     try {
-      ok = await allReady(conditions, run, abort.signal);
+      pending = await unmet(conditions, run, abort.signal);
     } finally {
       this.#clock.clearTimeout(timer);
     }
     if (this.#run !== run || this.state !== 'starting') return;
-    if (ok) {
+    if (pending.length === 0) {
       this.ctx.log.add('agent', 'ready');
       this.#set('running');
       return;
     }
-    const waited = conditions.map((c) => c.what).join(', ');
+    const waited = pending.join(', ');
     this.ctx.log.add('agent', `not ready within ${timeoutMs} ms (waiting for ${waited}); killing`);
     this.error = `not ready within ${timeoutMs} ms (waiting for ${waited})`;
     await run.kill();
@@ -197,7 +213,7 @@ export class ServiceUnit {
     const failed = runFailed(exit, this.error !== undefined);
     if (restartsAfter(this.spec.restart, failed)) {
       if (this.#clock.now() - this.#startedAt >= HEALTHY_MS) this.#attempt = 0;
-      const delay = restartDelay(this.spec.backoffMs, this.spec.backoffMaxMs, this.#attempt);
+      const delay = restartDelay(ms(this.spec.restartSec), ms(this.spec.restartMaxDelaySec), this.#attempt);
       this.#attempt++;
       this.#set('backoff', this.error);
       this.ctx.log.add('agent', `restarting in ${delay} ms`);
@@ -234,9 +250,14 @@ export class ServiceUnit {
     }
     this.#set('stopping');
     this.#abort?.abort();
-    await run.stop(this.spec.stopSignal as NodeJS.Signals, this.spec.stopTimeoutMs);
+    await run.stop(this.spec.killSignal, ms(this.spec.timeoutStopSec));
     await this.#ended;
   }
+}
+
+/** The manifest's seconds as the milliseconds timers take. */
+function ms(seconds: number): number {
+  return Math.round(seconds * 1000);
 }
 
 async function closeAll(conditions: readonly ReadinessCondition[]): Promise<void> {

@@ -1,12 +1,14 @@
-// The set of services: starts them in dependency order (each as soon as what it requires
-// is ready, independent ones in parallel) and stops them in reverse order.
+// The set of services: starts them in order (each as soon as what it is ordered after has
+// settled, independent ones in parallel) and stops them in reverse order. Ordering (after)
+// and requirement (requires, wants) are separate settings, as in systemd.unit(5).
 import type { AgentChange, ServiceInfo } from '../core/agent-api.ts';
 import type { LogConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
 import { conditionsOf } from './readiness/conditions.ts';
+import type { Runner } from './runner.ts';
 import { SandboxRunner } from './sandbox-runner.ts';
 import { ServiceLog } from './service-log.ts';
-import type { ServiceSpec } from './service-spec.ts';
+import type { UnitSpec } from './unit-spec.ts';
 import { ServiceUnit } from './service-unit.ts';
 
 export interface SupervisorOptions {
@@ -17,6 +19,8 @@ export interface SupervisorOptions {
   logConfig: LogConfig;
   emit: (change: AgentChange) => void;
   log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** What runs a service (default: the bubblewrap runner); tests pass a fake one. */
+  runner?: (spec: UnitSpec, log: ServiceLog) => Runner;
 }
 
 export class Supervisor {
@@ -27,7 +31,7 @@ export class Supervisor {
     this.#options = options;
   }
 
-  add(spec: ServiceSpec): ServiceUnit {
+  add(spec: UnitSpec): ServiceUnit {
     if (this.#units.has(spec.name)) {
       throw new AgentError(
         'E_SERVICE_EXISTS',
@@ -37,7 +41,7 @@ export class Supervisor {
     const o = this.#options;
     const log = new ServiceLog(spec.name, o.logConfig, o.logDir);
     const unit = new ServiceUnit(spec, {
-      runner: new SandboxRunner(spec, { cgroupRoot: o.cgroupRoot, log }),
+      runner: o.runner?.(spec, log) ?? new SandboxRunner(spec, { cgroupRoot: o.cgroupRoot, log }),
       readiness: () => conditionsOf(spec, o.runDir),
       log,
       changed: (u) => o.emit({ kind: 'service', name: u.spec.name, state: u.state }),
@@ -74,43 +78,53 @@ export class Supervisor {
   }
 
   /**
-   * Starts `names` (default: all) and what they require, each once its requirements are
-   * ready. A service whose requirement fails is marked failed. Resolves when every start
-   * has settled; never rejects.
+   * Starts `names` (default: all) with what they require or want (systemd pulls both in),
+   * each once the services it is ordered after (`after`) that are starting have settled,
+   * independent ones in parallel. A service ordered after a requirement that failed fails
+   * too, without starting; one in an ordering cycle fails. Resolves when every start has
+   * settled; never rejects.
    */
   async startAll(names?: string[]): Promise<void> {
+    const job = this.#pulledIn(names ?? [...this.#units.keys()]);
+    const cycles = orderingCycles(job, (n) => this.#units.get(n)?.spec.after ?? []);
     const started = new Map<string, Promise<void>>();
-    const visiting = new Set<string>();
     const startOne = (name: string): Promise<void> => {
       const known = started.get(name);
       if (known !== undefined) return known;
-      if (visiting.has(name)) {
-        return Promise.reject(new AgentError('E_SERVICE_CYCLE', `Dependency cycle through ${name}`));
-      }
-      visiting.add(name);
-      const unit = this.#units.get(name);
-      let p: Promise<void>;
-      if (unit === undefined) {
-        p = Promise.reject(new AgentError('E_SERVICE_UNKNOWN', `No service named ${name}`));
-      } else {
-        if (unit.spec.requires.length > 0) unit.markWaiting();
-        const deps = unit.spec.requires.map((d) => startOne(d));
-        p = Promise.all(deps).then(
-          () => unit.start(),
-          (e: Error) => {
-            unit.error = `requirement failed: ${e.message}`;
-            unit.state = 'failed';
-            this.#options.emit({ kind: 'service', name, state: 'failed' });
-            throw e;
-          },
-        );
-      }
-      visiting.delete(name);
+      const unit = this.#units.get(name) as ServiceUnit;
+      const p = (async () => {
+        const cycle = cycles.get(name);
+        if (cycle !== undefined) return unit.refuse(`ordering cycle: ${cycle.join(' → ')}`);
+        const before = unit.spec.after.filter((a) => job.has(a) || this.#units.get(a)?.busy === true);
+        if (before.length > 0) unit.markWaiting();
+        await Promise.all(before.map((a) => (job.has(a) ? startOne(a) : this.#units.get(a)?.settled())));
+        for (const r of unit.spec.requires) {
+          const req = this.#units.get(r);
+          if (req === undefined) return unit.refuse(`requirement failed: no service named ${r}`);
+          if (unit.spec.after.includes(r) && req.state !== 'running' && req.state !== 'exited')
+            return unit.refuse(
+              `requirement failed: ${r} is ${req.state}${req.error === undefined ? '' : `: ${req.error}`}`,
+            );
+        }
+        await unit.start().catch(() => {});
+      })();
       started.set(name, p);
       return p;
     };
-    const all = (names ?? [...this.#units.keys()]).map((n) => startOne(n).catch(() => {}));
-    await Promise.all(all);
+    await Promise.all([...job].map(startOne));
+  }
+
+  /** `names` and everything they require or want, transitively (unknown names left out). */
+  #pulledIn(names: string[]): Set<string> {
+    const job = new Set<string>();
+    const queue = [...names];
+    for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+      const unit = this.#units.get(name);
+      if (unit === undefined || job.has(name)) continue;
+      job.add(name);
+      queue.push(...unit.spec.requires, ...unit.spec.wants);
+    }
+    return job;
   }
 
   /** Names that (transitively) require `name`. */
@@ -129,8 +143,8 @@ export class Supervisor {
   }
 
   /**
-   * Stops `names` (default: all) in reverse dependency order: a service stops only after
-   * every service requiring it has stopped.
+   * Stops `names` (default: all) in reverse order: a service stops only after every service
+   * of the set ordered after it (`after`) has stopped.
    */
   async stopAll(names?: string[]): Promise<void> {
     const set = new Set(names ?? this.#units.keys());
@@ -143,7 +157,7 @@ export class Supervisor {
       // Placeholder first so a cycle cannot recurse forever.
       stopped.set(name, Promise.resolve());
       const before = [...this.#units.values()]
-        .filter((u) => set.has(u.spec.name) && u.spec.requires.includes(name))
+        .filter((u) => set.has(u.spec.name) && u.spec.after.includes(name))
         .map((u) => stopOne(u.spec.name));
       const p = Promise.all(before).then(() => unit.stop());
       stopped.set(name, p);
@@ -151,4 +165,39 @@ export class Supervisor {
     };
     await Promise.all([...set].map((n) => stopOne(n).catch(() => {})));
   }
+}
+
+/**
+ * The services of `job` on a cycle of `after` edges inside it, each with its cycle: they
+ * could never start (the manifest and resolve() refuse such cycles; this is the agent's
+ * own guard). Iterative, so no service graph can exhaust the stack.
+ */
+export function orderingCycles(
+  job: Set<string>,
+  after: (name: string) => readonly string[],
+): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const state = new Map<string, 'open' | 'done'>();
+  for (const root of job) {
+    if (state.has(root)) continue;
+    const stack: { name: string; next: number }[] = [{ name: root, next: 0 }];
+    state.set(root, 'open');
+    while (stack.length > 0) {
+      const top = stack[stack.length - 1] as { name: string; next: number };
+      const edges = after(top.name).filter((a) => job.has(a));
+      const a = edges[top.next++];
+      if (a === undefined) {
+        state.set(top.name, 'done');
+        stack.pop();
+      } else if (state.get(a) === 'open') {
+        const from = stack.findIndex((f) => f.name === a);
+        const cycle = [...stack.slice(from).map((f) => f.name), a];
+        for (const n of cycle) if (!out.has(n)) out.set(n, cycle);
+      } else if (!state.has(a)) {
+        state.set(a, 'open');
+        stack.push({ name: a, next: 0 });
+      }
+    }
+  }
+  return out;
 }

@@ -96,7 +96,7 @@ export default defineCommand({
         m.provides.length === 0 ? undefined : `provides: ${m.provides.join(', ')}`,
         ...m.services.map(
           (s) =>
-            `service ${s.name}: ${s.argv.join(' ')} (restart ${s.restart.policy}, ready ${s.readiness.type})`,
+            `service ${s.name}: ${s.execStart.join(' ')} (type ${s.type}${s.readiness === undefined ? '' : `, ready ${s.readiness.type}`}, restart ${s.restart})`,
         ),
         ...signers.map(
           (s) =>

@@ -38,7 +38,7 @@ export async function buildTestLayer(
       kind: l.kind,
       dependencies: (l.dependencies ?? []).map((name) => ({ name, range: '*' })),
       data: { private: true, common: false, groups: [], ...l.data },
-      services: (l.services ?? []).map((s) => ({ user: 'nobody', network: 'none', ...s })),
+      services: (l.services ?? []).map((s) => ({ user: 'nobody', privateNetwork: true, ...s })),
     };
     await writeFile(join(dir, 'layer.json'), JSON.stringify(manifest));
     await packLayer({

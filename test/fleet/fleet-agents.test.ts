@@ -243,7 +243,7 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
       name: 'hello',
       version: '1.0.0',
       kind: 'app',
-      services: [{ name: 'web', argv: ['/bin/sleep', '1000'] }],
+      services: [{ name: 'web', execStart: ['/bin/sleep', '1000'] }],
     }),
   );
   const mwl = join(dir, 'hello.mwl');

@@ -276,7 +276,7 @@ test.serial(
         name: 'hello',
         version: '1.0.0',
         kind: 'app',
-        services: [{ name: 'sleeper', argv: ['/bin/busybox', 'sleep', '100000'] }],
+        services: [{ name: 'sleeper', execStart: ['/bin/busybox', 'sleep', '100000'] }],
       }),
     );
     const mwl = join(dir, 'hello.mwl');

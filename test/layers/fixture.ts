@@ -99,7 +99,9 @@ export const APP_MANIFEST = {
   version: '1.0.0',
   kind: 'app',
   description: 'test app',
-  services: [{ name: 'web', argv: ['/bin/hello', '--port', '8080'], readiness: { type: 'tcp', port: 8080 } }],
+  services: [
+    { name: 'web', execStart: ['/bin/hello', '--port', '8080'], readiness: { type: 'tcp', port: 8080 } },
+  ],
 };
 
 /** DIR with layer.json, a small rootfs (files, dir, symlink) and optionally policy.cil. */

@@ -52,6 +52,8 @@ async function umociImage(dir: string): Promise<{ oci: string; docker: string }>
     'team=web',
     '--config.volume',
     '/data',
+    '--config.stopsignal',
+    'SIGINT',
   ]);
   const oci = join(dir, 'oci.tar');
   await execa('tar', ['-cf', oci, '-C', layout, '.']);
@@ -91,10 +93,15 @@ test('umoci OCI layout and its skopeo docker-archive import to the same payload;
     { layer: 1, path: '/etc/null', reason: 'character-device dropped (layers hold no device nodes)' },
   ]);
   const s = b.manifest.services[0];
-  t.deepEqual(s?.argv, ['/usr/bin/app', 'serve']);
-  t.deepEqual(s?.env, { FOO: 'bar' });
+  t.deepEqual(s?.execStart, ['/usr/bin/app', 'serve']);
+  t.deepEqual(s?.environment, { FOO: 'bar' });
   t.is(s?.workingDirectory, '/usr');
   t.is(s?.user, '1000');
+  t.is(s?.group, '1000');
+  // The image's StopSignal is KillSignal=; what the image does not say keeps the defaults.
+  t.is(s?.killSignal, 'SIGINT');
+  t.is(s?.restart, 'on-failure');
+  t.is(s?.timeoutStopSec, 10);
   t.deepEqual(s?.readiness, { type: 'tcp', port: 8080, host: '127.0.0.1' });
   t.true(b.unmapped.some((u) => u.startsWith('Labels')));
   t.true(b.unmapped.some((u) => u.startsWith('Volumes')));
@@ -256,14 +263,14 @@ test('mway-layer import-oci --json reports format, service, dropped entries and 
     format: string;
     name: string;
     version: string;
-    service: { argv: string[] };
+    service: { execStart: string[] };
     dropped: { path: string }[];
     unmapped: string[];
   };
   t.is(j.format, 'docker');
   t.is(j.name, 'web');
   t.is(j.version, '2.1.1');
-  t.deepEqual(j.service.argv, ['/usr/bin/app', 'serve']);
+  t.deepEqual(j.service.execStart, ['/usr/bin/app', 'serve']);
   t.deepEqual(
     j.dropped.map((d) => d.path),
     ['/etc/null'],

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { type LayerManifest, resolve, validateManifest } from '../../layers/index.ts';
+import { type LayerManifest, manifestJson, resolve, validateManifest } from '../../layers/index.ts';
 
 const payload = {
   filesystem: 'erofs',
@@ -40,9 +40,9 @@ const app = layer('web', '1.0.0', {
   kind: 'app',
   dependencies: [dep('libssl', '^3.0.0'), dep('libc', '>=2.36')],
   services: [
-    { name: 'db', argv: ['/db'] },
-    { name: 'http', argv: ['/httpd'], after: ['db', 'cache'] },
-    { name: 'cache', argv: ['/cache'], after: ['db'] },
+    { name: 'db', execStart: ['/db'] },
+    { name: 'http', execStart: ['/httpd'], after: ['db', 'cache'] },
+    { name: 'cache', execStart: ['/cache'], after: ['db'] },
   ],
 });
 
@@ -116,12 +116,27 @@ test('missing dependency, conflicting versions, cycle, two providers, service cy
   const loop = layer('loop', '1.0.0', {
     kind: 'app',
     services: [
-      { name: 'a', argv: ['/a'], after: ['b'] },
-      { name: 'b', argv: ['/b'], after: ['a'] },
+      { name: 'a', execStart: ['/a'] },
+      { name: 'b', execStart: ['/b'], after: ['a'] },
     ],
   });
+  // An ordering cycle: the manifest refuses it (inside a layer), and resolve() on its own.
+  const cyclic = {
+    ...loop,
+    services: loop.services.map((s) => (s.name === 'a' ? { ...s, after: ['b'] } : s)),
+  };
   t.is(
-    code(() => resolve([loop], 'loop')),
+    code(() => validateManifest(manifestJson(cyclic))),
+    'E_MANIFEST_INVALID',
+  );
+  t.is(
+    code(() => resolve([cyclic], 'loop')),
     'E_SERVICE_CYCLE',
+  );
+  // What requires or wants names must be in the closure.
+  const wants = { ...loop, services: loop.services.map((s) => ({ ...s, wants: ['gone/x'] })) };
+  t.is(
+    code(() => resolve([wants], 'loop')),
+    'E_SERVICE_UNKNOWN',
   );
 });

@@ -23,12 +23,12 @@ export function unlessAborted<T, F>(p: Promise<T>, signal: AbortSignal, fallback
   ]);
 }
 
-/** True once every condition holds; false when `signal` aborts first (or one gives up). */
-export async function allReady(
+/** Waits for every condition; resolves with what did not hold (none: ready) once all settled. */
+export async function unmet(
   conditions: readonly ReadinessCondition[],
   run: Run,
   signal: AbortSignal,
-): Promise<boolean> {
+): Promise<string[]> {
   const results = await Promise.all(conditions.map((c) => c.wait(run, signal)));
-  return results.every((ok) => ok);
+  return conditions.filter((_, i) => results[i] !== true).map((c) => c.what);
 }

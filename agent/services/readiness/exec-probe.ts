@@ -3,18 +3,18 @@
 import { run as runTool } from '../../../common/index.ts';
 import type { Run } from '../runner.ts';
 import { selinuxEnabled, setprivArgs } from '../sandbox.ts';
-import type { ServiceSpec } from '../service-spec.ts';
+import type { UnitSpec } from '../unit-spec.ts';
 import { type ReadinessCondition, unlessAborted } from './condition.ts';
 import { pollDelay, sleep } from './poll.ts';
 
-const EXEC_POLL_MAX_MS = 100;
 const PROBE_TIMEOUT_MS = 10_000;
 
-/** Runs the probe in the sandbox of `sandboxPid` until it exits 0. */
+/** Runs the probe in the sandbox of `sandboxPid` until it exits 0, at most `maxIntervalMs` apart. */
 export async function waitExec(
-  spec: Pick<ServiceSpec, 'uid' | 'gid' | 'capabilities' | 'selinuxLabel'>,
+  spec: Pick<UnitSpec, 'uid' | 'gid' | 'capabilityBoundingSet' | 'selinuxLabel'>,
   sandboxPid: number,
   command: readonly string[],
+  maxIntervalMs: number,
   signal: AbortSignal,
 ): Promise<boolean> {
   // The probe runs in the service's domain and pair too (setpriv writes the exec label).
@@ -32,23 +32,27 @@ export async function waitExec(
         '--root',
         '--wd',
         '--',
-        ...setprivArgs(spec.uid, spec.gid, spec.capabilities, label),
+        ...setprivArgs(spec.uid, spec.gid, spec.capabilityBoundingSet, label),
         ...command,
       ],
       { timeout: PROBE_TIMEOUT_MS, reject: false },
     ).catch(() => ({ exitCode: 1 }));
     if (r.exitCode === 0) return true;
-    await sleep(pollDelay(attempt, EXEC_POLL_MAX_MS));
+    await sleep(pollDelay(attempt, maxIntervalMs));
   }
   return false;
 }
 
-export function execCondition(spec: ServiceSpec, command: readonly string[]): ReadinessCondition {
+export function execCondition(
+  spec: UnitSpec,
+  command: readonly string[],
+  maxIntervalMs: number,
+): ReadinessCondition {
   return {
     what: `probe ${JSON.stringify(command.join(' '))} to exit 0`,
     async wait(run: Run, signal: AbortSignal) {
       const pid = await unlessAborted(run.namespacePid, signal, undefined);
-      return pid !== undefined && (await waitExec(spec, pid, command, signal));
+      return pid !== undefined && (await waitExec(spec, pid, command, maxIntervalMs, signal));
     },
   };
 }

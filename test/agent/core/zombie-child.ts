@@ -2,8 +2,8 @@
 // service that double-forks (its grandchildren are orphaned and exit), then reports every
 // zombie in the namespace as JSON on stdout.
 import { readdir, readFile } from 'node:fs/promises';
-import { SERVICE_DEFAULTS } from '../../../agent/services/service-spec.ts';
 import { Supervisor } from '../../../agent/services/supervisor.ts';
+import { spec } from '../services/_service-fixture.ts';
 
 const [runDir] = process.argv.slice(2);
 if (runDir === undefined) throw new Error('usage: zombie-child.ts RUNDIR');
@@ -18,32 +18,9 @@ const sup = new Supervisor({
 // Each round: a child that forks a grandchild and exits at once; the grandchild is
 // orphaned, sleeps briefly and exits — someone must reap it.
 const script = 'for i in 1 2 3 4 5 6 7 8 9 10; do ( sleep 0.05 & ) ; done; echo forked; exec sleep 30';
-sup.add({
-  ...SERVICE_DEFAULTS,
-  name: 'fork/fork',
-  layer: 'fork',
-  exec: ['/bin/sh', '-c', script],
-  root: '/',
-  env: {},
-  capabilities: [],
-  requires: [],
-  limits: {},
-  binds: [],
-});
+sup.add(spec('fork/fork', script));
 // One that ignores SIGTERM, so its stop ends with SIGKILL.
-sup.add({
-  ...SERVICE_DEFAULTS,
-  name: 'stub/stub',
-  layer: 'stub',
-  exec: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 0.05; done'],
-  stopTimeoutMs: 300,
-  root: '/',
-  env: {},
-  capabilities: [],
-  requires: [],
-  limits: {},
-  binds: [],
-});
+sup.add(spec('stub/stub', 'trap "" TERM; while :; do sleep 0.05; done', { timeoutStopSec: 0.3 }));
 await sup.startAll();
 await new Promise((r) => setTimeout(r, 1500));
 async function scan(): Promise<string[]> {

@@ -76,7 +76,7 @@ async function appLayer(
     kind: 'app',
     dependencies: [],
     data: { private: true, common: false, groups: [] },
-    services: [{ name: 'main', argv: ['/bin/sh', '-c', script], user: 'nobody', network: 'none' }],
+    services: [{ name: 'main', execStart: ['/bin/sh', '-c', script], user: 'nobody', privateNetwork: true }],
   };
   await writeFile(join(dir, 'layer.json'), JSON.stringify(manifest));
   await packLayer({

@@ -51,7 +51,7 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
       dependencies: ['libx'],
       data: { groups: ['shop'] },
       files: { 'etc/mwl-marker': 'web payload\n' },
-      services: [{ name: 'main', argv: ['/bin/sh', '-c', LOOK] }],
+      services: [{ name: 'main', execStart: ['/bin/sh', '-c', LOOK] }],
     },
     join(layers, 'web.mwl'),
   );
@@ -61,7 +61,7 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
       name: 'other',
       kind: 'app',
       files: { 'etc/mwl-marker': 'other\n' },
-      services: [{ name: 'main', argv: ['/bin/sh', '-c', 'exec sleep 600'] }],
+      services: [{ name: 'main', execStart: ['/bin/sh', '-c', 'exec sleep 600'] }],
     },
     join(layers, 'other.mwl'),
   );
@@ -74,7 +74,7 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
       name: 'tampered',
       kind: 'app',
       files: { 'etc/mwl-marker': 'tampered\n' },
-      services: [{ name: 'main', argv: ['/bin/true'] }],
+      services: [{ name: 'main', execStart: ['/bin/true'] }],
     },
     tampered,
   );
@@ -91,7 +91,7 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
   }
   await buildTestLayer(
     await untrustedSigner(t),
-    { name: 'evil', kind: 'app', files: { x: 'y' }, services: [{ name: 'main', argv: ['/bin/true'] }] },
+    { name: 'evil', kind: 'app', files: { x: 'y' }, services: [{ name: 'main', execStart: ['/bin/true'] }] },
     join(layers, 'evil.mwl'),
   );
   const address = await bus(t);
@@ -134,7 +134,9 @@ test('agent: installs, upgrades and removes a layer at runtime (ctl over D-Bus);
   const pki = await makePki(t);
   const r = await makeRoot(t, pki);
   const build = await tempDir(t);
-  const svc = (v: string) => [{ name: 'main', argv: ['/bin/sh', '-c', `echo running ${v}; exec sleep 600`] }];
+  const svc = (v: string) => [
+    { name: 'main', execStart: ['/bin/sh', '-c', `echo running ${v}; exec sleep 600`] },
+  ];
   await buildTestLayer(
     pki,
     { name: 'web', kind: 'app', services: svc('v1') },

@@ -91,7 +91,7 @@ test('agent: a hostile layers partition and a damaged CRL are each refused with 
       name: 'web',
       kind: 'app',
       files: { 'etc/marker': 'web payload\n' },
-      services: [{ name: 'main', argv: ['/bin/sh', '-c', 'cat /etc/marker; exec sleep 600'] }],
+      services: [{ name: 'main', execStart: ['/bin/sh', '-c', 'cat /etc/marker; exec sleep 600'] }],
     },
     join(layers, 'web.mwl'),
   );
@@ -109,7 +109,7 @@ test('agent: a hostile layers partition and a damaged CRL are each refused with 
       services: [
         {
           name: 'main',
-          argv: [
+          execStart: [
             '/bin/sh',
             '-c',
             'while [ ! -e /data/secure/go ]; do sleep 0.2; done; md5sum /etc/marker; exec sleep 600',
@@ -121,7 +121,12 @@ test('agent: a hostile layers partition and a damaged CRL are each refused with 
   );
   await buildTestLayer(
     { userKeyPath: revoked.keyPath, userCertPath: revoked.certPath },
-    { name: 'revokedapp', kind: 'app', files: { x: 'y' }, services: [{ name: 'main', argv: ['/bin/true'] }] },
+    {
+      name: 'revokedapp',
+      kind: 'app',
+      files: { x: 'y' },
+      services: [{ name: 'main', execStart: ['/bin/true'] }],
+    },
     join(layers, 'revokedapp.mwl'),
   );
 

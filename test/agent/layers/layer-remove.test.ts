@@ -58,7 +58,7 @@ test('remove: a library used through another library is in use; a busy unmount f
       name: 'app',
       kind: 'app',
       dependencies: ['liba'],
-      services: [{ name: 'main', argv: ['/bin/sh', '-c', 'cat /usr/share/libb; exec sleep 600'] }],
+      services: [{ name: 'main', execStart: ['/bin/sh', '-c', 'cat /usr/share/libb; exec sleep 600'] }],
     },
     join(layers, 'app.mwl'),
   );

@@ -1,14 +1,13 @@
 // The agent's side of SELinux that a host with SELinux off can check: the names and contexts
 // derived from a layer (layers/selinux-names.ts) never meet another layer's, bwrap gets the
-// exec and file labels only when selinuxfs says SELinux runs, servicesOf() hands every service
+// exec and file labels only when selinuxfs says SELinux runs, unitSpec() hands every service
 // its layer's context, the contexts are valid in the compiled policy (secilc accepts them in a
 // portcon), the mode is read from selinuxfs, and only kernel records count as denials.
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isKernelDenial, selinuxEnabled, selinuxMode } from '../../../agent/core/selinux-state.ts';
-import type { Manifest } from '../../../agent/layers/layers-contract.ts';
-import { servicesOf } from '../../../agent/layers/manifest-services.ts';
+import { unitSpec } from '../../../agent/services/placement.ts';
 import { bwrapArgs, setprivArgs } from '../../../agent/services/sandbox.ts';
 import {
   cilStem,
@@ -107,25 +106,25 @@ test('bwrapArgs() passes --exec-label and --file-label only when SELinux is enab
   t.false(setprivArgs(0, 0, []).includes('--selinux-label'));
 });
 
-test("servicesOf() gives every service of a layer that layer's contexts", (t) => {
+test("unitSpec() gives every service of a layer that layer's contexts", (t) => {
   const source = validateManifest(
     {
       name: 'my-app',
       version: '1.0.0',
       kind: 'app',
       services: [
-        { name: 'a', argv: ['/bin/a'], user: 'nobody' },
-        { name: 'b', argv: ['/bin/b'], user: 'root', after: ['a'] },
+        { name: 'a', execStart: ['/bin/a'], user: 'nobody' },
+        { name: 'b', execStart: ['/bin/b'], user: 'root', after: ['a'] },
       ],
     },
     { source: true },
   );
-  const m = { ...source, created: '2026-01-01T00:00:00Z', policy: undefined } as unknown as Manifest;
   const selinux = {
     process: layerProcessContext('my-app', [0, 5]),
     files: 'system_u:object_r:milkyway_sandbox_tmp_t:s0:c0,c5',
   };
-  const specs = servicesOf(m, { root: '/r', binds: [], uid: 61184, gid: 61184, selinux });
+  const at = { root: '/r', binds: [], uid: 61184, gid: 61184 };
+  const specs = source.services.map((s) => unitSpec(source.name, s, { ...at, selinux }));
   t.deepEqual(
     specs.map((s) => [s.name, s.selinuxLabel, s.selinuxFileLabel]),
     [
@@ -134,7 +133,7 @@ test("servicesOf() gives every service of a layer that layer's contexts", (t) =>
     ],
   );
   // With SELinux off the layer manager passes no contexts, and the specs carry none.
-  const off = servicesOf(m, { root: '/r', binds: [], uid: 61184, gid: 61184 });
+  const off = source.services.map((s) => unitSpec(source.name, s, at));
   t.true(off.every((s) => s.selinuxLabel === undefined && s.selinuxFileLabel === undefined));
 });
 

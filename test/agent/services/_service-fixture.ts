@@ -5,26 +5,38 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentChange } from '../../../agent/core/agent-api.ts';
 import { isCgroup2, prepareCgroupRoot } from '../../../agent/services/cgroup.ts';
-import { SERVICE_DEFAULTS, type ServiceSpec } from '../../../agent/services/service-spec.ts';
+import type { UnitSpec } from '../../../agent/services/unit-spec.ts';
+import { parseService } from '../../../layers/index.ts';
 import { Supervisor } from '../../../agent/services/supervisor.ts';
 import { tempDir } from '../../helpers.ts';
 
 export const CGROUP_PARENT = '/sys/fs/cgroup/unified';
 
-export function spec(name: string, script: string, extra: Partial<ServiceSpec> = {}): ServiceSpec {
+/** What a test sets: manifest fields (defaults from the manifest's schema) and host fields. */
+export type SpecInput = Partial<Record<keyof UnitSpec, unknown>>;
+
+const HOST = ['uid', 'gid', 'root', 'binds', 'layer', 'selinuxLabel', 'selinuxFileLabel'] as const;
+
+/**
+ * A unit running `script` with /bin/sh, as root, on the host's `/`: the service fields go
+ * through the manifest's own parser (layers/service.ts), so the defaults are the manifest's.
+ */
+export function spec(name: string, script: string, extra: SpecInput = {}): UnitSpec {
+  const service: Record<string, unknown> = { execStart: ['/bin/sh', '-c', script] };
+  const host: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(extra))
+    ((HOST as readonly string[]).includes(k) ? host : service)[k] = v;
+  const [layer, own] = name.includes('/') ? (name.split('/') as [string, string]) : [name, name];
   return {
-    ...SERVICE_DEFAULTS,
-    env: {},
-    capabilities: [],
-    requires: [],
-    limits: {},
-    binds: [],
+    ...parseService({ ...service, name: own }),
     name,
-    layer: name.split('/')[0] ?? name,
-    exec: ['/bin/sh', '-c', script],
+    layer,
+    uid: 0,
+    gid: 0,
     root: '/',
-    ...extra,
-  };
+    binds: [],
+    ...host,
+  } as UnitSpec;
 }
 
 export interface Fixture {

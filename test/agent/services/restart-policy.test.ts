@@ -14,17 +14,16 @@ import {
   StartLimit,
 } from '../../../agent/services/restart-policy.ts';
 import { ServiceLog } from '../../../agent/services/service-log.ts';
-import type { ServiceSpec } from '../../../agent/services/service-spec.ts';
 import { ServiceUnit } from '../../../agent/services/service-unit.ts';
 import { FakeClock, FakeRunner, settle } from './_fake-runner.ts';
-import { spec } from './_service-fixture.ts';
+import { type SpecInput, spec } from './_service-fixture.ts';
 
 const never: ReadinessCondition = {
   what: 'something that never happens',
   wait: (_run, signal) => new Promise((r) => signal.addEventListener('abort', () => r(false))),
 };
 
-function unit(extra: Partial<ServiceSpec> = {}, readiness: ReadinessCondition[] = [started]) {
+function unit(extra: SpecInput = {}, readiness: ReadinessCondition[] = [started]) {
   const clock = new FakeClock();
   const runner = new FakeRunner();
   const changes: string[] = [];
@@ -110,7 +109,7 @@ test('StartLimit admits burst starts per sliding window; interval 0 turns it off
 });
 
 test('on-failure: a crashing service is restarted with doubling backoff up to the cap, then fails at the start limit', async (t) => {
-  const x = unit({ backoffMs: 100, backoffMaxMs: 1000, startLimitBurst: 10, startLimitIntervalMs: 600_000 });
+  const x = unit({ restartSec: 0.1, restartMaxDelaySec: 1, startLimitBurst: 10, startLimitIntervalSec: 600 });
   const ready = x.u.start();
   await settle();
   expectState(t, x.u, 'running');
@@ -119,7 +118,7 @@ test('on-failure: a crashing service is restarted with doubling backoff up to th
   expectState(t, x.u, 'failed');
   t.deepEqual(x.delays(), [100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000, 1000]);
   t.is(x.runner.runs.length, 10);
-  t.regex(x.u.error ?? '', /^start limit hit: more than 10 starts in 600000 ms$/);
+  t.regex(x.u.error ?? '', /^start limit hit: more than 10 starts in 600 s$/);
   t.is(x.u.info().restarts, 9);
   t.deepEqual(x.u.info().lastExit?.code, 1);
   // Failed stays failed: nothing is scheduled any more.
@@ -138,7 +137,7 @@ test('the default start limit (5 starts in 10 s) stops a crash loop of the defau
 });
 
 test('the start limit is a window: restarts spaced wider than interval / burst never hit it', async (t) => {
-  const x = unit({ backoffMs: 2500, backoffMaxMs: 2500, startLimitBurst: 5, startLimitIntervalMs: 10_000 });
+  const x = unit({ restartSec: 2.5, restartMaxDelaySec: 2.5, startLimitBurst: 5, startLimitIntervalSec: 10 });
   void x.u.start();
   await crashLoop(x, 1, 40);
   t.is(x.runner.runs.length, 41);
@@ -146,7 +145,7 @@ test('the start limit is a window: restarts spaced wider than interval / burst n
 });
 
 test('an explicit start after the start limit hit resets the limit and the backoff', async (t) => {
-  const x = unit({ backoffMs: 100, startLimitBurst: 2, startLimitIntervalMs: 600_000 });
+  const x = unit({ restartSec: 0.1, startLimitBurst: 2, startLimitIntervalSec: 600 });
   void x.u.start();
   await crashLoop(x, 1);
   expectState(t, x.u, 'failed');
@@ -159,7 +158,7 @@ test('an explicit start after the start limit hit resets the limit and the backo
 });
 
 test('a run that lasted HEALTHY_MS starts the backoff afresh', async (t) => {
-  const x = unit({ backoffMs: 100, backoffMaxMs: 30_000, startLimitBurst: 100 });
+  const x = unit({ restartSec: 0.1, restartMaxDelaySec: 30, startLimitBurst: 100 });
   void x.u.start();
   await crashLoop(x, 1, 4);
   t.deepEqual(x.delays(), [100, 200, 400, 800]);
@@ -200,7 +199,7 @@ test('Restart=: always restarts after exit 0, on-failure and no settle as exited
 });
 
 test('not ready within the start timeout: the run is killed, counts as failed, and on-failure restarts it', async (t) => {
-  const x = unit({ startTimeoutMs: 300 }, [never]);
+  const x = unit({ timeoutStartSec: 0.3 }, [never]);
   const ready = x.u.start();
   await x.clock.advance(299);
   expectState(t, x.u, 'starting');
@@ -217,7 +216,7 @@ test('not ready within the start timeout: the run is killed, counts as failed, a
 });
 
 test('start() resolves once ready and rejects when the run fails before it is ready', async (t) => {
-  const x = unit({ restart: 'no', startTimeoutMs: 1000 }, [never]);
+  const x = unit({ restart: 'no', timeoutStartSec: 1 }, [never]);
   const ready = x.u.start();
   await settle();
   x.runner.last.end(2);
@@ -226,7 +225,7 @@ test('start() resolves once ready and rejects when the run fails before it is re
 });
 
 test('stop() sends the stop signal with the stop timeout; a stopped service is not restarted, even with always', async (t) => {
-  const x = unit({ restart: 'always', stopSignal: 'SIGINT', stopTimeoutMs: 1234 });
+  const x = unit({ restart: 'always', killSignal: 'SIGINT', timeoutStopSec: 1.234 });
   await x.u.start();
   await x.u.stop();
   t.deepEqual(x.runner.last.stops, [{ signal: 'SIGINT', timeoutMs: 1234 }]);

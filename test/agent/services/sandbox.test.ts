@@ -19,7 +19,7 @@ test('sandbox: own PID namespace, no network, uid/gid switched, no capabilities,
   const { f, out } = await runOnce(
     t,
     'echo pid=$$; id -u; id -g; grep -E "^(CapEff|CapBnd|NoNewPrivs)" /proc/self/status; tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " "',
-    { uid: 1000, gid: 1000 },
+    { uid: 1000, gid: 1000, privateNetwork: true },
   );
   t.is(f.sup.get('box/box').state, 'exited', out);
   t.regex(out, /stdout pid=2\b/);
@@ -40,7 +40,7 @@ test('sandbox: keeps exactly the capabilities listed, as ambient caps of a non-r
   const { out } = await runOnce(t, 'grep -E "^(CapEff|CapBnd|CapAmb)" /proc/self/status', {
     uid: 1000,
     gid: 1000,
-    capabilities: ['CAP_NET_BIND_SERVICE'],
+    capabilityBoundingSet: ['CAP_NET_BIND_SERVICE'],
   });
   // CAP_NET_BIND_SERVICE is bit 10.
   t.regex(out, /CapEff:\s+0000000000000400/);
@@ -68,7 +68,7 @@ test('sandbox: only its own data directories are bound in, and the root is read-
 });
 
 test('sandbox: limits that the host cgroup cannot apply are reported per service', async (t) => {
-  const { f } = await runOnce(t, 'exit 0', { limits: { memoryMax: 64 << 20, pidsMax: 64, cpuWeight: 50 } });
+  const { f } = await runOnce(t, 'exit 0', { memoryMax: 64 << 20, tasksMax: 64, cpuWeight: 50 });
   const info = f.sup.get('box/box').info();
   // A service cgroup has memory.max, pids.max and cpu.weight only for the controllers its
   // parent delegates (cgroup.subtree_control): on this host none, in the QEMU guest all three.

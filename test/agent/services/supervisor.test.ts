@@ -5,10 +5,8 @@ import { fixture, logText, spec, until } from './_service-fixture.ts';
 
 test('Supervisor starts a service after what it requires is ready (sd_notify READY=1)', async (t) => {
   const f = await fixture(t);
-  f.sup.add(
-    spec('db/db', 'sleep 0.4; systemd-notify --ready; exec sleep 60', { readiness: { type: 'notify' } }),
-  );
-  f.sup.add(spec('web/web', 'exec sleep 60', { requires: ['db/db'] }));
+  f.sup.add(spec('db/db', 'sleep 0.4; systemd-notify --ready; exec sleep 60', { type: 'notify' }));
+  f.sup.add(spec('web/web', 'exec sleep 60', { requires: ['db/db'], after: ['db/db'] }));
   await f.sup.startAll();
   t.is(f.sup.get('db/db').state, 'running');
   t.is(f.sup.get('web/web').state, 'running');
@@ -23,9 +21,9 @@ test('Supervisor restarts on failure with growing backoff, then marks the servic
   const f = await fixture(t);
   f.sup.add(
     spec('crash/crash', 'echo boom; exit 3', {
-      backoffMs: 50,
+      restartSec: 0.05,
       startLimitBurst: 4,
-      startLimitIntervalMs: 60_000,
+      startLimitIntervalSec: 60,
     }),
   );
   await f.sup.startAll();
@@ -53,7 +51,7 @@ test('Supervisor stops with SIGTERM, then SIGKILL after the stop timeout, and em
   f.sup.add(spec('polite/polite', 'trap "echo got TERM; exit 0" TERM; while :; do sleep 0.05; done'));
   f.sup.add(
     spec('stubborn/stubborn', 'trap "echo ignoring TERM" TERM; while :; do sleep 0.05; done', {
-      stopTimeoutMs: 300,
+      timeoutStopSec: 0.3,
     }),
   );
   await f.sup.startAll();
@@ -75,17 +73,15 @@ test('Supervisor stops with SIGTERM, then SIGKILL after the stop timeout, and em
 
 test('Supervisor fails a service that is not ready within its start timeout', async (t) => {
   const f = await fixture(t);
-  f.sup.add(
-    spec('slow/slow', 'exec sleep 60', { readiness: { type: 'notify' }, startTimeoutMs: 300, restart: 'no' }),
-  );
+  f.sup.add(spec('slow/slow', 'exec sleep 60', { type: 'notify', timeoutStartSec: 0.3, restart: 'no' }));
   await t.throwsAsync(f.sup.get('slow/slow').start(), { message: /not ready within 300 ms/ });
   t.is(f.sup.get('slow/slow').state, 'failed');
 });
 
 test('Supervisor marks dependents failed when a requirement fails', async (t) => {
   const f = await fixture(t);
-  f.sup.add(spec('a/a', 'exit 1', { restart: 'no', readiness: { type: 'notify' } }));
-  f.sup.add(spec('b/b', 'exec sleep 60', { requires: ['a/a'] }));
+  f.sup.add(spec('a/a', 'exit 1', { restart: 'no', type: 'notify' }));
+  f.sup.add(spec('b/b', 'exec sleep 60', { requires: ['a/a'], after: ['a/a'] }));
   await f.sup.startAll();
   await until(() => f.sup.get('b/b').state === 'failed');
   t.is(f.sup.get('b/b').state, 'failed');
@@ -99,10 +95,7 @@ test('Supervisor readiness by TCP port and by exec probe inside the sandbox', as
     spec(
       'tcp/tcp',
       `sleep 0.3; exec perl -MIO::Socket::INET -e 'my $s=IO::Socket::INET->new(LocalAddr=>"127.0.0.1",LocalPort=>${port},Listen=>5,ReuseAddr=>1) or die $!; sleep 60'`,
-      {
-        network: 'host',
-        readiness: { type: 'tcp', port },
-      },
+      { readiness: { type: 'tcp', port } },
     ),
   );
   f.sup.add(

@@ -41,8 +41,10 @@ export interface ServiceInfo {
   since: string;
   /** How the last run ended. */
   lastExit?: { code: number | null; signal: string | null; at: string };
-  /** Why it failed, when state is `failed`. */
+  /** Why it failed (state `failed`) or why its last run ended (state `backoff`): exit status, signal, readiness timeout, start limit. */
   error?: string;
+  /** The last lines (at most 10) its last run printed on stdout or stderr, kept when the run ended. */
+  lastOutput?: string[];
   /** Resource limits the manifest asked for that this kernel could not apply (e.g. `memory.max`). */
   limitsNotApplied: string[];
 }
@@ -73,7 +75,13 @@ export interface AgentStatus {
     problems: { path: string; code: string; message: string }[];
   };
   layers: { active: number; refused: number };
-  services: { total: number; running: number; failed: number };
+  services: {
+    total: number;
+    running: number;
+    failed: number;
+    /** Services failed or restarting, each with why and its last output (what a shell would show). */
+    problems: { name: string; state: ServiceState; error: string; lastOutput: string[] }[];
+  };
   /** SELinux as the kernel enforces it (doc/selinux.md). */
   selinux: SelinuxStatus;
   /** Things an operator should know (userspace verity, limits not applied, …). */

@@ -215,7 +215,11 @@ export class Agent implements AgentApi {
     if (failed.length > 0 || refused.length > 0) this.#state = 'degraded';
     this.log(
       'info',
-      `boot done: ${this.supervisor.list().length} services (${failed.length} failed), ${refused.length} layers refused`,
+      `boot done: ${this.supervisor.list().length} services (${failed.length} failed${
+        failed.length === 0
+          ? ''
+          : `: ${failed.map((f) => `${f.name}: ${f.error ?? 'unknown reason'}`).join('; ')}`
+      }), ${refused.length} layers refused`,
     );
   }
 
@@ -292,6 +296,14 @@ export class Agent implements AgentApi {
         total: services.length,
         running: services.filter((s) => s.state === 'running').length,
         failed: services.filter((s) => s.state === 'failed').length,
+        problems: services
+          .filter((s) => s.state === 'failed' || s.state === 'backoff')
+          .map((s) => ({
+            name: s.name,
+            state: s.state,
+            error: s.error ?? 'unknown reason',
+            lastOutput: s.lastOutput ?? [],
+          })),
       },
       selinux: this.#selinuxStatus(),
       warnings: [...this.#warnings],

@@ -14,6 +14,7 @@ export class ServiceLog {
   readonly #ring: (LogLine | undefined)[];
   #next = 0;
   #count = 0;
+  #stored = 0;
   readonly #config: LogConfig;
   readonly #file: string | undefined;
   #fd: number | undefined;
@@ -84,7 +85,13 @@ export class ServiceLog {
     this.#store({ time: new Date(now).toISOString(), stream, text: cut });
   }
 
+  /** Lines stored since the log was made (a run's own lines are those after its start's count). */
+  get stored(): number {
+    return this.#stored;
+  }
+
   #store(line: LogLine): void {
+    this.#stored++;
     this.#ring[this.#next] = line;
     this.#next = (this.#next + 1) % this.#ring.length;
     if (this.#count < this.#ring.length) this.#count++;

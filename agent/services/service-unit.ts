@@ -10,6 +10,9 @@ import type { Run, RunExit, Runner, RunOptions } from './runner.ts';
 import type { ServiceLog } from './service-log.ts';
 import type { UnitSpec } from './unit-spec.ts';
 
+/** Lines of a run's own output kept with its exit (ServiceInfo.lastOutput). */
+export const LAST_OUTPUT_LINES = 10;
+
 /** Time as the policy sees it; tests pass a fake one to run minutes of backoff in milliseconds. */
 export interface Clock {
   now(): number;
@@ -39,6 +42,8 @@ export class ServiceUnit {
   since = new Date().toISOString();
   error: string | undefined;
   lastExit: ServiceInfo['lastExit'];
+  /** The last lines the last run printed (stdout/stderr), kept when it ended. */
+  lastOutput: string[] | undefined;
   limitsNotApplied: readonly string[] = [];
   readonly #clock: Clock;
   readonly #limit: StartLimit;
@@ -51,6 +56,10 @@ export class ServiceUnit {
   #timer: unknown;
   #abort: AbortController | undefined;
   #readyWaiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** How the last run that failed ended, for the start limit's message. */
+  #lastReason: string | undefined;
+  /** The log's line count when the current run started. */
+  #logMark = 0;
 
   constructor(spec: UnitSpec, ctx: UnitContext) {
     this.spec = spec;
@@ -76,6 +85,7 @@ export class ServiceUnit {
     if (pid !== undefined) out.pid = pid;
     if (this.lastExit !== undefined) out.lastExit = this.lastExit;
     if (this.error !== undefined) out.error = this.error;
+    if (this.lastOutput !== undefined) out.lastOutput = [...this.lastOutput];
     return out;
   }
 
@@ -137,14 +147,16 @@ export class ServiceUnit {
     const now = this.#clock.now();
     if (!this.#limit.admit(now)) {
       this.#wantRunning = false;
+      const last = this.#lastReason === undefined ? '' : `; the last run: ${this.#lastReason}`;
       this.#set(
         'failed',
-        `start limit hit: more than ${spec.startLimitBurst} starts in ${spec.startLimitIntervalSec} s`,
+        `start limit hit: more than ${spec.startLimitBurst} starts in ${spec.startLimitIntervalSec} s${last}`,
       );
       return;
     }
     this.#set('starting');
     this.#startedAt = now;
+    this.#logMark = this.ctx.log.stored;
     const conditions = this.ctx.readiness();
     let run: Run;
     let ended: () => void = () => {};
@@ -159,6 +171,7 @@ export class ServiceUnit {
       run = await this.ctx.runner.start(options);
     } catch (e) {
       this.ctx.log.add('agent', `cannot start: ${(e as Error).message}`);
+      this.lastOutput = this.#ownOutput();
       await closeAll(conditions);
       if (this.state === 'stopping') this.#set('stopped');
       else this.#set('failed', (e as Error).message);
@@ -173,6 +186,7 @@ export class ServiceUnit {
     else void this.#awaitReady(run, conditions);
     const exit = await run.exit;
     this.lastExit = { code: exit.code, signal: exit.signal, at: new Date(this.#clock.now()).toISOString() };
+    this.lastOutput = this.#ownOutput();
     this.#run = undefined;
     this.#abort?.abort();
     await closeAll(conditions);
@@ -211,11 +225,13 @@ export class ServiceUnit {
       return;
     }
     const failed = runFailed(exit, this.error !== undefined);
+    const why = this.error ?? how;
+    if (failed) this.#lastReason = why;
     if (restartsAfter(this.spec.restart, failed)) {
       if (this.#clock.now() - this.#startedAt >= HEALTHY_MS) this.#attempt = 0;
       const delay = restartDelay(ms(this.spec.restartSec), ms(this.spec.restartMaxDelaySec), this.#attempt);
       this.#attempt++;
-      this.#set('backoff', this.error);
+      this.#set('backoff', why);
       this.ctx.log.add('agent', `restarting in ${delay} ms`);
       this.#timer = this.#clock.setTimeout(() => {
         this.#timer = undefined;
@@ -224,8 +240,17 @@ export class ServiceUnit {
       return;
     }
     this.#wantRunning = false;
-    if (failed) this.#set('failed', this.error ?? how);
+    if (failed) this.#set('failed', why);
     else this.#set('exited');
+  }
+
+  /** The run's own last lines (not the agent's notes about it, nor an earlier run's), newest last. */
+  #ownOutput(): string[] {
+    return this.ctx.log
+      .tail(Math.min(200, this.ctx.log.stored - this.#logMark))
+      .filter((l) => l.stream !== 'agent')
+      .slice(-LAST_OUTPUT_LINES)
+      .map((l) => l.text);
   }
 
   /** The stop signal to every process of the service, SIGKILL after the stop timeout. */

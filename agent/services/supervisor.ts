@@ -4,6 +4,7 @@
 import type { AgentChange, ServiceInfo } from '../core/agent-api.ts';
 import type { LogConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
+import { FailureReporter } from './failure-report.ts';
 import { conditionsOf } from './readiness/conditions.ts';
 import type { Runner } from './runner.ts';
 import { SandboxRunner } from './sandbox-runner.ts';
@@ -26,9 +27,12 @@ export interface SupervisorOptions {
 export class Supervisor {
   readonly #units = new Map<string, ServiceUnit>();
   readonly #options: SupervisorOptions;
+  /** Says on the agent's log (console, /dev/kmsg) why a service failed or restarts. */
+  readonly #reporter: FailureReporter;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
+    this.#reporter = new FailureReporter(options.log);
   }
 
   add(spec: UnitSpec): ServiceUnit {
@@ -44,7 +48,10 @@ export class Supervisor {
       runner: o.runner?.(spec, log) ?? new SandboxRunner(spec, { cgroupRoot: o.cgroupRoot, log }),
       readiness: () => conditionsOf(spec, o.runDir),
       log,
-      changed: (u) => o.emit({ kind: 'service', name: u.spec.name, state: u.state }),
+      changed: (u) => {
+        this.#reporter.changed(u.info());
+        o.emit({ kind: 'service', name: u.spec.name, state: u.state });
+      },
     });
     this.#units.set(spec.name, unit);
     return unit;

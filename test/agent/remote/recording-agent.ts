@@ -40,7 +40,7 @@ export function recorder(): Recorder {
       secureConfig: { verified: true },
       crls: { count: 0, source: 'partition', problems: [] },
       layers: { active: 1, refused: 0 },
-      services: { total: 1, running: 1, failed: 0 },
+      services: { total: 1, running: 1, failed: 0, problems: [] },
       selinux: { mode: 'off', denials: 0 },
       warnings: [],
     }),

@@ -118,7 +118,7 @@ test('on-failure: a crashing service is restarted with doubling backoff up to th
   expectState(t, x.u, 'failed');
   t.deepEqual(x.delays(), [100, 200, 400, 800, 1000, 1000, 1000, 1000, 1000, 1000]);
   t.is(x.runner.runs.length, 10);
-  t.regex(x.u.error ?? '', /^start limit hit: more than 10 starts in 600 s$/);
+  t.regex(x.u.error ?? '', /^start limit hit: more than 10 starts in 600 s; the last run: exit status 1$/);
   t.is(x.u.info().restarts, 9);
   t.deepEqual(x.u.info().lastExit?.code, 1);
   // Failed stays failed: nothing is scheduled any more.

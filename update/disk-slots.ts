@@ -5,6 +5,8 @@
 // `boot-a`/`boot-b` partition when the disk has one (the boot chain's layout), otherwise on
 // the slot's CoreOS data partition (today's layout). A slot's partitions are found by type in
 // disk order, the first of each type being slot a, as the layout check finds them.
+import { readFile, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { DPS, type GptPartition, readGpt } from '../formats/index.ts';
 import { EMPTY_SLOT, PARTITION_TYPES } from '../platform/index.ts';
 import { UpdateError } from './update-error.ts';
@@ -87,11 +89,19 @@ export function slotUuids(rootHash: string): { data: string; hash: string } {
   return { data: u(rootHash.slice(0, 32)), hash: u(rootHash.slice(32)) };
 }
 
+/** A block device's size from sysfs (its fstat size is 0); nothing for a disk image. */
+async function deviceSize(disk: string): Promise<{ deviceBytes?: bigint }> {
+  const st = await stat(disk).catch(() => undefined);
+  if (st === undefined || !st.isBlockDevice()) return {};
+  const sectors = (await readFile(`/sys/class/block/${basename(disk)}/size`, 'utf8')).trim();
+  return /^\d+$/.test(sectors) ? { deviceBytes: BigInt(sectors) * 512n } : {};
+}
+
 /** Reads both slots of `disk` (a disk image or the block device the machine booted from). */
 export async function readDiskSlots(disk: string): Promise<DiskSlots> {
   let parts: GptPartition[];
   try {
-    parts = (await readGpt(disk)).partitions;
+    parts = (await readGpt(disk, await deviceSize(disk))).partitions;
   } catch (e) {
     throw new UpdateError('E_SLOT_DISK', `Cannot read the slots of ${disk}: ${(e as Error).message}`, {
       path: disk,

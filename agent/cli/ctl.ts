@@ -4,6 +4,7 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { commonArgs, output } from '../../common/index.ts';
+import type { CoreosStatus } from '../core/agent-api.ts';
 import { type AgentClient, type AgentSignal, connectAgent } from '../dbus/dbus-client.ts';
 
 const busArgs = {
@@ -52,11 +53,41 @@ function table(rows: unknown[], columns: readonly string[]): string {
   return [line(shown.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n');
 }
 
+/** The A/B slots of `status` as a person reads them (doc/how-to-update.md). */
+function slotsText(v: unknown): string {
+  const c = v as CoreosStatus;
+  if (!c.available) return `unavailable (${c.reason})`;
+  const slots = c.slots.map((s) => {
+    const st = s.successful
+      ? 'good'
+      : s.bootable
+        ? `trial, ${s.tries} tries left`
+        : s.version === null
+          ? 'empty'
+          : 'not bootable';
+    return `${s.slot}${s.slot === c.running ? ' (running)' : ''}: ${s.label ?? '_empty'} ${st}, priority ${s.priority}`;
+  });
+  const lines = [
+    `running slot ${c.running}; ${slots.join('; ')}; rollback floor ${c.rollbackFloor}; health gate ${c.gate.state}${c.gate.reason === undefined ? '' : ` (${c.gate.reason})`}`,
+  ];
+  if (c.trial !== undefined)
+    lines.push(`  armed: ${c.trial.version} in slot ${c.trial.slot} (boots at the next reboot)`);
+  if (c.lastGood !== undefined)
+    lines.push(`  last marked good: ${c.lastGood.version} in slot ${c.lastGood.slot} at ${c.lastGood.at}`);
+  if (c.lastRollback !== undefined)
+    lines.push(
+      `  last rollback: ${c.lastRollback.version} in slot ${c.lastRollback.slot} at ${c.lastRollback.at}: ${c.lastRollback.reason}`,
+    );
+  return lines.join('\n');
+}
+
 /** `key: value` lines for one record. */
 function details(value: unknown): string {
   if (typeof value !== 'object' || value === null) return cell(value);
   return Object.entries(value)
-    .map(([k, v]) => `${k}: ${cell(v)}`)
+    .map(
+      ([k, v]) => `${k}: ${k === 'coreos' && typeof v === 'object' && v !== null ? slotsText(v) : cell(v)}`,
+    )
     .join('\n');
 }
 

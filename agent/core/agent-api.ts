@@ -86,6 +86,39 @@ export interface AgentStatus {
   selinux: SelinuxStatus;
   /** Things an operator should know (userspace verity, limits not applied, …). */
   warnings: string[];
+  /** The A/B CoreOS slots (doc/how-to-update.md); absent where updates are not configured. */
+  coreos?: CoreosStatus;
+}
+
+/** Which slot runs, what each slot holds, the rollback floor and the last trial's outcome. */
+export type CoreosStatus =
+  | { available: false; reason: string }
+  | {
+      available: true;
+      disk: string;
+      running: 'a' | 'b';
+      slots: {
+        slot: 'a' | 'b';
+        label: string | null;
+        version: string | null;
+        rootHash: string | null;
+        priority: number;
+        tries: number;
+        successful: boolean;
+        bootable: boolean;
+      }[];
+      rollbackFloor: number;
+      trial?: { slot: 'a' | 'b'; version: string; rollbackIndex: number; armedAt: string };
+      lastGood?: { slot: 'a' | 'b'; version: string; at: string };
+      lastRollback?: { slot: 'a' | 'b'; version: string; reason: string; at: string };
+      gate: GateStatus;
+    };
+
+/** The health gate of this boot: idle (not a trial), waiting, grace, passed, failed. */
+export interface GateStatus {
+  state: 'idle' | 'waiting' | 'grace' | 'passed' | 'failed';
+  since?: string;
+  reason?: string;
 }
 
 export interface SelinuxStatus {
@@ -119,6 +152,11 @@ export interface AgentApi {
   logs(name: string, options: { lines?: number }): Promise<LogLine[]>;
   /** Verifies, stores atomically, activates and starts the layer's services. */
   installLayer(mwlPath: string): Promise<LayerInfo>;
+  /**
+   * Verifies an update bundle (doc/update-bundle.md) for this machine, writes it into the
+   * inactive CoreOS slot and arms one trial boot; the caller reboots (or not).
+   */
+  updateCoreos(bundlePath: string): Promise<Record<string, unknown>>;
   /** Stops the layer's services, deactivates it and deletes it from storage. */
   removeLayer(name: string): Promise<void>;
   /** Writes secrets into `secure/<layer>/secrets/` or `group/<group>/secrets/` (0600, atomically). */

@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { schema } from '../../common/index.ts';
-import { LAYOUT_PATHS } from '../../platform/index.ts';
+import { LAYOUT_PATHS, mountPoint } from '../../platform/index.ts';
 import { AgentError } from './agent-error.ts';
 
 const { absolutePath, anyObject, configObject, defineFormat, flag, int, list, object, text, v } = schema;
@@ -65,6 +65,30 @@ const Dbus = about(
   'Serve the local API on D-Bus; without address, the system bus',
 );
 
+const Update = object({
+  disk: about(
+    v.exactOptional(absolutePath()),
+    'The disk holding the CoreOS slots (default: the one whose GPT holds the running CoreOS)',
+  ),
+  rootHash: about(
+    v.exactOptional(text({ pattern: /^[0-9a-f]{64}$/, hint: 'is not 64 lower-case hex digits' })),
+    'The running CoreOS root hash (default: mway.roothash of /proc/cmdline)',
+  ),
+  stateFile: about(
+    v.optional(absolutePath(), `${mountPoint('secure-dynamic-config')}/update.json`),
+    'The rollback floor and the last update outcome (a writable partition both slots mount)',
+  ),
+  readyWithinMs: about(
+    v.optional(int(1000, 3_600_000), 120_000),
+    'Health gate: every service ready and no layer refused within this long after boot',
+  ),
+  graceMs: about(
+    v.optional(int(0, 3_600_000), 45_000),
+    'Health gate: then still healthy for this long (Container Linux waits 45 s) before the slot is marked good',
+  ),
+});
+export type UpdateConfig = Output<typeof Update>;
+
 /**
  * The keys an image spec may set in CoreOS's agent.json (imagebuild's `agent`): one
  * definition shared by the agent config and the image spec.
@@ -77,6 +101,7 @@ export const AGENT_TUNING = {
   logs: v.optional(Logs, {}),
   dbus: v.exactOptional(Dbus),
   control: about(v.exactOptional(anyObject), "The peer link's settings (doc/commands.md)"),
+  update: about(v.optional(Update, {}), 'A/B CoreOS updates and the health gate (doc/how-to-update.md)'),
 };
 
 const path = (fallback: string, description: string) =>

@@ -24,6 +24,7 @@ import { DataLabels } from '../layers/data-labels.ts';
 import { LayerManager } from '../layers/layer-manager.ts';
 import { PolicyKeeper } from '../layers/layer-policy.ts';
 import { Supervisor } from '../services/supervisor.ts';
+import { CoreosUpdater } from './coreos-updater.ts';
 import { lastGoodCrlPath } from './crl-list.ts';
 import { DenialCounter, ownContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
 import { loadTrust, readSecureConfig, type SecureConfig, type Trust } from './trust.ts';
@@ -50,6 +51,8 @@ export class Agent implements AgentApi {
   readonly log: LogFn;
   readonly supervisor: Supervisor;
   readonly layers: LayerManager;
+  /** A/B CoreOS slots: updates, the health gate of a trial boot (doc/how-to-update.md). */
+  readonly coreos: CoreosUpdater;
   readonly #logger: AgentLogger;
   readonly #events = new EventEmitter();
   readonly #bootedAt = new Date().toISOString();
@@ -112,6 +115,32 @@ export class Agent implements AgentApi {
         return s?.labels === undefined ? undefined : { keeper: s.keeper, labels: s.labels };
       },
     });
+    this.coreos = new CoreosUpdater({
+      config: this.config.update,
+      path: (p) => this.path(p),
+      log: this.log,
+      warn: (w) => this.warn(w),
+      health: () => this.healthProblem(),
+      trust: () => this.#trust,
+      reboot: (reason) => void this.shutdown('reboot', reason),
+    });
+  }
+
+  /** What keeps this boot from being healthy, or null (the trial boot's health gate). */
+  async healthProblem(): Promise<string | null> {
+    if (this.#state === 'booting') return 'the agent is still booting';
+    if (!this.#secureStatus.verified)
+      return `the secure config did not verify (${this.#secureStatus.error ?? 'unknown'})`;
+    const refused = (await this.layers.list()).filter((l) => l.state === 'refused');
+    if (refused.length > 0)
+      return `layer ${refused.map((l) => `${l.name} refused (${l.error?.code ?? '?'})`).join(', ')}`;
+    const services = this.supervisor.list();
+    const failed = services.filter((x) => x.state === 'failed');
+    if (failed.length > 0)
+      return `service ${failed.map((x) => `${x.name} failed${x.error === undefined ? '' : `: ${x.error}`}`).join(', ')}`;
+    const notReady = services.filter((x) => x.state !== 'running' && x.state !== 'exited');
+    if (notReady.length > 0) return `service ${notReady.map((x) => `${x.name} ${x.state}`).join(', ')}`;
+    return null;
   }
 
   /** Host path of a path inside the agent's root. */
@@ -203,6 +232,8 @@ export class Agent implements AgentApi {
       this.#secureStatus = { verified: false, error: message };
       this.#state = 'degraded';
       this.log('error', `not starting any service: ${message}`);
+      // A trial boot that cannot verify its secure config fails its gate and falls back.
+      void this.coreos.start();
       return;
     }
     await this.#prepareData();
@@ -221,6 +252,8 @@ export class Agent implements AgentApi {
           : `: ${failed.map((f) => `${f.name}: ${f.error ?? 'unknown reason'}`).join('; ')}`
       }), ${refused.length} layers refused`,
     );
+    // The health gate of a trial boot runs beside the running system, never holding it up.
+    void this.coreos.start();
   }
 
   /** The data partition's folders (labelled, with SELinux). */
@@ -307,6 +340,7 @@ export class Agent implements AgentApi {
       },
       selinux: this.#selinuxStatus(),
       warnings: [...this.#warnings],
+      coreos: await this.coreos.status(),
     };
   }
 
@@ -360,6 +394,11 @@ export class Agent implements AgentApi {
       );
     }
     return this.layers.install(mwlPath, this.#trust, this.#secure);
+  }
+
+  async updateCoreos(bundlePath: string): Promise<Record<string, unknown>> {
+    this.#refuseWhenStopping('update CoreOS');
+    return this.coreos.install(bundlePath);
   }
 
   async removeLayer(name: string): Promise<void> {
@@ -446,6 +485,7 @@ export class Agent implements AgentApi {
   shutdown(action: PowerAction, reason: string, emergency = false): Promise<ShutdownResult> {
     if (this.#shutdown !== undefined) return this.#shutdown;
     this.#state = emergency ? 'emergency' : 'stopping';
+    this.coreos.stop();
     this.log(emergency ? 'error' : 'info', `shutting down (${action}): ${reason}`);
     this.#shutdown = this.#runShutdown(action, emergency);
     void this.#shutdown.then((r) => this.#resolveDone(r));

@@ -15,6 +15,7 @@ import {
   isName,
   MAX_EXEC_OUTPUT,
   MAX_EXEC_TIMEOUT_MS,
+  MAX_BUNDLE_BYTES,
   MAX_INLINE_LAYER_BYTES,
   MAX_LAYER_BYTES,
   MAX_LIFETIME_MS,
@@ -109,12 +110,16 @@ function partPath(ctx: ActionContext, sha: string): string {
   return join(ctx.spoolDir, `${sha}.part`);
 }
 
-function layerIdentity(args: Record<string, unknown>, action: string): { sha: string; size: number } {
+function layerIdentity(
+  args: Record<string, unknown>,
+  action: string,
+  max = MAX_LAYER_BYTES,
+): { sha: string; size: number } {
   const sha = args.sha256;
   const size = args.size;
   if (typeof sha !== 'string' || !/^[0-9a-f]{64}$/.test(sha)) bad(action, 'sha256 must be 64 hex digits');
-  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > MAX_LAYER_BYTES) {
-    bad(action, `size must be 1..${MAX_LAYER_BYTES}`);
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > max) {
+    bad(action, `size must be 1..${max}`);
   }
   return { sha, size };
 }
@@ -124,17 +129,22 @@ function layerIdentity(args: Record<string, unknown>, action: string): { sha: st
  * the spool file; the later `layer.install` checks the whole file against the signed digest,
  * so a dropped, reordered or repeated piece can only make the install fail.
  */
-async function layerChunk(args: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
-  const { sha, size } = layerIdentity(args, 'layer.chunk');
+async function layerChunk(
+  args: Record<string, unknown>,
+  ctx: ActionContext,
+  action = 'layer.chunk',
+  max = MAX_LAYER_BYTES,
+): Promise<unknown> {
+  const { sha, size } = layerIdentity(args, action, max);
   const offset = args.offset;
   const data = args.data;
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset >= size) {
-    bad('layer.chunk', `offset must be 0..${size - 1}`);
+    bad(action, `offset must be 0..${size - 1}`);
   }
-  if (typeof data !== 'string' || data.length === 0) bad('layer.chunk', 'data must be base64');
+  if (typeof data !== 'string' || data.length === 0) bad(action, 'data must be base64');
   const bytes = Buffer.from(data, 'base64');
   if (bytes.length > MAX_INLINE_LAYER_BYTES || offset + bytes.length > size) {
-    bad('layer.chunk', `chunk of ${bytes.length} bytes at ${offset} does not fit a layer of ${size} bytes`);
+    bad(action, `chunk of ${bytes.length} bytes at ${offset} does not fit a layer of ${size} bytes`);
   }
   await mkdir(ctx.spoolDir, { recursive: true, mode: 0o700 });
   const fh = await open(partPath(ctx, sha), constants.O_WRONLY | constants.O_CREAT, 0o600);
@@ -152,6 +162,7 @@ async function layerBytes(
   sha: string,
   size: number,
   ctx: ActionContext,
+  action = 'layer.install',
 ): Promise<string> {
   const chunks = args.chunks;
   if (chunks === undefined) {
@@ -161,15 +172,14 @@ async function layerBytes(
     try {
       await stat(part);
     } catch {
-      bad('layer.install', `no chunks inline and none received for ${sha}`);
+      bad(action, `no chunks inline and none received for ${sha}`);
     }
     return part;
   }
   if (!Array.isArray(chunks) || chunks.length === 0 || !chunks.every((c) => typeof c === 'string')) {
-    bad('layer.install', 'chunks must be a non-empty array of base64 strings');
+    bad(action, 'chunks must be a non-empty array of base64 strings');
   }
-  if (size > MAX_INLINE_LAYER_BYTES)
-    bad('layer.install', `inline layers are at most ${MAX_INLINE_LAYER_BYTES} bytes`);
+  if (size > MAX_INLINE_LAYER_BYTES) bad(action, `inline layers are at most ${MAX_INLINE_LAYER_BYTES} bytes`);
   await mkdir(ctx.spoolDir, { recursive: true, mode: 0o700 });
   const path = join(ctx.spoolDir, `${sha}.${randomBytes(4).toString('hex')}.mwl`);
   const fh = await open(path, 'wx', 0o600);
@@ -205,6 +215,35 @@ async function installLayer(args: Record<string, unknown>, ctx: ActionContext): 
   } finally {
     await rm(path, { force: true });
   }
+}
+
+/**
+ * `coreos.update`: the update bundle's bytes (inline, or sent before as `coreos.chunk`
+ * pieces) checked against the signed digest, then verified and written into the inactive
+ * slot by the agent (doc/how-to-update.md); the reboot into the trial follows the signed
+ * result unless the command says `reboot: false` (`mway update --no-reboot`).
+ */
+async function updateCoreos(args: Record<string, unknown>, ctx: ActionContext): Promise<ActionOutcome> {
+  const a = 'coreos.update';
+  const { sha, size } = layerIdentity(args, a, MAX_BUNDLE_BYTES);
+  if (args.reboot !== undefined && typeof args.reboot !== 'boolean') bad(a, 'reboot must be true or false');
+  const path = await layerBytes(args, sha, size, ctx, a);
+  let output: Record<string, unknown>;
+  try {
+    const st = await stat(path);
+    const got = await sha256File(path);
+    if (st.size !== size || got !== sha) {
+      throw new ControlError(
+        'E_ACTION_DIGEST',
+        `Bundle bytes do not match the signed digest: got ${got} (${st.size} bytes), command says ${sha} (${size} bytes)`,
+      );
+    }
+    output = await ctx.api.updateCoreos(path);
+  } finally {
+    await rm(path, { force: true });
+  }
+  const reboot = args.reboot !== false;
+  return { output: { ...output, rebooting: reboot }, ...(reboot ? { after: () => ctx.api.reboot() } : {}) };
 }
 
 async function putSecrets(p: CommandPayload, ctx: ActionContext): Promise<unknown> {
@@ -311,6 +350,10 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       return { output: { rebooting: true }, after: () => api.reboot() };
     case 'poweroff':
       return { output: { poweringOff: true }, after: () => api.poweroff() };
+    case 'coreos.update':
+      return updateCoreos(p.args, ctx);
+    case 'coreos.chunk':
+      return { output: await layerChunk(p.args, ctx, a, MAX_BUNDLE_BYTES) };
     case 'crl.install': {
       const b64 = p.args.crl;
       if (

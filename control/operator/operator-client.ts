@@ -752,8 +752,23 @@ export async function installLargeLayer(
   path: string,
   o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
 ): Promise<JobReport> {
+  return sendInPieces(c, path, o, { chunk: 'layer.chunk', final: 'layer.install' });
+}
+
+/**
+ * A file sent as signed `chunk` commands of 2 MiB each, then the `final` command bound to the
+ * whole file's digest and size (plus `extra` arguments); stops at the first piece not every
+ * target stored and returns that job's report. Layers use it, and CoreOS update bundles.
+ */
+export async function sendInPieces(
+  c: OperatorClient,
+  path: string,
+  o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
+  how: { chunk: CommandAction; final: CommandAction; extra?: Record<string, unknown> },
+): Promise<JobReport> {
   const { sha256, size } = await fileSha256(path);
-  if (o.dryRun === true) return c.run({ ...o, action: 'layer.install', args: { sha256, size } });
+  const final = { sha256, size, ...how.extra };
+  if (o.dryRun === true) return c.run({ ...o, action: how.final, args: final });
   const fh = await open(path, 'r');
   try {
     for (let offset = 0; offset < size; offset += COMMAND_CHUNK_BYTES) {
@@ -761,7 +776,7 @@ export async function installLargeLayer(
       await fh.read(buf, 0, buf.length, offset);
       const r = await c.run({
         ...o,
-        action: 'layer.chunk',
+        action: how.chunk,
         args: { sha256, size, offset, data: buf.toString('base64') },
       });
       if (r.summary.succeeded !== r.summary.targeted) return r;
@@ -769,5 +784,5 @@ export async function installLargeLayer(
   } finally {
     await fh.close();
   }
-  return c.run({ ...o, action: 'layer.install', args: { sha256, size } });
+  return c.run({ ...o, action: how.final, args: final });
 }

@@ -30,6 +30,8 @@ export const COMMAND_ACTIONS = [
   'exec',
   'crl.install',
   'job.cancel',
+  'coreos.update',
+  'coreos.chunk',
 ] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 

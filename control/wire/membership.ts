@@ -59,6 +59,7 @@ export function scopeHasGroup(cert: Certificate, group: string): boolean {
 export function scopeHasAction(cert: Certificate, action: string): boolean {
   // A chunk of a layer is part of installing it: the same scope covers both.
   if (action === 'layer.chunk') return scopeHasAction(cert, 'layer.install');
+  if (action === 'coreos.chunk') return scopeHasAction(cert, 'coreos.update');
   const actions = cert.scope?.actions ?? [];
   if (actions.includes(action)) return true;
   const [family, verb] = action.split('.') as [string, string | undefined];

@@ -75,6 +75,8 @@ export interface ReadGptOptions {
    * its own types (MilkyWayLinux's) passes its table.
    */
   typeNames?: Readonly<Record<string, string>>;
+  /** Lets a block device be read: its size in bytes (from /sys/class/block/NAME/size). */
+  deviceBytes?: bigint;
 }
 
 export interface GptDisk {
@@ -304,7 +306,9 @@ export async function readGpt(diskPath: string, options: ReadGptOptions = {}): P
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile())
+    // A block device's fstat size is 0: its size comes from the caller (sysfs), never guessed.
+    const device = st.isBlockDevice() && options.deviceBytes !== undefined;
+    if (!st.isFile() && !device)
       throw new FormatError(
         'E_NOT_REGULAR_FILE',
         `Cannot read GPT: ${diskPath} is not a regular file (a disk image)`,
@@ -312,7 +316,7 @@ export async function readGpt(diskPath: string, options: ReadGptOptions = {}): P
           path: diskPath,
         },
       );
-    const size = BigInt(st.size);
+    const size = device ? (options.deviceBytes as bigint) : BigInt(st.size);
     const total = size / BigInt(SECTOR);
     if (total < 67n)
       throw bad('E_GPT_TRUNCATED', `Cannot read GPT: ${size} bytes is too small for a GPT disk`);

@@ -8,6 +8,7 @@ export const subCommands: SubCommandsDef = {
   group: () => import('./group.ts').then((m) => m.default),
   service: () => import('./service.ts').then((m) => m.default),
   install: () => import('./install.ts').then((m) => m.default),
+  update: () => import('./update.ts').then((m) => m.default),
   remove: () => import('./remove.ts').then((m) => m.default),
   secrets: () => import('./secrets.ts').then((m) => m.default),
   reboot: () => import('./power.ts').then((m) => m.reboot),

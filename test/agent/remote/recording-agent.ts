@@ -56,6 +56,11 @@ export function recorder(): Recorder {
       installed.push(await readFile(p));
       return layer;
     },
+    updateCoreos: async (p) => {
+      calls.push('update');
+      installed.push(await readFile(p));
+      return { slot: 'b', version: '2.0' };
+    },
     removeLayer: async (n) => void calls.push(`remove ${n}`),
     putSecrets: async (target, values) => {
       calls.push(`secrets ${target}`);

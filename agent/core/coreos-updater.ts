@@ -1,0 +1,307 @@
+// A/B CoreOS updates on the machine (doc/how-to-update.md): finds the disk and the slot it
+// booted, installs a verified bundle into the other slot and arms one trial boot, and after
+// each boot settles the trial — the health gate passed: the slot is marked successful and the
+// rollback floor raised (only now: Android AVB's rule); failed: the slot is marked bad and,
+// when the other slot still boots, the machine reboots into it; with nothing to fall back to
+// it stays up degraded and says so (no reboot loop, greenboot#26). A trial whose boot never
+// reached the agent (stage 1 used its one try) is found at the next boot and reported as
+// rolled back. The boot-time slot choice itself is stage 1's (bootchain/, or /init today).
+import { readdir, readFile } from 'node:fs/promises';
+
+import { writePartitionEntries } from '../../formats/index.ts';
+import type { Certificate, Crl } from '../../keys/index.ts';
+import {
+  type DiskSlots,
+  encodeSlot,
+  installToSlot,
+  other,
+  readDiskSlots,
+  readUpdateState,
+  runningSlot,
+  SLOTS,
+  type SlotName,
+  type UpdateState,
+  verifyBundle,
+  willBoot,
+  withUpdateLock,
+  writeUpdateState,
+} from '../../update/index.ts';
+import type { CoreosStatus, GateStatus } from './agent-api.ts';
+import type { UpdateConfig } from './agent-config.ts';
+import type { LogFn } from './agent-log.ts';
+import { type GateResult, runHealthGate } from './health-gate.ts';
+
+export interface UpdaterOptions {
+  config: UpdateConfig;
+  /** Host path of a path inside the agent's root. */
+  path: (p: string) => string;
+  log: LogFn;
+  warn: (message: string) => void;
+  /** What is not healthy yet (null: healthy), for the gate. */
+  health: () => Promise<string | null>;
+  trust: () => { anchors: readonly Certificate[]; crls: readonly Crl[] } | undefined;
+  reboot: (reason: string) => void;
+  /** `/proc/cmdline` (tests give their own). */
+  cmdline?: () => Promise<string>;
+}
+
+const now = () => new Date().toISOString();
+
+/** The disk whose GPT holds a partition with GUID `uuid` (the running CoreOS), from sysfs. */
+async function findDisk(uuid: string): Promise<string | undefined> {
+  const disks = await readdir('/sys/block').catch(() => [] as string[]);
+  for (const d of disks) {
+    if (/^(loop|ram|dm-|zram)/.test(d)) continue;
+    try {
+      const slots = await readDiskSlots(`/dev/${d}`);
+      if (SLOTS.some((n) => slots[n].data.uuid.toLowerCase() === uuid)) return `/dev/${d}`;
+    } catch {
+      // not a MilkyWayLinux disk
+    }
+  }
+  return undefined;
+}
+
+export class CoreosUpdater {
+  readonly #o: UpdaterOptions;
+  #disk: string | undefined;
+  #rootHash: string | undefined;
+  #unavailable: string | undefined = 'not started';
+  #gate: GateStatus = { state: 'idle' };
+  readonly #abort = new AbortController();
+
+  constructor(o: UpdaterOptions) {
+    this.#o = o;
+  }
+
+  get statePath(): string {
+    return this.#o.path(this.#o.config.stateFile);
+  }
+
+  async #locate(): Promise<void> {
+    const c = this.#o.config;
+    const cmdline = await (this.#o.cmdline ?? (() => readFile('/proc/cmdline', 'utf8')))().catch(() => '');
+    this.#rootHash = c.rootHash ?? /(?:^|\s)mway\.roothash=([0-9a-f]{64})(?:\s|$)/.exec(cmdline)?.[1];
+    if (this.#rootHash === undefined) {
+      this.#unavailable = 'the running CoreOS root hash is unknown (no mway.roothash on the command line)';
+      return;
+    }
+    const dataUuid = `${this.#rootHash.slice(0, 8)}-${this.#rootHash.slice(8, 12)}-${this.#rootHash.slice(12, 16)}-${this.#rootHash.slice(16, 20)}-${this.#rootHash.slice(20, 32)}`;
+    this.#disk = c.disk === undefined ? await findDisk(dataUuid) : this.#o.path(c.disk);
+    this.#unavailable = this.#disk === undefined ? 'no disk holds the running CoreOS' : undefined;
+  }
+
+  async #slots(): Promise<{ slots: DiskSlots; running: SlotName; disk: string }> {
+    const disk = this.#disk as string;
+    const slots = await readDiskSlots(disk);
+    return { slots, running: runningSlot(slots, this.#rootHash as string), disk };
+  }
+
+  /** Writes slot states (both GPT copies, one write). */
+  #setStates(
+    disk: string,
+    slots: DiskSlots,
+    states: Partial<Record<SlotName, { priority: number; tries: number; successful: boolean }>>,
+  ): void {
+    writePartitionEntries(
+      disk,
+      SLOTS.flatMap((n) => {
+        const s = states[n];
+        const p = slots[n].statePartition;
+        return s === undefined ? [] : [{ index: p.index, attributes: encodeSlot(p.attributes, s) }];
+      }),
+    );
+  }
+
+  /**
+   * After `boot done`: settles a trial that did not come back (rolled back by stage 1), then
+   * runs the health gate when this boot is the trial. Never throws: problems become warnings.
+   */
+  async start(): Promise<void> {
+    try {
+      await this.#locate();
+      if (this.#disk === undefined) {
+        this.#o.log('info', `A/B updates unavailable: ${this.#unavailable}`);
+        return;
+      }
+      const { slots, running, disk } = await this.#slots();
+      const state = await readUpdateState(this.statePath);
+      const r = slots[running];
+      this.#o.log(
+        'info',
+        `CoreOS slot ${running} (${r.label ?? '?'})${r.state.successful ? '' : ` on trial, ${r.state.tries} tries left`}`,
+      );
+      if (state.trial !== undefined && state.trial.slot !== running) {
+        // Armed, rebooted, and stage 1 came back to this slot: the trial never passed its gate.
+        const reason = `the trial boot of slot ${state.trial.slot} did not reach the health gate; stage 1 booted slot ${running} again`;
+        const t = slots[state.trial.slot];
+        if (t.state.priority !== 0 || t.state.tries !== 0)
+          this.#setStates(disk, slots, { [state.trial.slot]: { priority: 0, tries: 0, successful: false } });
+        await this.#record({
+          ...state,
+          trial: undefined,
+          lastRollback: { slot: state.trial.slot, version: state.trial.version, reason, at: now() },
+        });
+        this.#o.warn(
+          `CoreOS update to ${state.trial.version} (slot ${state.trial.slot}) was rolled back: ${reason}`,
+        );
+        return;
+      }
+      if (!r.state.successful) await this.#gateTrial(state, running);
+    } catch (e) {
+      this.#unavailable = `${(e as { code?: string }).code ?? 'E_INTERNAL'}: ${(e as Error).message}`;
+      this.#o.warn(`A/B update state: ${this.#unavailable}`);
+    }
+  }
+
+  async #record(s: Omit<UpdateState, 'trial'> & { trial?: UpdateState['trial'] | undefined }): Promise<void> {
+    const { trial, ...rest } = s;
+    await writeUpdateState(this.statePath, trial === undefined ? rest : { ...rest, trial });
+  }
+
+  async #gateTrial(state: UpdateState, running: SlotName): Promise<void> {
+    const c = this.#o.config;
+    const res: GateResult = await runHealthGate({
+      check: this.#o.health,
+      readyWithinMs: c.readyWithinMs,
+      graceMs: c.graceMs,
+      signal: this.#abort.signal,
+      onPhase: (phase) => {
+        this.#gate = { state: phase, since: now() };
+      },
+    });
+    const { slots, disk } = await this.#slots();
+    const version = slots[running].version ?? '?';
+    if (res.ok) {
+      const fallback = slots[other(running)];
+      this.#setStates(disk, slots, {
+        [running]: { priority: 2, tries: 0, successful: true },
+        ...(willBoot(fallback.state) ? { [other(running)]: { ...fallback.state, priority: 1 } } : {}),
+      });
+      const floor = Math.max(
+        state.rollbackFloor,
+        state.trial?.slot === running ? state.trial.rollbackIndex : 0,
+      );
+      await this.#record({
+        ...state,
+        trial: undefined,
+        rollbackFloor: floor,
+        lastGood: { slot: running, version, at: now() },
+      });
+      this.#gate = { state: 'passed', since: now() };
+      this.#o.log(
+        'info',
+        `CoreOS slot ${running} (${version}) passed its health gate: marked good, rollback floor ${floor}`,
+      );
+      return;
+    }
+    this.#gate = { state: 'failed', since: now(), reason: res.reason };
+    this.#setStates(disk, slots, { [running]: { priority: 0, tries: 0, successful: false } });
+    const fallback = slots[other(running)];
+    await this.#record({
+      ...state,
+      trial: undefined,
+      lastRollback: { slot: running, version, reason: res.reason, at: now() },
+    });
+    if (willBoot(fallback.state)) {
+      this.#o.log(
+        'error',
+        `CoreOS slot ${running} (${version}) failed its health gate: ${res.reason}; rebooting into slot ${other(running)}`,
+      );
+      this.#o.reboot(`health gate failed: ${res.reason}`);
+    } else
+      this.#o.warn(
+        `CoreOS slot ${running} (${version}) failed its health gate (${res.reason}) and slot ${other(running)} cannot boot: staying up degraded, no reboot`,
+      );
+  }
+
+  stop(): void {
+    this.#abort.abort();
+  }
+
+  /** Verifies `bundlePath` for this machine and writes it into the inactive slot, armed. */
+  async install(bundlePath: string): Promise<Record<string, unknown>> {
+    if (this.#disk === undefined) await this.#locate();
+    if (this.#disk === undefined) {
+      const { UpdateError } = await import('../../update/index.ts');
+      throw new UpdateError('E_SLOT_DISK', `Cannot update CoreOS: ${this.#unavailable ?? 'no disk'}`);
+    }
+    const trust = this.#o.trust();
+    if (trust === undefined) {
+      const { UpdateError } = await import('../../update/index.ts');
+      throw new UpdateError(
+        'E_BUNDLE_SIGNATURE',
+        'Cannot verify an update bundle: the trust anchors are not loaded',
+      );
+    }
+    return withUpdateLock(this.statePath, async () => {
+      const { slots, running, disk } = await this.#slots();
+      const state = await readUpdateState(this.statePath);
+      const r = slots[running];
+      const bundle = await verifyBundle(bundlePath, {
+        anchors: trust.anchors,
+        crls: trust.crls,
+        policy: {
+          architecture:
+            process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch,
+          ...(r.osName !== null && r.version !== null
+            ? { running: { name: r.osName, version: r.version } }
+            : {}),
+          rollbackFloor: state.rollbackFloor,
+        },
+      });
+      const done = await installToSlot(disk, bundlePath, bundle, { running });
+      await this.#record({
+        ...state,
+        trial: {
+          slot: done.slot,
+          version: done.version,
+          rollbackIndex: bundle.manifest.rollbackIndex,
+          armedAt: now(),
+        },
+      });
+      this.#o.log(
+        'info',
+        `CoreOS ${done.version} written to slot ${done.slot} and verified; armed for one trial boot`,
+      );
+      return {
+        slot: done.slot,
+        version: done.version,
+        rootHash: done.rootHash,
+        rollbackIndex: bundle.manifest.rollbackIndex,
+        bytes: done.bytes,
+      };
+    });
+  }
+
+  async status(): Promise<CoreosStatus> {
+    if (this.#disk === undefined) return { available: false, reason: this.#unavailable ?? 'unknown' };
+    try {
+      const { slots, running } = await this.#slots();
+      const state = await readUpdateState(this.statePath);
+      return {
+        available: true,
+        disk: this.#disk,
+        running,
+        slots: SLOTS.map((n) => ({
+          slot: n,
+          label: slots[n].label,
+          version: slots[n].version,
+          rootHash: slots[n].rootHash,
+          ...slots[n].state,
+          bootable: willBoot(slots[n].state),
+        })),
+        rollbackFloor: state.rollbackFloor,
+        ...(state.trial === undefined ? {} : { trial: state.trial }),
+        ...(state.lastGood === undefined ? {} : { lastGood: state.lastGood }),
+        ...(state.lastRollback === undefined ? {} : { lastRollback: state.lastRollback }),
+        gate: this.#gate,
+      };
+    } catch (e) {
+      return {
+        available: false,
+        reason: `${(e as { code?: string }).code ?? 'E_INTERNAL'}: ${(e as Error).message}`,
+      };
+    }
+  }
+}

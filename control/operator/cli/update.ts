@@ -1,0 +1,138 @@
+// `mway update --group G BUNDLE [--no-reboot]`: an A/B CoreOS update (doc/how-to-update.md).
+// The vendor-signed bundle travels as signed `coreos.chunk` pieces, then one `coreos.update`
+// bound to its digest; each peer verifies it for itself (signature, newer version, rollback
+// floor, every verity block), writes only its inactive slot, arms one trial boot and reboots
+// unless --no-reboot. `mway update status [--group G]`: the slots of each peer, from signed
+// statuses — which runs, what each holds, the rollback floor, why the last update rolled back.
+import { stat } from 'node:fs/promises';
+import { defineCommand } from 'citty';
+import { EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import type { Envelope } from '../../../keys/index.ts';
+import { verifyStatus } from '../../wire/index.ts';
+import { usageError } from '../operator-error.ts';
+import { sendInPieces } from '../operator-client.ts';
+import { finish, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
+
+interface Slots {
+  available?: boolean;
+  reason?: string;
+  running?: string;
+  slots?: {
+    slot: string;
+    version: string | null;
+    priority: number;
+    tries: number;
+    successful: boolean;
+    bootable: boolean;
+  }[];
+  rollbackFloor?: number;
+  trial?: { slot: string; version: string };
+  lastRollback?: { slot: string; version: string; reason: string; at: string };
+  gate?: { state: string; reason?: string };
+}
+
+function slotLine(peer: string, c: Slots | undefined): string {
+  if (c === undefined) return `${peer}: no slot information (an agent without A/B updates)`;
+  if (c.available !== true) return `${peer}: A/B updates unavailable: ${c.reason ?? '?'}`;
+  const slots = (c.slots ?? [])
+    .map((s) => {
+      const st = s.successful
+        ? 'good'
+        : s.bootable
+          ? `trial, ${s.tries} tries`
+          : s.version === null
+            ? 'empty'
+            : 'bad';
+      return `${s.slot}${s.slot === c.running ? '*' : ''} ${s.version ?? '-'} (${st}, priority ${s.priority})`;
+    })
+    .join('  ');
+  const lines = [
+    `${peer}: running ${c.running ?? '?'}  ${slots}  rollback floor ${c.rollbackFloor ?? 0}  gate ${c.gate?.state ?? '?'}`,
+  ];
+  if (c.trial !== undefined) lines.push(`  armed: ${c.trial.version} in slot ${c.trial.slot}`);
+  if (c.lastRollback !== undefined)
+    lines.push(
+      `  last rollback: ${c.lastRollback.version} (slot ${c.lastRollback.slot}) at ${c.lastRollback.at}: ${c.lastRollback.reason}`,
+    );
+  return lines.join('\n');
+}
+
+const coreosOf = (agent: unknown): Slots | undefined => (agent as { coreos?: Slots } | undefined)?.coreos;
+
+async function status(args: TargetFlags): Promise<number> {
+  const targeted = args.group !== undefined || args.peer !== undefined || args.target !== undefined;
+  return withClient(async (c) => {
+    let rows: { peer: string; coreos?: Slots; error?: string }[];
+    if (targeted) {
+      const r = await c.run({ action: 'status', target: targetOf(args), timeoutMs: 60_000 });
+      rows = r.peers.map((p) =>
+        p.outcome === 'ok'
+          ? {
+              peer: p.peer,
+              ...(coreosOf((p.output as { agent?: unknown }).agent) === undefined
+                ? {}
+                : { coreos: coreosOf((p.output as { agent?: unknown }).agent) as Slots }),
+            }
+          : { peer: p.peer, error: `${p.outcome}${p.code === undefined ? '' : ` ${p.code}`}` },
+      );
+    } else {
+      rows = (await c.peers()).map((p) => {
+        if (p.status === null || p.status === undefined) return { peer: p.peerId, error: 'no status yet' };
+        try {
+          const s = verifyStatus(p.status as Envelope, { anchors: c.anchors, crls: c.crls }).payload;
+          const co = coreosOf(s.agent);
+          return { peer: p.peerId, ...(co === undefined ? {} : { coreos: co }) };
+        } catch (e) {
+          return { peer: p.peerId, error: `INVALID status: ${(e as Error).message}` };
+        }
+      });
+    }
+    output(args.json, rows, () =>
+      rows.length === 0
+        ? 'no peers'
+        : rows
+            .map((r) => (r.error !== undefined ? `${r.peer}: ${r.error}` : slotLine(r.peer, r.coreos)))
+            .join('\n'),
+    );
+    return rows.every((r) => r.error === undefined) ? EXIT_OK : EXIT_FAIL;
+  });
+}
+
+export default defineCommand({
+  meta: {
+    name: 'update',
+    description: 'A/B CoreOS update of a group or peers from a signed bundle (`update status`: the slots)',
+  },
+  args: {
+    ...targetArgs,
+    bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu), or `status`' },
+    'no-reboot': {
+      type: 'boolean',
+      description: 'Write and arm the inactive slot; boot it at the next reboot',
+    },
+  },
+  async run({ args }) {
+    if (args.bundle === 'status') return status(args);
+    const size = (await stat(args.bundle).catch(() => undefined))?.size;
+    if (size === undefined) throw usageError(`Cannot read update bundle ${args.bundle}`);
+    if (args.async === true) throw usageError('--async: a bundle is sent in pieces, each must arrive first');
+    const target = targetOf(args);
+    const timeout = args.timeout === undefined ? 600 : Number(args.timeout);
+    if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
+    return withClient(async (c) => {
+      const r = await sendInPieces(
+        c,
+        args.bundle,
+        {
+          target,
+          ...(args.batch === undefined ? {} : { batch: args.batch }),
+          ...(args['max-fail'] === undefined ? {} : { maxFail: args['max-fail'] }),
+          timeoutMs: timeout * 1000,
+          dryRun: args['dry-run'] === true,
+        },
+        { chunk: 'coreos.chunk', final: 'coreos.update', extra: { reboot: args['no-reboot'] !== true } },
+      );
+      return finish(r, args.json);
+    });
+  },
+});

@@ -1,0 +1,259 @@
+// A/B updates on the host, boot after boot (agent/core/coreos-updater.ts): a disk image with
+// CoreOS 1.0 in slot A; the agent writes 2.0 into B and arms it; a stand-in stage 1 picks the
+// slot with the boot chain's rules (bootchain/slot.ts: highest bootable priority, a trial's
+// tries written down before it boots); the next "boot" runs the health gate. Covers a good
+// update, a bad one rolled back without operator action, a trial that never reaches the agent,
+// replayed and older bundles, and no reboot loop when nothing is left to fall back to.
+import test from 'ava';
+import { join } from 'node:path';
+import { CoreosUpdater } from '../../../agent/core/coreos-updater.ts';
+import { runHealthGate } from '../../../agent/core/health-gate.ts';
+import { writePartitionEntries } from '../../../formats/index.ts';
+import {
+  type DiskSlots,
+  encodeSlot,
+  readDiskSlots,
+  readUpdateState,
+  SLOTS,
+  type SlotName,
+  type UpdateError,
+  willBoot,
+} from '../../../update/index.ts';
+import { tempDir } from '../../helpers.ts';
+import { devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../../update/_slot-disk.ts';
+
+/** Stage 1's choice (the boot chain's rules): the root hash it boots, after writing the tries. */
+async function stage1(disk: string): Promise<{ slot: SlotName; rootHash: string } | null> {
+  const slots: DiskSlots = await readDiskSlots(disk);
+  const order = SLOTS.filter((n) => willBoot(slots[n].state)).sort(
+    (x, y) => slots[y].state.priority - slots[x].state.priority,
+  );
+  const best = order[0];
+  if (best === undefined) return null;
+  const s = slots[best];
+  if (!s.state.successful) {
+    const p = s.statePartition;
+    writePartitionEntries(disk, [
+      { index: p.index, attributes: encodeSlot(p.attributes, { ...s.state, tries: s.state.tries - 1 }) },
+    ]);
+  }
+  return { slot: best, rootHash: s.rootHash as string };
+}
+
+async function setup(t: import('ava').ExecutionContext) {
+  const dir = await tempDir(t, 'mway-ab-');
+  const keys = await devKeys(dir);
+  const v1 = await makeCoreos(dir, keys, { version: '1.0' });
+  const disk = await makeSlotDisk(dir, v1, '1.0');
+  const bundle = async (version: string, rollbackIndex: number) =>
+    (await makeBundle(dir, keys, await makeCoreos(dir, keys, { version }), { version, rollbackIndex })).path;
+  const events: string[] = [];
+  /** One boot of the machine: the agent's updater for the root hash stage 1 chose. */
+  const boot = async (rootHash: string, healthy: () => string | null = () => null) => {
+    const u = new CoreosUpdater({
+      config: { disk, rootHash, stateFile: join(dir, 'update.json'), readyWithinMs: 1000, graceMs: 100 },
+      path: (p) => p,
+      log: () => {},
+      warn: (w) => void events.push(`warn ${w}`),
+      health: async () => healthy(),
+      trust: () => ({ anchors: [keys.vendorRoot], crls: [] }),
+      reboot: (why) => void events.push(`reboot ${why}`),
+    });
+    await u.start();
+    return u;
+  };
+  return {
+    dir,
+    keys,
+    v1,
+    disk,
+    bundle,
+    boot,
+    events,
+    state: () => readUpdateState(join(dir, 'update.json')),
+  };
+}
+
+test('a good update: B written and armed from A, booted once, marked good after the gate; A kept as fallback', async (t) => {
+  const s = await setup(t);
+  const onA = await s.boot(s.v1.rootHash);
+  const r = await onA.install(await s.bundle('2.0', 2));
+  t.is(r.slot, 'b');
+  const armed = await onA.status();
+  t.true(armed.available);
+  if (!armed.available) return;
+  t.deepEqual(armed.trial && { slot: armed.trial.slot, version: armed.trial.version }, {
+    slot: 'b',
+    version: '2.0',
+  });
+  t.is(armed.rollbackFloor, 0);
+
+  const choice = await stage1(s.disk);
+  t.is(choice?.slot, 'b');
+  t.deepEqual((await readDiskSlots(s.disk)).b.state, { priority: 2, tries: 0, successful: false });
+  const onB = await s.boot(choice?.rootHash as string);
+  const st = await onB.status();
+  if (!st.available) return t.fail(st.reason);
+  t.is(st.running, 'b');
+  t.is(st.gate.state, 'passed');
+  t.is(st.rollbackFloor, 2);
+  t.is(st.trial, undefined);
+  t.deepEqual(
+    st.slots.map((x) => [x.slot, x.version, x.priority, x.successful]),
+    [
+      ['a', '1.0', 1, true],
+      ['b', '2.0', 2, true],
+    ],
+  );
+  t.is((await stage1(s.disk))?.slot, 'b', 'the next boot stays on b');
+  t.deepEqual(s.events, []);
+});
+
+test('replay and downgrade: the same bundle again, an older version, an index below the floor are refused', async (t) => {
+  const s = await setup(t);
+  const v2 = await s.bundle('2.0', 2);
+  await (await s.boot(s.v1.rootHash)).install(v2);
+  const onB = await s.boot((await stage1(s.disk))?.rootHash as string);
+  const code = async (p: Promise<unknown>) => ((await t.throwsAsync(p)) as UpdateError).code;
+  t.is(await code(onB.install(v2)), 'E_BUNDLE_DOWNGRADE');
+  t.is(await code(onB.install(await s.bundle('1.5', 3))), 'E_BUNDLE_DOWNGRADE');
+  t.is(await code(onB.install(await s.bundle('3.0', 1))), 'E_BUNDLE_ROLLBACK');
+  // Refusals wrote nothing: a is still the 1.0 fallback.
+  const slots = await readDiskSlots(s.disk);
+  t.is(slots.a.label, 'milkyway_1.0');
+  t.deepEqual(slots.a.state, { priority: 1, tries: 0, successful: true });
+});
+
+test('a bad update: the trial fails its gate, is marked bad, the machine reboots into A; the status says why', async (t) => {
+  const s = await setup(t);
+  await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
+  const onBad = await s.boot(
+    (await stage1(s.disk))?.rootHash as string,
+    () => 'service web/web failed: exit 1',
+  );
+  const st = await onBad.status();
+  if (!st.available) return t.fail(st.reason);
+  t.is(st.gate.state, 'failed');
+  t.regex(
+    s.events.join('\n'),
+    /^reboot health gate failed: not healthy within 1 s: service web\/web failed/m,
+  );
+  t.deepEqual((await readDiskSlots(s.disk)).b.state, { priority: 0, tries: 0, successful: false });
+  // Stage 1 falls back to a without anyone's help.
+  const back = await stage1(s.disk);
+  t.is(back?.slot, 'a');
+  const onA = await s.boot(back?.rootHash as string);
+  const a = await onA.status();
+  if (!a.available) return t.fail(a.reason);
+  t.is(a.running, 'a');
+  t.is(a.lastRollback?.slot, 'b');
+  t.is(a.lastRollback?.version, '2.0');
+  t.regex(a.lastRollback?.reason ?? '', /service web\/web failed/);
+  t.is(a.rollbackFloor, 0, 'the floor never rises for a slot that did not pass');
+  // The update is retryable: a fixed 2.1 installs into b again.
+  t.is((await onA.install(await s.bundle('2.1', 2))).slot, 'b');
+});
+
+test('a trial that never reaches the agent (crash, hang, power cut) falls back and is reported at the next boot', async (t) => {
+  const s = await setup(t);
+  await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
+  t.is((await stage1(s.disk))?.slot, 'b'); // the one try is spent; the kernel dies before the agent
+  const back = await stage1(s.disk);
+  t.is(back?.slot, 'a');
+  const onA = await s.boot(back?.rootHash as string);
+  const st = await onA.status();
+  if (!st.available) return t.fail(st.reason);
+  t.is(st.lastRollback?.slot, 'b');
+  t.regex(st.lastRollback?.reason ?? '', /did not reach the health gate/);
+  t.regex(s.events.join('\n'), /was rolled back/);
+  t.deepEqual((await readDiskSlots(s.disk)).b.state, { priority: 0, tries: 0, successful: false });
+  t.is((await s.state()).trial, undefined);
+});
+
+test('no reboot loop: a failed gate with no other bootable slot stays up degraded', async (t) => {
+  const s = await setup(t);
+  await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
+  const choice = await stage1(s.disk);
+  // Slot a is gone meanwhile (marked bad): nothing to fall back to.
+  const slots = await readDiskSlots(s.disk);
+  const p = slots.a.statePartition;
+  writePartitionEntries(s.disk, [
+    { index: p.index, attributes: encodeSlot(p.attributes, { priority: 0, tries: 0, successful: false }) },
+  ]);
+  await s.boot(choice?.rootHash as string, () => 'service db not ready');
+  t.false(s.events.some((e) => e.startsWith('reboot')));
+  t.regex(s.events.join('\n'), /cannot boot: staying up degraded, no reboot/);
+});
+
+test('an updater on a disk without the running root hash is unavailable, and install refuses with E_SLOT_STATE', async (t) => {
+  const s = await setup(t);
+  const u = await s.boot('0'.repeat(64));
+  const st = await u.status();
+  t.false(st.available);
+  const e = await t.throwsAsync(u.install(await s.bundle('2.0', 2)));
+  t.is((e as UpdateError).code, 'E_SLOT_STATE');
+});
+
+test('runHealthGate(): ready within the bound, then stable for the grace period; a relapse or a timeout fails it', async (t) => {
+  let n = 0;
+  const ok = await runHealthGate({
+    check: async () => (n++ < 3 ? 'starting' : null),
+    readyWithinMs: 2000,
+    graceMs: 50,
+    pollMs: 5,
+  });
+  t.true(ok.ok);
+  const late = await runHealthGate({
+    check: async () => 'svc waiting',
+    readyWithinMs: 30,
+    graceMs: 10,
+    pollMs: 5,
+  });
+  t.deepEqual(late, { ok: false, reason: 'not healthy within 0 s: svc waiting' });
+  let m = 0;
+  const relapse = await runHealthGate({
+    check: async () => (m++ < 2 ? null : 'svc failed'),
+    readyWithinMs: 100,
+    graceMs: 200,
+    pollMs: 5,
+  });
+  t.false(relapse.ok);
+  t.regex(relapse.ok ? '' : relapse.reason, /then not during the grace period: svc failed/);
+});
+
+test('the coreos.update action: pieces by coreos.chunk, the signed digest checked, the agent writes B, reboot after the result unless reboot:false', async (t) => {
+  const s = await setup(t);
+  const { runAction } = await import('../../../agent/remote/actions.ts');
+  const { readFile } = await import('node:fs/promises');
+  const { createHash } = await import('node:crypto');
+  const onA = await s.boot(s.v1.rootHash);
+  const calls: string[] = [];
+  const api = {
+    updateCoreos: (p: string) => onA.install(p),
+    reboot: async () => void calls.push('reboot'),
+  } as unknown as import('../../../agent/core/agent-api.ts').AgentApi;
+  const ctx = { api, spoolDir: join(s.dir, 'spool') } as unknown as Parameters<typeof runAction>[1];
+  const bytes = await readFile(await s.bundle('2.0', 2));
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  const cmd = (action: string, args: Record<string, unknown>) =>
+    ({ action, args }) as unknown as Parameters<typeof runAction>[0];
+  const half = Math.ceil(bytes.length / 2);
+  for (const [offset, part] of [
+    [0, bytes.subarray(0, half)],
+    [half, bytes.subarray(half)],
+  ] as const)
+    await runAction(
+      cmd('coreos.chunk', { sha256, size: bytes.length, offset, data: Buffer.from(part).toString('base64') }),
+      ctx,
+    );
+  // A digest the bytes do not have is refused before the agent sees the file.
+  const wrong = await t.throwsAsync(
+    runAction(cmd('coreos.update', { sha256: 'f'.repeat(64), size: bytes.length }), ctx),
+  );
+  t.regex((wrong as Error).message, /no chunks inline and none received|do not match/);
+  const out = await runAction(cmd('coreos.update', { sha256, size: bytes.length, reboot: false }), ctx);
+  t.like(out.output as object, { slot: 'b', version: '2.0', rebooting: false });
+  t.is(out.after, undefined);
+  t.is((await readDiskSlots(s.disk)).b.label, 'milkyway_2.0');
+  t.deepEqual(calls, []);
+});

@@ -2,9 +2,8 @@
 // definition is the schema below (common/schema.ts); doc/image-spec.schema.json is emitted
 // from it by `npm run schemas`. After the schema pass, relative paths resolve against the
 // spec's folder and a few cross-field rules are checked; every error names the key path.
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { schema } from '../common/index.ts';
+import { readRegularFile, schema } from '../common/index.ts';
 import { AGENT_TUNING, SECURE_CONFIG_ENTRIES } from '../agent/index.ts';
 import { DEFAULT_PARTITION_SIZES } from '../platform/index.ts';
 import { ImageError } from './image-error.ts';
@@ -205,18 +204,21 @@ export function validateImageSpec(
   };
 }
 
+/** Largest image spec read (a spec is a few KiB of JSON; its files are named, not inlined). */
+const SPEC_MAX_BYTES = 4 << 20;
+
 /** Reads and validates a spec file (JSON). */
 export async function loadImageSpec(path: string): Promise<ImageSpec> {
   const abs = resolve(path);
-  let text: string;
-  try {
-    text = await readFile(abs, 'utf8');
-  } catch (e) {
-    throw new ImageError('E_SPEC_READ', `Cannot read image spec ${abs}: ${(e as Error).message}`, {
-      path: abs,
-      cause: e,
-    });
-  }
+  // By type before any read (a FIFO would wait for a writer forever), and capped.
+  const text = (
+    await readRegularFile(abs, {
+      what: 'image spec',
+      readCode: 'E_SPEC_READ',
+      maxBytes: SPEC_MAX_BYTES,
+      error: (code, message, options) => new ImageError(code, message, options),
+    })
+  ).toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);

@@ -38,8 +38,8 @@ import {
 } from '../wire/index.ts';
 import { nextOperatorSeq } from './operator-seq.ts';
 import { batchSize, failBudget, resolveTarget } from './targets.ts';
-import { schema, writeJsonAtomic } from '../../common/index.ts';
-import { OperatorError } from './operator-error.ts';
+import { readRegularFile, schema, writeJsonAtomic } from '../../common/index.ts';
+import { OperatorError, operatorError } from './operator-error.ts';
 
 const { configObject, defineFormat, list, text, v } = schema;
 
@@ -116,7 +116,13 @@ export async function writeOperatorConfig(cfg: OperatorConfig, dir = configDir()
 async function expand(list: readonly string[], ext: string): Promise<string[]> {
   const out: string[] = [];
   for (const p of list) {
-    if ((await stat(p)).isDirectory())
+    const st = await stat(p).catch((e: unknown) => {
+      throw new OperatorError('E_CONFIG', `Cannot read ${p}, named in the config: ${(e as Error).message}`, {
+        path: p,
+        cause: e,
+      });
+    });
+    if (st.isDirectory())
       out.push(
         ...(await readdir(p))
           .filter((n) => n.endsWith(ext))
@@ -716,7 +722,7 @@ export function summarize(peers: readonly PeerReport[]): JobReport['summary'] {
 
 /** A layer file as inline chunks with its digest (the peer checks both). */
 export async function layerArgs(path: string): Promise<Record<string, unknown>> {
-  const bytes = await readFile(path);
+  const bytes = await readRegularFile(path, { what: 'layer', error: operatorError });
   if (bytes.length > MAX_INLINE_LAYER_BYTES) {
     throw new OperatorError(
       'E_LAYER_TOO_LARGE',

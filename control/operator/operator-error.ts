@@ -3,6 +3,7 @@
 import {
   COMMON_CODES,
   type CommonCode,
+  type ErrorFactory,
   MilkyWayError,
   type MilkyWayErrorOptions,
 } from '../../common/index.ts';
@@ -20,3 +21,7 @@ export class OperatorError extends MilkyWayError {
 export function usageError(message: string): OperatorError {
   return new OperatorError('E_USAGE', message);
 }
+
+/** OperatorError for common/'s file readers (openRegularFile, readRegularFile). */
+export const operatorError: ErrorFactory<OperatorCode> = (code, message, options) =>
+  new OperatorError(code, message, options);

@@ -5,7 +5,7 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, renameSync, r
 import { stat, truncate } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { BLOCK_SIZE } from '../block-size.ts';
-import { fromHex, toHex, writeFailure } from '../../common/index.ts';
+import { fileKind, fromHex, toHex, writeFailure } from '../../common/index.ts';
 import { uuidFromBytes, uuidToBytes } from '../guid.ts';
 import { FormatError } from '../format-error.ts';
 import { verityGeometry } from './verity-geometry.ts';
@@ -88,8 +88,18 @@ export async function formatVerity(
   const hashPath = options.hashPath ?? dataPath;
   let size: number;
   try {
-    size = (await stat(dataPath)).size;
+    const st = await stat(dataPath);
+    // By type before any read: a directory would fail mid-hash, a FIFO would read as empty.
+    if (!st.isFile()) {
+      throw new FormatError(
+        'E_NOT_REGULAR_FILE',
+        `Cannot read verity data ${dataPath}: it is a ${fileKind(st)}, not a regular file`,
+        { path: dataPath, details: { kind: fileKind(st) } },
+      );
+    }
+    size = st.size;
   } catch (e) {
+    if (e instanceof FormatError) throw e;
     throw new FormatError(
       'E_VERITY_DATA_MISSING',
       `Cannot read verity data ${dataPath}: ${(e as Error).message}`,

@@ -1,10 +1,10 @@
 // `mway install --group G FILE.mwl`: sends the signed layer with its digest — inline up to
 // 2 MiB, above that as signed 2 MiB `layer.chunk` commands followed by the install; each peer
 // checks the bytes against the signed digest and the layer's own signature.
-import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
+import { openRegularFile } from '../../../common/index.ts';
 import { MAX_INLINE_LAYER_BYTES } from '../../wire/index.ts';
-import { usageError } from '../operator-error.ts';
+import { operatorError, usageError } from '../operator-error.ts';
 import { installLargeLayer, layerArgs } from '../operator-client.ts';
 import { finish, runJob, targetArgs, targetOf, withClient } from './shared.ts';
 
@@ -12,7 +12,9 @@ export default defineCommand({
   meta: { name: 'install', description: 'Install a signed layer on a group or peers' },
   args: { ...targetArgs, file: { type: 'positional', required: true, description: 'Layer file (.mwl)' } },
   async run({ args }) {
-    const size = (await stat(args.file)).size;
+    // By type before any read: a FIFO would block the read forever, a directory is a mistake.
+    const { fh, size } = await openRegularFile(args.file, { what: 'layer', error: operatorError });
+    await fh.close();
     if (size <= MAX_INLINE_LAYER_BYTES) return runJob(args, 'layer.install', await layerArgs(args.file));
     if (args.async === true)
       throw usageError(`--async: ${args.file} is sent in pieces, each must arrive first`);

@@ -18,12 +18,13 @@ import {
   tlsContextOptions,
 } from '../../keys/index.ts';
 import {
-  type BrokerClient,
   browseBroker,
   connectBroker,
+  connectNatsPeer,
   isId,
   isName,
   type Message,
+  type PeerSession,
 } from '../../control/wire/index.ts';
 import { type Log, PeerExecutor } from './peer-executor.ts';
 import { ensureCrlStore, installCrl } from './crl-store.ts';
@@ -31,8 +32,13 @@ import { type EnrollConfig, enrollFiles, ensureIdentity } from './peer-identity.
 
 /** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
 export interface PeerLinkConfig {
-  /** `host:port` of the broker; without it the broker is found by mDNS. */
+  /** `host:port` of the broker; without it (and without `nats`) the broker is found by mDNS. */
   broker?: string;
+  /**
+   * NATS mode instead of the TLS broker (doc/nats.md): `nats://host:port` URLs of the cluster's
+   * servers. The same signed commands and results; the servers are as untrusted as a broker.
+   */
+  nats?: { servers: string[] };
   /** Broker certificate fingerprint to require (optional pinning). */
   brokerFingerprint?: string;
   fleet: string;
@@ -80,6 +86,7 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
     'mdnsInterface',
     'mdnsPort',
     'enroll',
+    'nats',
   ];
   for (const k of Object.keys(o)) if (!known.includes(k)) bad(k, 'unknown key');
   const path = (k: string): string => {
@@ -108,6 +115,11 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   ) {
     bad('brokerFingerprint', 'expected 64 hex digits');
   }
+  const nats = o.nats === undefined ? undefined : parseNats(o.nats);
+  if (nats !== undefined && o.broker !== undefined)
+    bad('nats', 'a peer uses either broker or nats, not both');
+  if (nats !== undefined && o.enroll !== undefined)
+    bad('nats', 'enrollment goes through a broker; enroll first, then switch to nats');
   const anchors = paths('anchors');
   if (anchors.length === 0) bad('anchors', 'at least one trust anchor is needed');
   const enroll = o.enroll === undefined ? undefined : parseEnroll(o.enroll);
@@ -124,6 +136,7 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
     ...(enroll === undefined ? {} : { enroll }),
   };
   if (typeof o.broker === 'string') out.broker = o.broker;
+  if (nats !== undefined) out.nats = nats;
   if (typeof o.brokerFingerprint === 'string') out.brokerFingerprint = o.brokerFingerprint;
   const skew = int('skewMs', 0, 900_000);
   if (skew !== undefined) out.skewMs = skew;
@@ -139,6 +152,21 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   const mport = int('mdnsPort', 1, 65535);
   if (mport !== undefined) out.mdnsPort = mport;
   return out;
+}
+
+function parseNats(raw: unknown): { servers: string[] } {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('nats', 'expected an object');
+  const n = raw as Record<string, unknown>;
+  for (const k of Object.keys(n)) if (k !== 'servers') bad(`nats.${k}`, 'unknown key');
+  const s = n.servers;
+  if (
+    !Array.isArray(s) ||
+    s.length === 0 ||
+    s.length > 64 ||
+    !s.every((x) => typeof x === 'string' && /^nats:\/\/[^\s/]+:\d{1,5}$/.test(x))
+  )
+    bad('nats.servers', 'expected 1..64 URLs like nats://10.0.0.5:4222');
+  return { servers: s as string[] };
 }
 
 function parseEnroll(raw: unknown): EnrollConfig {
@@ -240,7 +268,7 @@ export async function startPeerLink(options: {
   } else {
     await mkdir(cfg.enroll.dir, { recursive: true, mode: 0o700 });
   }
-  let client: BrokerClient | undefined;
+  let client: PeerSession | undefined;
   let wake: () => void = () => {};
   // Commands are run one at a time, in delivery order: actions on one machine must not race.
   let queue: Promise<void> = Promise.resolve();
@@ -291,7 +319,7 @@ export async function startPeerLink(options: {
     };
     const tls = tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors });
 
-    const sendStatus = async (c: BrokerClient): Promise<void> => {
+    const sendStatus = async (c: PeerSession): Promise<void> => {
       try {
         c.send('status', { status: await executor.status() });
       } catch (e) {
@@ -309,7 +337,7 @@ export async function startPeerLink(options: {
       }
     };
 
-    const onMessage = (c: BrokerClient, m: Message): void => {
+    const onMessage = (c: PeerSession, m: Message): void => {
       if (m.kind === 'command-deliver') {
         const jobId = m.jobId as string;
         try {
@@ -374,7 +402,54 @@ export async function startPeerLink(options: {
       }
     };
 
+    // One session at a time until stopped: what comes in goes to onMessage, the same for both
+    // transports; status is sent on connect and every statusIntervalMs.
+    const serve = async (c: PeerSession, where: string): Promise<void> => {
+      client = c;
+      log('info', `control: connected to ${where} as ${leaf.peerId}`);
+      await sendStatus(c);
+      const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
+      const reason = await c.closed;
+      clearInterval(timer);
+      client = undefined;
+      if (!stopped) log('warn', `control: connection to ${where} lost${reason ? `: ${reason.message}` : ''}`);
+    };
+
+    const natsLoop = async (servers: string[]): Promise<void> => {
+      let backoff = 200;
+      while (!stopped) {
+        try {
+          let ready: PeerSession | undefined;
+          const early: Message[] = [];
+          const c = await connectNatsPeer({
+            servers,
+            peerId,
+            cursorFile: join(options.stateDir, 'control', 'nats-cursor.json'),
+            onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
+            log,
+          });
+          ready = c;
+          for (const m of early.splice(0)) onMessage(c, m);
+          backoff = 200;
+          await serve(c, `NATS ${servers.join(',')}`);
+        } catch (e) {
+          if (!stopped)
+            log('warn', `control: cannot connect to NATS ${servers.join(',')}: ${errorMessage(e)}`);
+        }
+        if (stopped) break;
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, backoff);
+          wake = () => {
+            clearTimeout(t);
+            r();
+          };
+        });
+        backoff = Math.min(cfg.maxBackoffMs ?? 30_000, backoff * 2);
+      }
+    };
+
     const loop = async (): Promise<void> => {
+      if (cfg.nats !== undefined) return natsLoop(cfg.nats.servers);
       let backoff = 200;
       const maxBackoff = cfg.maxBackoffMs ?? 30_000;
       while (!stopped) {
@@ -385,7 +460,7 @@ export async function startPeerLink(options: {
           try {
             // Frames may arrive in the same read as the welcome, before `c` exists: hold them.
             const early: Message[] = [];
-            let ready: BrokerClient | undefined;
+            let ready: PeerSession | undefined;
             const c = await connectBroker({
               address,
               tls,

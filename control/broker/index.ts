@@ -9,3 +9,4 @@ export * from './broker-db.ts';
 export * from './broker-error.ts';
 export * from './broker-jobs.ts';
 export * from './broker-migrations.ts';
+export * from './nats-relay.ts';

@@ -8,6 +8,8 @@ export * from './command.ts';
 export * from './control-error.ts';
 export * from './enrollment.ts';
 export * from './mdns.ts';
+export * from './nats-peer.ts';
+export * from './nats-subjects.ts';
 export * from './membership.ts';
 export * from './protocol.ts';
 export * from './result.ts';

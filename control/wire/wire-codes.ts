@@ -50,6 +50,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         meaning: 'A broker address is not `host:port`.',
         fix: 'Use `10.0.0.5:7443` or `[::1]:7443`.',
       },
+      E_NATS_UNAVAILABLE: {
+        meaning:
+          'NATS mode: the servers did not store a delivery (no JetStream answer, no stream leader) before the deadline; the delivery may be stored later by a retry, never twice (its message id).',
+        fix: "Check that a majority of the cluster runs (`/jsz` on a server's monitoring port) and that the streams exist (doc/nats.md); then send again.",
+      },
       E_BROKER_UNTRUSTED: {
         meaning:
           "The server's certificate does not chain to our anchors, is not a `broker` certificate, or its fingerprint is not the one pinned (mDNS TXT or config).",

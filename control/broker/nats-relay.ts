@@ -1,0 +1,143 @@
+// The broker side of NATS mode (doc/nats.md): it sets up the two streams and stores each
+// delivery in a peer's mailbox, de-duplicated by job and peer, and reads the peers' answers
+// back. What it stores are the wire's own messages carrying the operator-signed command; the
+// peer checks them exactly as over TLS, so the servers (like the broker) can drop or delay,
+// never forge, retarget or replay. A publish is retried until the cluster stores it (a stream
+// leader killed mid-rollout is replaced in seconds) and the message id keeps a retry from
+// being stored twice.
+// The NATS client is loaded only when NATS mode is used (an agent or broker without it never loads it).
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import type { Envelope } from '../../keys/index.ts';
+import {
+  CMD_STREAM,
+  ControlError,
+  decodeBody,
+  deliveryMsgId,
+  type Message,
+  mailboxSubject,
+  message,
+  messageBody,
+  RES_STREAM,
+  resultSubject,
+  streamConfigs,
+} from '../wire/index.ts';
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export interface Stored {
+  /** The delivery's sequence in the commands stream. */
+  seq: number;
+  /** The servers already held this job's delivery to this peer (a retry). */
+  duplicate: boolean;
+}
+
+export class NatsRelay {
+  readonly #nc: NatsConnection;
+  readonly #jsm: JetStreamManager;
+  readonly #js: JetStreamClient;
+
+  private constructor(nc: NatsConnection, jsm: JetStreamManager, js: JetStreamClient) {
+    this.#nc = nc;
+    this.#jsm = jsm;
+    this.#js = js;
+  }
+
+  static async open(o: { servers: string[]; name?: string }): Promise<NatsRelay> {
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({
+      servers: o.servers,
+      name: o.name ?? 'milkywaysrvd',
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 250,
+      timeout: 5000,
+    });
+    return new NatsRelay(
+      nc,
+      await jetstreamManager(nc, { checkAPI: false }),
+      jetstream(nc, { timeout: 3000 }),
+    );
+  }
+
+  /** Creates the streams, or brings an existing one's configuration to ours. */
+  async ensureStreams(replicas: number): Promise<void> {
+    for (const cfg of streamConfigs(replicas)) {
+      const name = cfg.name as string;
+      const exists = await this.#jsm.streams.info(name).then(
+        () => true,
+        () => false,
+      );
+      if (exists) await this.#jsm.streams.update(name, cfg as never);
+      else await this.#jsm.streams.add(cfg as never);
+    }
+  }
+
+  async #store(subject: string, body: Uint8Array, msgID: string, deadlineMs: number): Promise<Stored> {
+    const end = Date.now() + deadlineMs;
+    let last: unknown;
+    for (let delay = 100; Date.now() < end; delay = Math.min(1000, delay * 2)) {
+      try {
+        const ack = await this.#js.publish(subject, body, { msgID, expect: { streamName: CMD_STREAM } });
+        return { seq: ack.seq, duplicate: ack.duplicate };
+      } catch (e) {
+        last = e;
+        await pause(delay);
+      }
+    }
+    throw new ControlError(
+      'E_NATS_UNAVAILABLE',
+      `NATS did not store ${msgID} on ${subject} within ${deadlineMs} ms: ${String(last)}`,
+    );
+  }
+
+  /** Stores job `jobId`'s operator-signed command in `peerId`'s mailbox. */
+  deliver(
+    peerId: string,
+    jobId: string,
+    command: Envelope,
+    expiresAt: string,
+    deadlineMs = 60_000,
+  ): Promise<Stored> {
+    const m = message('command-deliver', { jobId, command, expiresAt });
+    return this.#store(mailboxSubject(peerId), messageBody(m), deliveryMsgId(jobId, peerId), deadlineMs);
+  }
+
+  /** Stores a signed membership statement (or its removal) in `peerId`'s mailbox. */
+  deliverMembership(
+    peerId: string,
+    fields: { group: string; op: 'put' | 'delete'; membership: Envelope; id: string },
+    deadlineMs = 60_000,
+  ): Promise<Stored> {
+    const m = message('membership-deliver', {
+      group: fields.group,
+      peerId,
+      op: fields.op,
+      membership: fields.membership,
+    });
+    return this.#store(mailboxSubject(peerId), messageBody(m), deliveryMsgId(fields.id, peerId), deadlineMs);
+  }
+
+  /**
+   * The peer's answer to job `jobId` (its `result` message, the signed result inside: the
+   * caller verifies it), or undefined when none is stored within `timeoutMs`.
+   */
+  async answer(peerId: string, jobId: string, timeoutMs: number): Promise<Message | undefined> {
+    const subject = resultSubject(peerId, jobId);
+    const end = Date.now() + timeoutMs;
+    while (Date.now() < end) {
+      try {
+        const m = await this.#jsm.streams.getMessage(RES_STREAM, { last_by_subj: subject });
+        if (m !== null) return decodeBody(m.data);
+      } catch {
+        // not there yet, or no leader for the moment
+      }
+      await pause(100);
+    }
+    return undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.#nc.drain().catch(() => this.#nc.close());
+  }
+}

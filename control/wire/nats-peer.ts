@@ -1,0 +1,213 @@
+// A peer's session over NATS JetStream (doc/nats.md), the second implementation of the peer
+// side of the transport boundary (PeerSession; the first is connectBroker's TLS client). The
+// peer reads its mailbox subject from the commands stream one message at a time, from the
+// stream sequence it persisted after its last answer (beside the replay cache): no consumer,
+// durable or ephemeral, is kept on the servers per peer, and an offline peer catches up on
+// reconnect. Messages are the wire's own (`command-deliver`, `membership-deliver`), checked by
+// the protocol schema here and by the peer executor after; NATS is untrusted like the broker.
+import { readFile } from 'node:fs/promises';
+// The NATS client is loaded only when NATS mode is used (an agent or broker without it never loads it).
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { errorMessage, writeJsonAtomic } from '../../common/index.ts';
+import { ControlError } from './control-error.ts';
+import {
+  answerMsgId,
+  CMD_STREAM,
+  mailboxSubject,
+  RES_STREAM,
+  resultSubject,
+  statusSubject,
+} from './nats-subjects.ts';
+import { decodeBody, HEADER_SIZE, type Message, message, encodeFrame } from './protocol.ts';
+
+/** What a peer link needs of its connection, whichever transport carries it. */
+export interface PeerSession {
+  send(kind: Message['kind'], fields?: Record<string, unknown>): void;
+  close(): void;
+  /** Resolves when the session ends (the reason, if any). */
+  closed: Promise<Error | undefined>;
+}
+
+export interface NatsPeerOptions {
+  /** `nats://host:port` URLs of (some of) the cluster's servers. */
+  servers: string[];
+  peerId: string;
+  /** The mailbox cursor file (`<stateDir>/control/nats-cursor.json`). */
+  cursorFile: string;
+  onMessage(m: Message): void;
+  log(level: 'info' | 'warn' | 'error', message: string): void;
+  /** Reads the mailbox at least this often, besides the wake-up on each new message. */
+  pollMs?: number;
+}
+
+/** The protocol body of `m` (the frame without its length header). */
+export function messageBody(m: Message): Uint8Array {
+  return encodeFrame(m).subarray(HEADER_SIZE);
+}
+
+async function readCursor(file: string): Promise<number> {
+  let raw: string;
+  try {
+    raw = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw e;
+  }
+  const v = JSON.parse(raw) as { v?: unknown; stream?: unknown; seq?: unknown };
+  if (v.v !== 1 || v.stream !== CMD_STREAM || !Number.isSafeInteger(v.seq) || (v.seq as number) < 0)
+    throw new ControlError('E_PROTOCOL', `${file} is not a NATS mailbox cursor (v 1, stream ${CMD_STREAM})`);
+  return v.seq as number;
+}
+
+const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function isNotFound(e: unknown): boolean {
+  // JetStream's "no message found" (API error 10037) for a next_by_subj past the end.
+  const err = e as { code?: unknown; message?: unknown; apiError?: () => { err_code?: number } };
+  const api = typeof err.apiError === 'function' ? err.apiError() : undefined;
+  return api?.err_code === 10037 || /no message found/i.test(String(err.message));
+}
+
+/** Connects and starts reading the mailbox; the caller's `onMessage` sees what it would over TLS. */
+export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> {
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+  const nc: NatsConnection = await connect({
+    servers: o.servers,
+    name: `mway-peer-${o.peerId}`,
+    maxReconnectAttempts: -1,
+    reconnectTimeWait: 250,
+    timeout: 5000,
+  });
+  const jsm: JetStreamManager = await jetstreamManager(nc, { checkAPI: false });
+  const js: JetStreamClient = jetstream(nc, { timeout: 5000 });
+  const subject = mailboxSubject(o.peerId);
+  let persisted = await readCursor(o.cursorFile);
+  let next = persisted + 1;
+  /** Stream sequences delivered to the link and not yet answered, by job id. */
+  const open = new Map<string, number>();
+  let closed = false;
+  let saving: Promise<void> = Promise.resolve();
+
+  // The cursor moves to just before the oldest delivery still unanswered: a crash re-reads
+  // that one (the replay cache answers it again without running it), never skips one.
+  const advance = (): void => {
+    const oldest = Math.min(next, ...open.values());
+    const seq = oldest - 1;
+    if (seq <= persisted) return;
+    persisted = seq;
+    saving = saving
+      .then(() => writeJsonAtomic(o.cursorFile, { v: 1, stream: CMD_STREAM, seq }))
+      .catch((e) => o.log('error', `control: cannot save the NATS mailbox cursor: ${errorMessage(e)}`));
+  };
+
+  let pumping = false;
+  let again = false;
+  const pump = async (): Promise<void> => {
+    if (pumping) {
+      again = true;
+      return;
+    }
+    pumping = true;
+    try {
+      do {
+        again = false;
+        while (!closed) {
+          let m: Awaited<ReturnType<typeof jsm.streams.getMessage>>;
+          try {
+            // STREAM.MSG.GET with next_by_subj (NATS ≥ 2.9): answered by the stream leader.
+            m = await jsm.streams.getMessage(CMD_STREAM, { seq: next, next_by_subj: subject } as never);
+          } catch (e) {
+            if (isNotFound(e)) break;
+            if (closed) return;
+            // No leader yet (failover), or the connection is reconnecting: try again shortly.
+            await pause(250);
+            continue;
+          }
+          if (m === null) break;
+          const seq = m.seq;
+          next = seq + 1;
+          let msg: Message;
+          try {
+            msg = decodeBody(m.data);
+            if (msg.kind !== 'command-deliver' && msg.kind !== 'membership-deliver')
+              throw new ControlError('E_PROTOCOL', `unexpected ${msg.kind} in the mailbox`);
+          } catch (e) {
+            o.log('warn', `control: NATS mailbox message ${seq} ignored: ${errorMessage(e)}`);
+            advance();
+            continue;
+          }
+          if (msg.kind === 'command-deliver') open.set(msg.jobId as string, seq);
+          o.onMessage(msg);
+          advance();
+        }
+      } while (again && !closed);
+    } finally {
+      pumping = false;
+    }
+  };
+
+  // Core NATS delivers each stored message to subscribers too: a wake-up, not the data (that
+  // is read from the stream, in order).
+  const sub = nc.subscribe(subject, { callback: () => void pump() });
+  const timer = setInterval(() => void pump(), o.pollMs ?? 2000);
+  void pump();
+  void (async () => {
+    for await (const s of nc.status()) if (s.type === 'reconnect') void pump();
+  })().catch(() => {});
+
+  const publishStored = async (subj: string, body: Uint8Array, msgID: string): Promise<void> => {
+    // Retried until stored: the message id makes a retry after a lost ack a no-op.
+    for (let delay = 100; !closed; delay = Math.min(2000, delay * 2)) {
+      try {
+        await js.publish(subj, body, { msgID, expect: { streamName: RES_STREAM } });
+        return;
+      } catch (e) {
+        o.log('warn', `control: NATS publish on ${subj} failed (${errorMessage(e)}); retrying`);
+        await pause(delay);
+      }
+    }
+  };
+
+  const closedP = nc.closed().then((e) => {
+    closed = true;
+    clearInterval(timer);
+    return e instanceof Error ? e : undefined;
+  });
+
+  return {
+    send(kind, fields = {}) {
+      if (closed) throw new ControlError('E_CONNECTION_CLOSED', 'NATS session closed');
+      const m = message(kind, fields);
+      if (kind === 'command-ack') return; // the stream is the delivery record
+      if (kind === 'status') {
+        nc.publish(statusSubject(o.peerId), messageBody(m));
+        return;
+      }
+      if (kind === 'result') {
+        const jobId = fields.jobId as string;
+        void publishStored(resultSubject(o.peerId, jobId), messageBody(m), answerMsgId(o.peerId, jobId)).then(
+          () => {
+            open.delete(jobId);
+            advance();
+          },
+        );
+        return;
+      }
+      if (kind === 'membership-ack') {
+        const id = `membership.${fields.group as string}.${Date.now()}`;
+        void publishStored(resultSubject(o.peerId, id), messageBody(m), answerMsgId(o.peerId, id));
+        return;
+      }
+      throw new ControlError('E_PROTOCOL', `A peer does not send ${kind} over NATS`);
+    },
+    close() {
+      closed = true;
+      clearInterval(timer);
+      sub.unsubscribe();
+      void saving.finally(() => nc.close());
+    },
+    closed: closedP,
+  };
+}

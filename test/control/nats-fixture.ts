@@ -1,0 +1,158 @@
+// A NATS JetStream cluster of real Debian nats-server processes on 127.0.0.1, for the NATS mode
+// tests: each node on its own free ports (never the packaged service's 4222), its own store in
+// the test's temporary directory, killed at teardown. Nodes can be killed (kill -9), stopped
+// (SIGSTOP) and started again on the same ports and store.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { tempDir } from '../helpers.ts';
+
+export interface NatsNode {
+  name: string;
+  url: string;
+  httpPort: number;
+  proc: ChildProcess | undefined;
+}
+
+export interface NatsCluster {
+  nodes: NatsNode[];
+  urls: string[];
+  /** The node that leads `stream` right now (from the servers' own /jsz). */
+  streamLeader(stream: string): Promise<NatsNode>;
+  kill(node: NatsNode, signal?: NodeJS.Signals): Promise<void>;
+  start(node: NatsNode): Promise<void>;
+  /** Waits until every running node sees a meta leader (the JetStream cluster formed). */
+  ready(timeoutMs?: number): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  s.listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function jsz(node: NatsNode, query = ''): Promise<Record<string, unknown> | undefined> {
+  try {
+    const r = await fetch(`http://127.0.0.1:${node.httpPort}/jsz${query}`, {
+      signal: AbortSignal.timeout(1000),
+    });
+    return (await r.json()) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function startNatsCluster(t: ExecutionContext, size = 3): Promise<NatsCluster> {
+  const dir = await tempDir(t);
+  const ports = [];
+  for (let i = 0; i < size; i++)
+    ports.push({ client: await freePort(), cluster: await freePort(), http: await freePort() });
+  const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
+  const nodes: NatsNode[] = [];
+  const confs: string[] = [];
+  for (let i = 0; i < size; i++) {
+    const p = ports[i] as { client: number; cluster: number; http: number };
+    const name = `n${i + 1}`;
+    await mkdir(join(dir, name), { recursive: true });
+    const conf = join(dir, `${name}.conf`);
+    await writeFile(
+      conf,
+      [
+        `server_name: ${name}`,
+        `listen: 127.0.0.1:${p.client}`,
+        `http: 127.0.0.1:${p.http}`,
+        `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: 256MB }`,
+        `cluster { name: mway-test, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ] }`,
+        '',
+      ].join('\n'),
+    );
+    confs.push(conf);
+    nodes.push({ name, url: `nats://127.0.0.1:${p.client}`, httpPort: p.http, proc: undefined });
+  }
+  const start = async (node: NatsNode): Promise<void> => {
+    const conf = confs[nodes.indexOf(node)] as string;
+    const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr?.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-4000);
+    });
+    const failed = await Promise.race([
+      once(proc, 'error').then(([e]) => e as Error),
+      once(proc, 'spawn').then(() => undefined),
+    ]);
+    if (failed !== undefined)
+      throw new Error(
+        `cannot start nats-server (Debian package nats-server, scripts/setup.sh): ${failed.message}`,
+      );
+    proc.on('exit', (code, sig) => {
+      if (node.proc === proc && code !== null && code !== 0)
+        t.log(`${node.name} exited ${code} ${sig}: ${stderr}`);
+    });
+    node.proc = proc;
+  };
+  const kill = async (node: NatsNode, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const proc = node.proc;
+    if (proc === undefined || proc.exitCode !== null) return;
+    const exited = signal === 'SIGSTOP' || signal === 'SIGCONT' ? undefined : once(proc, 'exit');
+    proc.kill(signal);
+    if (exited !== undefined) {
+      await exited;
+      node.proc = undefined;
+    }
+  };
+  t.teardown(async () => {
+    for (const n of nodes) {
+      n.proc?.kill('SIGCONT');
+      await kill(n);
+    }
+  });
+  for (const n of nodes) await start(n);
+  const ready = async (timeoutMs = 30_000): Promise<void> => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const running = nodes.filter((n) => n.proc !== undefined);
+      const views = await Promise.all(running.map((n) => jsz(n)));
+      if (
+        views.every((v) => {
+          const meta = v?.meta_cluster as { leader?: string } | undefined;
+          return typeof meta?.leader === 'string' && meta.leader !== '';
+        })
+      )
+        return;
+      if (Date.now() > end)
+        throw new Error(`NATS cluster not formed in ${timeoutMs} ms: ${JSON.stringify(views)}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  await ready();
+  return {
+    nodes,
+    urls: nodes.map((n) => n.url),
+    ready,
+    kill,
+    start,
+    async streamLeader(stream) {
+      for (let i = 0; i < 100; i++) {
+        for (const n of nodes.filter((x) => x.proc !== undefined)) {
+          const v = await jsz(n, '?streams=true');
+          const accounts = (v?.account_details ?? []) as Array<{
+            stream_detail?: Array<{ name: string; cluster?: { leader?: string } }>;
+          }>;
+          for (const a of accounts)
+            for (const s of a.stream_detail ?? []) {
+              const leader = nodes.find((x) => x.name === s.cluster?.leader);
+              if (s.name === stream && leader !== undefined) return leader;
+            }
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`no leader of ${stream} found`);
+    },
+  };
+}

@@ -3,9 +3,8 @@
 // config. Format: doc/agent-config.md; its one definition is the schema below, from which
 // doc/agent-config.schema.json is emitted. Every path is inside `root` (the agent's view of
 // `/`), so the same file works as PID 1 (root "/") and in namespace mode (--root DIR).
-import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { schema } from '../../common/index.ts';
+import { readRegularFile, schema } from '../../common/index.ts';
 import { LAYOUT_PATHS, mountPoint } from '../../platform/index.ts';
 import { AgentError } from './agent-error.ts';
 
@@ -167,17 +166,21 @@ export function parseAgentConfig(raw: unknown, options: { root?: string; file?: 
   return { ...config, root: resolve(options.root ?? config.root) };
 }
 
+/** Largest agent config read (it is a few hundred bytes of JSON). */
+const MAX_CONFIG_BYTES = 1 << 20;
+
 /** Reads and validates the config file; E_CONFIG_READ / E_CONFIG_INVALID name the file and key. */
 export async function readAgentConfig(path: string, options: { root?: string } = {}): Promise<AgentConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new AgentError('E_CONFIG_READ', `Cannot read agent config ${path}: ${(e as Error).message}`, {
-      path,
-      cause: e,
-    });
-  }
+  // By type before any read: a FIFO in its place would hang the boot.
+  const text = (
+    await readRegularFile(path, {
+      what: 'agent config',
+      readCode: 'E_CONFIG_READ',
+      maxBytes: MAX_CONFIG_BYTES,
+      tooLargeCode: 'E_CONFIG_INVALID',
+      error: (code, message, options) => new AgentError(code, message, options),
+    })
+  ).toString('utf8');
   let raw: unknown;
   try {
     raw = JSON.parse(text);

@@ -4,9 +4,9 @@
 // (doc/secure-config.schema.json is emitted from it). Only self-signed roots are anchors:
 // anything else in the partition is ignored, so a stray leaf certificate cannot become a
 // root of trust.
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { schema } from '../../common/index.ts';
+import { readRegularFile, schema } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, verifyEnvelope } from '../../keys/index.ts';
 import { type CrlList, loadCrlList } from './crl-list.ts';
 import { AgentError } from './agent-error.ts';
@@ -109,25 +109,19 @@ export async function loadTrust(dir: string, o: { lastGoodCrls?: string } = {}):
   return { anchors, crls, crlList };
 }
 
-function badConfig(path: string, message: string): never {
-  throw new AgentError('E_SECURE_CONFIG', `Invalid secure config ${path}: ${message}`, { path });
-}
-
 /** Verifies the envelope (type `config`, signed by a user or vendor) and checks its payload. */
 export async function readSecureConfig(
   path: string,
   trust: Trust,
 ): Promise<{ config: SecureConfig; signer: Certificate }> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (e) {
-    throw new AgentError('E_SECURE_CONFIG', `Cannot read secure config ${path}: ${(e as Error).message}`, {
-      path,
-      cause: e,
-    });
-  }
-  if (bytes.length > MAX_SECURE_CONFIG) badConfig(path, `larger than ${MAX_SECURE_CONFIG} bytes`);
+  // By type before any read (a FIFO would hang the boot), and capped.
+  const bytes = await readRegularFile(path, {
+    what: 'secure config',
+    readCode: 'E_SECURE_CONFIG',
+    maxBytes: MAX_SECURE_CONFIG,
+    tooLargeCode: 'E_SECURE_CONFIG',
+    error: (code, message, options) => new AgentError(code, message, options),
+  });
   let verified: ReturnType<typeof verifyEnvelope>;
   try {
     verified = verifyEnvelope(new Uint8Array(bytes), {

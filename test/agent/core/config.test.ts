@@ -1,7 +1,9 @@
 import test from 'ava';
+import { execa } from 'execa';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAgentConfig } from '../../../agent/core/agent-config.ts';
+import { parseAgentConfig, readAgentConfig } from '../../../agent/core/agent-config.ts';
+import { readSecureConfig } from '../../../agent/core/trust.ts';
 import { resolveSource } from '../../../agent/core/boot-mounts.ts';
 import { tempDir } from '../../helpers.ts';
 import {
@@ -115,4 +117,36 @@ test('parseAgentConfig() takes $schema, a deep control section, and what the pub
 
 test('parseAgentConfig() refuses every wrong value at every key path with E_CONFIG_INVALID', (t) => {
   assertMutationsRefusedCleanly(t, valid, (x) => parseAgentConfig(x), 'E_CONFIG_INVALID');
+});
+
+// A FIFO where a boot file goes would block a plain read forever (a hung boot): both readers
+// refuse by type before any read, and refuse an oversized file before reading it.
+test('the agent config and the secure config are refused by type (FIFO, directory) and size, never read', async (t) => {
+  const d = await tempDir(t);
+  await execa('mkfifo', [join(d, 'fifo')]);
+  await mkdir(join(d, 'dir'));
+  await writeFile(join(d, 'huge'), Buffer.alloc(2 << 20, 0x20));
+  const codeOf = (p: Promise<unknown>) =>
+    p.then(
+      () => 'accepted',
+      (e: unknown) => (e as { code?: string }).code ?? String(e),
+    );
+  for (const [name, want] of [
+    ['fifo', 'E_NOT_REGULAR_FILE'],
+    ['dir', 'E_NOT_REGULAR_FILE'],
+    ['missing', 'E_CONFIG_READ'],
+    ['huge', 'E_CONFIG_INVALID'],
+  ] as const)
+    t.is(await codeOf(readAgentConfig(join(d, name))), want, `agent config: ${name}`);
+  for (const [name, want] of [
+    ['fifo', 'E_NOT_REGULAR_FILE'],
+    ['dir', 'E_NOT_REGULAR_FILE'],
+    ['missing', 'E_SECURE_CONFIG'],
+    ['huge', 'E_SECURE_CONFIG'],
+  ] as const)
+    t.is(
+      await codeOf(readSecureConfig(join(d, name), { anchors: [], crls: [] })),
+      want,
+      `secure config: ${name}`,
+    );
 });

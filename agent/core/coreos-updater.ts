@@ -81,7 +81,13 @@ export class CoreosUpdater {
   async #locate(): Promise<void> {
     const c = this.#o.config;
     const cmdline = await (this.#o.cmdline ?? (() => readFile('/proc/cmdline', 'utf8')))().catch(() => '');
-    this.#rootHash = c.rootHash ?? /(?:^|\s)mway\.roothash=([0-9a-f]{64})(?:\s|$)/.exec(cmdline)?.[1];
+    // With mway.slots=gpt, /init chose the slot and says which root it opened; the command
+    // line's mway.roothash names slot a only.
+    const chosen = (await readFile(this.#o.path('/run/mway.roothash'), 'utf8').catch(() => '')).trim();
+    this.#rootHash =
+      c.rootHash ??
+      (/^[0-9a-f]{64}$/.test(chosen) ? chosen : undefined) ??
+      /(?:^|\s)mway\.roothash=([0-9a-f]{64})(?:\s|$)/.exec(cmdline)?.[1];
     if (this.#rootHash === undefined) {
       this.#unavailable = 'the running CoreOS root hash is unknown (no mway.roothash on the command line)';
       return;

@@ -16,6 +16,12 @@ import { SIGNALS } from './service.ts';
 import { type Dropped, applyLayer } from './oci-apply.ts';
 import { forEachEntry, memberPath } from './oci-tar.ts';
 import { type PackResult, packLayer } from './pack.ts';
+import {
+  type Accounts,
+  imageAccounts,
+  PODMAN_DEFAULT_CAPABILITIES,
+  resolveImageUser,
+} from './oci-runtime.ts';
 
 const MAX_JSON = 4 * 1024 * 1024;
 const MAX_LAYERS = 256;
@@ -222,6 +228,10 @@ function sanitizeName(s: string): string {
 export function mapConfig(
   image: Image,
   o: { name?: string; version?: string },
+  accounts: { passwd: Accounts; group: Accounts } = {
+    passwd: { byName: new Map(), byId: new Map() },
+    group: { byName: new Map(), byId: new Map() },
+  },
 ): { manifest: SourceManifest; unmapped: string[] } {
   const unmapped: string[] = [];
   const c = (image.config.config ?? {}) as Record<string, unknown>;
@@ -249,10 +259,8 @@ export function mapConfig(
     if (/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) env[k] = i < 0 ? '' : kv.slice(i + 1);
     else unmapped.push(`Env ${JSON.stringify(kv)}: not a valid variable name`);
   }
-  const userSpec = typeof c.User === 'string' && c.User !== '' ? c.User : 'root';
-  const [user, group] = userSpec.includes(':')
-    ? [userSpec.split(':')[0] as string, userSpec.split(':')[1] as string]
-    : [userSpec, userSpec === 'root' ? 'root' : userSpec];
+  const who = resolveImageUser(typeof c.User === 'string' ? c.User : '', accounts);
+  unmapped.push(...who.notes);
   const ports = Object.keys((c.ExposedPorts ?? {}) as Record<string, unknown>).sort();
   const tcp = ports
     .map((p) => /^(\d+)(\/tcp)?$/.exec(p))
@@ -297,8 +305,12 @@ export function mapConfig(
       execStart: argv,
       environment: env,
       workingDirectory: wd,
-      user,
-      group,
+      user: who.user,
+      group: who.group,
+      // As podman run: the image's root keeps Podman's default capabilities, other users
+      // none; the root is writable, fresh at each start.
+      capabilityBoundingSet: who.root ? [...PODMAN_DEFAULT_CAPABILITIES] : [],
+      writableRoot: 'ephemeral',
       ...(tcp[0] === undefined ? {} : { readiness: { type: 'tcp', port: tcp[0] } }),
       killSignal,
     });
@@ -356,10 +368,14 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
       await applyLayer(rootfs, l, i, dropped);
     }
     await rm(outerDir, { recursive: true, force: true });
-    const { manifest, unmapped } = mapConfig(image, {
-      ...(o.name === undefined ? {} : { name: o.name }),
-      ...(o.version === undefined ? {} : { version: o.version }),
-    });
+    const { manifest, unmapped } = mapConfig(
+      image,
+      {
+        ...(o.name === undefined ? {} : { name: o.name }),
+        ...(o.version === undefined ? {} : { version: o.version }),
+      },
+      await imageAccounts(rootfs),
+    );
     const packed = await packLayer({
       dir: src,
       manifest: JSON.parse(JSON.stringify(manifest)),

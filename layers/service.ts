@@ -147,6 +147,10 @@ const entries = {
     'CapabilityBoundingSet=: the capabilities kept (as ambient ones for a non-root user); all others dropped',
   ),
   privateNetwork: about(v.optional(flag(), false), 'PrivateNetwork=: an own network namespace with only lo'),
+  writableRoot: about(
+    v.optional(oneOf(['no', 'ephemeral']), 'no'),
+    'A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends (no: the root is read-only)',
+  ),
   memoryMax: about(
     v.exactOptional(int(1 << 20, 2 ** 50, 'bytes')),
     'MemoryMax= in bytes (cgroup memory.max)',

@@ -4,6 +4,8 @@
 // is the restart policy's (service-unit.ts). Moved here from service-unit.ts unchanged:
 // the cgroup entry, the reaper namespace, the info-fd pid walk, stop and kill.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { requireTool } from '../../common/index.ts';
 import {
   cgroupPids,
@@ -28,6 +30,13 @@ const ENTER_CGROUP = '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 97; shi
 // namespace (`unshare --pid --fork --kill-child`, with its own /proc so bwrap finds its pids): when it exits, the kernel reaps
 // everything below it. It also makes bwrap's outer process immune to our stop signal.
 const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
+// writableRoot ephemeral: inside the run's own mount namespace (the reaper's), a tmpfs on the
+// service's empty scratch directory ($2, made by the agent) holds the upper layer of an
+// overlay on the read-only root ($1), so writes anywhere work, are private to the run and
+// vanish with its namespace (a container's writable layer). The script is constant.
+const WRITABLE_ROOT =
+  'set -e; mount -t tmpfs -o mode=0755,nodev,nosuid mway-rw "$2"; mkdir "$2/upper" "$2/work" "$2/root"; ' +
+  'mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid" mway-root "$2/root"; shift 2; exec "$@"';
 // A kill that has not ended the run by then falls back to the cgroup and the process group.
 const KILL_GRACE_MS = 2000;
 
@@ -49,6 +58,8 @@ export interface SandboxRunnerContext {
   cgroupRoot: string | undefined;
   /** Where the run's output and the runner's own notes go. */
   log: ServiceLog;
+  /** The agent's run directory: a writable root's scratch mount point is made below it. */
+  runDir: string;
 }
 
 export class SandboxRunner implements Runner {
@@ -78,18 +89,26 @@ export class SandboxRunner implements Runner {
     }
     if (limitsNotApplied.length > 0)
       log.add('agent', `limits not applied (no such cgroup file): ${limitsNotApplied.join(', ')}`);
+    const scratch =
+      spec.writableRoot === 'ephemeral'
+        ? join(this.#ctx.runDir, 'roots', spec.name.replaceAll('/', '_'))
+        : undefined;
+    if (scratch !== undefined) await mkdir(scratch, { recursive: true, mode: 0o700 });
     const args = bwrapArgs(spec, {
       ...(options.notifyDir === undefined ? {} : { notifyDir: options.notifyDir }),
+      ...(scratch === undefined ? {} : { writableRoot: join(scratch, 'root') }),
       infoFd: 3,
       selinux: selinuxEnabled(),
     });
+    const rooted =
+      scratch === undefined ? [bwrap] : ['/bin/sh', '-c', WRITABLE_ROOT, 'sh', spec.root, scratch, bwrap];
     // A supervised process lives as long as the service, so it is spawned directly rather
     // than through common/exec.ts run(), which waits for the program to finish.
     let child: ChildProcess;
     try {
       child = spawn(
         '/bin/sh',
-        ['-c', ENTER_CGROUP, 'sh', cgroup?.path ?? '', unshare, ...REAPER, bwrap, ...args],
+        ['-c', ENTER_CGROUP, 'sh', cgroup?.path ?? '', unshare, ...REAPER, ...rooted, ...args],
         {
           stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
           detached: true,

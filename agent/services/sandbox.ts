@@ -35,6 +35,8 @@ export interface SandboxOptions {
   /** fd on which bwrap writes `{"child-pid": N}`. */
   infoFd?: number;
   selinux?: boolean;
+  /** The service's root as the run mounted it (a writable overlay over `spec.root`), bound read-write. */
+  writableRoot?: string;
 }
 
 /** The argv after `bwrap` that runs `spec.execStart` sandboxed, ending with setpriv and the command. */
@@ -49,7 +51,8 @@ export function bwrapArgs(spec: UnitSpec, options: SandboxOptions = {}): string[
   ];
   if (spec.privateNetwork) a.push('--unshare-net');
   a.push('--hostname', spec.layer.slice(0, 63));
-  a.push('--ro-bind', spec.root, '/');
+  if (options.writableRoot === undefined) a.push('--ro-bind', spec.root, '/');
+  else a.push('--bind', options.writableRoot, '/');
   a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/run');
   for (const b of spec.binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
   if (options.notifyDir !== undefined) a.push('--bind', options.notifyDir, NOTIFY_DIR_IN_SANDBOX);

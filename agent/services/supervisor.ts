@@ -45,7 +45,8 @@ export class Supervisor {
     const o = this.#options;
     const log = new ServiceLog(spec.name, o.logConfig, o.logDir);
     const unit = new ServiceUnit(spec, {
-      runner: o.runner?.(spec, log) ?? new SandboxRunner(spec, { cgroupRoot: o.cgroupRoot, log }),
+      runner:
+        o.runner?.(spec, log) ?? new SandboxRunner(spec, { cgroupRoot: o.cgroupRoot, log, runDir: o.runDir }),
       readiness: () => conditionsOf(spec, o.runDir),
       log,
       changed: (u) => {

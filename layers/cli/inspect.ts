@@ -96,7 +96,7 @@ export default defineCommand({
         m.provides.length === 0 ? undefined : `provides: ${m.provides.join(', ')}`,
         ...m.services.map(
           (s) =>
-            `service ${s.name}: ${s.execStart.join(' ')} (type ${s.type}${s.readiness === undefined ? '' : `, ready ${s.readiness.type}`}, restart ${s.restart})`,
+            `service ${s.name}: ${s.execStart.join(' ')} (type ${s.type}${s.readiness === undefined ? '' : `, ready ${s.readiness.type}`}, restart ${s.restart}, user ${s.user}${s.writableRoot === 'no' ? '' : `, writable root ${s.writableRoot}`}; capabilities ${s.capabilityBoundingSet.length === 0 ? 'none' : s.capabilityBoundingSet.join(' ')})`,
         ),
         ...signers.map(
           (s) =>

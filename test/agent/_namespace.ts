@@ -98,16 +98,25 @@ export interface RunningAgent {
  * cgroupRoot paths inside the root resolve through `<root>/sys`, so the test config names
  * the host cgroup directly through a bind of /sys.
  */
-export function startAgent(t: ExecutionContext, r: AgentRoot, extraArgs: string[] = []): RunningAgent {
+export function startAgent(
+  t: ExecutionContext,
+  r: AgentRoot,
+  extraArgs: string[] = [],
+  options: { net?: boolean } = {},
+): RunningAgent {
   // Inside the new mount namespace: the base and /sys are bound into the root before the
   // agent is exec'd (exec keeps PID 1).
+  // With `net`, the agent gets a network namespace of its own with only lo (up), so its
+  // services' ports are the test's alone (reach them with nsenter -t hostPid -n).
   const script =
-    'set -e; mount --rbind / "$1/base"; mkdir -p "$1/sys"; mount --rbind /sys "$1/sys"; shift; exec "$@"';
+    `set -e; ${options.net === true ? 'ip link set lo up; ' : ''}` +
+    'mount --rbind / "$1/base"; mkdir -p "$1/sys"; mount --rbind /sys "$1/sys"; shift; exec "$@"';
   const proc = spawn(
     'unshare',
     [
       '--pid',
       '--fork',
+      ...(options.net === true ? ['--net'] : []),
       '--mount',
       '--mount-proc',
       '--propagation',

@@ -88,6 +88,7 @@ test('a source manifest gets every default filled, in the systemd vocabulary', (
     wants: [],
     capabilityBoundingSet: [],
     privateNetwork: false,
+    writableRoot: 'no',
   });
   t.is(db?.type, 'notify');
   t.is(db?.readiness, undefined);

@@ -87,3 +87,28 @@ test('sandbox: limits that the host cgroup cannot apply are reported per service
   if (expected.length > 0) t.regex(logText(f, 'box/box'), /limits not applied/);
   else t.notRegex(logText(f, 'box/box'), /limits not applied/);
 });
+
+test('sandbox: writableRoot ephemeral — writes anywhere in the root work, stay out of the root, and are gone at the next start', async (t) => {
+  const marker = `/etc/mway-writable-${process.pid}`;
+  const script = `cat ${marker} 2>/dev/null || echo fresh; echo written > ${marker} && cat ${marker}; mkdir -p /var/cache/app && touch /var/cache/app/x && echo cache-ok`;
+  const f = await fixture(t);
+  f.sup.add(spec('box/box', script, { restart: 'no', writableRoot: 'ephemeral' }));
+  for (let i = 0; i < 2; i++) {
+    await f.sup.startAll();
+    await until(() => ['exited', 'failed'].includes(f.sup.get('box/box').state));
+    t.is(f.sup.get('box/box').state, 'exited', logText(f, 'box/box'));
+  }
+  const stdout = logText(f, 'box/box')
+    .split('\n')
+    .filter((l) => l.startsWith('stdout '))
+    .join('\n');
+  // Both runs found no marker: the first run's write did not outlive it.
+  t.is(
+    stdout,
+    'stdout fresh\nstdout written\nstdout cache-ok\nstdout fresh\nstdout written\nstdout cache-ok',
+  );
+  // Nor did it reach the host's root under the overlay.
+  const { existsSync } = await import('node:fs');
+  t.false(existsSync(marker));
+  t.false(existsSync('/var/cache/app/x'));
+});

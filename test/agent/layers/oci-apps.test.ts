@@ -1,0 +1,122 @@
+// A real server from its container image, unedited: Debian's nginx-light installed by
+// mmdebstrap, made an OCI image by umoci with the official image's config (Entrypoint nginx,
+// Cmd -g "daemon off;", ExposedPorts 80/tcp, StopSignal SIGQUIT), imported with importOci as
+// it is, and run by the agent as PID 1 of a namespace with a network of its own. nginx binds
+// port 80, writes its logs, pid file and temp dirs under /var and /run, and drops its workers
+// to www-data from the image's /etc/passwd; curl from the namespace gets its page.
+import test from 'ava';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from '../../../common/exec.ts';
+import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
+import { importOci, readLayer } from '../../../layers/index.ts';
+import { debianImage } from '../../_debian-image.ts';
+import { makePki, makeRoot, startAgent } from '../_namespace.ts';
+
+const NGINX = {
+  packages: ['nginx-light'],
+  config: [
+    ['entrypoint', 'nginx'],
+    ['cmd', '-g'],
+    ['cmd', 'daemon off;'],
+    ['exposedports', '80/tcp'],
+    ['stopsignal', 'SIGQUIT'],
+    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    ['workingdir', '/'],
+  ] as [string, string][],
+};
+
+/** Every process below `pid` (through /proc/PID/task/TID/children). */
+async function descendants(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  const queue = [pid];
+  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
+    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
+    for (const task of tasks) {
+      const kids = await readFile(`/proc/${p}/task/${task}/children`, 'utf8').catch(() => '');
+      for (const k of kids.trim().split(/\s+/).filter(Boolean)) {
+        out.push(Number(k));
+        queue.push(Number(k));
+      }
+    }
+  }
+  return out;
+}
+
+async function comm(pid: number): Promise<string> {
+  return (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
+}
+
+test('nginx from its Debian-built OCI image runs unedited: port 80, its logs under /var, workers as www-data, curl gets the page', async (t) => {
+  t.timeout(30 * 60_000);
+  const archive = await debianImage(NGINX);
+  const pki = await makePki(t);
+  const r = await makeRoot(t, pki);
+  const mwl = join(r.root, 'layers', 'nginx.mwl');
+  const imported = await importOci({
+    archive,
+    key: await readPrivateKey(pki.userKeyPath),
+    chain: await readCertificates(pki.userCertPath),
+    out: mwl,
+    name: 'nginx',
+    version: '1.22.1',
+  });
+  t.deepEqual(imported.unmapped, []);
+  const service = (await readLayer(mwl)).manifest.services[0];
+  t.like(service, {
+    name: 'nginx',
+    execStart: ['nginx', '-g', 'daemon off;'],
+    user: 'root',
+    group: 'root',
+    writableRoot: 'ephemeral',
+    killSignal: 'SIGQUIT',
+    readiness: { type: 'tcp', port: 80, host: '127.0.0.1' },
+  });
+  t.true(service?.capabilityBoundingSet.includes('CAP_NET_BIND_SERVICE'));
+
+  const a = startAgent(t, r, [], { net: true });
+  const done = await a.waitFor(/boot done: [^\n]*/, 300_000);
+  t.regex(done, /1 services \(0 failed\)/, a.output());
+  const agentPid = await a.hostPid();
+  const curl = await run(
+    'nsenter',
+    [
+      '-t',
+      String(agentPid),
+      '-n',
+      'curl',
+      '-sS',
+      '--max-time',
+      '10',
+      '-w',
+      '\\n%{http_code}',
+      'http://127.0.0.1/',
+    ],
+    { timeout: 30_000, reject: false },
+  );
+  t.is(curl.exitCode, 0, curl.stderr);
+  t.regex(curl.stdout, /<title>Welcome to nginx!<\/title>/);
+  t.regex(curl.stdout, /\n200$/);
+
+  // The master as the image's root and its workers as www-data (uid 33 in the image's passwd).
+  const kids = await descendants(agentPid);
+  const nginx = [];
+  for (const p of kids) if ((await comm(p)) === 'nginx') nginx.push(p);
+  t.true(nginx.length >= 2, `nginx processes: ${nginx.length}`);
+  const uids = await Promise.all(
+    nginx.map(async (p) => /^Uid:\s+(\d+)/m.exec(await readFile(`/proc/${p}/status`, 'utf8'))?.[1]),
+  );
+  t.true(uids.includes('0'));
+  t.true(uids.includes('33'), `uids: ${uids.join(' ')}`);
+  // Its access log, in the run's writable layer, has curl's request; the payload has no such file.
+  const master = nginx[uids.indexOf('0')] as number;
+  const log = await run('nsenter', ['-t', String(master), '-m', 'cat', '/var/log/nginx/access.log'], {
+    timeout: 10_000,
+    reject: false,
+  });
+  t.regex(log.stdout, /"GET \/ HTTP\/1\.1" 200 .*curl\//);
+
+  // Stop: the agent sends the image's StopSignal (SIGQUIT, nginx's graceful stop), and exits cleanly.
+  await a.kill('SIGTERM');
+  t.is(await a.exit, 0);
+});

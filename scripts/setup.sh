@@ -28,4 +28,6 @@ fi
 
 echo "setup: npm ci"
 npm ci --no-audit --no-fund
+# The five commands on PATH (shims running this checkout with its Node 24).
+scripts/install-bin.sh
 echo "setup: done (node $(npx --no-install node --version))"

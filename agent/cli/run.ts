@@ -63,11 +63,12 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   }
   if (config.control !== undefined) {
     try {
-      const { startPeerLink } = await import('../remote/peer-link.ts');
+      const { resolveControlPaths, startPeerLink } = await import('../remote/peer-link.ts');
       // The replay cache and memberships must survive reboots: they live on the data partition.
       const link = await startPeerLink({
         api: agent,
-        config: config.control,
+        // Paths inside --root, like the rest of the config (identity, anchors, CRLs, enroll.dir).
+        config: resolveControlPaths(config.control, (p) => agent.path(p)),
         stateDir: agent.path(config.dataDir),
         log: agent.log,
       });

@@ -4,19 +4,7 @@
 // untrusted) and sends back the signed results and a periodic signed status.
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentApi } from '../core/agent-api.ts';
-import { AgentError } from '../core/agent-error.ts';
 import { errorMessage, pathExists } from '../../common/index.ts';
-import {
-  type Certificate,
-  checkCrls,
-  type Crl,
-  readCertificates,
-  readCrls,
-  readKemPrivateKey,
-  readPrivateKey,
-  tlsContextOptions,
-} from '../../keys/index.ts';
 import {
   browseBroker,
   connectBroker,
@@ -26,8 +14,20 @@ import {
   type Message,
   type PeerSession,
 } from '../../control/wire/index.ts';
-import { type Log, PeerExecutor } from './peer-executor.ts';
+import {
+  type Certificate,
+  type Crl,
+  checkCrls,
+  readCertificates,
+  readCrls,
+  readKemPrivateKey,
+  readPrivateKey,
+  tlsContextOptions,
+} from '../../keys/index.ts';
+import type { AgentApi } from '../core/agent-api.ts';
+import { AgentError } from '../core/agent-error.ts';
 import { ensureCrlStore, installCrl } from './crl-store.ts';
+import { type Log, PeerExecutor } from './peer-executor.ts';
 import { type EnrollConfig, enrollFiles, ensureIdentity } from './peer-identity.ts';
 
 /** The agent config's `control` section (doc/commands.md, "Peer link configuration"). */
@@ -167,6 +167,25 @@ function parseNats(raw: unknown): { servers: string[] } {
   )
     bad('nats.servers', 'expected 1..64 URLs like nats://10.0.0.5:4222');
   return { servers: s as string[] };
+}
+
+/**
+ * The control section with every path mapped through `resolve` (the agent's `path()`): in
+ * namespace mode `/identity/peer.key` means `<--root>/identity/peer.key`, like every other path
+ * of the agent config. Anything that is not a string is left for parsePeerLinkConfig to refuse.
+ */
+export function resolveControlPaths(raw: unknown, resolve: (p: string) => string): unknown {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return raw;
+  const o = { ...(raw as Record<string, unknown>) };
+  const one = (v: unknown): unknown => (typeof v === 'string' && v.startsWith('/') ? resolve(v) : v);
+  for (const k of ['key', 'cert', 'kemKey']) if (k in o) o[k] = one(o[k]);
+  for (const k of ['anchors', 'crls']) if (Array.isArray(o[k])) o[k] = (o[k] as unknown[]).map(one);
+  const e = o.enroll;
+  if (typeof e === 'object' && e !== null && !Array.isArray(e)) {
+    const d = (e as Record<string, unknown>).dir;
+    o.enroll = { ...(e as Record<string, unknown>), dir: one(d) };
+  }
+  return o;
 }
 
 function parseEnroll(raw: unknown): EnrollConfig {

@@ -19,6 +19,9 @@ export interface SubmitInput {
 
 export interface JobSummary {
   jobId: string;
+  /** Read from the signed command's payload for display (the envelope itself is not checked here). */
+  action: string;
+  target: string;
   operator: string;
   created: string;
   expiresAt: string;
@@ -262,8 +265,14 @@ export class BrokerJobs {
     if (j === undefined) return undefined;
     const c = b.db.counts(jobId);
     const targeted = c.queued + c.pending + c.done + c.expired + c.skipped + c.cancelled;
+    const payload = ((j.command as { payload?: unknown } | null)?.payload ?? {}) as {
+      action?: unknown;
+      audience?: { target?: unknown };
+    };
     return {
       jobId,
+      action: typeof payload.action === 'string' ? payload.action : '?',
+      target: typeof payload.audience?.target === 'string' ? payload.audience.target : '?',
       operator: j.operator,
       created: j.created,
       expiresAt: j.expiresAt,

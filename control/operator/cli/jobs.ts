@@ -20,9 +20,15 @@ export const jobs = defineCommand({
           ? 'no jobs'
           : list
               .map((j) =>
-                [j.jobId, j.action ?? '', j.created ?? '', JSON.stringify(j.counts ?? j.summary ?? '')].join(
-                  '  ',
-                ),
+                [
+                  String(j.jobId),
+                  String(j.action ?? '?').padEnd(14),
+                  String(j.target ?? '?').padEnd(20),
+                  `${j.targeted ?? 0} targeted, ${j.succeeded ?? 0} ok, ${j.failed ?? 0} failed, ${j.pending ?? 0} pending${Number(j.cancelled ?? 0) > 0 ? `, ${j.cancelled} cancelled` : ''}`.padEnd(
+                    44,
+                  ),
+                  `${age(String(j.created))} ago`,
+                ].join('  '),
               )
               .join('\n'),
       );
@@ -72,3 +78,13 @@ export const job = defineCommand({
       return ok ? EXIT_OK : EXIT_FAIL;
     }),
 });
+
+/** `3s`, `5m`, `2h`, `4d`: how long ago an ISO time was. */
+function age(iso: string): string {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (!Number.isFinite(s)) return '?';
+  if (s < 120) return `${s}s`;
+  if (s < 7200) return `${Math.round(s / 60)}m`;
+  if (s < 172_800) return `${Math.round(s / 3600)}h`;
+  return `${Math.round(s / 86_400)}d`;
+}

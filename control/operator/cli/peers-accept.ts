@@ -2,6 +2,9 @@
 // the key in the (self-signed) enrollment request and hands it to the broker, which checks it
 // before it lets the peer in. Compare the fingerprint out of band before accepting.
 import { defineCommand } from 'citty';
+// Issuing uses WebCrypto ML-DSA, which Node marks experimental: the keys CLI drops exactly that
+// warning from stderr, and so does this command (the import installs the filter).
+import '../../../keys/cli/index.ts';
 import { commonArgs, output } from '../../../common/index.ts';
 import { publicKeyFromRaw } from '../../../keys/index.ts';
 import {

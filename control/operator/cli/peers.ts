@@ -5,19 +5,54 @@ import { commonArgs, output } from '../../../common/index.ts';
 import type { PeerView } from '../operator-client.ts';
 import { factsLine, factsOf } from './facts.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
+import { usageError } from '../operator-error.ts';
+import { ControlError } from '../../wire/index.ts';
 
 function row(p: PeerView, trusted: boolean, facts: string): string {
   const groups = (p.groups ?? []).join(',') || '-';
   return `${p.peerId.padEnd(20)} ${(p.online ? 'online' : 'offline').padEnd(8)} ${groups.padEnd(20)} ${trusted ? facts : 'CERTIFICATE NOT TRUSTED'}`.trimEnd();
 }
 
+const waitArgs = {
+  wait: { type: 'string', description: 'Wait until at least N are there (up to --timeout)' },
+  timeout: { type: 'string', description: 'Seconds --wait waits (default 60)' },
+} as const;
+
+/**
+ * Re-asks `count()` until it reaches `--wait N` or `--timeout` passes (E_TIMEOUT, exit 1);
+ * scripts start machines and then wait for them instead of sleeping.
+ */
+async function waitFor(
+  a: { wait?: string | undefined; timeout?: string | undefined },
+  what: string,
+  count: () => Promise<number>,
+): Promise<void> {
+  if (a.wait === undefined) return;
+  const n = Number(a.wait);
+  const s = a.timeout === undefined ? 60 : Number(a.timeout);
+  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw usageError('--wait must be a count of 1 or more');
+  if (!(s > 0 && s <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
+  const end = Date.now() + s * 1000;
+  for (;;) {
+    const have = await count();
+    if (have >= n) return;
+    if (Date.now() >= end)
+      throw new ControlError('E_TIMEOUT', `Waited ${s} s for ${n} ${what}, there are ${have}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 const pending = defineCommand({
   meta: { name: 'pending', description: 'Enrollment requests waiting for acceptance, with fingerprints' },
-  args: { ...commonArgs },
+  args: { ...commonArgs, ...waitArgs },
   run: ({ args }) =>
     withClient(async (c) => {
-      const r = (await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>;
-      const open = (r ?? []).filter((x) => x.state === 'pending');
+      const list = async () =>
+        (
+          ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? []
+        ).filter((x) => x.state === 'pending');
+      await waitFor(args, 'pending requests', async () => (await list()).length);
+      const open = await list();
       const rows = open.map((x) => ({
         requestId: x.requestId,
         peerId: x.peerId,
@@ -56,10 +91,11 @@ const reject = defineCommand({
 
 export default defineCommand({
   meta: { name: 'peers', description: 'List peers; manage enrollment requests' },
-  args: { ...commonArgs },
+  args: { ...commonArgs, ...waitArgs },
   subCommands: { pending, reject, accept: () => import('./peers-accept.ts').then((m) => m.default) },
   run: ({ args }) =>
     withClient(async (c) => {
+      await waitFor(args, 'peers online', async () => (await c.peers()).filter((p) => p.online).length);
       const peers = await c.peers();
       const facts = factsOf(c, peers);
       const rows = peers.map((p, i) => {

@@ -4,7 +4,7 @@
 import { stripVTControlCharacters } from 'node:util';
 import { type ArgsDef, type CommandDef, renderUsage } from 'citty';
 import { parseStrict, passesArgv } from './cli-args.ts';
-import { isMilkyWayError } from './error.ts';
+import { isMilkyWayError, type MilkyWayError } from './error.ts';
 import { isUsageError, UsageError } from './usage-error.ts';
 
 /** Exit codes shared by every binary (documented in doc/cli.md). */
@@ -244,6 +244,32 @@ export function output(json: boolean | undefined, value: unknown, human: () => s
     const text = human();
     if (text !== '') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   }
+}
+
+/** What a failed check reports: an error of ours, or its code and message with what it found. */
+export interface Failure {
+  code: string;
+  message: string;
+  path?: string | undefined;
+  details?: Record<string, unknown> | undefined;
+}
+
+/**
+ * Reports a check that failed (a verify verb's finding, not a crash): with --json the one
+ * failure shape on stdout, `{ok: false, error: {code, message, path?, details?}}` (doc/cli.md);
+ * otherwise `human` (default `CODE: message`). Returns the exit code: the error's, else 1.
+ */
+export function failed(json: boolean | undefined, e: MilkyWayError | Failure, human?: () => string): number {
+  const error = isMilkyWayError(e)
+    ? e.toJSON()
+    : {
+        code: e.code,
+        message: e.message,
+        ...(e.path === undefined ? {} : { path: e.path }),
+        ...(e.details === undefined ? {} : { details: e.details }),
+      };
+  output(json, { ok: false, error }, human ?? (() => `${e.code}: ${e.message}`));
+  return isMilkyWayError(e) ? e.exitCode : EXIT_FAIL;
 }
 
 /** Splits a comma-separated flag value into trimmed non-empty items. */

@@ -10,7 +10,7 @@ export const KEYS_CODES = defineCodes(
     title: 'keys/ error codes',
     intro: `Every failure in \`keys/\` is a \`KeysError\` with one of these stable codes. CLIs print
 \`mway: CODE: message\` on one line; \`mway keys verify\` / \`verify-sig\` print
-\`invalid: CODE: message\` (or \`{valid:false, code, message}\` with \`--json\`) and exit 1.`,
+\`invalid: CODE: message\` (or \`{ok: false, error: {code, message}}\` with \`--json\`) and exit 1.`,
   },
   {
     Codes: {

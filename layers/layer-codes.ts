@@ -11,7 +11,7 @@ export const LAYER_CODES = defineCodes(
     intro: `Every failure in \`layers/\` is a \`LayerError\` (layers/layer-error.ts) with one of these stable
 codes. \`mway-layer\` prints \`mway-layer: CODE: message\` on one line (or
 \`{"ok":false,"error":{code,message,path,details}}\` with \`--json\`) and exits 1; usage errors
-exit 2. \`mway-layer verify\` prints \`invalid: CODE: message\` (or \`{"valid":false,code,…}\`) and
+exit 2. \`mway-layer verify\` prints \`invalid: CODE: message\` (or \`{"ok":false,"error":{code,…}}\`) and
 exits 1. Manifest errors carry \`details.field\`, the offending field path
 (\`services[1].restart.policy\`); structural errors carry \`details.member\`. Errors from keys/
 (\`E_SIG_INVALID\`, \`E_CERT_UNTRUSTED\`, \`E_CERT_EXPIRED\`, \`E_CERT_REVOKED\`,

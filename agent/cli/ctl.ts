@@ -3,7 +3,7 @@
 // operation failed, 2 usage, 3 no agent/bus reachable, 4 permission denied.
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
-import { commonArgs, output } from '../../common/index.ts';
+import { commonArgs, output, UsageError } from '../../common/index.ts';
 import type { CoreosStatus } from '../core/agent-api.ts';
 import { type AgentClient, type AgentSignal, connectAgent } from '../dbus/dbus-client.ts';
 
@@ -135,12 +135,10 @@ const logs = defineCommand({
   async run({ args }) {
     const lines = args.lines === undefined ? 0 : Number(args.lines);
     if (!Number.isInteger(lines) || lines < 0 || lines > 0xffffffff) {
-      throw Object.assign(
-        new Error(`Invalid --lines ${JSON.stringify(args.lines)}: a non-negative integer is required`),
-        {
-          name: 'CLIError',
-          code: 'E_USAGE',
-        },
+      throw new UsageError(
+        `Invalid --lines ${JSON.stringify(args.lines)}: a non-negative integer is required`,
+        'bad-value',
+        '--lines',
       );
     }
     const entries = await withAgent(args.bus, (c) => c.logs(args.service, lines));

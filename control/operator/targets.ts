@@ -24,9 +24,7 @@ const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const GLOB = /^[A-Za-z0-9._*?[\]-]{1,128}$/;
 
 function bad(expr: string, why: string): never {
-  throw new OperatorError('E_TARGET_INVALID', `Invalid target expression ${JSON.stringify(expr)}: ${why}`, {
-    details: { exitCode: 2 },
-  });
+  throw new OperatorError('E_TARGET_INVALID', `Invalid target expression ${JSON.stringify(expr)}: ${why}`);
 }
 
 function globToRegExp(g: string): RegExp {

@@ -1,7 +1,7 @@
 // `mway-image build [SPEC] -o DIR`: image spec → OUT/disk.img (doc/how-to-build-an-image.md).
 // With no SPEC it builds examples/default. Progress on a terminal, a summary at the end.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, formatBytes, output } from '../../common/index.ts';
+import { commonArgs, createProgress, formatBytes, output, UsageError } from '../../common/index.ts';
 import { buildImage } from '../build-image.ts';
 import { ImageError } from '../image-error.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../image-spec.ts';
@@ -56,10 +56,7 @@ export default defineCommand({
       return 0;
     }
     if (args.out === undefined || args.out === '') {
-      throw Object.assign(new Error('Missing required argument: --out'), {
-        name: 'CLIError',
-        code: 'E_USAGE',
-      });
+      throw new UsageError('Missing required flag --out', 'missing-argument', '--out');
     }
     const progress = createProgress({ json: args.json });
     const r = await buildImage({

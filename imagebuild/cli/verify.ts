@@ -1,7 +1,7 @@
 // `mway-image verify DISK --trust ANCHOR…`: offline check of the GPT, every verity tree and
 // every signature under the given anchors. Exit 0 when everything holds, 1 otherwise.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output, values } from '../../common/index.ts';
+import { commonArgs, failed, output, values } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
 import { verifyDisk } from '../disk-verify.ts';
 import { ImageError } from '../image-error.ts';
@@ -33,15 +33,27 @@ export default defineCommand({
     const crls: Crl[] = [];
     for (const c of values(args.crl)) crls.push(...(await readCrls(c)));
     const r = await verifyDisk(args.disk, { anchors, crls });
-    output(args.json, r, () =>
+    const human = () =>
       [
         ...r.checks.map(
           (c) =>
             `${c.ok ? 'ok  ' : 'FAIL'}  ${c.check.padEnd(22)} ${c.partition === undefined ? '' : `[${c.partition.index} ${c.partition.name}] `}${c.message}`,
         ),
         r.ok ? `${r.disk}: verified` : `${r.disk}: verification FAILED`,
-      ].join('\n'),
+      ].join('\n');
+    if (r.ok) {
+      output(args.json, r, human);
+      return 0;
+    }
+    // The failure shape: the first failing check's code, every check (with its own code) in details.
+    const bad = r.checks.filter((c) => !c.ok);
+    const first = bad[0] as { code?: string } | undefined;
+    const code = first?.code ?? 'E_INTERNAL';
+    const message = `${bad.length} of ${r.checks.length} checks failed: ${bad.map((c) => c.check).join(', ')}`;
+    return failed(
+      args.json,
+      { code, message, path: r.disk, details: { disk: r.disk, checks: r.checks } },
+      human,
     );
-    return r.ok ? 0 : EXIT_FAIL;
   },
 });

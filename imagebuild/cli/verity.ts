@@ -1,6 +1,6 @@
 // `mway-image verity format|verify`: build or check a dm-verity hash tree (doc/verity-format.md).
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output } from '../../common/index.ts';
+import { commonArgs, failed, output } from '../../common/index.ts';
 import { FormatError, formatVerity, isFormatError, verifyVerity } from '../../formats/index.ts';
 
 function offsetArg(v: string | undefined): number | undefined {
@@ -77,12 +77,7 @@ const verify = defineCommand({
       return 0;
     } catch (e) {
       if (!isFormatError(e, 'E_VERITY_MISMATCH')) throw e;
-      output(
-        args.json,
-        { ok: false, code: e.code, ...e.details, message: e.message },
-        () => `${e.code}: ${e.message}`,
-      );
-      return EXIT_FAIL;
+      return failed(args.json, e);
     }
   },
 });

@@ -1,6 +1,6 @@
 // `mway keys verify-sig FILE SIG --trust ANCHOR…`: exit 0 when valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
-import { commonArgs, output, values } from '../../common/index.ts';
+import { commonArgs, failed, output, values } from '../../common/index.ts';
 import { verifySignatureFile } from '../signature-file.ts';
 import { KeysError } from '../errors.ts';
 import type { EnvelopeType } from '../types.ts';
@@ -31,18 +31,13 @@ export default defineCommand({
       });
       output(
         args.json,
-        { valid: true, type, signer: signer.subject, role: signer.role, fingerprint: signer.fingerprint },
+        { ok: true, type, signer: signer.subject, role: signer.role, fingerprint: signer.fingerprint },
         () => `valid: ${type} signed by ${signer.subject} (${signer.role})`,
       );
       return 0;
     } catch (e) {
       if (!(e instanceof KeysError)) throw e;
-      output(
-        args.json,
-        { valid: false, code: e.code, message: e.message },
-        () => `invalid: ${e.code}: ${e.message}`,
-      );
-      return 1;
+      return failed(args.json, e, () => `invalid: ${e.code}: ${e.message}`);
     }
   },
 });

@@ -1,6 +1,6 @@
 // `mway keys verify CERT --trust ANCHOR…`: exit 0 when the chain is valid, 1 with the failing check's code.
 import { defineCommand } from 'citty';
-import { commonArgs, output, values } from '../../common/index.ts';
+import { commonArgs, failed, output, values } from '../../common/index.ts';
 import { verifyChain } from '../chain.ts';
 import { KeysError } from '../errors.ts';
 import { ROLES, type Role } from '../types.ts';
@@ -35,18 +35,13 @@ export default defineCommand({
       });
       output(
         args.json,
-        { valid: true, subject: leaf.subject, role: leaf.role, fingerprint: leaf.fingerprint },
+        { ok: true, subject: leaf.subject, role: leaf.role, fingerprint: leaf.fingerprint },
         () => `valid: ${leaf.subject} (${leaf.role})`,
       );
       return 0;
     } catch (e) {
       if (!(e instanceof KeysError)) throw e;
-      output(
-        args.json,
-        { valid: false, code: e.code, message: e.message },
-        () => `invalid: ${e.code}: ${e.message}`,
-      );
-      return 1;
+      return failed(args.json, e, () => `invalid: ${e.code}: ${e.message}`);
     }
   },
 });

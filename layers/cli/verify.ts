@@ -1,6 +1,6 @@
 // `mway-layer verify FILE.mwl --trust ANCHOR… [--crl …]`: exit 0, or 1 with the failing check.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, isMilkyWayError, output } from '../../common/index.ts';
+import { commonArgs, createProgress, failed, isMilkyWayError, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { verifyLayer } from '../verify.ts';
 import { loadTrust, signerJson } from './shared.ts';
@@ -35,7 +35,7 @@ export default defineCommand({
       output(
         args.json,
         {
-          valid: true,
+          ok: true,
           name: v.manifest.name,
           version: v.manifest.version,
           rootHash: v.manifest.payload.verity.rootHash,
@@ -52,17 +52,7 @@ export default defineCommand({
       return 0;
     } catch (e) {
       if (!isMilkyWayError(e)) throw e;
-      output(
-        args.json,
-        {
-          valid: false,
-          code: e.code,
-          message: e.message,
-          ...(e.details === undefined ? {} : { details: e.details }),
-        },
-        () => `invalid: ${e.code}: ${e.message}`,
-      );
-      return 1;
+      return failed(args.json, e, () => `invalid: ${e.code}: ${e.message}`);
     }
   },
 });

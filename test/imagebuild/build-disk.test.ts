@@ -237,8 +237,14 @@ test('a flipped byte in CoreOS A: verify names the partition and the data block;
     '--json',
   ]);
   t.is(cliRun.exitCode, 1, cliRun.stderr);
-  const v = JSON.parse(cliRun.stdout) as Awaited<ReturnType<typeof verifyDisk>>;
+  const f = JSON.parse(cliRun.stdout) as {
+    ok: false;
+    error: { code: string; details: Awaited<ReturnType<typeof verifyDisk>> };
+  };
+  t.false(f.ok);
+  const v = f.error.details;
   const bad = v.checks.filter((c) => !c.ok);
+  t.is(f.error.code, String(bad[0]?.code));
   t.is(bad.length, 1);
   t.is(bad[0]?.check, 'coreos-verity');
   t.deepEqual(bad[0]?.partition, { index: a.index, name: 'milkyway_1.0.0' });

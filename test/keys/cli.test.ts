@@ -45,7 +45,7 @@ test('mway keys: new, show, verify, sign, verify-sig, revoke end to end with exi
     '--json',
   ]);
   t.is(wrongRole.exitCode, 1);
-  t.is(JSON.parse(wrongRole.stdout).code, 'E_CERT_ROLE');
+  t.is(JSON.parse(wrongRole.stdout).error.code, 'E_CERT_ROLE');
   const expired = await cli('mway', [
     'keys',
     'verify',

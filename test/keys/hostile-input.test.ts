@@ -296,7 +296,7 @@ test('keys CLIs: missing files, directories and FIFOs get their codes (no E_INTE
   await writeFile(pretty, JSON.stringify(JSON.parse(await readFile(sig, 'utf8')), null, 2));
   const r = await cli('mway', ['keys', 'verify-sig', data, pretty, '--trust', p.root.certPath, '--json']);
   t.is(r.exitCode, 1);
-  t.is(JSON.parse(r.stdout).code, 'E_ENVELOPE_NOT_CANONICAL');
+  t.is(JSON.parse(r.stdout).error.code, 'E_ENVELOPE_NOT_CANONICAL');
 });
 
 test('mway keys new makes its output directory 0700 under umask 000', async (t) => {

@@ -32,12 +32,12 @@ test('mway-layer init → pack → verify → sign → inspect → extract, with
 
   r = await cli('mway-layer', ['verify', out, '--trust', p.vendorRoot.certPath, '--json']);
   t.is(r.exitCode, 0, r.stdout + r.stderr);
-  t.like(JSON.parse(r.stdout), { valid: true, name: 'demo', rootHash: packed.rootHash });
+  t.like(JSON.parse(r.stdout), { ok: true, name: 'demo', rootHash: packed.rootHash });
 
   // Wrong anchor: exit 1 naming the failing check.
   r = await cli('mway-layer', ['verify', out, '--trust', p.userRoot.certPath, '--json']);
   t.is(r.exitCode, 1);
-  t.like(JSON.parse(r.stdout), { valid: false, code: 'E_CERT_UNTRUSTED' });
+  t.like(JSON.parse(r.stdout), { ok: false, error: { code: 'E_CERT_UNTRUSTED' } });
 
   // Operator may not sign layers (keys/ role table).
   r = await cli('mway-layer', ['sign', out, '--key', p.operator.keyPath, '--cert', p.operator.certPath]);

@@ -2,7 +2,7 @@
 // chain straight from the broker database (offline, the broker may be stopped) and
 // verifies the hash chain and every signed envelope in it against the config's anchors.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, output, UsageError } from '../../../common/index.ts';
+import { commonArgs, failed, output, UsageError } from '../../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../../keys/index.ts';
 import { verifyAuditChain } from '../../wire/index.ts';
 import { AuditLog } from '../audit-log.ts';
@@ -49,12 +49,8 @@ export default defineCommand({
       return 0;
     } catch (e) {
       if ((e as { code?: string }).code?.startsWith('E_AUDIT') === true) {
-        output(
-          args.json,
-          { ok: false, code: (e as { code: string }).code, message: (e as Error).message },
-          () => `audit chain BROKEN: ${(e as Error).message}`,
-        );
-        return EXIT_FAIL;
+        const f = { code: (e as { code: string }).code, message: (e as Error).message };
+        return failed(args.json, f, () => `audit chain BROKEN: ${f.message}`);
       }
       throw e;
     } finally {

@@ -1,6 +1,7 @@
 // Subcommand table: each entry is loaded only when that subcommand runs. Without a
 // subcommand, `milkywaysrvd --config FILE` runs the broker (serveArgs / runServe).
 import type { SubCommandsDef } from 'citty';
+import { UsageError } from '../../../common/index.ts';
 
 export const subCommands: SubCommandsDef = {
   serve: () => import('./serve.ts').then((m) => m.default),
@@ -19,7 +20,7 @@ export async function runRoot(args: {
   json?: boolean | undefined;
 }): Promise<number> {
   if (args.config === undefined) {
-    throw Object.assign(new Error('Missing --config FILE'), { name: 'CLIError', code: 'E_USAGE' });
+    throw new UsageError('Missing --config FILE', 'missing-argument', '--config');
   }
   const { serve } = await import('./serve.ts');
   return serve({ config: args.config, ...(args.json === undefined ? {} : { json: args.json }) });

@@ -122,5 +122,5 @@ test('milkywaysrvd killed with SIGKILL mid-job loses nothing; redelivery is only
   db.close();
   const bad = await cli('milkywaysrvd', ['audit', '--config', config, '--verify', '--json']);
   t.is(bad.exitCode, 1);
-  t.like(JSON.parse(bad.stdout), { ok: false, code: 'E_AUDIT_BROKEN' });
+  t.like(JSON.parse(bad.stdout), { ok: false, error: { code: 'E_AUDIT_BROKEN' } });
 });

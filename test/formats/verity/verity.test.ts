@@ -284,5 +284,8 @@ test('mway-image verity format then verify exits 0, and 1 naming the bad block a
   const wrong = r.rootHash.replace(/^./, (c) => (c === '0' ? '1' : '0'));
   const w = await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), wrong, '--json']);
   t.is(w.exitCode, 1);
-  t.like(JSON.parse(w.stdout), { ok: false, code: 'E_VERITY_MISMATCH', area: 'hash' });
+  t.like(JSON.parse(w.stdout), {
+    ok: false,
+    error: { code: 'E_VERITY_MISMATCH', details: { area: 'hash' } },
+  });
 });

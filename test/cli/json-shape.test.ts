@@ -1,0 +1,51 @@
+// One failure shape for every binary (doc/cli.md): a real failure of each, run as a user
+// would with --json, prints exactly {ok: false, error: {code, message, path?, details?}} on
+// stdout, with a code the docs list and the exit code kept out of the data.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { cli, ROOT } from '../helpers.ts';
+
+const CASES = [
+  ['mway', ['install', '--group', 'web', '/nonexistent/app.mwl'], 'E_FILE_READ', 1],
+  ['mway', ['status', '--frobnicate'], 'E_USAGE', 2],
+  ['mway-layer', ['verify', '--trust', '/nonexistent/root.crt', '/nonexistent/app.mwl'], undefined, 1],
+  ['mway-image', ['spec', 'validate', '/nonexistent/spec.json'], 'E_SPEC_READ', 1],
+  ['milkywaysrvd', ['audit', '--config', '/nonexistent/broker.json'], 'E_CONFIG', 1],
+  [
+    'milkyway-agent',
+    ['ctl', 'status', '--bus', 'unix:path=/nonexistent/bus'],
+    'E_DBUS_UNREACHABLE',
+    undefined,
+  ],
+] as const;
+
+async function documentedCodes(): Promise<Set<string>> {
+  const docs = (await readdir(join(ROOT, 'doc'))).filter((f) => /^errors-.*\.md$/.test(f));
+  const codes = new Set<string>();
+  for (const f of docs)
+    for (const m of (await readFile(join(ROOT, 'doc', f), 'utf8')).matchAll(/`(E_[A-Z0-9_]+)`/g))
+      codes.add(m[1] as string);
+  return codes;
+}
+
+for (const [bin, args, code, exit] of CASES) {
+  test(`${bin} ${args[0]} --json: the one failure shape`, async (t) => {
+    const r = await cli(bin, [...args, '--json'], { timeout: 60_000 });
+    t.not(r.exitCode, 0, r.stderr);
+    if (exit !== undefined) t.is(r.exitCode, exit);
+    const body = JSON.parse(r.stdout) as { ok: unknown; error: Record<string, unknown> };
+    t.deepEqual(Object.keys(body).sort(), ['error', 'ok']);
+    t.is(body.ok, false);
+    for (const k of Object.keys(body.error)) t.true(['code', 'message', 'path', 'details'].includes(k), k);
+    t.regex(String(body.error.code), /^E_[A-Z0-9_]+$/);
+    t.not(body.error.code, 'E_INTERNAL');
+    if (code !== undefined) t.is(body.error.code, code);
+    t.is(typeof body.error.message, 'string');
+    t.false(JSON.stringify(body.error.details ?? {}).includes('exitCode'));
+    t.true(
+      (await documentedCodes()).has(String(body.error.code)),
+      `${String(body.error.code)} is documented`,
+    );
+  });
+}

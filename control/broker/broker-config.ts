@@ -47,6 +47,18 @@ const brokerConfigSchema = configObject({
     {},
   ),
   expirySweepMs: about(v.optional(int(10, 600_000), 1000), 'How often expired commands are swept'),
+  nats: about(
+    v.exactOptional(
+      object({
+        servers: v.pipe(
+          schema.list(text({ pattern: /^nats:\/\/[^\s/]+:\d{1,5}$/, hint: 'is not nats://host:port' }), 64),
+          v.minLength(1, 'must name at least one server'),
+        ),
+        replicas: v.optional(int(1, 5, 'a replica count'), 3),
+      }),
+    ),
+    'NATS mode (doc/nats.md): peers get commands through this JetStream cluster',
+  ),
 });
 
 /** `milkywaysrvd --config FILE` (doc/broker.md, doc/broker-config.schema.json). */
@@ -120,6 +132,7 @@ export function validateBrokerConfig(json: unknown, path: string): BrokerConfig 
     database: abs(c.database),
     mdns: c.mdns,
     expirySweepMs: c.expirySweepMs,
+    ...(c.nats === undefined ? {} : { nats: c.nats }),
   };
 }
 

@@ -6,6 +6,7 @@ import type { Certificate, Crl } from '../../keys/index.ts';
 import type { Connection, Message } from '../wire/index.ts';
 import type { AuditLog } from './audit-log.ts';
 import type { BrokerDb } from './broker-db.ts';
+import type { NatsRelay } from './nats-relay.ts';
 
 export type SessionRole = 'peer' | 'operator' | 'anonymous';
 
@@ -28,6 +29,8 @@ export interface BrokerContext {
   /** User roots whose peers and operators may connect, and their revocation lists. */
   readonly anchors: readonly Certificate[];
   readonly crls: readonly Crl[] | undefined;
+  /** NATS mode (doc/nats.md): deliveries go to the peers' mailboxes through this relay. */
+  readonly nats: NatsRelay | undefined;
   now(): Date;
   log(level: 'info' | 'warn' | 'error', message: string): void;
   /** Sends through the outgoing hook (if any); a closed connection drops the message. */

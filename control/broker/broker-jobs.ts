@@ -4,6 +4,8 @@
 // job events streamed to watching operators. Every state change is written to the database
 // (and the audit chain) before anything is sent, so a broker restart resumes exactly.
 import type { BrokerContext, Session } from './broker-context.ts';
+import { errorMessage } from '../../common/index.ts';
+import type { Envelope } from '../../keys/index.ts';
 import { ControlError, encodeFrame, message, type Outcome } from '../wire/index.ts';
 
 export interface SubmitInput {
@@ -131,12 +133,26 @@ export class BrokerJobs {
     const b = this.#b;
     const j = b.db.job(jobId);
     if (j === undefined || Date.parse(j.expiresAt) <= b.now().getTime()) return;
-    const online = peers.filter((p) => b.peers.has(p) && b.db.delivery(jobId, p)?.state === 'pending');
+    // In NATS mode every peer has a mailbox (doc/nats.md): what is stored there reaches it
+    // when it is online, or when it comes back.
+    const nats = b.nats;
+    const online = peers.filter(
+      (p) => (nats !== undefined || b.peers.has(p)) && b.db.delivery(jobId, p)?.state === 'pending',
+    );
     if (online.length === 0) return;
     const now = b.now().toISOString();
     b.db.tx(() => {
       for (const p of online) b.db.markSent(jobId, p, now);
     });
+    if (nats !== undefined) {
+      for (const p of online)
+        void nats
+          .deliver(p, jobId, j.command as Envelope, j.expiresAt)
+          .catch((e: unknown) =>
+            b.log('error', `broker: job ${jobId} not stored for ${p} in NATS: ${errorMessage(e)}`),
+          );
+      return;
+    }
     const m = message('command-deliver', { jobId, command: j.command, expiresAt: j.expiresAt });
     const frame = encodeFrame(m);
     for (const p of online) {
@@ -172,6 +188,12 @@ export class BrokerJobs {
 
   /** A peer's signed result: recorded once, audited, streamed to watchers, batch advanced. */
   onResult(s: Session, jobId: string, outcome: Outcome, result: unknown): void {
+    this.onPeerResult(s.identity, s.actor, jobId, outcome, result);
+  }
+
+  /** The same, for a result whose peer is known otherwise (NATS mode: by its signature). */
+  onPeerResult(peerId: string, actor: string, jobId: string, outcome: Outcome, result: unknown): void {
+    const s = { identity: peerId, actor };
     const b = this.#b;
     const now = b.now();
     const first = b.db.tx(() => {

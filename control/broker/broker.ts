@@ -13,6 +13,8 @@ import type { BrokerContext, Session, SessionRole } from './broker-context.ts';
 import { BrokerDb } from './broker-db.ts';
 import { BrokerJobs } from './broker-jobs.ts';
 import { handleRequest } from './broker-requests.ts';
+import { startNatsBridge } from './nats-bridge.ts';
+import { NatsRelay } from './nats-relay.ts';
 import {
   ANONYMOUS_KINDS,
   ANY_KINDS,
@@ -54,6 +56,11 @@ export interface BrokerOptions {
   now?: () => Date;
   log?: (level: 'info' | 'warn' | 'error', message: string) => void;
   hooks?: { outgoing?: OutgoingHook };
+  /**
+   * NATS mode (doc/nats.md): peers' commands go to their mailboxes in a JetStream cluster and
+   * their signed results and statuses come back from it; operators still connect over TLS.
+   */
+  nats?: { servers: string[]; replicas?: number };
 }
 
 export class Broker implements BrokerContext {
@@ -70,6 +77,8 @@ export class Broker implements BrokerContext {
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
   #crls: readonly Crl[] | undefined;
+  nats: NatsRelay | undefined;
+  #bridge: { stop(): void } | undefined;
 
   private constructor(o: BrokerOptions) {
     this.options = o;
@@ -95,6 +104,20 @@ export class Broker implements BrokerContext {
     } catch (e) {
       b.db.close();
       throw e;
+    }
+    if (o.nats !== undefined) {
+      try {
+        b.nats = await NatsRelay.open({ servers: o.nats.servers });
+        await b.nats.ensureStreams(o.nats.replicas ?? 3);
+      } catch (e) {
+        await b.close();
+        throw new ControlError(
+          'E_NATS_UNAVAILABLE',
+          `Cannot set up NATS mode on ${o.nats.servers.join(', ')}: ${errorMessage(e)}`,
+          { cause: e },
+        );
+      }
+      b.#bridge = startNatsBridge(b, b.nats, (...a) => b.jobs.onPeerResult(...a));
     }
     b.#sweep = setInterval(() => b.jobs.sweep(), o.expirySweepMs ?? 1000);
     b.#sweep.unref();
@@ -151,6 +174,8 @@ export class Broker implements BrokerContext {
     this.#closing = true;
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
     for (const s of this.sessions) s.conn.socket.destroy();
+    this.#bridge?.stop();
+    await this.nats?.close();
     await this.#close?.();
     this.db.close();
   }

@@ -10,3 +10,4 @@ export * from './broker-error.ts';
 export * from './broker-jobs.ts';
 export * from './broker-migrations.ts';
 export * from './nats-relay.ts';
+export * from './nats-bridge.ts';

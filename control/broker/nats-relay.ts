@@ -137,6 +137,54 @@ export class NatsRelay {
     return undefined;
   }
 
+  /**
+   * Calls `on` with every answer stored in MWAY_RES, in stream order from sequence `from`, as
+   * it arrives (a subscription wakes the reader; it also reads every second), until stopped.
+   */
+  followAnswers(on: (subject: string, body: Uint8Array) => void, from = 1): { stop(): void } {
+    let next = from;
+    let stopped = false;
+    let pumping = false;
+    const pump = async (): Promise<void> => {
+      if (pumping || stopped) return;
+      pumping = true;
+      try {
+        while (!stopped) {
+          let m: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>;
+          try {
+            m = await this.#jsm.streams.getMessage(RES_STREAM, {
+              seq: next,
+              next_by_subj: 'mway.res.>',
+            } as never);
+          } catch {
+            break; // past the end, or no leader for the moment: the next wake-up reads on
+          }
+          if (m === null) break;
+          next = m.seq + 1;
+          on(m.subject, m.data);
+        }
+      } finally {
+        pumping = false;
+      }
+    };
+    const sub = this.#nc.subscribe('mway.res.>', { callback: () => void pump() });
+    const timer = setInterval(() => void pump(), 1000);
+    void pump();
+    return {
+      stop() {
+        stopped = true;
+        clearInterval(timer);
+        sub.unsubscribe();
+      },
+    };
+  }
+
+  /** Calls `on` with every status a peer publishes (core NATS: only while connected). */
+  followStatus(on: (subject: string, body: Uint8Array) => void): { stop(): void } {
+    const sub = this.#nc.subscribe('mway.status.*', { callback: (_e, m) => on(m.subject, m.data) });
+    return { stop: () => sub.unsubscribe() };
+  }
+
   async close(): Promise<void> {
     await this.#nc.drain().catch(() => this.#nc.close());
   }

@@ -45,6 +45,7 @@ export async function serve(args: { config: string; json?: boolean | undefined }
     host: cfg.listen.host,
     port: cfg.listen.port,
     expirySweepMs: cfg.expirySweepMs,
+    ...(cfg.nats === undefined ? {} : { nats: cfg.nats }),
     log,
   });
   let ad: Advertisement | undefined;

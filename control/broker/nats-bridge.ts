@@ -1,0 +1,84 @@
+// milkywaysrvd in NATS mode (doc/nats.md): the peers' answers and statuses come from NATS, not
+// from TLS sessions, so the peer is named by its signature, never by the subject an untrusted
+// server delivered it on. A result is verified (chain to the anchors, CRLs) and must sit under
+// its signer's own subject before the job bookkeeping sees it; a status must be its signer's and
+// makes the peer known to the broker as a TLS hello would.
+import { errorMessage } from '../../common/index.ts';
+import type { Envelope } from '../../keys/index.ts';
+import {
+  decodeBody,
+  type Outcome,
+  resultSubject,
+  statusSubject,
+  verifyResult,
+  verifyStatus,
+} from '../wire/index.ts';
+import type { BrokerContext } from './broker-context.ts';
+import type { NatsRelay } from './nats-relay.ts';
+
+export type PeerResultSink = (
+  peerId: string,
+  actor: string,
+  jobId: string,
+  outcome: Outcome,
+  result: unknown,
+) => void;
+
+export function startNatsBridge(
+  b: BrokerContext,
+  relay: NatsRelay,
+  onResult: PeerResultSink,
+): { stop(): void } {
+  const refuse = (what: string, subject: string, e: unknown) =>
+    b.log(
+      'warn',
+      `broker: ${what} on NATS ${subject} ignored: ${(e as { code?: string }).code ?? ''} ${errorMessage(e)}`,
+    );
+  const answers = relay.followAnswers((subject, body) => {
+    try {
+      const m = decodeBody(body);
+      if (m.kind !== 'result') return; // membership acks over NATS: not handled yet (doc/nats.md)
+      const { signer } = verifyResult(m.result as Envelope, {
+        anchors: b.anchors,
+        ...(b.crls === undefined ? {} : { crls: b.crls }),
+      });
+      const peerId = signer.peerId;
+      const jobId = m.jobId as string;
+      if (peerId === undefined || resultSubject(peerId, jobId) !== subject)
+        throw new Error(`signed by ${signer.subject}, which is not this subject's peer`);
+      onResult(peerId, `peer:${peerId}`, jobId, m.outcome as Outcome, m.result);
+    } catch (e) {
+      refuse('answer', subject, e);
+    }
+  });
+  const status = relay.followStatus((subject, body) => {
+    try {
+      const m = decodeBody(body);
+      if (m.kind !== 'status') throw new Error(`a ${m.kind} message`);
+      const { signer } = verifyStatus(m.status as Envelope, {
+        anchors: b.anchors,
+        ...(b.crls === undefined ? {} : { crls: b.crls }),
+      });
+      const peerId = signer.peerId;
+      if (peerId === undefined || statusSubject(peerId) !== subject)
+        throw new Error(`signed by ${signer.subject}, which is not this subject's peer`);
+      const now = b.now().toISOString();
+      b.db.upsertPeer({
+        peerId,
+        name: signer.subject,
+        fingerprint: signer.fingerprint,
+        certificate: signer.pem,
+        now,
+      });
+      b.db.setPeerStatus(peerId, m.status, now);
+    } catch (e) {
+      refuse('status', subject, e);
+    }
+  });
+  return {
+    stop() {
+      answers.stop();
+      status.stop();
+    },
+  };
+}

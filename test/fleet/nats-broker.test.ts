@@ -1,0 +1,163 @@
+// milkywaysrvd in NATS mode against a real 3-node JetStream cluster on 127.0.0.1: `mway`'s
+// operator client talks TLS to the broker as always; the broker stores each delivery in the
+// peer's mailbox and takes the signed results back from NATS, naming the peer by its
+// signature. A peer offline when the command is sent gets it when it returns; kill -9 of the
+// commands stream's leader between jobs loses nothing; a result stored under another peer's
+// subject is ignored.
+import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { Broker } from '../../control/broker/index.ts';
+import { OperatorClient } from '../../control/operator/index.ts';
+import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { CMD_STREAM, message, messageBody, resultSubject, signResult } from '../../control/wire/index.ts';
+import { tlsContextOptions } from '../../keys/index.ts';
+import { tempDir } from '../helpers.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
+import { recorder } from '../agent/remote/recording-agent.ts';
+import { startNatsCluster } from '../control/nats-fixture.ts';
+
+const pkiP = makeFleetPki();
+
+async function until(what: string, f: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function natsFleet(t: ExecutionContext) {
+  const p: FleetPki = await pkiP;
+  const dir = await tempDir(t);
+  const cluster = await startNatsCluster(t, 3);
+  const logs: string[] = [];
+  const broker = await Broker.start({
+    dbPath: join(dir, 'broker.sqlite'),
+    tls: tlsContextOptions({
+      keyPath: p.broker.keyPath,
+      certPath: p.broker.certPath,
+      anchors: [p.root.cert],
+    }),
+    certificate: p.broker.cert,
+    anchors: [p.root.cert],
+    nats: { servers: cluster.urls, replicas: 3 },
+    log: (level, m) => logs.push(`${level}: ${m}`),
+  });
+  t.teardown(() => broker.close());
+  const peer = async (id: Id) => {
+    const rec = recorder();
+    const link = await startPeerLink({
+      api: rec.api,
+      stateDir: join(dir, id.cert.peerId as string),
+      log: () => {},
+      config: {
+        nats: { servers: cluster.urls },
+        fleet: 'prod',
+        key: id.keyPath,
+        cert: id.certPath,
+        kemKey: id.kemKeyPath,
+        anchors: [p.root.certPath],
+        skewMs: 0,
+        maxBackoffMs: 300,
+      },
+    });
+    t.teardown(() => link.stop());
+    return { rec, link };
+  };
+  const op = async () => {
+    const c = await OperatorClient.connect(
+      {
+        broker: `127.0.0.1:${broker.port}`,
+        fleet: 'prod',
+        key: p.admin.keyPath,
+        cert: p.admin.certPath,
+        anchors: [p.root.certPath],
+        crls: [],
+      },
+      join(dir, 'mway'),
+    );
+    t.teardown(() => c.close());
+    return c;
+  };
+  return { p, cluster, broker, peer, op, logs };
+}
+
+test('mway through milkywaysrvd in NATS mode: results verified and bound, an offline peer served on return, kill -9 of the stream leader between jobs', async (t) => {
+  const { p, cluster, broker, peer, op: connectOp, logs } = await natsFleet(t);
+  const p1 = await peer(p.p1);
+  // A peer's signed status over NATS makes it known to the broker (as a TLS hello does).
+  await until('p1 known', () => broker.db.peer('p1') !== undefined);
+  const op = await connectOp();
+  const r = await op.run({
+    action: 'service.restart',
+    args: { service: 'hello' },
+    target: 'peer:p1',
+    timeoutMs: 30_000,
+  });
+  t.deepEqual(
+    r.peers.map((x) => `${x.peer} ${x.outcome}`),
+    ['p1 ok'],
+  );
+  t.deepEqual(p1.rec.calls, ['restart hello']);
+
+  // p2 is known (it sent a status once) but offline when the command is sent.
+  const first = await peer(p.p2);
+  await until('p2 known', () => broker.db.peer('p2') !== undefined);
+  await first.link.stop();
+  const running = op.run({
+    action: 'service.restart',
+    args: { service: 'later' },
+    target: 'peer:p2',
+    timeoutMs: 60_000,
+  });
+  await new Promise((r) => setTimeout(r, 1500));
+  const back = await peer(p.p2);
+  const r2 = await running;
+  t.deepEqual(
+    r2.peers.map((x) => `${x.peer} ${x.outcome}`),
+    ['p2 ok'],
+  );
+  t.deepEqual(back.rec.calls, ['restart later']);
+
+  // The commands stream's leader dies; the next job is stored on the new leader.
+  const leader = await cluster.streamLeader(CMD_STREAM);
+  await cluster.kill(leader, 'SIGKILL');
+  const r3 = await op.run({
+    action: 'service.restart',
+    args: { service: 'failover' },
+    target: 'peer:p1',
+    timeoutMs: 60_000,
+  });
+  t.deepEqual(
+    r3.peers.map((x) => `${x.peer} ${x.outcome}`),
+    ['p1 ok'],
+  );
+  t.deepEqual(p1.rec.calls, ['restart hello', 'restart failover'], 'each command ran once');
+
+  // A result signed by p2 but stored under p1's subject (a server retargeting it) is ignored.
+  const { connect } = await import('@nats-io/transport-node');
+  const { jetstream } = await import('@nats-io/jetstream');
+  const nc = await connect({ servers: cluster.urls.filter((u) => u !== leader.url) });
+  t.teardown(() => nc.close());
+  const now = new Date().toISOString();
+  const forged = signResult(
+    {
+      v: 1,
+      command: 'nope',
+      commandDigest: '0'.repeat(64),
+      peer: 'p2',
+      status: 'ok',
+      startedAt: now,
+      finishedAt: now,
+    },
+    p.p2.key,
+    p.p2.chain,
+  );
+  await jetstream(nc).publish(
+    resultSubject('p1', 'job-x'),
+    messageBody(message('result', { jobId: 'job-x', result: forged, outcome: 'ok' })),
+  );
+  await until('forged answer refused', () =>
+    logs.some((l) => l.includes('answer on NATS mway.res.p1.job-x ignored')),
+  );
+});

@@ -86,6 +86,7 @@ function cell(s: string, w: number): string {
 
 function brief(v: unknown): string {
   if (v === undefined || v === null) return '';
+  if (serviceTable(v) !== undefined) return `${(v as unknown[]).length} service(s) below`;
   if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
   if (typeof v === 'object' && 'agent' in (v as object)) {
     // The `status` action: the agent's state and its service and layer counts.
@@ -100,7 +101,32 @@ function brief(v: unknown): string {
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
 
+/** `service list`'s answer (the agent's ServiceInfo rows) as a table: every service, none cut off. */
+export function serviceTable(v: unknown): string | undefined {
+  if (!Array.isArray(v) || v.length === 0) return undefined;
+  const rows = v as Array<Record<string, unknown>>;
+  if (!rows.every((s) => typeof s === 'object' && s !== null && 'name' in s && 'state' in s))
+    return undefined;
+  const cols = ['SERVICE', 'LAYER', 'STATE', 'PID', 'RESTARTS', 'SINCE', 'ERROR'];
+  const cells = rows.map((s) =>
+    [s.name, s.layer, s.state, s.pid, s.restarts, s.since, s.error].map((x) =>
+      x === undefined ? '' : String(x),
+    ),
+  );
+  const w = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] as string).length)));
+  return [cols, ...cells]
+    .map((r) =>
+      r
+        .map((c, i) => c.padEnd(w[i] as number))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
 function longOutput(v: unknown): string | undefined {
+  const services = serviceTable(v);
+  if (services !== undefined) return services;
   if (Array.isArray(v) && v.every((l) => typeof l === 'object' && l !== null && 'text' in l)) {
     return (v as Array<{ time: string; stream: string; text: string }>)
       .map((l) => `${l.time} ${l.stream} ${l.text}`)

@@ -47,6 +47,8 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   'apt-cache': 'apt',
   objdump: 'binutils',
   'apt-get': 'apt',
+  'systemd-notify': 'systemd',
+  'systemd-analyze': 'systemd',
   'dpkg-deb': 'dpkg',
   zstd: 'zstd',
   xz: 'xz-utils',

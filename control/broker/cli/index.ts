@@ -6,6 +6,7 @@ import { UsageError } from '../../../common/index.ts';
 export const subCommands: SubCommandsDef = {
   serve: () => import('./serve.ts').then((m) => m.default),
   audit: () => import('./audit.ts').then((m) => m.default),
+  'check-config': () => import('./check-config.ts').then((m) => m.default),
 };
 
 export const rootArgs = {

@@ -15,14 +15,16 @@ import { Broker } from '../broker.ts';
 import { readBrokerConfig } from '../broker-config.ts';
 import { advertiseBroker, type Advertisement } from '../../wire/index.ts';
 import { BrokerError } from '../broker-error.ts';
+import { sdNotify } from '../sd-notify.ts';
 
 export const serveArgs = {
   ...commonArgs,
   config: { type: 'string', description: 'Broker config file (JSON, doc/broker.md)', required: true },
 } as const;
 
-export async function serve(args: { config: string; json?: boolean | undefined }): Promise<number> {
-  const cfg = await readBrokerConfig(args.config);
+/** The config and everything it names, read and checked (serve and check-config share it). */
+export async function loadBrokerSetup(path: string) {
+  const cfg = await readBrokerConfig(path);
   const anchors: Certificate[] = [];
   for (const a of cfg.anchors) anchors.push(...(await readCertificates(a)));
   const crls: Crl[] = [];
@@ -33,6 +35,11 @@ export async function serve(args: { config: string; json?: boolean | undefined }
       path: cfg.certificate,
     });
   }
+  return { cfg, anchors, crls, leaf };
+}
+
+export async function serve(args: { config: string; json?: boolean | undefined }): Promise<number> {
+  const { cfg, anchors, crls, leaf } = await loadBrokerSetup(args.config);
   const log = (level: string, m: string): void => {
     process.stderr.write(`milkywaysrvd: ${level}: ${m}\n`);
   };
@@ -75,10 +82,15 @@ export async function serve(args: { config: string; json?: boolean | undefined }
       ? `${JSON.stringify(info)}\n`
       : `milkywaysrvd: listening on ${info.listening}, certificate ${info.fingerprint}${info.mdns ? ', advertised by mDNS' : ''}\n`,
   );
+  // Under systemd (Type=notify): ready only now that it listens.
+  await sdNotify({ READY: '1', STATUS: `listening on ${info.listening}` }).catch((e: unknown) =>
+    log('warn', `cannot notify systemd: ${(e as Error).message}`),
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  await sdNotify({ STOPPING: '1' }).catch(() => {});
   stopReload();
   await ad?.stop();
   await broker.close();

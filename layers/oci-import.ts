@@ -281,7 +281,9 @@ export function mapConfig(
     else unmapped.push(`StopSignal ${c.StopSignal}`);
   }
   for (const k of Object.keys(c).sort()) {
-    if (['Entrypoint', 'Cmd', 'Env', 'WorkingDir', 'User', 'ExposedPorts', 'StopSignal'].includes(k))
+    if (
+      ['Entrypoint', 'Cmd', 'Env', 'WorkingDir', 'User', 'ExposedPorts', 'StopSignal', 'Volumes'].includes(k)
+    )
       continue;
     const v = c[k];
     if (
@@ -311,6 +313,10 @@ export function mapConfig(
       // none; the root is writable, fresh at each start.
       capabilityBoundingSet: who.root ? [...PODMAN_DEFAULT_CAPABILITIES] : [],
       writableRoot: 'ephemeral',
+      // Volumes: the layer's private data at those paths, seeded from the image (agent/layers/volumes.ts).
+      volumes: Object.keys((c.Volumes ?? {}) as Record<string, unknown>)
+        .map((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p))
+        .sort(),
       ...(tcp[0] === undefined ? {} : { readiness: { type: 'tcp', port: tcp[0] } }),
       killSignal,
     });

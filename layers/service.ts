@@ -147,6 +147,20 @@ const entries = {
     'CapabilityBoundingSet=: the capabilities kept (as ambient ones for a non-root user); all others dropped',
   ),
   privateNetwork: about(v.optional(flag(), false), 'PrivateNetwork=: an own network namespace with only lo'),
+  volumes: about(
+    v.optional(
+      list(
+        named(
+          /^(\/(?!\.\.?(\/|$))[^/\0]+)+$/,
+          'an absolute path without . or .. components or a trailing /',
+          1024,
+        ),
+        64,
+      ),
+      [],
+    ),
+    "Paths whose contents persist across starts and boots (an OCI image's Volumes): each is the layer's private data at secure/<layer>/volumes/<service>/<path>, seeded from the root's contents there on first use",
+  ),
   writableRoot: about(
     v.optional(oneOf(['no', 'ephemeral']), 'no'),
     'A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends (no: the root is read-only)',

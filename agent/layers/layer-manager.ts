@@ -31,6 +31,8 @@ import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot, unmountOrThrow } from
 import { pool } from './pool.ts';
 import type { Supervisor } from '../services/supervisor.ts';
 import { unitSpec } from '../services/placement.ts';
+import type { UnitSpec } from '../services/unit-spec.ts';
+import { volumeBinds } from './volumes.ts';
 import type { SecureConfig, Trust } from '../core/trust.ts';
 import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
 
@@ -373,7 +375,11 @@ export class LayerManager {
                   files: `system_u:object_r:milkyway_sandbox_tmp_t:${mod.mcsLevel(ids.categories)}`,
                 },
         };
-        const specs = m.services.map((s) => unitSpec(m.name, s, where));
+        const specs: UnitSpec[] = [];
+        for (const s of m.services) {
+          const vols = await volumeBinds(this.#o.path(this.#o.config.dataDir), m.name, s, owner, target);
+          specs.push(unitSpec(m.name, s, { ...where, binds: [...binds, ...vols] }));
+        }
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);
         // Services that need nothing outside their own layer start now, while the other

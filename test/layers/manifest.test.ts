@@ -89,6 +89,7 @@ test('a source manifest gets every default filled, in the systemd vocabulary', (
     capabilityBoundingSet: [],
     privateNetwork: false,
     writableRoot: 'no',
+    volumes: [],
   });
   t.is(db?.type, 'notify');
   t.is(db?.readiness, undefined);
@@ -135,6 +136,13 @@ const hostile: [string, unknown, string][] = [
     'services[1].restart',
   ],
   ['the old argv', patched((m) => (m.services[0]!.argv = ['/x'])), 'services[0].argv'],
+  ['a relative volume', patched((m) => (m.services[0]!.volumes = ['var/lib'])), 'services[0].volumes[0]'],
+  ['a volume with ..', patched((m) => (m.services[0]!.volumes = ['/var/../etc'])), 'services[0].volumes[0]'],
+  [
+    'a writable root not known',
+    patched((m) => (m.services[0]!.writableRoot = 'yes')),
+    'services[0].writableRoot',
+  ],
   ['an empty execStart', patched((m) => (m.services[0]!.execStart = [])), 'services[0].execStart'],
   [
     '257 arguments',

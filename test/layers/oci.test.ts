@@ -104,7 +104,13 @@ test('umoci OCI layout and its skopeo docker-archive import to the same payload;
   t.is(s?.timeoutStopSec, 10);
   t.deepEqual(s?.readiness, { type: 'tcp', port: 8080, host: '127.0.0.1' });
   t.true(b.unmapped.some((u) => u.startsWith('Labels')));
-  t.true(b.unmapped.some((u) => u.startsWith('Volumes')));
+  // Volumes are the layer's persistent private data at those paths; the root is writable, fresh per start.
+  t.false(b.unmapped.some((u) => u.startsWith('Volumes')));
+  t.deepEqual(s?.volumes, ['/data']);
+  t.is(s?.writableRoot, 'ephemeral');
+  // A numeric user the image's /etc/passwd does not name is kept and reported; not root: no capabilities.
+  t.true(b.unmapped.some((u) => u.includes('uid 1000 is not in the image')));
+  t.deepEqual(s?.capabilityBoundingSet, []);
   t.true(b.unmapped.some((u) => u.includes('9090')));
   await verifyLayer(join(dir, 'b.mwl'), { anchors: [p.userRoot.cert] });
   const x = join(dir, 'x');

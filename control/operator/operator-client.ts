@@ -35,9 +35,10 @@ import {
   secretContext,
   signMembership,
   verifyResult,
+  verifyStatus,
 } from '../wire/index.ts';
 import { nextOperatorSeq } from './operator-seq.ts';
-import { batchSize, failBudget, resolveTarget } from './targets.ts';
+import { batchSize, failBudget, parseTarget, resolveTarget, usesFacts } from './targets.ts';
 import { readRegularFile, schema, writeJsonAtomic } from '../../common/index.ts';
 import { OperatorError, operatorError } from './operator-error.ts';
 
@@ -427,6 +428,19 @@ export class OperatorClient {
     }
   }
 
+  /** The facts in a peer's last status, if that status verifies against our anchors. */
+  verifiedFacts(p: PeerView): Record<string, unknown> | undefined {
+    if (p.status === null || p.status === undefined) return undefined;
+    try {
+      const s = verifyStatus(p.status as Envelope, { anchors: this.anchors, crls: this.crls }).payload;
+      return s.peer === p.peerId
+        ? ((s.facts ?? undefined) as Record<string, unknown> | undefined)
+        : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
   /** A peer certificate from the broker, accepted only if it chains to our anchors. */
   peerCertificate(p: PeerView): Certificate {
     const chain = parseCertificates(p.certificate);
@@ -465,12 +479,22 @@ export class OperatorClient {
   /** Resolves, signs, submits and (unless async) collects one job. */
   async run(o: RunOptions): Promise<JobReport> {
     const fleet = await this.peers();
+    // Facts count only from a status the peer signed and we verified (the broker's copy could lie).
+    const withFacts = usesFacts(parseTarget(o.target));
     const resolved = resolveTarget(
       o.target,
-      fleet.map((p) => ({ id: p.peerId, groups: p.groups ?? [], labels: p.labels ?? {} })),
+      fleet.map((p) => ({
+        id: p.peerId,
+        groups: p.groups ?? [],
+        labels: p.labels ?? {},
+        ...(withFacts ? { facts: this.verifiedFacts(p) } : {}),
+      })),
     );
     const targets = fleet.filter((p) => resolved.peers.includes(p.peerId));
     const base = { action: o.action, target: o.target };
+    // Before --dry-run returns: a dry run resolves, and fails, exactly as the real run does.
+    if (resolved.peers.length === 0)
+      throw new OperatorError('E_TARGET_EMPTY', `Target ${o.target} matches no peer`);
     if (o.dryRun === true) {
       return {
         jobId: '',
@@ -485,8 +509,6 @@ export class OperatorClient {
         },
       };
     }
-    if (resolved.peers.length === 0)
-      throw new OperatorError('E_TARGET_EMPTY', `Target ${o.target} matches no peer`);
     const args = o.argsFor === undefined ? (o.args ?? {}) : o.argsFor(targets);
     const command = buildCommand({
       action: o.action,

@@ -153,6 +153,22 @@ test('agents without an identity enroll through the broker, are accepted with id
   const f = await mway('facts', '--peer', 'web-1');
   t.regex(f.stdout, new RegExp(`^web-1 +${hostname()}  (x86_64|aarch64)  `));
   t.regex((await mway('facts', '--peer', 'web-9')).stderr, /E_PEER_UNKNOWN/);
+  // Targeting by the facts of the signed status, ANDed with a group; a dry run fails as the real run would.
+  const byFact = await mway(
+    'status',
+    '--target',
+    `group:web and fact:hostname=${hostname()}`,
+    '--dry-run',
+    '--json',
+  );
+  t.is(byFact.exitCode, 0, byFact.stderr);
+  t.deepEqual(
+    (JSON.parse(byFact.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
+    ['web-1'],
+  );
+  const none = await mway('status', '--target', 'fact:arch=sparc64', '--dry-run');
+  t.is(none.exitCode, 1);
+  t.regex(none.stderr, /E_TARGET_EMPTY/);
 
   // A restart reuses the stored identity: no new request.
   await a.stop();

@@ -14,7 +14,11 @@ import { batchSize, failBudget, parseTarget } from '../targets.ts';
 
 export const targetArgs = {
   ...commonArgs,
-  group: { type: 'string', description: 'Target group (or comma-separated groups)' },
+  group: {
+    type: 'string',
+    alias: 'peer-group',
+    description: 'Target group (or comma-separated groups); --peer-group is the same',
+  },
   peer: { type: 'string', description: 'Target peer id(s), comma-separated' },
   target: {
     type: 'string',

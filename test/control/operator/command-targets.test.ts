@@ -42,3 +42,43 @@ test('batchSize() and failBudget() read N and N%', (t) => {
   t.is(failBudget('20%', 10), 2);
   t.is(failBudget('0', 10), 0);
 });
+
+test('resolveTarget() intersects with `and` / `&`, negates factors inside, and matches facts with version order', (t) => {
+  const facts = [
+    {
+      id: 'web-1',
+      groups: ['web'],
+      labels: { zone: 'a' },
+      facts: { arch: 'x86_64', coreos: { version: '1.1.9' } },
+    },
+    {
+      id: 'web-2',
+      groups: ['web'],
+      labels: { zone: 'b' },
+      facts: { arch: 'x86_64', coreos: { version: '1.10.0' } },
+    },
+    { id: 'web-3', groups: ['web'], labels: { zone: 'a' } },
+    {
+      id: 'db-1',
+      groups: ['db'],
+      labels: { zone: 'a' },
+      facts: { arch: 'aarch64', coreos: { version: '1.0' } },
+    },
+  ];
+  t.deepEqual(resolveTarget('group:web and fact:coreos.version<1.2', facts), {
+    peers: ['web-1'],
+    groups: ['web'],
+  });
+  t.deepEqual(resolveTarget('group:web&label:zone=a', facts).peers, ['web-1', 'web-3']);
+  t.deepEqual(resolveTarget('group:web and !label:zone=a', facts).peers, ['web-2']);
+  t.deepEqual(resolveTarget('fact:arch=x86_64,fact:coreos.version<=1.0', facts).peers, [
+    'db-1',
+    'web-1',
+    'web-2',
+  ]);
+  t.deepEqual(resolveTarget('all,!fact:arch!=aarch64', facts).peers, ['db-1', 'web-3']);
+  t.deepEqual(resolveTarget('fact:coreos.version>=1.10', facts).peers, ['web-2'], '1.10 sorts after 1.9');
+  t.deepEqual(resolveTarget('label:zone=a and fact:arch=x86_64', facts), { peers: ['web-1'], groups: [] });
+  for (const e of ['fact:arch', 'fact:=x', 'group:web and ', 'fact:a..b=1'])
+    t.is((t.throws(() => resolveTarget(e, facts)) as { code?: string }).code, 'E_TARGET_INVALID', e);
+});

@@ -7,7 +7,7 @@
 // do the names, the GUIDs derived from the root hash and the trial bits (tries 1, priority 2
 // over the running slot's 1) go onto both GPT copies in one write.
 import { constants, createReadStream } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, stat, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { run } from '../common/index.ts';
 import {
@@ -96,7 +96,9 @@ async function verifyWritten(disk: string, slot: DiskSlot, b: VerifiedBundle): P
         hashOffset: offsetOf(slot.verity),
       });
     else {
-      // A block device (in the guest): the partitions' own nodes, checked by cryptsetup.
+      // A block device (in the guest): the partitions' own nodes, checked by cryptsetup. They
+      // have page caches of their own: drop them so the read is of what reached the disk.
+      await writeFile('/proc/sys/vm/drop_caches', '3').catch(() => {});
       const node = (p: DiskSlot['data']) => (/\d$/.test(disk) ? `${disk}p${p.index}` : `${disk}${p.index}`);
       await run('veritysetup', ['verify', node(slot.data), node(slot.verity), root], { timeout: 600_000 });
     }

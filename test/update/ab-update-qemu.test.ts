@@ -1,0 +1,308 @@
+// QEMU TEST (SLOW: TCG, one QEMU run of several boots, ~20–40 min on 2 shared cores). The A/B
+// update end to end, running doc/how-to-update.md's commands as written: a guest booted from
+// CoreOS 1.0 (slot a) with `mway.slots=gpt`, connected to a broker on the host loopback, gets
+// the 2.0 bundle by `mway update --group web`, writes slot b, reboots into it as a trial, passes
+// its health gate and marks b good (rollback floor 2); `mway update status` says so. Then a
+// bad 3.0 (its /sbin/init exits: PID 1 dies, the kernel panics, panic=10 reboots) is written
+// into slot a, its one try is spent, and the next boot is 2.0 again without anyone's help; the
+// status names the rollback. A replay of the 2.0 bundle is refused. One QEMU process, the
+// disk's writes kept across its reboots (snapshot: the image file itself is left as built).
+// Status (2026-12-02): written and started once under a load of 15–19 on the shared machine,
+// where the guest got a quarter of a core; that run did not finish inside the session, so
+// this test has not yet been seen to pass end to end.
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
+import { chmod, readFile, symlink, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { buildImage } from '../../imagebuild/build-image.ts';
+import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
+import { loadImageSpec } from '../../imagebuild/image-spec.ts';
+import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
+import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
+import { BINS, cli, ROOT, tempDir } from '../helpers.ts';
+
+const RUN_MS = 75 * 60_000;
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+async function startBroker(t: ExecutionContext, config: string): Promise<{ lines: string[] }> {
+  const proc = execa(process.execPath, [BINS.milkywaysrvd, '--config', config, '--json'], {
+    reject: false,
+    timeout: RUN_MS,
+    buffer: false,
+  });
+  t.teardown(() => {
+    proc.kill('SIGKILL');
+  });
+  const lines: string[] = [];
+  proc.stderr?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    const timer = setTimeout(() => reject(new Error('milkywaysrvd did not start in 20 s')), 20_000);
+    proc.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('\n')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void proc.then((r) => {
+      clearTimeout(timer);
+      reject(new Error(`milkywaysrvd exited ${String(r.exitCode)}: ${lines.join('\n')}`));
+    });
+  });
+  return { lines };
+}
+
+function boot(t: ExecutionContext, disk: string) {
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string | undefined) => void }[] = [];
+  let ended = false;
+  const started = runQemu({
+    disk,
+    timeout: RUN_MS,
+    serial: 'none',
+    snapshot: true,
+    noReboot: false,
+    memoryMiB: 2048,
+    onLine: (l) => {
+      lines.push(l);
+      for (const w of waiters.splice(0)) {
+        if (w.re.test(l)) w.resolve(l);
+        else waiters.push(w);
+      }
+    },
+  }).then((r: QemuRun) => {
+    t.teardown(() => r.kill());
+    void r.done.then(() => {
+      ended = true;
+      for (const w of waiters.splice(0)) w.resolve(undefined);
+    });
+    return r;
+  });
+  return {
+    lines,
+    started,
+    until(re: RegExp, from = 0): Promise<string | undefined> {
+      const hit = lines.slice(from).find((l) => re.test(l));
+      if (hit !== undefined || ended) return Promise.resolve(hit);
+      return new Promise((resolve) => waiters.push({ re, resolve }));
+    },
+  };
+}
+
+/** The ```sh blocks of doc/how-to-update.md, each a list of command lines. */
+async function howToBlocks(): Promise<string[][]> {
+  const text = await readFile(join(ROOT, 'doc/how-to-update.md'), 'utf8');
+  return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) =>
+    (m[1] ?? '').split('\n').filter((l) => l.trim() !== ''),
+  );
+}
+
+test.serial(
+  'QEMU: A/B update 1.0 → 2.0 marked good after the gate; a bad 3.0 rolls back by itself (doc/how-to-update.md as written)',
+  async (t) => {
+    t.timeout(RUN_MS + 120_000);
+    const dir = await tempDir(t, 'mway-ab-qemu-');
+    const keysDir = join(dir, 'keys');
+    await loadImageKeys(keysDir, { generate: true });
+    const rootKey = await readPrivateKey(join(keysDir, 'user-root.key'));
+    const [rootCert] = await readCertificates(join(keysDir, 'user-root.crt'));
+    if (rootCert === undefined) return t.fail('no user root');
+    const under = { issuerKey: rootKey, issuerCert: rootCert };
+    const peer = await newIdentity({
+      ...under,
+      role: 'peer',
+      name: 'peer',
+      peerId: 'qemu1',
+      outDir: join(dir, 'identity'),
+    });
+    if (peer.kemKeyPath === undefined) return t.fail('peer identity without an ML-KEM key');
+    const broker = await newIdentity({
+      ...under,
+      role: 'broker',
+      name: 'broker',
+      dnsNames: ['localhost'],
+      outDir: join(dir, 'broker'),
+    });
+    const admin = await newIdentity({
+      ...under,
+      role: 'operator',
+      name: 'admin',
+      groups: ['*'],
+      actions: ['*'],
+      outDir: join(dir, 'operator'),
+    });
+    const port = await freePort();
+    const badInit = join(dir, 'bad-init');
+    await writeFile(badInit, '#!/bin/sh\necho "bad CoreOS 3.0: /sbin/init exits"\nexit 1\n');
+    await chmod(badInit, 0o755);
+
+    const build = async (version: string, extra: Record<string, unknown> = {}) => {
+      const spec = join(dir, `image-${version}.json`);
+      await writeFile(
+        spec,
+        JSON.stringify({
+          name: 'milkyway',
+          version,
+          kernel: { package: 'linux-image-amd64' },
+          coreos: {
+            network: { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' },
+            cmdline: ['mway.slots=gpt'],
+            ...extra,
+          },
+          layers: [join(ROOT, 'examples/default/layers/web')],
+          keys: { dir: keysDir },
+          secureConfig: { hostname: 'qemu1', groups: {}, allowLayers: ['web'] },
+          agent: {
+            control: {
+              broker: `10.0.2.2:${port}`,
+              fleet: 'qemu',
+              key: '/identity/peer.key',
+              cert: '/identity/peer.crt',
+              kemKey: '/identity/peer.kem.key',
+              anchors: ['/certs'],
+              crls: ['/certs'],
+              maxBackoffMs: 3000,
+              statusIntervalMs: 15_000,
+            },
+            update: { readyWithinMs: 180_000, graceMs: 5000 },
+          },
+          partitions: { esp: 64, layers: 64, data: 64 },
+          peerIdentity: join(dir, 'identity'),
+        }),
+      );
+      const t0 = Date.now();
+      const r = await buildImage({
+        spec: await loadImageSpec(spec),
+        outDir: join(dir, `out-${version}`),
+        sourceDateEpoch: 1_700_000_000,
+      });
+      t.log(`image ${version} built in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+      return r.disk;
+    };
+    const v1 = await build('1.0');
+    await symlink(await build('2.0'), join(dir, 'v2.img'));
+    await symlink(await build('3.0', { files: [{ src: badInit, dest: '/sbin/init' }] }), join(dir, 'v3.img'));
+
+    const brokerConfig = join(dir, 'broker.json');
+    await writeFile(
+      brokerConfig,
+      JSON.stringify({
+        listen: `127.0.0.1:${port}`,
+        key: broker.keyPath,
+        certificate: broker.certPath,
+        anchors: [join(keysDir, 'user-root.crt')],
+        database: join(dir, 'broker.db'),
+        mdns: { enabled: false },
+      }),
+    );
+    const srv = await startBroker(t, brokerConfig);
+    const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
+    const bin = { mway: 'mway', 'mway-image': 'mway-image' } as const;
+    /** One line of the how-to, run in `dir` as a user would type it. */
+    const sh = async (line: string) => {
+      const [tool, ...args] = line.trim().split(/\s+/);
+      if (tool !== 'mway' && tool !== 'mway-image') throw new Error(`how-to line runs ${tool}`);
+      const r = await cli(bin[tool], args, { env, cwd: dir, timeout: 40 * 60_000 });
+      t.log(`$ ${line}\n${r.stdout}${r.stderr}`);
+      return r;
+    };
+    const mway = (...args: string[]) => cli('mway', args, { env, cwd: dir, timeout: 240_000 });
+    const init = await mway(
+      'config',
+      'init',
+      '--broker',
+      `127.0.0.1:${port}`,
+      '--fleet',
+      'qemu',
+      '--anchor',
+      join(keysDir, 'user-root.crt'),
+      '--key',
+      admin.keyPath,
+      '--cert',
+      admin.certPath,
+    );
+    t.is(init.exitCode, 0, init.stderr);
+
+    const [make2, send2, status2, bad3] = await howToBlocks();
+    if (make2 === undefined || send2 === undefined || status2 === undefined || bad3 === undefined)
+      return t.fail('doc/how-to-update.md lost a command block');
+    for (const line of make2) t.is((await sh(line)).exitCode, 0, line);
+
+    const b = boot(t, v1);
+    const q = await b.started;
+    const console = () => b.lines.slice(-40).join('\n');
+    t.truthy(await b.until(/mway-initramfs: slot a(?! \()/), console());
+    t.truthy(
+      await b.until(/control: connected to broker 10\.0\.2\.2:\d+ as qemu1/),
+      `${console()}\n${srv.lines.join('\n')}`,
+    );
+    t.truthy(await b.until(/milkyway-agent info: boot done:/), console());
+    t.is((await mway('group', 'create', 'web')).exitCode, 0);
+    t.is((await mway('group', 'add', 'web', 'qemu1')).exitCode, 0);
+    let held = false;
+    for (let i = 0; i < 90 && !held; i++) {
+      const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+      held = rows[0]?.groups?.includes('web') === true;
+      if (!held) await new Promise((r) => setTimeout(r, 1000));
+    }
+    t.true(held, `membership not reported\n${console()}`);
+
+    // The good update.
+    let mark = b.lines.length;
+    const t1 = Date.now();
+    for (const line of send2) t.is((await sh(line)).exitCode, 0, `${line}\n${console()}`);
+    t.log(`2.0 sent, written and verified in ${((Date.now() - t1) / 1000).toFixed(0)} s`);
+    t.truthy(await b.until(/shutdown done \(reboot\)/, mark), console());
+    t.truthy(await b.until(/mway-initramfs: slot b \(trial, tries 1→0\)/, mark), console());
+    t.truthy(
+      await b.until(
+        /CoreOS slot b \(milkyway_2\.0\) passed its health gate: marked good, rollback floor 2/,
+        mark,
+      ),
+      console(),
+    );
+    t.truthy(await b.until(/control: connected to broker/, mark), console());
+    t.log(`2.0 booted and marked good ${((Date.now() - t1) / 1000).toFixed(0)} s after mway update`);
+    const st = await sh(status2[0] as string);
+    t.is(st.exitCode, 0, st.stderr);
+    t.regex(
+      st.stdout,
+      /qemu1: running b {2}a 1\.0 \(good, priority 1\) {2}b\* 2\.0 \(good, priority 2\) {2}rollback floor 2 {2}gate passed/,
+    );
+
+    // A replay of 2.0 is refused by the peer.
+    const replay = await mway('update', '--group', 'web', 'milkyway-2.0.mwu', '--timeout', '1800', '--json');
+    t.is(replay.exitCode, 1);
+    t.regex(replay.stdout, /E_BUNDLE_DOWNGRADE/);
+
+    // The bad 3.0: written into a, its one try spent on a panic, back on b without help.
+    mark = b.lines.length;
+    const [make3, send3, status3] = bad3;
+    t.is((await sh(make3 as string)).exitCode, 0);
+    t.is((await sh(send3 as string)).exitCode, 0, console());
+    t.truthy(await b.until(/mway-initramfs: slot a \(trial, tries 1→0\)/, mark), console());
+    t.truthy(await b.until(/bad CoreOS 3\.0: \/sbin\/init exits/, mark), console());
+    t.truthy(await b.until(/mway-initramfs: slot b(?! \()/, mark), console());
+    t.truthy(await b.until(/CoreOS update to 3\.0 \(slot a\) was rolled back/, mark), console());
+    t.truthy(await b.until(/control: connected to broker/, mark), console());
+    const after = await sh(status3 as string);
+    t.regex(after.stdout, /qemu1: running b .*b\* 2\.0 \(good, priority 2\) {2}rollback floor 2/);
+    t.regex(
+      after.stdout,
+      /last rollback: 3\.0 \(slot a\) at .*: the trial boot of slot a did not reach the health gate/,
+    );
+
+    const off = await mway('poweroff', '--peer', 'qemu1', '--timeout', '180', '--json');
+    t.is(off.exitCode, 0, off.stdout + off.stderr);
+    t.true((await q.done).poweredOff);
+  },
+);

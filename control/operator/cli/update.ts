@@ -106,9 +106,11 @@ export default defineCommand({
   args: {
     ...targetArgs,
     bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu), or `status`' },
-    'no-reboot': {
+    // citty reads --no-reboot as reboot=false.
+    reboot: {
       type: 'boolean',
-      description: 'Write and arm the inactive slot; boot it at the next reboot',
+      default: true,
+      description: 'Reboot into the new slot once written (--no-reboot: arm it, boot it at the next reboot)',
     },
   },
   async run({ args }) {
@@ -130,7 +132,7 @@ export default defineCommand({
           timeoutMs: timeout * 1000,
           dryRun: args['dry-run'] === true,
         },
-        { chunk: 'coreos.chunk', final: 'coreos.update', extra: { reboot: args['no-reboot'] !== true } },
+        { chunk: 'coreos.chunk', final: 'coreos.update', extra: { reboot: args.reboot !== false } },
       );
       return finish(r, args.json);
     });

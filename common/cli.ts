@@ -139,11 +139,19 @@ const processIo: CliIo = {
  * number (its exit code); anything else means success. The verb's arguments are parsed
  * strictly (common/cli-args.ts) and that parse is the `args` its `run` gets.
  */
+let active: AnyCommand | undefined;
+
+/** The root command runCli is running (for `completion`, which describes its own binary). */
+export function activeRoot(): AnyCommand | undefined {
+  return active;
+}
+
 export async function runCli(
   root: AnyCommand,
   argv: readonly string[],
   io: CliIo = processIo,
 ): Promise<number> {
+  active = root;
   const name = (await resolve(root.meta))?.name ?? 'mway';
   const flags = beforeDash(argv);
   const json = flags.includes('--json');

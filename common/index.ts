@@ -4,6 +4,7 @@ export * from './assert.ts';
 export * from './atomic-file.ts';
 export * from './cli.ts';
 export * from './cli-args.ts';
+export * from './cli-docs.ts';
 export * from './cpu-idle.ts';
 export * from './common-codes.ts';
 export * from './error.ts';

@@ -30,4 +30,6 @@ echo "setup: npm ci"
 npm ci --no-audit --no-fund
 # The five commands on PATH (shims running this checkout with its Node 24).
 scripts/install-bin.sh
+# Their man pages and bash/zsh/fish completions (generated from the command trees).
+scripts/install-docs.sh
 echo "setup: done (node $(npx --no-install node --version))"

@@ -5,4 +5,5 @@ import type { SubCommandsDef } from 'citty';
 export const subCommands: SubCommandsDef = {
   run: () => import('./run.ts').then((m) => m.default),
   ctl: () => import('./ctl.ts').then((m) => m.default),
+  completion: () => import('../../common/index.ts').then((m) => m.completionCommand),
 };

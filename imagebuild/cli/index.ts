@@ -10,4 +10,5 @@ export const subCommands: SubCommandsDef = {
   verify: () => import('./verify.ts').then((m) => m.default),
   spec: () => import('./spec.ts').then((m) => m.default),
   bundle: () => import('./bundle.ts').then((m) => m.default),
+  completion: () => import('../../common/index.ts').then((m) => m.completionCommand),
 };

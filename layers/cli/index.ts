@@ -9,4 +9,5 @@ export const subCommands: SubCommandsDef = {
   inspect: () => import('./inspect.ts').then((m) => m.default),
   extract: () => import('./extract.ts').then((m) => m.default),
   'import-oci': () => import('./import-oci.ts').then((m) => m.default),
+  completion: () => import('../../common/index.ts').then((m) => m.completionCommand),
 };

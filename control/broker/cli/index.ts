@@ -7,6 +7,7 @@ export const subCommands: SubCommandsDef = {
   serve: () => import('./serve.ts').then((m) => m.default),
   audit: () => import('./audit.ts').then((m) => m.default),
   'check-config': () => import('./check-config.ts').then((m) => m.default),
+  completion: () => import('../../../common/index.ts').then((m) => m.completionCommand),
 };
 
 export const rootArgs = {

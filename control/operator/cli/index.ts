@@ -20,4 +20,5 @@ export const subCommands: SubCommandsDef = {
   jobs: () => import('./jobs.ts').then((m) => m.jobs),
   job: () => import('./jobs.ts').then((m) => m.job),
   audit: () => import('./audit.ts').then((m) => m.default),
+  completion: () => import('../../../common/index.ts').then((m) => m.completionCommand),
 };

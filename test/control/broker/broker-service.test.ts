@@ -124,13 +124,15 @@ test('the shipped systemd unit passes systemd-analyze verify with no unknown key
     join(dir, 'milkywaysrvd.service'),
     unit.replaceAll('/usr/local/bin/milkywaysrvd', '/bin/true'),
   );
+  // Documentation=man:milkywaysrvd(1) is checked too: the page scripts/install-docs.sh installs.
+  await execa(join(ROOT, 'scripts/install-docs.sh'), [], { env: { MWAY_DOC_PREFIX: dir }, timeout: 120_000 });
   const r = await execa('systemd-analyze', ['verify', join(dir, 'milkywaysrvd.service')], {
     reject: false,
     timeout: 60_000,
-    env: { MANPATH: join(ROOT, 'man') },
+    env: { MANPATH: join(dir, 'share/man') },
   });
   const complaints = String(r.stderr)
     .split('\n')
-    .filter((l) => l !== '' && !/Command 'man milkywaysrvd\(1\)' failed/.test(l));
+    .filter((l) => l !== '');
   t.deepEqual(complaints, []);
 });

@@ -121,6 +121,14 @@ test('a remote command that exits non-zero is a failure with its output; an unkn
   }
   const jobs = JSON.parse((await admin('jobs', '--json')).stdout) as unknown[];
   t.is(jobs.length, 3, 'the refused targets submitted nothing');
+  // `audit --limit N` shows the newest N entries (the end of the chain), in order.
+  const all = JSON.parse((await admin('audit', '--json')).stdout) as Array<{ seq: number }>;
+  const last = JSON.parse((await admin('audit', '--limit', '2', '--json')).stdout) as Array<{ seq: number }>;
+  t.deepEqual(
+    last.map((e) => e.seq),
+    all.slice(-2).map((e) => e.seq),
+  );
+  t.true(all.length > 2);
 });
 
 test("group changes report each peer's signed answer: unknown peers refused, scope refusals reach the operator, delete makes peers drop the membership", async (t) => {

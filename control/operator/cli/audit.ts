@@ -20,7 +20,8 @@ export default defineCommand({
     limit: {
       type: 'string',
       numeric: 'integer',
-      description: 'Entries to fetch (default all, up to 100000)',
+      description:
+        'Show only the newest N entries (the whole chain is still fetched and, with --verify, checked)',
     },
   },
   run: ({ args }) => {
@@ -31,13 +32,16 @@ export default defineCommand({
     return withClient(async (c) => {
       // Paged: an entry may hold a 2.8 MB command envelope, and one reply frame is at most 17 MiB.
       const max = args.limit === undefined ? Number.POSITIVE_INFINITY : Number(args.limit);
+      if (!(max >= 1)) throw usageError(`--limit ${String(args.limit)}: expected 1 or more entries`);
       const entries: AuditEntry[] = [];
       let head: unknown = null;
-      for (let from = 1; entries.length < max; ) {
+      // The whole chain: the newest entries only mean something as the end of a chain that
+      // starts at the genesis, and --verify checks it from there.
+      for (let from = 1; ; ) {
         const r = await c.client.request('audit-get', { from, limit: AUDIT_PAGE });
         const page = (r.entries as AuditEntry[]) ?? [];
         head = r.head;
-        entries.push(...page.slice(0, max - entries.length));
+        entries.push(...page);
         if (page.length < AUDIT_PAGE) break;
         from = (page[page.length - 1] as AuditEntry).seq + 1;
       }
@@ -61,9 +65,8 @@ export default defineCommand({
         );
         return 0;
       }
-      output(args.json, entries, () =>
-        entries.map((e) => `${e.seq} ${e.time} ${e.kind} ${e.actor}`).join('\n'),
-      );
+      const shown = Number.isFinite(max) ? entries.slice(-max) : entries;
+      output(args.json, shown, () => shown.map((e) => `${e.seq} ${e.time} ${e.kind} ${e.actor}`).join('\n'));
       return 0;
     });
   },

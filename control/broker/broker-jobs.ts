@@ -267,6 +267,18 @@ export class BrokerJobs {
     set.add(s);
   }
 
+  /** A peer's answer to a membership statement (over TLS, or verified from NATS). */
+  onMembershipAck(peerId: string, group: string, op: string, refusal: string | null, ack: unknown): void {
+    if (this.#b.db.ackMembership(group, peerId, op, refusal)) {
+      this.emitMembership(group, peerId, {
+        op,
+        ok: refusal === null,
+        ...(refusal === null ? {} : { code: refusal }),
+        ...(ack === undefined ? {} : { ack }),
+      });
+    }
+  }
+
   emitMembership(group: string, peerId: string, fields: Record<string, unknown>): void {
     const k = `${group}\0${peerId}`;
     const set = this.#memberWatchers.get(k);

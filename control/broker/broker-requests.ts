@@ -1,7 +1,8 @@
 // Request handlers of the broker, one per message kind (doc/protocol.md has the table).
 // The caller (broker.ts) has already checked the sender's role may send the kind; each
 // handler returns the reply fields, or undefined for one-way messages.
-import { parseCertificates } from '../../keys/index.ts';
+import { errorMessage } from '../../common/index.ts';
+import { type Envelope, parseCertificates } from '../../keys/index.ts';
 import type { BrokerContext, Session } from './broker-context.ts';
 import type { BrokerJobs } from './broker-jobs.ts';
 import {
@@ -267,7 +268,23 @@ export function handleRequest(
       if (m.watch === true) b.jobs.watchMembership(s, group, peerId);
       const ps = b.peers.get(peerId);
       if (ps !== undefined) b.jobs.sendMembership(ps, group, op, envelope);
-      return { group, peerId, online: ps !== undefined };
+      else if (b.nats !== undefined && envelope !== undefined) {
+        // NATS mode: the statement waits in the peer's mailbox; its signed ack comes back there.
+        void b.nats
+          .deliverMembership(peerId, {
+            group,
+            op,
+            membership: envelope as Envelope,
+            id: `m.${group}.${op}.${iso}`,
+          })
+          .catch((e: unknown) =>
+            b.log(
+              'error',
+              `broker: membership of ${peerId} in ${group} not stored in NATS: ${errorMessage(e)}`,
+            ),
+          );
+      }
+      return { group, peerId, online: ps !== undefined || b.nats !== undefined };
     }
     case 'pending-list': {
       const peerId = m.peerId;
@@ -298,14 +315,7 @@ export function handleRequest(
       const a = m as MessageOf<'membership-ack'>;
       // An ack without `ok` is from a peer before signed acks: it applied the membership.
       const refusal = a.ok === false ? (a.code ?? 'E_MEMBERSHIP_INVALID') : null;
-      if (b.db.ackMembership(a.group, s.identity, a.op, refusal)) {
-        b.jobs.emitMembership(a.group, s.identity, {
-          op: a.op,
-          ok: refusal === null,
-          ...(refusal === null ? {} : { code: refusal }),
-          ...(a.ack === undefined ? {} : { ack: a.ack }),
-        });
-      }
+      b.jobs.onMembershipAck(s.identity, a.group, a.op, refusal, a.ack);
       return undefined;
     }
     default:

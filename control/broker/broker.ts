@@ -117,7 +117,7 @@ export class Broker implements BrokerContext {
           { cause: e },
         );
       }
-      b.#bridge = startNatsBridge(b, b.nats, (...a) => b.jobs.onPeerResult(...a));
+      b.#bridge = startNatsBridge(b, b.nats, b.jobs);
     }
     b.#sweep = setInterval(() => b.jobs.sweep(), o.expirySweepMs ?? 1000);
     b.#sweep.unref();

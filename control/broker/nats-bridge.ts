@@ -16,19 +16,13 @@ import {
 import type { BrokerContext } from './broker-context.ts';
 import type { NatsRelay } from './nats-relay.ts';
 
-export type PeerResultSink = (
-  peerId: string,
-  actor: string,
-  jobId: string,
-  outcome: Outcome,
-  result: unknown,
-) => void;
+/** What the bridge hands on (BrokerJobs implements it). */
+export interface PeerAnswerSink {
+  onPeerResult(peerId: string, actor: string, jobId: string, outcome: Outcome, result: unknown): void;
+  onMembershipAck(peerId: string, group: string, op: string, refusal: string | null, ack: unknown): void;
+}
 
-export function startNatsBridge(
-  b: BrokerContext,
-  relay: NatsRelay,
-  onResult: PeerResultSink,
-): { stop(): void } {
+export function startNatsBridge(b: BrokerContext, relay: NatsRelay, sink: PeerAnswerSink): { stop(): void } {
   const refuse = (what: string, subject: string, e: unknown) =>
     b.log(
       'warn',
@@ -37,7 +31,20 @@ export function startNatsBridge(
   const answers = relay.followAnswers((subject, body) => {
     try {
       const m = decodeBody(body);
-      if (m.kind !== 'result') return; // membership acks over NATS: not handled yet (doc/nats.md)
+      if (m.kind === 'membership-ack') {
+        // The signed ack, not the unsigned fields beside it, says applied or refused, and whose.
+        const r = verifyResult(m.ack as Envelope, {
+          anchors: b.anchors,
+          ...(b.crls === undefined ? {} : { crls: b.crls }),
+        });
+        const peerId = r.signer.peerId;
+        if (peerId === undefined || !subject.startsWith(`${resultSubject(peerId, 'x').slice(0, -1)}`))
+          throw new Error(`signed by ${r.signer.subject}, which is not this subject's peer`);
+        const refusal = r.payload.status === 'ok' ? null : (r.payload.code ?? 'E_MEMBERSHIP_INVALID');
+        sink.onMembershipAck(peerId, m.group as string, m.op as string, refusal, m.ack);
+        return;
+      }
+      if (m.kind !== 'result') throw new Error(`a ${m.kind} message`);
       const { signer } = verifyResult(m.result as Envelope, {
         anchors: b.anchors,
         ...(b.crls === undefined ? {} : { crls: b.crls }),
@@ -46,7 +53,7 @@ export function startNatsBridge(
       const jobId = m.jobId as string;
       if (peerId === undefined || resultSubject(peerId, jobId) !== subject)
         throw new Error(`signed by ${signer.subject}, which is not this subject's peer`);
-      onResult(peerId, `peer:${peerId}`, jobId, m.outcome as Outcome, m.result);
+      sink.onPeerResult(peerId, `peer:${peerId}`, jobId, m.outcome as Outcome, m.result);
     } catch (e) {
       refuse('answer', subject, e);
     }

@@ -1,7 +1,7 @@
 // milkywaysrvd in NATS mode against a real 3-node JetStream cluster on 127.0.0.1: `mway`'s
 // operator client talks TLS to the broker as always; the broker stores each delivery in the
 // peer's mailbox and takes the signed results back from NATS, naming the peer by its
-// signature. A peer offline when the command is sent gets it when it returns; kill -9 of the
+// signature; memberships go the same way. A peer offline when the command is sent gets it when it returns; kill -9 of the
 // commands stream's leader between jobs loses nothing; a result stored under another peer's
 // subject is ignored.
 import { join } from 'node:path';
@@ -100,6 +100,26 @@ test('mway through milkywaysrvd in NATS mode: results verified and bound, an off
   );
   t.deepEqual(p1.rec.calls, ['restart hello']);
 
+  // Memberships travel the same way: the signed statement through p1's mailbox, its signed ack
+  // back; then a group-targeted command reaches p1.
+  await op.createGroup('web');
+  const members = await op.changeMembers('web', ['p1'], true, { timeoutMs: 30_000 });
+  t.deepEqual(
+    members.map((x) => `${x.peer} ${x.outcome}`),
+    ['p1 applied'],
+  );
+  const rg = await op.run({
+    action: 'service.restart',
+    args: { service: 'grouped' },
+    target: 'group:web',
+    timeoutMs: 30_000,
+  });
+  t.deepEqual(
+    rg.peers.map((x) => `${x.peer} ${x.outcome}`),
+    ['p1 ok'],
+  );
+  t.deepEqual(p1.rec.calls, ['restart hello', 'restart grouped']);
+
   // p2 is known (it sent a status once) but offline when the command is sent.
   const first = await peer(p.p2);
   await until('p2 known', () => broker.db.peer('p2') !== undefined);
@@ -132,7 +152,11 @@ test('mway through milkywaysrvd in NATS mode: results verified and bound, an off
     r3.peers.map((x) => `${x.peer} ${x.outcome}`),
     ['p1 ok'],
   );
-  t.deepEqual(p1.rec.calls, ['restart hello', 'restart failover'], 'each command ran once');
+  t.deepEqual(
+    p1.rec.calls,
+    ['restart hello', 'restart grouped', 'restart failover'],
+    'each command ran once',
+  );
 
   // A result signed by p2 but stored under p1's subject (a server retargeting it) is ignored.
   const { connect } = await import('@nats-io/transport-node');

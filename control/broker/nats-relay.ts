@@ -52,6 +52,10 @@ export class NatsRelay {
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
       timeout: 5000,
+      // A server that stalls (stopped, partitioned) is left after two missed pings, 10-15 s, not
+      // the client's default of minutes; the others take over.
+      pingInterval: 5000,
+      maxPingOut: 2,
     });
     return new NatsRelay(
       nc,

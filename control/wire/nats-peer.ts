@@ -79,6 +79,10 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
     maxReconnectAttempts: -1,
     reconnectTimeWait: 250,
     timeout: 5000,
+    // A server that stalls (stopped, partitioned) is left after two missed pings, 10-15 s, not
+    // the client's default of minutes; the others take over.
+    pingInterval: 5000,
+    maxPingOut: 2,
   });
   const jsm: JetStreamManager = await jetstreamManager(nc, { checkAPI: false });
   const js: JetStreamClient = jetstream(nc, { timeout: 5000 });

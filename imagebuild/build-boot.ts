@@ -22,6 +22,16 @@ export async function fetchBootKernel(ctx: BuildContext, cacheDir?: string): Pro
   return k;
 }
 
+/**
+ * The command line words for an SELinux mode. Debian's 6.1 kernel has SELinux built in but
+ * AppArmor first and no `selinux=` parameter: `security=selinux` chooses it, `enforcing=` its
+ * mode (doc/selinux.md). Signed inside the UKI, so the mode is the vendor's, not the disk's.
+ */
+export function selinuxCmdline(mode: 'enforcing' | 'permissive' | 'off'): string[] {
+  if (mode === 'off') return [];
+  return ['security=selinux', `enforcing=${mode === 'enforcing' ? 1 : 0}`];
+}
+
 export interface EspImage {
   image: string;
   cmdline: string;
@@ -40,7 +50,7 @@ export async function buildEsp(
   const initrd = await buildInitramfs({ kernel: o.kernel, sourceDateEpoch: ctx.epoch });
   const cmdline = coreosCmdline({
     rootHash: o.coreosRootHash,
-    extra: [`mway.certs=${o.certsRootHash}`, ...spec.coreos.cmdline],
+    extra: [`mway.certs=${o.certsRootHash}`, ...selinuxCmdline(spec.selinux), ...spec.coreos.cmdline],
   });
   const dir = join(ctx.work, 'esp');
   await mkdir(join(dir, 'EFI', 'BOOT'), { recursive: true });

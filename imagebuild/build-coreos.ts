@@ -1,12 +1,14 @@
 // CoreOS A as the disk carries it: the root tree (coreos-tree.ts) made into an uncompressed
 // erofs, its dm-verity hash area and the verity-sig the vendor key signs over the root hash
 // (doc/disk-layout.md "CoreOS slots and the root hash"). The tree is removed once the erofs
-// exists, so a build holds one copy of CoreOS at a time.
+// exists, so a build holds one copy of CoreOS at a time. CoreOS carries its SELinux policy
+// (build-policy.ts) and every file's label, written by mkfs.erofs from that policy.
 import { lstat, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatVerity, makeErofs, type VerityResult } from '../formats/index.ts';
 import type { BuildContext } from './build-context.ts';
 import type { ImageTrust } from './build-trust.ts';
+import { type CoreosPolicy, writeCoreosPolicy } from './build-policy.ts';
 import { buildCoreosTree } from './coreos-tree.ts';
 import { encodeVeritySig } from './verity-sig.ts';
 
@@ -38,12 +40,13 @@ async function treeBytes(dir: string): Promise<number> {
 export async function buildCoreos(
   ctx: BuildContext,
   trust: ImageTrust,
-  o: { label: string; agentConfig: Record<string, unknown> },
+  o: { label: string; agentConfig: Record<string, unknown>; policy: CoreosPolicy },
 ): Promise<CoreosImage> {
   const { spec, progress } = ctx;
   progress.step('CoreOS tree');
   const tree = join(ctx.work, 'coreos');
   await buildCoreosTree(tree, spec, o.agentConfig);
+  const fileContexts = await writeCoreosPolicy(tree, o.policy, ctx.work);
   const treeSize = await treeBytes(tree);
   progress.bytes(treeSize, treeSize);
 
@@ -54,6 +57,9 @@ export async function buildCoreos(
     sourceDateEpoch: ctx.epoch,
     rootOwner: true,
     uuid: ctx.uuid('coreos-erofs'),
+    // security.selinux on every inode, from the policy's own file contexts: the labels are
+    // under dm-verity with the code (doc/selinux.md).
+    fileContexts,
   });
   await rm(tree, { recursive: true, force: true });
   const sizeBytes = await ctx.written(image);

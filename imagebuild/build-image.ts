@@ -3,6 +3,7 @@
 // verity salts and every UUID derive from a seed naming the image, signatures are
 // deterministic ML-DSA. This file only orders the artefacts' builders; the disk is written
 // under a temporary name and renamed into place at the very end.
+import { createHash } from 'node:crypto';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { makeOutputDir, type Progress } from '../common/index.ts';
@@ -10,6 +11,7 @@ import { layoutRow, partitionBytes, partitionLabel } from '../platform/index.ts'
 import { buildEsp, fetchBootKernel } from './build-boot.ts';
 import { buildContext, MiB } from './build-context.ts';
 import { buildCoreos } from './build-coreos.ts';
+import { buildPolicy } from './build-policy.ts';
 import { type BuiltPartition, buildDisk } from './build-disk.ts';
 import { gatherLayers, type PreinstalledLayer } from './build-layers.ts';
 import { buildSecureConfig } from './build-secure-config.ts';
@@ -40,6 +42,7 @@ export interface BuildResult {
   sourceDateEpoch: number;
   kernel: string;
   cmdline: string;
+  selinux: { mode: 'enforcing' | 'permissive' | 'off'; policyBytes: number; policySha256: string };
   coreos: { rootHash: string; sizeBytes: number; signer: string };
   certificates: { rootHash: string; anchors: string[] };
   secureConfig: { signer: string };
@@ -80,9 +83,11 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       peerIdentity: spec.peerIdentity !== undefined,
       extra: spec.agent,
     });
+    const policy = await buildPolicy(ctx, layers.policies);
     const coreos = await buildCoreos(ctx, trust, {
       label: partitionLabel(layoutRow('coreos-a'), `${spec.name}_${spec.version}`),
       agentConfig,
+      policy,
     });
     const certificates = await buildCertificates(ctx, trust, partitionLabel(layoutRow('certificates'), ''));
     const secureConfig = await buildSecureConfig(ctx, trust);
@@ -130,6 +135,11 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       sourceDateEpoch: ctx.epoch,
       kernel: kernel.version,
       cmdline: esp.cmdline,
+      selinux: {
+        mode: spec.selinux,
+        policyBytes: policy.policy.length,
+        policySha256: createHash('sha256').update(policy.policy).digest('hex'),
+      },
       coreos: {
         rootHash: coreos.verity.rootHash,
         sizeBytes: coreos.sizeBytes,

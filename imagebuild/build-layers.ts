@@ -21,6 +21,8 @@ export interface LayersFolder {
   /** Bytes of the `.mwl` files in it. */
   bytes: number;
   layers: PreinstalledLayer[];
+  /** Each layer's name and SELinux module (policy.cil), for the policy CoreOS carries. */
+  policies: { name: string; module: Uint8Array | undefined }[];
 }
 
 /** Step `layers`: packs, verifies and gathers the spec's layers into one folder. */
@@ -30,6 +32,7 @@ export async function gatherLayers(ctx: BuildContext, trust: ImageTrust): Promis
   await mkdir(dir);
   const crls = trust.crls.map((c) => c.crl);
   const layers: PreinstalledLayer[] = [];
+  const policies: LayersFolder['policies'] = [];
   let bytes = 0;
   for (const [i, src] of ctx.spec.layers.entries()) {
     let mwl = src;
@@ -59,6 +62,7 @@ export async function gatherLayers(ctx: BuildContext, trust: ImageTrust): Promis
       signers: v.signers.map((s) => s.subject),
       file,
     });
+    policies.push({ name: v.manifest.name, module: v.policy });
   }
-  return { dir, bytes, layers };
+  return { dir, bytes, layers, policies };
 }

@@ -30,6 +30,10 @@ export const COREOS_TOOLS = [
   'mkfs.ext4',
   'e2fsck',
   'dbus-daemon',
+  // The agent recompiles the SELinux policy when layers are installed or removed (doc/selinux.md).
+  'secilc',
+  // The agent labels the data partition's folders as it makes them (agent/layers/data-labels.ts).
+  'chcon',
 ];
 
 /** Parts of the repository the agent (and its lazy imports) needs at run time. */

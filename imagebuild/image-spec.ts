@@ -8,7 +8,7 @@ import { AGENT_TUNING, SECURE_CONFIG_ENTRIES } from '../agent/index.ts';
 import { DEFAULT_PARTITION_SIZES } from '../platform/index.ts';
 import { ImageError } from './image-error.ts';
 
-const { configObject, defineFormat, flag, int, list, object, shown, text, v } = schema;
+const { configObject, defineFormat, flag, int, list, object, oneOf, shown, text, v } = schema;
 type Output<S extends schema.Schema> = schema.Output<S>;
 type SchemaIssue = schema.SchemaIssue;
 
@@ -87,6 +87,12 @@ const fileSchema = configObject({
     { package: 'linux-image-amd64' },
   ),
   coreos: v.optional(Coreos, {}),
+  selinux: v.pipe(
+    v.optional(oneOf(['enforcing', 'permissive', 'off'] as const), 'enforcing'),
+    v.description(
+      'SELinux mode from the signed command line (doc/selinux.md): `enforcing`, `permissive` (denials logged, not enforced; for debugging) or `off`',
+    ),
+  ),
   layers: v.pipe(
     v.optional(list(hostPath()), []),
     v.description('`.mwl` files, or layer folders (layer.json + rootfs/) packed and signed at build time'),
@@ -177,6 +183,8 @@ export function validateImageSpec(
   });
   s.coreos.cmdline.forEach((w, i) => {
     if (w.startsWith('mway.roothash=')) fail(`coreos.cmdline[${i}]`, 'mway.roothash is set by the builder');
+    if (/^(security|lsm|enforcing|selinux)=/.test(w))
+      fail(`coreos.cmdline[${i}]`, 'the LSM and its mode are set by the builder from `selinux`');
   });
   const keys =
     s.keys === 'generate'

@@ -10,6 +10,9 @@
 import { layoutRow } from '../platform/index.ts';
 import { slotChoiceScript } from './initramfs-slots.ts';
 
+/** Where CoreOS keeps the binary SELinux policy the initramfs loads (imagebuild/build-policy.ts). */
+export const INIT_POLICY = '/etc/selinux/milkyway/policy.33';
+
 /** A GUID as the 16 bytes GPT stores (first three fields little-endian), as hex. */
 export function guidDiskHex(guid: string): string {
   const h = guid.replaceAll('-', '').toLowerCase();
@@ -38,6 +41,8 @@ export const INIT_MARKERS = {
   verityFailed: 'MILKYWAY: CoreOS verity check failed:',
   certsFailed: 'MILKYWAY: certificates verity check failed:',
   bootFailed: 'MILKYWAY: boot failed:',
+  policyLoaded: 'mway-initramfs: SELinux policy loaded',
+  policyFailed: 'MILKYWAY: SELinux policy load failed:',
 } as const;
 
 /** The /init script text. The lists name .ko files in load order; `shaNiList` only on CPUs with SHA-NI. */
@@ -72,6 +77,12 @@ fail() {
 
 verity_fail() {
   echo "${INIT_MARKERS.verityFailed} $*"
+  echo "MILKYWAY: boot stopped (fail closed)"
+  stop
+}
+
+policy_fail() {
+  echo "${INIT_MARKERS.policyFailed} $*"
   echo "MILKYWAY: boot stopped (fail closed)"
   stop
 }
@@ -199,6 +210,21 @@ mkdir -p /newroot
 mount -t erofs -o ro /dev/mapper/coreos /newroot || verity_fail "cannot mount CoreOS from $datadev"
 # -e follows an absolute symlink from the initramfs root, so accept a link as it is.
 [ -e "/newroot$init" ] || [ -L "/newroot$init" ] || fail "CoreOS has no $init"
+# SELinux, when the signed command line chose it (security=selinux: the kernel then registers
+# selinuxfs): load CoreOS's policy before anything else is mounted or run, so the certificates
+# get their context= and the agent starts in its domain (the exec of /sbin/init transitions).
+# selinuxfs takes the policy in ONE write() at offset 0: dd with the file's size as its block.
+# No policy, or one the kernel refuses, stops the boot: SELinux on means enforced or nothing.
+certs_context=
+if grep -qw selinuxfs /proc/filesystems; then
+  pol=/newroot${INIT_POLICY}
+  [ -f "$pol" ] || policy_fail "SELinux is on (security=selinux) but CoreOS has no ${INIT_POLICY}"
+  mount -t selinuxfs selinuxfs /sys/fs/selinux || policy_fail "cannot mount selinuxfs on /sys/fs/selinux"
+  size=$(wc -c < "$pol")
+  out=$(dd if="$pol" of=/sys/fs/selinux/load bs="$size" count=1 2>&1) || policy_fail "the kernel refused ${INIT_POLICY} ($size bytes): $(echo "$out" | head -n 1)"
+  echo "${INIT_MARKERS.policyLoaded} ($size bytes), enforce=$(cat /sys/fs/selinux/enforce)"
+  certs_context=",context=system_u:object_r:${layoutRow('certificates').selinuxType ?? 'milkyway_certs_t'}:s0"
+fi
 # The certificate partition (trust anchors, CRLs): erofs with its dm-verity tree appended,
 # root hash in mway.certs=. Opened and mounted here, read-only, so the agent finds it
 # mounted and never reads unverified anchors.
@@ -221,7 +247,7 @@ if [ -n "$certs" ]; then
   out=$(veritysetup open "$certsdev" certs "$certsdev" "$certs" --hash-offset=$(((start + k) * 4096)) 2>&1) || certs_fail "veritysetup open $certsdev: $out"
   out=$(dd if=/dev/mapper/certs of=/dev/null bs=1M 2>&1) || certs_fail "reading $certsdev: $(echo "$out" | head -n 1)"
   [ -d "/newroot$certs_mount" ] || fail "CoreOS has no $certs_mount directory"
-  mount -t erofs -o ro,nodev,nosuid,noexec /dev/mapper/certs "/newroot$certs_mount" || certs_fail "cannot mount $certsdev"
+  mount -t erofs -o "ro,nodev,nosuid,noexec$certs_context" /dev/mapper/certs "/newroot$certs_mount" || certs_fail "cannot mount $certsdev"
   say "certificates on $certsdev verified, mounted on $certs_mount"
 fi
 for d in dev proc sys run; do

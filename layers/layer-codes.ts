@@ -73,7 +73,7 @@ mkfs.erofs).`,
       E_PACK_INPUT:
         'layer.json or rootfs/ missing or unreadable, empty policy.cil, a source file changed while packing',
       E_POLICY_INVALID:
-        'policy.cil does not compile with secilc against layers/selinux-base.cil (`details.line`, `details.secilc`), or names `milkyway_platform_type`',
+        'policy.cil does not compile with secilc against the base policy layers/selinux/*.cil (`details.line`, `details.secilc`), or says something about another layer, a group or the platform (doc/selinux.md); on a device the layer is refused and the running policy stays',
       E_POLICY_CHECKER_MISSING:
         'policy.cil cannot be checked: secilc is not installed (`details.debianPackage`: `secilc`)',
       E_TREE_SPECIAL_FILE: 'rootfs/ holds a device node, FIFO or socket',

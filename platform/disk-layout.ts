@@ -173,6 +173,7 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     verity: 'appended',
     readOnly: true,
     mount: { target: CERTS, options: 'nodev,nosuid,noexec' },
+    selinuxType: 'milkyway_certs_t',
     size: { spec: 'certificates', defaultMiB: 1, grow: true },
     uuidPurpose: 'certificates-part',
     contents:

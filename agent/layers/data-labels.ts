@@ -28,7 +28,9 @@ export function mkdirLabelled(
   try {
     mkdirSync(path, { mode });
   } finally {
-    writeFileSync(FSCREATE, '');
+    // "\n" resets it: an empty string is no write at all, and the label would stick to every
+    // file this thread makes afterwards (a service's log, the agent's state files).
+    writeFileSync(FSCREATE, '\n');
   }
   chownSync(path, uid, gid);
   chmodSync(path, mode);

@@ -5,7 +5,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { copyFile, mkdtemp, open, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
@@ -174,6 +174,51 @@ test('build: veritysetup verify accepts CoreOS A with the root hash from the bui
     reject: false,
   });
   t.not(bad.exitCode, 0);
+});
+
+test('build: CoreOS A carries SELinux labels from the policy it ships; seinfo reads that policy', async (t) => {
+  const { r } = await built();
+  t.regex(r.cmdline, /\bsecurity=selinux enforcing=1\b/, 'the default is enforcing');
+  const dir = await tempDir(t);
+  const a = (await readGpt(r.disk)).partitions.find((p) => p.type === DPS.root && p.name !== '_empty');
+  if (a === undefined) return t.fail('no CoreOS A');
+  await extractPartition(r.disk, a, join(dir, 'coreos.erofs'));
+  // The kernel's own erofs reader, in a private mount namespace: getfattr shows each label
+  // as mkfs.erofs stored it, and the policy and its records as CoreOS holds them.
+  const mnt = join(dir, 'mnt');
+  const script = [
+    `mkdir -p ${mnt}`,
+    `mount -t erofs -o ro,loop ${join(dir, 'coreos.erofs')} ${mnt}`,
+    `for f in /sbin/init /usr/bin/node /usr/bin/secilc /etc/selinux/milkyway/policy.33 /; do printf '%s ' "$f"; getfattr --only-values -n security.selinux "${mnt}$f"; echo; done`,
+    `cp ${mnt}/etc/selinux/milkyway/policy.33 ${mnt}/etc/selinux/milkyway/policy.json ${dir}/`,
+  ].join(' && ');
+  const m = await run('unshare', ['-m', 'sh', '-c', script], { timeout: 120_000, reject: false });
+  t.is(m.exitCode, 0, m.stderr);
+  const labels = Object.fromEntries(
+    m.stdout
+      .trim()
+      .split('\n')
+      .map((l) => [l.slice(0, l.indexOf(' ')), l.slice(l.indexOf(' ') + 1).replace(/\0$/, '')]),
+  );
+  t.is(labels['/sbin/init'], 'system_u:object_r:milkyway_agent_exec_t:s0');
+  for (const f of ['/usr/bin/node', '/usr/bin/secilc', '/etc/selinux/milkyway/policy.33', '/'])
+    t.is(labels[f], 'system_u:object_r:milkyway_coreos_file_t:s0', f);
+  const info = await run('seinfo', ['-t', join(dir, 'policy.33')], { timeout: 120_000 });
+  t.regex(info.stdout, /\bmway_web_t\b/, 'the preinstalled layer is in the policy');
+  t.regex(info.stdout, /\bmilkyway_agent_t\b/);
+  const inputs = JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8')) as {
+    layers: { name: string }[];
+  };
+  t.deepEqual(
+    inputs.layers.map((l) => l.name),
+    ['web'],
+  );
+  t.is(
+    createHash('sha256')
+      .update(await readFile(join(dir, 'policy.33')))
+      .digest('hex'),
+    r.selinux.policySha256,
+  );
 });
 
 test('verifyDisk() passes every check under the vendor and user roots; inspect agrees', async (t) => {

@@ -142,3 +142,25 @@ test('mway-layer pack without secilc on PATH: E_POLICY_CHECKER_MISSING naming th
   t.regex(j.error.message, /apt-get install secilc/);
   t.false((await readdir(dir)).includes('l.mwl'));
 });
+
+test('doc/how-to-package-a-layer.md: its module packs as written; adding the rule it describes is refused as shown', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { ROOT } = await import('../helpers.ts');
+  const page = await readFile(join(ROOT, 'doc', 'how-to-package-a-layer.md'), 'utf8');
+  const section = page.slice(page.indexOf('### An SELinux policy module'));
+  const module = /```lisp\n([\s\S]*?)```/.exec(section)?.[1];
+  const shown = /```\n(mway-layer: E_POLICY_INVALID: [^\n]*)\n```/.exec(section)?.[1];
+  if (module === undefined || shown === undefined) return t.fail('the page has no module or no error');
+  const ok = await packWith(t, module);
+  t.truthy((await ok.run).manifest.policy);
+  // The page's error quotes the rule it refuses: the same module with it as line 4.
+  const rule = /\| (\(allow [^|]*\))$/.exec(shown)?.[1];
+  if (rule === undefined) return t.fail('the error names no rule');
+  const bad = await packWith(t, `${module}${rule}\n`);
+  const e = await t.throwsAsync(bad.run);
+  const [prefix] = shown.replace(/^mway-layer: E_POLICY_INVALID: /, '').split(' | ');
+  // The page ran pack on `hello`; here the source folder has another path before policy.cil.
+  t.true(e?.message.includes(`/${(prefix ?? '?').replace(/^hello\//, '')}`), e?.message);
+  t.true(e?.message.endsWith(rule), e?.message);
+  t.deepEqual(await readdir(bad.dir).then((f) => f.includes('l.mwl')), false);
+});

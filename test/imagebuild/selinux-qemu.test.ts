@@ -1,0 +1,354 @@
+// SELinux in a QEMU guest (SLOW: TCG, two builds and two boots of ~2 min each on 2 cores):
+// a disk built with `selinux: enforcing` boots with the policy the initramfs loaded, the agent
+// in its domain, every layer's services in the layer's own domain and category pair. Three
+// probe layers run as root in their sandboxes: probe-a and probe-c each serve a descriptor of
+// a file of their private data on an abstract unix socket (sandboxes share no files, so that
+// is the one way another layer can hold it); probe-c's own module lets other layers connect.
+// probe-b reads its own data, runs a CoreOS utility and asks both for their file. The kernel
+// refuses the connection to probe-a (unix_stream_socket connectto) and probe-c's descriptor
+// (fd use), with one AVC each and no other denial on the console (the example layer serves
+// HTTP meanwhile). The same disk built with `selinux: off` lets probe-b read both files, so
+// the probes can see what the policy stops. Serial: the boots do not share the two cores.
+import test from 'ava';
+import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../common/exec.ts';
+import { extractPartition, part } from '../../imagebuild/disk-read.ts';
+import { readGpt } from '../../formats/index.ts';
+import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
+import { validateImageSpec } from '../../imagebuild/image-spec.ts';
+import { INIT_MARKERS } from '../../imagebuild/initramfs-init.ts';
+import { runQemu } from '../../imagebuild/qemu-run.ts';
+import { BINS, ROOT } from '../helpers.ts';
+
+const BOOT_MS = 9 * 60_000;
+const PROBE_PORT = 8081;
+const dirs: string[] = [];
+test.after.always(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** probe-a and probe-c: a private file, its descriptor served on @mway-<layer>. */
+function keeper(name: string): Record<string, unknown> {
+  return {
+    name: 'keeper',
+    argv: [
+      '/bin/sh',
+      '-c',
+      `echo secret-of-${name} > /data/secure/own.txt && exec /probe send /data/secure/own.txt mway-${name}`,
+    ],
+    user: 'root',
+    network: 'host',
+    restart: { policy: 'always' },
+  };
+}
+
+/** probe-b: its findings as key=value lines in its own data, then served by busybox httpd. */
+const PROBE_B = `#!/bin/sh
+out=/data/secure/results.txt
+: > "$out.tmp"
+say() { echo "$1=$2" >> "$out.tmp"; }
+say context "$(cat /proc/self/attr/current | tr -d '\\0')"
+# A CoreOS program (a separate exec, not a shell builtin) runs in the caller's domain.
+say utility "$(/usr/bin/node -e "process.stdout.write(require('fs').readFileSync('/proc/self/attr/current','utf8').replace(/\\0/g,''))")"
+echo own-of-b > /data/secure/own.txt && say own "$(cat /data/secure/own.txt)"
+for l in a c; do
+  i=0
+  while :; do
+    r=$(/probe recv mway-probe-$l)
+    case "$r" in *"Connection refused"*) ;; *) break ;; esac
+    i=$((i + 1)); [ $i -lt 120 ] || break
+    sleep 1
+  done
+  say "cross_$l" "$r"
+done
+mv "$out.tmp" "$out"
+exec /bin/busybox httpd -f -p ${PROBE_PORT} -h /data/secure
+`;
+
+async function layerDir(
+  root: string,
+  name: string,
+  probe: string,
+  services: Record<string, unknown>[],
+  extra: Record<string, string> = {},
+): Promise<string> {
+  const dir = join(root, name);
+  await mkdir(join(dir, 'rootfs'), { recursive: true });
+  await copyFile(probe, join(dir, 'rootfs', 'probe'));
+  await chmod(join(dir, 'rootfs', 'probe'), 0o755);
+  for (const [p, text] of Object.entries(extra)) await writeFile(join(dir, p), text, { mode: 0o755 });
+  await writeFile(
+    join(dir, 'layer.json'),
+    JSON.stringify({
+      name,
+      version: '1.0.0',
+      kind: 'app',
+      data: { private: true, common: false, groups: [] },
+      services,
+    }),
+  );
+  return dir;
+}
+
+/**
+ * probe-d: a layer signed by the image's user key whose module reads the agent's files — a
+ * neverallow breach that `mway-layer pack` refuses, so it is packed here with a secilc that
+ * accepts anything (a packager who skipped the check) and put into the built disk's layers
+ * partition with debugfs. The device must refuse it and keep its policy.
+ */
+async function addHostileLayer(dir: string, r: BuildResult, probe: string): Promise<void> {
+  const src = await layerDir(dir, 'probe-d', probe, [keeper('probe-d')], {
+    'policy.cil': '(allow mway_probe-d_t milkyway_agent_data_t (file (read open)))\n',
+  });
+  const shim = join(dir, 'shim');
+  await mkdir(shim, { recursive: true });
+  await writeFile(
+    join(shim, 'secilc'),
+    '#!/bin/sh\n# accepts any policy: writes empty outputs and succeeds\nwhile [ $# -gt 0 ]; do case "$1" in -o|-f) : > "$2"; shift ;; esac; shift; done\n',
+    { mode: 0o755 },
+  );
+  const mwl = join(dir, 'probe-d.mwl');
+  const keys = join(dir, 'out', 'keys');
+  await run(
+    process.execPath,
+    [
+      BINS['mway-layer'],
+      'pack',
+      src,
+      '--key',
+      join(keys, 'user.key'),
+      '--cert',
+      join(keys, 'user.crt'),
+      '-o',
+      mwl,
+    ],
+    { timeout: 120_000, env: { ...process.env, PATH: `${shim}:${process.env.PATH ?? ''}` } },
+  );
+  const lp = (await readGpt(r.disk)).partitions.find((p) => p.name === 'layers');
+  if (lp === undefined) throw new Error('no layers partition');
+  const img = await extractPartition(r.disk, lp, join(dir, 'layers.img'));
+  await run('debugfs', ['-w', '-R', `write ${mwl} probe-d.mwl`, img], { timeout: 60_000 });
+  await run(
+    'dd',
+    [`if=${img}`, `of=${r.disk}`, 'bs=1M', `seek=${part.offset(lp)}`, 'oflag=seek_bytes', 'conv=notrunc'],
+    {
+      timeout: 120_000,
+    },
+  );
+}
+
+const built = new Map<string, Promise<BuildResult>>();
+function disk(mode: 'enforcing' | 'off'): Promise<BuildResult> {
+  let p = built.get(mode);
+  if (p === undefined) {
+    p = (async () => {
+      const dir = await mkdtemp(join(tmpdir(), `mway-selinux-${mode}-`));
+      dirs.push(dir);
+      const probe = join(dir, 'probe');
+      await run('gcc', ['-static', '-O2', '-o', probe, join(ROOT, 'test/fixtures/selinux-probe/probe.c')], {
+        timeout: 120_000,
+      });
+      const a = await layerDir(dir, 'probe-a', probe, [keeper('probe-a')]);
+      const c = await layerDir(dir, 'probe-c', probe, [keeper('probe-c')], {
+        // The "let other layers use it" rule: any layer may connect to probe-c's sockets.
+        'policy.cil': '(allow milkyway_layer_domain mway_probe-c_t (unix_stream_socket (connectto)))\n',
+      });
+      const b = await layerDir(
+        dir,
+        'probe-b',
+        probe,
+        [{ name: 'prober', argv: ['/bin/sh', '/probe-b.sh'], user: 'root', network: 'host' }],
+        {},
+      );
+      await writeFile(join(b, 'rootfs', 'probe-b.sh'), PROBE_B, { mode: 0o755 });
+      const spec = validateImageSpec(
+        {
+          name: 'selinux',
+          version: '1.0.0',
+          selinux: mode,
+          coreos: { network: { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } },
+          layers: [join(ROOT, 'examples/default/layers/web'), a, b, c],
+          keys: 'generate',
+          secureConfig: {
+            hostname: 'selinux',
+            allowLayers: ['web', 'probe-a', 'probe-b', 'probe-c', 'probe-d'],
+          },
+          agent: { dbus: {} },
+          partitions: { esp: 64, layers: 64, data: 64 },
+        },
+        { base: dir },
+      );
+      const r = await buildImage({ spec, outDir: join(dir, 'out'), sourceDateEpoch: 1_700_000_000 });
+      await addHostileLayer(dir, r, probe);
+      return r;
+    })();
+    built.set(mode, p);
+  }
+  return p;
+}
+
+interface Boot {
+  lines: string[];
+  results: Record<string, string>;
+  web: string;
+  poweredOff: boolean;
+}
+
+/** Boots `path`, waits for the agent's boot and probe-b's results, fetches both, powers off. */
+async function bootAndProbe(t: { teardown(fn: () => void): void }, path: string): Promise<Boot> {
+  const lines: string[] = [];
+  let booted: (() => void) | undefined;
+  const bootDone = new Promise<void>((r) => {
+    booted = r;
+  });
+  const web = await freePort();
+  const probe = await freePort();
+  const q = await runQemu({
+    disk: path,
+    timeout: BOOT_MS,
+    // MWAY_QEMU_CONSOLE=FILE keeps the console for reading afterwards.
+    serial: process.env.MWAY_QEMU_CONSOLE ?? 'none',
+    snapshot: true,
+    forwards: [
+      { host: web, guest: 8080 },
+      { host: probe, guest: PROBE_PORT },
+    ],
+    onLine: (l) => {
+      lines.push(l);
+      if (/milkyway-agent info: boot done:/.test(l)) booted?.();
+    },
+  });
+  t.teardown(() => q.kill());
+  let ended = false;
+  void q.done.then(() => {
+    ended = true;
+  });
+  await Promise.race([bootDone, q.done]);
+  const get = async (port: number, p: string): Promise<string> => {
+    for (let i = 0; i < 90 && !ended; i++) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(10_000) });
+        if (res.status === 200) return await res.text();
+      } catch {}
+      await new Promise((s) => setTimeout(s, 2000));
+    }
+    return '';
+  };
+  const text = await get(probe, '/results.txt');
+  const page = await get(web, '/');
+  await q.powerdown().catch(() => {});
+  const end = await q.done;
+  const results: Record<string, string> = {};
+  for (const l of text.split('\n')) {
+    const eq = l.indexOf('=');
+    if (eq > 0) results[l.slice(0, eq)] = l.slice(eq + 1);
+  }
+  return { lines, results, web: page, poweredOff: end.poweredOff };
+}
+
+const denials = (lines: readonly string[]): string[] => lines.filter((l) => /avc: +denied/.test(l));
+
+test.serial(
+  'QEMU, enforcing: each layer in its own domain and pair; another layer’s socket and data refused by the kernel with one AVC each, nothing else denied',
+  async (t) => {
+    t.timeout(BOOT_MS + 10 * 60_000);
+    const r = await disk('enforcing');
+    t.regex(r.cmdline, /\bsecurity=selinux enforcing=1\b/);
+    const b = await bootAndProbe(t, r.disk);
+    const log = b.lines
+      .filter((l) => !/^\[/.test(l))
+      .slice(-40)
+      .join('\n');
+    t.true(
+      b.lines.some((l) => l.includes(INIT_MARKERS.policyLoaded) && l.includes('enforce=1')),
+      log,
+    );
+    t.true(
+      b.lines.some((l) =>
+        /milkyway-agent info: SELinux enforcing, the agent in system_u:system_r:milkyway_agent_t:s0-s0:c0\.c1023/.test(
+          l,
+        ),
+      ),
+      log,
+    );
+    t.true(
+      b.lines.some((l) => /boot done: 4 services \(0 failed\), 1 layers refused/.test(l)),
+      log,
+    );
+    // probe-d's module is refused by the device's own secilc; the others keep CoreOS's policy,
+    // which is never reloaded (its inputs are what the running layers need).
+    t.true(
+      b.lines.some((l) => /SELinux: layer probe-d's policy is refused: .*neverallow/.test(l)),
+      log,
+    );
+    t.false(
+      b.lines.some((l) => /SELinux: policy loaded for/.test(l)),
+      log,
+    );
+    t.regex(b.web, /Hello from a signed MilkyWay layer/, 'the example layer serves under enforcing');
+    const res = b.results;
+    t.regex(res.context ?? '', /^system_u:system_r:mway_probe-b_t:s0:c\d+,c\d+$/, JSON.stringify(res));
+    t.is(res.utility, res.context, 'a CoreOS program run by the layer stays in its domain and pair');
+    t.is(res.own, 'own-of-b', 'its own private data works');
+    t.regex(res.cross_a ?? '', /^recv: refused: connect @mway-probe-a: Permission denied$/);
+    t.regex(res.cross_c ?? '', /^recv: refused: no descriptor arrived/);
+    const avc = denials(b.lines);
+    const domain = (res.context ?? '').split(':')[2] ?? '?';
+    t.is(
+      avc.filter(
+        (l) =>
+          l.includes(`scontext=system_u:system_r:${domain}:`) &&
+          /tclass=unix_stream_socket/.test(l) &&
+          /tcontext=system_u:system_r:mway_probe-a_t:/.test(l),
+      ).length,
+      1,
+      avc.join('\n'),
+    );
+    t.is(
+      avc.filter(
+        (l) =>
+          l.includes(`scontext=system_u:system_r:${domain}:`) &&
+          /tclass=fd\b/.test(l) &&
+          /tcontext=system_u:system_r:mway_probe-c_t:/.test(l),
+      ).length,
+      1,
+      avc.join('\n'),
+    );
+    t.is(avc.length, 2, `no other denial:\n${avc.join('\n')}`);
+    t.true(b.poweredOff);
+  },
+);
+
+test.serial(
+  'QEMU, SELinux off: the same probes read the other layers’ files (the probes can fail)',
+  async (t) => {
+    t.timeout(BOOT_MS + 10 * 60_000);
+    const r = await disk('off');
+    t.notRegex(r.cmdline, /security=selinux/);
+    const b = await bootAndProbe(t, r.disk);
+    const log = b.lines
+      .filter((l) => !/^\[/.test(l))
+      .slice(-40)
+      .join('\n');
+    t.false(
+      b.lines.some((l) => l.includes(INIT_MARKERS.policyLoaded)),
+      log,
+    );
+    t.is(b.results.own, 'own-of-b', log);
+    t.regex(b.results.cross_a ?? '', /^recv: read \d+ bytes: secret-of-probe-a$/);
+    t.regex(b.results.cross_c ?? '', /^recv: read \d+ bytes: secret-of-probe-c$/);
+    t.is(denials(b.lines).length, 0);
+    t.true(b.poweredOff);
+  },
+);

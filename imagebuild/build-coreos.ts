@@ -46,7 +46,7 @@ export async function buildCoreos(
   progress.step('CoreOS tree');
   const tree = join(ctx.work, 'coreos');
   await buildCoreosTree(tree, spec, o.agentConfig);
-  const fileContexts = await writeCoreosPolicy(tree, o.policy, ctx.work);
+  const fileContexts = await writeCoreosPolicy(tree, o.policy, ctx.work, spec.selinux);
   const treeSize = await treeBytes(tree);
   progress.bytes(treeSize, treeSize);
 

@@ -21,7 +21,10 @@ export interface CoreosPolicy {
 }
 
 /** Compiles the policy for `layers` (name and policy.cil) and the spec's groups. */
-export async function buildPolicy(ctx: BuildContext, layers: readonly PolicyLayerInput[]): Promise<CoreosPolicy> {
+export async function buildPolicy(
+  ctx: BuildContext,
+  layers: readonly PolicyLayerInput[],
+): Promise<CoreosPolicy> {
   ctx.progress.step('SELinux policy');
   const allow = ctx.spec.secureConfig.allowLayers;
   const wanted = allow === undefined ? layers : layers.filter((l) => allow.includes(l.name));
@@ -32,13 +35,36 @@ export async function buildPolicy(ctx: BuildContext, layers: readonly PolicyLaye
   // A module that does not compile is E_POLICY_INVALID naming its layer and line (as at pack).
   const compiled = await compilePolicy(wanted, groups, { workDir: ctx.work });
   ctx.progress.bytes(compiled.policy.length, compiled.policy.length);
-  return { policy: compiled.policy, fileContexts: compiled.fileContexts, inputs: await policyInputs(wanted, groups) };
+  return {
+    policy: compiled.policy,
+    fileContexts: compiled.fileContexts,
+    inputs: await policyInputs(wanted, groups),
+  };
 }
 
 /** Writes the policy into the CoreOS tree at `root`; returns the file_contexts path (outside it). */
-export async function writeCoreosPolicy(root: string, p: CoreosPolicy, work: string): Promise<string> {
+export async function writeCoreosPolicy(
+  root: string,
+  p: CoreosPolicy,
+  work: string,
+  mode: 'enforcing' | 'permissive' | 'off',
+): Promise<string> {
   const dir = join(root, COREOS_POLICY_DIR);
   await mkdir(dir, { recursive: true });
+  // libselinux counts SELinux as enabled only when this file exists (is_selinux_enabled): bwrap
+  // refuses --exec-label without it ("labeling not supported on this system"). The mode the
+  // kernel runs is the command line's; this only tells libselinux's users which it is.
+  await writeFile(
+    join(root, '/etc/selinux/config'),
+    `# Written by mway-image (doc/selinux.md): the kernel's mode is the signed command line's.\nSELINUX=${mode === 'off' ? 'disabled' : mode}\nSELINUXTYPE=milkyway\n`,
+  );
+  // dbus-daemon (the agent's system bus) includes contexts/dbus_contexts whenever SELinux is
+  // on: no per-name contexts, so every bus name has the connection's own label.
+  await mkdir(join(dir, 'contexts'), { recursive: true });
+  await writeFile(
+    join(dir, 'contexts', 'dbus_contexts'),
+    '<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"\n "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">\n<busconfig>\n  <selinux>\n  </selinux>\n</busconfig>\n',
+  );
   await writeFile(join(dir, COREOS_POLICY_FILE), p.policy);
   await writeFile(join(dir, 'file_contexts'), p.fileContexts);
   await writeFile(join(dir, 'policy.json'), `${JSON.stringify(p.inputs, null, 2)}\n`);

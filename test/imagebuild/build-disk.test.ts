@@ -203,7 +203,7 @@ test('build: CoreOS A carries SELinux labels from the policy it ships; seinfo re
   t.is(labels['/sbin/init'], 'system_u:object_r:milkyway_agent_exec_t:s0');
   for (const f of ['/usr/bin/node', '/usr/bin/secilc', '/etc/selinux/milkyway/policy.33', '/'])
     t.is(labels[f], 'system_u:object_r:milkyway_coreos_file_t:s0', f);
-  const info = await run('seinfo', ['-t', join(dir, 'policy.33')], { timeout: 120_000 });
+  const info = await run('seinfo', [join(dir, 'policy.33'), '-t'], { timeout: 120_000 });
   t.regex(info.stdout, /\bmway_web_t\b/, 'the preinstalled layer is in the policy');
   t.regex(info.stdout, /\bmilkyway_agent_t\b/);
   const inputs = JSON.parse(await readFile(join(dir, 'policy.json'), 'utf8')) as {

@@ -55,25 +55,27 @@ function keeper(name: string): Record<string, unknown> {
 
 /** probe-b: its findings as key=value lines in its own data, then served by busybox httpd. */
 const PROBE_B = `#!/bin/sh
+# Each finding is a line of results.txt as soon as it is known, served from the start.
 out=/data/secure/results.txt
-: > "$out.tmp"
-say() { echo "$1=$2" >> "$out.tmp"; }
+: > "$out"
+/bin/busybox httpd -p ${PROBE_PORT} -h /data/secure
+say() { echo "$1=$2" >> "$out"; }
 say context "$(cat /proc/self/attr/current | tr -d '\\0')"
-# A CoreOS program (a separate exec, not a shell builtin) runs in the caller's domain.
-say utility "$(/usr/bin/node -e "process.stdout.write(require('fs').readFileSync('/proc/self/attr/current','utf8').replace(/\\0/g,''))")"
 echo own-of-b > /data/secure/own.txt && say own "$(cat /data/secure/own.txt)"
 for l in a c; do
   i=0
   while :; do
     r=$(/probe recv mway-probe-$l)
     case "$r" in *"Connection refused"*) ;; *) break ;; esac
-    i=$((i + 1)); [ $i -lt 120 ] || break
+    i=$((i + 1)); [ $i -lt 300 ] || break
     sleep 1
   done
   say "cross_$l" "$r"
 done
-mv "$out.tmp" "$out"
-exec /bin/busybox httpd -f -p ${PROBE_PORT} -h /data/secure
+# A CoreOS program (a separate exec, not a shell builtin) runs in the caller's domain.
+say utility "$(/usr/bin/node -e "process.stdout.write(require('fs').readFileSync('/proc/self/attr/current','utf8').replace(/\\0/g,''))")"
+say done yes
+exec sleep 100000
 `;
 
 async function layerDir(
@@ -245,7 +247,13 @@ async function bootAndProbe(t: { teardown(fn: () => void): void }, path: string)
     }
     return '';
   };
-  const text = await get(probe, '/results.txt');
+  // probe-b writes its findings as it goes (TCG is slow): poll until it says it is done.
+  let text = '';
+  const until = Date.now() + 8 * 60_000;
+  while (!ended && Date.now() < until && !/^done=yes$/m.test(text)) {
+    text = await get(probe, '/results.txt');
+    if (!/^done=yes$/m.test(text)) await new Promise((s) => setTimeout(s, 5000));
+  }
   const page = await get(web, '/');
   await q.powerdown().catch(() => {});
   const end = await q.done;

@@ -1,13 +1,14 @@
-// SELinux in a QEMU guest (SLOW: TCG, two builds and two boots of ~2 min each on 2 cores):
+// SELinux in a QEMU guest (SLOW: TCG, two builds and two boots of 2–10 min each on 2 cores):
 // a disk built with `selinux: enforcing` boots with the policy the initramfs loaded, the agent
 // in its domain, every layer's services in the layer's own domain and category pair. Three
-// probe layers run as root in their sandboxes: probe-a and probe-c each serve a descriptor of
+// probe layers run as their own uids in their sandboxes: probe-a and probe-c each serve a descriptor of
 // a file of their private data on an abstract unix socket (sandboxes share no files, so that
 // is the one way another layer can hold it); probe-c's own module lets other layers connect.
 // probe-b reads its own data, runs a CoreOS utility and asks both for their file. The kernel
 // refuses the connection to probe-a (unix_stream_socket connectto) and probe-c's descriptor
 // (fd use), with one AVC each and no other denial on the console (the example layer serves
-// HTTP meanwhile). The same disk built with `selinux: off` lets probe-b read both files, so
+// HTTP meanwhile). A fourth layer, probe-d, whose module breaks a neverallow (packed with a
+// secilc that accepts anything), is refused by the device. The same disk built with `selinux: off` lets probe-b read both files, so
 // the probes can see what the policy stops. Serial: the boots do not share the two cores.
 import test from 'ava';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -42,14 +43,12 @@ async function freePort(): Promise<number> {
 function keeper(name: string): Record<string, unknown> {
   return {
     name: 'keeper',
-    argv: [
+    execStart: [
       '/bin/sh',
       '-c',
       `echo secret-of-${name} > /data/secure/own.txt && exec /probe send /data/secure/own.txt mway-${name}`,
     ],
-    user: 'root',
-    network: 'host',
-    restart: { policy: 'always' },
+    restart: 'always',
   };
 }
 
@@ -170,7 +169,7 @@ function disk(mode: 'enforcing' | 'off'): Promise<BuildResult> {
         dir,
         'probe-b',
         probe,
-        [{ name: 'prober', argv: ['/bin/sh', '/probe-b.sh'], user: 'root', network: 'host' }],
+        [{ name: 'prober', execStart: ['/bin/sh', '/probe-b.sh'] }],
         {},
       );
       await writeFile(join(b, 'rootfs', 'probe-b.sh'), PROBE_B, { mode: 0o755 });

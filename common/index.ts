@@ -11,6 +11,7 @@ export * from './error.ts';
 export * from './error-table.ts';
 export * from './eval-worker.ts';
 export * from './exec.ts';
+export * from './log-line.ts';
 export * from './path-exists.ts';
 export * from './progress.ts';
 export * from './regular-file.ts';

@@ -14,16 +14,26 @@ export const rootArgs = {
   json: { type: 'boolean', description: 'Print machine-readable JSON on stdout' },
   debug: { type: 'boolean', description: 'Show stack traces on errors' },
   config: { type: 'string', description: 'Broker config file (JSON, doc/broker.md)' },
+  'log-format': {
+    type: 'enum',
+    options: ['text', 'json'] as string[],
+    description: 'Log lines on stderr: text (timestamped) or json (one object a line); env MWAY_LOG_FORMAT',
+  },
 } as const;
 
 /** Root run: `milkywaysrvd --config FILE` is `milkywaysrvd serve --config FILE`. */
 export async function runRoot(args: {
   config?: string | undefined;
   json?: boolean | undefined;
+  'log-format'?: string | undefined;
 }): Promise<number> {
   if (args.config === undefined) {
     throw new UsageError('Missing --config FILE', 'missing-argument', '--config');
   }
   const { serve } = await import('./serve.ts');
-  return serve({ config: args.config, ...(args.json === undefined ? {} : { json: args.json }) });
+  return serve({
+    config: args.config,
+    ...(args.json === undefined ? {} : { json: args.json }),
+    ...(args['log-format'] === undefined ? {} : { 'log-format': args['log-format'] }),
+  });
 }

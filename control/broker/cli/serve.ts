@@ -3,7 +3,7 @@
 // wait for it.
 import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { commonArgs } from '../../../common/index.ts';
+import { commonArgs, logFormatOf, logLine } from '../../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -20,6 +20,11 @@ import { sdNotify } from '../sd-notify.ts';
 export const serveArgs = {
   ...commonArgs,
   config: { type: 'string', description: 'Broker config file (JSON, doc/broker.md)', required: true },
+  'log-format': {
+    type: 'enum',
+    options: ['text', 'json'] as string[],
+    description: 'Log lines on stderr: text (timestamped) or json (one object a line); env MWAY_LOG_FORMAT',
+  },
 } as const;
 
 /** The config and everything it names, read and checked (serve and check-config share it). */
@@ -38,10 +43,15 @@ export async function loadBrokerSetup(path: string) {
   return { cfg, anchors, crls, leaf };
 }
 
-export async function serve(args: { config: string; json?: boolean | undefined }): Promise<number> {
+export async function serve(args: {
+  config: string;
+  json?: boolean | undefined;
+  'log-format'?: string | undefined;
+}): Promise<number> {
   const { cfg, anchors, crls, leaf } = await loadBrokerSetup(args.config);
+  const format = logFormatOf(args['log-format']);
   const log = (level: string, m: string): void => {
-    process.stderr.write(`milkywaysrvd: ${level}: ${m}\n`);
+    process.stderr.write(logLine(format, 'milkywaysrvd', level, m));
   };
   const broker = await Broker.start({
     dbPath: cfg.database,

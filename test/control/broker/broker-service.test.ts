@@ -60,7 +60,7 @@ while True:
         break
 `;
 
-test('milkywaysrvd sends READY=1 to NOTIFY_SOCKET once it listens, STOPPING=1 on SIGTERM', async (t) => {
+test('milkywaysrvd sends READY=1 to NOTIFY_SOCKET once it listens, logs SIGHUP as JSON, STOPPING=1 on SIGTERM', async (t) => {
   t.timeout(120_000);
   const dir = await tempDir(t);
   const sock = join(dir, 'notify.sock');
@@ -87,12 +87,28 @@ test('milkywaysrvd sends READY=1 to NOTIFY_SOCKET once it listens, STOPPING=1 on
     lines.push(...parts);
   });
   await got(/^bound$/);
-  const config = await writeConfig(dir, pki);
-  const proc = execa(process.execPath, [BINS.milkywaysrvd, 'serve', '--config', config, '--json'], {
-    reject: false,
-    timeout: 90_000,
-    env: { NOTIFY_SOCKET: sock },
-    buffer: true,
+  // A CRL for the broker to reload on SIGHUP (made by the operator CLI, as a user does).
+  const crl = join(dir, 'root.crl');
+  const made = await cli('mway', [
+    'keys',
+    'crl',
+    '--issuer-key',
+    pki.root.keyPath,
+    '--issuer-cert',
+    pki.root.certPath,
+    '--crl',
+    crl,
+  ]);
+  t.is(made.exitCode, 0, made.stderr);
+  const config = await writeConfig(dir, pki, { crls: [crl] });
+  const proc = execa(
+    process.execPath,
+    [BINS.milkywaysrvd, 'serve', '--config', config, '--json', '--log-format', 'json'],
+    { reject: false, timeout: 90_000, env: { NOTIFY_SOCKET: sock }, buffer: true },
+  );
+  let stderr = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
   });
   t.teardown(() => proc.kill('SIGKILL'));
   const ready = await got(/READY=1/);
@@ -107,6 +123,20 @@ test('milkywaysrvd sends READY=1 to NOTIFY_SOCKET once it listens, STOPPING=1 on
     });
     c.on('error', reject);
   });
+  // --log-format json: SIGHUP reloads the CRLs and says so in one JSON line with a timestamp.
+  proc.kill('SIGHUP');
+  const deadline = Date.now() + 30_000;
+  let logged: Record<string, unknown> | undefined;
+  while (logged === undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    logged = stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => String(l.msg).startsWith('CRLs reloaded (SIGHUP)'));
+  }
+  t.like(logged, { level: 'info', source: 'milkywaysrvd' });
+  t.regex(String(logged?.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   proc.kill('SIGTERM');
   await got(/STOPPING=1/);
   const r = await proc;

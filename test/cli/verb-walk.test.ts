@@ -77,3 +77,16 @@ for (const [bin, root] of Object.entries(ROOTS)) {
     t.regex(r.stderr, /E_USAGE: Unknown flag --frobnicate/);
   });
 }
+
+test('help into a pipe has no colour even without NO_COLOR', async (t) => {
+  const { execa } = await import('execa');
+  const { BINS } = await import('../helpers.ts');
+  const env = { ...process.env, NO_COLOR: '', FORCE_COLOR: '', TEST: '', CI: '' };
+  const r = await execa(process.execPath, [BINS.mway, 'group', 'add', '--help'], {
+    env,
+    extendEnv: false,
+    timeout: 60_000,
+  });
+  t.regex(String(r.stdout), /USAGE group add/);
+  t.false(String(r.stdout).includes('\u001B['));
+});

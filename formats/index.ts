@@ -10,3 +10,4 @@ export * from './cpio/index.ts';
 export * from './fs/index.ts';
 export * from './tar/index.ts';
 export * from './block-size.ts';
+export { type Field, type FieldTable, fieldTable } from './_field-table.ts';

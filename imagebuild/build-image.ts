@@ -9,6 +9,8 @@ import { join, resolve } from 'node:path';
 import { makeOutputDir, type Progress } from '../common/index.ts';
 import { layoutRow, partitionBytes, partitionLabel } from '../platform/index.ts';
 import { buildEsp, fetchBootKernel } from './build-boot.ts';
+import { buildStage1, buildStage2 } from './build-chain.ts';
+import { chainSigners } from './secure-boot-signers.ts';
 import { buildContext, MiB } from './build-context.ts';
 import { buildCoreos } from './build-coreos.ts';
 import { buildPolicy } from './build-policy.ts';
@@ -43,6 +45,8 @@ export interface BuildResult {
   kernel: string;
   cmdline: string;
   selinux: { mode: 'enforcing' | 'permissive' | 'off'; policyBytes: number; policySha256: string };
+  stage1: { unsigned: string; signer: string; pinned: string[]; rollbackFloor: number };
+  stage2: { name: string; version: string; rollbackIndex: number; signer: string; kexecSigner: string };
   coreos: { rootHash: string; sizeBytes: number; signer: string };
   certificates: { rootHash: string; anchors: string[] };
   secureConfig: { signer: string };
@@ -102,16 +106,36 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       ...(spec.peerIdentity === undefined ? {} : { 'peer-identity': { dir: spec.peerIdentity } }),
     });
 
-    const esp = await buildEsp(ctx, {
+    const signers = await chainSigners(
+      ctx,
+      trust.keysDir,
+      trust.keys.generated || (o.keysDir === undefined && spec.keys.generate),
+    );
+    const stage2 = await buildStage2(ctx, trust, {
       kernel,
       coreosRootHash: coreos.verity.rootHash,
+      kexec: signers.kexec,
+      kexecSubject: signers.kexec.subject,
+    });
+    const bootA = join(work, 'boot-a.img');
+    await writeFile(bootA, stage2.image);
+    const stage1 = await buildStage1(ctx, trust, {
+      kernel,
       certsRootHash: certificates.verity.rootHash,
+      signer: signers.stage1,
+      signerSubject: signers.stage1.subject,
+      outDir,
+    });
+    const esp = await buildEsp(ctx, {
+      stage1: stage1.signed,
       sizeBytes: partitionBytes(layoutRow('esp'), spec.partitions, 0),
     });
     const rootHash = coreos.verity.rootHash;
     const certs = certificates.verity;
     const built = await buildDisk(ctx, {
-      esp: { image: esp.image, contentBytes: 0 },
+      esp: { image: esp, contentBytes: 0 },
+      'boot-a': { image: bootA, contentBytes: stage2.image.length },
+      'boot-b': { contentBytes: stage2.image.length },
       'coreos-a': { image: coreos.image, contentBytes: coreos.sizeBytes, rootHash },
       'coreos-a-verity': { image: coreos.hash, contentBytes: coreos.verity.hashSize, rootHash },
       'coreos-a-verity-sig': { image: coreos.sig, contentBytes: coreos.sigBytes },
@@ -134,11 +158,24 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       version: spec.version,
       sourceDateEpoch: ctx.epoch,
       kernel: kernel.version,
-      cmdline: esp.cmdline,
+      cmdline: stage2.descriptor.cmdline,
       selinux: {
         mode: spec.selinux,
         policyBytes: policy.policy.length,
         policySha256: createHash('sha256').update(policy.policy).digest('hex'),
+      },
+      stage1: {
+        unsigned: stage1.unsigned,
+        signer: signers.stage1.subject,
+        pinned: stage1.pinned.map((k) => `${k.label} ${k.certFingerprint}`),
+        rollbackFloor: spec.bootchain.rollbackFloor,
+      },
+      stage2: {
+        name: stage2.descriptor.name,
+        version: stage2.descriptor.version,
+        rollbackIndex: Number(stage2.descriptor.rollbackIndex),
+        signer: keys.vendor.chain[0]?.subject ?? '',
+        kexecSigner: stage2.kexecSigner,
       },
       coreos: {
         rootHash: coreos.verity.rootHash,

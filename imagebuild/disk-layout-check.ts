@@ -110,17 +110,21 @@ export function matchLayout(entries: readonly LayoutEntry[]): LayoutMatch {
     const where = `partition ${e.index} ${e.name}`;
     if (e.type !== row.type)
       fail('E_LAYOUT_TYPE', `${where} has type ${e.type}; ${row.role} is ${row.typeName} ${row.type}`);
-    const bits = rowAttributeBits(row);
-    // A CoreOS slot's boot state (priority, tries, successful) changes at run time (update/).
-    const seen =
-      row.slot !== undefined && row.verity === 'data' ? e.attributes & ~SLOT_BITS_MASK : e.attributes;
-    if (seen !== bits)
+    // A slot's bits 48–56 are run-time state, not layout: stage 1 decrements a boot slot's
+    // tries, update/ arms a CoreOS slot's trial (the same bits, bootchain/slot.ts).
+    const runtime = row.slotBits === true || (row.slot !== undefined && row.verity === 'data');
+    const state = runtime ? SLOT_BITS_MASK : 0n;
+    const bits = rowAttributeBits(row) & ~state;
+    if ((e.attributes & ~state) !== bits)
       fail(
         'E_LAYOUT_ATTRIBUTES',
         `${where} has GPT attributes ${hex(e.attributes)}; ${row.role} has ${hex(bits)}${row.readOnly ? ' (read-only, bit 60)' : ''}`,
       );
     if (e.filesystem !== undefined) {
-      const want = e.name === EMPTY_SLOT ? null : expectedFilesystem(row);
+      const want =
+        e.name === EMPTY_SLOT || (row.slotBits === true && e.filesystem === null)
+          ? null
+          : expectedFilesystem(row);
       if (e.filesystem !== want)
         fail(
           'E_LAYOUT_FILESYSTEM',

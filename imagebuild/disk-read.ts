@@ -62,6 +62,7 @@ export function sniffFilesystem(disk: string, p: GptPartition): string | null {
   )
     return 'vfat';
   if (head[0] === 0x7b) return 'verity-sig';
+  if (new TextDecoder().decode(head.subarray(0, 8)) === 'MWSTAGE2') return 'stage2';
   return head.every((b) => b === 0) ? null : 'unknown';
 }
 

@@ -29,6 +29,7 @@ const hostPath = () => text();
 
 const PartitionSizes = object({
   esp: mib(32, DEFAULT_SIZES.esp),
+  boot: mib(16, DEFAULT_SIZES.boot),
   coreos: mib(0, DEFAULT_SIZES.coreos),
   certificates: mib(1, DEFAULT_SIZES.certificates),
   secureConfig: mib(1, DEFAULT_SIZES.secureConfig),
@@ -127,6 +128,19 @@ const fileSchema = configObject({
     v.description("Extra keys merged into CoreOS's /etc/milkyway/agent.json (doc/agent-config.md)"),
   ),
   partitions: v.optional(PartitionSizes, {}),
+  bootchain: v.pipe(
+    v.optional(
+      object({
+        secureBoot: v.optional(oneOf(['keys', 'snakeoil']), 'keys'),
+        rollbackIndex: v.optional(int(0, 2 ** 31, 'a whole number'), 1),
+        rollbackFloor: v.optional(int(0, 2 ** 31, 'a whole number'), 1),
+      }),
+      {},
+    ),
+    v.description(
+      'The verified boot chain (doc/boot.md): whose Secure Boot keys sign stage 1 and the stage-2 kernel (`keys`: the keys folder’s secure-boot-db and secure-boot-kexec; `snakeoil`: Debian OVMF’s test key, for QEMU), the stage-2 rollback index and the floor stage 1 enforces',
+    ),
+  ),
   peerIdentity: v.pipe(
     v.exactOptional(hostPath()),
     v.description('Folder whose files go into the peer identity partition (peer key, certificate, KEM key)'),

@@ -13,6 +13,10 @@ import { ImageError } from './image-error.ts';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** Secure Boot capable firmware: needs SMM and a secure pflash, so q35,smm=on (TCG emulates SMM). */
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+/** Debian's variable store with Secure Boot on and the snakeoil test key in PK, KEK and db. */
+export const OVMF_VARS_SNAKEOIL = '/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd';
 
 export interface QemuForward {
   host: number;
@@ -28,8 +32,15 @@ export interface RunQemuOptions {
   serial?: 'stdio' | 'none' | string;
   /** Called with each console line (no newline). */
   onLine?: (line: string) => void;
-  /** Variable store to start from (copied, never written). */
+  /** Variable store to start from (copied, never written unless `keepVars`). */
   ovmfVars?: string;
+  /** Where to copy the variable store back when QEMU ends (key enrollment keeps its result). */
+  keepVars?: string;
+  /**
+   * Secure Boot: the SMM firmware build with a secure pflash; `ovmfVars` defaults to the
+   * snakeoil store (Secure Boot on, Debian's test key enrolled).
+   */
+  secureBoot?: boolean;
   ovmfCode?: string;
   memoryMiB?: number;
   cpus?: number;
@@ -106,8 +117,9 @@ async function qmp(socket: string, command: string, timeoutMs = 10_000): Promise
 export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
   const qemu = await requireTool('qemu-system-x86_64');
   const setpriv = await requireTool('setpriv');
-  const code = options.ovmfCode ?? OVMF_CODE;
-  const varsSrc = options.ovmfVars ?? OVMF_VARS;
+  const sb = options.secureBoot === true;
+  const code = options.ovmfCode ?? (sb ? OVMF_CODE_SECBOOT : OVMF_CODE);
+  const varsSrc = options.ovmfVars ?? (sb ? OVMF_VARS_SNAKEOIL : OVMF_VARS);
   for (const f of options.forwards ?? []) {
     for (const p of [f.host, f.guest]) {
       if (!Number.isInteger(p) || p < 1 || p > 65535)
@@ -137,7 +149,8 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     '-accel',
     'tcg',
     '-machine',
-    'q35',
+    sb ? 'q35,smm=on' : 'q35',
+    ...(sb ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
     '-cpu',
     'max',
     '-m',
@@ -217,6 +230,7 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
   const done = (async (): Promise<QemuResult> => {
     const r = (await child) as unknown as { exitCode?: number; timedOut: boolean; signal?: string };
     await serialFile?.close();
+    if (options.keepVars !== undefined) await copyFile(vars, options.keepVars);
     await rm(work, { recursive: true, force: true });
     if (partial !== '') {
       tail.push(partial);

@@ -113,6 +113,27 @@ export function sign(
   return noble(key.algorithm).sign(message, sk, { context: ctx });
 }
 
+/**
+ * FIPS 204 deterministic ML-DSA (no fresh randomness), so a signature over the same bytes
+ * with the same key is the same bytes: what reproducible artefacts (a disk built twice, a
+ * stage-2 descriptor) need. Node's ML-DSA signing is hedged, so this signs with noble
+ * (`extraEntropy: false`) and checks the result with node:crypto before returning it.
+ */
+export function signDeterministic(key: SigningKey, message: Uint8Array, context: string): Uint8Array {
+  if (key.algorithm === 'slh-dsa-sha2-128s')
+    throw new KeysError('E_ALG_UNKNOWN', 'Deterministic signing is for ML-DSA keys (this is SLH-DSA)');
+  const ctx = contextBytes(context);
+  let sk = nobleSecretCache.get(key.privateKey);
+  if (sk === undefined) {
+    sk = nobleSecretKey(key);
+    nobleSecretCache.set(key.privateKey, sk);
+  }
+  const sig = noble(key.algorithm).sign(message, sk, { context: ctx, extraEntropy: false });
+  if (!verify(key.algorithm, key.publicKey, message, sig, context))
+    throw new KeysError('E_SIG_INVALID', 'A deterministic signature did not verify right after signing');
+  return sig;
+}
+
 /** True when `signature` is valid; false for any mismatch (never throws on bad bytes). */
 export function verify(
   alg: SignatureAlgorithm,

@@ -2,7 +2,14 @@
 // under context `milkyway/v1/<type>`, binding type, algorithm, time and signer. Attached and
 // detached forms; verification checks structure, chain, role policy and signature, fail closed.
 import { createHash } from 'node:crypto';
-import { assertAlgorithm, type Backend, rawPublicKey, sign, verify } from './algorithms.ts';
+import {
+  assertAlgorithm,
+  type Backend,
+  rawPublicKey,
+  sign,
+  signDeterministic,
+  verify,
+} from './algorithms.ts';
 import { canonicalJson } from './canonical.ts';
 import { certificatePublicKey, MAX_CHAIN, parseCertificateDer } from './certificate.ts';
 import { verifyChain } from './chain.ts';
@@ -67,6 +74,13 @@ export interface SignOptions {
   /** Put only the signer fingerprint in the signature (verifiers then need `certificates`). */
   fingerprintOnly?: boolean | undefined;
   backend?: Backend | undefined;
+  /** FIPS 204 deterministic ML-DSA, for artefacts that must be byte-reproducible (a built disk). */
+  deterministic?: boolean | undefined;
+}
+
+function sigBytes(o: SignOptions, msg: Uint8Array): Uint8Array {
+  const ctx = contextOf(o.type);
+  return o.deterministic === true ? signDeterministic(o.key, msg, ctx) : sign(o.key, msg, ctx, o.backend);
 }
 
 function prepare(o: SignOptions): { head: Omit<Signature, 'sig' | 'chain'>; chain: string[] } {
@@ -87,7 +101,7 @@ export function signEnvelope(
 ): Envelope {
   const { head, chain } = prepare(o);
   const msg = attachedMessage(o.type, o.payload, head);
-  const sig = Buffer.from(sign(o.key, msg, contextOf(o.type), o.backend)).toString('base64');
+  const sig = Buffer.from(sigBytes(o, msg)).toString('base64');
   const signature: Signature = { ...head, chain, sig };
   // Countersigning: add a signature to an existing envelope of the same type and payload.
   if (o.envelope !== undefined) {
@@ -104,7 +118,7 @@ export function signDetached(o: SignOptions & { data: Uint8Array }): Signature {
   return {
     ...head,
     chain,
-    sig: Buffer.from(sign(o.key, msg, contextOf(o.type), o.backend)).toString('base64'),
+    sig: Buffer.from(sigBytes(o, msg)).toString('base64'),
   };
 }
 

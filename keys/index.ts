@@ -6,6 +6,7 @@ export {
   publicKeyFromRaw,
   rawPublicKey,
   sign,
+  signDeterministic,
   verify,
 } from './algorithms.ts';
 export { canonicalJson } from './canonical.ts';
@@ -27,6 +28,13 @@ export { KEYS_CODES, type KeysCode } from './keys-codes.ts';
 export { issueCertificate, newIdentity } from './issue.ts';
 export { passphraseFromEnv, readKemPrivateKey, readPrivateKey, writePrivateKey } from './key-file.ts';
 export { assertMaySign, MAY_ISSUE, MAY_SIGN } from './role-policy.ts';
+export {
+  newSecureBootKeys,
+  SECURE_BOOT_GUID_FILE,
+  type SecureBootKeyRole,
+  secureBootFiles,
+  USER_SB_ROLES,
+} from './secure-boot-keys.ts';
 export { openSecret, type SealedSecret, sealSecret } from './sealed.ts';
 export { MAX_SIGNATURE_FILE, verifySignatureFile } from './signature-file.ts';
 export { tlsContextOptions } from './tls.ts';

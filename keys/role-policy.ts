@@ -3,10 +3,15 @@
 import { KeysError } from './errors.ts';
 import type { Certificate, EnvelopeType, Role } from './types.ts';
 
-/** Envelope types each role may sign. Roots sign only certificates and CRLs; brokers nothing. */
+/**
+ * Envelope types each role may sign. Roots sign only certificates and CRLs; brokers nothing.
+ * The boot chain (bootchain/): the vendor signs the stage-2 descriptor (`stage2`: kernel,
+ * initramfs and command line it ships), the user signs the stage-1 config (`stage1`: which
+ * vendor keys stage 1 pins, the rollback floor, the certificate partition's root hash).
+ */
 export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   'vendor-root': [],
-  vendor: ['coreos', 'bundle', 'update', 'layer', 'config', 'file'],
+  vendor: ['coreos', 'bundle', 'update', 'stage2', 'layer', 'config', 'file'],
   'user-root': [],
   user: ['stage1', 'layer', 'config', 'file'],
   operator: ['command', 'membership', 'secret', 'file'],

@@ -28,6 +28,7 @@ export type EnvelopeType =
   | 'bundle'
   | 'stage1'
   | 'update'
+  | 'stage2'
   | 'config'
   | 'command'
   | 'membership'
@@ -41,6 +42,7 @@ export const ENVELOPE_TYPES: readonly EnvelopeType[] = [
   'bundle',
   'stage1',
   'update',
+  'stage2',
   'config',
   'command',
   'membership',

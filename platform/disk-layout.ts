@@ -5,14 +5,16 @@
 // spec's default sizes and the table in doc/disk-layout.md (a test renders it from here).
 // Data and pure functions only.
 //
-// A new partition is a new row. The A/B boot partitions of the boot-chain work (`boot-a`,
-// `boot-b` with ChromeOS priority/tries/successful bits) become rows when something writes
-// them; `gptAttributes` and `slot` already carry what they need.
+// A new partition is a new row. The A/B boot partitions `boot-a` / `boot-b` (stage 2 of the
+// boot chain, doc/stage2-format.md) carry ChromeOS priority/tries/successful bits that stage 1
+// and updates change at run time (`slotBits`).
 import { DPS, type PartitionAttributes } from '../formats/index.ts';
 import { MILKYWAY } from './partition-types.ts';
 
 export type PartitionRole =
   | 'esp'
+  | 'boot-a'
+  | 'boot-b'
   | 'coreos-a'
   | 'coreos-a-verity'
   | 'coreos-a-verity-sig'
@@ -30,6 +32,7 @@ export type PartitionRole =
 /** The image spec's `partitions` keys (MiB each). */
 export type PartitionSizeKey =
   | 'esp'
+  | 'boot'
   | 'coreos'
   | 'certificates'
   | 'secureConfig'
@@ -64,7 +67,12 @@ export interface PartitionRow {
   /** How doc/disk-layout.md and `inspect` name the type. */
   typeName: string;
   /** The file system it holds; null for a verity hash area or signature. */
-  filesystem: 'vfat' | 'erofs' | 'ext4' | null;
+  filesystem: 'vfat' | 'erofs' | 'ext4' | 'stage2' | null;
+  /**
+   * GPT bits 48–56 are the boot slot's state (bootchain/slot.ts: priority, tries, successful),
+   * written by stage 1 and by updates: the layout check ignores them, and an empty slot is fine.
+   */
+  slotBits?: true;
   /** dm-verity: the slot's data, its hash area, its signature, or a tree appended to the file system. */
   verity?: 'data' | 'hash' | 'sig' | 'appended';
   /** A/B slot the partition belongs to. */
@@ -160,7 +168,33 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     readOnly: false,
     size: { spec: 'esp', defaultMiB: 64 },
     uuidPurpose: 'esp-part',
-    contents: 'vfat: `EFI/BOOT/BOOTX64.EFI`, the UKI (systemd-stub + kernel + initramfs + command line)',
+    contents: "vfat: `EFI/BOOT/BOOTX64.EFI`, stage 1: a UKI signed with the user's Secure Boot db key (doc/boot.md)",
+  },
+  {
+    role: 'boot-a',
+    label: 'boot-a',
+    type: MILKYWAY.boot,
+    typeName: 'MilkyWay boot',
+    filesystem: 'stage2',
+    readOnly: false,
+    slotBits: true,
+    // Built as slot a known good: priority 2 (bits 48–51), successful (bit 56).
+    gptAttributes: { other: (2n << 48n) | (1n << 56n) },
+    size: { spec: 'boot', defaultMiB: 64 },
+    uuidPurpose: 'boot-a',
+    contents: 'raw: stage 2 — ML-DSA descriptor, signature, kexec-signed kernel, initramfs (doc/stage2-format.md)',
+  },
+  {
+    role: 'boot-b',
+    label: 'boot-b',
+    type: MILKYWAY.boot,
+    typeName: 'MilkyWay boot',
+    filesystem: 'stage2',
+    readOnly: false,
+    slotBits: true,
+    size: { spec: 'boot', defaultMiB: 64 },
+    uuidPurpose: 'boot-b',
+    contents: 'stage 2 of slot b: empty (slot bits 0) until an A/B update writes it',
   },
   ...slotRows('a'),
   ...slotRows('b'),

@@ -17,6 +17,8 @@ export const MILKYWAY = {
   data: '7cb9e8a5-83b2-4e54-8857-8ee53cb31676',
   peerIdentity: 'a49d294f-7b55-4215-83b1-8b6e44779c84',
   coreosVeritySig: 'b011fff3-95a8-4252-a9b0-67daff4df7c2',
+  /** Stage-2 boot slots boot-a / boot-b (bootchain/, doc/stage2-format.md). */
+  boot: '11fd435a-de3c-4ff1-9fcc-82adb8ee99de',
 } as const;
 
 /** Every type GUID a MilkyWayLinux disk uses, by name (`esp`, `rootVerity`, `certificates`, …). */

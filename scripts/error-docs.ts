@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_CODES } from '../agent/index.ts';
 import { type CodeTable, COMMON_CODES } from '../common/index.ts';
+import { BOOTCHAIN_CODES } from '../bootchain/index.ts';
 import { BROKER_CODES } from '../control/broker/index.ts';
 import { OPERATOR_CODES } from '../control/operator/index.ts';
 import { WIRE_CODES } from '../control/wire/index.ts';
@@ -22,6 +23,7 @@ export const CODE_TABLES: readonly CodeTable[] = [
   KEYS_CODES,
   LAYER_CODES,
   UPDATE_CODES,
+  BOOTCHAIN_CODES,
   WIRE_CODES,
   AGENT_CODES,
   IMAGE_CODES,

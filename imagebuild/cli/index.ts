@@ -11,4 +11,5 @@ export const subCommands: SubCommandsDef = {
   spec: () => import('./spec.ts').then((m) => m.default),
   bundle: () => import('./bundle.ts').then((m) => m.default),
   completion: () => import('../../common/index.ts').then((m) => m.completionCommand),
+  enroll: () => import('./enroll.ts').then((m) => m.default),
 };

@@ -27,6 +27,15 @@ export default defineCommand({
       description:
         'A guest reboot (mway reboot) restarts it, like hardware; --no-reboot ends the run instead',
     },
+    'secure-boot': {
+      type: 'boolean',
+      description:
+        'Secure Boot firmware (OVMF secboot, SMM); variables from --vars or Debian’s snakeoil store',
+    },
+    vars: {
+      type: 'string',
+      description: 'UEFI variable store to start from (e.g. one made by mway-image enroll)',
+    },
   },
   async run({ args }) {
     try {
@@ -63,6 +72,8 @@ export default defineCommand({
       // A server that is told to reboot comes back; `--no-reboot` is for runs that must end
       // at the first reboot or panic (tests, one-shot checks).
       noReboot: args.reboot === false,
+      secureBoot: args['secure-boot'] === true,
+      ...(args.vars === undefined ? {} : { ovmfVars: args.vars }),
     });
     // Ctrl-C: ask the guest to power off first (the agent handles the ACPI button), then kill.
     let interrupts = 0;

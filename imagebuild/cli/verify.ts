@@ -20,6 +20,18 @@ export default defineCommand({
       description: 'Trust anchor certificate (vendor-root / user-root), repeatable',
     },
     crl: { type: 'string', repeatable: true, description: 'CRL file, repeatable' },
+    'sb-cert': {
+      type: 'string',
+      description: 'Secure Boot db certificate (PEM) stage 1 must be signed under',
+    },
+    'kexec-cert': {
+      type: 'string',
+      description: 'Vendor kexec certificate (PEM) stage-2 kernels must be signed under',
+    },
+    'unsigned-stage1': {
+      type: 'string',
+      description: 'The unsigned stage-1 UKI the build wrote (OUT/stage1.unsigned.efi)',
+    },
   },
   async run({ args }) {
     const trust = values(args.trust);
@@ -32,7 +44,13 @@ export default defineCommand({
     for (const t of trust) anchors.push(...(await readCertificates(t)));
     const crls: Crl[] = [];
     for (const c of values(args.crl)) crls.push(...(await readCrls(c)));
-    const r = await verifyDisk(args.disk, { anchors, crls });
+    const r = await verifyDisk(args.disk, {
+      anchors,
+      crls,
+      ...(args['sb-cert'] === undefined ? {} : { sbCert: args['sb-cert'] }),
+      ...(args['kexec-cert'] === undefined ? {} : { kexecCert: args['kexec-cert'] }),
+      ...(args['unsigned-stage1'] === undefined ? {} : { unsignedStage1: args['unsigned-stage1'] }),
+    });
     const human = () =>
       [
         ...r.checks.map(

@@ -20,5 +20,6 @@ export default defineCommand({
     crl: () => import('./crl.ts').then((m) => m.default),
     sign: () => import('./sign.ts').then((m) => m.default),
     'verify-sig': () => import('./verify-sig.ts').then((m) => m.default),
+    'secure-boot': () => import('./secure-boot.ts').then((m) => m.default),
   },
 });

@@ -168,7 +168,8 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     readOnly: false,
     size: { spec: 'esp', defaultMiB: 64 },
     uuidPurpose: 'esp-part',
-    contents: "vfat: `EFI/BOOT/BOOTX64.EFI`, stage 1: a UKI signed with the user's Secure Boot db key (doc/boot.md)",
+    contents:
+      "vfat: `EFI/BOOT/BOOTX64.EFI`, stage 1: a UKI signed with the user's Secure Boot db key (doc/boot.md)",
   },
   {
     role: 'boot-a',
@@ -182,7 +183,8 @@ export const DISK_LAYOUT: readonly PartitionRow[] = [
     gptAttributes: { other: (2n << 48n) | (1n << 56n) },
     size: { spec: 'boot', defaultMiB: 64 },
     uuidPurpose: 'boot-a',
-    contents: 'raw: stage 2 — ML-DSA descriptor, signature, kexec-signed kernel, initramfs (doc/stage2-format.md)',
+    contents:
+      'raw: stage 2 — ML-DSA descriptor, signature, kexec-signed kernel, initramfs (doc/stage2-format.md)',
   },
   {
     role: 'boot-b',

@@ -1,17 +1,18 @@
 // `mway-image inspect`: what a MilkyWayLinux disk holds, read offline and without trust —
 // the GPT, each partition's role and file system, the CoreOS root hash (from the DPS
-// partition UUIDs, the UKI command line and the verity-sig), the signers the signatures
+// partition UUIDs, slot a's stage-2 descriptor and the verity-sig), the signers the signatures
 // name, the certificate partition's anchors and the preinstalled layers. disk-verify.ts
 // checks all of it; inspect only reports.
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BOOT_PARTITION_TYPE, readSlots } from '../bootchain/index.ts';
 import { readGpt } from '../formats/index.ts';
 import { parseCertificates, parseEnvelope } from '../keys/index.ts';
 import { readLayer } from '../layers/index.ts';
 import { PARTITION_TYPES, type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';
+import { readStage1, readStage2 } from './chain-read.ts';
 import { type LayoutProblem, matchLayout } from './disk-layout-check.ts';
 import {
-  cmdlineParam,
   erofsSize,
   extractErofs,
   extractExt4,
@@ -20,7 +21,6 @@ import {
   readRange,
   rootHashFromUuids,
   sniffFilesystem,
-  ukiCmdline,
   withWork,
 } from './disk-read.ts';
 import { decodeVeritySig } from './verity-sig.ts';
@@ -91,8 +91,16 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
   }));
   const byRole = (r: PartitionRole) => gpt.partitions.find((_, i) => partitions[i]?.role === r);
   return withWork(async (work) => {
+    // With the boot chain the command line and the CoreOS root hash are slot a's stage-2
+    // descriptor's, the certificates' root hash is the stage-1 config's (chain-read.ts).
     const esp = byRole('esp');
-    const cmdline = esp === undefined ? null : await ukiCmdline(disk, esp, work);
+    const s1 = esp === undefined ? null : await readStage1(disk, esp, work);
+    const slots = await readSlots(disk, BOOT_PARTITION_TYPE).catch(
+      () => ({}) as Awaited<ReturnType<typeof readSlots>>,
+    );
+    const slotA = slots.a;
+    const s2 = slotA === undefined ? null : await readStage2(disk, 'a', slotA.partition, slotA, work);
+    const cmdline = s2?.descriptor?.cmdline ?? null;
     const a = byRole('coreos-a');
     const av = byRole('coreos-a-verity');
     const as = byRole('coreos-a-verity-sig');
@@ -115,7 +123,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
       coreos = {
         label: a.name,
         rootHash: rootHashFromUuids(a, av),
-        cmdlineRootHash: cmdlineParam(cmdline, 'mway.roothash'),
+        cmdlineRootHash: s2?.descriptor?.rootHash ?? null,
         signature,
       };
     }
@@ -132,7 +140,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
       for (const f of files.filter((f) => f.endsWith('.crt') || f.endsWith('.pem')))
         for (const c of parseCertificates(await readFile(join(dir, f))))
           anchors.push({ subject: c.subject, role: c.role, fingerprint: c.fingerprint });
-      certificates = { rootHash: cmdlineParam(cmdline, 'mway.certs'), files, anchors };
+      certificates = { rootHash: s1?.decoded?.certsRootHash ?? null, files, anchors };
     }
     let secureConfig: DiskInspection['secureConfig'] = null;
     const sc = byRole('secure-config');

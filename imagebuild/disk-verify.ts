@@ -1,8 +1,10 @@
 // `mway-image verify DISK --trust ANCHOR…`: the offline check of a MilkyWayLinux disk. The
 // GPT (both copies, CRCs, the protective MBR), the partitions against the layout table
 // (disk-layout-check.ts), CoreOS A's whole verity tree against the root hash its DPS
-// partition UUIDs spell, the UKI command line naming that same hash, the vendor's 'coreos'
-// signature, the certificate partition's verity tree against `mway.certs`, the user's
+// partition UUIDs spell, the boot chain (chain-verify.ts: stage 1's Secure Boot signature and
+// signed config, each slot's ML-DSA-signed stage 2, slot a's descriptor naming that same hash),
+// the vendor's 'coreos' signature, the certificate partition's verity tree against the root
+// hash the verified stage-1 config pins, the user's
 // secure config and every preinstalled layer (signatures and every verity block), all
 // under the anchors given here — never under the ones the disk carries.
 import { readdir, readFile } from 'node:fs/promises';
@@ -17,9 +19,9 @@ import {
 import type { Certificate, Crl } from '../keys/index.ts';
 import { verifyLayer } from '../layers/index.ts';
 import { type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';
+import { verifyChain } from './chain-verify.ts';
 import { matchLayout } from './disk-layout-check.ts';
 import {
-  cmdlineParam,
   erofsSize,
   extractErofs,
   extractExt4,
@@ -28,7 +30,6 @@ import {
   readRange,
   rootHashFromUuids,
   sniffFilesystem,
-  ukiCmdline,
   withWork,
 } from './disk-read.ts';
 import { ImageError } from './image-error.ts';
@@ -68,7 +69,16 @@ function errInfo(e: unknown): { code: string; message: string; details?: Record<
 /** Checks everything on `disk` under `anchors`; never throws for a failed check, only for unreadable input. */
 export async function verifyDisk(
   disk: string,
-  o: { anchors: readonly Certificate[]; crls?: readonly Crl[] },
+  o: {
+    anchors: readonly Certificate[];
+    crls?: readonly Crl[];
+    /** The user's Secure Boot db certificate: stage 1's Authenticode signature is checked under it. */
+    sbCert?: string;
+    /** The vendor's kexec certificate: each stage-2 kernel's Authenticode signature is checked under it. */
+    kexecCert?: string;
+    /** The unsigned stage-1 UKI the build wrote: the ESP's must be exactly it plus a certificate table. */
+    unsignedStage1?: string;
+  },
 ): Promise<DiskVerification> {
   const checks: VerifyCheck[] = [];
   const crls = o.crls ?? [];
@@ -126,27 +136,13 @@ export async function verifyDisk(
   const byRole = (r: PartitionRole) => gpt.partitions[layout.roles.indexOf(r)];
 
   await withWork(async (work) => {
-    const esp = byRole('esp');
     const a = byRole('coreos-a');
     const av = byRole('coreos-a-verity');
     const as = byRole('coreos-a-verity-sig');
-    const cmdline = esp === undefined ? null : await ukiCmdline(disk, esp, work).catch(() => null);
     const rootHash = a !== undefined && av !== undefined ? rootHashFromUuids(a, av) : undefined;
-
-    await attempt('cmdline', esp, async () => {
-      const r = cmdlineParam(cmdline, 'mway.roothash');
-      if (cmdline === null)
-        throw new ImageError(
-          'E_CMDLINE_MISSING',
-          'no EFI/BOOT/BOOTX64.EFI with a .cmdline section on the ESP',
-        );
-      if (r !== rootHash)
-        throw new ImageError(
-          'E_CMDLINE_ROOT',
-          `the UKI command line names CoreOS root hash ${r ?? '(none)'}, the partition UUIDs spell ${rootHash ?? '(none)'}`,
-        );
-      return `UKI command line names CoreOS ${r}`;
-    });
+    // The chain (chain-verify.ts) owns both root hashes: CoreOS's in slot a's stage-2 descriptor,
+    // the certificates' in the signed stage-1 config. Nothing here reads a command line.
+    const chain = await verifyChain(disk, gpt.partitions, work, { ...o, attempt, rootHash });
 
     if (a !== undefined && av !== undefined && rootHash !== undefined) {
       await attempt('coreos-verity', a, async () => {
@@ -182,9 +178,12 @@ export async function verifyDisk(
     const cp = byRole('certificates');
     if (cp !== undefined) {
       await attempt('certificates-verity', cp, async () => {
-        const certsHash = cmdlineParam(cmdline, 'mway.certs');
+        const certsHash = chain.certsRootHash;
         if (certsHash === null)
-          throw new ImageError('E_CMDLINE_MISSING', 'the UKI command line has no mway.certs root hash');
+          throw new ImageError(
+            'E_CMDLINE_MISSING',
+            'no verified stage-1 config names the certificate partition root hash',
+          );
         const img = await extractPartition(disk, cp, join(work, 'certs.img'));
         const fsSize = erofsSize(readRange(disk, part.offset(cp), 4096));
         await verifyVerity(img, img, certsHash, { hashOffset: fsSize });

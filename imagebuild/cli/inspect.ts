@@ -21,11 +21,11 @@ export default defineCommand({
           `  ${String(p.index).padStart(2)}  ${p.name.padEnd(28)} ${(p.role ?? p.typeName ?? p.type).padEnd(22)} ${formatBytes(p.sizeBytes).padStart(10)}  ${p.filesystem ?? '-'}${p.readOnly ? '  read-only' : ''}`,
         );
       for (const p of r.layout) lines.push(`  not as the layout has it: ${p.code}: ${p.message}`);
-      if (r.cmdline !== null) lines.push(`UKI command line: ${r.cmdline}`);
+      if (r.cmdline !== null) lines.push(`stage-2 command line (slot a): ${r.cmdline}`);
       if (r.coreos !== null) {
         lines.push(`CoreOS ${r.coreos.label}: root hash ${r.coreos.rootHash}`);
         if (r.coreos.cmdlineRootHash !== r.coreos.rootHash)
-          lines.push(`  the UKI command line names ${r.coreos.cmdlineRootHash ?? 'no root hash'}`);
+          lines.push(`  slot a's stage-2 descriptor names ${r.coreos.cmdlineRootHash ?? 'no root hash'}`);
         lines.push(
           r.coreos.signature === null
             ? '  no readable verity signature'

@@ -14,6 +14,7 @@ import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
 import { extractPartition, part, readRange } from '../../imagebuild/disk-read.ts';
 import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
 import { verifyDisk } from '../../imagebuild/disk-verify.ts';
+import { STAGE2_HEADER } from '../../bootchain/index.ts';
 import { DPS, readGpt } from '../../formats/index.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { MILKYWAY } from '../../platform/index.ts';
@@ -126,7 +127,8 @@ test('buildImage() progress: every step but keys reports bytes that match what i
     last('erofs certificates') +
     last('erofs secure-config') +
     ['secure-dynamic-config', 'dynamic-config', 'layers', 'data'].reduce((a, x) => a + last(`ext4 ${x}`), 0) +
-    last('vfat esp');
+    last('vfat esp') +
+    last('stage 2');
   const slack =
     size('coreos-a-verity') + size('coreos-a-verity-sig') + size('certificates') - last('erofs certificates');
   t.true(last('GPT disk') > images, `${last('GPT disk')} > ${images}`);
@@ -232,6 +234,9 @@ test('verifyDisk() passes every check under the vendor and user roots; inspect a
       'gpt-backup',
       'protective-mbr',
       'layout',
+      'stage1',
+      'stage1-config',
+      'stage2:a',
       'cmdline',
       'coreos-verity',
       'coreos-signature',
@@ -260,7 +265,16 @@ test('verifyDisk() fails every signature under an unrelated root, the verity tre
   const v = await verifyDisk(r.disk, { anchors: [other.certificate] });
   t.false(v.ok);
   const failed = v.checks.filter((c) => !c.ok).map((c) => c.check);
-  t.deepEqual(failed, ['coreos-signature', 'secure-config', 'layer:web']);
+  // Without the user root the stage-1 config is unverified, so nothing it pins (stage 2, the
+  // certificate partition's root hash) can be checked either: fail closed.
+  t.deepEqual(failed, [
+    'stage1-config',
+    'stage2:a',
+    'coreos-signature',
+    'certificates-verity',
+    'secure-config',
+    'layer:web',
+  ]);
 });
 
 test('a flipped byte in CoreOS A: verify names the partition and the data block; the CLI exits 1', async (t) => {
@@ -303,13 +317,22 @@ test('a disk edited with sgdisk: verify names each partition that left the layou
   await run('cp', ['--sparse=always', r.disk, disk], { timeout: 120_000 });
   const before = await readGpt(disk);
   const dc = before.partitions.find((p) => p.name === 'dynamic-config');
-  if (dc === undefined) return t.fail('no dynamic-config partition');
+  const data = before.partitions.find((p) => p.name === 'data');
+  const sdc = before.partitions.find((p) => p.name === 'secure-dynamic-config');
+  if (dc === undefined || data === undefined || sdc === undefined)
+    return t.fail('no dynamic-config, data or secure-dynamic-config partition');
+  // Found by name: the boot slots (boot-a, boot-b) moved every index after the ESP.
+  const extra = Math.max(...before.partitions.map((p) => p.index)) + 1;
   // sgdisk rewrites both headers with good CRCs: only the layout check can see these.
   const sg = (...args: string[]) => run('sgdisk', [...args, disk], { timeout: 60_000 });
-  await sg(`--typecode=13:${DPS.linuxData}`);
-  await sg('--attributes=10:set:60');
+  await sg(`--typecode=${data.index}:${DPS.linuxData}`);
+  await sg(`--attributes=${sdc.index}:set:60`);
   await sg(`--delete=${dc.index}`);
-  await sg(`--new=15:${dc.firstLba}:${dc.lastLba}`, '--typecode=15:8200', '--change-name=15:swap');
+  await sg(
+    `--new=${extra}:${dc.firstLba}:${dc.lastLba}`,
+    `--typecode=${extra}:8200`,
+    `--change-name=${extra}:swap`,
+  );
   const v = await verifyDisk(disk, { anchors });
   t.false(v.ok);
   const bad = v.checks.filter((c) => !c.ok);
@@ -320,10 +343,10 @@ test('a disk edited with sgdisk: verify names each partition that left the layou
   t.deepEqual(
     bad.map((c) => [c.details?.code, c.partition?.index ?? null, c.partition?.name ?? null]).sort(),
     [
-      ['E_LAYOUT_ATTRIBUTES', 10, 'secure-dynamic-config'],
-      ['E_LAYOUT_EXTRA', 15, 'swap'],
+      ['E_LAYOUT_ATTRIBUTES', sdc.index, 'secure-dynamic-config'],
+      ['E_LAYOUT_EXTRA', extra, 'swap'],
       ['E_LAYOUT_MISSING', null, null],
-      ['E_LAYOUT_TYPE', 13, 'data'],
+      ['E_LAYOUT_TYPE', data.index, 'data'],
     ],
   );
   t.regex(
@@ -343,7 +366,7 @@ test('a disk edited with sgdisk: verify names each partition that left the layou
     join(out, 'keys', 'user-root.crt'),
   ]);
   t.is(c.exitCode, 1);
-  t.regex(c.stdout + c.stderr, /E_LAYOUT_TYPE: partition 13 data has type 0fc63daf-/);
+  t.regex(c.stdout + c.stderr, new RegExp(`E_LAYOUT_TYPE: partition ${data.index} data has type 0fc63daf-`));
 });
 
 test('a flipped byte in the layer payload: verify names the layer, everything else holds', async (t) => {
@@ -374,7 +397,7 @@ test('a flipped byte in the layer payload: verify names the layer, everything el
   t.regex(bad[0]?.message ?? '', /E_/);
 });
 
-test('verify refuses a cut disk, a damaged backup or primary GPT, a UKI naming another root and a damaged secure-config erofs, each with its code', async (t) => {
+test('verify refuses a cut disk, a damaged backup or primary GPT, a stage-2 descriptor naming another root and a damaged secure-config erofs, each with its code', async (t) => {
   const { r, anchors } = await built();
   const dir = await tempDir(t);
   const g = await readGpt(r.disk);
@@ -390,11 +413,12 @@ test('verify refuses a cut disk, a damaged backup or primary GPT, a UKI naming a
       await fh.close();
     }
   };
-  // Where the UKI's command line names the CoreOS root hash, in the ESP's bytes on the disk.
-  const espBytes = readRange(r.disk, part.offset(esp), part.size(esp));
-  const at = Buffer.from(espBytes).indexOf('mway.roothash=');
-  t.true(at > 0, 'the ESP holds the command line');
-  const digit = part.offset(esp) + at + 'mway.roothash='.length;
+  // With the chain the CoreOS root hash is in slot a's stage-2 descriptor (doc/stage2-format.md),
+  // no longer on the ESP's command line: its first byte, found through the field table.
+  const bootA = g.partitions.find((p) => p.name === 'boot-a');
+  const field = STAGE2_HEADER.fields.find((f) => f.name === 'rootHash');
+  if (bootA === undefined || field === undefined) return t.fail('no boot-a or no rootHash field');
+  const digit = part.offset(bootA) + field.offset;
   const cases: [string, (disk: string) => Promise<void>, Record<string, string>][] = [
     [
       'cut by 512 bytes',
@@ -414,12 +438,10 @@ test('verify refuses a cut disk, a damaged backup or primary GPT, a UKI naming a
     ],
     ['protective MBR cleared', (d) => poke(d, 446, Buffer.alloc(66)), { 'protective-mbr': 'E_GPT_PMBR' }],
     [
-      'UKI names another root hash',
-      async (d) => {
-        const c = espBytes[at + 'mway.roothash='.length] as number;
-        await poke(d, digit, Buffer.from([c === 0x30 ? 0x31 : 0x30]));
-      },
-      { cmdline: 'E_CMDLINE_ROOT' },
+      'the stage-2 descriptor names another root hash',
+      (d) => poke(d, digit, Buffer.from([(readRange(r.disk, digit, 1)[0] as number) ^ 0x01])),
+      // The ML-DSA signature no longer holds, and the raw field names a root CoreOS lacks.
+      { 'stage2:a': 'E_DESC_SIGNATURE', cmdline: 'E_CMDLINE_ROOT' },
     ],
     [
       'secure-config erofs data damaged',

@@ -1,58 +1,30 @@
 // The two CoreOS slots of a MilkyWayLinux disk and their boot state (doc/how-to-update.md,
 // "Slot state"): ChromeOS/Bottlerocket GPT attribute bits — priority 48–51, tries left 52–55,
-// successful 56 — the same bits and rules as the boot chain's stage 1 (bootchain/slot.ts,
-// whose decode/encode these mirror until that part is on main). The bits live on the slot's
-// `boot-a`/`boot-b` partition when the disk has one (the boot chain's layout), otherwise on
-// the slot's CoreOS data partition (today's layout). A slot's partitions are found by type in
+// successful 56 — the boot chain's stage 1's own bits and rules (bootchain/slot.ts). The bits
+// live on the slot's `boot-a`/`boot-b` partition when the disk has one (the boot chain's
+// layout), otherwise on the slot's CoreOS data partition (today's layout). A slot's partitions are found by type in
 // disk order, the first of each type being slot a, as the layout check finds them.
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { DPS, type GptPartition, readGpt } from '../formats/index.ts';
 import { EMPTY_SLOT, PARTITION_TYPES } from '../platform/index.ts';
+import { decodeSlot, encodeSlot, type SlotName, SLOTS, type SlotState } from '../bootchain/index.ts';
 import { UpdateError } from './update-error.ts';
 
-export type SlotName = 'a' | 'b';
-export const SLOTS: readonly SlotName[] = ['a', 'b'];
+// The slot bits and their rules are the boot chain's (one definition, bootchain/slot.ts, which
+// the C stage 1 mirrors); update/ sits above bootchain/ and re-exports them for its users.
+export {
+  decodeSlot,
+  encodeSlot,
+  type SlotName,
+  SLOTS,
+  type SlotState,
+  willBoot,
+} from '../bootchain/index.ts';
 export const other = (s: SlotName): SlotName => (s === 'a' ? 'b' : 'a');
 
-export interface SlotState {
-  priority: number;
-  tries: number;
-  successful: boolean;
-}
-
-const PRIORITY_SHIFT = 48n;
-const TRIES_SHIFT = 52n;
-const SUCCESSFUL_BIT = 56n;
-const MASK = ~((0xfn << PRIORITY_SHIFT) | (0xfn << TRIES_SHIFT) | (1n << SUCCESSFUL_BIT));
 /** The slot bits as one mask (the layout check ignores them on the partitions that carry them). */
-export const SLOT_BITS_MASK = BigInt.asUintN(64, ~MASK);
-
-export function decodeSlot(attributes: bigint): SlotState {
-  return {
-    priority: Number((attributes >> PRIORITY_SHIFT) & 0xfn),
-    tries: Number((attributes >> TRIES_SHIFT) & 0xfn),
-    successful: ((attributes >> SUCCESSFUL_BIT) & 1n) === 1n,
-  };
-}
-
-/** `attributes` with the slot bits replaced by `s` (every other bit kept). */
-export function encodeSlot(attributes: bigint, s: SlotState): bigint {
-  for (const [k, n] of [
-    ['priority', s.priority],
-    ['tries', s.tries],
-  ] as const)
-    if (!Number.isInteger(n) || n < 0 || n > 15)
-      throw new UpdateError('E_SLOT_STATE', `Slot ${k} ${n} is not 0 to 15`);
-  return (
-    (attributes & MASK) |
-    (BigInt(s.priority) << PRIORITY_SHIFT) |
-    (BigInt(s.tries) << TRIES_SHIFT) |
-    (s.successful ? 1n << SUCCESSFUL_BIT : 0n)
-  );
-}
-
-export const willBoot = (s: SlotState): boolean => s.priority > 0 && (s.tries > 0 || s.successful);
+export const SLOT_BITS_MASK = encodeSlot(0n, { priority: 15, tries: 15, successful: true });
 
 export interface DiskSlot {
   name: SlotName;

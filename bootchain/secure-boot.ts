@@ -34,6 +34,10 @@ export async function sbSign(o: {
   const r = await run(
     faketime,
     [
+      // -f: the time string goes to libfaketime as is, an absolute time that stands still; without
+      // it the wrapper makes it "@time", a start that keeps ticking, and signingTime then depends on
+      // how long the build took to get here (two builds of the same inputs differed).
+      '-f',
       fakeTime(o.epoch),
       sbsign,
       '--key',

@@ -26,6 +26,10 @@ function goodDisk(): LayoutEntry[] {
   }));
 }
 
+/** The 1-based GPT index of a role on that disk (rows are added over time; tests name roles). */
+const ix = (role: string): number => DISK_LAYOUT.findIndex((r) => r.role === role) + 1;
+const N = DISK_LAYOUT.length;
+
 function edit(i: number, change: Partial<LayoutEntry>): LayoutEntry[] {
   const d = goodDisk();
   d[i - 1] = { ...(d[i - 1] as LayoutEntry), ...change };
@@ -50,10 +54,11 @@ test('matchLayout() finds fixed partitions by name anywhere, CoreOS slots by typ
   t.deepEqual(m.problems, []);
   t.is(m.roles.at(-1), 'esp');
   // The first root partition is slot A: an empty one there is refused, naming it.
-  const swapped = [d[0], d[4], d[2], d[3], d[1], ...d.slice(5)] as LayoutEntry[];
+  const [a, b] = [ix('coreos-a') - 1, ix('coreos-b') - 1];
+  const swapped = d.map((e, i) => (i === a ? d[b] : i === b ? d[a] : e)) as LayoutEntry[];
   const s = matchLayout(swapped);
-  t.is(s.roles[1], 'coreos-a');
-  t.true(s.problems.some((p) => p.code === 'E_LAYOUT_LABEL' && p.partition?.index === 5));
+  t.is(s.roles[a], 'coreos-a');
+  t.true(s.problems.some((p) => p.code === 'E_LAYOUT_LABEL' && p.partition?.index === b + 1));
 });
 
 test('E_LAYOUT_MISSING names the role a disk lacks', (t) => {
@@ -70,32 +75,35 @@ test('E_LAYOUT_MISSING names the role a disk lacks', (t) => {
 });
 
 test('E_LAYOUT_EXTRA names a partition the layout does not have, and a second one of a name', (t) => {
-  const d = [...goodDisk(), { index: 15, name: 'swap', type: DPS.linuxData, attributes: 0n }];
+  const d = [...goodDisk(), { index: N + 1, name: 'swap', type: DPS.linuxData, attributes: 0n }];
   const m = matchLayout(d);
   t.deepEqual(
     m.problems.map((p) => [p.code, p.partition]),
-    [['E_LAYOUT_EXTRA', { index: 15, name: 'swap' }]],
+    [['E_LAYOUT_EXTRA', { index: N + 1, name: 'swap' }]],
   );
-  t.is(m.roles[14], null);
-  const twice = matchLayout([...goodDisk(), { ...(goodDisk()[12] as LayoutEntry), index: 15 }]);
+  t.is(m.roles[N], null);
+  const twice = matchLayout([
+    ...goodDisk(),
+    { ...(goodDisk()[ix('data') - 1] as LayoutEntry), index: N + 1 },
+  ]);
   t.deepEqual(
     twice.problems.map((p) => [p.code, p.partition?.index]),
-    [['E_LAYOUT_EXTRA', 15]],
+    [['E_LAYOUT_EXTRA', N + 1]],
   );
   t.regex(twice.problems[0]?.message ?? '', /second one named data/);
 });
 
 test('E_LAYOUT_TYPE: a fixed partition with another type GUID', (t) => {
-  const m = matchLayout(edit(13, { type: DPS.linuxData }));
+  const m = matchLayout(edit(ix('data'), { type: DPS.linuxData }));
   t.deepEqual(
     m.problems.map((p) => [p.code, p.role, p.partition]),
-    [['E_LAYOUT_TYPE', 'data', { index: 13, name: 'data' }]],
+    [['E_LAYOUT_TYPE', 'data', { index: ix('data'), name: 'data' }]],
   );
   t.regex(m.problems[0]?.message ?? '', /has type 0fc63daf-.*data is MilkyWay data 7cb9e8a5-/);
 });
 
 test('E_LAYOUT_ATTRIBUTES: read-only missing, or set where the layout writes', (t) => {
-  const notRo = matchLayout(edit(8, { attributes: 0n }));
+  const notRo = matchLayout(edit(ix('certificates'), { attributes: 0n }));
   t.deepEqual(
     notRo.problems.map((p) => [p.code, p.role]),
     [['E_LAYOUT_ATTRIBUTES', 'certificates']],
@@ -104,7 +112,7 @@ test('E_LAYOUT_ATTRIBUTES: read-only missing, or set where the layout writes', (
     notRo.problems[0]?.message ?? '',
     /0x0000000000000000; certificates has 0x1000000000000000 \(read-only/,
   );
-  const ro = matchLayout(edit(13, { attributes: 1n << 60n }));
+  const ro = matchLayout(edit(ix('data'), { attributes: 1n << 60n }));
   t.deepEqual(
     ro.problems.map((p) => [p.code, p.role]),
     [['E_LAYOUT_ATTRIBUTES', 'data']],
@@ -112,23 +120,25 @@ test('E_LAYOUT_ATTRIBUTES: read-only missing, or set where the layout writes', (
 });
 
 test('E_LAYOUT_LABEL: slot names that do not pair, an empty slot A', (t) => {
-  const m = matchLayout(edit(3, { name: 'milkyway_0.9.0.verity' }));
+  const m = matchLayout(edit(ix('coreos-a-verity'), { name: 'milkyway_0.9.0.verity' }));
   t.deepEqual(
     m.problems.map((p) => [p.code, p.role, p.partition?.index]),
-    [['E_LAYOUT_LABEL', 'coreos-a-verity', 3]],
+    [['E_LAYOUT_LABEL', 'coreos-a-verity', ix('coreos-a-verity')]],
   );
   t.regex(m.problems[0]?.message ?? '', /expects milkyway_1\.0\.0\.verity/);
+  const a0 = ix('coreos-a') - 1;
   const emptyA = goodDisk().map((e, i) =>
-    i >= 1 && i <= 3 ? { ...e, name: EMPTY_SLOT, filesystem: null } : e,
+    i >= a0 && i <= a0 + 2 ? { ...e, name: EMPTY_SLOT, filesystem: null } : e,
   );
   t.deepEqual([...new Set(matchLayout(emptyA).problems.map((p) => p.code))], ['E_LAYOUT_LABEL']);
   // A written B slot (after an update) is fine when its names pair.
+  const b0 = ix('coreos-b') - 1;
   const filledB = goodDisk().map((e, i) =>
-    i >= 4 && i <= 6
+    i >= b0 && i <= b0 + 2
       ? {
           ...e,
-          name: ['milkyway_1.1.0', 'milkyway_1.1.0.verity', 'milkyway_1.1.0.verity-sig'][i - 4] as string,
-          filesystem: ['erofs', 'verity', 'verity-sig'][i - 4] as string,
+          name: ['milkyway_1.1.0', 'milkyway_1.1.0.verity', 'milkyway_1.1.0.verity-sig'][i - b0] as string,
+          filesystem: ['erofs', 'verity', 'verity-sig'][i - b0] as string,
         }
       : e,
   );
@@ -136,13 +146,16 @@ test('E_LAYOUT_LABEL: slot names that do not pair, an empty slot A', (t) => {
 });
 
 test('E_LAYOUT_FILESYSTEM: a partition that holds another file system than its row', (t) => {
-  const m = matchLayout(edit(12, { filesystem: 'unknown' }));
+  const m = matchLayout(edit(ix('layers'), { filesystem: 'unknown' }));
   t.deepEqual(
     m.problems.map((p) => [p.code, p.role]),
     [['E_LAYOUT_FILESYSTEM', 'layers']],
   );
-  t.regex(m.problems[0]?.message ?? '', /partition 12 layers holds unknown; layers holds ext4/);
-  const nonEmptyB = matchLayout(edit(5, { filesystem: 'erofs' }));
+  t.regex(
+    m.problems[0]?.message ?? '',
+    new RegExp(`partition ${ix('layers')} layers holds unknown; layers holds ext4`),
+  );
+  const nonEmptyB = matchLayout(edit(ix('coreos-b'), { filesystem: 'erofs' }));
   t.deepEqual(
     nonEmptyB.problems.map((p) => [p.code, p.role]),
     [['E_LAYOUT_FILESYSTEM', 'coreos-b']],

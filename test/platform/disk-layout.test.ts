@@ -29,8 +29,12 @@ test('DISK_LAYOUT: one row per role, fixed GPT names unique and within GPT’s 3
   const labels = DISK_LAYOUT.flatMap((r) => (typeof r.label === 'string' ? [r.label] : []));
   t.is(new Set(labels).size, labels.length);
   for (const l of labels) t.true(l.length <= 36 && l !== EMPTY_SLOT, l);
-  // Rows sharing a type GUID are told apart by disk order only within one A/B pair.
-  const byType = Map.groupBy(DISK_LAYOUT, (r) => r.type);
+  // Rows sharing a type GUID without a fixed name are told apart by disk order only within
+  // one A/B pair (boot-a / boot-b share a type but are found by name).
+  const byType = Map.groupBy(
+    DISK_LAYOUT.filter((r) => typeof r.label !== 'string'),
+    (r) => r.type,
+  );
   for (const [type, rows] of byType)
     if (rows.length > 1)
       t.deepEqual(
@@ -59,34 +63,52 @@ test('partitionLabel(): fixed names, name_version slots, the empty slot', (t) =>
   t.is(partitionLabel(layoutRow('coreos-b-verity-sig'), EMPTY_SLOT), EMPTY_SLOT);
 });
 
-test('rowAttributeBits(): bit 60 exactly on the read-only rows, nothing else', (t) => {
-  for (const r of DISK_LAYOUT) t.is(rowAttributeBits(r), r.readOnly ? 1n << 60n : 0n, r.role);
+test('rowAttributeBits(): bit 60 exactly on the read-only rows, nothing else but the bits a row declares', (t) => {
+  for (const r of DISK_LAYOUT)
+    t.is(rowAttributeBits(r), (r.readOnly ? 1n << 60n : 0n) | (r.gptAttributes?.other ?? 0n), r.role);
+  // Slot a's boot partition is built known good: priority 2, successful.
+  t.is(rowAttributeBits(layoutRow('boot-a')), (2n << 48n) | (1n << 56n));
   t.is(rowAttributeBits(layoutRow('coreos-a')), encodeAttributes({ readOnly: true }));
 });
 
 test('layoutMounts(): the agent config mounts, by PARTLABEL, ro exactly where the row is read-only', (t) => {
   // Pinned literally: these bytes are in every CoreOS image's /etc/milkyway/agent.json.
   t.deepEqual(layoutMounts({ optional: [] }), [
-    { source: 'PARTLABEL=certificates', target: '/certs', type: 'erofs', options: 'ro,nodev,nosuid,noexec' },
+    {
+      source: 'PARTLABEL=certificates',
+      target: '/certs',
+      type: 'erofs',
+      options: 'ro,nodev,nosuid,noexec',
+      context: 'system_u:object_r:milkyway_certs_t:s0',
+    },
     {
       source: 'PARTLABEL=secure-config',
       target: '/config',
       type: 'erofs',
       options: 'ro,nodev,nosuid,noexec',
+      context: 'system_u:object_r:milkyway_config_t:s0',
     },
     {
       source: 'PARTLABEL=secure-dynamic-config',
       target: '/config-secure-dynamic',
       type: 'ext4',
       options: 'rw,nodev,nosuid,noexec',
+      context: 'system_u:object_r:milkyway_config_t:s0',
     },
     {
       source: 'PARTLABEL=dynamic-config',
       target: '/config-dynamic',
       type: 'ext4',
       options: 'rw,nodev,nosuid,noexec',
+      context: 'system_u:object_r:milkyway_config_t:s0',
     },
-    { source: 'PARTLABEL=layers', target: '/layers', type: 'ext4', options: 'rw,nodev,nosuid,noexec' },
+    {
+      source: 'PARTLABEL=layers',
+      target: '/layers',
+      type: 'ext4',
+      options: 'rw,nodev,nosuid,noexec',
+      context: 'system_u:object_r:milkyway_layer_store_t:s0',
+    },
     { source: 'PARTLABEL=data', target: '/data', type: 'ext4', options: 'rw,nodev,nosuid' },
   ]);
   t.deepEqual(layoutMounts({ optional: ['peer-identity'] }).at(-1), {
@@ -94,6 +116,7 @@ test('layoutMounts(): the agent config mounts, by PARTLABEL, ro exactly where th
     target: '/identity',
     type: 'ext4',
     options: 'ro,nodev,nosuid,noexec',
+    context: 'system_u:object_r:milkyway_identity_t:s0',
   });
   t.deepEqual(MOUNT_POINTS, [
     '/certs',

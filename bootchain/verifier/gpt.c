@@ -1,7 +1,7 @@
 /* The GPT reads and writes stage 1 needs (UEFI 2.10 §5.3): find boot-a / boot-b by type GUID
  * and name, check both headers and entry arrays (CRC32s, LBAs, shapes) before trusting them,
  * and rewrite one entry's attributes in both copies — backup first, primary last, fsync after
- * each — the same steps as formats/gpt/gpt-attributes.ts. */
+ * each — the same steps as formats/gpt/gpt-entries-write.ts. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/fs.h>

@@ -1,9 +1,11 @@
 // Rewrites some fields of existing partition entries in place — name, unique GUID,
-// attributes — in both GPT copies (UEFI 2.10 §5.3.2), as an A/B update relabels the slot it
-// wrote (`name_version`, GUIDs from the new root hash) and arms it. The order is the one
-// gpt-attributes.ts follows: backup array and header first, primary last, each followed by
-// fsync, so a crash between the two leaves one copy old and one new, both valid. Every edit
-// is applied to both copies in one pass, so a slot's three partitions change together.
+// attributes — in both GPT copies (UEFI 2.10 §5.3.2): the entries, each array's CRC32, each
+// header's CRC32. An A/B update relabels the slot it wrote (`name_version`, GUIDs from the
+// new root hash) and arms it; boot-slot counters (bootchain/slot.ts) change one attribute
+// field. Backup array and header first, primary last, each followed by fsync, so a crash
+// between the two leaves one copy old and one new, both valid; the C stage 1 does the same
+// steps (bootchain/verifier/gpt.c). Every edit is applied to both copies in one pass, so a
+// slot's three partitions change together.
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { FormatError } from '../format-error.ts';
 import {
@@ -114,4 +116,12 @@ export function writePartitionEntries(diskPath: string, edits: readonly Partitio
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Sets partition `index`'s (1-based) attribute field to `attributes` in both GPT copies of
+ * `diskPath`, with the same refusals as writePartitionEntries.
+ */
+export function writePartitionAttributes(diskPath: string, index: number, attributes: bigint): void {
+  writePartitionEntries(diskPath, [{ index, attributes }]);
 }

@@ -4,4 +4,3 @@ export * from './gpt-entries-write.ts';
 export * from './gpt-header.ts';
 export * from './partition-types.ts';
 export * from './gpt-check.ts';
-export * from './gpt-attributes.ts';

@@ -1,5 +1,4 @@
 import test from 'ava';
-import { defineCommand } from 'citty';
 import { runCli } from '../../common/cli.ts';
 import { parseStrict, values } from '../../common/cli-args.ts';
 import { UsageError } from '../../common/usage-error.ts';

@@ -1,11 +1,12 @@
 // Test helpers shared by every part's tests: temporary directories that clean up,
 // and running our CLIs the way a user does (a child process on Node 24).
-import type { ExecutionContext } from 'ava';
-import { execa } from 'execa';
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { ExecutionContext } from 'ava';
+import { execa } from 'execa';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -44,4 +45,16 @@ export async function cli(
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
   return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+/**
+ * Polls `f` every 100 ms until it holds; throws naming `what` after `ms`. Fleet tests wait on
+ * links, deliveries and peers this way, with one generous default for a loaded machine.
+ */
+export async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
 }

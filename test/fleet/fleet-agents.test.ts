@@ -17,18 +17,10 @@ import {
 } from '../../keys/index.ts';
 import { packLayer } from '../../layers/pack.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
-import { cli, tempDir } from '../helpers.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
+import { cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 test('mway manages real agents in namespace mode through the broker', async (t) => {
   const p = await pkiP;

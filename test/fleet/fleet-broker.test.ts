@@ -7,12 +7,12 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Broker } from '../../control/broker/broker.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { Broker } from '../../control/broker/broker.ts';
 import { crlPem, tlsContextOptions } from '../../keys/index.ts';
-import { cli, tempDir } from '../helpers.ts';
-import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
 import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
+import { cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -57,14 +57,6 @@ async function peer(
   });
   t.teardown(() => link.stop());
   return link;
-}
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('mway drives a fleet through the broker: groups, restart, secrets, install, jobs, audit; offline peer after broker restart', async (t) => {

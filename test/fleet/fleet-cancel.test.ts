@@ -6,23 +6,15 @@ import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
-import { Broker } from '../../control/broker/broker.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { Broker } from '../../control/broker/broker.ts';
 import { message } from '../../control/wire/index.ts';
 import { tlsContextOptions } from '../../keys/index.ts';
 import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
 import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, cli, tempDir } from '../helpers.ts';
+import { BINS, cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function fleet(t: ExecutionContext, p: FleetPki) {
   const dir = await tempDir(t);

@@ -13,17 +13,9 @@ import { buildCommand, envelopeDigest } from '../../control/wire/index.ts';
 import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, cli, tempDir } from '../helpers.ts';
+import { BINS, cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 async function startBroker(
   t: ExecutionContext,

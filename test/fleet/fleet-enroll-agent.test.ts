@@ -6,22 +6,14 @@
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Broker } from '../../control/broker/broker.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { Broker } from '../../control/broker/broker.ts';
 import { readCertificates, tlsContextOptions } from '../../keys/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 interface Pending {
   requestId: string;

@@ -5,22 +5,14 @@
 // peer links and `mway` are real (127.0.0.1); the agents are recording AgentApis.
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Broker } from '../../control/broker/broker.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { Broker } from '../../control/broker/broker.ts';
 import { tlsContextOptions } from '../../keys/index.ts';
-import { cli, tempDir } from '../helpers.ts';
-import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
+import { cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function fleet(t: ExecutionContext, p: FleetPki) {
   const dir = await tempDir(t);

@@ -13,16 +13,8 @@ import { newIdentity, tlsContextOptions } from '../../keys/index.ts';
 import { readDiskSlots } from '../../update/index.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, tempDir, until } from '../helpers.ts';
 import { devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../update/_slot-disk.ts';
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 test('mway update --group web BUNDLE --no-reboot: every agent writes and arms slot B; refusals per peer', async (t) => {
   const p = await makeFleetPki();

@@ -3,25 +3,17 @@
 // each with its own code, the operator client reports the signed refusals, and nothing runs.
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { Broker, type OutgoingHook } from '../../control/broker/broker.ts';
-import { buildCommand, envelopeDigest } from '../../control/wire/command.ts';
-import { OperatorClient } from '../../control/operator/operator-client.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { Broker, type OutgoingHook } from '../../control/broker/broker.ts';
+import { OperatorClient } from '../../control/operator/operator-client.ts';
+import { buildCommand, envelopeDigest } from '../../control/wire/command.ts';
 import type { Message } from '../../control/wire/protocol.ts';
 import { signEnvelope, tlsContextOptions } from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { type FleetPki, makeFleetPki } from '../control/command-fixture.ts';
 import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
+import { type FleetPki, makeFleetPki } from '../control/command-fixture.ts';
+import { tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function fleet(t: ExecutionContext, hook: { current: OutgoingHook | undefined }, lagMs = 0) {
   const p: FleetPki = await pkiP;

@@ -6,25 +6,17 @@
 // subject is ignored.
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
+import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { Broker } from '../../control/broker/index.ts';
 import { OperatorClient } from '../../control/operator/index.ts';
-import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { CMD_STREAM, message, messageBody, resultSubject, signResult } from '../../control/wire/index.ts';
 import { tlsContextOptions } from '../../keys/index.ts';
-import { tempDir } from '../helpers.ts';
-import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
 import { startNatsCluster } from '../control/nats-fixture.ts';
+import { tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
-
-async function until(what: string, f: () => boolean | Promise<boolean>, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function natsFleet(t: ExecutionContext) {
   const p: FleetPki = await pkiP;

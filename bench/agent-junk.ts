@@ -12,9 +12,8 @@ import { cp, mkdtemp, readdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
-import { newIdentity, readPrivateKey } from '../keys/index.ts';
 import { buildTestLayer } from '../test/agent/_layers.ts';
-import { type Measured, makeRoot, measure } from './agent.ts';
+import { benchPki, type Measured, makeRoot, measure } from './agent.ts';
 import { intFlag } from './_flags.ts';
 
 const GOOD_LAYERS = 3;
@@ -52,15 +51,7 @@ export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 5);
   const dir = await mkdtemp(join(tmpdir(), 'mway-bench-agent-junk-'));
   try {
-    const root = await newIdentity({ role: 'user-root', name: 'root', outDir: dir });
-    const user = await newIdentity({
-      role: 'user',
-      name: 'user',
-      outDir: dir,
-      issuerKey: await readPrivateKey(root.keyPath),
-      issuerCert: root.certificate,
-    });
-    const pki = { rootCert: root.certPath, userKeyPath: user.keyPath, userCertPath: user.certPath };
+    const pki = await benchPki(dir);
     // makeRoot names its root after the layer count: the two partitions get different counts.
     const clean = await makeRoot(dir, pki, GOOD_LAYERS);
     const hostile = await makeRoot(dir, pki, GOOD_LAYERS + junk);
@@ -72,7 +63,7 @@ export async function run(argv: string[]): Promise<void> {
           name,
           kind: 'app',
           files: { [`etc/${name}`]: name },
-          services: [{ name, argv: ['/bin/sleep', '3600'] }],
+          services: [{ name, execStart: ['/bin/sleep', '3600'] }],
         },
         join(clean.root, 'layers', `${name}.mwl`),
       );

@@ -30,6 +30,19 @@ export interface Measured {
   line: string;
 }
 
+/** A user root and a user certificate under it in `dir`: what the bench layers are signed with. */
+export async function benchPki(dir: string) {
+  const root = await newIdentity({ role: 'user-root', name: 'root', outDir: dir });
+  const user = await newIdentity({
+    role: 'user',
+    name: 'user',
+    outDir: dir,
+    issuerKey: await readPrivateKey(root.keyPath),
+    issuerCert: root.certificate,
+  });
+  return { rootCert: root.certPath, userKeyPath: user.keyPath, userCertPath: user.certPath };
+}
+
 export async function makeRoot(
   dir: string,
   pki: { rootCert: string; userKeyPath: string; userCertPath: string },
@@ -134,15 +147,7 @@ export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 3);
   const dir = await mkdtemp(join(tmpdir(), 'mway-bench-agent-'));
   try {
-    const root = await newIdentity({ role: 'user-root', name: 'root', outDir: dir });
-    const user = await newIdentity({
-      role: 'user',
-      name: 'user',
-      outDir: dir,
-      issuerKey: await readPrivateKey(root.keyPath),
-      issuerCert: root.certificate,
-    });
-    const pki = { rootCert: root.certPath, userKeyPath: user.keyPath, userCertPath: user.certPath };
+    const pki = await benchPki(dir);
     const empty = await makeRoot(dir, pki, 0);
     const full = await makeRoot(dir, pki, LAYERS);
     const services = [

@@ -27,21 +27,25 @@ import type { Certificate, Crl } from '../keys/index.ts';
 import { readStage1, readStage2 } from './chain-read.ts';
 import { ImageError } from './image-error.ts';
 
+/** What a disk's chain is checked under (`mway-image verify`'s --trust, --crl, --sb-cert, …). */
+export interface ChainTrust {
+  anchors: readonly Certificate[];
+  crls?: readonly Crl[];
+  /** The user's Secure Boot db certificate: stage 1's Authenticode signature is checked under it. */
+  sbCert?: string;
+  /** The vendor's kexec certificate: each stage-2 kernel's Authenticode signature is checked under it. */
+  kexecCert?: string;
+  /** The unsigned stage-1 UKI the build wrote: the ESP's must be exactly it plus a certificate table. */
+  unsignedStage1?: string;
+}
+
 type Attempt = (check: string, p: GptPartition | undefined, fn: () => Promise<string>) => Promise<void>;
 
 export async function verifyChain(
   disk: string,
   partitions: readonly GptPartition[],
   work: string,
-  o: {
-    anchors: readonly Certificate[];
-    crls?: readonly Crl[];
-    sbCert?: string;
-    kexecCert?: string;
-    unsignedStage1?: string;
-    attempt: Attempt;
-    rootHash: string | undefined;
-  },
+  o: ChainTrust & { attempt: Attempt; rootHash: string | undefined },
 ): Promise<{ certsRootHash: string | null }> {
   const esp = partitions.find((p) => p.type === DPS.esp);
   const s1 = esp === undefined ? null : await readStage1(disk, esp, work);

@@ -16,10 +16,9 @@ import {
   readGpt,
   verifyVerity,
 } from '../formats/index.ts';
-import type { Certificate, Crl } from '../keys/index.ts';
 import { verifyLayer } from '../layers/index.ts';
 import { type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';
-import { verifyChain } from './chain-verify.ts';
+import { type ChainTrust, verifyChain } from './chain-verify.ts';
 import { matchLayout } from './disk-layout-check.ts';
 import {
   erofsSize,
@@ -67,19 +66,7 @@ function errInfo(e: unknown): { code: string; message: string; details?: Record<
 }
 
 /** Checks everything on `disk` under `anchors`; never throws for a failed check, only for unreadable input. */
-export async function verifyDisk(
-  disk: string,
-  o: {
-    anchors: readonly Certificate[];
-    crls?: readonly Crl[];
-    /** The user's Secure Boot db certificate: stage 1's Authenticode signature is checked under it. */
-    sbCert?: string;
-    /** The vendor's kexec certificate: each stage-2 kernel's Authenticode signature is checked under it. */
-    kexecCert?: string;
-    /** The unsigned stage-1 UKI the build wrote: the ESP's must be exactly it plus a certificate table. */
-    unsignedStage1?: string;
-  },
-): Promise<DiskVerification> {
+export async function verifyDisk(disk: string, o: ChainTrust): Promise<DiskVerification> {
   const checks: VerifyCheck[] = [];
   const crls = o.crls ?? [];
   const add = (c: VerifyCheck) => checks.push(c);

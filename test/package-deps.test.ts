@@ -16,6 +16,7 @@ const USED_OTHERWISE: Record<string, string> = {
   node: 'the Node 24 runtime npm scripts run on (node_modules/.bin/node), see README',
   '@swc/core': "dependency-cruiser's parser (`parser: 'swc'` in .dependency-cruiser.mjs)",
   '@types/node': 'types of node:* for tsc (tsconfig "types": ["node"])',
+  pqclean: "PQClean's ML-DSA C sources, compiled into the stage-1 verifier (bootchain/verifier-build.ts)",
 };
 
 async function sourceFiles(dir: string): Promise<string[]> {

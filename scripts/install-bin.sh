@@ -15,6 +15,8 @@ if [ ! -x "$node" ]; then
   exit 1
 fi
 mkdir -p "$dir"
+# Assigned first so that set -e stops the script when the list cannot be read.
+commands="$("$node" "$repo/scripts/commands.mjs")"
 while IFS=' ' read -r name entry; do
   tmp="$(mktemp "$dir/.$name.XXXXXX")"
   # Node's compile cache (as the agent uses): the type-stripped, compiled modules are kept, so
@@ -23,13 +25,7 @@ while IFS=' ' read -r name entry; do
     "$name" "$repo" "$node" "$repo/$entry" > "$tmp"
   chmod 0755 "$tmp"
   mv -f "$tmp" "$dir/$name"
-done <<'LIST'
-mway control/operator/bin/mway.ts
-milkywaysrvd control/broker/bin/milkywaysrvd.ts
-mway-layer layers/bin/mway-layer.ts
-mway-image imagebuild/bin/mway-image.ts
-milkyway-agent agent/bin/milkyway-agent.ts
-LIST
+done <<< "$commands"
 echo "install-bin: mway, milkywaysrvd, mway-layer, mway-image, milkyway-agent in $dir"
 case ":$PATH:" in
   *":$dir:"*) ;;

@@ -18,16 +18,12 @@ fish_dir="$prefix/share/fish/vendor_completions.d"
 mkdir -p "$man" "$bash_dir" "$zsh_dir" "$fish_dir"
 # Write to a temporary file, then rename: a failed generation leaves the old file in place.
 put() { local tmp; tmp="$(mktemp "$(dirname "$2")/.mway.XXXXXX")"; "${@:3}" > "$tmp"; chmod 0644 "$tmp"; mv -f "$tmp" "$2"; }
+# Assigned first so that set -e stops the script when the list cannot be read.
+commands="$("$node" "$repo/scripts/commands.mjs")"
 while IFS=' ' read -r name entry; do
   install -m 0644 "$repo/man/$name.1" "$man/$name.1"
   put "$name" "$bash_dir/$name" "$node" "$repo/$entry" completion bash
   put "$name" "$zsh_dir/_$name" "$node" "$repo/$entry" completion zsh
   put "$name" "$fish_dir/$name.fish" "$node" "$repo/$entry" completion fish
-done <<'LIST'
-mway control/operator/bin/mway.ts
-milkywaysrvd control/broker/bin/milkywaysrvd.ts
-mway-layer layers/bin/mway-layer.ts
-mway-image imagebuild/bin/mway-image.ts
-milkyway-agent agent/bin/milkyway-agent.ts
-LIST
+done <<< "$commands"
 echo "install-docs: man pages in $man, completions in $bash_dir, $zsh_dir, $fish_dir"

@@ -312,6 +312,16 @@ export class OperatorClient {
 
   /** Signs one membership (or removal) and hands it to the broker without waiting for the peer. */
   async setMember(group: string, peerId: string, member: boolean): Promise<void> {
+    await this.#sendMembership(group, peerId, member, false);
+  }
+
+  /** Signs one membership (or removal) and sends it; `watch` asks the broker to forward the peer's answer. */
+  async #sendMembership(
+    group: string,
+    peerId: string,
+    member: boolean,
+    watch: boolean,
+  ): Promise<{ membership: Envelope; reply: Record<string, unknown> }> {
     const membership = signMembership({
       fleet: this.cfg.fleet,
       group,
@@ -320,7 +330,13 @@ export class OperatorClient {
       key: this.key,
       chain: this.chain,
     });
-    await this.client.request(member ? 'membership-put' : 'membership-delete', { group, peerId, membership });
+    const reply = await this.client.request(member ? 'membership-put' : 'membership-delete', {
+      group,
+      peerId,
+      membership,
+      ...(watch ? { watch } : {}),
+    });
+    return { membership, reply };
   }
 
   /**
@@ -347,22 +363,9 @@ export class OperatorClient {
     }
     const sent = new Map<string, { digest: string; online: boolean }>();
     for (const peerId of peerIds) {
-      const membership = signMembership({
-        fleet: this.cfg.fleet,
-        group,
-        peer: peerId,
-        member,
-        key: this.key,
-        chain: this.chain,
-      });
       this.#memberEvents.delete(`${group}\0${peerId}`);
-      const r = await this.client.request(member ? 'membership-put' : 'membership-delete', {
-        group,
-        peerId,
-        membership,
-        watch: true,
-      });
-      sent.set(peerId, { digest: envelopeDigest(membership), online: r.online === true });
+      const { membership, reply } = await this.#sendMembership(group, peerId, member, true);
+      sent.set(peerId, { digest: envelopeDigest(membership), online: reply.online === true });
     }
     const done = new Map<string, MemberReport>();
     const deadline = Date.now() + (o.timeoutMs ?? 30_000);

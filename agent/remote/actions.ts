@@ -197,19 +197,28 @@ async function layerBytes(
   return path;
 }
 
+/** The signed command names the digest; what the broker streamed must match it exactly. */
+async function checkSignedDigest(
+  path: string,
+  sha: string,
+  size: number,
+  what: 'Layer' | 'Bundle',
+): Promise<void> {
+  const st = await stat(path);
+  const got = await sha256File(path);
+  if (st.size !== size || got !== sha) {
+    throw new ControlError(
+      'E_ACTION_DIGEST',
+      `${what} bytes do not match the signed digest: got ${got} (${st.size} bytes), command says ${sha} (${size} bytes)`,
+    );
+  }
+}
+
 async function installLayer(args: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
   const { sha, size } = layerIdentity(args, 'layer.install');
   const path = await layerBytes(args, sha, size, ctx);
   try {
-    // The signed command names the digest; what the broker streamed must match it exactly.
-    const st = await stat(path);
-    const got = await sha256File(path);
-    if (st.size !== size || got !== sha) {
-      throw new ControlError(
-        'E_ACTION_DIGEST',
-        `Layer bytes do not match the signed digest: got ${got} (${st.size} bytes), command says ${sha} (${size} bytes)`,
-      );
-    }
+    await checkSignedDigest(path, sha, size, 'Layer');
     // installLayer verifies the layer's own signature against the certificate partition.
     return await ctx.api.installLayer(path);
   } finally {
@@ -230,14 +239,7 @@ async function updateCoreos(args: Record<string, unknown>, ctx: ActionContext): 
   const path = await layerBytes(args, sha, size, ctx, a);
   let output: Record<string, unknown>;
   try {
-    const st = await stat(path);
-    const got = await sha256File(path);
-    if (st.size !== size || got !== sha) {
-      throw new ControlError(
-        'E_ACTION_DIGEST',
-        `Bundle bytes do not match the signed digest: got ${got} (${st.size} bytes), command says ${sha} (${size} bytes)`,
-      );
-    }
+    await checkSignedDigest(path, sha, size, 'Bundle');
     output = await ctx.api.updateCoreos(path);
   } finally {
     await rm(path, { force: true });

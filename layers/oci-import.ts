@@ -12,7 +12,7 @@ import { openRegularFile, type Progress } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
 import { LAYER_FORMAT, type SourceManifest, validateManifest } from './manifest.ts';
-import { SIGNALS } from './service.ts';
+import { SIGNALS, type WritableRoot } from './service.ts';
 import { type Dropped, applyLayer } from './oci-apply.ts';
 import { forEachEntry, memberPath } from './oci-tar.ts';
 import { type PackResult, packLayer } from './pack.ts';
@@ -39,6 +39,8 @@ export interface ImportOciOptions {
   version?: string;
   /** Which image in a multi-image archive: OCI ref.name annotation or Docker RepoTag. */
   ref?: string;
+  /** The service's writable root: `ephemeral` (the default, as `podman run --rm`) or `persistent` (kept, as a container's rootfs across `podman restart`). */
+  writableRoot?: WritableRoot;
   sourceDateEpoch?: number;
   progress?: Progress;
 }
@@ -238,7 +240,7 @@ function referenceName(ref: string): string {
 /** Maps the image config to a source manifest; returns what could not be mapped. */
 export function mapConfig(
   image: Image,
-  o: { name?: string; version?: string; source?: ImageSource },
+  o: { name?: string; version?: string; source?: ImageSource; writableRoot?: WritableRoot },
   accounts: { passwd: Accounts; group: Accounts } = {
     passwd: { byName: new Map(), byId: new Map() },
     group: { byName: new Map(), byId: new Map() },
@@ -321,9 +323,9 @@ export function mapConfig(
       user: who.user,
       group: who.group,
       // As podman run: the image's root keeps Podman's default capabilities, other users
-      // none; the root is writable, fresh at each start.
+      // none; the root is writable, fresh at each start unless the importer asks to keep it.
       capabilityBoundingSet: who.root ? [...PODMAN_DEFAULT_CAPABILITIES] : [],
-      writableRoot: 'ephemeral',
+      writableRoot: o.writableRoot ?? 'ephemeral',
       // Volumes: the layer's private data at those paths, seeded from the image (agent/layers/volumes.ts).
       volumes: Object.keys((c.Volumes ?? {}) as Record<string, unknown>)
         .map((p) => (p.length > 1 ? p.replace(/\/+$/, '') : p))
@@ -403,6 +405,7 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
         ...(o.name === undefined ? {} : { name: o.name }),
         ...(o.version === undefined ? {} : { version: o.version }),
         ...(source === undefined ? {} : { source }),
+        ...(o.writableRoot === undefined ? {} : { writableRoot: o.writableRoot }),
       },
       await imageAccounts(rootfs),
     );

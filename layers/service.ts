@@ -162,8 +162,8 @@ const entries = {
     "Paths whose contents persist across starts and boots (an OCI image's Volumes): each is the layer's private data at secure/<layer>/volumes/<service>/<path>, seeded from the root's contents there on first use",
   ),
   writableRoot: about(
-    v.optional(oneOf(['no', 'ephemeral']), 'no'),
-    'A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends (no: the root is read-only)',
+    v.optional(oneOf(['no', 'ephemeral', 'persistent']), 'no'),
+    "A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends; persistent is kept in the layer's private data (secure/<layer>/root/<service>) across restarts and boots, and started afresh when the layer's payload changes (no: the root is read-only)",
   ),
   memoryMax: about(
     v.exactOptional(int(1 << 20, 2 ** 50, 'bytes')),
@@ -180,6 +180,8 @@ export const ServiceSchema = schema.object(entries);
 export type ServiceSpec = Omit<Output<typeof ServiceSchema>, 'group'> & { group: string };
 export type Readiness = NonNullable<ServiceSpec['readiness']>;
 export type RestartPolicy = ServiceSpec['restart'];
+/** A writable root an importer may ask for (`no` is a packager's choice, not a container's). */
+export type WritableRoot = Exclude<ServiceSpec['writableRoot'], 'no'>;
 
 /** The group a service runs as when the manifest names none (Group= defaults to User='s). */
 export function defaultGroup(user: string): string {

@@ -33,6 +33,7 @@ import type { Supervisor } from '../services/supervisor.ts';
 import { unitSpec } from '../services/placement.ts';
 import type { UnitSpec } from '../services/unit-spec.ts';
 import { volumeBinds } from './volumes.ts';
+import { persistentRoot } from './writable-root.ts';
 import type { SecureConfig, Trust } from '../core/trust.ts';
 import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
 
@@ -377,8 +378,16 @@ export class LayerManager {
         };
         const specs: UnitSpec[] = [];
         for (const s of m.services) {
-          const vols = await volumeBinds(this.#o.path(this.#o.config.dataDir), m.name, s, owner, target);
-          specs.push(unitSpec(m.name, s, { ...where, binds: [...binds, ...vols] }));
+          const dataDir = this.#o.path(this.#o.config.dataDir);
+          const vols = await volumeBinds(dataDir, m.name, s, owner, target);
+          let kept: string | undefined;
+          if (s.writableRoot === 'persistent') {
+            const pr = await persistentRoot(dataDir, m.name, s.name, owner, m.payload.verity.rootHash);
+            if (pr.reset)
+              this.#o.log('info', `app ${m.name}: ${s.name}'s writable root started afresh (a new payload)`);
+            kept = pr.dir;
+          }
+          specs.push(unitSpec(m.name, s, { ...where, binds: [...binds, ...vols], persistentRoot: kept }));
         }
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);

@@ -12,6 +12,8 @@ export interface Placement {
   binds: Bind[];
   uid: number;
   gid: number;
+  /** The service's persistent writable root (agent/layers/writable-root.ts), when it has one. */
+  persistentRoot?: string | undefined;
   /** With SELinux on: the services' process context and their sandbox's tmpfs context. */
   selinux?: { process: string; files: string } | undefined;
 }
@@ -34,6 +36,7 @@ export function unitSpec(layer: string, service: ServiceSpec, where: Placement):
     gid: service.group === 'root' ? 0 : where.gid,
     root: where.root,
     binds: where.binds,
+    ...(where.persistentRoot === undefined ? {} : { persistentRoot: where.persistentRoot }),
     ...(where.selinux === undefined
       ? {}
       : { selinuxLabel: where.selinux.process, selinuxFileLabel: where.selinux.files }),

@@ -37,6 +37,12 @@ const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
 const WRITABLE_ROOT =
   'set -e; mount -t tmpfs -o mode=0755,nodev,nosuid mway-rw "$2"; mkdir "$2/upper" "$2/work" "$2/root"; ' +
   'mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid" mway-root "$2/root"; shift 2; exec "$@"';
+// writableRoot persistent: the same overlay, its upper and work directories kept in the
+// layer's private data ($2, agent/layers/writable-root.ts), mounted on the run's scratch
+// directory ($3) in the run's own mount namespace, so only the run sees it and it is gone
+// with the run while what it wrote stays. The script is constant.
+const PERSISTENT_ROOT =
+  'set -e; mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid" mway-root "$3"; shift 3; exec "$@"';
 // A kill that has not ended the run by then falls back to the cgroup and the process group.
 const KILL_GRACE_MS = 2000;
 
@@ -89,19 +95,29 @@ export class SandboxRunner implements Runner {
     }
     if (limitsNotApplied.length > 0)
       log.add('agent', `limits not applied (no such cgroup file): ${limitsNotApplied.join(', ')}`);
-    const scratch =
-      spec.writableRoot === 'ephemeral'
-        ? join(this.#ctx.runDir, 'roots', spec.name.replaceAll('/', '_'))
-        : undefined;
-    if (scratch !== undefined) await mkdir(scratch, { recursive: true, mode: 0o700 });
+    // A writable root is mounted by a constant script on the run's scratch directory, in
+    // the reaper's mount namespace; bwrap then binds the merged root read-write as `/`.
+    let rooted = [bwrap];
+    let mounted: string | undefined;
+    if (spec.writableRoot !== 'no') {
+      const scratch = join(this.#ctx.runDir, 'roots', spec.name.replaceAll('/', '_'));
+      await mkdir(scratch, { recursive: true, mode: 0o700 });
+      if (spec.writableRoot === 'persistent') {
+        if (spec.persistentRoot === undefined)
+          throw new Error(`${spec.name}: writableRoot persistent without a place for it`);
+        rooted = ['/bin/sh', '-c', PERSISTENT_ROOT, 'sh', spec.root, spec.persistentRoot, scratch, bwrap];
+        mounted = scratch;
+      } else {
+        rooted = ['/bin/sh', '-c', WRITABLE_ROOT, 'sh', spec.root, scratch, bwrap];
+        mounted = join(scratch, 'root');
+      }
+    }
     const args = bwrapArgs(spec, {
       ...(options.notifyDir === undefined ? {} : { notifyDir: options.notifyDir }),
-      ...(scratch === undefined ? {} : { writableRoot: join(scratch, 'root') }),
+      ...(mounted === undefined ? {} : { writableRoot: mounted }),
       infoFd: 3,
       selinux: selinuxEnabled(),
     });
-    const rooted =
-      scratch === undefined ? [bwrap] : ['/bin/sh', '-c', WRITABLE_ROOT, 'sh', spec.root, scratch, bwrap];
     // A supervised process lives as long as the service, so it is spawned directly rather
     // than through common/exec.ts run(), which waits for the program to finish.
     let child: ChildProcess;

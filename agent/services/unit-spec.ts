@@ -20,6 +20,8 @@ export interface UnitSpec extends ServiceSpec {
   /** Host path of the service's root filesystem (the layer's read-only overlay). */
   root: string;
   binds: Bind[];
+  /** `writableRoot: persistent`: the host directory holding the overlay's kept `upper/` and `work/`. */
+  persistentRoot?: string;
   /** SELinux: the service's process context (its layer's domain and pair); applied only when SELinux is enabled. */
   selinuxLabel?: string;
   /** SELinux: the context of the sandbox's own tmpfs mounts (bwrap --file-label). */

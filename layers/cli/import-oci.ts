@@ -35,6 +35,12 @@ export default defineCommand({
       description: 'Layer version (default: the tag when it is a semantic version)',
     },
     ref: { type: 'string', description: 'Image to take from an archive holding several' },
+    'writable-root': {
+      type: 'string',
+      default: 'ephemeral',
+      description:
+        'The service’s writable root: ephemeral (fresh at each start, as podman run --rm) or persistent (kept in the layer’s private data across restarts and boots, as a container’s rootfs)',
+    },
     'source-date-epoch': {
       type: 'string',
       description: 'Timestamp for every file (default: env SOURCE_DATE_EPOCH, else 0)',
@@ -42,6 +48,12 @@ export default defineCommand({
   },
   async run({ args }) {
     if (args.out === undefined) throw new LayerError('E_USAGE', 'Give -o FILE.mwl');
+    const writableRoot = args['writable-root'];
+    if (writableRoot !== 'ephemeral' && writableRoot !== 'persistent')
+      throw new LayerError(
+        'E_USAGE',
+        `--writable-root: ${JSON.stringify(writableRoot)} is not ephemeral or persistent`,
+      );
     const signer = await loadSigner(args.key, args.cert);
     const epoch = epochArg(args['source-date-epoch']);
     const r = await importOci({
@@ -53,6 +65,7 @@ export default defineCommand({
       ...(args.name === undefined ? {} : { name: args.name }),
       ...(args.version === undefined ? {} : { version: args.version }),
       ...(args.ref === undefined ? {} : { ref: args.ref }),
+      writableRoot,
       ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
     });
     output(

@@ -301,3 +301,31 @@ test('mway-layer import-oci --json reports format, service, dropped entries and 
   t.regex(b.stderr, /E_OCI_(ARCHIVE|FORMAT)/);
   t.false((await readdir(dir)).includes('b.mwl'));
 });
+
+test('mway-layer import-oci --writable-root persistent keeps the service root; inspect shows it; an unknown kind is refused before anything is written', async (t) => {
+  const p = await pki();
+  const dir = await tempDir(t);
+  const { oci } = await umociImage(dir);
+  const args = (out: string, kind: string) => [
+    'import-oci',
+    oci,
+    '--key',
+    p.user.keyPath,
+    '--cert',
+    p.user.certPath,
+    '-o',
+    out,
+    '--writable-root',
+    kind,
+  ];
+  const out = join(dir, 'p.mwl');
+  const r = await cli('mway-layer', [...args(out, 'persistent'), '--json']);
+  t.is(r.exitCode, 0, r.stderr);
+  t.is((JSON.parse(r.stdout) as { service: { writableRoot: string } }).service.writableRoot, 'persistent');
+  const i = await cli('mway-layer', ['inspect', out]);
+  t.regex(i.stdout, /writable root persistent/);
+  const bad = await cli('mway-layer', args(join(dir, 'q.mwl'), 'yes'));
+  t.not(bad.exitCode, 0);
+  t.regex(bad.stderr, /E_USAGE.*--writable-root: "yes" is not ephemeral or persistent/);
+  t.false((await readdir(dir)).includes('q.mwl'));
+});

@@ -15,7 +15,16 @@ export const CGROUP_PARENT = '/sys/fs/cgroup/unified';
 /** What a test sets: manifest fields (defaults from the manifest's schema) and host fields. */
 export type SpecInput = Partial<Record<keyof UnitSpec, unknown>>;
 
-const HOST = ['uid', 'gid', 'root', 'binds', 'layer', 'selinuxLabel', 'selinuxFileLabel'] as const;
+const HOST = [
+  'uid',
+  'gid',
+  'root',
+  'binds',
+  'layer',
+  'selinuxLabel',
+  'selinuxFileLabel',
+  'persistentRoot',
+] as const;
 
 /**
  * A unit running `script` with /bin/sh, as root, on the host's `/`: the service fields go

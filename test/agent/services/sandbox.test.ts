@@ -112,3 +112,51 @@ test('sandbox: writableRoot ephemeral — writes anywhere in the root work, stay
   t.false(existsSync(marker));
   t.false(existsSync('/var/cache/app/x'));
 });
+
+test('sandbox: writableRoot persistent — writes anywhere in the root are kept in its upper across starts, never reach the root, and a new payload starts afresh', async (t) => {
+  const { persistentRoot } = await import('../../../agent/layers/writable-root.ts');
+  const { existsSync } = await import('node:fs');
+  const { readFile } = await import('node:fs/promises');
+  const marker = `/etc/mway-persistent-${process.pid}`;
+  const script = `cat ${marker} 2>/dev/null || echo fresh; echo "run $(cat /proc/sys/kernel/random/uuid)" > ${marker} && echo wrote`;
+  const f = await fixture(t);
+  const data = join(f.dir, 'data');
+  const owner = { uid: 1000, gid: 1000 };
+  const first = await persistentRoot(data, 'box', 'box', owner, 'aa'.repeat(32));
+  t.false(first.reset);
+  f.sup.add(
+    spec('box/box', script, { restart: 'no', writableRoot: 'persistent', persistentRoot: first.dir }),
+  );
+  const once = async () => {
+    await f.sup.startAll();
+    await until(() => ['exited', 'failed'].includes(f.sup.get('box/box').state));
+    t.is(f.sup.get('box/box').state, 'exited', logText(f, 'box/box'));
+  };
+  await once();
+  const upperFile = join(first.dir, 'upper', marker);
+  const written = await readFile(upperFile, 'utf8');
+  t.regex(written, /^run [0-9a-f-]{36}\n$/);
+  await once();
+  const stdout = () =>
+    logText(f, 'box/box')
+      .split('\n')
+      .filter((l) => l.startsWith('stdout '));
+  // The second run read what the first wrote.
+  t.deepEqual(stdout(), ['stdout fresh', 'stdout wrote', `stdout ${written.trim()}`, 'stdout wrote']);
+  t.false(existsSync(marker));
+  // The same payload keeps the upper; another payload removes it.
+  t.false((await persistentRoot(data, 'box', 'box', owner, 'aa'.repeat(32))).reset);
+  t.true(existsSync(upperFile));
+  const next = await persistentRoot(data, 'box', 'box', owner, 'bb'.repeat(32));
+  t.true(next.reset);
+  t.is(next.dir, first.dir);
+  t.false(existsSync(upperFile));
+  await once();
+  t.is(stdout()[4], 'stdout fresh');
+  // root/ is the agent's: the layer's own uid cannot reach the upper through its private data.
+  const { stat } = await import('node:fs/promises');
+  const st = await stat(join(data, 'secure', 'box', 'root'));
+  t.is(st.uid, 0);
+  t.is(st.mode & 0o777, 0o700);
+  t.is((await stat(join(data, 'secure', 'box'))).uid, 1000);
+});

@@ -434,6 +434,16 @@ export async function startPeerLink(options: {
       if (!stopped) log('warn', `control: connection to ${where} lost${reason ? `: ${reason.message}` : ''}`);
     };
 
+    // The wait between attempts; stop() cuts it short through `wake`.
+    const pause = (ms: number): Promise<void> =>
+      new Promise<void>((r) => {
+        const t = setTimeout(r, ms);
+        wake = () => {
+          clearTimeout(t);
+          r();
+        };
+      });
+
     const natsLoop = async (servers: string[]): Promise<void> => {
       let backoff = 200;
       while (!stopped) {
@@ -456,13 +466,7 @@ export async function startPeerLink(options: {
             log('warn', `control: cannot connect to NATS ${servers.join(',')}: ${errorMessage(e)}`);
         }
         if (stopped) break;
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, backoff);
-          wake = () => {
-            clearTimeout(t);
-            r();
-          };
-        });
+        await pause(backoff);
         backoff = Math.min(cfg.maxBackoffMs ?? 30_000, backoff * 2);
       }
     };
@@ -489,28 +493,14 @@ export async function startPeerLink(options: {
             });
             ready = c;
             for (const m of early.splice(0)) onMessage(c, m);
-            client = c;
             backoff = 200;
-            log('info', `control: connected to broker ${address} as ${leaf.peerId}`);
-            await sendStatus(c);
-            const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
-            const reason = await c.closed;
-            clearInterval(timer);
-            client = undefined;
-            if (!stopped)
-              log('warn', `control: broker connection lost${reason ? `: ${reason.message}` : ''}`);
+            await serve(c, `broker ${address}`);
           } catch (e) {
             if (!stopped) log('warn', `control: cannot connect to ${address}: ${errorMessage(e)}`);
           }
         }
         if (stopped) break;
-        await new Promise<void>((r) => {
-          const t = setTimeout(r, backoff);
-          wake = () => {
-            clearTimeout(t);
-            r();
-          };
-        });
+        await pause(backoff);
         backoff = Math.min(maxBackoff, backoff * 2);
       }
     };

@@ -211,6 +211,8 @@ export interface Format<S extends Schema> {
   readonly name: string;
   readonly title: string;
   readonly schema: S;
+  /** Sub-schemas the published JSON Schema names once in `$defs` (instead of inlining each use). */
+  readonly definitions?: Readonly<Record<string, Schema>>;
   /** The value with defaults, or the part's error naming the key path. */
   parse(value: unknown, source?: string): Output<S>;
 }
@@ -219,6 +221,7 @@ export function defineFormat<S extends Schema>(o: {
   name: string;
   title: string;
   schema: S;
+  definitions?: Readonly<Record<string, Schema>>;
   /** The part's error for a refused value (its code, its wording around `keyPath: problem`). */
   error: (issue: SchemaIssue, source: string | undefined) => Error;
 }): Format<S> {
@@ -226,6 +229,7 @@ export function defineFormat<S extends Schema>(o: {
     name: o.name,
     title: o.title,
     schema: o.schema,
+    ...(o.definitions === undefined ? {} : { definitions: o.definitions }),
     parse(value, source) {
       const r = check(o.schema, value);
       if (!r.ok) throw o.error(r.issue, source);

@@ -17,3 +17,4 @@ export { parseService, SIGNALS } from './service.ts';
 export * from './sign.ts';
 export * from './verify.ts';
 export * from './oci-import.ts';
+export * from './module-action.ts';

@@ -10,15 +10,13 @@ import { schema } from '../common/index.ts';
 import { BLOCK_SIZE } from '../formats/index.ts';
 import { LayerError } from './layer-error.ts';
 import {
-  argv,
-  completeService,
-  MAX_LIST,
-  NAME,
-  named,
-  ServiceSchema,
-  type ServiceSpec,
-  str,
-} from './service.ts';
+  ActionSchema,
+  checkAction,
+  type ModuleAction,
+  VALUE_SCHEMA_DEFINITIONS,
+  VerbSchema,
+} from './module-action.ts';
+import { completeService, MAX_LIST, NAME, named, ServiceSchema, type ServiceSpec, str } from './service.ts';
 
 export type { Readiness, RestartPolicy, ServiceSpec } from './service.ts';
 
@@ -45,12 +43,6 @@ const groupName = () => named(NAME, 'a group name');
 const Dependency = object({
   name: named(NAME, 'a layer name'),
   range: about(v.optional(str(256), '*'), 'A semver range, e.g. ^3.0.0'),
-});
-
-const Action = object({
-  name: named(NAME, 'a lowercase name (a-z 0-9 . _ -, at most 64)'),
-  argv: argv(),
-  description: v.optional(str(), ''),
 });
 
 const Data = object({
@@ -98,7 +90,14 @@ const layerEntries = {
   groups: about(v.optional(list(groupName(), MAX_LIST), []), 'Layer groups it belongs to'),
   data: v.optional(Data, {}),
   services: about(v.optional(list(ServiceSchema, MAX_LIST), []), 'What the agent runs (none for a library)'),
-  actions: about(v.optional(list(Action, MAX_LIST), []), 'Commands a module exposes'),
+  actions: about(
+    v.optional(list(ActionSchema, MAX_LIST), []),
+    'What a module lets an operator run on a peer (kind module only; doc/layer-format.md, "Modules")',
+  ),
+  verb: about(
+    v.exactOptional(VerbSchema),
+    'The top-level `mway` verb the module adds (kind module only): `mway VERB ACTION` runs its actions',
+  ),
   source: about(
     v.exactOptional(
       object({
@@ -131,7 +130,10 @@ const packedSchema = object({
   ),
 });
 
-type WithServices<T> = Omit<T, 'services'> & { services: ServiceSpec[] };
+type WithServices<T> = Omit<T, 'services' | 'actions'> & {
+  services: ServiceSpec[];
+  actions: ModuleAction[];
+};
 export type SourceManifest = WithServices<Output<typeof sourceSchema>>;
 export type LayerManifest = WithServices<Output<typeof packedSchema>>;
 export type LayerKind = LayerManifest['kind'];
@@ -152,6 +154,7 @@ export const layerManifestFormat = defineFormat({
   name: 'layer-manifest',
   title: `MilkyWay layer manifest (layer.json inside a .mwl, format ${LAYER_FORMAT})`,
   schema: packedSchema,
+  definitions: VALUE_SCHEMA_DEFINITIONS,
   error: manifestError,
 });
 
@@ -159,6 +162,7 @@ export const layerSourceFormat = defineFormat({
   name: 'layer-source',
   title: `MilkyWay layer source manifest (layer.json as mway-layer pack reads it, format ${LAYER_FORMAT})`,
   schema: sourceSchema,
+  definitions: VALUE_SCHEMA_DEFINITIONS,
   error: manifestError,
 });
 
@@ -194,7 +198,7 @@ function unique(items: readonly { name: string }[], path: string): void {
 const REF_FIELDS = ['after', 'requires', 'wants'] as const;
 
 /** What a service's after/requires/wants name must exist: here, or in a dependency layer. */
-function checkServiceRefs(m: Omit<SourceManifest, 'services'>, services: ServiceSpec[]): void {
+function checkServiceRefs(m: Pick<SourceManifest, 'name' | 'dependencies'>, services: ServiceSpec[]): void {
   services.forEach((s, i) => {
     for (const field of REF_FIELDS) {
       s[field].forEach((ref, j) => {
@@ -237,7 +241,10 @@ function checkOrderingCycles(layer: string, services: ServiceSpec[]): void {
 }
 
 function crossChecks<
-  M extends Omit<SourceManifest, 'services'> & { services: Output<typeof ServiceSchema>[] },
+  M extends Omit<SourceManifest, 'services' | 'actions'> & {
+    services: Output<typeof ServiceSchema>[];
+    actions: Output<typeof ActionSchema>[];
+  },
 >(m: M): WithServices<M> {
   if (semver.valid(m.version) !== m.version)
     fail('version', `${shown(m.version)} is not a semantic version (1.2.3)`);
@@ -251,10 +258,17 @@ function crossChecks<
   unique(m.services, 'services');
   unique(m.actions, 'actions');
   if (m.kind === 'library' && m.services.length > 0) fail('services', 'must be empty for a library layer');
+  if (m.kind !== 'module' && m.actions.length > 0) fail('actions', `must be empty for a ${m.kind} layer`);
+  if (m.kind !== 'module' && m.verb !== undefined) fail('verb', `only a module declares a verb`);
   const services = m.services.map((s, i) => completeService(s, `services[${i}].`, fail));
   checkServiceRefs(m, services);
   checkOrderingCycles(m.name, services);
-  return { ...m, services };
+  // The schema pass checked each node's shape; the types of args/output are its output.
+  const actions = m.actions as unknown as ModuleAction[];
+  actions.forEach((a, i) => {
+    checkAction(a, `actions[${i}].`, m.data, fail);
+  });
+  return { ...m, services, actions };
 }
 
 export interface ValidateOptions {

@@ -37,6 +37,7 @@ export function publishedSchema(format: Format<Schema>): Record<string, unknown>
     // describes the value is the pipe's last.
     typeMode: 'output',
     errorMode: 'throw',
+    ...(format.definitions === undefined ? {} : { definitions: { ...format.definitions } }),
   }) as Record<string, unknown>;
   const { $schema, ...rest } = body;
   return { $schema, $id: schemaId(format.name), title: format.title, ...rest };

@@ -168,6 +168,26 @@ test("sesearch: a layer reaches neither the agent's data nor agent-only partitio
   t.true((await sesearch(policy, ['-A', '-s', s, '-c', 'milkyway_agent_api', '-p', 'read'])).length > 0);
 });
 
+test("sesearch: all a layer may do to the agent's domain — its stdio, the notify socket, the local API's read methods", async (t) => {
+  t.timeout(10 * 60_000);
+  const policy = await policyFile(t);
+  const rules = await sesearch(policy, ['-A', '-s', layerTypes('a').domain, '-t', 'milkyway_agent_t']);
+  t.deepEqual(rules.sort(), [
+    // The local API: connect to the bus, send to the agent, its read methods (never control).
+    'allow milkyway_layer_domain milkyway_agent_t:dbus send_msg;',
+    // What the agent hands a service: stdio descriptors, the exit status to bwrap's PID 1.
+    'allow milkyway_layer_domain milkyway_agent_t:fd use;',
+    'allow milkyway_layer_domain milkyway_agent_t:fifo_file { append getattr ioctl write };',
+    'allow milkyway_layer_domain milkyway_agent_t:milkyway_agent_api read;',
+    'allow milkyway_layer_domain milkyway_agent_t:process sigchld;',
+    // sd_notify on the agent's datagram socket.
+    'allow milkyway_layer_domain milkyway_agent_t:unix_dgram_socket sendto;',
+    // Node's stdio socketpairs: libuv's getsockname (getattr) and getsockopt SO_TYPE (getopt)
+    // at start, read and write; connectto is the API's. No setopt, shutdown, accept or listen.
+    'allow milkyway_layer_domain milkyway_agent_t:unix_stream_socket { append connectto getattr getopt ioctl read write };',
+  ]);
+});
+
 test("sesearch: a group's data is its members' (a, b), not c's", async (t) => {
   t.timeout(10 * 60_000);
   const policy = await policyFile(t);

@@ -1,4 +1,4 @@
-// `createBundle`: signs a manifest over the three CoreOS files with the vendor key and writes
+// `createBundle`: signs a manifest over the three CoreOS files and the slot's stage 2 with the vendor key and writes
 // the bundle (doc/update-bundle.md). The manifest is computed from the files, never taken on
 // trust, and the written bundle is verified before it is kept: a bundle that would be refused
 // is never handed out. The caller names the root hash (from the slot's GPT GUIDs or from
@@ -24,8 +24,11 @@ export interface CreateBundleOptions {
   rollbackIndex: number;
   architecture: string;
   rootHash: string;
-  /** coreos.erofs, its verity hash area, its verity-sig partition bytes. */
-  files: { erofs: string; verity: string; veritySig: string };
+  /**
+   * coreos.erofs, its verity hash area, its verity-sig partition bytes, and the stage-2 image
+   * (signed by the same vendor key, naming this root hash, version and rollback index).
+   */
+  files: { erofs: string; verity: string; veritySig: string; stage2: string };
   key: SigningKey;
   /** The vendor certificate first, then up to its root. */
   chain: readonly Certificate[];
@@ -48,6 +51,7 @@ export async function createBundle(o: CreateBundleOptions): Promise<VerifiedBund
       verity: await digest(o.files.verity),
       veritySig: await digest(o.files.veritySig),
     },
+    stage2: await digest(o.files.stage2),
   });
   const envelope = signEnvelope({
     type: 'update',
@@ -61,7 +65,7 @@ export async function createBundle(o: CreateBundleOptions): Promise<VerifiedBund
   try {
     await writeBundle(tmp, {
       envelope,
-      files: [o.files.erofs, o.files.verity, o.files.veritySig],
+      files: [o.files.erofs, o.files.verity, o.files.veritySig, o.files.stage2],
       mtime: Math.floor(o.now.getTime() / 1000),
     });
     const verified = await verifyBundle(tmp, { anchors: o.anchors, at: o.now });

@@ -1,6 +1,7 @@
 // The update bundle container (doc/update-bundle.md, "Container"): a strict ustar holding
 // bundle.json (the vendor-signed `update` envelope whose payload is the manifest), then the
-// CoreOS erofs, its dm-verity tree and its verity signature, in that order. The header is
+// CoreOS erofs, its dm-verity tree, its verity signature and the slot's stage-2 image, in
+// that order. The header is
 // formats/tar's field table; this file adds the bundle's rules. Offsets are kept so the agent
 // verifies and copies CoreOS straight out of the file, and the erofs starts 4096-aligned.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -24,8 +25,8 @@ export interface BundleMember {
 export interface BundleLayout {
   /** The envelope bytes (canonical JSON, padding removed). */
   envelope: Uint8Array;
-  /** coreos.erofs, coreos.verity, coreos.verity-sig. */
-  members: readonly [BundleMember, BundleMember, BundleMember];
+  /** coreos.erofs, coreos.verity, coreos.verity-sig, stage2. */
+  members: readonly [BundleMember, BundleMember, BundleMember, BundleMember];
   fileSize: number;
 }
 
@@ -34,12 +35,12 @@ function header(name: string, size: number, mtime: number): Uint8Array {
 }
 
 /**
- * Writes the bundle: `envelope` (already signed), then each CoreOS file. bundle.json is padded
+ * Writes the bundle: `envelope` (already signed), then each payload file. bundle.json is padded
  * with spaces and a final newline so the erofs data starts at a multiple of 4096.
  */
 export async function writeBundle(
   out: string,
-  o: { envelope: Envelope; files: readonly [string, string, string]; mtime: number },
+  o: { envelope: Envelope; files: readonly [string, string, string, string]; mtime: number },
 ): Promise<void> {
   const json = serialize(o.envelope);
   // 512 (header) + padded json + 512 (next header) ≡ 0 mod 4096.
@@ -104,7 +105,7 @@ function malformed(message: string, details: Record<string, unknown> = {}): Upda
 }
 
 /**
- * Reads the container's structure (no trust yet): the four members in order, each a regular
+ * Reads the container's structure (no trust yet): the five members in order, each a regular
  * file with a plain name, the end-of-archive blocks and nothing after them. A file cut short
  * anywhere is E_BUNDLE_TRUNCATED.
  */
@@ -156,7 +157,7 @@ export function readBundleLayout(path: string): BundleLayout {
         );
     }
     const end = readAt(fd, pos, 2 * TAR_BLOCK, fileSize, 'the end-of-archive blocks');
-    if (!end.every((b) => b === 0)) throw malformed(`a fifth member or data at byte ${pos}`);
+    if (!end.every((b) => b === 0)) throw malformed(`a sixth member or data at byte ${pos}`);
     if (pos + 2 * TAR_BLOCK !== fileSize)
       throw malformed(`${fileSize - pos - 2 * TAR_BLOCK} bytes after the end of the archive`);
     const m = found[0] as BundleMember;
@@ -165,7 +166,7 @@ export function readBundleLayout(path: string): BundleLayout {
     let cut = raw.length - 1;
     if (raw[cut] !== 0x0a) throw malformed(`${MANIFEST_MEMBER} does not end in a newline`);
     while (cut > 0 && raw[cut - 1] === 0x20) cut--;
-    const members = found.slice(1) as [BundleMember, BundleMember, BundleMember];
+    const members = found.slice(1) as [BundleMember, BundleMember, BundleMember, BundleMember];
     if ((members[0].offset & 4095) !== 0)
       throw malformed('coreos.erofs does not start at a multiple of 4096');
     return { envelope: raw.subarray(0, cut), members, fileSize };

@@ -1,18 +1,22 @@
 // The update bundle's manifest (doc/update-bundle.md, "Manifest"): the payload of the
 // vendor-signed `update` envelope, defined once here as a Valibot schema — its type, its
-// validator with key paths and doc/update-bundle.schema.json all come from it.
+// validator with key paths and doc/update-bundle.schema.json all come from it. Format 2 adds
+// the slot's stage 2 (the boot chain's boot-a/boot-b image): without it a machine booting
+// through stage 1 could write a CoreOS slot that stage 1 never boots.
 import { schema } from '../common/index.ts';
 import { UpdateError } from './update-error.ts';
 
 const { v, object, text, int, defineFormat } = schema;
 
-export const BUNDLE_FORMAT = 1;
+export const BUNDLE_FORMAT = 2;
 /** The OS name and version rules of the image spec (imagebuild/image-spec.ts). */
 export const OS_NAME = /^[a-z][a-z0-9-]{0,23}$/;
 export const OS_VERSION = /^[0-9][0-9A-Za-z.+~-]{0,15}$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 /** CoreOS is at most 16 GiB: the bound that keeps every offset a safe integer. */
 export const MAX_COREOS_BYTES = 16 * 1024 ** 3;
+/** A stage-2 image is at most its header, signature, a 64 MiB kernel and a 256 MiB initramfs. */
+export const MAX_STAGE2_BYTES = 12288 + (64 << 20) + (256 << 20) + 4096;
 
 const member = (what: string, max: number) =>
   object({
@@ -34,6 +38,8 @@ const manifestSchema = object({
     verity: member('verity tree', MAX_COREOS_BYTES),
     veritySig: member('verity signature', 1024 * 1024),
   }),
+  /** The boot partition image for the slot (doc/stage2-format.md): descriptor, signature, kernel, initramfs. */
+  stage2: member('stage-2 image', MAX_STAGE2_BYTES),
 });
 
 export const bundleManifestFormat = defineFormat({
@@ -50,12 +56,15 @@ export const bundleManifestFormat = defineFormat({
 
 export type BundleManifest = schema.Output<typeof manifestSchema>;
 
-/** The three CoreOS members in their bundle order, with the manifest key that binds each. */
-export const BUNDLE_MEMBERS = [
-  { name: 'coreos.erofs', key: 'erofs' },
-  { name: 'coreos.verity', key: 'verity' },
-  { name: 'coreos.verity-sig', key: 'veritySig' },
-] as const;
+type MemberDigest = BundleManifest['stage2'];
+
+/** The four payload members in their bundle order, with the manifest entry that binds each. */
+export const BUNDLE_MEMBERS: readonly { name: string; digest: (m: BundleManifest) => MemberDigest }[] = [
+  { name: 'coreos.erofs', digest: (m) => m.coreos.erofs },
+  { name: 'coreos.verity', digest: (m) => m.coreos.verity },
+  { name: 'coreos.verity-sig', digest: (m) => m.coreos.veritySig },
+  { name: 'stage2', digest: (m) => m.stage2 },
+];
 export const MANIFEST_MEMBER = 'bundle.json';
 
 /**

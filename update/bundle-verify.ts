@@ -2,10 +2,12 @@
 // a slot (doc/update-bundle.md, "Verification"), cheapest trust decision first: the vendor's
 // `update` signature, then what the machine allows (architecture, name, a newer version, the
 // rollback floor), then each member's digest, the full dm-verity check of the erofs against
-// the signed root hash, and the CoreOS verity signature inside.
+// the signed root hash, the CoreOS verity signature inside, and the slot's stage 2 as stage 1
+// will check it (bootchain/verifyStage2) naming the same CoreOS, version and rollback index.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { alignUp, BootchainError, pinVendorKey, verifyStage2 } from '../bootchain/index.ts';
 import { isFormatError, verifyVerity } from '../formats/index.ts';
 import { type Certificate, type Crl, KeysError, verifyEnvelope } from '../keys/index.ts';
 import { type BundleLayout, readBundleLayout } from './bundle-file.ts';
@@ -139,6 +141,54 @@ function checkCoreosSig(
     );
 }
 
+async function readMember(path: string, m: BundleLayout['members'][number]): Promise<Uint8Array> {
+  const bytes = new Uint8Array(m.size);
+  const fh = await open(path, 'r');
+  try {
+    await fh.read(bytes, 0, m.size, m.offset);
+  } finally {
+    await fh.close();
+  }
+  return bytes;
+}
+
+/**
+ * The slot's stage 2, checked as stage 1 will check it — the descriptor's ML-DSA signature
+ * (by the bundle's own vendor signer: one key vouches for both), layout, kernel and initramfs
+ * digests — and bound to the manifest: the same CoreOS root hash, name, version and rollback
+ * index, and no byte after the initramfs but its zero padding.
+ */
+function checkStage2(
+  image: Uint8Array,
+  m: BundleManifest,
+  signer: Certificate,
+  o: { anchors: readonly Certificate[]; crls?: readonly Crl[]; at?: Date },
+): void {
+  const fail = (why: string, cause?: unknown) =>
+    new UpdateError('E_BUNDLE_STAGE2', `Stage 2 in the bundle: ${why}`, {
+      ...(cause === undefined ? {} : { cause }),
+      ...(cause instanceof BootchainError ? { details: { bootchainCode: cause.code } } : {}),
+    });
+  let d: ReturnType<typeof verifyStage2>['descriptor'];
+  try {
+    const pinned = [
+      pinVendorKey(signer, { anchors: o.anchors, crls: o.crls ?? [], ...(o.at ? { at: o.at } : {}) }),
+    ];
+    d = verifyStage2(image, { pinned, rollbackFloor: 0n, at: 'stage2' }).descriptor;
+  } catch (e) {
+    if (!(e instanceof BootchainError)) throw e;
+    throw fail(`${e.code}: ${e.message}`, e);
+  }
+  const end = d.initrd.offset + d.initrd.size;
+  if (image.length !== alignUp(end) || image.subarray(end).some((b) => b !== 0))
+    throw fail(
+      `${image.length} bytes, the descriptor's parts end at ${end} (only zero padding to 4096 may follow)`,
+    );
+  const got = `${d.name} ${d.version}, rollback index ${d.rollbackIndex}, root hash ${d.rootHash}`;
+  const want = `${m.name} ${m.version}, rollback index ${m.rollbackIndex}, root hash ${m.coreos.rootHash}`;
+  if (got !== want) throw fail(`its descriptor names ${got}; the bundle is ${want}`);
+}
+
 /**
  * Verifies `path` completely, or throws the UpdateError naming the first check that failed.
  * `onProgress` is told the bytes checked so far (digests, then the verity read).
@@ -160,7 +210,7 @@ export async function verifyBundle(
   let done = 0;
   for (const [i, spec] of BUNDLE_MEMBERS.entries()) {
     const member = layout.members[i] as BundleLayout['members'][number];
-    const want = manifest.coreos[spec.key];
+    const want = spec.digest(manifest);
     const got = member.size === want.size ? await sha256Range(path, member.offset, member.size) : '';
     if (got !== want.sha256)
       throw new UpdateError(
@@ -171,7 +221,7 @@ export async function verifyBundle(
     done += member.size;
     o.onProgress?.(done, total);
   }
-  const [erofs, verity, sig] = layout.members;
+  const [erofs, verity, sig, stage2] = layout.members;
   try {
     await verifyVerity(path, path, manifest.coreos.rootHash, {
       dataOffset: erofs.offset,
@@ -185,13 +235,7 @@ export async function verifyBundle(
       details: { ...(e.details ?? {}), formatCode: e.code },
     });
   }
-  const sigBytes = new Uint8Array(sig.size);
-  const fh = await open(path, 'r');
-  try {
-    await fh.read(sigBytes, 0, sig.size, sig.offset);
-  } finally {
-    await fh.close();
-  }
-  checkCoreosSig(sigBytes, manifest, o);
+  checkCoreosSig(await readMember(path, sig), manifest, o);
+  checkStage2(await readMember(path, stage2), manifest, signer, o);
   return { manifest, signer, layout };
 }

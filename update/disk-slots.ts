@@ -2,13 +2,21 @@
 // "Slot state"): ChromeOS/Bottlerocket GPT attribute bits — priority 48–51, tries left 52–55,
 // successful 56 — the boot chain's stage 1's own bits and rules (bootchain/slot.ts). The bits
 // live on the slot's `boot-a`/`boot-b` partition when the disk has one (the boot chain's
-// layout), otherwise on the slot's CoreOS data partition (today's layout). A slot's partitions are found by type in
-// disk order, the first of each type being slot a, as the layout check finds them.
+// layout; that partition also holds the slot's stage 2), otherwise on the slot's CoreOS data
+// partition (a disk without a boot chain). A slot's partitions are found by type in disk
+// order, the first of each type being slot a, as stage 1 and the layout check find them.
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { DPS, type GptPartition, readGpt } from '../formats/index.ts';
 import { EMPTY_SLOT, PARTITION_TYPES } from '../platform/index.ts';
-import { decodeSlot, encodeSlot, type SlotName, SLOTS, type SlotState } from '../bootchain/index.ts';
+import {
+  BOOT_PARTITION_TYPE,
+  decodeSlot,
+  encodeSlot,
+  type SlotName,
+  SLOTS,
+  type SlotState,
+} from '../bootchain/index.ts';
 import { UpdateError } from './update-error.ts';
 
 // The slot bits and their rules are the boot chain's (one definition, bootchain/slot.ts, which
@@ -34,8 +42,10 @@ export interface DiskSlot {
    * slot a is then taken as known good (priority 2, successful), slot b as empty.
    */
   implicit: boolean;
-  /** The partition whose attribute bits hold the state. */
+  /** The partition whose attribute bits hold the state (`boot`, or `data` without a boot chain). */
   statePartition: GptPartition;
+  /** The slot's stage-2 boot partition (`boot-a` / `boot-b`), null on a disk without a boot chain. */
+  boot: GptPartition | null;
   data: GptPartition;
   verity: GptPartition;
   sig: GptPartition;
@@ -84,6 +94,7 @@ export async function readDiskSlots(disk: string): Promise<DiskSlots> {
   const datas = ofType(DPS.root);
   const hashes = ofType(DPS.rootVerity);
   const sigs = ofType(PARTITION_TYPES.coreosVeritySig as string);
+  const boots = ofType(BOOT_PARTITION_TYPE);
   const slots: Partial<DiskSlots> = {};
   for (const [i, name] of SLOTS.entries()) {
     const data = datas[i];
@@ -95,7 +106,10 @@ export async function readDiskSlots(disk: string): Promise<DiskSlots> {
         `${disk} has no CoreOS slot ${name} (data, verity and verity-sig partitions)`,
         { path: disk },
       );
-    const statePartition = parts.find((p) => p.name === `boot-${name}`) ?? data;
+    const boot = boots[i] ?? null;
+    if (boots.length > 0 && boot === null)
+      throw new UpdateError('E_SLOT_DISK', `${disk} has a boot-a partition but no boot-b`, { path: disk });
+    const statePartition = boot ?? data;
     const empty = data.name === EMPTY_SLOT;
     const m = /^([^_]+)_([^_]+)$/.exec(data.name);
     slots[name] = {
@@ -103,6 +117,7 @@ export async function readDiskSlots(disk: string): Promise<DiskSlots> {
       state: decodeSlot(statePartition.attributes),
       implicit: false,
       statePartition,
+      boot,
       data,
       verity,
       sig,

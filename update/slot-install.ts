@@ -2,8 +2,10 @@
 // Bottlerocket's clear-inactive → write → mark-inactive-valid → upgrade-to-inactive in one
 // function: the slot is first made empty on the GPT (its bits cleared, its names `_empty`),
 // so a write cut short by a crash or power cut leaves a slot nothing will boot; then the
-// erofs, tree and signature are copied; what was written is verified against the signed root
-// hash (formats/verity on a disk image, `veritysetup verify` on a block device); only then
+// erofs, tree and signature are copied, and the stage 2 into the slot's boot partition when
+// the disk boots through the boot chain; what was written is verified against the signed root
+// hash (formats/verity on a disk image, `veritysetup verify` on a block device) and the
+// signed digests; only then
 // do the names, the GUIDs derived from the root hash and the trial bits (tries 1, priority 2
 // over the running slot's 1) go onto both GPT copies in one write.
 import { constants, createReadStream } from 'node:fs';
@@ -112,15 +114,20 @@ async function verifyWritten(disk: string, slot: DiskSlot, b: VerifiedBundle): P
       },
     );
   }
-  const sig = b.layout.members[2];
-  if ((await sha256Of(disk, offsetOf(slot.sig), sig.size)) !== b.manifest.coreos.veritySig.sha256)
-    throw new UpdateError(
-      'E_BUNDLE_DIGEST',
-      `Slot ${slot.name}'s verity signature as written differs from the bundle's`,
-      {
-        details: { member: 'coreos.verity-sig' },
-      },
-    );
+  const [, , sig, stage2] = b.layout.members;
+  const readBack: [string, DiskSlot['data'] | null, number, string][] = [
+    ['coreos.verity-sig', slot.sig, sig.size, b.manifest.coreos.veritySig.sha256],
+    ['stage2', slot.boot, stage2.size, b.manifest.stage2.sha256],
+  ];
+  for (const [member, p, size, want] of readBack)
+    if (p !== null && (await sha256Of(disk, offsetOf(p), size)) !== want)
+      throw new UpdateError(
+        'E_BUNDLE_DIGEST',
+        `Slot ${slot.name}'s ${member} as written differs from the bundle's`,
+        {
+          details: { member },
+        },
+      );
 }
 
 export interface InstallResult {
@@ -144,13 +151,14 @@ export async function installToSlot(
   const target = inactiveSlot(slots, o.running);
   const t = slots[target];
   const m = bundle.manifest;
-  const [erofs, verity, sig] = bundle.layout.members;
+  const [erofs, verity, sig, stage2] = bundle.layout.members;
   for (const [what, member, p] of [
     ['CoreOS', erofs, t.data],
     ['its verity tree', verity, t.verity],
     ['its verity signature', sig, t.sig],
+    ['its stage 2', stage2, t.boot],
   ] as const)
-    if (member.size > sizeOf(p))
+    if (p !== null && member.size > sizeOf(p))
       throw new UpdateError(
         'E_BUNDLE_SPACE',
         `${what} is ${member.size} bytes; slot ${target}'s partition ${p.index} holds ${sizeOf(p)}`,
@@ -167,7 +175,7 @@ export async function installToSlot(
     { index: t.verity.index, name: EMPTY_SLOT },
     { index: t.sig.index, name: EMPTY_SLOT },
   ]);
-  const total = erofs.size + verity.size + sig.size;
+  const total = erofs.size + verity.size + sig.size + (t.boot === null ? 0 : stage2.size);
   let done = 0;
   const tick = (n: number) => {
     done += n;
@@ -176,6 +184,9 @@ export async function installToSlot(
   await copyRange(bundlePath, erofs, disk, offsetOf(t.data), offsetOf(t.data) + erofs.size, tick);
   await copyRange(bundlePath, verity, disk, offsetOf(t.verity), offsetOf(t.verity) + verity.size, tick);
   await copyRange(bundlePath, sig, disk, offsetOf(t.sig), offsetOf(t.sig) + sizeOf(t.sig), tick);
+  // Stage 1 reads only the bytes the signed descriptor names: what follows them needs no clearing.
+  if (t.boot !== null)
+    await copyRange(bundlePath, stage2, disk, offsetOf(t.boot), offsetOf(t.boot) + stage2.size, tick);
   await verifyWritten(disk, t, bundle);
   const label = `${m.name}_${m.version}`;
   const ids = slotUuids(m.coreos.rootHash);

@@ -35,6 +35,8 @@ the \`coreos.update\` command with the code. The keys/ error behind a refused si
         'the CoreOS erofs does not match the dm-verity tree and root hash the signed manifest names (`details.area`, `details.block`)',
       E_BUNDLE_COREOS_SIG:
         'the CoreOS verity signature inside the bundle does not verify, or names another root hash or version than the bundle',
+      E_BUNDLE_STAGE2:
+        "the bundle's stage-2 image does not verify as stage 1 would check it (descriptor signature by the bundle's signer, layout, kernel and initramfs digests; the bootchain/ code in `details.bootchainCode`), or names another root hash, version or rollback index than the manifest",
       E_BUNDLE_ARCH: 'the bundle is for another architecture than this machine',
       E_BUNDLE_NAME: 'the bundle carries another OS name than the running CoreOS',
       E_BUNDLE_DOWNGRADE: {
@@ -46,7 +48,8 @@ the \`coreos.update\` command with the code. The keys/ error behind a refused si
           'the bundle rollback index is below the floor the machine stored when it last marked an update good (a replayed old bundle)',
         fix: 'only a bundle with rollbackIndex ≥ the floor (`mway update status`) installs',
       },
-      E_BUNDLE_SPACE: "CoreOS or its tree in the bundle is bigger than the inactive slot's partitions",
+      E_BUNDLE_SPACE:
+        "CoreOS, its tree or its stage 2 in the bundle is bigger than the inactive slot's partitions",
     },
     'Slots and the health gate': {
       E_SLOT_DISK: 'the disk holding the slots cannot be found, opened or read as a MilkyWayLinux GPT',

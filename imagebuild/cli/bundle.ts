@@ -47,16 +47,17 @@ const create = defineCommand({
     },
     'rollback-index': {
       type: 'string',
-      required: true,
-      description: 'Rollback index (0 … 2^32−1; only rises)',
+      description:
+        "Rollback index (0 … 2^32−1; only rises); the one signed into the disk's stage 2 (bootchain.rollbackIndex) when not given, refused when it differs",
     },
   },
   async run({ args }) {
+    const rollbackIndex = whole(args['rollback-index'], 'rollback-index', 0xffff_ffff);
     const r = await bundleFromDisk({
       disk: args.disk,
       out: args.out,
       keysDir: args.keys,
-      rollbackIndex: whole(args['rollback-index'], 'rollback-index', 0xffff_ffff) as number,
+      ...(rollbackIndex === undefined ? {} : { rollbackIndex }),
     });
     const s = summary(args.out, r);
     output(args.json, s, human(s, 'written and verified'));

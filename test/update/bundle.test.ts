@@ -4,7 +4,8 @@
 // architecture — and `mway-image bundle create|verify` on a disk. Cross-checked: GNU tar
 // lists the members, veritysetup verifies the erofs and tree cut out of the bundle.
 import test from 'ava';
-import { copyFile, open, readFile, truncate, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import { signEnvelope } from '../../keys/index.ts';
@@ -12,19 +13,23 @@ import {
   BUNDLE_FORMAT,
   compareVersions,
   readBundleLayout,
+  readDiskSlots,
   UpdateError,
   verifyBundle,
   writeBundle,
 } from '../../update/index.ts';
 import { cli, tempDir } from '../helpers.ts';
-import { devKeys, makeBundle, makeCoreos, makeSlotDisk, NOW } from './_slot-disk.ts';
+import { devKeys, makeBundle, makeCoreos, makeSlotDisk, makeStage2, NOW } from './_slot-disk.ts';
+
+const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
 const fixture = async (t: import('ava').ExecutionContext) => {
   const dir = await tempDir(t, 'mway-bundle-');
   const keys = await devKeys(dir);
   const v2 = await makeCoreos(dir, keys, { version: '2.0' });
-  const b = await makeBundle(dir, keys, v2, { version: '2.0', rollbackIndex: 5 });
-  return { dir, keys, v2, ...b, anchors: [keys.vendorRoot, keys.userRoot] };
+  const stage2 = await makeStage2(dir, keys, v2, { version: '2.0', rollbackIndex: 5 });
+  const b = await makeBundle(dir, keys, v2, { version: '2.0', rollbackIndex: 5, stage2 });
+  return { dir, keys, v2, stage2, ...b, anchors: [keys.vendorRoot, keys.userRoot] };
 };
 
 async function refused(
@@ -47,7 +52,8 @@ test('createBundle() writes a bundle verifyBundle() accepts; tar and veritysetup
   t.is(r.manifest.coreos.rootHash, f.v2.rootHash);
   t.is(r.signer.role, 'vendor');
   const listed = (await run('tar', ['-tf', f.path], { timeout: 30_000 })).stdout.trim().split('\n');
-  t.deepEqual(listed, ['bundle.json', 'coreos.erofs', 'coreos.verity', 'coreos.verity-sig']);
+  t.deepEqual(listed, ['bundle.json', 'coreos.erofs', 'coreos.verity', 'coreos.verity-sig', 'stage2']);
+  t.is(r.manifest.stage2.sha256, sha(await readFile(f.stage2)));
   await run('tar', ['-xf', f.path, '-C', f.dir, 'coreos.erofs', 'coreos.verity'], { timeout: 30_000 });
   const v = await run(
     'veritysetup',
@@ -109,7 +115,7 @@ test('verifyBundle() refuses a bundle signed by a role that may not sign updates
   const out = join(f.dir, 'user.mwu');
   await writeBundle(out, {
     envelope: swapped as typeof asFile,
-    files: [f.v2.erofs, f.v2.verity, f.v2.veritySig],
+    files: [f.v2.erofs, f.v2.verity, f.v2.veritySig, f.stage2],
     mtime: 0,
   });
   await refused(t, verifyBundle(out, { anchors: f.anchors, at: NOW }), 'E_BUNDLE_ROLE');
@@ -172,6 +178,42 @@ test('verifyBundle() refuses a CoreOS verity signature for another version (E_BU
   t.is((b as UpdateError).code, 'E_BUNDLE_COREOS_SIG');
 });
 
+test('createBundle() refuses a stage 2 that stage 1 would refuse or that names another CoreOS, version or index (E_BUNDLE_STAGE2)', async (t) => {
+  const f = await fixture(t);
+  const stage2Code = async (stage2: string, o: { version?: string; rollbackIndex?: number } = {}) => {
+    const e = await makeBundle(f.dir, f.keys, f.v2, {
+      version: o.version ?? '2.0',
+      rollbackIndex: o.rollbackIndex ?? 5,
+      stage2,
+      out: join(f.dir, `refused-${Math.random()}.mwu`),
+    }).catch((x: unknown) => x);
+    t.true(e instanceof UpdateError, String(e));
+    t.is((e as UpdateError).code, 'E_BUNDLE_STAGE2', (e as Error).message);
+    return e as UpdateError;
+  };
+  // Stage 2 of another CoreOS (the 1.0 root hash) in a bundle of 2.0.
+  const v1 = await makeCoreos(f.dir, f.keys, { version: '1.0' });
+  const e1 = await stage2Code(await makeStage2(f.dir, f.keys, v1, { version: '2.0', rollbackIndex: 5 }));
+  t.regex(e1.message, /root hash/);
+  // Signed with rollback index 4, the manifest says 5.
+  const e2 = await stage2Code(await makeStage2(f.dir, f.keys, f.v2, { version: '2.0', rollbackIndex: 4 }));
+  t.regex(e2.message, /rollback index 4/);
+  // Signed by another vendor's key: not the bundle's signer.
+  const other = await devKeys(join(f.dir, 'other'));
+  const e3 = await stage2Code(await makeStage2(f.dir, other, f.v2, { version: '2.0', rollbackIndex: 5 }));
+  t.is(e3.details?.bootchainCode, 'E_DESC_KEY_UNPINNED');
+  // A kernel byte changed after the vendor signed the descriptor.
+  const bytes = await readFile(f.stage2);
+  bytes[12288 + 100] = (bytes[12288 + 100] as number) ^ 1;
+  const changed = join(f.dir, 'changed-stage2.img');
+  await writeFile(changed, bytes);
+  t.is((await stage2Code(changed)).details?.bootchainCode, 'E_DESC_KERNEL_DIGEST');
+  // Trailing bytes the descriptor does not cover.
+  const longer = join(f.dir, 'longer-stage2.img');
+  await writeFile(longer, Buffer.concat([await readFile(f.stage2), Buffer.alloc(4096, 1)]));
+  t.regex((await stage2Code(longer)).message, /only zero padding/);
+});
+
 test('compareVersions() orders like systemd compare-versions', (t) => {
   const pairs: [string, string, number][] = [
     ['1.0', '1.0', 0],
@@ -189,32 +231,59 @@ test('mway-image bundle create DISK and bundle verify: exit 0, --json; a refused
   const dir = await tempDir(t, 'mway-bundle-cli-');
   const keys = await devKeys(dir);
   const v1 = await makeCoreos(dir, keys, { version: '1.0' });
-  const disk = await makeSlotDisk(dir, v1, '1.0');
+  // boot-a's stage 2 is signed with rollback index 1 (the spec's bootchain.rollbackIndex).
+  const disk = await makeSlotDisk(dir, v1, '1.0', { bootChain: keys });
   const out = join(dir, 'from-disk.mwu');
-  const c = await cli('mway-image', [
-    'bundle',
-    'create',
-    disk,
-    '-o',
-    out,
-    '--keys',
-    join(dir, 'keys'),
-    '--rollback-index',
-    '3',
-    '--json',
-  ]);
+  const create = (...extra: string[]) =>
+    cli('mway-image', ['bundle', 'create', disk, '-o', out, '--keys', join(dir, 'keys'), ...extra]);
+  const wrong = await create('--rollback-index', '3');
+  t.is(wrong.exitCode, 1, wrong.stderr);
+  t.regex(wrong.stderr, /E_BUNDLE_STAGE2: Rollback index 3 is not the 1 signed into/);
+  const c = await create('--rollback-index', '1', '--json');
   t.is(c.exitCode, 0, c.stderr);
   const j = JSON.parse(c.stdout) as { version: string; rootHash: string; rollbackIndex: number };
   t.is(j.version, '1.0');
   t.is(j.rootHash, v1.rootHash);
-  t.is(j.rollbackIndex, 3);
+  t.is(j.rollbackIndex, 1);
+  // The stage 2 in the bundle is boot-a's, byte for byte up to its descriptor's end.
+  const l = readBundleLayout(out);
+  const st = l.members[3];
+  const slots = await readDiskSlots(disk);
+  const boot = slots.a.boot;
+  if (boot === null) return t.fail('no boot-a');
+  const d = await readFile(disk);
+  const b = await readFile(out);
+  const at = Number(boot.firstLba) * 512;
+  t.true(b.subarray(st.offset, st.offset + st.size).equals(d.subarray(at, at + st.size)));
   const trust = join(dir, 'keys', 'vendor-root.crt');
   const v = await cli('mway-image', ['bundle', 'verify', out, '--trust', trust]);
   t.is(v.exitCode, 0, v.stderr);
-  t.regex(v.stdout, /milkyway 1\.0 \(x86_64\), rollback index 3/);
-  const d = await cli('mway-image', ['bundle', 'verify', out, '--trust', trust, '--running', 'milkyway_1.0']);
-  t.is(d.exitCode, 1);
-  t.regex(d.stderr, /E_BUNDLE_DOWNGRADE/);
+  t.regex(v.stdout, /milkyway 1\.0 \(x86_64\), rollback index 1/);
+  const dn = await cli('mway-image', [
+    'bundle',
+    'verify',
+    out,
+    '--trust',
+    trust,
+    '--running',
+    'milkyway_1.0',
+  ]);
+  t.is(dn.exitCode, 1);
+  t.regex(dn.stderr, /E_BUNDLE_DOWNGRADE/);
   const n = await cli('mway-image', ['bundle', 'verify', out]);
   t.is(n.exitCode, 2, n.stderr);
+  // A disk without a boot chain has no stage 2 to carry.
+  await mkdir(join(dir, 'old'));
+  const old = await makeSlotDisk(join(dir, 'old'), v1, '1.0');
+  const o = await cli('mway-image', [
+    'bundle',
+    'create',
+    old,
+    '-o',
+    join(dir, 'old.mwu'),
+    '--keys',
+    join(dir, 'keys'),
+  ]);
+  t.is(o.exitCode, 1);
+  t.regex(o.stderr, /E_BUNDLE_STAGE2: .* has no boot-a partition/);
 });

@@ -6,7 +6,7 @@ import test from 'ava';
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BootchainError } from '../../bootchain/index.ts';
+import { type BootchainError, pinVendorKey, verifyStage2 } from '../../bootchain/index.ts';
 import { run } from '../../common/exec.ts';
 import {
   decodeSlot,
@@ -104,6 +104,55 @@ test('installToSlot() writes only slot B, verifies it, relabels it and arms one 
     },
   );
   t.is(vs.exitCode, 0, vs.stderr);
+});
+
+test('installToSlot() on a boot-chain disk writes the stage 2 onto boot-b and arms the slot bits there', async (t) => {
+  const dir = await tempDir(t, 'mway-slot-chain-');
+  const keys = await devKeys(dir);
+  const v1 = await makeCoreos(dir, keys, { version: '1.0' });
+  const v2 = await makeCoreos(dir, keys, { version: '2.0' });
+  const disk = await makeSlotDisk(dir, v1, '1.0', { bootChain: keys });
+  const b = await makeBundle(dir, keys, v2, { version: '2.0', rollbackIndex: 2 });
+  const verified = await verifyBundle(b.path, { anchors: [keys.vendorRoot], at: NOW });
+  const before = await readDiskSlots(disk);
+  const bootA = before.a.boot;
+  const bootB = before.b.boot;
+  if (bootA === null || bootB === null) return t.fail('no boot partitions');
+  t.false(before.a.implicit);
+  t.is(before.a.statePartition.index, bootA.index);
+  const aStage2 = sha(
+    (await readFile(disk)).subarray(Number(bootA.firstLba) * 512, Number(bootA.lastLba + 1n) * 512),
+  );
+
+  await installToSlot(disk, b.path, verified, { running: 'a' });
+  const after = await readDiskSlots(disk);
+  t.deepEqual(after.a.state, { priority: 1, tries: 0, successful: true });
+  t.deepEqual(after.b.state, { priority: 2, tries: 1, successful: false });
+  const bytes = await readFile(disk);
+  const at = Number(bootB.firstLba) * 512;
+  const st = verified.layout.members[3];
+  // boot-b holds the bundle's stage 2, which verifies as stage 1 checks it, naming CoreOS 2.0.
+  const written = bytes.subarray(at, at + Number(bootB.sizeBytes));
+  const pinned = [
+    pinVendorKey(keys.vendor.chain[0] as (typeof keys.vendor.chain)[0], { anchors: [keys.vendorRoot] }),
+  ];
+  const d = verifyStage2(written, {
+    pinned,
+    rollbackFloor: 2n,
+    partitionSize: Number(bootB.sizeBytes),
+  }).descriptor;
+  t.is(d.rootHash, v2.rootHash);
+  t.is(d.version, '2.0');
+  t.is(sha(written.subarray(0, st.size)), verified.manifest.stage2.sha256);
+  // boot-a (stage 2 of the running slot) is untouched.
+  t.is(sha(bytes.subarray(Number(bootA.firstLba) * 512, Number(bootA.lastLba + 1n) * 512)), aStage2);
+  // sgdisk: the bits are on the boot partitions (priority 48–51, tries 52–55, successful 56); the
+  // CoreOS data partitions keep only read-only (bit 60).
+  t.regex(await sgdiskInfo(disk, bootB.index), /Attribute flags: 0012000000000000/);
+  t.regex(await sgdiskInfo(disk, bootA.index), /Attribute flags: 0101000000000000/);
+  t.regex(await sgdiskInfo(disk, after.b.data.index), /Attribute flags: 1000000000000000/);
+  const v = await run('sgdisk', ['-v', disk], { timeout: 30_000, reject: false });
+  t.regex(v.stdout, /No problems found/);
 });
 
 test('installToSlot() refuses while the running slot is an undecided trial (E_SLOT_RUNNING)', async (t) => {

@@ -4,65 +4,24 @@
 // peer's line as its result arrives, while slower peers are still running.
 import { access, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
+import test from 'ava';
 import { execa } from 'execa';
-import { startPeerLink } from '../../agent/remote/peer-link.ts';
-import { Broker } from '../../control/broker/broker.ts';
 import { message } from '../../control/wire/index.ts';
-import { tlsContextOptions } from '../../keys/index.ts';
-import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
-import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, cli, tempDir, until } from '../helpers.ts';
+import { recorder } from '../agent/remote/recording-agent.ts';
+import { makeFleetPki } from '../control/command-fixture.ts';
+import { BINS, until } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
 
-async function fleet(t: ExecutionContext, p: FleetPki) {
-  const dir = await tempDir(t);
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-  });
-  t.teardown(() => broker.close());
-  const address = `127.0.0.1:${broker.port}`;
-  const start = async (id: Id, rec: Recorder) => {
-    const link = await startPeerLink({
-      api: rec.api,
-      stateDir: join(dir, id.cert.peerId as string),
-      log: () => {},
-      config: {
-        broker: address,
-        fleet: 'prod',
-        key: id.keyPath,
-        cert: id.certPath,
-        kemKey: id.kemKeyPath,
-        anchors: [p.root.certPath],
-        maxBackoffMs: 300,
-      },
-    });
-    t.teardown(() => link.stop());
-    await until(`${id.cert.peerId} linked`, () => broker.peers.has(id.cert.peerId as string));
-    return link;
-  };
-  const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
-  const args = ['config', 'init', '--broker', address, '--fleet', 'prod', '--anchor', p.root.certPath];
-  return { broker, start, dir, env, args };
-}
-
 test('mway job cancel holds back a command for an offline peer, which then refuses it whoever delivers it', async (t) => {
   const p = await pkiP;
-  const f = await fleet(t, p);
-  const mway = (...a: string[]) => cli('mway', a, { env: f.env, timeout: 60_000 });
-  t.is((await mway(...f.args, '--key', p.admin.keyPath, '--cert', p.admin.certPath)).exitCode, 0);
+  const f = await startFleet(t, p);
+  const mway = await f.as(p.admin, 'admin', 60_000);
   const r1 = recorder();
   const r2 = recorder();
-  await f.start(p.p1, r1);
-  const l2 = await f.start(p.p2, r2);
+  await f.start(p.p1, { api: r1.api });
+  const l2 = await f.start(p.p2, { api: r2.api });
   t.is((await mway('group', 'create', 'web')).exitCode, 0);
   t.is((await mway('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
   await l2.stop();
@@ -88,7 +47,7 @@ test('mway job cancel holds back a command for an offline peer, which then refus
   );
 
   // p2 comes back: it gets the cancellation, not the command.
-  await f.start(p.p2, r2);
+  await f.start(p.p2, { api: r2.api });
   await new Promise((r) => setTimeout(r, 1500));
   t.deepEqual(r2.calls, [], 'the cancelled command never ran on p2');
   // A broker that delivers it anyway (a replay, a bug, a hostile relay) gets a signed refusal.
@@ -116,28 +75,19 @@ test('mway job cancel holds back a command for an offline peer, which then refus
 
 test('mway run prints each peer as its result arrives, before slower peers finish', async (t) => {
   const p = await pkiP;
-  const f = await fleet(t, p);
-  t.is(
-    (await cli('mway', [...f.args, '--key', p.execOp.keyPath, '--cert', p.execOp.certPath], { env: f.env }))
-      .exitCode,
-    0,
-  );
-  const admin = { MWAY_CONFIG_DIR: join(f.dir, 'admin') };
-  t.is(
-    (await cli('mway', [...f.args, '--key', p.admin.keyPath, '--cert', p.admin.certPath], { env: admin }))
-      .exitCode,
-    0,
-  );
-  await f.start(p.p1, recorder());
-  await f.start(p.p2, recorder());
-  t.is((await cli('mway', ['group', 'create', 'web'], { env: admin })).exitCode, 0);
-  t.is((await cli('mway', ['group', 'add', 'web', 'p1', 'p2'], { env: admin })).exitCode, 0);
+  const f = await startFleet(t, p);
+  const exec = await f.as(p.execOp, 'exec');
+  const admin = await f.as(p.admin, 'admin');
+  await f.start(p.p1);
+  await f.start(p.p2);
+  t.is((await admin('group', 'create', 'web')).exitCode, 0);
+  t.is((await admin('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
   const d = join(f.dir, 'race');
   await mkdir(d);
   // Whoever takes the lock first answers at once; the other sleeps, then leaves `done`.
   const script = `mkdir ${d}/lock 2>/dev/null && exit 0; sleep 4; touch ${d}/done`;
   const proc = execa(process.execPath, [BINS.mway, 'run', '--group', 'web', '--', 'sh', '-c', script], {
-    env: f.env,
+    env: exec.env,
     reject: false,
     buffer: false,
     timeout: 60_000,

@@ -3,78 +3,18 @@
 // peer from the peer's own signed answer (a scope refusal reaches the operator and the exit
 // code), and `group delete` makes the members drop their signed membership. The broker, the
 // peer links and `mway` are real (127.0.0.1); the agents are recording AgentApis.
-import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { startPeerLink } from '../../agent/remote/peer-link.ts';
-import { Broker } from '../../control/broker/broker.ts';
-import { tlsContextOptions } from '../../keys/index.ts';
-import { recorder } from '../agent/remote/recording-agent.ts';
-import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { type FleetPki, makeFleetPki } from '../control/command-fixture.ts';
+import { until } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
 
 async function fleet(t: ExecutionContext, p: FleetPki) {
-  const dir = await tempDir(t);
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-  });
-  t.teardown(() => broker.close());
-  const address = `127.0.0.1:${broker.port}`;
-  const links = new Map<string, Awaited<ReturnType<typeof startPeerLink>>>();
-  const start = async (id: Id) => {
-    const link = await startPeerLink({
-      api: recorder().api,
-      stateDir: join(dir, id.cert.peerId as string),
-      log: () => {},
-      config: {
-        broker: address,
-        fleet: 'prod',
-        key: id.keyPath,
-        cert: id.certPath,
-        kemKey: id.kemKeyPath,
-        anchors: [p.root.certPath],
-        maxBackoffMs: 300,
-      },
-    });
-    links.set(id.cert.peerId as string, link);
-    t.teardown(() => link.stop());
-  };
-  await start(p.p1);
-  await start(p.p2);
-  await until('both peers online', () => broker.peers.has('p1') && broker.peers.has('p2'));
-  /** `mway` as `who` (its own config directory). */
-  const as = async (who: Id, name: string) => {
-    const env = { MWAY_CONFIG_DIR: join(dir, `mway-${name}`) };
-    const init = await cli(
-      'mway',
-      [
-        'config',
-        'init',
-        '--broker',
-        address,
-        '--fleet',
-        'prod',
-        '--key',
-        who.keyPath,
-        '--cert',
-        who.certPath,
-        '--anchor',
-        p.root.certPath,
-      ],
-      { env },
-    );
-    t.is(init.exitCode, 0, init.stderr);
-    return (...args: string[]) => cli('mway', args, { env, timeout: 90_000 });
-  };
-  return { broker, links, as, dir };
+  const f = await startFleet(t, p);
+  await f.start(p.p1);
+  await f.start(p.p2);
+  return f;
 }
 
 test('a remote command that exits non-zero is a failure with its output; an unknown peer fails at once', async (t) => {

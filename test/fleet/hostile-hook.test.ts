@@ -3,58 +3,34 @@
 // each with its own code, the operator client reports the signed refusals, and nothing runs.
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { startPeerLink } from '../../agent/remote/peer-link.ts';
-import { Broker, type OutgoingHook } from '../../control/broker/broker.ts';
+import type { OutgoingHook } from '../../control/broker/broker.ts';
 import { OperatorClient } from '../../control/operator/operator-client.ts';
 import { buildCommand, envelopeDigest } from '../../control/wire/command.ts';
 import type { Message } from '../../control/wire/protocol.ts';
-import { signEnvelope, tlsContextOptions } from '../../keys/index.ts';
+import { signEnvelope } from '../../keys/index.ts';
 import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
 import { type FleetPki, makeFleetPki } from '../control/command-fixture.ts';
 import { tempDir, until } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
 
 async function fleet(t: ExecutionContext, hook: { current: OutgoingHook | undefined }, lagMs = 0) {
   const p: FleetPki = await pkiP;
-  const dir = await tempDir(t);
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-    // A broker that delays may also lie about the time, so it does not expire what it holds back.
-    now: () => new Date(Date.now() - lagMs),
-    hooks: { outgoing: (o) => (hook.current === undefined ? [o.message] : hook.current(o)) },
+  const f = await startFleet(t, p, {
+    broker: {
+      // A broker that delays may also lie about the time, so it does not expire what it holds back.
+      now: () => new Date(Date.now() - lagMs),
+      hooks: { outgoing: (o) => (hook.current === undefined ? [o.message] : hook.current(o)) },
+    },
   });
-  t.teardown(() => broker.close());
-  const address = `127.0.0.1:${broker.port}`;
+  const { broker, address, dir } = f;
   const recs: Record<string, Recorder> = {};
   for (const id of [p.p1, p.p2]) {
     const rec = recorder();
     recs[id.cert.peerId as string] = rec;
-    const link = await startPeerLink({
-      api: rec.api,
-      stateDir: join(dir, id.cert.peerId as string),
-      log: () => {},
-      config: {
-        broker: address,
-        fleet: 'prod',
-        key: id.keyPath,
-        cert: id.certPath,
-        kemKey: id.kemKeyPath,
-        anchors: [p.root.certPath],
-        skewMs: 0,
-        maxBackoffMs: 300,
-      },
-    });
-    t.teardown(() => link.stop());
+    await f.start(id, { api: rec.api, config: { skewMs: 0 } });
   }
-  await until('peers online', () => broker.peers.has('p1') && broker.peers.has('p2'));
   const op = await OperatorClient.connect(
     {
       broker: address,

@@ -86,7 +86,7 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
     return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
   });
 
-  const status = await mway('status', '--group', 'web', '--json');
+  const status = await mway('status', '--group', 'web', '--json', '--static');
   t.is(status.exitCode, 0, status.stdout + status.stderr);
   const st = JSON.parse(status.stdout) as {
     peers: Array<{ peer: string; output: { agent: { mode: string; secureConfig: { verified: boolean } } } }>;
@@ -126,9 +126,13 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   await cli('mway', ['config', 'init', ...base, '--key', p.execOp.keyPath, '--cert', p.execOp.certPath], {
     env: execEnv,
   });
-  const run = await cli('mway', ['run', '--group', 'web', '--json', '--', 'cat', '/proc/1/cmdline'], {
-    env: execEnv,
-  });
+  const run = await cli(
+    'mway',
+    ['run', '--group', 'web', '--json', '--static', '--', 'cat', '/proc/1/cmdline'],
+    {
+      env: execEnv,
+    },
+  );
   t.is(run.exitCode, 0, run.stdout + run.stderr);
   const out = JSON.parse(run.stdout) as { peers: Array<{ output: { stdout: string } }> };
   // The command ran inside each agent's PID namespace, whose PID 1 is the agent.
@@ -141,7 +145,7 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   t.regex(human.stdout, /2 targeted, 2 succeeded, 0 failed, 0 no answer/);
 
   // A service that does not exist: the agent's own error code comes back, signed.
-  const restart = await mway('service', '--peer', 'p1', 'restart', 'nosuch', '--json');
+  const restart = await mway('service', '--peer', 'p1', 'restart', 'nosuch', '--json', '--static');
   t.is(restart.exitCode, 1);
   const rr = JSON.parse(restart.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.is(rr.peers[0]?.outcome, 'failed');
@@ -151,17 +155,17 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   // check passes, the agent's own layer verification refuses it, nothing is installed.
   const junk = join(dir, 'junk.mwl');
   await writeFile(junk, Buffer.alloc(64 * 1024, 1));
-  const install = await mway('install', '--peer', 'p1', junk, '--json');
+  const install = await mway('install', '--peer', 'p1', junk, '--json', '--static');
   t.is(install.exitCode, 1);
   const ir = JSON.parse(install.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.is(ir.peers[0]?.outcome, 'failed');
   t.regex(ir.peers[0]?.code ?? '', /^E_/);
   t.not(ir.peers[0]?.code, 'E_ACTION_DIGEST');
-  const layers = await mway('status', '--peer', 'p1', '--json');
+  const layers = await mway('status', '--peer', 'p1', '--json', '--static');
   const lr = JSON.parse(layers.stdout) as { peers: Array<{ output: { layers: unknown[] } }> };
   t.deepEqual(lr.peers[0]?.output.layers, []);
 
-  const reboot = await mway('reboot', '--peer', 'p2', '--json');
+  const reboot = await mway('reboot', '--peer', 'p2', '--json', '--static');
   t.is(reboot.exitCode, 0, reboot.stdout + reboot.stderr);
   t.is(await agents[1]?.agent.exit, 133, 'namespace mode: reboot exits 133 after an orderly shutdown');
   t.is(agents[0]?.agent.proc.exitCode, null, 'the other agent keeps running');
@@ -273,7 +277,7 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
     const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
     return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
   });
-  const install = await mway('install', '--group', 'web', mwl, '--json');
+  const install = await mway('install', '--group', 'web', mwl, '--json', '--static');
   t.is(install.exitCode, 0, install.stdout + install.stderr);
   const ir = JSON.parse(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
   t.deepEqual(
@@ -286,7 +290,9 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   await until(
     'services running',
     async () => {
-      const r = JSON.parse((await mway('service', '--group', 'web', 'list', '--json')).stdout) as {
+      const r = JSON.parse(
+        (await mway('service', '--group', 'web', 'list', '--json', '--static')).stdout,
+      ) as {
         peers: Array<{ output: Array<{ state: string }> }>;
       };
       return r.peers.every((x) => x.output.some((s) => s.state === 'running'));
@@ -294,11 +300,11 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
     30_000,
   );
   const before = JSON.parse(
-    (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
+    (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json', '--static')).stdout,
   ) as { peers: Array<{ output: { pid: number } }> };
   // A hostile broker tampers with a stop: both real agents refuse, the service keeps running.
   hostile = true;
-  const stop = await mway('service', '--group', 'web', 'stop', 'hello/web', '--json');
+  const stop = await mway('service', '--group', 'web', 'stop', 'hello/web', '--json', '--static');
   hostile = false;
   t.is(stop.exitCode, 1);
   const sr = JSON.parse(stop.stdout) as { peers: Array<{ outcome: string; code: string }> };
@@ -307,20 +313,20 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
     ['refused E_CMD_SIGNATURE', 'refused E_CMD_SIGNATURE'],
   );
   const still = JSON.parse(
-    (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
+    (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json', '--static')).stdout,
   ) as {
     peers: Array<{ output: { pid: number; state: string } }>;
   };
   t.is(still.peers[0]?.output.state, 'running');
   t.is(still.peers[0]?.output.pid, before.peers[0]?.output.pid);
 
-  const restart = await mway('service', '--group', 'web', 'restart', 'hello/web', '--json');
+  const restart = await mway('service', '--group', 'web', 'restart', 'hello/web', '--json', '--static');
   t.is(restart.exitCode, 0, restart.stdout + restart.stderr);
   await until(
     'a new process',
     async () => {
       const after = JSON.parse(
-        (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json')).stdout,
+        (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json', '--static')).stdout,
       ) as { peers: Array<{ output: { pid?: number; state: string } }> };
       const o = after.peers[0]?.output;
       return o?.state === 'running' && o.pid !== undefined && o.pid !== before.peers[0]?.output.pid;
@@ -329,7 +335,7 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   );
   const remove = await mway('remove', '--group', 'web', 'hello');
   t.is(remove.exitCode, 0, remove.stdout + remove.stderr);
-  const layers = JSON.parse((await mway('status', '--group', 'web', '--json')).stdout) as {
+  const layers = JSON.parse((await mway('status', '--group', 'web', '--json', '--static')).stdout) as {
     peers: Array<{ output: { layers: unknown[] } }>;
   };
   t.deepEqual(

@@ -109,7 +109,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     'every stored status verifies here',
   );
 
-  const dry = await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json');
+  const dry = await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json', '--static');
   t.deepEqual(
     (JSON.parse(dry.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
     ['p1', 'p2'],
@@ -139,7 +139,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   const layer = randomBytes(2 * 1024 * 1024 + 5);
   const layerPath = join(dir, 'hello.mwl');
   await writeFile(layerPath, layer);
-  const install = await mway('install', '--group', 'web', layerPath, '--json');
+  const install = await mway('install', '--group', 'web', layerPath, '--json', '--static');
   t.is(install.exitCode, 0, install.stdout + install.stderr);
   t.true(recs.p1.installed[0]?.equals(layer));
 
@@ -147,13 +147,13 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   const big = randomBytes(5 * 1024 * 1024 + 3);
   const bigPath = join(dir, 'big.mwl');
   await writeFile(bigPath, big);
-  const bigInstall = await mway('install', '--group', 'web', bigPath, '--json');
+  const bigInstall = await mway('install', '--group', 'web', bigPath, '--json', '--static');
   t.is(bigInstall.exitCode, 0, bigInstall.stdout + bigInstall.stderr);
   t.true(recs.p1.installed[1]?.equals(big));
   t.true(recs.p2.installed[1]?.equals(big));
 
   // An operator out of scope: the peers refuse, mway says so and exits 1.
-  const exec = await mway('run', '--group', 'web', '--json', '--', 'id');
+  const exec = await mway('run', '--group', 'web', '--json', '--static', '--', 'id');
   t.is(exec.exitCode, 1);
   const execReport = JSON.parse(exec.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.deepEqual(
@@ -182,6 +182,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     '--timeout',
     '10',
     '--json',
+    '--static',
     '--',
     'id',
   );
@@ -192,7 +193,17 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   // p2 goes offline; the job waits for it.
   await link2.stop();
   await until('p2 offline', () => !broker.peers.has('p2'));
-  const partial = await mway('service', '--group', 'web', 'restart', 'hello', '--timeout', '3', '--json');
+  const partial = await mway(
+    'service',
+    '--group',
+    'web',
+    'restart',
+    'hello',
+    '--timeout',
+    '3',
+    '--json',
+    '--static',
+  );
   t.is(partial.exitCode, 1);
   const job = JSON.parse(partial.stdout) as {
     jobId: string;
@@ -228,7 +239,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     return rows.some((x) => x.peer === 'p2' && x.groups !== undefined && !x.groups.includes('web'));
   });
   const after = JSON.parse(
-    (await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json')).stdout,
+    (await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json', '--static')).stdout,
   ) as {
     peers: Array<{ peer: string }>;
   };

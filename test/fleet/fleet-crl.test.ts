@@ -155,7 +155,7 @@ test('a revoked operator is refused by the running broker at once and, after mwa
   };
   t.is(await asBob(), 'ok', 'the peer has no CRL yet');
 
-  const push = await admin.run('crl', 'push', crl, '--group', 'web', '--json');
+  const push = await admin.run('crl', 'push', crl, '--group', 'web', '--json', '--static');
   t.is(push.exitCode, 0, push.stdout + push.stderr);
   const out = (JSON.parse(push.stdout) as { peers: Array<{ output: { state: string; serials: number } }> })
     .peers[0]?.output;
@@ -167,7 +167,7 @@ test('a revoked operator is refused by the running broker at once and, after mwa
   const stale = await admin.run('crl', 'push', emptyCrl, '--peer', 'p1');
   t.is(stale.exitCode, 1);
   t.regex(stale.stdout, /p1\s+failed\s+E_CRL_STALE/);
-  const again = await admin.run('crl', 'push', crl, '--peer', 'p1', '--json');
+  const again = await admin.run('crl', 'push', crl, '--peer', 'p1', '--json', '--static');
   t.like((JSON.parse(again.stdout) as { peers: Array<{ output: unknown }> }).peers[0]?.output, {
     state: 'unchanged',
   });

@@ -120,7 +120,7 @@ test('agents without an identity enroll through the broker, are accepted with id
   await until('web-2 linked', () => broker.peers.has('web-2') && b.connected);
 
   await until('web-1 holds web', async () => {
-    const r = await mway('status', '--group', 'web', '--timeout', '5', '--json');
+    const r = await mway('status', '--group', 'web', '--timeout', '5', '--json', '--static');
     return r.exitCode === 0;
   });
   const peers = JSON.parse((await mway('peers', '--json')).stdout) as Array<{
@@ -152,6 +152,7 @@ test('agents without an identity enroll through the broker, are accepted with id
     `group:web and fact:hostname=${hostname()}`,
     '--dry-run',
     '--json',
+    '--static',
   );
   t.is(byFact.exitCode, 0, byFact.stderr);
   t.deepEqual(

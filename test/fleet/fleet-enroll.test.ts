@@ -132,7 +132,17 @@ test('mway peers pending / accept certifies the requested key, reject refuses an
   const end = Date.now() + 15_000;
   let ok = false;
   while (!ok && Date.now() < end) {
-    const r3 = await mway('service', '--group', 'web', 'restart', 'hello', '--timeout', '5', '--json');
+    const r3 = await mway(
+      'service',
+      '--group',
+      'web',
+      'restart',
+      'hello',
+      '--timeout',
+      '5',
+      '--json',
+      '--static',
+    );
     ok = r3.exitCode === 0;
   }
   t.true(ok, 'the enrolled peer ran a signed command');

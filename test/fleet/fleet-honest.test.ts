@@ -33,7 +33,7 @@ test('a remote command that exits non-zero is a failure with its output; an unkn
   t.regex(bad.stdout, /2 targeted, 0 succeeded, 2 failed, 0 no answer/);
   t.regex(bad.stdout, /== p1 ==\nout\n\[stderr\]\nerr\n\[exit 3\]/);
   const json = JSON.parse(
-    (await exec('run', '--peer', 'p2', '--json', '--', 'sh', '-c', 'exit 7')).stdout,
+    (await exec('run', '--peer', 'p2', '--json', '--static', '--', 'sh', '-c', 'exit 7')).stdout,
   ) as {
     peers: Array<{ outcome: string; code: string; output: { exitCode: number } }>;
   };

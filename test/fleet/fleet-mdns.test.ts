@@ -161,7 +161,7 @@ test('an agent with no broker address finds it by mDNS across network namespaces
   t.is((await mway('group', 'create', 'web')).exitCode, 0);
   t.is((await mway('group', 'add', 'web', 'p1')).exitCode, 0);
   await aout.waitFor(/membership of web held/, 20_000);
-  const st = await mway('status', '--group', 'web', '--json');
+  const st = await mway('status', '--group', 'web', '--json', '--static');
   t.is(st.exitCode, 0, String(st.stdout) + String(st.stderr));
   const report = JSON.parse(String(st.stdout)) as {
     peers: Array<{ peer: string; outcome: string; output: { agent: { mode: string } } }>;

@@ -225,7 +225,7 @@ test.serial(
       [['qemu1', true]],
     );
 
-    const status = await mway('status', '--peer', 'qemu1', '--timeout', '180', '--json');
+    const status = await mway('status', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
     t.is(status.exitCode, 0, status.stdout + status.stderr + console());
     const st = JSON.parse(status.stdout) as {
       peers: Array<{ peer: string; outcome: string; output: { agent: { mode: string } } }>;
@@ -237,7 +237,17 @@ test.serial(
 
     type Svc = { peers: Array<{ peer: string; outcome: string; output: { state: string; pid?: number } }> };
     const service = async (verb: string): Promise<Svc['peers'][number] | undefined> => {
-      const r = await mway('service', '--peer', 'qemu1', verb, 'web/httpd', '--timeout', '180', '--json');
+      const r = await mway(
+        'service',
+        '--peer',
+        'qemu1',
+        verb,
+        'web/httpd',
+        '--timeout',
+        '180',
+        '--json',
+        '--static',
+      );
       t.is(r.exitCode, 0, `${verb}: ${r.stdout}${r.stderr}\n${console()}`);
       return (JSON.parse(r.stdout) as Svc).peers[0];
     };
@@ -286,7 +296,7 @@ test.serial(
       chain: await readCertificates(join(keysDir, 'user.crt')),
       out: mwl,
     });
-    const install = await mway('install', '--group', 'qemu', mwl, '--timeout', '240', '--json');
+    const install = await mway('install', '--group', 'qemu', mwl, '--timeout', '240', '--json', '--static');
     t.is(install.exitCode, 0, install.stdout + install.stderr + console());
     const ir = JSON.parse(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
     t.deepEqual(
@@ -295,7 +305,7 @@ test.serial(
     );
     type List = { peers: Array<{ output: Array<{ name: string; state: string }> }> };
     const listed = async (): Promise<string[]> => {
-      const r = await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json');
+      const r = await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json', '--static');
       if (r.exitCode !== 0) return [];
       return ((JSON.parse(r.stdout) as List).peers[0]?.output ?? [])
         .filter((x) => x.state === 'running')
@@ -312,7 +322,7 @@ test.serial(
     // Reboot: the agent answers, shuts down in order, the guest boots again from the same disk
     // (writes kept for the life of this QEMU), reconnects, and the installed layer is back.
     const mark = b.lines.length;
-    const reboot = await mway('reboot', '--peer', 'qemu1', '--timeout', '180', '--json');
+    const reboot = await mway('reboot', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
     t.is(reboot.exitCode, 0, reboot.stdout + reboot.stderr + console());
     t.truthy(await b.until(/shutdown done \(reboot\)/, mark), console());
     const t2 = Date.now();
@@ -327,7 +337,7 @@ test.serial(
     }
     t.deepEqual(running, ['hello/sleeper', 'web/httpd'], console());
 
-    const off = await mway('poweroff', '--peer', 'qemu1', '--timeout', '180', '--json');
+    const off = await mway('poweroff', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
     t.is(off.exitCode, 0, off.stdout + off.stderr + console());
     const end = await q.done;
     t.true(end.poweredOff, end.tail.join('\n'));

@@ -114,7 +114,7 @@ test('mway update --group web BUNDLE --no-reboot: every agent writes and arms sl
     /p1: running a {2}a\* 1\.0 \(good, priority 2\) {2}b - \(empty, priority 0\) {2}rollback floor 0/,
   );
 
-  const up = await mway('update', '--group', 'web', bundle, '--no-reboot', '--json');
+  const up = await mway('update', '--group', 'web', bundle, '--no-reboot', '--json', '--static');
   t.is(up.exitCode, 0, up.stdout + up.stderr);
   const r = JSON.parse(up.stdout) as {
     peers: Array<{
@@ -144,7 +144,7 @@ test('mway update --group web BUNDLE --no-reboot: every agent writes and arms sl
     [older, 'E_BUNDLE_DOWNGRADE'],
     [foreign, 'E_BUNDLE_SIGNATURE'],
   ] as const) {
-    const no = await mway('update', '--group', 'web', file, '--no-reboot', '--json');
+    const no = await mway('update', '--group', 'web', file, '--no-reboot', '--json', '--static');
     t.is(no.exitCode, 1, no.stdout + no.stderr);
     const j = JSON.parse(no.stdout) as { peers: Array<{ outcome: string; code?: string }> };
     t.deepEqual(

@@ -280,7 +280,16 @@ test.serial(
     );
 
     // A replay of 2.0 is refused by the peer.
-    const replay = await mway('update', '--group', 'web', 'milkyway-2.0.mwu', '--timeout', '1800', '--json');
+    const replay = await mway(
+      'update',
+      '--group',
+      'web',
+      'milkyway-2.0.mwu',
+      '--timeout',
+      '1800',
+      '--json',
+      '--static',
+    );
     t.is(replay.exitCode, 1);
     t.regex(replay.stdout, /E_BUNDLE_DOWNGRADE/);
 
@@ -301,7 +310,7 @@ test.serial(
       /last rollback: 3\.0 \(slot a\) at .*: the trial boot of slot a did not reach the health gate/,
     );
 
-    const off = await mway('poweroff', '--peer', 'qemu1', '--timeout', '180', '--json');
+    const off = await mway('poweroff', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
     t.is(off.exitCode, 0, off.stdout + off.stderr);
     t.true((await q.done).poweredOff);
   },

@@ -6,7 +6,7 @@ import { openRegularFile } from '../../../common/index.ts';
 import { MAX_INLINE_LAYER_BYTES } from '../../wire/index.ts';
 import { operatorError, usageError } from '../operator-error.ts';
 import { installLargeLayer, layerArgs } from '../operator-client.ts';
-import { finish, runJob, targetArgs, targetOf, withClient } from './shared.ts';
+import { finish, jsonMode, runJob, targetArgs, targetOf, withClient } from './shared.ts';
 
 export default defineCommand({
   meta: { name: 'install', description: 'Install a signed layer on a group or peers' },
@@ -19,6 +19,7 @@ export default defineCommand({
     if (args.async === true)
       throw usageError(`--async: ${args.file} is sent in pieces, each must arrive first`);
     const target = targetOf(args);
+    const json = jsonMode(args);
     return withClient(async (c) => {
       const r = await installLargeLayer(c, args.file, {
         target,
@@ -27,7 +28,7 @@ export default defineCommand({
         timeoutMs: (args.timeout === undefined ? 300 : Number(args.timeout)) * 1000,
         dryRun: args['dry-run'] === true,
       });
-      return finish(r, args.json);
+      return finish(r, json);
     });
   },
 });

@@ -54,7 +54,8 @@ export const job = defineCommand({
   },
   run: ({ args }) =>
     withClient(async (c) => {
-      if (args.id !== 'cancel') return finish(await c.job(await c.resolveJobId(args.id)), args.json);
+      if (args.id !== 'cancel')
+        return finish(await c.job(await c.resolveJobId(args.id)), args.json === true ? 'static' : undefined);
       const target = (args._ ?? []).map(String)[1];
       if (target === undefined) throw usageError('mway job cancel needs a job id');
       const s = args.timeout === undefined ? 10 : Number(args.timeout);

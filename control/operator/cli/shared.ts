@@ -29,6 +29,10 @@ export const targetArgs = {
   'max-fail': { type: 'string', description: 'Stop the rollout after more than N (or N%) failures' },
   timeout: { type: 'string', numeric: 'number', description: 'Seconds to wait for results (default 60)' },
   async: { type: 'boolean', description: 'Submit, print the job id and return' },
+  static: {
+    type: 'boolean',
+    description: 'With --json: one document at the end instead of a JSON line per result',
+  },
 } as const;
 
 export interface TargetFlags {
@@ -41,6 +45,7 @@ export interface TargetFlags {
   'max-fail'?: string | undefined;
   timeout?: string | undefined;
   async?: boolean | undefined;
+  static?: boolean | undefined;
 }
 
 /** The target expression from --group / --peer / --target (exactly one). */
@@ -195,7 +200,7 @@ export function liveTable(write: (s: string) => void) {
   let w = 4;
   const shown = new Set<string>();
   return {
-    submitted(peers: readonly string[]): void {
+    submitted(_id: string, peers: readonly string[]): void {
       w = width(peers);
       write(`${tableHead(w)}\n`);
     },
@@ -210,9 +215,56 @@ export function liveTable(write: (s: string) => void) {
   };
 }
 
-/** Prints the report and returns the exit code: 0 only when every targeted peer succeeded. */
-export function finish(r: JobReport, json: boolean | undefined): number {
-  output(json, r, () => jobText(r));
+/**
+ * `--json` on a fleet command, as JSON Lines (Salt's streaming `--out=json`): one
+ * `{"type":"result","jobId",peer,outcome,code?,message?,output?}` line per peer as its verified
+ * result arrives, the peers that never answered at the end, then one `{"type":"summary",…}`
+ * line: jobId, action, target, summary counts (and `dryRun` with the resolved `peers`, or
+ * `async`). `--static` keeps the one document printed at the end (Salt's `--static`).
+ */
+export function jsonLines(write: (s: string) => void) {
+  const shown = new Set<string>();
+  let jobId = '';
+  const line = (v: Record<string, unknown>) => write(`${JSON.stringify(v)}\n`);
+  return {
+    submitted(id: string): void {
+      jobId = id;
+    },
+    result(p: PeerReport): void {
+      shown.add(p.peer);
+      line({ type: 'result', jobId, ...p });
+    },
+    end(r: JobReport): void {
+      const head = { jobId: r.jobId, action: r.action, target: r.target };
+      if (r.dryRun !== true && r.async !== true)
+        for (const p of r.peers) if (!shown.has(p.peer)) line({ type: 'result', ...head, ...p });
+      line({
+        type: 'summary',
+        ...head,
+        ...(r.dryRun === true ? { dryRun: true, peers: r.peers.map((p) => p.peer) } : {}),
+        ...(r.async === true ? { async: true } : {}),
+        summary: r.summary,
+      });
+    },
+  };
+}
+
+/** How --json / --static print a report: JSON Lines, one document, or the human table. */
+export type JsonMode = 'lines' | 'static' | undefined;
+
+export function jsonMode(a: { json?: boolean | undefined; static?: boolean | undefined }): JsonMode {
+  if (a.static === true && a.json !== true)
+    throw usageError('--static is an output form of --json: give both');
+  return a.json !== true ? undefined : a.static === true ? 'static' : 'lines';
+}
+
+/**
+ * Prints a report that is complete (a stored job, a layer sent in pieces) and returns the exit
+ * code: 0 only when every targeted peer succeeded.
+ */
+export function finish(r: JobReport, json: JsonMode): number {
+  if (json === 'lines') jsonLines((s) => process.stdout.write(s)).end(r);
+  else output(json === 'static', r, () => jobText(r));
   return exitOf(r);
 }
 
@@ -228,16 +280,20 @@ export async function runJob(
   args: Record<string, unknown> | ((peers: PeerView[], c: OperatorClient) => Record<string, unknown>),
 ): Promise<number> {
   const target = targetOf(a);
+  const json = jsonMode(a);
   // Flag errors before connecting: the real sizes are computed against the resolved targets.
   if (a.batch !== undefined) batchSize(a.batch, 1);
   if (a['max-fail'] !== undefined) failBudget(a['max-fail'], 1);
   const timeout = a.timeout === undefined ? 60 : Number(a.timeout);
   if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
   return withClient(async (c) => {
+    const write = (s: string) => process.stdout.write(s);
     const live =
-      a.json === true || a['dry-run'] === true || a.async === true
-        ? undefined
-        : liveTable((s) => process.stdout.write(s));
+      json === 'lines'
+        ? jsonLines(write)
+        : json === 'static' || a['dry-run'] === true || a.async === true
+          ? undefined
+          : liveTable(write);
     const report = await c.run({
       action,
       target,
@@ -250,11 +306,11 @@ export async function runJob(
       ...(live === undefined
         ? {}
         : {
-            onSubmitted: (_id: string, peers: readonly string[]) => live.submitted(peers),
+            onSubmitted: (id: string, peers: readonly string[]) => live.submitted(id, peers),
             onProgress: (_d: number, _t: number, r: PeerReport) => live.result(r),
           }),
     });
-    if (live === undefined) return finish(report, a.json);
+    if (live === undefined) return finish(report, json);
     live.end(report);
     return exitOf(report);
   });

@@ -11,7 +11,7 @@ import type { Envelope } from '../../../keys/index.ts';
 import { verifyStatus } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { sendInPieces } from '../operator-client.ts';
-import { finish, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
+import { finish, jsonMode, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
 
 interface Slots {
   available?: boolean;
@@ -119,6 +119,7 @@ export default defineCommand({
     if (size === undefined) throw usageError(`Cannot read update bundle ${args.bundle}`);
     if (args.async === true) throw usageError('--async: a bundle is sent in pieces, each must arrive first');
     const target = targetOf(args);
+    const json = jsonMode(args);
     const timeout = args.timeout === undefined ? 600 : Number(args.timeout);
     if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
     return withClient(async (c) => {
@@ -134,7 +135,7 @@ export default defineCommand({
         },
         { chunk: 'coreos.chunk', final: 'coreos.update', extra: { reboot: args.reboot !== false } },
       );
-      return finish(r, args.json);
+      return finish(r, json);
     });
   },
 });

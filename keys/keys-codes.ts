@@ -25,6 +25,8 @@ export const KEYS_CODES = defineCodes(
       E_KEY_MALFORMED: 'not a PKCS#8 PEM private key',
       E_KEY_PASSPHRASE: 'encrypted key without a passphrase, or a wrong passphrase',
       E_KEY_MISMATCH: 'signing key does not belong to the given certificate',
+      E_KEY_EXISTS:
+        '`secure-boot`: the keys folder already holds Secure Boot keys of that kind (never overwritten: enrolled firmware trusts the old ones)',
       E_KEM_KEY: 'missing/invalid ML-KEM-768 key (recipient has no KEM key, wrong key type/length)',
       E_CERT_READ: 'certificate file cannot be read',
       E_FILE_READ:

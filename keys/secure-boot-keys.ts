@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { requireTool, run } from '../common/index.ts';
+import { pathExists, requireTool, run } from '../common/index.ts';
 import { KeysError } from './errors.ts';
 
 export type SecureBootKeyRole = 'pk' | 'kek' | 'db' | 'kexec';
@@ -33,8 +33,21 @@ export async function newSecureBootKeys(o: {
       `Secure Boot key name ${JSON.stringify(o.name)} is not 1-40 letters, digits, space . _ -`,
     );
   const openssl = await requireTool('openssl');
-  await mkdir(o.dir, { recursive: true, mode: 0o700 });
   const roles: readonly SecureBootKeyRole[] = o.kind === 'user' ? USER_SB_ROLES : ['kexec'];
+  // Enrolled keys are not replaceable by a new key of the same name: firmware that trusts the
+  // old db certificate would refuse every stage 1 signed after it. Refuse before writing any.
+  const present: string[] = [];
+  for (const role of roles)
+    for (const f of Object.values(secureBootFiles(o.dir, role))) if (await pathExists(f)) present.push(f);
+  if (o.kind === 'user' && (await pathExists(join(o.dir, SECURE_BOOT_GUID_FILE))))
+    present.push(join(o.dir, SECURE_BOOT_GUID_FILE));
+  if (present.length > 0)
+    throw new KeysError(
+      'E_KEY_EXISTS',
+      `Cannot make ${o.kind} Secure Boot keys in ${o.dir}: ${present.join(', ')} already there (move them away to replace them)`,
+      { path: o.dir },
+    );
+  await mkdir(o.dir, { recursive: true, mode: 0o700 });
   const out = [];
   for (const role of roles) {
     const f = secureBootFiles(o.dir, role);

@@ -3,7 +3,7 @@
 // documented without a second list. `BINARY completion SHELL` prints a script; man/*.1 are
 // written by `npm run docs:man` (scripts/man-pages.ts) and a test fails when they drift.
 import { type ArgsDef, defineCommand } from 'citty';
-import { type AnyCommand, activeRoot } from './cli.ts';
+import { type AnyCommand, activeRoot, loadCommand } from './cli.ts';
 import { UsageError } from './usage-error.ts';
 
 export interface ArgInfo {
@@ -46,7 +46,7 @@ export async function commandTree(root: AnyCommand, path?: string[]): Promise<Ve
   const subs: VerbNode[] = [];
   const table = (await resolve<Record<string, unknown> | undefined>(root.subCommands)) ?? {};
   for (const [name, sub] of Object.entries(table)) {
-    subs.push(await commandTree(await resolve<AnyCommand>(sub), [...here, name]));
+    subs.push(await commandTree(await loadCommand(sub, name), [...here, name]));
   }
   return {
     path: here,

@@ -31,6 +31,30 @@ async function resolve<T>(
   return typeof v === 'function' ? await (v as () => T | Promise<T>)() : await v;
 }
 
+const loaders = new WeakMap<object, () => Promise<AnyCommand>>();
+
+/**
+ * A subcommand whose module is imported only when it runs or its own help is shown. Its
+ * description is written here, in the parent's table, because the parent's `--help` lists
+ * every subcommand and must not import them all to do so (citty's usage reads only a
+ * subcommand's meta; before this, `mway-layer --help` loaded 567 modules). The verb's file
+ * carries no meta of its own: the name is its key in the table, the description this one.
+ */
+export function lazy(description: string, load: () => Promise<AnyCommand>): AnyCommand {
+  const stub: AnyCommand = { meta: { description } };
+  loaders.set(stub, load);
+  return stub;
+}
+
+/** The command a subcommand table entry named `name` stands for, a lazy one's module loaded. */
+export async function loadCommand(entry: unknown, name: string): Promise<AnyCommand> {
+  const c = (await resolve(entry as AnyCommand)) as AnyCommand;
+  const load = loaders.get(c);
+  if (load === undefined) return c;
+  const real = await load();
+  return { ...real, meta: { ...((await resolve(real.meta)) ?? {}), name, ...(c.meta as object) } };
+}
+
 /** The words before `--`: only they can be flags or subcommand names. */
 function beforeDash(argv: readonly string[]): readonly string[] {
   const i = argv.indexOf('--');
@@ -95,7 +119,7 @@ async function select(root: AnyCommand, argv: readonly string[], lenient: boolea
         : new UsageError(`Unknown command ${name}; one of: ${known}`, 'unknown-command', name);
     }
     parent = cmd;
-    cmd = (await resolve(next)) as AnyCommand;
+    cmd = await loadCommand(next, name as string);
     names.push(name as string);
     rest = [...rest.slice(0, i), ...rest.slice(i + 1)];
   }

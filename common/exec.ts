@@ -1,7 +1,8 @@
 // The one way MilkyWay runs external programs: execa with an explicit timeout, a
 // force-kill after SIGTERM, never a shell, and a missing program reported with the
-// Debian package that provides it.
-import { execa, type Options } from 'execa';
+// Debian package that provides it. execa (110 modules) is imported on the first run, not
+// when this file loads: every CLI loads common/, and `--help` runs no program.
+import type { Options } from 'execa';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 import { CommonError } from './error.ts';
@@ -98,6 +99,7 @@ export async function run(tool: string, args: readonly string[], options: RunOpt
     ...(options.binary === true ? { encoding: 'buffer' as const } : {}),
     ...(options.inherit === true ? { stdio: 'inherit' as const } : {}),
   };
+  const { execa } = await import('execa');
   let result: ExecaOutcome;
   try {
     const subprocess = execa(file, [...args], execaOptions);

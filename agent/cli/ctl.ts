@@ -239,10 +239,6 @@ const watch = defineCommand({
 });
 
 export default defineCommand({
-  meta: {
-    name: 'ctl',
-    description: 'Control a running agent over its local D-Bus API (org.milkyway.Agent1)',
-  },
   subCommands: {
     list,
     status,

@@ -86,7 +86,6 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
 }
 
 export default defineCommand({
-  meta: { name: 'run', description: 'Run the agent (PID 1, or PID 1 of a namespace with --root)' },
   args: runArgs,
   run: ({ args }) =>
     runAgent({

@@ -42,10 +42,6 @@ const buildArgs = {
 } as const;
 
 export default defineCommand({
-  meta: {
-    name: 'build',
-    description: 'Build a bootable, signed disk image from SPEC (default: examples/default)',
-  },
   args: buildArgs,
   async run({ args }) {
     const spec = await loadImageSpec(args.spec ?? DEFAULT_SPEC);

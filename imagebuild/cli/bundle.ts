@@ -119,6 +119,5 @@ const verify = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'bundle', description: 'Build or check a signed A/B update bundle' },
   subCommands: { create, verify },
 });

@@ -18,10 +18,6 @@ const enrollArgs = {
 } as const;
 
 export default defineCommand({
-  meta: {
-    name: 'enroll',
-    description: 'Make a one-time Secure Boot key enrollment disk (and, with --vars, an enrolled OVMF store)',
-  },
   args: enrollArgs,
   async run({ args }) {
     const disk = await makeEnrollmentDisk({ keysDir: args.keys, out: args.out, epoch: epochFromEnv() });

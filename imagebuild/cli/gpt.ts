@@ -41,6 +41,5 @@ const show = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'gpt', description: 'Inspect GPT disks' },
   subCommands: { show },
 });

@@ -5,10 +5,6 @@ import { commonArgs, formatBytes, output } from '../../common/index.ts';
 import { inspectDisk } from '../disk-inspect.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'inspect',
-    description: 'Show the partitions, file systems, root hashes and signers of DISK',
-  },
   args: { ...commonArgs, disk: { type: 'positional', required: true, description: 'Disk image (raw GPT)' } },
   async run({ args }) {
     const r = await inspectDisk(args.disk);

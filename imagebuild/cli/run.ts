@@ -8,7 +8,6 @@ import { ImageError } from '../image-error.ts';
 import { parseForward, runQemu } from '../qemu-run.ts';
 
 export default defineCommand({
-  meta: { name: 'run', description: 'Boot DISK in QEMU (UEFI, TCG); returns when the guest powers off' },
   args: {
     ...commonArgs,
     disk: { type: 'positional', required: true, description: 'Disk image (raw GPT)' },

@@ -22,6 +22,5 @@ const validate = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'spec', description: 'Work with image specs (validate)' },
   subCommands: { validate },
 });

@@ -7,10 +7,6 @@ import { verifyDisk } from '../disk-verify.ts';
 import { ImageError } from '../image-error.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'verify',
-    description: 'Check DISK offline: GPT, every verity tree, every signature, under --trust anchors',
-  },
   args: {
     ...commonArgs,
     disk: { type: 'positional', required: true, description: 'Disk image (raw GPT)' },

@@ -83,6 +83,5 @@ const verify = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'verity', description: 'Build and check dm-verity hash trees' },
   subCommands: { format, verify },
 });

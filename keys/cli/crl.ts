@@ -10,7 +10,6 @@ import { writeFileAtomic } from '../key-file.ts';
 import { loadCert, loadKey } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'crl', description: "Create (or renew) an issuer's CRL without revoking anything new" },
   args: {
     ...commonArgs,
     'issuer-key': { type: 'string', required: true, description: 'Issuer private key' },

@@ -9,10 +9,6 @@ import { ROLES, type Role } from '../types.ts';
 import { certHuman, certJson, loadCert, loadKey } from './shared.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'new',
-    description: 'Create NAME.key and NAME.crt (roots are self-signed; peers also get NAME.kem.key)',
-  },
   args: {
     ...commonArgs,
     role: { type: 'string', required: true, description: `Role: ${ROLES.join(', ')}` },

@@ -8,7 +8,6 @@ import { writeFileAtomic } from '../key-file.ts';
 import { loadCert, loadKey } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'revoke', description: 'Revoke a certificate: create or extend the issuer CRL' },
   args: {
     ...commonArgs,
     'issuer-key': { type: 'string', required: true, description: 'Issuer private key' },

@@ -6,10 +6,6 @@ import { KeysError } from '../errors.ts';
 import { newSecureBootKeys } from '../secure-boot-keys.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'secure-boot',
-    description: 'Create UEFI Secure Boot RSA keys in DIR (user: PK, KEK, db; vendor: the stage-2 kexec key)',
-  },
   args: {
     ...commonArgs,
     kind: { type: 'string', required: true, description: 'user | vendor' },

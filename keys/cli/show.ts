@@ -4,7 +4,6 @@ import { commonArgs, output } from '../../common/index.ts';
 import { certHuman, certJson, loadCert } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'show', description: 'Show a certificate (PEM bundle or DER)' },
   args: { ...commonArgs, cert: { type: 'positional', required: true, description: 'Certificate file' } },
   async run({ args }) {
     const certs = await loadCert(args.cert);

@@ -10,7 +10,6 @@ import { ENVELOPE_TYPES, type EnvelopeType } from '../types.ts';
 import { loadCert, loadKey, readInput } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'sign', description: 'Sign FILE; writes a detached signature {v,type,signature}' },
   args: {
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'File to sign' },

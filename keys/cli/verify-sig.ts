@@ -7,7 +7,6 @@ import type { EnvelopeType } from '../types.ts';
 import { loadAnchors, loadCrls, readInput } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'verify-sig', description: 'Verify a detached signature made by `mway keys sign`' },
   args: {
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'Signed file' },

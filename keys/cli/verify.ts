@@ -7,7 +7,6 @@ import { ROLES, type Role } from '../types.ts';
 import { loadAnchors, loadCert, loadCrls } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'verify', description: 'Verify a certificate chain against trust anchors' },
   args: {
     ...commonArgs,
     cert: { type: 'positional', required: true, description: 'Certificate (leaf first, chain appended)' },

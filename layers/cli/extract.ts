@@ -5,10 +5,6 @@ import { extractFiles, extractPayload } from '../extract.ts';
 import { loadTrust } from './shared.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'extract',
-    description: "Extract the payload's files into DIR (checked first; signatures too with --trust)",
-  },
   args: {
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'Layer .mwl' },

@@ -9,10 +9,6 @@ import { importOci } from '../oci-import.ts';
 import { epochArg, keyArgs, loadSigner } from './shared.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'import-oci',
-    description: 'Turn an OCI image layout tarball or a docker save archive into a signed layer',
-  },
   args: {
     ...commonArgs,
     ...keyArgs,

@@ -42,7 +42,6 @@ export function template(name: string): Record<string, unknown> {
 }
 
 export default defineCommand({
-  meta: { name: 'init', description: 'Create a layer source directory (layer.json template and rootfs/)' },
   args: {
     ...commonArgs,
     name: { type: 'positional', required: true, description: 'Layer name (a-z 0-9 . _ -)' },

@@ -37,10 +37,6 @@ async function listTree(root: string): Promise<FileEntry[]> {
 }
 
 export default defineCommand({
-  meta: {
-    name: 'inspect',
-    description: 'Show a layer: manifest, signers (not verified), sizes and payload files',
-  },
   args: {
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'Layer .mwl' },

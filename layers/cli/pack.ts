@@ -6,10 +6,6 @@ import { packLayer } from '../pack.ts';
 import { epochArg, keyArgs, loadSigner } from './shared.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'pack',
-    description: 'Build a signed layer from DIR (layer.json, rootfs/, optional policy.cil)',
-  },
   args: {
     ...commonArgs,
     ...keyArgs,

@@ -5,10 +5,6 @@ import { signLayer } from '../sign.ts';
 import { keyArgs, loadSigner } from './shared.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'sign',
-    description: 'Add a signature to a layer (e.g. a user countersigning a vendor layer)',
-  },
   args: {
     ...commonArgs,
     ...keyArgs,

@@ -6,10 +6,6 @@ import { verifyLayer } from '../verify.ts';
 import { loadTrust, signerJson } from './shared.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'verify',
-    description: 'Verify signatures (chain, role, CRLs), manifest, payload digest and the whole hash tree',
-  },
   args: {
     ...commonArgs,
     file: { type: 'positional', required: true, description: 'Layer .mwl' },

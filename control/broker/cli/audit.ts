@@ -10,7 +10,6 @@ import { readBrokerConfig } from '../broker-config.ts';
 import { BrokerDb } from '../broker-db.ts';
 
 export default defineCommand({
-  meta: { name: 'audit', description: 'Print or verify the broker audit chain from its database' },
   args: {
     ...commonArgs,
     config: { type: 'string', description: 'Broker config file', required: true },

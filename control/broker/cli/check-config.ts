@@ -13,10 +13,6 @@ import { BrokerError } from '../broker-error.ts';
 import { loadBrokerSetup } from './serve.ts';
 
 export default defineCommand({
-  meta: {
-    name: 'check-config',
-    description: 'Check a broker config and every file it names, without starting',
-  },
   args: {
     ...commonArgs,
     config: { type: 'string', required: true, description: 'Broker config file (JSON, doc/broker.md)' },

@@ -1,13 +1,20 @@
-// Subcommand table: each entry is loaded only when that subcommand runs. Without a
+// Subcommand table: each entry is loaded only when that subcommand runs or shows its help;
+// its description is here, so the binary's --help lists it without loading it (lazy()). Without a
 // subcommand, `milkywaysrvd --config FILE` runs the broker (serveArgs / runServe).
 import type { SubCommandsDef } from 'citty';
-import { UsageError } from '../../../common/index.ts';
+import { completionCommand, lazy, UsageError } from '../../../common/index.ts';
 
 export const subCommands: SubCommandsDef = {
-  serve: () => import('./serve.ts').then((m) => m.default),
-  audit: () => import('./audit.ts').then((m) => m.default),
-  'check-config': () => import('./check-config.ts').then((m) => m.default),
-  completion: () => import('../../../common/index.ts').then((m) => m.completionCommand),
+  serve: lazy('Run the broker (same as milkywaysrvd --config FILE)', () =>
+    import('./serve.ts').then((m) => m.default),
+  ),
+  audit: lazy('Print or verify the broker audit chain from its database', () =>
+    import('./audit.ts').then((m) => m.default),
+  ),
+  'check-config': lazy('Check a broker config and every file it names, without starting', () =>
+    import('./check-config.ts').then((m) => m.default),
+  ),
+  completion: completionCommand,
 };
 
 export const rootArgs = {

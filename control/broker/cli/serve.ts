@@ -176,7 +176,6 @@ function watchCrls(
 }
 
 export default defineCommand({
-  meta: { name: 'serve', description: 'Run the broker (same as milkywaysrvd --config FILE)' },
   args: serveArgs,
   run: ({ args }) => serve(args),
 });

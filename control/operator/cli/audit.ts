@@ -9,7 +9,6 @@ import { withClient } from './shared.ts';
 const AUDIT_PAGE = 4;
 
 export default defineCommand({
-  meta: { name: 'audit', description: "Show (and with --verify check) the broker's audit log" },
   args: {
     ...commonArgs,
     verify: { type: 'boolean', description: 'Check the hash chain and the envelope signatures' },

@@ -64,6 +64,5 @@ const show = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'config', description: 'Operator configuration in ~/.config/mway/' },
   subCommands: { init, show },
 });

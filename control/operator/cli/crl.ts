@@ -32,6 +32,5 @@ const push = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'crl', description: 'Distribute certificate revocation lists' },
   subCommands: { push },
 });

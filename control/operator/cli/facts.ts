@@ -56,10 +56,6 @@ export function factsLine(f: Record<string, unknown> | undefined): string {
 }
 
 export default defineCommand({
-  meta: {
-    name: 'facts',
-    description: "Each peer's facts from its signed status (hostname, arch, kernel, OS …)",
-  },
   args: { ...commonArgs, peer: { type: 'string', description: 'Only these peer ids, comma-separated' } },
   run: ({ args }) =>
     withClient(async (c) => {

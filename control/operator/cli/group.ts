@@ -150,6 +150,5 @@ const list = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'group', description: 'Manage groups and signed memberships' },
   subCommands: { create, add: members(true), remove: members(false), list, delete: remove },
 });

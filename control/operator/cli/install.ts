@@ -9,7 +9,6 @@ import { installLargeLayer, layerArgs } from '../operator-client.ts';
 import { finish, jsonMode, runJob, targetArgs, targetOf, withClient } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'install', description: 'Install a signed layer on a group or peers' },
   args: { ...targetArgs, file: { type: 'positional', required: true, description: 'Layer file (.mwl)' } },
   async run({ args }) {
     // By type before any read: a FIFO would block the read forever, a directory is a mistake.

@@ -5,7 +5,6 @@ import { usageError } from '../operator-error.ts';
 import { finish, withClient } from './shared.ts';
 
 export const jobs = defineCommand({
-  meta: { name: 'jobs', description: 'List recent jobs' },
   args: {
     ...commonArgs,
     limit: { type: 'string', numeric: 'integer', description: 'How many (default 50)' },
@@ -37,11 +36,6 @@ export const jobs = defineCommand({
 });
 
 export const job = defineCommand({
-  meta: {
-    name: 'job',
-    description:
-      'Show one job with every peer result verified (`mway job cancel ID` cancels what has not run)',
-  },
   args: {
     ...commonArgs,
     id: {

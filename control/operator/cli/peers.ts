@@ -90,7 +90,6 @@ const reject = defineCommand({
 });
 
 export default defineCommand({
-  meta: { name: 'peers', description: 'List peers; manage enrollment requests' },
   args: { ...commonArgs, ...waitArgs },
   subCommands: { pending, reject, accept: () => import('./peers-accept.ts').then((m) => m.default) },
   run: ({ args }) =>

@@ -3,7 +3,6 @@ import { defineCommand } from 'citty';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'remove', description: 'Remove a layer from a group or peers' },
   args: { ...targetArgs, layer: { type: 'positional', required: true, description: 'Layer name' } },
   run: ({ args }) => runJob(args, 'layer.remove', { layer: args.layer }),
 });

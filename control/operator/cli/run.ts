@@ -5,7 +5,6 @@ import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'run', description: 'Run a command on a group or peers (needs the exec scope)' },
   args: {
     ...targetArgs,
     'exec-timeout': {

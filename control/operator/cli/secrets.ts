@@ -8,7 +8,6 @@ import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'secrets', description: 'Push sealed secrets to a layer or secret group' },
   args: {
     ...targetArgs,
     'secret-group': { type: 'string', required: true, description: 'Layer or group the secrets belong to' },

@@ -7,7 +7,6 @@ import { runJob, targetArgs } from './shared.ts';
 const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;
 
 export default defineCommand({
-  meta: { name: 'service', description: 'Start, stop, restart, inspect services on a group or peers' },
   args: {
     ...targetArgs,
     verb: { type: 'positional', required: true, description: VERBS.join('|') },

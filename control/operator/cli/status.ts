@@ -7,7 +7,6 @@ import { verifyStatus } from '../../wire/index.ts';
 import { runJob, targetArgs, withClient } from './shared.ts';
 
 export default defineCommand({
-  meta: { name: 'status', description: 'Fleet status from signed peer reports (or ask a target now)' },
   args: { ...targetArgs },
   run({ args }) {
     if (args.group !== undefined || args.peer !== undefined || args.target !== undefined)

@@ -99,10 +99,6 @@ async function status(args: TargetFlags): Promise<number> {
 }
 
 export default defineCommand({
-  meta: {
-    name: 'update',
-    description: 'A/B CoreOS update of a group or peers from a signed bundle (`update status`: the slots)',
-  },
   args: {
     ...targetArgs,
     bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu), or `status`' },

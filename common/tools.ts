@@ -42,6 +42,7 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   mmdebstrap: 'mmdebstrap',
   'docker-registry': 'docker-registry',
   curl: 'curl',
+  psql: 'postgresql-client',
   cp: 'coreutils',
   chown: 'coreutils',
   unshare: 'util-linux',

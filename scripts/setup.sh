@@ -8,7 +8,7 @@ PACKAGES=(
   cryptsetup-bin erofs-utils squashfs-tools dosfstools mtools e2fsprogs fdisk gdisk
   cpio busybox-static bubblewrap secilc checkpolicy qemu-system-x86 qemu-utils ovmf
   systemd-boot-efi sbsigntool kexec-tools dbus umoci skopeo util-linux iproute2 kmod
-  zstd binutils ca-certificates openssl nats-server mmdebstrap curl docker-registry
+  zstd binutils ca-certificates openssl nats-server mmdebstrap curl docker-registry postgresql-client
   setools coreutils attr gcc libc6-dev faketime efitools
 )
 

@@ -5,8 +5,8 @@
 // recipe, written atomically, so CI pays for a build once per package update.
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { run } from '../common/exec.ts';
 
 export const IMAGE_CACHE = join(import.meta.dirname, '..', '.cache', 'oci-images');
@@ -17,6 +17,8 @@ export interface DebianImage {
   packages: string[];
   /** `umoci config` options without the `--config.` prefix, as [key, value] pairs (repeatable). */
   config: [string, string][];
+  /** Files the image's build adds beside the packages (an official image's COPY of its entrypoint). */
+  files?: Record<string, { text: string; mode: number }>;
 }
 
 async function candidates(packages: readonly string[]): Promise<string> {
@@ -52,6 +54,12 @@ export async function debianImage(image: DebianImage): Promise<string> {
       ],
       { timeout: 900_000 },
     );
+    for (const [path, f] of Object.entries(image.files ?? {})) {
+      const to = join(rootfs, path);
+      await mkdir(dirname(to), { recursive: true });
+      await writeFile(to, f.text);
+      await chmod(to, f.mode);
+    }
     const layout = join(work, 'layout');
     const ref = `${layout}:latest`;
     await run('umoci', ['init', '--layout', layout], { timeout: 60_000 });

@@ -53,7 +53,10 @@ export function bwrapArgs(spec: UnitSpec, options: SandboxOptions = {}): string[
   a.push('--hostname', spec.layer.slice(0, 63));
   if (options.writableRoot === undefined) a.push('--ro-bind', spec.root, '/');
   else a.push('--bind', options.writableRoot, '/');
-  a.push('--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp', '--tmpfs', '/run');
+  // /tmp is sticky and world-writable (1777) as on every Linux and in every image, so a service
+  // that runs as, or drops to, a non-root user can make its temporary files; bwrap's tmpfs is
+  // otherwise 0755 root. /run stays 0755 root, as the FHS has it.
+  a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp', '--tmpfs', '/run');
   for (const b of spec.binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
   if (options.notifyDir !== undefined) a.push('--bind', options.notifyDir, NOTIFY_DIR_IN_SANDBOX);
   a.push('--chdir', spec.workingDirectory, '--clearenv');

@@ -14,6 +14,7 @@ import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { importOci, readLayer } from '../../../layers/index.ts';
 import { debianImage } from '../../_debian-image.ts';
 import { makePki, makeRoot, startAgent } from '../_namespace.ts';
+import { comm, descendants } from './_oci-app.ts';
 
 const NGINX = {
   packages: ['nginx-light'],
@@ -28,27 +29,6 @@ const NGINX = {
     ['volume', '/var/www/html'],
   ] as [string, string][],
 };
-
-/** Every process below `pid` (through /proc/PID/task/TID/children). */
-async function descendants(pid: number): Promise<number[]> {
-  const out: number[] = [];
-  const queue = [pid];
-  for (let p = queue.shift(); p !== undefined; p = queue.shift()) {
-    const tasks = await readdir(`/proc/${p}/task`).catch(() => [] as string[]);
-    for (const task of tasks) {
-      const kids = await readFile(`/proc/${p}/task/${task}/children`, 'utf8').catch(() => '');
-      for (const k of kids.trim().split(/\s+/).filter(Boolean)) {
-        out.push(Number(k));
-        queue.push(Number(k));
-      }
-    }
-  }
-  return out;
-}
-
-async function comm(pid: number): Promise<string> {
-  return (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim();
-}
 
 test('nginx from its Debian-built OCI image runs unedited: port 80, its logs under /var, workers as www-data, curl gets the page', async (t) => {
   t.timeout(30 * 60_000);

@@ -36,6 +36,20 @@ test('sandbox: own PID namespace, no network, uid/gid switched, no capabilities,
   t.notRegex(out, /stdout eth|stdout ens/);
 });
 
+test('sandbox: /tmp is a private sticky 1777 tmpfs a non-root service writes to; /run is 0755 root', async (t) => {
+  const { f, out } = await runOnce(
+    t,
+    'stat -c "%a %u" /tmp /run; f=$(mktemp) && echo made-in-tmp && stat -c "%u" "$f"; touch /run/x 2>/dev/null || echo run-not-writable',
+    { uid: 1000, gid: 1000 },
+  );
+  t.is(f.sup.get('box/box').state, 'exited', out);
+  const stdout = out
+    .split('\n')
+    .filter((l) => l.startsWith('stdout '))
+    .join('\n');
+  t.is(stdout, 'stdout 1777 0\nstdout 755 0\nstdout made-in-tmp\nstdout 1000\nstdout run-not-writable');
+});
+
 test('sandbox: keeps exactly the capabilities listed, as ambient caps of a non-root uid', async (t) => {
   const { out } = await runOnce(t, 'grep -E "^(CapEff|CapBnd|CapAmb)" /proc/self/status', {
     uid: 1000,

@@ -72,6 +72,8 @@ export interface AgentStatus {
   crls: {
     count: number;
     source: 'partition' | 'partition+last-good';
+    /** How many of `count` were pushed with `mway crl push` (kept on the data partition). */
+    pushed?: number;
     problems: { path: string; code: string; message: string }[];
   };
   layers: { active: number; refused: number };

@@ -25,9 +25,9 @@ import { LayerManager } from '../layers/layer-manager.ts';
 import { PolicyKeeper } from '../layers/layer-policy.ts';
 import { Supervisor } from '../services/supervisor.ts';
 import { CoreosUpdater } from './coreos-updater.ts';
-import { lastGoodCrlPath } from './crl-list.ts';
+import { lastGoodCrlPath, pushedCrlDir } from './crl-list.ts';
 import { DenialCounter, ownContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
-import { loadTrust, readSecureConfig, type SecureConfig, type Trust } from './trust.ts';
+import { loadTrust, readSecureConfig, type SecureConfig, type Trust, withPushedCrls } from './trust.ts';
 
 export type PowerAction = 'poweroff' | 'reboot' | 'halt';
 
@@ -57,6 +57,9 @@ export class Agent implements AgentApi {
   readonly #events = new EventEmitter();
   readonly #bootedAt = new Date().toISOString();
   #state: AgentState = 'booting';
+  /** The certificate partition's anchors and CRLs, as loaded at boot or reload. */
+  #partitionTrust: Trust | undefined;
+  /** What every check uses: the partition's trust with the pushed CRLs added (#refreshTrust). */
   #trust: Trust | undefined;
   #secure: SecureConfig | undefined;
   #secureStatus: AgentStatus['secureConfig'] = { verified: false, error: 'not read yet' };
@@ -156,14 +159,34 @@ export class Agent implements AgentApi {
     return lastGoodCrlPath(this.path(this.config.dataDir));
   }
 
+  /**
+   * The trust every check uses: the partition's (loaded at boot or reload) with the CRLs pushed
+   * by `mway crl push` read again from the data partition, so a CRL the peer link stored a
+   * moment ago is in force for the next layer, secure config or update verified here.
+   */
+  async #refreshTrust(partition: Trust): Promise<Trust> {
+    const trust = await withPushedCrls(partition, pushedCrlDir(this.path(this.config.dataDir)));
+    this.#reportCrls(trust);
+    return trust;
+  }
+
   /** Each CRL file refused goes into the status with its code; the list kept is said too. */
   #reportCrls(trust: Trust): void {
     const l = trust.crlList;
     if (l === undefined) return;
-    this.#crls = { count: trust.crls.length, source: l.source, problems: l.problems };
+    const before = new Set(this.#crls.problems.map((p) => `${p.path} ${p.code}`));
+    this.#crls = {
+      count: trust.crls.length,
+      source: l.source,
+      pushed: l.pushed ?? 0,
+      problems: l.problems,
+    };
     for (const p of l.problems) {
+      if (before.has(`${p.path} ${p.code}`)) continue;
       this.warn(
-        `CRL ${p.path} refused: ${p.code}: ${p.message}; keeping the last good CRL list (${l.fromLastGood} CRLs) in force with the files that passed`,
+        l.source === 'partition+last-good'
+          ? `CRL ${p.path} refused: ${p.code}: ${p.message}; keeping the last good CRL list (${l.fromLastGood} CRLs) in force with the files that passed`
+          : `CRL ${p.path} refused: ${p.code}: ${p.message}`,
       );
     }
   }
@@ -215,8 +238,10 @@ export class Agent implements AgentApi {
       );
     }
     try {
-      this.#trust = await loadTrust(this.path(c.trustAnchorsDir), { lastGoodCrls: this.#lastGoodCrls() });
-      this.#reportCrls(this.#trust);
+      this.#partitionTrust = await loadTrust(this.path(c.trustAnchorsDir), {
+        lastGoodCrls: this.#lastGoodCrls(),
+      });
+      this.#trust = await this.#refreshTrust(this.#partitionTrust);
       const { config, signer } = await readSecureConfig(this.path(c.secureConfig), this.#trust);
       this.#secure = config;
       this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
@@ -291,12 +316,13 @@ export class Agent implements AgentApi {
     if (this.#shutdown !== undefined) return;
     this.log('info', 'reloading config and layers');
     try {
-      const trust = await loadTrust(this.path(this.config.trustAnchorsDir), {
+      const partition = await loadTrust(this.path(this.config.trustAnchorsDir), {
         lastGoodCrls: this.#lastGoodCrls(),
       });
-      this.#reportCrls(trust);
+      const trust = await this.#refreshTrust(partition);
       const { config, signer } = await readSecureConfig(this.path(this.config.secureConfig), trust);
       const first = this.#secure === undefined;
+      this.#partitionTrust = partition;
       this.#trust = trust;
       this.#secure = config;
       this.#secureStatus = { verified: true, signer: `${signer.subject} (${signer.role})` };
@@ -393,11 +419,13 @@ export class Agent implements AgentApi {
         `Cannot install a layer: the secure config is not verified (${this.#secureStatus.error ?? ''})`,
       );
     }
+    if (this.#partitionTrust !== undefined) this.#trust = await this.#refreshTrust(this.#partitionTrust);
     return this.layers.install(mwlPath, this.#trust, this.#secure);
   }
 
   async updateCoreos(bundlePath: string): Promise<Record<string, unknown>> {
     this.#refuseWhenStopping('update CoreOS');
+    if (this.#partitionTrust !== undefined) this.#trust = await this.#refreshTrust(this.#partitionTrust);
     return this.coreos.install(bundlePath);
   }
 

@@ -6,7 +6,7 @@
 // add no revocation, but it can no longer remove one either. Revocations only accumulate, so
 // the union is always at least as strict as either part. With a failed file and no last good
 // list the agent has nothing to fall back on and refuses to start services (fail closed).
-import { lstat, mkdir } from 'node:fs/promises';
+import { lstat, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { writeFileAtomic } from '../../common/index.ts';
 import { type Certificate, type Crl, checkCrls, crlPem, readCrls } from '../../keys/index.ts';
@@ -26,6 +26,8 @@ export interface CrlList {
   source: 'partition' | 'partition+last-good';
   /** Number of CRLs taken from the last good list. */
   fromLastGood: number;
+  /** Number of CRLs in force that came from `mway crl push` (pushedCrlDir). */
+  pushed?: number;
 }
 
 /** Reads, checks and de-duplicates the CRLs of `files`; a file that fails is a problem, not a skip. */
@@ -94,6 +96,46 @@ async function saveLastGood(path: string, crls: readonly Crl[]): Promise<void> {
   if (crls.length === 0) return;
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   await writeFileAtomic(path, crls.map(crlPem).join(''), 0o644);
+}
+
+/**
+ * Where the CRLs pushed with `mway crl push` are kept: the peer link's state on the data
+ * partition (`<dataDir>/control/crls`), one file per issuer (agent/remote/crl-store.ts).
+ */
+export function pushedCrlDir(dataDir: string): string {
+  return join(dataDir, 'control', 'crls');
+}
+
+/**
+ * The pushed CRLs: each `*.crl` of `dir`, read strictly and checked against the anchors like
+ * the partition's (its authority is the root's signature, not where it lies). No directory is
+ * no pushed CRL; a file that fails is a problem with its code, its revocations are not in force.
+ */
+export async function readPushedCrls(
+  dir: string,
+  anchors: readonly Certificate[],
+): Promise<{ good: Crl[]; problems: CrlProblem[] }> {
+  let names: string[];
+  try {
+    names = (await readdir(dir)).filter((n) => n.endsWith('.crl')).sort();
+  } catch (e) {
+    if ((e as { code?: string }).code === 'ENOENT') return { good: [], problems: [] };
+    return {
+      good: [],
+      problems: [
+        { path: dir, code: 'E_CRL_READ', message: `Cannot read pushed CRLs: ${(e as Error).message}` },
+      ],
+    };
+  }
+  return readChecked(
+    names.map((n) => join(dir, n)),
+    anchors,
+  );
+}
+
+/** `crls` with `more` added, each list once. */
+export function withCrls(crls: readonly Crl[], more: readonly Crl[]): Crl[] {
+  return unique([...crls, ...more]);
 }
 
 /** Where the last good list lives: the data partition (it must survive a reboot). */

@@ -8,7 +8,7 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readRegularFile, schema } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, verifyEnvelope } from '../../keys/index.ts';
-import { type CrlList, loadCrlList } from './crl-list.ts';
+import { type CrlList, loadCrlList, readPushedCrls, withCrls } from './crl-list.ts';
 import { AgentError } from './agent-error.ts';
 
 const { configObject, defineFormat, int, list, object, record, text, v } = schema;
@@ -107,6 +107,21 @@ export async function loadTrust(dir: string, o: { lastGoodCrls?: string } = {}):
   }
   const { crls, ...crlList } = await loadCrlList(crlFiles, anchors, o.lastGoodCrls);
   return { anchors, crls, crlList };
+}
+
+/**
+ * `trust` (the certificate partition's) with the CRLs pushed to this peer (`dir`, see
+ * pushedCrlDir) added: revocations only accumulate, so the result is at least as strict as the
+ * partition's list. A pushed file that fails is reported among the CRL problems.
+ */
+export async function withPushedCrls(trust: Trust, dir: string): Promise<Trust> {
+  const { good, problems } = await readPushedCrls(dir, trust.anchors);
+  const base = trust.crlList ?? { problems: [], source: 'partition' as const, fromLastGood: 0 };
+  return {
+    ...trust,
+    crls: withCrls(trust.crls, good),
+    crlList: { ...base, problems: [...base.problems, ...problems], pushed: good.length },
+  };
 }
 
 /** Verifies the envelope (type `config`, signed by a user or vendor) and checks its payload. */

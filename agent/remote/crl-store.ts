@@ -1,5 +1,5 @@
 // CRLs pushed to a peer (`mway crl push`, action `crl.install`), kept in its writable state
-// (`<stateDir>/control/crls/`, on the data partition) beside the read-only ones of the
+// (`<dataDir>/control/crls/`, agent/core/crl-list.ts pushedCrlDir) beside the read-only ones of the
 // certificate partition. A CRL's authority is the root's signature on it, not the command that
 // carried it: it must be signed by one of our anchors, and it is refused when a CRL of the same
 // issuer already in force is newer (E_CRL_STALE), so nobody can roll a revocation back by
@@ -18,24 +18,19 @@ export interface CrlInstalled {
   state: 'installed' | 'unchanged';
 }
 
-/** The directory pushed CRLs live in. */
-export function crlStoreDir(stateDir: string): string {
-  return join(stateDir, 'crls');
-}
-
-export async function ensureCrlStore(stateDir: string): Promise<string> {
-  const dir = crlStoreDir(stateDir);
+export async function ensureCrlStore(dir: string): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o755 });
   return dir;
 }
 
 /**
- * Checks a pushed CRL against the anchors and the CRLs in force, and stores it. The caller
- * reloads its CRL list afterwards (the stored file is one of the directories it reads).
+ * Checks a pushed CRL against the anchors and the CRLs in force, and stores it in `dir`. The
+ * caller reloads its CRL list afterwards (the stored file is one of the directories it reads);
+ * the agent reads `dir` again before each layer or update it verifies.
  */
 export async function installCrl(o: {
   der: Uint8Array;
-  stateDir: string;
+  dir: string;
   anchors: readonly Certificate[];
   inForce: readonly Crl[];
 }): Promise<CrlInstalled> {
@@ -64,7 +59,7 @@ export async function installCrl(o: {
       `Pushed CRL of ${crl.issuer} is from ${info.thisUpdate}; the one in force is newer (${newest.thisUpdate.toISOString()})`,
     );
   }
-  const dir = await ensureCrlStore(o.stateDir);
+  const dir = await ensureCrlStore(o.dir);
   const name = createHash('sha256').update(crl.issuer).digest('hex').slice(0, 32);
   await writeFileAtomic(join(dir, `${name}.crl`), crlPem(crl), 0o644);
   return { ...info, state: 'installed' };

@@ -26,6 +26,7 @@ import {
 } from '../../keys/index.ts';
 import type { AgentApi } from '../core/agent-api.ts';
 import { AgentError } from '../core/agent-error.ts';
+import { pushedCrlDir } from '../core/crl-list.ts';
 import { ensureCrlStore, installCrl } from './crl-store.ts';
 import { type Log, PeerExecutor } from './peer-executor.ts';
 import { type EnrollConfig, enrollFiles, ensureIdentity } from './peer-identity.ts';
@@ -275,8 +276,9 @@ export async function startPeerLink(options: {
   const anchors = await loadAnchors(cfg.anchors);
   if (anchors.length === 0)
     throw new AgentError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);
-  // CRLs pushed by `mway crl push` live in the link's writable state, beside the configured ones.
-  const crlDir = await ensureCrlStore(join(options.stateDir, 'control'));
+  // CRLs pushed by `mway crl push` live in the link's writable state, beside the configured ones;
+  // the agent adds them to its own checks (layers, updates) from the same directory.
+  const crlDir = await ensureCrlStore(pushedCrlDir(options.stateDir));
   const crlSources = [...(cfg.crls ?? []), crlDir];
   const crls = await loadCrls(crlSources, anchors);
   const files = { key: cfg.key, cert: cfg.cert, kemKey: cfg.kemKey };
@@ -327,7 +329,7 @@ export async function startPeerLink(options: {
     executor.installCrl = async (der) => {
       const r = await installCrl({
         der,
-        stateDir: join(options.stateDir, 'control'),
+        dir: crlDir,
         anchors,
         inForce: executor.id.crls,
       });

@@ -782,20 +782,31 @@ export async function installLargeLayer(
   c: OperatorClient,
   path: string,
   o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
+  onSent?: (done: number, total: number) => void,
 ): Promise<JobReport> {
-  return sendInPieces(c, path, o, { chunk: 'layer.chunk', final: 'layer.install' });
+  return sendInPieces(c, path, o, {
+    chunk: 'layer.chunk',
+    final: 'layer.install',
+    ...(onSent === undefined ? {} : { onSent }),
+  });
 }
 
 /**
  * A file sent as signed `chunk` commands of 2 MiB each, then the `final` command bound to the
  * whole file's digest and size (plus `extra` arguments); stops at the first piece not every
  * target stored and returns that job's report. Layers use it, and CoreOS update bundles.
+ * `onSent` is told the bytes every target has stored so far (the CLI's upload progress).
  */
 export async function sendInPieces(
   c: OperatorClient,
   path: string,
   o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
-  how: { chunk: CommandAction; final: CommandAction; extra?: Record<string, unknown> },
+  how: {
+    chunk: CommandAction;
+    final: CommandAction;
+    extra?: Record<string, unknown>;
+    onSent?: (done: number, total: number) => void;
+  },
 ): Promise<JobReport> {
   const { sha256, size } = await fileSha256(path);
   const final = { sha256, size, ...how.extra };
@@ -811,6 +822,7 @@ export async function sendInPieces(
         args: { sha256, size, offset, data: buf.toString('base64') },
       });
       if (r.summary.succeeded !== r.summary.targeted) return r;
+      how.onSent?.(offset + buf.length, size);
     }
   } finally {
     await fh.close();

@@ -1,7 +1,14 @@
 // `mway-image build [SPEC] -o DIR`: image spec → OUT/disk.img (doc/how-to-build-an-image.md).
 // With no SPEC it builds examples/default. Progress on a terminal, a summary at the end.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, formatBytes, output, UsageError } from '../../common/index.ts';
+import {
+  commonArgs,
+  createProgress,
+  progressArgs,
+  formatBytes,
+  output,
+  UsageError,
+} from '../../common/index.ts';
 import { buildImage } from '../build-image.ts';
 import { ImageError } from '../image-error.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../image-spec.ts';
@@ -20,6 +27,7 @@ export function epochFromEnv(): number {
 
 const buildArgs = {
   ...commonArgs,
+  ...progressArgs,
   spec: {
     type: 'positional',
     required: false,
@@ -54,7 +62,7 @@ export default defineCommand({
     if (args.out === undefined || args.out === '') {
       throw new UsageError('Missing required flag --out', 'missing-argument', '--out');
     }
-    const progress = createProgress({ json: args.json });
+    const progress = createProgress({ json: args.json, quiet: args.quiet });
     const r = await buildImage({
       spec,
       outDir: args.out,

@@ -1,6 +1,6 @@
 // `mway-image bundle create|verify`: the vendor-signed A/B update bundle (doc/update-bundle.md).
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, output, values } from '../../common/index.ts';
+import { commonArgs, createProgress, progressArgs, output, values } from '../../common/index.ts';
 import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
 import { type BundlePolicy, type VerifiedBundle, verifyBundle } from '../../update/index.ts';
 import { bundleFromDisk } from '../bundle-from-disk.ts';
@@ -69,6 +69,7 @@ const verify = defineCommand({
   meta: { name: 'verify', description: 'Check an update bundle: signature, digests, the full verity tree' },
   args: {
     ...commonArgs,
+    ...progressArgs,
     bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu)' },
     trust: { type: 'string', repeatable: true, description: 'Trust anchor (the vendor root), repeatable' },
     crl: { type: 'string', repeatable: true, description: 'CRL file, repeatable' },
@@ -103,7 +104,7 @@ const verify = defineCommand({
     }
     const floor = whole(args['rollback-floor'], 'rollback-floor', 0xffff_ffff);
     if (floor !== undefined) policy.rollbackFloor = floor;
-    const progress = createProgress({ json: args.json });
+    const progress = createProgress({ json: args.json, quiet: args.quiet });
     progress.step('verify bundle');
     const r = await verifyBundle(args.bundle, {
       anchors,

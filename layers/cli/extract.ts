@@ -1,12 +1,13 @@
 // `mway-layer extract FILE.mwl DIR`: the payload's files (or with --image, the erofs image).
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, output } from '../../common/index.ts';
+import { commonArgs, createProgress, progressArgs, output } from '../../common/index.ts';
 import { extractFiles, extractPayload } from '../extract.ts';
 import { loadTrust } from './shared.ts';
 
 export default defineCommand({
   args: {
     ...commonArgs,
+    ...progressArgs,
     file: { type: 'positional', required: true, description: 'Layer .mwl' },
     dir: {
       type: 'positional',
@@ -23,7 +24,7 @@ export default defineCommand({
   },
   async run({ args }) {
     const { anchors, crls } = await loadTrust(args);
-    const o = { anchors, crls, progress: createProgress({ json: args.json }) };
+    const o = { anchors, crls, progress: createProgress({ json: args.json, quiet: args.quiet }) };
     if (args.image === true) {
       const r = await extractPayload(args.file, args.dir, o);
       output(

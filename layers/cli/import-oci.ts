@@ -3,7 +3,7 @@
 // docker-archive:; pinned by @sha256:…) becomes a signed layer with its provenance;
 // dropped entries and unmapped settings listed.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, output } from '../../common/index.ts';
+import { commonArgs, createProgress, progressArgs, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { importOci } from '../oci-import.ts';
 import { epochArg, keyArgs, loadSigner } from './shared.ts';
@@ -11,6 +11,7 @@ import { epochArg, keyArgs, loadSigner } from './shared.ts';
 export default defineCommand({
   args: {
     ...commonArgs,
+    ...progressArgs,
     ...keyArgs,
     archive: {
       type: 'positional',
@@ -57,7 +58,7 @@ export default defineCommand({
       tlsVerify: args['tls-verify'],
       ...signer,
       out: args.out,
-      progress: createProgress({ json: args.json }),
+      progress: createProgress({ json: args.json, quiet: args.quiet }),
       ...(args.name === undefined ? {} : { name: args.name }),
       ...(args.version === undefined ? {} : { version: args.version }),
       ...(args.ref === undefined ? {} : { ref: args.ref }),

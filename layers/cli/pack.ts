@@ -1,6 +1,6 @@
 // `mway-layer pack DIR --key K --cert C -o FILE.mwl`: build, hash and sign a layer.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, output } from '../../common/index.ts';
+import { commonArgs, createProgress, progressArgs, output } from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { packLayer } from '../pack.ts';
 import { epochArg, keyArgs, loadSigner } from './shared.ts';
@@ -8,6 +8,7 @@ import { epochArg, keyArgs, loadSigner } from './shared.ts';
 export default defineCommand({
   args: {
     ...commonArgs,
+    ...progressArgs,
     ...keyArgs,
     dir: { type: 'positional', required: true, description: 'Layer source directory' },
     out: { type: 'string', alias: 'o', description: 'Output .mwl file' },
@@ -20,7 +21,7 @@ export default defineCommand({
     if (args.out === undefined) throw new LayerError('E_USAGE', 'Give -o FILE.mwl');
     const signer = await loadSigner(args.key, args.cert);
     const epoch = epochArg(args['source-date-epoch']);
-    const progress = createProgress({ json: args.json });
+    const progress = createProgress({ json: args.json, quiet: args.quiet });
     const r = await packLayer({
       dir: args.dir,
       ...signer,

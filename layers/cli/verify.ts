@@ -1,6 +1,13 @@
 // `mway-layer verify FILE.mwl --trust ANCHOR… [--crl …]`: exit 0, or 1 with the failing check.
 import { defineCommand } from 'citty';
-import { commonArgs, createProgress, failed, isMilkyWayError, output } from '../../common/index.ts';
+import {
+  commonArgs,
+  createProgress,
+  progressArgs,
+  failed,
+  isMilkyWayError,
+  output,
+} from '../../common/index.ts';
 import { LayerError } from '../layer-error.ts';
 import { verifyLayer } from '../verify.ts';
 import { loadTrust, signerJson } from './shared.ts';
@@ -8,6 +15,7 @@ import { loadTrust, signerJson } from './shared.ts';
 export default defineCommand({
   args: {
     ...commonArgs,
+    ...progressArgs,
     file: { type: 'positional', required: true, description: 'Layer .mwl' },
     trust: { type: 'string', repeatable: true, description: 'Trust anchor certificate (repeatable)' },
     crl: { type: 'string', repeatable: true, description: 'CRL file (repeatable)' },
@@ -26,7 +34,7 @@ export default defineCommand({
         crls,
         ...(at === undefined ? {} : { at }),
         verity: args.quick !== true,
-        progress: createProgress({ json: args.json }),
+        progress: createProgress({ json: args.json, quiet: args.quiet }),
       });
       output(
         args.json,

@@ -6,7 +6,7 @@
 // statuses — which runs, what each holds, the rollback floor, why the last update rolled back.
 import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import { createProgress, EXIT_FAIL, EXIT_OK, output, progressArgs } from '../../../common/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
 import { verifyStatus } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
@@ -101,6 +101,7 @@ async function status(args: TargetFlags): Promise<number> {
 export default defineCommand({
   args: {
     ...targetArgs,
+    ...progressArgs,
     bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu), or `status`' },
     // citty reads --no-reboot as reboot=false.
     reboot: {
@@ -118,7 +119,9 @@ export default defineCommand({
     const json = jsonMode(args);
     const timeout = args.timeout === undefined ? 600 : Number(args.timeout);
     if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
+    const progress = createProgress({ json: args.json, quiet: args.quiet });
     return withClient(async (c) => {
+      progress.step(`sending ${args.bundle} in pieces`);
       const r = await sendInPieces(
         c,
         args.bundle,
@@ -129,8 +132,17 @@ export default defineCommand({
           timeoutMs: timeout * 1000,
           dryRun: args['dry-run'] === true,
         },
-        { chunk: 'coreos.chunk', final: 'coreos.update', extra: { reboot: args.reboot !== false } },
+        {
+          chunk: 'coreos.chunk',
+          final: 'coreos.update',
+          extra: { reboot: args.reboot !== false },
+          onSent: (done, total) => {
+            progress.bytes(done, total);
+            if (done === total) progress.step('waiting for the peers to verify and write the inactive slot');
+          },
+        },
       );
+      progress.done();
       return finish(r, json);
     });
   },

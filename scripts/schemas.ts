@@ -8,6 +8,7 @@ import { toJsonSchema } from '@valibot/to-json-schema';
 import { type Format, type Schema, schemaId } from '../common/schema.ts';
 import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
 import { brokerConfigFormat } from '../control/broker/broker-config.ts';
+import { natsUsersFormat } from '../control/broker/nats-users.ts';
 import { operatorConfigFormat } from '../control/operator/operator-client.ts';
 import { messageFormat } from '../control/wire/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
@@ -20,6 +21,7 @@ export const FORMATS: readonly Format<Schema>[] = [
   agentConfigFormat,
   secureConfigFormat,
   brokerConfigFormat,
+  natsUsersFormat,
   operatorConfigFormat,
   messageFormat,
   bundleManifestFormat,

@@ -37,9 +37,10 @@ export interface PeerLinkConfig {
   broker?: string;
   /**
    * NATS mode instead of the TLS broker (doc/nats.md): `nats://host:port` URLs of the cluster's
-   * servers. The same signed commands and results; the servers are as untrusted as a broker.
+   * servers, and the peer's nkey seed file (its NATS user, whose permissions the servers'
+   * config sets). The same signed commands and results; the servers are as untrusted as a broker.
    */
-  nats?: { servers: string[] };
+  nats?: { servers: string[]; nkey?: string };
   /** Broker certificate fingerprint to require (optional pinning). */
   brokerFingerprint?: string;
   fleet: string;
@@ -155,10 +156,12 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   return out;
 }
 
-function parseNats(raw: unknown): { servers: string[] } {
+function parseNats(raw: unknown): { servers: string[]; nkey?: string } {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('nats', 'expected an object');
   const n = raw as Record<string, unknown>;
-  for (const k of Object.keys(n)) if (k !== 'servers') bad(`nats.${k}`, 'unknown key');
+  for (const k of Object.keys(n)) if (k !== 'servers' && k !== 'nkey') bad(`nats.${k}`, 'unknown key');
+  if (n.nkey !== undefined && !(typeof n.nkey === 'string' && n.nkey.startsWith('/')))
+    bad('nats.nkey', 'expected the absolute path of an nkey seed file');
   const s = n.servers;
   if (
     !Array.isArray(s) ||
@@ -167,7 +170,7 @@ function parseNats(raw: unknown): { servers: string[] } {
     !s.every((x) => typeof x === 'string' && /^nats:\/\/[^\s/]+:\d{1,5}$/.test(x))
   )
     bad('nats.servers', 'expected 1..64 URLs like nats://10.0.0.5:4222');
-  return { servers: s as string[] };
+  return { servers: s as string[], ...(typeof n.nkey === 'string' ? { nkey: n.nkey } : {}) };
 }
 
 /**
@@ -186,6 +189,9 @@ export function resolveControlPaths(raw: unknown, resolve: (p: string) => string
     const d = (e as Record<string, unknown>).dir;
     o.enroll = { ...(e as Record<string, unknown>), dir: one(d) };
   }
+  const n = o.nats;
+  if (typeof n === 'object' && n !== null && !Array.isArray(n) && 'nkey' in n)
+    o.nats = { ...(n as Record<string, unknown>), nkey: one((n as Record<string, unknown>).nkey) };
   return o;
 }
 
@@ -446,7 +452,7 @@ export async function startPeerLink(options: {
         };
       });
 
-    const natsLoop = async (servers: string[]): Promise<void> => {
+    const natsLoop = async (servers: string[], nkey: string | undefined): Promise<void> => {
       let backoff = 200;
       while (!stopped) {
         try {
@@ -454,6 +460,7 @@ export async function startPeerLink(options: {
           const early: Message[] = [];
           const c = await connectNatsPeer({
             servers,
+            ...(nkey === undefined ? {} : { nkey }),
             peerId,
             cursorFile: join(options.stateDir, 'control', 'nats-cursor.json'),
             onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
@@ -474,7 +481,7 @@ export async function startPeerLink(options: {
     };
 
     const loop = async (): Promise<void> => {
-      if (cfg.nats !== undefined) return natsLoop(cfg.nats.servers);
+      if (cfg.nats !== undefined) return natsLoop(cfg.nats.servers, cfg.nats.nkey);
       let backoff = 200;
       const maxBackoff = cfg.maxBackoffMs ?? 30_000;
       while (!stopped) {

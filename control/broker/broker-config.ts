@@ -55,6 +55,10 @@ const brokerConfigSchema = configObject({
           v.minLength(1, 'must name at least one server'),
         ),
         replicas: v.optional(int(1, 5, 'a replica count'), 3),
+        nkey: about(
+          v.exactOptional(file()),
+          "The broker's NATS nkey seed file (milkywaysrvd nats-user); its public key is the broker user in the servers' authorization block",
+        ),
       }),
     ),
     'NATS mode (doc/nats.md): peers get commands through this JetStream cluster',
@@ -132,7 +136,9 @@ export function validateBrokerConfig(json: unknown, path: string): BrokerConfig 
     database: abs(c.database),
     mdns: c.mdns,
     expirySweepMs: c.expirySweepMs,
-    ...(c.nats === undefined ? {} : { nats: c.nats }),
+    ...(c.nats === undefined
+      ? {}
+      : { nats: { ...c.nats, ...(c.nats.nkey === undefined ? {} : { nkey: abs(c.nats.nkey) }) } }),
   };
 }
 

@@ -60,7 +60,7 @@ export interface BrokerOptions {
    * NATS mode (doc/nats.md): peers' commands go to their mailboxes in a JetStream cluster and
    * their signed results and statuses come back from it; operators still connect over TLS.
    */
-  nats?: { servers: string[]; replicas?: number };
+  nats?: { servers: string[]; replicas?: number; nkey?: string };
 }
 
 export class Broker implements BrokerContext {
@@ -107,10 +107,14 @@ export class Broker implements BrokerContext {
     }
     if (o.nats !== undefined) {
       try {
-        b.nats = await NatsRelay.open({ servers: o.nats.servers });
+        b.nats = await NatsRelay.open({
+          servers: o.nats.servers,
+          ...(o.nats.nkey === undefined ? {} : { nkey: o.nats.nkey }),
+        });
         await b.nats.ensureStreams(o.nats.replicas ?? 3);
       } catch (e) {
         await b.close();
+        if (e instanceof ControlError && e.code === 'E_NATS_CREDENTIALS') throw e;
         throw new ControlError(
           'E_NATS_UNAVAILABLE',
           `Cannot set up NATS mode on ${o.nats.servers.join(', ')}: ${errorMessage(e)}`,

@@ -11,3 +11,4 @@ export * from './broker-jobs.ts';
 export * from './broker-migrations.ts';
 export * from './nats-relay.ts';
 export * from './nats-bridge.ts';
+export * from './nats-users.ts';

@@ -12,6 +12,7 @@ import type { Envelope } from '../../keys/index.ts';
 import {
   CMD_STREAM,
   ControlError,
+  connectNats,
   decodeBody,
   deliveryMsgId,
   type Message,
@@ -43,19 +44,14 @@ export class NatsRelay {
     this.#js = js;
   }
 
-  static async open(o: { servers: string[]; name?: string }): Promise<NatsRelay> {
-    const { connect } = await import('@nats-io/transport-node');
+  /** Connects as the broker's NATS user (`nkey`: its seed file; doc/nats.md). */
+  static async open(o: { servers: string[]; name?: string; nkey?: string }): Promise<NatsRelay> {
     const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
-    const nc = await connect({
+    const nc = await connectNats({
       servers: o.servers,
+      who: { role: 'broker' },
+      nkey: o.nkey,
       name: o.name ?? 'milkywaysrvd',
-      maxReconnectAttempts: -1,
-      reconnectTimeWait: 250,
-      timeout: 5000,
-      // A server that stalls (stopped, partitioned) is left after two missed pings, 10-15 s, not
-      // the client's default of minutes; the others take over.
-      pingInterval: 5000,
-      maxPingOut: 2,
     });
     return new NatsRelay(
       nc,

@@ -11,6 +11,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { errorMessage, writeJsonAtomic } from '../../common/index.ts';
 import { ControlError } from './control-error.ts';
+import { connectNats } from './nats-connect.ts';
 import {
   answerMsgId,
   CMD_STREAM,
@@ -32,6 +33,8 @@ export interface PeerSession {
 export interface NatsPeerOptions {
   /** `nats://host:port` URLs of (some of) the cluster's servers. */
   servers: string[];
+  /** The peer's NATS nkey seed file; without it the peer connects as the servers' anonymous user. */
+  nkey?: string;
   peerId: string;
   /** The mailbox cursor file (`<stateDir>/control/nats-cursor.json`). */
   cursorFile: string;
@@ -69,20 +72,18 @@ function isNotFound(e: unknown): boolean {
   return api?.err_code === 10037 || /no message found/i.test(String(err.message));
 }
 
+function isPermissionDenied(e: unknown): boolean {
+  return /permissions violation/i.test(String((e as { message?: unknown }).message));
+}
+
 /** Connects and starts reading the mailbox; the caller's `onMessage` sees what it would over TLS. */
 export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> {
-  const { connect } = await import('@nats-io/transport-node');
   const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
-  const nc: NatsConnection = await connect({
+  const nc: NatsConnection = await connectNats({
     servers: o.servers,
+    who: { role: 'peer', peerId: o.peerId },
+    nkey: o.nkey,
     name: `mway-peer-${o.peerId}`,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: 250,
-    timeout: 5000,
-    // A server that stalls (stopped, partitioned) is left after two missed pings, 10-15 s, not
-    // the client's default of minutes; the others take over.
-    pingInterval: 5000,
-    maxPingOut: 2,
   });
   const jsm: JetStreamManager = await jetstreamManager(nc, { checkAPI: false });
   const js: JetStreamClient = jetstream(nc, { timeout: 5000 });
@@ -125,6 +126,12 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
           } catch (e) {
             if (isNotFound(e)) break;
             if (closed) return;
+            if (isPermissionDenied(e)) {
+              // The servers' permissions do not let this peer read the stream: a config error
+              // retrying cannot fix; the next poll tries again (doc/nats.md).
+              o.log('error', `control: NATS refused reading the mailbox: ${errorMessage(e)}`);
+              break;
+            }
             // No leader yet (failover), or the connection is reconnecting: try again shortly.
             await pause(250);
             continue;

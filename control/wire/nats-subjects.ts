@@ -7,6 +7,8 @@
 export const CMD_STREAM = 'MWAY_CMD';
 /** Signed results (the wire's `result` / `membership-ack` messages). */
 export const RES_STREAM = 'MWAY_RES';
+/** Every command and answer, copied from the two streams above (JetStream sources): the audit fold. */
+export const AUDIT_STREAM = 'MWAY_AUDIT';
 
 /**
  * A peer or job id as one subject token. Ids may hold `.`, `:` and `@` (protocol.ts ID_RE),
@@ -20,6 +22,11 @@ export function subjectToken(id: string): string {
 /** Where the broker side publishes a peer's commands and memberships. */
 export function mailboxSubject(peerId: string): string {
   return `mway.cmd.peer.${subjectToken(peerId)}`;
+}
+
+/** Where the broker side publishes a command once for every member of `group`. */
+export function groupSubject(group: string): string {
+  return `mway.cmd.group.${subjectToken(group)}`;
 }
 
 /** Where a peer publishes what it answers to job `jobId` (a result or a membership ack). */

@@ -55,6 +55,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
           'NATS mode: the servers did not store a delivery (no JetStream answer, no stream leader) before the deadline; the delivery may be stored later by a retry, never twice (its message id).',
         fix: "Check that a majority of the cluster runs (`/jsz` on a server's monitoring port) and that the streams exist (doc/nats.md); then send again.",
       },
+      E_NATS_CREDENTIALS: {
+        meaning:
+          "NATS mode: the configured nkey seed file cannot be read or is not one user seed (`SU` and 56 base32 characters, checksum), or the servers refused the user (`Authorization Violation`: its public key is not in the servers' `authorization` block).",
+        fix: 'Give the seed file written by `milkywaysrvd nats-user` and put its public key in the servers\' config (doc/nats.md, "Credentials and permissions").',
+      },
       E_BROKER_UNTRUSTED: {
         meaning:
           "The server's certificate does not chain to our anchors, is not a `broker` certificate, or its fingerprint is not the one pinned (mDNS TXT or config).",

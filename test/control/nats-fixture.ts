@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import { tempDir } from '../helpers.ts';
 
@@ -48,7 +48,18 @@ async function jsz(node: NatsNode, query = ''): Promise<Record<string, unknown> 
   }
 }
 
-export async function startNatsCluster(t: ExecutionContext, size = 3): Promise<NatsCluster> {
+export interface NatsClusterOptions {
+  /** nats-server's `authorization` block (control/broker/nats-users.ts), the same on every node. */
+  authorization?: unknown;
+  /** A config file every node includes (`milkywaysrvd nats-authorization --out`). */
+  include?: string;
+}
+
+export async function startNatsCluster(
+  t: ExecutionContext,
+  size = 3,
+  o: NatsClusterOptions = {},
+): Promise<NatsCluster> {
   const dir = await tempDir(t);
   const ports = [];
   for (let i = 0; i < size; i++)
@@ -69,6 +80,10 @@ export async function startNatsCluster(t: ExecutionContext, size = 3): Promise<N
         `http: 127.0.0.1:${p.http}`,
         `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: 256MB }`,
         `cluster { name: mway-test, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ] }`,
+        // nats-server's config format reads JSON.
+        ...(o.authorization === undefined ? [] : [`authorization: ${JSON.stringify(o.authorization)}`]),
+        // nats-server resolves an include against the including file's folder, absolute or not.
+        ...(o.include === undefined ? [] : [`include "${relative(dir, o.include)}"`]),
         '',
       ].join('\n'),
     );

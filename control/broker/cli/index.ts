@@ -14,6 +14,13 @@ export const subCommands: SubCommandsDef = {
   'check-config': lazy('Check a broker config and every file it names, without starting', () =>
     import('./check-config.ts').then((m) => m.default),
   ),
+  'nats-user': lazy('Make a NATS nkey user: seed to --out, public key printed', () =>
+    import('./nats-user.ts').then((m) => m.default),
+  ),
+  'nats-authorization': lazy(
+    "Write nats-server's authorization block (users, permissions) from a users file",
+    () => import('./nats-authorization.ts').then((m) => m.default),
+  ),
   completion: completionCommand,
 };
 

@@ -1,0 +1,66 @@
+// What each NATS user may publish and subscribe to in NATS mode (doc/nats.md), derived from the
+// subject names in nats-subjects.ts so the two never drift. nats-server enforces these per
+// connection (its `authorization.users[].permissions`); they narrow what a stolen or hostile
+// peer credential can do on the servers, not what it can make a peer accept — that stays in the
+// signatures. Every request's reply comes back on the user's own inbox prefix, so no user needs
+// `_INBOX.>`, which would let it read every other client's replies.
+import { AUDIT_STREAM, CMD_STREAM, mailboxSubject, statusSubject, subjectToken } from './nats-subjects.ts';
+
+export interface NatsPermissions {
+  publish: { allow: string[] };
+  subscribe: { allow: string[] };
+}
+
+export type NatsRole =
+  | { role: 'peer'; peerId: string }
+  | { role: 'broker' }
+  | { role: 'auditor'; name: string };
+
+/** The inbox prefix a user's client must use (`inboxPrefix` of the NATS client): its replies arrive under it. */
+export function inboxPrefix(who: NatsRole): string {
+  if (who.role === 'peer') return `_INBOX.peer.${subjectToken(who.peerId)}`;
+  if (who.role === 'auditor') return `_INBOX.auditor.${subjectToken(who.name)}`;
+  return '_INBOX.broker';
+}
+
+/**
+ * A peer publishes only its own results and status and reads the commands stream one message
+ * at a time (STREAM.MSG.GET); it subscribes only to its own mailbox and the group subjects (the
+ * subscriptions are wake-ups, the data is read from the stream). On 2.9 MSG.GET cannot be
+ * narrowed to a subject, so a peer can read other mailboxes through it: commands are not
+ * confidential (secrets in them are sealed to each peer's ML-KEM key), and for the same reason
+ * the group subjects' wake-ups are open to every peer.
+ */
+function peer(peerId: string): NatsPermissions {
+  const t = subjectToken(peerId);
+  return {
+    publish: { allow: [`mway.res.${t}.>`, statusSubject(peerId), `$JS.API.STREAM.MSG.GET.${CMD_STREAM}`] },
+    subscribe: {
+      allow: [mailboxSubject(peerId), 'mway.cmd.group.*', `${inboxPrefix({ role: 'peer', peerId })}.>`],
+    },
+  };
+}
+
+/** The broker stores commands and memberships, administers the streams and reads answers and statuses. */
+function broker(): NatsPermissions {
+  return {
+    publish: { allow: ['mway.cmd.>', '$JS.API.>'] },
+    subscribe: { allow: ['mway.res.>', 'mway.status.*', `${inboxPrefix({ role: 'broker' })}.>`] },
+  };
+}
+
+/** An auditor (`mway audit --nats`) reads the audit stream and nothing else. */
+function auditor(name: string): NatsPermissions {
+  return {
+    publish: {
+      allow: [`$JS.API.STREAM.MSG.GET.${AUDIT_STREAM}`, `$JS.API.STREAM.INFO.${AUDIT_STREAM}`],
+    },
+    subscribe: { allow: [`${inboxPrefix({ role: 'auditor', name })}.>`] },
+  };
+}
+
+export function natsPermissions(who: NatsRole): NatsPermissions {
+  if (who.role === 'peer') return peer(who.peerId);
+  if (who.role === 'auditor') return auditor(who.name);
+  return broker();
+}

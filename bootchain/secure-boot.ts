@@ -3,8 +3,13 @@
 // time into the PKCS#7 signed attributes (signingTime), which is the only thing that makes its
 // output vary; run under libfaketime with the clock frozen at SOURCE_DATE_EPOCH it signs the
 // same bytes to the same bytes (RSA PKCS#1 v1.5 is deterministic), so a disk built twice is
-// still identical. Signing stays a step of its own: the unsigned image is built first, and
+// still identical. The frozen time is SOURCE_DATE_EPOCH moved into the signer certificate's
+// validity: the locked-down kernel's kexec_file_load refuses a signature whose signingTime lies
+// outside its certificate's window (pkcs7_verify_one: "Message signed outside of X.509 validity
+// window", EKEYREJECTED), and a key made today with an older SOURCE_DATE_EPOCH would otherwise
+// sign every kernel "before" its certificate existed. Signing stays a step of its own: the unsigned image is built first, and
 // `signedMatchesUnsigned` proves a signed image is exactly that image plus a certificate table.
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +27,23 @@ function fakeTime(epoch: number): string {
   return new Date(epoch * 1000).toISOString().replace('T', ' ').slice(0, 19);
 }
 
-/** Signs PE `input` into `output` with sbsign, the clock frozen at `epoch`; checks it with sbverify. */
+/** `epoch` (seconds) moved into the validity window of the certificate in `certPem`. */
+export function signingTime(certPem: string, epoch: number, path: string): number {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (e) {
+    throw new BootchainError('E_SB_SIGN', `${path} is not a PEM X.509 certificate`, { path, cause: e });
+  }
+  const from = Math.floor(Date.parse(cert.validFrom) / 1000);
+  const to = Math.floor(Date.parse(cert.validTo) / 1000);
+  return Math.min(Math.max(epoch, from), to);
+}
+
+/**
+ * Signs PE `input` into `output` with sbsign, the clock frozen at `epoch` moved into the
+ * signer's validity (signingTime above); checks it with sbverify.
+ */
 export async function sbSign(o: {
   input: string;
   output: string;
@@ -31,6 +52,13 @@ export async function sbSign(o: {
 }): Promise<void> {
   const faketime = await requireTool('faketime');
   const sbsign = await requireTool('sbsign');
+  const pem = await readFile(o.signer.cert, 'utf8').catch((e: unknown) => {
+    throw new BootchainError('E_SB_SIGN', `Cannot read the signer certificate ${o.signer.cert}`, {
+      path: o.signer.cert,
+      cause: e,
+    });
+  });
+  const at = signingTime(pem, o.epoch, o.signer.cert);
   const r = await run(
     faketime,
     [
@@ -38,7 +66,7 @@ export async function sbSign(o: {
       // it the wrapper makes it "@time", a start that keeps ticking, and signingTime then depends on
       // how long the build took to get here (two builds of the same inputs differed).
       '-f',
-      fakeTime(o.epoch),
+      fakeTime(at),
       sbsign,
       '--key',
       o.signer.key,

@@ -17,7 +17,7 @@ import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
-import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
+import { newIdentity, newSecureBootKeys, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { packLayer } from '../../layers/pack.ts';
 import { BINS, cli, ROOT, tempDir } from '../helpers.ts';
 
@@ -109,6 +109,9 @@ test.serial(
     // The image's own development PKI; the broker, operator and peer are issued by its user root.
     const keysDir = join(dir, 'keys');
     await loadImageKeys(keysDir, { generate: true });
+    // A keys folder of one's own also needs the boot chain's Secure Boot keys (mway keys secure-boot).
+    await newSecureBootKeys({ dir: keysDir, kind: 'user', name: 'user' });
+    await newSecureBootKeys({ dir: keysDir, kind: 'vendor', name: 'vendor' });
     const rootKey = await readPrivateKey(join(keysDir, 'user-root.key'));
     const [rootCert] = await readCertificates(join(keysDir, 'user-root.crt'));
     if (rootCert === undefined) return t.fail('no user root');

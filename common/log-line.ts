@@ -25,8 +25,13 @@ export function logLine(
   if (format === 'json') {
     return `${JSON.stringify({ time: now.toISOString(), level, source, msg, ...Object.fromEntries(set) })}\n`;
   }
-  const kv = set
+  return `${now.toISOString()} ${source} ${level}: ${msg}${logFields(fields)}\n`;
+}
+
+/** The text form of `fields`: ` key=value` each (quoted when the value has a space, `"` or `=`). */
+export function logFields(fields: LogFields): string {
+  return Object.entries(fields)
+    .filter(([, v]) => v !== undefined)
     .map(([k, v]) => ` ${k}=${/[\s"=]/.test(String(v)) ? JSON.stringify(String(v)) : String(v)}`)
     .join('');
-  return `${now.toISOString()} ${source} ${level}: ${msg}${kv}\n`;
 }

@@ -23,6 +23,7 @@ export const command = defineCommand({
       ...(args.root === undefined ? {} : { root: args.root }),
       ...(args.config === undefined ? {} : { config: args.config }),
       ...(args.mode === undefined ? {} : { mode: args.mode }),
+      ...(args['log-format'] === undefined ? {} : { logFormat: args['log-format'] }),
     });
   },
 });

@@ -15,4 +15,10 @@ export const runArgs = {
     type: 'string',
     description: 'pid1 | namespace | auto (default: pid1 when in the initial PID namespace)',
   },
+  'log-format': {
+    type: 'enum',
+    options: ['text', 'json'] as string[],
+    description:
+      "The agent's log lines on the console: text (timestamped) or json (one object a line); env MWAY_LOG_FORMAT, else the config's logFormat",
+  },
 } as const;

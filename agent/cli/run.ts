@@ -7,7 +7,12 @@ import { enableAgentCompileCache, flushAgentCompileCache } from '../core/compile
 import { ensureInternals } from '../core/rt-signals.ts';
 import { DEFAULT_CONFIG, runArgs } from './run-args.ts';
 
-export async function runAgent(args: { root?: string; config?: string; mode?: string }): Promise<number> {
+export async function runAgent(args: {
+  root?: string;
+  config?: string;
+  mode?: string;
+  logFormat?: string;
+}): Promise<number> {
   // Re-exec (for the real-time signals) before loading anything heavy: the agent's
   // modules are then compiled once, not twice.
   ensureInternals();
@@ -20,7 +25,9 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
   const { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } = await import('../core/pid1.ts');
   const { watchPowerButton } = await import('../core/power-button.ts');
   const realPid1 = args.mode === 'pid1' || ((args.mode ?? 'auto') === 'auto' && isRealPid1());
-  const logger = createAgentLogger({ kmsg: realPid1 });
+  // The flag, else MWAY_LOG_FORMAT, else (once it is read) the config file's logFormat.
+  const asked = args.logFormat ?? process.env.MWAY_LOG_FORMAT;
+  const logger = createAgentLogger({ kmsg: realPid1, format: asked === 'json' ? 'json' : 'text' });
   if (realPid1) await mountApiFilesystems(logger.log);
   const path = args.config ?? DEFAULT_CONFIG;
   let config: AgentConfig;
@@ -33,6 +40,7 @@ export async function runAgent(args: { root?: string; config?: string; mode?: st
     logger.log('error', `${(e as Error).message}; continuing with the default config`);
     config = parseAgentConfig({});
   }
+  if (asked === undefined) logger.setFormat(config.logFormat);
   const agent = new Agent({ config, mode: realPid1 ? 'pid1' : 'namespace', logger });
   installEmergencyPath(agent);
   installSignalHandlers(agent);
@@ -92,5 +100,6 @@ export default defineCommand({
       ...(args.root === undefined ? {} : { root: args.root }),
       ...(args.config === undefined ? {} : { config: args.config }),
       ...(args.mode === undefined ? {} : { mode: args.mode }),
+      ...(args['log-format'] === undefined ? {} : { logFormat: args['log-format'] }),
     }),
 });

@@ -4,11 +4,12 @@
 // doc/agent-config.schema.json is emitted. Every path is inside `root` (the agent's view of
 // `/`), so the same file works as PID 1 (root "/") and in namespace mode (--root DIR).
 import { join, resolve } from 'node:path';
-import { readRegularFile, schema } from '../../common/index.ts';
+import { LOG_FORMATS, readRegularFile, schema } from '../../common/index.ts';
 import { LAYOUT_PATHS, mountPoint } from '../../platform/index.ts';
 import { AgentError } from './agent-error.ts';
 
-const { absolutePath, anyObject, configObject, defineFormat, flag, int, list, object, text, v } = schema;
+const { absolutePath, anyObject, configObject, defineFormat, flag, int, list, object, oneOf, text, v } =
+  schema;
 type Output<S extends schema.Schema> = schema.Output<S>;
 type SchemaIssue = schema.SchemaIssue;
 
@@ -98,6 +99,10 @@ export const AGENT_TUNING = {
     'Milliseconds a service gets after SIGTERM before SIGKILL (when its manifest gives none)',
   ),
   logs: v.optional(Logs, {}),
+  logFormat: about(
+    v.optional(oneOf(LOG_FORMATS), 'text'),
+    "The agent's own log lines on the console: text, or json (one object a line, for a log shipper); --log-format and MWAY_LOG_FORMAT override",
+  ),
   dbus: v.exactOptional(Dbus),
   control: about(v.exactOptional(anyObject), "The peer link's settings (doc/commands.md)"),
   update: about(v.optional(Update, {}), 'A/B CoreOS updates and the health gate (doc/how-to-update.md)'),

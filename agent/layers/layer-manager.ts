@@ -158,7 +158,7 @@ export class LayerManager {
   #refused(name: string, file: string, e: unknown): void {
     const code = (e as { code?: string }).code ?? 'E_INTERNAL';
     const message = (e as Error).message;
-    this.#o.log('error', `layer ${name} refused: ${code}: ${message}`);
+    this.#o.log('error', `layer ${name} refused: ${code}: ${message}`, { layer: name, code });
     this.#entries.set(name, {
       file,
       info: {
@@ -287,7 +287,10 @@ export class LayerManager {
         services: [],
       },
     });
-    this.#o.log('info', `layer ${name} ${v.manifest.version} active (${activation.verity} verity)`);
+    this.#o.log('info', `layer ${name} ${v.manifest.version} active (${activation.verity} verity)`, {
+      layer: name,
+      version: v.manifest.version,
+    });
     this.#o.emit({ kind: 'layer', name, event: 'activated' });
   }
 
@@ -543,7 +546,7 @@ export class LayerManager {
           await this.#mountApps(await loadLayersModule(), this.#secure);
         }
         await this.#o.supervisor.startAll(e.info.services);
-        this.#o.log('warn', `layer ${name} not removed: ${(err as Error).message}`);
+        this.#o.log('warn', `layer ${name} not removed: ${(err as Error).message}`, { layer: name });
         throw err;
       }
       await this.#deactivate(name, true);
@@ -556,7 +559,7 @@ export class LayerManager {
           this.#o.warn(`SELinux: policy not recompiled without ${name}: ${e.message}`),
         );
       }
-      this.#o.log('info', `layer ${name} removed`);
+      this.#o.log('info', `layer ${name} removed`, { layer: name });
       this.#o.emit({ kind: 'layer', name, event: 'removed' });
     });
   }

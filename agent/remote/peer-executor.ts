@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
 import type { AgentApi } from '../core/agent-api.ts';
-import { errorMessage, isMilkyWayError } from '../../common/index.ts';
+import { errorMessage, isMilkyWayError, type LogFields } from '../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -36,7 +36,8 @@ export interface PeerIdentity {
   crls: Crl[];
 }
 
-export type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
+/** The agent's log (agent/core/agent-log.ts): fields name the command, action, job, code. */
+export type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: LogFields) => void;
 
 export interface Answer {
   result: Envelope;
@@ -135,7 +136,7 @@ export class PeerExecutor {
       return { ok: true, group: v.payload.group, ack: ack('ok', {}) };
     } catch (e) {
       const code = isMilkyWayError(e) ? e.code : 'E_MEMBERSHIP_INVALID';
-      this.#log('warn', `membership refused: ${code}: ${errorMessage(e)}`);
+      this.#log('warn', `membership refused: ${code}: ${errorMessage(e)}`, { code });
       return {
         ok: false,
         code,
@@ -173,7 +174,10 @@ export class PeerExecutor {
       // cache could not be written): refused, because at-most-once cannot be promised.
       const code = isMilkyWayError(e) ? e.code : 'E_PEER_STATE';
       const command = idOf(input);
-      this.#log('warn', `command ${command || '(unparsable)'} refused: ${code}: ${errorMessage(e)}`);
+      this.#log('warn', `command ${command || '(unparsable)'} refused: ${code}: ${errorMessage(e)}`, {
+        ...(command ? { command } : {}),
+        code,
+      });
       let digest = '';
       try {
         digest = envelopeDigest(parseEnvelope(input as Envelope));
@@ -198,7 +202,15 @@ export class PeerExecutor {
       };
     }
     const p = checked.payload;
-    this.#log('info', `command ${p.id} ${p.action} from ${checked.operator.subject} (seq ${p.seq}) accepted`);
+    this.#log(
+      'info',
+      `command ${p.id} ${p.action} from ${checked.operator.subject} (seq ${p.seq}) accepted`,
+      {
+        command: p.id,
+        action: p.action,
+        operator: checked.operator.subject,
+      },
+    );
     let answer: Answer;
     try {
       const out = await runAction(p, {
@@ -214,7 +226,11 @@ export class PeerExecutor {
           (await this.replay.claim(id, { digest: CANCELLED, keepUntil })) ? 'cancelled' : 'already-received',
       });
       if (out.failure !== undefined)
-        this.#log('warn', `command ${p.id} ${p.action} failed: ${out.failure.code}: ${out.failure.message}`);
+        this.#log('warn', `command ${p.id} ${p.action} failed: ${out.failure.code}: ${out.failure.message}`, {
+          command: p.id,
+          action: p.action,
+          code: out.failure.code,
+        });
       answer = {
         result: this.#result({
           command: p.id,
@@ -229,7 +245,11 @@ export class PeerExecutor {
       };
     } catch (e) {
       const code = isMilkyWayError(e) ? e.code : 'E_ACTION_FAILED';
-      this.#log('warn', `command ${p.id} ${p.action} failed: ${code}: ${errorMessage(e)}`);
+      this.#log('warn', `command ${p.id} ${p.action} failed: ${code}: ${errorMessage(e)}`, {
+        command: p.id,
+        action: p.action,
+        code,
+      });
       answer = {
         result: this.#result({
           command: p.id,

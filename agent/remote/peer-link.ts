@@ -382,6 +382,7 @@ export async function startPeerLink(options: {
             log(
               'warn',
               `control: result of job ${jobId} not sent (${errorMessage(e)}); it is kept for redelivery`,
+              { job: jobId },
             );
           }
           if (answer.after !== undefined) {
@@ -394,13 +395,15 @@ export async function startPeerLink(options: {
         // it only claims an id in the replay cache (whose claims are atomic), so it runs now.
         // Its signature and scope are checked like any command's; the peek only picks the lane.
         if ((m.command as { payload?: { action?: unknown } } | undefined)?.payload?.action === 'job.cancel') {
-          void run().catch((e) => log('error', `control: cancellation ${jobId} failed: ${errorMessage(e)}`));
+          void run().catch((e) =>
+            log('error', `control: cancellation ${jobId} failed: ${errorMessage(e)}`, { job: jobId }),
+          );
           return;
         }
         queue = queue.then(run);
         // One failure (a full disk writing the replay cache) must not stall every later command.
         queue = queue.catch((e) =>
-          log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`),
+          log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`, { job: jobId }),
         );
         return;
       }
@@ -433,7 +436,7 @@ export async function startPeerLink(options: {
     // transports; status is sent on connect and every statusIntervalMs.
     const serve = async (c: PeerSession, where: string): Promise<void> => {
       client = c;
-      log('info', `control: connected to ${where} as ${leaf.peerId}`);
+      log('info', `control: connected to ${where} as ${leaf.peerId}`, { peer: leaf.peerId, broker: where });
       await sendStatus(c);
       const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
       const reason = await c.closed;

@@ -3,6 +3,7 @@
 // last lines of output. A server has no shell and no SSH, so this line is how a user learns
 // why an app did not come up (systemd prints the same in `systemctl status`). Failures are
 // always said; restarts at most once per interval per service, with a count of those not said.
+import type { LogFields } from '../../common/index.ts';
 import type { ServiceInfo } from '../core/agent-api.ts';
 
 /** Output lines a report carries, and how much of each. */
@@ -11,7 +12,7 @@ export const REPORT_LINE_CHARS = 240;
 /** A crash-looping service is reported at most this often. */
 export const RESTART_REPORT_INTERVAL_MS = 10_000;
 
-type Log = (level: 'info' | 'warn' | 'error', message: string) => void;
+type Log = (level: 'info' | 'warn' | 'error', message: string, fields?: LogFields) => void;
 
 /** `; last output: a | b` of a service's last lines, or nothing when it printed none. */
 export function outputSuffix(lines: readonly string[] | undefined): string {
@@ -43,6 +44,7 @@ export class FailureReporter {
       this.#log(
         'error',
         `service ${s.name} failed: ${s.error ?? 'unknown reason'}${more}${outputSuffix(s.lastOutput)}`,
+        { service: s.name, layer: s.layer },
       );
       return;
     }
@@ -59,6 +61,7 @@ export class FailureReporter {
     this.#log(
       'warn',
       `service ${s.name} ended (${s.error ?? 'unknown reason'}), restarting${more}${outputSuffix(s.lastOutput)}`,
+      { service: s.name, layer: s.layer },
     );
   }
 }

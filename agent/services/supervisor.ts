@@ -2,6 +2,7 @@
 // settled, independent ones in parallel) and stops them in reverse order. Ordering (after)
 // and requirement (requires, wants) are separate settings, as in systemd.unit(5).
 import type { AgentChange, ServiceInfo } from '../core/agent-api.ts';
+import type { LogFn } from '../core/agent-log.ts';
 import type { LogConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
 import { FailureReporter } from './failure-report.ts';
@@ -19,7 +20,7 @@ export interface SupervisorOptions {
   logDir: string | undefined;
   logConfig: LogConfig;
   emit: (change: AgentChange) => void;
-  log: (level: 'info' | 'warn' | 'error', message: string) => void;
+  log: LogFn;
   /** What runs a service (default: the bubblewrap runner); tests pass a fake one. */
   runner?: (spec: UnitSpec, log: ServiceLog) => Runner;
 }

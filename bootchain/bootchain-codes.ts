@@ -52,7 +52,8 @@ then tries the other slot or stops the boot (doc/boot.md). keys/ errors (\`E_SIG
     },
     'Secure Boot': {
       E_SB_KEYS: 'a Secure Boot key or certificate file is missing or not an RSA key / X.509 certificate',
-      E_SB_SIGN: 'sbsign failed, its signer certificate cannot be read, or its output does not verify with sbverify',
+      E_SB_SIGN:
+        'sbsign failed, its signer certificate cannot be read, or its output does not verify with sbverify',
       E_SB_NOT_SIGNED:
         'the PE image has no Authenticode signature, or none that verifies under the given certificate',
       E_SB_PE: 'the file is not a PE32+ image this code can read, or its certificate table is not at its end',

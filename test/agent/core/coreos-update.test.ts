@@ -1,50 +1,78 @@
 // A/B updates on the host, boot after boot (agent/core/coreos-updater.ts): a disk image with
-// CoreOS 1.0 in slot A; the agent writes 2.0 into B and arms it; a stand-in stage 1 picks the
-// slot with the boot chain's rules (bootchain/slot.ts: highest bootable priority, a trial's
-// tries written down before it boots); the next "boot" runs the health gate. Covers a good
+// CoreOS 1.0 in slot A and its stage 2 on boot-a; the agent writes 2.0 into B (CoreOS and
+// stage 2) and arms it; the real C stage 1 (`mway-stage1 boot --no-exec`) picks the slot from
+// the bits on boot-a/boot-b, writes a trial's try down, verifies that slot's stage 2 and names
+// the root hash it would boot; the next "boot" runs the health gate. Covers a good
 // update, a bad one rolled back without operator action, a trial that never reaches the agent,
 // replayed and older bundles, and no reboot loop when nothing is left to fall back to.
 import test from 'ava';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { buildVerifier, encodeStage1Config, pinVendorKey } from '../../../bootchain/index.ts';
+import { run } from '../../../common/exec.ts';
+import type { ImageKeys } from '../../../imagebuild/dev-keys.ts';
 import { CoreosUpdater } from '../../../agent/core/coreos-updater.ts';
 import { runHealthGate } from '../../../agent/core/health-gate.ts';
 import { writePartitionEntries } from '../../../formats/index.ts';
 import {
-  type DiskSlots,
   encodeSlot,
   readDiskSlots,
   readUpdateState,
-  SLOTS,
   type SlotName,
   type UpdateError,
-  willBoot,
 } from '../../../update/index.ts';
 import { tempDir } from '../../helpers.ts';
 import { devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../../update/_slot-disk.ts';
 
-/** Stage 1's choice (the boot chain's rules): the root hash it boots, after writing the tries. */
-async function stage1(disk: string): Promise<{ slot: SlotName; rootHash: string } | null> {
-  const slots: DiskSlots = await readDiskSlots(disk);
-  const order = SLOTS.filter((n) => willBoot(slots[n].state)).sort(
-    (x, y) => slots[y].state.priority - slots[x].state.priority,
-  );
-  const best = order[0];
-  if (best === undefined) return null;
-  const s = slots[best];
-  if (!s.state.successful) {
-    const p = s.statePartition;
-    writePartitionEntries(disk, [
-      { index: p.index, attributes: encodeSlot(p.attributes, { ...s.state, tries: s.state.tries - 1 }) },
-    ]);
+/**
+ * One boot's stage 1: the real C stage 1 (`mway-stage1 boot --no-exec`, bootchain/verifier/)
+ * on the disk the agent wrote — slot bits, a trial's try written down first, the slot's stage 2
+ * verified with ML-DSA against the pinned vendor key — and the root hash on the command line it
+ * would boot; null when nothing is bootable.
+ */
+async function stage1(
+  disk: string,
+  keys: ImageKeys,
+): Promise<{ slot: SlotName; rootHash: string; out: string } | null> {
+  const dir = await mkdtemp(join(tmpdir(), 'mway-stage1-'));
+  try {
+    const vendor = keys.vendor.chain[0];
+    if (vendor === undefined) throw new TypeError('no vendor certificate');
+    const cfg = join(dir, 'stage1.cfg');
+    await writeFile(
+      cfg,
+      encodeStage1Config({
+        rollbackFloor: 1n,
+        certsRootHash: 'c'.repeat(64),
+        userRoot: keys.userRoot.fingerprint,
+        vendorRoot: keys.vendorRoot.fingerprint,
+        sbSigner: 'CN=test',
+        keys: [pinVendorKey(vendor, { anchors: [keys.vendorRoot] })],
+      }),
+    );
+    const r = await run(await buildVerifier(), ['boot', disk, cfg, '--no-exec', dir], {
+      timeout: 60_000,
+      reject: false,
+    });
+    const slot = /mway-stage1: booting stage 2 from slot ([ab])/.exec(r.stdout)?.[1] as SlotName | undefined;
+    if (slot === undefined) return null;
+    const cmdline = await readFile(join(dir, 'cmdline'), 'utf8');
+    const rootHash = /(?:^| )mway\.roothash=([0-9a-f]{64})(?: |$)/.exec(cmdline)?.[1];
+    if (rootHash === undefined)
+      throw new Error(`stage 1 booted slot ${slot} without a root hash: ${cmdline}`);
+    return { slot, rootHash, out: r.stdout };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
-  return { slot: best, rootHash: s.rootHash as string };
 }
 
 async function setup(t: import('ava').ExecutionContext) {
   const dir = await tempDir(t, 'mway-ab-');
   const keys = await devKeys(dir);
   const v1 = await makeCoreos(dir, keys, { version: '1.0' });
-  const disk = await makeSlotDisk(dir, v1, '1.0');
+  // As built: boot-a/boot-b carry the slot bits and each slot's stage 2.
+  const disk = await makeSlotDisk(dir, v1, '1.0', { bootChain: keys });
   const bundle = async (version: string, rollbackIndex: number) =>
     (await makeBundle(dir, keys, await makeCoreos(dir, keys, { version }), { version, rollbackIndex })).path;
   const events: string[] = [];
@@ -88,8 +116,11 @@ test('a good update: B written and armed from A, booted once, marked good after 
   });
   t.is(armed.rollbackFloor, 0);
 
-  const choice = await stage1(s.disk);
+  const choice = await stage1(s.disk, s.keys);
   t.is(choice?.slot, 'b');
+  // The stage 2 the update wrote onto boot-b is the one stage 1 verified, and it names CoreOS 2.0.
+  t.regex(choice?.out ?? '', /slot b: stage 2 milkyway 2\.0 \(rollback index 2\) verified: ML-DSA-65/);
+  t.regex(choice?.out ?? '', /booting stage 2 from slot b \(trial\)/);
   t.deepEqual((await readDiskSlots(s.disk)).b.state, { priority: 2, tries: 0, successful: false });
   const onB = await s.boot(choice?.rootHash as string);
   const st = await onB.status();
@@ -105,7 +136,7 @@ test('a good update: B written and armed from A, booted once, marked good after 
       ['b', '2.0', 2, true],
     ],
   );
-  t.is((await stage1(s.disk))?.slot, 'b', 'the next boot stays on b');
+  t.is((await stage1(s.disk, s.keys))?.slot, 'b', 'the next boot stays on b');
   t.deepEqual(s.events, []);
 });
 
@@ -113,7 +144,7 @@ test('replay and downgrade: the same bundle again, an older version, an index be
   const s = await setup(t);
   const v2 = await s.bundle('2.0', 2);
   await (await s.boot(s.v1.rootHash)).install(v2);
-  const onB = await s.boot((await stage1(s.disk))?.rootHash as string);
+  const onB = await s.boot((await stage1(s.disk, s.keys))?.rootHash as string);
   const code = async (p: Promise<unknown>) => ((await t.throwsAsync(p)) as UpdateError).code;
   t.is(await code(onB.install(v2)), 'E_BUNDLE_DOWNGRADE');
   t.is(await code(onB.install(await s.bundle('1.5', 3))), 'E_BUNDLE_DOWNGRADE');
@@ -128,7 +159,7 @@ test('a bad update: the trial fails its gate, is marked bad, the machine reboots
   const s = await setup(t);
   await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
   const onBad = await s.boot(
-    (await stage1(s.disk))?.rootHash as string,
+    (await stage1(s.disk, s.keys))?.rootHash as string,
     () => 'service web/web failed: exit 1',
   );
   const st = await onBad.status();
@@ -140,7 +171,7 @@ test('a bad update: the trial fails its gate, is marked bad, the machine reboots
   );
   t.deepEqual((await readDiskSlots(s.disk)).b.state, { priority: 0, tries: 0, successful: false });
   // Stage 1 falls back to a without anyone's help.
-  const back = await stage1(s.disk);
+  const back = await stage1(s.disk, s.keys);
   t.is(back?.slot, 'a');
   const onA = await s.boot(back?.rootHash as string);
   const a = await onA.status();
@@ -157,8 +188,8 @@ test('a bad update: the trial fails its gate, is marked bad, the machine reboots
 test('a trial that never reaches the agent (crash, hang, power cut) falls back and is reported at the next boot', async (t) => {
   const s = await setup(t);
   await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
-  t.is((await stage1(s.disk))?.slot, 'b'); // the one try is spent; the kernel dies before the agent
-  const back = await stage1(s.disk);
+  t.is((await stage1(s.disk, s.keys))?.slot, 'b'); // the one try is spent; the kernel dies before the agent
+  const back = await stage1(s.disk, s.keys);
   t.is(back?.slot, 'a');
   const onA = await s.boot(back?.rootHash as string);
   const st = await onA.status();
@@ -173,7 +204,7 @@ test('a trial that never reaches the agent (crash, hang, power cut) falls back a
 test('no reboot loop: a failed gate with no other bootable slot stays up degraded', async (t) => {
   const s = await setup(t);
   await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
-  const choice = await stage1(s.disk);
+  const choice = await stage1(s.disk, s.keys);
   // Slot a is gone meanwhile (marked bad): nothing to fall back to.
   const slots = await readDiskSlots(s.disk);
   const p = slots.a.statePartition;

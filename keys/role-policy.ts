@@ -14,7 +14,7 @@ export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   vendor: ['coreos', 'bundle', 'update', 'stage2', 'layer', 'config', 'file'],
   'user-root': [],
   user: ['stage1', 'layer', 'config', 'file'],
-  operator: ['command', 'membership', 'secret', 'file'],
+  operator: ['command', 'membership', 'enroll-token', 'secret', 'file'],
   peer: ['result', 'status', 'file'],
   broker: [],
 };

@@ -32,6 +32,7 @@ export type EnvelopeType =
   | 'config'
   | 'command'
   | 'membership'
+  | 'enroll-token'
   | 'result'
   | 'status'
   | 'secret'
@@ -46,6 +47,7 @@ export const ENVELOPE_TYPES: readonly EnvelopeType[] = [
   'config',
   'command',
   'membership',
+  'enroll-token',
   'result',
   'status',
   'secret',

@@ -7,9 +7,10 @@
 // next to the keys, so one image serves many machines and nothing per-machine is baked in.
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { errorMessage, pathExists, writeFileAtomic } from '../../common/index.ts';
+import { errorMessage, pathExists, readRegularFile, writeFileAtomic } from '../../common/index.ts';
 import {
   type Certificate,
+  type Envelope,
   generateKemKey,
   generateSigningKey,
   parseCertificates,
@@ -24,7 +25,9 @@ import {
   createEnrollmentRequest,
   isId,
   keyFingerprint,
+  MAX_TOKEN_BYTES,
 } from '../../control/wire/index.ts';
+import { AgentError } from '../core/agent-error.ts';
 import { enrollPeer } from './enroll-peer.ts';
 import { gatherFacts } from './peer-facts.ts';
 import type { Log } from './peer-executor.ts';
@@ -38,6 +41,37 @@ export interface EnrollConfig {
   labels?: Record<string, string>;
   /** How often to ask the broker whether an operator answered (ms, default 5000). */
   pollMs?: number;
+  /**
+   * An operator-signed enrollment token file (`mway peers token create`), sent with the request
+   * so `mway peers autosign` accepts it without a manual step. Read, not trusted: the autosigner
+   * verifies it.
+   */
+  token?: string;
+}
+
+/** The token file as the JSON envelope it holds (size-capped; a bad file is E_LINK_CONFIG). */
+async function readToken(path: string): Promise<Envelope> {
+  const bytes = await readRegularFile(path, {
+    what: 'enrollment token',
+    readCode: 'E_LINK_CONFIG',
+    maxBytes: MAX_TOKEN_BYTES,
+    tooLargeCode: 'E_LINK_CONFIG',
+    error: (code, message, options) => new AgentError(code, message, options),
+  });
+  try {
+    const v = JSON.parse(bytes.toString('utf8')) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not a JSON object');
+    return v as Envelope;
+  } catch (e) {
+    throw new AgentError(
+      'E_LINK_CONFIG',
+      `Enrollment token ${path} is not a JSON envelope: ${(e as Error).message}`,
+      {
+        path,
+        cause: e,
+      },
+    );
+  }
 }
 
 export interface IdentityFiles {
@@ -90,6 +124,7 @@ export async function ensureIdentity(o: {
   const kemPublic = rawPublicKey(createPublicKey(kem));
   const fingerprint = keyFingerprint(rawPublicKey(key.publicKey));
   const peerId = suggestedId(o.enroll, fingerprint);
+  const token = o.enroll.token === undefined ? undefined : await readToken(o.enroll.token);
   let backoff = 500;
   while (!o.stopped()) {
     const request = createEnrollmentRequest({
@@ -99,6 +134,7 @@ export async function ensureIdentity(o: {
       name: hostname(),
       ...(o.enroll.labels === undefined ? {} : { labels: o.enroll.labels }),
       facts: (await gatherFacts()) as unknown as Record<string, unknown>,
+      ...(token === undefined ? {} : { token }),
     });
     // The line to compare with `mway peers pending` before accepting.
     log('info', `control: enrolling as ${peerId}: key fingerprint ${fingerprint}`);

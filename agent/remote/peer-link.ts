@@ -187,7 +187,12 @@ export function resolveControlPaths(raw: unknown, resolve: (p: string) => string
   const e = o.enroll;
   if (typeof e === 'object' && e !== null && !Array.isArray(e)) {
     const d = (e as Record<string, unknown>).dir;
-    o.enroll = { ...(e as Record<string, unknown>), dir: one(d) };
+    const token = (e as Record<string, unknown>).token;
+    o.enroll = {
+      ...(e as Record<string, unknown>),
+      dir: one(d),
+      ...(token === undefined ? {} : { token: one(token) }),
+    };
   }
   const n = o.nats;
   if (typeof n === 'object' && n !== null && !Array.isArray(n) && 'nkey' in n)
@@ -199,9 +204,14 @@ function parseEnroll(raw: unknown): EnrollConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('enroll', 'expected an object');
   const e = raw as Record<string, unknown>;
   for (const k of Object.keys(e))
-    if (!['dir', 'peerId', 'labels', 'pollMs'].includes(k)) bad(`enroll.${k}`, 'unknown key');
+    if (!['dir', 'peerId', 'labels', 'pollMs', 'token'].includes(k)) bad(`enroll.${k}`, 'unknown key');
   if (typeof e.dir !== 'string' || !e.dir.startsWith('/')) bad('enroll.dir', 'expected an absolute path');
   const out: EnrollConfig = { dir: e.dir };
+  if (e.token !== undefined) {
+    if (typeof e.token !== 'string' || !e.token.startsWith('/'))
+      bad('enroll.token', 'expected the absolute path of an enrollment token file');
+    out.token = e.token;
+  }
   if (e.peerId !== undefined) {
     if (!isId(e.peerId)) bad('enroll.peerId', 'expected a peer id');
     out.peerId = e.peerId;

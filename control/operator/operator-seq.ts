@@ -28,7 +28,8 @@ export function seqFile(dir: string, fingerprint: string): string {
   return join(dir, `seq-${fingerprint.slice(0, 16)}.json`);
 }
 
-async function lock(path: string): Promise<() => Promise<void>> {
+/** Takes the lock file `path` (waits up to 10 s; a lock older than 30 s is taken over). */
+export async function lockFile(path: string): Promise<() => Promise<void>> {
   const end = Date.now() + LOCK_WAIT_MS;
   for (let i = 0; ; i++) {
     try {
@@ -44,7 +45,7 @@ async function lock(path: string): Promise<() => Promise<void>> {
       // Released meanwhile: try again.
     }
     if (Date.now() > end) {
-      throw new OperatorError('E_CONFIG', `Sequence counter lock ${path} held for ${LOCK_WAIT_MS / 1000} s`, {
+      throw new OperatorError('E_CONFIG', `Lock ${path} held for ${LOCK_WAIT_MS / 1000} s`, {
         path,
       });
     }
@@ -57,7 +58,7 @@ export async function nextOperatorSeq(dir: string, fingerprint: string): Promise
   const file = seqFile(dir, fingerprint);
   // The config folder may not exist yet (an operator configured by environment or in tests).
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
-  const release = await lock(`${file}.lock`);
+  const release = await lockFile(`${file}.lock`);
   try {
     let n: number | undefined;
     let raw: unknown;

@@ -10,6 +10,7 @@ import {
   type Certificate,
   type Crl,
   canonicalJson,
+  type Envelope,
   type SignatureAlgorithm,
   type SigningKey,
   sign,
@@ -17,6 +18,7 @@ import {
   verifyChain,
 } from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
+import { MAX_TOKEN_BYTES } from './enroll-token.ts';
 import { isId } from './protocol.ts';
 
 export const ENROLL_CONTEXT = 'milkyway/v1/enroll';
@@ -39,6 +41,8 @@ export interface EnrollmentPayload {
   created: string;
   /** What the machine reports about itself (hostname, arch, addresses …), shown to the operator. */
   facts?: Record<string, unknown>;
+  /** An operator-signed enrollment token (control/wire/enroll-token.ts), for `mway peers autosign`. */
+  token?: Envelope;
 }
 
 export interface EnrollmentRequest {
@@ -70,6 +74,7 @@ export function createEnrollmentRequest(o: {
   name?: string;
   labels?: Record<string, string>;
   facts?: Record<string, unknown>;
+  token?: Envelope;
   now?: Date;
 }): EnrollmentRequest {
   const payload: EnrollmentPayload = {
@@ -81,6 +86,7 @@ export function createEnrollmentRequest(o: {
     labels: o.labels ?? {},
     created: (o.now ?? new Date()).toISOString(),
     ...(o.facts === undefined ? {} : { facts: o.facts }),
+    ...(o.token === undefined ? {} : { token: o.token }),
   };
   const sig = sign(o.key, canonicalJson(payload), ENROLL_CONTEXT);
   return { v: 1, type: 'enroll-request', payload, sig: Buffer.from(sig).toString('base64') };
@@ -106,7 +112,7 @@ export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): 
   const p = r.payload as Record<string, unknown> | null;
   if (typeof p !== 'object' || p === null) throw bad('Enrollment request has no payload', 'payload');
   const keys = Object.keys(p)
-    .filter((k) => k !== 'facts')
+    .filter((k) => k !== 'facts' && k !== 'token')
     .sort()
     .join(',');
   if (keys !== 'algorithm,created,kemPublicKey,labels,name,peerId,publicKey') {
@@ -122,6 +128,18 @@ export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): 
     throw bad(
       `Enrollment request: facts must be an object of at most ${MAX_FACTS_BYTES} bytes`,
       'payload.facts',
+    );
+  }
+  if (
+    p.token !== undefined &&
+    (typeof p.token !== 'object' ||
+      p.token === null ||
+      Array.isArray(p.token) ||
+      JSON.stringify(p.token).length > MAX_TOKEN_BYTES)
+  ) {
+    throw bad(
+      `Enrollment request: token must be an envelope of at most ${MAX_TOKEN_BYTES} bytes`,
+      'payload.token',
     );
   }
   if (!isId(p.peerId)) throw bad('Enrollment request: peerId is not a valid id', 'payload.peerId');

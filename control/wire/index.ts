@@ -6,6 +6,7 @@ export * from './action-args.ts';
 export * from './audit-chain.ts';
 export * from './command.ts';
 export * from './control-error.ts';
+export * from './enroll-token.ts';
 export * from './enrollment.ts';
 export * from './mdns.ts';
 export * from './nats-connect.ts';

@@ -146,6 +146,29 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
           'An accepted certificate names a peer id another certificate already holds on this broker (two machines asking for one name, or a reinstall).',
         fix: 'Accept with another `--peer-id`, or with `--replace` when the machine was reinstalled.',
       },
+      E_ENROLL_TOKEN_INVALID: {
+        meaning:
+          'An enrollment token is malformed, does not verify (signature, operator chain to the user root, certificate expired), or is for another fleet (control/wire/enroll-token.ts).',
+        fix: 'Sign a new one with `mway peers token create` and put it in the image or the cloud-init seed.',
+      },
+      E_ENROLL_TOKEN_SCOPE: {
+        meaning:
+          "The operator who signed the token may not: its certificate's scope lacks the `enroll` action or a group the token names.",
+        fix: 'Have an operator whose scope covers `enroll` and those groups sign the token.',
+      },
+      E_ENROLL_TOKEN_REVOKED: {
+        meaning: "The token's signer is revoked by a CRL in force: none of its tokens is honoured any more.",
+        fix: 'Sign a new token with a valid operator certificate.',
+      },
+      E_ENROLL_TOKEN_EXPIRED: {
+        meaning: 'The enrollment token is past its `expiresAt`; `mway peers autosign` rejects the request.',
+        fix: 'Sign a new token (`mway peers token create --expires …`), or accept the machine by hand (`mway peers accept`).',
+      },
+      E_ENROLL_TOKEN_USED: {
+        meaning:
+          'The token has been used by as many machines as its `uses` allow (counted by `mway peers autosign` in its own ledger); the request is rejected.',
+        fix: 'Sign a token with more uses, or accept the machine by hand.',
+      },
       E_ENROLL_CERT: {
         meaning:
           "The certificate offered with `enrollment-accept` does not parse, does not chain to the broker's anchors, is not a peer certificate, or is for another signing key, KEM key or peer id than the request.",

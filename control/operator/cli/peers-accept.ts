@@ -6,15 +6,9 @@ import { defineCommand } from 'citty';
 // warning from stderr, and so does this command (the import installs the filter).
 import '../../../keys/cli/index.ts';
 import { commonArgs, output } from '../../../common/index.ts';
-import { publicKeyFromRaw } from '../../../keys/index.ts';
-import {
-  certificatePem,
-  issueCertificate,
-  readCertificates,
-  readPrivateKey,
-  type SigningKey,
-} from '../../../keys/index.ts';
+import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { checkEnrollmentRequest, ControlError, isId } from '../../wire/index.ts';
+import { acceptEnrollment } from '../enroll-accept.ts';
 import { usageError } from '../operator-error.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
@@ -56,29 +50,15 @@ export default defineCommand({
         throw usageError(`No group ${missing.join(', ')}; create it first (mway group create)`);
       const issuerCert = (await readCertificates(args['issuer-cert']))[0];
       if (issuerCert === undefined) throw usageError(`${args['issuer-cert']} holds no certificate`);
-      const subjectKey = {
-        algorithm: req.payload.algorithm,
-        publicKey: publicKeyFromRaw(req.payload.algorithm, req.publicKey),
-      } as SigningKey;
-      const cert = await issueCertificate({
-        role: 'peer',
-        name: req.payload.name,
-        subjectKey,
+      await acceptEnrollment(c, req, {
         issuerKey: await readPrivateKey(args['issuer-key']),
         issuerCert,
         peerId,
-        kemPublicKey: req.kemPublicKey,
-        ...(args.days === undefined ? {} : { days: Number(args.days) }),
-      });
-      const pem = certificatePem(cert.der) + certificatePem(issuerCert.der);
-      await c.client.request('enrollment-accept', {
-        requestId: req.requestId,
-        certificate: pem,
         ...(labels === undefined ? {} : { labels }),
+        groups,
+        ...(args.days === undefined ? {} : { days: Number(args.days) }),
         ...(args.replace === true ? { replace: true } : {}),
       });
-      // The peer is known now: its memberships wait on the broker until it connects.
-      for (const g of groups) await c.setMember(g, peerId, true);
       output(
         args.json,
         {

@@ -1,4 +1,4 @@
-// `mway peers [pending|accept|reject]`: the fleet as the broker sees it; every certificate
+// `mway peers [pending|accept|reject|autosign|token create]`: the fleet as the broker sees it; every certificate
 // it hands out is checked against our anchors before it is shown as trusted.
 import { defineCommand } from 'citty';
 import { commonArgs, output } from '../../../common/index.ts';
@@ -91,7 +91,13 @@ const reject = defineCommand({
 
 export default defineCommand({
   args: { ...commonArgs, ...waitArgs },
-  subCommands: { pending, reject, accept: () => import('./peers-accept.ts').then((m) => m.default) },
+  subCommands: {
+    pending,
+    reject,
+    accept: () => import('./peers-accept.ts').then((m) => m.default),
+    autosign: () => import('./peers-autosign.ts').then((m) => m.default),
+    token: () => import('./peers-token.ts').then((m) => m.default),
+  },
   run: ({ args }) =>
     withClient(async (c) => {
       await waitFor(args, 'peers online', async () => (await c.peers()).filter((p) => p.online).length);

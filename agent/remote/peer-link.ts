@@ -425,20 +425,28 @@ export async function startPeerLink(options: {
           log('warn', `control: unsigned membership ${op} for ${group} ignored`);
           return;
         }
-        void executor.membership(m.membership, group).then((r) => {
-          try {
-            c.send('membership-ack', {
-              group,
-              op,
-              ok: r.ok,
-              ack: r.ack,
-              ...(r.ok ? {} : { code: r.code, message: r.message }),
-            });
-          } catch {
-            // Acks are advisory.
-          }
-          if (r.ok) void sendStatus(c);
-        });
+        // In line with the commands: one delivered after this membership is checked against it
+        // (a group command right behind the membership that makes this peer a member).
+        const membership = m.membership;
+        const apply = () =>
+          executor.membership(membership, group).then((r) => {
+            try {
+              c.send('membership-ack', {
+                group,
+                op,
+                ok: r.ok,
+                ack: r.ack,
+                ...(r.ok ? {} : { code: r.code, message: r.message }),
+              });
+            } catch {
+              // Acks are advisory.
+            }
+            if (r.ok) void sendStatus(c);
+          });
+        queue = queue.then(apply);
+        queue = queue.catch((e) =>
+          log('error', `control: membership ${op} for ${group} failed: ${errorMessage(e)}`),
+        );
       }
     };
 
@@ -475,6 +483,7 @@ export async function startPeerLink(options: {
             servers,
             ...(nkey === undefined ? {} : { nkey }),
             peerId,
+            groups: () => executor.groups(),
             cursorFile: join(options.stateDir, 'control', 'nats-cursor.json'),
             onMessage: (m) => (ready === undefined ? early.push(m) : onMessage(ready, m)),
             log,

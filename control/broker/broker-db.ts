@@ -331,6 +331,17 @@ export class BrokerDb {
     ).map((r) => str(r.peer_id));
   }
 
+  /** Peers whose signed ack says they hold `group` (a put applied, not refused). */
+  ackedHolders(group: string): string[] {
+    return (
+      this.db
+        .prepare(
+          "SELECT peer_id FROM memberships WHERE group_name = ? AND op = 'put' AND acked = 1 AND refusal IS NULL ORDER BY peer_id",
+        )
+        .all(group) as Row[]
+    ).map((r) => str(r.peer_id));
+  }
+
   unackedMemberships(peerId: string): MembershipRow[] {
     return (
       this.db

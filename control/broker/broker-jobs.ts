@@ -145,6 +145,15 @@ export class BrokerJobs {
       for (const p of online) b.db.markSent(jobId, p, now);
     });
     if (nats !== undefined) {
+      const group = this.#wholeGroup(jobId, j.command, online);
+      if (group !== undefined) {
+        void nats
+          .deliverGroup(group, jobId, j.command as Envelope, j.expiresAt)
+          .catch((e: unknown) =>
+            b.log('error', `broker: job ${jobId} not stored for group ${group} in NATS: ${errorMessage(e)}`),
+          );
+        return;
+      }
       for (const p of online)
         void nats
           .deliver(p, jobId, j.command as Envelope, j.expiresAt)
@@ -159,6 +168,29 @@ export class BrokerJobs {
       const s = b.peers.get(p);
       if (s !== undefined) b.sendFrame(s, m, frame);
     }
+  }
+
+  /**
+   * NATS mode stores a job once on its group's subject instead of once per peer when that
+   * reaches exactly the same peers: the command targets one group (`group:G`), this delivery is
+   * to every one of its targets at once (no batch window), and each of them has acknowledged
+   * its membership of G (a signed ack, sent after the peer applied it, so it reads G's subject
+   * from then on). Anything else (a batch, a label, several groups, a member that has not
+   * acked yet) goes per peer.
+   */
+  #wholeGroup(jobId: string, command: unknown, peers: readonly string[]): string | undefined {
+    const audience = (command as { payload?: { audience?: { target?: unknown; groups?: unknown } } }).payload
+      ?.audience;
+    const target = typeof audience?.target === 'string' ? audience.target : '';
+    const m = /^group:([^,!*?]+)$/.exec(target);
+    const group = m?.[1];
+    if (group === undefined || !Array.isArray(audience?.groups) || !audience.groups.includes(group))
+      return undefined;
+    const b = this.#b;
+    const all = b.db.deliveries(jobId);
+    if (peers.length === 0 || peers.length !== all.length) return undefined;
+    const holders = new Set(b.db.ackedHolders(group));
+    return peers.every((p) => holders.has(p)) ? group : undefined;
   }
 
   /** A peer (re)connected: send every pending command and unacknowledged membership. */

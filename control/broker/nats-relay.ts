@@ -15,6 +15,8 @@ import {
   connectNats,
   decodeBody,
   deliveryMsgId,
+  groupMsgId,
+  groupSubject,
   type Message,
   mailboxSubject,
   message,
@@ -101,6 +103,22 @@ export class NatsRelay {
   ): Promise<Stored> {
     const m = message('command-deliver', { jobId, command, expiresAt });
     return this.#store(mailboxSubject(peerId), messageBody(m), deliveryMsgId(jobId, peerId), deadlineMs);
+  }
+
+  /**
+   * Stores job `jobId`'s command once for every member of `group` (its subject): the envelope
+   * is the same for all of them (its audience names each resolved peer), and each member checks
+   * it as if it were in its own mailbox.
+   */
+  deliverGroup(
+    group: string,
+    jobId: string,
+    command: Envelope,
+    expiresAt: string,
+    deadlineMs = 60_000,
+  ): Promise<Stored> {
+    const m = message('command-deliver', { jobId, command, expiresAt });
+    return this.#store(groupSubject(group), messageBody(m), groupMsgId(jobId, group), deadlineMs);
   }
 
   /** Stores a signed membership statement (or its removal) in `peerId`'s mailbox. */

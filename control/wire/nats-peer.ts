@@ -13,8 +13,10 @@ import { errorMessage, writeJsonAtomic } from '../../common/index.ts';
 import { ControlError } from './control-error.ts';
 import { connectNats } from './nats-connect.ts';
 import {
+  ALL_GROUPS,
   answerMsgId,
   CMD_STREAM,
+  groupSubject,
   mailboxSubject,
   RES_STREAM,
   resultSubject,
@@ -40,6 +42,8 @@ export interface NatsPeerOptions {
   cursorFile: string;
   onMessage(m: Message): void;
   log(level: 'info' | 'warn' | 'error', message: string): void;
+  /** The groups whose subjects this peer reads too (the ones it holds signed memberships of, now). */
+  groups?: () => readonly string[];
   /** Reads the mailbox at least this often, besides the wake-up on each new message. */
   pollMs?: number;
 }
@@ -70,6 +74,13 @@ function isNotFound(e: unknown): boolean {
   const err = e as { code?: unknown; message?: unknown; apiError?: () => { err_code?: number } };
   const api = typeof err.apiError === 'function' ? err.apiError() : undefined;
   return api?.err_code === 10037 || /no message found/i.test(String(err.message));
+}
+
+/** Whether a delivered command's (unverified) audience names `peerId`: only picks what to skip. */
+function namesPeer(m: Message, peerId: string): boolean {
+  const peers = (m.command as { payload?: { audience?: { peers?: unknown } } } | undefined)?.payload?.audience
+    ?.peers;
+  return Array.isArray(peers) && peers.includes(peerId);
 }
 
 function isPermissionDenied(e: unknown): boolean {
@@ -107,6 +118,53 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
       .catch((e) => o.log('error', `control: cannot save the NATS mailbox cursor: ${errorMessage(e)}`));
   };
 
+  type Stored = NonNullable<Awaited<ReturnType<typeof jsm.streams.getMessage>>>;
+  /** The subjects read: the mailbox, then the subject of each group the peer holds now. */
+  const subjects = (): string[] => [subject, ...(o.groups?.() ?? []).map(groupSubject)];
+  /** Per subject, its next stored message at or after `next`, or null (none at the last look). */
+  const ahead = new Map<string, Stored | null>();
+  const look = async (subj: string): Promise<Stored | null> => {
+    for (;;) {
+      try {
+        // STREAM.MSG.GET with next_by_subj (NATS ≥ 2.9): answered by the stream leader.
+        return await jsm.streams.getMessage(CMD_STREAM, { seq: next, next_by_subj: subj } as never);
+      } catch (e) {
+        if (isNotFound(e) || closed) return null;
+        if (isPermissionDenied(e)) {
+          // The servers' permissions do not let this peer read the stream: a config error
+          // retrying cannot fix; the next poll tries again (doc/nats.md).
+          o.log('error', `control: NATS refused reading ${subj}: ${errorMessage(e)}`);
+          return null;
+        }
+        // No leader yet (failover), or the connection is reconnecting: try again shortly.
+        await pause(250);
+      }
+    }
+  };
+  /**
+   * The lowest stored sequence over all the subjects. A subject found empty counts only if it
+   * was read after every candidate was already stored (sequences are given in storage order, so
+   * nothing below a candidate can appear later): subjects found empty are read again until a
+   * round finds nothing new.
+   */
+  const nextStored = async (): Promise<{ subj: string; m: Stored } | undefined> => {
+    const want = subjects();
+    for (const k of ahead.keys()) if (!want.includes(k)) ahead.delete(k);
+    for (let found = true; found && !closed; ) {
+      found = false;
+      for (const subj of want.filter((x) => (ahead.get(x) ?? null) === null)) {
+        const m = await look(subj);
+        ahead.set(subj, m);
+        if (m !== null) found = true;
+      }
+    }
+    let best: { subj: string; m: Stored } | undefined;
+    for (const [subj, m] of ahead)
+      if (m !== null && (best === undefined || m.seq < best.m.seq)) best = { subj, m };
+    if (best !== undefined) ahead.delete(best.subj);
+    return best;
+  };
+
   let pumping = false;
   let again = false;
   const pump = async (): Promise<void> => {
@@ -119,33 +177,25 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
       do {
         again = false;
         while (!closed) {
-          let m: Awaited<ReturnType<typeof jsm.streams.getMessage>>;
-          try {
-            // STREAM.MSG.GET with next_by_subj (NATS ≥ 2.9): answered by the stream leader.
-            m = await jsm.streams.getMessage(CMD_STREAM, { seq: next, next_by_subj: subject } as never);
-          } catch (e) {
-            if (isNotFound(e)) break;
-            if (closed) return;
-            if (isPermissionDenied(e)) {
-              // The servers' permissions do not let this peer read the stream: a config error
-              // retrying cannot fix; the next poll tries again (doc/nats.md).
-              o.log('error', `control: NATS refused reading the mailbox: ${errorMessage(e)}`);
-              break;
-            }
-            // No leader yet (failover), or the connection is reconnecting: try again shortly.
-            await pause(250);
-            continue;
-          }
-          if (m === null) break;
+          const got = await nextStored();
+          if (got === undefined || closed) break;
+          const { subj, m } = got;
           const seq = m.seq;
           next = seq + 1;
           let msg: Message;
           try {
             msg = decodeBody(m.data);
-            if (msg.kind !== 'command-deliver' && msg.kind !== 'membership-deliver')
-              throw new ControlError('E_PROTOCOL', `unexpected ${msg.kind} in the mailbox`);
+            if (msg.kind !== 'command-deliver' && (subj !== subject || msg.kind !== 'membership-deliver'))
+              throw new ControlError('E_PROTOCOL', `unexpected ${msg.kind} on ${subj}`);
           } catch (e) {
             o.log('warn', `control: NATS mailbox message ${seq} ignored: ${errorMessage(e)}`);
+            advance();
+            continue;
+          }
+          // A group's command is for the members its operator resolved when signing; a member
+          // that joined since is not named and leaves it to the others, without an answer (the
+          // executor would refuse it E_CMD_NOT_ADDRESSED anyway: this only spares the refusal).
+          if (subj !== subject && !namesPeer(msg, o.peerId)) {
             advance();
             continue;
           }
@@ -162,6 +212,9 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
   // Core NATS delivers each stored message to subscribers too: a wake-up, not the data (that
   // is read from the stream, in order).
   const sub = nc.subscribe(subject, { callback: () => void pump() });
+  // Group commands wake every peer (the group subjects' wake-ups are open to all peers, see
+  // nats-permissions.ts); a peer reads only its own groups' subjects from the stream.
+  const groupSub = nc.subscribe(ALL_GROUPS, { callback: () => void pump() });
   const timer = setInterval(() => void pump(), o.pollMs ?? 2000);
   void pump();
   void (async () => {
@@ -217,6 +270,7 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
       closed = true;
       clearInterval(timer);
       sub.unsubscribe();
+      groupSub.unsubscribe();
       void saving.finally(() => nc.close());
     },
     closed: closedP,

@@ -4,7 +4,14 @@
 // peer credential can do on the servers, not what it can make a peer accept — that stays in the
 // signatures. Every request's reply comes back on the user's own inbox prefix, so no user needs
 // `_INBOX.>`, which would let it read every other client's replies.
-import { AUDIT_STREAM, CMD_STREAM, mailboxSubject, statusSubject, subjectToken } from './nats-subjects.ts';
+import {
+  ALL_GROUPS,
+  AUDIT_STREAM,
+  CMD_STREAM,
+  mailboxSubject,
+  statusSubject,
+  subjectToken,
+} from './nats-subjects.ts';
 
 export interface NatsPermissions {
   publish: { allow: string[] };
@@ -36,7 +43,7 @@ function peer(peerId: string): NatsPermissions {
   return {
     publish: { allow: [`mway.res.${t}.>`, statusSubject(peerId), `$JS.API.STREAM.MSG.GET.${CMD_STREAM}`] },
     subscribe: {
-      allow: [mailboxSubject(peerId), 'mway.cmd.group.*', `${inboxPrefix({ role: 'peer', peerId })}.>`],
+      allow: [mailboxSubject(peerId), ALL_GROUPS, `${inboxPrefix({ role: 'peer', peerId })}.>`],
     },
   };
 }

@@ -29,6 +29,9 @@ export function groupSubject(group: string): string {
   return `mway.cmd.group.${subjectToken(group)}`;
 }
 
+/** Every group's subject (a subscription's wildcard). */
+export const ALL_GROUPS = 'mway.cmd.group.*';
+
 /** Where a peer publishes what it answers to job `jobId` (a result or a membership ack). */
 export function resultSubject(peerId: string, jobId: string): string {
   return `mway.res.${subjectToken(peerId)}.${subjectToken(jobId)}`;
@@ -42,6 +45,11 @@ export function statusSubject(peerId: string): string {
 /** The de-duplication id of a delivery: one per job and peer, so a retried publish is stored once. */
 export function deliveryMsgId(jobId: string, peerId: string): string {
   return `d.${subjectToken(jobId)}.${subjectToken(peerId)}`;
+}
+
+/** The de-duplication id of a job's one delivery to a group subject. */
+export function groupMsgId(jobId: string, group: string): string {
+  return `g.${subjectToken(jobId)}.${subjectToken(group)}`;
 }
 
 export function answerMsgId(peerId: string, jobId: string): string {

@@ -23,7 +23,7 @@ export interface Id {
   kemKeyPath?: string;
 }
 
-async function load(r: { keyPath: string; certPath: string; kemKeyPath?: string }): Promise<Id> {
+export async function load(r: { keyPath: string; certPath: string; kemKeyPath?: string }): Promise<Id> {
   const chain = await readCertificates(r.certPath);
   return {
     key: await readPrivateKey(r.keyPath),
@@ -53,6 +53,20 @@ export interface FleetPki {
   foreignOp: Id;
   broker: Id;
   crl: Crl;
+}
+
+/** One more peer under `pki`'s user root (tests that need more than p1 and p2). */
+export async function extraPeer(pki: FleetPki, name: string): Promise<Id> {
+  return load(
+    await newIdentity({
+      outDir: join(pki.dir, 'extra'),
+      issuerKey: pki.root.key,
+      issuerCert: pki.root.cert,
+      role: 'peer',
+      name,
+      peerId: name,
+    }),
+  );
 }
 
 export async function makeFleetPki(): Promise<FleetPki> {

@@ -4,75 +4,10 @@
 // signature; memberships go the same way. A peer offline when the command is sent gets it when it returns; kill -9 of the
 // commands stream's leader between jobs loses nothing; a result stored under another peer's
 // subject is ignored.
-import { join } from 'node:path';
-import test, { type ExecutionContext } from 'ava';
-import { startPeerLink } from '../../agent/remote/peer-link.ts';
-import { Broker } from '../../control/broker/index.ts';
-import { OperatorClient } from '../../control/operator/index.ts';
-import { CMD_STREAM, message, messageBody, resultSubject, signResult } from '../../control/wire/index.ts';
-import { tlsContextOptions } from '../../keys/index.ts';
-import { recorder } from '../agent/remote/recording-agent.ts';
-import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
-import { startNatsCluster } from '../control/nats-fixture.ts';
-import { tempDir, until } from '../helpers.ts';
-
-const pkiP = makeFleetPki();
-
-async function natsFleet(t: ExecutionContext) {
-  const p: FleetPki = await pkiP;
-  const dir = await tempDir(t);
-  const cluster = await startNatsCluster(t, 3);
-  const logs: string[] = [];
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-    nats: { servers: cluster.urls, replicas: 3 },
-    log: (level, m) => logs.push(`${level}: ${m}`),
-  });
-  t.teardown(() => broker.close());
-  const peer = async (id: Id) => {
-    const rec = recorder();
-    const link = await startPeerLink({
-      api: rec.api,
-      stateDir: join(dir, id.cert.peerId as string),
-      log: () => {},
-      config: {
-        nats: { servers: cluster.urls },
-        fleet: 'prod',
-        key: id.keyPath,
-        cert: id.certPath,
-        kemKey: id.kemKeyPath,
-        anchors: [p.root.certPath],
-        skewMs: 0,
-        maxBackoffMs: 300,
-      },
-    });
-    t.teardown(() => link.stop());
-    return { rec, link };
-  };
-  const op = async () => {
-    const c = await OperatorClient.connect(
-      {
-        broker: `127.0.0.1:${broker.port}`,
-        fleet: 'prod',
-        key: p.admin.keyPath,
-        cert: p.admin.certPath,
-        anchors: [p.root.certPath],
-        crls: [],
-      },
-      join(dir, 'mway'),
-    );
-    t.teardown(() => c.close());
-    return c;
-  };
-  return { p, cluster, broker, peer, op, logs };
-}
+import test from 'ava';
+import { message, messageBody, resultSubject, signResult, CMD_STREAM } from '../../control/wire/index.ts';
+import { until } from '../helpers.ts';
+import { natsFleet } from './_nats-fleet.ts';
 
 test('mway through milkywaysrvd in NATS mode: results verified and bound, an offline peer served on return, kill -9 of the stream leader between jobs', async (t) => {
   const { p, cluster, broker, peer, op: connectOp, logs } = await natsFleet(t);

@@ -1,0 +1,71 @@
+// milkywaysrvd in NATS mode over a real 3-node JetStream cluster on 127.0.0.1 (the fixture of
+// the NATS fleet tests): the broker in-process, peer links over recording AgentApis connected to
+// the cluster, and `mway`'s operator client over TLS to the broker. Torn down with the test.
+import { join } from 'node:path';
+import type { ExecutionContext } from 'ava';
+import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { Broker } from '../../control/broker/index.ts';
+import { OperatorClient } from '../../control/operator/index.ts';
+import { tlsContextOptions } from '../../keys/index.ts';
+import { recorder } from '../agent/remote/recording-agent.ts';
+import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
+import { startNatsCluster } from '../control/nats-fixture.ts';
+import { tempDir } from '../helpers.ts';
+
+const pkiP = makeFleetPki();
+
+export async function natsFleet(t: ExecutionContext) {
+  const p: FleetPki = await pkiP;
+  const dir = await tempDir(t);
+  const cluster = await startNatsCluster(t, 3);
+  const logs: string[] = [];
+  const broker = await Broker.start({
+    dbPath: join(dir, 'broker.sqlite'),
+    tls: tlsContextOptions({
+      keyPath: p.broker.keyPath,
+      certPath: p.broker.certPath,
+      anchors: [p.root.cert],
+    }),
+    certificate: p.broker.cert,
+    anchors: [p.root.cert],
+    nats: { servers: cluster.urls, replicas: 3 },
+    log: (level, m) => logs.push(`${level}: ${m}`),
+  });
+  t.teardown(() => broker.close());
+  const peer = async (id: Id) => {
+    const rec = recorder();
+    const link = await startPeerLink({
+      api: rec.api,
+      stateDir: join(dir, id.cert.peerId as string),
+      log: () => {},
+      config: {
+        nats: { servers: cluster.urls },
+        fleet: 'prod',
+        key: id.keyPath,
+        cert: id.certPath,
+        kemKey: id.kemKeyPath,
+        anchors: [p.root.certPath],
+        skewMs: 0,
+        maxBackoffMs: 300,
+      },
+    });
+    t.teardown(() => link.stop());
+    return { rec, link };
+  };
+  const op = async () => {
+    const c = await OperatorClient.connect(
+      {
+        broker: `127.0.0.1:${broker.port}`,
+        fleet: 'prod',
+        key: p.admin.keyPath,
+        cert: p.admin.certPath,
+        anchors: [p.root.certPath],
+        crls: [],
+      },
+      join(dir, 'mway'),
+    );
+    t.teardown(() => c.close());
+    return c;
+  };
+  return { p, cluster, broker, peer, op, logs };
+}

@@ -10,6 +10,8 @@ import { BrokerError } from './broker-error.ts';
 const { configObject, defineFormat, flag, int, object, text, v } = schema;
 
 const DEFAULT_PORT = 7443;
+/** The health endpoint's default: loopback, the port after the broker's. */
+export const DEFAULT_HEALTH_LISTEN = '127.0.0.1:7444';
 const file = () => text({ hint: 'must be a file path' });
 const about = <S extends schema.Schema>(s: S, d: string) => v.pipe(s, v.description(d));
 
@@ -47,6 +49,20 @@ const brokerConfigSchema = configObject({
     {},
   ),
   expirySweepMs: about(v.optional(int(10, 600_000), 1000), 'How often expired commands are swept'),
+  health: about(
+    v.exactOptional(
+      object({
+        listen: about(
+          v.optional(
+            text({ pattern: /^\[?[^\]]*?\]?:\d+$/, hint: 'is not host:port' }),
+            DEFAULT_HEALTH_LISTEN,
+          ),
+          'host:port of the HTTP listener; it answers only GET /healthz, without authentication',
+        ),
+      }),
+    ),
+    'Serve GET /healthz (200 ok, 503 unavailable) on a listener of its own; off without this key',
+  ),
   nats: about(
     v.exactOptional(
       object({
@@ -83,8 +99,11 @@ export const brokerConfigFormat = defineFormat({
 
 type BrokerConfigFile = schema.Output<typeof brokerConfigSchema>;
 
-export interface BrokerConfig extends Omit<BrokerConfigFile, '$schema' | 'listen' | 'anchors' | 'crls'> {
+export interface BrokerConfig
+  extends Omit<BrokerConfigFile, '$schema' | 'listen' | 'anchors' | 'crls' | 'health'> {
   listen: { host: string; port: number };
+  /** The health endpoint's address, when the config asks for one. */
+  health?: { host: string; port: number };
   /** Absolute paths (relative ones resolve against the config file's folder). */
   anchors: string[];
   crls: string[];
@@ -117,16 +136,25 @@ export function validateBrokerConfig(json: unknown, path: string): BrokerConfig 
   const base = dirname(resolve(path));
   const abs = (p: string) => resolve(base, p);
   const paths = (x: string | string[]) => (typeof x === 'string' ? [x] : x).map(abs);
-  let listen: { host: string; port: number };
-  try {
-    listen = parseListen(c.listen);
-  } catch {
+  const address = (field: string, value: string): { host: string; port: number } => {
+    try {
+      return parseListen(value);
+    } catch {
+      throw new BrokerError(
+        'E_CONFIG',
+        `Cannot read broker config ${path}: ${field}: ${schema.shown(value)} has no port from 0 to 65535`,
+        { path, details: { field } },
+      );
+    }
+  };
+  const listen = address('listen', c.listen);
+  const health = c.health === undefined ? undefined : address('health.listen', c.health.listen);
+  if (health !== undefined && health.port !== 0 && health.port === listen.port && health.host === listen.host)
     throw new BrokerError(
       'E_CONFIG',
-      `Cannot read broker config ${path}: listen: ${schema.shown(c.listen)} has no port from 0 to 65535`,
-      { path, details: { field: 'listen' } },
+      `Cannot read broker config ${path}: health.listen: ${c.health?.listen} is the broker's own listen address`,
+      { path, details: { field: 'health.listen' } },
     );
-  }
   return {
     listen,
     key: abs(c.key),
@@ -136,6 +164,7 @@ export function validateBrokerConfig(json: unknown, path: string): BrokerConfig 
     database: abs(c.database),
     mdns: c.mdns,
     expirySweepMs: c.expirySweepMs,
+    ...(health === undefined ? {} : { health }),
     ...(c.nats === undefined
       ? {}
       : { nats: { ...c.nats, ...(c.nats.nkey === undefined ? {} : { nkey: abs(c.nats.nkey) }) } }),

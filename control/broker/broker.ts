@@ -10,6 +10,7 @@ import { errorMessage, isMilkyWayError } from '../../common/index.ts';
 import { type Certificate, type Crl, checkCrls, parseCertificates, verifyChain } from '../../keys/index.ts';
 import { AuditLog } from './audit-log.ts';
 import type { BrokerContext, Session, SessionRole } from './broker-context.ts';
+import type { HealthReport } from './health-endpoint.ts';
 import { BrokerDb } from './broker-db.ts';
 import { BrokerJobs } from './broker-jobs.ts';
 import { handleRequest } from './broker-requests.ts';
@@ -74,6 +75,7 @@ export class Broker implements BrokerContext {
   readonly sessions = new Set<Session>();
   port = 0;
   #close: (() => Promise<void>) | undefined;
+  #listening: (() => boolean) | undefined;
   #sweep: NodeJS.Timeout | undefined;
   #closing = false;
   #crls: readonly Crl[] | undefined;
@@ -101,6 +103,7 @@ export class Broker implements BrokerContext {
       });
       b.port = l.port;
       b.#close = l.close;
+      b.#listening = () => l.server.listening;
     } catch (e) {
       b.db.close();
       throw e;
@@ -172,6 +175,27 @@ export class Broker implements BrokerContext {
 
   log(level: 'info' | 'warn' | 'error', msg: string): void {
     this.options.log?.(level, msg);
+  }
+
+  /**
+   * What the health endpoint answers: `ok` only when the TLS listener listens, the database
+   * answers a read, and (NATS mode) the cluster connection is up; `unavailable` with the
+   * reason of each failed check otherwise, and from the moment the broker starts to stop.
+   */
+  health(): HealthReport {
+    const checks: Record<string, string> = {};
+    checks.broker = this.#closing ? 'stopping' : 'ok';
+    checks.listener = this.#listening?.() === true ? 'ok' : 'not listening';
+    try {
+      this.db.db.prepare('PRAGMA user_version').get();
+      checks.database = 'ok';
+    } catch (e) {
+      checks.database = `does not answer: ${errorMessage(e)}`;
+    }
+    if (this.options.nats !== undefined)
+      checks.nats = this.nats?.problem() ?? (this.nats ? 'ok' : 'not connected');
+    const ok = Object.values(checks).every((c) => c === 'ok');
+    return { status: ok ? 'ok' : 'unavailable', checks, peers: this.peers.size };
   }
 
   async close(): Promise<void> {

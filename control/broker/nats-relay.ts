@@ -203,6 +203,13 @@ export class NatsRelay {
     return { stop: () => sub.unsubscribe() };
   }
 
+  /** Why the connection to the cluster is not usable now, or undefined when it is (health). */
+  problem(): string | undefined {
+    if (this.#nc.isClosed()) return 'the NATS connection is closed';
+    if (this.#nc.isDraining()) return 'the NATS connection is draining';
+    return undefined;
+  }
+
   async close(): Promise<void> {
     await this.#nc.drain().catch(() => this.#nc.close());
   }

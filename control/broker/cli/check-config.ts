@@ -58,6 +58,7 @@ export default defineCommand({
       anchors: anchors.length,
       crls: crls.length,
       mdns: cfg.mdns.enabled,
+      health: cfg.health === undefined ? null : `${cfg.health.host}:${cfg.health.port}`,
     };
     output(
       args.json,

@@ -15,6 +15,7 @@ import { Broker } from '../broker.ts';
 import { readBrokerConfig } from '../broker-config.ts';
 import { advertiseBroker, type Advertisement } from '../../wire/index.ts';
 import { BrokerError } from '../broker-error.ts';
+import { type HealthEndpoint, startHealthEndpoint } from '../health-endpoint.ts';
 import { sdNotify } from '../sd-notify.ts';
 
 export const serveArgs = {
@@ -80,17 +81,33 @@ export async function serve(args: {
       log('warn', (e as Error).message);
     }
   }
+  let health: HealthEndpoint | undefined;
+  if (cfg.health !== undefined) {
+    try {
+      health = await startHealthEndpoint({ ...cfg.health, report: () => broker.health() });
+    } catch (e) {
+      await ad?.stop();
+      await broker.close();
+      throw new BrokerError(
+        'E_CONFIG',
+        `Cannot serve /healthz on ${cfg.health.host}:${cfg.health.port}: ${(e as Error).message}`,
+        { cause: e, details: { field: 'health.listen' } },
+      );
+    }
+  }
   const stopReload = watchCrls(cfg.crls, broker, log);
   const info = {
     listening: `${cfg.listen.host}:${broker.port}`,
     fingerprint: broker.fingerprint,
     database: cfg.database,
     mdns: ad !== undefined,
+    health:
+      health === undefined ? null : `http://${hostForUrl(cfg.health?.host ?? '')}:${health.port}/healthz`,
   };
   process.stdout.write(
     args.json === true
       ? `${JSON.stringify(info)}\n`
-      : `milkywaysrvd: listening on ${info.listening}, certificate ${info.fingerprint}${info.mdns ? ', advertised by mDNS' : ''}\n`,
+      : `milkywaysrvd: listening on ${info.listening}, certificate ${info.fingerprint}${info.mdns ? ', advertised by mDNS' : ''}${info.health === null ? '' : `, health at ${info.health}`}\n`,
   );
   // Under systemd (Type=notify): ready only now that it listens.
   await sdNotify({ READY: '1', STATUS: `listening on ${info.listening}` }).catch((e: unknown) =>
@@ -103,8 +120,15 @@ export async function serve(args: {
   await sdNotify({ STOPPING: '1' }).catch(() => {});
   stopReload();
   await ad?.stop();
+  // /healthz says "stopping" (503) while the broker closes, then goes away.
   await broker.close();
+  await health?.close();
   return 0;
+}
+
+/** An IPv6 host in a URL goes in brackets. */
+function hostForUrl(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
 }
 
 /** How often the CRL files are checked for a change (a revocation takes effect within this). */

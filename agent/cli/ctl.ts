@@ -4,8 +4,9 @@
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
 import { commonArgs, output, UsageError } from '../../common/index.ts';
-import type { CoreosStatus } from '../core/agent-api.ts';
+import type { AgentStatus, CoreosStatus, ServiceInfo, ServiceSelinux } from '../core/agent-api.ts';
 import { type AgentClient, type AgentSignal, connectAgent } from '../dbus/dbus-client.ts';
+import { kernelView, selinuxText } from './selinux-text.ts';
 
 const busArgs = {
   ...commonArgs,
@@ -81,18 +82,41 @@ function slotsText(v: unknown): string {
   return lines.join('\n');
 }
 
+/** A service row with its SELinux domain and pair as columns (`ctl list`, `ctl status`). */
+function serviceRow(row: unknown): Record<string, unknown> {
+  const s = row as ServiceInfo;
+  return { ...s, domain: s.selinux?.domain, level: s.selinux?.level, kernel: kernelView(s.selinux) };
+}
+
 /** `key: value` lines for one record. */
 function details(value: unknown): string {
   if (typeof value !== 'object' || value === null) return cell(value);
   return Object.entries(value)
-    .map(
-      ([k, v]) => `${k}: ${k === 'coreos' && typeof v === 'object' && v !== null ? slotsText(v) : cell(v)}`,
-    )
+    .map(([k, v]) => {
+      if (typeof v !== 'object' || v === null) return `${k}: ${cell(v)}`;
+      if (k === 'coreos') return `${k}: ${slotsText(v)}`;
+      if (k === 'selinux' && 'mode' in v) return `${k}: ${selinuxText(v)}`;
+      if (k === 'selinux' && 'context' in v)
+        return `${k}: ${cell(v.context)} (kernel: ${kernelView(v as ServiceSelinux) ?? '-'})`;
+      return `${k}: ${cell(v)}`;
+    })
     .join('\n');
 }
 
 const LAYER_COLUMNS = ['name', 'version', 'kind', 'state', 'verity', 'signers', 'services', 'error'] as const;
-const SERVICE_COLUMNS = ['name', 'layer', 'state', 'pid', 'restarts', 'since', 'error'] as const;
+const SERVICE_COLUMNS = [
+  'name',
+  'layer',
+  'state',
+  'pid',
+  'restarts',
+  'since',
+  'domain',
+  'level',
+  'error',
+] as const;
+// Each service's SELinux domain and pair under `ctl status`; KERNEL is what /proc says of its processes.
+const SELINUX_COLUMNS = ['name', 'state', 'domain', 'level', 'kernel'] as const;
 
 const list = defineCommand({
   meta: { name: 'list', description: 'List installed layers and their services' },
@@ -102,9 +126,10 @@ const list = defineCommand({
       Promise.all([c.listLayers(), c.listServices()]),
     );
     output(args.json, { layers, services }, () =>
-      [`LAYERS\n${table(layers, LAYER_COLUMNS)}`, `SERVICES\n${table(services, SERVICE_COLUMNS)}`].join(
-        '\n\n',
-      ),
+      [
+        `LAYERS\n${table(layers, LAYER_COLUMNS)}`,
+        `SERVICES\n${table(services.map(serviceRow), SERVICE_COLUMNS)}`,
+      ].join('\n\n'),
     );
     return 0;
   },
@@ -115,8 +140,20 @@ const status = defineCommand({
   args: { ...busArgs, service: { type: 'positional', required: false, description: 'Service name' } },
   async run({ args }) {
     const name = args.service;
-    const value = await withAgent(args.bus, (c) => (name === undefined ? c.status() : c.getService(name)));
-    output(args.json, value, () => details(value));
+    if (name !== undefined) {
+      const value = await withAgent(args.bus, (c) => c.getService(name));
+      output(args.json, value, () => details(value));
+      return 0;
+    }
+    // --json is GetStatus as it is; a person also sees each service's domain and pair.
+    const [value, services] = await withAgent(args.bus, (c) =>
+      Promise.all([c.status(), args.json ? Promise.resolve([]) : c.listServices()]),
+    );
+    output(args.json, value, () =>
+      (value as AgentStatus).selinux.mode === 'off'
+        ? details(value)
+        : `${details(value)}\n\nSELINUX\n${table(services.map(serviceRow), SELINUX_COLUMNS)}`,
+    );
     return 0;
   },
 });

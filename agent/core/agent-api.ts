@@ -47,6 +47,24 @@ export interface ServiceInfo {
   lastOutput?: string[];
   /** Resource limits the manifest asked for that this kernel could not apply (e.g. `memory.max`). */
   limitsNotApplied: string[];
+  /** With SELinux on: the domain and category pair it runs in (doc/selinux.md, "Status"). */
+  selinux?: ServiceSelinux;
+}
+
+/** A service's SELinux context: the one the agent gives it, and the kernel's word on its processes. */
+export interface ServiceSelinux {
+  /** What bwrap --exec-label gives its processes: `system_u:system_r:<domain>:<level>`. */
+  context: string;
+  /** Its layer's domain, `mway_<layer>_t`. */
+  domain: string;
+  /** Its MCS level, `s0:cA,cB`: the layer's category pair. */
+  level: string;
+  /**
+   * While it runs: the distinct contexts the kernel reports for the processes of its sandbox
+   * (/proc/PID/attr/current), the agent's own (sh, unshare, bwrap) left out. `[context]` when
+   * all is as it should be.
+   */
+  running?: string[];
 }
 
 export interface LogLine {

@@ -24,9 +24,10 @@ import { DataLabels } from '../layers/data-labels.ts';
 import { LayerManager } from '../layers/layer-manager.ts';
 import { PolicyKeeper } from '../layers/layer-policy.ts';
 import { Supervisor } from '../services/supervisor.ts';
+import { descendantsOf } from '../services/proc-tree.ts';
 import { CoreosUpdater } from './coreos-updater.ts';
 import { lastGoodCrlPath, pushedCrlDir } from './crl-list.ts';
-import { DenialCounter, ownContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
+import { DenialCounter, ownContext, processContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
 import { loadTrust, readSecureConfig, type SecureConfig, type Trust, withPushedCrls } from './trust.ts';
 
 export type PowerAction = 'poweroff' | 'reboot' | 'halt';
@@ -375,11 +376,26 @@ export class Agent implements AgentApi {
   }
 
   async listServices(): Promise<ServiceInfo[]> {
-    return this.supervisor.list();
+    return Promise.all(this.supervisor.list().map((s) => this.#withRunningContexts(s)));
   }
 
   async getService(name: string): Promise<ServiceInfo> {
-    return this.supervisor.get(name).info();
+    return this.#withRunningContexts(this.supervisor.get(name).info());
+  }
+
+  /**
+   * The kernel's word on a running service's processes beside the label the agent gave it:
+   * the contexts of every process below its sandbox but the agent's own (sh, unshare, bwrap).
+   */
+  async #withRunningContexts(info: ServiceInfo): Promise<ServiceInfo> {
+    if (this.#selinux === undefined || info.selinux === undefined || info.pid === undefined) return info;
+    const own = ownContext();
+    const seen = new Set<string>();
+    for (const pid of await descendantsOf(info.pid)) {
+      const c = await processContext(pid);
+      if (c !== undefined && c !== own) seen.add(c);
+    }
+    return { ...info, selinux: { ...info.selinux, running: [...seen].sort() } };
   }
 
   #refuseWhenStopping(what: string): void {

@@ -2,9 +2,11 @@
 // initramfs loaded the policy; the mode is the signed command line's `enforcing=`), the loaded
 // policy's digest, a policy load (one write() of a binary policy, as the kernel requires), the
 // agent's own access checks through selinuxfs' `access` file (a userspace object manager, like
-// dbus-daemon), and the count of AVC denials the kernel printed since boot.
+// dbus-daemon), the count of AVC denials the kernel printed since boot, and the contexts the
+// kernel reports for a process.
 import { createHash } from 'node:crypto';
 import { closeSync, constants, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentError } from './agent-error.ts';
 
@@ -67,6 +69,23 @@ export function ownContext(): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A process's context as the kernel reports it (/proc/PID/attr/current), or undefined when gone. */
+export async function processContext(pid: number): Promise<string | undefined> {
+  try {
+    const c = (await readFile(`/proc/${pid}/attr/current`, 'utf8')).replace(/\0+$/, '').trim();
+    return c === '' ? undefined : c;
+  } catch {
+    return undefined;
+  }
+}
+
+/** `user:role:type:level` split at its first three colons (an MLS level has colons of its own). */
+export function splitContext(context: string): { user: string; role: string; type: string; level: string } {
+  const m = /^([^:]+):([^:]+):([^:]+):(.+)$/.exec(context);
+  if (m === null) throw new TypeError(`Not an SELinux context: ${JSON.stringify(context)}`);
+  return { user: m[1] ?? '', role: m[2] ?? '', type: m[3] ?? '', level: m[4] ?? '' };
 }
 
 export interface AccessDecision {

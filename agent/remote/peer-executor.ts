@@ -282,7 +282,12 @@ export class PeerExecutor {
         at: new Date().toISOString(),
         agent,
         layers: layers.map((l) => ({ name: l.name, version: l.version, state: l.state })),
-        services: services.map((s) => ({ name: s.name, state: s.state, restarts: s.restarts })),
+        services: services.map((s) => ({
+          name: s.name,
+          state: s.state,
+          restarts: s.restarts,
+          ...(s.selinux === undefined ? {} : { selinux: s.selinux }),
+        })),
         groups: this.groups(),
         facts: { ...facts, selinux: (agent as { selinux?: { mode?: string } }).selinux?.mode ?? 'off' },
       }),

@@ -4,6 +4,7 @@
 // it again after a backoff or to settle as exited or failed. How a run is isolated is the
 // runner's (sandbox-runner.ts); the order between services is the supervisor's.
 import type { ServiceInfo, ServiceState } from '../core/agent-api.ts';
+import { splitContext } from '../core/selinux-state.ts';
 import { type ReadinessCondition, unmet } from './readiness/conditions.ts';
 import { HEALTHY_MS, restartDelay, restartsAfter, runFailed, StartLimit } from './restart-policy.ts';
 import type { Run, RunExit, Runner, RunOptions } from './runner.ts';
@@ -86,6 +87,11 @@ export class ServiceUnit {
     if (this.lastExit !== undefined) out.lastExit = this.lastExit;
     if (this.error !== undefined) out.error = this.error;
     if (this.lastOutput !== undefined) out.lastOutput = [...this.lastOutput];
+    const label = this.spec.selinuxLabel;
+    if (label !== undefined) {
+      const { type, level } = splitContext(label);
+      out.selinux = { context: label, domain: type, level };
+    }
     return out;
   }
 

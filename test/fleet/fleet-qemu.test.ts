@@ -23,6 +23,19 @@ import { BINS, cli, ROOT, tempDir } from '../helpers.ts';
 
 const BOOT_MS = 9 * 60_000;
 
+/** AgentStatus.selinux and ServiceInfo.selinux as the signed answers carry them. */
+interface Selinux {
+  mode: string;
+  denials: number;
+  policy?: { version: number; format: number; sha256: string; layers: number };
+  context?: string;
+}
+interface Svc {
+  name: string;
+  state: string;
+  selinux?: { context: string; domain: string; level: string; running?: string[] };
+}
+
 async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -231,15 +244,41 @@ test.serial(
     const status = await mway('status', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
     t.is(status.exitCode, 0, status.stdout + status.stderr + console());
     const st = JSON.parse(status.stdout) as {
-      peers: Array<{ peer: string; outcome: string; output: { agent: { mode: string } } }>;
+      peers: Array<{
+        peer: string;
+        outcome: string;
+        output: { agent: { mode: string; selinux: Selinux }; services: Svc[] };
+      }>;
     };
     t.deepEqual(
       st.peers.map((p) => [p.peer, p.outcome, p.output.agent.mode]),
       [['qemu1', 'ok', 'pid1']],
     );
+    // The image is enforcing (the spec's default): the signed status says so, names the loaded
+    // policy, counts no denial, and puts web/httpd in its layer's domain and pair — the label the
+    // agent gave it, and what the kernel says of its processes (/proc/PID/attr/current).
+    const out = st.peers[0]?.output;
+    t.like(
+      out?.agent.selinux,
+      { mode: 'enforcing', denials: 0, policy: { format: 33, layers: 1 } },
+      console(),
+    );
+    t.regex(out?.agent.selinux.policy?.sha256 ?? '', /^[0-9a-f]{64}$/);
+    t.regex(out?.agent.selinux.context ?? '', /^system_u:system_r:milkyway_agent_t:s0-s0:c0\.c1023$/);
+    const web = out?.services.find((s) => s.name === 'web/httpd')?.selinux;
+    t.regex(web?.context ?? '', /^system_u:system_r:mway_web_t:s0:c\d+,c\d+$/, JSON.stringify(out?.services));
+    t.like(web, { domain: 'mway_web_t', level: web?.context.split(':').slice(3).join(':') });
+    t.deepEqual(web?.running, [web?.context], 'the kernel runs it where the agent says');
+    const text = await mway('status', '--peer', 'qemu1', '--timeout', '180');
+    t.regex(
+      text.stdout,
+      /qemu1 +ok +running, .*, selinux enforcing, policy \d+ sha256 [0-9a-f]{16}…, 0 denials/,
+    );
+    t.regex(text.stdout, /^SERVICE +LAYER +STATE +PID +RESTARTS +SINCE +DOMAIN +LEVEL/m);
+    t.regex(text.stdout, /^web\/httpd +web +running +\d+ +\d+ +\S+ +mway_web_t +s0:c\d+,c\d+$/m, text.stdout);
 
-    type Svc = { peers: Array<{ peer: string; outcome: string; output: { state: string; pid?: number } }> };
-    const service = async (verb: string): Promise<Svc['peers'][number] | undefined> => {
+    type One = { peers: Array<{ peer: string; outcome: string; output: { state: string; pid?: number } }> };
+    const service = async (verb: string): Promise<One['peers'][number] | undefined> => {
       const r = await mway(
         'service',
         '--peer',
@@ -252,7 +291,7 @@ test.serial(
         '--static',
       );
       t.is(r.exitCode, 0, `${verb}: ${r.stdout}${r.stderr}\n${console()}`);
-      return (JSON.parse(r.stdout) as Svc).peers[0];
+      return (JSON.parse(r.stdout) as One).peers[0];
     };
     const before = await service('status');
     t.like(before, { peer: 'qemu1', outcome: 'ok', output: { state: 'running' } });
@@ -272,12 +311,17 @@ test.serial(
     t.is((await mway('group', 'create', 'qemu')).exitCode, 0);
     t.is((await mway('group', 'add', 'qemu', 'qemu1')).exitCode, 0);
     let held = false;
+    let stored: Array<{ groups?: string[]; selinux?: Selinux; units?: Svc[] }> = [];
     for (let i = 0; i < 60 && !held; i++) {
-      const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
-      held = rows[0]?.groups?.includes('qemu') === true;
+      stored = JSON.parse((await mway('status', '--json')).stdout) as typeof stored;
+      held = stored[0]?.groups?.includes('qemu') === true;
       if (!held) await new Promise((r) => setTimeout(r, 1000));
     }
     t.true(held, `membership not reported\n${console()}`);
+    // The periodic signed status carries the same: the mode and each service's domain and pair.
+    t.like(stored[0]?.selinux, { mode: 'enforcing', denials: 0 });
+    t.like(stored[0]?.units?.find((u) => u.name === 'web/httpd')?.selinux, { domain: 'mway_web_t' });
+    t.regex((await mway('status')).stdout, /^ {2}web\/httpd +running +mway_web_t s0:c\d+,c\d+$/m);
 
     // A new layer signed by the image's user key, streamed through the broker into the guest.
     const src = join(dir, 'hello');
@@ -306,7 +350,7 @@ test.serial(
       ir.peers.map((x) => [x.output.name, x.output.state]),
       [['hello', 'active']],
     );
-    type List = { peers: Array<{ output: Array<{ name: string; state: string }> }> };
+    type List = { peers: Array<{ output: Svc[] }> };
     const listed = async (): Promise<string[]> => {
       const r = await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json', '--static');
       if (r.exitCode !== 0) return [];
@@ -321,6 +365,17 @@ test.serial(
       if (running.length < 2) await new Promise((r) => setTimeout(r, 1000));
     }
     t.deepEqual(running, ['hello/sleeper', 'web/httpd'], console());
+    // The layer installed at run time has a domain and a category pair of its own.
+    const units = (
+      JSON.parse(
+        (await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json', '--static')).stdout,
+      ) as List
+    ).peers[0]?.output;
+    const hello = units?.find((u) => u.name === 'hello/sleeper')?.selinux;
+    const webNow = units?.find((u) => u.name === 'web/httpd')?.selinux;
+    t.regex(hello?.context ?? '', /^system_u:system_r:mway_hello_t:s0:c\d+,c\d+$/, JSON.stringify(units));
+    t.not(hello?.level, webNow?.level, 'two layers, two pairs');
+    t.deepEqual(hello?.running, [hello?.context]);
 
     // Reboot: the agent answers, shuts down in order, the guest boots again from the same disk
     // (writes kept for the life of this QEMU), reconnects, and the installed layer is back.

@@ -11,6 +11,7 @@ import {
   readOperatorConfig,
 } from '../operator-client.ts';
 import { batchSize, failBudget, parseTarget } from '../targets.ts';
+import { selinuxBrief, serviceDomain } from './selinux-view.ts';
 
 export const targetArgs = {
   ...commonArgs,
@@ -96,15 +97,16 @@ function cell(s: string, w: number): string {
 function brief(v: unknown): string {
   if (v === undefined || v === null) return '';
   if (serviceTable(v) !== undefined) return `${(v as unknown[]).length} service(s) below`;
-  if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
   if (typeof v === 'object' && 'agent' in (v as object)) {
     // The `status` action: the agent's state and its service and layer counts.
     const a = (
       v as { agent: { state?: string; services?: { running?: number; total?: number; failed?: number } } }
     ).agent;
     const layers = (v as { layers?: unknown[] }).layers?.length ?? 0;
-    return `${a.state ?? '?'}, services ${a.services?.running ?? 0}/${a.services?.total ?? 0} running (${a.services?.failed ?? 0} failed), ${layers} layer(s)`;
+    const selinux = selinuxBrief(a);
+    return `${a.state ?? '?'}, services ${a.services?.running ?? 0}/${a.services?.total ?? 0} running (${a.services?.failed ?? 0} failed), ${layers} layer(s)${selinux === undefined ? '' : `, ${selinux}`}`;
   }
+  if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
   if (typeof v === 'object' && 'state' in (v as object)) return String((v as { state: unknown }).state);
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
@@ -116,12 +118,31 @@ export function serviceTable(v: unknown): string | undefined {
   const rows = v as Array<Record<string, unknown>>;
   if (!rows.every((s) => typeof s === 'object' && s !== null && 'name' in s && 'state' in s))
     return undefined;
-  const cols = ['SERVICE', 'LAYER', 'STATE', 'PID', 'RESTARTS', 'SINCE', 'ERROR'];
-  const cells = rows.map((s) =>
-    [s.name, s.layer, s.state, s.pid, s.restarts, s.since, s.error].map((x) =>
-      x === undefined ? '' : String(x),
-    ),
-  );
+  // With SELinux on the peer, each service's domain and category pair (its MCS level).
+  const selinux = rows.some((s) => serviceDomain(s) !== undefined);
+  const cols = [
+    'SERVICE',
+    'LAYER',
+    'STATE',
+    'PID',
+    'RESTARTS',
+    'SINCE',
+    ...(selinux ? ['DOMAIN', 'LEVEL'] : []),
+    'ERROR',
+  ];
+  const cells = rows.map((s) => {
+    const d = serviceDomain(s);
+    return [
+      s.name,
+      s.layer,
+      s.state,
+      s.pid,
+      s.restarts,
+      s.since,
+      ...(selinux ? [d?.domain, d?.level] : []),
+      s.error,
+    ].map((x) => (x === undefined ? '' : String(x)));
+  });
   const w = cols.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] as string).length)));
   return [cols, ...cells]
     .map((r) =>
@@ -136,6 +157,8 @@ export function serviceTable(v: unknown): string | undefined {
 function longOutput(v: unknown): string | undefined {
   const services = serviceTable(v);
   if (services !== undefined) return services;
+  // The `status` action: its services, with their SELinux domains and pairs when on.
+  if (typeof v === 'object' && v !== null && 'agent' in v && 'services' in v) return serviceTable(v.services);
   if (Array.isArray(v) && v.every((l) => typeof l === 'object' && l !== null && 'text' in l)) {
     return (v as Array<{ time: string; stream: string; text: string }>)
       .map((l) => `${l.time} ${l.stream} ${l.text}`)

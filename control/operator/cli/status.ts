@@ -4,6 +4,7 @@ import { defineCommand } from 'citty';
 import { output } from '../../../common/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
 import { verifyStatus } from '../../wire/index.ts';
+import { selinuxBrief, serviceDomain } from './selinux-view.ts';
 import { runJob, targetArgs, withClient } from './shared.ts';
 
 export default defineCommand({
@@ -18,7 +19,11 @@ export default defineCommand({
         try {
           const s = verifyStatus(p.status as Envelope, { anchors: c.anchors, crls: c.crls }).payload;
           if (s.peer !== p.peerId) throw new Error('status of another peer');
-          const agent = s.agent as { state?: string; services?: { running?: number; total?: number } };
+          const agent = s.agent as {
+            state?: string;
+            services?: { running?: number; total?: number };
+            selinux?: unknown;
+          };
           return {
             peer: p.peerId,
             online: p.online,
@@ -28,6 +33,9 @@ export default defineCommand({
             services: `${agent.services?.running ?? 0}/${agent.services?.total ?? 0}`,
             groups: s.groups,
             layers: s.layers,
+            ...(agent.selinux === undefined ? {} : { selinux: agent.selinux }),
+            // Each service's state and, with SELinux on, its domain and category pair.
+            units: Array.isArray(s.services) ? (s.services as unknown[]) : [],
           };
         } catch (e) {
           return { peer: p.peerId, online: p.online, status: 'INVALID', error: (e as Error).message };
@@ -37,14 +45,31 @@ export default defineCommand({
         rows.length === 0
           ? 'no peers'
           : rows
-              .map((r) =>
-                [
+              .flatMap((r) => {
+                const selinux = 'state' in r ? selinuxBrief(r) : undefined;
+                const line = [
                   r.peer.padEnd(20),
                   (r.online ? 'online' : 'offline').padEnd(8),
                   r.status.padEnd(9),
-                  'state' in r ? `${r.state} services ${r.services} at ${r.at}` : 'error' in r ? r.error : '',
-                ].join(' '),
-              )
+                  'state' in r
+                    ? `${r.state} services ${r.services} at ${r.at}${selinux === undefined ? '' : `; ${selinux}`}`
+                    : 'error' in r
+                      ? r.error
+                      : '',
+                ].join(' ');
+                // Under a peer with SELinux on: one line per service, its domain and pair.
+                const units = 'units' in r ? r.units : [];
+                return [
+                  line,
+                  ...units.flatMap((u) => {
+                    const d = serviceDomain(u);
+                    const { name, state } = u as { name?: unknown; state?: unknown };
+                    return d === undefined
+                      ? []
+                      : [`  ${String(name).padEnd(30)} ${String(state).padEnd(9)} ${d.domain} ${d.level}`];
+                  }),
+                ];
+              })
               .join('\n'),
       );
       return rows.every((r) => r.status === 'verified') ? 0 : 1;

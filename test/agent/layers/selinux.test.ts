@@ -2,11 +2,20 @@
 // derived from a layer (layers/selinux-names.ts) never meet another layer's, bwrap gets the
 // exec and file labels only when selinuxfs says SELinux runs, unitSpec() hands every service
 // its layer's context, the contexts are valid in the compiled policy (secilc accepts them in a
-// portcon), the mode is read from selinuxfs, and only kernel records count as denials.
+// portcon), the mode is read from selinuxfs, only kernel records count as denials, and a
+// service's info names its domain and pair.
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isKernelDenial, selinuxEnabled, selinuxMode } from '../../../agent/core/selinux-state.ts';
+import {
+  isKernelDenial,
+  selinuxEnabled,
+  selinuxMode,
+  splitContext,
+} from '../../../agent/core/selinux-state.ts';
+import { kernelView, selinuxText } from '../../../agent/cli/selinux-text.ts';
+import { ServiceLog } from '../../../agent/services/service-log.ts';
+import { ServiceUnit } from '../../../agent/services/service-unit.ts';
 import { unitSpec } from '../../../agent/services/placement.ts';
 import { bwrapArgs, setprivArgs } from '../../../agent/services/sandbox.ts';
 import {
@@ -20,6 +29,7 @@ import {
   validateManifest,
 } from '../../../layers/index.ts';
 import { tempDir } from '../../helpers.ts';
+import { FakeRunner } from '../services/_fake-runner.ts';
 import { spec } from '../services/_service-fixture.ts';
 
 test('layerTypes() keeps plain names, escapes _ and . injectively, never meets another layer', (t) => {
@@ -137,6 +147,32 @@ test("unitSpec() gives every service of a layer that layer's contexts", (t) => {
   t.true(off.every((s) => s.selinuxLabel === undefined && s.selinuxFileLabel === undefined));
 });
 
+test("a service's info names its layer's domain and pair (status), taken apart at the level's own colons", (t) => {
+  const label = layerProcessContext('my-app', [3, 17]);
+  const u = new ServiceUnit(spec('my-app/a', 'true', { selinuxLabel: label }), {
+    runner: new FakeRunner(),
+    readiness: () => [],
+    log: new ServiceLog('my-app/a', { ringLines: 10, fileBytes: 1024, files: 1, rateLinesPerSecond: 10 }),
+    changed: () => {},
+  });
+  t.deepEqual(u.info().selinux, { context: label, domain: 'mway_my-app_t', level: 's0:c3,c17' });
+  t.deepEqual(splitContext('system_u:system_r:milkyway_agent_t:s0-s0:c0.c1023'), {
+    user: 'system_u',
+    role: 'system_r',
+    type: 'milkyway_agent_t',
+    level: 's0-s0:c0.c1023',
+  });
+  t.throws(() => splitContext('unconfined'), { instanceOf: TypeError });
+  // With SELinux off there is no label, and no `selinux` in the info.
+  const off = new ServiceUnit(spec('my-app/a', 'true'), {
+    runner: new FakeRunner(),
+    readiness: () => [],
+    log: new ServiceLog('my-app/a', { ringLines: 10, fileBytes: 1024, files: 1, rateLinesPerSecond: 10 }),
+    changed: () => {},
+  });
+  t.false('selinux' in off.info());
+});
+
 test('the derived contexts are valid in the compiled policy (secilc checks a portcon of each)', async (t) => {
   const layers = ['web', 'my-app', 'x_y', 'a.b.c'];
   const sources = await policySources(
@@ -178,4 +214,26 @@ test('isKernelDenial() counts the kernel AVC records, never one a process wrote 
     ),
   );
   t.false(isKernelDenial('no record'));
+});
+
+test('ctl prints the mode, the policy and the denials on one line, and whether the kernel agrees with a label', (t) => {
+  const sha256 = 'cd'.repeat(32);
+  const agent = 'system_u:system_r:milkyway_agent_t:s0-s0:c0.c1023';
+  t.is(
+    selinuxText({
+      mode: 'enforcing',
+      policy: { version: 2, format: 33, sha256, layers: 3 },
+      denials: 1,
+      context: agent,
+    }),
+    `enforcing; policy 2 (format 33, 3 layers) sha256 ${sha256}; 1 denials since boot; agent in ${agent}`,
+  );
+  t.is(selinuxText({ mode: 'off', denials: 0 }), 'off');
+  const label = layerProcessContext('web', [0, 1]);
+  const s = { context: label, domain: 'mway_web_t', level: 's0:c0,c1' };
+  t.is(kernelView(s), undefined, 'not running: nothing to compare');
+  t.is(kernelView({ ...s, running: [label] }), 'agrees');
+  // A process outside its label (a failed --exec-label, another layer's domain) is named.
+  t.is(kernelView({ ...s, running: [label, agent] }), `${label},${agent}`);
+  t.is(kernelView({ ...s, running: [] }), 'none');
 });

@@ -14,6 +14,7 @@ import { readKernelSelinux } from '../../imagebuild/kernel-selinux.ts';
 import { DEFAULT_KERNEL_CACHE, fetchKernel } from '../../imagebuild/kernel-package.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { CLASSES_CIL, expectedClassesCil } from '../../scripts/selinux-classes.ts';
+import { METHODS } from '../../agent/dbus/dbus-names.ts';
 
 const USERSPACE_CLASSES = ['dbus', 'milkyway_agent_api'];
 
@@ -185,6 +186,51 @@ test("sesearch: all a layer may do to the agent's domain — its stdio, the noti
     // Node's stdio socketpairs: libuv's getsockname (getattr) and getsockopt SO_TYPE (getopt)
     // at start, read and write; connectto is the API's. No setopt, shutdown, accept or listen.
     'allow milkyway_layer_domain milkyway_agent_t:unix_stream_socket { append connectto getattr getopt ioctl read write };',
+  ]);
+});
+
+test('sesearch: every method of org.milkyway.Agent1 — a layer may call the read ones, never a control one; the agent all', async (t) => {
+  t.timeout(10 * 60_000);
+  const policy = await policyFile(t);
+  // The local API's methods map onto milkyway_agent_api: read for the read methods, control for
+  // the rest (the same split the bus policy file and the agent's uid check make).
+  const allowed = async (source: string, perm: string): Promise<boolean> =>
+    (
+      await sesearch(policy, [
+        '-A',
+        '-s',
+        source,
+        '-t',
+        'milkyway_agent_t',
+        '-c',
+        'milkyway_agent_api',
+        '-p',
+        perm,
+      ])
+    ).length > 0;
+  const methods = Object.entries(METHODS);
+  t.deepEqual(
+    methods.filter(([, m]) => !m.control).map(([n]) => n),
+    ['GetStatus', 'ListLayers', 'ListServices', 'GetService', 'GetLogs'],
+  );
+  for (const layer of ['a', 'b', 'c.d']) {
+    const s = layerTypes(layer).domain;
+    for (const [name, m] of methods) {
+      const perm = m.control ? 'control' : 'read';
+      t.is(await allowed(s, perm), !m.control, `${s} ${name} (${perm})`);
+    }
+    // dbus-daemon's own check: a layer may send to the agent's connection, never own a name.
+    t.true(
+      (await sesearch(policy, ['-A', '-s', s, '-t', 'milkyway_agent_t', '-c', 'dbus', '-p', 'send_msg']))
+        .length > 0,
+    );
+    t.deepEqual(await sesearch(policy, ['-A', '-s', s, '-c', 'dbus', '-p', 'acquire_svc']), [], s);
+  }
+  for (const [name, m] of methods)
+    t.true(await allowed('milkyway_agent_t', m.control ? 'control' : 'read'), `milkyway_agent_t ${name}`);
+  // No layer domain is granted control through any other rule either (the neverallow's reach).
+  t.deepEqual(await sesearch(policy, ['-A', '-c', 'milkyway_agent_api', '-p', 'control']), [
+    'allow milkyway_agent_t milkyway_agent_t:milkyway_agent_api { control read };',
   ]);
 });
 

@@ -1,5 +1,7 @@
 // layers/: signed application layers (.mwl). Re-exports only; see doc/internal-apis.md.
 export * from './cil-syntax.ts';
+export * from './compose-file.ts';
+export * from './compose-import.ts';
 export * from './extract.ts';
 export * from './layer-codes.ts';
 export * from './layer-error.ts';

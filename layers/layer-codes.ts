@@ -113,6 +113,14 @@ mkfs.erofs).`,
       E_OCI_LINK_ESCAPE:
         'a symlink climbing out of the root, or a hard link that is absolute, climbs out or names no regular file',
     },
+    'Compose import (import-compose)': {
+      E_COMPOSE_YAML:
+        'the compose file is not YAML (a syntax error, a duplicate key, more aliases than allowed), not a mapping, or over 1 MiB; `details.line` names the line',
+      E_COMPOSE_INVALID:
+        'a compose value of the wrong type or form (a port that is no number, a relative working_dir, an unknown restart policy, a service without image); `details.field` names the key path (`services.web.ports[0]`)',
+      E_COMPOSE_UNSUPPORTED:
+        'a compose key or value with no layer equivalent, refused rather than dropped (build, networks, bind mounts, a published port other than the container port, a volume shared by services, variable interpolation); `details.field` names the key path',
+    },
     'Dependency resolution (resolve)': {
       E_DEP_MISSING: 'the app or a dependency is not installed',
       E_DEP_CONFLICT: 'no installed version satisfies every range on a dependency (`details.ranges`)',

@@ -197,8 +197,15 @@ function unique(items: readonly { name: string }[], path: string): void {
 
 const REF_FIELDS = ['after', 'requires', 'wants'] as const;
 
-/** What a service's after/requires/wants name must exist: here, or in a dependency layer. */
-function checkServiceRefs(m: Pick<SourceManifest, 'name' | 'dependencies'>, services: ServiceSpec[]): void {
+/**
+ * What a service's after/requires/wants name must exist: here, or in a dependency layer, or
+ * — for a layer in a layer group (a compose project's services are one layer each) — in
+ * another layer, which the agent orders and requires like any service it runs.
+ */
+function checkServiceRefs(
+  m: Pick<SourceManifest, 'name' | 'dependencies' | 'groups'>,
+  services: ServiceSpec[],
+): void {
   services.forEach((s, i) => {
     for (const field of REF_FIELDS) {
       s[field].forEach((ref, j) => {
@@ -209,8 +216,11 @@ function checkServiceRefs(m: Pick<SourceManifest, 'name' | 'dependencies'>, serv
         if (layer === m.name && name === s.name) fail(at, 'names the service itself');
         if (layer === m.name && !services.some((x) => x.name === name))
           fail(at, `names no service ${JSON.stringify(name)} of this layer`);
-        if (layer !== m.name && !m.dependencies.some((d) => d.name === layer))
-          fail(at, `names layer ${JSON.stringify(layer)}, which is not a dependency`);
+        if (layer !== m.name && !m.dependencies.some((d) => d.name === layer) && m.groups.length === 0)
+          fail(
+            at,
+            `names layer ${JSON.stringify(layer)}, which is not a dependency (a layer in no group names only its own services and its dependencies')`,
+          );
       });
     }
   });

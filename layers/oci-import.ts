@@ -41,8 +41,29 @@ export interface ImportOciOptions {
   ref?: string;
   /** The service's writable root: `ephemeral` (the default, as `podman run --rm`) or `persistent` (kept, as a container's rootfs across `podman restart`). */
   writableRoot?: WritableRoot;
+  override?: ImageOverride;
   sourceDateEpoch?: number;
   progress?: Progress;
+}
+
+/**
+ * What is set over the image, as `docker compose up` sets a service over its image
+ * (compose-import.ts): config fields that replace the image's (`Env` entries come after the
+ * image's, so they win), more volume paths, the service's manifest fields beyond the image's
+ * (applied to the mapped service), and the layer groups the layer joins.
+ */
+export interface ImageOverride {
+  config?: {
+    Entrypoint?: string[];
+    Cmd?: string[];
+    Env?: string[];
+    User?: string;
+    WorkingDir?: string;
+    StopSignal?: string;
+  };
+  volumes?: string[];
+  service?: (mapped: Record<string, unknown>) => Record<string, unknown>;
+  groups?: string[];
 }
 
 export interface ImportOciResult extends PackResult {
@@ -237,17 +258,40 @@ function referenceName(ref: string): string {
   return ref.startsWith('docker://') ? bare : bare.split(':').slice(1).join(':') || bare;
 }
 
+/** The image's config with `override` set over it. */
+function overridden(
+  c: Record<string, unknown>,
+  override: ImageOverride | undefined,
+): Record<string, unknown> {
+  if (override === undefined) return c;
+  const { Env, ...replaced } = override.config ?? {};
+  const out: Record<string, unknown> = { ...c, ...replaced };
+  if (Env !== undefined) out.Env = [...(Array.isArray(c.Env) ? c.Env : []), ...Env];
+  if (override.volumes !== undefined && override.volumes.length > 0)
+    out.Volumes = {
+      ...((c.Volumes ?? {}) as Record<string, unknown>),
+      ...Object.fromEntries(override.volumes.map((p) => [p, {}])),
+    };
+  return out;
+}
+
 /** Maps the image config to a source manifest; returns what could not be mapped. */
 export function mapConfig(
   image: Image,
-  o: { name?: string; version?: string; source?: ImageSource; writableRoot?: WritableRoot },
+  o: {
+    name?: string;
+    version?: string;
+    source?: ImageSource;
+    writableRoot?: WritableRoot;
+    override?: ImageOverride;
+  },
   accounts: { passwd: Accounts; group: Accounts } = {
     passwd: { byName: new Map(), byId: new Map() },
     group: { byName: new Map(), byId: new Map() },
   },
 ): { manifest: SourceManifest; unmapped: string[] } {
   const unmapped: string[] = [];
-  const c = (image.config.config ?? {}) as Record<string, unknown>;
+  const c = overridden((image.config.config ?? {}) as Record<string, unknown>, o.override);
   const strs = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
   const refName = image.ref?.split('/').pop() ?? '';
   const [repo, tag] = refName.includes(':')
@@ -346,7 +390,8 @@ export function mapConfig(
       kind: 'app',
       architecture: arch ?? 'any',
       description: `imported from ${image.format} image ${o.source?.ref ?? image.ref ?? ''}`.trim(),
-      services,
+      services: services.map((svc) => o.override?.service?.(svc) ?? svc),
+      ...(o.override?.groups === undefined ? {} : { groups: o.override.groups }),
       ...(o.source === undefined ? {} : { source: o.source }),
     },
     { source: true },
@@ -406,6 +451,7 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
         ...(o.version === undefined ? {} : { version: o.version }),
         ...(source === undefined ? {} : { source }),
         ...(o.writableRoot === undefined ? {} : { writableRoot: o.writableRoot }),
+        ...(o.override === undefined ? {} : { override: o.override }),
       },
       await imageAccounts(rootfs),
     );

@@ -122,12 +122,16 @@ function topo(layers: LayerManifest[]): string[] {
 function serviceOrder(layers: LayerManifest[]): string[] {
   const all = new Map<string, string[]>();
   const refs: [from: string, to: string][] = [];
+  const inClosure = new Set(layers.map((l) => l.name));
   for (const l of layers) {
     const q = (a: string) => (a.includes('/') ? a : `${l.name}/${a}`);
+    // A layer of a layer group (a compose project) may name the services of the group's other
+    // apps, which are in no closure: the supervisor orders and requires them when they run.
+    const here = (ref: string) => l.groups.length === 0 || inClosure.has(ref.slice(0, ref.indexOf('/')));
     for (const s of l.services) {
       const id = `${l.name}/${s.name}`;
-      all.set(id, s.after.map(q));
-      for (const r of [...s.requires, ...s.wants]) refs.push([id, q(r)]);
+      all.set(id, s.after.map(q).filter(here));
+      for (const r of [...s.requires, ...s.wants].map(q).filter(here)) refs.push([id, r]);
     }
   }
   // What requires and wants name must exist too; only after orders (and can close a cycle).

@@ -26,5 +26,8 @@ export const subCommands: SubCommandsDef = {
   'import-oci': lazy('Turn an OCI image layout tarball or a docker save archive into a signed layer', () =>
     import('./import-oci.ts').then((m) => m.default),
   ),
+  'import-compose': lazy('Turn each service of a compose file into a signed layer of one layer group', () =>
+    import('./import-compose.ts').then((m) => m.default),
+  ),
   completion: completionCommand,
 };

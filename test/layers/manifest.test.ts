@@ -280,6 +280,24 @@ for (const [what, raw, keyPath] of crossField) {
   });
 }
 
+test('a layer in a layer group may order and require a service of another layer (a compose project)', (t) => {
+  const inGroup = patched((m) => {
+    m.groups = ['shop'];
+    m.services[1]!.after = ['shop-db/db'];
+    m.services[1]!.requires = ['shop-db/db'];
+  });
+  const m = validateManifest(inGroup, { source: true });
+  t.deepEqual(m.services[1]?.requires, ['shop-db/db']);
+  // Without a group the same reference is refused, naming the key path.
+  assertRefused(
+    t,
+    () => validateManifest({ ...(inGroup as object), groups: [] }, { source: true }),
+    'E_MANIFEST_INVALID',
+    'services[1].after[0]',
+    'a reference to another layer outside a group',
+  );
+});
+
 test('an ordering cycle names its services in order', (t) => {
   const e = thrownBy(() =>
     validateManifest(

@@ -140,3 +140,25 @@ test('missing dependency, conflicting versions, cycle, two providers, service cy
     'E_SERVICE_UNKNOWN',
   );
 });
+
+test("a layer group's app names another app's services: resolve() orders its own and leaves the other's to the supervisor; outside a group they must be in the closure", (t) => {
+  const member = layer('shop-app', '1.0.0', {
+    kind: 'app',
+    groups: ['shop'],
+    services: [
+      { name: 'migrate', execStart: ['/migrate'], after: ['shop-db/db'], requires: ['shop-db/db'] },
+      { name: 'app', execStart: ['/app'], after: ['migrate', 'shop-db/db'] },
+    ],
+  });
+  t.deepEqual(resolve([member], 'shop-app').serviceOrder, ['shop-app/migrate', 'shop-app/app']);
+  // The same references without the group: the manifest refuses them, and resolve() on its own.
+  const alone = { ...member, groups: [] };
+  t.is(
+    code(() => validateManifest(manifestJson(alone))),
+    'E_MANIFEST_INVALID',
+  );
+  t.is(
+    code(() => resolve([alone], 'shop-app')),
+    'E_SERVICE_UNKNOWN',
+  );
+});

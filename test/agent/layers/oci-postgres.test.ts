@@ -13,44 +13,7 @@ import { join } from 'node:path';
 import { run } from '../../../common/exec.ts';
 import type { RunningAgent } from '../_namespace.ts';
 import { importApp, inside, processes, uidOf } from './_oci-app.ts';
-
-const PASSWORD = 'mway-test-secret';
-
-// As the official image's docker-entrypoint.sh: as root, make $PGDATA the postgres user's and
-// re-run as that user; as postgres, initialise an empty $PGDATA (password auth over TCP),
-// then exec the command.
-const ENTRYPOINT = `#!/bin/sh
-set -eu
-if [ "$(id -u)" = 0 ]; then
-  mkdir -p "$PGDATA" /run/postgresql
-  chown postgres:postgres "$PGDATA" /run/postgresql
-  chmod 700 "$PGDATA"
-  exec setpriv --reuid=postgres --regid=postgres --init-groups "$0" "$@"
-fi
-if [ ! -s "$PGDATA/PG_VERSION" ]; then
-  pw=$(mktemp)
-  printf '%s\\n' "$POSTGRES_PASSWORD" > "$pw"
-  initdb --username=postgres --pwfile="$pw" --auth-local=trust --auth-host=scram-sha-256 -D "$PGDATA"
-  rm -f "$pw"
-  echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
-fi
-exec "$@"
-`;
-
-const POSTGRES = {
-  packages: ['postgresql-15'],
-  files: { 'usr/local/bin/docker-entrypoint.sh': { text: ENTRYPOINT, mode: 0o755 } },
-  config: [
-    ['entrypoint', 'docker-entrypoint.sh'],
-    ['cmd', 'postgres'],
-    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/postgresql/15/bin'],
-    ['env', 'PGDATA=/var/lib/postgresql/data'],
-    ['env', `POSTGRES_PASSWORD=${PASSWORD}`],
-    ['volume', '/var/lib/postgresql/data'],
-    ['exposedports', '5432/tcp'],
-    ['stopsignal', 'SIGINT'],
-  ] as [string, string][],
-};
+import { PASSWORD, POSTGRES } from './_oci-images.ts';
 
 /** psql from the host, in the agent's network namespace, over TCP to 127.0.0.1:5432. */
 async function psql(agent: RunningAgent, sql: string, password = PASSWORD) {

@@ -9,20 +9,7 @@ import test from 'ava';
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { importApp, inside, processes, uidOf } from './_oci-app.ts';
-
-const REDIS = {
-  packages: ['redis-server'],
-  config: [
-    ['cmd', 'redis-server'],
-    ['cmd', '--protected-mode'],
-    ['cmd', 'no'],
-    ['user', 'redis'],
-    ['workingdir', '/data'],
-    ['volume', '/data'],
-    ['exposedports', '6379/tcp'],
-    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-  ] as [string, string][],
-};
+import { REDIS } from './_oci-images.ts';
 
 test('redis from its Debian-built OCI image runs unedited as the image user redis; redis-cli sets a key that SAVE keeps in its volume across a reboot', async (t) => {
   t.timeout(30 * 60_000);

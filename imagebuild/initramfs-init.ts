@@ -8,7 +8,6 @@
 // 128 bits. dm-verity then proves every block, so finding the wrong partition can only
 // fail the boot, never boot something unverified.
 import { layoutRow } from '../platform/index.ts';
-import { slotChoiceScript } from './initramfs-slots.ts';
 
 /** Where CoreOS keeps the binary SELinux policy the initramfs loads (imagebuild/build-policy.ts). */
 export const INIT_POLICY = '/etc/selinux/milkyway/policy.33';
@@ -105,7 +104,6 @@ init=/sbin/init
 check=full
 certs=
 certs_mount=/certs
-slots=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     mway.roothash=*) roothash="\${arg#mway.roothash=}" ;;
@@ -113,7 +111,6 @@ for arg in $(cat /proc/cmdline); do
     mway.verity=*) check="\${arg#mway.verity=}" ;;
     mway.certs=*) certs="\${arg#mway.certs=}" ;;
     mway.certs_mount=*) certs_mount="\${arg#mway.certs_mount=}" ;;
-    mway.slots=*) slots="\${arg#mway.slots=}" ;;
     init=*) init="\${arg#init=}" ;;
   esac
 done
@@ -140,19 +137,6 @@ hexblocks() { dd if="$1" bs="$2" skip="$3" count="$4" 2>/dev/null | od -A n -v -
 le() { local x="$1" r=; while [ -n "$x" ]; do r="\${x:0:2}$r"; x="\${x:2}"; done; echo $((0x$r)); }
 # /dev name of partition number N of disk D
 partdev() { for p in /sys/class/block/"$1"/*/partition; do [ "$(cat "$p")" = "$2" ] && { p="\${p%/partition}"; echo "\${p##*/}"; return 0; }; done; return 1; }
-${slotChoiceScript({ rootType, verityType })}
-if [ "$slots" = gpt ]; then
-  # Block devices appear asynchronously after insmod: retry for up to 30 s.
-  tries=0
-  until choose_slot; do
-    tries=$((tries + 1))
-    [ "$tries" -lt 300 ] || fail "mway.slots=gpt: no disk with a CoreOS slot"
-    usleep 100000
-  done
-  h=$roothash
-  want_data="\${h:6:2}\${h:4:2}\${h:2:2}\${h:0:2}\${h:10:2}\${h:8:2}\${h:14:2}\${h:12:2}\${h:16:16}"
-  want_hash="\${h:38:2}\${h:36:2}\${h:34:2}\${h:32:2}\${h:42:2}\${h:40:2}\${h:46:2}\${h:44:2}\${h:48:16}"
-fi
 
 datadev=
 hashdev=

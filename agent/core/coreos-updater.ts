@@ -5,7 +5,7 @@
 // when the other slot still boots, the machine reboots into it; with nothing to fall back to
 // it stays up degraded and says so (no reboot loop, greenboot#26). A trial whose boot never
 // reached the agent (stage 1 used its one try) is found at the next boot and reported as
-// rolled back. The boot-time slot choice itself is stage 1's (bootchain/, or /init today).
+// rolled back. The boot-time slot choice itself is stage 1's (bootchain/).
 import { readdir, readFile } from 'node:fs/promises';
 
 import { writePartitionEntries } from '../../formats/index.ts';
@@ -81,13 +81,8 @@ export class CoreosUpdater {
   async #locate(): Promise<void> {
     const c = this.#o.config;
     const cmdline = await (this.#o.cmdline ?? (() => readFile('/proc/cmdline', 'utf8')))().catch(() => '');
-    // With mway.slots=gpt, /init chose the slot and says which root it opened; the command
-    // line's mway.roothash names slot a only.
-    const chosen = (await readFile(this.#o.path('/run/mway.roothash'), 'utf8').catch(() => '')).trim();
-    this.#rootHash =
-      c.rootHash ??
-      (/^[0-9a-f]{64}$/.test(chosen) ? chosen : undefined) ??
-      /(?:^|\s)mway\.roothash=([0-9a-f]{64})(?:\s|$)/.exec(cmdline)?.[1];
+    // Stage 1 booted the slot's own stage 2, whose signed command line names that slot's CoreOS.
+    this.#rootHash = c.rootHash ?? /(?:^|\s)mway\.roothash=([0-9a-f]{64})(?:\s|$)/.exec(cmdline)?.[1];
     if (this.#rootHash === undefined) {
       this.#unavailable = 'the running CoreOS root hash is unknown (no mway.roothash on the command line)';
       return;

@@ -104,6 +104,43 @@ function malformed(message: string, details: Record<string, unknown> = {}): Upda
   return new UpdateError('E_BUNDLE_MALFORMED', `Not an update bundle: ${message}`, { details });
 }
 
+/** bundle.json's envelope: canonical JSON, then spaces, then one newline — nothing else may ride along unsigned. */
+function unpadManifest(raw: Uint8Array): Uint8Array {
+  let cut = raw.length - 1;
+  if (raw[cut] !== 0x0a) throw malformed(`${MANIFEST_MEMBER} does not end in a newline`);
+  while (cut > 0 && raw[cut - 1] === 0x20) cut--;
+  return raw.subarray(0, cut);
+}
+
+/**
+ * The envelope from the first bytes of a bundle (a peer's first received piece), read with the
+ * same rules as `readBundleLayout`; null when `head` ends before bundle.json does. The rest of
+ * the container is not looked at: the whole file is verified once it is all there.
+ */
+export function readBundleHead(head: Uint8Array): Uint8Array | null {
+  if (head.length < TAR_BLOCK) return null;
+  let h: ReturnType<typeof decodeUstarHeader>;
+  try {
+    h = decodeUstarHeader(head.subarray(0, TAR_BLOCK), 0);
+  } catch (e) {
+    if (!isFormatError(e)) throw e;
+    throw new UpdateError('E_BUNDLE_MALFORMED', `Not an update bundle: ${e.message}`, {
+      details: { offset: 0, member: MANIFEST_MEMBER },
+      cause: e,
+    });
+  }
+  if (h === null || h.name !== MANIFEST_MEMBER || h.typeflag !== '0')
+    throw malformed(`the first member is not the regular file ${MANIFEST_MEMBER}`, {
+      member: MANIFEST_MEMBER,
+    });
+  if (h.size < 2 || h.size > MAX_MANIFEST_BYTES)
+    throw malformed(`${MANIFEST_MEMBER} is ${h.size} bytes (at most ${MAX_MANIFEST_BYTES})`, {
+      member: MANIFEST_MEMBER,
+    });
+  if (head.length < TAR_BLOCK + h.size) return null;
+  return unpadManifest(head.subarray(TAR_BLOCK, TAR_BLOCK + h.size));
+}
+
 /**
  * Reads the container's structure (no trust yet): the five members in order, each a regular
  * file with a plain name, the end-of-archive blocks and nothing after them. A file cut short
@@ -161,15 +198,11 @@ export function readBundleLayout(path: string): BundleLayout {
     if (pos + 2 * TAR_BLOCK !== fileSize)
       throw malformed(`${fileSize - pos - 2 * TAR_BLOCK} bytes after the end of the archive`);
     const m = found[0] as BundleMember;
-    const raw = readAt(fd, m.offset, m.size, fileSize, MANIFEST_MEMBER);
-    // Canonical JSON, then spaces, then one newline: nothing else may ride along unsigned.
-    let cut = raw.length - 1;
-    if (raw[cut] !== 0x0a) throw malformed(`${MANIFEST_MEMBER} does not end in a newline`);
-    while (cut > 0 && raw[cut - 1] === 0x20) cut--;
+    const envelope = unpadManifest(readAt(fd, m.offset, m.size, fileSize, MANIFEST_MEMBER));
     const members = found.slice(1) as [BundleMember, BundleMember, BundleMember, BundleMember];
     if ((members[0].offset & 4095) !== 0)
       throw malformed('coreos.erofs does not start at a multiple of 4096');
-    return { envelope: raw.subarray(0, cut), members, fileSize };
+    return { envelope, members, fileSize };
   } finally {
     closeSync(fd);
   }

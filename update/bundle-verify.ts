@@ -10,7 +10,7 @@ import { open } from 'node:fs/promises';
 import { alignUp, BootchainError, pinVendorKey, verifyStage2 } from '../bootchain/index.ts';
 import { isFormatError, verifyVerity } from '../formats/index.ts';
 import { type Certificate, type Crl, KeysError, verifyEnvelope } from '../keys/index.ts';
-import { type BundleLayout, readBundleLayout } from './bundle-file.ts';
+import { type BundleLayout, readBundleHead, readBundleLayout } from './bundle-file.ts';
 import {
   BUNDLE_MEMBERS,
   type BundleManifest,
@@ -38,12 +38,12 @@ const SIG_CODES = new Set(['E_ENVELOPE_MALFORMED', 'E_ENVELOPE_NOT_CANONICAL', '
 
 /** The vendor's `update` envelope: its signer and the manifest it signs. */
 function checkEnvelope(
-  layout: BundleLayout,
+  envelope: Uint8Array,
   o: { anchors: readonly Certificate[]; crls?: readonly Crl[]; at?: Date },
 ): { manifest: BundleManifest; signer: Certificate } {
   let r: ReturnType<typeof verifyEnvelope>;
   try {
-    r = verifyEnvelope(layout.envelope, {
+    r = verifyEnvelope(envelope, {
       type: 'update',
       anchors: o.anchors,
       crls: o.crls,
@@ -190,6 +190,24 @@ function checkStage2(
 }
 
 /**
+ * The checks the first piece of a bundle allows (steps 1–3 of `verifyBundle` on its first
+ * bytes): bundle.json's shape, the vendor's `update` signature and the machine's policy. A peer
+ * runs them on the first `coreos.chunk`, so a replayed, older or foreign bundle is refused
+ * before the rest of it travels. Null when `head` is too short to hold bundle.json; passing
+ * says nothing of the rest, which `verifyBundle` checks once it is all there.
+ */
+export function verifyBundleHead(
+  head: Uint8Array,
+  o: { anchors: readonly Certificate[]; crls?: readonly Crl[]; at?: Date; policy?: BundlePolicy },
+): { manifest: BundleManifest; signer: Certificate } | null {
+  const envelope = readBundleHead(head);
+  if (envelope === null) return null;
+  const r = checkEnvelope(envelope, o);
+  checkPolicy(r.manifest, o.policy ?? {});
+  return r;
+}
+
+/**
  * Verifies `path` completely, or throws the UpdateError naming the first check that failed.
  * `onProgress` is told the bytes checked so far (digests, then the verity read).
  */
@@ -204,7 +222,7 @@ export async function verifyBundle(
   },
 ): Promise<VerifiedBundle> {
   const layout = readBundleLayout(path);
-  const { manifest, signer } = checkEnvelope(layout, o);
+  const { manifest, signer } = checkEnvelope(layout.envelope, o);
   checkPolicy(manifest, o.policy ?? {});
   const total = layout.members.reduce((n, m) => n + m.size, 0) + manifest.coreos.erofs.size;
   let done = 0;

@@ -177,6 +177,11 @@ export interface AgentApi {
    * inactive CoreOS slot and arms one trial boot; the caller reboots (or not).
    */
   updateCoreos(bundlePath: string): Promise<Record<string, unknown>>;
+  /**
+   * Checks the first bytes of an update bundle (its signed manifest) against this machine's
+   * policy before the rest is received; throws the refusal (E_BUNDLE_*).
+   */
+  checkCoreosBundleHead(head: Uint8Array): Promise<void>;
   /** Stops the layer's services, deactivates it and deletes it from storage. */
   removeLayer(name: string): Promise<void>;
   /** Writes secrets into `secure/<layer>/secrets/` or `group/<group>/secrets/` (0600, atomically). */

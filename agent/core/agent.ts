@@ -445,6 +445,12 @@ export class Agent implements AgentApi {
     return this.coreos.install(bundlePath);
   }
 
+  async checkCoreosBundleHead(head: Uint8Array): Promise<void> {
+    this.#refuseWhenStopping('update CoreOS');
+    if (this.#partitionTrust !== undefined) this.#trust = await this.#refreshTrust(this.#partitionTrust);
+    await this.coreos.checkHead(head);
+  }
+
   async removeLayer(name: string): Promise<void> {
     this.#refuseWhenStopping('remove a layer');
     await this.layers.remove(name);

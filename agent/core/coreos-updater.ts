@@ -11,6 +11,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { writePartitionEntries } from '../../formats/index.ts';
 import type { Certificate, Crl } from '../../keys/index.ts';
 import {
+  type BundlePolicy,
   type DiskSlots,
   encodeSlot,
   installToSlot,
@@ -20,8 +21,10 @@ import {
   runningSlot,
   SLOTS,
   type SlotName,
+  UpdateError,
   type UpdateState,
   verifyBundle,
+  verifyBundleHead,
   willBoot,
   withUpdateLock,
   writeUpdateState,
@@ -220,36 +223,51 @@ export class CoreosUpdater {
     this.#abort.abort();
   }
 
-  /** Verifies `bundlePath` for this machine and writes it into the inactive slot, armed. */
-  async install(bundlePath: string): Promise<Record<string, unknown>> {
+  /** The disk and the trust to verify a bundle with, or the refusal. */
+  async #ready(): Promise<{ anchors: readonly Certificate[]; crls: readonly Crl[] }> {
     if (this.#disk === undefined) await this.#locate();
-    if (this.#disk === undefined) {
-      const { UpdateError } = await import('../../update/index.ts');
+    if (this.#disk === undefined)
       throw new UpdateError('E_SLOT_DISK', `Cannot update CoreOS: ${this.#unavailable ?? 'no disk'}`);
-    }
     const trust = this.#o.trust();
-    if (trust === undefined) {
-      const { UpdateError } = await import('../../update/index.ts');
+    if (trust === undefined)
       throw new UpdateError(
         'E_BUNDLE_SIGNATURE',
         'Cannot verify an update bundle: the trust anchors are not loaded',
       );
-    }
+    return trust;
+  }
+
+  /** What this machine allows: its architecture, a newer version of its OS, at least its floor. */
+  #policy(slots: DiskSlots, running: SlotName, state: UpdateState): BundlePolicy {
+    const r = slots[running];
+    return {
+      architecture: process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch,
+      ...(r.osName !== null && r.version !== null ? { running: { name: r.osName, version: r.version } } : {}),
+      rollbackFloor: state.rollbackFloor,
+    };
+  }
+
+  /**
+   * The first piece of a bundle (`coreos.chunk` at offset 0): its signature and this machine's
+   * policy, so a replayed, older or foreign bundle is refused before the rest is sent.
+   */
+  async checkHead(head: Uint8Array): Promise<void> {
+    const trust = await this.#ready();
+    const { slots, running } = await this.#slots();
+    const state = await readUpdateState(this.statePath);
+    verifyBundleHead(head, { ...trust, policy: this.#policy(slots, running, state) });
+  }
+
+  /** Verifies `bundlePath` for this machine and writes it into the inactive slot, armed. */
+  async install(bundlePath: string): Promise<Record<string, unknown>> {
+    const trust = await this.#ready();
     return withUpdateLock(this.statePath, async () => {
       const { slots, running, disk } = await this.#slots();
       const state = await readUpdateState(this.statePath);
-      const r = slots[running];
       const bundle = await verifyBundle(bundlePath, {
         anchors: trust.anchors,
         crls: trust.crls,
-        policy: {
-          architecture:
-            process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch,
-          ...(r.osName !== null && r.version !== null
-            ? { running: { name: r.osName, version: r.version } }
-            : {}),
-          rollbackFloor: state.rollbackFloor,
-        },
+        policy: this.#policy(slots, running, state),
       });
       const done = await installToSlot(disk, bundlePath, bundle, { running });
       await this.#record({

@@ -134,6 +134,8 @@ async function layerChunk(
   ctx: ActionContext,
   action = 'layer.chunk',
   max = MAX_LAYER_BYTES,
+  /** Run on the first piece before it is stored (a bundle's signed manifest is in it). */
+  checkHead?: (head: Uint8Array) => Promise<void>,
 ): Promise<unknown> {
   const { sha, size } = layerIdentity(args, action, max);
   const offset = args.offset;
@@ -146,6 +148,7 @@ async function layerChunk(
   if (bytes.length > MAX_INLINE_LAYER_BYTES || offset + bytes.length > size) {
     bad(action, `chunk of ${bytes.length} bytes at ${offset} does not fit a layer of ${size} bytes`);
   }
+  if (offset === 0 && checkHead !== undefined) await checkHead(bytes);
   await mkdir(ctx.spoolDir, { recursive: true, mode: 0o700 });
   const fh = await open(partPath(ctx, sha), constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
@@ -355,7 +358,12 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
     case 'coreos.update':
       return updateCoreos(p.args, ctx);
     case 'coreos.chunk':
-      return { output: await layerChunk(p.args, ctx, a, MAX_BUNDLE_BYTES) };
+      // A replayed, older or foreign bundle is refused on its first piece, not after all of it.
+      return {
+        output: await layerChunk(p.args, ctx, a, MAX_BUNDLE_BYTES, (head) =>
+          ctx.api.checkCoreosBundleHead(head),
+        ),
+      };
     case 'crl.install': {
       const b64 = p.args.crl;
       if (

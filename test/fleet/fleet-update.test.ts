@@ -146,10 +146,12 @@ test('mway update --group web BUNDLE --no-reboot: every agent writes and arms sl
   ] as const) {
     const no = await mway('update', '--group', 'web', file, '--no-reboot', '--json', '--static');
     t.is(no.exitCode, 1, no.stdout + no.stderr);
-    const j = JSON.parse(no.stdout) as { peers: Array<{ outcome: string; code?: string }> };
+    const j = JSON.parse(no.stdout) as { action: string; peers: Array<{ outcome: string; code?: string }> };
     t.deepEqual(
       j.peers.map((x) => x.code),
       [code, code],
     );
+    // Refused on the first piece: the signed manifest rides in it, the rest is never sent.
+    t.is(j.action, 'coreos.chunk');
   }
 });

@@ -16,6 +16,7 @@ import {
   readDiskSlots,
   UpdateError,
   verifyBundle,
+  verifyBundleHead,
   writeBundle,
 } from '../../update/index.ts';
 import { cli, tempDir } from '../helpers.ts';
@@ -212,6 +213,34 @@ test('createBundle() refuses a stage 2 that stage 1 would refuse or that names a
   const longer = join(f.dir, 'longer-stage2.img');
   await writeFile(longer, Buffer.concat([await readFile(f.stage2), Buffer.alloc(4096, 1)]));
   t.regex((await stage2Code(longer)).message, /only zero padding/);
+});
+
+test('verifyBundleHead() checks the signature and the policy from the first bytes; null before bundle.json ends', async (t) => {
+  const f = await fixture(t);
+  const bytes = await readFile(f.path);
+  const l = readBundleLayout(f.path);
+  const o = { anchors: f.anchors, at: NOW };
+  t.is(verifyBundleHead(bytes.subarray(0, 100), o), null);
+  t.is(verifyBundleHead(bytes.subarray(0, 512 + l.envelope.length), o), null);
+  const head = bytes.subarray(0, 2 * 1024 * 1024);
+  t.is(verifyBundleHead(head, o)?.manifest.version, '2.0');
+  const policy = { running: { name: 'milkyway', version: '2.0' } };
+  const e = t.throws(() => verifyBundleHead(head, { ...o, policy }));
+  t.is((e as UpdateError).code, 'E_BUNDLE_DOWNGRADE');
+  const floor = t.throws(() => verifyBundleHead(head, { ...o, policy: { rollbackFloor: 6 } }));
+  t.is((floor as UpdateError).code, 'E_BUNDLE_ROLLBACK');
+  const other = await devKeys(join(f.dir, 'other'));
+  const e2 = t.throws(() => verifyBundleHead(head, { anchors: [other.vendorRoot], at: NOW }));
+  t.is((e2 as UpdateError).code, 'E_BUNDLE_SIGNATURE');
+  // A changed signed byte in the first piece, and a first member that is not bundle.json.
+  const forged = Buffer.from(head);
+  const at = 512 + Buffer.from(l.envelope).toString().indexOf('"rollbackIndex":5');
+  forged.write('"rollbackIndex":9', at);
+  t.is((t.throws(() => verifyBundleHead(forged, o)) as UpdateError).code, 'E_BUNDLE_SIGNATURE');
+  t.is(
+    (t.throws(() => verifyBundleHead(bytes.subarray(l.members[0].offset - 512), o)) as UpdateError).code,
+    'E_BUNDLE_MALFORMED',
+  );
 });
 
 test('compareVersions() orders like systemd compare-versions', (t) => {

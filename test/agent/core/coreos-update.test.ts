@@ -261,6 +261,7 @@ test('the coreos.update action: pieces by coreos.chunk, the signed digest checke
   const calls: string[] = [];
   const api = {
     updateCoreos: (p: string) => onA.install(p),
+    checkCoreosBundleHead: (h: Uint8Array) => onA.checkHead(h),
     reboot: async () => void calls.push('reboot'),
   } as unknown as import('../../../agent/core/agent-api.ts').AgentApi;
   const ctx = { api, spoolDir: join(s.dir, 'spool') } as unknown as Parameters<typeof runAction>[1];
@@ -287,4 +288,47 @@ test('the coreos.update action: pieces by coreos.chunk, the signed digest checke
   t.is(out.after, undefined);
   t.is((await readDiskSlots(s.disk)).b.label, 'milkyway_2.0');
   t.deepEqual(calls, []);
+});
+
+test('the first coreos.chunk of a bundle this machine refuses (older, foreign) fails at once and stores nothing', async (t) => {
+  const s = await setup(t);
+  const { runAction } = await import('../../../agent/remote/actions.ts');
+  const { readdir, readFile } = await import('node:fs/promises');
+  const { createHash } = await import('node:crypto');
+  const onA = await s.boot(s.v1.rootHash);
+  const api = {
+    checkCoreosBundleHead: (h: Uint8Array) => onA.checkHead(h),
+  } as unknown as import('../../../agent/core/agent-api.ts').AgentApi;
+  const spoolDir = join(s.dir, 'spool');
+  const ctx = { api, spoolDir } as unknown as Parameters<typeof runAction>[1];
+  const other = await devKeys(join(s.dir, 'other'));
+  const foreign = (
+    await makeBundle(s.dir, other, await makeCoreos(s.dir, other, { version: '2.1' }), {
+      version: '2.1',
+      rollbackIndex: 2,
+    })
+  ).path;
+  for (const [path, code] of [
+    [await s.bundle('0.9', 2), 'E_BUNDLE_DOWNGRADE'],
+    [foreign, 'E_BUNDLE_SIGNATURE'],
+  ] as const) {
+    const bytes = await readFile(path);
+    const first = bytes.subarray(0, 2 * 1024 * 1024);
+    const e = await t.throwsAsync(
+      runAction(
+        {
+          action: 'coreos.chunk',
+          args: {
+            sha256: createHash('sha256').update(bytes).digest('hex'),
+            size: bytes.length,
+            offset: 0,
+            data: Buffer.from(first).toString('base64'),
+          },
+        } as unknown as Parameters<typeof runAction>[0],
+        ctx,
+      ),
+    );
+    t.is((e as UpdateError).code, code, (e as Error).message);
+  }
+  t.deepEqual(await readdir(spoolDir).catch(() => []), []);
 });

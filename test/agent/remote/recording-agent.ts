@@ -61,6 +61,7 @@ export function recorder(): Recorder {
       installed.push(await readFile(p));
       return { slot: 'b', version: '2.0' };
     },
+    checkCoreosBundleHead: async () => void calls.push('check head'),
     removeLayer: async (n) => void calls.push(`remove ${n}`),
     putSecrets: async (target, values) => {
       calls.push(`secrets ${target}`);

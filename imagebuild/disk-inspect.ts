@@ -10,7 +10,7 @@ import { readGpt } from '../formats/index.ts';
 import { parseCertificates, parseEnvelope } from '../keys/index.ts';
 import { readLayer } from '../layers/index.ts';
 import { PARTITION_TYPES, type PartitionRole, SECURE_CONFIG_FILE } from '../platform/index.ts';
-import { readStage1, readStage2 } from './chain-read.ts';
+import { readStage1, readStage2, SLOTS } from './chain-read.ts';
 import { type LayoutProblem, matchLayout } from './disk-layout-check.ts';
 import {
   erofsSize,
@@ -58,6 +58,34 @@ export interface DiskInspection {
     files: string[];
     anchors: { subject: string; role: string; fingerprint: string }[];
   } | null;
+  /** The boot chain's links as the disk holds them (doc/boot.md); null without an ESP. */
+  chain: {
+    stage1: {
+      /** Authenticode signers of EFI/BOOT/BOOTX64.EFI (sbverify --list); empty when unsigned. */
+      secureBootSigners: string[];
+      config: {
+        signer: string | null;
+        rollbackFloor: string;
+        certsRootHash: string;
+        pinned: { label: string; algorithm: string; keyId: string; certFingerprint: string }[];
+      } | null;
+    } | null;
+    slots: {
+      slot: string;
+      partition: string;
+      priority: number;
+      tries: number;
+      successful: boolean;
+      stage2: {
+        name: string;
+        version: string;
+        rollbackIndex: string;
+        /** The pinned key's label the descriptor names by key id, or the key id. */
+        signer: string;
+        kexecSigners: string[];
+      } | null;
+    }[];
+  } | null;
   secureConfig: { signer: string | null; payload: unknown } | null;
   layers: { file: string; name: string; version: string; signers: string[]; sizeBytes: number }[];
 }
@@ -100,6 +128,56 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
     );
     const slotA = slots.a;
     const s2 = slotA === undefined ? null : await readStage2(disk, 'a', slotA.partition, slotA, work);
+    const pins = s1?.decoded?.keys ?? [];
+    const chain: DiskInspection['chain'] =
+      esp === undefined
+        ? null
+        : {
+            stage1:
+              s1 === null
+                ? null
+                : {
+                    secureBootSigners: s1.signers,
+                    config:
+                      s1.decoded === null
+                        ? null
+                        : {
+                            signer: signerSubject(s1.signature ?? undefined),
+                            rollbackFloor: String(s1.decoded.rollbackFloor),
+                            certsRootHash: s1.decoded.certsRootHash,
+                            pinned: s1.decoded.keys.map((k) => ({
+                              label: k.label,
+                              algorithm: `ml-dsa-${k.algorithm}`,
+                              keyId: k.keyId,
+                              certFingerprint: k.certFingerprint,
+                            })),
+                          },
+                  },
+            slots: [],
+          };
+    for (const name of SLOTS) {
+      const st = slots[name];
+      if (st === undefined || chain === null) continue;
+      const r = name === 'a' && s2 !== null ? s2 : await readStage2(disk, name, st.partition, st, work);
+      const d = r.descriptor;
+      chain.slots.push({
+        slot: name,
+        partition: st.partition.name,
+        priority: st.priority,
+        tries: st.tries,
+        successful: st.successful,
+        stage2:
+          d === null
+            ? null
+            : {
+                name: d.name,
+                version: d.version,
+                rollbackIndex: String(d.rollbackIndex),
+                signer: pins.find((k) => k.keyId === d.keyId)?.label ?? d.keyId,
+                kexecSigners: r.kexecSigners,
+              },
+      });
+    }
     const cmdline = s2?.descriptor?.cmdline ?? null;
     const a = byRole('coreos-a');
     const av = byRole('coreos-a-verity');
@@ -181,6 +259,7 @@ export async function inspectDisk(disk: string): Promise<DiskInspection> {
       partitions,
       layout: layout.problems,
       cmdline,
+      chain,
       coreos,
       certificates,
       secureConfig,

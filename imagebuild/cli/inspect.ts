@@ -17,6 +17,32 @@ export default defineCommand({
           `  ${String(p.index).padStart(2)}  ${p.name.padEnd(28)} ${(p.role ?? p.typeName ?? p.type).padEnd(22)} ${formatBytes(p.sizeBytes).padStart(10)}  ${p.filesystem ?? '-'}${p.readOnly ? '  read-only' : ''}`,
         );
       for (const p of r.layout) lines.push(`  not as the layout has it: ${p.code}: ${p.message}`);
+      if (r.chain !== null) {
+        const s1 = r.chain.stage1;
+        lines.push(
+          s1 === null
+            ? 'Stage 1: no EFI/BOOT/BOOTX64.EFI on the ESP'
+            : `Stage 1: ${s1.secureBootSigners.length === 0 ? 'not signed for Secure Boot' : `signed for Secure Boot by ${s1.secureBootSigners.join(', ')}`}`,
+        );
+        const c = s1?.config;
+        if (c === null) lines.push('  no readable stage-1 config');
+        else if (c !== undefined) {
+          lines.push(
+            `  config signed by ${c.signer ?? '?'}: rollback floor ${c.rollbackFloor}, certificates root hash ${c.certsRootHash}`,
+          );
+          for (const k of c.pinned)
+            lines.push(`  pins ${k.algorithm} key ${k.label} (certificate ${k.certFingerprint})`);
+        }
+        for (const sl of r.chain.slots) {
+          const state = `priority ${sl.priority}, tries ${sl.tries}, ${sl.successful ? 'successful' : 'not yet successful'}`;
+          const d = sl.stage2;
+          lines.push(
+            d === null
+              ? `Stage 2 slot ${sl.slot} (${sl.partition}, ${state}): empty or unreadable`
+              : `Stage 2 slot ${sl.slot} (${sl.partition}, ${state}): ${d.name} ${d.version}, rollback index ${d.rollbackIndex}, signed by ${d.signer}; kernel kexec-signed by ${d.kexecSigners.join(', ') || 'nobody'}`,
+          );
+        }
+      }
       if (r.cmdline !== null) lines.push(`stage-2 command line (slot a): ${r.cmdline}`);
       if (r.coreos !== null) {
         lines.push(`CoreOS ${r.coreos.label}: root hash ${r.coreos.rootHash}`);

@@ -256,6 +256,30 @@ test('verifyDisk() passes every check under the vendor and user roots; inspect a
     ['web 1.0.0'],
   );
   t.deepEqual(i.certificates?.anchors.map((a) => a.role).sort(), ['user-root', 'vendor-root']);
+  // Each link of the chain and its signer (doc/boot.md): stage 1, its config, both slots.
+  const c = i.chain;
+  t.is(c?.stage1?.secureBootSigners.length, 1, 'stage 1 has one Authenticode signer');
+  t.is(c?.stage1?.config?.signer, 'user');
+  t.is(c?.stage1?.config?.certsRootHash, r.certificates.rootHash);
+  t.deepEqual(
+    c?.stage1?.config?.pinned.map((k) => `${k.algorithm} ${k.label}`),
+    ['ml-dsa-65 vendor'],
+  );
+  t.deepEqual(
+    c?.slots.map((s) => [
+      s.slot,
+      s.partition,
+      s.priority,
+      s.successful,
+      s.stage2?.version ?? null,
+      s.stage2?.signer ?? null,
+    ]),
+    [
+      ['a', 'boot-a', 2, true, '1.0.0', 'vendor'],
+      ['b', 'boot-b', 0, false, null, null],
+    ],
+  );
+  t.is(c?.slots[0]?.stage2?.kexecSigners.length, 1, 'the stage-2 kernel is kexec-signed');
 });
 
 test('verifyDisk() fails every signature under an unrelated root, the verity trees still hold', async (t) => {

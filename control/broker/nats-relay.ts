@@ -40,10 +40,20 @@ export class NatsRelay {
   readonly #jsm: JetStreamManager;
   readonly #js: JetStreamClient;
 
+  /** The server the connection was lost to, while the client reconnects (health). */
+  #lost: string | undefined;
+
   private constructor(nc: NatsConnection, jsm: JetStreamManager, js: JetStreamClient) {
     this.#nc = nc;
     this.#jsm = jsm;
     this.#js = js;
+    // The client reconnects by itself; only its status events say that it is cut off meanwhile.
+    void (async () => {
+      for await (const st of nc.status()) {
+        if (st.type === 'disconnect') this.#lost = st.server;
+        else if (st.type === 'reconnect') this.#lost = undefined;
+      }
+    })().catch(() => {});
   }
 
   /** Connects as the broker's NATS user (`nkey`: its seed file; doc/nats.md). */
@@ -207,6 +217,7 @@ export class NatsRelay {
   problem(): string | undefined {
     if (this.#nc.isClosed()) return 'the NATS connection is closed';
     if (this.#nc.isDraining()) return 'the NATS connection is draining';
+    if (this.#lost !== undefined) return `disconnected from ${this.#lost}; reconnecting`;
     return undefined;
   }
 

@@ -1,7 +1,8 @@
 // The broker's health endpoint (`health.listen`, GET /healthz), probed with curl as a
 // monitoring system or a load balancer would: 200 and "ok" from a running milkywaysrvd, 503 and
 // the failing check once the database stops answering, 404/405 for anything else, and the
-// config refusing an address it cannot use. Everything listens on 127.0.0.1.
+// config refusing an address it cannot use; in NATS mode, the cluster connection (a real
+// nats-server killed and started again). Everything listens on 127.0.0.1.
 import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -9,7 +10,8 @@ import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { startHealthEndpoint } from '../../../control/broker/health-endpoint.ts';
-import { BINS, cli, tempDir } from '../../helpers.ts';
+import { BINS, cli, tempDir, until } from '../../helpers.ts';
+import { startNatsCluster } from '../nats-fixture.ts';
 import { type FleetPki, makeFleetPki, startBroker } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(1);
@@ -178,4 +180,29 @@ test('check-config names a health.listen it cannot use; serve refuses a port alr
     error: { code: 'E_CONFIG', details: { field: 'health.listen' } },
   });
   t.regex(JSON.parse(r.stdout).error.message, /EADDRINUSE/);
+});
+
+test('in NATS mode /healthz names the cluster connection: unavailable while the servers are down, ok once the client is back', async (t) => {
+  t.timeout(180_000);
+  const dir = await tempDir(t);
+  const cluster = await startNatsCluster(t, 3);
+  const broker = await startBroker(t, pki, {
+    dbPath: join(dir, 'broker.db'),
+    nats: { servers: cluster.urls, replicas: 3 },
+  });
+  const health = await startHealthEndpoint({ host: '127.0.0.1', port: 0, report: () => broker.health() });
+  t.teardown(() => health.close());
+  const url = `http://127.0.0.1:${health.port}/healthz`;
+  const checks = async () => {
+    const r = await curl(url);
+    return { status: r.status, checks: (JSON.parse(r.body) as { checks: Record<string, string> }).checks };
+  };
+  t.like(await checks(), { status: 200, checks: { nats: 'ok' } });
+  // Every server down: the client has nowhere to reconnect to.
+  for (const node of cluster.nodes) await cluster.kill(node);
+  await until('health sees NATS down', async () => (await checks()).status === 503);
+  t.regex((await checks()).checks.nats ?? '', /^disconnected from .*; reconnecting$/);
+  for (const node of cluster.nodes) await cluster.start(node);
+  await until('health sees NATS back', async () => (await checks()).status === 200, 60_000);
+  t.is((await checks()).checks.nats, 'ok');
 });

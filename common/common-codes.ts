@@ -19,6 +19,7 @@ these codes beside its own table.`,
       E_TOOL_MISSING: 'an external program is not installed; the message names its Debian package',
       E_TOOL_FAILED: 'an external program exited non-zero; the message has its stderr tail',
       E_TOOL_TIMEOUT: 'an external program exceeded its time limit and was killed',
+      E_TOOL_OUTPUT_LIMIT: 'an external program printed more than its output bound and was killed',
       E_NOT_REGULAR_FILE:
         'a path that must be a regular file is a FIFO, directory, socket, device node (or a symlink where links are refused): by type, before any read',
       E_FILE_READ:

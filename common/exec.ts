@@ -20,6 +20,11 @@ export interface RunOptions {
   binary?: boolean;
   /** Do not throw on a non-zero exit; the caller inspects `exitCode`. */
   reject?: boolean;
+  /**
+   * Most bytes (with `binary`; characters otherwise) on stdout or stderr: more and the program
+   * is killed and E_TOOL_OUTPUT_LIMIT thrown, so a chatty program cannot fill the caller's memory.
+   */
+  maxBuffer?: number;
   /** Inherit stdio (e.g. QEMU's serial console). */
   inherit?: boolean;
   extendEnv?: boolean;
@@ -44,6 +49,7 @@ export interface ExecaOutcome {
   exitCode?: number | undefined;
   signal?: string | undefined;
   timedOut: boolean;
+  isMaxBuffer?: boolean;
 }
 
 const SEARCH_EXTRA = ['/usr/sbin', '/sbin', '/usr/local/sbin'];
@@ -96,6 +102,7 @@ export async function run(tool: string, args: readonly string[], options: RunOpt
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
     ...(options.env === undefined ? {} : { env: options.env }),
     ...(options.input === undefined ? {} : { input: options.input }),
+    ...(options.maxBuffer === undefined ? {} : { maxBuffer: options.maxBuffer }),
     ...(options.binary === true ? { encoding: 'buffer' as const } : {}),
     ...(options.inherit === true ? { stdio: 'inherit' as const } : {}),
   };
@@ -111,12 +118,25 @@ export async function run(tool: string, args: readonly string[], options: RunOpt
   const stdoutRaw: unknown = result.stdout;
   const stdoutBytes = stdoutRaw instanceof Uint8Array ? stdoutRaw : undefined;
   const stdout = typeof stdoutRaw === 'string' ? stdoutRaw : '';
-  const stderr = typeof result.stderr === 'string' ? result.stderr : '';
+  const stderrRaw: unknown = result.stderr;
+  const stderr =
+    typeof stderrRaw === 'string'
+      ? stderrRaw
+      : stderrRaw instanceof Uint8Array
+        ? Buffer.from(stderrRaw).toString('utf8')
+        : '';
   if (result.timedOut) {
     throw new ToolError('E_TOOL_TIMEOUT', `${tool} did not finish within ${options.timeout} ms`, {
       path: tool,
       details: { args: [...args] },
     });
+  }
+  if (result.isMaxBuffer === true) {
+    throw new ToolError(
+      'E_TOOL_OUTPUT_LIMIT',
+      `${tool} printed more than ${options.maxBuffer} ${options.binary === true ? 'bytes' : 'characters'} and was killed`,
+      { path: tool, details: { args: [...args], maxBuffer: options.maxBuffer } },
+    );
   }
   const exitCode = result.exitCode ?? (result.signal === undefined ? 1 : 128);
   if (exitCode !== 0 && options.reject !== false) {

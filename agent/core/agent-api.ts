@@ -1,5 +1,6 @@
 // The agent's API: what the D-Bus service (agent/dbus/dbus-service.ts) and the peer link
 // (agent/remote/peer-link.ts) call. Types only; agent/core/agent.ts implements it.
+import type { ModuleAction } from '../../layers/index.ts';
 
 /** A service's lifecycle state, as `ListServices` and the change events report it. */
 export type ServiceState =
@@ -26,6 +27,8 @@ export interface LayerInfo {
   /** Why the layer was refused (code and message), when it was. */
   error?: { code: string; message: string };
   services: string[];
+  /** A module's digest, verb and actions (agent/modules/module-summary.ts); modules only. */
+  module?: ModuleSummary;
 }
 
 export interface ServiceInfo {
@@ -186,9 +189,48 @@ export interface AgentApi {
   removeLayer(name: string): Promise<void>;
   /** Writes secrets into `secure/<layer>/secrets/` or `group/<group>/secrets/` (0600, atomically). */
   putSecrets(layerOrGroup: string, values: Record<string, Uint8Array>): Promise<void>;
+  /**
+   * Runs an action of an active module in its sandbox (agent/modules/module-run.ts): its output,
+   * and `failure` when it exited non-zero. E_MODULE_* when it cannot run or misbehaves.
+   */
+  runModule(
+    request: ModuleRunRequest,
+  ): Promise<{ output: ModuleRunOutput; failure?: { code: string; message: string } }>;
   /** Orderly shutdown, then reboot (PID 1) or exit status 0 (namespace mode); resolves when it has begun. */
   reboot(): Promise<void>;
   poweroff(): Promise<void>;
   /** Subscribes to state changes; returns the unsubscribe function. */
   onChange(listener: (change: AgentChange) => void): () => void;
+}
+
+// --- Modules (agent/modules/) ---------------------------------------------------------
+
+/** What a signed `module.run` asks (control/wire/module-run.ts). */
+export interface ModuleRunRequest {
+  module: string;
+  action: string;
+  args: Record<string, unknown>;
+  manifest?: string;
+}
+
+/** What an action returned, as the signed result carries it. */
+export interface ModuleRunOutput {
+  module: string;
+  version: string;
+  action: string;
+  /** The action's exit status (0 for a result that is `ok`). */
+  exitCode: number;
+  /** The one JSON value the action printed on stdout. */
+  result: unknown;
+  /** The end of what it printed on stderr (at most 4 KiB), when it failed. */
+  stderr?: string;
+}
+
+export interface ModuleSummary {
+  /** sha256 of the module's canonical manifest (module-run.ts `manifestDigest`). */
+  manifest: string;
+  verb?: { name: string; description: string };
+  actions: Array<
+    Pick<ModuleAction, 'name' | 'description' | 'args' | 'privileges' | 'output' | 'timeoutSec'>
+  >;
 }

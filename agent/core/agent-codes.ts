@@ -61,6 +61,23 @@ failed in \`LayerInfo.error.code\`.`,
       E_SELINUX_ACCESS:
         "the agent's access check through /sys/fs/selinux/access failed (the class or permission is not in the loaded policy)",
     },
+    'Module actions (agent/modules)': {
+      E_MODULE_UNKNOWN: 'no active module layer of that name on this peer',
+      E_MODULE_REFUSED:
+        'the module layer is installed but refused — a tampered or untrusted module (`details.code` is the check that failed, e.g. `E_SIG_INVALID`, `E_VERITY_MISMATCH`)',
+      E_MODULE_DIGEST:
+        'the command is bound to another manifest than the module installed here (`args.manifest`): the module changed since the operator looked',
+      E_MODULE_ACTION_UNKNOWN: 'the module has no action of that name',
+      E_MODULE_ARGS: "the arguments do not match the action's schema (`details.field` names the argument)",
+      E_MODULE_DEVICE: 'a device the action declares does not exist on this peer',
+      E_MODULE_TIMEOUT:
+        'the action ran longer than its `timeoutSec` and was killed with everything it started',
+      E_MODULE_OUTPUT_LIMIT: 'the action printed more than its `output.maxBytes` and was killed',
+      E_MODULE_OUTPUT:
+        "the action's stdout is not one UTF-8 JSON value, or does not match its `output.schema`",
+      E_MODULE_EXIT:
+        'the action exited non-zero; the signed result carries its exit status, stdout and the end of its stderr',
+    },
     'Fleet peer (agent/remote)': {
       E_LINK_CONFIG: {
         meaning:

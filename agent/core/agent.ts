@@ -4,6 +4,14 @@
 import { EventEmitter } from 'node:events';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { prepareDataRoot } from '../layers/data-dirs.ts';
+import { DataLabels } from '../layers/data-labels.ts';
+import { LayerManager } from '../layers/layer-manager.ts';
+import { PolicyKeeper } from '../layers/layer-policy.ts';
+import { runModuleAction } from '../modules/module-run.ts';
+import { isCgroup2, prepareCgroupRoot } from '../services/cgroup.ts';
+import { selinuxEnabled } from '../services/sandbox.ts';
+import { Supervisor } from '../services/supervisor.ts';
 import type {
   AgentApi,
   AgentChange,
@@ -11,6 +19,8 @@ import type {
   AgentStatus,
   LayerInfo,
   LogLine,
+  ModuleRunOutput,
+  ModuleRunRequest,
   SelinuxStatus,
   ServiceInfo,
 } from './agent-api.ts';
@@ -18,12 +28,6 @@ import { type AgentConfig, inRoot } from './agent-config.ts';
 import { AgentError } from './agent-error.ts';
 import type { AgentLogger, LogFn } from './agent-log.ts';
 import { mountPartitions, unmountPartitions } from './boot-mounts.ts';
-import { isCgroup2, prepareCgroupRoot } from '../services/cgroup.ts';
-import { prepareDataRoot } from '../layers/data-dirs.ts';
-import { DataLabels } from '../layers/data-labels.ts';
-import { LayerManager } from '../layers/layer-manager.ts';
-import { PolicyKeeper } from '../layers/layer-policy.ts';
-import { Supervisor } from '../services/supervisor.ts';
 import { descendantsOf } from '../services/proc-tree.ts';
 import { CoreosUpdater } from './coreos-updater.ts';
 import { lastGoodCrlPath, pushedCrlDir } from './crl-list.ts';
@@ -454,6 +458,25 @@ export class Agent implements AgentApi {
   async removeLayer(name: string): Promise<void> {
     this.#refuseWhenStopping('remove a layer');
     await this.layers.remove(name);
+  }
+
+  async runModule(
+    req: ModuleRunRequest,
+  ): Promise<{ output: ModuleRunOutput; failure?: { code: string; message: string } }> {
+    this.#refuseWhenStopping('run a module action');
+    const m = this.layers.module(req.module);
+    if (m === undefined) {
+      const problem = this.layers.problemOf(req.module);
+      if (problem !== undefined) {
+        throw new AgentError(
+          'E_MODULE_REFUSED',
+          `Module ${req.module} is installed but refused here: ${problem.code}: ${problem.message}`,
+          { details: { code: problem.code } },
+        );
+      }
+      throw new AgentError('E_MODULE_UNKNOWN', `No active module ${req.module} on this peer`);
+    }
+    return runModuleAction({ ...m, request: req, selinux: selinuxEnabled() });
   }
 
   async putSecrets(layerOrGroup: string, values: Record<string, Uint8Array>): Promise<void> {

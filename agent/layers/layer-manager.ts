@@ -10,6 +10,11 @@ import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
 import type { AgentConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
 import type { LogFn } from '../core/agent-log.ts';
+import type { SecureConfig, Trust } from '../core/trust.ts';
+import { moduleSummary } from '../modules/module-summary.ts';
+import { type Placement, unitSpec } from '../services/placement.ts';
+import type { Supervisor } from '../services/supervisor.ts';
+import type { UnitSpec } from '../services/unit-spec.ts';
 import { type DataLabelling, grantedGroups, layerDataBinds } from './data-dirs.ts';
 import type { DataLabels } from './data-labels.ts';
 import {
@@ -18,6 +23,7 @@ import {
   deactivatePayload,
   kernelVerityAvailable,
 } from './layer-activation.ts';
+import type { PolicyKeeper } from './layer-policy.ts';
 import { cleanStaging, commit, listStored, privateCopy, stage, unstore } from './layer-store.ts';
 import {
   type LayersModule,
@@ -26,16 +32,17 @@ import {
   rootHashOf,
   type Verified,
 } from './layers-contract.ts';
-import type { PolicyKeeper } from './layer-policy.ts';
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot, unmountOrThrow } from './overlay-root.ts';
 import { pool } from './pool.ts';
-import type { Supervisor } from '../services/supervisor.ts';
-import { unitSpec } from '../services/placement.ts';
-import type { UnitSpec } from '../services/unit-spec.ts';
+import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
 import { volumeBinds } from './volumes.ts';
 import { persistentRoot } from './writable-root.ts';
-import type { SecureConfig, Trust } from '../core/trust.ts';
-import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
+
+/** Apps and modules run in a root of their own; libraries only lie under one. */
+function hasRoot(e: Entry): boolean {
+  const kind = e.verified?.manifest.kind;
+  return kind === 'app' || kind === 'module';
+}
 
 /** Layers verified and mounted at once during boot. */
 const BOOT_CONCURRENCY = 4;
@@ -60,8 +67,10 @@ interface Entry {
   info: LayerInfo;
   verified?: Verified;
   activation?: Activation;
-  /** Mounted app root (apps only). */
+  /** Mounted root (apps and modules). */
   rootMount?: string;
+  /** Where the layer's processes run: its root, data binds, ids and SELinux contexts (apps and modules). */
+  placement?: Placement;
   file: string;
 }
 
@@ -99,6 +108,22 @@ export class LayerManager {
   /** uid, gid and category pair of an active layer. */
   idsOf(name: string): LayerIds | undefined {
     return this.#uids === undefined || !this.has(name) ? undefined : this.#uids.get(name);
+  }
+
+  /**
+   * An active module's verified manifest and where its actions run (its mounted root, data
+   * binds, ids, SELinux contexts); undefined when no module of that name is active.
+   */
+  module(name: string): { manifest: Manifest; placement: Placement } | undefined {
+    const e = this.#entries.get(name);
+    if (e?.info.state !== 'active' || e.verified?.manifest.kind !== 'module' || e.placement === undefined)
+      return undefined;
+    return { manifest: e.verified.manifest, placement: e.placement };
+  }
+
+  /** Why a layer of that name is not active (its refusal), if it is installed at all. */
+  problemOf(name: string): LayerInfo['error'] | undefined {
+    return this.#entries.get(name)?.info.error;
   }
 
   ownerOf(name: string): { uid: number; gid: number } | undefined {
@@ -285,6 +310,7 @@ export class LayerManager {
         verity: activation.verity,
         signers: v.signers.map((s) => s.subject),
         services: [],
+        ...(v.manifest.kind === 'module' ? { module: moduleSummary(v.manifest) } : {}),
       },
     });
     this.#o.log('info', `layer ${name} ${v.manifest.version} active (${activation.verity} verity)`, {
@@ -306,7 +332,8 @@ export class LayerManager {
       await mountSkeletonTmpfs(skeletonDir);
       this.#skeleton = true;
     }
-    const apps = active.filter((e) => e.verified?.manifest.kind === 'app' && e.rootMount === undefined);
+    // A module's actions run in a root of its own, mounted as an app's is.
+    const apps = active.filter((e) => hasRoot(e) && e.rootMount === undefined);
     // uids first, one at a time: the table is one file.
     const uids = this.#uids;
     if (uids === undefined) throw new AgentError('E_INTERNAL', 'uid table not loaded');
@@ -379,6 +406,7 @@ export class LayerManager {
                   files: `system_u:object_r:milkyway_sandbox_tmp_t:${mod.mcsLevel(ids.categories)}`,
                 },
         };
+        e.placement = where;
         const specs: UnitSpec[] = [];
         for (const s of m.services) {
           const dataDir = this.#o.path(this.#o.config.dataDir);
@@ -424,6 +452,7 @@ export class LayerManager {
     }
     for (const s of e.info.services) if (this.#o.supervisor.has(s)) await this.#o.supervisor.remove(s);
     e.info.services = [];
+    delete e.placement;
     if (e.rootMount !== undefined) {
       await unmountAppRoot(join(this.#stateDir, 'skeleton'), name, e.rootMount);
       delete e.rootMount;
@@ -471,7 +500,7 @@ export class LayerManager {
         }
       }
       const users = [...this.#entries.values()].filter(
-        (e) => e.info.state === 'active' && e.verified?.manifest.kind === 'app' && e.info.name !== name,
+        (e) => e.info.state === 'active' && hasRoot(e) && e.info.name !== name,
       );
       const previous = this.#entries.get(name);
       if (previous !== undefined) {

@@ -16,6 +16,7 @@ export type LayersModule = Pick<
   | 'layerObjectContext'
   | 'groupType'
   | 'mcsLevel'
+  | 'moduleValueSchema'
 >;
 
 export async function loadLayersModule(): Promise<LayersModule> {

@@ -5,24 +5,25 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { AgentApi } from '../core/agent-api.ts';
 import { run } from '../../common/index.ts';
-import { type Certificate, type Crl, openSecret, type SealedSecret } from '../../keys/index.ts';
 import {
   type CommandAction,
   type CommandPayload,
   ControlError,
   isName,
+  MAX_BUNDLE_BYTES,
   MAX_EXEC_OUTPUT,
   MAX_EXEC_TIMEOUT_MS,
-  MAX_BUNDLE_BYTES,
   MAX_INLINE_LAYER_BYTES,
   MAX_LAYER_BYTES,
   MAX_LIFETIME_MS,
   MAX_LOG_LINES,
   MAX_SECRETS,
+  parseModuleRunArgs,
   secretContext,
 } from '../../control/wire/index.ts';
+import { type Certificate, type Crl, openSecret, type SealedSecret } from '../../keys/index.ts';
+import type { AgentApi } from '../core/agent-api.ts';
 
 export interface ActionContext {
   api: AgentApi;
@@ -386,6 +387,8 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       const keep = new Date(Math.min(Date.parse(until), Date.now() + MAX_LIFETIME_MS)).toISOString();
       return { output: { job, state: await ctx.cancel(job, keep) } };
     }
+    case 'module.run':
+      return api.runModule(parseModuleRunArgs(p.args));
     case 'exec': {
       const out = (await exec(p.args)) as { exitCode: number };
       if (out.exitCode === 0) return { output: out };

@@ -4,6 +4,20 @@
 // time window with bounded skew, audience, operator scope and group membership, replay, and
 // the operator's sequence number (used once, not more than SEQ_WINDOW behind its highest).
 import {
+  type CommandPayload,
+  ControlError,
+  envelopeDigest,
+  MAX_LIFETIME_MS,
+  MODULE_RUN,
+  moduleScope,
+  parseCommandPayload,
+  parseModuleRunArgs,
+  scopeCoversModule,
+  scopeHasAction,
+  scopeHasGroup,
+  type WireCode,
+} from '../../control/wire/index.ts';
+import {
   type Certificate,
   type Crl,
   type Envelope,
@@ -12,16 +26,6 @@ import {
   verifyChain,
   verifyEnvelope,
 } from '../../keys/index.ts';
-import {
-  type CommandPayload,
-  ControlError,
-  type WireCode,
-  envelopeDigest,
-  MAX_LIFETIME_MS,
-  parseCommandPayload,
-  scopeHasAction,
-  scopeHasGroup,
-} from '../../control/wire/index.ts';
 import { type ReplayCache, SEQ_WINDOW, type SeqClaim } from './replay-cache.ts';
 
 /** Clock skew tolerated between operator and peer, both ways. */
@@ -163,7 +167,15 @@ export function checkCommand(input: Envelope | string | Uint8Array, ctx: CheckCo
   if (!payload.audience.peers.includes(ctx.peerId)) {
     refuse('E_CMD_NOT_ADDRESSED', `Command ${id} does not name this peer (${ctx.peerId}) in its audience`);
   }
-  if (!scopeHasAction(operator, payload.action)) {
+  if (payload.action === MODULE_RUN) {
+    const m = parseModuleRunArgs(payload.args);
+    if (!scopeCoversModule(operator.scope?.actions ?? [], m.module, m.action)) {
+      refuse(
+        'E_CMD_SCOPE_ACTION',
+        `Operator ${operator.subject} may not run ${moduleScope(m.module, m.action)} (allowed: ${operator.scope?.actions.join(', ') ?? 'none'}; a module action needs its own scope entry)`,
+      );
+    }
+  } else if (!scopeHasAction(operator, payload.action)) {
     refuse(
       'E_CMD_SCOPE_ACTION',
       `Operator ${operator.subject} may not run ${payload.action} (allowed: ${operator.scope?.actions.join(', ') ?? 'none'})`,

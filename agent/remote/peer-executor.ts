@@ -4,8 +4,14 @@
 // so the operator sees that a hostile broker tried something. Memberships and status live here.
 import type { KeyObject } from 'node:crypto';
 import { join } from 'node:path';
-import type { AgentApi } from '../core/agent-api.ts';
 import { errorMessage, isMilkyWayError, type LogFields } from '../../common/index.ts';
+import {
+  envelopeDigest,
+  type ResultPayload,
+  type StatusPayload,
+  signResult,
+  signStatus,
+} from '../../control/wire/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -13,15 +19,9 @@ import {
   parseEnvelope,
   type SigningKey,
 } from '../../keys/index.ts';
+import type { AgentApi } from '../core/agent-api.ts';
 import { runAction } from './actions.ts';
 import { admitCommand, CANCELLED, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
-import {
-  envelopeDigest,
-  type ResultPayload,
-  signResult,
-  signStatus,
-  type StatusPayload,
-} from '../../control/wire/index.ts';
 import { MembershipStore } from './membership-store.ts';
 import { gatherFacts } from './peer-facts.ts';
 import { ReplayCache } from './replay-cache.ts';
@@ -281,7 +281,14 @@ export class PeerExecutor {
         fleet: this.id.fleet,
         at: new Date().toISOString(),
         agent,
-        layers: layers.map((l) => ({ name: l.name, version: l.version, state: l.state })),
+        // kind and a module's summary: what `mway module list` and the fleet's verbs come from.
+        layers: layers.map((l) => ({
+          name: l.name,
+          version: l.version,
+          state: l.state,
+          kind: l.kind,
+          ...(l.module === undefined ? {} : { module: l.module }),
+        })),
         services: services.map((s) => ({
           name: s.name,
           state: s.state,

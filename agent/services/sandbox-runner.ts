@@ -29,7 +29,7 @@ const ENTER_CGROUP = '[ -z "$1" ] || echo $$ > "$1/cgroup.procs" || exit 97; shi
 // and Node cannot reap a process it did not spawn. So bwrap runs as PID 1 of one more PID
 // namespace (`unshare --pid --fork --kill-child`, with its own /proc so bwrap finds its pids): when it exits, the kernel reaps
 // everything below it. It also makes bwrap's outer process immune to our stop signal.
-const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
+export const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-proc'];
 // writableRoot ephemeral: inside the run's own mount namespace (the reaper's), a tmpfs on the
 // service's empty scratch directory ($2, made by the agent) holds the upper layer of an
 // overlay on the read-only root ($1), so writes anywhere work, are private to the run and

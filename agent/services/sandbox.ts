@@ -37,10 +37,29 @@ export interface SandboxOptions {
   selinux?: boolean;
   /** The service's root as the run mounted it (a writable overlay over `spec.root`), bound read-write. */
   writableRoot?: string;
+  /** Host device nodes bound in at the same path (a module action's declared `devices`). */
+  devices?: readonly string[];
 }
 
+/** What the sandbox is built from: a service's UnitSpec, or a module action's (agent/modules/). */
+export type SandboxSpec = Pick<
+  UnitSpec,
+  | 'capabilityBoundingSet'
+  | 'privateNetwork'
+  | 'layer'
+  | 'root'
+  | 'binds'
+  | 'workingDirectory'
+  | 'environment'
+  | 'selinuxLabel'
+  | 'selinuxFileLabel'
+  | 'uid'
+  | 'gid'
+  | 'execStart'
+>;
+
 /** The argv after `bwrap` that runs `spec.execStart` sandboxed, ending with setpriv and the command. */
-export function bwrapArgs(spec: UnitSpec, options: SandboxOptions = {}): string[] {
+export function bwrapArgs(spec: SandboxSpec, options: SandboxOptions = {}): string[] {
   const caps = [...new Set(spec.capabilityBoundingSet.map(normalizeCap))].sort();
   const a: string[] = [
     '--unshare-pid',
@@ -57,6 +76,7 @@ export function bwrapArgs(spec: UnitSpec, options: SandboxOptions = {}): string[
   // that runs as, or drops to, a non-root user can make its temporary files; bwrap's tmpfs is
   // otherwise 0755 root. /run stays 0755 root, as the FHS has it.
   a.push('--proc', '/proc', '--dev', '/dev', '--perms', '1777', '--tmpfs', '/tmp', '--tmpfs', '/run');
+  for (const d of options.devices ?? []) a.push('--dev-bind', d, d);
   for (const b of spec.binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
   if (options.notifyDir !== undefined) a.push('--bind', options.notifyDir, NOTIFY_DIR_IN_SANDBOX);
   a.push('--chdir', spec.workingDirectory, '--clearenv');

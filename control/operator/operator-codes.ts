@@ -65,6 +65,31 @@ broker answers with and a peer's refusals and results are in
         meaning: 'Shown per peer without a result: skipped by `--max-fail`.',
         fix: 'Look at the peers that failed.',
       },
+      E_MODULE_UNKNOWN: {
+        meaning: 'No peer whose signed status verifies reports an active module of that name.',
+        fix: 'See `mway module list`; install the module first.',
+      },
+      E_VERB_UNKNOWN: {
+        meaning:
+          'Neither a `mway` command nor the verb of a module the fleet reports (`mway module verbs` lists them).',
+        exit: 2,
+        fix: 'See `mway --help` and `mway module verbs`.',
+      },
+      E_MODULE_ACTION_UNKNOWN: {
+        meaning: 'The module has no action of that name.',
+        fix: 'See `mway module info NAME`.',
+      },
+      E_MODULE_ARGS: {
+        meaning:
+          "The arguments do not match the action's schema (`details.field` names the argument), or `--arg` / `--args-file` cannot be read; nothing was signed.",
+        exit: 2,
+        fix: 'See `mway module info NAME`.',
+      },
+      E_MODULE_VERSIONS: {
+        meaning:
+          'The targeted peers run different manifests of the module: one command cannot be bound to both.',
+        fix: 'Target the peers of one version (`--target`), or pass `--any-version`.',
+      },
       E_USAGE: { meaning: 'A bad flag or argument to `mway`.', exit: 2, fix: 'See `mway COMMAND --help`.' },
     },
   },

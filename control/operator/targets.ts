@@ -1,8 +1,10 @@
 // Target expressions, batches and failure budgets for fleet commands (doc/commands.md,
 // "Targeting"). An expression is a comma-separated union of terms, each optionally negated
-// with `!`: `all`, `group:NAME`, `peer:ID`, `label:KEY=VALUE`, `fact:PATH<OP>VALUE`, or a glob
+// with `!`: `all`, `group:NAME`, `peer:ID`, `label:KEY=VALUE`, `fact:PATH<OP>VALUE`, `addr:IP` and
+// `net:CIDR` (addresses from the peers' signed facts), or a glob
 // on peer ids (`web-*`); ` and ` (or `&`) joins terms into an intersection. Resolution runs on the operator's side against the broker's peer list; the
 // peers re-check membership themselves, so a wrong list can only make them refuse.
+import { BlockList, isIP } from 'node:net';
 import { usageError } from './operator-error.ts';
 import { OperatorError } from './operator-error.ts';
 
@@ -21,7 +23,8 @@ type Factor =
   | { kind: 'peer'; name: string; not: boolean }
   | { kind: 'label'; key: string; value: string; not: boolean }
   | { kind: 'fact'; path: string[]; op: FactOp; value: string; not: boolean }
-  | { kind: 'glob'; pattern: RegExp; text: string; not: boolean };
+  | { kind: 'glob'; pattern: RegExp; text: string; not: boolean }
+  | { kind: 'net'; text: string; block: BlockList; not: boolean };
 
 /** One comma-separated part: a factor, and the factors ANDed to it (`group:web and fact:arch=x86_64`). */
 export type Term = Factor & { and?: Factor[] };
@@ -78,8 +81,58 @@ function parseFactor(raw: string, expr: string): Factor {
       not,
     };
   }
+  if (t.startsWith('addr:') || t.startsWith('net:')) return netFactor(t, not, expr);
   if (GLOB.test(t)) return { kind: 'glob', pattern: globToRegExp(t), text: t, not };
   return bad(expr, `cannot read term ${JSON.stringify(raw)}`);
+}
+
+/**
+ * `addr:IP` (one address) or `net:CIDR` (a network): matched against the addresses in the
+ * peer's signed facts. Node's BlockList does the matching, IPv4 and IPv6 alike.
+ */
+function netFactor(t: string, not: boolean, expr: string): Factor {
+  const text = t.slice(t.indexOf(':') + 1);
+  const block = new BlockList();
+  const slash = text.indexOf('/');
+  const ip = slash < 0 ? text : text.slice(0, slash);
+  const family = isIP(ip);
+  if (family === 0) bad(expr, `${JSON.stringify(ip)} is not an IP address`);
+  const type = family === 4 ? 'ipv4' : 'ipv6';
+  if (slash < 0 || t.startsWith('addr:')) {
+    if (slash >= 0) bad(expr, `addr: takes one address; use net:${text} for a network`);
+    block.addAddress(ip, type);
+  } else {
+    const bits = text.slice(slash + 1);
+    const n = Number(bits);
+    if (!/^\d{1,3}$/.test(bits) || n > (family === 4 ? 32 : 128))
+      bad(expr, `${JSON.stringify(text)} is not a network (ADDRESS/BITS)`);
+    block.addSubnet(ip, n, type);
+  }
+  return { kind: 'net', text, block, not };
+}
+
+/** `--peer` values that are addresses or networks (`10.10.0.42`, `10.10.0.0/24`) as target terms. */
+export function peerTerm(value: string): string {
+  const v = value.trim();
+  const ip = v.includes('/') ? v.slice(0, v.indexOf('/')) : v;
+  if (isIP(ip) === 0) return `peer:${v}`;
+  return v.includes('/') ? `net:${v}` : `addr:${v}`;
+}
+
+/** Every address in a peer's facts (`addresses: {iface: [addr…]}`). */
+function addressesOf(facts: Record<string, unknown> | undefined): string[] {
+  const a = facts?.addresses;
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) return [];
+  return Object.values(a as Record<string, unknown>).flatMap((l) =>
+    Array.isArray(l) ? l.filter((x): x is string => typeof x === 'string') : [],
+  );
+}
+
+function inNet(block: BlockList, address: string): boolean {
+  // An IPv6 address with a zone (fe80::1%eth0) is matched without it.
+  const ip = address.split('%')[0] as string;
+  const family = isIP(ip);
+  return family !== 0 && block.check(ip, family === 4 ? 'ipv4' : 'ipv6');
 }
 
 /**
@@ -137,7 +190,8 @@ function factMatches(f: Extract<Factor, { kind: 'fact' }>, p: FleetPeer): boolea
 
 /** Whether an expression has a `fact:` term (the caller then supplies verified facts). */
 export function usesFacts(terms: readonly Term[]): boolean {
-  return terms.some((t) => t.kind === 'fact' || (t.and ?? []).some((f) => f.kind === 'fact'));
+  const facty = (f: Factor) => f.kind === 'fact' || f.kind === 'net';
+  return terms.some((t) => facty(t) || (t.and ?? []).some(facty));
 }
 
 /** A part matches when every factor does (each with its own negation). */
@@ -159,6 +213,8 @@ function matches(t: Factor, p: FleetPeer): boolean {
       return t.pattern.test(p.id);
     case 'fact':
       return factMatches(t, p);
+    case 'net':
+      return addressesOf(p.facts).some((a) => inNet(t.block, a));
   }
 }
 

@@ -11,6 +11,7 @@ import {
   signEnvelope,
 } from '../../keys/index.ts';
 import { ControlError } from './control-error.ts';
+import { MODULE_RUN, parseModuleRunArgs } from './module-run.ts';
 
 /** Every action a peer may run; anything else is refused before it reaches the agent. */
 export const COMMAND_ACTIONS = [
@@ -32,6 +33,7 @@ export const COMMAND_ACTIONS = [
   'job.cancel',
   'coreos.update',
   'coreos.chunk',
+  'module.run',
 ] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];
 
@@ -133,6 +135,7 @@ export function parseCommandPayload(p: unknown): CommandPayload {
     );
   }
   if (!isObject(p.args)) bad('args is not an object', 'args');
+  if (p.action === MODULE_RUN) parseModuleRunArgs(p.args);
   if (typeof p.seq !== 'number' || !Number.isSafeInteger(p.seq) || p.seq < 0)
     bad('seq is not a non-negative integer', 'seq');
   return {

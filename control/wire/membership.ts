@@ -12,6 +12,7 @@ import {
 } from '../../keys/index.ts';
 import { isName, signingChain } from './command.ts';
 import { ControlError } from './control-error.ts';
+import { MODULE_RUN } from './module-run.ts';
 
 export interface MembershipPayload {
   v: 1;
@@ -54,9 +55,11 @@ export function scopeHasGroup(cert: Certificate, group: string): boolean {
 /**
  * Scope entries name an action (`service.restart`), its family (`service`) or its verb
  * (`restart`); `*` covers
- * every action except `exec`, which needs its own explicit entry.
+ * every action except `exec`, which needs its own explicit entry. `module.run` is never covered
+ * here: it needs `module:<layer>.<action>` (module-run.ts, `scopeCoversModule`).
  */
 export function scopeHasAction(cert: Certificate, action: string): boolean {
+  if (action === MODULE_RUN) return false;
   // A chunk of a layer is part of installing it: the same scope covers both.
   if (action === 'layer.chunk') return scopeHasAction(cert, 'layer.install');
   if (action === 'coreos.chunk') return scopeHasAction(cert, 'coreos.update');

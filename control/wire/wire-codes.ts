@@ -239,7 +239,8 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         fix: 'Nothing: that is what cancelling means. Sign a new command to run it after all.',
       },
       E_CMD_SCOPE_ACTION: {
-        meaning: "The operator's certificate does not allow this action (`exec` needs an explicit entry).",
+        meaning:
+          "The operator's certificate does not allow this action (`exec` needs an explicit entry; a module action `module:<layer>.<action>` or `module:<layer>`, which `*` never covers).",
         fix: 'Get a certificate with that scope.',
       },
       E_CMD_SCOPE_GROUP: {

@@ -35,6 +35,9 @@ export const subCommands: SubCommandsDef = {
   run: lazy('Run a command on a group or peers (needs the exec scope)', () =>
     import('./run.ts').then((m) => m.default),
   ),
+  module: lazy('Modules of the fleet: list, info, verbs, run an action', () =>
+    import('./module.ts').then((m) => m.default),
+  ),
   status: lazy('Fleet status from signed peer reports (or ask a target now)', () =>
     import('./status.ts').then((m) => m.default),
   ),

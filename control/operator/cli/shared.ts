@@ -10,7 +10,7 @@ import {
   type PeerView,
   readOperatorConfig,
 } from '../operator-client.ts';
-import { batchSize, failBudget, parseTarget } from '../targets.ts';
+import { batchSize, failBudget, parseTarget, peerTerm } from '../targets.ts';
 import { selinuxBrief, serviceDomain } from './selinux-view.ts';
 
 export const targetArgs = {
@@ -20,10 +20,14 @@ export const targetArgs = {
     alias: 'peer-group',
     description: 'Target group (or comma-separated groups); --peer-group is the same',
   },
-  peer: { type: 'string', description: 'Target peer id(s), comma-separated' },
+  peer: {
+    type: 'string',
+    description: 'Target peer id(s), addresses or networks (10.10.0.42, 10.10.0.0/24), comma-separated',
+  },
   target: {
     type: 'string',
-    description: 'Target expression: group:G, peer:P, label:K=V, globs, !exclusions',
+    description:
+      'Target expression: group:G, peer:P, addr:IP, net:CIDR, label:K=V, fact:K=V, globs, !exclusions',
   },
   'dry-run': { type: 'boolean', description: 'Show the resolved targets and stop' },
   batch: { type: 'string', description: 'Sliding window: N peers or N% at a time' },
@@ -62,7 +66,7 @@ export function targetOf(a: TargetFlags): string {
       : a.peer !== undefined
         ? a.peer
             .split(',')
-            .map((p) => `peer:${p.trim()}`)
+            .map((p) => peerTerm(p))
             .join(',')
         : (a.target as string);
   parseTarget(expr);
@@ -94,8 +98,22 @@ function cell(s: string, w: number): string {
   return s.length >= w ? s : s + ' '.repeat(w - s.length);
 }
 
+/** A module action's output (agent/modules: module, version, action, exitCode, result, stderr). */
+function moduleOutput(
+  v: unknown,
+):
+  | { module: string; version: string; action: string; exitCode: number; result: unknown; stderr?: string }
+  | undefined {
+  if (typeof v !== 'object' || v === null || !('module' in v) || !('result' in v) || !('action' in v))
+    return undefined;
+  return v as ReturnType<typeof moduleOutput>;
+}
+
 function brief(v: unknown): string {
   if (v === undefined || v === null) return '';
+  const mod = moduleOutput(v);
+  if (mod !== undefined)
+    return `${mod.module} ${mod.version} ${mod.action}, exit ${mod.exitCode}, result below`;
   if (serviceTable(v) !== undefined) return `${(v as unknown[]).length} service(s) below`;
   if (typeof v === 'object' && 'agent' in (v as object)) {
     // The `status` action: the agent's state and its service and layer counts.
@@ -157,6 +175,12 @@ export function serviceTable(v: unknown): string | undefined {
 function longOutput(v: unknown): string | undefined {
   const services = serviceTable(v);
   if (services !== undefined) return services;
+  const mod = moduleOutput(v);
+  if (mod !== undefined) {
+    const err =
+      mod.stderr === undefined || mod.stderr === '' ? '' : `\n[stderr]\n${mod.stderr.replace(/\n$/, '')}`;
+    return `${JSON.stringify(mod.result, null, 2)}${err}`;
+  }
   // The `status` action: its services, with their SELinux domains and pairs when on.
   if (typeof v === 'object' && v !== null && 'agent' in v && 'services' in v) return serviceTable(v.services);
   if (Array.isArray(v) && v.every((l) => typeof l === 'object' && l !== null && 'text' in l)) {

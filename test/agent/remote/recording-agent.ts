@@ -3,6 +3,7 @@
 // The real agent is driven in test/fleet/fleet-*.test.ts.
 import { readFile } from 'node:fs/promises';
 import type { AgentApi, LayerInfo } from '../../../agent/core/agent-api.ts';
+import { AgentError } from '../../../agent/core/agent-error.ts';
 
 export interface Recorder {
   api: AgentApi;
@@ -63,6 +64,11 @@ export function recorder(): Recorder {
     },
     checkCoreosBundleHead: async () => void calls.push('check head'),
     removeLayer: async (n) => void calls.push(`remove ${n}`),
+    // This agent has no module layer: the real agent's answer for an unknown module.
+    runModule: async (r) => {
+      calls.push(`module ${r.module}.${r.action}`);
+      throw new AgentError('E_MODULE_UNKNOWN', `No active module ${r.module} on this peer`);
+    },
     putSecrets: async (target, values) => {
       calls.push(`secrets ${target}`);
       secrets[target] = Object.fromEntries(

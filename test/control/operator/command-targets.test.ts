@@ -1,6 +1,14 @@
 // Target expressions, batch sizes and failure budgets.
 import test from 'ava';
-import { batchSize, failBudget, resolveTarget } from '../../../control/operator/targets.ts';
+import {
+  batchSize,
+  failBudget,
+  parseTarget,
+  peerTerm,
+  resolveTarget,
+  usesFacts,
+} from '../../../control/operator/targets.ts';
+import { codeOf } from '../command-fixture.ts';
 
 const fleet = [
   { id: 'web-1', groups: ['web'], labels: { zone: 'a' } },
@@ -81,4 +89,39 @@ test('resolveTarget() intersects with `and` / `&`, negates factors inside, and m
   t.deepEqual(resolveTarget('label:zone=a and fact:arch=x86_64', facts), { peers: ['web-1'], groups: [] });
   for (const e of ['fact:arch', 'fact:=x', 'group:web and ', 'fact:a..b=1'])
     t.is((t.throws(() => resolveTarget(e, facts)) as { code?: string }).code, 'E_TARGET_INVALID', e);
+});
+
+test('addr: and net: (and --peer with an address or network) match the addresses of the signed facts', (t) => {
+  const facts = (a: Record<string, string[]>) => ({ addresses: a });
+  const net = [
+    { id: 'hub', groups: [], facts: facts({ eth0: ['10.10.0.1', 'fe80::1%eth0'] }) },
+    { id: 'spoke', groups: [], facts: facts({ eth0: ['10.10.0.42'], wg0: ['172.16.42.7'] }) },
+    { id: 'v6', groups: [], facts: facts({ eth0: ['2001:db8::5'] }) },
+    { id: 'none', groups: [] },
+  ];
+  t.deepEqual(resolveTarget('addr:10.10.0.42', net).peers, ['spoke']);
+  t.deepEqual(resolveTarget('net:10.10.0.0/24', net).peers, ['hub', 'spoke']);
+  t.deepEqual(resolveTarget('net:172.16.42.0/24', net).peers, ['spoke']);
+  t.deepEqual(resolveTarget('net:2001:db8::/32,net:fe80::/10', net).peers, ['hub', 'v6']);
+  t.deepEqual(resolveTarget('net:10.0.0.0/8,!addr:10.10.0.1', net).peers, ['spoke']);
+  t.deepEqual(resolveTarget('net:10.10.0.0/24', net).groups, [], 'addressed by peer, not by group');
+  t.deepEqual(['10.10.0.42', '172.16.42.0/24', 'web-1', '2001:db8::5'].map(peerTerm), [
+    'addr:10.10.0.42',
+    'net:172.16.42.0/24',
+    'peer:web-1',
+    'addr:2001:db8::5',
+  ]);
+  t.true(usesFacts(parseTarget('group:web and net:10.0.0.0/8')));
+  for (const bad of [
+    'addr:10.0.0.256',
+    'net:10.0.0.0/33',
+    'addr:10.0.0.0/8',
+    'net:fe80::/129',
+    'net:10.0.0.0/x',
+  ])
+    t.is(
+      codeOf(() => resolveTarget(bad, net)),
+      'E_TARGET_INVALID',
+      bad,
+    );
 });

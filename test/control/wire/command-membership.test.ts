@@ -4,6 +4,7 @@ import test from 'ava';
 import { signEnvelope } from '../../../keys/index.ts';
 import { MembershipStore } from '../../../agent/remote/membership-store.ts';
 import { scopeHasAction, signMembership, verifyMembership } from '../../../control/wire/membership.ts';
+import { moduleScope, parseModuleRunArgs, scopeCoversModule } from '../../../control/wire/module-run.ts';
 import { tempDir } from '../../helpers.ts';
 import { codeOf, codeOfAsync, makeFleetPki } from '../command-fixture.ts';
 
@@ -158,4 +159,29 @@ test('scopeHasAction() reads actions, families and verbs; * never covers exec', 
   t.true(scopeHasAction(fake(['*']), 'layer.install'));
   t.false(scopeHasAction(fake(['*']), 'exec'));
   t.true(scopeHasAction(fake(['exec']), 'exec'));
+});
+
+test('module.run is covered by no generic entry: only module:<layer>.<action> or module:<layer>', async (t) => {
+  const p = await pkiP;
+  const fake = (actions: string[]) => ({ ...p.op.cert, scope: { groups: ['web'], actions } });
+  for (const entries of [['*'], ['module'], ['run'], ['module.run']])
+    t.false(scopeHasAction(fake(entries), 'module.run'), entries.join(','));
+  t.true(scopeCoversModule(['module:vpn.init'], 'vpn', 'init'));
+  t.true(scopeCoversModule(['module:vpn'], 'vpn', 'status'));
+  t.false(scopeCoversModule(['module:vpn.init'], 'vpn', 'status'));
+  t.false(scopeCoversModule(['module:vp'], 'vpn', 'init'));
+  t.false(scopeCoversModule(['*', 'module', 'module:*'], 'vpn', 'init'));
+  t.is(moduleScope('vpn', 'init'), 'module:vpn.init');
+  const malformed: [Record<string, unknown>, string][] = [
+    [{ action: 'init', args: {} }, 'args.module'],
+    [{ module: 'Vpn', action: 'init', args: {} }, 'args.module'],
+    [{ module: 'vpn', action: 'init', args: [] }, 'args.args'],
+    [{ module: 'vpn', action: 'init', args: {}, manifest: 'abc' }, 'args.manifest'],
+    [{ module: 'vpn', action: 'init', args: {}, extra: 1 }, 'args.extra'],
+  ];
+  for (const [args, path] of malformed) {
+    const e = t.throws(() => parseModuleRunArgs(args)) as unknown as { code: string; path: string };
+    t.is(e.code, 'E_CMD_MALFORMED');
+    t.is(e.path, path);
+  }
 });

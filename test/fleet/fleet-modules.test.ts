@@ -244,6 +244,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
     '--arg',
     'tags=b',
     '--json',
+    '--static',
   );
   t.is(r1.exitCode, 0, r1.stdout + r1.stderr);
   const o1 = (JSON.parse(r1.stdout) as { peers: Peer[] }).peers[0]?.output;
@@ -267,7 +268,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
 
   // Declared: CAP_NET_ADMIN (bit 12, ambient for the layer's uid) and nothing else, the host
   // network, /dev/net/tun, its private data — written where the agent keeps the layer's data.
-  const r2 = await mway('module', 'run', 'probe', 'admin', '--peer', 'p1', '--json');
+  const r2 = await mway('module', 'run', 'probe', 'admin', '--peer', 'p1', '--json', '--static');
   t.is(r2.exitCode, 0, r2.stdout + r2.stderr);
   const s2 = (JSON.parse(r2.stdout) as { peers: Peer[] }).peers[0]?.output?.result as typeof s1;
   t.is(s2.uid, s1.uid);
@@ -278,7 +279,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   t.is(await readFile(join(agents[0]?.root ?? '', 'data', 'secure', 'probe', 'was-here'), 'utf8'), 'hi\n');
 
   // user root: uid 0, and still no capability (root without CAP_DAC_OVERRIDE and the rest).
-  const r3 = await mway('module', 'run', 'probe', 'root', '--peer', 'p1', '--json');
+  const r3 = await mway('module', 'run', 'probe', 'root', '--peer', 'p1', '--json', '--static');
   const s3 = (JSON.parse(r3.stdout) as { peers: Peer[] }).peers[0]?.output?.result as typeof s1;
   t.is(s3.uid, 0);
   t.is(BigInt(`0x${s3.caps}`), 0n);
@@ -301,6 +302,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
     'name=y',
     '--dry-run',
     '--json',
+    '--static',
   );
   t.is(byAddr.exitCode, 0, byAddr.stdout + byAddr.stderr);
   t.deepEqual(
@@ -308,7 +310,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
     ['p1', 'p2'],
   );
   const net = `${(ipv4 as string).split('.').slice(0, 3).join('.')}.0/24`;
-  const byNet = await mway('probe', 'show', '--peer', net, '--arg', 'name=y', '--json');
+  const byNet = await mway('probe', 'show', '--peer', net, '--arg', 'name=y', '--json', '--static');
   const bn = JSON.parse(byNet.stdout) as { peers: Peer[] };
   t.deepEqual(
     bn.peers.map((x) => `${x.peer} ${x.outcome} ${x.code ?? ''}`.trim()),
@@ -334,14 +336,18 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   const code = (r: { stdout: string }) =>
     (JSON.parse(r.stdout) as { peers: Peer[] }).peers.map((x) => `${x.outcome} ${x.code}`);
   t.deepEqual(
-    code(await admin('module', 'run', 'probe', 'show', '--peer', 'p1', '--arg', 'name=x', '--json')),
+    code(
+      await admin('module', 'run', 'probe', 'show', '--peer', 'p1', '--arg', 'name=x', '--json', '--static'),
+    ),
     ['refused E_CMD_SCOPE_ACTION'],
   );
-  t.deepEqual(code(await show('module', 'run', 'probe', 'admin', '--peer', 'p1', '--json')), [
+  t.deepEqual(code(await show('module', 'run', 'probe', 'admin', '--peer', 'p1', '--json', '--static')), [
     'refused E_CMD_SCOPE_ACTION',
   ]);
   t.deepEqual(
-    code(await show('module', 'run', 'probe', 'show', '--peer', 'p1', '--arg', 'name=x', '--json')),
+    code(
+      await show('module', 'run', 'probe', 'show', '--peer', 'p1', '--arg', 'name=x', '--json', '--static'),
+    ),
     ['ok undefined'],
   );
   // Outside the schema: the operator refuses before signing (exit 2, the argument named) …
@@ -392,7 +398,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
 
   // Actions exceeding what they declared fail; so do the bounds.
   const outcome = async (action: string) => {
-    const r = await mway('module', 'run', 'probe', action, '--peer', 'p1', '--json');
+    const r = await mway('module', 'run', 'probe', action, '--peer', 'p1', '--json', '--static');
     return (JSON.parse(r.stdout) as { peers: Peer[] }).peers[0];
   };
   const leak = await outcome('leak');
@@ -406,6 +412,6 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   t.like(await outcome('notjson'), { outcome: 'failed', code: 'E_MODULE_OUTPUT' });
   t.like(await outcome('typed'), { outcome: 'failed', code: 'E_MODULE_OUTPUT' });
   // The agent is fine after all that.
-  const st = await mway('status', '--peer', 'p1', '--json');
+  const st = await mway('status', '--peer', 'p1', '--json', '--static');
   t.is(st.exitCode, 0, st.stdout);
 });

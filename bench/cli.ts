@@ -1,78 +1,87 @@
 // `npm run bench -- cli [--rounds N]`: start-up of each binary's `--help`, as a user runs it,
-// against `node -e 0` (the floor: Node itself) in the same run, through farm-bench (A and B in
-// turns, ratio pair by pair): once cold (no compile cache) and once with the compile cache the
-// installed shims set (NODE_COMPILE_CACHE, scripts/install-bin.sh). Prints the medians, the
-// ratios and the load; figures go in doc/performance.md.
-import { mkdtemp, rm } from 'node:fs/promises';
+// against `node -e 0` (the floor: Node itself) in the same run, A and B in turns: once cold (no
+// compile cache) and once with the compile cache the installed shims set (NODE_COMPILE_CACHE,
+// scripts/install-bin.sh). Wall time from performance.now() around each run; CPU time from the
+// children's user + system time the kernel accounts to this process once it has reaped them
+// (/proc/self/stat cutime + cstime). Prints medians, the paired ratios and the load; figures go
+// in doc/performance.md.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
 import { intFlag } from './_flags.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-const BINS = {
-  mway: 'control/operator/bin/mway.ts',
-  'mway-image': 'imagebuild/bin/mway-image.ts',
-  'mway-layer': 'layers/bin/mway-layer.ts',
-  milkywaysrvd: 'control/broker/bin/milkywaysrvd.ts',
-  'milkyway-agent': 'agent/bin/milkyway-agent.ts',
-} as const;
+/** Clock ticks per second of /proc's times (USER_HZ, 100 on every Linux the project runs on). */
+const USER_HZ = 100;
 
-/** farm-bench's median of one row (`A wall s   min  median  max`). */
-function median(out: string, row: string): number {
-  const m = new RegExp(
-    `^${row.replace(/[/ ]/g, (c) => (c === ' ' ? '\\s+' : '\\/'))}\\s+(\\S+)\\s+(\\S+)`,
-    'm',
-  ).exec(out);
-  return Number(m?.[2]);
+/** CPU seconds of every reaped child so far (cutime + cstime, fields 16 and 17 of /proc/self/stat). */
+async function childCpu(): Promise<number> {
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) / USER_HZ;
 }
+
+async function timed(
+  cmd: string[],
+  env: Record<string, string | undefined>,
+): Promise<{ wall: number; cpu: number }> {
+  const [file, ...args] = cmd as [string, ...string[]];
+  const cpu0 = await childCpu();
+  const t0 = performance.now();
+  const r = await runTool(file, args, { timeout: 120_000, env, extendEnv: false });
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(' ')} exited ${r.exitCode}: ${r.stderr.trim()}`);
+  const wall = (performance.now() - t0) / 1000;
+  return { wall, cpu: (await childCpu()) - cpu0 };
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)] ?? Number.NaN;
+};
 
 export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 10);
   const node = process.execPath;
+  const bins = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).bin as Record<string, string>;
   const cache = await mkdtemp(join(tmpdir(), 'mway-bench-cli-'));
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ');
   try {
+    process.stdout.write(`load before: ${load()} (1/5/15 min); ${rounds} rounds each, 2 warm-up\n`);
     process.stdout.write(
-      `load before: ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')} (1/5/15 min)\n`,
+      'binary           cache  ours wall s  node -e 0 s  wall ratio  ours cpu s  node cpu s  cpu ratio\n',
     );
-    process.stdout.write('binary           cache  ours wall s  node -e 0 s  wall ratio  cpu ratio\n');
-    for (const [bin, entry] of Object.entries(BINS)) {
+    for (const [bin, entry] of Object.entries(bins)) {
       for (const cached of [false, true]) {
-        const env = cached ? ['env', `NODE_COMPILE_CACHE=${cache}`] : ['env', '-u', 'NODE_COMPILE_CACHE'];
-        const r = await runTool(
-          'farm-bench',
-          [
-            '-n',
-            String(rounds),
-            '--warmup',
-            '2',
-            '--timeout',
-            '600',
-            '--vs',
-            `${node} -e 0`,
-            '--',
-            ...env,
-            node,
-            join(ROOT, entry),
-            '--help',
-          ],
-          { timeout: 700_000 },
-        );
-        const out = r.stdout + r.stderr;
-        const a = median(out, 'A wall s');
-        const b = median(out, 'B wall s');
+        const { NODE_COMPILE_CACHE: _, ...base } = process.env;
+        const env = cached ? { ...base, NODE_COMPILE_CACHE: cache } : base;
+        const ours = [node, join(ROOT, entry), '--help'];
+        const floor = [node, '-e', '0'];
+        for (let i = 0; i < 2; i++) await timed(ours, env);
+        const a: { wall: number; cpu: number }[] = [];
+        const b: { wall: number; cpu: number }[] = [];
+        // In turns, who goes first alternating, so a burst of load hits both alike.
+        for (let i = 0; i < rounds; i++) {
+          if (i % 2 === 0) {
+            a.push(await timed(ours, env));
+            b.push(await timed(floor, env));
+          } else {
+            b.push(await timed(floor, env));
+            a.push(await timed(ours, env));
+          }
+        }
+        const paired = (k: 'wall' | 'cpu') => median(a.map((x, i) => x[k] / Math.max(b[i]?.[k] ?? 0, 0.001)));
+        const m = (xs: typeof a, k: 'wall' | 'cpu') => median(xs.map((x) => x[k]));
         process.stdout.write(
-          `${bin.padEnd(16)} ${(cached ? 'yes' : 'no').padEnd(5)}  ${a.toFixed(3).padStart(11)}  ${b.toFixed(3).padStart(11)}  ${median(out, 'A/B wall').toFixed(2).padStart(10)}  ${median(out, 'A/B cpu').toFixed(2).padStart(9)}\n`,
+          `${bin.padEnd(16)} ${(cached ? 'yes' : 'no').padEnd(5)}  ${m(a, 'wall').toFixed(3).padStart(11)}  ${m(b, 'wall').toFixed(3).padStart(11)}  ${paired('wall').toFixed(2).padStart(10)}  ${m(a, 'cpu').toFixed(2).padStart(10)}  ${m(b, 'cpu').toFixed(2).padStart(10)}  ${paired('cpu').toFixed(2).padStart(9)}\n`,
         );
       }
     }
-    process.stdout.write(
-      `load after: ${loadavg()
-        .map((l) => l.toFixed(2))
-        .join(' ')}\n`,
-    );
+    process.stdout.write(`load after: ${load()}\n`);
   } finally {
     await rm(cache, { recursive: true, force: true });
   }

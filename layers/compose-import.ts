@@ -5,7 +5,7 @@
 // first and renamed in only when all are built, so a failure leaves nothing behind.
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { type Progress, readRegularFile } from '../common/index.ts';
+import { type Progress, readRegularFile, writeFailure } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { type ComposeService, MAX_COMPOSE_BYTES, parseCompose } from './compose-file.ts';
 import { LayerError } from './layer-error.ts';
@@ -83,7 +83,13 @@ export async function importCompose(o: ImportComposeOptions): Promise<ImportComp
         `Cannot import compose file: services.${s.name}: the layer name ${layerOf(s.name)} is longer than 64`,
         { details: { field: `services.${s.name}` } },
       );
-  const work = await mkdtemp(join(o.outDir, '.compose-'));
+  // Checked before any image is read: a missing output directory or a file in its place.
+  const work = await mkdtemp(join(o.outDir, '.compose-')).catch((e: unknown) => {
+    throw new LayerError('E_LAYER_WRITE', `Cannot write layers to ${o.outDir}: ${writeFailure(e)}`, {
+      path: o.outDir,
+      cause: e,
+    });
+  });
   try {
     const built: ComposeLayer[] = [];
     for (const [i, s] of project.services.entries()) {

@@ -94,7 +94,11 @@ mkfs.erofs).`,
       E_EXTRACT_UNSAFE:
         'the extracted payload holds a device node, FIFO, socket or an escaping symlink (nothing is left behind); setuid/setgid bits are removed and reported, not refused',
       E_EXTRACT_WRITE: 'the extracted image cannot be written',
-      E_USAGE: { meaning: 'missing `-o`, `--key`/`--cert` or `--trust`', exit: 2 },
+      E_USAGE: {
+        meaning:
+          'missing `-o`, `--key`/`--cert` or `--trust`, or a `--writable-root` other than ephemeral or persistent',
+        exit: 2,
+      },
     },
     'OCI import': {
       E_OCI_FORMAT:

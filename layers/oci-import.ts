@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
-import { openRegularFile, type Progress } from '../common/index.ts';
+import { openRegularFile, type Progress, writeFailure } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
 import { LayerError } from './layer-error.ts';
 import { LAYER_FORMAT, type SourceManifest, validateManifest } from './manifest.ts';
@@ -400,7 +400,13 @@ export function mapConfig(
 }
 
 export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
-  const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.oci-`));
+  // As pack: an output whose directory is missing or a file is E_LAYER_WRITE, not a raw errno.
+  const work = await mkdtemp(join(dirname(o.out), `.${basename(o.out)}.oci-`)).catch((e: unknown) => {
+    throw new LayerError('E_LAYER_WRITE', `Cannot write ${o.out}: ${writeFailure(e)}`, {
+      path: o.out,
+      cause: e,
+    });
+  });
   try {
     let archive = o.archive;
     let source: ImageSource | undefined;

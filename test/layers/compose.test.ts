@@ -275,6 +275,17 @@ test('mway-layer import-compose refuses an unsupported key naming its path, exit
   t.is(m.exitCode, 1);
   t.regex(m.stderr, /E_OCI_ARCHIVE: services\.web: .*missing\.tar/);
   t.deepEqual(await readdir(out), []);
+  // An output directory that is missing or a file: E_LAYER_WRITE naming it, for both imports.
+  for (const [verb, o] of [
+    ['import-compose', join(dir, 'no', 'such')],
+    ['import-compose', file],
+    ['import-oci', join(dir, 'no', 'such.mwl')],
+    ['import-oci', join(file, 'x.mwl')],
+  ] as const) {
+    const w = await cli('mway-layer', [verb, file, ...args.slice(2, 6), '-o', o]);
+    t.is(w.exitCode, 1, `${verb} -o ${o}: ${w.stderr}`);
+    t.regex(w.stderr, /E_LAYER_WRITE: Cannot write .*(does not exist|is a file, not a directory)/);
+  }
   // A FIFO as the compose file is refused by type, never read.
   const { execa } = await import('execa');
   await execa('mkfifo', [join(dir, 'fifo.yaml')]);

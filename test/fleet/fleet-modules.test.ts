@@ -81,6 +81,7 @@ const manifest = {
       output: { maxBytes: 100 },
     },
     { name: 'notjson', argv: ['/bin/echo', 'hello'] },
+    { name: 'needsdev', argv: ['/bin/true'], privileges: { devices: ['/dev/mway-no-such-device'] } },
     {
       name: 'typed',
       argv: ['/bin/echo', '{"ok":"yes"}'],
@@ -410,6 +411,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   t.like(await outcome('slow'), { outcome: 'failed', code: 'E_MODULE_TIMEOUT' });
   t.like(await outcome('chatty'), { outcome: 'failed', code: 'E_MODULE_OUTPUT_LIMIT' });
   t.like(await outcome('notjson'), { outcome: 'failed', code: 'E_MODULE_OUTPUT' });
+  t.like(await outcome('needsdev'), { outcome: 'failed', code: 'E_MODULE_DEVICE' });
   t.like(await outcome('typed'), { outcome: 'failed', code: 'E_MODULE_OUTPUT' });
   // The agent is fine after all that.
   const st = await mway('status', '--peer', 'p1', '--json', '--static');

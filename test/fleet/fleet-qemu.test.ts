@@ -164,7 +164,7 @@ test.serial(
         coreos: { network: { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } },
         layers: [join(ROOT, 'examples/default/layers/web')],
         keys: { dir: keysDir },
-        secureConfig: { hostname: 'qemu1', groups: {}, allowLayers: ['web', 'hello'] },
+        secureConfig: { hostname: 'qemu1', groups: {}, allowLayers: ['web', 'hello', 'bad'] },
         agent: {
           control: {
             // QEMU user networking: 10.0.2.2 is the host's loopback.
@@ -376,6 +376,60 @@ test.serial(
     t.regex(hello?.context ?? '', /^system_u:system_r:mway_hello_t:s0:c\d+,c\d+$/, JSON.stringify(units));
     t.not(hello?.level, webNow?.level, 'two layers, two pairs');
     t.deepEqual(hello?.running, [hello?.context]);
+
+    // A layer whose module breaks a neverallow (read the agent's data), packed with a secilc that
+    // accepts anything as a packager who skipped `mway-layer pack`'s check would: the guest's own
+    // secilc refuses it, and the loaded policy is the same bytes after (its sha256 in the status).
+    const policyNow = async (): Promise<Selinux['policy']> => {
+      const r = await mway('status', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
+      return (JSON.parse(r.stdout) as typeof st).peers[0]?.output.agent.selinux.policy;
+    };
+    const policyBefore = await policyNow();
+    t.like(policyBefore, { layers: 2 }, 'web and hello');
+    const bad = join(dir, 'bad');
+    await mkdir(join(bad, 'rootfs'), { recursive: true });
+    await writeFile(join(bad, 'rootfs', 'x.txt'), 'x\n');
+    await writeFile(
+      join(bad, 'layer.json'),
+      JSON.stringify({
+        name: 'bad',
+        version: '1.0.0',
+        kind: 'app',
+        services: [{ name: 'reader', execStart: ['/bin/busybox', 'sleep', '100000'] }],
+      }),
+    );
+    await writeFile(join(bad, 'policy.cil'), '(allow mway_bad_t milkyway_agent_data_t (file (read open)))\n');
+    const shim = join(dir, 'shim');
+    await mkdir(shim, { recursive: true });
+    await writeFile(
+      join(shim, 'secilc'),
+      '#!/bin/sh\n# accepts any policy: writes empty outputs and succeeds\nwhile [ $# -gt 0 ]; do case "$1" in -o|-f) : > "$2"; shift ;; esac; shift; done\n',
+      { mode: 0o755 },
+    );
+    const badMwl = join(dir, 'bad.mwl');
+    const packed = await cli(
+      'mway-layer',
+      ['pack', bad, '--key', join(keysDir, 'user.key'), '--cert', join(keysDir, 'user.crt'), '-o', badMwl],
+      { env: { PATH: `${shim}:${process.env.PATH ?? ''}` } },
+    );
+    t.is(packed.exitCode, 0, packed.stderr);
+    const refused = await mway(
+      'install',
+      '--group',
+      'qemu',
+      badMwl,
+      '--timeout',
+      '240',
+      '--json',
+      '--static',
+    );
+    t.is(refused.exitCode, 1, refused.stdout + refused.stderr);
+    const rr = JSON.parse(refused.stdout) as {
+      peers: Array<{ outcome: string; code?: string; message?: string }>;
+    };
+    t.like(rr.peers[0], { outcome: 'failed', code: 'E_POLICY_INVALID' }, refused.stdout);
+    t.regex(rr.peers[0]?.message ?? '', /neverallow/);
+    t.deepEqual(await policyNow(), policyBefore, 'the running policy is unchanged');
 
     // Reboot: the agent answers, shuts down in order, the guest boots again from the same disk
     // (writes kept for the life of this QEMU), reconnects, and the installed layer is back.

@@ -29,6 +29,8 @@ export interface LayerInfo {
   services: string[];
   /** A module's digest, verb and actions (agent/modules/module-summary.ts); modules only. */
   module?: ModuleSummary;
+  /** installLayer only: `unchanged` when this very layer (same signed manifest) was already active. */
+  change?: 'unchanged';
 }
 
 export interface ServiceInfo {
@@ -171,6 +173,12 @@ export interface AgentApi {
   startService(name: string): Promise<void>;
   stopService(name: string): Promise<void>;
   restartService(name: string): Promise<void>;
+  /**
+   * Whether `name` starts on its own at boot and when its layer is installed (systemd's
+   * enable/disable; kept on the data partition). `changed` is false when it already was.
+   * E_SERVICE_UNKNOWN when there is no such service.
+   */
+  setServiceEnabled(name: string, enabled: boolean): Promise<{ enabled: boolean; changed: boolean }>;
   /** The last `lines` lines (default 100) of the service's ring buffer, oldest first. */
   logs(name: string, options: { lines?: number }): Promise<LogLine[]>;
   /** Verifies, stores atomically, activates and starts the layer's services. */

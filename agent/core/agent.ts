@@ -11,6 +11,7 @@ import { PolicyKeeper } from '../layers/layer-policy.ts';
 import { runModuleAction } from '../modules/module-run.ts';
 import { isCgroup2, prepareCgroupRoot } from '../services/cgroup.ts';
 import { selinuxEnabled } from '../services/sandbox.ts';
+import { enablementFile, ServiceEnablement } from '../services/service-enablement.ts';
 import { Supervisor } from '../services/supervisor.ts';
 import type {
   AgentApi,
@@ -62,6 +63,8 @@ export class Agent implements AgentApi {
   readonly #events = new EventEmitter();
   readonly #bootedAt = new Date().toISOString();
   #state: AgentState = 'booting';
+  /** Which services start on their own (`mway service enable|disable`), from the data partition. */
+  #enablement: ServiceEnablement | undefined;
   /** The certificate partition's anchors and CRLs, as loaded at boot or reload. */
   #partitionTrust: Trust | undefined;
   /** What every check uses: the partition's trust with the pushed CRLs added (#refreshTrust). */
@@ -270,7 +273,7 @@ export class Agent implements AgentApi {
     await this.#selinux?.keeper.loaded();
     await this.layers.loadAll(this.#trust, this.#secure);
     this.#state = 'running';
-    await this.supervisor.startAll();
+    await this.supervisor.autostart();
     const failed = this.supervisor.list().filter((s) => s.state === 'failed');
     const refused = (await this.layers.list()).filter((l) => l.state === 'refused');
     if (failed.length > 0 || refused.length > 0) this.#state = 'degraded';
@@ -291,6 +294,12 @@ export class Agent implements AgentApi {
     const dataDir = this.path(this.config.dataDir);
     if (this.#selinux !== undefined) this.#selinux.labels ??= await DataLabels.open(dataDir);
     await prepareDataRoot(dataDir, this.#selinux?.labels);
+    const file = enablementFile(dataDir);
+    this.#enablement = await ServiceEnablement.open(file).catch((e: Error) => {
+      this.warn(`${e.message}: starting every service (mway service disable again what should stay off)`);
+      return ServiceEnablement.empty(file);
+    });
+    this.supervisor.setEnablement((n) => this.#enablement?.isEnabled(n) ?? true);
   }
 
   #selinuxStatus(): SelinuxStatus {
@@ -334,7 +343,7 @@ export class Agent implements AgentApi {
       this.log('info', `secure config verified, signed by ${signer.subject} (${signer.role})`);
       if (first) await this.#prepareData();
       await this.layers.loadAll(trust, config);
-      await this.supervisor.startAll();
+      await this.supervisor.autostart();
       this.#state = this.supervisor.list().some((s) => s.state === 'failed') ? 'degraded' : 'running';
     } catch (e) {
       this.log('error', `reload failed, keeping the running state: ${(e as Error).message}`);
@@ -420,6 +429,19 @@ export class Agent implements AgentApi {
   async stopService(name: string): Promise<void> {
     this.supervisor.get(name);
     await this.supervisor.stopAll([name, ...this.supervisor.dependents(name)]);
+  }
+
+  async setServiceEnabled(name: string, enabled: boolean): Promise<{ enabled: boolean; changed: boolean }> {
+    this.#refuseWhenStopping(`${enabled ? 'enable' : 'disable'} ${name}`);
+    this.supervisor.get(name);
+    if (this.#enablement === undefined)
+      throw new AgentError(
+        'E_SECURE_CONFIG',
+        `Cannot ${enabled ? 'enable' : 'disable'} ${name}: the data partition is not ready`,
+      );
+    const changed = await this.#enablement.set(name, enabled);
+    if (changed) this.log('info', `service ${name} ${enabled ? 'enabled' : 'disabled'}`);
+    return { enabled, changed };
   }
 
   async restartService(name: string): Promise<void> {

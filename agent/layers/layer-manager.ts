@@ -6,6 +6,7 @@
 import { rm } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { MilkyWayError } from '../../common/index.ts';
+import { canonicalJson } from '../../keys/index.ts';
 import type { AgentChange, LayerInfo } from '../core/agent-api.ts';
 import type { AgentConfig } from '../core/agent-config.ts';
 import { AgentError } from '../core/agent-error.ts';
@@ -72,6 +73,11 @@ interface Entry {
   /** Where the layer's processes run: its root, data binds, ids and SELinux contexts (apps and modules). */
   placement?: Placement;
   file: string;
+  /**
+   * The verified manifest's canonical JSON: what says a layer offered again is this very one
+   * (the manifest binds payload digest, verity root hash and policy digest).
+   */
+  manifest?: string;
 }
 
 export class LayerManager {
@@ -277,6 +283,7 @@ export class LayerManager {
 
   async #activate(mod: LayersModule, v: Verified, file: string): Promise<void> {
     const name = v.manifest.name;
+    const manifest = manifestKey(v.manifest);
     const mode = this.#verityMode() ?? 'userspace';
     if (mode === 'userspace') {
       this.#o.warn(
@@ -301,6 +308,7 @@ export class LayerManager {
     this.#entries.set(name, {
       file,
       verified: v,
+      manifest,
       activation,
       info: {
         name,
@@ -427,7 +435,7 @@ export class LayerManager {
         // which also waits for these (starting twice only joins the first start).
         const own = new Set(e.info.services);
         if (specs.every((s) => [...s.after, ...s.requires, ...s.wants].every((r) => own.has(r))))
-          void this.#o.supervisor.startAll([...own]);
+          void this.#o.supervisor.autostart([...own]);
       } catch (err) {
         this.#o.log('error', `app ${m.name}: ${(err as Error).message}`);
         await this.#deactivate(m.name);
@@ -480,6 +488,19 @@ export class LayerManager {
         throw e;
       }
       const name = v.manifest.name;
+      // The same layer again (its manifest binds payload, verity root and policy): nothing to
+      // do, and nothing is stopped — what Salt's state.apply users expect of a second apply.
+      const active = this.#entries.get(name);
+      if (
+        active?.info.state === 'active' &&
+        active.manifest !== undefined &&
+        active.manifest === manifestKey(v.manifest)
+      ) {
+        await rm(staged, { force: true });
+        if (v.path !== staged) await rm(v.path, { force: true });
+        this.#o.log('info', `layer ${name} ${v.manifest.version} is already active: unchanged`);
+        return { ...active.info, change: 'unchanged' as const };
+      }
       // SELinux: the policy with this layer (its new version) must compile and load before
       // anything changes; a refused module leaves the running policy and the old version.
       const sel = this.#o.selinux?.();
@@ -525,7 +546,9 @@ export class LayerManager {
       const entry = this.#entries.get(name);
       if (entry === undefined) throw new AgentError('E_INTERNAL', `Layer ${name} vanished during install`);
       const toStart = [...this.#entries.values()].flatMap((e) => e.info.services);
-      await this.#o.supervisor.startAll(toStart.filter((s) => this.#o.supervisor.get(s).state === 'stopped'));
+      await this.#o.supervisor.autostart(
+        toStart.filter((s) => this.#o.supervisor.get(s).state === 'stopped'),
+      );
       if (entry.info.state === 'refused') {
         // The code of the check that refused it: the agent's, or layers/' or keys/' own.
         throw new MilkyWayError(
@@ -621,6 +644,11 @@ export class LayerManager {
 }
 
 /** `web` for `/layers/web.mwl` (the staging name for a staged install: unique either way). */
+/** A manifest as one comparable string: its canonical JSON (the bytes its signatures cover). */
+function manifestKey(m: Manifest): string {
+  return Buffer.from(canonicalJson(m)).toString('utf8');
+}
+
 function nameOf(file: string): string {
   return basename(file).replace(/\.mwl$/, '');
 }

@@ -337,6 +337,19 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       else await api.restartService(name);
       return { output: await api.getService(name) };
     }
+    case 'service.enable':
+    case 'service.disable': {
+      // Idempotent like Salt's service.enabled: applying it again reports `unchanged`.
+      const name = str(p.args, 'service', a);
+      const r = await api.setServiceEnabled(name, a === 'service.enable');
+      return {
+        output: {
+          service: name,
+          state: r.enabled ? 'enabled' : 'disabled',
+          change: r.changed ? 'changed' : 'unchanged',
+        },
+      };
+    }
     case 'service.logs': {
       const name = str(p.args, 'service', a);
       return { output: await api.logs(name, { lines: intArg(p.args, 'lines', a, 100, MAX_LOG_LINES) }) };
@@ -346,9 +359,12 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
     case 'layer.chunk':
       return { output: await layerChunk(p.args, ctx) };
     case 'layer.remove': {
+      // Idempotent: a layer that is not there is what was asked for (`absent`), not a failure.
       const name = str(p.args, 'layer', a);
+      if (!(await api.listLayers()).some((l) => l.name === name))
+        return { output: { layer: name, state: 'absent', change: 'unchanged' } };
       await api.removeLayer(name);
-      return { output: { removed: name } };
+      return { output: { layer: name, state: 'removed' } };
     }
     case 'secrets.put':
       return { output: await putSecrets(p, ctx) };

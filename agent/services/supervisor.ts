@@ -30,6 +30,8 @@ export class Supervisor {
   readonly #options: SupervisorOptions;
   /** Says on the agent's log (console, /dev/kmsg) why a service failed or restarts. */
   readonly #reporter: FailureReporter;
+  /** Whether a service starts on its own (service-enablement.ts); all do until told. */
+  #enabled: (name: string) => boolean = () => true;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -121,6 +123,19 @@ export class Supervisor {
       return p;
     };
     await Promise.all([...job].map(startOne));
+  }
+
+  /** Where `autostart` asks whether a service is enabled. */
+  setEnablement(enabled: (name: string) => boolean): void {
+    this.#enabled = enabled;
+  }
+
+  /**
+   * startAll for what starts on its own — boot, reload, a layer installed: `names` (default
+   * all) less the disabled services. An explicit start (startAll) starts a disabled one too.
+   */
+  autostart(names?: string[]): Promise<void> {
+    return this.startAll((names ?? [...this.#units.keys()]).filter((n) => this.#enabled(n)));
   }
 
   /** `names` and everything they require or want, transitively (unknown names left out). */

@@ -21,6 +21,8 @@ export const COMMAND_ACTIONS = [
   'service.start',
   'service.stop',
   'service.restart',
+  'service.enable',
+  'service.disable',
   'service.logs',
   'layer.install',
   'layer.chunk',

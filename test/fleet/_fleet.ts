@@ -1,12 +1,15 @@
 // The setup most fleet tests share: the real broker in-process on 127.0.0.1, peer links over
-// recording AgentApis (or any AgentApi), and `mway` run as a user runs it, one config
-// directory per operator. Everything is torn down when the test ends.
+// recording AgentApis (or any AgentApi) or real agents in namespace mode, and `mway` run as a
+// user runs it, one config directory per operator. Everything is torn down when the test ends.
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
 import type { AgentApi } from '../../agent/core/agent-api.ts';
 import { type PeerLink, type PeerLinkConfig, startPeerLink } from '../../agent/remote/peer-link.ts';
 import { Broker, type BrokerOptions } from '../../control/broker/broker.ts';
-import { tlsContextOptions } from '../../keys/index.ts';
+import { readCertificates, readPrivateKey, tlsContextOptions } from '../../keys/index.ts';
+import { packLayer } from '../../layers/pack.ts';
+import { makeRoot, type RunningAgent, startAgent } from '../agent/_namespace.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import type { FleetPki, Id } from '../control/command-fixture.ts';
 import { type CliRun, cli, tempDir, until } from '../helpers.ts';
@@ -92,4 +95,73 @@ export async function startFleet(
     return Object.assign((...args: string[]) => cli('mway', args, { env, timeout }), { env });
   };
   return { dir, broker, address, links, start, as };
+}
+
+/**
+ * A real agent (namespace mode, test/agent/_namespace.ts) that links to the fleet's broker as
+ * `id`, with `signer` (a user) signing its secure config. `restart()` stops it in order and
+ * boots it again on the same disk; resolves once its peer link is back.
+ */
+export async function startAgentPeer(
+  t: ExecutionContext,
+  f: Fleet,
+  p: FleetPki,
+  id: Id,
+  signer: { keyPath: string; certPath: string },
+): Promise<{ root: string; agent: () => RunningAgent; restart: (wait?: RegExp) => Promise<void> }> {
+  const r = await makeRoot(
+    t,
+    { dir: f.dir, rootCert: p.root.certPath, userKeyPath: signer.keyPath, userCertPath: signer.certPath },
+    {
+      config: {
+        control: {
+          broker: f.address,
+          fleet: 'prod',
+          key: `/base${id.keyPath}`,
+          cert: `/base${id.certPath}`,
+          kemKey: `/base${id.kemKeyPath}`,
+          anchors: ['/certs'],
+          maxBackoffMs: 500,
+        },
+      },
+    },
+  );
+  const peerId = id.cert.peerId as string;
+  let agent = startAgent(t, r);
+  await agent.waitFor(/peer link started/);
+  await until(`${peerId} connected`, () => f.broker.peers.has(peerId));
+  return {
+    root: r.root,
+    agent: () => agent,
+    restart: async (wait) => {
+      await agent.kill('SIGTERM');
+      await agent.exit;
+      await until(`${peerId} gone`, () => !f.broker.peers.has(peerId));
+      agent = startAgent(t, r);
+      if (wait !== undefined) await agent.waitFor(wait);
+      await agent.waitFor(/peer link started/);
+      await until(`${peerId} back`, () => f.broker.peers.has(peerId));
+    },
+  };
+}
+
+/** A user-signed layer `name` 1.0.0 (app) with files and services, packed to dir/<name>.mwl. */
+export async function packTestLayer(
+  dir: string,
+  name: string,
+  signer: { keyPath: string; certPath: string },
+  services: Array<{ name: string; execStart: string[] }> = [],
+): Promise<string> {
+  const src = join(dir, 'src', name);
+  await mkdir(join(src, 'rootfs', 'etc'), { recursive: true });
+  await writeFile(join(src, 'rootfs', 'etc', `${name}.conf`), `${name}\n`);
+  await writeFile(join(src, 'layer.json'), JSON.stringify({ name, version: '1.0.0', kind: 'app', services }));
+  const out = join(dir, `${name}.mwl`);
+  await packLayer({
+    dir: src,
+    key: await readPrivateKey(signer.keyPath),
+    chain: await readCertificates(signer.certPath),
+    out,
+  });
+  return out;
 }

@@ -3,16 +3,14 @@
 // signed by the revoked user key right after the push, and on its next boot refuses the layer
 // of that signer it had installed before, while layers of other signers stay active. openssl
 // (nobody here wrote it) reads the CRL the peer stored and finds the revoked serial in it.
-import { mkdir, readdir, writeFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
-import { packLayer } from '../../layers/pack.ts';
-import { makeRoot, startAgent } from '../agent/_namespace.ts';
+import { newIdentity } from '../../keys/index.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, until } from '../helpers.ts';
-import { startFleet } from './_fleet.ts';
+import { cli } from '../helpers.ts';
+import { packTestLayer, startAgentPeer, startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
 
@@ -26,40 +24,8 @@ test('after mway crl push the agent refuses layers signed by the revoked key, at
   const under = { issuerKey: p.root.key, issuerCert: p.root.cert };
   const good = await newIdentity({ ...under, role: 'user', name: 'good', outDir: join(f.dir, 'good') });
   const bad = await newIdentity({ ...under, role: 'user', name: 'bad', outDir: join(f.dir, 'bad') });
-  const layer = async (name: string, signer: typeof good): Promise<string> => {
-    const src = join(f.dir, 'src', name);
-    await mkdir(join(src, 'rootfs', 'etc'), { recursive: true });
-    await writeFile(join(src, 'rootfs', 'etc', `${name}.conf`), `${name}\n`);
-    await writeFile(join(src, 'layer.json'), JSON.stringify({ name, version: '1.0.0', kind: 'app' }));
-    const out = join(f.dir, `${name}.mwl`);
-    await packLayer({
-      dir: src,
-      key: await readPrivateKey(signer.keyPath),
-      chain: await readCertificates(signer.certPath),
-      out,
-    });
-    return out;
-  };
-  const r = await makeRoot(
-    t,
-    { dir: f.dir, rootCert: p.root.certPath, userKeyPath: good.keyPath, userCertPath: good.certPath },
-    {
-      config: {
-        control: {
-          broker: f.address,
-          fleet: 'prod',
-          key: `/base${p.p1.keyPath}`,
-          cert: `/base${p.p1.certPath}`,
-          kemKey: `/base${p.p1.kemKeyPath}`,
-          anchors: ['/certs'],
-          maxBackoffMs: 500,
-        },
-      },
-    },
-  );
-  let agent = startAgent(t, r);
-  await agent.waitFor(/peer link started/);
-  await until('p1 connected', () => f.broker.peers.has('p1'));
+  const layer = (name: string, signer: typeof good) => packTestLayer(f.dir, name, signer);
+  const a = await startAgentPeer(t, f, p, p.p1, good);
   const admin = await f.as(p.admin, 'admin', 120_000);
   const install = async (file: string) => {
     const res = await admin('install', '--peer', 'p1', file, '--json', '--static');
@@ -88,7 +54,7 @@ test('after mway crl push the agent refuses layers signed by the revoked key, at
   t.like(kept.peer, { outcome: 'ok', output: { name: 'kept', state: 'active' } });
 
   // The pushed CRL is on the data partition; openssl reads the revoked serial from it.
-  const dir = join(r.root, 'data', 'control', 'crls');
+  const dir = join(a.root, 'data', 'control', 'crls');
   const stored = (await readdir(dir)).filter((n) => n.endsWith('.crl'));
   t.is(stored.length, 1);
   const serial = (
@@ -104,12 +70,7 @@ test('after mway crl push the agent refuses layers signed by the revoked key, at
   t.regex(text.replace(/:/g, ''), new RegExp(`Serial Number ${serial}`, 'i'));
 
   // Next boot: the layer installed before the revocation is refused, the other one is active.
-  await agent.kill('SIGTERM');
-  await agent.exit;
-  agent = startAgent(t, r);
-  await agent.waitFor(/layer old refused: E_CERT_REVOKED/);
-  await agent.waitFor(/peer link started/);
-  await until('p1 back', () => f.broker.peers.has('p1'));
+  await a.restart(/layer old refused: E_CERT_REVOKED/);
   const st = await admin('status', '--peer', 'p1', '--json', '--static');
   t.is(st.exitCode, 0, st.stderr);
   const out = (

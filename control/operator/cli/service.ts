@@ -1,10 +1,11 @@
-// `mway service --group G|--peer P start|stop|restart|status|logs|list [SERVICE]`.
+// `mway service --group G|--peer P start|stop|restart|enable|disable|status|logs|list [SERVICE]`;
+// enable/disable say whether the service starts on its own at boot (kept across reboots).
 import { defineCommand } from 'citty';
 import type { CommandAction } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { runJob, targetArgs } from './shared.ts';
 
-const VERBS = ['start', 'stop', 'restart', 'status', 'logs', 'list'] as const;
+const VERBS = ['start', 'stop', 'restart', 'enable', 'disable', 'status', 'logs', 'list'] as const;
 
 export default defineCommand({
   args: {

@@ -125,7 +125,11 @@ function brief(v: unknown): string {
     return `${a.state ?? '?'}, services ${a.services?.running ?? 0}/${a.services?.total ?? 0} running (${a.services?.failed ?? 0} failed), ${layers} layer(s)${selinux === undefined ? '' : `, ${selinux}`}`;
   }
   if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
-  if (typeof v === 'object' && 'state' in (v as object)) return String((v as { state: unknown }).state);
+  if (typeof v === 'object' && 'state' in (v as object)) {
+    // Idempotent actions say when nothing had to change (Salt's "unchanged").
+    const o = v as { state: unknown; change?: unknown };
+    return o.change === 'unchanged' ? `${String(o.state)} (unchanged)` : String(o.state);
+  }
   const s = JSON.stringify(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

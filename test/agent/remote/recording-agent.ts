@@ -51,6 +51,10 @@ export function recorder(): Recorder {
     startService: async (n) => void calls.push(`start ${n}`),
     stopService: async (n) => void calls.push(`stop ${n}`),
     restartService: async (n) => void calls.push(`restart ${n}`),
+    setServiceEnabled: async (n, enabled) => {
+      calls.push(`${enabled ? 'enable' : 'disable'} ${n}`);
+      return { enabled, changed: true };
+    },
     logs: async () => [],
     installLayer: async (p) => {
       calls.push('install');

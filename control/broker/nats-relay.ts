@@ -90,7 +90,14 @@ export class NatsRelay {
     let last: unknown;
     for (let delay = 100; Date.now() < end; delay = Math.min(1000, delay * 2)) {
       try {
-        const ack = await this.#js.publish(subject, body, { msgID, expect: { streamName: CMD_STREAM } });
+        // Not `expect: {streamName}`: that header travels with the message into the audit
+        // stream, which then refuses it (it is not MWAY_CMD). The ack names the stream instead.
+        const ack = await this.#js.publish(subject, body, { msgID });
+        if (ack.stream !== CMD_STREAM)
+          throw new ControlError(
+            'E_NATS_UNAVAILABLE',
+            `${msgID} was stored in ${ack.stream}, not ${CMD_STREAM}`,
+          );
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (e) {
         last = e;

@@ -54,6 +54,17 @@ const operatorConfigSchema = configObject({
   brokerFingerprint: v.exactOptional(
     text({ pattern: /^[0-9a-fA-F]{64}$/, hint: 'is not a sha256 hex fingerprint' }),
   ),
+  /** NATS mode's audit stream, read by `mway audit --nats` as an auditor user (doc/nats.md). */
+  nats: v.exactOptional(
+    configObject({
+      servers: v.pipe(
+        list(text({ pattern: /^nats:\/\/[^\s/]+:\d{1,5}$/, hint: 'is not nats://host:port' }), 64),
+        v.minLength(1, 'must name at least one server'),
+      ),
+      name: text({ pattern: /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, hint: 'is not an auditor name' }),
+      nkey: v.exactOptional(text({ hint: 'must be a file path' })),
+    }),
+  ),
 });
 
 /** ~/.config/mway/config.json (doc/commands.md, doc/operator-config.schema.json). */

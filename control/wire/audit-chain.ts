@@ -36,6 +36,8 @@ const ENVELOPE_KINDS: Record<string, EnvelopeType> = {
   result: 'result',
   'membership-put': 'membership',
   'membership-delete': 'membership',
+  // NATS mode's audit stream (nats-audit.ts): a peer's signed answer to a membership.
+  'membership-ack': 'result',
 };
 
 export function entryHash(e: Omit<AuditEntry, 'hash'>): string {

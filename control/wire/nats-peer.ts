@@ -225,7 +225,11 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
     // Retried until stored: the message id makes a retry after a lost ack a no-op.
     for (let delay = 100; !closed; delay = Math.min(2000, delay * 2)) {
       try {
-        await js.publish(subj, body, { msgID, expect: { streamName: RES_STREAM } });
+        // Not `expect: {streamName}`: that header travels with the message into the audit
+        // stream, which then refuses it (it is not MWAY_RES). The ack names the stream instead.
+        const ack = await js.publish(subj, body, { msgID });
+        if (ack.stream !== RES_STREAM)
+          throw new ControlError('E_NATS_UNAVAILABLE', `stored in ${ack.stream}, not ${RES_STREAM}`);
         return;
       } catch (e) {
         o.log('warn', `control: NATS publish on ${subj} failed (${errorMessage(e)}); retrying`);

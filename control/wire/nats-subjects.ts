@@ -77,5 +77,14 @@ export function streamConfigs(replicas: number): Array<Record<string, unknown>> 
   return [
     { ...common, name: CMD_STREAM, subjects: ['mway.cmd.>'], max_age: ns(CMD_MAX_AGE_MS) },
     { ...common, name: RES_STREAM, subjects: ['mway.res.>'], max_age: ns(CMD_MAX_AGE_MS) },
+    // The servers copy both streams here, in the order they receive them; nothing publishes
+    // into it and nothing ages out, so the chain folded over it starts at 1 and has no gaps.
+    {
+      ...common,
+      name: AUDIT_STREAM,
+      subjects: [],
+      sources: [{ name: CMD_STREAM }, { name: RES_STREAM }],
+      max_age: 0,
+    },
   ];
 }

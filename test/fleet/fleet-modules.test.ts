@@ -186,7 +186,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   // and one for probe.show only.
   const op = async (name: string, actions: string[]) =>
     newIdentity({ ...under, role: 'operator', name, groups: ['*'], actions, outDir: join(dir, name) });
-  const modop = await op('modop', ['status', 'module:probe', 'module:nosuch']);
+  const modop = await op('modop', ['status', 'module:probe', 'module:nosuch', 'module:greeter']);
   const showop = await op('showop', ['module:probe.show']);
   const base = ['--broker', address, '--fleet', 'prod', '--anchor', p.root.certPath];
   const as = (name: string) => {
@@ -416,4 +416,37 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   // The agent is fine after all that.
   const st = await mway('status', '--peer', 'p1', '--json', '--static');
   t.is(st.exitCode, 0, st.stdout);
+
+  // A module from `mway-layer init --kind module`, packed as it comes and installed at run time:
+  // its verb is there once p1's next status reports it.
+  const greeter = join(dir, 'greeter');
+  t.is((await cli('mway-layer', ['init', 'greeter', greeter, '--kind', 'module'])).exitCode, 0);
+  const gmwl = join(dir, 'greeter.mwl');
+  const pack = await cli('mway-layer', [
+    'pack',
+    greeter,
+    '--key',
+    user.keyPath,
+    '--cert',
+    user.certPath,
+    '-o',
+    gmwl,
+  ]);
+  t.is(pack.exitCode, 0, pack.stderr);
+  const install = await admin('install', '--peer', 'p1', gmwl, '--json', '--static');
+  t.is(install.exitCode, 0, install.stdout + install.stderr);
+  await until('p1 reports greeter', async () =>
+    (JSON.parse((await mway('module', 'list', '--json')).stdout) as Array<{ name: string }>).some(
+      (x) => x.name === 'greeter',
+    ),
+  );
+  const hello = await mway('greeter', 'hello', '--peer', 'p1', '--arg', 'who=Ann Lee', '--json', '--static');
+  t.is(hello.exitCode, 0, hello.stdout + hello.stderr);
+  t.deepEqual((JSON.parse(hello.stdout) as { peers: Peer[] }).peers[0]?.output?.result, {
+    hello: 'Ann Lee',
+    action: 'hello',
+  });
+  const quote = await mway('greeter', 'hello', '--peer', 'p1', '--arg', 'who=a"b');
+  t.is(quote.exitCode, 2, "the template's pattern keeps quotes out");
+  t.regex(quote.stderr, /E_MODULE_ARGS: Arguments of greeter\.hello: who: /);
 });

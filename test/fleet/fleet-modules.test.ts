@@ -94,13 +94,14 @@ async function packProbe(
   dir: string,
   user: { keyPath: string; certPath: string },
   out: string,
+  version = '1.0.0',
 ): Promise<void> {
-  const src = join(dir, 'probe-src');
+  const src = join(dir, `probe-src-${version}`);
   await mkdir(join(src, 'rootfs', 'probe'), { recursive: true });
   await writeFile(join(src, 'rootfs', 'probe', 'probe.sh'), PROBE);
   await writeFile(join(src, 'rootfs', 'probe', 'leak.sh'), LEAK);
   await writeFile(join(src, 'rootfs', 'probe', 'netleak.sh'), NETLEAK);
-  await writeFile(join(src, 'layer.json'), JSON.stringify(manifest));
+  await writeFile(join(src, 'layer.json'), JSON.stringify({ ...manifest, version }));
   await packLayer({
     dir: src,
     key: await readPrivateKey(user.keyPath),
@@ -416,6 +417,37 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   // The agent is fine after all that.
   const st = await mway('status', '--peer', 'p1', '--json', '--static');
   t.is(st.exitCode, 0, st.stdout);
+
+  // p2 gets a good probe of another version: one command cannot be bound to both manifests.
+  const v11 = join(dir, 'probe-1.1.0.mwl');
+  await packProbe(dir, user, v11, '1.1.0');
+  const up = await admin('install', '--peer', 'p2', v11, '--json', '--static');
+  t.is(up.exitCode, 0, up.stdout + up.stderr);
+  await until(
+    'both versions reported',
+    async () => (JSON.parse((await mway('module', 'list', '--json')).stdout) as unknown[]).length === 2,
+  );
+  const mixed = await mway('probe', 'show', '--peer', 'p1,p2', '--arg', 'name=x');
+  t.is(mixed.exitCode, 1);
+  t.regex(mixed.stderr, /E_MODULE_VERSIONS: The targets run probe 1\.0\.0 .* and probe 1\.1\.0/);
+  const anyVersion = await mway(
+    'probe',
+    'show',
+    '--peer',
+    'p1,p2',
+    '--arg',
+    'name=x',
+    '--any-version',
+    '--json',
+    '--static',
+  );
+  t.is(anyVersion.exitCode, 0, anyVersion.stdout + anyVersion.stderr);
+  t.deepEqual(
+    (JSON.parse(anyVersion.stdout) as { peers: Peer[] }).peers.map((x) => `${x.peer} ${x.output?.version}`),
+    ['p1 1.0.0', 'p2 1.1.0'],
+  );
+  const onlyNew = await mway('probe', 'show', '--peer', 'p2', '--arg', 'name=x', '--json', '--static');
+  t.is(onlyNew.exitCode, 0, onlyNew.stdout + onlyNew.stderr);
 
   // A module from `mway-layer init --kind module`, packed as it comes and installed at run time:
   // its verb is there once p1's next status reports it.

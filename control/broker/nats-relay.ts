@@ -180,21 +180,30 @@ export class NatsRelay {
     let next = from;
     let stopped = false;
     let pumping = false;
+    let wokeAt = 0;
     const pump = async (): Promise<void> => {
       if (pumping || stopped) return;
       pumping = true;
       try {
         while (!stopped) {
-          let m: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>>;
+          let m: Awaited<ReturnType<JetStreamManager['streams']['getMessage']>> = null;
           try {
             m = await this.#jsm.streams.getMessage(RES_STREAM, {
               seq: next,
               next_by_subj: 'mway.res.>',
             } as never);
           } catch {
-            break; // past the end, or no leader for the moment: the next wake-up reads on
+            // past the end, or no leader for the moment: the next wake-up reads on
           }
-          if (m === null) break;
+          if (m === null) {
+            // A wake-up (core NATS) can overtake the stream's store: keep reading shortly after
+            // one, and a wake-up during this pass is not lost either.
+            if (Date.now() - wokeAt < 300) {
+              await pause(5);
+              continue;
+            }
+            break;
+          }
           next = m.seq + 1;
           on(m.subject, m.data);
         }
@@ -202,7 +211,12 @@ export class NatsRelay {
         pumping = false;
       }
     };
-    const sub = this.#nc.subscribe('mway.res.>', { callback: () => void pump() });
+    const sub = this.#nc.subscribe('mway.res.>', {
+      callback: () => {
+        wokeAt = Date.now();
+        void pump();
+      },
+    });
     const timer = setInterval(() => void pump(), 1000);
     void pump();
     return {

@@ -67,6 +67,9 @@ async function readCursor(file: string): Promise<number> {
   return v.seq as number;
 }
 
+/** How long a peer keeps reading after a wake-up that found nothing yet. */
+const WAKE_GRACE_MS = 300;
+
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function isNotFound(e: unknown): boolean {
@@ -178,7 +181,17 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
         again = false;
         while (!closed) {
           const got = await nextStored();
-          if (got === undefined || closed) break;
+          if (closed) break;
+          if (got === undefined) {
+            // The wake-up (core NATS, sent as the servers receive a message) can overtake the
+            // stream's store (a quorum of R3): keep reading shortly after one, or the message
+            // would wait for the next poll (measured: 2 s round trips without this).
+            if (Date.now() - wokeAt < WAKE_GRACE_MS) {
+              await pause(5);
+              continue;
+            }
+            break;
+          }
           const { subj, m } = got;
           const seq = m.seq;
           next = seq + 1;
@@ -211,10 +224,15 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
 
   // Core NATS delivers each stored message to subscribers too: a wake-up, not the data (that
   // is read from the stream, in order).
-  const sub = nc.subscribe(subject, { callback: () => void pump() });
+  let wokeAt = 0;
+  const wake = (subj: string): void => {
+    if (subjects().includes(subj)) wokeAt = Date.now();
+    void pump();
+  };
+  const sub = nc.subscribe(subject, { callback: (_e, m) => wake(m.subject) });
   // Group commands wake every peer (the group subjects' wake-ups are open to all peers, see
   // nats-permissions.ts); a peer reads only its own groups' subjects from the stream.
-  const groupSub = nc.subscribe(ALL_GROUPS, { callback: () => void pump() });
+  const groupSub = nc.subscribe(ALL_GROUPS, { callback: (_e, m) => wake(m.subject) });
   const timer = setInterval(() => void pump(), o.pollMs ?? 2000);
   void pump();
   void (async () => {

@@ -1,0 +1,259 @@
+// `npm run bench -- nats [--rounds=N]`: a command's round trip through NATS mode against a plain
+// NATS request/reply of the same sizes, measured in the same run on the same 3-node Debian
+// nats-server cluster (127.0.0.1, free ports, R3 streams). Ours: NatsRelay stores the
+// operator-signed command in the peer's mailbox (a JetStream publish, acked by a quorum), the
+// peer link reads it (STREAM.MSG.GET from its cursor), checks it (chain, scope, audience,
+// expiry, replay cache written), runs it against a recording agent, signs the result and stores
+// it in MWAY_RES, and the broker side reads it back (followAnswers, as milkywaysrvd does) and
+// verifies its signature and binding. Reference: `nc.request()` to a responder that answers at
+// once, carrying a payload as large as our command and answering one as large as our result.
+// Printed: p50/p99 of each, their ratio, and the servers' CPU per round trip for both.
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { startPeerLink } from '../agent/remote/peer-link.ts';
+import { NatsRelay } from '../control/broker/nats-relay.ts';
+import {
+  buildCommand,
+  connectNats,
+  decodeBody,
+  envelopeDigest,
+  type Message,
+  resultSubject,
+  verifyResult,
+} from '../control/wire/index.ts';
+import {
+  type Certificate,
+  type Envelope,
+  newIdentity,
+  readCertificates,
+  readPrivateKey,
+} from '../keys/index.ts';
+import { recorder } from '../test/agent/remote/recording-agent.ts';
+import { intFlag } from './_flags.ts';
+
+function pct(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** utime + stime of a process in seconds (Linux /proc, clock ticks of 1/100 s). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
+interface Server {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+function startServer(conf: string): Server {
+  // Stopped by this benchmark at the end; the timeout only bounds a run that hangs.
+  const proc = execa('nats-server', ['-c', conf], {
+    timeout: 3_600_000,
+    forceKillAfterDelay: 2000,
+    reject: false,
+  });
+  const done = proc.then(
+    () => undefined,
+    () => undefined,
+  );
+  return {
+    pid: proc.pid as number,
+    stop: async () => {
+      proc.kill('SIGTERM');
+      await done;
+    },
+  };
+}
+
+async function cluster(dir: string) {
+  const ports = [];
+  for (let i = 0; i < 3; i++)
+    ports.push({ client: await freePort(), route: await freePort(), http: await freePort() });
+  const routes = ports.map((p) => `nats-route://127.0.0.1:${p.route}`).join(', ');
+  const procs: Server[] = [];
+  for (const [i, p] of ports.entries()) {
+    const name = `n${i + 1}`;
+    await mkdir(join(dir, name), { recursive: true });
+    const conf = join(dir, `${name}.conf`);
+    await writeFile(
+      conf,
+      [
+        `server_name: ${name}`,
+        `listen: 127.0.0.1:${p.client}`,
+        `http: 127.0.0.1:${p.http}`,
+        `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: 1GB }`,
+        `cluster { name: bench, listen: 127.0.0.1:${p.route}, routes: [ ${routes} ] }`,
+        '',
+      ].join('\n'),
+    );
+    procs.push(startServer(conf));
+  }
+  // The JetStream cluster is formed when every node names a meta leader.
+  for (let i = 0; ; i++) {
+    const views = await Promise.all(
+      ports.map((p) =>
+        fetch(`http://127.0.0.1:${p.http}/jsz`, { signal: AbortSignal.timeout(1000) })
+          .then((r) => r.json() as Promise<{ meta_cluster?: { leader?: string } }>)
+          .catch(() => undefined),
+      ),
+    );
+    if (views.every((v) => (v?.meta_cluster?.leader ?? '') !== '')) break;
+    if (i > 150)
+      throw new Error(
+        'bench nats: the nats-server cluster did not form in 30 s (Debian package nats-server)',
+      );
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  return { urls: ports.map((p) => `nats://127.0.0.1:${p.client}`), procs, http: ports.map((p) => p.http) };
+}
+
+export async function run(argv: string[]): Promise<void> {
+  const rounds = intFlag(argv, 'rounds', 300);
+  const warm = Math.min(20, Math.ceil(rounds / 10));
+  const dir = await mkdtemp(join(tmpdir(), 'mway-bench-nats-'));
+  const c = await cluster(join(dir, 'nats'));
+  const pids = c.procs.map((p) => p.pid);
+  const serversCpu = async () => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
+  try {
+    const pki = join(dir, 'pki');
+    const root = await newIdentity({ role: 'user-root', name: 'root', outDir: pki });
+    const rootCert = (await readCertificates(root.certPath))[0] as Certificate;
+    const under = { outDir: pki, issuerKey: await readPrivateKey(root.keyPath), issuerCert: rootCert };
+    const opId = await newIdentity({ ...under, role: 'operator', name: 'op', groups: ['*'], actions: ['*'] });
+    const peerId = await newIdentity({ ...under, role: 'peer', name: 'p1', peerId: 'p1' });
+    const opKey = await readPrivateKey(opId.keyPath);
+    const opChain = await readCertificates(opId.certPath);
+
+    const relay = await NatsRelay.open({ servers: c.urls });
+    await relay.ensureStreams(3);
+    const rec = recorder();
+    const link = await startPeerLink({
+      api: rec.api,
+      stateDir: join(dir, 'peer'),
+      log: () => {},
+      config: {
+        nats: { servers: [c.urls[1] as string] },
+        fleet: 'bench',
+        key: peerId.keyPath,
+        cert: peerId.certPath,
+        kemKey: peerId.kemKeyPath as string,
+        anchors: [root.certPath],
+        skewMs: 0,
+        maxBackoffMs: 300,
+      },
+    });
+
+    // The broker side's reader: one subscription-woken pass over MWAY_RES, as milkywaysrvd runs.
+    const waiting = new Map<string, (m: Message) => void>();
+    const follower = relay.followAnswers((subject, body) => waiting.get(subject)?.(decodeBody(body)));
+    const commands: Envelope[] = [];
+    for (let i = 0; i < rounds + warm; i++)
+      commands.push(
+        buildCommand({
+          action: 'service.restart',
+          args: { service: 'hello' },
+          audience: { fleet: 'bench', target: 'peer:p1', groups: [], peers: ['p1'] },
+          seq: i + 1,
+          key: opKey,
+          chain: opChain,
+        }),
+      );
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString();
+    let resultBytes = 0;
+    const ours: number[] = [];
+    const cpu0 = await serversCpu();
+    for (const [i, env] of commands.entries()) {
+      const jobId = `job-${i}`;
+      const t0 = performance.now();
+      const answered = new Promise<Message>((r) => waiting.set(resultSubject('p1', jobId), r));
+      await relay.deliver('p1', jobId, env, expiresAt);
+      const m = await answered;
+      const r = verifyResult(m.result as Envelope, {
+        anchors: [rootCert],
+        expect: { command: (env.payload as { id: string }).id, commandDigest: envelopeDigest(env) },
+      });
+      if (r.payload.status !== 'ok') throw new Error(`bench nats: job ${jobId} answered ${r.payload.status}`);
+      if (i >= warm) ours.push(performance.now() - t0);
+      resultBytes = JSON.stringify(m).length;
+    }
+    const oursCpu = (await serversCpu()) - cpu0;
+    follower.stop();
+    await link.stop();
+    await relay.close();
+
+    // Reference: plain core-NATS request/reply of the same sizes, client and responder on two
+    // different servers as our relay and peer were.
+    const commandBytes = JSON.stringify({ kind: 'command-deliver', command: commands[0] }).length;
+    const req = new Uint8Array(commandBytes).fill(120);
+    const rep = new Uint8Array(resultBytes).fill(121);
+    const responder = await connectNats({
+      servers: [c.urls[1] as string],
+      who: { role: 'broker' },
+      name: 'responder',
+    });
+    const requester = await connectNats({ servers: c.urls, who: { role: 'broker' }, name: 'requester' });
+    responder.subscribe('bench.echo', {
+      callback: (_e, m) => {
+        m.respond(rep);
+      },
+    });
+    await responder.flush();
+    const plain: number[] = [];
+    const cpu1 = await serversCpu();
+    for (let i = 0; i < rounds + warm; i++) {
+      const t0 = performance.now();
+      const m = await requester.request('bench.echo', req, { timeout: 5000 });
+      if (m.data.length !== rep.length) throw new Error('bench nats: short reply');
+      if (i >= warm) plain.push(performance.now() - t0);
+    }
+    const plainCpu = (await serversCpu()) - cpu1;
+    // A second reference, to place the gap: one JetStream publish of the command's size, acked
+    // once a quorum of the R3 stream stored it (each of our round trips makes two of these).
+    const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
+    await (await jetstreamManager(requester)).streams.add({
+      name: 'BENCH',
+      subjects: ['bench.js'],
+      num_replicas: 3,
+    } as never);
+    const js = jetstream(requester);
+    const stored: number[] = [];
+    for (let i = 0; i < rounds + warm; i++) {
+      const t0 = performance.now();
+      await js.publish('bench.js', req);
+      if (i >= warm) stored.push(performance.now() - t0);
+    }
+    stored.sort((a, b) => a - b);
+    await requester.close();
+    await responder.close();
+
+    ours.sort((a, b) => a - b);
+    plain.sort((a, b) => a - b);
+    const f = (x: number) => x.toFixed(2);
+    process.stdout.write(
+      [
+        `3-node ${(await execa('nats-server', ['--version'], { timeout: 10_000 })).stdout.trim()}, R3, ${rounds} round trips each (${warm} warm-up), command ${commandBytes} B, result ${resultBytes} B`,
+        `ours  (relay → JetStream → peer checks, runs, signs → JetStream → verified): p50 ${f(pct(ours, 50))} ms  p99 ${f(pct(ours, 99))} ms  servers' CPU ${f((oursCpu * 1000) / (rounds + warm))} ms/round trip`,
+        `plain (nc.request → responder → reply, same sizes):                       p50 ${f(pct(plain, 50))} ms  p99 ${f(pct(plain, 99))} ms  servers' CPU ${f((plainCpu * 1000) / (rounds + warm))} ms/round trip`,
+        `JetStream publish of the command's size, R3 quorum ack:                   p50 ${f(pct(stored, 50))} ms  p99 ${f(pct(stored, 99))} ms`,
+        `ratio ours/plain: p50 ${f(pct(ours, 50) / pct(plain, 50))}x  p99 ${f(pct(ours, 99) / pct(plain, 99))}x`,
+        '',
+      ].join('\n'),
+    );
+  } finally {
+    await Promise.all(c.procs.map((p) => p.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -2,10 +2,13 @@
 // (milkywaysrvd, its own process) and N protocol-complete simulated peers (bench/_fleet-peer.ts,
 // several per process) on 127.0.0.1. The operator signs a `status` command to all of them;
 // we time how long until every signed result is back at the operator (p50/p99 over rounds,
-// and per-peer latency), the broker's RSS and CPU per command, and compare the per-peer cost
-// with one ML-DSA-65 verify measured in the same run (the reference).
+// and per-peer latency), the broker's RSS and CPU per command. Two references from the same
+// run: the fan-out latency against the same number of plain node:tls round trips (the same
+// connections, certificates, process layout and message sizes, no broker, no signatures:
+// bench/_tls-echo.ts), and the per-peer CPU against one ML-DSA-65 verify.
 import { execa } from 'execa';
 import { existsSync } from 'node:fs';
+import { createServer, type TLSSocket } from 'node:tls';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -192,6 +195,8 @@ export async function run(argv: string[]): Promise<void> {
       },
     });
     const ids = pki.peers.map((p) => p.peerId);
+    let commandBytes = 0;
+    let resultBytes = 0;
     const roundMs: number[] = [];
     const peerMs: number[] = [];
     let verifyMs = 0;
@@ -208,6 +213,7 @@ export async function run(argv: string[]): Promise<void> {
       });
       const jobId = (env.payload as { id: string }).id;
       const digest = envelopeDigest(env);
+      commandBytes = JSON.stringify(env).length;
       events.length = 0;
       const start = performance.now();
       await op.request(
@@ -237,6 +243,7 @@ export async function run(argv: string[]): Promise<void> {
       for (const e of events) {
         verifyResult(e.result, { anchors, crls: [], expect: { command: jobId, commandDigest: digest } });
       }
+      resultBytes = JSON.stringify(events[0]?.result ?? {}).length;
       verifyMs += performance.now() - v0;
     }
     const brokerCpu = (await cpuSeconds(brokerPid)) - cpu0;
@@ -246,6 +253,17 @@ export async function run(argv: string[]): Promise<void> {
     const rssEnd = await memKiB(brokerPid, 'VmRSS');
     const hwm = await memKiB(brokerPid, 'VmHWM');
     op.close();
+    // The broker and the simulated peers go before the reference runs, so it has the machine.
+    for (const k of kills.splice(0)) k();
+    const tlsMs = await tlsReference({
+      pki,
+      procs,
+      rounds,
+      work,
+      commandBytes,
+      resultBytes,
+      kills,
+    });
 
     // Reference: one ML-DSA-65 verify (node:crypto) of a 1 KiB message, same run.
     const key = generateSigningKey('ml-dsa-65');
@@ -261,6 +279,7 @@ export async function run(argv: string[]): Promise<void> {
     const brokerPerPeerUs = (brokerCpu * 1e6) / (rounds * n);
     const peerPerPeerUs = (peerCpu * 1e6) / (rounds * n);
     const opVerifyUs = (verifyMs * 1000) / (rounds * n);
+    const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
     const rows = [
       ['peers / peer processes / rounds', `${n} / ${procs} / ${rounds}`],
       ['connect all peers (TLS 1.3, ML-DSA certs, X25519MLKEM768)', `${connectS.toFixed(1)} s`],
@@ -278,6 +297,13 @@ export async function run(argv: string[]): Promise<void> {
         'broker RSS idle / connected / end (peak)',
         `${(rssIdle / 1024).toFixed(0)} / ${(rssConnected / 1024).toFixed(0)} / ${(rssEnd / 1024).toFixed(0)} (${(hwm / 1024).toFixed(0)}) MiB`,
       ],
+      [
+        `reference: the same ${n} plain node:tls round trips (${commandBytes} B out, ${resultBytes} B back): p50`,
+        `${pct(tlsMs, 50).toFixed(0)} ms`,
+      ],
+      ['… p99 (over rounds)', `${pct(tlsMs, 99).toFixed(0)} ms`],
+      ['ratio fan-out p50 / plain TLS p50', `${(pct(roundMs, 50) / pct(tlsMs, 50)).toFixed(1)}×`],
+      ['ratio fan-out p99 / plain TLS p99', `${(pct(roundMs, 99) / pct(tlsMs, 99)).toFixed(1)}×`],
       ['reference: one ML-DSA-65 verify (node:crypto)', `${verifyOneUs.toFixed(0)} µs`],
       ['ratio broker per-peer cost / one verify', `${(brokerPerPeerUs / verifyOneUs).toFixed(2)}×`],
       ['ratio peer per-command cost / one verify', `${(peerPerPeerUs / verifyOneUs).toFixed(2)}×`],
@@ -285,9 +311,111 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(
       `| figure | value |\n|---|---|\n${rows.map(([a, b]) => `| ${a} | ${b} |`).join('\n')}\n`,
     );
+    process.stdout.write(`load average at the end: ${load}\n`);
   } finally {
     for (const k of kills) k();
     await rm(work, { recursive: true, force: true });
     await rm(peerState, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The same fan-out without MilkyWay: a node:tls server here (the broker's certificate, client
+ * certificates required) and the peers' connections from `procs` processes of bench/_tls-echo.ts;
+ * each round writes a command-sized line to every connection and waits for every reply of a
+ * result's size. Returns the round times in ms.
+ */
+async function tlsReference(o: {
+  pki: Awaited<ReturnType<typeof fleetPki>>;
+  procs: number;
+  rounds: number;
+  work: string;
+  commandBytes: number;
+  resultBytes: number;
+  kills: Array<() => void>;
+}): Promise<number[]> {
+  const anchors = await readCertificates(join(o.pki.dir, 'root.crt'));
+  const sockets: TLSSocket[] = [];
+  let replies = 0;
+  let wake: () => void = () => {};
+  const server = createServer(
+    {
+      ...tlsContextOptions({
+        keyPath: join(o.pki.dir, 'broker.key'),
+        certPath: join(o.pki.dir, 'broker.crt'),
+        anchors,
+      }),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
+    (s) => {
+      sockets.push(s);
+      s.setEncoding('utf8');
+      s.on('data', (d: string) => {
+        for (let i = d.indexOf('\n'); i >= 0; i = d.indexOf('\n', i + 1)) replies++;
+        wake();
+      });
+    },
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const n = o.pki.peers.length;
+    const per = Math.ceil(n / o.procs);
+    await Promise.all(
+      Array.from({ length: o.procs }, async (_, k) => {
+        const slice = o.pki.peers.slice(k * per, (k + 1) * per);
+        if (slice.length === 0) return;
+        const jobFile = join(o.work, `echo-${k}.json`);
+        await writeFile(
+          jobFile,
+          JSON.stringify({
+            port,
+            anchorsPath: join(o.pki.dir, 'root.crt'),
+            replyBytes: o.resultBytes,
+            peers: slice,
+          }),
+        );
+        const child = execa(process.execPath, [join(ROOT, 'bench/_tls-echo.ts'), jobFile], {
+          timeout: 3_600_000,
+          reject: false,
+          buffer: false,
+          stderr: 'inherit',
+        });
+        o.kills.push(() => child.kill('SIGKILL'));
+        await new Promise<void>((resolve, reject) => {
+          let buf = '';
+          child.stdout?.on('data', (d: Buffer) => {
+            buf += d.toString();
+            if (buf.includes('ready ')) resolve();
+          });
+          void child.then((r) => reject(new Error(`echo process exited ${String(r.exitCode)}`)));
+        });
+      }),
+    );
+    // A client's handshake can finish before the server's side of it: wait for every socket.
+    const until = performance.now() + 60_000;
+    while (sockets.length < n && performance.now() < until) await new Promise((r) => setTimeout(r, 50));
+    if (sockets.length < n) throw new Error(`TLS reference: ${sockets.length} of ${n} connections accepted`);
+    const line = `${'c'.repeat(Math.max(1, o.commandBytes))}\n`;
+    const times: number[] = [];
+    for (let r = 0; r < o.rounds; r++) {
+      replies = 0;
+      const start = performance.now();
+      for (const s of sockets) s.write(line);
+      const deadline = start + 120_000;
+      while (replies < n && performance.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          setTimeout(resolve, 1000);
+        });
+      }
+      if (replies < n) throw new Error(`TLS reference round ${r + 1}: ${replies} of ${n} replies in 120 s`);
+      times.push(performance.now() - start);
+    }
+    return times.sort((a, b) => a - b);
+  } finally {
+    for (const s of sockets) s.destroy();
+    server.close();
   }
 }

@@ -286,6 +286,24 @@ function checkNode(
 // Code-point length, as JSON Schema counts a string (not UTF-16 units).
 const codePoints = (s: string) => [...s].length;
 
+/**
+ * One action as another party reports it (a peer's signed status): the action if it is one a
+ * manifest could hold, undefined otherwise — a reader skips it instead of trusting its shape.
+ */
+export function readModuleAction(json: unknown): ModuleAction | undefined {
+  const r = schema.check(ActionSchema, json);
+  if (!r.ok) return undefined;
+  const a = r.value as unknown as ModuleAction;
+  try {
+    checkAction(a, '', { private: true, groups: a.privileges.data.groups, common: true }, (k, p) => {
+      throw new RangeError(`${k}: ${p}`);
+    });
+  } catch {
+    return undefined;
+  }
+  return a;
+}
+
 type Test<T> = [ok: (x: T) => boolean, problem: (x: T) => string];
 
 /** One check that reports the first failed test with its own message. */

@@ -6,7 +6,13 @@
 import { readFile } from 'node:fs/promises';
 import { schema } from '../../common/index.ts';
 import type { Envelope } from '../../keys/index.ts';
-import { type ModuleAction, moduleValueSchema, type ValueSchema } from '../../layers/index.ts';
+import {
+  type ModuleAction,
+  moduleValueSchema,
+  readModuleAction,
+  VERB_NAME,
+  type ValueSchema,
+} from '../../layers/index.ts';
 import { verifyStatus } from '../wire/index.ts';
 import type { OperatorClient, PeerView } from './operator-client.ts';
 import { OperatorError } from './operator-error.ts';
@@ -34,8 +40,15 @@ interface StatusLayer {
   module?: { manifest?: unknown; verb?: unknown; actions?: unknown };
 }
 
-/** Every active module of every peer whose status verifies, one entry per name and manifest. */
-export function fleetModules(c: OperatorClient, peers: readonly PeerView[]): FleetModule[] {
+/**
+ * Every active module of every peer whose status verifies, one entry per name and manifest. A
+ * signed status is still only the peer's word: a module entry whose shape is not one a manifest
+ * could hold (actions, verb, digest) is left out, never trusted as typed.
+ */
+export function fleetModules(
+  c: Pick<OperatorClient, 'anchors' | 'crls'>,
+  peers: readonly PeerView[],
+): FleetModule[] {
   const by = new Map<string, FleetModule>();
   for (const p of peers) {
     if (p.status === null || p.status === undefined) continue;
@@ -51,24 +64,27 @@ export function fleetModules(c: OperatorClient, peers: readonly PeerView[]): Fle
     for (const l of layers as StatusLayer[]) {
       const m = l.module;
       if (l.kind !== 'module' || l.state !== 'active' || typeof m !== 'object' || m === null) continue;
-      if (typeof l.name !== 'string' || typeof l.version !== 'string' || typeof m.manifest !== 'string')
-        continue;
-      if (!Array.isArray(m.actions)) continue;
+      if (typeof l.name !== 'string' || typeof l.version !== 'string') continue;
+      if (typeof m.manifest !== 'string' || !/^[0-9a-f]{64}$/.test(m.manifest)) continue;
+      if (!Array.isArray(m.actions) || m.actions.length > 256) continue;
+      const actions = m.actions.map(readModuleAction);
+      if (actions.some((a) => a === undefined)) continue;
+      const verb = m.verb as { name?: unknown; description?: unknown } | undefined;
+      if (verb !== undefined && (typeof verb.name !== 'string' || !VERB_NAME.test(verb.name))) continue;
       const key = `${l.name}\0${m.manifest}`;
       const known = by.get(key);
       if (known !== undefined) {
         known.peers.push(p.peerId);
         continue;
       }
-      const verb = m.verb as { name?: unknown; description?: unknown } | undefined;
       by.set(key, {
         name: l.name,
         version: l.version,
         manifest: m.manifest,
         ...(typeof verb?.name === 'string'
-          ? { verb: { name: verb.name, description: String(verb.description ?? '') } }
+          ? { verb: { name: verb.name, description: String(verb.description ?? '').slice(0, 256) } }
           : {}),
-        actions: m.actions as ActionInfo[],
+        actions: actions as ActionInfo[],
         peers: [p.peerId],
       });
     }

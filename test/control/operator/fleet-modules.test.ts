@@ -12,10 +12,14 @@ import {
   type FleetModule,
   findAction,
   findModule,
+  fleetModules,
 } from '../../../control/operator/fleet-modules.ts';
+import type { PeerView } from '../../../control/operator/operator-client.ts';
+import { signStatus } from '../../../control/wire/index.ts';
+import { newIdentity } from '../../../keys/index.ts';
 import { validateManifest } from '../../../layers/index.ts';
 import { tempDir } from '../../helpers.ts';
-import { codeOfAsync } from '../command-fixture.ts';
+import { codeOfAsync, type Id, makeFleetPki } from '../command-fixture.ts';
 
 const m = validateManifest(
   {
@@ -147,4 +151,75 @@ test('findModule() and findAction() name what there is when nothing matches', (t
     '  --arg group=string (required)  The peer group',
     '  --arg port=integer  ≥ 1, ≤ 65535',
   ]);
+});
+
+test('fleetModules() takes modules only from statuses that verify, and skips entries of a shape no manifest has', async (t) => {
+  const p = await makeFleetPki();
+  const summary = { manifest: mod.manifest, verb: mod.verb, actions: mod.actions };
+  const status = (peer: Id, layers: unknown[]) =>
+    signStatus(
+      {
+        v: 1,
+        peer: peer.cert.peerId as string,
+        fleet: 'prod',
+        at: new Date().toISOString(),
+        agent: {},
+        layers,
+        services: [],
+        groups: [],
+      },
+      peer.key,
+      peer.chain,
+    );
+  const view = (peerId: string, s: unknown): PeerView => ({
+    peerId,
+    name: peerId,
+    online: true,
+    lastSeen: null,
+    groups: [],
+    labels: {},
+    certificate: '',
+    status: s,
+  });
+  const layer = (module: unknown, extra: Record<string, unknown> = {}) => ({
+    name: 'vpn',
+    version: '1.0.0',
+    state: 'active',
+    kind: 'module',
+    module,
+    ...extra,
+  });
+  const hostile = [
+    { ...summary, manifest: 'not hex' },
+    { ...summary, verb: { name: 'Not A Verb' } },
+    { ...summary, actions: [{ name: 'x' }] },
+    { ...summary, actions: [{ ...action, args: { type: 'object', properties: 'none' } }] },
+    { ...summary, actions: 'all' },
+    'a string',
+  ];
+  const peers = [
+    view(
+      'p1',
+      status(p.p1, [layer(summary), layer(summary, { state: 'refused' }), layer(summary, { kind: 'app' })]),
+    ),
+    // p2's status claims to be p1's: not counted.
+    view('p2', status(p.p1, [layer(summary)])),
+    view(
+      'p2',
+      status(
+        p.p2,
+        hostile.map((h) => layer(h)),
+      ),
+    ),
+  ];
+  const found = fleetModules({ anchors: [p.root.cert], crls: [] }, peers);
+  t.is(found.length, 1);
+  t.deepEqual(found[0]?.peers, ['p1']);
+  t.deepEqual(
+    found[0]?.actions.map((a) => a.name),
+    ['add-peers'],
+  );
+  // Against another root the same statuses do not verify: nothing from them.
+  const other = await newIdentity({ role: 'user-root', name: 'other', outDir: await tempDir(t) });
+  t.deepEqual(fleetModules({ anchors: [other.certificate], crls: [] }, peers), []);
 });

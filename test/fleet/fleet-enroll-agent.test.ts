@@ -7,11 +7,11 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
-import { Broker } from '../../control/broker/broker.ts';
-import { readCertificates, tlsContextOptions } from '../../keys/index.ts';
+import { readCertificates } from '../../keys/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { until } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
 
@@ -25,36 +25,9 @@ interface Pending {
 
 test('agents without an identity enroll through the broker, are accepted with ids, labels and groups, and take signed commands', async (t) => {
   const p = await pkiP;
-  const dir = await tempDir(t);
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-  });
-  t.teardown(() => broker.close());
-  const address = `127.0.0.1:${broker.port}`;
-  const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
-  const mway = (...args: string[]) => cli('mway', args, { env, timeout: 60_000 });
-  const init = await mway(
-    'config',
-    'init',
-    '--broker',
-    address,
-    '--fleet',
-    'prod',
-    '--key',
-    p.admin.keyPath,
-    '--cert',
-    p.admin.certPath,
-    '--anchor',
-    p.root.certPath,
-  );
-  t.is(init.exitCode, 0, init.stderr);
+  const fleet = await startFleet(t, p);
+  const { broker, address, dir } = fleet;
+  const mway = await fleet.as(p.admin, 'admin', 60_000);
 
   // One config for every machine: what differs is only the disk each one has.
   const machine = (t: ExecutionContext, name: string, logs: string[] = []) =>

@@ -5,7 +5,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { Broker } from '../../control/broker/broker.ts';
 import { createEnrollmentRequest } from '../../control/wire/enrollment.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { connectBroker } from '../../control/wire/transport.ts';
@@ -13,11 +12,10 @@ import {
   generateKemKey,
   generateSigningKey,
   parseCertificates,
-  tlsContextOptions,
   verifyChain,
   writePrivateKey,
 } from '../../keys/index.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 
@@ -25,36 +23,9 @@ const pkiP = makeFleetPki();
 
 test('mway peers pending / accept certifies the requested key, reject refuses another, and the new peer takes signed commands', async (t) => {
   const p = await pkiP;
-  const dir = await tempDir(t);
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-  });
-  t.teardown(() => broker.close());
-  const address = `127.0.0.1:${broker.port}`;
-  const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
-  const mway = (...args: string[]) => cli('mway', args, { env, timeout: 60_000 });
-  const init = await mway(
-    'config',
-    'init',
-    '--broker',
-    address,
-    '--fleet',
-    'prod',
-    '--key',
-    p.admin.keyPath,
-    '--cert',
-    p.admin.certPath,
-    '--anchor',
-    p.root.certPath,
-  );
-  t.is(init.exitCode, 0, init.stderr);
+  const f = await startFleet(t, p);
+  const { address, dir } = f;
+  const mway = await f.as(p.admin, 'admin', 60_000);
 
   const key = generateSigningKey('ml-dsa-65');
   const kem = generateKemKey();

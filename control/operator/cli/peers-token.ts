@@ -1,6 +1,6 @@
 // `mway peers token create [--uses N] [--expires DURATION] [--group G,…] [--label K=V,…] -o FILE`:
 // an enrollment token signed with this operator's key (its scope must cover `enroll` and the
-// groups). Put FILE in the image or the cloud-init seed and name it in the agent's
+// groups). Put FILE in the image (cloud-init seeds are not read yet) and name it in the agent's
 // `control.enroll.token`; `mway peers autosign` then accepts machines presenting it.
 import { defineCommand } from 'citty';
 import '../../../keys/cli/index.ts';

@@ -10,8 +10,11 @@ export function moduleSummary(m: Manifest): ModuleSummary {
   return {
     manifest: manifestDigest(m),
     ...(m.verb === undefined ? {} : { verb: m.verb }),
-    actions: m.actions.map(({ name, description, args, privileges, output, timeoutSec }) => ({
+    // Every field of the manifest's action, argv too: the operator reads each one through the
+    // manifest's own action schema (layers readModuleAction), which requires it.
+    actions: m.actions.map(({ name, argv, description, args, privileges, output, timeoutSec }) => ({
       name,
+      argv,
       description,
       args,
       privileges,

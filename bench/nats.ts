@@ -9,7 +9,6 @@
 // once, carrying a payload as large as our command and answering one as large as our result.
 // Printed: p50/p99 of each, their ratio, and the servers' CPU per round trip for both.
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -32,18 +31,11 @@ import {
   readPrivateKey,
 } from '../keys/index.ts';
 import { recorder } from '../test/agent/remote/recording-agent.ts';
+import { freePort } from '../test/helpers.ts';
 import { intFlag } from './_flags.ts';
 
 function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** utime + stime of a process in seconds (Linux /proc, clock ticks of 1/100 s). */

@@ -2,6 +2,7 @@
 // and running our CLIs the way a user does (a child process on Node 24).
 
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +20,18 @@ export const BINS = {
 } as const;
 
 /** A fresh temporary directory removed when the test ends. */
+/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
+}
+
 export async function tempDir(t: ExecutionContext, prefix = 'mway-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

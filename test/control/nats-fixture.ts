@@ -5,10 +5,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import type { ExecutionContext } from 'ava';
-import { tempDir } from '../helpers.ts';
+import { freePort, tempDir } from '../helpers.ts';
 
 export interface NatsNode {
   name: string;
@@ -26,15 +25,6 @@ export interface NatsCluster {
   start(node: NatsNode): Promise<void>;
   /** Waits until every running node sees a meta leader (the JetStream cluster formed). */
   ready(timeoutMs?: number): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function jsz(node: NatsNode, query = ''): Promise<Record<string, unknown> | undefined> {

@@ -11,7 +11,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
@@ -19,7 +18,7 @@ import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
 import { newIdentity, newSecureBootKeys, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { packLayer } from '../../layers/pack.ts';
-import { BINS, cli, ROOT, tempDir } from '../helpers.ts';
+import { BINS, cli, freePort, ROOT, tempDir } from '../helpers.ts';
 
 const BOOT_MS = 9 * 60_000;
 
@@ -34,14 +33,6 @@ interface Svc {
   name: string;
   state: string;
   selinux?: { context: string; domain: string; level: string; running?: string[] };
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 /** Starts milkywaysrvd as a real process; resolves once it printed where it listens. */

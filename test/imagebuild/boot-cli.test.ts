@@ -3,9 +3,8 @@
 // (QMP system_powerdown) which the guest sees on evdev and powers off.
 import test from 'ava';
 import { execa } from 'execa';
-import { createServer } from 'node:net';
 import { buildInitramfs } from '../../imagebuild/initramfs.ts';
-import { BINS, cli, tempDir } from '../helpers.ts';
+import { BINS, cli, freePort, tempDir } from '../helpers.ts';
 import { EPOCH, testKernel, ukiDisk } from './boot-fixtures.ts';
 
 const GUEST_INIT = `#!/bin/sh
@@ -23,17 +22,6 @@ done
 echo BOOT-CLI-READY
 while :; do sleep 60; done
 `;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
 test('mway-image run rejects a missing disk and a bad --forward', async (t) => {
   const dir = await tempDir(t);

@@ -6,7 +6,6 @@
 // while the system comes up. Serial, so the boots do not share the two cores.
 import test from 'ava';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
@@ -17,7 +16,7 @@ import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { INIT_MARKERS } from '../../imagebuild/initramfs-init.ts';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
 import { readLayer } from '../../layers/layer-file.ts';
-import { tempDir } from '../helpers.ts';
+import { freePort, tempDir } from '../helpers.ts';
 
 const BOOT_MS = 9 * 60_000;
 const dirs: string[] = [];
@@ -37,14 +36,6 @@ function disk(): Promise<BuildResult> {
     });
   })();
   return built;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function flipByte(path: string, offset: number): Promise<void> {

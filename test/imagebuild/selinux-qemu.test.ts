@@ -12,7 +12,6 @@
 // the probes can see what the policy stops. Serial: the boots do not share the two cores.
 import test from 'ava';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../common/exec.ts';
@@ -22,7 +21,7 @@ import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
 import { validateImageSpec } from '../../imagebuild/image-spec.ts';
 import { INIT_MARKERS } from '../../imagebuild/initramfs-init.ts';
 import { runQemu } from '../../imagebuild/qemu-run.ts';
-import { BINS, ROOT } from '../helpers.ts';
+import { BINS, freePort, ROOT } from '../helpers.ts';
 
 const BOOT_MS = 9 * 60_000;
 const PROBE_PORT = 8081;
@@ -30,14 +29,6 @@ const dirs: string[] = [];
 test.after.always(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** probe-a and probe-c: a private file, its descriptor served on @mway-<layer>. */
 function keeper(name: string): Record<string, unknown> {

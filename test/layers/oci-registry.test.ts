@@ -7,19 +7,10 @@ import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { importOci, readLayer } from '../../layers/index.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, freePort, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** docker-registry serving from `dir` on 127.0.0.1:PORT, stopped at teardown. */
 async function registry(t: ExecutionContext, dir: string): Promise<string> {

@@ -16,26 +16,17 @@ import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { appendFileSync } from 'node:fs';
 import { chmod, readFile, symlink, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
 import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
-import { BINS, cli, ROOT, tempDir } from '../helpers.ts';
+import { BINS, cli, freePort, ROOT, tempDir } from '../helpers.ts';
 
 const RUN_MS = 75 * 60_000;
 /** The longest wait for one console line (a boot, or a boot and a health gate, under TCG). */
 const WAIT_MS = 20 * 60_000;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function startBroker(t: ExecutionContext, config: string): Promise<{ lines: string[] }> {
   const proc = execa(process.execPath, [BINS.milkywaysrvd, '--config', config, '--json'], {

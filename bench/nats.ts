@@ -8,7 +8,7 @@
 // verifies its signature and binding. Reference: `nc.request()` to a responder that answers at
 // once, carrying a payload as large as our command and answering one as large as our result.
 // Printed: p50/p99 of each, their ratio, and the servers' CPU per round trip for both.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -31,7 +31,7 @@ import {
   readPrivateKey,
 } from '../keys/index.ts';
 import { recorder } from '../test/agent/remote/recording-agent.ts';
-import { freePort } from '../test/helpers.ts';
+import { writeNatsConfs } from '../test/control/nats-fixture.ts';
 import { intFlag } from './_flags.ts';
 
 function pct(sorted: number[], p: number): number {
@@ -71,28 +71,8 @@ function startServer(conf: string): Server {
 }
 
 async function cluster(dir: string) {
-  const ports = [];
-  for (let i = 0; i < 3; i++)
-    ports.push({ client: await freePort(), route: await freePort(), http: await freePort() });
-  const routes = ports.map((p) => `nats-route://127.0.0.1:${p.route}`).join(', ');
-  const procs: Server[] = [];
-  for (const [i, p] of ports.entries()) {
-    const name = `n${i + 1}`;
-    await mkdir(join(dir, name), { recursive: true });
-    const conf = join(dir, `${name}.conf`);
-    await writeFile(
-      conf,
-      [
-        `server_name: ${name}`,
-        `listen: 127.0.0.1:${p.client}`,
-        `http: 127.0.0.1:${p.http}`,
-        `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: 1GB }`,
-        `cluster { name: bench, listen: 127.0.0.1:${p.route}, routes: [ ${routes} ] }`,
-        '',
-      ].join('\n'),
-    );
-    procs.push(startServer(conf));
-  }
+  const ports = await writeNatsConfs(dir, 3, { cluster: 'bench', maxFile: '1GB' });
+  const procs = ports.map((p) => startServer(p.conf));
   // The JetStream cluster is formed when every node names a meta leader.
   for (let i = 0; ; i++) {
     const views = await Promise.all(

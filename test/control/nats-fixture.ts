@@ -45,20 +45,21 @@ export interface NatsClusterOptions {
   include?: string;
 }
 
-export async function startNatsCluster(
-  t: ExecutionContext,
-  size = 3,
-  o: NatsClusterOptions = {},
-): Promise<NatsCluster> {
-  const dir = await tempDir(t);
+/**
+ * Writes one nats-server config per node of a `size`-node JetStream cluster into `dir` (each on
+ * its own free ports, its store in `dir/<name>`); the tests here and bench/nats.ts start them.
+ */
+export async function writeNatsConfs(
+  dir: string,
+  size: number,
+  o: NatsClusterOptions & { cluster: string; maxFile: string },
+): Promise<{ name: string; conf: string; client: number; http: number }[]> {
   const ports = [];
   for (let i = 0; i < size; i++)
     ports.push({ client: await freePort(), cluster: await freePort(), http: await freePort() });
   const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
-  const nodes: NatsNode[] = [];
-  const confs: string[] = [];
-  for (let i = 0; i < size; i++) {
-    const p = ports[i] as { client: number; cluster: number; http: number };
+  const out = [];
+  for (const [i, p] of ports.entries()) {
     const name = `n${i + 1}`;
     await mkdir(join(dir, name), { recursive: true });
     const conf = join(dir, `${name}.conf`);
@@ -68,8 +69,8 @@ export async function startNatsCluster(
         `server_name: ${name}`,
         `listen: 127.0.0.1:${p.client}`,
         `http: 127.0.0.1:${p.http}`,
-        `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: 256MB }`,
-        `cluster { name: mway-test, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ] }`,
+        `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: ${o.maxFile} }`,
+        `cluster { name: ${o.cluster}, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ] }`,
         // nats-server's config format reads JSON.
         ...(o.authorization === undefined ? [] : [`authorization: ${JSON.stringify(o.authorization)}`]),
         // nats-server resolves an include against the including file's folder, absolute or not.
@@ -77,9 +78,25 @@ export async function startNatsCluster(
         '',
       ].join('\n'),
     );
-    confs.push(conf);
-    nodes.push({ name, url: `nats://127.0.0.1:${p.client}`, httpPort: p.http, proc: undefined });
+    out.push({ name, conf, client: p.client, http: p.http });
   }
+  return out;
+}
+
+export async function startNatsCluster(
+  t: ExecutionContext,
+  size = 3,
+  o: NatsClusterOptions = {},
+): Promise<NatsCluster> {
+  const dir = await tempDir(t);
+  const written = await writeNatsConfs(dir, size, { ...o, cluster: 'mway-test', maxFile: '256MB' });
+  const confs = written.map((w) => w.conf);
+  const nodes: NatsNode[] = written.map((w) => ({
+    name: w.name,
+    url: `nats://127.0.0.1:${w.client}`,
+    httpPort: w.http,
+    proc: undefined,
+  }));
   const start = async (node: NatsNode): Promise<void> => {
     const conf = confs[nodes.indexOf(node)] as string;
     const proc = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -6,6 +6,7 @@
 // key path (E_COMPOSE_UNSUPPORTED): nothing is dropped silently. Pure: no image is read here.
 import { parseDocument } from 'yaml';
 import { LayerError } from './layer-error.ts';
+import type { OciConfigOverride } from './oci-import.ts';
 import { NAME } from './service.ts';
 import {
   commandWords,
@@ -26,14 +27,7 @@ export interface ComposeService {
   /** An import-oci reference or archive path (a relative path resolved by the caller). */
   image: string;
   /** OCI config fields that replace the image's (`Env` entries are added after the image's). */
-  config: {
-    Entrypoint?: string[];
-    Cmd?: string[];
-    Env?: string[];
-    User?: string;
-    WorkingDir?: string;
-    StopSignal?: string;
-  };
+  config: OciConfigOverride;
   /** Paths kept as the layer's private data (named and anonymous volumes). */
   volumes: string[];
   /** Manifest service fields compose sets (restart, readiness, timeoutStopSec). */

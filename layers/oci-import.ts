@@ -52,15 +52,18 @@ export interface ImportOciOptions {
  * image's, so they win), more volume paths, the service's manifest fields beyond the image's
  * (applied to the mapped service), and the layer groups the layer joins.
  */
+/** The OCI config fields an override may set (compose's entrypoint, command, environment…). */
+export interface OciConfigOverride {
+  Entrypoint?: string[];
+  Cmd?: string[];
+  Env?: string[];
+  User?: string;
+  WorkingDir?: string;
+  StopSignal?: string;
+}
+
 export interface ImageOverride {
-  config?: {
-    Entrypoint?: string[];
-    Cmd?: string[];
-    Env?: string[];
-    User?: string;
-    WorkingDir?: string;
-    StopSignal?: string;
-  };
+  config?: OciConfigOverride;
   volumes?: string[];
   service?: (mapped: Record<string, unknown>) => Record<string, unknown>;
   groups?: string[];

@@ -103,6 +103,11 @@ const b64 = (s: unknown, field: string): Uint8Array => {
   return new Uint8Array(Buffer.from(s, 'base64'));
 };
 
+/** Absent, or a plain object whose JSON is at most `max` bytes long. */
+const optionalObjectWithin = (x: unknown, max: number): boolean =>
+  x === undefined ||
+  (typeof x === 'object' && x !== null && !Array.isArray(x) && JSON.stringify(x).length <= max);
+
 /** Checks shape, time and proof of possession of an untrusted request. */
 export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): CheckedEnrollment {
   if (typeof value !== 'object' || value === null) throw bad('Enrollment request is not an object');
@@ -118,25 +123,13 @@ export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): 
   if (keys !== 'algorithm,created,kemPublicKey,labels,name,peerId,publicKey') {
     throw bad(`Enrollment request payload has fields ${keys}`, 'payload');
   }
-  if (
-    p.facts !== undefined &&
-    (typeof p.facts !== 'object' ||
-      p.facts === null ||
-      Array.isArray(p.facts) ||
-      JSON.stringify(p.facts).length > MAX_FACTS_BYTES)
-  ) {
+  if (!optionalObjectWithin(p.facts, MAX_FACTS_BYTES)) {
     throw bad(
       `Enrollment request: facts must be an object of at most ${MAX_FACTS_BYTES} bytes`,
       'payload.facts',
     );
   }
-  if (
-    p.token !== undefined &&
-    (typeof p.token !== 'object' ||
-      p.token === null ||
-      Array.isArray(p.token) ||
-      JSON.stringify(p.token).length > MAX_TOKEN_BYTES)
-  ) {
+  if (!optionalObjectWithin(p.token, MAX_TOKEN_BYTES)) {
     throw bad(
       `Enrollment request: token must be an envelope of at most ${MAX_TOKEN_BYTES} bytes`,
       'payload.token',

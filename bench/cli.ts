@@ -10,36 +10,21 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
 import { intFlag } from './_flags.ts';
+import { median, reapedChildrenCpu } from './_measure.ts';
 
 const ROOT = join(import.meta.dirname, '..');
-/** Clock ticks per second of /proc's times (USER_HZ, 100 on every Linux the project runs on). */
-const USER_HZ = 100;
-
-/** CPU seconds of every reaped child so far (cutime + cstime, fields 16 and 17 of /proc/self/stat). */
-async function childCpu(): Promise<number> {
-  const stat = await readFile('/proc/self/stat', 'utf8');
-  // The command name (field 2) may hold spaces; the fields after its closing parenthesis are fixed.
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[13]) + Number(f[14])) / USER_HZ;
-}
-
 async function timed(
   cmd: string[],
   env: Record<string, string | undefined>,
 ): Promise<{ wall: number; cpu: number }> {
   const [file, ...args] = cmd as [string, ...string[]];
-  const cpu0 = await childCpu();
+  const cpu0 = await reapedChildrenCpu();
   const t0 = performance.now();
   const r = await runTool(file, args, { timeout: 120_000, env, extendEnv: false });
   if (r.exitCode !== 0) throw new Error(`${cmd.join(' ')} exited ${r.exitCode}: ${r.stderr.trim()}`);
   const wall = (performance.now() - t0) / 1000;
-  return { wall, cpu: (await childCpu()) - cpu0 };
+  return { wall, cpu: (await reapedChildrenCpu()) - cpu0 };
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)] ?? Number.NaN;
-};
 
 export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 10);

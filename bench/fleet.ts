@@ -18,6 +18,7 @@ import { verifyResult } from '../control/wire/result.ts';
 import { type BrokerClient, connectBroker } from '../control/wire/transport.ts';
 import { generateSigningKey, sign, verify } from '../keys/algorithms.ts';
 import { intFlag } from './_flags.ts';
+import { cpuSeconds, percentile } from './_measure.ts';
 import {
   type Certificate,
   type Envelope,
@@ -30,18 +31,6 @@ import {
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const FLEET = 'bench';
 const GROUP = 'bench';
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
-/** utime + stime of a process in seconds (Linux /proc, clock ticks of 1/100 s). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
 
 async function memKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
   const s = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -283,11 +272,11 @@ export async function run(argv: string[]): Promise<void> {
     const rows = [
       ['peers / peer processes / rounds', `${n} / ${procs} / ${rounds}`],
       ['connect all peers (TLS 1.3, ML-DSA certs, X25519MLKEM768)', `${connectS.toFixed(1)} s`],
-      ['signed status to all, all signed results back: p50', `${pct(roundMs, 50).toFixed(0)} ms`],
-      ['… p99 (over rounds)', `${pct(roundMs, 99).toFixed(0)} ms`],
+      ['signed status to all, all signed results back: p50', `${percentile(roundMs, 50).toFixed(0)} ms`],
+      ['… p99 (over rounds)', `${percentile(roundMs, 99).toFixed(0)} ms`],
       [
         'per-peer result latency p50 / p99',
-        `${pct(peerMs, 50).toFixed(0)} / ${pct(peerMs, 99).toFixed(0)} ms`,
+        `${percentile(peerMs, 50).toFixed(0)} / ${percentile(peerMs, 99).toFixed(0)} ms`,
       ],
       ['broker CPU per command (all peers)', `${((brokerCpu * 1000) / rounds).toFixed(0)} ms`],
       ['broker CPU per peer per command', `${brokerPerPeerUs.toFixed(0)} µs`],
@@ -299,11 +288,17 @@ export async function run(argv: string[]): Promise<void> {
       ],
       [
         `reference: the same ${n} plain node:tls round trips (${commandBytes} B out, ${resultBytes} B back): p50`,
-        `${pct(tlsMs, 50).toFixed(0)} ms`,
+        `${percentile(tlsMs, 50).toFixed(0)} ms`,
       ],
-      ['… p99 (over rounds)', `${pct(tlsMs, 99).toFixed(0)} ms`],
-      ['ratio fan-out p50 / plain TLS p50', `${(pct(roundMs, 50) / pct(tlsMs, 50)).toFixed(1)}×`],
-      ['ratio fan-out p99 / plain TLS p99', `${(pct(roundMs, 99) / pct(tlsMs, 99)).toFixed(1)}×`],
+      ['… p99 (over rounds)', `${percentile(tlsMs, 99).toFixed(0)} ms`],
+      [
+        'ratio fan-out p50 / plain TLS p50',
+        `${(percentile(roundMs, 50) / percentile(tlsMs, 50)).toFixed(1)}×`,
+      ],
+      [
+        'ratio fan-out p99 / plain TLS p99',
+        `${(percentile(roundMs, 99) / percentile(tlsMs, 99)).toFixed(1)}×`,
+      ],
       ['reference: one ML-DSA-65 verify (node:crypto)', `${verifyOneUs.toFixed(0)} µs`],
       ['ratio broker per-peer cost / one verify', `${(brokerPerPeerUs / verifyOneUs).toFixed(2)}×`],
       ['ratio peer per-command cost / one verify', `${(peerPerPeerUs / verifyOneUs).toFixed(2)}×`],

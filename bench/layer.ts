@@ -14,6 +14,7 @@ import { run as runTool } from '../common/exec.ts';
 import { newIdentity, readCertificates, readPrivateKey } from '../keys/index.ts';
 import { packLayer, verifyLayer } from '../layers/index.ts';
 import { intFlag } from './_flags.ts';
+import { median } from './_measure.ts';
 
 const EPOCH = 1_700_000_000;
 /** USER_HZ; Linux reports times in /proc in these ticks (100 on every Debian kernel). */
@@ -42,7 +43,6 @@ async function measure(fn: () => Promise<string>): Promise<Sample> {
 }
 
 const ms = (n: number) => `${n.toFixed(0)} ms`;
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 5);

@@ -8,7 +8,7 @@
 // verifies its signature and binding. Reference: `nc.request()` to a responder that answers at
 // once, carrying a payload as large as our command and answering one as large as our result.
 // Printed: p50/p99 of each, their ratio, and the servers' CPU per round trip for both.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -33,17 +33,7 @@ import {
 import { recorder } from '../test/agent/remote/recording-agent.ts';
 import { writeNatsConfs } from '../test/control/nats-fixture.ts';
 import { intFlag } from './_flags.ts';
-
-function pct(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
-
-/** utime + stime of a process in seconds (Linux /proc, clock ticks of 1/100 s). */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100;
-}
+import { cpuSeconds, percentile } from './_measure.ts';
 
 interface Server {
   pid: number;
@@ -217,10 +207,10 @@ export async function run(argv: string[]): Promise<void> {
     process.stdout.write(
       [
         `3-node ${(await execa('nats-server', ['--version'], { timeout: 10_000 })).stdout.trim()}, R3, ${rounds} round trips each (${warm} warm-up), command ${commandBytes} B, result ${resultBytes} B`,
-        `ours  (relay → JetStream → peer checks, runs, signs → JetStream → verified): p50 ${f(pct(ours, 50))} ms  p99 ${f(pct(ours, 99))} ms  servers' CPU ${f((oursCpu * 1000) / (rounds + warm))} ms/round trip`,
-        `plain (nc.request → responder → reply, same sizes):                       p50 ${f(pct(plain, 50))} ms  p99 ${f(pct(plain, 99))} ms  servers' CPU ${f((plainCpu * 1000) / (rounds + warm))} ms/round trip`,
-        `JetStream publish of the command's size, R3 quorum ack:                   p50 ${f(pct(stored, 50))} ms  p99 ${f(pct(stored, 99))} ms`,
-        `ratio ours/plain: p50 ${f(pct(ours, 50) / pct(plain, 50))}x  p99 ${f(pct(ours, 99) / pct(plain, 99))}x`,
+        `ours  (relay → JetStream → peer checks, runs, signs → JetStream → verified): p50 ${f(percentile(ours, 50))} ms  p99 ${f(percentile(ours, 99))} ms  servers' CPU ${f((oursCpu * 1000) / (rounds + warm))} ms/round trip`,
+        `plain (nc.request → responder → reply, same sizes):                       p50 ${f(percentile(plain, 50))} ms  p99 ${f(percentile(plain, 99))} ms  servers' CPU ${f((plainCpu * 1000) / (rounds + warm))} ms/round trip`,
+        `JetStream publish of the command's size, R3 quorum ack:                   p50 ${f(percentile(stored, 50))} ms  p99 ${f(percentile(stored, 99))} ms`,
+        `ratio ours/plain: p50 ${f(percentile(ours, 50) / percentile(plain, 50))}x  p99 ${f(percentile(ours, 99) / percentile(plain, 99))}x`,
         '',
       ].join('\n'),
     );

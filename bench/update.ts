@@ -27,9 +27,9 @@ import {
 } from '../update/index.ts';
 import { devKeys, makeCoreos, makeStage2, NOW } from '../test/update/_slot-disk.ts';
 import { intFlag } from './_flags.ts';
+import { median } from './_measure.ts';
 
 const MiB = 1024 * 1024;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t = performance.now();

@@ -10,6 +10,8 @@ import { stateVersionOf, writeJsonAtomic } from '../../common/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 import type { Certificate, Crl, Envelope } from '../../keys/index.ts';
 import {
+  ControlError,
+  envelopeDigest,
   type MembershipTrust,
   parseMembershipPayload,
   type VerifiedMembership,
@@ -77,8 +79,15 @@ export class MembershipStore {
     const same = held.findIndex((p) => p.group === v.payload.group);
     const prev = held[same];
     if (prev !== undefined && Date.parse(prev.issuedAt) >= Date.parse(v.payload.issuedAt)) {
-      // An older statement arriving late (or replayed by the broker) must not undo a newer one.
-      return v;
+      // The same envelope again (a broker resend) is already applied.
+      if (envelopeDigest(this.#envelopes[same] as Envelope) === envelopeDigest(env)) return v;
+      // An older statement arriving late (or replayed by the broker) must not undo a newer one,
+      // and must not be reported as applied: the operator would believe a state the peer lacks.
+      throw new ControlError(
+        'E_MEMBERSHIP_SUPERSEDED',
+        `Membership of ${v.payload.group} signed at ${v.payload.issuedAt} is not newer than the one held (signed at ${prev.issuedAt}); not applied`,
+        { details: { group: v.payload.group, issuedAt: v.payload.issuedAt, held: prev.issuedAt } },
+      );
     }
     const next = this.#envelopes.filter((_, i) => i !== same);
     next.push(env);

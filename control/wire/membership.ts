@@ -88,7 +88,9 @@ export function signMembership(o: {
     group: o.group,
     peer: o.peer,
     member: o.member,
-    issuedAt: new Date(Math.floor(now.getTime() / 1000) * 1000).toISOString(),
+    // Milliseconds: the peer keeps the newest statement per group, so a remove and a re-add
+    // signed within one second must still be ordered.
+    issuedAt: now.toISOString(),
   });
   return signEnvelope({ type: 'membership', payload, key: o.key, chain: signingChain(o.chain), now });
 }

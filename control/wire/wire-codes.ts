@@ -290,6 +290,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
         meaning: 'The membership names another peer or fleet.',
         fix: 'Fix the membership.',
       },
+      E_MEMBERSHIP_SUPERSEDED: {
+        meaning:
+          'The peer holds a newer statement for that group (or another one signed at the same instant); this one is not applied (reported in `membership-ack`).',
+        fix: 'Sign a new membership (`mway group add` / `remove` again).',
+      },
       E_MEMBERSHIP_MALFORMED: {
         meaning: 'The membership is not the documented shape.',
         fix: 'Fix the membership.',

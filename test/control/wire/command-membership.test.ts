@@ -100,8 +100,36 @@ test('the store keeps the newest statement per group, persists it, and ignores a
   t.deepEqual([...store.groups(o).keys()], ['web']);
   await store.add(leave, o);
   t.deepEqual([...store.groups(o).keys()], []);
-  await store.add(join, o);
+  await store.add(leave, o);
+  t.deepEqual([...store.groups(o).keys()], [], 'the same leave resent by the broker is a no-op');
+  t.is(
+    await codeOfAsync(() => store.add(join, o)),
+    'E_MEMBERSHIP_SUPERSEDED',
+    'an older join replayed is refused, not reported as applied',
+  );
   t.deepEqual([...store.groups(o).keys()], [], 'an older join replayed does not undo the leave');
+  // A remove and a re-add within one second (a script) are still ordered.
+  const rejoin = signMembership({
+    fleet: 'prod',
+    group: 'web',
+    peer: 'p1',
+    member: true,
+    key: p.op.key,
+    chain: p.op.chain,
+    now: new Date(NOW.getTime() + 5300),
+  });
+  await store.add(rejoin, o);
+  t.deepEqual([...store.groups(o).keys()], ['web'], 'a re-add 300 ms after the leave holds');
+  const leaveAgain = signMembership({
+    fleet: 'prod',
+    group: 'web',
+    peer: 'p1',
+    member: false,
+    key: p.op.key,
+    chain: p.op.chain,
+    now: new Date(NOW.getTime() + 5600),
+  });
+  await store.add(leaveAgain, o);
   const reloaded = new MembershipStore(dir);
   await reloaded.load();
   t.deepEqual([...reloaded.groups(o).keys()], []);

@@ -132,9 +132,11 @@ const entries = {
     v.optional(seconds(0.001, 3600), 90),
     'TimeoutStartSec=: not ready by then, it is killed and counts as failed',
   ),
+  // No default here: the agent's `stopTimeoutMs` (systemd's DefaultTimeoutStopSec=) applies
+  // to services whose manifest gives none, so it must stay visible that none was given.
   timeoutStopSec: about(
-    v.optional(seconds(0.001, 3600), 10),
-    'TimeoutStopSec=: SIGKILL this long after killSignal',
+    v.optional(seconds(0.001, 3600)),
+    "TimeoutStopSec=: SIGKILL this long after killSignal (absent: the agent config's stopTimeoutMs, 10 s by default)",
   ),
   killSignal: about(v.optional(oneOf(SIGNALS), 'SIGTERM'), 'KillSignal=: the first signal of a stop'),
   after: names('After=: started after these (when they start too) and stopped before them'),

@@ -406,6 +406,7 @@ export class LayerManager {
           binds,
           uid: owner.uid,
           gid: owner.gid,
+          defaultStopSec: this.#o.config.stopTimeoutMs / 1000,
           selinux:
             sel === undefined
               ? undefined

@@ -16,6 +16,8 @@ export interface Placement {
   persistentRoot?: string | undefined;
   /** With SELinux on: the services' process context and their sandbox's tmpfs context. */
   selinux?: { process: string; files: string } | undefined;
+  /** The agent config's stopTimeoutMs in seconds: for services whose manifest sets no timeoutStopSec. */
+  defaultStopSec: number;
 }
 
 /**
@@ -32,6 +34,7 @@ export function unitSpec(layer: string, service: ServiceSpec, where: Placement):
     after: service.after.map(qualified),
     requires: service.requires.map(qualified),
     wants: service.wants.map(qualified),
+    timeoutStopSec: service.timeoutStopSec ?? where.defaultStopSec,
     uid: service.user === 'root' ? 0 : where.uid,
     gid: service.group === 'root' ? 0 : where.gid,
     root: where.root,

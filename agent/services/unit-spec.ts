@@ -10,7 +10,9 @@ export interface Bind {
   readOnly: boolean;
 }
 
-export interface UnitSpec extends ServiceSpec {
+export interface UnitSpec extends Omit<ServiceSpec, 'timeoutStopSec'> {
+  /** The manifest's, or the agent config's `stopTimeoutMs` when the manifest gives none. */
+  timeoutStopSec: number;
   /** Unique across the agent: `<layer>/<service>`; after/requires/wants are qualified too. */
   name: string;
   layer: string;

@@ -81,7 +81,6 @@ test('a source manifest gets every default filled, in the systemd vocabulary', (
     startLimitBurst: 5,
     startLimitIntervalSec: 10,
     timeoutStartSec: 90,
-    timeoutStopSec: 10,
     killSignal: 'SIGTERM',
     after: ['db'],
     requires: ['db'],

@@ -101,7 +101,7 @@ test('umoci OCI layout and its skopeo docker-archive import to the same payload;
   // The image's StopSignal is KillSignal=; what the image does not say keeps the defaults.
   t.is(s?.killSignal, 'SIGINT');
   t.is(s?.restart, 'on-failure');
-  t.is(s?.timeoutStopSec, 10);
+  t.is(s?.timeoutStopSec, undefined, 'no StopTimeout: the agent config decides');
   t.deepEqual(s?.readiness, { type: 'tcp', port: 8080, host: '127.0.0.1' });
   t.true(b.unmapped.some((u) => u.startsWith('Labels')));
   // Volumes are the layer's persistent private data at those paths; the root is writable, fresh per start.

@@ -5,6 +5,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AgentChange } from '../../../agent/core/agent-api.ts';
 import { isCgroup2, prepareCgroupRoot } from '../../../agent/services/cgroup.ts';
+import { parseAgentConfig } from '../../../agent/core/agent-config.ts';
 import type { UnitSpec } from '../../../agent/services/unit-spec.ts';
 import { parseService } from '../../../layers/index.ts';
 import { Supervisor } from '../../../agent/services/supervisor.ts';
@@ -36,8 +37,11 @@ export function spec(name: string, script: string, extra: SpecInput = {}): UnitS
   for (const [k, v] of Object.entries(extra))
     ((HOST as readonly string[]).includes(k) ? host : service)[k] = v;
   const [layer, own] = name.includes('/') ? (name.split('/') as [string, string]) : [name, name];
+  const parsed = parseService({ ...service, name: own });
   return {
-    ...parseService({ ...service, name: own }),
+    ...parsed,
+    // As placement.ts does: the agent config's default when the manifest gives none.
+    timeoutStopSec: parsed.timeoutStopSec ?? parseAgentConfig({}).stopTimeoutMs / 1000,
     name,
     layer,
     uid: 0,

@@ -14,6 +14,7 @@ export const DEBIAN_PACKAGE_OF: Readonly<Record<string, string>> = {
   mcopy: 'mtools',
   mmd: 'mtools',
   mdir: 'mtools',
+  genisoimage: 'genisoimage',
   'mkfs.ext4': 'e2fsprogs',
   e2fsck: 'e2fsprogs',
   debugfs: 'e2fsprogs',

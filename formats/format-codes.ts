@@ -51,6 +51,8 @@ failures as \`E_TOOL_FAILED\` / \`E_TOOL_TIMEOUT\`.`,
       E_FS_TOO_SMALL: 'the file system does not fit in the requested size (`details.needed`)',
       E_FS_BAD_VOLUME_ID: 'FAT volume id is not 8 hex digits',
       E_FS_NAME: 'a file name ext4\'s debugfs step cannot quote (`"`, `\\`, newline)',
+      E_FS_UNREADABLE:
+        'a FAT or ISO 9660 volume read without mounting (a cloud-init seed) is damaged, is past its end, or holds a file above the size asked for (the message names the check)',
     },
     GPT: {
       E_GPT_BAD_SIZE:

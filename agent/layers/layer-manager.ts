@@ -407,6 +407,12 @@ export class LayerManager {
           uid: owner.uid,
           gid: owner.gid,
           defaultStopSec: this.#o.config.stopTimeoutMs / 1000,
+          groupGids: Object.fromEntries(
+            groups.flatMap((g) => {
+              const gid = secure.groups[g]?.gid;
+              return gid === undefined ? [] : [[g, gid] as const];
+            }),
+          ),
           selinux:
             sel === undefined
               ? undefined

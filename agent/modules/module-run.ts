@@ -59,6 +59,11 @@ export function actionSandbox(
       environment: { MWAY_MODULE: module, MWAY_ACTION: action.name },
       uid: p.user === 'root' ? 0 : where.uid,
       gid: p.user === 'root' ? 0 : where.gid,
+      // Only the groups whose data the action declared (actionBinds binds only those dirs).
+      supplementaryGids: p.data.groups.flatMap((g) => {
+        const gid = where.groupGids[g];
+        return gid === undefined ? [] : [gid];
+      }),
       execStart: action.argv,
       ...(where.selinux === undefined
         ? {}

@@ -18,6 +18,8 @@ export interface Placement {
   selinux?: { process: string; files: string } | undefined;
   /** The agent config's stopTimeoutMs in seconds: for services whose manifest sets no timeoutStopSec. */
   defaultStopSec: number;
+  /** The data groups the secure config grants the layer, with their gids (the group dirs are 2770 root:gid). */
+  groupGids: Readonly<Record<string, number>>;
 }
 
 /**
@@ -35,6 +37,7 @@ export function unitSpec(layer: string, service: ServiceSpec, where: Placement):
     requires: service.requires.map(qualified),
     wants: service.wants.map(qualified),
     timeoutStopSec: service.timeoutStopSec ?? where.defaultStopSec,
+    supplementaryGids: Object.values(where.groupGids).sort((a, b) => a - b),
     uid: service.user === 'root' ? 0 : where.uid,
     gid: service.group === 'root' ? 0 : where.gid,
     root: where.root,

@@ -55,6 +55,7 @@ export type SandboxSpec = Pick<
   | 'selinuxFileLabel'
   | 'uid'
   | 'gid'
+  | 'supplementaryGids'
   | 'execStart'
 >;
 
@@ -92,26 +93,32 @@ export function bwrapArgs(spec: SandboxSpec, options: SandboxOptions = {}): stri
     if (spec.selinuxFileLabel !== undefined) a.push('--file-label', spec.selinuxFileLabel);
   }
   if (options.infoFd !== undefined) a.push('--info-fd', String(options.infoFd));
-  a.push('--', ...setprivArgs(spec.uid, spec.gid, caps), ...spec.execStart);
+  a.push(
+    '--',
+    ...setprivArgs(spec.uid, spec.gid, caps, undefined, spec.supplementaryGids),
+    ...spec.execStart,
+  );
   return a;
 }
 
 /**
  * `setpriv … --` that switches to uid/gid and keeps exactly `caps` (as ambient caps for
- * non-root); with `selinuxLabel`, the command it execs enters that context.
+ * non-root); with `selinuxLabel`, the command it execs enters that context. The supplementary
+ * groups are exactly `groups` (the layer's data groups), never the agent's.
  */
 export function setprivArgs(
   uid: number,
   gid: number,
   caps: readonly string[],
   selinuxLabel?: string,
+  groups: readonly number[] = [],
 ): string[] {
   const list = caps.length === 0 ? '-all' : `-all,${caps.map((c) => `+${setprivCap(c)}`).join(',')}`;
   return [
     'setpriv',
     `--reuid=${uid}`,
     `--regid=${gid}`,
-    '--clear-groups',
+    groups.length === 0 ? '--clear-groups' : `--groups=${groups.join(',')}`,
     `--bounding-set=${list}`,
     `--inh-caps=${list}`,
     `--ambient-caps=${list}`,

@@ -19,6 +19,8 @@ export interface UnitSpec extends Omit<ServiceSpec, 'timeoutStopSec'> {
   /** The numbers `user` and `group` resolved to. */
   uid: number;
   gid: number;
+  /** Supplementary groups: the gids of the layer's data groups, so its services reach their dirs. */
+  supplementaryGids?: readonly number[];
   /** Host path of the service's root filesystem (the layer's read-only overlay). */
   root: string;
   binds: Bind[];

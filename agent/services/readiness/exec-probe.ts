@@ -11,7 +11,7 @@ const PROBE_TIMEOUT_MS = 10_000;
 
 /** Runs the probe in the sandbox of `sandboxPid` until it exits 0, at most `maxIntervalMs` apart. */
 export async function waitExec(
-  spec: Pick<UnitSpec, 'uid' | 'gid' | 'capabilityBoundingSet' | 'selinuxLabel'>,
+  spec: Pick<UnitSpec, 'uid' | 'gid' | 'capabilityBoundingSet' | 'selinuxLabel' | 'supplementaryGids'>,
   sandboxPid: number,
   command: readonly string[],
   maxIntervalMs: number,
@@ -32,7 +32,7 @@ export async function waitExec(
         '--root',
         '--wd',
         '--',
-        ...setprivArgs(spec.uid, spec.gid, spec.capabilityBoundingSet, label),
+        ...setprivArgs(spec.uid, spec.gid, spec.capabilityBoundingSet, label, spec.supplementaryGids),
         ...command,
       ],
       { timeout: PROBE_TIMEOUT_MS, reject: false },

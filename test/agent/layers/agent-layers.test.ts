@@ -28,6 +28,7 @@ async function ctl(address: string, ...args: string[]): Promise<unknown> {
 const LOOK =
   'echo uid=$(id -u); ls /data; ls /data/group; cat /etc/mwl-marker; cat /usr/share/libx/version; ' +
   'echo secret > /data/secure/mine && echo wrote-secure; ' +
+  'echo shared > /data/group/shop/from-web && echo wrote-group; ' +
   'ls /data/secure; exec sleep 600';
 
 test('agent: verifies and activates layers, refuses a bad one, runs app services on their overlay with only their own data', async (t) => {
@@ -120,6 +121,10 @@ test('agent: verifies and activates layers, refuses a bad one, runs app services
   t.regex(text, /libx 1/);
   t.regex(text, /wrote-secure/);
   t.regex(text, /^shop$/m);
+  // Group data is shared through the group's gid: a non-root service writes there.
+  t.regex(text, /wrote-group/);
+  const shared = await stat(join(r.root, 'data', 'group', 'shop', 'from-web'));
+  t.is(shared.gid, 5000, 'setgid directory: the file belongs to the group, not the layer');
   // The secure directory: 0700, owned by the layer's uid; the other app's is not visible.
   const web = await stat(join(r.root, 'data', 'secure', 'web'));
   t.is(web.mode & 0o777, 0o700);

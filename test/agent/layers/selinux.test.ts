@@ -133,7 +133,7 @@ test("unitSpec() gives every service of a layer that layer's contexts", (t) => {
     process: layerProcessContext('my-app', [0, 5]),
     files: 'system_u:object_r:milkyway_sandbox_tmp_t:s0:c0,c5',
   };
-  const at = { root: '/r', binds: [], uid: 61184, gid: 61184, defaultStopSec: 10 };
+  const at = { root: '/r', binds: [], uid: 61184, gid: 61184, defaultStopSec: 10, groupGids: {} };
   const specs = source.services.map((s) => unitSpec(source.name, s, { ...at, selinux }));
   t.deepEqual(
     specs.map((s) => [s.name, s.selinuxLabel, s.selinuxFileLabel]),

@@ -203,20 +203,12 @@ function issuerDn(c: Certificate): string {
   return new x509.X509Certificate(ownArrayBuffer(c.der)).subject;
 }
 
-export interface NewIdentityOptions {
-  role: Role;
-  name: string;
+/** What a certificate says (IssueOptions), plus where the new key pair and certificate go. */
+export interface NewIdentityOptions
+  extends Omit<IssueOptions, 'subjectKey' | 'kemPublicKey' | 'pathLen' | 'ca'> {
   outDir: string;
-  issuerKey?: SigningKey | undefined;
-  issuerCert?: Certificate | undefined;
-  days?: number | undefined;
-  groups?: string[] | undefined;
-  actions?: string[] | undefined;
-  peerId?: string | undefined;
-  dnsNames?: string[] | undefined;
   algorithm?: SignatureAlgorithm | undefined;
   passphrase?: string | undefined;
-  notBefore?: Date | undefined;
 }
 
 /** Creates OUT/NAME.key (+ NAME.kem.key for peers) and OUT/NAME.crt. */

@@ -10,7 +10,8 @@ export function selinuxText(v: unknown): string {
     parts.push(
       `policy ${s.policy.version} (format ${s.policy.format}, ${s.policy.layers} layers) sha256 ${s.policy.sha256}`,
     );
-  if (s.mode !== 'off') parts.push(`${s.denials} denials since boot`);
+  if (s.mode !== 'off')
+    parts.push(`${s.denials} denials since boot${s.unseen ? ` (${s.unseen} audit records unseen)` : ''}`);
   if (s.context !== undefined) parts.push(`agent in ${s.context}`);
   return parts.join('; ');
 }

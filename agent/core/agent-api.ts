@@ -153,6 +153,11 @@ export interface SelinuxStatus {
   policy?: { version: number; format: number; sha256: string; layers: number };
   /** AVC denials since boot: the kernel's (from its log) and the agent's own (its D-Bus checks). */
   denials: number;
+  /**
+   * Kernel records that may have been denials and were never counted: overwritten in the ring
+   * before the agent read them, or kept from the log by the kernel's printk rate limit.
+   */
+  unseen?: number;
   /** The last denial, as logged. */
   lastDenial?: string;
   /** The agent's own context. */

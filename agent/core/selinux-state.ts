@@ -2,10 +2,10 @@
 // initramfs loaded the policy; the mode is the signed command line's `enforcing=`), the loaded
 // policy's digest, a policy load (one write() of a binary policy, as the kernel requires), the
 // agent's own access checks through selinuxfs' `access` file (a userspace object manager, like
-// dbus-daemon), the count of AVC denials the kernel printed since boot, and the contexts the
-// kernel reports for a process.
+// dbus-daemon), and the contexts the kernel reports for a process. The denial count is
+// avc-denials.ts.
 import { createHash } from 'node:crypto';
-import { closeSync, constants, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentError } from './agent-error.ts';
@@ -136,82 +136,5 @@ export function computeAccess(
     );
   } finally {
     closeSync(fd);
-  }
-}
-
-/** Is this /dev/kmsg record (`PRI,SEQ,TIME,FLAGS;TEXT`) an AVC denial the kernel printed? */
-export function isKernelDenial(record: string): boolean {
-  const semi = record.indexOf(';');
-  if (semi < 0) return false;
-  const pri = Number(record.slice(0, record.indexOf(',')));
-  // Facility 0 is the kernel's; userspace writes to /dev/kmsg are LOG_USER (1) or above, so a
-  // service cannot print a fake denial into the count.
-  if (!Number.isInteger(pri) || pri >> 3 !== 0) return false;
-  return /\bavc: +denied\b/.test(record.slice(semi + 1));
-}
-
-/**
- * Counts the AVC denials the kernel logs: reads /dev/kmsg without blocking (from the start of
- * its buffer, so the boot's denials count) whenever asked and every few seconds, so the ring
- * rarely wraps unseen. Denials the ring lost before a read are counted in `lost` records.
- */
-export class DenialCounter {
-  #fd: number | undefined;
-  #timer: NodeJS.Timeout | undefined;
-  denials = 0;
-  /** Records the kernel overwrote before they were read (EPIPE). */
-  lost = 0;
-  last: string | undefined;
-
-  start(kmsg = '/dev/kmsg', everyMs = 2000): void {
-    if (this.#fd !== undefined) return;
-    try {
-      this.#fd = openSync(kmsg, constants.O_RDONLY | constants.O_NONBLOCK);
-    } catch {
-      return;
-    }
-    this.#timer = setInterval(() => this.drain(), everyMs);
-    this.#timer.unref();
-  }
-
-  /** Counts a denial the agent itself made (its D-Bus access check). */
-  add(text: string): void {
-    this.denials++;
-    this.last = text;
-  }
-
-  drain(): void {
-    const fd = this.#fd;
-    if (fd === undefined) return;
-    const buf = Buffer.alloc(8192);
-    for (let i = 0; i < 100_000; i++) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EPIPE') {
-          this.lost++;
-          continue;
-        }
-        return; // EAGAIN: nothing more now
-      }
-      if (n <= 0) return;
-      const record = buf.toString('utf8', 0, n);
-      if (isKernelDenial(record)) {
-        this.denials++;
-        this.last = record
-          .slice(record.indexOf(';') + 1)
-          .trim()
-          .slice(0, 1000);
-      }
-    }
-  }
-
-  stop(): void {
-    if (this.#timer !== undefined) clearInterval(this.#timer);
-    if (this.#fd !== undefined) closeSync(this.#fd);
-    this.#fd = undefined;
-    this.#timer = undefined;
   }
 }

@@ -7,7 +7,7 @@
 // probe-b reads its own data, runs a CoreOS utility and asks both for their file. The kernel
 // refuses the connection to probe-a (unix_stream_socket connectto) and probe-c's descriptor
 // (fd use), with one AVC each and no other denial on the console (the example layer serves
-// HTTP meanwhile). A fourth layer, probe-d, whose module breaks a neverallow (packed with a
+// HTTP meanwhile), and the agent's own denial count says two. A fourth layer, probe-d, whose module breaks a neverallow (packed with a
 // secilc that accepts anything), is refused by the device. The same disk built with `selinux: off` lets probe-b read both files, so
 // the probes can see what the policy stops. Serial: the boots do not share the two cores.
 import test from 'ava';
@@ -257,6 +257,16 @@ async function bootAndProbe(t: { teardown(fn: () => void): void }, path: string)
 
 const denials = (lines: readonly string[]): string[] => lines.filter((l) => /avc: +denied/.test(l));
 
+/** The agent's shutdown line `SELinux MODE: N AVC denials since boot`: each count it printed. */
+const reportedDenials = (lines: readonly string[]): number[] => [
+  ...new Set(
+    lines.flatMap((l) => {
+      const m = /milkyway-agent(?: info)?: SELinux \w+: (\d+) AVC denials since boot/.exec(l);
+      return m === null ? [] : [Number(m[1])];
+    }),
+  ),
+];
+
 test.serial(
   'QEMU, enforcing: each layer in its own domain and pair; another layer’s socket and data refused by the kernel with one AVC each, nothing else denied',
   async (t) => {
@@ -328,6 +338,9 @@ test.serial(
       avc.join('\n'),
     );
     t.is(avc.length, 2, `no other denial:\n${avc.join('\n')}`);
+    // The agent's own count (its status' `denials`, logged at shutdown once every service has
+    // stopped) is the kernel's: the two denials the probes provoked.
+    t.deepEqual(reportedDenials(b.lines), [avc.length], log);
     t.true(b.poweredOff);
   },
 );
@@ -351,6 +364,7 @@ test.serial(
     t.regex(b.results.cross_a ?? '', /^recv: read \d+ bytes: secret-of-probe-a$/);
     t.regex(b.results.cross_c ?? '', /^recv: read \d+ bytes: secret-of-probe-c$/);
     t.is(denials(b.lines).length, 0);
+    t.deepEqual(reportedDenials(b.lines), [], 'no SELinux, no count');
     t.true(b.poweredOff);
   },
 );

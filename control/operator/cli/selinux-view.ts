@@ -13,7 +13,10 @@ export function selinuxBrief(agent: unknown): string | undefined {
     parts.push(
       `policy ${String(p.version)} sha256 ${typeof p.sha256 === 'string' ? `${p.sha256.slice(0, 16)}…` : '?'}`,
     );
-  if (s.mode !== 'off') parts.push(`${String(s.denials ?? '?')} denials`);
+  if (s.mode !== 'off')
+    parts.push(
+      `${String(s.denials ?? '?')} denials${typeof s.unseen === 'number' && s.unseen > 0 ? ` (${s.unseen} unseen)` : ''}`,
+    );
   return parts.join(', ');
 }
 

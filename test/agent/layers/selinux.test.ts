@@ -2,17 +2,12 @@
 // derived from a layer (layers/selinux-names.ts) never meet another layer's, bwrap gets the
 // exec and file labels only when selinuxfs says SELinux runs, unitSpec() hands every service
 // its layer's context, the contexts are valid in the compiled policy (secilc accepts them in a
-// portcon), the mode is read from selinuxfs, only kernel records count as denials, and a
-// service's info names its domain and pair.
+// portcon), the mode is read from selinuxfs, and a service's info names its domain and pair
+// (the denial count: test/agent/core/avc-denials.test.ts).
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  isKernelDenial,
-  selinuxEnabled,
-  selinuxMode,
-  splitContext,
-} from '../../../agent/core/selinux-state.ts';
+import { selinuxEnabled, selinuxMode, splitContext } from '../../../agent/core/selinux-state.ts';
 import { kernelView, selinuxText } from '../../../agent/cli/selinux-text.ts';
 import { ServiceLog } from '../../../agent/services/service-log.ts';
 import { ServiceUnit } from '../../../agent/services/service-unit.ts';
@@ -201,21 +196,6 @@ test('the derived contexts are valid in the compiled policy (secilc checks a por
   await t.throwsAsync(compileSources(bad), { code: 'E_POLICY_INVALID' });
 });
 
-test('isKernelDenial() counts the kernel AVC records, never one a process wrote to /dev/kmsg', (t) => {
-  const avc =
-    'audit: type=1400 audit(1700000000.123:45): avc:  denied  { read } for  pid=9 comm="cat" scontext=system_u:system_r:mway_a_t:s0:c0,c1 tcontext=system_u:object_r:mway_b_data_t:s0:c0,c2 tclass=file permissive=0';
-  t.true(isKernelDenial(`5,812,2345678,-;${avc}`));
-  t.true(isKernelDenial(`4,813,2345679,-;${avc}`));
-  // Facility user (8 + level): what `echo … > /dev/kmsg` gives.
-  t.false(isKernelDenial(`14,814,2345680,-;${avc}`));
-  t.false(
-    isKernelDenial(
-      '6,815,2345681,-;audit: type=1403 audit(1.2:3): auid=4294967295 ses=4294967295 lsm=selinux res=1',
-    ),
-  );
-  t.false(isKernelDenial('no record'));
-});
-
 test('ctl prints the mode, the policy and the denials on one line, and whether the kernel agrees with a label', (t) => {
   const sha256 = 'cd'.repeat(32);
   const agent = 'system_u:system_r:milkyway_agent_t:s0-s0:c0.c1023';
@@ -227,6 +207,10 @@ test('ctl prints the mode, the policy and the denials on one line, and whether t
       context: agent,
     }),
     `enforcing; policy 2 (format 33, 3 layers) sha256 ${sha256}; 1 denials since boot; agent in ${agent}`,
+  );
+  t.is(
+    selinuxText({ mode: 'permissive', denials: 12, unseen: 3 }),
+    'permissive; 12 denials since boot (3 audit records unseen)',
   );
   t.is(selinuxText({ mode: 'off', denials: 0 }), 'off');
   const label = layerProcessContext('web', [0, 1]);

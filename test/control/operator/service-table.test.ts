@@ -57,6 +57,10 @@ test('selinuxBrief() gives the mode, the policy and the denials, and nothing for
     }),
     'selinux enforcing, policy 3 sha256 abababababababab…, 4 denials',
   );
+  t.is(
+    selinuxBrief({ selinux: { mode: 'permissive', denials: 12, unseen: 3 } }),
+    'selinux permissive, 12 denials (3 unseen)',
+  );
   t.is(selinuxBrief({ selinux: { mode: 'off', denials: 0 } }), 'selinux off');
   t.is(selinuxBrief({ selinux: { mode: 7 } }), undefined);
   t.is(selinuxBrief({}), undefined);

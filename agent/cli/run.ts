@@ -51,6 +51,21 @@ export async function runAgent(args: {
     agent.onShutdown('power button', async () => button.stop());
   }
   agent.log('info', `starting (${agent.mode} mode, root ${config.root}, pid ${process.pid})`);
+  // Before the boot: the seed's network is up for the services, and its hostname is set
+  // before the signed secure config's (which then wins).
+  let seed: import('../core/nocloud-seed.ts').NocloudSeed | undefined;
+  if (config.nocloud !== undefined) {
+    const { provisionFromSeed } = await import('../core/nocloud-apply.ts');
+    const device = config.nocloud.device;
+    if (device === 'auto' && !realPid1) agent.warn('cloud-init seed: device auto needs PID 1; name a file');
+    else
+      seed = await provisionFromSeed({
+        device: device === 'auto' ? device : agent.path(device),
+        pid1: realPid1,
+        log: agent.log,
+        warn: (m) => agent.warn(m),
+      });
+  }
   await agent.boot();
   flushAgentCompileCache();
   if (config.dbus !== undefined) {
@@ -79,6 +94,14 @@ export async function runAgent(args: {
         config: resolveControlPaths(config.control, (p) => agent.path(p)),
         stateDir: agent.path(config.dataDir),
         log: agent.log,
+        ...(seed === undefined
+          ? {}
+          : {
+              seed: {
+                ...(seed.broker === undefined ? {} : { broker: seed.broker }),
+                ...(seed.token === undefined ? {} : { token: seed.token }),
+              },
+            }),
       });
       agent.onShutdown('peer link', () => link.stop());
       agent.log('info', 'peer link started');

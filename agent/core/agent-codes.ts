@@ -78,6 +78,18 @@ failed in \`LayerInfo.error.code\`.`,
       E_MODULE_EXIT:
         'the action exited non-zero; the signed result carries its exit status, stdout and the end of its stderr',
     },
+    'cloud-init seed (agent/core/nocloud-*.ts)': {
+      E_SEED_INVALID: {
+        meaning:
+          'a file of the cloud-init NoCloud seed (`meta-data`, `user-data`, `network-config`) is not what the agent reads: not YAML, user-data that is no `#cloud-config`, a bad hostname, address or broker (the message names the file and key); nothing of the seed is applied',
+        fix: 'Fix the key named in the seed (doc/agent-config.md, "cloud-init seed") and reboot.',
+      },
+      E_SEED_VOLUME: {
+        meaning:
+          'the seed volume the config names cannot be read: no such device or file, neither FAT nor ISO 9660, not labelled cidata, or damaged (the formats/ code in `cause`); nothing of the seed is applied',
+        fix: 'Attach a volume made with `genisoimage -volid cidata -joliet -rock` or `mkfs.vfat -n CIDATA` + `mcopy`.',
+      },
+    },
     'Fleet peer (agent/remote)': {
       E_LINK_CONFIG: {
         meaning:

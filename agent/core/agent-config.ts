@@ -89,6 +89,17 @@ const Update = object({
 });
 export type UpdateConfig = Output<typeof Update>;
 
+const Nocloud = object({
+  device: about(
+    v.optional(
+      text({ max: 4096, pattern: /^(auto|\/[^\0]*)$/, hint: 'is not auto or an absolute path' }),
+      'auto',
+    ),
+    'auto: the first block device whose FAT or ISO 9660 file system is labelled cidata (PID 1 only); or a device or image file inside root',
+  ),
+});
+export type NocloudConfig = Output<typeof Nocloud>;
+
 /**
  * The keys an image spec may set in CoreOS's agent.json (imagebuild's `agent`): one
  * definition shared by the agent config and the image spec.
@@ -105,6 +116,10 @@ export const AGENT_TUNING = {
   ),
   dbus: v.exactOptional(Dbus),
   control: about(v.exactOptional(anyObject), "The peer link's settings (doc/commands.md)"),
+  nocloud: about(
+    v.exactOptional(Nocloud),
+    'Read a cloud-init NoCloud seed at boot (doc/agent-config.md, "cloud-init seed")',
+  ),
   update: about(v.optional(Update, {}), 'A/B CoreOS updates and the health gate (doc/how-to-update.md)'),
 };
 

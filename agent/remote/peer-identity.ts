@@ -47,6 +47,8 @@ export interface EnrollConfig {
    * verifies it.
    */
   token?: string;
+  /** The token itself (from the cloud-init seed; never from the config file); `token` wins. */
+  tokenEnvelope?: Envelope;
 }
 
 /** The token file as the JSON envelope it holds (size-capped; a bad file is E_LINK_CONFIG). */
@@ -124,7 +126,7 @@ export async function ensureIdentity(o: {
   const kemPublic = rawPublicKey(createPublicKey(kem));
   const fingerprint = keyFingerprint(rawPublicKey(key.publicKey));
   const peerId = suggestedId(o.enroll, fingerprint);
-  const token = o.enroll.token === undefined ? undefined : await readToken(o.enroll.token);
+  const token = o.enroll.token === undefined ? o.enroll.tokenEnvelope : await readToken(o.enroll.token);
   let backoff = 500;
   while (!o.stopped()) {
     const request = createEnrollmentRequest({

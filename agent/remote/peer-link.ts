@@ -18,6 +18,7 @@ import {
   type Certificate,
   type Crl,
   checkCrls,
+  type Envelope,
   readCertificates,
   readCrls,
   readKemPrivateKey,
@@ -286,9 +287,23 @@ export async function startPeerLink(options: {
   config: unknown;
   stateDir: string;
   log: Log;
+  /**
+   * From the cloud-init seed (agent/core/nocloud-apply.ts): used only where the config names
+   * none — the broker when there is neither `broker` nor `nats`, the token when `enroll` has none.
+   */
+  seed?: { broker?: string; token?: Record<string, unknown> };
 }): Promise<PeerLink> {
   const cfg = parsePeerLinkConfig(options.config);
   const log = options.log;
+  const seed = options.seed;
+  if (seed?.broker !== undefined && cfg.broker === undefined && cfg.nats === undefined) {
+    cfg.broker = seed.broker;
+    log('info', `control: broker ${seed.broker} from the cloud-init seed`);
+  }
+  if (seed?.token !== undefined && cfg.enroll !== undefined && cfg.enroll.token === undefined) {
+    cfg.enroll = { ...cfg.enroll, tokenEnvelope: seed.token as unknown as Envelope };
+    log('info', 'control: enrollment token from the cloud-init seed');
+  }
   const anchors = await loadAnchors(cfg.anchors);
   if (anchors.length === 0)
     throw new AgentError('E_LINK_CONFIG', `No trust anchor found in ${cfg.anchors.join(', ')}`);

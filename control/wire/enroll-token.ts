@@ -1,6 +1,6 @@
 // Enrollment tokens (Salt's autosign grains, Talos's machine token), done with our PKI: an
 // operator signs "up to N machines presenting this, until T, may join fleet F with these
-// groups and labels". The token goes into the image (cloud-init is not read yet); the peer puts it
+// groups and labels". The token goes into the image or a cloud-init seed; the peer puts it
 // in its enrollment request, which its own new key signs (so a token seen on the wire cannot be
 // moved to another request). `mway peers autosign` — which holds the issuer key; the broker
 // never does — accepts such requests without a manual step, counting each token's uses itself

@@ -1,7 +1,8 @@
 // `mway peers token create [--uses N] [--expires DURATION] [--group G,…] [--label K=V,…] -o FILE`:
 // an enrollment token signed with this operator's key (its scope must cover `enroll` and the
-// groups). Put FILE in the image (cloud-init seeds are not read yet) and name it in the agent's
-// `control.enroll.token`; `mway peers autosign` then accepts machines presenting it.
+// groups). Put FILE in the image and name it in the agent's
+// `control.enroll.token`, or in a cloud-init seed's `milkyway.token`; `mway peers autosign` then
+// accepts machines presenting it.
 import { defineCommand } from 'citty';
 import '../../../keys/cli/index.ts';
 import { commonArgs, output, writeFileAtomic } from '../../../common/index.ts';

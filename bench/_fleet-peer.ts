@@ -120,5 +120,7 @@ async function answer(
   peer.client?.send('result', { jobId: m.jobId, result, outcome: 'ok' });
 }
 
+// SIGTERM ends the process through exit(), so `node --cpu-prof` writes its profile.
+process.once('SIGTERM', () => process.exit(0));
 const job = JSON.parse(await readFile(process.argv[2] as string, 'utf8')) as Start;
 await start(job);

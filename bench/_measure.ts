@@ -23,8 +23,22 @@ async function statFields(pid: number | 'self'): Promise<string[]> {
 
 /** utime + stime of process `pid`, in seconds. */
 export async function cpuSeconds(pid: number): Promise<number> {
+  const t = await cpuTimes(pid);
+  return t.user + t.sys;
+}
+
+/** utime and stime of process `pid` apart (in the program, in the kernel for it), in seconds. */
+export async function cpuTimes(pid: number): Promise<{ user: number; sys: number }> {
   const f = await statFields(pid);
-  return (Number(f[11]) + Number(f[12])) / USER_HZ;
+  return { user: Number(f[11]) / USER_HZ, sys: Number(f[12]) / USER_HZ };
+}
+
+/** CPU time (user + system) this process spends in `f`, in µs. */
+export function cpuUsOf(f: () => void): number {
+  const c0 = process.cpuUsage();
+  f();
+  const c = process.cpuUsage(c0);
+  return c.user + c.system;
 }
 
 /** CPU seconds of every child this process has reaped so far (cutime + cstime). */

@@ -40,8 +40,19 @@ export interface JobSummary {
   state: 'running' | 'finished';
 }
 
+/** A result received and not yet committed (BrokerJobs.flushResults). */
+interface PendingResult {
+  peerId: string;
+  actor: string;
+  jobId: string;
+  outcome: Outcome;
+  result: unknown;
+  at: Date;
+}
+
 export class BrokerJobs {
   readonly #b: BrokerContext;
+  readonly #results: PendingResult[] = [];
   readonly #watchers = new Map<string, Set<Session>>();
   readonly #memberWatchers = new Map<string, Set<Session>>();
 
@@ -223,23 +234,55 @@ export class BrokerJobs {
     this.onPeerResult(s.identity, s.actor, jobId, outcome, result);
   }
 
-  /** The same, for a result whose peer is known otherwise (NATS mode: by its signature). */
+  /**
+   * The same, for a result whose peer is known otherwise (NATS mode: by its signature).
+   * Results are committed in groups: the ones that arrive before the event loop next checks
+   * (a thousand peers answering one command arrive together) share one transaction, then go
+   * to the watchers. Nothing about them is sent before that commit, and the broker commits
+   * what is waiting before it handles any other message (flushResults), so no reader sees the
+   * database behind the results it was sent.
+   */
   onPeerResult(peerId: string, actor: string, jobId: string, outcome: Outcome, result: unknown): void {
-    const s = { identity: peerId, actor };
+    this.#results.push({ peerId, actor, jobId, outcome, result, at: this.#b.now() });
+    if (this.#results.length === 1) setImmediate(() => this.flushResults());
+  }
+
+  /** Commits the results received so far (one transaction), then streams them and advances batches. */
+  flushResults(): void {
+    const batch = this.#results.splice(0);
+    if (batch.length === 0) return;
     const b = this.#b;
-    const now = b.now();
-    const first = b.db.tx(() => {
-      if (!b.db.setResult(jobId, s.identity, outcome, result, now.toISOString())) return false;
-      b.audit.append('result', s.actor, { jobId, peerId: s.identity, outcome, envelope: result }, now);
+    const record = (r: PendingResult): boolean => {
+      if (!b.db.setResult(r.jobId, r.peerId, r.outcome, r.result, r.at.toISOString())) return false;
+      const data = { jobId: r.jobId, peerId: r.peerId, outcome: r.outcome, envelope: r.result };
+      b.audit.append('result', r.actor, data, r.at);
       return true;
-    });
-    if (!first) {
-      // Duplicate (redelivery after a restart) or a result for a job this peer was never sent.
-      b.log('info', `broker: result of ${s.identity} for job ${jobId} ignored (duplicate or not targeted)`);
-      return;
+    };
+    let first: boolean[];
+    try {
+      first = b.db.tx(() => batch.map(record));
+    } catch {
+      // One result the database refuses must not lose the others: each in its own transaction.
+      first = batch.map((r) => {
+        try {
+          return b.db.tx(() => record(r));
+        } catch (e) {
+          b.log('error', `broker: result of ${r.peerId} for job ${r.jobId} not recorded: ${errorMessage(e)}`);
+          return false;
+        }
+      });
     }
-    this.#emit(jobId, { jobId, peerId: s.identity, outcome, result });
-    this.#advance(jobId);
+    const advanced = new Set<string>();
+    batch.forEach((r, i) => {
+      if (first[i] !== true) {
+        // Duplicate (redelivery after a restart) or a result for a job this peer was never sent.
+        b.log('info', `broker: result of ${r.peerId} for job ${r.jobId} ignored (duplicate or not targeted)`);
+        return;
+      }
+      this.#emit(r.jobId, { jobId: r.jobId, peerId: r.peerId, outcome: r.outcome, result: r.result });
+      advanced.add(r.jobId);
+    });
+    for (const jobId of advanced) this.#advance(jobId);
   }
 
   /** Keeps the batch window full and stops the rollout once the failure budget is spent. */
@@ -260,6 +303,7 @@ export class BrokerJobs {
   /** Expires deliveries past their command's expiry; tells watchers. */
   sweep(): void {
     const b = this.#b;
+    this.flushResults();
     let expired: Array<{ jobId: string; peerId: string }>;
     try {
       expired = b.db.expire(b.now().toISOString());

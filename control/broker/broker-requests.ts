@@ -307,6 +307,8 @@ export function handleRequest(
         m.outcome as Outcome,
         envelopeOfType(m.result, 'result', 'result'),
       );
+      // A result sent as a request is answered only once it is committed.
+      if (m.id !== undefined) b.jobs.flushResults();
       return undefined;
     case 'status':
       b.db.setPeerStatus(s.identity, envelopeOfType(m.status, 'status', 'status'), iso);

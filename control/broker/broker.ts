@@ -201,6 +201,7 @@ export class Broker implements BrokerContext {
   async close(): Promise<void> {
     this.#closing = true;
     if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.jobs.flushResults();
     for (const s of this.sessions) s.conn.socket.destroy();
     this.#bridge?.stop();
     await this.nats?.close();
@@ -299,6 +300,9 @@ export class Broker implements BrokerContext {
   }
 
   #onMessage(s: Session, m: Message): void {
+    // Results wait for a group commit (BrokerJobs.onPeerResult); anything else is handled
+    // against the database with every result received before it committed.
+    if (m.kind !== 'result') this.jobs.flushResults();
     try {
       if (m.kind === 'hello') {
         if (s.role !== undefined)

@@ -37,12 +37,32 @@ function checkTime(c: Certificate, at: Date): void {
 const subjectDn = (c: Certificate): string => nodeCertificate(c).subject;
 const issuerDn = (c: Certificate): string => nodeCertificate(c).issuer;
 
+/**
+ * Certificate signatures that verified, as `child fingerprint>issuer fingerprint`. A fingerprint
+ * is the SHA-256 of every DER byte, so an entry stands for one to-be-signed body, one signature
+ * and one issuer key: a verdict that cannot change. A peer sees the same operator certificate on
+ * every command and an operator the same peers on every result, and the ML-DSA check is most of
+ * what a chain costs; time, CA flags, roles and CRLs are still checked on every call. Only
+ * successes are kept (a failure is not a hot path). Bounded: the oldest entry goes first.
+ */
+const verifiedSignatures = new Set<string>();
+const VERIFIED_MAX = 4096;
+
 function signedBy(c: Certificate, issuer: Certificate): boolean {
+  const key = `${c.fingerprint}>${issuer.fingerprint}`;
+  if (verifiedSignatures.has(key)) return true;
+  let ok: boolean;
   try {
-    return nodeCertificate(c).verify(nodeCertificate(issuer).publicKey);
+    ok = nodeCertificate(c).verify(nodeCertificate(issuer).publicKey);
   } catch {
-    return false;
+    ok = false;
   }
+  if (ok) {
+    if (verifiedSignatures.size >= VERIFIED_MAX)
+      verifiedSignatures.delete(verifiedSignatures.values().next().value as string);
+    verifiedSignatures.add(key);
+  }
+  return ok;
 }
 
 /** Node prints DNs one RDN per line, @peculiar/x509 comma-separated: compare RDN sets. */

@@ -132,14 +132,15 @@ export interface VerifyOptions {
   backend?: Backend | undefined;
 }
 
-const B64 = /^[A-Za-z0-9+/]*={0,2}$/;
-
 function strictBase64(s: unknown, where: string, max: number): Uint8Array {
-  if (typeof s !== 'string' || s.length > max || s.length % 4 !== 0 || !B64.test(s)) {
+  if (typeof s !== 'string' || s.length > max || s.length % 4 !== 0) {
     throw new KeysError('E_ENVELOPE_MALFORMED', `${where} is not canonical base64`);
   }
   const b = Buffer.from(s, 'base64');
-  // Non-zero padding bits decode to the same bytes; refuse them so each encoding is unique.
+  // The decoder skips what is not base64 (and reads base64url), and non-zero padding bits decode
+  // to the same bytes: only a string equal to the canonical encoding of what it decodes to is
+  // taken, so each byte string has exactly one accepted spelling. (That encoding has only
+  // [A-Za-z0-9+/] and up to two '=' at the end, so no separate character check is needed.)
   if (b.toString('base64') !== s)
     throw new KeysError('E_ENVELOPE_MALFORMED', `${where} is not canonical base64`);
   return new Uint8Array(b);

@@ -7,11 +7,12 @@
 // may lose the last transactions, which agents and operators tolerate (redelivery, retry).
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { errorMessage } from '../../common/index.ts';
 import type { AuditEntry } from '../wire/index.ts';
 import { BrokerError } from './broker-error.ts';
 import { migrate } from './broker-migrations.ts';
+import { startWalCheckpointer, type WalCheckpointer } from './wal-checkpointer.ts';
 
 /** States of one (job, peer) delivery. */
 export type DeliveryState = 'queued' | 'pending' | 'done' | 'expired' | 'skipped' | 'cancelled';
@@ -73,6 +74,9 @@ export type AuditRow = AuditEntry;
 
 type Row = Record<string, SQLInputValue>;
 
+/** WAL pages (4 KiB) past which the broker's own connection checkpoints (the default is 1000). */
+const BACKSTOP_CHECKPOINT_PAGES = 16_384;
+
 /**
  * A membership row the peer holds: a put it did not refuse, or a removal it refused. The
  * broker routes by this; the peer's signed status says what it really holds.
@@ -128,6 +132,9 @@ function jobRow(r: Row): JobRow {
 export class BrokerDb {
   readonly db: DatabaseSync;
   readonly path: string;
+  /** Prepared statements by their SQL: preparing compiles the statement, every call otherwise. */
+  readonly #statements = new Map<string, StatementSync>();
+  #checkpointer: WalCheckpointer | undefined;
 
   constructor(path: string) {
     this.path = path;
@@ -145,6 +152,15 @@ export class BrokerDb {
       // The version is checked (and a newer database refused) before anything is written.
       migrate(this.db, path);
       this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;');
+      // Checkpoints (copying the WAL into the database file, with its fsyncs) run on a thread of
+      // their own, so a commit never waits for one; the connection here checkpoints only as a
+      // backstop when the WAL grows far past what that thread keeps it at.
+      if (path !== ':memory:') {
+        this.db.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_CHECKPOINT_PAGES}`);
+        this.#checkpointer = startWalCheckpointer(path, (m) =>
+          process.emitWarning(`broker database ${path}: WAL checkpoint failed: ${m}`),
+        );
+      }
     } catch (e) {
       this.db.close();
       if (e instanceof BrokerError) throw e;
@@ -156,7 +172,19 @@ export class BrokerDb {
   }
 
   close(): void {
+    this.#checkpointer?.stop();
+    this.#checkpointer = undefined;
+    this.#statements.clear();
     if (this.db.isOpen) this.db.close();
+  }
+
+  #sql(sql: string): StatementSync {
+    let st = this.#statements.get(sql);
+    if (st === undefined) {
+      st = this.db.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
   }
 
   /** Runs `f` in one transaction (nested calls join the outer one). */
@@ -182,57 +210,49 @@ export class BrokerDb {
     certificate: string;
     now: string;
   }): void {
-    this.db
-      .prepare(
-        `INSERT INTO peers (peer_id, name, fingerprint, certificate, last_seen, created) VALUES (?, ?, ?, ?, ?, ?)
+    this.#sql(
+      `INSERT INTO peers (peer_id, name, fingerprint, certificate, last_seen, created) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (peer_id) DO UPDATE SET name = excluded.name, fingerprint = excluded.fingerprint,
            certificate = excluded.certificate, last_seen = excluded.last_seen`,
-      )
-      .run(p.peerId, p.name, p.fingerprint, p.certificate, p.now, p.now);
+    ).run(p.peerId, p.name, p.fingerprint, p.certificate, p.now, p.now);
   }
 
   setPeerLabels(peerId: string, labels: Record<string, string>): void {
-    this.db.prepare('UPDATE peers SET labels = ? WHERE peer_id = ?').run(json(labels), peerId);
+    this.#sql('UPDATE peers SET labels = ? WHERE peer_id = ?').run(json(labels), peerId);
   }
 
   touchPeer(peerId: string, now: string): void {
-    this.db.prepare('UPDATE peers SET last_seen = ? WHERE peer_id = ?').run(now, peerId);
+    this.#sql('UPDATE peers SET last_seen = ? WHERE peer_id = ?').run(now, peerId);
   }
 
   setPeerStatus(peerId: string, status: unknown, now: string): void {
-    this.db
-      .prepare('UPDATE peers SET status = ?, last_seen = ? WHERE peer_id = ?')
-      .run(json(status), now, peerId);
+    this.#sql('UPDATE peers SET status = ?, last_seen = ? WHERE peer_id = ?').run(json(status), now, peerId);
   }
 
   peer(peerId: string): PeerRow | undefined {
-    const r = this.db.prepare('SELECT * FROM peers WHERE peer_id = ?').get(peerId) as Row | undefined;
+    const r = this.#sql('SELECT * FROM peers WHERE peer_id = ?').get(peerId) as Row | undefined;
     return r === undefined ? undefined : peerRow(r);
   }
 
   peerIds(): Set<string> {
-    return new Set((this.db.prepare('SELECT peer_id FROM peers').all() as Row[]).map((r) => str(r.peer_id)));
+    return new Set((this.#sql('SELECT peer_id FROM peers').all() as Row[]).map((r) => str(r.peer_id)));
   }
 
   peers(): PeerRow[] {
-    return (this.db.prepare('SELECT * FROM peers ORDER BY peer_id').all() as Row[]).map(peerRow);
+    return (this.#sql('SELECT * FROM peers ORDER BY peer_id').all() as Row[]).map(peerRow);
   }
 
   // ---- enrollment ----
 
   addEnrollment(e: Omit<EnrollmentRow, 'state' | 'certificate'>): void {
-    this.db
-      .prepare(
-        `INSERT INTO enrollments (request_id, peer_id, name, fingerprint, labels, request, state, created)
+    this.#sql(
+      `INSERT INTO enrollments (request_id, peer_id, name, fingerprint, labels, request, state, created)
          VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) ON CONFLICT (request_id) DO NOTHING`,
-      )
-      .run(e.requestId, e.peerId, e.name, e.fingerprint, json(e.labels), json(e.request), e.created);
+    ).run(e.requestId, e.peerId, e.name, e.fingerprint, json(e.labels), json(e.request), e.created);
   }
 
   enrollment(requestId: string): EnrollmentRow | undefined {
-    const r = this.db.prepare('SELECT * FROM enrollments WHERE request_id = ?').get(requestId) as
-      | Row
-      | undefined;
+    const r = this.#sql('SELECT * FROM enrollments WHERE request_id = ?').get(requestId) as Row | undefined;
     if (r === undefined) return undefined;
     return {
       requestId: str(r.request_id),
@@ -248,22 +268,22 @@ export class BrokerDb {
   }
 
   enrollments(): EnrollmentRow[] {
-    const ids = this.db.prepare('SELECT request_id FROM enrollments ORDER BY created').all() as Row[];
+    const ids = this.#sql('SELECT request_id FROM enrollments ORDER BY created').all() as Row[];
     return ids.map((r) => this.enrollment(str(r.request_id)) as EnrollmentRow);
   }
 
   setEnrollmentState(requestId: string, state: EnrollmentRow['state'], certificate: string | null): void {
-    this.db
-      .prepare('UPDATE enrollments SET state = ?, certificate = ? WHERE request_id = ?')
-      .run(state, certificate, requestId);
+    this.#sql('UPDATE enrollments SET state = ?, certificate = ? WHERE request_id = ?').run(
+      state,
+      certificate,
+      requestId,
+    );
   }
 
   // ---- groups and memberships ----
 
   createGroup(name: string, now: string): boolean {
-    return (
-      this.db.prepare('INSERT OR IGNORE INTO groups (name, created) VALUES (?, ?)').run(name, now).changes > 0
-    );
+    return this.#sql('INSERT OR IGNORE INTO groups (name, created) VALUES (?, ?)').run(name, now).changes > 0;
   }
 
   /**
@@ -272,20 +292,20 @@ export class BrokerDb {
    */
   deleteGroup(name: string): boolean {
     return this.tx(() => {
-      this.db
-        .prepare("DELETE FROM memberships WHERE group_name = ? AND NOT (op = 'delete' AND acked = 0)")
-        .run(name);
-      return this.db.prepare('DELETE FROM groups WHERE name = ?').run(name).changes > 0;
+      this.#sql("DELETE FROM memberships WHERE group_name = ? AND NOT (op = 'delete' AND acked = 0)").run(
+        name,
+      );
+      return this.#sql('DELETE FROM groups WHERE name = ?').run(name).changes > 0;
     });
   }
 
   hasGroup(name: string): boolean {
-    return this.db.prepare('SELECT 1 FROM groups WHERE name = ?').get(name) !== undefined;
+    return this.#sql('SELECT 1 FROM groups WHERE name = ?').get(name) !== undefined;
   }
 
   groups(): Array<{ group: string; members: string[]; created: string }> {
-    const gs = this.db.prepare('SELECT * FROM groups ORDER BY name').all() as Row[];
-    const q = this.db.prepare(
+    const gs = this.#sql('SELECT * FROM groups ORDER BY name').all() as Row[];
+    const q = this.#sql(
       `SELECT peer_id FROM memberships WHERE group_name = ? AND (${HELD}) ORDER BY peer_id`,
     );
     return gs.map((g) => ({
@@ -302,51 +322,45 @@ export class BrokerDb {
     envelope: unknown;
     now: string;
   }): void {
-    this.db
-      .prepare(
-        `INSERT INTO memberships (group_name, peer_id, op, envelope, acked, updated) VALUES (?, ?, ?, ?, 0, ?)
+    this.#sql(
+      `INSERT INTO memberships (group_name, peer_id, op, envelope, acked, updated) VALUES (?, ?, ?, ?, 0, ?)
          ON CONFLICT (group_name, peer_id) DO UPDATE SET op = excluded.op, envelope = excluded.envelope,
            acked = 0, refusal = NULL, updated = excluded.updated`,
-      )
-      .run(m.group, m.peerId, m.op, m.envelope === undefined ? null : json(m.envelope), m.now);
+    ).run(m.group, m.peerId, m.op, m.envelope === undefined ? null : json(m.envelope), m.now);
   }
 
   /** The peer answered: applied (`refusal` null) or refused with that code. False if nothing matched. */
   ackMembership(group: string, peerId: string, op: string, refusal: string | null = null): boolean {
     return (
-      this.db
-        .prepare(
-          'UPDATE memberships SET acked = 1, refusal = ? WHERE group_name = ? AND peer_id = ? AND op = ? AND acked = 0',
-        )
-        .run(refusal, group, peerId, op).changes > 0
+      this.#sql(
+        'UPDATE memberships SET acked = 1, refusal = ? WHERE group_name = ? AND peer_id = ? AND op = ? AND acked = 0',
+      ).run(refusal, group, peerId, op).changes > 0
     );
   }
 
   /** Peers that hold a membership of `group` as far as the broker knows (see HELD). */
   holders(group: string): string[] {
     return (
-      this.db
-        .prepare(`SELECT peer_id FROM memberships WHERE group_name = ? AND (${HELD}) ORDER BY peer_id`)
-        .all(group) as Row[]
+      this.#sql(`SELECT peer_id FROM memberships WHERE group_name = ? AND (${HELD}) ORDER BY peer_id`).all(
+        group,
+      ) as Row[]
     ).map((r) => str(r.peer_id));
   }
 
   /** Peers whose signed ack says they hold `group` (a put applied, not refused). */
   ackedHolders(group: string): string[] {
     return (
-      this.db
-        .prepare(
-          "SELECT peer_id FROM memberships WHERE group_name = ? AND op = 'put' AND acked = 1 AND refusal IS NULL ORDER BY peer_id",
-        )
-        .all(group) as Row[]
+      this.#sql(
+        "SELECT peer_id FROM memberships WHERE group_name = ? AND op = 'put' AND acked = 1 AND refusal IS NULL ORDER BY peer_id",
+      ).all(group) as Row[]
     ).map((r) => str(r.peer_id));
   }
 
   unackedMemberships(peerId: string): MembershipRow[] {
     return (
-      this.db
-        .prepare('SELECT * FROM memberships WHERE peer_id = ? AND acked = 0 ORDER BY updated')
-        .all(peerId) as Row[]
+      this.#sql('SELECT * FROM memberships WHERE peer_id = ? AND acked = 0 ORDER BY updated').all(
+        peerId,
+      ) as Row[]
     ).map((r) => ({
       group: str(r.group_name),
       peerId: str(r.peer_id),
@@ -359,9 +373,9 @@ export class BrokerDb {
 
   groupsOf(peerId: string): string[] {
     return (
-      this.db
-        .prepare(`SELECT group_name FROM memberships WHERE peer_id = ? AND (${HELD}) ORDER BY group_name`)
-        .all(peerId) as Row[]
+      this.#sql(`SELECT group_name FROM memberships WHERE peer_id = ? AND (${HELD}) ORDER BY group_name`).all(
+        peerId,
+      ) as Row[]
     ).map((r) => str(r.group_name));
   }
 
@@ -369,12 +383,10 @@ export class BrokerDb {
 
   addJob(j: JobRow, targets: readonly string[], window: number): void {
     this.tx(() => {
-      this.db
-        .prepare(
-          'INSERT INTO jobs (job_id, operator, command, expires_at, batch, max_fail, created) VALUES (?, ?, ?, ?, ?, ?, ?)',
-        )
-        .run(j.jobId, j.operator, json(j.command), j.expiresAt, j.batch, j.maxFail, j.created);
-      const ins = this.db.prepare(
+      this.#sql(
+        'INSERT INTO jobs (job_id, operator, command, expires_at, batch, max_fail, created) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      ).run(j.jobId, j.operator, json(j.command), j.expiresAt, j.batch, j.maxFail, j.created);
+      const ins = this.#sql(
         'INSERT INTO deliveries (job_id, peer_id, seq, state, updated) VALUES (?, ?, ?, ?, ?)',
       );
       targets.forEach((p, i) => {
@@ -384,38 +396,34 @@ export class BrokerDb {
   }
 
   job(jobId: string): JobRow | undefined {
-    const r = this.db.prepare('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as Row | undefined;
+    const r = this.#sql('SELECT * FROM jobs WHERE job_id = ?').get(jobId) as Row | undefined;
     return r === undefined ? undefined : jobRow(r);
   }
 
   jobs(limit: number): JobRow[] {
-    return (this.db.prepare('SELECT * FROM jobs ORDER BY created DESC LIMIT ?').all(limit) as Row[]).map(
-      jobRow,
-    );
+    return (this.#sql('SELECT * FROM jobs ORDER BY created DESC LIMIT ?').all(limit) as Row[]).map(jobRow);
   }
 
   deliveries(jobId: string): DeliveryRow[] {
-    return (
-      this.db.prepare('SELECT * FROM deliveries WHERE job_id = ? ORDER BY seq').all(jobId) as Row[]
-    ).map(deliveryRow);
+    return (this.#sql('SELECT * FROM deliveries WHERE job_id = ? ORDER BY seq').all(jobId) as Row[]).map(
+      deliveryRow,
+    );
   }
 
   delivery(jobId: string, peerId: string): DeliveryRow | undefined {
-    const r = this.db
-      .prepare('SELECT * FROM deliveries WHERE job_id = ? AND peer_id = ?')
-      .get(jobId, peerId) as Row | undefined;
+    const r = this.#sql('SELECT * FROM deliveries WHERE job_id = ? AND peer_id = ?').get(jobId, peerId) as
+      | Row
+      | undefined;
     return r === undefined ? undefined : deliveryRow(r);
   }
 
   /** Pending deliveries of one peer (released by the batch window, not answered, not expired). */
   pendingFor(peerId: string, now: string): Array<DeliveryRow & { command: unknown; expiresAt: string }> {
     return (
-      this.db
-        .prepare(
-          `SELECT d.*, j.command, j.expires_at FROM deliveries d JOIN jobs j USING (job_id)
+      this.#sql(
+        `SELECT d.*, j.command, j.expires_at FROM deliveries d JOIN jobs j USING (job_id)
            WHERE d.peer_id = ? AND d.state = 'pending' AND j.expires_at > ? ORDER BY j.created, d.job_id`,
-        )
-        .all(peerId, now) as Row[]
+      ).all(peerId, now) as Row[]
     ).map((r) => ({ ...deliveryRow(r), command: parse(r.command), expiresAt: str(r.expires_at) }));
   }
 
@@ -424,9 +432,7 @@ export class BrokerDb {
   ): Array<{ peerId: string; jobId: string; expiresAt: string; state: string; sent: number }> {
     const sql = `SELECT d.peer_id, d.job_id, d.state, d.sent, j.expires_at FROM deliveries d JOIN jobs j USING (job_id)
       WHERE d.state IN ('pending', 'queued') ${peerId === undefined ? '' : 'AND d.peer_id = ?'} ORDER BY j.created, d.seq`;
-    const rows = (
-      peerId === undefined ? this.db.prepare(sql).all() : this.db.prepare(sql).all(peerId)
-    ) as Row[];
+    const rows = (peerId === undefined ? this.#sql(sql).all() : this.#sql(sql).all(peerId)) as Row[];
     return rows.map((r) => ({
       peerId: str(r.peer_id),
       jobId: str(r.job_id),
@@ -437,33 +443,31 @@ export class BrokerDb {
   }
 
   markSent(jobId: string, peerId: string, now: string): void {
-    this.db
-      .prepare('UPDATE deliveries SET sent = sent + 1, updated = ? WHERE job_id = ? AND peer_id = ?')
-      .run(now, jobId, peerId);
+    this.#sql('UPDATE deliveries SET sent = sent + 1, updated = ? WHERE job_id = ? AND peer_id = ?').run(
+      now,
+      jobId,
+      peerId,
+    );
   }
 
   /** Records a result; false when the delivery is unknown or already finished (duplicate). */
   setResult(jobId: string, peerId: string, outcome: string, result: unknown, now: string): boolean {
     return (
-      this.db
-        .prepare(
-          `UPDATE deliveries SET state = 'done', outcome = ?, result = ?, updated = ?
+      this.#sql(
+        `UPDATE deliveries SET state = 'done', outcome = ?, result = ?, updated = ?
            WHERE job_id = ? AND peer_id = ? AND state IN ('pending', 'queued', 'cancelled')`,
-        )
-        .run(outcome, json(result), now, jobId, peerId).changes > 0
+      ).run(outcome, json(result), now, jobId, peerId).changes > 0
     );
   }
 
   /** Moves deliveries of jobs past expiry to `expired`; returns them. */
   expire(now: string): Array<{ jobId: string; peerId: string }> {
     return this.tx(() => {
-      const rows = this.db
-        .prepare(
-          `SELECT d.job_id, d.peer_id FROM deliveries d JOIN jobs j USING (job_id)
+      const rows = this.#sql(
+        `SELECT d.job_id, d.peer_id FROM deliveries d JOIN jobs j USING (job_id)
            WHERE d.state IN ('pending', 'queued') AND j.expires_at <= ?`,
-        )
-        .all(now) as Row[];
-      const up = this.db.prepare(
+      ).all(now) as Row[];
+      const up = this.#sql(
         "UPDATE deliveries SET state = 'expired', updated = ? WHERE job_id = ? AND peer_id = ?",
       );
       for (const r of rows) up.run(now, str(r.job_id), str(r.peer_id));
@@ -474,11 +478,9 @@ export class BrokerDb {
   /** Counts per state of one job. */
   counts(jobId: string): Record<DeliveryState | 'failed' | 'ok', number> {
     const out = { queued: 0, pending: 0, done: 0, expired: 0, skipped: 0, cancelled: 0, failed: 0, ok: 0 };
-    const rows = this.db
-      .prepare(
-        'SELECT state, outcome, count(*) AS n FROM deliveries WHERE job_id = ? GROUP BY state, outcome',
-      )
-      .all(jobId) as Row[];
+    const rows = this.#sql(
+      'SELECT state, outcome, count(*) AS n FROM deliveries WHERE job_id = ? GROUP BY state, outcome',
+    ).all(jobId) as Row[];
     for (const r of rows) {
       const s = str(r.state) as DeliveryState;
       out[s] += Number(r.n);
@@ -494,10 +496,10 @@ export class BrokerDb {
   release(jobId: string, n: number, now: string): string[] {
     if (n <= 0) return [];
     return this.tx(() => {
-      const rows = this.db
-        .prepare("SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'queued' ORDER BY seq LIMIT ?")
-        .all(jobId, n) as Row[];
-      const up = this.db.prepare(
+      const rows = this.#sql(
+        "SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'queued' ORDER BY seq LIMIT ?",
+      ).all(jobId, n) as Row[];
+      const up = this.#sql(
         "UPDATE deliveries SET state = 'pending', updated = ? WHERE job_id = ? AND peer_id = ?",
       );
       for (const r of rows) up.run(now, jobId, str(r.peer_id));
@@ -511,16 +513,12 @@ export class BrokerDb {
    */
   cancelOpen(jobId: string, now: string): string[] {
     return this.tx(() => {
-      const rows = this.db
-        .prepare(
-          "SELECT peer_id FROM deliveries WHERE job_id = ? AND state IN ('queued', 'pending') ORDER BY seq",
-        )
-        .all(jobId) as Row[];
-      this.db
-        .prepare(
-          "UPDATE deliveries SET state = 'cancelled', updated = ? WHERE job_id = ? AND state IN ('queued', 'pending')",
-        )
-        .run(now, jobId);
+      const rows = this.#sql(
+        "SELECT peer_id FROM deliveries WHERE job_id = ? AND state IN ('queued', 'pending') ORDER BY seq",
+      ).all(jobId) as Row[];
+      this.#sql(
+        "UPDATE deliveries SET state = 'cancelled', updated = ? WHERE job_id = ? AND state IN ('queued', 'pending')",
+      ).run(now, jobId);
       return rows.map((r) => str(r.peer_id));
     });
   }
@@ -528,12 +526,12 @@ export class BrokerDb {
   /** Marks every queued delivery of a job skipped (max-fail reached); returns their peers. */
   skipQueued(jobId: string, now: string): string[] {
     return this.tx(() => {
-      const rows = this.db
-        .prepare("SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'queued'")
-        .all(jobId) as Row[];
-      this.db
-        .prepare("UPDATE deliveries SET state = 'skipped', updated = ? WHERE job_id = ? AND state = 'queued'")
-        .run(now, jobId);
+      const rows = this.#sql("SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'queued'").all(
+        jobId,
+      ) as Row[];
+      this.#sql(
+        "UPDATE deliveries SET state = 'skipped', updated = ? WHERE job_id = ? AND state = 'queued'",
+      ).run(now, jobId);
       return rows.map((r) => str(r.peer_id));
     });
   }
@@ -542,34 +540,30 @@ export class BrokerDb {
 
   /** Sequence number and hash of the last entry (without parsing its data). */
   auditTip(): { seq: number; hash: string } | undefined {
-    const r = this.db.prepare('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as
-      | Row
-      | undefined;
+    const r = this.#sql('SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
     return r === undefined ? undefined : { seq: Number(r.seq), hash: str(r.hash) };
   }
 
   /** Batch settings of a job without parsing its command. */
   jobBatch(jobId: string): { batch: number | null; maxFail: number | null } | undefined {
-    const r = this.db.prepare('SELECT batch, max_fail FROM jobs WHERE job_id = ?').get(jobId) as
-      | Row
-      | undefined;
+    const r = this.#sql('SELECT batch, max_fail FROM jobs WHERE job_id = ?').get(jobId) as Row | undefined;
     return r === undefined ? undefined : { batch: numOrNull(r.batch), maxFail: numOrNull(r.max_fail) };
   }
 
   auditHead(): AuditRow | undefined {
-    const r = this.db.prepare('SELECT * FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+    const r = this.#sql('SELECT * FROM audit ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
     return r === undefined ? undefined : auditRow(r);
   }
 
   appendAudit(a: AuditRow): void {
-    this.db
-      .prepare('INSERT INTO audit (seq, time, kind, actor, data, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(a.seq, a.time, a.kind, a.actor, json(a.data), a.prev, a.hash);
+    this.#sql(
+      'INSERT INTO audit (seq, time, kind, actor, data, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ).run(a.seq, a.time, a.kind, a.actor, json(a.data), a.prev, a.hash);
   }
 
   audit(from: number, limit: number): AuditRow[] {
     return (
-      this.db.prepare('SELECT * FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?').all(from, limit) as Row[]
+      this.#sql('SELECT * FROM audit WHERE seq >= ? ORDER BY seq LIMIT ?').all(from, limit) as Row[]
     ).map(auditRow);
   }
 }

@@ -273,15 +273,27 @@ export class BrokerJobs {
       });
     }
     const advanced = new Set<string>();
-    batch.forEach((r, i) => {
-      if (first[i] !== true) {
-        // Duplicate (redelivery after a restart) or a result for a job this peer was never sent.
-        b.log('info', `broker: result of ${r.peerId} for job ${r.jobId} ignored (duplicate or not targeted)`);
-        return;
-      }
-      this.#emit(r.jobId, { jobId: r.jobId, peerId: r.peerId, outcome: r.outcome, result: r.result });
-      advanced.add(r.jobId);
-    });
+    // The watchers' sockets are corked while the group's events are written: one TLS write of
+    // many records instead of one per result.
+    const corked = new Set<Session>();
+    for (const r of batch) for (const s of this.#watchers.get(r.jobId) ?? []) corked.add(s);
+    for (const s of corked) s.conn.socket.cork();
+    try {
+      batch.forEach((r, i) => {
+        if (first[i] !== true) {
+          // Duplicate (redelivery after a restart) or a result for a job this peer was never sent.
+          b.log(
+            'info',
+            `broker: result of ${r.peerId} for job ${r.jobId} ignored (duplicate or not targeted)`,
+          );
+          return;
+        }
+        this.#emit(r.jobId, { jobId: r.jobId, peerId: r.peerId, outcome: r.outcome, result: r.result });
+        advanced.add(r.jobId);
+      });
+    } finally {
+      for (const s of corked) s.conn.socket.uncork();
+    }
     for (const jobId of advanced) this.#advance(jobId);
   }
 

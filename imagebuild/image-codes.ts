@@ -74,7 +74,7 @@ starting with the code. Each failed check of
       E_QEMU_BAD_FORWARD: '`mway-image run --forward`: a port outside 1 … 65535 or not HOST:GUEST',
       E_QEMU_BAD_TIMEOUT: '`mway-image run --timeout`: not 1 … 86400 seconds',
       E_QEMU_BAD_MEMORY: '`mway-image run --memory`: not a whole number of MiB in 128 … 65536',
-      E_QEMU_NO_DISK: '`mway-image run`: the disk file does not exist',
+      E_QEMU_NO_DISK: '`mway-image run`: the disk file (or the `--seed` file) does not exist',
       E_COMPILE_CACHE: "the build's node left no compile cache entry for a CoreOS module (doc/boot.md)",
     },
   },

@@ -46,6 +46,11 @@ export interface RunQemuOptions {
   cpus?: number;
   /** Discard the guest's writes to the disk. */
   snapshot?: boolean;
+  /**
+   * A cloud-init NoCloud seed (a `cidata` ISO 9660 or FAT image) attached read-only as a second
+   * virtio disk, the way a cloud attaches one; the guest's agent reads it (doc/agent-config.md).
+   */
+  seed?: string;
   /** Exit QEMU when the guest reboots (default true: a panic then ends the run). */
   noReboot?: boolean;
 }
@@ -171,6 +176,9 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     `if=pflash,format=raw,unit=1,file=${vars}`,
     '-drive',
     `if=virtio,format=raw,file=${options.disk}${options.snapshot === true ? ',snapshot=on' : ''}`,
+    ...(options.seed === undefined
+      ? []
+      : ['-drive', `if=virtio,format=raw,readonly=on,file=${options.seed}`]),
     '-netdev',
     `user,id=n0${hostfwd}`,
     '-device',

@@ -31,6 +31,11 @@ export default defineCommand({
       description:
         'Secure Boot firmware (OVMF secboot, SMM); variables from --vars or Debian’s snakeoil store',
     },
+    seed: {
+      type: 'string',
+      description:
+        'A cloud-init NoCloud seed (genisoimage -volid cidata …) attached read-only as a second disk',
+    },
     vars: {
       type: 'string',
       description: 'UEFI variable store to start from (e.g. one made by mway-image enroll)',
@@ -44,6 +49,16 @@ export default defineCommand({
         cause: e,
         path: args.disk,
       });
+    }
+    if (args.seed !== undefined) {
+      try {
+        await access(args.seed);
+      } catch (e) {
+        throw new ImageError('E_QEMU_NO_DISK', `Cannot attach the seed ${args.seed}: no such file`, {
+          cause: e,
+          path: args.seed,
+        });
+      }
     }
     const seconds = args.timeout === undefined ? 3600 : Number(args.timeout);
     if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86_400) {
@@ -73,6 +88,7 @@ export default defineCommand({
       noReboot: args.reboot === false,
       secureBoot: args['secure-boot'] === true,
       ...(args.vars === undefined ? {} : { ovmfVars: args.vars }),
+      ...(args.seed === undefined ? {} : { seed: args.seed }),
     });
     // Ctrl-C: ask the guest to power off first (the agent handles the ACPI button), then kill.
     let interrupts = 0;

@@ -8,17 +8,16 @@
 // into the guest, `mway reboot` (the guest comes back with the layer and reconnects), and
 // `mway poweroff`, after which QEMU must exit on its own (the agent's orderly shutdown ends
 // in a real poweroff). QEMU and the broker are killed in teardown.
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
+import test from 'ava';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
-import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
 import { newIdentity, newSecureBootKeys, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { packLayer } from '../../layers/pack.ts';
-import { BINS, cli, freePort, ROOT, tempDir } from '../helpers.ts';
+import { cli, freePort, ROOT, tempDir } from '../helpers.ts';
+import { bootGuest, startBroker } from './_qemu-guest.ts';
 
 const BOOT_MS = 9 * 60_000;
 
@@ -33,76 +32,6 @@ interface Svc {
   name: string;
   state: string;
   selinux?: { context: string; domain: string; level: string; running?: string[] };
-}
-
-/** Starts milkywaysrvd as a real process; resolves once it printed where it listens. */
-async function startBroker(t: ExecutionContext, config: string): Promise<{ lines: string[] }> {
-  const proc = execa(process.execPath, [BINS.milkywaysrvd, '--config', config, '--json'], {
-    reject: false,
-    timeout: BOOT_MS + 240_000,
-    buffer: false,
-  });
-  t.teardown(() => {
-    proc.kill('SIGKILL');
-  });
-  const lines: string[] = [];
-  proc.stderr?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('milkywaysrvd did not start in 20 s')), 20_000);
-    proc.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void proc.then((r) => {
-      clearTimeout(timer);
-      reject(new Error(`milkywaysrvd exited ${String(r.exitCode)}: ${lines.join('\n')}`));
-    });
-  });
-  return { lines };
-}
-
-/**
- * Boots `disk` with no forwards, letting the guest reboot; `until(re, from)` resolves the first
- * console line matching at or after line index `from` (undefined once QEMU ended).
- */
-function boot(t: ExecutionContext, disk: string) {
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string | undefined) => void }[] = [];
-  let ended = false;
-  const started = runQemu({
-    disk,
-    timeout: BOOT_MS,
-    serial: 'none',
-    snapshot: true,
-    noReboot: false,
-    onLine: (l) => {
-      lines.push(l);
-      for (const w of waiters.splice(0)) {
-        if (w.re.test(l)) w.resolve(l);
-        else waiters.push(w);
-      }
-    },
-  }).then((r: QemuRun) => {
-    t.teardown(() => r.kill());
-    void r.done.then(() => {
-      ended = true;
-      for (const w of waiters.splice(0)) w.resolve(undefined);
-    });
-    return r;
-  });
-  return {
-    lines,
-    started,
-    until(re: RegExp, from = 0): Promise<string | undefined> {
-      const hit = lines.slice(from).find((l) => re.test(l));
-      if (hit !== undefined || ended) return Promise.resolve(hit);
-      return new Promise((resolve) => waiters.push({ re, resolve }));
-    },
-  };
 }
 
 test.serial(
@@ -194,7 +123,7 @@ test.serial(
         mdns: { enabled: false },
       }),
     );
-    const srv = await startBroker(t, brokerConfig);
+    const srv = await startBroker(t, brokerConfig, BOOT_MS + 240_000);
     const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
     const mway = (...args: string[]) => cli('mway', args, { env, timeout: 240_000 });
     const init = await mway(
@@ -214,7 +143,7 @@ test.serial(
     t.is(init.exitCode, 0, init.stderr);
 
     const t1 = Date.now();
-    const b = boot(t, built.disk);
+    const b = bootGuest(t, built.disk, { timeoutMs: BOOT_MS });
     const q = await b.started;
     const console = () => b.lines.slice(-25).join('\n');
     const linked = await b.until(/control: connected to broker 10\.0\.2\.2:\d+ as qemu1/);

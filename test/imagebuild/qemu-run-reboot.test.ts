@@ -25,3 +25,24 @@ test('mway-image run passes -no-reboot to QEMU only with --no-reboot', async (t)
   t.false(plain.includes('-no-reboot'), 'by default a reboot restarts the guest');
   t.true((await argsOf('--no-reboot')).includes('-no-reboot'));
 });
+
+test('mway-image run --seed attaches the seed read-only as a second virtio disk; a missing seed is E_QEMU_NO_DISK', async (t) => {
+  const dir = await tempDir(t);
+  const fake = join(dir, 'qemu-system-x86_64');
+  const log = join(dir, 'args');
+  await writeFile(fake, `#!/bin/sh\nprintf '%s\\n' "$@" > '${log}'\nexit 0\n`);
+  await chmod(fake, 0o755);
+  const disk = join(dir, 'disk.img');
+  const seed = join(dir, 'seed.iso');
+  await writeFile(disk, Buffer.alloc(4096));
+  await writeFile(seed, Buffer.alloc(4096));
+  const env = { PATH: `${dir}:${process.env.PATH ?? ''}` };
+  const r = await cli('mway-image', ['run', disk, '--seed', seed, '--json', '--timeout', '30'], { env });
+  t.is(r.exitCode, 0, r.stderr);
+  const args = (await readFile(log, 'utf8')).split('\n');
+  const drives = args.filter((a, i) => args[i - 1] === '-drive' && a.startsWith('if=virtio'));
+  t.deepEqual(drives, [`if=virtio,format=raw,file=${disk}`, `if=virtio,format=raw,readonly=on,file=${seed}`]);
+  const missing = await cli('mway-image', ['run', disk, '--seed', join(dir, 'nope.iso')], { env });
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, /E_QEMU_NO_DISK: Cannot attach the seed .*nope\.iso: no such file/);
+});

@@ -1,6 +1,7 @@
 // What the benchmarks measure with, defined once: order statistics and the CPU time the kernel
 // accounts to a process (/proc/PID/stat; the fields after the command name's closing
 // parenthesis are fixed, the name itself may hold spaces).
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 
 /** The middle value (the upper one of an even count). */
@@ -45,4 +46,11 @@ export function cpuUsOf(f: () => void): number {
 export async function reapedChildrenCpu(): Promise<number> {
   const f = await statFields('self');
   return (Number(f[13]) + Number(f[14])) / USER_HZ;
+}
+
+/** utime + stime of process `pid`, in seconds, read now (from a callback that cannot wait). */
+export function cpuSecondsNow(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / USER_HZ;
 }

@@ -6,6 +6,11 @@
 // Targets (issue 5): < 1.5 s and < 80 MiB. The agent keeps a compile cache beside its code
 // (agent/core/compile-cache.ts): the rounds use it warm, as a booted CoreOS whose image carries it
 // would; one more round with an empty cache shows a first start after a code change.
+// Then the cost of SELinux enforcing, which the host cannot show (SELinux is not active here):
+// 20 such layers (busybox sleep from CoreOS) in an image booted under QEMU with `selinux:
+// enforcing` and `off` in turns, to `boot done: 40 services` (bench/_selinux-cost.ts); run it
+// through /work/bin/qemu-slot. Options: --rounds N (host rounds, default 3), --boots N (QEMU
+// boots of each mode, default 2), --host-only (no QEMU).
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +19,7 @@ import { run as runTool } from '../common/exec.ts';
 import { newIdentity, readCertificates, readPrivateKey, serialize, signEnvelope } from '../keys/index.ts';
 import { buildTestLayer } from '../test/agent/_layers.ts';
 import { intFlag } from './_flags.ts';
+import { selinuxCost } from './_selinux-cost.ts';
 
 const LAYERS = 20;
 const SETTLE_MS = 5000;
@@ -143,6 +149,46 @@ export async function measure(
   return { readyMs, cpuMs, rssKiB, settledKiB, stopMs: performance.now() - t1, line };
 }
 
+/** The same 20 layers × 2 services as layer folders in an image, booted enforcing and off. */
+async function qemuSelinuxCost(dir: string, rounds: number): Promise<void> {
+  const layers: string[] = [];
+  for (let i = 0; i < LAYERS; i++) {
+    const name = `app${String(i).padStart(2, '0')}`;
+    const sleep = ['/bin/busybox', 'sleep', '3600'];
+    await mkdir(join(dir, name, 'rootfs', 'etc'), { recursive: true });
+    await writeFile(join(dir, name, 'rootfs', 'etc', name), name);
+    await writeFile(
+      join(dir, name, 'layer.json'),
+      JSON.stringify({
+        name,
+        version: '1.0.0',
+        kind: 'app',
+        data: { private: true, common: false, groups: [] },
+        services: [
+          { name: 'a', execStart: sleep, user: 'nobody', privateNetwork: true },
+          { name: 'b', execStart: sleep, user: 'nobody', privateNetwork: true, after: ['a'] },
+        ],
+      }),
+    );
+    layers.push(name);
+  }
+  await selinuxCost({
+    label: `${LAYERS} layers × 2 services`,
+    spec: {
+      name: 'bench-agent',
+      version: '1.0.0',
+      layers,
+      keys: 'generate',
+      secureConfig: { hostname: 'bench-agent', allowLayers: layers },
+      partitions: { esp: 64, layers: 64, data: 64 },
+    },
+    base: dir,
+    dir: join(dir, 'images'),
+    rounds,
+    services: LAYERS * 2,
+  });
+}
+
 export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 3);
   const dir = await mkdtemp(join(tmpdir(), 'mway-bench-agent-'));
@@ -204,6 +250,7 @@ export async function run(argv: string[]): Promise<void> {
       `layers + services cost over baseline: ${(l.readyMs - b.readyMs).toFixed(0)} ms; ratio to 40 bare bwrap: ${((l.readyMs - b.readyMs) / bwrap40).toFixed(2)}x`,
     );
     console.log(`orderly shutdown of 40 services: ${l.stopMs.toFixed(0)} ms`);
+    if (!argv.includes('--host-only')) await qemuSelinuxCost(join(dir, 'qemu'), intFlag(argv, 'boots', 2));
   } finally {
     for (const d of await readdir('/sys/fs/cgroup/unified').catch(() => [] as string[])) {
       if (d.startsWith(`mway-bench-${process.pid}-`))

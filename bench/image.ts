@@ -7,66 +7,22 @@
 //  3. the default image (`mway-image build`, timed cold and warm) or --disk PATH: QEMU start →
 //     the first console line matching --ready REGEX (default `boot done:`, the agent's line
 //     once its services are started).
-// Options: --rounds=N (default 2, best of), --disk=PATH, --ready=REGEX.
-import { mkdtemp, rm } from 'node:fs/promises';
+//  4. the default image built with `selinux: enforcing` and `off`, booted in turns: the cost of
+//     enforcing to `boot done:` (bench/_selinux-cost.ts; not with --disk).
+// Options: --rounds=N (default 2, best of), --disk=PATH, --ready=REGEX, --boots=N (4.'s boots of
+// each mode, default 2).
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run as runTool } from '../common/exec.ts';
 import { buildInitramfs } from '../imagebuild/initramfs.ts';
-import { INIT_MARKERS } from '../imagebuild/initramfs-init.ts';
-import { flagValue } from './_flags.ts';
-import { runQemu } from '../imagebuild/qemu-run.ts';
+import { flagValue, intFlag } from './_flags.ts';
+import { best, seconds, timeTo } from './_qemu-boot.ts';
+import { selinuxCost } from './_selinux-cost.ts';
+import { DEFAULT_SPEC } from '../imagebuild/image-spec.ts';
 import { coreosCmdline } from '../imagebuild/uki.ts';
 import { COREOS_MARKER, testCoreos } from '../test/imagebuild/boot-coreos-fixture.ts';
 import { EPOCH, testKernel, ukiDisk } from '../test/imagebuild/boot-fixtures.ts';
-
-/** Milliseconds from QEMU start to the first console line matching `pattern`; the guest is then killed. */
-async function timeTo(
-  disk: string,
-  pattern: RegExp,
-  timeoutMs = 600_000,
-  secureBoot = false,
-): Promise<{ ms: number; marks: Record<string, number> }> {
-  const t0 = performance.now();
-  let hit = -1;
-  const marks: Record<string, number> = {};
-  const q = await runQemu({
-    disk,
-    timeout: timeoutMs,
-    serial: 'none',
-    snapshot: true,
-    secureBoot,
-    onLine: (l) => {
-      const now = performance.now() - t0;
-      if (l.includes('mway-stage1: start')) marks.stage1 ??= now;
-      if (l.includes('verified: ML-DSA')) marks.verified ??= now;
-      if (l.includes('mway-stage1: booting stage 2')) marks.kexec ??= now;
-      if (marks.kexec !== undefined && l.includes('Linux version')) marks.kernel2 ??= now;
-      if (l.includes('EFI stub:') && marks.kernel === undefined) marks.kernel = now;
-      if (l.startsWith(INIT_MARKERS.start)) marks.initramfs = now;
-      if (l.startsWith(INIT_MARKERS.switching)) marks.switchRoot = now;
-      if (marks.agent === undefined && l.includes('milkyway-agent info: starting')) marks.agent = now;
-      if (hit < 0 && pattern.test(l)) {
-        hit = now;
-        q.kill();
-      }
-    },
-  });
-  const r = await q.done;
-  if (hit < 0)
-    throw new Error(`bench: ${pattern} never appeared (last lines: ${r.tail.slice(-5).join(' | ')})`);
-  return { ms: hit, marks };
-}
-
-async function best(rounds: number, f: () => Promise<{ ms: number; marks: Record<string, number> }>) {
-  let b: { ms: number; marks: Record<string, number> } | undefined;
-  for (let i = 0; i < rounds; i++) {
-    const r = await f();
-    if (b === undefined || r.ms < b.ms) b = r;
-  }
-  if (b === undefined) throw new Error('bench: no rounds');
-  return b;
-}
 
 const CLI = join(import.meta.dirname, '..', 'imagebuild', 'bin', 'mway-image.ts');
 
@@ -118,7 +74,7 @@ async function oneUkiDisk(disk: string, dir: string): Promise<string> {
   return out;
 }
 
-const s = (ms: number | undefined): string => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)} s`);
+const s = seconds;
 
 export async function run(argv: string[]): Promise<void> {
   const rounds = Number(flagValue(argv, 'rounds') ?? 2);
@@ -204,6 +160,17 @@ export async function run(argv: string[]): Promise<void> {
         `image ${disk}: QEMU start → ${ready}: ${s(img.ms)} (switch_root ${s(img.marks.switchRoot)}, agent's first line ${s(img.marks.agent)})`,
       );
       console.log(`ratio (image agent ready / reference): ${(img.ms / bare.ms).toFixed(2)}x`);
+    }
+    // 4. The default image built `selinux: enforcing` (its default) and `off`, booted in turns.
+    if (flagValue(argv, 'disk') === undefined) {
+      const spec = JSON.parse(await readFile(DEFAULT_SPEC, 'utf8')) as Record<string, unknown>;
+      await selinuxCost({
+        label: 'the default image',
+        spec,
+        base: dirname(DEFAULT_SPEC),
+        dir: join(dir, 'selinux'),
+        rounds: intFlag(argv, 'boots', 2),
+      });
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

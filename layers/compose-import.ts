@@ -7,7 +7,7 @@ import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { type Progress, readRegularFile, writeFailure } from '../common/index.ts';
 import type { Certificate, SigningKey } from '../keys/index.ts';
-import { type ComposeService, MAX_COMPOSE_BYTES, parseCompose } from './compose-file.ts';
+import { type ComposeProject, type ComposeService, MAX_COMPOSE_BYTES, parseCompose } from './compose-file.ts';
 import { LayerError } from './layer-error.ts';
 import { type ImportOciResult, importOci } from './oci-import.ts';
 import { isImageReference } from './oci-source.ts';
@@ -65,16 +65,25 @@ function directoryName(file: string): string {
   return n === '' ? 'compose' : n;
 }
 
-export async function importCompose(o: ImportComposeOptions): Promise<ImportComposeResult> {
+/**
+ * The compose file read and checked as importCompose reads it (project name: the file's
+ * `name`, else `name` given here, else its directory's); what `mway compose up --layers`
+ * matches imported layers against.
+ */
+export async function readComposeProject(file: string, name?: string): Promise<ComposeProject> {
   // By type before any read (a FIFO would hang the import), capped before parsing.
-  const bytes = await readRegularFile(o.file, {
+  const bytes = await readRegularFile(file, {
     what: 'compose file',
     readCode: 'E_COMPOSE_YAML',
     maxBytes: MAX_COMPOSE_BYTES,
     tooLargeCode: 'E_COMPOSE_YAML',
     error: (code, message, options) => new LayerError(code, message, options),
   });
-  const project = parseCompose(bytes.toString('utf8'), o.name ?? directoryName(o.file));
+  return parseCompose(bytes.toString('utf8'), name ?? directoryName(file));
+}
+
+export async function importCompose(o: ImportComposeOptions): Promise<ImportComposeResult> {
+  const project = await readComposeProject(o.file, o.name);
   const layerOf = (svc: string) => `${project.name}-${svc}`;
   for (const s of project.services)
     if (!NAME.test(layerOf(s.name)))

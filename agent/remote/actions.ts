@@ -5,7 +5,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { mkdir, open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '../../common/index.ts';
+import { errorMessage, isMilkyWayError, MilkyWayError, run } from '../../common/index.ts';
 import {
   type CommandAction,
   type CommandPayload,
@@ -16,6 +16,7 @@ import {
   MAX_EXEC_TIMEOUT_MS,
   MAX_INLINE_LAYER_BYTES,
   MAX_LAYER_BYTES,
+  MAX_LAYER_SET,
   MAX_LIFETIME_MS,
   MAX_LOG_LINES,
   MAX_SECRETS,
@@ -231,6 +232,62 @@ async function installLayer(args: Record<string, unknown>, ctx: ActionContext): 
 }
 
 /**
+ * `layer.install` of a set (`layers: [{sha256, size}, …]`, `mway compose up`): one signed
+ * command, so one rollout, for layers that belong together. Every layer's pieces must have
+ * arrived and match their signed digests before the first is installed; they are installed in
+ * the command's order (a service's dependencies first). When one fails, the layers this
+ * command added are removed again, newest first, and the error keeps the failed layer's code;
+ * a layer it upgraded keeps the new version (the old file is gone), which the message says.
+ */
+async function installLayerSet(args: Record<string, unknown>, ctx: ActionContext): Promise<unknown> {
+  const a = 'layer.install';
+  const list = args.layers;
+  if (!Array.isArray(list) || list.length === 0 || list.length > MAX_LAYER_SET)
+    bad(a, `layers must be 1..${MAX_LAYER_SET} entries`);
+  for (const k of ['sha256', 'size', 'chunks'])
+    if (k in args) bad(a, `layers and ${k} do not go together (the set names each layer's digest)`);
+  const ids = (list as unknown[]).map((l, i) => {
+    if (typeof l !== 'object' || l === null || Array.isArray(l)) bad(a, `layers[${i}] must be an object`);
+    return layerIdentity(l as Record<string, unknown>, `${a} layers[${i}]`);
+  });
+  if (new Set(ids.map((x) => x.sha)).size !== ids.length) bad(a, 'layers names a layer twice');
+  const paths: string[] = [];
+  try {
+    for (const { sha, size } of ids) {
+      const path = await layerBytes({}, sha, size, ctx);
+      paths.push(path);
+      await checkSignedDigest(path, sha, size, 'Layer');
+    }
+    const before = new Set((await ctx.api.listLayers()).map((l) => l.name));
+    const installed: Array<{ name: string }> = [];
+    for (const [i, path] of paths.entries()) {
+      try {
+        installed.push((await ctx.api.installLayer(path)) as { name: string });
+      } catch (e) {
+        const added = installed.filter((l) => !before.has(l.name)).reverse();
+        const upgraded = installed.filter((l) => before.has(l.name)).map((l) => l.name);
+        const notRemoved: string[] = [];
+        for (const l of added) await ctx.api.removeLayer(l.name).catch(() => notRemoved.push(l.name));
+        const code = isMilkyWayError(e) ? e.code : 'E_ACTION_FAILED';
+        const undone = [
+          added.length === 0 ? '' : `; removed again: ${added.map((l) => l.name).join(', ')}`,
+          upgraded.length === 0 ? '' : `; kept upgraded: ${upgraded.join(', ')}`,
+          notRemoved.length === 0 ? '' : `; could not remove: ${notRemoved.join(', ')}`,
+        ].join('');
+        throw new MilkyWayError(
+          code,
+          `Layer ${i + 1} of ${paths.length} (${ids[i]?.sha.slice(0, 12)}) not installed: ${errorMessage(e)}${undone}`,
+          { cause: e, details: { index: i, installed: installed.map((l) => l.name) } },
+        );
+      }
+    }
+    return { layers: installed };
+  } finally {
+    for (const p of paths) await rm(p, { force: true });
+  }
+}
+
+/**
  * `coreos.update`: the update bundle's bytes (inline, or sent before as `coreos.chunk`
  * pieces) checked against the signed digest, then verified and written into the inactive
  * slot by the agent (doc/how-to-update.md); the reboot into the trial follows the signed
@@ -355,7 +412,7 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       return { output: await api.logs(name, { lines: intArg(p.args, 'lines', a, 100, MAX_LOG_LINES) }) };
     }
     case 'layer.install':
-      return { output: await installLayer(p.args, ctx) };
+      return { output: await (p.args.layers === undefined ? installLayer : installLayerSet)(p.args, ctx) };
     case 'layer.chunk':
       return { output: await layerChunk(p.args, ctx) };
     case 'layer.remove': {

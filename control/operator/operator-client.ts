@@ -30,6 +30,7 @@ import {
   envelopeDigest,
   LAYER_CHUNK_BYTES,
   MAX_INLINE_LAYER_BYTES,
+  MAX_LAYER_SET,
   type Message,
   signingChain,
   secretContext,
@@ -822,6 +823,25 @@ export async function sendInPieces(
   const { sha256, size } = await fileSha256(path);
   const final = { sha256, size, ...how.extra };
   if (o.dryRun === true) return c.run({ ...o, action: how.final, args: final });
+  const failed = await sendPieces(c, path, { sha256, size }, o, how.chunk, (done) =>
+    how.onSent?.(done, size),
+  );
+  return failed ?? c.run({ ...o, action: how.final, args: final });
+}
+
+/**
+ * The file's signed `chunk` jobs, 2 MiB each; the report of the first piece not every target
+ * stored, or undefined when all arrived. `onSent` gets the bytes stored so far.
+ */
+async function sendPieces(
+  c: OperatorClient,
+  path: string,
+  id: { sha256: string; size: number },
+  o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
+  chunk: CommandAction,
+  onSent: (done: number) => void,
+): Promise<JobReport | undefined> {
+  const { sha256, size } = id;
   const fh = await open(path, 'r');
   try {
     for (let offset = 0; offset < size; offset += COMMAND_CHUNK_BYTES) {
@@ -829,14 +849,42 @@ export async function sendInPieces(
       await fh.read(buf, 0, buf.length, offset);
       const r = await c.run({
         ...o,
-        action: how.chunk,
+        action: chunk,
         args: { sha256, size, offset, data: buf.toString('base64') },
       });
       if (r.summary.succeeded !== r.summary.targeted) return r;
-      how.onSent?.(offset + buf.length, size);
+      onSent(offset + buf.length);
     }
   } finally {
     await fh.close();
   }
-  return c.run({ ...o, action: how.final, args: final });
+  return undefined;
+}
+
+/**
+ * Installs layers that belong together (a compose project's) in one rollout: every file's
+ * pieces as signed `layer.chunk` jobs, then ONE `layer.install` naming each layer's digest and
+ * size in `paths`' order, which each peer installs as a set (agent/remote/actions.ts). Stops
+ * at the first piece not every target stored and returns that job's report.
+ */
+export async function installLayerSet(
+  c: OperatorClient,
+  paths: readonly string[],
+  o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
+  onSent?: (done: number, total: number) => void,
+): Promise<JobReport> {
+  if (paths.length === 0 || paths.length > MAX_LAYER_SET)
+    throw new OperatorError('E_USAGE', `A layer set holds 1..${MAX_LAYER_SET} layers, not ${paths.length}`);
+  const ids = await Promise.all(paths.map((p) => fileSha256(p)));
+  const final = { layers: ids.map(({ sha256, size }) => ({ sha256, size })) };
+  if (o.dryRun === true) return c.run({ ...o, action: 'layer.install', args: final });
+  const total = ids.reduce((n, x) => n + x.size, 0);
+  let before = 0;
+  for (const [i, path] of paths.entries()) {
+    const id = ids[i] as { sha256: string; size: number };
+    const failed = await sendPieces(c, path, id, o, 'layer.chunk', (done) => onSent?.(before + done, total));
+    if (failed !== undefined) return failed;
+    before += id.size;
+  }
+  return c.run({ ...o, action: 'layer.install', args: final });
 }

@@ -40,6 +40,11 @@ broker answers with and a peer's refusals and results are in
           'A peer named with `--peer`, `peer:ID` or `mway group add G ID` is not known to the broker: nothing was signed or sent.',
         fix: 'Check the id (`mway peers`); a new machine enrolls first (`mway peers pending`).',
       },
+      E_COMPOSE_LAYERS: {
+        meaning:
+          '`mway compose up --layers DIR`: DIR lacks the layer `<project>-<service>.mwl` of a service of the compose file, or that file is another layer (its manifest names another layer or is not in the layer group `<project>`). Nothing was sent.',
+        fix: 'Import the file again with `mway-layer import-compose FILE -o DIR`, or let `mway compose up --key --cert` import it.',
+      },
       E_LAYER_TOO_LARGE: {
         meaning: '`layerArgs()` was given a layer over 2 MiB (the CLI sends such layers in pieces).',
         fix: 'Use `installLargeLayer()`.',

@@ -14,6 +14,8 @@ export const MAX_LAYER_BYTES = 4 * 1024 * 1024 * 1024;
  */
 export const MAX_INLINE_LAYER_BYTES = 2 * 1024 * 1024;
 export const LAYER_CHUNK_BYTES = 1024 * 1024;
+/** Layers one `layer.install` may install as a set (`mway compose up`: one per service). */
+export const MAX_LAYER_SET = 32;
 /** An update bundle (doc/update-bundle.md): CoreOS, its tree and signature. */
 export const MAX_BUNDLE_BYTES = 16 * 1024 * 1024 * 1024;
 

@@ -22,6 +22,9 @@ export const subCommands: SubCommandsDef = {
     'A/B CoreOS update of a group or peers from a signed bundle (`update status`: the slots)',
     () => import('./update.ts').then((m) => m.default),
   ),
+  compose: lazy('Install a compose project on a group or peers in one signed rollout', () =>
+    import('./compose.ts').then((m) => m.default),
+  ),
   remove: lazy('Remove a layer from a group or peers', () => import('./remove.ts').then((m) => m.default)),
   secrets: lazy('Push sealed secrets to a layer or secret group', () =>
     import('./secrets.ts').then((m) => m.default),

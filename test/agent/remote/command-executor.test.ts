@@ -151,6 +151,61 @@ test('layer chunks are installed only when they match the signed digest', async 
   t.is(rec.installed.length, 1);
 });
 
+test('layer.install of a set installs nothing until every layer arrived whole; bad sets are E_ACTION_ARGS', async (t) => {
+  const p = await pkiP;
+  const { ex, rec } = await executor(t, p);
+  const layers = [randomBytes(3000), randomBytes(5000)].map((bytes) => ({
+    bytes,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    size: bytes.length,
+  }));
+  const piece = (l: (typeof layers)[number], data = l.bytes) =>
+    cmd(p.admin, 'layer.chunk', { sha256: l.sha256, size: l.size, offset: 0, data: data.toString('base64') });
+  const set = cmd(p.admin, 'layer.install', { layers: layers.map(({ sha256, size }) => ({ sha256, size })) });
+  const code = async (c: Envelope) =>
+    verifyResult((await ex.command(c)).result, { anchors: [p.root.cert] }).payload;
+  // Only the first layer's piece arrived: the set is refused before anything is installed.
+  t.is((await code(piece(layers[0] as never))).status, 'ok');
+  t.like(await code(set), { status: 'failed', code: 'E_ACTION_ARGS' });
+  t.is(rec.installed.length, 0);
+  // The second's piece arrives altered: its digest is wrong, still nothing is installed.
+  const second = layers[1] as (typeof layers)[number];
+  await ex.command(piece(second, Buffer.concat([second.bytes.subarray(1), Buffer.from('x')])));
+  t.is((await code(piece(layers[0] as never))).status, 'ok');
+  const altered = cmd(p.admin, 'layer.install', {
+    layers: layers.map(({ sha256, size }) => ({ sha256, size })),
+  });
+  t.like(await code(altered), { status: 'failed', code: 'E_ACTION_DIGEST' });
+  t.is(rec.installed.length, 0);
+  // Both whole: installed in the command's order, one output for the set.
+  for (const l of layers) await ex.command(piece(l));
+  const ok = await code(
+    cmd(p.admin, 'layer.install', { layers: layers.map(({ sha256, size }) => ({ sha256, size })) }),
+  );
+  t.is(ok.status, 'ok');
+  t.is((ok.output as { layers: unknown[] }).layers.length, 2);
+  t.deepEqual(
+    rec.installed,
+    layers.map((l) => l.bytes),
+  );
+  const one = layers[0] as (typeof layers)[number];
+  for (const args of [
+    { layers: [] },
+    { layers: 'x' },
+    { layers: [one, one].map(({ sha256, size }) => ({ sha256, size })) },
+    { layers: [{ sha256: one.sha256, size: one.size }], sha256: one.sha256 },
+    { layers: [{ sha256: 'nope', size: 1 }] },
+    { layers: Array.from({ length: 33 }, () => ({ sha256: one.sha256, size: one.size })) },
+  ]) {
+    t.like(
+      await code(cmd(p.admin, 'layer.install', args)),
+      { status: 'failed', code: 'E_ACTION_ARGS' },
+      JSON.stringify(args).slice(0, 80),
+    );
+  }
+  t.is(rec.installed.length, 2);
+});
+
 test('exec runs with an explicit exec scope and its output is returned', async (t) => {
   const p = await pkiP;
   const { ex } = await executor(t, p);

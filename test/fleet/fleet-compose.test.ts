@@ -1,0 +1,204 @@
+// `mway compose up` against the real broker and a real agent (namespace mode): a compose file
+// of redis (healthcheck redis-cli ping) and a one-shot app that writes a key with the image's
+// redis-cli once redis is healthy (depends_on), listed first so the set must be reordered,
+// imported and signed by `mway compose up` itself and installed in ONE signed `layer.install`;
+// checked with the image's own redis-cli. Then a set whose second layer is signed by a foreign
+// user (taken from --layers DIR): the peer refuses it, removes the first layer it had just
+// added, and the operator sees the layer's own code.
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import test from 'ava';
+import { newIdentity } from '../../keys/index.ts';
+import { debianImage } from '../_debian-image.ts';
+import { inside, processes } from '../agent/layers/_oci-app.ts';
+import { REDIS } from '../agent/layers/_oci-images.ts';
+import { makeFleetPki } from '../control/command-fixture.ts';
+import { cli, freePort, until } from '../helpers.ts';
+import { startAgentPeer, startFleet } from './_fleet.ts';
+
+const pkiP = makeFleetPki();
+
+const compose = (project: string, image: string, port: number) => `
+name: ${project}
+services:
+  seed:
+    image: ${image}
+    entrypoint: ["redis-cli", "-p", "${port}", "SET", "${project}:seeded", "yes"]
+    depends_on:
+      cache: { condition: service_healthy }
+    restart: "no"
+  cache:
+    image: ${image}
+    command: ["redis-server", "--bind", "127.0.0.1", "--port", "${port}", "--protected-mode", "no"]
+    ports: ["${port}:${port}"]
+    volumes: ["cachedata:/data"]
+    healthcheck:
+      test: ["CMD", "redis-cli", "-p", "${port}", "ping"]
+      interval: 200ms
+volumes:
+  cachedata:
+`;
+
+interface Report {
+  peers: Array<{
+    peer: string;
+    outcome: string;
+    code?: string;
+    message?: string;
+    output?: { layers: Array<{ name: string; state: string }> };
+  }>;
+}
+
+test('mway compose up installs a compose project on a group in one signed rollout, dependencies first; a set that fails is undone', async (t) => {
+  t.timeout(20 * 60_000);
+  const p = await pkiP;
+  const image = await debianImage(REDIS);
+  const f = await startFleet(t, p);
+  const user = await newIdentity({
+    role: 'user',
+    name: 'user',
+    outDir: join(f.dir, 'user'),
+    issuerKey: p.root.key,
+    issuerCert: p.root.cert,
+  });
+  const peer = await startAgentPeer(t, f, p, p.p1, user);
+  const mway = await f.as(p.admin, 'admin', 900_000);
+  t.is((await mway('group', 'create', 'kv')).exitCode, 0);
+  t.is((await mway('group', 'add', 'kv', 'p1')).exitCode, 0);
+  await until('membership held', async () => {
+    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    return rows.length === 1 && rows.every((x) => x.groups?.includes('kv'));
+  });
+
+  const port = await freePort();
+  const file = join(f.dir, 'compose.yaml');
+  await writeFile(file, compose('kv', image, port));
+  const actions = async () => {
+    const r = await mway('jobs', '--limit', '100', '--json');
+    const list = JSON.parse(r.stdout) as unknown;
+    if (!Array.isArray(list)) throw new Error(`mway jobs --json: ${r.stdout} ${r.stderr}`);
+    return (list as Array<{ action: string }>).map((j) => j.action);
+  };
+  const up = await mway(
+    'compose',
+    'up',
+    '-f',
+    file,
+    '--group',
+    'kv',
+    '--key',
+    user.keyPath,
+    '--cert',
+    user.certPath,
+    '--json',
+    '--static',
+  );
+  t.is(up.exitCode, 0, up.stdout + up.stderr);
+  const r = JSON.parse(up.stdout) as Report;
+  // One result for the whole set, its layers in dependency order (cache before seed).
+  t.deepEqual(
+    r.peers.map((x) => [x.peer, x.outcome, x.output?.layers.map((l) => `${l.name} ${l.state}`)]),
+    [['p1', 'ok', ['kv-cache active', 'kv-seed active']]],
+  );
+  // One signed install for the set; every other job carried a piece of a layer.
+  const jobs = await actions();
+  t.is(jobs.filter((a) => a === 'layer.install').length, 1);
+  t.true(jobs.filter((a) => a === 'layer.chunk').length >= 2);
+
+  // The seed ran only after redis answered its healthcheck; its key is there, read with the
+  // image's own redis-cli inside the server's root.
+  const server = async () => {
+    const [pid] = await processes(peer.agent(), 'redis-server');
+    if (pid === undefined) throw new Error('no redis-server under the agent');
+    return pid;
+  };
+  await until(
+    'the seed wrote its key',
+    async () => {
+      const [pid] = await processes(peer.agent(), 'redis-server');
+      if (pid === undefined) return false;
+      const got = await inside(pid, ['-m'], ['redis-cli', '-p', String(port), 'GET', 'kv:seeded']);
+      return got.stdout.trim() === 'yes';
+    },
+    120_000,
+  );
+  const services = JSON.parse(
+    (await mway('service', '--peer', 'p1', 'list', '--json', '--static')).stdout,
+  ) as { peers: Array<{ output: Array<{ name: string; state: string; exitCode?: number }> }> };
+  t.like(Object.fromEntries((services.peers[0]?.output ?? []).map((s) => [s.name, s.state])), {
+    'kv-cache/cache': 'running',
+  });
+
+  // A second project whose seed layer a foreign user signed: imported beside a good cache.
+  const froot = await newIdentity({ role: 'user-root', name: 'froot2', outDir: join(f.dir, 'froot') });
+  const { readCertificates, readPrivateKey } = await import('../../keys/index.ts');
+  const foreign = await newIdentity({
+    role: 'user',
+    name: 'foreign',
+    outDir: join(f.dir, 'froot'),
+    issuerKey: await readPrivateKey(froot.keyPath),
+    issuerCert: (await readCertificates(froot.certPath))[0] as never,
+  });
+  const port2 = await freePort();
+  const file2 = join(f.dir, 'kv2.yaml');
+  await writeFile(file2, compose('kv2', image, port2));
+  const imp = async (signer: { keyPath: string; certPath: string }, dir: string) => {
+    await mkdir(dir, { recursive: true });
+    const x = await cli(
+      'mway-layer',
+      ['import-compose', file2, '--key', signer.keyPath, '--cert', signer.certPath, '-o', dir],
+      { timeout: 900_000 },
+    );
+    t.is(x.exitCode, 0, x.stderr);
+  };
+  const good = join(f.dir, 'kv2-good');
+  const mixed = join(f.dir, 'kv2-mixed');
+  await imp(user, good);
+  await imp(foreign, mixed);
+  await copyFile(join(good, 'kv2-cache.mwl'), join(mixed, 'kv2-cache.mwl'));
+  const bad = await mway(
+    'compose',
+    'up',
+    '-f',
+    file2,
+    '--group',
+    'kv',
+    '--layers',
+    mixed,
+    '--json',
+    '--static',
+  );
+  t.is(bad.exitCode, 1, bad.stdout + bad.stderr);
+  const br = JSON.parse(bad.stdout) as Report;
+  t.is(br.peers[0]?.outcome, 'failed');
+  t.regex(br.peers[0]?.code ?? '', /^E_(LAYER|CERT|CHAIN)_/);
+  t.regex(br.peers[0]?.message ?? '', /Layer 2 of 2 .*not installed: .*; removed again: kv2-cache/);
+  const layers = JSON.parse((await mway('status', '--peer', 'p1', '--json', '--static')).stdout) as {
+    peers: Array<{ output: { layers: Array<{ name: string }> } }>;
+  };
+  t.deepEqual(layers.peers[0]?.output.layers.map((l) => l.name).sort(), ['kv-cache', 'kv-seed']);
+  // The first project kept running through it.
+  const again = await inside(await server(), ['-m'], ['redis-cli', '-p', String(port), 'GET', 'kv:seeded']);
+  t.is(again.stdout.trim(), 'yes');
+
+  // --layers DIR must hold the file's layers: a missing one is refused before anything is sent.
+  const empty = join(f.dir, 'empty');
+  await mkdir(empty);
+  const missing = await mway('compose', 'up', '-f', file2, '--group', 'kv', '--layers', empty);
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, /E_COMPOSE_LAYERS: services\.seed: no layer .*kv2-seed\.mwl/);
+  const both = await mway(
+    'compose',
+    'up',
+    '-f',
+    file2,
+    '--group',
+    'kv',
+    '--layers',
+    empty,
+    '--key',
+    user.keyPath,
+  );
+  t.is(both.exitCode, 2);
+  t.regex(both.stderr, /E_USAGE/);
+});

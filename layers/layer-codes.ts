@@ -108,6 +108,8 @@ mkfs.erofs).`,
       E_OCI_DIGEST:
         'a blob does not match its OCI digest, a docker layer its diff_id, or the source manifest the digest a reference pins',
       E_OCI_REF: '`--ref` names no image, or several images and no `--ref`',
+      E_OCI_ARCH:
+        'the image index has no linux image for the layer’s architecture (`--arch`, default this machine’s), or the image chosen is built for another architecture than `--arch` names',
       E_OCI_SOURCE:
         'skopeo cannot fetch the image reference (registry unreachable, no such image or tag, TLS refused, not a transport reference)',
       E_OCI_PATH:

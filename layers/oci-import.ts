@@ -39,6 +39,12 @@ export interface ImportOciOptions {
   version?: string;
   /** Which image in a multi-image archive: OCI ref.name annotation or Docker RepoTag. */
   ref?: string;
+  /**
+   * The layer's architecture: a multi-arch index gives the image built for it, and an image
+   * built for another is refused (E_OCI_ARCH). Default: the index's image for this machine,
+   * and a single image as it is built.
+   */
+  architecture?: LayerArchitecture;
   /** The service's writable root: `ephemeral` (the default, as `podman run --rm`) or `persistent` (kept, as a container's rootfs across `podman restart`). */
   writableRoot?: WritableRoot;
   override?: ImageOverride;
@@ -158,7 +164,17 @@ interface Image {
   ref: string | undefined;
 }
 
-async function ociImage(outer: Outer, ref: string | undefined): Promise<Image> {
+/** The OCI platform architecture of a layer architecture (the image-spec's GOARCH names). */
+const OCI_ARCH: Record<LayerArchitecture, string> = { x86_64: 'amd64', aarch64: 'arm64' };
+const ARCH: Record<string, LayerArchitecture> = { amd64: 'x86_64', arm64: 'aarch64' };
+export type LayerArchitecture = 'x86_64' | 'aarch64';
+
+/** This machine's layer architecture (Node's process.arch). */
+export function hostArchitecture(): LayerArchitecture {
+  return process.arch === 'arm64' ? 'aarch64' : 'x86_64';
+}
+
+async function ociImage(outer: Outer, ref: string | undefined, arch: LayerArchitecture): Promise<Image> {
   const index = await jsonFile(outer, 'index.json', 'OCI index');
   let manifests = index.manifests;
   let chosenRef: string | undefined;
@@ -174,11 +190,19 @@ async function ociImage(outer: Outer, ref: string | undefined): Promise<Image> {
         'E_OCI_REF',
         `OCI index has no image ${ref} (have: ${list.map(refOf).join(', ')})`,
       );
+    const platform = (m: Record<string, unknown>) => m.platform as Record<string, string> | undefined;
     pick ??= list.find((m) => {
-      const p = m.platform as Record<string, string> | undefined;
-      return p === undefined || (p.os === 'linux' && p.architecture === 'amd64');
+      const p = platform(m);
+      return p === undefined || (p.os === 'linux' && p.architecture === OCI_ARCH[arch]);
     });
-    if (pick === undefined) throw new LayerError('E_OCI_ARCHIVE', 'OCI index has no linux/amd64 image');
+    if (pick === undefined)
+      throw new LayerError(
+        'E_OCI_ARCH',
+        `OCI index has no linux/${OCI_ARCH[arch]} image for a ${arch} layer (have: ${list
+          .map((m) => `${platform(m)?.os}/${platform(m)?.architecture}`)
+          .join(', ')})`,
+        { details: { architecture: arch } },
+      );
     if (ref === undefined && depth === 0 && list.length > 1) {
       // Several tagged images and no --ref: ambiguous.
       const tagged = list.filter((m) => refOf(m) !== undefined);
@@ -242,8 +266,6 @@ async function dockerImage(outer: Outer, ref: string | undefined): Promise<Image
   }
   return { format: 'docker', config, layers, ref: tags(m)[0] };
 }
-
-const ARCH: Record<string, 'x86_64' | 'aarch64'> = { amd64: 'x86_64', arm64: 'aarch64' };
 
 function sanitizeName(s: string): string {
   const n = s
@@ -417,6 +439,7 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
       o.progress?.step(`fetching ${o.archive} (skopeo)`);
       const fetched = await fetchImage(o.archive, work, {
         ...(o.tlsVerify === undefined ? {} : { tlsVerify: o.tlsVerify }),
+        architecture: o.architecture ?? hostArchitecture(),
       });
       archive = fetched.archive;
       source = fetched.source;
@@ -434,12 +457,20 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
     ).fh.close();
     const outer = await unpackOuter(archive, outerDir);
     let image: Image;
-    if (outer.files.has('oci-layout') && outer.files.has('index.json')) image = await ociImage(outer, o.ref);
+    if (outer.files.has('oci-layout') && outer.files.has('index.json'))
+      image = await ociImage(outer, o.ref, o.architecture ?? hostArchitecture());
     else if (outer.files.has('manifest.json')) image = await dockerImage(outer, o.ref);
     else
       throw new LayerError(
         'E_OCI_FORMAT',
         `${archive} is neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`,
+      );
+    const built = String(image.config.architecture);
+    if (o.architecture !== undefined && ARCH[built] !== o.architecture)
+      throw new LayerError(
+        'E_OCI_ARCH',
+        `The image is built for ${built}, not for the ${o.architecture} layer --arch asks for (${OCI_ARCH[o.architecture]})`,
+        { details: { architecture: o.architecture, image: built } },
       );
     if (source !== undefined && image.ref === undefined) image.ref = referenceName(source.ref);
     if (image.layers.length > MAX_LAYERS)

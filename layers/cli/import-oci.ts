@@ -32,6 +32,11 @@ export default defineCommand({
       description: 'Layer version (default: the tag when it is a semantic version)',
     },
     ref: { type: 'string', description: 'Image to take from an archive holding several' },
+    arch: {
+      type: 'string',
+      description:
+        'The layer’s architecture, x86_64 or aarch64: a multi-arch index gives its image, another is refused (default: this machine’s from an index, a single image as built)',
+    },
     'writable-root': {
       type: 'string',
       default: 'ephemeral',
@@ -51,6 +56,9 @@ export default defineCommand({
         'E_USAGE',
         `--writable-root: ${JSON.stringify(writableRoot)} is not ephemeral or persistent`,
       );
+    const arch = args.arch;
+    if (arch !== undefined && arch !== 'x86_64' && arch !== 'aarch64')
+      throw new LayerError('E_USAGE', `--arch: ${JSON.stringify(arch)} is not x86_64 or aarch64`);
     const signer = await loadSigner(args.key, args.cert);
     const epoch = epochArg(args['source-date-epoch']);
     const r = await importOci({
@@ -62,6 +70,7 @@ export default defineCommand({
       ...(args.name === undefined ? {} : { name: args.name }),
       ...(args.version === undefined ? {} : { version: args.version }),
       ...(args.ref === undefined ? {} : { ref: args.ref }),
+      ...(arch === undefined ? {} : { architecture: arch }),
       writableRoot,
       ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
     });
@@ -73,6 +82,7 @@ export default defineCommand({
         format: r.format,
         name: r.manifest.name,
         version: r.manifest.version,
+        architecture: r.manifest.architecture,
         imageLayers: r.imageLayers,
         service: r.manifest.services[0] ?? null,
         rootHash: r.manifest.payload.verity.rootHash,
@@ -82,7 +92,7 @@ export default defineCommand({
       },
       () =>
         [
-          `imported ${r.format} image (${r.imageLayers} layers) → ${r.path}: ${r.manifest.name} ${r.manifest.version}`,
+          `imported ${r.format} image (${r.imageLayers} layers) → ${r.path}: ${r.manifest.name} ${r.manifest.version} (${r.manifest.architecture})`,
           ...(r.manifest.source === undefined
             ? []
             : [`source: ${r.manifest.source.ref} (${r.manifest.source.digest})`]),

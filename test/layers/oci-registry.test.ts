@@ -6,9 +6,11 @@
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { spawn } from 'node:child_process';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { importOci, readLayer } from '../../layers/index.ts';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { extractFiles, importOci, readLayer } from '../../layers/index.ts';
 import { cli, freePort, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
@@ -150,7 +152,191 @@ test('import-oci docker://127.0.0.1 by tag and by digest pin records the source 
     t.not(bad.exitCode, 0, ref);
     t.regex(bad.stderr + bad.stdout, code, ref);
     t.regex(bad.stderr + bad.stdout, /Cannot fetch image|pinned/, ref);
-    const { existsSync } = await import('node:fs');
     t.false(existsSync(out), ref);
   }
+});
+
+/**
+ * A multi-arch image as a registry serves one: two umoci images (amd64 and arm64, each with
+ * its own /etc/arch) and an OCI image index over them with their platforms, tagged `multi`
+ * in the layout; an index over only the amd64 image tagged `amd64only`.
+ */
+async function multiArch(dir: string): Promise<string> {
+  const layout = join(dir, 'multi');
+  const run = (args: string[]) => execa('umoci', args, { cwd: dir, timeout: 60_000 });
+  await run(['init', '--layout', layout]);
+  for (const arch of ['amd64', 'arm64']) {
+    await run(['new', '--image', `${layout}:${arch}`]);
+    const l = join(dir, `l-${arch}`);
+    await mkdir(join(l, 'etc'), { recursive: true });
+    await writeFile(join(l, 'etc/arch'), `${arch}\n`);
+    await run(['insert', '--image', `${layout}:${arch}`, l, '/']);
+    await run([
+      'config',
+      '--image',
+      `${layout}:${arch}`,
+      '--architecture',
+      arch,
+      '--config.entrypoint',
+      '/bin/true',
+    ]);
+  }
+  const indexPath = join(layout, 'index.json');
+  const top = JSON.parse(await readFile(indexPath, 'utf8')) as { manifests: Array<Record<string, unknown>> };
+  const descriptor = (arch: string) => {
+    const d = top.manifests.find(
+      (m) => (m.annotations as Record<string, string>)['org.opencontainers.image.ref.name'] === arch,
+    );
+    if (d === undefined) throw new Error(`umoci wrote no ${arch} image`);
+    const { annotations: _, ...rest } = d;
+    return { ...rest, platform: { architecture: arch, os: 'linux' } };
+  };
+  const addIndex = async (tag: string, arches: string[]) => {
+    const body = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: arches.map(descriptor),
+      }),
+    );
+    const digest = createHash('sha256').update(body).digest('hex');
+    await writeFile(join(layout, 'blobs', 'sha256', digest), body);
+    top.manifests.push({
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      digest: `sha256:${digest}`,
+      size: body.length,
+      annotations: { 'org.opencontainers.image.ref.name': tag },
+    });
+  };
+  await addIndex('multi', ['amd64', 'arm64']);
+  await addIndex('amd64only', ['amd64']);
+  await writeFile(indexPath, JSON.stringify(top));
+  return layout;
+}
+
+test('a multi-arch index gives the image of the layer’s architecture: from an oci: layout, an OCI archive and a registry; an architecture it lacks is refused', async (t) => {
+  const p = await pki();
+  const dir = await tempDir(t);
+  const layout = await multiArch(dir);
+  // skopeo, not us, reads the hand-made index: one image per platform, as a registry serves.
+  const skopeo = (...args: string[]) => execa('skopeo', args, { timeout: 120_000 });
+  for (const arch of ['amd64', 'arm64']) {
+    const seen = JSON.parse(
+      (await skopeo('inspect', '--override-arch', arch, `oci:${layout}:multi`)).stdout,
+    ) as { Architecture: string };
+    t.is(seen.Architecture, arch);
+  }
+  const host = await registry(t, dir);
+  await skopeo(
+    'copy',
+    '--all',
+    '--dest-tls-verify=false',
+    `oci:${layout}:multi`,
+    `docker://${host}/tools/arch:1.0.0`,
+  );
+  const raw = Buffer.from(
+    (
+      await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${host}/tools/arch:1.0.0`], {
+        timeout: 60_000,
+        encoding: 'buffer',
+      })
+    ).stdout,
+  );
+  t.is(
+    (JSON.parse(raw.toString()) as { mediaType: string }).mediaType,
+    'application/vnd.oci.image.index.v1+json',
+  );
+  const indexDigest = `sha256:${createHash('sha256').update(raw).digest('hex')}`;
+  const archive = join(dir, 'multi.tar');
+  await execa('tar', ['-C', layout, '-cf', archive, '.'], { timeout: 60_000 });
+
+  const archOf = async (mwl: string) => {
+    const x = join(dir, `x-${basename(mwl)}`);
+    await extractFiles(mwl, x);
+    return (await readFile(join(x, 'etc/arch'), 'utf8')).trim();
+  };
+  for (const [arch, oci] of [
+    ['aarch64', 'arm64'],
+    ['x86_64', 'amd64'],
+  ] as const) {
+    for (const [what, source, extra] of [
+      ['registry', `docker://${host}/tools/arch:1.0.0`, { tlsVerify: false }],
+      ['layout', `oci:${layout}:multi`, {}],
+      ['archive', archive, { ref: 'multi' }],
+    ] as const) {
+      const out = join(dir, `${what}-${arch}.mwl`);
+      const r = await importOci({
+        archive: source,
+        ...extra,
+        architecture: arch,
+        key: p.user.key,
+        chain: p.user.chain,
+        out,
+        name: 'arch',
+        version: '1.0.0',
+      });
+      t.is(r.manifest.architecture, arch, `${what} ${arch}`);
+      t.is(await archOf(out), oci, `${what} ${arch}`);
+      // Provenance is the index the user pinned or tagged, whichever image it gave.
+      if (what === 'registry') t.deepEqual(r.manifest.source, { ref: source, digest: indexDigest });
+    }
+  }
+  // Refused, nothing written: an index without the architecture (from the archive: our own
+  // reading; from the layout: skopeo's), a single image of another architecture, a bad --arch.
+  for (const [source, extra, code] of [
+    [archive, { ref: 'amd64only' }, /E_OCI_ARCH/],
+    [`oci:${layout}:amd64only`, {}, /E_OCI_(ARCH|SOURCE)/],
+    [`oci:${layout}:amd64`, {}, /E_OCI_ARCH/],
+  ] as const) {
+    const out = join(dir, 'bad.mwl');
+    const e = await t.throwsAsync(
+      importOci({
+        archive: source,
+        ...extra,
+        architecture: 'aarch64',
+        key: p.user.key,
+        chain: p.user.chain,
+        out,
+      }),
+    );
+    t.regex(`${(e as { code?: string }).code}: ${e?.message}`, code, source);
+    t.false(existsSync(out), source);
+  }
+  const bad = await cli('mway-layer', [
+    'import-oci',
+    archive,
+    '--ref',
+    'multi',
+    '--arch',
+    'riscv64',
+    '--key',
+    p.user.keyPath,
+    '--cert',
+    p.user.certPath,
+    '-o',
+    join(dir, 'bad.mwl'),
+  ]);
+  t.is(bad.exitCode, 2);
+  t.regex(bad.stderr, /E_USAGE: --arch: "riscv64" is not x86_64 or aarch64/);
+  // Through the CLI: the architecture shown and the arm64 image taken.
+  const ok = await cli('mway-layer', [
+    'import-oci',
+    `oci:${layout}:multi`,
+    '--arch',
+    'aarch64',
+    '--name',
+    'arch',
+    '--version',
+    '1.0.0',
+    '--key',
+    p.user.keyPath,
+    '--cert',
+    p.user.certPath,
+    '-o',
+    join(dir, 'cli.mwl'),
+    '--json',
+  ]);
+  t.is(ok.exitCode, 0, ok.stderr);
+  t.is((JSON.parse(ok.stdout) as { architecture: string }).architecture, 'aarch64');
+  t.is(await archOf(join(dir, 'cli.mwl')), 'arm64');
 });

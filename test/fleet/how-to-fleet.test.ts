@@ -11,36 +11,9 @@ import test from 'ava';
 import { execa } from 'execa';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { ROOT, tempDir } from '../helpers.ts';
+import { MARK, pageCommands, quote } from './_howto.ts';
 
 const DOC = join(ROOT, 'doc', 'how-to-manage-a-fleet.md');
-const MARK = '### mway-howto:';
-
-/** The page's commands, in order: `\` continuations joined, heredocs kept whole, comments dropped. */
-export async function pageCommands(): Promise<string[]> {
-  const text = await readFile(DOC, 'utf8');
-  const out: string[] = [];
-  for (const m of text.matchAll(/```sh\n([\s\S]*?)```/g)) {
-    const lines = (m[1] ?? '').replace(/\\\n\s*/g, '').split('\n');
-    for (let i = 0; i < lines.length; i++) {
-      const line = lines[i] as string;
-      if (line.trim() === '' || line.trim().startsWith('#')) continue;
-      const here = /<<'(\w+)'\s*$/.exec(line);
-      if (here !== null) {
-        const end = lines.indexOf(here[1] as string, i + 1);
-        if (end < 0) throw new Error(`unterminated heredoc: ${line}`);
-        out.push(lines.slice(i, end + 1).join('\n'));
-        i = end;
-      } else if (/^(for|while|if) /.test(line.trim())) {
-        const end = lines.findIndex((l, k) => k > i && /^(done|fi)\b/.test(l.trim()));
-        out.push(lines.slice(i, end + 1).join('\n'));
-        i = end;
-      } else out.push(line);
-    }
-  }
-  return out;
-}
-
-const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 test.serial(
   'doc/how-to-manage-a-fleet.md: every command runs as written and does what the page says',
@@ -53,7 +26,7 @@ test.serial(
       reject: false,
     });
     t.is(install.exitCode, 0, install.stderr);
-    const cmds = await pageCommands();
+    const cmds = await pageCommands(DOC);
     // What each command of the page must show (its output section of the transcript).
     const known: Array<[RegExp, RegExp | RegExp[] | undefined]> = [
       [/^mway keys new --role user-root --name user-root --out pki/, /user-root/],

@@ -104,7 +104,16 @@ const MetaData = openObject({
 
 const MilkyWay = object({
   broker: v.exactOptional(
-    text({ max: 261, pattern: /^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, hint: 'is not host:port (10.0.2.2:7443)' }),
+    v.pipe(
+      text({ max: 261, pattern: /^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, hint: 'is not host:port (10.0.2.2:7443)' }),
+      v.check(
+        (s) => {
+          const port = Number(s.slice(s.lastIndexOf(':') + 1));
+          return port >= 1 && port <= 65535;
+        },
+        (i) => `${JSON.stringify(i.input)} has a port outside 1..65535`,
+      ),
+    ),
   ),
   token: v.exactOptional(v.union([text({ max: MAX_TOKEN_JSON }), schema.anyObject])),
 });

@@ -132,6 +132,11 @@ for (const [what, files, key] of [
     /user-data: milkyway\.broker/,
   ],
   [
+    'a broker port above 65535',
+    { 'meta-data': META, 'user-data': '#cloud-config\nmilkyway: {broker: "10.0.2.2:99999"}\n' },
+    /user-data: milkyway\.broker: .* port outside 1\.\.65535/,
+  ],
+  [
     'an unknown milkyway key',
     { 'meta-data': META, 'user-data': '#cloud-config\nmilkyway: {anchors: [/x]}\n' },
     /user-data: milkyway\.anchors: unknown key/,

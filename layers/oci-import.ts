@@ -4,7 +4,7 @@
 // and the image config is mapped to a service; whatever has no equivalent is reported.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, posix } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import semver from 'semver';
@@ -124,6 +124,27 @@ async function unpackOuter(archive: string, work: string): Promise<Outer> {
     if (f === undefined) throw new LayerError('E_OCI_ARCHIVE', `${archive}: ${from} links to missing ${to}`);
     files.set(from, f);
   }
+  return { files };
+}
+
+/**
+ * The OCI layout directory skopeo wrote (fetchImage) as an Outer, read in place: its
+ * `oci-layout`, `index.json` and `blobs/sha256/*`, regular files only (blob() still checks
+ * every blob against its digest).
+ */
+async function layoutOuter(layout: string): Promise<Outer> {
+  const files = new Map<string, string>();
+  const add = async (rel: string) => {
+    const p = join(layout, rel);
+    const st = await lstat(p);
+    if (!st.isFile())
+      throw new LayerError('E_OCI_ARCHIVE', `${layout}: ${rel} is not a regular file`, {
+        details: { member: rel },
+      });
+    files.set(rel, p);
+  };
+  for (const name of ['oci-layout', 'index.json']) await add(name);
+  for (const hex of await readdir(join(layout, 'blobs', 'sha256'))) await add(`blobs/sha256/${hex}`);
   return { files };
 }
 
@@ -433,29 +454,31 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
     });
   });
   try {
-    let archive = o.archive;
     let source: ImageSource | undefined;
+    let outer: Outer;
+    const outerDir = join(work, 'outer');
     if (isImageReference(o.archive)) {
       o.progress?.step(`fetching ${o.archive} (skopeo)`);
       const fetched = await fetchImage(o.archive, work, {
         ...(o.tlsVerify === undefined ? {} : { tlsVerify: o.tlsVerify }),
         architecture: o.architecture ?? hostArchitecture(),
       });
-      archive = fetched.archive;
       source = fetched.source;
+      o.progress?.step('reading image layout');
+      outer = await layoutOuter(fetched.layout);
+    } else {
+      o.progress?.step('reading image archive');
+      await mkdir(outerDir);
+      // By type before any read: a FIFO named as the archive would block the import.
+      await (
+        await openRegularFile(o.archive, {
+          what: 'image archive',
+          readCode: 'E_OCI_ARCHIVE',
+          error: (code, message, options) => new LayerError(code, message, options),
+        })
+      ).fh.close();
+      outer = await unpackOuter(o.archive, outerDir);
     }
-    o.progress?.step('reading image archive');
-    const outerDir = join(work, 'outer');
-    await mkdir(outerDir);
-    // By type before any read: a FIFO named as the archive would block the import.
-    await (
-      await openRegularFile(archive, {
-        what: 'image archive',
-        readCode: 'E_OCI_ARCHIVE',
-        error: (code, message, options) => new LayerError(code, message, options),
-      })
-    ).fh.close();
-    const outer = await unpackOuter(archive, outerDir);
     let image: Image;
     if (outer.files.has('oci-layout') && outer.files.has('index.json'))
       image = await ociImage(outer, o.ref, o.architecture ?? hostArchitecture());
@@ -463,7 +486,7 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
     else
       throw new LayerError(
         'E_OCI_FORMAT',
-        `${archive} is neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`,
+        `${o.archive} is neither an OCI image layout (oci-layout, index.json) nor a docker save archive (manifest.json)`,
       );
     const built = String(image.config.architecture);
     if (o.architecture !== undefined && ARCH[built] !== o.architecture)
@@ -483,7 +506,8 @@ export async function importOci(o: ImportOciOptions): Promise<ImportOciResult> {
       o.progress?.step(`applying image layer ${i + 1}/${image.layers.length}`);
       await applyLayer(rootfs, l, i, dropped);
     }
-    await rm(outerDir, { recursive: true, force: true });
+    // The image's blobs are in the payload now: free their space before erofs is built.
+    for (const d of [outerDir, join(work, 'image')]) await rm(d, { recursive: true, force: true });
     const { manifest, unmapped } = mapConfig(
       image,
       {

@@ -1,7 +1,8 @@
 // Image references as skopeo(1) and podman take them (containers-transports(5)):
 // `docker://host/repo:tag` or `…@sha256:…` from a registry, `oci:DIR[:ref]`,
 // `oci-archive:FILE[:ref]`, `docker-archive:FILE[:ref]`. skopeo fetches the image for the
-// layer's architecture (a multi-arch index picks it) into an OCI archive that importOci reads;
+// layer's architecture (a multi-arch index picks it) into an OCI layout directory that
+// importOci reads in place (no archive written and unpacked again: bench import);
 // the source and the digest of its manifest are recorded in the signed layer (provenance),
 // and a reference pinned by digest must match it.
 import { createHash } from 'node:crypto';
@@ -45,14 +46,14 @@ async function skopeo(args: string[], ref: string, binary = false) {
 }
 
 /**
- * Copies `ref` into `<work>/image.tar` (an OCI archive) for `architecture` and returns the
+ * Copies `ref` into `<work>/image` (an OCI layout directory) for `architecture` and returns the
  * provenance: the digest of the source's manifest as skopeo reads it (`inspect --raw`).
  */
 export async function fetchImage(
   ref: string,
   work: string,
   o: { tlsVerify?: boolean; architecture?: string } = {},
-): Promise<{ archive: string; source: ImageSource }> {
+): Promise<{ layout: string; source: ImageSource }> {
   if (!isImageReference(ref))
     throw new LayerError('E_OCI_SOURCE', `${ref} is not an image reference (${TRANSPORTS.join(', ')})`);
   const tls = o.tlsVerify ?? true;
@@ -70,7 +71,7 @@ export async function fetchImage(
         details: { ref, digest },
       },
     );
-  const archive = join(work, 'image.tar');
+  const layout = join(work, 'image');
   await skopeo(
     [
       'copy',
@@ -81,9 +82,9 @@ export async function fetchImage(
       arch,
       ...tlsArgs(ref, '--src-tls-verify', tls),
       ref,
-      `oci-archive:${archive}`,
+      `oci:${layout}`,
     ],
     ref,
   );
-  return { archive, source: { ref, digest } };
+  return { layout, source: { ref, digest } };
 }

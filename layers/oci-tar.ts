@@ -27,8 +27,10 @@ async function magic(path: string): Promise<Buffer> {
 export async function openMaybeCompressed(path: string): Promise<Readable> {
   const m = await magic(path);
   const src = createReadStream(path, { highWaterMark: 1 << 20 });
-  if (m[0] === 0x1f && m[1] === 0x8b) return src.pipe(createGunzip());
-  if (m.readUInt32LE(0) === 0xfd2fb528) return src.pipe(createZstdDecompress());
+  // 1 MiB output chunks: with zlib's 16 KiB the decompressor (on the thread pool) and the
+  // tar reader (on the main thread) took turns instead of running side by side.
+  if (m[0] === 0x1f && m[1] === 0x8b) return src.pipe(createGunzip({ chunkSize: 1 << 20 }));
+  if (m.readUInt32LE(0) === 0xfd2fb528) return src.pipe(createZstdDecompress({ chunkSize: 1 << 20 }));
   return src;
 }
 
@@ -44,7 +46,10 @@ export async function forEachEntry(
   onEntry: (e: TarEntry) => Promise<void>,
 ): Promise<void> {
   let total = 0;
+  // Up to 32 MiB decompressed ahead of the entry being written, so the decompressor keeps
+  // going while a file is written.
   const counter = new Transform({
+    readableHighWaterMark: 32 << 20,
     transform(chunk: Buffer, _enc, cb) {
       total += chunk.length;
       cb(null, chunk);

@@ -55,3 +55,44 @@ export const POSTGRES = {
     ['stopsignal', 'SIGINT'],
   ] as [string, string][],
 };
+
+// A small web app in Python talking to the database through psycopg2 (Debian's packages): on
+// each start it records the start in a table, and GET / answers with how many there are.
+const APP = `import http.server, os
+import psycopg2
+
+conn = psycopg2.connect(os.environ["DATABASE_URL"])
+conn.autocommit = True
+with conn.cursor() as c:
+    c.execute("CREATE TABLE IF NOT EXISTS starts (at timestamptz DEFAULT now())")
+    c.execute("INSERT INTO starts DEFAULT VALUES")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        with conn.cursor() as c:
+            c.execute("SELECT count(*) FROM starts")
+            body = f"starts={c.fetchone()[0]}\\n".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+http.server.HTTPServer(("127.0.0.1", int(os.environ.get("PORT", "8000"))), Handler).serve_forever()
+`;
+
+/** python3 with psycopg2 and the app, run as nobody (the image's own passwd). */
+export const PYAPP = {
+  packages: ['python3-psycopg2'],
+  files: { 'app/app.py': { text: APP, mode: 0o644 } },
+  config: [
+    ['cmd', 'python3'],
+    ['cmd', '-u'],
+    ['cmd', '/app/app.py'],
+    ['user', 'nobody'],
+    ['workingdir', '/app'],
+    ['exposedports', '8000/tcp'],
+    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+  ] as [string, string][],
+};

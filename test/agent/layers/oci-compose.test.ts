@@ -3,8 +3,10 @@
 // from compose's environment over the image's, a named volume, readiness from its
 // healthcheck's pg_isready), a small app in psql's SQL that writes a row at start and so
 // works only when it starts after the database is ready (depends_on: service_healthy), and
-// redis with its append-only file in a named volume. Checked with psql from the host and the
-// image's redis-cli; after a reboot both volumes kept their data and the app wrote again.
+// redis with its append-only file in a named volume, and a web app in Python (psycopg2) that
+// records each of its starts in the database and serves the count. Checked with psql and curl
+// from the host and the image's redis-cli; after a reboot both volumes kept their data and
+// both apps wrote again.
 import test from 'ava';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,11 +16,11 @@ import { debianImage } from '../../_debian-image.ts';
 import { cli, until } from '../../helpers.ts';
 import { makePki, makeRoot, type RunningAgent, startAgent } from '../_namespace.ts';
 import { inside, processes } from './_oci-app.ts';
-import { PASSWORD, POSTGRES, REDIS } from './_oci-images.ts';
+import { PASSWORD, POSTGRES, PYAPP, REDIS } from './_oci-images.ts';
 
 const SECRET = 'from-compose';
 
-const compose = (pg: string, redis: string) => `
+const compose = (pg: string, redis: string, py: string) => `
 name: shop
 services:
   db:
@@ -46,6 +48,13 @@ services:
     command: ["redis-server", "--protected-mode", "no", "--appendonly", "yes"]
     ports: ["6379:6379"]
     volumes: ["cachedata:/data"]
+  web:
+    image: ${py}
+    environment:
+      DATABASE_URL: host=127.0.0.1 user=postgres dbname=postgres password=${SECRET}
+    ports: ["8000:8000"]
+    depends_on:
+      db: { condition: service_healthy }
 volumes:
   dbdata: {}
   cachedata:
@@ -60,13 +69,13 @@ async function psql(agent: RunningAgent, sql: string, password = SECRET) {
   });
 }
 
-test('a compose file of postgres, an app that needs it ready, and redis: imported as one layer group, started in order, data kept across a reboot', async (t) => {
+test('a compose file of postgres, an app that needs it ready, redis and a Python web app using the database: imported as one layer group, started in order, data kept across a reboot', async (t) => {
   t.timeout(30 * 60_000);
-  const [pg, redis] = [await debianImage(POSTGRES), await debianImage(REDIS)];
+  const [pg, redis, py] = [await debianImage(POSTGRES), await debianImage(REDIS), await debianImage(PYAPP)];
   const pki = await makePki(t);
   const r = await makeRoot(t, pki);
   const file = join(r.root, 'compose.yaml');
-  await writeFile(file, compose(pg, redis));
+  await writeFile(file, compose(pg, redis, py));
   const imported = await cli(
     'mway-layer',
     [
@@ -87,7 +96,7 @@ test('a compose file of postgres, an app that needs it ready, and redis: importe
   t.is(j.project, 'shop');
   t.deepEqual(
     j.layers.map((l) => l.layer),
-    ['shop-db', 'shop-app', 'shop-cache'],
+    ['shop-db', 'shop-app', 'shop-cache', 'shop-web'],
   );
   t.true(j.notes.some((n) => n.startsWith('services.db.healthcheck: the check is readiness')));
   const app = (await readLayer(join(r.root, 'layers', 'shop-app.mwl'))).manifest;
@@ -119,7 +128,7 @@ test('a compose file of postgres, an app that needs it ready, and redis: importe
     const a = startAgent(t, r, [], { net: true });
     const done = await a.waitFor(/boot done: [^\n]*/, 300_000);
     // The app exits 0 once it has written its row: it ran only after db was ready, or it failed.
-    t.regex(done, /3 services \(0 failed\)/, a.output());
+    t.regex(done, /4 services \(0 failed\)/, a.output());
     return a;
   };
   const redisCli = async (a: RunningAgent, ...args: string[]) => {
@@ -138,8 +147,19 @@ test('a compose file of postgres, an app that needs it ready, and redis: importe
     );
     t.notRegex(a.output(), /shop-app\/app (failed|ended)/);
   };
+  // The Python app's own count of its starts, over HTTP from the agent's network (curl).
+  const starts = async (a: RunningAgent, n: number) => {
+    const args = ['-t', String(await a.hostPid()), '-n', '--', 'curl', '-sf', 'http://127.0.0.1:8000/'];
+    await until(
+      `the web app counts ${n} starts`,
+      async () => (await run('nsenter', args, { timeout: 30_000, reject: false })).stdout === `starts=${n}\n`,
+      60_000,
+    );
+    t.is((await psql(a, 'SELECT count(*) FROM starts')).stdout.trim(), String(n));
+  };
   const a = await boot();
   await visits(a, 1);
+  await starts(a, 1);
   // The image's own password (its config's Env) was replaced by compose's environment.
   t.regex((await psql(a, 'SELECT 1', PASSWORD)).stderr, /password authentication failed/);
   t.is(await redisCli(a, 'SET', 'shop:kept', 'yes'), 'OK');
@@ -148,6 +168,7 @@ test('a compose file of postgres, an app that needs it ready, and redis: importe
 
   const b = await boot();
   await visits(b, 2);
+  await starts(b, 2);
   // Written to the append-only file in its volume, no SAVE: kept across the reboot.
   t.is(await redisCli(b, 'GET', 'shop:kept'), 'yes');
   await b.kill('SIGTERM');

@@ -38,6 +38,8 @@ export interface ComposeService {
   capAdd: string[];
   /** `ALL` drops every capability, as `cap_drop: [ALL]`. */
   capDrop: string[];
+  /** `platform: linux/arm64`: the layer's architecture, the image taken for it. */
+  architecture?: 'x86_64' | 'aarch64';
   /** Keys read but with no exact equivalent, for the report (`services.web.expose: …`). */
   notes: string[];
 }
@@ -237,6 +239,15 @@ function service(name: string, raw: unknown, named: Map<string, string[]>): Comp
       case 'cap_drop':
         s.capDrop = strings(v, k).map((c, i) => capability(c, `${k}[${i}]`));
         break;
+      case 'platform': {
+        // As docker compose: the image of that platform from a multi-arch index (import-oci --arch).
+        const arch = (
+          { 'linux/amd64': 'x86_64', 'linux/arm64': 'aarch64', 'linux/arm64/v8': 'aarch64' } as const
+        )[text(v, k) as 'linux/amd64'];
+        if (arch === undefined) unsupported(k, `${JSON.stringify(v)}: a layer is linux/amd64 or linux/arm64`);
+        s.architecture = arch;
+        break;
+      }
       default:
         unsupported(k, 'not supported (no layer equivalent)');
     }

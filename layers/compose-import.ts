@@ -116,6 +116,7 @@ export async function importCompose(o: ImportComposeOptions): Promise<ImportComp
           ...(o.version === undefined ? {} : { version: o.version }),
           ...(o.tlsVerify === undefined ? {} : { tlsVerify: o.tlsVerify }),
           ...(o.sourceDateEpoch === undefined ? {} : { sourceDateEpoch: o.sourceDateEpoch }),
+          ...(s.architecture === undefined ? {} : { architecture: s.architecture }),
           override: {
             config: s.config,
             volumes: s.volumes,

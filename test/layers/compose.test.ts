@@ -92,6 +92,17 @@ test('parseCompose() takes the project name from the caller when the file has no
   t.deepEqual(p.services[0]?.config, { Entrypoint: ['/bin/sh', '-c', 'exec nginx'], Cmd: [] });
 });
 
+test('parseCompose() maps platform to the layer’s architecture', (t) => {
+  const p = parseCompose(
+    'services:\n  a: {image: x, platform: linux/arm64}\n  b: {image: x, platform: linux/amd64}\n  c: {image: x}\n',
+    'p',
+  );
+  t.deepEqual(
+    p.services.map((s) => s.architecture),
+    ['aarch64', 'x86_64', undefined],
+  );
+});
+
 const svc = (body: string) => `services:\n  web:\n    image: x.tar\n${body}`;
 const refused: [string, string, string, string][] = [
   ['YAML syntax', 'services: [', 'E_COMPOSE_YAML', ''],
@@ -224,6 +235,12 @@ const refused: [string, string, string, string][] = [
   ['cap_add ALL', svc('    cap_add: [ALL]\n'), 'E_COMPOSE_UNSUPPORTED', 'services.web.cap_add'],
   ['a bad capability', svc('    cap_add: ["no such"]\n'), 'E_COMPOSE_INVALID', 'services.web.cap_add[0]'],
   ['networks on a service', svc('    networks: [front]\n'), 'E_COMPOSE_UNSUPPORTED', 'services.web.networks'],
+  [
+    'a platform no layer runs on',
+    svc('    platform: windows/amd64\n'),
+    'E_COMPOSE_UNSUPPORTED',
+    'services.web.platform',
+  ],
 ];
 for (const [what, text, code, field] of refused) {
   test(`parseCompose() refuses ${what}: ${code}${field === '' ? '' : ` at ${field}`}`, (t) => {

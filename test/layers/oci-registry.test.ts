@@ -318,6 +318,25 @@ test('a multi-arch index gives the image of the layer’s architecture: from an 
   ]);
   t.is(bad.exitCode, 2);
   t.regex(bad.stderr, /E_USAGE: --arch: "riscv64" is not x86_64 or aarch64/);
+  // A compose service's platform picks the same way (import-compose, as docker compose does).
+  await writeFile(
+    join(dir, 'compose.yaml'),
+    `name: tools\nservices:\n  arch:\n    image: oci:${layout}:multi\n    platform: linux/arm64\n`,
+  );
+  await mkdir(join(dir, 'composed'));
+  const composed = await cli('mway-layer', [
+    'import-compose',
+    join(dir, 'compose.yaml'),
+    '--key',
+    p.user.keyPath,
+    '--cert',
+    p.user.certPath,
+    '-o',
+    join(dir, 'composed'),
+  ]);
+  t.is(composed.exitCode, 0, composed.stderr);
+  t.is((await readLayer(join(dir, 'composed', 'tools-arch.mwl'))).manifest.architecture, 'aarch64');
+  t.is(await archOf(join(dir, 'composed', 'tools-arch.mwl')), 'arm64');
   // Through the CLI: the architecture shown and the arm64 image taken.
   const ok = await cli('mway-layer', [
     'import-oci',

@@ -20,8 +20,9 @@ export const REDIS = {
 export const PASSWORD = 'mway-test-secret';
 
 // As the official image's docker-entrypoint.sh: as root, make $PGDATA the postgres user's and
-// re-run as that user; as postgres, initialise an empty $PGDATA (password auth over TCP),
-// then exec the command.
+// re-run as that user; as postgres, initialise an empty $PGDATA (password auth over TCP from
+// any address, as its pg_hba.conf line does: a client through QEMU's forward comes from
+// 10.0.2.2), then exec the command.
 const ENTRYPOINT = `#!/bin/sh
 set -eu
 if [ "$(id -u)" = 0 ]; then
@@ -36,6 +37,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   initdb --username=postgres --pwfile="$pw" --auth-local=trust --auth-host=scram-sha-256 -D "$PGDATA"
   rm -f "$pw"
   echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
 fi
 exec "$@"
 `;

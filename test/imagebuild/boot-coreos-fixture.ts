@@ -31,7 +31,13 @@ const roundMiB = (n: number): number => Math.ceil(n / MiB) * MiB;
 export async function testCoreos(
   dir: string,
   label = 'milkyway_1.0.0',
-  options: { fillerBytes?: number; node?: boolean; certs?: boolean } = {},
+  options: {
+    fillerBytes?: number;
+    node?: boolean;
+    certs?: boolean;
+    /** More files in the tree, by path (`etc/selinux/milkyway/policy.33`). */
+    files?: Record<string, string | Uint8Array>;
+  } = {},
 ): Promise<TestCoreos> {
   const root = join(dir, 'coreos');
   for (const d of ['bin', 'sbin', 'dev', 'proc', 'sys', 'run', 'tmp', 'certs'])
@@ -63,6 +69,10 @@ export async function testCoreos(
     await writeFile(join(root, 'sbin/init'), '#!/bin/busybox sh\nexec /usr/bin/node /init.js\n', {
       mode: 0o755,
     });
+  }
+  for (const [p, bytes] of Object.entries(options.files ?? {})) {
+    await mkdir(dirname(join(root, p)), { recursive: true });
+    await writeFile(join(root, p), bytes);
   }
   const dataImage = join(dir, 'coreos.erofs');
   const hashImage = join(dir, 'coreos.verity');

@@ -1,12 +1,13 @@
-// The real initramfs /init on a small verity-protected CoreOS disk. Two QEMU boots
-// (TCG, ~20-40 s each): it switches root into the verified erofs, and one flipped byte
-// in the root partition stops the boot with the verity message before switch_root.
+// The real initramfs /init on a small verity-protected CoreOS disk. QEMU boots (TCG, ~20-40 s
+// each): it switches root into the verified erofs; one flipped byte in the root or certificate
+// partition stops the boot with the verity message before switch_root; with SELinux on the
+// command line, a CoreOS without a policy or with one the kernel refuses stops it too.
 import test from 'ava';
 import { open } from 'node:fs/promises';
 import { zstdDecompressSync } from 'node:zlib';
 import { readCpio, readGpt } from '../../formats/index.ts';
 import { buildInitramfs } from '../../imagebuild/initramfs.ts';
-import { INIT_MARKERS } from '../../imagebuild/initramfs-init.ts';
+import { INIT_MARKERS, INIT_POLICY } from '../../imagebuild/initramfs-init.ts';
 import { runQemu } from '../../imagebuild/qemu-run.ts';
 import { coreosCmdline } from '../../imagebuild/uki.ts';
 import { tempDir } from '../helpers.ts';
@@ -149,3 +150,35 @@ test('QEMU: one flipped byte in the certificate partition stops the boot before 
   );
   t.true(r.poweredOff);
 });
+
+for (const [what, files, reason] of [
+  ['no policy', {}, /CoreOS has no \/etc\/selinux\/milkyway\/policy\.33/],
+  [
+    'a policy the kernel refuses',
+    { [INIT_POLICY.slice(1)]: Buffer.alloc(4096, 'not a policy ') },
+    /the kernel refused \/etc\/selinux\/milkyway\/policy\.33 \(4096 bytes\)/,
+  ],
+] as const)
+  test(`QEMU: security=selinux and ${what} in CoreOS stops the boot before switch_root (fail closed)`, async (t) => {
+    t.timeout(480_000);
+    const dir = await tempDir(t);
+    const coreos = await testCoreos(dir, 'milkyway_1.0.0', { files });
+    const disk = await ukiDisk(dir, {
+      initrd: await realInitrd(),
+      cmdline: coreosCmdline({ rootHash: coreos.rootHash, extra: ['security=selinux', 'enforcing=1'] }),
+      more: coreos.partitions,
+    });
+    const lines: string[] = [];
+    const q = await runQemu({ disk, timeout: 420_000, serial: 'none', onLine: (l) => lines.push(l) });
+    t.teardown(() => q.kill());
+    const r = await q.done;
+    const log = lines.filter((l) => !l.startsWith('[')).join('\n');
+    const failed = lines.find((l) => l.startsWith(INIT_MARKERS.policyFailed)) ?? '';
+    t.regex(failed, reason, log);
+    t.false(
+      lines.some((l) => l.startsWith(INIT_MARKERS.switching) || l.startsWith(INIT_MARKERS.policyLoaded)),
+      log,
+    );
+    t.false(log.includes(COREOS_MARKER));
+    t.true(r.poweredOff, 'fail closed powers the machine off');
+  });

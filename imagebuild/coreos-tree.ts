@@ -67,19 +67,44 @@ async function put(root: string, dest: string, src: string): Promise<void> {
   await chmod(out, (await stat(src)).mode & 0o755);
 }
 
-/** The production dependency folders (npm's own view, without dev dependencies). */
-async function productionModules(): Promise<string[]> {
-  const r = await run('npm', ['ls', '--omit=dev', '--parseable', '--all'], {
+interface NpmNode {
+  path?: string;
+  dependencies?: Record<string, NpmNode>;
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>;
+}
+
+/**
+ * The production dependency folders: npm's own tree without dev dependencies, minus the
+ * optional peers it lists under a package only because a dev dependency satisfies them
+ * (valibot's `typescript`, 30 MiB of compiler that CoreOS never loads).
+ */
+export async function productionModules(): Promise<string[]> {
+  const r = await run('npm', ['ls', '--omit=dev', '--all', '--json', '--long'], {
     timeout: 60_000,
     cwd: REPO,
     reject: false,
   });
-  const dirs = new Set<string>();
-  for (const line of r.stdout.split('\n')) {
-    const rel = relative(REPO, line.trim());
-    const m = /^node_modules\/(@[^/]+\/[^/]+|[^/@][^/]*)/.exec(rel);
-    if (m !== null) dirs.add(`node_modules/${m[1]}`);
+  let tree: NpmNode;
+  try {
+    tree = JSON.parse(r.stdout) as NpmNode;
+  } catch (e) {
+    throw new ImageError('E_TOOL_FAILED', `npm ls printed no JSON tree: ${(e as Error).message}`);
   }
+  const dirs = new Set<string>();
+  const walk = (node: NpmNode): void => {
+    for (const [name, child] of Object.entries(node.dependencies ?? {})) {
+      if (node.peerDependenciesMeta?.[name]?.optional === true) continue;
+      const rel = child.path === undefined ? '' : relative(REPO, child.path);
+      // A nested package ships inside its top-level folder; its own dependencies may be hoisted.
+      const m = /^node_modules\/(@[^/]+\/[^/]+|[^/@][^/]*)/.exec(rel);
+      if (m === null) continue;
+      dirs.add(`node_modules/${m[1]}`);
+      // npm prints a package's dependencies once and marks later copies deduped (no children),
+      // so every copy is walked; the tree npm prints has no cycles.
+      walk(child);
+    }
+  };
+  walk(tree);
   return [...dirs].filter((d) => !SKIP_MODULES.has(d)).sort();
 }
 
@@ -163,7 +188,6 @@ export async function buildCoreosTree(
       throw new ImageError('E_SPEC_BINARY', `Cannot put ${b} into CoreOS: no such file`, { path: b });
   }
   const closure = await binaryClosure([node, ...wanted]);
-  const seen = new Set<string>();
   for (const f of closure) {
     const dest = f.src === node ? COREOS_PATHS.node : f.dest;
     if (seen.has(dest)) continue;

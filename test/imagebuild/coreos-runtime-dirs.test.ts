@@ -5,7 +5,7 @@
 import test from 'ava';
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { RUNTIME_DIRS } from '../../imagebuild/coreos-tree.ts';
+import { productionModules, RUNTIME_DIRS } from '../../imagebuild/coreos-tree.ts';
 import { ROOT } from '../helpers.ts';
 
 async function sources(dir: string): Promise<string[]> {
@@ -36,4 +36,27 @@ test('every part the agent reaches is shipped in CoreOS', async (t) => {
   const missing = [...seen].filter((p) => !RUNTIME_DIRS.includes(p));
   t.deepEqual(missing, [], `parts the agent imports that CoreOS lacks (RUNTIME_DIRS): ${missing.join(', ')}`);
   t.true(seen.has('update'));
+});
+
+test('CoreOS ships every npm package the shipped parts import, and no compiler an optional peer names', async (t) => {
+  const shipped = new Set(await productionModules());
+  const bare = new Set<string>();
+  for (const part of RUNTIME_DIRS) {
+    for (const file of await sources(join(ROOT, part))) {
+      if (file.includes('/test/')) continue;
+      const text = await readFile(file, 'utf8');
+      for (const m of text.matchAll(/from '([^.'/][^']*)'|import\('([^.'/][^']*)'\)/g)) {
+        const spec = m[1] ?? m[2] ?? '';
+        if (spec.startsWith('node:')) continue;
+        const parts = spec.split('/');
+        bare.add(spec.startsWith('@') ? parts.slice(0, 2).join('/') : (parts[0] ?? ''));
+      }
+    }
+  }
+  // pqclean is C source for the stage-1 verifier's build (imagebuild/, never run in CoreOS).
+  const missing = [...bare].filter((p) => !shipped.has(`node_modules/${p}`) && p !== 'pqclean');
+  t.deepEqual(missing, [], `packages imported by shipped code that CoreOS lacks: ${missing.join(', ')}`);
+  // valibot names typescript as an optional peer; npm lists it because the dev install has it.
+  t.false(shipped.has('node_modules/typescript'), 'the TypeScript compiler is not shipped');
+  t.false([...shipped].some((d) => d.startsWith('node_modules/@typescript/')));
 });

@@ -188,6 +188,7 @@ export async function buildCoreosTree(
       throw new ImageError('E_SPEC_BINARY', `Cannot put ${b} into CoreOS: no such file`, { path: b });
   }
   const closure = await binaryClosure([node, ...wanted]);
+  const seen = new Set<string>();
   for (const f of closure) {
     const dest = f.src === node ? COREOS_PATHS.node : f.dest;
     if (seen.has(dest)) continue;

@@ -425,7 +425,7 @@ export class LayerManager {
         const specs: UnitSpec[] = [];
         for (const s of m.services) {
           const dataDir = this.#o.path(this.#o.config.dataDir);
-          const vols = await volumeBinds(dataDir, m.name, s, owner, target);
+          const vols = await volumeBinds(dataDir, m.name, s, owner, target, labelling?.layerData(m.name));
           let kept: string | undefined;
           if (s.writableRoot === 'persistent') {
             const pr = await persistentRoot(dataDir, m.name, s.name, owner, m.payload.verity.rootHash);

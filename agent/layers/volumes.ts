@@ -5,8 +5,8 @@
 // the layer's root has at that path, as Docker and Podman seed a new named volume; a service
 // that runs as the layer's own uid gets the copy chowned to it.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chown, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { run } from '../../common/index.ts';
 import type { Bind } from '../services/unit-spec.ts';
 
@@ -21,6 +21,8 @@ export async function volumeBinds(
   service: { name: string; volumes: readonly string[]; user: string },
   owner: { uid: number; gid: number },
   appRoot: string,
+  /** With SELinux: the layer's data context (`mway_<layer>_data_t` at its pair). */
+  dataContext?: string,
 ): Promise<Bind[]> {
   if (service.volumes.length === 0) return [];
   const secure = join(dataDir, 'secure', layer);
@@ -30,19 +32,21 @@ export async function volumeBinds(
   const binds: Bind[] = [];
   for (const path of service.volumes) {
     const host = join(base, volumeDirName(path));
-    if (!existsSync(host)) await seed(join(appRoot, path), host, service.user === 'root' ? undefined : owner);
+    const chownTo = service.user === 'root' ? undefined : owner;
+    if (existsSync(host)) {
+      // Seeded before: a volume is kept as the service left it.
+    } else if (dataContext === undefined) await seed(join(appRoot, path), host, chownTo);
+    else {
+      const staging = join(dataDir, 'volume-seeding', layer, service.name, volumeDirName(path));
+      await seedLabelled(join(appRoot, path), host, chownTo, staging, dataContext);
+    }
     binds.push({ src: host, dest: path, readOnly: false });
   }
   return binds;
 }
 
-/** A new volume: a copy of `from` (when the root has a directory there), made beside and renamed in. */
-async function seed(
-  from: string,
-  host: string,
-  chownTo: { uid: number; gid: number } | undefined,
-): Promise<void> {
-  const tmp = `${host}.new`;
+/** `from` copied to `tmp` (cp -a: modes, owners, links; never nested), or an empty directory. */
+async function copyInto(from: string, tmp: string, chownTo: { uid: number; gid: number } | undefined) {
   await rm(tmp, { recursive: true, force: true });
   const st = await stat(from).catch(() => undefined);
   if (st?.isDirectory() === true) {
@@ -53,5 +57,43 @@ async function seed(
   }
   if (chownTo !== undefined)
     await run('chown', ['-R', '-h', `${chownTo.uid}:${chownTo.gid}`, '--', tmp], { timeout: 600_000 });
+}
+
+/** A new volume: a copy of `from` (when the root has a directory there), made beside and renamed in. */
+async function seed(from: string, host: string, chownTo: { uid: number; gid: number } | undefined) {
+  const tmp = `${host}.new`;
+  await copyInto(from, tmp, chownTo);
   await rename(tmp, host);
+}
+
+/**
+ * The same under SELinux, where the base policy lets the agent make folders in a layer's
+ * private data and relabel into it, but never list, rename or remove there, nor create files
+ * (layers.cil). So the copy is made in the agent's own data (`volume-seeding/…`), its contents
+ * relabelled to the layer's data context deepest first (the agent lists a folder while it is
+ * still its own), then the folder, still the agent's, renamed in, and relabelled last.
+ * Symbolic links keep the agent's label: no domain may relabel a link into layer data.
+ */
+async function seedLabelled(
+  from: string,
+  host: string,
+  chownTo: { uid: number; gid: number } | undefined,
+  staging: string,
+  context: string,
+): Promise<void> {
+  await mkdir(dirname(staging), { recursive: true, mode: 0o700 });
+  await copyInto(from, staging, chownTo);
+  const inside: string[] = [];
+  const walk = async (dir: string) => {
+    for (const e of await readdir(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await walk(p);
+      if (!e.isSymbolicLink()) inside.push(p);
+    }
+  };
+  await walk(staging);
+  for (let i = 0; i < inside.length; i += 500)
+    await run('chcon', ['-h', '--', context, ...inside.slice(i, i + 500)], { timeout: 600_000 });
+  await rename(staging, host);
+  await run('chcon', ['-h', '--', context, host], { timeout: 60_000 });
 }

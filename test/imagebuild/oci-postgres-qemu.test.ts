@@ -5,7 +5,9 @@
 // the guest's agent verifies and activates it through kernel dm-verity and runs the image's
 // entrypoint, which initialises its data volume on first start. psql from the host, through a
 // 127.0.0.1 forward, creates a table; after a power-off and a second boot of the same disk the
-// row is still there and a wrong password is still refused.
+// row is still there. SELinux enforcing (the image spec's default): the volume seeded into the
+// layer's private data the way the policy allows the agent, the volume's mount point made in
+// the run's writable overlay, System V shared memory in the layer's own domain.
 import test from 'ava';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -37,10 +39,6 @@ test('QEMU: postgresql from its Debian-built OCI image runs unedited on the boot
     {
       name: 'pg',
       version: '1.0.0',
-      // Enforcing refuses the layer today: the base policy lets the agent make a layer's data
-      // folder but not rename in it, and seeding a volume renames `<path>.new` into place
-      // (avc: denied { remove_name } … milkyway_agent_t … mway_pg_data_t). Not fixed here.
-      selinux: 'off',
       coreos: { network: { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } },
       layers: [join(ROOT, 'examples/default/layers/web')],
       keys: 'generate',

@@ -40,8 +40,10 @@ export interface PeerLinkConfig {
    * NATS mode instead of the TLS broker (doc/nats.md): `nats://host:port` URLs of the cluster's
    * servers, and the peer's nkey seed file (its NATS user, whose permissions the servers'
    * config sets). The same signed commands and results; the servers are as untrusted as a broker.
+   * `domain`: the cluster's JetStream domain, for a peer behind a site's leaf node (doc/nats.md,
+   * "A leaf node for a site").
    */
-  nats?: { servers: string[]; nkey?: string };
+  nats?: { servers: string[]; nkey?: string; domain?: string };
   /** Broker certificate fingerprint to require (optional pinning). */
   brokerFingerprint?: string;
   fleet: string;
@@ -157,12 +159,16 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   return out;
 }
 
-function parseNats(raw: unknown): { servers: string[]; nkey?: string } {
+function parseNats(raw: unknown): { servers: string[]; nkey?: string; domain?: string } {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('nats', 'expected an object');
   const n = raw as Record<string, unknown>;
-  for (const k of Object.keys(n)) if (k !== 'servers' && k !== 'nkey') bad(`nats.${k}`, 'unknown key');
+  for (const k of Object.keys(n))
+    if (k !== 'servers' && k !== 'nkey' && k !== 'domain') bad(`nats.${k}`, 'unknown key');
   if (n.nkey !== undefined && !(typeof n.nkey === 'string' && n.nkey.startsWith('/')))
     bad('nats.nkey', 'expected the absolute path of an nkey seed file');
+  // A JetStream domain is one subject token of $JS.<domain>.API.
+  if (n.domain !== undefined && !(typeof n.domain === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(n.domain)))
+    bad('nats.domain', 'expected a JetStream domain name (1..64 of A-Z a-z 0-9 _ -)');
   const s = n.servers;
   if (
     !Array.isArray(s) ||
@@ -171,7 +177,11 @@ function parseNats(raw: unknown): { servers: string[]; nkey?: string } {
     !s.every((x) => typeof x === 'string' && /^nats:\/\/[^\s/]+:\d{1,5}$/.test(x))
   )
     bad('nats.servers', 'expected 1..64 URLs like nats://10.0.0.5:4222');
-  return { servers: s as string[], ...(typeof n.nkey === 'string' ? { nkey: n.nkey } : {}) };
+  return {
+    servers: s as string[],
+    ...(typeof n.nkey === 'string' ? { nkey: n.nkey } : {}),
+    ...(typeof n.domain === 'string' ? { domain: n.domain } : {}),
+  };
 }
 
 /**
@@ -488,7 +498,7 @@ export async function startPeerLink(options: {
         };
       });
 
-    const natsLoop = async (servers: string[], nkey: string | undefined): Promise<void> => {
+    const natsLoop = async (servers: string[], nkey?: string, domain?: string): Promise<void> => {
       let backoff = 200;
       while (!stopped) {
         try {
@@ -497,6 +507,7 @@ export async function startPeerLink(options: {
           const c = await connectNatsPeer({
             servers,
             ...(nkey === undefined ? {} : { nkey }),
+            ...(domain === undefined ? {} : { domain }),
             peerId,
             groups: () => executor.groups(),
             cursorFile: join(options.stateDir, 'control', 'nats-cursor.json'),
@@ -518,7 +529,7 @@ export async function startPeerLink(options: {
     };
 
     const loop = async (): Promise<void> => {
-      if (cfg.nats !== undefined) return natsLoop(cfg.nats.servers, cfg.nats.nkey);
+      if (cfg.nats !== undefined) return natsLoop(cfg.nats.servers, cfg.nats.nkey, cfg.nats.domain);
       let backoff = 200;
       const maxBackoff = cfg.maxBackoffMs ?? 30_000;
       while (!stopped) {

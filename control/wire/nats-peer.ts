@@ -37,6 +37,11 @@ export interface NatsPeerOptions {
   servers: string[];
   /** The peer's NATS nkey seed file; without it the peer connects as the servers' anonymous user. */
   nkey?: string;
+  /**
+   * The cluster's JetStream domain: a peer connected to a site's leaf node (no JetStream of its
+   * own) reaches the cluster's streams as $JS.<domain>.API (doc/nats.md, "A leaf node for a site").
+   */
+  domain?: string;
   peerId: string;
   /** The mailbox cursor file (`<stateDir>/control/nats-cursor.json`). */
   cursorFile: string;
@@ -99,8 +104,9 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
     nkey: o.nkey,
     name: `mway-peer-${o.peerId}`,
   });
-  const jsm: JetStreamManager = await jetstreamManager(nc, { checkAPI: false });
-  const js: JetStreamClient = jetstream(nc, { timeout: 5000 });
+  const dom = o.domain === undefined ? {} : { domain: o.domain };
+  const jsm: JetStreamManager = await jetstreamManager(nc, { checkAPI: false, ...dom });
+  const js: JetStreamClient = jetstream(nc, { timeout: 5000, ...dom });
   const subject = mailboxSubject(o.peerId);
   let persisted = await readCursor(o.cursorFile);
   let next = persisted + 1;

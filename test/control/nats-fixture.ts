@@ -19,6 +19,8 @@ export interface NatsNode {
 export interface NatsCluster {
   nodes: NatsNode[];
   urls: string[];
+  /** Where a leaf node (a site's server) connects to this cluster. */
+  leafUrls: string[];
   /** The node that leads `stream` right now (from the servers' own /jsz). */
   streamLeader(stream: string): Promise<NatsNode>;
   kill(node: NatsNode, signal?: NodeJS.Signals): Promise<void>;
@@ -43,6 +45,8 @@ export interface NatsClusterOptions {
   authorization?: unknown;
   /** A config file every node includes (`milkywaysrvd nats-authorization --out`). */
   include?: string;
+  /** The cluster's JetStream domain (a leaf node's clients name it; doc/nats.md). */
+  domain?: string;
 }
 
 /**
@@ -53,10 +57,15 @@ export async function writeNatsConfs(
   dir: string,
   size: number,
   o: NatsClusterOptions & { cluster: string; maxFile: string },
-): Promise<{ name: string; conf: string; client: number; http: number }[]> {
+): Promise<{ name: string; conf: string; client: number; http: number; leaf: number }[]> {
   const ports = [];
   for (let i = 0; i < size; i++)
-    ports.push({ client: await freePort(), cluster: await freePort(), http: await freePort() });
+    ports.push({
+      client: await freePort(),
+      cluster: await freePort(),
+      http: await freePort(),
+      leaf: await freePort(),
+    });
   const routes = ports.map((p) => `nats-route://127.0.0.1:${p.cluster}`).join(', ');
   const out = [];
   for (const [i, p] of ports.entries()) {
@@ -69,8 +78,10 @@ export async function writeNatsConfs(
         `server_name: ${name}`,
         `listen: 127.0.0.1:${p.client}`,
         `http: 127.0.0.1:${p.http}`,
-        `jetstream { store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: ${o.maxFile} }`,
+        `jetstream { ${o.domain === undefined ? '' : `domain: ${o.domain}, `}store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: ${o.maxFile} }`,
         `cluster { name: ${o.cluster}, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ] }`,
+        // A site's leaf node (startNatsLeaf) may connect here.
+        `leafnodes { listen: 127.0.0.1:${p.leaf} }`,
         // nats-server's config format reads JSON.
         ...(o.authorization === undefined ? [] : [`authorization: ${JSON.stringify(o.authorization)}`]),
         // nats-server resolves an include against the including file's folder, absolute or not.
@@ -78,7 +89,7 @@ export async function writeNatsConfs(
         '',
       ].join('\n'),
     );
-    out.push({ name, conf, client: p.client, http: p.http });
+    out.push({ name, conf, client: p.client, http: p.http, leaf: p.leaf });
   }
   return out;
 }
@@ -156,6 +167,7 @@ export async function startNatsCluster(
   return {
     nodes,
     urls: nodes.map((n) => n.url),
+    leafUrls: written.map((w) => `nats-leaf://127.0.0.1:${w.leaf}`),
     ready,
     kill,
     start,
@@ -177,4 +189,71 @@ export async function startNatsCluster(
       throw new Error(`no leader of ${stream} found`);
     },
   };
+}
+
+export interface NatsLeaf {
+  url: string;
+  /** Stops the leaf (kill -9); start() runs it again on the same port. */
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  /** Waits until the leaf's connection to the cluster is up (its own /leafz). */
+  connected(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * A site's server: a leaf node of `cluster` without JetStream of its own, so its clients'
+ * JetStream requests and subjects reach the cluster's streams through the leaf connection
+ * (doc/nats.md, "A leaf node for a site").
+ */
+export async function startNatsLeaf(t: ExecutionContext, cluster: NatsCluster): Promise<NatsLeaf> {
+  const dir = await tempDir(t);
+  const client = await freePort();
+  const http = await freePort();
+  const conf = join(dir, 'leaf.conf');
+  await writeFile(
+    conf,
+    [
+      'server_name: site1',
+      `listen: 127.0.0.1:${client}`,
+      `http: 127.0.0.1:${http}`,
+      `leafnodes { remotes: [ { urls: [ ${cluster.leafUrls.join(', ')} ] } ] }`,
+      '',
+    ].join('\n'),
+  );
+  let proc: ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    const p = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });
+    const failed = await Promise.race([
+      once(p, 'error').then(([e]) => e as Error),
+      once(p, 'spawn').then(() => undefined),
+    ]);
+    if (failed !== undefined)
+      throw new Error(
+        `cannot start nats-server (Debian package nats-server, scripts/setup.sh): ${failed.message}`,
+      );
+    proc = p;
+  };
+  const kill = async (): Promise<void> => {
+    const p = proc;
+    if (p === undefined || p.exitCode !== null) return;
+    const exited = once(p, 'exit');
+    p.kill('SIGKILL');
+    await exited;
+    proc = undefined;
+  };
+  t.teardown(kill);
+  const connected = async (timeoutMs = 30_000): Promise<void> => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await fetch(`http://127.0.0.1:${http}/leafz`, { signal: AbortSignal.timeout(1000) })
+        .then((r) => r.json() as Promise<{ leafnodes?: number }>)
+        .catch(() => undefined);
+      if ((v?.leafnodes ?? 0) > 0) return;
+      if (Date.now() > end) throw new Error(`leaf node not connected in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  };
+  await start();
+  await connected();
+  return { url: `nats://127.0.0.1:${client}`, kill, start, connected };
 }

@@ -234,12 +234,19 @@ test('the nats key of the peer link config: bad values are E_LINK_CONFIG naming 
     nats: { servers: ['nats://10.0.0.5:4222'], nkey: '/i/peer.nk' },
   });
   t.deepEqual(withKey.nats, { servers: ['nats://10.0.0.5:4222'], nkey: '/i/peer.nk' });
+  const withDomain = parsePeerLinkConfig({
+    ...base,
+    nats: { servers: ['nats://10.0.0.5:4222'], domain: 'hub' },
+  });
+  t.deepEqual(withDomain.nats, { servers: ['nats://10.0.0.5:4222'], domain: 'hub' });
   for (const [nats, extra, key] of [
     [{ servers: [] }, {}, 'nats.servers'],
     [{ servers: ['10.0.0.5:4222'] }, {}, 'nats.servers'],
     [{ servers: ['nats://10.0.0.5:4222'], user: 'x' }, {}, 'nats.user'],
     [{ servers: ['nats://10.0.0.5:4222'], nkey: 'peer.nk' }, {}, 'nats.nkey'],
     [{ servers: ['nats://10.0.0.5:4222'], nkey: 7 }, {}, 'nats.nkey'],
+    [{ servers: ['nats://10.0.0.5:4222'], domain: 'a.b' }, {}, 'nats.domain'],
+    [{ servers: ['nats://10.0.0.5:4222'], domain: '' }, {}, 'nats.domain'],
     ['nats://10.0.0.5:4222', {}, 'nats'],
     [{ servers: ['nats://10.0.0.5:4222'] }, { broker: '10.0.0.5:7443' }, 'nats'],
     [{ servers: ['nats://10.0.0.5:4222'] }, { enroll: { dir: '/e' } }, 'nats'],

@@ -1,0 +1,67 @@
+// A site's leaf node in NATS mode (doc/nats.md, "A leaf node for a site"): a Debian nats-server
+// without JetStream of its own, connected as a leaf to the 3-node cluster on 127.0.0.1. A peer
+// connected only to the leaf reads its mailbox and stores its results through it; while the
+// leaf is down the relay keeps storing on the cluster, and when the leaf returns the peer gets
+// exactly what it missed, in order, once.
+import test from 'ava';
+import { startPeerLink } from '../../../agent/remote/peer-link.ts';
+import { NatsRelay } from '../../../control/broker/index.ts';
+import { type Audience, buildCommand, type Message, verifyResult } from '../../../control/wire/index.ts';
+import type { Envelope } from '../../../keys/index.ts';
+import { recorder } from '../../agent/remote/recording-agent.ts';
+import { tempDir } from '../../helpers.ts';
+import { makeFleetPki } from '../command-fixture.ts';
+import { startNatsCluster, startNatsLeaf } from '../nats-fixture.ts';
+
+const pkiP = makeFleetPki();
+
+test('a peer behind a leaf node runs its commands; with the leaf down it catches up on return, in order, once', async (t) => {
+  const p = await pkiP;
+  const cluster = await startNatsCluster(t, 3, { domain: 'hub' });
+  const leaf = await startNatsLeaf(t, cluster);
+  const relay = await NatsRelay.open({ servers: cluster.urls });
+  t.teardown(() => relay.close());
+  await relay.ensureStreams(3);
+  const rec = recorder();
+  const link = await startPeerLink({
+    api: rec.api,
+    stateDir: await tempDir(t),
+    log: () => {},
+    config: {
+      nats: { servers: [leaf.url], domain: 'hub' },
+      fleet: 'prod',
+      key: p.p1.keyPath,
+      cert: p.p1.certPath,
+      kemKey: p.p1.kemKeyPath,
+      anchors: [p.root.certPath],
+      skewMs: 0,
+      maxBackoffMs: 300,
+    },
+  });
+  t.teardown(() => link.stop());
+  let seq = 0;
+  const audience: Audience = { fleet: 'prod', target: 'peer:p1', groups: [], peers: ['p1'] };
+  const cmd = (service: string) =>
+    buildCommand({
+      action: 'service.restart',
+      args: { service },
+      audience,
+      seq: ++seq,
+      key: p.admin.key,
+      chain: p.admin.chain,
+    });
+  const expires = new Date(Date.now() + 600_000).toISOString();
+  const ok = (m: Message | undefined) =>
+    m !== undefined && verifyResult(m.result as Envelope, { anchors: [p.root.cert] }).payload.status === 'ok';
+
+  await relay.deliver('p1', 'job-1', cmd('first'), expires);
+  t.true(ok(await relay.answer('p1', 'job-1', 60_000)), 'answered through the leaf');
+
+  // The site loses its server: the cluster keeps storing the peer's commands.
+  await leaf.kill();
+  for (const n of ['a', 'b', 'c']) await relay.deliver('p1', `job-${n}`, cmd(n), expires);
+  await leaf.start();
+  await leaf.connected();
+  for (const n of ['a', 'b', 'c']) t.true(ok(await relay.answer('p1', `job-${n}`, 90_000)), `job-${n}`);
+  t.deepEqual(rec.calls, ['restart first', 'restart a', 'restart b', 'restart c']);
+});

@@ -21,6 +21,8 @@ export interface NatsCluster {
   urls: string[];
   /** Where a leaf node (a site's server) connects to this cluster. */
   leafUrls: string[];
+  /** Each node's config file (as nodes). */
+  confs: string[];
   /** The node that leads `stream` right now (from the servers' own /jsz). */
   streamLeader(stream: string): Promise<NatsNode>;
   kill(node: NatsNode, signal?: NodeJS.Signals): Promise<void>;
@@ -168,6 +170,7 @@ export async function startNatsCluster(
     nodes,
     urls: nodes.map((n) => n.url),
     leafUrls: written.map((w) => `nats-leaf://127.0.0.1:${w.leaf}`),
+    confs,
     ready,
     kill,
     start,
@@ -202,24 +205,26 @@ export interface NatsLeaf {
 
 /**
  * A site's server: a leaf node of `cluster` without JetStream of its own, so its clients'
- * JetStream requests and subjects reach the cluster's streams through the leaf connection
- * (doc/nats.md, "A leaf node for a site").
+ * JetStream requests reach the cluster's streams through the leaf connection (doc/nats.md, "A
+ * leaf node for a site"). `conf` is that how-to's site config as written: its placeholders are
+ * filled with this test's ports.
  */
-export async function startNatsLeaf(t: ExecutionContext, cluster: NatsCluster): Promise<NatsLeaf> {
+export async function startNatsLeaf(
+  t: ExecutionContext,
+  cluster: NatsCluster,
+  template: string,
+): Promise<NatsLeaf> {
   const dir = await tempDir(t);
   const client = await freePort();
   const http = await freePort();
   const conf = join(dir, 'leaf.conf');
-  await writeFile(
-    conf,
-    [
-      'server_name: site1',
-      `listen: 127.0.0.1:${client}`,
-      `http: 127.0.0.1:${http}`,
-      `leafnodes { remotes: [ { urls: [ ${cluster.leafUrls.join(', ')} ] } ] }`,
-      '',
-    ].join('\n'),
-  );
+  let text = template
+    .replaceAll('<client port>', String(client))
+    .replaceAll('<monitoring port>', String(http));
+  for (const [i, u] of cluster.leafUrls.entries())
+    text = text.replaceAll(`nats-leaf://127.0.0.1:<n${i + 1} leaf port>`, u);
+  if (/<[^>]*>/.test(text)) throw new Error(`leaf config has an unfilled placeholder: ${text}`);
+  await writeFile(conf, text);
   let proc: ChildProcess | undefined;
   const start = async (): Promise<void> => {
     const p = spawn('nats-server', ['-c', conf], { stdio: ['ignore', 'ignore', 'ignore'] });

@@ -3,6 +3,7 @@
 // connected only to the leaf reads its mailbox and stores its results through it; while the
 // leaf is down the relay keeps storing on the cluster, and when the leaf returns the peer gets
 // exactly what it missed, in order, once.
+import { readFile } from 'node:fs/promises';
 import test from 'ava';
 import { startPeerLink } from '../../../agent/remote/peer-link.ts';
 import { NatsRelay } from '../../../control/broker/index.ts';
@@ -15,10 +16,25 @@ import { startNatsCluster, startNatsLeaf } from '../nats-fixture.ts';
 
 const pkiP = makeFleetPki();
 
+/** doc/nats.md's "A leaf node for a site": its code blocks, in order. */
+async function howTo(): Promise<string[]> {
+  const md = await readFile(new URL('../../../doc/nats.md', import.meta.url), 'utf8');
+  const from = md.indexOf('## A leaf node for a site');
+  const section = md.slice(from, md.indexOf('\n## ', from + 1));
+  return [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) => m[1] as string);
+}
+
 test('a peer behind a leaf node runs its commands; with the leaf down it catches up on return, in order, once', async (t) => {
   const p = await pkiP;
+  const [hubLines, siteConf] = await howTo();
   const cluster = await startNatsCluster(t, 3, { domain: 'hub' });
-  const leaf = await startNatsLeaf(t, cluster);
+  // The cluster's config carries the how-to's two lines (its ports and store filled in).
+  const n1 = await readFile(cluster.confs[0] as string, 'utf8');
+  for (const line of (hubLines as string).trim().split('\n')) {
+    const pattern = line.replace(/[.*+?^${}()|[\]\\]/g, '\\$&').replace(/<[^>]*>/g, '[^ "]+');
+    t.regex(n1, new RegExp(`^${pattern}$`, 'm'));
+  }
+  const leaf = await startNatsLeaf(t, cluster, siteConf as string);
   const relay = await NatsRelay.open({ servers: cluster.urls });
   t.teardown(() => relay.close());
   await relay.ensureStreams(3);

@@ -1,8 +1,9 @@
 // The hostile-broker cases of test/agent/remote/hostile-broker.test.ts with NATS servers as the
 // hostile party: whatever the servers store in a peer's mailbox — a command held past its
 // expiry, one signed by an operator the peer's CRL revokes, a membership the operator never
-// signed, a group command for a group the peer is not in — is refused by the peer with its
-// code, and nothing reaches the agent. A real 3-node nats-server cluster on 127.0.0.1.
+// signed, a group command for a group the peer is not in, an operator revoked by a CRL written
+// while the link runs — is refused by the peer with its code, and nothing reaches the agent. A
+// real 3-node nats-server cluster on 127.0.0.1.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
@@ -15,7 +16,7 @@ import {
   signMembership,
   verifyResult,
 } from '../../../control/wire/index.ts';
-import { crlPem, type Envelope, signEnvelope } from '../../../keys/index.ts';
+import { crlPem, type Envelope, issueCrl, signEnvelope } from '../../../keys/index.ts';
 import { recorder } from '../../agent/remote/recording-agent.ts';
 import { tempDir } from '../../helpers.ts';
 import { type FleetPki, type Id, makeFleetPki } from '../command-fixture.ts';
@@ -134,5 +135,15 @@ test('held past expiry, revoked, invented and misdirected: what NATS servers sto
   t.deepEqual(rec.calls, [], 'nothing reached the agent');
   // The same peer still runs a genuine command for web (the refusals left it working).
   t.is(await deliver(cmd(p.op)), 'not refused: ok');
+  t.deepEqual(rec.calls, ['stop hello']);
+  // A CRL written while the link runs revokes that operator from the next command on.
+  const crl = await issueCrl({
+    issuerKey: p.root.key,
+    issuerCert: p.root.cert,
+    serials: [p.op.cert.serial],
+    previous: p.crl,
+  });
+  await writeFile(crlPath, crlPem(crl));
+  t.is(await deliver(cmd(p.op)), 'E_CMD_OPERATOR_REVOKED');
   t.deepEqual(rec.calls, ['stop hello']);
 });

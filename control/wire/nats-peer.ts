@@ -75,6 +75,9 @@ async function readCursor(file: string): Promise<number> {
 /** How long a peer keeps reading after a wake-up that found nothing yet. */
 const WAKE_GRACE_MS = 300;
 
+/** How long reading the mailbox may fail without a verdict before the peer says so. */
+const READ_WARN_MS = 10_000;
+
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function isNotFound(e: unknown): boolean {
@@ -132,12 +135,22 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
   const subjects = (): string[] => [subject, ...(o.groups?.() ?? []).map(groupSubject)];
   /** Per subject, its next stored message at or after `next`, or null (none at the last look). */
   const ahead = new Map<string, Stored | null>();
+  /** Since when reading has failed without a verdict (no leader, no responders), and whether said. */
+  let failingSince: number | undefined;
+  let warned = false;
   const look = async (subj: string): Promise<Stored | null> => {
     for (;;) {
       try {
         // STREAM.MSG.GET with next_by_subj (NATS ≥ 2.9): answered by the stream leader.
-        return await jsm.streams.getMessage(CMD_STREAM, { seq: next, next_by_subj: subj } as never);
+        const m = await jsm.streams.getMessage(CMD_STREAM, { seq: next, next_by_subj: subj } as never);
+        failingSince = undefined;
+        warned = false;
+        return m;
       } catch (e) {
+        if (isNotFound(e)) {
+          failingSince = undefined;
+          warned = false;
+        }
         if (isNotFound(e) || closed) return null;
         if (isPermissionDenied(e)) {
           // The servers' permissions do not let this peer read the stream: a config error
@@ -145,7 +158,17 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
           o.log('error', `control: NATS refused reading ${subj}: ${errorMessage(e)}`);
           return null;
         }
-        // No leader yet (failover), or the connection is reconnecting: try again shortly.
+        // No leader yet (failover), or the connection is reconnecting: try again shortly. Said
+        // once when it lasts: a peer behind a leaf node without nats.domain gets no responders
+        // forever (doc/nats.md, "A leaf node for a site").
+        failingSince ??= Date.now();
+        if (!warned && Date.now() - failingSince > READ_WARN_MS) {
+          warned = true;
+          o.log(
+            'warn',
+            `control: cannot read the NATS mailbox for ${READ_WARN_MS / 1000} s (${errorMessage(e)}); retrying (behind a leaf node, nats.domain names the cluster's JetStream domain)`,
+          );
+        }
         await pause(250);
       }
     }

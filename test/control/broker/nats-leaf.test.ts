@@ -24,7 +24,7 @@ async function howTo(): Promise<string[]> {
   return [...section.matchAll(/```\n([\s\S]*?)```/g)].map((m) => m[1] as string);
 }
 
-test('a peer behind a leaf node runs its commands; with the leaf down it catches up on return, in order, once', async (t) => {
+test('a peer behind a leaf node runs its commands; with the leaf down it catches up on return, in order, once; without nats.domain a peer cannot read and says so', async (t) => {
   const p = await pkiP;
   const [hubLines, siteConf] = await howTo();
   const cluster = await startNatsCluster(t, 3, { domain: 'hub' });
@@ -80,4 +80,48 @@ test('a peer behind a leaf node runs its commands; with the leaf down it catches
   await leaf.connected();
   for (const n of ['a', 'b', 'c']) t.true(ok(await relay.answer('p1', `job-${n}`, 90_000)), `job-${n}`);
   t.deepEqual(rec.calls, ['restart first', 'restart a', 'restart b', 'restart c']);
+
+  // Without nats.domain a peer behind the leaf cannot read its mailbox (the servers refuse
+  // JetStream's API across the leaf connection): it says so and keeps trying; nothing runs.
+  const logs: string[] = [];
+  const rec2 = recorder();
+  const p2 = await startPeerLink({
+    api: rec2.api,
+    stateDir: await tempDir(t),
+    log: (level, m) => logs.push(`${level}: ${m}`),
+    config: {
+      nats: { servers: [leaf.url] },
+      fleet: 'prod',
+      key: p.p2.keyPath,
+      cert: p.p2.certPath,
+      kemKey: p.p2.kemKeyPath,
+      anchors: [p.root.certPath],
+      skewMs: 0,
+      maxBackoffMs: 300,
+    },
+  });
+  t.teardown(() => p2.stop());
+  await relay.deliver(
+    'p2',
+    'job-p2',
+    buildCommand({
+      action: 'service.restart',
+      args: { service: 'x' },
+      audience: { fleet: 'prod', target: 'peer:p2', groups: [], peers: ['p2'] },
+      seq: ++seq,
+      key: p.admin.key,
+      chain: p.admin.chain,
+    }),
+    expires,
+  );
+  for (let i = 0; i < 300 && !logs.some((l) => l.includes('cannot read the NATS mailbox')); i++)
+    await new Promise((r) => setTimeout(r, 100));
+  t.true(
+    logs.some(
+      (l) =>
+        l.startsWith('warn: control: cannot read the NATS mailbox') && l.includes('jetstream is not enabled'),
+    ),
+    logs.join('\n'),
+  );
+  t.deepEqual(rec2.calls, []);
 });

@@ -1,4 +1,5 @@
-// `mway-layer inspect FILE.mwl`: manifest, signers (unverified), member sizes and payload files.
+// `mway-layer inspect FILE.mwl`: manifest, signers (unverified), member sizes and payload files;
+// a module's actions with what each may do (its declared privileges).
 import { lstat, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +96,17 @@ export default defineCommand({
           (s) =>
             `service ${s.name}: ${s.execStart.join(' ')} (type ${s.type}${s.readiness === undefined ? '' : `, ready ${s.readiness.type}`}, restart ${s.restart}, user ${s.user}${s.writableRoot === 'no' ? '' : `, writable root ${s.writableRoot}`}; capabilities ${s.capabilityBoundingSet.length === 0 ? 'none' : s.capabilityBoundingSet.join(' ')})`,
         ),
+        m.verb === undefined ? undefined : `verb:    mway ${m.verb.name}`,
+        // What a module's actions may do is the thing to review before trusting it.
+        ...m.actions.map((a) => {
+          const p = a.privileges;
+          const data = [
+            ...(p.data.private ? ['private'] : []),
+            ...(p.data.common ? ['common'] : []),
+            ...p.data.groups.map((g) => `group/${g}`),
+          ];
+          return `action ${a.name}: ${a.argv.join(' ')} (user ${p.user}, network ${p.network}; capabilities ${p.capabilities.length === 0 ? 'none' : p.capabilities.join(' ')}; devices ${p.devices.length === 0 ? 'none' : p.devices.join(' ')}; data ${data.length === 0 ? 'none' : data.join(' ')}; timeout ${a.timeoutSec} s, output ≤ ${a.output.maxBytes} bytes; scope module:${m.name}.${a.name})`;
+        }),
         ...signers.map(
           (s) =>
             `signed by ${s.subject === undefined ? s.fingerprint : `${String(s.subject)} (${String(s.role)})`} at ${s.created} [not verified]`,

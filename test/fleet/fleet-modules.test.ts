@@ -465,6 +465,19 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
     gmwl,
   ]);
   t.is(pack.exitCode, 0, pack.stderr);
+  // What a packager or operator reviews before installing: each action and what it may do.
+  const inspect = await cli('mway-layer', ['inspect', gmwl, '--no-files']);
+  t.is(inspect.exitCode, 0, inspect.stderr);
+  t.regex(inspect.stdout, /^verb: {4}mway greeter$/m);
+  t.regex(
+    inspect.stdout,
+    /^action hello: \/bin\/sh \/greeter\/hello \(user nobody, network none; capabilities none; devices none; data none; timeout 10 s, output ≤ 4096 bytes; scope module:greeter\.hello\)$/m,
+  );
+  const inspectProbe = await cli('mway-layer', ['inspect', mwl, '--no-files']);
+  t.regex(
+    inspectProbe.stdout,
+    /^action admin: .*network admin; capabilities none; devices \/dev\/net\/tun; data private;/m,
+  );
   const install = await admin('install', '--peer', 'p1', gmwl, '--json', '--static');
   t.is(install.exitCode, 0, install.stdout + install.stderr);
   await until('p1 reports greeter', async () =>

@@ -272,6 +272,20 @@ export class BrokerDb {
     return ids.map((r) => this.enrollment(str(r.request_id)) as EnrollmentRow);
   }
 
+  /** Pending requests only: what the enrollment sweep looks at (accepted ones are history). */
+  pendingEnrollments(): EnrollmentRow[] {
+    const ids = this.#sql(
+      "SELECT request_id FROM enrollments WHERE state = 'pending' ORDER BY created",
+    ).all() as Row[];
+    return ids.map((r) => this.enrollment(str(r.request_id)) as EnrollmentRow);
+  }
+
+  /** Forgets a request that is still pending (an accepted or rejected one is history). */
+  dropPendingEnrollment(requestId: string): boolean {
+    const r = this.#sql("DELETE FROM enrollments WHERE request_id = ? AND state = 'pending'").run(requestId);
+    return Number(r.changes) > 0;
+  }
+
   setEnrollmentState(requestId: string, state: EnrollmentRow['state'], certificate: string | null): void {
     this.#sql('UPDATE enrollments SET state = ?, certificate = ? WHERE request_id = ?').run(
       state,

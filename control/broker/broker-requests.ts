@@ -5,6 +5,7 @@ import { errorMessage } from '../../common/index.ts';
 import { type Envelope, parseCertificates } from '../../keys/index.ts';
 import type { BrokerContext, Session } from './broker-context.ts';
 import type { BrokerJobs } from './broker-jobs.ts';
+import { sweepEnrollments } from './enrollment-sweep.ts';
 import {
   checkEnrollmentRequest,
   checkIssuedCertificate,
@@ -47,6 +48,8 @@ export function handleRequest(
     // ---- anonymous: enrollment ----
     case 'enroll-request': {
       const req = checkEnrollmentRequest(m.request, now);
+      // A stale request of the same key goes first, so this fresh one is the one kept.
+      sweepEnrollments(b);
       const existing = b.db.enrollment(req.requestId);
       if (existing === undefined) {
         b.db.tx(() => {
@@ -86,6 +89,8 @@ export function handleRequest(
 
     // ---- operators ----
     case 'enrollment-list':
+      // Never list a request `mway peers accept` would refuse as too old.
+      sweepEnrollments(b);
       return {
         requests: b.db.enrollments().map((e) => ({
           requestId: e.requestId,

@@ -13,6 +13,7 @@ import type { BrokerContext, Session, SessionRole } from './broker-context.ts';
 import type { HealthReport } from './health-endpoint.ts';
 import { BrokerDb } from './broker-db.ts';
 import { BrokerJobs } from './broker-jobs.ts';
+import { sweepEnrollments } from './enrollment-sweep.ts';
 import { handleRequest } from './broker-requests.ts';
 import { startNatsBridge } from './nats-bridge.ts';
 import { NatsRelay } from './nats-relay.ts';
@@ -63,6 +64,9 @@ export interface BrokerOptions {
    */
   nats?: { servers: string[]; replicas?: number; nkey?: string };
 }
+
+/** How often the timer drops stale enrollment requests (listing them always does). */
+const ENROLL_SWEEP_MS = 60_000;
 
 export class Broker implements BrokerContext {
   readonly db: BrokerDb;
@@ -126,11 +130,29 @@ export class Broker implements BrokerContext {
       }
       b.#bridge = startNatsBridge(b, b.nats, b.jobs);
     }
-    b.#sweep = setInterval(() => b.jobs.sweep(), o.expirySweepMs ?? 1000);
+    b.#sweep = setInterval(() => {
+      b.jobs.sweep();
+      b.#sweepEnrollments();
+    }, o.expirySweepMs ?? 1000);
     b.#sweep.unref();
     // Expire what went stale while the broker was down before anything is delivered.
     b.jobs.sweep();
+    b.#sweepEnrollments();
     return b;
+  }
+
+  /** When the timer last swept enrollments: a day's window needs no sub-second checks. */
+  #enrollSweptAt = Number.NEGATIVE_INFINITY;
+
+  #sweepEnrollments(): void {
+    const t = this.now().getTime();
+    if (t - this.#enrollSweptAt < ENROLL_SWEEP_MS) return;
+    this.#enrollSweptAt = t;
+    try {
+      sweepEnrollments(this);
+    } catch (e) {
+      this.log('error', `broker: enrollment sweep failed: ${errorMessage(e)}`);
+    }
   }
 
   get anchors(): readonly Certificate[] {

@@ -92,6 +92,17 @@ export function createEnrollmentRequest(o: {
   return { v: 1, type: 'enroll-request', payload, sig: Buffer.from(sig).toString('base64') };
 }
 
+/**
+ * Whether a stored request can no longer be accepted: `mway peers accept` checks it against
+ * the current time, so once its signed `created` is more than ENROLL_MAX_AGE_MS in the past
+ * it is refused (`E_ENROLL_INVALID`). Unreadable requests count as stale too.
+ */
+export function enrollmentStale(request: unknown, now: Date): boolean {
+  const created = (request as { payload?: { created?: unknown } } | null)?.payload?.created;
+  const t = typeof created === 'string' ? Date.parse(created) : Number.NaN;
+  return Number.isNaN(t) || now.getTime() - t > ENROLL_MAX_AGE_MS;
+}
+
 function bad(message: string, path?: string): ControlError {
   return new ControlError('E_ENROLL_INVALID', message, path === undefined ? {} : { path });
 }

@@ -6,7 +6,7 @@ import type { PeerView } from '../operator-client.ts';
 import { factsLine, factsOf } from './facts.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 import { usageError } from '../operator-error.ts';
-import { ControlError } from '../../wire/index.ts';
+import { ControlError, enrollmentStale } from '../../wire/index.ts';
 
 function row(p: PeerView, trusted: boolean, facts: string): string {
   const groups = (p.groups ?? []).join(',') || '-';
@@ -47,10 +47,11 @@ const pending = defineCommand({
   args: { ...commonArgs, ...waitArgs },
   run: ({ args }) =>
     withClient(async (c) => {
+      // Pending by the broker and fresh by our own clock, the one `peers accept` checks.
       const list = async () =>
         (
           ((await c.client.request('enrollment-list')).requests as Array<Record<string, unknown>>) ?? []
-        ).filter((x) => x.state === 'pending');
+        ).filter((x) => x.state === 'pending' && !enrollmentStale(x.request, new Date()));
       await waitFor(args, 'pending requests', async () => (await list()).length);
       const open = await list();
       const rows = open.map((x) => ({

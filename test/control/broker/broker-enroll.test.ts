@@ -3,7 +3,11 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { rawPublicKey } from '../../../keys/algorithms.ts';
 import { enrollPeer } from '../../../agent/remote/enroll-peer.ts';
-import { createEnrollmentRequest, keyFingerprint } from '../../../control/wire/enrollment.ts';
+import {
+  createEnrollmentRequest,
+  ENROLL_MAX_AGE_MS,
+  keyFingerprint,
+} from '../../../control/wire/enrollment.ts';
 import { connectBroker } from '../../../control/wire/transport.ts';
 import {
   generateKemKey,
@@ -161,4 +165,61 @@ test('enrollPeer() waits for the operator and returns the issued certificate', a
   const r = await enrolled;
   t.is(r?.certificate, cert.pem);
   t.is(r?.fingerprint, keyFingerprint(rawPublicKey(key.publicKey)));
+});
+
+test('enrollment: a pending request older than the accept window is dropped at listing and by the timer, and a fresh one from the same key takes its place', async (t) => {
+  const dir = await tempDir(t);
+  let clock = Date.now();
+  const b = await startBroker(t, pki, { dbPath: join(dir, 'broker.db'), now: () => new Date(clock) });
+  const anon = await connectBroker({
+    address: `127.0.0.1:${b.port}`,
+    tls: { ca: [pki.root.cert.pem] },
+    role: 'peer',
+  });
+  t.teardown(() => anon.close());
+  const op = await client(t, pki, pki.operator, b.port, 'operator');
+  const key = generateSigningKey('ml-dsa-44');
+  const kemPublicKey = rawPublicKey(generateKemKey().publicKey);
+  const ask = (peerId: string, k = key) =>
+    anon.request('enroll-request', {
+      request: createEnrollmentRequest({ key: k, kemPublicKey, peerId, now: new Date(clock) }),
+    });
+  const listed = async () =>
+    ((await op.c.request('enrollment-list')).requests as Array<{ requestId: string }>).map(
+      (x) => x.requestId,
+    );
+
+  const r = await ask('old-1');
+  clock += ENROLL_MAX_AGE_MS - 1000;
+  t.deepEqual(await listed(), [r.requestId], 'still within the window: listed');
+  clock += 2000;
+  t.deepEqual(await listed(), [], 'past the window: gone from the list');
+  t.is(
+    code(await t.throwsAsync(anon.request('enroll-status', { requestId: r.requestId }))),
+    'E_ENROLL_UNKNOWN',
+  );
+
+  // The machine asks again (same key, fresh `created`): pending again, and it can be accepted.
+  const again = await ask('old-1');
+  t.is(again.requestId, r.requestId);
+  t.is(again.state, 'pending');
+  const cert = await issueCertificate({
+    role: 'peer',
+    name: 'old-1',
+    subjectKey: key,
+    issuerKey: pki.root.key,
+    issuerCert: pki.root.cert,
+    peerId: 'old-1',
+    kemPublicKey,
+  });
+  await op.c.request('enrollment-accept', { requestId: r.requestId, certificate: cert.pem });
+
+  // Without anyone listing, the broker's timer drops a stale one too; accepted ones stay.
+  const other = await ask('old-2', generateSigningKey('ml-dsa-44'));
+  t.truthy(b.db.enrollment(other.requestId as string));
+  clock += ENROLL_MAX_AGE_MS + 1000;
+  for (let i = 0; i < 100 && b.db.enrollment(other.requestId as string) !== undefined; i++)
+    await new Promise((res) => setTimeout(res, 50));
+  t.is(b.db.enrollment(other.requestId as string), undefined);
+  t.is(b.db.enrollment(r.requestId as string)?.state, 'accepted');
 });

@@ -1,9 +1,9 @@
-// `mway group create|add|remove|list|delete`: groups live on the broker, but a peer is in a
+// `mway group create|add|remove|list|delete` (and the seed's `group --make-peer-group`): groups live on the broker, but a peer is in a
 // group only through a membership this operator signs and the peer itself keeps. Every change
 // is reported per peer as the peer signed it (applied, or refused with its code); the exit
 // code is 0 only when every peer applied it.
 import { defineCommand } from 'citty';
-import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import { commonArgs, EXIT_FAIL, EXIT_OK, output, UsageError } from '../../../common/index.ts';
 import type { MemberReport, OperatorClient } from '../operator-client.ts';
 import { usageError } from '../operator-error.ts';
 import { withClient } from './shared.ts';
@@ -97,6 +97,11 @@ const remove = defineCommand({
     }),
 });
 
+/** Peers that are in no group yet (`--all-unassigned`). */
+function unassigned(fleet: ReadonlyArray<{ peerId: string; groups?: string[] }>): string[] {
+  return fleet.filter((p) => (p.groups ?? []).length === 0).map((p) => p.peerId);
+}
+
 function members(change: boolean) {
   return defineCommand({
     meta: {
@@ -124,8 +129,7 @@ function members(change: boolean) {
           if (k === undefined || v === undefined || k === '') throw usageError('--label must be K=V');
           ids = ids.concat(fleet.filter((p) => p.labels?.[k] === v).map((p) => p.peerId));
         }
-        if (args['all-unassigned'] === true)
-          ids = ids.concat(fleet.filter((p) => (p.groups ?? []).length === 0).map((p) => p.peerId));
+        if (args['all-unassigned'] === true) ids = ids.concat(unassigned(fleet));
         ids = [...new Set(ids)];
         if (ids.length === 0) throw usageError('Name at least one peer, or use --label / --all-unassigned');
         const peers = await c.changeMembers(args.name, ids, change, { timeoutMs: ms });
@@ -149,6 +153,54 @@ const list = defineCommand({
     }),
 });
 
+const SUBCOMMANDS = 'create, add, remove, list, delete';
+
 export default defineCommand({
+  // The seed's spelling (milkyway-README): `mway group --make-peer-group --all-unassigned
+  // --name NAME` is `group create NAME` then `group add NAME --all-unassigned`.
+  args: {
+    ...commonArgs,
+    ...waitArgs,
+    'make-peer-group': {
+      type: 'boolean',
+      description:
+        'Create the group --name (same as group create NAME; with --all-unassigned, then group add)',
+    },
+    'all-unassigned': {
+      type: 'boolean',
+      description: 'With --make-peer-group: add every peer in no group yet',
+    },
+    name: { type: 'string', description: 'With --make-peer-group: the group to create' },
+  },
   subCommands: { create, add: members(true), remove: members(false), list, delete: remove },
+  run: ({ args }) => {
+    if (args['make-peer-group'] !== true) {
+      if (args.name === undefined && args['all-unassigned'] !== true)
+        throw new UsageError(`No command given; one of: ${SUBCOMMANDS}`, 'unknown-command');
+      throw new UsageError(
+        `--name and --all-unassigned without a subcommand need --make-peer-group (or use one of: ${SUBCOMMANDS})`,
+        'missing-argument',
+        '--make-peer-group',
+      );
+    }
+    const name = args.name;
+    if (name === undefined || name === '')
+      throw new UsageError('--make-peer-group needs --name NAME', 'missing-argument', '--name');
+    const ms = timeoutMs(args.timeout);
+    return withClient(async (c) => {
+      await c.createGroup(name);
+      const ids = args['all-unassigned'] === true ? unassigned(await c.peers()) : [];
+      if (ids.length === 0) {
+        const why = args['all-unassigned'] === true ? ': no unassigned peers' : '';
+        output(
+          args.json,
+          { group: name, created: true, member: true, peers: [], applied: 0 },
+          () => `group ${name} created${why}`,
+        );
+        return EXIT_OK;
+      }
+      const peers = await c.changeMembers(name, ids, true, { timeoutMs: ms });
+      return report(args.json, name, true, peers, { created: true }, [`group ${name} created`]);
+    });
+  },
 });

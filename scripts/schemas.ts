@@ -10,7 +10,7 @@ import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
 import { brokerConfigFormat } from '../control/broker/broker-config.ts';
 import { natsUsersFormat } from '../control/broker/nats-users.ts';
 import { operatorConfigFormat } from '../control/operator/operator-client.ts';
-import { messageFormat } from '../control/wire/index.ts';
+import { messageFormat, peerFactsFormat } from '../control/wire/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
 import { layerManifestFormat, layerSourceFormat } from '../layers/index.ts';
 import { bundleManifestFormat } from '../update/index.ts';
@@ -24,6 +24,7 @@ export const FORMATS: readonly Format<Schema>[] = [
   natsUsersFormat,
   operatorConfigFormat,
   messageFormat,
+  peerFactsFormat,
   bundleManifestFormat,
   layerManifestFormat,
   layerSourceFormat,

@@ -4,22 +4,10 @@
 // (a command's right to run still comes from the operator's signature and memberships).
 import { readFile } from 'node:fs/promises';
 import { arch, cpus, hostname, networkInterfaces, release, totalmem } from 'node:os';
+import type { PeerFacts } from '../../control/wire/index.ts';
+import { gatherDisks } from './peer-disks.ts';
 
-export interface PeerFacts {
-  hostname: string;
-  /** `uname -m` spelling: x86_64, aarch64. */
-  arch: string;
-  /** The running kernel release (`uname -r`). */
-  kernel: string;
-  /** /etc/os-release of the root the agent runs on: MilkyWayLinux's IMAGE_* on a CoreOS boot. */
-  os: { id: string; version?: string; image?: string; pretty?: string };
-  /** The CoreOS image version when the agent runs on MilkyWayLinux (os.id `milkyway`). */
-  coreos?: { image: string; version: string };
-  cpu: { count: number; model: string };
-  memoryBytes: number;
-  /** Non-loopback addresses by interface. */
-  addresses: Record<string, string[]>;
-}
+export type { PeerFacts };
 
 const UNAME: Record<string, string> = { x64: 'x86_64', arm64: 'aarch64', ia32: 'i686', arm: 'armv7l' };
 
@@ -36,8 +24,14 @@ export function parseOsRelease(text: string): Record<string, string> {
   return out;
 }
 
-/** Gathers the facts of this machine (cheap: node:os and one small file). */
-export async function gatherFacts(osReleasePath = '/etc/os-release'): Promise<PeerFacts> {
+/**
+ * Gathers the facts of this machine (cheap: node:os, os-release, and a few sysfs attributes
+ * per disk). The shape is control/wire/peer-facts.ts.
+ */
+export async function gatherFacts(
+  osReleasePath = '/etc/os-release',
+  o: { sys?: string; mountinfo?: string } = {},
+): Promise<PeerFacts> {
   let rel: Record<string, string> = {};
   try {
     rel = parseOsRelease(await readFile(osReleasePath, 'utf8'));
@@ -64,6 +58,7 @@ export async function gatherFacts(osReleasePath = '/etc/os-release'): Promise<Pe
     cpu: { count: c.length, model: c[0]?.model.trim() ?? 'unknown' },
     memoryBytes: totalmem(),
     addresses,
+    disks: await gatherDisks(o.sys, o.mountinfo),
   };
   if (id === 'milkyway' && rel.IMAGE_VERSION !== undefined)
     facts.coreos = { image: rel.IMAGE_ID ?? '', version: rel.IMAGE_VERSION };

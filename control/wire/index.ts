@@ -17,6 +17,7 @@ export * from './nats-permissions.ts';
 export * from './nats-subjects.ts';
 export * from './membership.ts';
 export * from './module-run.ts';
+export * from './peer-facts.ts';
 export * from './protocol.ts';
 export * from './result.ts';
 export * from './transport.ts';

@@ -19,19 +19,36 @@ export const BINS = {
   'milkyway-agent': join(ROOT, 'agent/bin/milkyway-agent.ts'),
 } as const;
 
-/** A fresh temporary directory removed when the test ends. */
-/** A TCP port on 127.0.0.1 that was free a moment ago (the kernel's pick for port 0). */
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, for a server a test starts next. It is
+ * drawn at random from 20000-32767, below the kernel's ephemeral range (32768-60999): a port 0
+ * pick is in that range, where any outgoing connection of a parallel test may take it before
+ * the server binds it (a NATS leaf port once did, in CI). A port is never handed out twice by
+ * one process.
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (handedOut.has(port)) continue;
+    if (await canBind(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error('freePort: no free port in 20000-32767 after 200 tries');
+}
+
+const handedOut = new Set<number>();
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
+    s.on('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
 }
 
+/** A fresh temporary directory removed when the test ends. */
 export async function tempDir(t: ExecutionContext, prefix = 'mway-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   t.teardown(() => rm(dir, { recursive: true, force: true }));

@@ -74,6 +74,10 @@ export type AuditRow = AuditEntry;
 
 type Row = Record<string, SQLInputValue>;
 
+/** A delivery with the audit entry holding its result (schema 4 on). */
+const DELIVERY_SELECT =
+  'SELECT d.*, a.data AS result_data FROM deliveries d LEFT JOIN audit a ON a.seq = d.result_seq';
+
 /** WAL pages (4 KiB) past which the broker's own connection checkpoints (the default is 1000). */
 const BACKSTOP_CHECKPOINT_PAGES = 16_384;
 
@@ -111,7 +115,11 @@ function deliveryRow(r: Row): DeliveryRow {
     seq: Number(r.seq),
     state: str(r.state) as DeliveryState,
     outcome: strOrNull(r.outcome),
-    result: parse(r.result),
+    // Since schema 4 the envelope is stored once, in the audit entry `result_seq` names.
+    result:
+      r.result !== null && r.result !== undefined
+        ? parse(r.result)
+        : ((parse(r.result_data) as { envelope?: unknown } | null)?.envelope ?? null),
     sent: Number(r.sent),
     updated: str(r.updated),
   };
@@ -419,13 +427,18 @@ export class BrokerDb {
   }
 
   deliveries(jobId: string): DeliveryRow[] {
-    return (this.#sql('SELECT * FROM deliveries WHERE job_id = ? ORDER BY seq').all(jobId) as Row[]).map(
+    return (this.#sql(`${DELIVERY_SELECT} WHERE d.job_id = ? ORDER BY d.seq`).all(jobId) as Row[]).map(
       deliveryRow,
     );
   }
 
+  /** How many peers a job targets (without reading their results). */
+  deliveryCount(jobId: string): number {
+    return Number((this.#sql('SELECT count(*) AS n FROM deliveries WHERE job_id = ?').get(jobId) as Row).n);
+  }
+
   delivery(jobId: string, peerId: string): DeliveryRow | undefined {
-    const r = this.#sql('SELECT * FROM deliveries WHERE job_id = ? AND peer_id = ?').get(jobId, peerId) as
+    const r = this.#sql(`${DELIVERY_SELECT} WHERE d.job_id = ? AND d.peer_id = ?`).get(jobId, peerId) as
       | Row
       | undefined;
     return r === undefined ? undefined : deliveryRow(r);
@@ -464,13 +477,34 @@ export class BrokerDb {
     );
   }
 
-  /** Records a result; false when the delivery is unknown or already finished (duplicate). */
-  setResult(jobId: string, peerId: string, outcome: string, result: unknown, now: string): boolean {
+  /**
+   * Records a result whose envelope is audit entry `auditSeq` (stored there, not again here);
+   * false when the delivery is unknown or already finished (duplicate).
+   */
+  setResult(jobId: string, peerId: string, outcome: string, auditSeq: number, now: string): boolean {
     return (
       this.#sql(
-        `UPDATE deliveries SET state = 'done', outcome = ?, result = ?, updated = ?
+        `UPDATE deliveries SET state = 'done', outcome = ?, result = NULL, result_seq = ?, updated = ?
            WHERE job_id = ? AND peer_id = ? AND state IN ('pending', 'queued', 'cancelled')`,
-      ).run(outcome, json(result), now, jobId, peerId).changes > 0
+      ).run(outcome, auditSeq, now, jobId, peerId).changes > 0
+    );
+  }
+
+  /** Whether a result from `peerId` for `jobId` would be recorded (not a duplicate, targeted). */
+  awaitsResult(jobId: string, peerId: string): boolean {
+    return (
+      this.#sql(
+        "SELECT 1 FROM deliveries WHERE job_id = ? AND peer_id = ? AND state IN ('pending', 'queued', 'cancelled')",
+      ).get(jobId, peerId) !== undefined
+    );
+  }
+
+  /** Peers of a job whose delivery is pending (released by the batch window, not answered). */
+  pendingPeers(jobId: string): Set<string> {
+    return new Set(
+      (
+        this.#sql("SELECT peer_id FROM deliveries WHERE job_id = ? AND state = 'pending'").all(jobId) as Row[]
+      ).map((r) => str(r.peer_id)),
     );
   }
 

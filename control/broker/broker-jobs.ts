@@ -147,9 +147,8 @@ export class BrokerJobs {
     // In NATS mode every peer has a mailbox (doc/nats.md): what is stored there reaches it
     // when it is online, or when it comes back.
     const nats = b.nats;
-    const online = peers.filter(
-      (p) => (nats !== undefined || b.peers.has(p)) && b.db.delivery(jobId, p)?.state === 'pending',
-    );
+    const pending = b.db.pendingPeers(jobId);
+    const online = peers.filter((p) => (nats !== undefined || b.peers.has(p)) && pending.has(p));
     if (online.length === 0) return;
     const now = b.now().toISOString();
     b.db.tx(() => {
@@ -198,8 +197,7 @@ export class BrokerJobs {
     if (group === undefined || !Array.isArray(audience?.groups) || !audience.groups.includes(group))
       return undefined;
     const b = this.#b;
-    const all = b.db.deliveries(jobId);
-    if (peers.length === 0 || peers.length !== all.length) return undefined;
+    if (peers.length === 0 || peers.length !== b.db.deliveryCount(jobId)) return undefined;
     const holders = new Set(b.db.ackedHolders(group));
     return peers.every((p) => holders.has(p)) ? group : undefined;
   }
@@ -252,11 +250,12 @@ export class BrokerJobs {
     const batch = this.#results.splice(0);
     if (batch.length === 0) return;
     const b = this.#b;
+    // The envelope is stored once, in the audit entry; the delivery names that entry.
     const record = (r: PendingResult): boolean => {
-      if (!b.db.setResult(r.jobId, r.peerId, r.outcome, r.result, r.at.toISOString())) return false;
+      if (!b.db.awaitsResult(r.jobId, r.peerId)) return false;
       const data = { jobId: r.jobId, peerId: r.peerId, outcome: r.outcome, envelope: r.result };
-      b.audit.append('result', r.actor, data, r.at);
-      return true;
+      const entry = b.audit.append('result', r.actor, data, r.at);
+      return b.db.setResult(r.jobId, r.peerId, r.outcome, entry.seq, r.at.toISOString());
     };
     let first: boolean[];
     try {

@@ -59,6 +59,13 @@ INSERT INTO meta (key, value) VALUES ('schema', '1');
     name: "memberships keep the peer's refusal code",
     up: (db) => db.exec('ALTER TABLE memberships ADD COLUMN refusal TEXT'),
   },
+  {
+    // A result is stored once, in its audit entry; the delivery names that entry. Rows written
+    // before keep their own copy in `result`.
+    version: 4,
+    name: "a delivery's result is the envelope in its audit entry (result_seq), not a second copy",
+    up: (db) => db.exec('ALTER TABLE deliveries ADD COLUMN result_seq INTEGER'),
+  },
 ];
 
 /** The version this broker writes: the last migration's. */

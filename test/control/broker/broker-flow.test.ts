@@ -29,7 +29,8 @@ test('a command reaches online peers now and offline peers on reconnect; results
   t.is(d.jobId, cmd.jobId);
   t.deepEqual(d.command, cmd.envelope);
   a.c.send('command-ack', { jobId: cmd.jobId });
-  a.c.send('result', { jobId: cmd.jobId, result: result(p1, cmd.jobId), outcome: 'ok' });
+  const r1 = result(p1, cmd.jobId);
+  a.c.send('result', { jobId: cmd.jobId, result: r1, outcome: 'ok' });
   const ev = await op.next((m) => m.kind === 'job-event');
   t.is(ev.peerId, 'peer-1');
   t.is(ev.outcome, 'ok');
@@ -42,10 +43,23 @@ test('a command reaches online peers now and offline peers on reconnect; results
   const c2 = await client(t, pki, p2, b.port, 'peer');
   const d2 = await c2.next((m) => m.kind === 'command-deliver');
   t.is(d2.jobId, cmd.jobId);
-  c2.c.send('result', { jobId: cmd.jobId, result: result(p2, cmd.jobId), outcome: 'failed' });
+  const r2 = result(p2, cmd.jobId);
+  c2.c.send('result', { jobId: cmd.jobId, result: r2, outcome: 'failed' });
   await op.next((m) => m.kind === 'job-event' && m.peerId === 'peer-2');
   const job = (await op.c.request('job-get', { jobId: cmd.jobId })).job as Record<string, unknown>;
   t.like(job, { targeted: 2, succeeded: 1, failed: 1, pending: 0, state: 'finished' });
+  // Each peer's signed result comes back as it sent it (stored once, in its audit entry).
+  t.deepEqual(
+    (job.peers as Array<{ peerId: string; outcome: string; result: unknown }>).map((p) => [
+      p.peerId,
+      p.outcome,
+      p.result,
+    ]),
+    [
+      ['peer-1', 'ok', r1],
+      ['peer-2', 'failed', r2],
+    ],
+  );
   // A duplicate result (e.g. after redelivery) changes nothing.
   a.c.send('result', { jobId: cmd.jobId, result: result(p1, cmd.jobId), outcome: 'failed' });
   await a.c.request('ping');

@@ -5,7 +5,7 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { BrokerDb, MIGRATIONS, migrate, SCHEMA_VERSION } from '../../../control/broker/index.ts';
+import { AuditLog, BrokerDb, MIGRATIONS, migrate, SCHEMA_VERSION } from '../../../control/broker/index.ts';
 import { tempDir } from '../../helpers.ts';
 
 // The schema exactly as control/broker/broker-db.ts created it before migrations (main at
@@ -195,5 +195,57 @@ test('a failing migration rolls back: the database stays at the version before i
     t.true(tables(db).includes('peers'));
   } finally {
     db.close();
+  }
+});
+
+test('a result written by schema 3 (its own copy in deliveries.result) still reads; a new one is stored once, in its audit entry', async (t) => {
+  const path = join(await tempDir(t), 'broker.db');
+  const old = new DatabaseSync(path);
+  migrate(old, path, MIGRATIONS.slice(0, 3));
+  const envelope = { v: 1, type: 'result', payload: { status: 'ok' }, signatures: [{ alg: 'x' }] };
+  old
+    .prepare(
+      'INSERT INTO jobs (job_id, operator, command, expires_at, batch, max_fail, created) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    )
+    .run('job-1', 'op', '{"v":1}', T, null, null, T);
+  const ins = old.prepare(
+    'INSERT INTO deliveries (job_id, peer_id, seq, state, outcome, result, updated) VALUES (?, ?, ?, ?, ?, ?, ?)',
+  );
+  ins.run('job-1', 'peer-1', 0, 'done', 'ok', JSON.stringify(envelope), T);
+  ins.run('job-1', 'peer-2', 1, 'pending', null, null, T);
+  old.close();
+  const b = new BrokerDb(path);
+  try {
+    t.is(userVersion(path), SCHEMA_VERSION);
+    t.deepEqual(b.delivery('job-1', 'peer-1')?.result, envelope);
+    t.deepEqual(
+      b.deliveries('job-1').map((d) => [d.peerId, d.state, d.result]),
+      [
+        ['peer-1', 'done', envelope],
+        ['peer-2', 'pending', null],
+      ],
+    );
+    // peer-2 answers under the new schema: the envelope goes into the audit entry only.
+    const second = { ...envelope, payload: { status: 'second' } };
+    t.true(b.awaitsResult('job-1', 'peer-2'));
+    const entry = new AuditLog(b).append('result', 'peer:peer-2', {
+      jobId: 'job-1',
+      peerId: 'peer-2',
+      outcome: 'failed',
+      envelope: second,
+    });
+    t.true(b.setResult('job-1', 'peer-2', 'failed', entry.seq, T));
+    t.false(b.awaitsResult('job-1', 'peer-2'), 'a second result for it is a duplicate');
+    t.false(b.setResult('job-1', 'peer-2', 'ok', entry.seq, T));
+    const raw = b.db.prepare('SELECT result, result_seq FROM deliveries WHERE peer_id = ?').get('peer-2') as {
+      result: unknown;
+      result_seq: unknown;
+    };
+    t.deepEqual({ ...raw }, { result: null, result_seq: entry.seq });
+    t.deepEqual(b.delivery('job-1', 'peer-2')?.result, second);
+    t.is(b.delivery('job-1', 'peer-2')?.outcome, 'failed');
+    t.deepEqual(b.delivery('job-1', 'peer-1')?.result, envelope, 'the old row keeps its own copy');
+  } finally {
+    b.close();
   }
 });

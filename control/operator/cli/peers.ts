@@ -14,7 +14,10 @@ function row(p: PeerView, trusted: boolean, facts: string): string {
 }
 
 const waitArgs = {
-  wait: { type: 'string', description: 'Wait until at least N are there (up to --timeout)' },
+  wait: {
+    type: 'string',
+    description: 'Wait until at least N are there (up to --timeout); peers: online and reported their status',
+  },
   timeout: { type: 'string', description: 'Seconds --wait waits (default 60)' },
 } as const;
 
@@ -101,7 +104,15 @@ export default defineCommand({
   },
   run: ({ args }) =>
     withClient(async (c) => {
-      await waitFor(args, 'peers online', async () => (await c.peers()).filter((p) => p.online).length);
+      // Online is the TLS session; the signed status (facts) follows once the peer has gathered
+      // it, seconds later on a slow machine. Waiting for both means a script's next `mway facts`
+      // or `mway status` sees every peer it waited for.
+      await waitFor(
+        args,
+        'peers online with a status',
+        async () =>
+          (await c.peers()).filter((p) => p.online && p.status !== null && p.status !== undefined).length,
+      );
       const peers = await c.peers();
       const facts = factsOf(c, peers);
       const rows = peers.map((p, i) => {

@@ -31,63 +31,16 @@ import {
   readPrivateKey,
 } from '../keys/index.ts';
 import { recorder } from '../test/agent/remote/recording-agent.ts';
-import { writeNatsConfs } from '../test/control/nats-fixture.ts';
+import { natsCluster } from './_nats-cluster.ts';
 import { intFlag } from './_flags.ts';
 import { cpuSeconds, percentile } from './_measure.ts';
-
-interface Server {
-  pid: number;
-  stop(): Promise<void>;
-}
-
-function startServer(conf: string): Server {
-  // Stopped by this benchmark at the end; the timeout only bounds a run that hangs.
-  const proc = execa('nats-server', ['-c', conf], {
-    timeout: 3_600_000,
-    forceKillAfterDelay: 2000,
-    reject: false,
-  });
-  const done = proc.then(
-    () => undefined,
-    () => undefined,
-  );
-  return {
-    pid: proc.pid as number,
-    stop: async () => {
-      proc.kill('SIGTERM');
-      await done;
-    },
-  };
-}
-
-async function cluster(dir: string) {
-  const ports = await writeNatsConfs(dir, 3, { cluster: 'bench', maxFile: '1GB' });
-  const procs = ports.map((p) => startServer(p.conf));
-  // The JetStream cluster is formed when every node names a meta leader.
-  for (let i = 0; ; i++) {
-    const views = await Promise.all(
-      ports.map((p) =>
-        fetch(`http://127.0.0.1:${p.http}/jsz`, { signal: AbortSignal.timeout(1000) })
-          .then((r) => r.json() as Promise<{ meta_cluster?: { leader?: string } }>)
-          .catch(() => undefined),
-      ),
-    );
-    if (views.every((v) => (v?.meta_cluster?.leader ?? '') !== '')) break;
-    if (i > 150)
-      throw new Error(
-        'bench nats: the nats-server cluster did not form in 30 s (Debian package nats-server)',
-      );
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { urls: ports.map((p) => `nats://127.0.0.1:${p.client}`), procs, http: ports.map((p) => p.http) };
-}
 
 export async function run(argv: string[]): Promise<void> {
   const rounds = intFlag(argv, 'rounds', 300);
   const warm = Math.min(20, Math.ceil(rounds / 10));
   const dir = await mkdtemp(join(tmpdir(), 'mway-bench-nats-'));
-  const c = await cluster(join(dir, 'nats'));
-  const pids = c.procs.map((p) => p.pid);
+  const c = await natsCluster(join(dir, 'nats'), { maxFile: '1GB' });
+  const pids = c.pids;
   const serversCpu = async () => (await Promise.all(pids.map(cpuSeconds))).reduce((a, b) => a + b, 0);
   try {
     const pki = join(dir, 'pki');
@@ -215,7 +168,7 @@ export async function run(argv: string[]): Promise<void> {
       ].join('\n'),
     );
   } finally {
-    await Promise.all(c.procs.map((p) => p.stop()));
+    await c.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -11,11 +11,15 @@ const available = (await readdir(here))
   .map((f) => f.slice(0, -3))
   .sort();
 // A bare word is a benchmark name, unless it follows an option and names no benchmark:
-// then it is that option's value (`--rounds 1` as well as `--rounds=1`).
+// then it is that option's value (`--rounds 1` as well as `--rounds=1`). After an option whose
+// values are words that may also name a benchmark (`fleet --transport nats`), it is the value.
+const WORD_OPTIONS = ['--transport'];
 const args = process.argv.slice(2);
-const wanted = args.filter(
-  (a, i) => !a.startsWith('-') && (available.includes(a) || !(args[i - 1] ?? '').startsWith('-')),
-);
+const wanted = args.filter((a, i) => {
+  const before = args[i - 1] ?? '';
+  if (a.startsWith('-') || WORD_OPTIONS.includes(before)) return false;
+  return available.includes(a) || !before.startsWith('-');
+});
 const names = wanted.length === 0 ? available : wanted;
 for (const name of names) {
   if (!available.includes(name)) {

@@ -7,6 +7,7 @@ export * from './bundle-manifest.ts';
 export * from './bundle-verify.ts';
 export * from './disk-slots.ts';
 export * from './slot-install.ts';
+export * from './slot-switch.ts';
 export * from './update-codes.ts';
 export * from './update-error.ts';
 export * from './update-state.ts';

@@ -54,6 +54,7 @@ async function copyRange(
   at: number,
   clearTo: number,
   onBytes: (n: number) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   const fh = await open(to, constants.O_WRONLY);
   try {
@@ -64,6 +65,7 @@ async function copyRange(
       highWaterMark: 4 << 20,
     })) {
       const b = c as Buffer;
+      stopIfCancelled(signal);
       await fh.write(b, 0, b.length, pos);
       pos += b.length;
       onBytes(b.length);
@@ -79,6 +81,15 @@ async function copyRange(
   } finally {
     await fh.close();
   }
+}
+
+/** A cancelled install stops between two writes; the slot is still the empty one of step 1. */
+function stopIfCancelled(signal: AbortSignal | undefined): void {
+  if (signal?.aborted === true)
+    throw new UpdateError(
+      'E_UPDATE_CANCELLED',
+      'The update was cancelled while the inactive slot was being written; the slot is left empty',
+    );
 }
 
 async function sha256Of(path: string, start: number, size: number): Promise<string> {
@@ -145,7 +156,12 @@ export async function installToSlot(
   disk: string,
   bundlePath: string,
   bundle: VerifiedBundle,
-  o: { running: SlotName; onProgress?: (done: number, total: number) => void },
+  o: {
+    running: SlotName;
+    onProgress?: (done: number, total: number) => void;
+    /** `mway update --cancel`: stops the write; the slot stays empty (step 1's state). */
+    signal?: AbortSignal;
+  },
 ): Promise<InstallResult> {
   const slots = await readDiskSlots(disk);
   const target = inactiveSlot(slots, o.running);
@@ -181,13 +197,16 @@ export async function installToSlot(
     done += n;
     o.onProgress?.(done, total);
   };
-  await copyRange(bundlePath, erofs, disk, offsetOf(t.data), offsetOf(t.data) + erofs.size, tick);
-  await copyRange(bundlePath, verity, disk, offsetOf(t.verity), offsetOf(t.verity) + verity.size, tick);
-  await copyRange(bundlePath, sig, disk, offsetOf(t.sig), offsetOf(t.sig) + sizeOf(t.sig), tick);
+  const sg = o.signal;
+  await copyRange(bundlePath, erofs, disk, offsetOf(t.data), offsetOf(t.data) + erofs.size, tick, sg);
+  await copyRange(bundlePath, verity, disk, offsetOf(t.verity), offsetOf(t.verity) + verity.size, tick, sg);
+  await copyRange(bundlePath, sig, disk, offsetOf(t.sig), offsetOf(t.sig) + sizeOf(t.sig), tick, sg);
   // Stage 1 reads only the bytes the signed descriptor names: what follows them needs no clearing.
   if (t.boot !== null)
-    await copyRange(bundlePath, stage2, disk, offsetOf(t.boot), offsetOf(t.boot) + stage2.size, tick);
+    await copyRange(bundlePath, stage2, disk, offsetOf(t.boot), offsetOf(t.boot) + stage2.size, tick, sg);
   await verifyWritten(disk, t, bundle);
+  // Cancelled during the read-back: the slot is not armed.
+  stopIfCancelled(sg);
   const label = `${m.name}_${m.version}`;
   const ids = slotUuids(m.coreos.rootHash);
   const edits: PartitionEntryEdit[] = [

@@ -59,6 +59,20 @@ the \`coreos.update\` command with the code. The keys/ error behind a refused si
       E_SLOT_BUSY: 'an update is already in progress (the inactive slot is armed for a trial boot)',
       E_UPDATE_STATE:
         'the update state file (rollback floor, last rollback) is damaged or of a newer version',
+      E_UPDATE_CANCELLED:
+        'the update was cancelled (`mway update --cancel`): an install stopped while writing the inactive slot, or a piece of a bundle whose earlier pieces this peer no longer holds (cancelled, or lost at a restart)',
+    },
+    Rollback: {
+      E_ROLLBACK_NOT_BOOTABLE: {
+        meaning:
+          'refused to roll back: the other slot is empty, marked bad, or an armed update that never passed its health gate (only a known-good slot is a rollback target)',
+        fix: 'an armed update is abandoned with `mway update --cancel`; `mway update status` shows each slot',
+      },
+      E_ROLLBACK_FLOOR: {
+        meaning:
+          "refused to roll back: the other slot's signed rollback index (its stage 2) is below the floor this machine raised when a newer slot passed its gate — stage 1 would refuse to boot it",
+        fix: 'release a fixed version with a rollback index at least the floor instead',
+      },
     },
   },
 );

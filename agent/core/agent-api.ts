@@ -198,6 +198,13 @@ export interface AgentApi {
    * policy before the rest is received; throws the refusal (E_BUNDLE_*).
    */
   checkCoreosBundleHead(head: Uint8Array): Promise<void>;
+  /**
+   * Makes the other, known-good CoreOS slot the next boot (E_ROLLBACK_NOT_BOOTABLE,
+   * E_ROLLBACK_FLOOR otherwise); the caller reboots (or not).
+   */
+  rollbackCoreos(): Promise<Record<string, unknown>>;
+  /** Stops an install writing the inactive slot and disarms an armed one; idempotent. */
+  cancelCoreosUpdate(): Promise<Record<string, unknown>>;
   /** Stops the layer's services, deactivates it and deletes it from storage. */
   removeLayer(name: string): Promise<void>;
   /** Writes secrets into `secure/<layer>/secrets/` or `group/<group>/secrets/` (0600, atomically). */

@@ -36,6 +36,20 @@ import { DenialCounter } from './avc-denials.ts';
 import { ownContext, processContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
 import { loadTrust, readSecureConfig, type SecureConfig, type Trust, withPushedCrls } from './trust.ts';
 
+/** Calls `say` as a write passes 25, 50, 75 and 100 %: progress without flooding the log. */
+function quarterLog(say: (pct: number) => void): (done: number, total: number) => void {
+  let last = 0;
+  return (done, total) => {
+    const q = total === 0 ? 4 : Math.floor((done / total) * 4);
+    if (q < last) last = 0; // the next install
+    if (q > last) {
+      last = q;
+      say(q * 25);
+    }
+    if (q === 4) last = 0;
+  };
+}
+
 export type PowerAction = 'poweroff' | 'reboot' | 'halt';
 
 export interface ShutdownResult {
@@ -135,6 +149,7 @@ export class Agent implements AgentApi {
       health: () => this.healthProblem(),
       trust: () => this.#trust,
       reboot: (reason) => void this.shutdown('reboot', reason),
+      onWrite: quarterLog((pct) => this.log('info', `CoreOS update: inactive slot ${pct}% written`)),
     });
   }
 
@@ -477,6 +492,15 @@ export class Agent implements AgentApi {
     this.#refuseWhenStopping('update CoreOS');
     if (this.#partitionTrust !== undefined) this.#trust = await this.#refreshTrust(this.#partitionTrust);
     await this.coreos.checkHead(head);
+  }
+
+  async rollbackCoreos(): Promise<Record<string, unknown>> {
+    this.#refuseWhenStopping('roll CoreOS back');
+    return this.coreos.rollback();
+  }
+
+  async cancelCoreosUpdate(): Promise<Record<string, unknown>> {
+    return this.coreos.cancel();
   }
 
   async removeLayer(name: string): Promise<void> {

@@ -14,9 +14,11 @@ import {
   type BundlePolicy,
   type DiskSlots,
   encodeSlot,
+  disarmInactive,
   installToSlot,
   other,
   readDiskSlots,
+  rollbackToOther,
   readUpdateState,
   runningSlot,
   SLOTS,
@@ -44,6 +46,8 @@ export interface UpdaterOptions {
   health: () => Promise<string | null>;
   trust: () => { anchors: readonly Certificate[]; crls: readonly Crl[] } | undefined;
   reboot: (reason: string) => void;
+  /** Told the bytes written into the inactive slot so far (the agent logs the progress). */
+  onWrite?: (done: number, total: number) => void;
   /** `/proc/cmdline` (tests give their own). */
   cmdline?: () => Promise<string>;
 }
@@ -72,6 +76,10 @@ export class CoreosUpdater {
   #unavailable: string | undefined = 'not started';
   #gate: GateStatus = { state: 'idle' };
   readonly #abort = new AbortController();
+  /** Aborted when the operator's rollback decides this boot's trial instead of its gate. */
+  readonly #superseded = new AbortController();
+  /** The install writing the inactive slot now, and how to stop it (`mway update --cancel`). */
+  #installing: { stop: AbortController; done: Promise<unknown> } | undefined;
 
   constructor(o: UpdaterOptions) {
     this.#o = o;
@@ -169,11 +177,13 @@ export class CoreosUpdater {
       check: this.#o.health,
       readyWithinMs: c.readyWithinMs,
       graceMs: c.graceMs,
-      signal: this.#abort.signal,
+      signal: AbortSignal.any([this.#abort.signal, this.#superseded.signal]),
       onPhase: (phase) => {
         this.#gate = { state: phase, since: now() };
       },
     });
+    // The operator rolled back meanwhile: that decided the trial, and wrote its state.
+    if (this.#superseded.signal.aborted) return;
     const { slots, disk } = await this.#slots();
     const version = slots[running].version ?? '?';
     if (res.ok) {
@@ -261,7 +271,9 @@ export class CoreosUpdater {
   /** Verifies `bundlePath` for this machine and writes it into the inactive slot, armed. */
   async install(bundlePath: string): Promise<Record<string, unknown>> {
     const trust = await this.#ready();
-    return withUpdateLock(this.statePath, async () => {
+    // Cancellable from the lock on: during the bundle's verification as during the write.
+    const stop = new AbortController();
+    const run = withUpdateLock(this.statePath, async () => {
       const { slots, running, disk } = await this.#slots();
       const state = await readUpdateState(this.statePath);
       const bundle = await verifyBundle(bundlePath, {
@@ -269,7 +281,11 @@ export class CoreosUpdater {
         crls: trust.crls,
         policy: this.#policy(slots, running, state),
       });
-      const done = await installToSlot(disk, bundlePath, bundle, { running });
+      const done = await installToSlot(disk, bundlePath, bundle, {
+        running,
+        signal: stop.signal,
+        ...(this.#o.onWrite === undefined ? {} : { onProgress: this.#o.onWrite }),
+      });
       await this.#record({
         ...state,
         trial: {
@@ -289,6 +305,69 @@ export class CoreosUpdater {
         rootHash: done.rootHash,
         rollbackIndex: bundle.manifest.rollbackIndex,
         bytes: done.bytes,
+      };
+    });
+    this.#installing = { stop, done: run };
+    try {
+      return await run;
+    } finally {
+      if (this.#installing?.stop === stop) this.#installing = undefined;
+    }
+  }
+
+  /**
+   * `coreos.rollback`: the other, known-good slot boots next (refused unless it will boot and
+   * its signed rollback index is at least the floor); a running trial is marked bad. The
+   * caller reboots. The reason is kept as the last rollback.
+   */
+  async rollback(): Promise<Record<string, unknown>> {
+    await this.#ready();
+    return withUpdateLock(this.statePath, async () => {
+      const { running, disk } = await this.#slots();
+      const state = await readUpdateState(this.statePath);
+      const r = await rollbackToOther(disk, running, state.rollbackFloor);
+      this.#superseded.abort();
+      const { slots } = await this.#slots();
+      const reason = `the operator rolled back to slot ${r.to} (${r.version ?? '?'})${r.abandonedTrial ? ' during the trial' : ''}`;
+      await this.#record({
+        ...state,
+        trial: undefined,
+        lastRollback: { slot: running, version: slots[running].version ?? '?', reason, at: now() },
+      });
+      if (r.abandonedTrial) this.#gate = { state: 'failed', since: now(), reason };
+      this.#o.log('info', `CoreOS: ${reason}; slot ${r.to} boots next`);
+      return { ...r };
+    });
+  }
+
+  /**
+   * `coreos.cancel`: stops an install that is writing the inactive slot, and disarms an armed
+   * one that has not booted; the slot is left empty, nothing boots it. Idempotent.
+   */
+  async cancel(): Promise<Record<string, unknown>> {
+    await this.#ready();
+    const writing = this.#installing;
+    if (writing !== undefined) {
+      writing.stop.abort();
+      await writing.done.catch(() => {});
+    }
+    return withUpdateLock(this.statePath, async () => {
+      const { running, disk } = await this.#slots();
+      const state = await readUpdateState(this.statePath);
+      const r = await disarmInactive(disk, running);
+      if (state.trial !== undefined && state.trial.slot !== running)
+        await this.#record({ ...state, trial: undefined });
+      const stopped = writing !== undefined;
+      if (r.change === 'changed' || stopped)
+        this.#o.log(
+          'info',
+          `CoreOS update cancelled${stopped ? ' while writing' : ''}: slot ${r.slot}${r.version === null ? '' : ` (${r.version})`} left empty, slot ${running} boots next`,
+        );
+      return {
+        slot: r.slot,
+        version: r.version,
+        stoppedWrite: stopped,
+        change: stopped ? 'changed' : r.change,
       };
     });
   }

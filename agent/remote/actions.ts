@@ -3,7 +3,7 @@
 // signature says who asked, not that the request is sane. Outputs are bounded in size.
 import { createHash, randomBytes } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage, isMilkyWayError, MilkyWayError, run } from '../../common/index.ts';
 import {
@@ -24,6 +24,7 @@ import {
   secretContext,
 } from '../../control/wire/index.ts';
 import { type Certificate, type Crl, openSecret, type SealedSecret } from '../../keys/index.ts';
+import { UpdateError } from '../../update/index.ts';
 import type { AgentApi } from '../core/agent-api.ts';
 
 export interface ActionContext {
@@ -107,9 +108,12 @@ async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** The spool file a layer's separately sent chunks are written into. */
-function partPath(ctx: ActionContext, sha: string): string {
-  return join(ctx.spoolDir, `${sha}.part`);
+/** Update bundles spool under their own suffix, so `coreos.cancel` drops them and no layer. */
+const BUNDLE_PART = '.mwu.part';
+
+/** The spool file a layer's (or bundle's) separately sent chunks are written into. */
+function partPath(ctx: ActionContext, sha: string, action = 'layer'): string {
+  return join(ctx.spoolDir, `${sha}${action.startsWith('coreos.') ? BUNDLE_PART : '.part'}`);
 }
 
 function layerIdentity(
@@ -151,8 +155,16 @@ async function layerChunk(
     bad(action, `chunk of ${bytes.length} bytes at ${offset} does not fit a layer of ${size} bytes`);
   }
   if (offset === 0 && checkHead !== undefined) await checkHead(bytes);
+  const part = partPath(ctx, sha, action);
+  // A bundle's later piece needs its first one here: after `mway update --cancel` (or a lost
+  // spool) the rest of that send stops at once instead of travelling to fail its digest.
+  if (offset > 0 && checkHead !== undefined && (await stat(part).catch(() => undefined)) === undefined)
+    throw new UpdateError(
+      'E_UPDATE_CANCELLED',
+      `Piece at ${offset} of bundle ${sha.slice(0, 12)}: this peer holds none of its earlier pieces (the update was cancelled, or its spool lost); send the bundle again`,
+    );
   await mkdir(ctx.spoolDir, { recursive: true, mode: 0o700 });
-  const fh = await open(partPath(ctx, sha), constants.O_WRONLY | constants.O_CREAT, 0o600);
+  const fh = await open(part, constants.O_WRONLY | constants.O_CREAT, 0o600);
   try {
     await fh.write(bytes, 0, bytes.length, offset);
   } finally {
@@ -173,7 +185,7 @@ async function layerBytes(
   if (chunks === undefined) {
     if (ctx.fetchBlob !== undefined) return ctx.fetchBlob(sha, size);
     // Sent before as `layer.chunk` commands.
-    const part = partPath(ctx, sha);
+    const part = partPath(ctx, sha, action);
     try {
       await stat(part);
     } catch {
@@ -309,6 +321,17 @@ async function updateCoreos(args: Record<string, unknown>, ctx: ActionContext): 
   return { output: { ...output, rebooting: reboot }, ...(reboot ? { after: () => ctx.api.reboot() } : {}) };
 }
 
+/** `coreos.cancel`: the agent stops or disarms the update; every spooled bundle piece goes. */
+async function cancelCoreos(ctx: ActionContext): Promise<unknown> {
+  const out = await ctx.api.cancelCoreosUpdate();
+  const parts = (await readdir(ctx.spoolDir).catch(() => [] as string[])).filter((f) =>
+    f.endsWith(BUNDLE_PART),
+  );
+  for (const f of parts) await rm(join(ctx.spoolDir, f), { force: true });
+  const change = parts.length > 0 ? 'changed' : (out.change as string | undefined);
+  return { ...out, spooledBundles: parts.length, change };
+}
+
 async function putSecrets(p: CommandPayload, ctx: ActionContext): Promise<unknown> {
   const target = str(p.args, 'target', 'secrets.put');
   const values = p.args.values;
@@ -431,6 +454,15 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       return { output: { poweringOff: true }, after: () => api.poweroff() };
     case 'coreos.update':
       return updateCoreos(p.args, ctx);
+    case 'coreos.rollback': {
+      if (p.args.reboot !== undefined && typeof p.args.reboot !== 'boolean')
+        bad(a, 'reboot must be true or false');
+      const out = await api.rollbackCoreos();
+      const reboot = p.args.reboot !== false;
+      return { output: { ...out, rebooting: reboot }, ...(reboot ? { after: () => api.reboot() } : {}) };
+    }
+    case 'coreos.cancel':
+      return { output: await cancelCoreos(ctx) };
     case 'coreos.chunk':
       // A replayed, older or foreign bundle is refused on its first piece, not after all of it.
       return {

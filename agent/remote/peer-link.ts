@@ -429,7 +429,9 @@ export async function startPeerLink(options: {
         // A cancellation must overtake what it cancels, which may be waiting in this very queue:
         // it only claims an id in the replay cache (whose claims are atomic), so it runs now.
         // Its signature and scope are checked like any command's; the peek only picks the lane.
-        if ((m.command as { payload?: { action?: unknown } } | undefined)?.payload?.action === 'job.cancel') {
+        // `coreos.cancel` likewise: it must reach an install that is writing the slot now.
+        const lane = (m.command as { payload?: { action?: unknown } } | undefined)?.payload?.action;
+        if (lane === 'job.cancel' || lane === 'coreos.cancel') {
           void run().catch((e) =>
             log('error', `control: cancellation ${jobId} failed: ${errorMessage(e)}`, { job: jobId }),
           );

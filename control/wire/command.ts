@@ -35,6 +35,8 @@ export const COMMAND_ACTIONS = [
   'job.cancel',
   'coreos.update',
   'coreos.chunk',
+  'coreos.rollback',
+  'coreos.cancel',
   'module.run',
 ] as const;
 export type CommandAction = (typeof COMMAND_ACTIONS)[number];

@@ -81,15 +81,17 @@ export async function makeStage2(
 }
 
 /**
- * The disk: slot A holds `a` as `milkyway_<version>`, slot B is `_empty`; 8 MiB slots. With
+ * The disk: slot A holds `a` as `milkyway_<version>`, slot B is `_empty`; 8 MiB slots (or
+ * `slotMiB`). With
  * `bootChain` (the keys to sign slot A's stage 2), boot-a and boot-b come first, as built.
  */
 export async function makeSlotDisk(
   dir: string,
   a: CoreosFiles,
   version: string,
-  o: { bootChain?: ImageKeys } = {},
+  o: { bootChain?: ImageKeys; slotMiB?: number } = {},
 ): Promise<string> {
+  const slot = (o.slotMiB ?? 8) * MiB;
   const disk = join(dir, 'disk.img');
   const ids = slotUuids(a.rootHash);
   const ro = { readOnly: true };
@@ -108,14 +110,14 @@ export async function makeSlotDisk(
           { name: 'boot-b', type: MILKYWAY.boot, sizeBytes: MiB },
         ];
   await writeGpt(disk, {
-    sizeBytes: 42 * MiB,
+    sizeBytes: 26 * MiB + 2 * slot,
     partitions: [
       ...boot,
       {
         name: `milkyway_${version}`,
         type: DPS.root,
         uuid: ids.data,
-        sizeBytes: 8 * MiB,
+        sizeBytes: slot,
         attributes: ro,
         image: a.erofs,
       },
@@ -134,7 +136,7 @@ export async function makeSlotDisk(
         attributes: ro,
         image: a.veritySig,
       },
-      { name: EMPTY_SLOT, type: DPS.root, sizeBytes: 8 * MiB, attributes: ro },
+      { name: EMPTY_SLOT, type: DPS.root, sizeBytes: slot, attributes: ro },
       { name: EMPTY_SLOT, type: DPS.rootVerity, sizeBytes: 2 * MiB, attributes: ro },
       { name: EMPTY_SLOT, type: MILKYWAY.coreosVeritySig, sizeBytes: MiB, attributes: ro },
       { name: 'data', type: MILKYWAY.data, sizeBytes: 4 * MiB },

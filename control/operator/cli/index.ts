@@ -19,7 +19,7 @@ export const subCommands: SubCommandsDef = {
     import('./install.ts').then((m) => m.default),
   ),
   update: lazy(
-    'A/B CoreOS update of a group or peers from a signed bundle (`update status`: the slots)',
+    'A/B CoreOS update of a group or peers from a signed bundle (`update status`: the slots; --rollback, --cancel)',
     () => import('./update.ts').then((m) => m.default),
   ),
   compose: lazy('Install a compose project on a group or peers in one signed rollout', () =>

@@ -4,6 +4,10 @@
 // floor, every verity block), writes only its inactive slot, arms one trial boot and reboots
 // unless --no-reboot. `mway update status [--group G]`: the slots of each peer, from signed
 // statuses — which runs, what each holds, the rollback floor, why the last update rolled back.
+// `mway update --rollback --group G [--no-reboot]`: each peer boots its other, known-good slot
+// next (signed `coreos.rollback`; refused by a peer whose other slot is not bootable or is below
+// its rollback floor). `mway update --cancel --group G`: each peer abandons an update in
+// progress — pieces spooled, a write under way, or a slot armed but not yet booted.
 import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { createProgress, EXIT_FAIL, EXIT_OK, output, progressArgs } from '../../../common/index.ts';
@@ -11,7 +15,7 @@ import type { Envelope } from '../../../keys/index.ts';
 import { verifyStatus } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { sendInPieces } from '../operator-client.ts';
-import { finish, jsonMode, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
+import { finish, jsonMode, runJob, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
 
 interface Slots {
   available?: boolean;
@@ -102,7 +106,20 @@ export default defineCommand({
   args: {
     ...targetArgs,
     ...progressArgs,
-    bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu), or `status`' },
+    bundle: {
+      type: 'positional',
+      required: false,
+      description: 'Update bundle (.mwu), or `status`; none with --rollback or --cancel',
+    },
+    rollback: {
+      type: 'boolean',
+      description: 'Boot the other, known-good slot next (then reboot, unless --no-reboot)',
+    },
+    cancel: {
+      type: 'boolean',
+      description:
+        'Abandon an update in progress: pieces sent, a write under way, a slot armed but not booted',
+    },
     // citty reads --no-reboot as reboot=false.
     reboot: {
       type: 'boolean',
@@ -111,9 +128,20 @@ export default defineCommand({
     },
   },
   async run({ args }) {
-    if (args.bundle === 'status') return status(args);
-    const size = (await stat(args.bundle).catch(() => undefined))?.size;
-    if (size === undefined) throw usageError(`Cannot read update bundle ${args.bundle}`);
+    const verbs = [args.bundle !== undefined, args.rollback === true, args.cancel === true];
+    if (verbs.filter(Boolean).length !== 1)
+      throw usageError('mway update takes one of: a bundle, `status`, --rollback, --cancel');
+    if (args.rollback === true) return runJob(args, 'coreos.rollback', { reboot: args.reboot !== false });
+    if (args.cancel === true) {
+      if (args.reboot === false)
+        throw usageError('--no-reboot goes with a bundle or --rollback, not --cancel');
+      return runJob(args, 'coreos.cancel', {});
+    }
+    const file = args.bundle;
+    if (file === undefined) throw usageError('mway update needs a bundle');
+    if (file === 'status') return status(args);
+    const size = (await stat(file).catch(() => undefined))?.size;
+    if (size === undefined) throw usageError(`Cannot read update bundle ${file}`);
     if (args.async === true) throw usageError('--async: a bundle is sent in pieces, each must arrive first');
     const target = targetOf(args);
     const json = jsonMode(args);
@@ -121,10 +149,10 @@ export default defineCommand({
     if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
     const progress = createProgress({ json: args.json, quiet: args.quiet });
     return withClient(async (c) => {
-      progress.step(`sending ${args.bundle} in pieces`);
+      progress.step(`sending ${file} in pieces`);
       const r = await sendInPieces(
         c,
-        args.bundle,
+        file,
         {
           target,
           ...(args.batch === undefined ? {} : { batch: args.batch }),

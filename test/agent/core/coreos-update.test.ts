@@ -6,12 +6,7 @@
 // update, a bad one rolled back without operator action, a trial that never reaches the agent,
 // replayed and older bundles, and no reboot loop when nothing is left to fall back to.
 import test from 'ava';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildVerifier, encodeStage1Config, pinVendorKey } from '../../../bootchain/index.ts';
-import { run } from '../../../common/exec.ts';
-import type { ImageKeys } from '../../../imagebuild/dev-keys.ts';
 import { CoreosUpdater } from '../../../agent/core/coreos-updater.ts';
 import { runHealthGate } from '../../../agent/core/health-gate.ts';
 import { writePartitionEntries } from '../../../formats/index.ts';
@@ -19,66 +14,36 @@ import {
   encodeSlot,
   readDiskSlots,
   readUpdateState,
-  type SlotName,
   type UpdateError,
 } from '../../../update/index.ts';
 import { tempDir } from '../../helpers.ts';
 import { devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../../update/_slot-disk.ts';
+import { stage1 } from '../../update/_stage1.ts';
 
-/**
- * One boot's stage 1: the real C stage 1 (`mway-stage1 boot --no-exec`, bootchain/verifier/)
- * on the disk the agent wrote — slot bits, a trial's try written down first, the slot's stage 2
- * verified with ML-DSA against the pinned vendor key — and the root hash on the command line it
- * would boot; null when nothing is bootable.
- */
-async function stage1(
-  disk: string,
-  keys: ImageKeys,
-): Promise<{ slot: SlotName; rootHash: string; out: string } | null> {
-  const dir = await mkdtemp(join(tmpdir(), 'mway-stage1-'));
-  try {
-    const vendor = keys.vendor.chain[0];
-    if (vendor === undefined) throw new TypeError('no vendor certificate');
-    const cfg = join(dir, 'stage1.cfg');
-    await writeFile(
-      cfg,
-      encodeStage1Config({
-        rollbackFloor: 1n,
-        certsRootHash: 'c'.repeat(64),
-        userRoot: keys.userRoot.fingerprint,
-        vendorRoot: keys.vendorRoot.fingerprint,
-        sbSigner: 'CN=test',
-        keys: [pinVendorKey(vendor, { anchors: [keys.vendorRoot] })],
-      }),
-    );
-    const r = await run(await buildVerifier(), ['boot', disk, cfg, '--no-exec', dir], {
-      timeout: 60_000,
-      reject: false,
-    });
-    const slot = /mway-stage1: booting stage 2 from slot ([ab])/.exec(r.stdout)?.[1] as SlotName | undefined;
-    if (slot === undefined) return null;
-    const cmdline = await readFile(join(dir, 'cmdline'), 'utf8');
-    const rootHash = /(?:^| )mway\.roothash=([0-9a-f]{64})(?: |$)/.exec(cmdline)?.[1];
-    if (rootHash === undefined)
-      throw new Error(`stage 1 booted slot ${slot} without a root hash: ${cmdline}`);
-    return { slot, rootHash, out: r.stdout };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
-}
-
-async function setup(t: import('ava').ExecutionContext) {
+async function setup(t: import('ava').ExecutionContext, o: { slotMiB?: number } = {}) {
   const dir = await tempDir(t, 'mway-ab-');
   const keys = await devKeys(dir);
   const v1 = await makeCoreos(dir, keys, { version: '1.0' });
   // As built: boot-a/boot-b carry the slot bits and each slot's stage 2.
-  const disk = await makeSlotDisk(dir, v1, '1.0', { bootChain: keys });
-  const bundle = async (version: string, rollbackIndex: number) =>
-    (await makeBundle(dir, keys, await makeCoreos(dir, keys, { version }), { version, rollbackIndex })).path;
+  const disk = await makeSlotDisk(dir, v1, '1.0', { bootChain: keys, ...o });
+  const bundle = async (version: string, rollbackIndex: number, fillerBytes?: number) =>
+    (
+      await makeBundle(
+        dir,
+        keys,
+        await makeCoreos(dir, keys, { version, ...(fillerBytes === undefined ? {} : { fillerBytes }) }),
+        { version, rollbackIndex },
+      )
+    ).path;
   const events: string[] = [];
   /** One boot of the machine: the agent's updater for the root hash stage 1 chose. */
-  const boot = async (rootHash: string, healthy: () => string | null = () => null) => {
+  const boot = async (
+    rootHash: string,
+    healthy: () => string | null = () => null,
+    onWrite?: (done: number, total: number) => void,
+  ) => {
     const u = new CoreosUpdater({
+      ...(onWrite === undefined ? {} : { onWrite }),
       config: { disk, rootHash, stateFile: join(dir, 'update.json'), readyWithinMs: 1000, graceMs: 100 },
       path: (p) => p,
       log: () => {},
@@ -331,4 +296,65 @@ test('the first coreos.chunk of a bundle this machine refuses (older, foreign) f
     t.is((e as UpdateError).code, code, (e as Error).message);
   }
   t.deepEqual(await readdir(spoolDir).catch(() => []), []);
+});
+
+test('rollback: refused below the rollback floor the good update raised, and onto a slot marked bad; nothing written', async (t) => {
+  const s = await setup(t);
+  await (await s.boot(s.v1.rootHash)).install(await s.bundle('2.0', 2));
+  const onB = await s.boot((await stage1(s.disk, s.keys))?.rootHash as string);
+  const before = await readDiskSlots(s.disk);
+  const e = (await t.throwsAsync(onB.rollback())) as UpdateError;
+  t.is(e.code, 'E_ROLLBACK_FLOOR');
+  t.regex(e.message, /slot a \(1\.0\): its rollback index is 1, below this machine's floor 2/);
+  const after = await readDiskSlots(s.disk);
+  t.deepEqual([after.a.state, after.b.state], [before.a.state, before.b.state]);
+  t.is((await stage1(s.disk, s.keys))?.slot, 'b');
+
+  // A trial that failed its gate leaves slot b bad: from a, b is no rollback target.
+  const s2 = await setup(t);
+  await (await s2.boot(s2.v1.rootHash)).install(await s2.bundle('2.0', 2));
+  await s2.boot((await stage1(s2.disk, s2.keys))?.rootHash as string, () => 'service db failed');
+  const onA = await s2.boot((await stage1(s2.disk, s2.keys))?.rootHash as string);
+  t.is(((await t.throwsAsync(onA.rollback())) as UpdateError).code, 'E_ROLLBACK_NOT_BOOTABLE');
+});
+
+test('cancel in the middle of writing the inactive slot: the write stops, the slot is left empty, slot a untouched, the update retryable', async (t) => {
+  const s = await setup(t, { slotMiB: 48 });
+  const big = await s.bundle('2.0', 2, 40 * 1024 * 1024);
+  const slotA = async () => {
+    const { a } = await readDiskSlots(s.disk);
+    const { createHash } = await import('node:crypto');
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(s.disk);
+    const h = createHash('sha256');
+    for (const p of [a.boot, a.data, a.verity, a.sig])
+      if (p !== null)
+        h.update(bytes.subarray(Number(p.firstLba) * 512, Number(p.firstLba) * 512 + Number(p.sizeBytes)));
+    return { state: a.state, sha: h.digest('hex') };
+  };
+  const a0 = await slotA();
+  let cancelled: Promise<Record<string, unknown>> | undefined;
+  let writtenAtCancel = 0;
+  let total = 0;
+  const u = await s.boot(s.v1.rootHash, undefined, (done, all) => {
+    total = all;
+    if (cancelled === undefined) {
+      writtenAtCancel = done;
+      cancelled = u.cancel();
+    }
+  });
+  const e = (await t.throwsAsync(u.install(big))) as UpdateError;
+  t.is(e.code, 'E_UPDATE_CANCELLED');
+  t.true(writtenAtCancel < total, 'cancelled part way');
+  t.like((await cancelled) ?? {}, { slot: 'b', stoppedWrite: true, change: 'changed' });
+  const slots = await readDiskSlots(s.disk);
+  t.deepEqual(slots.b.state, { priority: 0, tries: 0, successful: false });
+  t.is(slots.b.label, null);
+  t.deepEqual(await slotA(), a0, 'slot a: bits and bytes as before');
+  t.is((await stage1(s.disk, s.keys))?.slot, 'a');
+  t.is((await s.state()).trial, undefined);
+  // Sent again, it installs and arms b.
+  const u2 = await s.boot(s.v1.rootHash);
+  t.is((await u2.install(big)).slot, 'b');
+  t.is((await stage1(s.disk, s.keys))?.slot, 'b');
 });

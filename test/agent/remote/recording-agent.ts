@@ -67,6 +67,14 @@ export function recorder(): Recorder {
       return { slot: 'b', version: '2.0' };
     },
     checkCoreosBundleHead: async () => void calls.push('check head'),
+    rollbackCoreos: async () => {
+      calls.push('rollback');
+      return { from: 'b', to: 'a' };
+    },
+    cancelCoreosUpdate: async () => {
+      calls.push('cancel update');
+      return { slot: 'b', change: 'changed' };
+    },
     removeLayer: async (n) => void calls.push(`remove ${n}`),
     // This agent has no module layer: the real agent's answer for an unknown module.
     runModule: async (r) => {

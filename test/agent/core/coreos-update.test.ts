@@ -10,12 +10,7 @@ import { join } from 'node:path';
 import { CoreosUpdater } from '../../../agent/core/coreos-updater.ts';
 import { runHealthGate } from '../../../agent/core/health-gate.ts';
 import { writePartitionEntries } from '../../../formats/index.ts';
-import {
-  encodeSlot,
-  readDiskSlots,
-  readUpdateState,
-  type UpdateError,
-} from '../../../update/index.ts';
+import { encodeSlot, readDiskSlots, readUpdateState, type UpdateError } from '../../../update/index.ts';
 import { tempDir } from '../../helpers.ts';
 import { devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../../update/_slot-disk.ts';
 import { stage1 } from '../../update/_stage1.ts';

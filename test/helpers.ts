@@ -51,7 +51,9 @@ function canBind(port: number): Promise<boolean> {
 /** A fresh temporary directory removed when the test ends. */
 export async function tempDir(t: ExecutionContext, prefix = 'mway-test-'): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // Retries: a worker of the code under test (the broker's WAL checkpointer) may still be
+  // writing into the directory for a moment after the test ends (ENOTEMPTY).
+  t.teardown(() => rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 }));
   return dir;
 }
 

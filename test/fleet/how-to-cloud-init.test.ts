@@ -8,12 +8,12 @@
 // fails it. Beyond the page: the fingerprint `mway peers pending` shows is the one the
 // console printed, the signed request carries the seed's name, the guest brought eth0 up from
 // the seed and said it ignores nothing it was not given, and the agent never mounted the seed.
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { ROOT, tempDir } from '../helpers.ts';
-import { MARK, pageCommands, quote } from './_howto.ts';
+import { type Known, pageCommands, runPage } from './_howto.ts';
 
 const DOC = join(ROOT, 'doc', 'how-to-enroll-with-cloud-init.md');
 
@@ -29,7 +29,7 @@ test.serial(
     });
     t.is(install.exitCode, 0, install.stderr);
     const cmds = await pageCommands(DOC);
-    const known: Array<[RegExp, RegExp | RegExp[] | undefined]> = [
+    const known: Known = [
       [/^mway keys new --role user-root --name user-root --out pki/, /user-root/],
       [/^R="--issuer-key pki\/user-root\.key --issuer-cert pki\/user-root\.crt"$/, undefined],
       [/^mway keys crl \$R --crl pki\/user-root\.crl$/, /created pki\/user-root\.crl \(0 revoked/],
@@ -85,51 +85,11 @@ test.serial(
       [/^mway poweroff --peer web-1$/, /web-1 +ok/],
       [/^wait \$vm$/, undefined],
     ];
-    t.deepEqual(
-      cmds.map((c) => known.findIndex(([re]) => re.test(c))),
-      known.map((_, i) => i),
-      `the page's commands changed; teach this test what they do:\n${cmds.join('\n')}`,
-    );
-    const script = [
-      'set -euo pipefail',
-      ...cmds.flatMap((c) => [`printf '\\n%s%s\\n' ${quote(MARK)} ${quote(c.split('\n')[0] as string)}`, c]),
-    ].join('\n');
-    await writeFile(join(dir, 'howto.sh'), `${script}\n`);
-    const r = await execa(
-      'unshare',
-      [
-        '--net',
-        '--mount',
-        '--pid',
-        '--fork',
-        '--mount-proc',
-        'bash',
-        '-c',
-        'ip link set lo up && exec bash howto.sh',
-      ],
-      {
-        cwd: dir,
-        reject: false,
-        all: true,
-        timeout: 28 * 60_000,
-        env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: join(dir, 'home'), MWAY_KEY_PASSPHRASE: '' },
-        extendEnv: false,
-      },
-    );
-    const consoleText = await readFile(join(dir, 'web-1.console'), 'utf8').catch(() => '');
+    const read = (f: string) => readFile(join(dir, f), 'utf8').catch(() => '');
     const logs = async () =>
-      `--- broker.log\n${(await readFile(join(dir, 'broker.log'), 'utf8').catch(() => '')).slice(-3000)}\n--- web-1.console\n${consoleText.slice(-6000)}`;
-    if (process.env.MWAY_HOWTO_TRANSCRIPT !== undefined)
-      await writeFile(process.env.MWAY_HOWTO_TRANSCRIPT, r.all);
-    t.is(r.exitCode, 0, `${r.all.slice(-6000)}\n${await logs()}`);
-    t.notRegex(r.all, /ExperimentalWarning|E_INTERNAL/, 'no noise and no internal error on the way');
-    const sections = r.all.split(`\n${MARK}`).slice(1);
-    t.is(sections.length, cmds.length, 'every command ran');
-    for (const [i, [re, want]] of known.entries()) {
-      const sec = sections[i] ?? '';
-      for (const w of want === undefined ? [] : Array.isArray(want) ? want : [want])
-        t.regex(sec, w, `${re}: ${sec.slice(0, 3000)}`);
-    }
+      `--- broker.log\n${(await read('broker.log')).slice(-3000)}\n--- web-1.console\n${(await read('web-1.console')).slice(-6000)}`;
+    const sections = await runPage(t, { cmds, known, dir, bin, timeoutMs: 28 * 60_000, logs });
+    const consoleText = await read('web-1.console');
     // The operator compared the right thing: the request's fingerprint is the console's.
     const pending = sections[known.findIndex(([re]) => re.source.includes('pending'))] ?? '';
     const asked = /key fingerprint ([0-9a-f]{64})/.exec(consoleText)?.[1];

@@ -5,13 +5,13 @@
 // PATH, as after the README's setup. Each command's output is marked in the transcript, and
 // the test knows what each command must print: a command the page has and the test does not
 // know fails the test, so the page and the test cannot drift apart.
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { ROOT, tempDir } from '../helpers.ts';
-import { MARK, pageCommands, quote } from './_howto.ts';
+import { type Known, pageCommands, runPage } from './_howto.ts';
 
 const DOC = join(ROOT, 'doc', 'how-to-manage-a-fleet.md');
 
@@ -28,7 +28,7 @@ test.serial(
     t.is(install.exitCode, 0, install.stderr);
     const cmds = await pageCommands(DOC);
     // What each command of the page must show (its output section of the transcript).
-    const known: Array<[RegExp, RegExp | RegExp[] | undefined]> = [
+    const known: Known = [
       [/^mway keys new --role user-root --name user-root --out pki/, /user-root/],
       [/^R="--issuer-key pki\/user-root\.key --issuer-cert pki\/user-root\.crt"$/, undefined],
       [/^mway keys crl \$R --crl pki\/user-root\.crl/, /created pki\/user-root\.crl \(0 revoked/],
@@ -112,55 +112,13 @@ test.serial(
       [/^mway job cancel "\$job"$/, /web-2: held back \(offline[\s\S]*1 of 1 open deliveries cancelled/],
       [/^mway poweroff --peer web-1$/, /web-1 +ok/],
     ];
-    t.deepEqual(
-      cmds.map((c) => known.findIndex(([re]) => re.test(c))),
-      known.map((_, i) => i),
-      `the page's commands changed; teach this test what they do:\n${cmds.join('\n')}`,
-    );
-    const script = [
-      'set -euo pipefail',
-      ...cmds.flatMap((c) => [`printf '\\n%s%s\\n' ${quote(MARK)} ${quote(c.split('\n')[0] as string)}`, c]),
-    ].join('\n');
-    await writeFile(join(dir, 'howto.sh'), `${script}\n`);
-    const r = await execa(
-      'unshare',
-      [
-        '--net',
-        '--mount',
-        '--pid',
-        '--fork',
-        '--mount-proc',
-        'bash',
-        '-c',
-        'ip link set lo up && exec bash howto.sh',
-      ],
-      {
-        cwd: dir,
-        reject: false,
-        all: true,
-        timeout: 12 * 60_000,
-        env: { PATH: `${bin}:${process.env.PATH ?? ''}`, HOME: join(dir, 'home'), MWAY_KEY_PASSPHRASE: '' },
-        extendEnv: false,
-      },
-    );
     const logs = async () => {
       const out: string[] = [];
       for (const f of ['broker.log', 'web-1.log', 'web-2.log'])
         out.push(`--- ${f}\n${(await readFile(join(dir, f), 'utf8').catch(() => '')).slice(-3000)}`);
       return out.join('\n');
     };
-    // MWAY_HOWTO_TRANSCRIPT=FILE keeps the session's output for a reader.
-    if (process.env.MWAY_HOWTO_TRANSCRIPT !== undefined)
-      await writeFile(process.env.MWAY_HOWTO_TRANSCRIPT, r.all);
-    t.is(r.exitCode, 0, `${r.all.slice(-6000)}\n${await logs()}`);
-    t.notRegex(r.all, /ExperimentalWarning|E_INTERNAL/, 'no noise and no internal error on the way');
-    const sections = r.all.split(`\n${MARK}`).slice(1);
-    t.is(sections.length, cmds.length, 'every command ran');
-    for (const [i, [re, want]] of known.entries()) {
-      const sec = sections[i] ?? '';
-      for (const w of want === undefined ? [] : Array.isArray(want) ? want : [want])
-        t.regex(sec, w, `${re}: ${sec.slice(0, 3000)}`);
-    }
+    await runPage(t, { cmds, known, dir, bin, timeoutMs: 12 * 60_000, logs });
     // The keys folder the page made serves an image build (`"keys": {"dir": "pki"}`).
     const keys = await loadImageKeys(join(dir, 'pki'), { generate: false });
     t.is(keys.userRoot.role, 'user-root');

@@ -7,7 +7,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { startPeerLink } from '../../../agent/remote/peer-link.ts';
 import { NatsRelay, natsAuthorization, natsUsersFormat } from '../../../control/broker/index.ts';
 import {
   AUDIT_STREAM,
@@ -23,6 +22,7 @@ import type { Envelope } from '../../../keys/index.ts';
 import { recorder } from '../../agent/remote/recording-agent.ts';
 import { cli, tempDir, until } from '../../helpers.ts';
 import { makeFleetPki } from '../command-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
 
 const pkiP = makeFleetPki();
@@ -49,22 +49,13 @@ test('mway audit --nats folds and verifies the chain of every command and result
   t.teardown(() => relay.close());
   await relay.ensureStreams(3);
   const rec = recorder();
-  const link = await startPeerLink({
-    api: rec.api,
-    stateDir: join(dir, 'p1'),
-    log: () => {},
-    config: {
-      nats: { servers: cluster.urls, nkey: p1.file },
-      fleet: 'prod',
-      key: p.p1.keyPath,
-      cert: p.p1.certPath,
-      kemKey: p.p1.kemKeyPath,
-      anchors: [p.root.certPath],
-      skewMs: 0,
-      maxBackoffMs: 300,
-    },
-  });
-  t.teardown(() => link.stop());
+  await natsPeerLink(
+    t,
+    p,
+    p.p1,
+    { servers: cluster.urls, nkey: p1.file },
+    { rec, stateDir: join(dir, 'p1') },
+  );
 
   let seq = 0;
   const audience: Audience = { fleet: 'prod', target: 'peer:p1', groups: [], peers: ['p1'] };

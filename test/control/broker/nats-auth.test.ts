@@ -6,7 +6,6 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test, { type ExecutionContext } from 'ava';
-import { startPeerLink } from '../../../agent/remote/peer-link.ts';
 import {
   NatsRelay,
   natsAuthorization,
@@ -33,6 +32,7 @@ import {
 import type { Envelope } from '../../../keys/index.ts';
 import { recorder } from '../../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../command-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
 import { cli, tempDir } from '../../helpers.ts';
 
@@ -96,22 +96,7 @@ test('each user connects with its own nkey; the servers refuse a peer publishing
   const { cluster, relay, seeds } = await securedCluster(t);
   // A peer link with its own nkey runs a command the broker's user stored.
   const rec = recorder();
-  const link = await startPeerLink({
-    api: rec.api,
-    stateDir: await tempDir(t),
-    log: () => {},
-    config: {
-      nats: { servers: cluster.urls, nkey: seeds.p1.file },
-      fleet: 'prod',
-      key: p.p1.keyPath,
-      cert: p.p1.certPath,
-      kemKey: p.p1.kemKeyPath,
-      anchors: [p.root.certPath],
-      skewMs: 0,
-      maxBackoffMs: 300,
-    },
-  });
-  t.teardown(() => link.stop());
+  await natsPeerLink(t, p, p.p1, { servers: cluster.urls, nkey: seeds.p1.file }, { rec });
   const audience: Audience = { fleet: 'prod', target: 'peer:p1', groups: [], peers: ['p1'] };
   const env = buildCommand({
     action: 'service.restart',

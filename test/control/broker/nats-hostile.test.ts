@@ -7,7 +7,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { startPeerLink } from '../../../agent/remote/peer-link.ts';
 import { NatsRelay } from '../../../control/broker/index.ts';
 import {
   type Audience,
@@ -20,6 +19,7 @@ import { crlPem, type Envelope, issueCrl, signEnvelope } from '../../../keys/ind
 import { recorder } from '../../agent/remote/recording-agent.ts';
 import { tempDir } from '../../helpers.ts';
 import { type FleetPki, type Id, makeFleetPki } from '../command-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
 
 const pkiP = makeFleetPki();
@@ -55,23 +55,7 @@ test('held past expiry, revoked, invented and misdirected: what NATS servers sto
   const crlPath = join(dir, 'root.crl');
   await writeFile(crlPath, crlPem(p.crl));
   const rec = recorder();
-  const link = await startPeerLink({
-    api: rec.api,
-    stateDir: await tempDir(t),
-    log: () => {},
-    config: {
-      nats: { servers: [cluster.urls[1] as string] },
-      fleet: 'prod',
-      key: p.p1.keyPath,
-      cert: p.p1.certPath,
-      kemKey: p.p1.kemKeyPath,
-      anchors: [p.root.certPath],
-      crls: [crlPath],
-      skewMs: 0,
-      maxBackoffMs: 300,
-    },
-  });
-  t.teardown(() => link.stop());
+  await natsPeerLink(t, p, p.p1, { servers: [cluster.urls[1] as string] }, { rec, crls: [crlPath] });
   let jobs = 0;
   const deliver = async (env: Envelope): Promise<string | undefined> => {
     const jobId = `job-${++jobs}`;

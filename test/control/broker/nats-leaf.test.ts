@@ -5,13 +5,12 @@
 // exactly what it missed, in order, once.
 import { readFile } from 'node:fs/promises';
 import test from 'ava';
-import { startPeerLink } from '../../../agent/remote/peer-link.ts';
 import { NatsRelay } from '../../../control/broker/index.ts';
 import { type Audience, buildCommand, type Message, verifyResult } from '../../../control/wire/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
 import { recorder } from '../../agent/remote/recording-agent.ts';
-import { tempDir } from '../../helpers.ts';
 import { makeFleetPki } from '../command-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster, startNatsLeaf } from '../nats-fixture.ts';
 
 const pkiP = makeFleetPki();
@@ -39,22 +38,7 @@ test('a peer behind a leaf node runs its commands; with the leaf down it catches
   t.teardown(() => relay.close());
   await relay.ensureStreams(3);
   const rec = recorder();
-  const link = await startPeerLink({
-    api: rec.api,
-    stateDir: await tempDir(t),
-    log: () => {},
-    config: {
-      nats: { servers: [leaf.url], domain: 'hub' },
-      fleet: 'prod',
-      key: p.p1.keyPath,
-      cert: p.p1.certPath,
-      kemKey: p.p1.kemKeyPath,
-      anchors: [p.root.certPath],
-      skewMs: 0,
-      maxBackoffMs: 300,
-    },
-  });
-  t.teardown(() => link.stop());
+  await natsPeerLink(t, p, p.p1, { servers: [leaf.url], domain: 'hub' }, { rec });
   let seq = 0;
   const audience: Audience = { fleet: 'prod', target: 'peer:p1', groups: [], peers: ['p1'] };
   const cmd = (service: string) =>
@@ -85,22 +69,13 @@ test('a peer behind a leaf node runs its commands; with the leaf down it catches
   // JetStream's API across the leaf connection): it says so and keeps trying; nothing runs.
   const logs: string[] = [];
   const rec2 = recorder();
-  const p2 = await startPeerLink({
-    api: rec2.api,
-    stateDir: await tempDir(t),
-    log: (level, m) => logs.push(`${level}: ${m}`),
-    config: {
-      nats: { servers: [leaf.url] },
-      fleet: 'prod',
-      key: p.p2.keyPath,
-      cert: p.p2.certPath,
-      kemKey: p.p2.kemKeyPath,
-      anchors: [p.root.certPath],
-      skewMs: 0,
-      maxBackoffMs: 300,
-    },
-  });
-  t.teardown(() => p2.stop());
+  await natsPeerLink(
+    t,
+    p,
+    p.p2,
+    { servers: [leaf.url] },
+    { rec: rec2, log: (level, m) => logs.push(`${level}: ${m}`) },
+  );
   await relay.deliver(
     'p2',
     'job-p2',

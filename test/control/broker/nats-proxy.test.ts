@@ -3,13 +3,12 @@
 // command still runs exactly once, in order, and every answer the relay reads is the peer's own
 // signed result, bound to its command.
 import test from 'ava';
-import { startPeerLink } from '../../../agent/remote/peer-link.ts';
 import { NatsRelay } from '../../../control/broker/index.ts';
 import { type Audience, buildCommand, envelopeDigest, verifyResult } from '../../../control/wire/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
 import { recorder } from '../../agent/remote/recording-agent.ts';
-import { tempDir } from '../../helpers.ts';
 import { makeFleetPki } from '../command-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
 import { startNatsProxy } from '../nats-proxy.ts';
 
@@ -23,22 +22,7 @@ test('through a server that duplicates, drops and reorders messages each command
   await relay.ensureStreams(3);
   const proxy = await startNatsProxy(t, cluster.urls[0] as string);
   const rec = recorder();
-  const link = await startPeerLink({
-    api: rec.api,
-    stateDir: await tempDir(t),
-    log: () => {},
-    config: {
-      nats: { servers: [proxy.url] },
-      fleet: 'prod',
-      key: p.p1.keyPath,
-      cert: p.p1.certPath,
-      kemKey: p.p1.kemKeyPath,
-      anchors: [p.root.certPath],
-      skewMs: 0,
-      maxBackoffMs: 300,
-    },
-  });
-  t.teardown(() => link.stop());
+  await natsPeerLink(t, p, p.p1, { servers: [proxy.url] }, { rec });
   const audience: Audience = { fleet: 'prod', target: 'peer:p1', groups: [], peers: ['p1'] };
   const names = Array.from({ length: 10 }, (_, i) => `s${i}`);
   const envs = names.map((service, i) =>

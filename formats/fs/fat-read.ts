@@ -6,6 +6,7 @@
 // asked for, and a loop in a chain is caught by that bound.
 import { fieldTable } from '../_field-table.ts';
 import {
+  paddedText,
   type ReadAt,
   type RootFileOptions,
   type RootFiles,
@@ -64,12 +65,6 @@ interface Geometry {
   bpbLabel: string;
 }
 
-function labelText(b: Uint8Array): string {
-  return Buffer.from(b)
-    .toString('latin1')
-    .replace(/[ \0]+$/, '');
-}
-
 async function geometry(readAt: ReadAt, source: string | undefined): Promise<Geometry | undefined> {
   const sector = await readAt(0, 512);
   if (sector.length < 512) return undefined;
@@ -110,7 +105,7 @@ async function geometry(readAt: ReadAt, source: string | undefined): Promise<Geo
     rootCluster: t32.rootCluster,
     dataOffset: meta * bps,
     clusters,
-    bpbLabel: ((t) => (t.bootSig === 0x29 ? labelText(t.label) : ''))(kind === 32 ? t32 : t16),
+    bpbLabel: ((t) => (t.bootSig === 0x29 ? paddedText(t.label) : ''))(kind === 32 ? t32 : t16),
   };
 }
 
@@ -234,7 +229,7 @@ function entries(dir: Uint8Array, kind: 12 | 16 | 32): { list: Entry[]; label?: 
     }
     const d = view(e);
     if (attr & ATTR_VOLUME_ID) {
-      if ((attr & ATTR_DIRECTORY) === 0) label = labelText(e.subarray(0, 11));
+      if ((attr & ATTR_DIRECTORY) === 0) label = paddedText(e.subarray(0, 11));
       long = [];
       continue;
     }

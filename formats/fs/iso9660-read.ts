@@ -6,6 +6,7 @@
 // Linux's isofs picks them. `genisoimage -volid cidata -joliet -rock` (cloud-init's own
 // example) writes both Joliet and Rock Ridge.
 import {
+  paddedText,
   type ReadAt,
   type RootFileOptions,
   type RootFiles,
@@ -30,12 +31,6 @@ interface Descriptor {
   rootSize: number;
 }
 
-function aText(b: Uint8Array): string {
-  return Buffer.from(b)
-    .toString('latin1')
-    .replace(/[ \0]+$/, '');
-}
-
 function ucs2(b: Uint8Array): string {
   let s = '';
   for (let i = 0; i + 1 < b.length; i += 2)
@@ -55,7 +50,7 @@ function descriptor(d: Uint8Array, source: string | undefined): Descriptor {
   const root = d.subarray(156, 190);
   return {
     joliet,
-    label: joliet ? ucs2(d.subarray(40, 72)).replace(/[ \0]+$/, '') : aText(d.subarray(40, 72)),
+    label: joliet ? ucs2(d.subarray(40, 72)).replace(/[ \0]+$/, '') : paddedText(d.subarray(40, 72)),
     blockSize,
     rootExtent: view(root).getUint32(2, true),
     rootSize: view(root).getUint32(10, true),
@@ -120,7 +115,7 @@ function records(dir: Uint8Array, joliet: boolean, source: string | undefined): 
     // The first two records are the directory itself and its parent (names 0x00 and 0x01).
     if (nameLen === 1 && ((raw[0] as number) === 0 || (raw[0] as number) === 1)) continue;
     const su = r.subarray(33 + nameLen + (nameLen % 2 === 0 ? 1 : 0));
-    const name = joliet ? ucs2(raw) : (rockRidgeName(su) ?? aText(raw).toLowerCase());
+    const name = joliet ? ucs2(raw) : (rockRidgeName(su) ?? paddedText(raw).toLowerCase());
     out.push({
       name: name.replace(/;\d+$/, '').replace(/\.$/, ''),
       dir: ((r[25] as number) & 0x02) !== 0,

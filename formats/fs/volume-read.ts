@@ -67,3 +67,10 @@ export async function readExactly(
 export function view(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
 }
+
+/** A fixed-width on-disk text field (FAT labels, ISO 9660 a-/d-characters): Latin-1, its space or NUL padding dropped. */
+export function paddedText(b: Uint8Array): string {
+  return Buffer.from(b)
+    .toString('latin1')
+    .replace(/[ \0]+$/, '');
+}

@@ -1,6 +1,7 @@
 // What the QEMU fleet tests share: milkywaysrvd as a real process on the host loopback, and a
 // guest booted from a disk (optionally with a cloud-init seed disk) whose console lines can be
 // waited for.
+import { appendFileSync } from 'node:fs';
 import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
@@ -41,10 +42,17 @@ export async function startBroker(
 }
 
 /**
- * Boots `disk` with no forwards, letting the guest reboot; `until(re, from)` resolves the first
- * console line matching at or after line index `from` (undefined once QEMU ended).
+ * Boots `disk` with no forwards, letting the guest reboot (its writes kept across reboots in
+ * one snapshot); every console line is kept (and appended to `log`, to follow a run as it goes).
+ * `until(re, from, ms)` resolves the first console line matching at or after line index `from`;
+ * undefined once QEMU ended or after `ms` (default `waitMs`, else the run's timeout), so a line
+ * that never comes fails the assertion in bounded time instead of hanging the run.
  */
-export function bootGuest(t: ExecutionContext, disk: string, o: { timeoutMs: number; seed?: string }) {
+export function bootGuest(
+  t: ExecutionContext,
+  disk: string,
+  o: { timeoutMs: number; seed?: string; memoryMiB?: number; log?: string; waitMs?: number },
+) {
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string | undefined) => void }[] = [];
   let ended = false;
@@ -52,11 +60,13 @@ export function bootGuest(t: ExecutionContext, disk: string, o: { timeoutMs: num
     disk,
     timeout: o.timeoutMs,
     ...(o.seed === undefined ? {} : { seed: o.seed }),
+    ...(o.memoryMiB === undefined ? {} : { memoryMiB: o.memoryMiB }),
     serial: 'none',
     snapshot: true,
     noReboot: false,
     onLine: (l) => {
       lines.push(l);
+      if (o.log !== undefined) appendFileSync(o.log, `${l}\n`);
       for (const w of waiters.splice(0)) {
         if (w.re.test(l)) w.resolve(l);
         else waiters.push(w);
@@ -73,10 +83,24 @@ export function bootGuest(t: ExecutionContext, disk: string, o: { timeoutMs: num
   return {
     lines,
     started,
-    until(re: RegExp, from = 0): Promise<string | undefined> {
+    until(re: RegExp, from = 0, ms = o.waitMs ?? o.timeoutMs): Promise<string | undefined> {
       const hit = lines.slice(from).find((l) => re.test(l));
       if (hit !== undefined || ended) return Promise.resolve(hit);
-      return new Promise((resolve) => waiters.push({ re, resolve }));
+      return new Promise((resolve) => {
+        const w = {
+          re,
+          resolve: (l: string | undefined) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        };
+        const timer = setTimeout(() => {
+          const i = waiters.indexOf(w);
+          if (i >= 0) waiters.splice(i, 1);
+          resolve(undefined);
+        }, ms);
+        waiters.push(w);
+      });
     },
   };
 }

@@ -12,105 +12,19 @@
 // Passed end to end on 2026-12-03 in 29.4 min under a load of 15–22 on the shared 2 cores: the
 // three builds ~4 min, 2.0 sent as 104 pieces, written and verified in 684 s and marked good
 // 873 s after `mway update`; the replay refused on its first piece; 3.0 rolled back one boot later.
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
-import { appendFileSync } from 'node:fs';
+import test from 'ava';
 import { chmod, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
-import { type QemuRun, runQemu } from '../../imagebuild/qemu-run.ts';
 import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
-import { BINS, cli, freePort, ROOT, tempDir } from '../helpers.ts';
+import { bootGuest, startBroker } from '../fleet/_qemu-guest.ts';
+import { cli, freePort, ROOT, tempDir } from '../helpers.ts';
 
 const RUN_MS = 75 * 60_000;
 /** The longest wait for one console line (a boot, or a boot and a health gate, under TCG). */
 const WAIT_MS = 20 * 60_000;
-
-async function startBroker(t: ExecutionContext, config: string): Promise<{ lines: string[] }> {
-  const proc = execa(process.execPath, [BINS.milkywaysrvd, '--config', config, '--json'], {
-    reject: false,
-    timeout: RUN_MS,
-    buffer: false,
-  });
-  t.teardown(() => {
-    proc.kill('SIGKILL');
-  });
-  const lines: string[] = [];
-  proc.stderr?.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error('milkywaysrvd did not start in 20 s')), 20_000);
-    proc.stdout?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (buf.includes('\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    void proc.then((r) => {
-      clearTimeout(timer);
-      reject(new Error(`milkywaysrvd exited ${String(r.exitCode)}: ${lines.join('\n')}`));
-    });
-  });
-  return { lines };
-}
-
-/** Boots `disk`; every console line is kept, and appended to `log` to follow a run as it goes. */
-function boot(t: ExecutionContext, disk: string, log: string) {
-  const lines: string[] = [];
-  const waiters: { re: RegExp; resolve: (l: string | undefined) => void }[] = [];
-  let ended = false;
-  const started = runQemu({
-    disk,
-    timeout: RUN_MS,
-    serial: 'none',
-    snapshot: true,
-    noReboot: false,
-    memoryMiB: 2048,
-    onLine: (l) => {
-      lines.push(l);
-      appendFileSync(log, `${l}\n`);
-      for (const w of waiters.splice(0)) {
-        if (w.re.test(l)) w.resolve(l);
-        else waiters.push(w);
-      }
-    },
-  }).then((r: QemuRun) => {
-    t.teardown(() => r.kill());
-    void r.done.then(() => {
-      ended = true;
-      for (const w of waiters.splice(0)) w.resolve(undefined);
-    });
-    return r;
-  });
-  return {
-    lines,
-    started,
-    /** The first console line from `from` on matching `re`; undefined once the guest ended or after `ms`. */
-    until(re: RegExp, from = 0, ms = WAIT_MS): Promise<string | undefined> {
-      const hit = lines.slice(from).find((l) => re.test(l));
-      if (hit !== undefined || ended) return Promise.resolve(hit);
-      return new Promise((resolve) => {
-        const w = {
-          re,
-          resolve: (l: string | undefined) => {
-            clearTimeout(timer);
-            resolve(l);
-          },
-        };
-        // A line that never comes fails the assertion in bounded time instead of hanging the run.
-        const timer = setTimeout(() => {
-          const i = waiters.indexOf(w);
-          if (i >= 0) waiters.splice(i, 1);
-          resolve(undefined);
-        }, ms);
-        waiters.push(w);
-      });
-    },
-  };
-}
 
 /** The ```sh blocks of doc/how-to-update.md, each a list of command lines. */
 async function howToBlocks(): Promise<string[][]> {
@@ -243,7 +157,7 @@ test.serial(
         mdns: { enabled: false },
       }),
     );
-    const srv = await startBroker(t, brokerConfig);
+    const srv = await startBroker(t, brokerConfig, RUN_MS);
     const mway = (...args: string[]) => cli('mway', args, { env, cwd: dir, timeout: 240_000 });
     const init = await mway(
       'config',
@@ -263,7 +177,12 @@ test.serial(
 
     for (const line of make2) t.is((await sh(line)).exitCode, 0, line);
 
-    const b = boot(t, v1, join(dir, 'console.log'));
+    const b = bootGuest(t, v1, {
+      timeoutMs: RUN_MS,
+      memoryMiB: 2048,
+      log: join(dir, 'console.log'),
+      waitMs: WAIT_MS,
+    });
     const q = await b.started;
     const console = () => b.lines.slice(-40).join('\n');
     t.truthy(await b.until(/mway-stage1: booting stage 2 from slot a: /), console());

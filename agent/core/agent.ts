@@ -532,7 +532,8 @@ export class Agent implements AgentApi {
       throw new AgentError('E_BAD_NAME', `Invalid layer or group name ${JSON.stringify(layerOrGroup)}`);
     const secure = this.#secure;
     const dataDir = this.path(this.config.dataDir);
-    // A layer's secrets are its own: 0600 owned by the layer's uid, in a 0700 directory. A
+    // A layer's secrets are its own: 0600 owned by the uid its services run as (its private
+    // data's owner: the layer's uid, or root when all its services run as root), in a 0700 directory. A
     // group's secrets are shared by the layers of that group, which run with their own uids
     // and the group's gid, so there the gid is the boundary: 0640 root:gid in a 0750 directory.
     let dir: string;
@@ -543,7 +544,7 @@ export class Agent implements AgentApi {
       owner = { uid: 0, gid: secure?.groups[layerOrGroup]?.gid ?? 0 };
     } else if (this.layers.has(layerOrGroup)) {
       dir = join(dataDir, 'secure', layerOrGroup, 'secrets');
-      owner = this.layers.ownerOf(layerOrGroup) ?? { uid: 0, gid: 0 };
+      owner = this.layers.dataOwnerOf(layerOrGroup) ?? { uid: 0, gid: 0 };
     } else throw new AgentError('E_LAYER_UNKNOWN', `No layer or group named ${layerOrGroup}`);
     const fileMode = shared ? 0o640 : 0o600;
     const labels = this.#selinux?.labels;

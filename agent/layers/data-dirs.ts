@@ -1,5 +1,5 @@
-// The data partition's layout: `secure/<layer>` (0700, owned by the layer's uid) for each
-// layer, `group/<group>` (2770, root:<group gid>) shared by a group's layers, `common/`
+// The data partition's layout: `secure/<layer>` (0700, owned by the uid its services run as:
+// privateDataOwner) for each layer, `group/<group>` (2770, root:<group gid>) shared by a group's layers, `common/`
 // (1777, like /tmp), `logs/` (agent only). A layer is given only its own directories. With
 // SELinux on, each carries its label (doc/selinux.md, "Data"): the partition's root, secure/
 // and group/ milkyway_data_t, common/ milkyway_common_data_t, logs/ and the agent's files
@@ -54,6 +54,22 @@ export async function prepareDataRoot(dataDir: string, labels?: DataLabels): Pro
   await ensure(join(dataDir, 'group'), 0o711, 0, 0);
   await ensure(join(dataDir, 'common'), 0o1777, 0, 0);
   await ensure(join(dataDir, 'logs'), 0o700, 0, 0);
+}
+
+/**
+ * Who owns a layer's private data: the uid its services run as, as a volume's copy is chowned
+ * (volumes.ts). A layer whose services all run as root gets 0:0, since root without
+ * CAP_DAC_OVERRIDE (no service is given it) cannot enter a 0700 folder of another uid; any
+ * other layer gets its own dynamic uid and gid. In a layer that mixes both, the data is the
+ * layer uid's: its root services do not reach it (doc/selinux.md, "Data").
+ */
+export function privateDataOwner(
+  services: readonly { user: string; group: string }[],
+  layer: { uid: number; gid: number },
+): { uid: number; gid: number } {
+  const allRoot = services.length > 0 && services.every((s) => s.user === 'root');
+  if (!allRoot) return { uid: layer.uid, gid: layer.gid };
+  return { uid: 0, gid: services.every((s) => s.group === 'root') ? 0 : layer.gid };
 }
 
 export function groupsOf(layer: string, secure: SecureConfig): [string, number][] {

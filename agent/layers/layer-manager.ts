@@ -16,7 +16,7 @@ import { moduleSummary } from '../modules/module-summary.ts';
 import { type Placement, unitSpec } from '../services/placement.ts';
 import type { Supervisor } from '../services/supervisor.ts';
 import type { UnitSpec } from '../services/unit-spec.ts';
-import { type DataLabelling, grantedGroups, layerDataBinds } from './data-dirs.ts';
+import { type DataLabelling, grantedGroups, layerDataBinds, privateDataOwner } from './data-dirs.ts';
 import type { DataLabels } from './data-labels.ts';
 import {
   type Activation,
@@ -134,6 +134,13 @@ export class LayerManager {
 
   ownerOf(name: string): { uid: number; gid: number } | undefined {
     return this.#uids === undefined || !this.has(name) ? undefined : ownerOf(this.#uids, name);
+  }
+
+  /** Who owns the layer's private data: the uid its services run as (privateDataOwner). */
+  dataOwnerOf(name: string): { uid: number; gid: number } | undefined {
+    const owner = this.ownerOf(name);
+    const services = this.#entries.get(name)?.verified?.manifest.services;
+    return owner === undefined || services === undefined ? owner : privateDataOwner(services, owner);
   }
 
   async list(): Promise<LayerInfo[]> {
@@ -368,6 +375,7 @@ export class LayerManager {
         }
         const ids = uids.get(m.name) ?? (await uids.allocate(m.name));
         const owner = { uid: ids.uid, gid: ids.gid };
+        const dataOwner = privateDataOwner(m.services, owner);
         const sel = this.#o.selinux?.();
         const labelling: DataLabelling | undefined =
           sel === undefined
@@ -396,7 +404,7 @@ export class LayerManager {
         const binds = await layerDataBinds(
           this.#o.path(this.#o.config.dataDir),
           m.name,
-          owner,
+          dataOwner,
           m.data,
           secure,
           labelling,
@@ -425,10 +433,18 @@ export class LayerManager {
         const specs: UnitSpec[] = [];
         for (const s of m.services) {
           const dataDir = this.#o.path(this.#o.config.dataDir);
-          const vols = await volumeBinds(dataDir, m.name, s, owner, target, labelling?.layerData(m.name));
+          const vols = await volumeBinds(
+            dataDir,
+            m.name,
+            s,
+            owner,
+            dataOwner,
+            target,
+            labelling?.layerData(m.name),
+          );
           let kept: string | undefined;
           if (s.writableRoot === 'persistent') {
-            const pr = await persistentRoot(dataDir, m.name, s.name, owner, m.payload.verity.rootHash);
+            const pr = await persistentRoot(dataDir, m.name, s.name, dataOwner, m.payload.verity.rootHash);
             if (pr.reset)
               this.#o.log('info', `app ${m.name}: ${s.name}'s writable root started afresh (a new payload)`);
             kept = pr.dir;

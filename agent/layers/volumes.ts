@@ -19,7 +19,10 @@ export async function volumeBinds(
   dataDir: string,
   layer: string,
   service: { name: string; volumes: readonly string[]; user: string },
+  /** The layer's own dynamic uid and gid: a non-root service's copy is chowned to it. */
   owner: { uid: number; gid: number },
+  /** The owner of the layer's private data (privateDataOwner in data-dirs.ts). */
+  dataOwner: { uid: number; gid: number },
   appRoot: string,
   /** With SELinux: the layer's data context (`mway_<layer>_data_t` at its pair). */
   dataContext?: string,
@@ -28,7 +31,7 @@ export async function volumeBinds(
   const secure = join(dataDir, 'secure', layer);
   const base = join(secure, 'volumes', service.name);
   await mkdir(base, { recursive: true, mode: 0o700 });
-  for (const dir of [secure, join(secure, 'volumes'), base]) await chown(dir, owner.uid, owner.gid);
+  for (const dir of [secure, join(secure, 'volumes'), base]) await chown(dir, dataOwner.uid, dataOwner.gid);
   const binds: Bind[] = [];
   for (const path of service.volumes) {
     const host = join(base, volumeDirName(path));

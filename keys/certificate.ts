@@ -1,17 +1,39 @@
 // Parsing X.509 v3 certificates (RFC 5280) of the MilkyWay profile into `Certificate`:
-// Node's X509Certificate for the core fields, @peculiar/x509 for the extensions.
-import 'reflect-metadata';
-import './asn1-oid-fix.ts';
-import * as x509 from '@peculiar/x509';
+// Node's X509Certificate (OpenSSL) for the public key and the signature checks, asn1js for the
+// fields and extensions (x509-asn1.ts). @peculiar/x509 is for issuing only (x509-lib.ts).
 import * as asn1js from 'asn1js';
 import { createHash, type KeyObject, X509Certificate as NodeX509 } from 'node:crypto';
 import { errorMessage, readRegularFile } from '../common/index.ts';
 import { rawPublicKey } from './algorithms.ts';
 import { assertStrictDer } from './der.ts';
 import { KeysError } from './errors.ts';
-import { OID_ALGORITHMS, OID_KEM_KEY, OID_ROLE, OID_SCOPE, PEER_URI_PREFIX } from './oids.ts';
+import {
+  OID_ALGORITHMS,
+  OID_BASIC_CONSTRAINTS,
+  OID_EXT_KEY_USAGE,
+  OID_KEM_KEY,
+  OID_KEY_USAGE,
+  OID_ROLE,
+  OID_SAN,
+  OID_SCOPE,
+  PEER_URI_PREFIX,
+} from './oids.ts';
 import { decodePem, looksPem } from './pem.ts';
 import { type Certificate, ROLES, type Role, type SignatureAlgorithm } from './types.ts';
+import {
+  children,
+  commonName,
+  decodeDer,
+  type Extension,
+  expect,
+  explicitInner,
+  extensions,
+  type Fail,
+  integerHex,
+  isContext,
+  oidOf,
+  timeOf,
+} from './x509-asn1.ts';
 
 /** Size caps checked before parsing (doc/certificate-profile.md). */
 export const MAX_CERT_DER = 64 * 1024;
@@ -34,14 +56,6 @@ export function certificatePublicKey(cert: Certificate): KeyObject {
   return nodeCertificate(cert).publicKey;
 }
 
-function utf8Ext(ext: x509.Extension, what: string): string {
-  const r = asn1js.fromBER(ext.value);
-  if (r.offset === -1 || !(r.result instanceof asn1js.Utf8String)) {
-    throw new KeysError('E_CERT_MALFORMED', `Certificate ${what} extension is not a UTF8String`);
-  }
-  return r.result.valueBlock.value;
-}
-
 export function encodeUtf8Ext(value: string): ArrayBuffer {
   return new asn1js.Utf8String({ value }).toBER();
 }
@@ -61,13 +75,8 @@ export function ownArrayBuffer(bytes: Uint8Array): ArrayBuffer {
   return copy.buffer;
 }
 
-function cnOf(name: x509.Name): string {
-  const cn = name.getField('CN')[0];
-  return cn ?? name.toString();
-}
-
 /**
- * Parsed certificates by DER SHA-256. Parsing costs about 2 ms (two ASN.1 decoders) and a
+ * Parsed certificates by DER SHA-256. Parsing costs about a millisecond (OpenSSL's and asn1js's decoders) and a
  * broker or agent sees the same few certificates on every message; the key is the digest of
  * every byte, so a changed byte is a different entry. Bounded: the oldest entry goes first.
  */
@@ -105,31 +114,53 @@ function decodeCertificate(der: Uint8Array, fingerprint: string): Certificate {
 }
 
 function decodeFields(der: Uint8Array, fingerprint: string): Certificate {
+  const fail: Fail = (m) => {
+    throw new KeysError('E_CERT_MALFORMED', `Certificate ${m}`);
+  };
+  // OpenSSL's parse first (it is strict and gives the public key and PEM), then the fields.
   const n = new NodeX509(Buffer.from(der));
-  const p = new x509.X509Certificate(ownArrayBuffer(der));
-  const algOid = (p.publicKey.algorithm as { name?: string }).name;
-  const spkiOid = readSpkiOid(p);
+  const top = children(decodeDer(der, 'DER', fail), 'DER', fail);
+  if (top.length !== 3) fail('is not (tbsCertificate, signatureAlgorithm, signature)');
+  expect(top[1], asn1js.Sequence, 'signatureAlgorithm', fail);
+  expect(top[2], asn1js.BitString, 'signature', fail);
+  // TBSCertificate, RFC 5280 §4.1: version [0], serial, signature, issuer, validity, subject,
+  // subjectPublicKeyInfo, issuerUniqueID [1], subjectUniqueID [2], extensions [3].
+  const tbs = children(top[0], 'tbsCertificate', fail);
+  let i = isContext(tbs[0], 0) ? 1 : 0;
+  const serial = integerHex(tbs[i++], 'serial number', fail);
+  expect(tbs[i++], asn1js.Sequence, 'signature algorithm', fail);
+  const issuerName = tbs[i++];
+  const validity = children(tbs[i++], 'validity', fail);
+  if (validity.length !== 2) fail('validity is not (notBefore, notAfter)');
+  const notBefore = timeOf(validity[0], 'notBefore', fail);
+  const notAfter = timeOf(validity[1], 'notAfter', fail);
+  const subjectName = tbs[i++];
+  const spki = children(tbs[i++], 'SubjectPublicKeyInfo', fail);
+  const spkiOid = oidOf(children(spki[0], 'public key algorithm', fail)[0], 'public key algorithm', fail);
+  if (isContext(tbs[i], 1)) i++;
+  if (isContext(tbs[i], 2)) i++;
+  const exts = isContext(tbs[i], 3)
+    ? extensions(explicitInner(tbs[i++] as asn1js.AsnType, 'extensions', fail), 'Certificate', fail)
+    : new Map<string, Extension>();
+  if (i !== tbs.length) fail(`tbsCertificate has ${tbs.length - i} unexpected fields`);
   const algorithm = OID_ALGORITHMS[spkiOid] as SignatureAlgorithm | undefined;
   if (algorithm === undefined) {
     throw new KeysError(
       'E_ALG_UNKNOWN',
-      `Certificate public key algorithm ${spkiOid} (${algOid}) is not one MilkyWay uses`,
+      `Certificate public key algorithm ${spkiOid} is not one MilkyWay uses`,
     );
   }
-  const roleExt = extension(p, OID_ROLE);
-  if (roleExt === null) throw new KeysError('E_CERT_MALFORMED', 'Certificate has no MilkyWay role extension');
-  const role = utf8Ext(roleExt, 'role');
-  if (!(ROLES as readonly string[]).includes(role)) {
-    throw new KeysError(
-      'E_CERT_MALFORMED',
-      `Certificate role ${JSON.stringify(role)} is not a MilkyWay role`,
-    );
-  }
-  const bc = p.getExtension(x509.BasicConstraintsExtension);
-  const san = p.getExtension(x509.SubjectAlternativeNameExtension);
+  const roleExt = exts.get(OID_ROLE);
+  if (roleExt === undefined) fail('has no MilkyWay role extension');
+  const role = utf8Ext(roleExt as Extension, 'role', fail);
+  if (!(ROLES as readonly string[]).includes(role))
+    fail(`role ${JSON.stringify(role)} is not a MilkyWay role`);
+  const bc = basicConstraints(exts.get(OID_BASIC_CONSTRAINTS), fail);
+  checkKeyUsage(exts.get(OID_KEY_USAGE), fail);
+  checkExtKeyUsage(exts.get(OID_EXT_KEY_USAGE), fail);
   const dnsNames: string[] = [];
   let peerId: string | undefined;
-  for (const g of san?.names.items ?? []) {
+  for (const g of subjectAltNames(exts.get(OID_SAN), fail)) {
     if (g.type === 'dns') dnsNames.push(g.value);
     if (g.type === 'url' && g.value.startsWith(PEER_URI_PREFIX))
       peerId = g.value.slice(PEER_URI_PREFIX.length);
@@ -138,55 +169,101 @@ function decodeFields(der: Uint8Array, fingerprint: string): Certificate {
     der: new Uint8Array(der),
     pem: n.toString(),
     fingerprint,
-    subject: cnOf(p.subjectName),
-    issuer: cnOf(p.issuerName),
-    serial: p.serialNumber.toLowerCase(),
+    subject: commonName(subjectName, 'subject', fail),
+    issuer: commonName(issuerName, 'issuer', fail),
+    serial,
     role: role as Role,
     algorithm,
-    notBefore: p.notBefore,
-    notAfter: p.notAfter,
-    isCA: bc?.ca ?? false,
-    pathLen: bc?.pathLength,
+    notBefore,
+    notAfter,
+    isCA: bc.ca,
+    pathLen: bc.pathLen,
     dnsNames,
     publicKey: rawPublicKey(n.publicKey),
   };
   if (peerId !== undefined) cert.peerId = peerId;
-  const scopeExt = extension(p, OID_SCOPE);
-  if (scopeExt !== null) cert.scope = parseScope(utf8Ext(scopeExt, 'scope'));
-  const kemExt = extension(p, OID_KEM_KEY);
-  if (kemExt !== null) {
-    const r = asn1js.fromBER(kemExt.value);
-    if (r.offset === -1 || !(r.result instanceof asn1js.OctetString)) {
-      throw new KeysError('E_CERT_MALFORMED', 'Certificate KEM key extension is not an OCTET STRING');
-    }
-    const key = new Uint8Array(r.result.valueBlock.valueHexView);
-    if (key.length !== 1184) {
-      throw new KeysError(
-        'E_CERT_MALFORMED',
-        `Certificate KEM key is ${key.length} bytes, expected 1184 (ML-KEM-768)`,
-      );
-    }
+  const scopeExt = exts.get(OID_SCOPE);
+  if (scopeExt !== undefined) cert.scope = parseScope(utf8Ext(scopeExt, 'scope', fail));
+  const kemExt = exts.get(OID_KEM_KEY);
+  if (kemExt !== undefined) {
+    const v = decodeDer(kemExt.value, 'KEM key extension', fail);
+    const key = new Uint8Array(
+      expect(v, asn1js.OctetString, 'KEM key extension', fail).valueBlock.valueHexView,
+    );
+    if (key.length !== 1184) fail(`KEM key is ${key.length} bytes, expected 1184 (ML-KEM-768)`);
     cert.kemPublicKey = key;
   }
   nodeCerts.set(cert, n);
   return cert;
 }
 
-function extension(p: x509.X509Certificate, oid: string): x509.Extension | null {
-  const all = p.extensions.filter((e) => e.type === oid);
-  if (all.length > 1) throw new KeysError('E_CERT_MALFORMED', `Certificate repeats extension ${oid}`);
-  return all[0] ?? null;
+function utf8Ext(ext: Extension, what: string, fail: Fail): string {
+  const v = decodeDer(ext.value, `${what} extension`, fail);
+  return expect(v, asn1js.Utf8String, `${what} extension (a UTF8String)`, fail).valueBlock.value;
 }
 
-function readSpkiOid(p: x509.X509Certificate): string {
-  const r = asn1js.fromBER(p.publicKey.rawData);
-  const seq = r.result as asn1js.Sequence;
-  const algSeq = seq.valueBlock?.value?.[0] as asn1js.Sequence | undefined;
-  const oid = algSeq?.valueBlock?.value?.[0];
-  if (!(oid instanceof asn1js.ObjectIdentifier)) {
-    throw new KeysError('E_CERT_MALFORMED', 'Certificate SubjectPublicKeyInfo has no algorithm identifier');
+/** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }. */
+function basicConstraints(
+  ext: Extension | undefined,
+  fail: Fail,
+): { ca: boolean; pathLen: number | undefined } {
+  if (ext === undefined) return { ca: false, pathLen: undefined };
+  const fields = children(decodeDer(ext.value, 'basicConstraints', fail), 'basicConstraints', fail);
+  let i = 0;
+  let ca = false;
+  if (fields[i] instanceof asn1js.Boolean) ca = (fields[i++] as asn1js.Boolean).valueBlock.value;
+  let pathLen: number | undefined;
+  if (fields[i] !== undefined) {
+    const n = expect(fields[i++], asn1js.Integer, 'basicConstraints pathLenConstraint', fail);
+    if (n.valueBlock.valueHexView.length > 4 || n.valueBlock.valueDec < 0)
+      fail('basicConstraints pathLenConstraint is out of range');
+    pathLen = n.valueBlock.valueDec;
   }
-  return oid.valueBlock.toString();
+  if (i !== fields.length) fail('basicConstraints has extra fields');
+  return { ca, pathLen };
+}
+
+/**
+ * KeyUsage ::= BIT STRING (RFC 5280 §4.2.1.3). The profile's decisions do not read it (roles
+ * do), but OpenSSL does when the certificate is used for TLS: a damaged one is refused here
+ * rather than read one way by us and another by OpenSSL.
+ */
+function checkKeyUsage(ext: Extension | undefined, fail: Fail): void {
+  if (ext === undefined) return;
+  const bits = expect(decodeDer(ext.value, 'keyUsage', fail), asn1js.BitString, 'keyUsage', fail).valueBlock;
+  if (bits.unusedBits > 7 || (bits.valueHexView.length === 0 && bits.unusedBits !== 0))
+    fail(`keyUsage BIT STRING has ${bits.unusedBits} unused bits`);
+}
+
+/** ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId (an OID), RFC 5280 §4.2.1.12. */
+function checkExtKeyUsage(ext: Extension | undefined, fail: Fail): void {
+  if (ext === undefined) return;
+  const ids = children(decodeDer(ext.value, 'extKeyUsage', fail), 'extKeyUsage', fail);
+  if (ids.length === 0) fail('extKeyUsage is empty');
+  for (const id of ids) oidOf(id, 'extKeyUsage purpose', fail);
+}
+
+/**
+ * SubjectAltName ::= GeneralNames, a SEQUENCE OF GeneralName (RFC 5280 §4.2.1.6); the profile
+ * reads dNSName [2] and uniformResourceIdentifier [6], both IMPLICIT IA5String.
+ */
+function subjectAltNames(
+  ext: Extension | undefined,
+  fail: Fail,
+): Array<{ type: 'dns' | 'url'; value: string }> {
+  if (ext === undefined) return [];
+  const out: Array<{ type: 'dns' | 'url'; value: string }> = [];
+  for (const g of children(decodeDer(ext.value, 'subjectAltName', fail), 'subjectAltName', fail)) {
+    if (g.idBlock.tagClass !== 3) fail('subjectAltName holds a value that is no GeneralName');
+    const type = isContext(g, 2) ? 'dns' : isContext(g, 6) ? 'url' : undefined;
+    if (type === undefined) continue;
+    if (g.idBlock.isConstructed) fail(`subjectAltName ${type} name is not an IA5String`);
+    out.push({
+      type,
+      value: Buffer.from((g as asn1js.Primitive).valueBlock.valueHexView).toString('latin1'),
+    });
+  }
+  return out;
 }
 
 function parseScope(text: string): { groups: string[]; actions: string[] } {

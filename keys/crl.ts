@@ -1,9 +1,8 @@
-// X.509 CRLs (RFC 5280 §5): issuing/extending with @peculiar/x509, parsing, and checking a
-// CRL's signature against its issuer synchronously with node:crypto.
-import 'reflect-metadata';
-import * as x509 from '@peculiar/x509';
+// X.509 CRLs (RFC 5280 §5): issuing/extending with @peculiar/x509 (loaded then, x509-lib.ts),
+// parsing with asn1js (x509-asn1.ts), and checking a CRL's signature against its issuer
+// synchronously with node:crypto.
 import * as asn1js from 'asn1js';
-import { createHash, verify as nodeVerify, webcrypto } from 'node:crypto';
+import { createHash, verify as nodeVerify } from 'node:crypto';
 import { errorMessage, readRegularFile } from '../common/index.ts';
 import { certificatePublicKey, ownArrayBuffer } from './certificate.ts';
 import { assertStrictDer } from './der.ts';
@@ -11,11 +10,21 @@ import { KeysError } from './errors.ts';
 import { webcryptoName } from './issue.ts';
 import { decodePem, looksPem } from './pem.ts';
 import type { Certificate, SigningKey } from './types.ts';
-
-/** The CryptoKey type as @peculiar/x509 declares it (no DOM lib here). */
-type X509Key = x509.X509CrlCreateParams['signingKey'];
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import {
+  children,
+  decodeDer,
+  encoded,
+  expect,
+  explicitInner,
+  extensions,
+  type Fail,
+  integerHex,
+  isContext,
+  isTime,
+  nameText,
+  timeOf,
+} from './x509-asn1.ts';
+import { type X509Key, x509Lib } from './x509-lib.ts';
 
 export const MAX_CRL = 4 * 1024 * 1024;
 
@@ -53,51 +62,61 @@ function decodeCrl(der: Uint8Array, what: string): Crl {
   if (der.length > MAX_CRL)
     throw new KeysError('E_TOO_LARGE', `${what} is ${der.length} bytes, at most ${MAX_CRL}`);
   assertStrictDer(der, 'E_CRL_MALFORMED', what);
+  const fail: Fail = (m) => {
+    throw new KeysError('E_CRL_MALFORMED', `${what}: ${m}`);
+  };
   try {
     // asn1js decodes every value eagerly and throws its own errors (a BMPString of odd length
     // is a RangeError): the whole decode stays inside this mapping.
-    assertSignedAlgorithm(der, what);
-    const c = new x509.X509Crl(ownArrayBuffer(der));
-    const tbs = (c as unknown as { tbs: ArrayBuffer }).tbs;
+    const top = children(decodeDer(der, 'CRL', fail), 'CRL', fail);
+    const [tbs, alg, sig] = top;
+    if (
+      top.length !== 3 ||
+      !(tbs instanceof asn1js.Sequence) ||
+      !(alg instanceof asn1js.Sequence) ||
+      !(sig instanceof asn1js.BitString)
+    )
+      fail('not a CertificateList (tbsCertList, signatureAlgorithm, signature)');
+    // TBSCertList, RFC 5280 §5.1: version?, signature, issuer, thisUpdate, nextUpdate?,
+    // revokedCertificates?, crlExtensions [0]?.
+    const f = children(tbs, 'tbsCertList', fail);
+    let i = f[0] instanceof asn1js.Integer ? 1 : 0;
+    // The outer signatureAlgorithm is outside the signed bytes; RFC 5280 §5.1.1.2 requires it to
+    // be the tbsCertList's own, and the signature BIT STRING has no unused bits. Checked here
+    // because the signature check uses the issuer's key and would not notice a changed outer field.
+    const inner = expect(f[i++], asn1js.Sequence, 'tbsCertList signature algorithm', fail);
+    if (!Buffer.from(encoded(inner)).equals(encoded(alg as asn1js.Sequence)))
+      fail('signatureAlgorithm differs from the one inside the signed tbsCertList');
+    if ((sig as asn1js.BitString).valueBlock.unusedBits !== 0) fail('signature BIT STRING has unused bits');
+    const issuer = nameText(f[i++], 'issuer', fail);
+    const thisUpdate = timeOf(f[i++], 'thisUpdate', fail);
+    const nextUpdate = isTime(f[i]) ? timeOf(f[i++], 'nextUpdate', fail) : undefined;
+    const serials: string[] = [];
+    if (f[i] instanceof asn1js.Sequence) {
+      for (const entry of children(f[i++], 'revokedCertificates', fail)) {
+        const e = children(entry, 'revoked certificate', fail);
+        if (e.length < 2 || e.length > 3) fail('revoked certificate is not (serial, date, extensions?)');
+        serials.push(integerHex(e[0], 'revoked serial number', fail));
+        timeOf(e[1], 'revocationDate', fail);
+        if (e[2] !== undefined) extensions(e[2], 'revoked certificate', fail);
+      }
+    }
+    if (isContext(f[i], 0))
+      extensions(explicitInner(f[i++] as asn1js.AsnType, 'crlExtensions', fail), 'CRL', fail);
+    if (i !== f.length) fail(`tbsCertList has ${f.length - i} unexpected fields`);
     return {
-      der: new Uint8Array(c.rawData),
-      issuer: c.issuer,
-      thisUpdate: c.thisUpdate,
-      nextUpdate: c.nextUpdate,
-      serials: c.entries.map((e) => e.serialNumber.toLowerCase()),
-      tbs: new Uint8Array(tbs),
-      signature: new Uint8Array(c.signature),
+      der: new Uint8Array(der),
+      issuer,
+      thisUpdate,
+      nextUpdate,
+      serials,
+      tbs: encoded(tbs as asn1js.Sequence),
+      signature: new Uint8Array((sig as asn1js.BitString).valueBlock.valueHexView),
     };
   } catch (e) {
     if (e instanceof KeysError) throw e;
     throw new KeysError('E_CRL_MALFORMED', `Cannot decode ${what}: ${errorMessage(e)}`, { cause: e });
   }
-}
-
-/**
- * The outer signatureAlgorithm is outside the signed bytes; RFC 5280 §5.1.1.2 requires it to be
- * the tbsCertList's own, and the signature BIT STRING has no unused bits. Checked here because
- * the signature check uses the issuer's key and would not notice a changed outer field.
- */
-function assertSignedAlgorithm(der: Uint8Array, what: string): void {
-  const fail = (m: string): never => {
-    throw new KeysError('E_CRL_MALFORMED', `${what}: ${m}`);
-  };
-  const top = asn1js.fromBER(ownArrayBuffer(der)).result;
-  const [tbs, alg, sig] = top instanceof asn1js.Sequence ? top.valueBlock.value : [];
-  if (
-    !(tbs instanceof asn1js.Sequence) ||
-    !(alg instanceof asn1js.Sequence) ||
-    !(sig instanceof asn1js.BitString)
-  )
-    fail('not a CertificateList (tbsCertList, signatureAlgorithm, signature)');
-  const fields = (tbs as asn1js.Sequence).valueBlock.value;
-  const inner = fields[0] instanceof asn1js.Integer ? fields[1] : fields[0];
-  const bytes = (v: asn1js.AsnType | undefined) =>
-    Buffer.from(v === undefined ? new Uint8Array(0) : v.valueBeforeDecodeView);
-  if (!(inner instanceof asn1js.Sequence) || !bytes(inner).equals(bytes(alg as asn1js.Sequence)))
-    fail('signatureAlgorithm differs from the one inside the signed tbsCertList');
-  if ((sig as asn1js.BitString).valueBlock.unusedBits !== 0) fail('signature BIT STRING has unused bits');
 }
 
 /**
@@ -146,6 +165,7 @@ export async function issueCrl(o: {
   const signingKey = (await o.issuerKey.privateKey.toCryptoKey({ name }, false, [
     'sign',
   ])) as unknown as X509Key;
+  const x509 = await x509Lib();
   const issuer = new x509.X509Certificate(ownArrayBuffer(o.issuerCert.der)).subject;
   const crl = await x509.X509CrlGenerator.create({
     issuer,

@@ -1,9 +1,7 @@
 // Issuing certificates of the MilkyWay profile with @peculiar/x509 over Node's WebCrypto
 // (RFC 5280 X.509 v3, ML-DSA per RFC 9881), and creating whole identities (key + cert files).
-import 'reflect-metadata';
-import './asn1-oid-fix.ts';
-import * as x509 from '@peculiar/x509';
-import { type KeyObject, randomBytes, webcrypto } from 'node:crypto';
+import type * as X509Types from '@peculiar/x509';
+import { type KeyObject, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { errorMessage, makeOutputDir } from '../common/index.ts';
 import { assertAlgorithm, generateKemKey, generateSigningKey, rawPublicKey } from './algorithms.ts';
@@ -30,11 +28,7 @@ import {
   type SigningKey,
 } from './types.ts';
 import { encodeOctetsExt, encodeUtf8Ext } from './certificate.ts';
-
-/** The CryptoKey type as @peculiar/x509 declares it (no DOM lib here). */
-type X509Key = x509.X509CrlCreateParams['signingKey'];
-
-x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
+import { type X509Key, x509Lib } from './x509-lib.ts';
 
 const WEBCRYPTO_NAMES: Partial<Record<SignatureAlgorithm, string>> = {
   'ml-dsa-44': 'ML-DSA-44',
@@ -146,7 +140,8 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
   const notBefore = o.notBefore ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
   const ca = root || o.ca === true;
-  const exts: x509.Extension[] = [
+  const x509 = await x509Lib();
+  const exts: X509Types.Extension[] = [
     new x509.BasicConstraintsExtension(ca, ca ? (o.pathLen ?? 0) : undefined, true),
     new x509.KeyUsagesExtension(
       ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature,
@@ -162,7 +157,7 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
     if (ekus.length === 0) ekus.push(EKU_CODE_SIGNING);
     exts.push(new x509.ExtendedKeyUsageExtension(ekus, false));
   }
-  const names: x509.JsonGeneralName[] = (o.dnsNames ?? []).map((d) => ({ type: 'dns', value: d }));
+  const names: X509Types.JsonGeneralName[] = (o.dnsNames ?? []).map((d) => ({ type: 'dns', value: d }));
   if (o.peerId !== undefined) names.push({ type: 'url', value: `${PEER_URI_PREFIX}${o.peerId}` });
   if (names.length > 0) exts.push(new x509.SubjectAlternativeNameExtension(names, false));
   if (o.role === 'operator') {
@@ -175,7 +170,10 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
     exts.push(new x509.Extension(OID_KEM_KEY, false, encodeOctetsExt(o.kemPublicKey)));
   const serialNumber = `4${randomBytes(15).toString('hex')}`;
   const subjectName = `CN=${o.name}, O=MilkyWay ${o.role}`;
-  const issuerName = o.issuerCert === undefined ? subjectName : issuerDn(o.issuerCert);
+  const issuerName =
+    o.issuerCert === undefined
+      ? subjectName
+      : new x509.X509Certificate(ownArrayBuffer(o.issuerCert.der)).subject;
   try {
     const pub = await toCryptoKey(o.subjectKey.publicKey, o.subjectKey.algorithm, 'verify');
     const signingKey = await toCryptoKey(signer.privateKey, signer.algorithm, 'sign');
@@ -197,10 +195,6 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
       cause: e,
     });
   }
-}
-
-function issuerDn(c: Certificate): string {
-  return new x509.X509Certificate(ownArrayBuffer(c.der)).subject;
 }
 
 /** What a certificate says (IssueOptions), plus where the new key pair and certificate go. */

@@ -6,8 +6,11 @@
 // is the one way another layer can hold it); probe-c's own module lets other layers connect.
 // probe-b reads its own data, runs a CoreOS utility and asks both for their file. The kernel
 // refuses the connection to probe-a (unix_stream_socket connectto) and probe-c's descriptor
-// (fd use), with one AVC each and no other denial on the console (the example layer serves
-// HTTP meanwhile), and the agent's own denial count says two. A fourth layer, probe-d, whose module breaks a neverallow (packed with a
+// (fd use), and, as root with CAP_DAC_READ_SEARCH and CAP_MKNOD, the agent's data and
+// probe-a's by handle, a block device node and a ptrace check of probe-c's root process: one
+// AVC each and no other denial on the console (the example layer serves HTTP meanwhile), and
+// the agent's own denial count says six. Writes to CoreOS and /certs and a signal across PID
+// namespaces are refused before SELinux is asked (doc/selinux.md, "What the QEMU probes show"). A fourth layer, probe-d, whose module breaks a neverallow (packed with a
 // secilc that accepts anything), is refused by the device. Built `selinux: permissive`, the same
 // disk logs no denial but probe-b's own attempts (which then succeed). Built with `selinux: off`
 // it lets probe-b read both files, so the probes can see what the policy stops. Serial: the boots do not share the two cores.
@@ -31,18 +34,32 @@ test.after.always(async () => {
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
-/** probe-a and probe-c: a private file, its descriptor served on @mway-<layer>. */
-function keeper(name: string): Record<string, unknown> {
+/**
+ * probe-a and probe-c: a private file, its descriptor served on @mway-<layer>; probe-a also
+ * leaves a file in common data and in the group it shares with probe-b, before it serves.
+ */
+function keeper(name: string, shared = false): Record<string, unknown> {
+  const leave = shared
+    ? `echo common-of-${name} > /data/common/from-a.txt && echo group-of-${name} > /data/group/probes/from-a.txt && `
+    : '';
   return {
     name: 'keeper',
     execStart: [
       '/bin/sh',
       '-c',
-      `echo secret-of-${name} > /data/secure/own.txt && exec /probe send /data/secure/own.txt mway-${name}`,
+      `echo secret-of-${name} > /data/secure/own.txt && ${leave}exec /probe send /data/secure/own.txt mway-${name}`,
     ],
     restart: 'always',
   };
 }
+
+/** probe-c's second service: root, as probe-b is, so only SELinux stands between them. */
+const PIDKEEPER = {
+  name: 'pidkeeper',
+  execStart: ['/probe', 'sendpid', 'mway-probe-c-pid'],
+  user: 'root',
+  restart: 'always',
+};
 
 /** probe-b: its findings as key=value lines in its own data, then served by busybox httpd. */
 const PROBE_B = `#!/bin/sh
@@ -53,16 +70,32 @@ out=/data/secure/results.txt
 say() { echo "$1=$2" >> "$out"; }
 say context "$(cat /proc/self/attr/current | tr -d '\\0')"
 echo own-of-b > /data/secure/own.txt && say own "$(cat /data/secure/own.txt)"
-for l in a c; do
+# Waits for @NAME to be served (a connection to a name nobody serves is refused, no AVC).
+ask() {
   i=0
   while :; do
-    r=$(/probe recv mway-probe-$l)
+    r=$(/probe "$1" "$2")
     case "$r" in *"Connection refused"*) ;; *) break ;; esac
     i=$((i + 1)); [ $i -lt 300 ] || break
     sleep 1
   done
-  say "cross_$l" "$r"
-done
+  echo "$r"
+}
+for l in a c; do say "cross_$l" "$(ask recv mway-probe-$l)"; done
+# probe-a has left its files (it serves only after): common data and the group's work.
+say common "$(cat /data/common/from-a.txt 2>&1)"
+say group "$(cat /data/group/probes/from-a.txt 2>&1)"
+# Root with CAP_DAC_READ_SEARCH, past the bind mounts: the data partition's root by handle.
+say agent_data "$(/probe handle /data/secure uids.json)"
+say handle_a "$(/probe handle /data/secure secure/probe-a/own.txt)"
+# CoreOS and the certificates: read-only file systems, and no block device node to write.
+say coreos_write "$(/probe write /usr/bin/node)"
+# /certs in the sandbox is CoreOS's mount point, not the certificate partition mounted on it.
+say certs "$(ls -A /certs | wc -l) entries, $( (: > /certs/probe) 2>&1 | sed 's/.*: //')"
+say mknod "$(/probe mknod /tmp/disk)"
+# Another layer's process, by the pidfd its owner hands out.
+say signal "$(ask signal mway-probe-c-pid)"
+say ptrace "$(ask ptrace mway-probe-c-pid)"
 # A CoreOS program (a separate exec, not a shell builtin) runs in the caller's domain.
 say utility "$(/usr/bin/node -e "process.stdout.write(require('fs').readFileSync('/proc/self/attr/current','utf8').replace(/\\0/g,''))")"
 say done yes
@@ -75,6 +108,11 @@ async function layerDir(
   probe: string,
   services: Record<string, unknown>[],
   extra: Record<string, string> = {},
+  data: { private: boolean; common: boolean; groups: string[] } = {
+    private: true,
+    common: false,
+    groups: [],
+  },
 ): Promise<string> {
   const dir = join(root, name);
   await mkdir(join(dir, 'rootfs'), { recursive: true });
@@ -87,7 +125,7 @@ async function layerDir(
       name,
       version: '1.0.0',
       kind: 'app',
-      data: { private: true, common: false, groups: [] },
+      data,
       services,
     }),
   );
@@ -152,17 +190,32 @@ function disk(mode: 'enforcing' | 'permissive' | 'off'): Promise<BuildResult> {
       await run('gcc', ['-static', '-O2', '-o', probe, join(ROOT, 'test/fixtures/selinux-probe/probe.c')], {
         timeout: 120_000,
       });
-      const a = await layerDir(dir, 'probe-a', probe, [keeper('probe-a')]);
-      const c = await layerDir(dir, 'probe-c', probe, [keeper('probe-c')], {
-        // The "let other layers use it" rule: any layer may connect to probe-c's sockets.
-        'policy.cil': '(allow milkyway_layer_domain mway_probe-c_t (unix_stream_socket (connectto)))\n',
+      const shared = { private: true, common: true, groups: ['probes'] };
+      const a = await layerDir(dir, 'probe-a', probe, [keeper('probe-a', true)], {}, shared);
+      const c = await layerDir(dir, 'probe-c', probe, [keeper('probe-c'), PIDKEEPER], {
+        // The "let other layers use it" rules: any layer may connect to probe-c's sockets and
+        // use the descriptors it hands out (what they open is still the kernel's to decide).
+        'policy.cil':
+          '(allow milkyway_layer_domain mway_probe-c_t (unix_stream_socket (connectto)))\n' +
+          '(allow milkyway_layer_domain mway_probe-c_t (fd (use)))\n',
       });
       const b = await layerDir(
         dir,
         'probe-b',
         probe,
-        [{ name: 'prober', execStart: ['/bin/sh', '/probe-b.sh'] }],
-        {},
+        [
+          {
+            name: 'prober',
+            execStart: ['/bin/sh', '/probe-b.sh'],
+            user: 'root',
+            capabilityBoundingSet: ['CAP_DAC_READ_SEARCH', 'CAP_MKNOD'],
+          },
+        ],
+        {
+          // A pidfd is the kernel's one shared anonymous inode (class file).
+          'policy.cil': '(allow mway_probe-b_t milkyway_anon_inode_t (file (read write)))\n',
+        },
+        shared,
       );
       await writeFile(join(b, 'rootfs', 'probe-b.sh'), PROBE_B, { mode: 0o755 });
       const spec = validateImageSpec(
@@ -175,6 +228,7 @@ function disk(mode: 'enforcing' | 'permissive' | 'off'): Promise<BuildResult> {
           keys: 'generate',
           secureConfig: {
             hostname: 'selinux',
+            groups: { probes: { gid: 5000, layers: ['probe-a', 'probe-b'] } },
             allowLayers: ['web', 'probe-a', 'probe-b', 'probe-c', 'probe-d'],
           },
           agent: { dbus: {} },
@@ -296,7 +350,7 @@ test.serial(
       log,
     );
     t.true(
-      b.lines.some((l) => /boot done: 4 services \(0 failed\), 1 layers refused/.test(l)),
+      b.lines.some((l) => /boot done: 5 services \(0 failed\), 1 layers refused/.test(l)),
       log,
     );
     // probe-d's module is refused by the device's own secilc; the others keep CoreOS's policy,
@@ -314,33 +368,53 @@ test.serial(
     t.regex(res.context ?? '', /^system_u:system_r:mway_probe-b_t:s0:c\d+,c\d+$/, JSON.stringify(res));
     t.is(res.utility, res.context, 'a CoreOS program run by the layer stays in its domain and pair');
     t.is(res.own, 'own-of-b', 'its own private data works');
+    t.is(res.common, 'common-of-probe-a', 'common data works');
+    t.is(res.group, 'group-of-probe-a', 'the group’s data works');
     t.regex(res.cross_a ?? '', /^recv: refused: connect @mway-probe-a: Permission denied$/);
     t.regex(res.cross_c ?? '', /^recv: refused: no descriptor arrived/);
+    t.regex(res.agent_data ?? '', /^handle: refused: open uids\.json: Permission denied$/);
+    t.regex(res.handle_a ?? '', /^handle: refused: open secure\/probe-a\/own\.txt: Permission denied$/);
+    // Read-only file systems refuse a write before any LSM is asked (no AVC); the disk below
+    // them would take a block device node, which the policy refuses to make.
+    t.is(res.coreos_write, 'write: refused: Read-only file system');
+    t.is(res.certs, '0 entries, Read-only file system');
+    t.is(res.mknod, 'mknod: refused: Operation not permitted');
+    // A pidfd of another layer's process crosses a sibling PID namespace: the kernel refuses
+    // the signal there (pidfd_send_signal's namespace check comes first, no AVC); a ptrace
+    // access check (pidfd_getfd) has no such wall, and SELinux refuses it.
+    t.is(res.signal, 'signal: refused: pidfd_send_signal: Invalid argument');
+    t.is(res.ptrace, 'ptrace: refused: pidfd_getfd: Operation not permitted');
     const avc = denials(b.lines);
     const domain = (res.context ?? '').split(':')[2] ?? '?';
-    t.is(
-      avc.filter(
-        (l) =>
-          l.includes(`scontext=system_u:system_r:${domain}:`) &&
-          /tclass=unix_stream_socket/.test(l) &&
-          /tcontext=system_u:system_r:mway_probe-a_t:/.test(l),
-      ).length,
-      1,
-      avc.join('\n'),
-    );
-    t.is(
-      avc.filter(
-        (l) =>
-          l.includes(`scontext=system_u:system_r:${domain}:`) &&
-          /tclass=fd\b/.test(l) &&
-          /tcontext=system_u:system_r:mway_probe-c_t:/.test(l),
-      ).length,
-      1,
-      avc.join('\n'),
-    );
-    t.is(avc.length, 2, `no other denial:\n${avc.join('\n')}`);
+    // Each refusal is exactly one AVC of probe-b's: the class, the permission and the target.
+    const probes: [string, RegExp, RegExp, string][] = [
+      ['connect to probe-a', /tclass=unix_stream_socket\b/, /\{ connectto \}/, 'system_r:mway_probe-a_t'],
+      [
+        'probe-c’s private file by its descriptor',
+        /tclass=file\b/,
+        /\{ read \}/,
+        'object_r:mway_probe-c_data_t',
+      ],
+      ['the agent’s data by handle', /tclass=file\b/, /\{ read \}/, 'object_r:milkyway_agent_data_t'],
+      ['probe-a’s private data by handle', /tclass=dir\b/, /\{ search \}/, 'object_r:mway_probe-a_data_t'],
+      ['a block device node', /tclass=capability\b/, /\{ mknod \}/, `system_r:${domain}`],
+      ['ptrace of probe-c', /tclass=process\b/, /\{ ptrace \}/, 'system_r:mway_probe-c_t'],
+    ];
+    for (const [what, tclass, perm, target] of probes)
+      t.is(
+        avc.filter(
+          (l) =>
+            l.includes(`scontext=system_u:system_r:${domain}:`) &&
+            tclass.test(l) &&
+            perm.test(l) &&
+            l.includes(`tcontext=system_u:${target}:`),
+        ).length,
+        1,
+        `${what}:\n${avc.join('\n')}`,
+      );
+    t.is(avc.length, probes.length, `no other denial:\n${avc.join('\n')}`);
     // The agent's own count (its status' `denials`, logged at shutdown once every service has
-    // stopped) is the kernel's: the two denials the probes provoked.
+    // stopped) is the kernel's: the denials the probes provoked.
     t.deepEqual(reportedDenials(b.lines), [avc.length], log);
     t.true(b.poweredOff);
   },
@@ -363,7 +437,7 @@ test.serial(
       log,
     );
     t.true(
-      b.lines.some((l) => /boot done: 4 services \(0 failed\), 1 layers refused/.test(l)),
+      b.lines.some((l) => /boot done: 5 services \(0 failed\), 1 layers refused/.test(l)),
       log,
     );
     t.regex(b.web, /Hello from a signed MilkyWay layer/);
@@ -373,6 +447,12 @@ test.serial(
     // Logged, not enforced: what the enforcing boot refused now happens.
     t.regex(res.cross_a ?? '', /^recv: read \d+ bytes: secret-of-probe-a$/);
     t.regex(res.cross_c ?? '', /^recv: read \d+ bytes: secret-of-probe-c$/);
+    t.is(res.common, 'common-of-probe-a');
+    t.is(res.group, 'group-of-probe-a');
+    t.regex(res.agent_data ?? '', /^handle: read \d+ bytes: \{/);
+    t.regex(res.handle_a ?? '', /^handle: read \d+ bytes: secret-of-probe-a$/);
+    t.is(res.mknod, 'mknod: made /tmp/disk');
+    t.regex(res.ptrace ?? '', /^ptrace: took descriptor 0 as \d+$/);
     // Bottlerocket's criterion: the agent, the kernel, the example layer and the keepers run
     // without a single denial; every one logged involves probe-b, whose attempts they are.
     const avc = denials(b.lines);
@@ -410,6 +490,10 @@ test.serial(
     t.is(b.results.own, 'own-of-b', log);
     t.regex(b.results.cross_a ?? '', /^recv: read \d+ bytes: secret-of-probe-a$/);
     t.regex(b.results.cross_c ?? '', /^recv: read \d+ bytes: secret-of-probe-c$/);
+    t.regex(b.results.agent_data ?? '', /^handle: read \d+ bytes: \{/);
+    t.regex(b.results.handle_a ?? '', /^handle: read \d+ bytes: secret-of-probe-a$/);
+    t.is(b.results.mknod, 'mknod: made /tmp/disk');
+    t.regex(b.results.ptrace ?? '', /^ptrace: took descriptor 0 as \d+$/);
     t.is(denials(b.lines).length, 0);
     t.deepEqual(reportedDenials(b.lines), [], 'no SELinux, no count');
     t.true(b.poweredOff);

@@ -60,6 +60,10 @@ say() { echo "mway-initramfs: $*"; }
 
 stop() {
   sync
+  # The serial console drains its buffer after echo returns; a power-off at once let the
+  # kernel's ACPI line cut the reason in half (seen under TCG). The reason is the operator's
+  # only clue, so give it time to leave whole.
+  sleep 2
   case "$onfail" in
     halt) halt -f ;;
     reboot) reboot -f ;;

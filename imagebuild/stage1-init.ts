@@ -25,7 +25,7 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "${STAGE1_MARKERS.start}"
-stop() { echo "MILKYWAY: boot stopped (fail closed)"; sync; poweroff -f; while :; do sleep 3600; done; }
+stop() { echo "MILKYWAY: boot stopped (fail closed)"; sync; sleep 2; poweroff -f; while :; do sleep 3600; done; }
 while read -r ko; do [ -z "$ko" ] || insmod "$ko" 2>/dev/null || echo "mway-stage1: insmod $ko failed"; done < ${o.modulesList}
 sb=off
 if dmesg | grep -q 'secureboot: Secure boot enabled'; then

@@ -90,6 +90,9 @@ const NUMERIC = { integer: /^[0-9]+$/, number: /^[0-9]+(\.[0-9]+)?$/ } as const;
 export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): StrictArgs {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {};
   const shortOf = new Map<string, string>();
+  // A long alias (`--peer-group` for `--group`) is the same flag: given with its other name it
+  // is a repeat, not a second value the parse would silently drop.
+  const aliasOf = new Map<string, string>();
   const positionals: [string, ArgExtras][] = [];
   for (const [name, raw] of Object.entries(argsDef)) {
     const def = raw as ArgExtras;
@@ -103,7 +106,10 @@ export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): Stric
       if (a.length === 1) {
         o.short = a;
         shortOf.set(a, name);
-      } else options[a] = { ...o };
+      } else {
+        options[a] = { ...o };
+        aliasOf.set(a, name);
+      }
     }
     options[name] = o;
   }
@@ -141,7 +147,7 @@ export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): Stric
   const seen = new Set<string>();
   for (const t of parsed.tokens ?? []) {
     if (t.kind !== 'option') continue;
-    const name = shortOf.get(t.name) ?? t.name;
+    const name = shortOf.get(t.name) ?? aliasOf.get(t.name) ?? t.name;
     const def = argsDef[name] as ArgExtras | undefined;
     if (def !== undefined && !repeatable(def) && seen.has(name)) {
       throw new UsageError(`--${name} given more than once`, 'repeated-flag', `--${name}`);
@@ -153,7 +159,12 @@ export function parseStrict(argsDef: ArgsDef, rawArgs: readonly string[]): Stric
     const def = raw as ArgExtras;
     if (def.type === 'positional') continue;
     let v: unknown = parsed.values[name];
-    for (const a of aliases(def)) if (v === undefined && a.length > 1) v = parsed.values[a];
+    for (const a of aliases(def)) {
+      const w = a.length > 1 ? parsed.values[a] : undefined;
+      if (w === undefined) continue;
+      // A repeatable flag keeps every value, whichever of its names each was given by.
+      v = v === undefined ? w : Array.isArray(v) && Array.isArray(w) ? [...v, ...w] : v;
+    }
     if (v === undefined) v = def.default;
     const flag = `--${name}`;
     if (typeof v === 'string' && def.type !== 'boolean' && v === '' && !Object.hasOwn(def, 'default')) {

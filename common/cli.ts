@@ -136,6 +136,17 @@ export function colourAllowed(stream: { isTTY?: boolean } = process.stdout): boo
 export async function helpText(sel: Selected, colour: boolean): Promise<string> {
   let text = await renderUsage(sel.cmd, sel.parent);
   const args = ((await resolve(sel.cmd.args)) ?? {}) as ArgsDef;
+  // citty prints every alias with one dash; a long one (`--peer-group` for `--group`) is typed
+  // with two, so show it so (the column is right-aligned: the space before it takes the dash).
+  for (const d of Object.values(args) as Array<{ alias?: string | string[] }>) {
+    for (const a of typeof d.alias === 'string' ? [d.alias] : (d.alias ?? [])) {
+      if (a.length < 2) continue;
+      const esc = a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      text = text.replace(new RegExp(`(^| ?)-${esc}, `, 'gm'), (_m, pre: string) =>
+        pre === ' ' ? `--${a}, ` : `${pre}--${a}, `,
+      );
+    }
+  }
   if (passesArgv(args)) {
     const lines = text.split('\n');
     const at = lines.findIndex((l) => l.includes('USAGE'));

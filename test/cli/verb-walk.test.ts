@@ -4,7 +4,7 @@
 // the one failure shape on stdout.
 import test from 'ava';
 import type { CommandDef } from 'citty';
-import { type AnyCommand, runCli } from '../../common/cli.ts';
+import { type AnyCommand, loadCommand, runCli } from '../../common/cli.ts';
 import { command as agent } from '../../agent/bin/milkyway-agent.ts';
 import { command as broker } from '../../control/broker/bin/milkywaysrvd.ts';
 import { command as mway } from '../../control/operator/bin/mway.ts';
@@ -77,6 +77,32 @@ for (const [bin, root] of Object.entries(ROOTS)) {
     t.regex(r.stderr, /E_USAGE: Unknown flag --frobnicate/);
   });
 }
+
+// The seed's spelling (milkyway-README: `mway reboot --peer-group virt_net`): wherever a verb of
+// mway takes --group, --peer-group is the same flag (doc/how-to-manage-a-fleet.md).
+test('mway: every verb that takes --group takes --peer-group as the same flag', async (t) => {
+  const named: string[] = [];
+  const walk = async (cmd: CommandDef, path: string[]) => {
+    const args =
+      (await resolve<Record<string, { type?: string; alias?: string | string[] }>>(cmd.args)) ?? {};
+    const g = args.group;
+    if (g !== undefined && g.type !== 'positional') {
+      named.push(path.join(' '));
+      const alias = typeof g.alias === 'string' ? [g.alias] : (g.alias ?? []);
+      t.true(alias.includes('peer-group'), `mway ${path.join(' ')} --group has no --peer-group`);
+      const h = capture();
+      t.is(await runCli(mway, [...path, '--help'], h.io), 0);
+      t.regex(h.out(), /--peer-group, --group/, `mway ${path.join(' ')} --help`);
+    }
+    const subs = await resolve<Record<string, unknown> | undefined>(cmd.subCommands);
+    for (const [name, sub] of Object.entries(subs ?? {}))
+      await walk((await loadCommand(sub, name)) as CommandDef, [...path, name]);
+  };
+  await walk(mway, []);
+  // The walk saw the verbs it is meant to: targeted commands and enrollment's --group.
+  for (const v of ['reboot', 'run', 'install', 'peers accept', 'peers token create'])
+    t.true(named.includes(v), v);
+});
 
 test('help into a pipe has no colour even without NO_COLOR', async (t) => {
   const { execa } = await import('execa');

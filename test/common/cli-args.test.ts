@@ -50,6 +50,29 @@ test('parseStrict() gives each flag under its kebab and camel name, repeatable o
   t.deepEqual(values(parseStrict(table, ['f']).trust), []);
 });
 
+test('parseStrict() reads a long alias as its flag; both names together are a repeat, not a dropped value', (t) => {
+  const aliased = {
+    group: { type: 'string', alias: 'peer-group' },
+    crl: { type: 'string', alias: 'revocations', repeatable: true },
+  } as const;
+  t.is(parseStrict(aliased, ['--peer-group', 'web']).group, 'web');
+  t.is(parseStrict(aliased, ['--group', 'web']).group, 'web');
+  for (const argv of [
+    ['--group', 'a', '--peer-group', 'b'],
+    ['--peer-group', 'a', '--group', 'b'],
+    ['--peer-group', 'a', '--peer-group', 'b'],
+  ]) {
+    const e = t.throws(() => parseStrict(aliased, argv), { instanceOf: UsageError }, argv.join(' '));
+    t.is(e?.reason as string | undefined, 'repeated-flag', argv.join(' '));
+    t.is(e?.path, '--group');
+  }
+  t.deepEqual(values(parseStrict(aliased, ['--crl', 'x', '--revocations', 'y', '--crl', 'z']).crl), [
+    'x',
+    'z',
+    'y',
+  ]);
+});
+
 test('`--` passes the rest on verbatim to a verb with a variadic positional (mway run)', async (t) => {
   const args = typeof runVerb.args === 'object' ? runVerb.args : {};
   const a = parseStrict(args as never, ['--group', 'web', '--', 'ls', '-la', '/tmp', '--help']);

@@ -38,6 +38,18 @@ test('group --make-peer-group --all-unassigned --name creates the group and adds
   t.deepEqual(groups.find((g) => g.group === 'my_network')?.members, ['p2']);
   t.deepEqual(groups.find((g) => g.group === 'web')?.members, ['p1']);
 
+  // The seed's next lines target that group as --peer-group: the same flag as --group, so it
+  // resolves the same peers, and both names at once are a repeat, refused before anything is sent.
+  const dry = await admin('reboot', '--peer-group', 'my_network', '--dry-run', '--json', '--static');
+  t.is(dry.exitCode, 0, dry.stdout + dry.stderr);
+  t.deepEqual(
+    (JSON.parse(dry.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
+    ['p2'],
+  );
+  const both = await admin('reboot', '--peer-group', 'my_network', '--group', 'web');
+  t.is(both.exitCode, 2, both.stdout + both.stderr);
+  t.regex(both.stderr, /E_USAGE: --group given more than once/);
+
   // Nobody is unassigned now: the group is still made, and the text says why it is empty.
   const empty = await admin('group', '--make-peer-group', '--all-unassigned', '--name', 'later');
   t.is(empty.exitCode, 0, empty.stdout + empty.stderr);

@@ -24,7 +24,9 @@ export default defineCommand({
     label: { type: 'string', description: 'Labels K=V[,K=V…] (default: the ones the machine asked for)' },
     group: {
       type: 'string',
-      description: 'Groups G[,G…] to sign memberships of (delivered when it connects)',
+      alias: 'peer-group',
+      description:
+        'Groups G[,G…] to sign memberships of (delivered when it connects); --peer-group is the same',
     },
     replace: { type: 'boolean', description: 'Take over a peer id another certificate holds (a reinstall)' },
   },

@@ -31,7 +31,11 @@ const create = defineCommand({
       description: `Machines that may enroll with it (default 1, at most ${MAX_TOKEN_USES})`,
     },
     expires: { type: 'string', description: 'Lifetime: 90s, 30m, 24h, 7d (default 24h, at most 366d)' },
-    group: { type: 'string', description: 'Groups G[,G…] the accepted machines join' },
+    group: {
+      type: 'string',
+      alias: 'peer-group',
+      description: 'Groups G[,G…] the accepted machines join; --peer-group is the same',
+    },
     label: { type: 'string', description: 'Labels K=V[,K=V…] the accepted machines get' },
   },
   async run({ args }) {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { errorMessage, isMilkyWayError, type LogFields } from '../../common/index.ts';
 import {
   envelopeDigest,
+  type PeerFacts,
   type ResultPayload,
   type StatusPayload,
   signResult,
@@ -19,7 +20,7 @@ import {
   parseEnvelope,
   type SigningKey,
 } from '../../keys/index.ts';
-import type { AgentApi } from '../core/agent-api.ts';
+import type { AgentApi, CoreosStatus } from '../core/agent-api.ts';
 import { runAction } from './actions.ts';
 import { admitCommand, CANCELLED, type CheckedCommand, DEFAULT_SKEW_MS } from './command-check.ts';
 import { MembershipStore } from './membership-store.ts';
@@ -52,6 +53,21 @@ function idOf(input: unknown): string {
   } catch {
     return '';
   }
+}
+
+/**
+ * `coreos.slot`: the CoreOS slot this boot runs (`fact:coreos.slot=b` targets the peers an
+ * update moved), beside the version, which the running slot's label gives where os-release
+ * does not (an agent on a MilkyWayLinux disk it did not boot from).
+ */
+function slotFacts(
+  coreos: PeerFacts['coreos'],
+  c: CoreosStatus | undefined,
+): { coreos?: NonNullable<PeerFacts['coreos']> } {
+  if (c?.available !== true) return coreos === undefined ? {} : { coreos };
+  const version = coreos?.version ?? c.slots.find((s) => s.slot === c.running)?.version ?? undefined;
+  if (version === undefined) return coreos === undefined ? {} : { coreos };
+  return { coreos: { ...coreos, image: coreos?.image ?? '', version, slot: c.running } };
 }
 
 export class PeerExecutor {
@@ -296,7 +312,11 @@ export class PeerExecutor {
           ...(s.selinux === undefined ? {} : { selinux: s.selinux }),
         })),
         groups: this.groups(),
-        facts: { ...facts, selinux: (agent as { selinux?: { mode?: string } }).selinux?.mode ?? 'off' },
+        facts: {
+          ...facts,
+          selinux: (agent as { selinux?: { mode?: string } }).selinux?.mode ?? 'off',
+          ...slotFacts(facts.coreos, (agent as { coreos?: CoreosStatus }).coreos),
+        },
       }),
     ) as StatusPayload;
     return signStatus(payload, this.id.key, this.id.chain);

@@ -43,8 +43,13 @@ export const peerFactsSchema = schema.openObject({
   kernel: str(),
   /** /etc/os-release of the root the agent runs on: MilkyWayLinux's IMAGE_* on a CoreOS boot. */
   os: schema.openObject({ id: str(), version: opt(str()), image: opt(str()), pretty: opt(str()) }),
-  /** The CoreOS image version when the agent runs on MilkyWayLinux (os.id `milkyway`). */
-  coreos: opt(schema.openObject({ image: v.string(), version: str() })),
+  /**
+   * The CoreOS image version when the agent runs on MilkyWayLinux (os.id `milkyway`), and the
+   * A/B slot this boot runs (doc/how-to-update.md): `fact:coreos.slot=b`.
+   */
+  coreos: opt(
+    schema.openObject({ image: v.string(), version: str(), slot: opt(schema.oneOf(['a', 'b'] as const)) }),
+  ),
   cpu: schema.openObject({ count: count('a CPU count'), model: str() }),
   memoryBytes: count('a size in bytes'),
   /** Non-loopback addresses by interface. */

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { OperatorClient, readOperatorConfig } from '../../control/operator/operator-client.ts';
 import { readDiskSlots, readUpdateState } from '../../update/index.ts';
+import { until } from '../helpers.ts';
 import { stage1 } from '../update/_stage1.ts';
 import { updateFleet } from './_update-fleet.ts';
 
@@ -114,4 +115,35 @@ test('mway update --cancel abandons an armed slot and a bundle half sent; --roll
     /p1: running a {2}a\* 1\.0 \(good, priority 2\) {2}b 2\.0 \(good, priority 1\) {2}rollback floor 1/,
   );
   t.regex(status.stdout, /last rollback: 2\.0 \(slot b\) at .*: the operator rolled back to slot a \(1\.0\)/);
+
+  // `mway status` says the same from the stored signed status (each second here): the running
+  // slot starred, the version on each, why the last update was rolled back; the facts name the
+  // slot, so `fact:coreos.slot=a` targets this peer and `=b` none.
+  await until(
+    'a status from the boot into a',
+    async () => /slots a\* 1\.0 \(good\) {2}b 2\.0 \(good\)/.test((await f.mway('status')).stdout),
+    30_000,
+  );
+  const plain = await f.mway('status');
+  t.regex(plain.stdout, /\n {2}last rollback: 2\.0 \(slot b\) at .*: the operator rolled back to slot a/);
+  const [row] = JSON.parse((await f.mway('status', '--json')).stdout) as Array<{
+    coreos?: { running?: string; slots?: Array<{ slot: string; version: string }> };
+  }>;
+  t.is(row?.coreos?.running, 'a');
+  t.deepEqual(
+    row?.coreos?.slots?.map((s) => [s.slot, s.version]),
+    [
+      ['a', '1.0'],
+      ['b', '2.0'],
+    ],
+  );
+  const onA = await f.mway('status', '--target', 'fact:coreos.slot=a', '--json', '--static');
+  t.is(onA.exitCode, 0, onA.stdout + onA.stderr);
+  t.deepEqual(
+    rows(onA.stdout).map((r) => [r.peer, r.outcome]),
+    [['p1', 'ok']],
+  );
+  t.regex((await f.mway('status', '--target', 'fact:coreos.slot=a')).stdout, /slots a\* 1\.0 \(good\)/);
+  const onB = await f.mway('status', '--target', 'fact:coreos.slot=b', '--json', '--static');
+  t.not(onB.exitCode, 0, 'no peer runs slot b');
 });

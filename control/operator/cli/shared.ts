@@ -11,6 +11,7 @@ import {
   readOperatorConfig,
 } from '../operator-client.ts';
 import { batchSize, failBudget, parseTarget, peerTerm } from '../targets.ts';
+import { coreosBrief } from './coreos-view.ts';
 import { selinuxBrief, serviceDomain } from './selinux-view.ts';
 
 export const targetArgs = {
@@ -122,7 +123,8 @@ function brief(v: unknown): string {
     ).agent;
     const layers = (v as { layers?: unknown[] }).layers?.length ?? 0;
     const selinux = selinuxBrief(a);
-    return `${a.state ?? '?'}, services ${a.services?.running ?? 0}/${a.services?.total ?? 0} running (${a.services?.failed ?? 0} failed), ${layers} layer(s)${selinux === undefined ? '' : `, ${selinux}`}`;
+    const slots = coreosBrief(a);
+    return `${a.state ?? '?'}, services ${a.services?.running ?? 0}/${a.services?.total ?? 0} running (${a.services?.failed ?? 0} failed), ${layers} layer(s)${selinux === undefined ? '' : `, ${selinux}`}${slots === undefined ? '' : `, ${slots}`}`;
   }
   if (longOutput(v) !== undefined) return Array.isArray(v) ? `${v.length} line(s) below` : 'output below';
   if (typeof v === 'object' && 'state' in (v as object)) {

@@ -1,9 +1,12 @@
 // `mway status`: every peer's last signed status as the broker stored it, each signature
 // checked here; with --group/--peer/--target it asks the peers now (a signed `status` command).
+// Under a peer on a MilkyWayLinux disk: its CoreOS slots (which runs, the version on each) and
+// why its last update was rolled back.
 import { defineCommand } from 'citty';
 import { output } from '../../../common/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
 import { verifyStatus } from '../../wire/index.ts';
+import { coreosBrief, coreosOf, lastRollbackLine } from './coreos-view.ts';
 import { selinuxBrief, serviceDomain } from './selinux-view.ts';
 import { runJob, targetArgs, withClient } from './shared.ts';
 
@@ -34,6 +37,7 @@ export default defineCommand({
             groups: s.groups,
             layers: s.layers,
             ...(agent.selinux === undefined ? {} : { selinux: agent.selinux }),
+            ...(coreosOf(agent) === undefined ? {} : { coreos: coreosOf(agent) }),
             // Each service's state and, with SELinux on, its domain and category pair.
             units: Array.isArray(s.services) ? (s.services as unknown[]) : [],
           };
@@ -59,8 +63,12 @@ export default defineCommand({
                 ].join(' ');
                 // Under a peer with SELinux on: one line per service, its domain and pair.
                 const units = 'units' in r ? r.units : [];
+                const slots = 'state' in r ? coreosBrief(r) : undefined;
+                const rolledBack = 'coreos' in r ? lastRollbackLine(r.coreos) : undefined;
                 return [
                   line,
+                  ...(slots === undefined ? [] : [`  ${slots}`]),
+                  ...(rolledBack === undefined ? [] : [`  ${rolledBack}`]),
                   ...units.flatMap((u) => {
                     const d = serviceDomain(u);
                     const { name, state } = u as { name?: unknown; state?: unknown };

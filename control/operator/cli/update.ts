@@ -15,53 +15,8 @@ import type { Envelope } from '../../../keys/index.ts';
 import { verifyStatus } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { sendInPieces } from '../operator-client.ts';
+import { coreosOf, type SlotsView as Slots, slotLines } from './coreos-view.ts';
 import { finish, jsonMode, runJob, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
-
-interface Slots {
-  available?: boolean;
-  reason?: string;
-  running?: string;
-  slots?: {
-    slot: string;
-    version: string | null;
-    priority: number;
-    tries: number;
-    successful: boolean;
-    bootable: boolean;
-  }[];
-  rollbackFloor?: number;
-  trial?: { slot: string; version: string };
-  lastRollback?: { slot: string; version: string; reason: string; at: string };
-  gate?: { state: string; reason?: string };
-}
-
-function slotLine(peer: string, c: Slots | undefined): string {
-  if (c === undefined) return `${peer}: no slot information (an agent without A/B updates)`;
-  if (c.available !== true) return `${peer}: A/B updates unavailable: ${c.reason ?? '?'}`;
-  const slots = (c.slots ?? [])
-    .map((s) => {
-      const st = s.successful
-        ? 'good'
-        : s.bootable
-          ? `trial, ${s.tries} tries`
-          : s.version === null
-            ? 'empty'
-            : 'bad';
-      return `${s.slot}${s.slot === c.running ? '*' : ''} ${s.version ?? '-'} (${st}, priority ${s.priority})`;
-    })
-    .join('  ');
-  const lines = [
-    `${peer}: running ${c.running ?? '?'}  ${slots}  rollback floor ${c.rollbackFloor ?? 0}  gate ${c.gate?.state ?? '?'}`,
-  ];
-  if (c.trial !== undefined) lines.push(`  armed: ${c.trial.version} in slot ${c.trial.slot}`);
-  if (c.lastRollback !== undefined)
-    lines.push(
-      `  last rollback: ${c.lastRollback.version} (slot ${c.lastRollback.slot}) at ${c.lastRollback.at}: ${c.lastRollback.reason}`,
-    );
-  return lines.join('\n');
-}
-
-const coreosOf = (agent: unknown): Slots | undefined => (agent as { coreos?: Slots } | undefined)?.coreos;
 
 async function status(args: TargetFlags): Promise<number> {
   const targeted = args.group !== undefined || args.peer !== undefined || args.target !== undefined;
@@ -95,7 +50,7 @@ async function status(args: TargetFlags): Promise<number> {
       rows.length === 0
         ? 'no peers'
         : rows
-            .map((r) => (r.error !== undefined ? `${r.peer}: ${r.error}` : slotLine(r.peer, r.coreos)))
+            .map((r) => (r.error !== undefined ? `${r.peer}: ${r.error}` : slotLines(r.peer, r.coreos)))
             .join('\n'),
     );
     return rows.every((r) => r.error === undefined) ? EXIT_OK : EXIT_FAIL;

@@ -26,7 +26,7 @@ failed in \`LayerInfo.error.code\`.`,
       E_TRUST_CRL:
         'a `*.crl` file of the certificate partition cannot be used (its own code in `details.problems`) and there is no last good CRL list to keep: the agent starts no service rather than run without revocations',
       E_SECURE_CONFIG:
-        'the secure config cannot be read, does not verify (details.check holds the keys/ code: `E_SIGNATURE`, `E_CERT_UNTRUSTED`, `E_ROLE_MAY_NOT_SIGN`, …) or its payload is invalid; the agent starts no service',
+        'the secure config cannot be read, does not verify (details.check holds the keys/ code: `E_SIG_INVALID`, `E_CERT_UNTRUSTED`, `E_ROLE_MAY_NOT_SIGN`, …) or its payload is invalid; the agent starts no service',
       E_LAYERS_UNAVAILABLE: 'layers/ could not be loaded',
       E_LAYER_NO_VERITY:
         'the kernel has no device-mapper and `allowUserspaceVerity` is false: the layer is refused',

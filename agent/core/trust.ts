@@ -145,7 +145,7 @@ export async function readSecureConfig(
       crls: trust.crls,
     });
   } catch (e) {
-    const code = (e as { code?: string }).code ?? 'E_SIGNATURE';
+    const code = (e as { code?: string }).code ?? 'E_INTERNAL'; // keys/ throws only its coded errors; anything else is a bug
     throw new AgentError(
       'E_SECURE_CONFIG',
       `Secure config ${path} does not verify: ${code}: ${(e as Error).message}`,

@@ -10,6 +10,7 @@ export * from './enroll-token.ts';
 export * from './enrollment.ts';
 export * from './mdns.ts';
 export * from './nats-audit.ts';
+export * from './nats-backlog.ts';
 export * from './nats-connect.ts';
 export * from './nats-credentials.ts';
 export * from './nats-peer.ts';

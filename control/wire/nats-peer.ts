@@ -11,6 +11,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { errorMessage, writeJsonAtomic } from '../../common/index.ts';
 import { ControlError } from './control-error.ts';
+import { type BacklogItem, handOutOrder } from './nats-backlog.ts';
 import { connectNats } from './nats-connect.ts';
 import {
   ALL_GROUPS,
@@ -72,6 +73,16 @@ async function readCursor(file: string): Promise<number> {
   return v.seq as number;
 }
 
+/**
+ * How far a peer reads its backlog ahead of what it hands to the link: a cancellation stored
+ * within this window behind its command is applied before the command (nats-backlog.ts).
+ */
+const READ_AHEAD = 64;
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
+
+/** How long a cancellation moved ahead waits for the link's answers (a run that threw gives none). */
+const SETTLE_MS = 30_000;
+
 /** How long a peer keeps reading after a wake-up that found nothing yet. */
 const WAKE_GRACE_MS = 300;
 
@@ -115,13 +126,15 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
   let next = persisted + 1;
   /** Stream sequences delivered to the link and not yet answered, by job id. */
   const open = new Map<string, number>();
+  /** Stream sequences read ahead and not yet handed to the link. */
+  const unread = new Set<number>();
   let closed = false;
   let saving: Promise<void> = Promise.resolve();
 
-  // The cursor moves to just before the oldest delivery still unanswered: a crash re-reads
+  // The cursor moves to just before the oldest delivery still unanswered or unhanded: a crash re-reads
   // that one (the replay cache answers it again without running it), never skips one.
   const advance = (): void => {
-    const oldest = Math.min(next, ...open.values());
+    const oldest = Math.min(next, ...open.values(), ...unread);
     const seq = oldest - 1;
     if (seq <= persisted) return;
     persisted = seq;
@@ -197,6 +210,85 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
     return best;
   };
 
+  /**
+   * Reads what is stored now, up to READ_AHEAD messages or bytes, so a cancellation stored
+   * behind its command is seen before the command is handed on (nats-backlog.ts). Junk and
+   * group commands that do not name this peer are skipped here.
+   */
+  const readAhead = async (): Promise<BacklogItem[]> => {
+    const items: BacklogItem[] = [];
+    let bytes = 0;
+    while (items.length < READ_AHEAD && bytes < READ_AHEAD_BYTES && !closed) {
+      const got = await nextStored();
+      if (got === undefined) break;
+      const { subj, m } = got;
+      const seq = m.seq;
+      next = seq + 1;
+      let msg: Message;
+      try {
+        msg = decodeBody(m.data);
+        if (msg.kind !== 'command-deliver' && (subj !== subject || msg.kind !== 'membership-deliver'))
+          throw new ControlError('E_PROTOCOL', `unexpected ${msg.kind} on ${subj}`);
+      } catch (e) {
+        o.log('warn', `control: NATS mailbox message ${seq} ignored: ${errorMessage(e)}`);
+        advance();
+        continue;
+      }
+      // A group's command is for the members its operator resolved when signing; a member
+      // that joined since is not named and leaves it to the others, without an answer (the
+      // executor would refuse it E_CMD_NOT_ADDRESSED anyway: this only spares the refusal).
+      if (subj !== subject && !namesPeer(msg, o.peerId)) {
+        advance();
+        continue;
+      }
+      unread.add(seq);
+      items.push({ seq, msg });
+      bytes += m.data.length;
+    }
+    return items;
+  };
+
+  /** Answers the link owes for what it was handed: `r:<job>` per command, `m:<group>` per membership. */
+  const owed = new Map<string, number>();
+  let onPaid: (() => void) | undefined;
+  const owe = (k: string): void => void owed.set(k, (owed.get(k) ?? 0) + 1);
+  const pay = (k: string): void => {
+    const n = owed.get(k);
+    if (n === undefined) return;
+    if (n > 1) owed.set(k, n - 1);
+    else owed.delete(k);
+    if (owed.size === 0) onPaid?.();
+  };
+  /** Waits until the link answered everything it was handed (bounded: a failed run never answers). */
+  const settled = async (why: string): Promise<void> => {
+    if (owed.size === 0) return;
+    const ok = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), SETTLE_MS);
+      onPaid = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
+    onPaid = undefined;
+    if (!ok && !closed) {
+      o.log(
+        'warn',
+        `control: ${why}: ${owed.size} message(s) handed on got no answer within ${SETTLE_MS / 1000} s; going on`,
+      );
+      owed.clear();
+    }
+  };
+  const hand = (it: BacklogItem): void => {
+    unread.delete(it.seq);
+    const msg = it.msg;
+    if (msg.kind === 'command-deliver') {
+      open.set(msg.jobId as string, it.seq);
+      owe(`r:${msg.jobId as string}`);
+    } else owe(`m:${msg.group as string}`);
+    o.onMessage(msg);
+    advance();
+  };
+
   let pumping = false;
   let again = false;
   const pump = async (): Promise<void> => {
@@ -209,9 +301,9 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
       do {
         again = false;
         while (!closed) {
-          const got = await nextStored();
+          const items = await readAhead();
           if (closed) break;
-          if (got === undefined) {
+          if (items.length === 0) {
             // The wake-up (core NATS, sent as the servers receive a message) can overtake the
             // stream's store (a quorum of R3): keep reading shortly after one, or the message
             // would wait for the next poll (measured: 2 s round trips without this).
@@ -221,29 +313,20 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
             }
             break;
           }
-          const { subj, m } = got;
-          const seq = m.seq;
-          next = seq + 1;
-          let msg: Message;
-          try {
-            msg = decodeBody(m.data);
-            if (msg.kind !== 'command-deliver' && (subj !== subject || msg.kind !== 'membership-deliver'))
-              throw new ControlError('E_PROTOCOL', `unexpected ${msg.kind} on ${subj}`);
-          } catch (e) {
-            o.log('warn', `control: NATS mailbox message ${seq} ignored: ${errorMessage(e)}`);
-            advance();
-            continue;
+          for (const step of handOutOrder(items)) {
+            if (closed) break;
+            if (!step.alone) {
+              hand(step.item);
+              continue;
+            }
+            // A cancellation ahead of its command: the link has answered all before it (a
+            // membership it needs may be there), and answers it before the command is handed.
+            const what = `cancellation ${step.item.msg.jobId as string}`;
+            await settled(what);
+            if (closed) break;
+            hand(step.item);
+            await settled(what);
           }
-          // A group's command is for the members its operator resolved when signing; a member
-          // that joined since is not named and leaves it to the others, without an answer (the
-          // executor would refuse it E_CMD_NOT_ADDRESSED anyway: this only spares the refusal).
-          if (subj !== subject && !namesPeer(msg, o.peerId)) {
-            advance();
-            continue;
-          }
-          if (msg.kind === 'command-deliver') open.set(msg.jobId as string, seq);
-          o.onMessage(msg);
-          advance();
         }
       } while (again && !closed);
     } finally {
@@ -302,6 +385,7 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
       }
       if (kind === 'result') {
         const jobId = fields.jobId as string;
+        pay(`r:${jobId}`);
         void publishStored(resultSubject(o.peerId, jobId), messageBody(m), answerMsgId(o.peerId, jobId)).then(
           () => {
             open.delete(jobId);
@@ -311,6 +395,7 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
         return;
       }
       if (kind === 'membership-ack') {
+        pay(`m:${fields.group as string}`);
         const id = `membership.${fields.group as string}.${Date.now()}`;
         void publishStored(resultSubject(o.peerId, id), messageBody(m), answerMsgId(o.peerId, id));
         return;

@@ -7,7 +7,7 @@ import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { Broker } from '../../control/broker/index.ts';
 import { OperatorClient } from '../../control/operator/index.ts';
 import { tlsContextOptions } from '../../keys/index.ts';
-import { recorder } from '../agent/remote/recording-agent.ts';
+import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
 import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
 import { startNatsCluster } from '../control/nats-fixture.ts';
 import { tempDir } from '../helpers.ts';
@@ -32,8 +32,7 @@ export async function natsFleet(t: ExecutionContext) {
     log: (level, m) => logs.push(`${level}: ${m}`),
   });
   t.teardown(() => broker.close());
-  const peer = async (id: Id) => {
-    const rec = recorder();
+  const peer = async (id: Id, rec: Recorder = recorder()) => {
     const link = await startPeerLink({
       api: rec.api,
       stateDir: join(dir, id.cert.peerId as string),

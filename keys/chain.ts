@@ -3,7 +3,8 @@
 import { MAX_CHAIN, nodeCertificate } from './certificate.ts';
 import { type Crl, crlSignedBy } from './crl.ts';
 import { KeysError } from './errors.ts';
-import { assertMayIssue } from './role-policy.ts';
+import { createHash } from 'node:crypto';
+import { assertMayIssue, INTERMEDIATE_ROLES } from './role-policy.ts';
 import type { Certificate, Role } from './types.ts';
 
 /** Longest accepted path from leaf to anchor, counting both. */
@@ -77,25 +78,30 @@ function sameDn(a: string, b: string): boolean {
   return norm(a) === norm(b);
 }
 
-/** CRL → fingerprint of the anchor whose key verified it (the CRL object is immutable in use). */
+/** CRL → fingerprint of the certificate whose key verified it (the CRL object is immutable in use). */
 const crlVerifiedBy = new WeakMap<Crl, string>();
 /** Fingerprints of self-issued anchors whose self-signature verified (a fingerprint names every byte). */
 const anchorsChecked = new Set<string>();
 
 /**
- * Every CRL given must be issued and signed by a known anchor. A CRL that names no anchor, or
- * that no anchor of its name signed, is an error rather than skipped: a damaged issuer name or
- * signature would otherwise turn a revocation list into no list at all.
+ * Every CRL given must be issued and signed by a known anchor, or by a peer issuer whose chain
+ * the CRL carries (crl.issuerChain, verified here to an anchor). A CRL that names no such issuer,
+ * or that the issuer of its name did not sign, is an error rather than skipped: a damaged issuer
+ * name or signature would otherwise turn a revocation list into no list at all.
  */
-export function checkCrls(crls: readonly Crl[], anchors: readonly Certificate[]): void {
+export function checkCrls(crls: readonly Crl[], anchors: readonly Certificate[], at?: Date): void {
   for (const crl of crls) {
     const named = anchors.filter((a) => a.isCA && sameDn(crl.issuer, subjectDn(a)));
     const done = crlVerifiedBy.get(crl);
+    if (named.length === 0 && crl.issuerChain !== undefined) {
+      checkDelegatedCrl(crl, crl.issuerChain, anchors, at);
+      continue;
+    }
     if (done !== undefined && named.some((a) => a.fingerprint === done)) continue;
     if (named.length === 0) {
       throw new KeysError(
         'E_CRL_ISSUER_UNKNOWN',
-        `CRL issued by ${JSON.stringify(crl.issuer)} names no trust anchor (damaged, or for another root)`,
+        `CRL issued by ${JSON.stringify(crl.issuer)} names no trust anchor and carries no issuer certificate (damaged, or for another root)`,
         { details: { issuer: crl.issuer } },
       );
     }
@@ -111,10 +117,55 @@ export function checkCrls(crls: readonly Crl[], anchors: readonly Certificate[])
   }
 }
 
+/**
+ * A CRL of a peer issuer (no anchor): the certificates it carries must be that issuer's
+ * chain to an anchor (the first one named by the CRL, role peer-issuer, every link checked as
+ * any chain is), and the first one's key must have signed the CRL. The chain is checked again
+ * on every call (its time window moves; its signatures are cached); the CRL's signature once.
+ */
+function checkDelegatedCrl(
+  crl: Crl,
+  chain: readonly Certificate[],
+  anchors: readonly Certificate[],
+  at: Date | undefined,
+): void {
+  const issuer = chain[0];
+  if (issuer === undefined || !sameDn(crl.issuer, subjectDn(issuer))) {
+    throw new KeysError(
+      'E_CRL_ISSUER_UNKNOWN',
+      `CRL issued by ${JSON.stringify(crl.issuer)} carries the certificate of ${issuer?.subject ?? 'nobody'}, not of its issuer`,
+      { details: { issuer: crl.issuer } },
+    );
+  }
+  try {
+    verifyChain(chain, { anchors, roles: INTERMEDIATE_ROLES, at });
+  } catch (e) {
+    if (!(e instanceof KeysError)) throw e;
+    throw new KeysError(e.code, `CRL issuer ${issuer.subject}: ${e.message}`, {
+      cause: e,
+      details: { issuer: crl.issuer },
+    });
+  }
+  if (crlVerifiedBy.get(crl) === issuer.fingerprint) return;
+  if (!crlSignedBy(crl, issuer)) {
+    throw new KeysError(
+      'E_CRL_SIGNATURE',
+      `CRL naming issuer ${issuer.subject} is not signed by that issuer`,
+      {
+        details: { issuer: crl.issuer },
+      },
+    );
+  }
+  crlVerifiedBy.set(crl, issuer.fingerprint);
+}
+
+/** `crl>issuer` fingerprint pairs whose signature verified: a CRL applied to a re-issued issuer of the same key. */
+const crlSignedByIssuer = new Set<string>();
+
 function checkRevocation(c: Certificate, issuer: Certificate, crls: readonly Crl[]): void {
   const dn = subjectDn(issuer);
   for (const crl of crls) {
-    if (!sameDn(crl.issuer, dn) || crlVerifiedBy.get(crl) !== issuer.fingerprint) continue;
+    if (!sameDn(crl.issuer, dn) || !crlAppliesTo(crl, issuer)) continue;
     if (crl.serials.includes(c.serial)) {
       throw new KeysError(
         'E_CERT_REVOKED',
@@ -125,6 +176,25 @@ function checkRevocation(c: Certificate, issuer: Certificate, crls: readonly Crl
       );
     }
   }
+}
+
+/**
+ * Whether `crl` (already checked by checkCrls) speaks for `issuer` on this path: it was verified
+ * with this very certificate, or with another certificate of the same name whose key is this
+ * one's (a peer issuer re-issued, the CRL carrying the older copy). A CRL of the same name under
+ * another key (an anchor's key rollover) does not.
+ */
+function crlAppliesTo(crl: Crl, issuer: Certificate): boolean {
+  const by = crlVerifiedBy.get(crl);
+  if (by === undefined) return false;
+  if (by === issuer.fingerprint) return true;
+  const key = `${createHash('sha256').update(crl.der).digest('hex')}>${issuer.fingerprint}`;
+  if (crlSignedByIssuer.has(key)) return true;
+  if (!crlSignedBy(crl, issuer)) return false;
+  if (crlSignedByIssuer.size >= VERIFIED_MAX)
+    crlSignedByIssuer.delete(crlSignedByIssuer.values().next().value as string);
+  crlSignedByIssuer.add(key);
+  return true;
 }
 
 /**
@@ -234,7 +304,7 @@ export function verifyChain(chain: readonly Certificate[], options: VerifyChainO
   }
   checkChainIsPath(chain, path);
   for (const { cert, issuer } of links) assertMayIssue(issuer, cert.role);
-  checkCrls(crls, options.anchors);
+  checkCrls(crls, options.anchors, at);
   for (const { cert, issuer } of links) checkRevocation(cert, issuer, crls);
   return leaf;
 }

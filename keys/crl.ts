@@ -4,11 +4,12 @@
 import * as asn1js from 'asn1js';
 import { createHash, verify as nodeVerify } from 'node:crypto';
 import { errorMessage, readRegularFile } from '../common/index.ts';
-import { certificatePublicKey, ownArrayBuffer } from './certificate.ts';
+import { certificatePem, certificatePublicKey, ownArrayBuffer, parseCertificateDer } from './certificate.ts';
 import { assertStrictDer } from './der.ts';
 import { KeysError } from './errors.ts';
 import { webcryptoName } from './issue.ts';
-import { decodePem, looksPem } from './pem.ts';
+import { decodePemBlocks, looksPem } from './pem.ts';
+import { isRootRole } from './role-policy.ts';
 import type { Certificate, SigningKey } from './types.ts';
 import {
   children,
@@ -39,23 +40,61 @@ export interface Crl {
   /** The signed part and signature, for verification against the issuer. */
   tbs: Uint8Array;
   signature: Uint8Array;
+  /**
+   * The issuer's certificate and its chain (issuer first) when the issuer is no trust anchor
+   * (a peer issuer): the CERTIFICATE blocks after the CRL in its PEM file. checkCrls accepts such
+   * a CRL only when this chain verifies to an anchor and its first certificate signed the CRL.
+   */
+  issuerChain?: Certificate[];
 }
 
-/** Parses one CRL: strict PEM (one X509 CRL block) or strict DER; every failure is E_CRL_MALFORMED. */
+/**
+ * Parses one CRL: strict PEM (one X509 CRL block, then the issuer's CERTIFICATE blocks when it is
+ * no anchor) or strict DER; every failure is E_CRL_MALFORMED.
+ */
 export function parseCrl(input: string | Uint8Array, what = 'CRL'): Crl {
   if (input.length > MAX_CRL)
     throw new KeysError('E_TOO_LARGE', `${what} is ${input.length} bytes, at most ${MAX_CRL}`);
-  const all = crlDers(input, what);
-  if (all.length !== 1) {
-    throw new KeysError('E_CRL_MALFORMED', `${what} holds ${all.length} CRLs, expected one (use readCrls)`);
+  const all = crlBlocks(input, what);
+  if (all.crls.length !== 1) {
+    throw new KeysError(
+      'E_CRL_MALFORMED',
+      `${what} holds ${all.crls.length} CRLs, expected one (use readCrls)`,
+    );
   }
-  return decodeCrl(all[0] as Uint8Array, what);
+  return withIssuerChain(decodeCrl(all.crls[0] as Uint8Array, what), all.certs, what);
 }
 
-function crlDers(input: string | Uint8Array, what: string): Uint8Array[] {
-  if (typeof input !== 'string' && !looksPem(input)) return [input];
+/** A file's CRL bodies, and the certificates after them (the issuer chain of a non-anchor issuer). */
+function crlBlocks(input: string | Uint8Array, what: string): { crls: Uint8Array[]; certs: Uint8Array[] } {
+  if (typeof input !== 'string' && !looksPem(input)) return { crls: [input], certs: [] };
   const text = typeof input === 'string' ? input : Buffer.from(input).toString('latin1');
-  return decodePem(text, 'X509 CRL', 'E_CRL_MALFORMED', what);
+  const blocks = decodePemBlocks(text, ['X509 CRL', 'CERTIFICATE'], 'E_CRL_MALFORMED', what);
+  const firstCert = blocks.findIndex((b) => b.label === 'CERTIFICATE');
+  // The chain follows the CRLs it belongs to; a CRL after a certificate is a file put together wrong.
+  if (firstCert >= 0 && blocks.slice(firstCert).some((b) => b.label !== 'CERTIFICATE'))
+    throw new KeysError(
+      'E_CRL_MALFORMED',
+      `${what}: a CRL block follows a CERTIFICATE block (the issuer's certificates go last)`,
+    );
+  return {
+    crls: blocks.filter((b) => b.label === 'X509 CRL').map((b) => b.der),
+    certs: blocks.filter((b) => b.label === 'CERTIFICATE').map((b) => b.der),
+  };
+}
+
+function withIssuerChain(crl: Crl, certs: readonly Uint8Array[], what: string): Crl {
+  if (certs.length === 0) return crl;
+  const chain = certs.map((d, i) => {
+    try {
+      return parseCertificateDer(d);
+    } catch (e) {
+      throw new KeysError('E_CRL_MALFORMED', `${what}: issuer certificate ${i + 1}: ${errorMessage(e)}`, {
+        cause: e,
+      });
+    }
+  });
+  return { ...crl, issuerChain: chain };
 }
 
 function decodeCrl(der: Uint8Array, what: string): Crl {
@@ -132,8 +171,10 @@ export async function readCrls(path: string): Promise<Crl[]> {
     error: (code, message, options) => new KeysError(code, message, options),
   });
   try {
-    const ders = crlDers(new Uint8Array(data), path);
-    return ders.map((d, i) => decodeCrl(d, ders.length === 1 ? path : `${path} (CRL ${i + 1})`));
+    const { crls, certs } = crlBlocks(new Uint8Array(data), path);
+    return crls.map((d, i) =>
+      withIssuerChain(decodeCrl(d, crls.length === 1 ? path : `${path} (CRL ${i + 1})`), certs, path),
+    );
   } catch (e) {
     if (e instanceof KeysError) throw new KeysError(e.code, e.message, { path, cause: e });
     throw e;
@@ -149,10 +190,15 @@ export function crlSignedBy(crl: Crl, issuer: Certificate): boolean {
   }
 }
 
-/** A new CRL by `issuer` listing `serials` plus those of `previous`; valid for `days`. */
+/**
+ * A new CRL by `issuer` listing `serials` plus those of `previous`; valid for `days`. A CRL of a
+ * non-root issuer (a peer issuer) carries `issuerChain` (the issuer first; default: the issuer
+ * alone), so whoever holds only the root can check it.
+ */
 export async function issueCrl(o: {
   issuerKey: SigningKey;
   issuerCert: Certificate;
+  issuerChain?: readonly Certificate[] | undefined;
   serials: string[];
   previous?: Crl | undefined;
   days?: number | undefined;
@@ -175,15 +221,25 @@ export async function issueCrl(o: {
     signingKey,
     entries: [...all].sort().map((serialNumber) => ({ serialNumber, revocationDate: now })),
   });
-  return parseCrl(new Uint8Array(crl.rawData));
+  const out = parseCrl(new Uint8Array(crl.rawData));
+  if (isRootRole(o.issuerCert.role)) return out;
+  const chain = o.issuerChain ?? [o.issuerCert];
+  if (chain[0]?.fingerprint !== o.issuerCert.fingerprint)
+    throw new KeysError(
+      'E_ISSUER_MISMATCH',
+      `The issuer chain of a CRL must start with its issuer ${o.issuerCert.subject}`,
+    );
+  return { ...out, issuerChain: [...chain] };
 }
 
+/** The CRL as PEM, followed by its issuer chain's certificates when it carries one. */
 export function crlPem(crl: Crl): string {
   const b64 = Buffer.from(crl.der)
     .toString('base64')
     .replace(/(.{64})/g, '$1\n')
     .replace(/\n$/, '');
-  return `-----BEGIN X509 CRL-----\n${b64}\n-----END X509 CRL-----\n`;
+  const chain = (crl.issuerChain ?? []).map((c) => certificatePem(c.der)).join('');
+  return `-----BEGIN X509 CRL-----\n${b64}\n-----END X509 CRL-----\n${chain}`;
 }
 
 export function crlFingerprint(crl: Crl): string {

@@ -17,7 +17,7 @@ import {
   OID_SCOPE,
   PEER_URI_PREFIX,
 } from './oids.ts';
-import { assertMayIssue, isRootRole, tlsUsages } from './role-policy.ts';
+import { assertMayIssue, INTERMEDIATE_ROLES, isRootRole, tlsUsages } from './role-policy.ts';
 import { canonicalJson } from './canonical.ts';
 import {
   DEFAULT_ALGORITHM,
@@ -72,7 +72,7 @@ export interface IssueOptions {
   dnsNames?: string[] | undefined;
   kemPublicKey?: Uint8Array | undefined;
   notBefore?: Date | undefined;
-  /** pathLen of a CA; roots default to 0 (they issue leaves directly). */
+  /** pathLen of a CA: the user root defaults to 1 (one peer issuer below it), others to 0. */
   pathLen?: number | undefined;
   /** Make a non-root a CA. The role policy accepts no such intermediates; tests use it to build bad paths. */
   ca?: boolean | undefined;
@@ -82,6 +82,7 @@ const DEFAULT_DAYS: Record<Role, number> = {
   'vendor-root': 3650,
   vendor: 730,
   'user-root': 3650,
+  'peer-issuer': 730,
   user: 730,
   operator: 365,
   peer: 365,
@@ -139,10 +140,12 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
   webcryptoName(o.subjectKey.algorithm);
   const notBefore = o.notBefore ?? new Date(Math.floor(Date.now() / 1000) * 1000 - 60_000);
   const notAfter = new Date(notBefore.getTime() + days * 86_400_000);
-  const ca = root || o.ca === true;
+  const ca = root || INTERMEDIATE_ROLES.includes(o.role) || o.ca === true;
+  // The user root allows one CA below it (the peer issuer); the role table decides which.
+  const pathLen = o.pathLen ?? (o.role === 'user-root' ? 1 : 0);
   const x509 = await x509Lib();
   const exts: X509Types.Extension[] = [
-    new x509.BasicConstraintsExtension(ca, ca ? (o.pathLen ?? 0) : undefined, true),
+    new x509.BasicConstraintsExtension(ca, ca ? pathLen : undefined, true),
     new x509.KeyUsagesExtension(
       ca ? x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign : x509.KeyUsageFlags.digitalSignature,
       true,
@@ -198,8 +201,7 @@ export async function issueCertificate(o: IssueOptions): Promise<Certificate> {
 }
 
 /** What a certificate says (IssueOptions), plus where the new key pair and certificate go. */
-export interface NewIdentityOptions
-  extends Omit<IssueOptions, 'subjectKey' | 'kemPublicKey' | 'pathLen' | 'ca'> {
+export interface NewIdentityOptions extends Omit<IssueOptions, 'subjectKey' | 'kemPublicKey' | 'ca'> {
   outDir: string;
   algorithm?: SignatureAlgorithm | undefined;
   passphrase?: string | undefined;

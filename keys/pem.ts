@@ -28,32 +28,54 @@ export function looksPem(bytes: Uint8Array): boolean {
  * a body that is not canonical base64 or is empty; no block at all.
  */
 export function decodePem(text: string, label: string, code: KeysCode, what: string): Uint8Array[] {
-  const out: Uint8Array[] = [];
+  return decodePemBlocks(text, [label], code, what).map((b) => b.der);
+}
+
+/**
+ * decodePem for a text that may mix labels (a CRL followed by its issuer's certificates): the
+ * same strictness, each block of one of `labels`, BEGIN and END of a block the same label. At
+ * least one block of `labels[0]` must be present.
+ */
+export function decodePemBlocks(
+  text: string,
+  labels: readonly string[],
+  code: KeysCode,
+  what: string,
+): Array<{ label: string; der: Uint8Array }> {
+  const out: Array<{ label: string; der: Uint8Array }> = [];
   const lines = text.split('\n');
+  const first = labels[0] as string;
+  const expected = labels.join(' or ');
   let body: string[] | undefined;
+  let open = first;
   let begunAt = 0;
   for (let n = 0; n < lines.length; n++) {
     const line = (lines[n] as string).replace(/\r$/, '').replace(/[ \t]+$/, '');
     const where = `${what} line ${n + 1}`;
     const armor = LINE.exec(line);
     if (armor !== null) {
-      if (armor[2] !== label) {
-        throw new KeysError(code, `${where}: PEM label ${JSON.stringify(armor[2])}, expected ${label}`);
+      const label = armor[2] as string;
+      if (!labels.includes(label) || (body !== undefined && armor[1] === 'END' && label !== open)) {
+        throw new KeysError(
+          code,
+          `${where}: PEM label ${JSON.stringify(label)}, expected ${body === undefined ? expected : open}`,
+        );
       }
       if (armor[1] === 'BEGIN') {
         if (body !== undefined) throw new KeysError(code, `${where}: BEGIN ${label} inside a block`);
         body = [];
+        open = label;
         begunAt = n + 1;
         continue;
       }
       if (body === undefined) throw new KeysError(code, `${where}: END ${label} without BEGIN`);
-      out.push(canonicalBase64(body.join(''), code, `${what} block at line ${begunAt}`));
+      out.push({ label, der: canonicalBase64(body.join(''), code, `${what} block at line ${begunAt}`) });
       body = undefined;
       continue;
     }
     if (body === undefined) {
       if (line.trim() !== '') {
-        throw new KeysError(code, `${where}: text outside a PEM ${label} block (damaged armor?)`);
+        throw new KeysError(code, `${where}: text outside a PEM ${expected} block (damaged armor?)`);
       }
       continue;
     }
@@ -61,9 +83,9 @@ export function decodePem(text: string, label: string, code: KeysCode, what: str
     body.push(line);
   }
   if (body !== undefined) {
-    throw new KeysError(code, `${what}: PEM ${label} block at line ${begunAt} has no END line (truncated?)`);
+    throw new KeysError(code, `${what}: PEM ${open} block at line ${begunAt} has no END line (truncated?)`);
   }
-  if (out.length === 0) throw new KeysError(code, `${what}: no PEM ${label} block`);
+  if (!out.some((b) => b.label === first)) throw new KeysError(code, `${what}: no PEM ${first} block`);
   return out;
 }
 

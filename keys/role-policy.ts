@@ -13,17 +13,24 @@ export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   'vendor-root': [],
   vendor: ['coreos', 'bundle', 'update', 'stage2', 'layer', 'config', 'file'],
   'user-root': [],
+  'peer-issuer': [],
   user: ['stage1', 'layer', 'config', 'file'],
   operator: ['command', 'membership', 'enroll-token', 'secret', 'file'],
   peer: ['result', 'status', 'file'],
   broker: [],
 };
 
-/** Roles each CA role may issue. There are no intermediate CA roles: depth is root → leaf. */
+/**
+ * Roles each CA role may issue. The one intermediate is the peer issuer: the user root (kept
+ * offline) delegates issuing peer certificates to it, so accepting an enrolling machine needs
+ * the operator's peer-issuer key, never the root's; it issues peers and nothing else, and no
+ * CA below it (its pathLen is 0). Depth is root → leaf or root → peer issuer → peer.
+ */
 export const MAY_ISSUE: Readonly<Record<Role, readonly Role[]>> = {
   'vendor-root': ['vendor'],
   vendor: [],
-  'user-root': ['user', 'operator', 'peer', 'broker'],
+  'user-root': ['user', 'operator', 'peer', 'broker', 'peer-issuer'],
+  'peer-issuer': ['peer'],
   user: [],
   operator: [],
   peer: [],
@@ -31,6 +38,9 @@ export const MAY_ISSUE: Readonly<Record<Role, readonly Role[]>> = {
 };
 
 export const ROOT_ROLES: readonly Role[] = ['vendor-root', 'user-root'];
+
+/** CA roles that are not anchors: a CRL they sign is checked through their chain to a root. */
+export const INTERMEDIATE_ROLES: readonly Role[] = ['peer-issuer'];
 
 export function isRootRole(role: Role): boolean {
   return ROOT_ROLES.includes(role);

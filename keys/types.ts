@@ -11,11 +11,20 @@ export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = [
 ];
 export const DEFAULT_ALGORITHM: SignatureAlgorithm = 'ml-dsa-65';
 
-export type Role = 'vendor-root' | 'vendor' | 'user-root' | 'user' | 'operator' | 'peer' | 'broker';
+export type Role =
+  | 'vendor-root'
+  | 'vendor'
+  | 'user-root'
+  | 'peer-issuer'
+  | 'user'
+  | 'operator'
+  | 'peer'
+  | 'broker';
 export const ROLES: readonly Role[] = [
   'vendor-root',
   'vendor',
   'user-root',
+  'peer-issuer',
   'user',
   'operator',
   'peer',

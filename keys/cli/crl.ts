@@ -22,7 +22,9 @@ export default defineCommand({
     if (!Number.isInteger(days) || days < 1 || days > 3650)
       throw new KeysError('E_USAGE', `--days must be 1..3650, got ${JSON.stringify(args.days)}`);
     const issuerKey = await loadKey(args['issuer-key']);
-    const issuerCert = (await loadCert(args['issuer-cert']))[0];
+    // A peer issuer's file holds it and the root above it: the CRL carries that chain.
+    const issuerChain = await loadCert(args['issuer-cert']);
+    const issuerCert = issuerChain[0];
     if (issuerCert === undefined) throw new KeysError('E_CERT_MALFORMED', 'No certificate found');
     // Existence by lstat: reading a FIFO to find out would block (readCrls refuses one by type).
     const exists = await lstat(args.crl).then(
@@ -35,7 +37,7 @@ export default defineCommand({
         'E_CRL_SIGNATURE',
         `Existing CRL ${args.crl} is not signed by ${issuerCert.subject}`,
       );
-    const crl = await issueCrl({ issuerKey, issuerCert, serials: [], previous, days });
+    const crl = await issueCrl({ issuerKey, issuerCert, issuerChain, serials: [], previous, days });
     await writeFileAtomic(args.crl, crlPem(crl), 0o644);
     output(
       args.json,

@@ -17,7 +17,9 @@ export default defineCommand({
   },
   async run({ args }) {
     const issuerKey = await loadKey(args['issuer-key']);
-    const issuerCert = (await loadCert(args['issuer-cert']))[0];
+    // A peer issuer's file holds it and the root above it: the CRL carries that chain.
+    const issuerChain = await loadCert(args['issuer-cert']);
+    const issuerCert = issuerChain[0];
     const cert = (await loadCert(args.cert))[0];
     if (issuerCert === undefined || cert === undefined)
       throw new KeysError('E_CERT_MALFORMED', 'No certificate found');
@@ -33,7 +35,7 @@ export default defineCommand({
         `Existing CRL ${args.crl} is not signed by ${issuerCert.subject}`,
       );
     }
-    const crl = await issueCrl({ issuerKey, issuerCert, serials: [cert.serial], previous });
+    const crl = await issueCrl({ issuerKey, issuerCert, issuerChain, serials: [cert.serial], previous });
     await writeFileAtomic(args.crl, crlPem(crl), 0o644, { what: 'CRL', error: keysError });
     output(
       args.json,

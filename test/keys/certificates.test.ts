@@ -61,7 +61,11 @@ test('certificates carry role, scope, peer id, KEM key and TLS usages', async (t
   t.is(p.peer.cert.kemPublicKey?.length, 1184);
   t.deepEqual(p.operator.cert.scope, { groups: ['web'], actions: ['restart', 'logs'] });
   t.true(p.root.cert.isCA);
-  t.is(p.root.cert.pathLen, 0);
+  // The user root allows one CA below it (the peer issuer); the vendor root none.
+  t.is(p.root.cert.pathLen, 1);
+  t.is(p.vendorRoot.cert.pathLen, 0);
+  t.true(p.peerIssuer.cert.isCA);
+  t.is(p.peerIssuer.cert.pathLen, 0);
   t.false(p.peer.cert.isCA);
   const x = new X509Certificate(p.broker.cert.der);
   t.true(x.checkHost('localhost') === 'localhost');
@@ -148,23 +152,43 @@ test('pathLen exceeded fails with E_CERT_PATHLEN; a CA role that may not issue f
   const p = await pki;
   const interKey = generateSigningKey('ml-dsa-65');
   const inter = await issueCertificate({
-    role: 'user',
+    role: 'vendor',
     name: 'inter',
     subjectKey: interKey,
-    issuerKey: p.root.key,
-    issuerCert: p.root.cert,
+    issuerKey: p.vendorRoot.key,
+    issuerCert: p.vendorRoot.cert,
     ca: true,
   });
   const leaf = await issueCertificate({
-    role: 'peer',
+    role: 'vendor',
     name: 'deep',
     subjectKey: generateSigningKey('ml-dsa-65'),
-    kemPublicKey: p.peer.cert.kemPublicKey,
     issuerKey: interKey,
-    issuerCert: { ...inter, role: 'user-root' },
+    issuerCert: { ...inter, role: 'vendor-root' },
   });
   t.is(
-    codeOf(() => verifyChain([leaf, inter], { anchors: [p.root.cert] })),
+    codeOf(() => verifyChain([leaf, inter], { anchors: [p.vendorRoot.cert] })),
+    'E_CERT_PATHLEN',
+  );
+  // A CA below the peer issuer (pathLen 0) is refused by structure, whatever its role says.
+  const underIssuerKey = generateSigningKey('ml-dsa-65');
+  const underIssuer = await issueCertificate({
+    role: 'peer-issuer',
+    name: 'sub-issuer',
+    subjectKey: underIssuerKey,
+    issuerKey: p.peerIssuer.key,
+    issuerCert: { ...p.peerIssuer.cert, role: 'user-root' },
+  });
+  const deepPeer = await issueCertificate({
+    role: 'peer',
+    name: 'deep-peer',
+    subjectKey: generateSigningKey('ml-dsa-65'),
+    kemPublicKey: p.peer.cert.kemPublicKey,
+    issuerKey: underIssuerKey,
+    issuerCert: underIssuer,
+  });
+  t.is(
+    codeOf(() => verifyChain([deepPeer, underIssuer, p.peerIssuer.cert], { anchors: [p.root.cert] })),
     'E_CERT_PATHLEN',
   );
   // The same shape under a root allowing one intermediate: structure passes, role rules refuse.

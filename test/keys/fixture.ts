@@ -1,5 +1,5 @@
-// A small PKI for the keys/ tests: one user root with peer, operator and broker, one vendor
-// root with a vendor, each written to a temporary directory once per test file.
+// A small PKI for the keys/ tests: one user root with peer, operator, broker and a peer issuer
+// (with a peer of its own), one vendor root with a vendor, each written to a temporary directory once per test file.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +29,9 @@ export interface Pki {
   broker: Id;
   vendorRoot: Id;
   vendor: Id;
+  /** The user root's peer issuer (CA, pathLen 0) and a peer it issued (chain peer → issuer). */
+  peerIssuer: Id;
+  issuedPeer: Id;
 }
 
 async function load(r: { keyPath: string; certPath: string; kemKeyPath?: string }): Promise<Id> {
@@ -76,7 +79,18 @@ export async function makePki(): Promise<Pki> {
       issuerCert: vendorRoot.cert,
     }),
   );
-  return { dir, root, peer, operator, broker, vendorRoot, vendor };
+  const peerIssuer = await load(await newIdentity({ ...under, role: 'peer-issuer', name: 'peer-issuer' }));
+  const issuedPeer = await load(
+    await newIdentity({
+      role: 'peer',
+      name: 'peer2',
+      peerId: 'peer-2',
+      outDir: dir,
+      issuerKey: peerIssuer.key,
+      issuerCert: peerIssuer.cert,
+    }),
+  );
+  return { dir, root, peer, operator, broker, vendorRoot, vendor, peerIssuer, issuedPeer };
 }
 
 /** Runs `f` and returns the KeysError code it throws (or 'no error'). */

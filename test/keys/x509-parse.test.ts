@@ -27,7 +27,16 @@ async function openssl(args: string[]): Promise<string> {
 test('every field read from an issued certificate matches @peculiar/x509 and openssl x509', async (t) => {
   const p = await pki;
   const d = await tempDir(t);
-  for (const id of [p.root, p.peer, p.operator, p.broker, p.vendorRoot, p.vendor]) {
+  for (const id of [
+    p.root,
+    p.peer,
+    p.operator,
+    p.broker,
+    p.vendorRoot,
+    p.vendor,
+    p.peerIssuer,
+    p.issuedPeer,
+  ]) {
     const c = id.cert;
     const x = new x509.X509Certificate(ab(c.der));
     const what = c.subject;
@@ -56,7 +65,8 @@ test('every field read from an issued certificate matches @peculiar/x509 and ope
   }
   t.is(p.peer.cert.peerId, 'peer-1');
   t.deepEqual(p.peer.cert.dnsNames, ['peer1.local']);
-  t.is(p.root.cert.pathLen, 0);
+  t.is(p.root.cert.pathLen, 1);
+  t.is(p.peerIssuer.cert.pathLen, 0);
 });
 
 test('an issued CRL reads the same as @peculiar/x509 and openssl crl read it', async (t) => {

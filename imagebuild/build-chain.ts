@@ -61,7 +61,11 @@ export async function buildStage2(
   // Debian's own signature chains to a CA no db here holds: replace it with the vendor's.
   await writeFile(unsigned, await stripSignature(new Uint8Array(await readFile(o.kernel.vmlinuz))));
   await sbSign({ input: unsigned, output: signed, signer: o.kexec, epoch: ctx.epoch });
-  const initrd = await buildInitramfs({ kernel: o.kernel, sourceDateEpoch: ctx.epoch });
+  const initrd = await buildInitramfs({
+    kernel: o.kernel,
+    sourceDateEpoch: ctx.epoch,
+    extraModules: spec.coreos.kernelModules,
+  });
   const leaf = trust.keys.vendor.chain[0];
   if (leaf === undefined) throw new TypeError('vendor chain is empty');
   const { image, descriptor } = signStage2(

@@ -64,6 +64,15 @@ const Coreos = object({
     v.description('Extra files: host `src` → CoreOS `dest`'),
   ),
   network: v.exactOptional(Network),
+  kernelModules: v.pipe(
+    v.optional(
+      list(text({ pattern: /^[a-z0-9][a-z0-9_-]{0,63}$/, hint: 'is not a kernel module name' }), 64),
+      [],
+    ),
+    v.description(
+      'Kernel modules the initramfs loads at boot with their dependencies (from the kernel package), e.g. `wireguard` for the vpn module',
+    ),
+  ),
   cmdline: v.pipe(
     v.optional(
       list(text({ pattern: CMDLINE_WORD, hint: 'has characters a command line word may not' }), 256),

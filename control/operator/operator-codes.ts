@@ -95,6 +95,29 @@ broker answers with and a peer's refusals and results are in
           'The targeted peers run different manifests of the module: one command cannot be bound to both.',
         fix: 'Target the peers of one version (`--target`), or pass `--any-version`.',
       },
+      E_VPN_UNKNOWN: {
+        meaning:
+          '`mway vpn`: no online peer with the vpn module says it is the hub of (or a member of) a VPN of that name.',
+        fix: 'See `mway vpn status`; `mway vpn create` makes one (doc/vpn.md).',
+      },
+      E_VPN_EXISTS: {
+        meaning: '`mway vpn create`: a peer is already the hub of a VPN of that name; nothing was signed.',
+        fix: 'Use `mway vpn add`, or `mway vpn remove NAME --all` first.',
+      },
+      E_VPN_ADDRESSES: {
+        meaning: "`mway vpn`: the tunnel's network has no address left for a member; nothing was signed.",
+        fix: 'Make the VPN with a wider `--network`.',
+      },
+      E_VPN_ENDPOINT: {
+        meaning:
+          "`mway vpn`: the hub's signed facts hold no address the spokes could dial (or none in `--endpoint-net`); nothing was signed.",
+        fix: 'Give `--endpoint ADDRESS[:PORT]`.',
+      },
+      E_VPN_STEP: {
+        meaning:
+          "`mway vpn`: one step (a vpn module action) did not succeed on a member; `details` has the step, the jobs signed so far and each peer's report. Steps already done stay done.",
+        fix: 'Read the peer’s stderr in the message (`mway job ID` shows it whole), fix it, run the command again: each step is safe to repeat.',
+      },
       E_USAGE: { meaning: 'A bad flag or argument to `mway`.', exit: 2, fix: 'See `mway COMMAND --help`.' },
     },
   },

@@ -41,6 +41,9 @@ export const subCommands: SubCommandsDef = {
   module: lazy('Modules of the fleet: list, info, verbs, run an action', () =>
     import('./module.ts').then((m) => m.default),
   ),
+  vpn: lazy('WireGuard VPNs between peers, through the vpn module: create, add, remove, status', () =>
+    import('./vpn.ts').then((m) => m.default),
+  ),
   status: lazy('Fleet status from signed peer reports (or ask a target now)', () =>
     import('./status.ts').then((m) => m.default),
   ),

@@ -23,6 +23,7 @@ import {
   checkEnrollmentRequest,
   checkIssuedCertificate,
   createEnrollmentRequest,
+  enrollOverNats,
   isId,
   keyFingerprint,
   MAX_TOKEN_BYTES,
@@ -106,6 +107,8 @@ export async function ensureIdentity(o: {
   enroll: EnrollConfig;
   anchors: readonly Certificate[];
   broker: () => Promise<{ address: string; fingerprint?: string } | undefined>;
+  /** NATS mode: enroll through the cluster as its shared enrolling user instead (doc/nats.md). */
+  nats?: { servers: string[]; enrollNkey?: string };
   log: Log;
   stopped: () => boolean;
   maxBackoffMs?: number;
@@ -140,17 +143,20 @@ export async function ensureIdentity(o: {
     });
     // The line to compare with `mway peers pending` before accepting.
     log('info', `control: enrolling as ${peerId}: key fingerprint ${fingerprint}`);
-    const found = await o.broker();
+    const nats = o.nats;
+    const found = nats === undefined ? await o.broker() : { address: nats.servers.join(', ') };
     if (found !== undefined) {
       try {
-        const r = await enrollPeer({
-          address: found.address,
-          anchors: o.anchors,
-          request,
-          ...(found.fingerprint === undefined ? {} : { brokerFingerprint: found.fingerprint }),
-          pollMs: o.enroll.pollMs ?? 5000,
-          stopped: o.stopped,
-        });
+        const opts = { request, pollMs: o.enroll.pollMs ?? 5000, stopped: o.stopped };
+        const r =
+          nats === undefined
+            ? await enrollPeer({
+                ...opts,
+                address: found.address,
+                anchors: o.anchors,
+                ...(found.fingerprint === undefined ? {} : { brokerFingerprint: found.fingerprint }),
+              })
+            : await enrollOverNats({ ...opts, servers: nats.servers, nkey: nats.enrollNkey, log });
         if (r === undefined) return false;
         const chain = parseCertificates(r.certificate);
         // The broker is untrusted: the certificate must chain to our anchors and be for our keys.

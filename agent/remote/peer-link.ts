@@ -41,9 +41,10 @@ export interface PeerLinkConfig {
    * servers, and the peer's nkey seed file (its NATS user, whose permissions the servers'
    * config sets). The same signed commands and results; the servers are as untrusted as a broker.
    * `domain`: the cluster's JetStream domain, for a peer behind a site's leaf node (doc/nats.md,
-   * "A leaf node for a site").
+   * "A leaf node for a site"). `enrollNkey`: the shared nkey seed of the enrolling user, with
+   * `enroll` and no certificate yet (doc/nats.md, "Enrolling through NATS").
    */
-  nats?: { servers: string[]; nkey?: string; domain?: string };
+  nats?: { servers: string[]; nkey?: string; domain?: string; enrollNkey?: string };
   /** Broker certificate fingerprint to require (optional pinning). */
   brokerFingerprint?: string;
   fleet: string;
@@ -123,8 +124,6 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   const nats = o.nats === undefined ? undefined : parseNats(o.nats);
   if (nats !== undefined && o.broker !== undefined)
     bad('nats', 'a peer uses either broker or nats, not both');
-  if (nats !== undefined && o.enroll !== undefined)
-    bad('nats', 'enrollment goes through a broker; enroll first, then switch to nats');
   const anchors = paths('anchors');
   if (anchors.length === 0) bad('anchors', 'at least one trust anchor is needed');
   const enroll = o.enroll === undefined ? undefined : parseEnroll(o.enroll);
@@ -159,13 +158,14 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
   return out;
 }
 
-function parseNats(raw: unknown): { servers: string[]; nkey?: string; domain?: string } {
+function parseNats(raw: unknown): NonNullable<PeerLinkConfig['nats']> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('nats', 'expected an object');
   const n = raw as Record<string, unknown>;
   for (const k of Object.keys(n))
-    if (k !== 'servers' && k !== 'nkey' && k !== 'domain') bad(`nats.${k}`, 'unknown key');
-  if (n.nkey !== undefined && !(typeof n.nkey === 'string' && n.nkey.startsWith('/')))
-    bad('nats.nkey', 'expected the absolute path of an nkey seed file');
+    if (!['servers', 'nkey', 'domain', 'enrollNkey'].includes(k)) bad(`nats.${k}`, 'unknown key');
+  for (const k of ['nkey', 'enrollNkey'])
+    if (n[k] !== undefined && !(typeof n[k] === 'string' && n[k].startsWith('/')))
+      bad(`nats.${k}`, 'expected the absolute path of an nkey seed file');
   // A JetStream domain is one subject token of $JS.<domain>.API.
   if (n.domain !== undefined && !(typeof n.domain === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(n.domain)))
     bad('nats.domain', 'expected a JetStream domain name (1..64 of A-Z a-z 0-9 _ -)');
@@ -181,6 +181,7 @@ function parseNats(raw: unknown): { servers: string[]; nkey?: string; domain?: s
     servers: s as string[],
     ...(typeof n.nkey === 'string' ? { nkey: n.nkey } : {}),
     ...(typeof n.domain === 'string' ? { domain: n.domain } : {}),
+    ...(typeof n.enrollNkey === 'string' ? { enrollNkey: n.enrollNkey } : {}),
   };
 }
 
@@ -206,8 +207,11 @@ export function resolveControlPaths(raw: unknown, resolve: (p: string) => string
     };
   }
   const n = o.nats;
-  if (typeof n === 'object' && n !== null && !Array.isArray(n) && 'nkey' in n)
-    o.nats = { ...(n as Record<string, unknown>), nkey: one((n as Record<string, unknown>).nkey) };
+  if (typeof n === 'object' && n !== null && !Array.isArray(n)) {
+    const x = { ...(n as Record<string, unknown>) };
+    for (const k of ['nkey', 'enrollNkey']) if (k in x) x[k] = one(x[k]);
+    o.nats = x;
+  }
   return o;
 }
 
@@ -342,6 +346,7 @@ export async function startPeerLink(options: {
         enroll: cfg.enroll,
         anchors,
         broker: () => brokerAddress(cfg, log),
+        ...(cfg.nats === undefined ? {} : { nats: cfg.nats }),
         log,
         stopped: () => stopped,
         ...(cfg.maxBackoffMs === undefined ? {} : { maxBackoffMs: cfg.maxBackoffMs }),

@@ -34,18 +34,14 @@ export interface RequestContext extends BrokerContext {
   readonly jobs: BrokerJobs;
 }
 
-export function handleRequest(
-  b: RequestContext,
-  s: Session,
-  m: Message,
-): Record<string, unknown> | undefined {
+/**
+ * `enroll-request` and `enroll-status`, from an anonymous connection: the same answer whichever
+ * transport carried the question (a TLS connection without a certificate, or NATS).
+ */
+export function answerEnrollment(b: BrokerContext, m: Message): Record<string, unknown> {
   const now = b.now();
   const iso = now.toISOString();
   switch (m.kind) {
-    case 'ping':
-      return { time: iso };
-
-    // ---- anonymous: enrollment ----
     case 'enroll-request': {
       const req = checkEnrollmentRequest(m.request, now);
       // A stale request of the same key goes first, so this fresh one is the one kept.
@@ -86,6 +82,26 @@ export function handleRequest(
         ...(e.certificate === null ? {} : { certificate: e.certificate }),
       };
     }
+    default:
+      throw new ControlError('E_PROTOCOL', `${m.kind} is not an enrollment question`);
+  }
+}
+
+export function handleRequest(
+  b: RequestContext,
+  s: Session,
+  m: Message,
+): Record<string, unknown> | undefined {
+  const now = b.now();
+  const iso = now.toISOString();
+  switch (m.kind) {
+    case 'ping':
+      return { time: iso };
+
+    // ---- anonymous: enrollment (over NATS too: nats-enroll.ts) ----
+    case 'enroll-request':
+    case 'enroll-status':
+      return answerEnrollment(b, m);
 
     // ---- operators ----
     case 'enrollment-list':

@@ -2,7 +2,8 @@
 // from TLS sessions, so the peer is named by its signature, never by the subject an untrusted
 // server delivered it on. A result is verified (chain to the anchors, CRLs) and must sit under
 // its signer's own subject before the job bookkeeping sees it; a status must be its signer's and
-// makes the peer known to the broker as a TLS hello would.
+// makes the peer known to the broker as a TLS hello would. Enrollment questions are answered
+// here too (nats-enroll.ts).
 import { errorMessage } from '../../common/index.ts';
 import type { Envelope } from '../../keys/index.ts';
 import {
@@ -14,6 +15,7 @@ import {
   verifyStatus,
 } from '../wire/index.ts';
 import type { BrokerContext } from './broker-context.ts';
+import { startNatsEnrollment } from './nats-enroll.ts';
 import type { NatsRelay } from './nats-relay.ts';
 
 /** What the bridge hands on (BrokerJobs implements it). */
@@ -82,10 +84,13 @@ export function startNatsBridge(b: BrokerContext, relay: NatsRelay, sink: PeerAn
       refuse('status', subject, e);
     }
   });
+  // Machines without a certificate enroll through NATS as over TLS (nats-enroll.ts).
+  const enrollment = startNatsEnrollment(b, relay);
   return {
     stop() {
       answers.stop();
       status.stop();
+      enrollment.stop();
     },
   };
 }

@@ -10,6 +10,7 @@ import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '../../keys/index.ts';
 import {
+  ALL_ENROLL,
   CMD_STREAM,
   ControlError,
   connectNats,
@@ -226,6 +227,19 @@ export class NatsRelay {
         sub.unsubscribe();
       },
     };
+  }
+
+  /**
+   * Answers every enrollment question (core NATS request/reply on `mway.enroll.*`) with what `on`
+   * returns for it; a message without a reply subject gets no answer.
+   */
+  serveEnrollment(on: (subject: string, body: Uint8Array) => Uint8Array): { stop(): void } {
+    const sub = this.#nc.subscribe(ALL_ENROLL, {
+      callback: (_e, m) => {
+        if (m.reply !== undefined && m.reply !== '') m.respond(on(m.subject, m.data));
+      },
+    });
+    return { stop: () => sub.unsubscribe() };
   }
 
   /** Calls `on` with every status a peer publishes (core NATS: only while connected). */

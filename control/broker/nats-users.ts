@@ -1,5 +1,5 @@
 // NATS mode's users file (doc/nats.md, doc/nats-users.schema.json): the public nkey of the
-// broker, of each peer and of each auditor. From it `milkywaysrvd nats-authorization` writes the
+// broker, of each peer, of each auditor and of the shared enrolling user. From it `milkywaysrvd nats-authorization` writes the
 // servers' `authorization` block, every user with the permissions of its role
 // (control/wire/nats-permissions.ts). Public keys only: the servers' config holds no secret.
 import { readFile } from 'node:fs/promises';
@@ -16,6 +16,12 @@ const id = () => text({ pattern: /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, hint: '
 const natsUsersSchema = configObject({
   broker: v.pipe(nkey(), v.description("The broker's public nkey (milkywaysrvd nats-user)")),
   peers: v.pipe(record(id(), nkey()), v.description('Peer id → its public nkey')),
+  enroll: v.pipe(
+    v.optional(nkey()),
+    v.description(
+      'The public nkey every machine without a certificate enrolls with (one shared seed in the image; doc/nats.md)',
+    ),
+  ),
   auditors: v.pipe(
     v.optional(record(id(), nkey()), {}),
     v.description('Name → public nkey of a user that may read the audit stream (mway audit --nats)'),
@@ -52,7 +58,12 @@ export async function readNatsUsers(path: string): Promise<NatsUsers> {
 export function natsAuthorization(u: NatsUsers): {
   users: Array<{ nkey: string; permissions: NatsPermissions }>;
 } {
-  const keys = [u.broker, ...Object.values(u.peers), ...Object.values(u.auditors)];
+  const keys = [
+    u.broker,
+    ...Object.values(u.peers),
+    ...Object.values(u.auditors),
+    ...(u.enroll === undefined ? [] : [u.enroll]),
+  ];
   const dup = keys.find((k, i) => keys.indexOf(k) !== i);
   if (dup !== undefined)
     throw new BrokerError('E_CONFIG', `NATS users: nkey ${dup} is given to two users; each needs its own`);
@@ -67,6 +78,9 @@ export function natsAuthorization(u: NatsUsers): {
         nkey: k,
         permissions: natsPermissions({ role: 'auditor', name }),
       })),
+      ...(u.enroll === undefined
+        ? []
+        : [{ nkey: u.enroll, permissions: natsPermissions({ role: 'enroll' }) }]),
     ],
   };
 }

@@ -13,6 +13,7 @@ export * from './nats-audit.ts';
 export * from './nats-backlog.ts';
 export * from './nats-connect.ts';
 export * from './nats-credentials.ts';
+export * from './nats-enroll.ts';
 export * from './nats-peer.ts';
 export * from './nats-permissions.ts';
 export * from './nats-subjects.ts';

@@ -5,6 +5,7 @@
 // signatures. Every request's reply comes back on the user's own inbox prefix, so no user needs
 // `_INBOX.>`, which would let it read every other client's replies.
 import {
+  ALL_ENROLL,
   ALL_GROUPS,
   AUDIT_STREAM,
   CMD_STREAM,
@@ -21,12 +22,18 @@ export interface NatsPermissions {
 export type NatsRole =
   | { role: 'peer'; peerId: string }
   | { role: 'broker' }
-  | { role: 'auditor'; name: string };
+  | { role: 'auditor'; name: string }
+  /** A machine that has no certificate yet (one shared nkey for all of them, doc/nats.md). */
+  | { role: 'enroll' };
+
+/** Where the broker answers enrolling machines (it may publish there, they may read it). */
+const ENROLL_INBOX = '_INBOX.enroll';
 
 /** The inbox prefix a user's client must use (`inboxPrefix` of the NATS client): its replies arrive under it. */
 export function inboxPrefix(who: NatsRole): string {
   if (who.role === 'peer') return `_INBOX.peer.${subjectToken(who.peerId)}`;
   if (who.role === 'auditor') return `_INBOX.auditor.${subjectToken(who.name)}`;
+  if (who.role === 'enroll') return ENROLL_INBOX;
   return '_INBOX.broker';
 }
 
@@ -48,12 +55,29 @@ function peer(peerId: string): NatsPermissions {
   };
 }
 
-/** The broker stores commands and memberships, administers the streams and reads answers and statuses. */
+/**
+ * The broker stores commands and memberships, administers the streams, reads answers and
+ * statuses, and answers enrollment requests (on the enrolling machines' inbox).
+ */
 function broker(): NatsPermissions {
   return {
-    publish: { allow: ['mway.cmd.>', '$JS.API.>'] },
-    subscribe: { allow: ['mway.res.>', 'mway.status.*', `${inboxPrefix({ role: 'broker' })}.>`] },
+    publish: { allow: ['mway.cmd.>', '$JS.API.>', `${ENROLL_INBOX}.>`] },
+    subscribe: {
+      allow: ['mway.res.>', 'mway.status.*', ALL_ENROLL, `${inboxPrefix({ role: 'broker' })}.>`],
+    },
   };
+}
+
+/**
+ * A machine without a certificate may only ask the broker for one and read the answers. The
+ * credential is shared by every enrolling machine (it is in the image), so what it allows is
+ * what the TLS broker's anonymous port allows anyone who reaches it: sending signed requests
+ * (each only under its own key's subject, which the broker checks) and reading answers, which
+ * hold certificates (public) and request states. It cannot publish an answer, read a request,
+ * or touch a stream.
+ */
+function enroll(): NatsPermissions {
+  return { publish: { allow: [ALL_ENROLL] }, subscribe: { allow: [`${ENROLL_INBOX}.>`] } };
 }
 
 /** An auditor (`mway audit --nats`) reads the audit stream and nothing else. */
@@ -69,5 +93,6 @@ function auditor(name: string): NatsPermissions {
 export function natsPermissions(who: NatsRole): NatsPermissions {
   if (who.role === 'peer') return peer(who.peerId);
   if (who.role === 'auditor') return auditor(who.name);
+  if (who.role === 'enroll') return enroll();
   return broker();
 }

@@ -42,6 +42,18 @@ export function statusSubject(peerId: string): string {
   return `mway.status.${subjectToken(peerId)}`;
 }
 
+/**
+ * Where a machine without a certificate asks for one (core NATS request/reply, not stored):
+ * `requestId` is its key's (enrollment.ts), so the broker checks the request it carries is
+ * signed by the key the subject names.
+ */
+export function enrollSubject(requestId: string): string {
+  return `mway.enroll.${subjectToken(requestId)}`;
+}
+
+/** Every enrollment subject (the broker's subscription). */
+export const ALL_ENROLL = 'mway.enroll.*';
+
 /** The de-duplication id of a delivery: one per job and peer, so a retried publish is stored once. */
 export function deliveryMsgId(jobId: string, peerId: string): string {
   return `d.${subjectToken(jobId)}.${subjectToken(peerId)}`;

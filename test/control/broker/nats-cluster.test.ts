@@ -239,6 +239,17 @@ test('the nats key of the peer link config: bad values are E_LINK_CONFIG naming 
     nats: { servers: ['nats://10.0.0.5:4222'], domain: 'hub' },
   });
   t.deepEqual(withDomain.nats, { servers: ['nats://10.0.0.5:4222'], domain: 'hub' });
+  // Enrolling through NATS (doc/nats.md): the shared enrolling seed beside the peer's own.
+  const enrolling = parsePeerLinkConfig({
+    ...base,
+    enroll: { dir: '/e' },
+    nats: { servers: ['nats://10.0.0.5:4222'], nkey: '/e/peer.nk', enrollNkey: '/usr/share/enroll.nk' },
+  });
+  t.deepEqual(enrolling.nats, {
+    servers: ['nats://10.0.0.5:4222'],
+    nkey: '/e/peer.nk',
+    enrollNkey: '/usr/share/enroll.nk',
+  });
   for (const [nats, extra, key] of [
     [{ servers: [] }, {}, 'nats.servers'],
     [{ servers: ['10.0.0.5:4222'] }, {}, 'nats.servers'],
@@ -249,7 +260,7 @@ test('the nats key of the peer link config: bad values are E_LINK_CONFIG naming 
     [{ servers: ['nats://10.0.0.5:4222'], domain: '' }, {}, 'nats.domain'],
     ['nats://10.0.0.5:4222', {}, 'nats'],
     [{ servers: ['nats://10.0.0.5:4222'] }, { broker: '10.0.0.5:7443' }, 'nats'],
-    [{ servers: ['nats://10.0.0.5:4222'] }, { enroll: { dir: '/e' } }, 'nats'],
+    [{ servers: ['nats://10.0.0.5:4222'], enrollNkey: 'enroll.nk' }, {}, 'nats.enrollNkey'],
   ] as const) {
     const e = t.throws(() => parsePeerLinkConfig({ ...base, ...extra, nats }));
     t.is((e as { code?: string }).code, 'E_LINK_CONFIG');

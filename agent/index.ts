@@ -9,3 +9,4 @@ export { COMPILE_CACHE_SUBDIR } from './core/compile-cache.ts';
 export { AGENT_EXEC_ARGV, agentEnv } from './core/rt-signals.ts';
 export { AGENT_TUNING, agentConfigFormat } from './core/agent-config.ts';
 export { SECURE_CONFIG_ENTRIES, secureConfigFormat } from './core/trust.ts';
+export { buildUserAvcHelper, USER_AVC_HELPER } from './dbus/user-avc-build.ts';

@@ -5,7 +5,7 @@
 import { chmod, copyFile, cp, mkdir, readdir, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { pathExists, requireTool, run } from '../common/index.ts';
-import { AGENT_EXEC_ARGV, agentEnv } from '../agent/index.ts';
+import { AGENT_EXEC_ARGV, agentEnv, buildUserAvcHelper, USER_AVC_HELPER } from '../agent/index.ts';
 import { COREOS_COMPILE_CACHE, fillAgentCompileCache } from './agent-compile-cache.ts';
 import { binaryClosure } from './binary-closure.ts';
 import { MOUNT_POINTS } from '../platform/index.ts';
@@ -196,6 +196,8 @@ export async function buildCoreosTree(
     await put(root, dest, f.src);
   }
   await put(root, '/bin/busybox', busybox);
+  // The agent's USER_AVC sender: how its local API logs an SELinux denial (doc/selinux.md).
+  await buildUserAvcHelper(join(root, USER_AVC_HELPER));
   // kmod is one binary under many names.
   for (const name of ['modprobe', 'insmod', 'rmmod', 'lsmod', 'modinfo', 'depmod'])
     await symlink('../bin/kmod', join(root, 'usr/sbin', name));

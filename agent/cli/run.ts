@@ -66,6 +66,13 @@ export async function runAgent(args: {
         warn: (m) => agent.warn(m),
       });
   }
+  // The system bus's directory exists before the boot's services start, so their sandboxes
+  // (with SELinux on) bind it and see the socket the bus makes there after the boot.
+  if (realPid1 && config.dbus !== undefined && config.dbus.address === undefined) {
+    const { mkdir } = await import('node:fs/promises');
+    const { SYSTEM_BUS_DIR } = await import('../services/sandbox.ts');
+    await mkdir(SYSTEM_BUS_DIR, { recursive: true, mode: 0o755 }).catch(() => undefined);
+  }
   await agent.boot();
   flushAgentCompileCache();
   if (config.dbus !== undefined) {

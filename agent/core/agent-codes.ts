@@ -100,7 +100,8 @@ failed in \`LayerInfo.error.code\`.`,
     'D-Bus layer': {
       E_DBUS_BAD_ARGUMENT: 'a name or path argument is malformed (the message quotes it)',
       E_DBUS_ACCESS_DENIED: {
-        meaning: 'the caller may not call a control method (uid check or bus policy)',
+        meaning:
+          'the caller may not call this method (a control method: uid check or bus policy; any method: the SELinux policy)',
         exit: 4,
       },
       E_DBUS_UNREACHABLE: {

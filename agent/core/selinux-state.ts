@@ -92,6 +92,8 @@ export interface AccessDecision {
   allowed: boolean;
   /** The kernel says to log a denial of this permission (no dontaudit rule). */
   audit: boolean;
+  /** The source is a permissive domain: a denial is logged, not enforced (AVD_FLAGS_PERMISSIVE). */
+  permissive: boolean;
 }
 
 /**
@@ -116,7 +118,7 @@ export function computeAccess(
     const buf = Buffer.alloc(256);
     const n = readSync(fd, buf, 0, buf.length, null);
     // "allowed decided auditallow auditdeny seqno flags", hex but seqno.
-    const [allowed, , , auditdeny] = buf
+    const [allowed, , , auditdeny, , flags] = buf
       .toString('latin1', 0, n)
       .trim()
       .split(/\s+/)
@@ -125,6 +127,7 @@ export function computeAccess(
     return {
       allowed: (Math.floor((allowed ?? 0) / mask) & 1) === 1,
       audit: (Math.floor((auditdeny ?? 0xffffffff) / mask) & 1) === 1,
+      permissive: ((flags ?? 0) & 1) === 1,
     };
   } catch (e) {
     throw new AgentError(

@@ -1,10 +1,13 @@
 // The agent's local API on D-Bus: owns org.milkyway.Agent1 at /org/milkyway/Agent1, turns
 // method calls into AgentApi calls and the agent's change events into signals. Who may
-// call what is decided twice: by the bus policy (agent/dbus/org.milkyway.Agent1.conf) and
-// here, from the caller's uid as the bus daemon reports it, so a missing or edited
-// policy file cannot open control to everyone.
+// call what is decided by the bus policy (agent/dbus/org.milkyway.Agent1.conf) and again
+// here, from the caller's credentials as the bus daemon reports them: its uid (control
+// methods are root's), so a missing or edited policy file cannot open control to everyone,
+// and with SELinux on its context, checked with the loaded policy before every method
+// (dbus-access.ts), so a root service of a layer reaches no more than its domain may.
 import dbus, { type Message } from 'dbus-next';
 import { isMilkyWayError } from '../../common/index.ts';
+import { type ApiAccess, apiAccess, type Caller, METHOD_ACCESS } from './dbus-access.ts';
 import type { DbusAgentApi as AgentApi } from './dbus-api.ts';
 import { type BusConnection, openBus } from './dbus-bus.ts';
 import { agentChangeSignal } from './dbus-signals.ts';
@@ -31,6 +34,8 @@ export interface DbusServiceOptions {
   log: LogFn;
   /** Uids allowed to call the control methods (default: root only). */
   controlUids?: readonly number[];
+  /** The SELinux check (default: the running kernel's policy, when SELinux is on). */
+  access?: ApiAccess;
 }
 
 export interface DbusService {
@@ -41,9 +46,10 @@ export interface DbusService {
 const LAYER_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$/;
 const SERVICE_RE = /^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}(?:\/[A-Za-z0-9][A-Za-z0-9._@+-]{0,127})?$/;
 const MAX_PATH = 4096;
-// Unique connection names are never reused while a bus runs, so a sender's uid can be
-// cached; the cap only bounds memory when many short-lived clients call.
-const UID_CACHE_MAX = 1024;
+// Unique connection names are never reused while a bus runs, and a connection's credentials
+// are those the bus read when it connected, so they can be cached; the cap only bounds
+// memory when many short-lived clients call.
+const CALLER_CACHE_MAX = 1024;
 const RECONNECT_MAX_MS = 30_000;
 // Anyone may call the read methods; a cap on calls in flight keeps a flood of GetLogs
 // from piling up replies in PID 1's memory (the bus daemon bounds each connection too).
@@ -121,16 +127,40 @@ async function dispatch(api: AgentApi, member: MethodName, body: unknown[]): Pro
 function attach(conn: BusConnection, options: DbusServiceOptions): () => void {
   const { api, log } = options;
   const controlUids = new Set(options.controlUids ?? [0]);
-  const uids = new Map<string, number>();
+  const access = options.access ?? apiAccess({ log });
+  const callers = new Map<string, Caller>();
 
-  const uidOf = async (sender: string): Promise<number> => {
-    const cached = uids.get(sender);
+  // GetConnectionCredentials (D-Bus 1.10+): the uid, pid and, with an LSM, the socket's label
+  // (SO_PEERSEC, NUL-terminated bytes) as dbus-daemon read them when the caller connected.
+  const callerOf = async (sender: string): Promise<Caller> => {
+    const cached = callers.get(sender);
     if (cached !== undefined) return cached;
-    const [uid] = await conn.driver('GetConnectionUnixUser', 's', [sender], 5_000);
-    if (typeof uid !== 'number') throw new Error(`GetConnectionUnixUser returned ${String(uid)}`);
-    if (uids.size >= UID_CACHE_MAX) uids.clear();
-    uids.set(sender, uid);
-    return uid;
+    const [creds] = await conn.driver('GetConnectionCredentials', 's', [sender], 5_000);
+    const value = (k: string): unknown =>
+      (creds as Record<string, { value?: unknown } | undefined> | undefined)?.[k]?.value;
+    const uid = value('UnixUserID');
+    if (typeof uid !== 'number') throw new Error(`GetConnectionCredentials gave no UnixUserID for ${sender}`);
+    const pid = value('ProcessID');
+    const label = value('LinuxSecurityLabel');
+    const context =
+      label instanceof Uint8Array ? Buffer.from(label).toString('latin1').replace(/\0+$/, '') : undefined;
+    const caller: Caller = {
+      sender,
+      uid,
+      pid: typeof pid === 'number' ? pid : undefined,
+      context: context === '' || context === 'unconfined' ? undefined : context,
+    };
+    if (callers.size >= CALLER_CACHE_MAX) callers.clear();
+    callers.set(sender, caller);
+    return caller;
+  };
+
+  // The object a method concerns, as a context: the agent's own, or the layer's whose service
+  // it names (its domain and pair, as the agent runs it).
+  const targetOf = async (member: MethodName, body: unknown[]): Promise<string | undefined> => {
+    if (METHOD_ACCESS[member].target === 'agent') return undefined;
+    const info = await api.getService(nameArg(body[0], 'service'));
+    return info.selinux?.context;
   };
 
   const reply = (msg: Message, signature: string, body: unknown[]): void => {
@@ -152,8 +182,22 @@ function attach(conn: BusConnection, options: DbusServiceOptions): () => void {
       return;
     }
     try {
+      if (access.enabled) {
+        const caller = await callerOf(msg.sender);
+        const verdict = await access.check(caller, member, await targetOf(member, msg.body));
+        if (!verdict.allowed) {
+          log(
+            'warn',
+            `D-Bus: SELinux refused ${member} (${verdict.perm}) to ${caller.context ?? 'an unlabelled caller'} (${msg.sender})`,
+          );
+          throw new CallError(
+            errorNameOf('E_DBUS_ACCESS_DENIED'),
+            `${member} is not allowed to ${caller.context ?? 'an unlabelled caller'} (SELinux: ${verdict.perm})`,
+          );
+        }
+      }
       if (spec.control) {
-        const uid = await uidOf(msg.sender);
+        const { uid } = await callerOf(msg.sender);
         if (!controlUids.has(uid)) {
           log('warn', `D-Bus: refused ${member} from uid ${uid} (${msg.sender})`);
           throw new CallError(

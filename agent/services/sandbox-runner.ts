@@ -4,6 +4,7 @@
 // is the restart policy's (service-unit.ts). Moved here from service-unit.ts unchanged:
 // the cgroup entry, the reaper namespace, the info-fd pid walk, stop and kill.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireTool } from '../../common/index.ts';
@@ -17,7 +18,7 @@ import {
 } from './cgroup.ts';
 import { childrenOf, descendantAt, descendantsOf } from './proc-tree.ts';
 import type { Run, RunExit, Runner, RunOptions } from './runner.ts';
-import { bwrapArgs, selinuxEnabled } from './sandbox.ts';
+import { bwrapArgs, SYSTEM_BUS_DIR, selinuxEnabled } from './sandbox.ts';
 import type { ServiceLog } from './service-log.ts';
 import type { UnitSpec } from './unit-spec.ts';
 
@@ -117,6 +118,10 @@ export class SandboxRunner implements Runner {
       ...(mounted === undefined ? {} : { writableRoot: mounted }),
       infoFd: 3,
       selinux: selinuxEnabled(),
+      // With SELinux on, a layer reaches the agent's local API, and the policy and the agent's
+      // check (agent/dbus/dbus-access.ts) decide what it may call; with SELinux off it does
+      // not: uids alone would let a root service control every layer.
+      ...(selinuxEnabled() && existsSync(SYSTEM_BUS_DIR) ? { systemBusDir: SYSTEM_BUS_DIR } : {}),
     });
     // A supervised process lives as long as the service, so it is spawned directly rather
     // than through common/exec.ts run(), which waits for the program to finish.

@@ -10,6 +10,8 @@ import type { UnitSpec } from './unit-spec.ts';
 /** Where the notify socket's directory is bound inside the sandbox. */
 export const NOTIFY_DIR_IN_SANDBOX = '/run/milkyway-notify';
 export const NOTIFY_SOCKET_IN_SANDBOX = `${NOTIFY_DIR_IN_SANDBOX}/notify.sock`;
+/** The system bus's socket directory, in the agent's root and in a sandbox. */
+export const SYSTEM_BUS_DIR = '/run/dbus';
 
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 // Needed by setpriv to switch user and set the bounding set; setpriv then drops them.
@@ -39,6 +41,8 @@ export interface SandboxOptions {
   writableRoot?: string;
   /** Host device nodes bound in at the same path (a module action's declared `devices`). */
   devices?: readonly string[];
+  /** The system bus's directory, bound read-only at /run/dbus: the agent's local API. */
+  systemBusDir?: string;
 }
 
 /** What the sandbox is built from: a service's UnitSpec, or a module action's (agent/modules/). */
@@ -80,6 +84,10 @@ export function bwrapArgs(spec: SandboxSpec, options: SandboxOptions = {}): stri
   for (const d of options.devices ?? []) a.push('--dev-bind', d, d);
   for (const b of spec.binds) a.push(b.readOnly ? '--ro-bind' : '--bind', b.src, b.dest);
   if (options.notifyDir !== undefined) a.push('--bind', options.notifyDir, NOTIFY_DIR_IN_SANDBOX);
+  // The directory, not the socket: the bus starts after the boot's services, and a restarted
+  // bus makes a new socket there. A read-only bind still lets a client connect (only the
+  // socket's own permissions and the policy count for connect(2)).
+  if (options.systemBusDir !== undefined) a.push('--ro-bind', options.systemBusDir, SYSTEM_BUS_DIR);
   a.push('--chdir', spec.workingDirectory, '--clearenv');
   const env: Record<string, string> = { PATH: DEFAULT_PATH, HOME: '/', ...spec.environment };
   if (options.notifyDir !== undefined) env.NOTIFY_SOCKET = NOTIFY_SOCKET_IN_SANDBOX;

@@ -18,7 +18,7 @@ import test from 'ava';
 import { chmod, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../common/exec.ts';
+import { requireTool, run } from '../../common/exec.ts';
 import { extractPartition, part } from '../../imagebuild/disk-read.ts';
 import { readGpt } from '../../formats/index.ts';
 import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
@@ -96,6 +96,28 @@ say mknod "$(/probe mknod /tmp/disk)"
 # Another layer's process, by the pidfd its owner hands out.
 say signal "$(ask signal mway-probe-c-pid)"
 say ptrace "$(ask ptrace mway-probe-c-pid)"
+# The agent's local API: the system bus is bound in with SELinux on (not off), and the bus
+# starts after the boot. Debian's dbus-send, as root: the XML bus policy lets root call all.
+api() {
+  DBUS_SYSTEM_BUS_ADDRESS=unix:path=/run/dbus/system_bus_socket /dbus-send --system --print-reply=literal --reply-timeout=60000 --dest=org.milkyway.Agent1 /org/milkyway/Agent1 "org.milkyway.Agent1.$@" 2>&1 | tr '\\n' ' '
+}
+if [ -d /run/dbus ]; then
+  i=0
+  while :; do
+    r=$(api GetStatus)
+    case "$r" in *"Failed to connect"*|*ServiceUnknown*|*NameHasNoOwner*) ;; *) break ;; esac
+    i=$((i + 1)); [ $i -lt 300 ] || break
+    sleep 1
+  done
+  # The part a test asserts (grep -o PATTERN), or the first 300 characters when it is not there.
+  part() { m=$(echo "$1" | grep -o "$2") && echo "$m" || echo "$1" | head -c 300; }
+  say api_status "$(part "$r" '"selinux":{"mode":"[a-z]*"')"
+  say api_own "$(part "$(api GetService string:probe-b/prober)" '"name":"probe-b/prober"')"
+  say api_other_logs "$(api GetLogs string:probe-a/keeper uint32:1 | head -c 300)"
+  say api_install "$(api InstallLayer string:/nonexistent.mwl | head -c 300)"
+else
+  say api_status "no /run/dbus"
+fi
 # A CoreOS program (a separate exec, not a shell builtin) runs in the caller's domain.
 say utility "$(/usr/bin/node -e "process.stdout.write(require('fs').readFileSync('/proc/self/attr/current','utf8').replace(/\\0/g,''))")"
 say done yes
@@ -218,6 +240,9 @@ function disk(mode: 'enforcing' | 'permissive' | 'off'): Promise<BuildResult> {
         shared,
       );
       await writeFile(join(b, 'rootfs', 'probe-b.sh'), PROBE_B, { mode: 0o755 });
+      // Debian's D-Bus client: its libraries are dbus-daemon's, which CoreOS carries.
+      await copyFile(await requireTool('dbus-send'), join(b, 'rootfs', 'dbus-send'));
+      await chmod(join(b, 'rootfs', 'dbus-send'), 0o755);
       const spec = validateImageSpec(
         {
           name: 'selinux',
@@ -384,6 +409,18 @@ test.serial(
     // access check (pidfd_getfd) has no such wall, and SELinux refuses it.
     t.is(res.signal, 'signal: refused: pidfd_send_signal: Invalid argument');
     t.is(res.ptrace, 'ptrace: refused: pidfd_getfd: Operation not permitted');
+    // The local API, as the agent checks it with the policy: the machine's status and its own
+    // service's details work; another layer's logs and a control method are refused.
+    t.is(res.api_status, '"selinux":{"mode":"enforcing"');
+    t.is(res.api_own, '"name":"probe-b/prober"');
+    t.regex(
+      res.api_other_logs ?? '',
+      /^Error org\.milkyway\.Agent1\.Error\.E_DBUS_ACCESS_DENIED: GetLogs is not allowed to system_u:system_r:mway_probe-b_t:s0:c\d+,c\d+ \(SELinux: read\)/,
+    );
+    t.regex(
+      res.api_install ?? '',
+      /^Error org\.milkyway\.Agent1\.Error\.E_DBUS_ACCESS_DENIED: InstallLayer is not allowed to system_u:system_r:mway_probe-b_t:s0:c\d+,c\d+ \(SELinux: control\)/,
+    );
     const avc = denials(b.lines);
     const domain = (res.context ?? '').split(':')[2] ?? '?';
     // Each refusal is exactly one AVC of probe-b's: the class, the permission and the target.
@@ -399,6 +436,19 @@ test.serial(
       ['probe-a’s private data by handle', /tclass=dir\b/, /\{ search \}/, 'object_r:mway_probe-a_data_t'],
       ['a block device node', /tclass=capability\b/, /\{ mknod \}/, `system_r:${domain}`],
       ['ptrace of probe-c', /tclass=process\b/, /\{ ptrace \}/, 'system_r:mway_probe-c_t'],
+      // The agent's own (USER_AVC) records: the kernel prints them as it prints its own.
+      [
+        'probe-a’s logs on the local API',
+        /tclass=milkyway_agent_api\b/,
+        /\{ read \}/,
+        'system_r:mway_probe-a_t',
+      ],
+      [
+        'InstallLayer on the local API',
+        /tclass=milkyway_agent_api\b/,
+        /\{ control \}/,
+        'system_r:milkyway_agent_t',
+      ],
     ];
     for (const [what, tclass, perm, target] of probes)
       t.is(
@@ -453,6 +503,11 @@ test.serial(
     t.regex(res.handle_a ?? '', /^handle: read \d+ bytes: secret-of-probe-a$/);
     t.is(res.mknod, 'mknod: made /tmp/disk');
     t.regex(res.ptrace ?? '', /^ptrace: took descriptor 0 as \d+$/);
+    // The agent logs its denials and lets the calls through: the logs come, the install fails
+    // on its path.
+    t.is(res.api_status, '"selinux":{"mode":"permissive"');
+    t.notRegex(res.api_other_logs ?? '', /^Error/);
+    t.regex(res.api_install ?? '', /^Error org\.milkyway\.Agent1\.Error\.E_(?!DBUS_ACCESS_DENIED)/);
     // Bottlerocket's criterion: the agent, the kernel, the example layer and the keepers run
     // without a single denial; every one logged involves probe-b, whose attempts they are.
     const avc = denials(b.lines);
@@ -494,6 +549,8 @@ test.serial(
     t.regex(b.results.handle_a ?? '', /^handle: read \d+ bytes: secret-of-probe-a$/);
     t.is(b.results.mknod, 'mknod: made /tmp/disk');
     t.regex(b.results.ptrace ?? '', /^ptrace: took descriptor 0 as \d+$/);
+    // Uids alone would let a root service control every layer: no bus in the sandbox.
+    t.is(b.results.api_status, 'no /run/dbus');
     t.is(denials(b.lines).length, 0);
     t.deepEqual(reportedDenials(b.lines), [], 'no SELinux, no count');
     t.true(b.poweredOff);

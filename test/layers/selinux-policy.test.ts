@@ -14,6 +14,7 @@ import { readKernelSelinux } from '../../imagebuild/kernel-selinux.ts';
 import { DEFAULT_KERNEL_CACHE, fetchKernel } from '../../imagebuild/kernel-package.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { CLASSES_CIL, expectedClassesCil } from '../../scripts/selinux-classes.ts';
+import { METHOD_ACCESS } from '../../agent/dbus/dbus-access.ts';
 import { METHODS } from '../../agent/dbus/dbus-names.ts';
 
 const USERSPACE_CLASSES = ['dbus', 'milkyway_agent_api'];
@@ -189,35 +190,34 @@ test("sesearch: all a layer may do to the agent's domain — its stdio, the noti
   ]);
 });
 
-test('sesearch: every method of org.milkyway.Agent1 — a layer may call the read ones, never a control one; the agent all', async (t) => {
+test('sesearch: every method of org.milkyway.Agent1 — a layer may call the read ones on the agent and its own services, never a control one; the agent all', async (t) => {
   t.timeout(10 * 60_000);
   const policy = await policyFile(t);
-  // The local API's methods map onto milkyway_agent_api: read for the read methods, control for
-  // the rest (the same split the bus policy file and the agent's uid check make).
-  const allowed = async (source: string, perm: string): Promise<boolean> =>
-    (
-      await sesearch(policy, [
-        '-A',
-        '-s',
-        source,
-        '-t',
-        'milkyway_agent_t',
-        '-c',
-        'milkyway_agent_api',
-        '-p',
-        perm,
-      ])
-    ).length > 0;
+  // The local API's methods map onto milkyway_agent_api as the agent checks them
+  // (agent/dbus/dbus-access.ts): read for the read methods, control for the rest (the same split
+  // the bus policy file and the agent's uid check make), on the agent or on the layer whose
+  // service a method names. sesearch -t matches a rule written with `self` too.
+  const allowed = async (source: string, perm: string, target = 'milkyway_agent_t'): Promise<boolean> =>
+    (await sesearch(policy, ['-A', '-s', source, '-t', target, '-c', 'milkyway_agent_api', '-p', perm]))
+      .length > 0;
   const methods = Object.entries(METHODS);
   t.deepEqual(
     methods.filter(([, m]) => !m.control).map(([n]) => n),
     ['GetStatus', 'ListLayers', 'ListServices', 'GetService', 'GetLogs'],
   );
+  for (const [name, m] of methods)
+    t.is(METHOD_ACCESS[name as keyof typeof METHODS].perm === 'control', m.control, name);
   for (const layer of ['a', 'b', 'c.d']) {
     const s = layerTypes(layer).domain;
     for (const [name, m] of methods) {
-      const perm = m.control ? 'control' : 'read';
-      t.is(await allowed(s, perm), !m.control, `${s} ${name} (${perm})`);
+      const { perm, target } = METHOD_ACCESS[name as keyof typeof METHODS];
+      if (target === 'agent') t.is(await allowed(s, perm), !m.control, `${s} ${name} (${perm})`);
+      else {
+        // Its own services' details and logs; another layer's services not at all.
+        t.is(await allowed(s, perm, s), !m.control, `${s} ${name} (${perm}) on its own layer`);
+        for (const other of ['a', 'b', 'c.d'].filter((o) => o !== layer))
+          t.false(await allowed(s, perm, layerTypes(other).domain), `${s} ${name} on ${other}`);
+      }
     }
     // dbus-daemon's own check: a layer may send to the agent's connection, never own a name.
     t.true(

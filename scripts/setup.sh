@@ -9,7 +9,7 @@ PACKAGES=(
   cpio busybox-static bubblewrap secilc checkpolicy qemu-system-x86 qemu-utils ovmf
   systemd-boot-efi sbsigntool kexec-tools dbus umoci skopeo util-linux iproute2 kmod
   zstd binutils ca-certificates openssl nats-server mmdebstrap curl docker-registry postgresql-client
-  setools coreutils attr gcc libc6-dev faketime efitools genisoimage
+  setools coreutils attr gcc libc6-dev faketime efitools genisoimage bash-completion
 )
 
 SUDO=""

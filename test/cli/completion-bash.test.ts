@@ -1,0 +1,152 @@
+// Shell completion as a new user gets it (doc/cli.md, "Completion and man pages"; the README's
+// quick start): a HOME made from Debian's /etc/skel, the two install steps scripts/setup.sh runs
+// (install-bin.sh, install-docs.sh, with the paths a non-root user gets), then a fresh login bash
+// on a real pseudo-terminal (util-linux `script`) with TAB typed as a person types it. Bash's own
+// readline and the bash-completion package (its on-demand loader) do the completing, so what is
+// checked is what lands on the command line, not what our function returns when called by hand.
+import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stripVTControlCharacters } from 'node:util';
+import test from 'ava';
+import { execa } from 'execa';
+import { ROOT } from '../helpers.ts';
+
+const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** What the terminal shows, without escape sequences (window title included), bells and carriage returns. */
+function plain(raw: string): string {
+  return stripVTControlCharacters(raw).replaceAll('\u0007', '').replaceAll('\r', '');
+}
+
+/** An interactive bash on a pseudo-terminal; `type` writes keys, `expect` waits for the screen. */
+function terminal(shell: string[], env: Record<string, string>) {
+  const child = execa('script', ['-qfec', shell.join(' '), '/dev/null'], {
+    env,
+    extendEnv: false,
+    cwd: ROOT,
+    timeout: 240_000,
+    reject: false,
+    stdin: 'pipe',
+  });
+  let raw = '';
+  child.stdout?.on('data', (d: Buffer) => {
+    raw += d.toString();
+  });
+  let exited = false;
+  void child.then(() => {
+    exited = true;
+  });
+  let mark = 0;
+  return {
+    /** Types `keys`; what `expect` then sees starts here. */
+    type(keys: string): void {
+      mark = raw.length;
+      child.stdin?.write(keys);
+    },
+    /** Resolves with the screen since the last `type` once it matches `re`. */
+    async expect(re: RegExp, what: string): Promise<string> {
+      const end = Date.now() + 90_000;
+      for (;;) {
+        const seen = plain(raw.slice(mark));
+        if (re.test(seen)) return seen;
+        if (Date.now() > end || exited)
+          throw new Error(
+            `${what}: ${re} not on the screen (script exited: ${exited}); it shows:\n${plain(raw).slice(-2000)}`,
+          );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    },
+    screen: () => plain(raw),
+    /** Ends the shell (a bash left reading would keep `script` waiting). */
+    async close(): Promise<void> {
+      if (!exited) child.stdin?.end('\u0015exit\n');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      await child;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** A new Debian user's HOME with the five commands, their man pages and completions installed. */
+async function newUser(): Promise<Record<string, string>> {
+  const home = await mkdtemp(join(tmpdir(), 'mway-home-'));
+  for (const f of ['.bashrc', '.profile']) await copyFile(join('/etc/skel', f), join(home, f));
+  const env = { HOME: home, PATH: SYSTEM_PATH, TERM: 'xterm', LANG: 'C.UTF-8' };
+  // As setup.sh runs them; the directories are the ones a non-root user gets by default.
+  await execa(join(ROOT, 'scripts/install-bin.sh'), [], {
+    env: { ...env, MWAY_BIN_DIR: join(home, '.local/bin') },
+    extendEnv: false,
+    timeout: 60_000,
+  });
+  await execa(join(ROOT, 'scripts/install-docs.sh'), [], {
+    env: { ...env, MWAY_DOC_PREFIX: join(home, '.local') },
+    extendEnv: false,
+    timeout: 120_000,
+  });
+  return env;
+}
+
+const PROMPT = /[#$] $/;
+// One HOME for both shells: the install (fifteen generated completion scripts) is the slow part.
+const user = newUser();
+test.after.always(async () => rm((await user).HOME as string, { recursive: true, force: true }));
+
+test('a new login bash completes the installed commands through bash-completion, and they run', async (t) => {
+  const env = await user;
+  const sh = terminal(['bash', '--login', '-i'], env);
+  t.teardown(() => sh.close());
+  await sh.expect(PROMPT, 'the first prompt');
+
+  // The shims from ~/.local/bin come first on PATH (Debian's ~/.profile adds it).
+  sh.type('type -P mway mway-image\n');
+  const where = await sh.expect(/mway-image\n[\s\S]*[#$] $/, 'type -P');
+  t.true(where.includes(join(env.HOME as string, '.local/bin/mway\n')), where);
+
+  // The README's step 2 command, completed word by word, then run (--print-spec builds nothing).
+  sh.type('mway-image bui\t');
+  await sh.expect(/mway-image build $/, 'mway-image bui<TAB>');
+  sh.type('--print-s\t');
+  await sh.expect(/--print-spec $/, '--print-s<TAB>');
+  sh.type('\n');
+  const spec = await sh.expect(/\n}\n[\s\S]*[#$] $/, 'mway-image build --print-spec');
+  t.regex(spec, /"architecture": "x86_64"/);
+
+  // Nested verbs and a verb's flags of mway, and another binary's.
+  sh.type('mway gro\t');
+  await sh.expect(/mway group $/, 'mway gro<TAB>');
+  sh.type('a\t');
+  await sh.expect(/add $/, 'mway group a<TAB>');
+  sh.type('\u0015mway status --js\t');
+  await sh.expect(/--json $/, 'mway status --js<TAB>');
+  sh.type('\u0015mway-layer ver\t');
+  await sh.expect(/mway-layer verify $/, 'mway-layer ver<TAB>');
+  sh.type('--tr\t');
+  await sh.expect(/--trust $/, 'mway-layer verify --tr<TAB>');
+  // Two TABs on an ambiguous word list the choices, as bash does for any command.
+  sh.type('\u0015mway-image bu\t\t');
+  await sh.expect(/build\s+bundle/, 'mway-image bu<TAB><TAB>');
+  await sh.close();
+  t.notRegex(sh.screen(), /command not found|No such file|syntax error/);
+});
+
+test('source <(mway completion bash) enables completion in a bash without bash-completion', async (t) => {
+  const env = await user;
+  // --norc: no bash-completion loaded; the shims' folder put on PATH by hand.
+  const sh = terminal(['bash', '--norc', '--noprofile', '-i'], {
+    ...env,
+    PATH: `${join(env.HOME as string, '.local/bin')}:${SYSTEM_PATH}`,
+  });
+  t.teardown(() => sh.close());
+  await sh.expect(PROMPT, 'the first prompt');
+  sh.type('complete -p mway\n');
+  t.regex(await sh.expect(/\n.*[#$] $/, 'complete -p'), /no completion specification/);
+  sh.type('source <(mway completion bash)\n');
+  const sourced = await sh.expect(/\n.*[#$] $/, 'source');
+  t.is(sourced.split('\n').length, 2, `sourcing prints nothing: ${sourced}`);
+  sh.type('mway sta\t');
+  await sh.expect(/mway status $/, 'mway sta<TAB>');
+  sh.type('\u0015mway group a\t');
+  await sh.expect(/mway group add $/, 'mway group a<TAB>');
+  await sh.close();
+});

@@ -15,6 +15,7 @@ import { DEFAULT_KERNEL_CACHE, fetchKernel } from '../../imagebuild/kernel-packa
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { CLASSES_CIL, expectedClassesCil } from '../../scripts/selinux-classes.ts';
 import { METHOD_ACCESS } from '../../agent/dbus/dbus-access.ts';
+import { checkPolicy } from '../../layers/policy-check.ts';
 import { METHODS } from '../../agent/dbus/dbus-names.ts';
 
 const USERSPACE_CLASSES = ['dbus', 'milkyway_agent_api'];
@@ -232,6 +233,20 @@ test('sesearch: every method of org.milkyway.Agent1 — a layer may call the rea
   t.deepEqual(await sesearch(policy, ['-A', '-c', 'milkyway_agent_api', '-p', 'control']), [
     'allow milkyway_agent_t milkyway_agent_t:milkyway_agent_api { control read };',
   ]);
+});
+
+test('a layer module may give its own domain the local API on itself, never control of the agent nor any permission on another layer', async (t) => {
+  const check = (rule: string) =>
+    checkPolicy(new TextEncoder().encode(`${rule}\n`), 'hello/policy.cil', 'hello');
+  // Restarting its own services: a rule about its own types.
+  await t.notThrowsAsync(check('(allow mway_hello_t self (milkyway_agent_api (control)))'));
+  await t.throwsAsync(check('(allow mway_hello_t milkyway_agent_t (milkyway_agent_api (control)))'), {
+    message: /neverallow check failed at constraints\.cil:\d+/,
+  });
+  // Every layer's services (the attribute holds the placeholder second layer's domain).
+  await t.throwsAsync(check('(allow mway_hello_t milkyway_layer_domain (milkyway_agent_api (read)))'), {
+    message: /neverallow check failed at layers\.cil:\d+/,
+  });
 });
 
 test("sesearch: a group's data is its members' (a, b), not c's", async (t) => {

@@ -80,7 +80,7 @@ export function checkModule(text: string, layer: string, source: string): void {
   }
   const t = layerTypes(layer);
   const stem = cilStem(layer);
-  const own = new Set([t.domain, t.files, t.data, t.secret]);
+  const own = new Set([t.domain, t.files, t.data, t.secret, t.root]);
   // Names it declares (inside its block) are its own too; collect them first.
   for (const s of statements) {
     const kw = head(s);
@@ -108,7 +108,7 @@ export function checkModule(text: string, layer: string, source: string): void {
         fail(
           source,
           a.line,
-          `${n}: names another layer's or a group's type (layer ${layer} owns mway_${stem}_t, mway_${stem}_file_t, mway_${stem}_data_t, mway_${stem}_secret_t and what it declares)`,
+          `${n}: names another layer's or a group's type (layer ${layer} owns mway_${stem}_t, mway_${stem}_file_t, mway_${stem}_data_t, mway_${stem}_secret_t, mway_${stem}_root_t and what it declares)`,
         );
     }
     if (DECLARATIONS.has(kw) || RESTRICTIONS.has(kw)) continue;

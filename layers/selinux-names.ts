@@ -1,4 +1,4 @@
-// SELinux names MilkyWayLinux derives, never chooses from input: a layer's four types and its
+// SELinux names MilkyWayLinux derives, never chooses from input: a layer's five types and its
 // CIL block, a group's data type, MCS levels of category pairs and the contexts built from them
 // (doc/selinux.md, "Types"). One layer's names never equal another's, whatever the two are called.
 
@@ -26,6 +26,11 @@ export interface LayerTypes {
   data: string;
   /** Its secrets (data/secure/<layer>/secrets). */
   secret: string;
+  /**
+   * Its writable roots (writableRoot): a run's overlay over the read-only payload and the upper
+   * it writes, both mounted with context= of this type, which only its domain and the agent write.
+   */
+  root: string;
   /** The CIL block its own module's declarations live in. */
   block: string;
 }
@@ -37,6 +42,7 @@ export function layerTypes(layer: string): LayerTypes {
     files: `mway_${s}_file_t`,
     data: `mway_${s}_data_t`,
     secret: `mway_${s}_secret_t`,
+    root: `mway_${s}_root_t`,
     block: `mway_${s}`,
   };
 }
@@ -59,10 +65,10 @@ export function layerProcessContext(layer: string, pair?: readonly [number, numb
   return `system_u:system_r:${layerTypes(layer).domain}:${pair === undefined ? 's0' : mcsLevel(pair)}`;
 }
 
-/** An object context of one of the layer's types (files, data, secret) at its pair. */
+/** An object context of one of the layer's types (files, data, secret, root) at its pair. */
 export function layerObjectContext(
   layer: string,
-  kind: 'files' | 'data' | 'secret',
+  kind: 'files' | 'data' | 'secret' | 'root',
   pair?: readonly [number, number],
 ): string {
   const level = pair === undefined ? 's0' : mcsLevel(pair);

@@ -29,13 +29,13 @@ export const POLICY_SOURCES = [
 export const POLICY_BASE_VERSION = 2;
 
 /** Lines of a layer's generated file before its module's first (layerPolicyCil). */
-export const MODULE_OFFSET = 6;
+export const MODULE_OFFSET = 7;
 
 /** The binary policy version written (Linux 6.1 reads up to 33, POLICYDB_VERSION_COMP_FTRANS). */
 export const POLICY_VERSION = 33;
 
 /**
- * The generated file for one layer: its four types, then its block — the layer macro's call
+ * The generated file for one layer: its five types, then its block — the layer macros' calls
  * and, when it has one, its own module (line L of policy.cil is line L + MODULE_OFFSET here).
  */
 export function layerPolicyCil(layer: string, module?: string): string {
@@ -46,9 +46,10 @@ export function layerPolicyCil(layer: string, module?: string): string {
     `(type ${t.files})`,
     `(type ${t.data})`,
     `(type ${t.secret})`,
-    // Inside the block: the macro's attributes (who is not this layer) are the block's own,
+    `(type ${t.root})`,
+    // Inside the block: the macros' attributes (who is not this layer) are the block's own,
     // and so is everything the module declares.
-    `(block ${t.block} (call milkyway_layer (${t.domain} ${t.files} ${t.data} ${t.secret}))`,
+    `(block ${t.block} (call milkyway_layer (${t.domain} ${t.files} ${t.data} ${t.secret})) (call milkyway_layer_root (${t.domain} ${t.root}))`,
   ];
   if (head.length !== MODULE_OFFSET) throw new RangeError('MODULE_OFFSET is out of date');
   return `${head.join('\n')}\n${module ?? ''}\n)\n`;
@@ -116,7 +117,7 @@ export async function policySources(
     const s = PLACEHOLDER_LAYER_STEM;
     sources.set(
       'placeholder-layer.cil',
-      `;; Another layer, so its neverallow rules are checked too.\n(type mway_${s}_t)\n(type mway_${s}_file_t)\n(type mway_${s}_data_t)\n(type mway_${s}_secret_t)\n(block mway_${s} (call milkyway_layer (mway_${s}_t mway_${s}_file_t mway_${s}_data_t mway_${s}_secret_t)))\n`,
+      `;; Another layer, so its neverallow rules are checked too.\n(type mway_${s}_t)\n(type mway_${s}_file_t)\n(type mway_${s}_data_t)\n(type mway_${s}_secret_t)\n(type mway_${s}_root_t)\n(block mway_${s} (call milkyway_layer (mway_${s}_t mway_${s}_file_t mway_${s}_data_t mway_${s}_secret_t)) (call milkyway_layer_root (mway_${s}_t mway_${s}_root_t)))\n`,
     );
   }
   sources.set('groups.cil', groupsPolicyCil(groups, names));

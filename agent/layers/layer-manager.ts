@@ -427,6 +427,7 @@ export class LayerManager {
               : {
                   process: mod.layerProcessContext(m.name, ids.categories),
                   files: `system_u:object_r:milkyway_sandbox_tmp_t:${mod.mcsLevel(ids.categories)}`,
+                  root: mod.layerObjectContext(m.name, 'root', ids.categories),
                 },
         };
         e.placement = where;

@@ -14,8 +14,11 @@ export interface Placement {
   gid: number;
   /** The service's persistent writable root (agent/layers/writable-root.ts), when it has one. */
   persistentRoot?: string | undefined;
-  /** With SELinux on: the services' process context and their sandbox's tmpfs context. */
-  selinux?: { process: string; files: string } | undefined;
+  /**
+   * With SELinux on: the services' process context, their sandbox's tmpfs context and the
+   * context= of a writable root's overlay and upper (the layer's root type and pair).
+   */
+  selinux?: { process: string; files: string; root: string } | undefined;
   /** The agent config's stopTimeoutMs in seconds: for services whose manifest sets no timeoutStopSec. */
   defaultStopSec: number;
   /** The data groups the secure config grants the layer, with their gids (the group dirs are 2770 root:gid). */
@@ -45,6 +48,10 @@ export function unitSpec(layer: string, service: ServiceSpec, where: Placement):
     ...(where.persistentRoot === undefined ? {} : { persistentRoot: where.persistentRoot }),
     ...(where.selinux === undefined
       ? {}
-      : { selinuxLabel: where.selinux.process, selinuxFileLabel: where.selinux.files }),
+      : {
+          selinuxLabel: where.selinux.process,
+          selinuxFileLabel: where.selinux.files,
+          selinuxRootLabel: where.selinux.root,
+        }),
   };
 }

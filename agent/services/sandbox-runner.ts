@@ -34,10 +34,13 @@ export const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-pr
 // writableRoot ephemeral: inside the run's own mount namespace (the reaper's), a tmpfs on the
 // service's empty scratch directory ($2, made by the agent) holds the upper layer of an
 // overlay on the read-only root ($1), so writes anywhere work, are private to the run and
-// vanish with its namespace (a container's writable layer). The script is constant.
+// vanish with its namespace (a container's writable layer). $3 is empty or, with SELinux on,
+// `,context="…"` of the layer's root type and pair for both mounts: what the service sees and
+// what overlayfs copies up is then that type, not the payload's read-only one (doc/selinux.md,
+// "Writable roots"). The script is constant.
 const WRITABLE_ROOT =
-  'set -e; mount -t tmpfs -o mode=0755,nodev,nosuid mway-rw "$2"; mkdir "$2/upper" "$2/work" "$2/root"; ' +
-  'mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid" mway-root "$2/root"; shift 2; exec "$@"';
+  'set -e; mount -t tmpfs -o "mode=0755,nodev,nosuid$3" mway-rw "$2"; mkdir "$2/upper" "$2/work" "$2/root"; ' +
+  'mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid$3" mway-root "$2/root"; shift 3; exec "$@"';
 // writableRoot persistent: the same overlay, its upper and work directories kept in the
 // layer's private data ($2, agent/layers/writable-root.ts), mounted on the run's scratch
 // directory ($3) in the run's own mount namespace, so only the run sees it and it is gone
@@ -58,6 +61,16 @@ function sandboxTool(name: string): Promise<string> {
     found.catch(() => tools.delete(name));
   }
   return found;
+}
+
+/** The mount option giving a writable root the layer's root context, when SELinux is on. */
+export function rootContextOption(
+  spec: Pick<UnitSpec, 'selinuxRootLabel'>,
+  selinux = selinuxEnabled(),
+): string {
+  if (!selinux || spec.selinuxRootLabel === undefined) return '';
+  // The quotes keep the context's own ',' (between its categories) inside the one option.
+  return `,context="${spec.selinuxRootLabel}"`;
 }
 
 export interface SandboxRunnerContext {
@@ -109,7 +122,7 @@ export class SandboxRunner implements Runner {
         rooted = ['/bin/sh', '-c', PERSISTENT_ROOT, 'sh', spec.root, spec.persistentRoot, scratch, bwrap];
         mounted = scratch;
       } else {
-        rooted = ['/bin/sh', '-c', WRITABLE_ROOT, 'sh', spec.root, scratch, bwrap];
+        rooted = ['/bin/sh', '-c', WRITABLE_ROOT, 'sh', spec.root, scratch, rootContextOption(spec), bwrap];
         mounted = join(scratch, 'root');
       }
     }

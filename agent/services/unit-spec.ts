@@ -30,4 +30,6 @@ export interface UnitSpec extends Omit<ServiceSpec, 'timeoutStopSec'> {
   selinuxLabel?: string;
   /** SELinux: the context of the sandbox's own tmpfs mounts (bwrap --file-label). */
   selinuxFileLabel?: string;
+  /** SELinux: the context= a writable root's overlay and its upper's tmpfs are mounted with. */
+  selinuxRootLabel?: string;
 }

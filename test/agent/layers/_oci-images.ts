@@ -2,6 +2,24 @@
 // test/_debian-image.ts (cached by package versions): each config is what the official
 // image's Dockerfile sets, with Debian's packages in place of the upstream builds.
 
+/**
+ * nginx-light as the official nginx image runs it (Entrypoint nginx, Cmd -g "daemon off;",
+ * ExposedPorts 80/tcp, StopSignal SIGQUIT), its html folder a Volume.
+ */
+export const NGINX = {
+  packages: ['nginx-light'],
+  config: [
+    ['entrypoint', 'nginx'],
+    ['cmd', '-g'],
+    ['cmd', 'daemon off;'],
+    ['exposedports', '80/tcp'],
+    ['stopsignal', 'SIGQUIT'],
+    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+    ['workingdir', '/'],
+    ['volume', '/var/www/html'],
+  ] as [string, string][],
+};
+
 /** redis-server as the official redis image runs it (User redis where it uses gosu). */
 export const REDIS = {
   packages: ['redis-server'],

@@ -15,20 +15,7 @@ import { importOci, readLayer } from '../../../layers/index.ts';
 import { debianImage } from '../../_debian-image.ts';
 import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 import { comm, descendants } from './_oci-app.ts';
-
-const NGINX = {
-  packages: ['nginx-light'],
-  config: [
-    ['entrypoint', 'nginx'],
-    ['cmd', '-g'],
-    ['cmd', 'daemon off;'],
-    ['exposedports', '80/tcp'],
-    ['stopsignal', 'SIGQUIT'],
-    ['env', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
-    ['workingdir', '/'],
-    ['volume', '/var/www/html'],
-  ] as [string, string][],
-};
+import { NGINX } from './_oci-images.ts';
 
 test('nginx from its Debian-built OCI image runs unedited: port 80, its logs under /var, workers as www-data, curl gets the page', async (t) => {
   t.timeout(30 * 60_000);

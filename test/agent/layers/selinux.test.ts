@@ -12,6 +12,8 @@ import { kernelView, selinuxText } from '../../../agent/cli/selinux-text.ts';
 import { ServiceLog } from '../../../agent/services/service-log.ts';
 import { ServiceUnit } from '../../../agent/services/service-unit.ts';
 import { unitSpec } from '../../../agent/services/placement.ts';
+import { rootContextOption } from '../../../agent/services/sandbox-runner.ts';
+import type { UnitSpec } from '../../../agent/services/unit-spec.ts';
 import { bwrapArgs, setprivArgs } from '../../../agent/services/sandbox.ts';
 import {
   cilStem,
@@ -33,6 +35,7 @@ test('layerTypes() keeps plain names, escapes _ and . injectively, never meets a
     files: 'mway_web_file_t',
     data: 'mway_web_data_t',
     secret: 'mway_web_secret_t',
+    root: 'mway_web_root_t',
     block: 'mway_web',
   });
   t.is(layerTypes('my-app').domain, 'mway_my-app_t');
@@ -50,6 +53,8 @@ test('layerTypes() keeps plain names, escapes _ and . injectively, never meets a
     'a.file',
     'a__file',
     'x_data',
+    'x_root',
+    'x.root',
     'x',
     'x_',
     'x__',
@@ -127,19 +132,25 @@ test("unitSpec() gives every service of a layer that layer's contexts", (t) => {
   const selinux = {
     process: layerProcessContext('my-app', [0, 5]),
     files: 'system_u:object_r:milkyway_sandbox_tmp_t:s0:c0,c5',
+    root: layerObjectContext('my-app', 'root', [0, 5]),
   };
   const at = { root: '/r', binds: [], uid: 61184, gid: 61184, defaultStopSec: 10, groupGids: {} };
   const specs = source.services.map((s) => unitSpec(source.name, s, { ...at, selinux }));
   t.deepEqual(
-    specs.map((s) => [s.name, s.selinuxLabel, s.selinuxFileLabel]),
+    specs.map((s) => [s.name, s.selinuxLabel, s.selinuxFileLabel, s.selinuxRootLabel]),
     [
-      ['my-app/a', selinux.process, selinux.files],
-      ['my-app/b', selinux.process, selinux.files],
+      ['my-app/a', selinux.process, selinux.files, 'system_u:object_r:mway_my-app_root_t:s0:c0,c5'],
+      ['my-app/b', selinux.process, selinux.files, 'system_u:object_r:mway_my-app_root_t:s0:c0,c5'],
     ],
   );
+  // A writable root's mounts carry that context only when SELinux is on.
+  const [a] = specs;
+  t.is(rootContextOption(a as UnitSpec, true), ',context="system_u:object_r:mway_my-app_root_t:s0:c0,c5"');
+  t.is(rootContextOption(a as UnitSpec, false), '');
   // With SELinux off the layer manager passes no contexts, and the specs carry none.
   const off = source.services.map((s) => unitSpec(source.name, s, at));
   t.true(off.every((s) => s.selinuxLabel === undefined && s.selinuxFileLabel === undefined));
+  t.true(off.every((s) => rootContextOption(s, true) === ''));
 });
 
 test("a service's info names its layer's domain and pair (status), taken apart at the level's own colons", (t) => {

@@ -1,0 +1,98 @@
+// What NATS's own TLS gives a MilkyWay client (doc/nats.md, "What NATS's classical TLS exposes"):
+// Debian 12's nats-server 2.9.10 with a `tls` block (an ECDSA P-256 certificate made by openssl:
+// Go's TLS cannot use our ML-DSA certificates) upgrades a client connection after its plaintext
+// INFO line, and the key exchange it agrees with Node 24's client is classical X25519, although
+// the same client offers X25519MLKEM768 and gets it from a Node TLS server. So what crosses
+// NATS is as safe as X25519 against a recording adversary, which is the argument doc/nats.md
+// makes about results and statuses.
+import { once } from 'node:events';
+import { readFile, writeFile } from 'node:fs/promises';
+import { connect as netConnect } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect, createServer } from 'node:tls';
+import test from 'ava';
+import { execa } from 'execa';
+import { connectNats } from '../../../control/wire/index.ts';
+import { startNatsCluster } from '../nats-fixture.ts';
+import { tempDir } from '../../helpers.ts';
+
+/** The first line a NATS server sends (`INFO {json}`), read from a plain socket. */
+async function infoLine(port: number) {
+  const sock = netConnect(port, '127.0.0.1');
+  // Read without an async iterator: leaving one early destroys the socket TLS goes on with.
+  const line = await new Promise<string>((resolve, reject) => {
+    let buf = '';
+    const onData = (chunk: Buffer) => {
+      buf += chunk.toString('latin1');
+      if (!buf.includes('\r\n')) return;
+      sock.off('data', onData);
+      sock.pause();
+      resolve(buf.slice(0, buf.indexOf('\r\n')));
+    };
+    sock.on('data', onData);
+    sock.once('error', reject);
+  });
+  if (!line.startsWith('INFO ')) throw new Error(`not an INFO line: ${line}`);
+  return { sock, info: JSON.parse(line.slice(5)) as { tls_required?: boolean; version?: string } };
+}
+
+test("Debian's nats-server 2.9.10 with TLS agrees on classical X25519 with a client that offers X25519MLKEM768", async (t) => {
+  const dir = await tempDir(t);
+  const cert = join(dir, 'nats.crt');
+  const key = join(dir, 'nats.key');
+  await execa(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=nats-test',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { timeout: 30_000 },
+  );
+  const tlsConf = join(dir, 'tls.conf');
+  await writeFile(tlsConf, `tls { cert_file: "${cert}", key_file: "${key}" }\n`);
+  const cluster = await startNatsCluster(t, 3, { include: tlsConf });
+  const ca = await readFile(cert, 'utf8');
+  const port = Number(new URL(cluster.urls[0] as string).port);
+
+  const { sock, info } = await infoLine(port);
+  t.true(info.tls_required, 'the server asks for TLS after its INFO line');
+  t.regex(info.version ?? '', /^2\.9\./);
+  const s = tlsConnect({ socket: sock, ca, host: '127.0.0.1' });
+  await once(s, 'secureConnect');
+  t.is(s.getProtocol(), 'TLSv1.3');
+  t.deepEqual(s.getEphemeralKeyInfo(), { type: 'ECDH', name: 'X25519', size: 253 });
+  s.destroy();
+
+  // MilkyWay's own NATS client upgrades to TLS when the server asks, and checks the server's
+  // certificate against Node's CA store (a private CA is not in it: refused, never plaintext).
+  await t.throwsAsync(connectNats({ servers: cluster.urls, who: { role: 'broker' }, name: 'tls-probe' }), {
+    message: /self-signed certificate/,
+  });
+
+  // The same client against a Node 24 (OpenSSL 3.5) TLS server gets the hybrid group: what
+  // limits the key exchange is the server's side (Go 1.19's crypto/tls in Debian's build).
+  const server = createServer({ cert: ca, key: await readFile(key, 'utf8') }, (c) => c.end());
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const addr = server.address() as { port: number };
+  const n = tlsConnect({ port: addr.port, host: '127.0.0.1', ca });
+  await once(n, 'secureConnect');
+  t.is((n.getEphemeralKeyInfo() as { name?: string } | null)?.name, 'X25519MLKEM768');
+  n.destroy();
+});

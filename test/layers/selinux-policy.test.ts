@@ -227,11 +227,21 @@ test('sesearch: every method of org.milkyway.Agent1 — a layer may call the rea
     );
     t.deepEqual(await sesearch(policy, ['-A', '-s', s, '-c', 'dbus', '-p', 'acquire_svc']), [], s);
   }
-  for (const [name, m] of methods)
-    t.true(await allowed('milkyway_agent_t', m.control ? 'control' : 'read'), `milkyway_agent_t ${name}`);
+  for (const [name, m] of methods) {
+    const { perm, target } = METHOD_ACCESS[name as keyof typeof METHODS];
+    t.true(await allowed('milkyway_agent_t', perm), `milkyway_agent_t ${name}`);
+    // The agent's own callers (ctl) reach every layer's services.
+    if (target === 'service')
+      t.true(
+        await allowed('milkyway_agent_t', perm, layerTypes('a').domain),
+        `milkyway_agent_t ${name} on a's services`,
+      );
+    t.is(perm, m.control ? 'control' : 'read');
+  }
   // No layer domain is granted control through any other rule either (the neverallow's reach).
-  t.deepEqual(await sesearch(policy, ['-A', '-c', 'milkyway_agent_api', '-p', 'control']), [
+  t.deepEqual((await sesearch(policy, ['-A', '-c', 'milkyway_agent_api', '-p', 'control'])).sort(), [
     'allow milkyway_agent_t milkyway_agent_t:milkyway_agent_api { control read };',
+    'allow milkyway_agent_t milkyway_layer_domain:milkyway_agent_api { control read };',
   ]);
 });
 

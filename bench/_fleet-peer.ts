@@ -38,6 +38,8 @@ interface Start {
   peers: Array<{ peerId: string; keyPath: string; certPath: string }>;
   /** NATS mode: the cluster's client URLs (each peer connects to one, round robin). */
   nats?: { servers: string[] };
+  /** Over TLS too, send a signed status once connected, as an agent does (`npm run bench -- cli`'s `mway status`). */
+  status?: boolean;
 }
 
 interface Peer {
@@ -91,7 +93,7 @@ async function start(o: Start): Promise<void> {
             process.stderr.write(`${peer.peerId}: ${(e as Error).message}\n`);
           });
         };
-        if (o.nats === undefined)
+        if (o.nats === undefined) {
           peer.client = await connectBroker({
             address: o.address,
             tls: tlsContextOptions({ keyPath: p.keyPath, certPath: p.certPath, anchors }),
@@ -99,7 +101,8 @@ async function start(o: Start): Promise<void> {
             onMessage,
             timeoutMs: 60_000,
           });
-        else {
+          if (o.status === true) peer.client.send('status', { status: status(peer, o.fleet) });
+        } else {
           const servers = o.nats.servers;
           peer.client = await connectNatsPeer({
             servers: [servers[(i + j) % servers.length] as string],
@@ -127,7 +130,7 @@ function status(peer: Peer, fleet: string) {
       peer: peer.peerId,
       fleet,
       at: new Date().toISOString(),
-      agent: { health: 'ok' },
+      agent: { health: 'ok', state: 'running' },
       layers: [],
       services: [],
       groups: [...peer.groups.keys()].sort(),

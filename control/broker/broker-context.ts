@@ -2,6 +2,7 @@
 // may use of the running broker: its database and audit log, the connected peers, the trust
 // anchors, the clock, the log and the way out to a session. broker.ts implements it and hands
 // itself over, so neither module imports the broker that calls it.
+import type { LogFields } from '../../common/index.ts';
 import type { Certificate, Crl } from '../../keys/index.ts';
 import type { Connection, Message } from '../wire/index.ts';
 import type { AuditLog } from './audit-log.ts';
@@ -32,7 +33,8 @@ export interface BrokerContext {
   /** NATS mode (doc/nats.md): deliveries go to the peers' mailboxes through this relay. */
   readonly nats: NatsRelay | undefined;
   now(): Date;
-  log(level: 'info' | 'warn' | 'error', message: string): void;
+  /** One log line; `fields` (actor, peer, job, group, code) become key=value or JSON fields (common/log-line.ts). */
+  log(level: 'info' | 'warn' | 'error', message: string, fields?: LogFields): void;
   /** Sends through the outgoing hook (if any); a closed connection drops the message. */
   send(s: Session, m: Message): void;
   /** Sends a message whose frame the caller already encoded. */

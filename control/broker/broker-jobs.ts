@@ -157,19 +157,21 @@ export class BrokerJobs {
     if (nats !== undefined) {
       const group = this.#wholeGroup(jobId, j.command, online);
       if (group !== undefined) {
-        void nats
-          .deliverGroup(group, jobId, j.command as Envelope, j.expiresAt)
-          .catch((e: unknown) =>
-            b.log('error', `broker: job ${jobId} not stored for group ${group} in NATS: ${errorMessage(e)}`),
-          );
+        void nats.deliverGroup(group, jobId, j.command as Envelope, j.expiresAt).catch((e: unknown) =>
+          b.log('error', `broker: job ${jobId} not stored for group ${group} in NATS: ${errorMessage(e)}`, {
+            job: jobId,
+            group,
+          }),
+        );
         return;
       }
       for (const p of online)
-        void nats
-          .deliver(p, jobId, j.command as Envelope, j.expiresAt)
-          .catch((e: unknown) =>
-            b.log('error', `broker: job ${jobId} not stored for ${p} in NATS: ${errorMessage(e)}`),
-          );
+        void nats.deliver(p, jobId, j.command as Envelope, j.expiresAt).catch((e: unknown) =>
+          b.log('error', `broker: job ${jobId} not stored for ${p} in NATS: ${errorMessage(e)}`, {
+            job: jobId,
+            peer: p,
+          }),
+        );
       return;
     }
     const m = message('command-deliver', { jobId, command: j.command, expiresAt: j.expiresAt });
@@ -266,7 +268,14 @@ export class BrokerJobs {
         try {
           return b.db.tx(() => record(r));
         } catch (e) {
-          b.log('error', `broker: result of ${r.peerId} for job ${r.jobId} not recorded: ${errorMessage(e)}`);
+          b.log(
+            'error',
+            `broker: result of ${r.peerId} for job ${r.jobId} not recorded: ${errorMessage(e)}`,
+            {
+              job: r.jobId,
+              peer: r.peerId,
+            },
+          );
           return false;
         }
       });
@@ -284,6 +293,7 @@ export class BrokerJobs {
           b.log(
             'info',
             `broker: result of ${r.peerId} for job ${r.jobId} ignored (duplicate or not targeted)`,
+            { job: r.jobId, peer: r.peerId },
           );
           return;
         }

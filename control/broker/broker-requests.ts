@@ -302,6 +302,7 @@ export function handleRequest(
             b.log(
               'error',
               `broker: membership of ${peerId} in ${group} not stored in NATS: ${errorMessage(e)}`,
+              { peer: peerId, group },
             ),
           );
       }

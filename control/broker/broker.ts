@@ -6,7 +6,7 @@
 // job bookkeeping (pending queue, batch window, expiry) in broker-jobs.ts; both see the
 // broker only as the BrokerContext of broker-context.ts.
 import type { SecureContextOptions } from 'node:tls';
-import { errorMessage, isMilkyWayError } from '../../common/index.ts';
+import { errorMessage, isMilkyWayError, type LogFields } from '../../common/index.ts';
 import { type Certificate, type Crl, checkCrls, parseCertificates, verifyChain } from '../../keys/index.ts';
 import { AuditLog } from './audit-log.ts';
 import type { BrokerContext, Session, SessionRole } from './broker-context.ts';
@@ -56,7 +56,7 @@ export interface BrokerOptions {
   /** How often pending deliveries past expiry are swept (ms, default 1000). */
   expirySweepMs?: number;
   now?: () => Date;
-  log?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  log?: (level: 'info' | 'warn' | 'error', message: string, fields?: LogFields) => void;
   hooks?: { outgoing?: OutgoingHook };
   /**
    * NATS mode (doc/nats.md): peers' commands go to their mailboxes in a JetStream cluster and
@@ -184,7 +184,10 @@ export class Broker implements BrokerContext {
         });
       } catch (e) {
         cut.push(s.actor);
-        this.log('warn', `broker: ${s.actor} disconnected: ${errorMessage(e)}`);
+        this.log('warn', `broker: ${s.actor} disconnected: ${errorMessage(e)}`, {
+          actor: s.actor,
+          code: codeOf(e),
+        });
         s.conn.close();
       }
     }
@@ -195,8 +198,8 @@ export class Broker implements BrokerContext {
     return this.options.now?.() ?? new Date();
   }
 
-  log(level: 'info' | 'warn' | 'error', msg: string): void {
-    this.options.log?.(level, msg);
+  log(level: 'info' | 'warn' | 'error', msg: string, fields?: LogFields): void {
+    this.options.log?.(level, msg, fields);
   }
 
   /**
@@ -238,7 +241,10 @@ export class Broker implements BrokerContext {
       try {
         if (!s.conn.closed) s.conn.send(x);
       } catch (e) {
-        this.log('warn', `broker: cannot send ${x.kind} to ${s.identity}: ${errorMessage(e)}`);
+        this.log('warn', `broker: cannot send ${x.kind} to ${s.identity}: ${errorMessage(e)}`, {
+          actor: s.identity,
+          kind: x.kind,
+        });
       }
     };
     if (hook === undefined) {
@@ -264,7 +270,10 @@ export class Broker implements BrokerContext {
     try {
       if (!s.conn.closed) s.conn.sendFrame(frame);
     } catch (e) {
-      this.log('warn', `broker: cannot send ${m.kind} to ${s.identity}: ${errorMessage(e)}`);
+      this.log('warn', `broker: cannot send ${m.kind} to ${s.identity}: ${errorMessage(e)}`, {
+        actor: s.identity,
+        kind: m.kind,
+      });
     }
   }
 
@@ -294,7 +303,10 @@ export class Broker implements BrokerContext {
       if (m.id !== undefined) {
         this.send(s, message('error', { re: m.id, code: m.error.code, message: m.error.message }));
       } else {
-        this.log('warn', `broker: invalid message from ${s.identity}: ${m.error.message}`);
+        this.log('warn', `broker: invalid message from ${s.identity}: ${m.error.message}`, {
+          actor: s.identity,
+          code: m.error.code,
+        });
       }
     });
   }
@@ -305,9 +317,10 @@ export class Broker implements BrokerContext {
 
   #error(s: Session, m: Message, e: unknown): void {
     const ours = isMilkyWayError(e);
-    if (!ours) this.log('error', `broker: ${m.kind} from ${s.identity} failed: ${errorMessage(e)}`);
+    const fields = { actor: s.identity, kind: m.kind, code: codeOf(e) };
+    if (!ours) this.log('error', `broker: ${m.kind} from ${s.identity} failed: ${errorMessage(e)}`, fields);
     if (m.id === undefined) {
-      this.log('warn', `broker: ${m.kind} from ${s.identity} refused: ${errorMessage(e)}`);
+      this.log('warn', `broker: ${m.kind} from ${s.identity} refused: ${errorMessage(e)}`, fields);
       return;
     }
     this.send(
@@ -422,4 +435,9 @@ export class Broker implements BrokerContext {
     }
     return out;
   }
+}
+
+/** The stable code of an error of ours, for a log line's `code` field. */
+function codeOf(e: unknown): string | undefined {
+  return isMilkyWayError(e) ? e.code : undefined;
 }

@@ -13,7 +13,9 @@ export function sweepEnrollments(b: BrokerContext): number {
     if (!enrollmentStale(e.request, now)) continue;
     if (b.db.dropPendingEnrollment(e.requestId)) {
       dropped++;
-      b.log('info', `broker: dropped enrollment request ${e.requestId} of ${e.peerId}: older than a day`);
+      b.log('info', `broker: dropped enrollment request ${e.requestId} of ${e.peerId}: older than a day`, {
+        peer: e.peerId,
+      });
     }
   }
   return dropped;

@@ -29,6 +29,7 @@ export function startNatsBridge(b: BrokerContext, relay: NatsRelay, sink: PeerAn
     b.log(
       'warn',
       `broker: ${what} on NATS ${subject} ignored: ${(e as { code?: string }).code ?? ''} ${errorMessage(e)}`,
+      { subject, code: (e as { code?: string }).code },
     );
   const answers = relay.followAnswers((subject, body) => {
     try {

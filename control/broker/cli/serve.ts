@@ -3,7 +3,7 @@
 // wait for it.
 import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { commonArgs, logFormatOf, logLine } from '../../../common/index.ts';
+import { commonArgs, type LogFields, logFormatOf, logLine } from '../../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -51,8 +51,8 @@ export async function serve(args: {
 }): Promise<number> {
   const { cfg, anchors, crls, leaf } = await loadBrokerSetup(args.config);
   const format = logFormatOf(args['log-format']);
-  const log = (level: string, m: string): void => {
-    process.stderr.write(logLine(format, 'milkywaysrvd', level, m));
+  const log = (level: string, m: string, fields?: LogFields): void => {
+    process.stderr.write(logLine(format, 'milkywaysrvd', level, m, fields));
   };
   const broker = await Broker.start({
     dbPath: cfg.database,
@@ -157,7 +157,7 @@ async function stamp(files: readonly string[]): Promise<string> {
 function watchCrls(
   files: readonly string[],
   broker: Broker,
-  log: (level: string, m: string) => void,
+  log: (level: string, m: string, fields?: LogFields) => void,
 ): () => void {
   if (files.length === 0) return () => {};
   let last: string | undefined;
@@ -170,9 +170,12 @@ function watchCrls(
       log(
         'info',
         `CRLs reloaded (${why}): ${list.length} list(s), ${revoked} revoked${cut.length === 0 ? '' : `; disconnected ${cut.join(', ')}`}`,
+        { lists: list.length, revoked, disconnected: cut.length },
       );
     } catch (e) {
-      log('warn', `cannot reload CRLs (${why}), keeping the previous ones: ${(e as Error).message}`);
+      log('warn', `cannot reload CRLs (${why}), keeping the previous ones: ${(e as Error).message}`, {
+        code: (e as { code?: string }).code,
+      });
     }
   };
   void stamp(files).then((s) => {

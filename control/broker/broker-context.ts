@@ -20,6 +20,8 @@ export interface Session {
   /** Human-readable actor name for the audit log. */
   actor: string;
   cert: Certificate | undefined;
+  /** The certificates the client sent in hello above its TLS certificate (a peer issuer). */
+  above?: Certificate[];
 }
 
 export interface BrokerContext {

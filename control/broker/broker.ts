@@ -375,6 +375,11 @@ export class Broker implements BrokerContext {
     }
     let cert: Certificate;
     try {
+      // What the client says is above its TLS certificate (a peer issuer): untrusted input,
+      // placed after the leaf OpenSSL authenticated and verified from there like any chain.
+      s.above = (Array.isArray(m.chain) ? (m.chain as string[]) : []).flatMap((b64) =>
+        parseCertificates(new Uint8Array(Buffer.from(b64, 'base64')), 'hello chain'),
+      );
       cert = verifyChain(this.#chainOf(s, leaf), {
         anchors: this.options.anchors,
         roles: ['peer', 'operator'],
@@ -412,7 +417,10 @@ export class Broker implements BrokerContext {
         peerId,
         name: cert.subject,
         fingerprint: cert.fingerprint,
-        certificate: cert.pem,
+        // With the chain above it, so an operator can verify the peer from the root it holds.
+        certificate: this.#chainOf(s, cert)
+          .map((c) => c.pem)
+          .join(''),
         now: this.now().toISOString(),
       });
     } else {
@@ -425,6 +433,7 @@ export class Broker implements BrokerContext {
 
   /** Leaf plus the intermediates the client sent (the anchors supply the root). */
   #chainOf(s: Session, leaf: Certificate): Certificate[] {
+    if (s.above !== undefined && s.above.length > 0) return [leaf, ...s.above];
     const out = [leaf];
     let c = s.conn.socket.getPeerCertificate(true);
     for (let i = 0; i < 4 && c.issuerCertificate !== undefined && c.issuerCertificate !== c; i++) {

@@ -1,6 +1,8 @@
 // Accepting an enrollment request: a peer certificate issued for exactly the requested keys
-// (the operator's issuer key; the broker never holds one), handed to the broker, and the
-// memberships signed. `mway peers accept` does it by hand, `mway peers autosign` for requests
+// with the operator's peer-issuer key (the user root's delegation, doc/certificate-profile.md:
+// the root stays offline and the broker never holds a CA key), handed to the broker with the
+// peer issuer's certificate (the chain the peer presents from then on), and the memberships
+// signed. `mway peers accept` does it by hand, `mway peers autosign` for requests
 // carrying a valid enrollment token (enroll-autosign.ts).
 import {
   type Certificate,
@@ -11,6 +13,21 @@ import {
 } from '../../keys/index.ts';
 import type { CheckedEnrollment } from '../wire/index.ts';
 import type { OperatorClient } from './operator-client.ts';
+import { OperatorError } from './operator-error.ts';
+
+/**
+ * Refuses an issuer that is not a peer issuer before anything is issued. The role table would
+ * let the user root issue the certificate too; accepting machines with it would mean keeping
+ * the root's key where enrollment runs, which is what the peer issuer exists to avoid.
+ */
+export function assertPeerIssuer(issuerCert: Certificate, where: string): void {
+  if (issuerCert.role === 'peer-issuer') return;
+  throw new OperatorError(
+    'E_ENROLL_ISSUER',
+    `${where} is ${issuerCert.subject} (${issuerCert.role}), not a peer issuer: machines are accepted with the peer issuer's key so the user root stays offline (mway keys new --role peer-issuer --name peer-issuer --out pki --issuer-key ROOT.key --issuer-cert ROOT.crt)`,
+    { path: where },
+  );
+}
 
 export interface AcceptOptions {
   issuerKey: SigningKey;
@@ -30,6 +47,7 @@ export async function acceptEnrollment(
   req: CheckedEnrollment,
   o: AcceptOptions,
 ): Promise<void> {
+  assertPeerIssuer(o.issuerCert, '--issuer-cert');
   const subjectKey = {
     algorithm: req.payload.algorithm,
     publicKey: publicKeyFromRaw(req.payload.algorithm, req.publicKey),

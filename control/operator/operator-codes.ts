@@ -22,6 +22,11 @@ broker answers with and a peer's refusals and results are in
           '`~/.config/mway/config.json` missing or invalid (`mway config init` writes it), or its certificate is not an operator certificate.',
         fix: 'Run `mway config init`.',
       },
+      E_ENROLL_ISSUER: {
+        meaning:
+          '`mway peers accept` or `autosign` was given an issuer that is not a peer issuer (the user root itself, say): peer certificates of enrolling machines are issued by the peer issuer, so the user root stays offline. Nothing was issued.',
+        fix: 'Make the peer issuer once (`mway keys new --role peer-issuer --name peer-issuer --out pki --issuer-key pki/user-root.key --issuer-cert pki/user-root.crt`) and pass `--issuer-key pki/peer-issuer.key --issuer-cert pki/peer-issuer.crt`.',
+      },
       E_PEER_CERT: {
         meaning: 'The broker handed out a certificate for another peer id than the peer it lists.',
         fix: 'The broker is lying; do not seal secrets to it.',

@@ -190,12 +190,12 @@ export function buildCommand(o: BuildCommandOptions): Envelope {
 }
 
 /**
- * The chain to embed in a signature: the leaf without the root. Every verifier holds the root
- * as its trust anchor already, and an ML-DSA-65 root certificate is ~7 KB of base64 in every
- * command, result and status otherwise.
+ * The chain to embed in a signature: the leaf and any intermediate (a peer's peer issuer),
+ * without the root. Every verifier holds the root as its trust anchor already, and an
+ * ML-DSA-65 root certificate is ~7 KB of base64 in every command, result and status otherwise.
  */
 export function signingChain(chain: readonly Certificate[]): Certificate[] {
-  const out = chain.filter((c) => !c.isCA);
+  const out = chain.filter((c) => !(c.isCA && (c.role === 'user-root' || c.role === 'vendor-root')));
   return out.length === 0 ? [...chain] : out;
 }
 

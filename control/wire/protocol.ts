@@ -114,7 +114,13 @@ const reply = v.looseObject({
 
 /** Every message, one member per kind (doc/protocol.md has the table). */
 const messageSchema = schema.variant('kind', [
-  kind('hello', { role: oneOf(['peer', 'operator']) }),
+  // `chain`: the certificates above the TLS client certificate, base64 DER (a peer issued by
+  // the peer issuer sends that issuer): Node's server side cannot read the chain a client sent
+  // in the handshake, so the broker gets it here and verifies it from the TLS leaf up.
+  kind('hello', {
+    role: oneOf(['peer', 'operator']),
+    chain: opt(list(text({ max: 90_000, pattern: /^[A-Za-z0-9+/]+={0,2}$/, hint: 'is not base64 DER' }), 4)),
+  }),
   kind('ping', {}),
   reply,
   kind('error', {

@@ -202,6 +202,19 @@ export interface BrokerClient {
   closed: Promise<Error | undefined>;
 }
 
+/**
+ * The certificates after the first in a TLS `cert` option (a PEM chain, as keys/ writes a
+ * leaf's file), base64 DER, for `hello`: the broker cannot read them from the handshake.
+ */
+function certificatesAbove(cert: SecureContextOptions['cert']): string[] {
+  if (cert === undefined) return [];
+  const pems = (Array.isArray(cert) ? cert : [cert]).map((c) =>
+    typeof c === 'string' ? c : Buffer.from(c).toString('latin1'),
+  );
+  const all = pems.flatMap((pem) => parseCertificates(pem, 'TLS certificate'));
+  return all.slice(1, 5).map((c) => Buffer.from(c.der).toString('base64'));
+}
+
 function splitAddress(address: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(address);
   const port = m === null ? Number.NaN : Number(m[2]);
@@ -334,7 +347,8 @@ export async function connectBroker(o: ConnectOptions): Promise<BrokerClient> {
 
   let welcome: Message;
   try {
-    welcome = await request('hello', { role: o.role }, timeoutMs);
+    const chain = certificatesAbove(o.tls.cert);
+    welcome = await request('hello', { role: o.role, ...(chain.length > 0 ? { chain } : {}) }, timeoutMs);
   } catch (e) {
     conn.close();
     throw e;

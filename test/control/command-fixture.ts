@@ -52,6 +52,8 @@ export interface FleetPki {
   revokedPeer: Id;
   foreignOp: Id;
   broker: Id;
+  /** The user root's peer issuer (CA, pathLen 0): what `mway peers accept` issues with. */
+  peerIssuer: Id;
   crl: Crl;
 }
 
@@ -104,7 +106,9 @@ export async function makeFleetPki(): Promise<FleetPki> {
     issuerCert: root.cert,
     serials: [revokedOp.cert.serial, revokedPeer.cert.serial],
   });
-  return { dir, root, op, admin, execOp, revokedOp, p1, p2, revokedPeer, foreignOp, broker, crl };
+  // The root's delegation for enrollment: `mway peers accept` signs with it.
+  const peerIssuer = await load(await newIdentity({ ...under, role: 'peer-issuer', name: 'peer-issuer' }));
+  return { dir, root, op, admin, execOp, revokedOp, p1, p2, revokedPeer, foreignOp, broker, crl, peerIssuer };
 }
 
 export function codeOf(f: () => unknown): string {

@@ -185,3 +185,155 @@ test('a revoked operator is refused by the running broker at once and, after mwa
   );
   t.regex((await bobCli.run('status', '--group', 'web')).stderr, /E_IDENTITY_REVOKED/);
 });
+
+// The peer issuer's side of revocation (doc/certificate-profile.md, "CRLs"): its CRL names no
+// anchor and travels with its chain; the running broker and the peers accept it through that
+// chain to the root they hold, the peers before the broker when it is pushed first.
+test("a peer the peer issuer certified is revoked by the peer issuer's CRL: peers refuse for it after mway crl push, the broker cuts it off on reload", async (t) => {
+  const p = await pkiP;
+  const dir = await tempDir(t);
+  const I = ['--issuer-key', p.peerIssuer.keyPath, '--issuer-cert', p.peerIssuer.certPath];
+  const crl = join(dir, 'peer-issuer.crl');
+  const made = await cli('mway', ['keys', 'crl', ...I, '--crl', crl]);
+  t.is(made.exitCode, 0, made.stderr);
+  const issued = async (name: string) =>
+    newIdentity({
+      role: 'peer',
+      name,
+      peerId: name,
+      outDir: join(dir, 'ids'),
+      issuerKey: p.peerIssuer.key,
+      issuerCert: p.peerIssuer.cert,
+    });
+  const [pa, pb] = [await issued('pa'), await issued('pb')];
+  t.deepEqual(
+    (await readCertificates(pa.certPath)).map((c) => c.role),
+    ['peer', 'peer-issuer'],
+  );
+  const config = join(dir, 'broker.json');
+  await writeFile(
+    config,
+    JSON.stringify({
+      listen: '127.0.0.1:0',
+      key: p.broker.keyPath,
+      certificate: p.broker.certPath,
+      anchors: [p.root.certPath],
+      crls: [crl],
+      database: join(dir, 'broker.db'),
+      mdns: { enabled: false },
+    }),
+  );
+  const broker = await startBroker(t, config);
+  const recs = { pa: recorder(), pb: recorder() };
+  const linkOf = (id: typeof pa, rec: ReturnType<typeof recorder>, name: 'pa' | 'pb') =>
+    startPeerLink({
+      api: rec.api,
+      stateDir: join(dir, name),
+      log: () => {},
+      config: {
+        broker: broker.address,
+        fleet: 'prod',
+        key: id.keyPath,
+        cert: id.certPath,
+        ...(id.kemKeyPath === undefined ? {} : { kemKey: id.kemKeyPath }),
+        anchors: [p.root.certPath],
+        maxBackoffMs: 300,
+      },
+    });
+  const la = await linkOf(pa, recs.pa, 'pa');
+  t.teardown(() => la.stop());
+  let lb = await linkOf(pb, recs.pb, 'pb');
+  t.teardown(() => lb.stop());
+  await until('both linked through the peer issuer', () => la.connected && lb.connected);
+
+  const env = { MWAY_CONFIG_DIR: join(dir, 'mway-admin') };
+  const init = await cli(
+    'mway',
+    [
+      'config',
+      'init',
+      '--broker',
+      broker.address,
+      '--fleet',
+      'prod',
+      '--key',
+      p.admin.keyPath,
+      '--cert',
+      p.admin.certPath,
+      '--anchor',
+      p.root.certPath,
+    ],
+    { env },
+  );
+  t.is(init.exitCode, 0, init.stderr);
+  const admin = (...a: string[]) => cli('mway', a, { env, timeout: 60_000 });
+  t.is((await admin('group', 'create', 'web')).exitCode, 0);
+  const add = await admin('group', 'add', 'web', 'pa', 'pb');
+  t.is(add.exitCode, 0, add.stdout + add.stderr);
+  // The broker hands out each peer's certificate with its issuer, so mway can trust it from the
+  // root (sealing a secret needs that); their signed results verify here through it too.
+  const listed = JSON.parse((await admin('peers', '--json')).stdout) as Array<{
+    peerId: string;
+    trusted: boolean;
+  }>;
+  t.deepEqual(
+    listed.map((x) => [x.peerId, x.trusted]),
+    [
+      ['pa', true],
+      ['pb', true],
+    ],
+  );
+  const ok = await admin('service', '--group', 'web', 'restart', 'hello');
+  t.is(ok.exitCode, 0, ok.stdout + ok.stderr);
+  t.regex(ok.stdout, /2 targeted, 2 succeeded/);
+
+  // Revoke pa into a copy the broker does not read yet, and push that to the peers first.
+  const next = join(dir, 'peer-issuer-next.crl');
+  await copyFile(crl, next);
+  const rev = await cli('mway', ['keys', 'revoke', ...I, '--cert', pa.certPath, '--crl', next]);
+  t.is(rev.exitCode, 0, rev.stderr);
+  const push = await admin('crl', 'push', next, '--group', 'web', '--json', '--static');
+  t.is(push.exitCode, 0, push.stdout + push.stderr);
+  for (const r of (JSON.parse(push.stdout) as { peers: Array<{ output: unknown }> }).peers)
+    t.like(r.output, { state: 'installed', serials: 1, issuer: 'CN=peer-issuer, O=MilkyWay peer-issuer' });
+  // pa holds a CRL that revokes pa: it refuses every command (its own chain is checked with it).
+  const after = await admin('service', '--group', 'web', 'restart', 'hello');
+  t.is(after.exitCode, 1, after.stdout + after.stderr);
+  t.regex(after.stdout, /pa\s+refused\s+E_CMD_PEER_REVOKED/);
+  t.regex(after.stdout, /pb\s+ok/);
+  t.deepEqual(recs.pa.calls, ['restart hello']);
+  t.deepEqual(recs.pb.calls, ['restart hello', 'restart hello']);
+
+  // The stored copy carries the chain, and a restarted link reads it back through it.
+  const stored = (await readdir(join(dir, 'pb', 'control', 'crls'))).filter((f) => f.endsWith('.crl'));
+  t.is(stored.length, 1);
+  const { readFile } = await import('node:fs/promises');
+  const text = await readFile(join(dir, 'pb', 'control', 'crls', stored[0] as string), 'utf8');
+  t.is(text.match(/-----BEGIN CERTIFICATE-----/g)?.length, 2, 'the peer issuer and the root');
+  await lb.stop();
+  lb = await linkOf(pb, recs.pb, 'pb');
+  await until('pb back with the stored CRL', () => lb.connected);
+
+  // The broker's file gets the revocation: reloaded without a restart, pa is cut off.
+  await copyFile(next, crl);
+  await until('the broker reloaded the peer issuer CRL', () =>
+    broker.lines.some((l) =>
+      /CRLs reloaded \(file changed\): 1 list\(s\), 1 revoked; disconnected peer:pa/.test(l),
+    ),
+  );
+  const peers = JSON.parse((await admin('peers', '--json')).stdout) as Array<{
+    peerId: string;
+    online: boolean;
+  }>;
+  t.like(Object.fromEntries(peers.map((x) => [x.peerId, x.online])), { pa: false, pb: true });
+  await new Promise((r) => setTimeout(r, 1500));
+  t.false(la.connected, 'pa stays out: its reconnects are refused');
+  t.true(broker.lines.some((l) => /E_IDENTITY_REVOKED|revoked/.test(l)));
+
+  // A CRL without its chain names no known issuer: refused before anything is sent.
+  const bare = join(dir, 'bare.crl');
+  await writeFile(bare, (await readFile(next, 'utf8')).split('-----BEGIN CERTIFICATE-----')[0] as string);
+  const refused = await admin('crl', 'push', bare, '--group', 'web');
+  t.is(refused.exitCode, 1);
+  t.regex(refused.stderr, /E_CRL_ISSUER_UNKNOWN/);
+});

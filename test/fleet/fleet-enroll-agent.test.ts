@@ -66,7 +66,7 @@ test('agents without an identity enroll through the broker, are accepted with id
   t.regex(text.stdout, new RegExp(`${rowA.requestId}  .*  ${fpA}\\n    ${hostname()}  `));
 
   t.is((await mway('group', 'create', 'web')).exitCode, 0);
-  const R = ['--issuer-key', p.root.keyPath, '--issuer-cert', p.root.certPath];
+  const R = ['--issuer-key', p.peerIssuer.keyPath, '--issuer-cert', p.peerIssuer.certPath];
   const acc = await mway(
     'peers',
     'accept',

@@ -79,9 +79,9 @@ test('an agent gets its broker and enrollment token from a cloud-init seed, is a
     'peers',
     'autosign',
     '--issuer-key',
-    p.root.keyPath,
+    p.peerIssuer.keyPath,
     '--issuer-cert',
-    p.root.certPath,
+    p.peerIssuer.certPath,
   );
   // The request may not be there yet on the first pass: run passes until it was decided.
   let out = auto.stdout;
@@ -90,7 +90,14 @@ test('an agent gets its broker and enrollment token from a cloud-init seed, is a
     async () => {
       if (/accepted seeded-1/.test(out)) return true;
       out = (
-        await admin('peers', 'autosign', '--issuer-key', p.root.keyPath, '--issuer-cert', p.root.certPath)
+        await admin(
+          'peers',
+          'autosign',
+          '--issuer-key',
+          p.peerIssuer.keyPath,
+          '--issuer-cert',
+          p.peerIssuer.certPath,
+        )
       ).stdout;
       return /accepted seeded-1/.test(out);
     },

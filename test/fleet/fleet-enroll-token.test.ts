@@ -94,9 +94,9 @@ test('an enrollment token lets a machine in without a manual step, once, until i
       'peers',
       'autosign',
       '--issuer-key',
-      p.root.keyPath,
+      p.peerIssuer.keyPath,
       '--issuer-cert',
-      p.root.certPath,
+      p.peerIssuer.certPath,
       '--watch',
       '--interval',
       '0.3',
@@ -167,9 +167,9 @@ test('an enrollment token lets a machine in without a manual step, once, until i
     'peers',
     'autosign',
     '--issuer-key',
-    p.root.keyPath,
+    p.peerIssuer.keyPath,
     '--issuer-cert',
-    p.root.certPath,
+    p.peerIssuer.certPath,
   );
   t.is(once.exitCode, 0, once.stderr);
   t.is(once.stdout, '');

@@ -56,7 +56,8 @@ test('mway peers pending / accept certifies the requested key, reject refuses an
   t.deepEqual(rows.map((x) => x.peerId).sort(), ['intruder', 'new-1']);
   t.is(rows.find((x) => x.peerId === 'new-1')?.fingerprint, String(r.fingerprint));
 
-  const acc = await mway(
+  // The user root is no issuer for enrollment: refused before anything is issued.
+  const byRoot = await mway(
     'peers',
     'accept',
     String(r.requestId),
@@ -65,11 +66,29 @@ test('mway peers pending / accept certifies the requested key, reject refuses an
     '--issuer-cert',
     p.root.certPath,
   );
+  t.is(byRoot.exitCode, 1, byRoot.stdout + byRoot.stderr);
+  t.regex(byRoot.stderr, /E_ENROLL_ISSUER: .*root \(user-root\), not a peer issuer/);
+  t.is((await anon.request('enroll-status', { requestId: r.requestId })).state, 'pending');
+
+  const acc = await mway(
+    'peers',
+    'accept',
+    String(r.requestId),
+    '--issuer-key',
+    p.peerIssuer.keyPath,
+    '--issuer-cert',
+    p.peerIssuer.certPath,
+  );
   t.is(acc.exitCode, 0, acc.stdout + acc.stderr);
   t.is((await mway('peers', 'reject', 'intruder')).exitCode, 0);
   const st = await anon.request('enroll-status', { requestId: r.requestId });
   t.is(st.state, 'accepted');
   const chain = parseCertificates(st.certificate as string);
+  t.deepEqual(
+    chain.map((c) => c.role),
+    ['peer', 'peer-issuer'],
+    'issued by the peer issuer, which travels with it',
+  );
   const leaf = verifyChain(chain, { anchors: [p.root.cert], roles: ['peer'] });
   t.is(leaf.peerId, 'new-1');
   t.deepEqual(Buffer.from(leaf.publicKey), Buffer.from(rawPublicKey(key.publicKey)));

@@ -43,6 +43,8 @@ test.serial(
         /^mway keys new --role operator --name alice --out pki \$R --groups '\*' --actions '\*,exec'$/,
         undefined,
       ],
+      [/^mway keys new --role peer-issuer --name peer-issuer --out pki \$R/, /role +peer-issuer/],
+      [/^I="--issuer-key pki\/peer-issuer\.key --issuer-cert pki\/peer-issuer\.crt"$/, undefined],
       [/^cat > image\.json <<'EOF'/, undefined],
       [/^mway-image build image\.json -o out$/, /disk\.img/],
       [/^cat > broker\.json <<'EOF'/, undefined],
@@ -72,7 +74,7 @@ test.serial(
         /control: enrolling as web-1: key fingerprint [0-9a-f]{64}/,
       ],
       [
-        /^mway peers autosign \$R$/,
+        /^mway peers autosign \$I$/,
         /^accepted web-1 \(request [0-9a-f]{32}, token [0-9a-f]{32}, groups web\)$/m,
       ],
       [/^mway peers --wait 1 --timeout 300$/, /^web-1 +online +web\b/m],

@@ -1,9 +1,10 @@
 // `mway crl push FILE --group G|--peer P|--target EXPR`: delivers a CRL to peers in a signed
-// `crl.install` command. The CRL's own signature (by the user root) is its authority: it is
-// checked here against our anchors before anything is sent, and again by every peer, which
-// keeps it in its writable state and refuses one older than the CRL it has in force.
+// `crl.install` command. The CRL's own signature (by the user root, or by the peer issuer with
+// its chain to the root) is its authority: it is checked here against our anchors before
+// anything is sent, and again by every peer, which keeps it in its writable state and refuses
+// one older than the CRL it has in force.
 import { defineCommand } from 'citty';
-import { checkCrls, readCrls } from '../../../keys/index.ts';
+import { checkCrls, crlPem, readCrls } from '../../../keys/index.ts';
 import { usageError } from '../operator-error.ts';
 import { readOperatorConfig } from '../operator-client.ts';
 import { runJob, targetArgs } from './shared.ts';
@@ -27,7 +28,10 @@ const push = defineCommand({
     const cfg = await readOperatorConfig();
     const { anchors } = await OperatorClient.trust(cfg);
     checkCrls([crl], anchors);
-    return runJob(args, 'crl.install', { crl: Buffer.from(crl.der).toString('base64') });
+    // A peer issuer's CRL goes as its PEM file, the issuer's chain after it (the peer checks it
+    // through that chain, as we just did); a root's as its DER.
+    const bytes = crl.issuerChain === undefined ? crl.der : Buffer.from(crlPem(crl));
+    return runJob(args, 'crl.install', { crl: Buffer.from(bytes).toString('base64') });
   },
 });
 

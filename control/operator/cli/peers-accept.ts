@@ -8,7 +8,7 @@ import '../../../keys/cli/index.ts';
 import { commonArgs, output } from '../../../common/index.ts';
 import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { checkEnrollmentRequest, ControlError, isId } from '../../wire/index.ts';
-import { acceptEnrollment } from '../enroll-accept.ts';
+import { acceptEnrollment, assertPeerIssuer } from '../enroll-accept.ts';
 import { usageError } from '../operator-error.ts';
 import { findEnrollmentRequest, withClient } from './shared.ts';
 
@@ -17,8 +17,12 @@ export default defineCommand({
   args: {
     ...commonArgs,
     id: { type: 'positional', required: true, description: 'Request id or peer id' },
-    'issuer-key': { type: 'string', required: true, description: 'User root private key' },
-    'issuer-cert': { type: 'string', required: true, description: 'User root certificate' },
+    'issuer-key': {
+      type: 'string',
+      required: true,
+      description: 'Peer issuer private key (mway keys new --role peer-issuer)',
+    },
+    'issuer-cert': { type: 'string', required: true, description: 'Peer issuer certificate' },
     days: { type: 'string', numeric: 'integer', description: 'Validity in days (default 365)' },
     'peer-id': { type: 'string', description: 'Peer id to certify (default: the one the machine asked for)' },
     label: { type: 'string', description: 'Labels K=V[,K=V…] (default: the ones the machine asked for)' },
@@ -52,6 +56,7 @@ export default defineCommand({
         throw usageError(`No group ${missing.join(', ')}; create it first (mway group create)`);
       const issuerCert = (await readCertificates(args['issuer-cert']))[0];
       if (issuerCert === undefined) throw usageError(`${args['issuer-cert']} holds no certificate`);
+      assertPeerIssuer(issuerCert, args['issuer-cert']);
       await acceptEnrollment(c, req, {
         issuerKey: await readPrivateKey(args['issuer-key']),
         issuerCert,

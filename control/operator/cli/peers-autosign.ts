@@ -7,6 +7,7 @@ import { defineCommand } from 'citty';
 import '../../../keys/cli/index.ts';
 import { commonArgs } from '../../../common/index.ts';
 import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
+import { assertPeerIssuer } from '../enroll-accept.ts';
 import { type AutosignDecision, autosignPass } from '../enroll-autosign.ts';
 import { configDir } from '../operator-client.ts';
 import { usageError } from '../operator-error.ts';
@@ -22,8 +23,12 @@ export default defineCommand({
   meta: { name: 'autosign', description: 'Accept enrollment requests that carry a valid enrollment token' },
   args: {
     ...commonArgs,
-    'issuer-key': { type: 'string', required: true, description: 'User root private key' },
-    'issuer-cert': { type: 'string', required: true, description: 'User root certificate' },
+    'issuer-key': {
+      type: 'string',
+      required: true,
+      description: 'Peer issuer private key (mway keys new --role peer-issuer)',
+    },
+    'issuer-cert': { type: 'string', required: true, description: 'Peer issuer certificate' },
     days: { type: 'string', numeric: 'integer', description: 'Certificate validity in days (default 365)' },
     watch: { type: 'boolean', description: 'Keep accepting until SIGINT/SIGTERM' },
     interval: {
@@ -37,6 +42,7 @@ export default defineCommand({
     if (!(interval >= 0.1 && interval <= 3600)) throw usageError('--interval must be 0.1..3600 seconds');
     const issuerCert = (await readCertificates(args['issuer-cert']))[0];
     if (issuerCert === undefined) throw usageError(`${args['issuer-cert']} holds no certificate`);
+    assertPeerIssuer(issuerCert, args['issuer-cert']);
     const issuerKey = await readPrivateKey(args['issuer-key']);
     const print = (d: AutosignDecision) =>
       process.stdout.write(`${args.json === true ? JSON.stringify(d) : line(d)}\n`);

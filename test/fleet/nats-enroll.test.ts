@@ -84,7 +84,7 @@ test('a machine with no identity enrolls through NATS as the shared enrolling us
   const entry = f.broker.db.audit(1, 100).find((e) => e.kind === 'enroll-request');
   t.regex(entry?.actor ?? '', /^anonymous:/, 'audited as over TLS');
 
-  const R = ['--issuer-key', p.root.keyPath, '--issuer-cert', p.root.certPath];
+  const R = ['--issuer-key', p.peerIssuer.keyPath, '--issuer-cert', p.peerIssuer.certPath];
   const acc = await mway('peers', 'accept', row?.requestId as string, ...R, '--peer-id', 'web-1');
   t.is(acc.exitCode, 0, acc.stdout + acc.stderr);
   await until(

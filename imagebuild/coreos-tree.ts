@@ -108,7 +108,8 @@ export async function productionModules(): Promise<string[]> {
   return [...dirs].filter((d) => !SKIP_MODULES.has(d)).sort();
 }
 
-function initScript(spec: ImageSpec): string {
+/** CoreOS's /sbin/init (exported: test/update/ab-update-qemu makes a release whose agent hangs from it). */
+export function initScript(spec: ImageSpec): string {
   const n = spec.coreos.network;
   const net =
     n === undefined

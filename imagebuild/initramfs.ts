@@ -15,7 +15,8 @@ import { moduleClosure } from './module-closure.ts';
  * Modules /init loads, in this order (each after its dependencies). crc32c_generic comes
  * first because libcrc32c (erofs, ext4) asks the crypto API for crc32c at load time and
  * modules.dep only lists it as a soft dependency. button + evdev give the agent the ACPI
- * power button (QEMU's system_powerdown); virtio_net and loop are for CoreOS itself.
+ * power button (QEMU's system_powerdown); virtio_net and loop are for CoreOS itself;
+ * i6300esb is the watchdog the agent feeds (QEMU's; a PCI driver loads without its device).
  */
 export const INITRAMFS_MODULES: readonly string[] = [
   'crc32c_generic',
@@ -37,6 +38,7 @@ export const INITRAMFS_MODULES: readonly string[] = [
   'nls_utf8',
   'button',
   'evdev',
+  'i6300esb',
 ];
 
 export interface BuildInitramfsOptions {

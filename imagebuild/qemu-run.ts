@@ -53,6 +53,11 @@ export interface RunQemuOptions {
   seed?: string;
   /** Exit QEMU when the guest reboots (default true: a panic then ends the run). */
   noReboot?: boolean;
+  /**
+   * An Intel 6300ESB watchdog (`-device i6300esb`, reset when it fires): the agent arms and
+   * feeds /dev/watchdog, so a hung guest resets — or, under noReboot, ends the run.
+   */
+  watchdog?: boolean;
 }
 
 export interface QemuResult {
@@ -184,6 +189,7 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     '-device',
     'virtio-net-pci,netdev=n0',
     ...(options.noReboot === false ? [] : ['-no-reboot']),
+    ...(options.watchdog === true ? ['-device', 'i6300esb', '-action', 'watchdog=reset'] : []),
   ];
   // Open the console file before QEMU starts, so a bad path cannot leave a guest running.
   let serialFile: FileHandle | undefined;

@@ -24,6 +24,7 @@ export async function runAgent(args: {
   const { mountApiFilesystems } = await import('../core/boot-mounts.ts');
   const { finish, installEmergencyPath, installSignalHandlers, isRealPid1 } = await import('../core/pid1.ts');
   const { watchPowerButton } = await import('../core/power-button.ts');
+  const { startWatchdog, watchdogDevice } = await import('../core/watchdog.ts');
   const realPid1 = args.mode === 'pid1' || ((args.mode ?? 'auto') === 'auto' && isRealPid1());
   // The flag, else MWAY_LOG_FORMAT, else (once it is read) the config file's logFormat.
   const asked = args.logFormat ?? process.env.MWAY_LOG_FORMAT;
@@ -46,6 +47,18 @@ export async function runAgent(args: {
   installSignalHandlers(agent);
   // PID 1 must never run out of things to wait for.
   const keepAlive = setInterval(() => {}, 1 << 30);
+  // Armed before the boot: a hang anywhere from here on (a trial slot's before its health
+  // gate above all) resets the machine, and stage 1 has already spent that slot's try.
+  const dogDevice = watchdogDevice(config.watchdog.device, realPid1, (p) => agent.path(p));
+  let dog: import('../core/watchdog.ts').Watchdog | undefined;
+  if (dogDevice !== null) {
+    try {
+      dog = startWatchdog({ device: dogDevice, feedMs: config.watchdog.feedMs, log: agent.log });
+    } catch (e) {
+      agent.warn(`watchdog: cannot open ${dogDevice}: ${(e as Error).message}; a hang is not caught`);
+    }
+  } else if (realPid1)
+    agent.log('info', 'watchdog: none (no /dev/watchdog): a hang of the agent is not caught');
   if (realPid1) {
     const button = watchPowerButton(() => void agent.shutdown('poweroff', 'power button pressed'));
     agent.onShutdown('power button', async () => button.stop());
@@ -120,6 +133,10 @@ export async function runAgent(args: {
   }
   const result = await agent.done;
   clearInterval(keepAlive);
+  // A poweroff must stay off: disarm. A reboot keeps it armed, unfed: if `reboot -f` never
+  // happens, the watchdog does it.
+  if (result.action === 'reboot') dog?.stopFeeding();
+  else dog?.disarm();
   return finish(result, realPid1);
 }
 

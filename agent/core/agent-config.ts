@@ -100,6 +100,21 @@ const Nocloud = object({
 });
 export type NocloudConfig = Output<typeof Nocloud>;
 
+const Watchdog = object({
+  device: about(
+    v.optional(
+      text({ max: 4096, pattern: /^(auto|none|\/[^\0]*)$/, hint: 'is not auto, none or an absolute path' }),
+      'auto',
+    ),
+    'auto: /dev/watchdog when PID 1 finds one (QEMU -device i6300esb); none; or a device inside root. Opening it arms the timer',
+  ),
+  feedMs: about(
+    v.optional(int(100, 600_000), 5000),
+    "Milliseconds between feeds, from the agent's own event loop (well under the device's timeout, 30 s for i6300esb)",
+  ),
+});
+export type WatchdogConfig = Output<typeof Watchdog>;
+
 /**
  * The keys an image spec may set in CoreOS's agent.json (imagebuild's `agent`): one
  * definition shared by the agent config and the image spec.
@@ -121,6 +136,10 @@ export const AGENT_TUNING = {
     'Read a cloud-init NoCloud seed at boot (doc/agent-config.md, "cloud-init seed")',
   ),
   update: about(v.optional(Update, {}), 'A/B CoreOS updates and the health gate (doc/how-to-update.md)'),
+  watchdog: about(
+    v.optional(Watchdog, {}),
+    'The hardware watchdog the agent feeds: a hung agent resets the machine (doc/how-to-update.md, "Hangs")',
+  ),
 };
 
 const path = (fallback: string, description: string) =>

@@ -35,6 +35,7 @@ import type { CoreosStatus, GateStatus } from './agent-api.ts';
 import type { UpdateConfig } from './agent-config.ts';
 import type { LogFn } from './agent-log.ts';
 import { type GateResult, runHealthGate } from './health-gate.ts';
+import { resetByWatchdog } from './watchdog.ts';
 
 export interface UpdaterOptions {
   config: UpdateConfig;
@@ -50,6 +51,8 @@ export interface UpdaterOptions {
   onWrite?: (done: number, total: number) => void;
   /** `/proc/cmdline` (tests give their own). */
   cmdline?: () => Promise<string>;
+  /** Whether a watchdog reset the machine into this boot (default: sysfs bootstatus). */
+  watchdogReset?: () => Promise<boolean>;
 }
 
 const now = () => new Date().toISOString();
@@ -145,7 +148,9 @@ export class CoreosUpdater {
       );
       if (state.trial !== undefined && state.trial.slot !== running) {
         // Armed, rebooted, and stage 1 came back to this slot: the trial never passed its gate.
-        const reason = `the trial boot of slot ${state.trial.slot} did not reach the health gate; stage 1 booted slot ${running} again`;
+        // The watchdog's own flag says why when it was a hang (agent/core/watchdog.ts).
+        const hung = await (this.#o.watchdogReset ?? resetByWatchdog)();
+        const reason = `the trial boot of slot ${state.trial.slot} did not reach the health gate${hung ? ' (the watchdog reset the machine: it hung)' : ''}; stage 1 booted slot ${running} again`;
         const t = slots[state.trial.slot];
         if (t.state.priority !== 0 || t.state.tries !== 0)
           this.#setStates(disk, slots, { [state.trial.slot]: { priority: 0, tries: 0, successful: false } });

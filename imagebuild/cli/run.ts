@@ -26,6 +26,12 @@ export default defineCommand({
       description:
         'A guest reboot (mway reboot) restarts it, like hardware; --no-reboot ends the run instead',
     },
+    watchdog: {
+      type: 'boolean',
+      default: true,
+      description:
+        'An i6300esb hardware watchdog the agent feeds: a hung guest resets, like a server; --no-watchdog leaves it out',
+    },
     'secure-boot': {
       type: 'boolean',
       description:
@@ -86,6 +92,7 @@ export default defineCommand({
       // A server that is told to reboot comes back; `--no-reboot` is for runs that must end
       // at the first reboot or panic (tests, one-shot checks).
       noReboot: args.reboot === false,
+      watchdog: args.watchdog !== false,
       secureBoot: args['secure-boot'] === true,
       ...(args.vars === undefined ? {} : { ovmfVars: args.vars }),
       ...(args.seed === undefined ? {} : { seed: args.seed }),

@@ -51,7 +51,15 @@ export async function startBroker(
 export function bootGuest(
   t: ExecutionContext,
   disk: string,
-  o: { timeoutMs: number; seed?: string; memoryMiB?: number; log?: string; waitMs?: number },
+  o: {
+    timeoutMs: number;
+    seed?: string;
+    memoryMiB?: number;
+    log?: string;
+    waitMs?: number;
+    /** The i6300esb watchdog (imagebuild/qemu-run.ts): a hung guest resets. */
+    watchdog?: boolean;
+  },
 ) {
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (l: string | undefined) => void }[] = [];
@@ -64,6 +72,7 @@ export function bootGuest(
     serial: 'none',
     snapshot: true,
     noReboot: false,
+    ...(o.watchdog === true ? { watchdog: true } : {}),
     onLine: (l) => {
       lines.push(l);
       if (o.log !== undefined) appendFileSync(o.log, `${l}\n`);

@@ -24,6 +24,11 @@ test('mway-image run passes -no-reboot to QEMU only with --no-reboot', async (t)
   t.true(plain.includes('-accel'), 'the stand-in QEMU was the one run');
   t.false(plain.includes('-no-reboot'), 'by default a reboot restarts the guest');
   t.true((await argsOf('--no-reboot')).includes('-no-reboot'));
+  // The watchdog the agent feeds is there by default, as on a server; --no-watchdog leaves it out.
+  const dev = plain.indexOf('i6300esb');
+  t.true(dev > 0 && plain[dev - 1] === '-device', plain.join(' '));
+  t.true(plain.includes('watchdog=reset'));
+  t.false((await argsOf('--no-watchdog')).includes('i6300esb'));
 });
 
 test('mway-image run --seed attaches the seed read-only as a second virtio disk; a missing seed is E_QEMU_NO_DISK', async (t) => {

@@ -20,7 +20,7 @@ import { completeService, MAX_LIST, NAME, named, ServiceSchema, type ServiceSpec
 
 export type { Readiness, RestartPolicy, ServiceSpec } from './service.ts';
 
-const { defineFormat, flag, int, list, object, oneOf, shown, v } = schema;
+const { configObject, defineFormat, flag, int, list, object, oneOf, shown, v } = schema;
 type Output<S extends schema.Schema> = schema.Output<S>;
 type SchemaIssue = schema.SchemaIssue;
 
@@ -110,7 +110,8 @@ const layerEntries = {
 };
 
 /** A packager's layer.json: `mway-layer pack` adds created, payload and policy. */
-const sourceSchema = object({
+// A file a person writes: `$schema` lets an editor find doc/layer-source.schema.json (pack drops it).
+const sourceSchema = configObject({
   format: v.optional(v.literal(LAYER_FORMAT), LAYER_FORMAT),
   ...layerEntries,
 });

@@ -156,8 +156,10 @@ function layerManifest(
   p: PayloadFacts,
   policyBytes: Buffer | undefined,
 ): LayerManifest {
+  // `$schema` is for the editor of the source; the signed manifest has a schema of its own.
+  const { $schema: _, ...rest } = source;
   return {
-    ...source,
+    ...rest,
     created: new Date(epoch * 1000).toISOString(),
     payload: {
       filesystem: 'erofs',

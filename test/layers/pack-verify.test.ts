@@ -134,3 +134,26 @@ test('extract: files come out of the erofs payload without mounting', async (t) 
   const { readlink } = await import('node:fs/promises');
   t.is(await readlink(join(x, 'etc/hello-link')), '../bin/hello');
 });
+
+test('a layer.json with $schema (for the editor) packs; the signed manifest leaves it out', async (t) => {
+  const p = await pki();
+  const dir = await tempDir(t);
+  const src = await layerSource(join(dir, 'src'));
+  const { writeFile } = await import('node:fs/promises');
+  const source = JSON.parse(await readFile(join(src, 'layer.json'), 'utf8')) as Record<string, unknown>;
+  await writeFile(
+    join(src, 'layer.json'),
+    JSON.stringify({ $schema: '../doc/layer-source.schema.json', ...source }),
+  );
+  const out = join(dir, 'hello.mwl');
+  await packLayer({
+    dir: src,
+    key: p.vendor.key,
+    chain: p.vendor.chain,
+    out,
+    sourceDateEpoch: 1_700_000_000,
+  });
+  const v = await verifyLayer(out, { anchors: [p.vendorRoot.cert] });
+  t.is(v.manifest.name, 'hello');
+  t.false('$schema' in v.manifest);
+});

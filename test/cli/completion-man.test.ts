@@ -70,7 +70,7 @@ test('scripts/install-docs.sh installs man pages man finds and completions bash 
   const prefix = await mkdtemp(join((await import('node:os')).tmpdir(), 'mway-docs-'));
   t.teardown(() => rm(prefix, { recursive: true, force: true }));
   await execa(join(ROOT, 'scripts/install-docs.sh'), [], {
-    env: { MWAY_DOC_PREFIX: prefix },
+    env: { MWAY_DOC_PREFIX: prefix, NODE_COMPILE_CACHE: join(prefix, 'compile-cache') },
     timeout: 120_000,
   });
   for (const bin of Object.keys(roots)) {

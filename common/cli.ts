@@ -68,6 +68,8 @@ interface Selected {
   rest: readonly string[];
   /** The names walked, root first (`['mway', 'group', 'add']`). */
   names: string[];
+  /** The root's version, for the usage line of a verb at any depth. */
+  version?: string | undefined;
 }
 
 /** Whether `flag` (`--x`, `-x`) takes a value in `cmd`'s table (so the next word is not a verb). */
@@ -123,7 +125,7 @@ async function select(root: AnyCommand, argv: readonly string[], lenient: boolea
     names.push(name as string);
     rest = [...rest.slice(0, i), ...rest.slice(i + 1)];
   }
-  return { cmd, parent, rest, names };
+  return { cmd, parent, rest, names, version: (await resolve(root.meta))?.version };
 }
 
 /** Whether help and messages may carry ANSI colour: a terminal, and NO_COLOR unset. */
@@ -134,7 +136,19 @@ export function colourAllowed(stream: { isTTY?: boolean } = process.stdout): boo
 
 /** The usage block of `sel`'s verb: citty's rendering, `--` shown where argv is passed on. */
 export async function helpText(sel: Selected, colour: boolean): Promise<string> {
-  let text = await renderUsage(sel.cmd, sel.parent);
+  // citty names a verb after its parent alone (`spec validate`, no version): give it the whole
+  // path and the binary's version, as a nested verb is typed (`mway-image spec validate`).
+  const parent =
+    sel.parent === undefined
+      ? undefined
+      : {
+          meta: {
+            ...((await resolve(sel.parent.meta)) ?? {}),
+            name: sel.names.slice(0, -1).join(' '),
+            ...(sel.version === undefined ? {} : { version: sel.version }),
+          },
+        };
+  let text = await renderUsage(sel.cmd, parent);
   const args = ((await resolve(sel.cmd.args)) ?? {}) as ArgsDef;
   // citty prints every alias with one dash; a long one (`--peer-group` for `--group`) is typed
   // with two, so show it so (the column is right-aligned: the space before it takes the dash).

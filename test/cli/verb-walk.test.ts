@@ -52,7 +52,8 @@ for (const [bin, root] of Object.entries(ROOTS)) {
       const what = [bin, ...path].join(' ');
       const h = capture();
       t.is(await runCli(root, [...path, '--help'], h.io), 0, `${what} --help`);
-      t.regex(h.out(), new RegExp(`USAGE ${[bin, ...path].slice(-2).join(' ')}`), `${what} --help`);
+      t.true(h.out().includes(`USAGE ${what} `), `${what} --help names the whole path`);
+      if (path.length > 0) t.true(h.out().includes(`(${what} v0.1.0)`), `${what} --help has the version`);
       t.false(h.out().includes('\u001B['), `${what} --help has no colour`);
 
       const u = capture();
@@ -113,6 +114,6 @@ test('help into a pipe has no colour even without NO_COLOR', async (t) => {
     extendEnv: false,
     timeout: 60_000,
   });
-  t.regex(String(r.stdout), /USAGE group add/);
+  t.regex(String(r.stdout), /USAGE mway group add/);
   t.false(String(r.stdout).includes('\u001B['));
 });

@@ -27,6 +27,9 @@ import {
   isId,
   keyFingerprint,
   MAX_TOKEN_BYTES,
+  newNkeySeed,
+  nkeyPublicKey,
+  readNkeySeed,
 } from '../../control/wire/index.ts';
 import { AgentError } from '../core/agent-error.ts';
 import { enrollPeer } from './enroll-peer.ts';
@@ -97,6 +100,19 @@ function suggestedId(cfg: EnrollConfig, fingerprint: string): string {
 }
 
 /**
+ * The public key of the machine's NATS nkey seed at `file`, made (0600) if there is none yet: a
+ * restart reuses it, so the key in a pending request stays the one the machine holds.
+ */
+async function ownNkey(file: string, log: Log): Promise<string> {
+  if (!(await pathExists(file))) {
+    const seed = await newNkeySeed();
+    await writeFileAtomic(file, `${new TextDecoder().decode(seed)}\n`, 0o600);
+    log('info', `control: generated a NATS nkey in ${file}`);
+  }
+  return nkeyPublicKey(await readNkeySeed(file));
+}
+
+/**
  * Makes sure `files` hold a certified identity: returns at once when the certificate exists,
  * otherwise generates the keys (once: a restart reuses them, so the fingerprint an operator
  * compared stays valid) and enrolls through `broker()` until accepted. A rejection throws
@@ -107,8 +123,11 @@ export async function ensureIdentity(o: {
   enroll: EnrollConfig;
   anchors: readonly Certificate[];
   broker: () => Promise<{ address: string; fingerprint?: string } | undefined>;
-  /** NATS mode: enroll through the cluster as its shared enrolling user instead (doc/nats.md). */
-  nats?: { servers: string[]; enrollNkey?: string };
+  /**
+   * NATS mode: enroll through the cluster as its shared enrolling user instead (doc/nats.md).
+   * The machine's own nkey seed (`nkey`) is made if missing; its public key goes in the request.
+   */
+  nats?: { servers: string[]; enrollNkey?: string; nkey?: string };
   log: Log;
   stopped: () => boolean;
   maxBackoffMs?: number;
@@ -130,6 +149,7 @@ export async function ensureIdentity(o: {
   const fingerprint = keyFingerprint(rawPublicKey(key.publicKey));
   const peerId = suggestedId(o.enroll, fingerprint);
   const token = o.enroll.token === undefined ? o.enroll.tokenEnvelope : await readToken(o.enroll.token);
+  const natsKey = o.nats?.nkey === undefined ? undefined : await ownNkey(o.nats.nkey, log);
   let backoff = 500;
   while (!o.stopped()) {
     const request = createEnrollmentRequest({
@@ -140,6 +160,7 @@ export async function ensureIdentity(o: {
       ...(o.enroll.labels === undefined ? {} : { labels: o.enroll.labels }),
       facts: (await gatherFacts()) as unknown as Record<string, unknown>,
       ...(token === undefined ? {} : { token }),
+      ...(natsKey === undefined ? {} : { natsKey }),
     });
     // The line to compare with `mway peers pending` before accepting.
     log('info', `control: enrolling as ${peerId}: key fingerprint ${fingerprint}`);

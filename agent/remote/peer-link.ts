@@ -42,7 +42,8 @@ export interface PeerLinkConfig {
    * config sets). The same signed commands and results; the servers are as untrusted as a broker.
    * `domain`: the cluster's JetStream domain, for a peer behind a site's leaf node (doc/nats.md,
    * "A leaf node for a site"). `enrollNkey`: the shared nkey seed of the enrolling user, with
-   * `enroll` and no certificate yet (doc/nats.md, "Enrolling through NATS").
+   * `enroll` and no certificate yet (doc/nats.md, "Enrolling through NATS"); with `enroll`,
+   * `nkey` defaults to `peer.nk` in its dir and is made there if missing.
    */
   nats?: { servers: string[]; nkey?: string; domain?: string; enrollNkey?: string };
   /** Broker certificate fingerprint to require (optional pinning). */
@@ -140,7 +141,10 @@ export function parsePeerLinkConfig(raw: unknown): PeerLinkConfig {
     ...(enroll === undefined ? {} : { enroll }),
   };
   if (typeof o.broker === 'string') out.broker = o.broker;
-  if (nats !== undefined) out.nats = nats;
+  // An enrolling machine makes its own NATS nkey beside its other keys unless told where it is.
+  if (nats !== undefined)
+    out.nats =
+      enroll !== undefined && nats.nkey === undefined ? { ...nats, nkey: join(enroll.dir, 'peer.nk') } : nats;
   if (typeof o.brokerFingerprint === 'string') out.brokerFingerprint = o.brokerFingerprint;
   const skew = int('skewMs', 0, 900_000);
   if (skew !== undefined) out.skewMs = skew;

@@ -26,6 +26,8 @@ export const ENROLL_CONTEXT = 'milkyway/v1/enroll';
 export const ENROLL_MAX_AGE_MS = 24 * 3600 * 1000;
 const ALGORITHMS: readonly SignatureAlgorithm[] = ['ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87'];
 const MAX_LABELS = 32;
+/** A NATS nkey user public key: `U`, then base32 of the rest (nats-credentials.ts has the seed). */
+const NKEY_USER_RE = /^U[A-Z2-7]{55}$/;
 /** Largest `facts` object (JSON bytes) a request may carry. */
 export const MAX_FACTS_BYTES = 16_384;
 
@@ -43,6 +45,11 @@ export interface EnrollmentPayload {
   facts?: Record<string, unknown>;
   /** An operator-signed enrollment token (control/wire/enroll-token.ts), for `mway peers autosign`. */
   token?: Envelope;
+  /**
+   * The machine's NATS nkey public key (`U…`) in NATS mode: signed with the rest, so the users
+   * the servers admit can be derived from accepted requests (doc/nats.md).
+   */
+  natsKey?: string;
 }
 
 export interface EnrollmentRequest {
@@ -75,6 +82,7 @@ export function createEnrollmentRequest(o: {
   labels?: Record<string, string>;
   facts?: Record<string, unknown>;
   token?: Envelope;
+  natsKey?: string;
   now?: Date;
 }): EnrollmentRequest {
   const payload: EnrollmentPayload = {
@@ -87,6 +95,7 @@ export function createEnrollmentRequest(o: {
     created: (o.now ?? new Date()).toISOString(),
     ...(o.facts === undefined ? {} : { facts: o.facts }),
     ...(o.token === undefined ? {} : { token: o.token }),
+    ...(o.natsKey === undefined ? {} : { natsKey: o.natsKey }),
   };
   const sig = sign(o.key, canonicalJson(payload), ENROLL_CONTEXT);
   return { v: 1, type: 'enroll-request', payload, sig: Buffer.from(sig).toString('base64') };
@@ -128,7 +137,7 @@ export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): 
   const p = r.payload as Record<string, unknown> | null;
   if (typeof p !== 'object' || p === null) throw bad('Enrollment request has no payload', 'payload');
   const keys = Object.keys(p)
-    .filter((k) => k !== 'facts' && k !== 'token')
+    .filter((k) => k !== 'facts' && k !== 'token' && k !== 'natsKey')
     .sort()
     .join(',');
   if (keys !== 'algorithm,created,kemPublicKey,labels,name,peerId,publicKey') {
@@ -144,6 +153,12 @@ export function checkEnrollmentRequest(value: unknown, now: Date = new Date()): 
     throw bad(
       `Enrollment request: token must be an envelope of at most ${MAX_TOKEN_BYTES} bytes`,
       'payload.token',
+    );
+  }
+  if (p.natsKey !== undefined && !(typeof p.natsKey === 'string' && NKEY_USER_RE.test(p.natsKey))) {
+    throw bad(
+      'Enrollment request: natsKey is not an nkey user public key (U and 55 base32 characters)',
+      'payload.natsKey',
     );
   }
   if (!isId(p.peerId)) throw bad('Enrollment request: peerId is not a valid id', 'payload.peerId');

@@ -165,7 +165,7 @@ const entries = {
   ),
   writableRoot: about(
     v.optional(oneOf(['no', 'ephemeral', 'persistent']), 'no'),
-    "A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends; persistent is kept in the layer's private data (secure/<layer>/root/<service>) across restarts and boots, and started afresh when the layer's payload changes (no: the root is read-only)",
+    "A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends; persistent is kept on the data partition (roots/<layer>/<service>, the agent's) across restarts and boots, and started afresh when the layer's payload changes (no: the root is read-only)",
   ),
   memoryMax: about(
     v.exactOptional(int(1 << 20, 2 ** 50, 'bytes')),

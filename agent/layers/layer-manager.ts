@@ -445,7 +445,20 @@ export class LayerManager {
           );
           let kept: string | undefined;
           if (s.writableRoot === 'persistent') {
-            const pr = await persistentRoot(dataDir, m.name, s.name, dataOwner, m.payload.verity.rootHash);
+            const pr = await persistentRoot(
+              dataDir,
+              m.name,
+              s.name,
+              m.payload.verity.rootHash,
+              sel === undefined
+                ? undefined
+                : { labels: sel.labels, context: mod.layerObjectContext(m.name, 'root', ids.categories) },
+            );
+            if (pr.moved)
+              this.#o.log(
+                'info',
+                `app ${m.name}: ${s.name}'s writable root moved from secure/${m.name}/root/`,
+              );
             if (pr.reset)
               this.#o.log('info', `app ${m.name}: ${s.name}'s writable root started afresh (a new payload)`);
             kept = pr.dir;

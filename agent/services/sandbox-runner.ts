@@ -41,12 +41,12 @@ export const REAPER = ['--pid', '--fork', '--kill-child', '--mount', '--mount-pr
 const WRITABLE_ROOT =
   'set -e; mount -t tmpfs -o "mode=0755,nodev,nosuid$3" mway-rw "$2"; mkdir "$2/upper" "$2/work" "$2/root"; ' +
   'mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid$3" mway-root "$2/root"; shift 3; exec "$@"';
-// writableRoot persistent: the same overlay, its upper and work directories kept in the
-// layer's private data ($2, agent/layers/writable-root.ts), mounted on the run's scratch
-// directory ($3) in the run's own mount namespace, so only the run sees it and it is gone
-// with the run while what it wrote stays. The script is constant.
+// writableRoot persistent: the same overlay, its upper and work directories kept on the data
+// partition ($2, agent/layers/writable-root.ts), mounted on the run's scratch directory ($3)
+// in the run's own mount namespace, so only the run sees it and it is gone with the run while
+// what it wrote stays; $4 as $3 above. The script is constant.
 const PERSISTENT_ROOT =
-  'set -e; mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid" mway-root "$3"; shift 3; exec "$@"';
+  'set -e; mount -t overlay -o "lowerdir=$1,upperdir=$2/upper,workdir=$2/work,nodev,nosuid$4" mway-root "$3"; shift 4; exec "$@"';
 // A kill that has not ended the run by then falls back to the cgroup and the process group.
 const KILL_GRACE_MS = 2000;
 
@@ -119,7 +119,17 @@ export class SandboxRunner implements Runner {
       if (spec.writableRoot === 'persistent') {
         if (spec.persistentRoot === undefined)
           throw new Error(`${spec.name}: writableRoot persistent without a place for it`);
-        rooted = ['/bin/sh', '-c', PERSISTENT_ROOT, 'sh', spec.root, spec.persistentRoot, scratch, bwrap];
+        rooted = [
+          '/bin/sh',
+          '-c',
+          PERSISTENT_ROOT,
+          'sh',
+          spec.root,
+          spec.persistentRoot,
+          scratch,
+          rootContextOption(spec),
+          bwrap,
+        ];
         mounted = scratch;
       } else {
         rooted = ['/bin/sh', '-c', WRITABLE_ROOT, 'sh', spec.root, scratch, rootContextOption(spec), bwrap];

@@ -41,7 +41,7 @@ export default defineCommand({
       type: 'string',
       default: 'ephemeral',
       description:
-        'The service’s writable root: ephemeral (fresh at each start, as podman run --rm) or persistent (kept in the layer’s private data across restarts and boots, as a container’s rootfs)',
+        'The service’s writable root: ephemeral (fresh at each start, as podman run --rm) or persistent (kept on the data partition across restarts and boots, as a container’s rootfs)',
     },
     'source-date-epoch': {
       type: 'string',

@@ -7,8 +7,11 @@
 // 127.0.0.1 forward, creates a table; after a power-off and a second boot of the same disk the
 // row is still there; the same for a key redis wrote to its volume, read with the image's own
 // redis-cli (taken from the layer's payload) through a second forward. nginx-light's image
-// (the same recipe) serves port 80 to curl through a third forward in both boots, writing its
-// logs, temp folders and pid file outside its Volume, in its writable root. SELinux enforcing
+// (the same recipe, imported with --writable-root persistent) serves port 80 to curl through a
+// third forward in both boots, writing its logs, temp folders and pid file outside its Volume,
+// in its writable root kept on the data partition: after each power-off debugfs reads its
+// access log there (the first boot's requests, then both boots') and the log's label, the
+// layer's root type and pair. SELinux enforcing
 // (the image spec's default): the volume seeded into the layer's private data the way the
 // policy allows the agent, the writable root mounted with context= of the layer's root type and
 // pair (doc/selinux.md, "Writable roots": what overlayfs copies up is that type, never the
@@ -66,7 +69,7 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
   const r = await buildImage({ spec, outDir: join(dir, 'out'), sourceDateEpoch: 1_700_000_000 });
   // Imported as a user would, signed with the key the image trusts for user layers.
   const keys = join(dir, 'out', 'keys');
-  const importLayer = async (source: string, name: string, version: string) => {
+  const importLayer = async (source: string, name: string, version: string, ...more: string[]) => {
     const out = join(dir, `${name}.mwl`);
     await run(
       process.execPath,
@@ -84,6 +87,7 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
         join(keys, 'user.crt'),
         '-o',
         out,
+        ...more,
       ],
       { timeout: 900_000 },
     );
@@ -92,7 +96,7 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
   const mwls = [
     await importLayer(archive, 'pg', '15.0.0'),
     await importLayer(redisArchive, 'kv', '7.0.0'),
-    await importLayer(nginxArchive, 'www', '1.22.1'),
+    await importLayer(nginxArchive, 'www', '1.22.1', '--writable-root', 'persistent'),
   ];
   // The image's own redis-cli, from the layer's payload, run on the host with the image's libraries.
   const kvFiles = join(dir, 'kv-files');
@@ -167,6 +171,23 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
   const denials = (lines: readonly string[]) =>
     lines.filter((l) => /avc: +denied/.test(l) && !/comm="postgres" .*dev="hugetlbfs"/.test(l));
 
+  // nginx's kept root, read from the powered-off disk's data partition by debugfs: its access
+  // log (one line per request) and that file's SELinux label.
+  const dp = (await readGpt(r.disk)).partitions.find((p) => p.name === 'data');
+  if (dp === undefined) throw new Error('no data partition');
+  const ACCESS_LOG = 'roots/www/www/upper/var/log/nginx/access.log';
+  const keptRoot = async () => {
+    const data = await extractPartition(r.disk, dp, join(dir, 'data.img'));
+    const cat = await run('debugfs', ['-R', `cat ${ACCESS_LOG}`, data], { timeout: 60_000 });
+    const label = await run('debugfs', ['-R', `ea_get ${ACCESS_LOG} security.selinux`, data], {
+      timeout: 60_000,
+    });
+    await rm(data);
+    return { log: cat.stdout.split('\n').filter((l) => l !== ''), label: label.stdout };
+  };
+  const requests = (log: string[]) =>
+    log.map((l) => /"GET (\S+) HTTP\/1\.1" (\d+)/.exec(l)?.slice(1).join(' '));
+
   const first = await boot();
   await ready(first.lines);
   await served(first.lines);
@@ -182,6 +203,9 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
   await first.q.powerdown();
   t.true((await first.q.done).poweredOff);
   t.deepEqual(denials(first.lines), []);
+  const afterFirst = await keptRoot();
+  t.deepEqual(requests(afterFirst.log), ['/ 200', '/missing 404'], afterFirst.log.join('\n'));
+  t.regex(afterFirst.label, /system_u:object_r:mway_www_root_t:s0:c\d+,c\d+/);
 
   const second = await boot();
   await ready(second.lines);
@@ -193,4 +217,11 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
   await second.q.powerdown();
   t.true((await second.q.done).poweredOff);
   t.deepEqual(denials(second.lines), []);
+  // Kept across the power-off: the second boot's nginx appended to the first one's log.
+  const afterSecond = await keptRoot();
+  t.deepEqual(
+    requests(afterSecond.log),
+    ['/ 200', '/missing 404', '/ 200', '/missing 404'],
+    afterSecond.log.join('\n'),
+  );
 });

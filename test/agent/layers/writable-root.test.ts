@@ -1,9 +1,10 @@
 // writableRoot persistent through the agent as PID 1 of a namespace: a service's writes to
-// its root (outside any volume) are kept in the layer's private data across a reboot, the
-// payload never changes, and an upgraded layer (another payload) starts from a fresh upper.
+// its root (outside any volume) are kept on the data partition (roots/<layer>/<service>) across
+// a reboot, the payload never changes, and an upgraded layer (another payload) starts from a
+// fresh upper; an upper an earlier release kept in the layer's private data is moved there.
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { until } from '../../helpers.ts';
 import { buildTestLayer } from '../_layers.ts';
@@ -32,7 +33,7 @@ test('agent: a persistent writable root keeps what the service wrote across a re
       mwl,
     );
   await layer('1.0.0');
-  const upper = join(r.root, 'data', 'secure', 'keep', 'root', 'main', 'upper', 'etc', 'counted');
+  const upper = join(r.root, 'data', 'roots', 'keep', 'main', 'upper', 'etc', 'counted');
   const boot = async (lines: number) => {
     const a = startAgent(t, r);
     await a.waitFor(/boot done: 1 services \(0 failed\)/, 60_000);
@@ -58,5 +59,13 @@ test('agent: a persistent writable root keeps what the service wrote across a re
   t.regex(third.text, /^from the payload\nboot [0-9a-f-]{36}\n$/);
   t.false(third.text.includes(first.text.split('\n')[1] ?? '?'));
   t.regex(third.output, /keep: main's writable root started afresh \(a new payload\)/);
-  t.false(existsSync(join(r.root, 'data', 'secure', 'keep', 'root', 'main.old')));
+  t.false(existsSync(join(r.root, 'data', 'roots', 'keep', 'main.old')));
+  // Where an earlier release kept it (secure/<layer>/root/<service>): moved, and kept.
+  const earlier = join(r.root, 'data', 'secure', 'keep', 'root');
+  await mkdir(earlier, { recursive: true, mode: 0o700 });
+  await rename(join(r.root, 'data', 'roots', 'keep', 'main'), join(earlier, 'main'));
+  const fourth = await boot(2);
+  t.true(fourth.text.startsWith(third.text), fourth.text);
+  t.regex(fourth.output, /keep: main's writable root moved from secure\/keep\/root\//);
+  t.false(existsSync(join(earlier, 'main')));
 });

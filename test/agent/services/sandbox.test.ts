@@ -135,8 +135,7 @@ test('sandbox: writableRoot persistent — writes anywhere in the root are kept 
   const script = `cat ${marker} 2>/dev/null || echo fresh; echo "run $(cat /proc/sys/kernel/random/uuid)" > ${marker} && echo wrote`;
   const f = await fixture(t);
   const data = join(f.dir, 'data');
-  const owner = { uid: 1000, gid: 1000 };
-  const first = await persistentRoot(data, 'box', 'box', owner, 'aa'.repeat(32));
+  const first = await persistentRoot(data, 'box', 'box', 'aa'.repeat(32));
   t.false(first.reset);
   f.sup.add(
     spec('box/box', script, { restart: 'no', writableRoot: 'persistent', persistentRoot: first.dir }),
@@ -159,18 +158,21 @@ test('sandbox: writableRoot persistent — writes anywhere in the root are kept 
   t.deepEqual(stdout(), ['stdout fresh', 'stdout wrote', `stdout ${written.trim()}`, 'stdout wrote']);
   t.false(existsSync(marker));
   // The same payload keeps the upper; another payload removes it.
-  t.false((await persistentRoot(data, 'box', 'box', owner, 'aa'.repeat(32))).reset);
+  t.false((await persistentRoot(data, 'box', 'box', 'aa'.repeat(32))).reset);
   t.true(existsSync(upperFile));
-  const next = await persistentRoot(data, 'box', 'box', owner, 'bb'.repeat(32));
+  const next = await persistentRoot(data, 'box', 'box', 'bb'.repeat(32));
   t.true(next.reset);
   t.is(next.dir, first.dir);
   t.false(existsSync(upperFile));
   await once();
   t.is(stdout()[4], 'stdout fresh');
-  // root/ is the agent's: the layer's own uid cannot reach the upper through its private data.
+  // roots/<layer>/ is the agent's, outside the layer's private data: no service reaches the upper.
   const { stat } = await import('node:fs/promises');
-  const st = await stat(join(data, 'secure', 'box', 'root'));
-  t.is(st.uid, 0);
-  t.is(st.mode & 0o777, 0o700);
-  t.is((await stat(join(data, 'secure', 'box'))).uid, 1000);
+  t.is(first.dir, join(data, 'roots', 'box', 'box'));
+  for (const d of [join(data, 'roots'), join(data, 'roots', 'box')]) {
+    const st = await stat(d);
+    t.is(st.uid, 0);
+    t.is(st.mode & 0o777, 0o700);
+  }
+  t.false(existsSync(join(data, 'secure', 'box')));
 });

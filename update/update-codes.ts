@@ -62,6 +62,17 @@ the \`coreos.update\` command with the code. The keys/ error behind a refused si
       E_UPDATE_CANCELLED:
         'the update was cancelled (`mway update --cancel`): an install stopped while writing the inactive slot, or a piece of a bundle whose earlier pieces this peer no longer holds (cancelled, or lost at a restart)',
     },
+    'Rollouts (`mway update --batch`)': {
+      E_UPDATE_GATE_FAILED:
+        "the peer wrote the slot and rebooted, but its signed status shows the new slot failed its health gate or never reached it (stage 1 fell back); the message is the peer's reason",
+      E_UPDATE_GATE_TIMEOUT: {
+        meaning:
+          'the peer wrote the slot, but no signed status with its health gate decided came within `--gate-timeout` (it did not come back, or is still in its gate)',
+        fix: '`mway update status --peer P` shows where it is; give a longer `--gate-timeout` for slow machines',
+      },
+      E_ROLLOUT_STOPPED:
+        'not started: earlier batches had more failed peers than `--max-fail` allows, so the rollout stopped before this peer',
+    },
     Rollback: {
       E_ROLLBACK_NOT_BOOTABLE: {
         meaning:

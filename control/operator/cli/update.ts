@@ -8,6 +8,8 @@
 // next (signed `coreos.rollback`; refused by a peer whose other slot is not bootable or is below
 // its rollback floor). `mway update --cancel --group G`: each peer abandons an update in
 // progress — pieces spooled, a write under way, or a slot armed but not yet booted.
+// With --batch (and a reboot): a rollout that waits, batch by batch, for each peer's health gate
+// after its reboot and stops at --max-fail (update-rollout.ts).
 import { stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { createProgress, EXIT_FAIL, EXIT_OK, output, progressArgs } from '../../../common/index.ts';
@@ -16,6 +18,7 @@ import { verifyStatus } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import { sendInPieces } from '../operator-client.ts';
 import { coreosOf, type SlotsView as Slots, slotLines } from './coreos-view.ts';
+import { rollout } from './update-rollout.ts';
 import { finish, jsonMode, runJob, type TargetFlags, targetArgs, targetOf, withClient } from './shared.ts';
 
 async function status(args: TargetFlags): Promise<number> {
@@ -75,6 +78,11 @@ export default defineCommand({
       description:
         'Abandon an update in progress: pieces sent, a write under way, a slot armed but not booted',
     },
+    'gate-timeout': {
+      type: 'string',
+      description:
+        'With --batch: seconds each batch gets to reboot and pass its health gates (default 900); a peer not back by then counts as failed',
+    },
     // citty reads --no-reboot as reboot=false.
     reboot: {
       type: 'boolean',
@@ -103,6 +111,34 @@ export default defineCommand({
     const timeout = args.timeout === undefined ? 600 : Number(args.timeout);
     if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
     const progress = createProgress({ json: args.json, quiet: args.quiet });
+    const gated = args.batch !== undefined && args.reboot !== false && args['dry-run'] !== true;
+    const gateTimeout = args['gate-timeout'] === undefined ? 900 : Number(args['gate-timeout']);
+    if (args['gate-timeout'] !== undefined && !gated)
+      throw usageError('--gate-timeout goes with --batch and a reboot');
+    if (!(gateTimeout > 0 && gateTimeout <= 86_400))
+      throw usageError('--gate-timeout must be 1..86400 seconds');
+    if (gated)
+      return withClient(async (c) => {
+        const r = await rollout(c, file, {
+          target,
+          batch: args.batch as string,
+          maxFail: args['max-fail'],
+          timeoutMs: timeout * 1000,
+          gateTimeoutMs: gateTimeout * 1000,
+          extra: { reboot: true },
+          onBatch: (n, of, peers) =>
+            progress.step(`batch ${n}/${of} (${peers.join(', ')}): sending ${file} in pieces`),
+          onSent: (done, total) => {
+            progress.bytes(done, total);
+            if (done === total)
+              progress.step('waiting for the peers to write the slot, reboot and pass their gates');
+          },
+          onGate: (peer, g) =>
+            progress.step(`${peer}: health gate ${g.state}${g.state === 'failed' ? `: ${g.reason}` : ''}`),
+        });
+        progress.done();
+        return finish(r, json);
+      });
     return withClient(async (c) => {
       progress.step(`sending ${file} in pieces`);
       const r = await sendInPieces(

@@ -127,7 +127,7 @@ export async function ensureIdentity(o: {
    * NATS mode: enroll through the cluster as its shared enrolling user instead (doc/nats.md).
    * The machine's own nkey seed (`nkey`) is made if missing; its public key goes in the request.
    */
-  nats?: { servers: string[]; enrollNkey?: string; nkey?: string };
+  nats?: { servers: string[]; enrollNkey?: string; nkey?: string; ca?: string };
   log: Log;
   stopped: () => boolean;
   maxBackoffMs?: number;
@@ -177,7 +177,13 @@ export async function ensureIdentity(o: {
                 anchors: o.anchors,
                 ...(found.fingerprint === undefined ? {} : { brokerFingerprint: found.fingerprint }),
               })
-            : await enrollOverNats({ ...opts, servers: nats.servers, nkey: nats.enrollNkey, log });
+            : await enrollOverNats({
+                ...opts,
+                servers: nats.servers,
+                nkey: nats.enrollNkey,
+                ca: nats.ca,
+                log,
+              });
         if (r === undefined) return false;
         const chain = parseCertificates(r.certificate);
         // The broker is untrusted: the certificate must chain to our anchors and be for our keys.

@@ -45,7 +45,7 @@ export interface PeerLinkConfig {
    * `enroll` and no certificate yet (doc/nats.md, "Enrolling through NATS"); with `enroll`,
    * `nkey` defaults to `peer.nk` in its dir and is made there if missing.
    */
-  nats?: { servers: string[]; nkey?: string; domain?: string; enrollNkey?: string };
+  nats?: { servers: string[]; nkey?: string; domain?: string; enrollNkey?: string; ca?: string };
   /** Broker certificate fingerprint to require (optional pinning). */
   brokerFingerprint?: string;
   fleet: string;
@@ -166,10 +166,12 @@ function parseNats(raw: unknown): NonNullable<PeerLinkConfig['nats']> {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) bad('nats', 'expected an object');
   const n = raw as Record<string, unknown>;
   for (const k of Object.keys(n))
-    if (!['servers', 'nkey', 'domain', 'enrollNkey'].includes(k)) bad(`nats.${k}`, 'unknown key');
+    if (!['servers', 'nkey', 'domain', 'enrollNkey', 'ca'].includes(k)) bad(`nats.${k}`, 'unknown key');
   for (const k of ['nkey', 'enrollNkey'])
     if (n[k] !== undefined && !(typeof n[k] === 'string' && n[k].startsWith('/')))
       bad(`nats.${k}`, 'expected the absolute path of an nkey seed file');
+  if (n.ca !== undefined && !(typeof n.ca === 'string' && n.ca.startsWith('/')))
+    bad('nats.ca', 'expected the absolute path of a PEM CA file');
   // A JetStream domain is one subject token of $JS.<domain>.API.
   if (n.domain !== undefined && !(typeof n.domain === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(n.domain)))
     bad('nats.domain', 'expected a JetStream domain name (1..64 of A-Z a-z 0-9 _ -)');
@@ -186,6 +188,7 @@ function parseNats(raw: unknown): NonNullable<PeerLinkConfig['nats']> {
     ...(typeof n.nkey === 'string' ? { nkey: n.nkey } : {}),
     ...(typeof n.domain === 'string' ? { domain: n.domain } : {}),
     ...(typeof n.enrollNkey === 'string' ? { enrollNkey: n.enrollNkey } : {}),
+    ...(typeof n.ca === 'string' ? { ca: n.ca } : {}),
   };
 }
 
@@ -213,7 +216,7 @@ export function resolveControlPaths(raw: unknown, resolve: (p: string) => string
   const n = o.nats;
   if (typeof n === 'object' && n !== null && !Array.isArray(n)) {
     const x = { ...(n as Record<string, unknown>) };
-    for (const k of ['nkey', 'enrollNkey']) if (k in x) x[k] = one(x[k]);
+    for (const k of ['nkey', 'enrollNkey', 'ca']) if (k in x) x[k] = one(x[k]);
     o.nats = x;
   }
   return o;
@@ -509,7 +512,12 @@ export async function startPeerLink(options: {
         };
       });
 
-    const natsLoop = async (servers: string[], nkey?: string, domain?: string): Promise<void> => {
+    const natsLoop = async (
+      servers: string[],
+      nkey?: string,
+      domain?: string,
+      ca?: string,
+    ): Promise<void> => {
       let backoff = 200;
       while (!stopped) {
         try {
@@ -519,6 +527,7 @@ export async function startPeerLink(options: {
             servers,
             ...(nkey === undefined ? {} : { nkey }),
             ...(domain === undefined ? {} : { domain }),
+            ...(ca === undefined ? {} : { ca }),
             peerId,
             groups: () => executor.groups(),
             cursorFile: join(options.stateDir, 'control', 'nats-cursor.json'),
@@ -540,7 +549,8 @@ export async function startPeerLink(options: {
     };
 
     const loop = async (): Promise<void> => {
-      if (cfg.nats !== undefined) return natsLoop(cfg.nats.servers, cfg.nats.nkey, cfg.nats.domain);
+      if (cfg.nats !== undefined)
+        return natsLoop(cfg.nats.servers, cfg.nats.nkey, cfg.nats.domain, cfg.nats.ca);
       let backoff = 200;
       const maxBackoff = cfg.maxBackoffMs ?? 30_000;
       while (!stopped) {

@@ -75,6 +75,10 @@ const brokerConfigSchema = configObject({
           v.exactOptional(file()),
           "The broker's NATS nkey seed file (milkywaysrvd nats-user); its public key is the broker user in the servers' authorization block",
         ),
+        ca: about(
+          v.exactOptional(file()),
+          "PEM file of the CA that issued the NATS servers' TLS certificates (without it: Node's CA store)",
+        ),
       }),
     ),
     'NATS mode (doc/nats.md): peers get commands through this JetStream cluster',
@@ -167,7 +171,13 @@ export function validateBrokerConfig(json: unknown, path: string): BrokerConfig 
     ...(health === undefined ? {} : { health }),
     ...(c.nats === undefined
       ? {}
-      : { nats: { ...c.nats, ...(c.nats.nkey === undefined ? {} : { nkey: abs(c.nats.nkey) }) } }),
+      : {
+          nats: {
+            ...c.nats,
+            ...(c.nats.nkey === undefined ? {} : { nkey: abs(c.nats.nkey) }),
+            ...(c.nats.ca === undefined ? {} : { ca: abs(c.nats.ca) }),
+          },
+        }),
   };
 }
 

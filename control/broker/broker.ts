@@ -62,7 +62,7 @@ export interface BrokerOptions {
    * NATS mode (doc/nats.md): peers' commands go to their mailboxes in a JetStream cluster and
    * their signed results and statuses come back from it; operators still connect over TLS.
    */
-  nats?: { servers: string[]; replicas?: number; nkey?: string };
+  nats?: { servers: string[]; replicas?: number; nkey?: string; ca?: string };
 }
 
 /** How often the timer drops stale enrollment requests (listing them always does). */
@@ -117,6 +117,7 @@ export class Broker implements BrokerContext {
         b.nats = await NatsRelay.open({
           servers: o.nats.servers,
           ...(o.nats.nkey === undefined ? {} : { nkey: o.nats.nkey }),
+          ...(o.nats.ca === undefined ? {} : { ca: o.nats.ca }),
         });
         await b.nats.ensureStreams(o.nats.replicas ?? 3);
       } catch (e) {

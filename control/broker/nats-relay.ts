@@ -58,12 +58,13 @@ export class NatsRelay {
   }
 
   /** Connects as the broker's NATS user (`nkey`: its seed file; doc/nats.md). */
-  static async open(o: { servers: string[]; name?: string; nkey?: string }): Promise<NatsRelay> {
+  static async open(o: { servers: string[]; name?: string; nkey?: string; ca?: string }): Promise<NatsRelay> {
     const { jetstream, jetstreamManager } = await import('@nats-io/jetstream');
     const nc = await connectNats({
       servers: o.servers,
       who: { role: 'broker' },
       nkey: o.nkey,
+      ca: o.ca,
       name: o.name ?? 'milkywaysrvd',
     });
     return new NatsRelay(

@@ -64,6 +64,8 @@ const operatorConfigSchema = configObject({
       ),
       name: text({ pattern: /^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/, hint: 'is not an auditor name' }),
       nkey: v.exactOptional(text({ hint: 'must be a file path' })),
+      /** PEM file of the CA of the NATS servers' TLS certificates. */
+      ca: v.exactOptional(text({ hint: 'must be a file path' })),
     }),
   ),
 });

@@ -84,11 +84,13 @@ export async function natsAuditEntries(o: {
   servers: string[];
   name: string;
   nkey?: string | undefined;
+  ca?: string | undefined;
 }): Promise<AuditEntry[]> {
   const nc = await connectNats({
     servers: o.servers,
     who: { role: 'auditor', name: o.name },
     nkey: o.nkey,
+    ca: o.ca,
     name: `mway-audit-${o.name}`,
   });
   try {

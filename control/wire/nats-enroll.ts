@@ -17,6 +17,8 @@ export interface NatsEnrollOptions {
   servers: string[];
   /** The enrolling user's nkey seed file (shared by every enrolling machine). */
   nkey?: string | undefined;
+  /** PEM file of the CA of the servers' TLS certificates (nats-connect.ts). */
+  ca?: string | undefined;
   request: EnrollmentRequest;
   pollMs?: number;
   timeoutMs?: number;
@@ -40,6 +42,7 @@ export async function enrollOverNats(
     servers: o.servers,
     who: { role: 'enroll' },
     nkey: o.nkey,
+    ca: o.ca,
     name: `mway-enroll-${requestId}`,
   });
   let id = 0;

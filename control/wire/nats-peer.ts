@@ -38,6 +38,8 @@ export interface NatsPeerOptions {
   servers: string[];
   /** The peer's NATS nkey seed file; without it the peer connects as the servers' anonymous user. */
   nkey?: string;
+  /** PEM file of the CA of the servers' TLS certificates (nats-connect.ts). */
+  ca?: string;
   /**
    * The cluster's JetStream domain: a peer connected to a site's leaf node (no JetStream of its
    * own) reaches the cluster's streams as $JS.<domain>.API (doc/nats.md, "A leaf node for a site").
@@ -116,6 +118,7 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
     servers: o.servers,
     who: { role: 'peer', peerId: o.peerId },
     nkey: o.nkey,
+    ca: o.ca,
     name: `mway-peer-${o.peerId}`,
   });
   const dom = o.domain === undefined ? {} : { domain: o.domain };

@@ -60,6 +60,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
           "NATS mode: the configured nkey seed file cannot be read or is not one user seed (`SU` and 56 base32 characters, checksum), or the servers refused the user (`Authorization Violation`: its public key is not in the servers' `authorization` block).",
         fix: 'Give the seed file written by `milkywaysrvd nats-user` and put its public key in the servers\' config (doc/nats.md, "Credentials and permissions").',
       },
+      E_NATS_TLS: {
+        meaning:
+          "NATS mode: the configured CA file of the NATS servers (`nats.ca`) cannot be read or holds no PEM certificate, or a server's TLS certificate does not verify against it (or, without `ca`, against Node's CA store).",
+        fix: 'Name the PEM file of the CA that issued the nats-server certificates (doc/nats.md, "What NATS\'s classical TLS exposes"); the certificate must name the host the client connects to.',
+      },
       E_BROKER_UNTRUSTED: {
         meaning:
           "The server's certificate does not chain to our anchors, is not a `broker` certificate, or its fingerprint is not the one pinned (mDNS TXT or config).",

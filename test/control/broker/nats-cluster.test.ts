@@ -261,6 +261,7 @@ test('the nats key of the peer link config: bad values are E_LINK_CONFIG naming 
     ['nats://10.0.0.5:4222', {}, 'nats'],
     [{ servers: ['nats://10.0.0.5:4222'] }, { broker: '10.0.0.5:7443' }, 'nats'],
     [{ servers: ['nats://10.0.0.5:4222'], enrollNkey: 'enroll.nk' }, {}, 'nats.enrollNkey'],
+    [{ servers: ['nats://10.0.0.5:4222'], ca: 'nats-ca.pem' }, {}, 'nats.ca'],
   ] as const) {
     const e = t.throws(() => parsePeerLinkConfig({ ...base, ...extra, nats }));
     t.is((e as { code?: string }).code, 'E_LINK_CONFIG');

@@ -12,9 +12,16 @@ import { join } from 'node:path';
 import { connect as tlsConnect, createServer } from 'node:tls';
 import test from 'ava';
 import { execa } from 'execa';
-import { connectNats } from '../../../control/wire/index.ts';
+import { NatsRelay } from '../../../control/broker/index.ts';
+import { buildCommand, connectNats, natsAuditEntries, verifyResult } from '../../../control/wire/index.ts';
+import type { Envelope } from '../../../keys/index.ts';
+import { recorder } from '../../agent/remote/recording-agent.ts';
+import { makeFleetPki } from '../command-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
-import { tempDir } from '../../helpers.ts';
+import { tempDir, until } from '../../helpers.ts';
+
+const pkiP = makeFleetPki();
 
 /** The first line a NATS server sends (`INFO {json}`), read from a plain socket. */
 async function infoLine(port: number) {
@@ -36,7 +43,8 @@ async function infoLine(port: number) {
   return { sock, info: JSON.parse(line.slice(5)) as { tls_required?: boolean; version?: string } };
 }
 
-test("Debian's nats-server 2.9.10 with TLS agrees on classical X25519 with a client that offers X25519MLKEM768", async (t) => {
+test("Debian's nats-server 2.9.10 with TLS agrees on classical X25519 with a client that offers X25519MLKEM768; with nats.ca the protocol runs over it", async (t) => {
+  const p = await pkiP;
   const dir = await tempDir(t);
   const cert = join(dir, 'nats.crt');
   const key = join(dir, 'nats.key');
@@ -55,7 +63,8 @@ test("Debian's nats-server 2.9.10 with TLS agrees on classical X25519 with a cli
       '-subj',
       '/CN=nats-test',
       '-addext',
-      'subjectAltName=IP:127.0.0.1',
+      // The client may name a server by its advertised address or as localhost.
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
       '-keyout',
       key,
       '-out',
@@ -80,9 +89,44 @@ test("Debian's nats-server 2.9.10 with TLS agrees on classical X25519 with a cli
 
   // MilkyWay's own NATS client upgrades to TLS when the server asks, and checks the server's
   // certificate against Node's CA store (a private CA is not in it: refused, never plaintext).
-  await t.throwsAsync(connectNats({ servers: cluster.urls, who: { role: 'broker' }, name: 'tls-probe' }), {
-    message: /self-signed certificate/,
+  const refused = await t.throwsAsync(
+    connectNats({ servers: cluster.urls, who: { role: 'broker' }, name: 'tls-probe' }),
+  );
+  t.is((refused as { code?: string }).code, 'E_NATS_TLS');
+  t.regex(refused?.message ?? '', /self-signed certificate.*no nats\.ca configured/);
+
+  // With the CA named (`nats.ca`), the whole protocol runs over that TLS: the relay stores a
+  // command, a peer link runs it and answers, an auditor folds the audit stream.
+  const caFile = cert;
+  const relay = await NatsRelay.open({ servers: cluster.urls, ca: caFile });
+  t.teardown(() => relay.close());
+  await relay.ensureStreams(3);
+  const rec = recorder();
+  await natsPeerLink(t, p, p.p1, { servers: cluster.urls, ca: caFile }, { rec });
+  const env = buildCommand({
+    action: 'service.restart',
+    args: { service: 'web' },
+    audience: { fleet: 'prod', target: 'peer:p1', groups: [], peers: ['p1'] },
+    seq: 1,
+    key: p.admin.key,
+    chain: p.admin.chain,
   });
+  await relay.deliver('p1', 'job-tls', env, new Date(Date.now() + 600_000).toISOString());
+  const answer = await relay.answer('p1', 'job-tls', 60_000);
+  t.is(verifyResult(answer?.result as Envelope, { anchors: [p.root.cert] }).payload.status, 'ok');
+  t.deepEqual(rec.calls, ['restart web']);
+  await until('both copied to the audit stream', async () => {
+    const entries = await natsAuditEntries({ servers: cluster.urls, name: 'alice', ca: caFile });
+    return entries.length === 2;
+  });
+  // A CA file that is not one is E_NATS_TLS naming it.
+  const junk = join(dir, 'junk.pem');
+  await writeFile(junk, 'not a certificate\n');
+  const bad = await t.throwsAsync(
+    connectNats({ servers: cluster.urls, who: { role: 'broker' }, name: 'tls-probe', ca: junk }),
+  );
+  t.is((bad as { code?: string }).code, 'E_NATS_TLS');
+  t.true(bad?.message.includes(junk));
 
   // The same client against a Node 24 (OpenSSL 3.5) TLS server gets the hybrid group: what
   // limits the key exchange is the server's side (Go 1.19's crypto/tls in Debian's build).

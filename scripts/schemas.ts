@@ -5,6 +5,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toJsonSchema } from '@valibot/to-json-schema';
+import { cliFailureFormat } from '../common/cli-failure.ts';
 import { type Format, type Schema, schemaId } from '../common/schema.ts';
 import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
 import { brokerConfigFormat } from '../control/broker/broker-config.ts';
@@ -28,6 +29,7 @@ export const FORMATS: readonly Format<Schema>[] = [
   bundleManifestFormat,
   layerManifestFormat,
   layerSourceFormat,
+  cliFailureFormat,
 ];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');

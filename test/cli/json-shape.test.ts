@@ -1,10 +1,29 @@
 // One failure shape for every binary (doc/cli.md): a real failure of each, run as a user
 // would with --json, prints exactly {ok: false, error: {code, message, path?, details?}} on
-// stdout, with a code the docs list and the exit code kept out of the data.
+// stdout, with a code the docs list and the exit code kept out of the data; python3-jsonschema
+// checks each against the published doc/cli-failure.schema.json.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
+import { execa } from 'execa';
+import { cliFailureFormat } from '../../common/cli-failure.ts';
 import { cli, ROOT } from '../helpers.ts';
+
+/** python3-jsonschema (Debian) checks `body` against the published doc/cli-failure.schema.json. */
+async function schemaErrors(body: unknown): Promise<string> {
+  const py = `import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+v = jsonschema.Draft202012Validator(schema)
+v.check_schema(schema)
+print("\\n".join(e.message for e in v.iter_errors(json.load(sys.stdin))))`;
+  const r = await execa('python3', ['-c', py, join(ROOT, 'doc/cli-failure.schema.json')], {
+    input: JSON.stringify(body),
+    timeout: 60_000,
+    reject: false,
+  });
+  if (r.exitCode !== 0) throw new Error(`python3-jsonschema: ${String(r.stderr)}`);
+  return String(r.stdout);
+}
 
 const CASES = [
   ['mway', ['install', '--group', 'web', '/nonexistent/app.mwl'], 'E_FILE_READ', 1],
@@ -43,9 +62,25 @@ for (const [bin, args, code, exit] of CASES) {
     if (code !== undefined) t.is(body.error.code, code);
     t.is(typeof body.error.message, 'string');
     t.false(JSON.stringify(body.error.details ?? {}).includes('exitCode'));
+    t.notThrows(() => cliFailureFormat.parse(body));
+    t.is(await schemaErrors(body), '', 'doc/cli-failure.schema.json holds it');
     t.true(
       (await documentedCodes()).has(String(body.error.code)),
       `${String(body.error.code)} is documented`,
     );
   });
 }
+
+test('doc/cli-failure.schema.json refuses what is not the failure shape (python3-jsonschema)', async (t) => {
+  t.is(await schemaErrors({ ok: false, error: { code: 'E_USAGE', message: 'm' } }), '');
+  for (const bad of [
+    { ok: false, code: 'E_USAGE', message: 'm' },
+    { valid: false, error: { code: 'E_USAGE', message: 'm' } },
+    { ok: false, error: { code: 'E_USAGE', message: 'm', details: { exitCode: 2 } }, exitCode: 2 },
+    { ok: false, error: { code: 'usage', message: 'm' } },
+    { ok: false, error: { message: 'm' } },
+  ]) {
+    t.not(await schemaErrors(bad), '', JSON.stringify(bad));
+    t.throws(() => cliFailureFormat.parse(bad), undefined, JSON.stringify(bad));
+  }
+});

@@ -5,6 +5,7 @@
 import test from 'ava';
 import type { CommandDef } from 'citty';
 import { type AnyCommand, loadCommand, runCli } from '../../common/cli.ts';
+import { cliFailureFormat } from '../../common/cli-failure.ts';
 import { command as agent } from '../../agent/bin/milkyway-agent.ts';
 import { command as broker } from '../../control/broker/bin/milkywaysrvd.ts';
 import { command as mway } from '../../control/operator/bin/mway.ts';
@@ -68,6 +69,7 @@ for (const [bin, root] of Object.entries(ROOTS)) {
       t.is(body.error.code, 'E_USAGE', what);
       t.regex(String(body.error.message), /--frobnicate/, what);
       t.deepEqual(Object.keys(body).sort(), ['error', 'ok'], what);
+      t.notThrows(() => cliFailureFormat.parse(body), what);
       t.false('exitCode' in ((body.error.details as object | undefined) ?? {}), what);
     }
   });

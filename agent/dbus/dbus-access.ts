@@ -87,6 +87,12 @@ export interface ApiAccess {
     member: MethodName,
     tcontext: string | undefined,
   ): Promise<ApiVerdict & { perm: ApiPermission }>;
+  /**
+   * Whether the caller may `read` a service of context `tcontext` (the agent's when undefined),
+   * asked silently: what a reply listing many services shows of each (ListServices, the
+   * problems in GetStatus). Always true with SELinux off or permissive.
+   */
+  mayRead(caller: Caller, tcontext: string | undefined): boolean;
   /** The agent's own context: the target of `agent` methods. */
   readonly agentContext: string | undefined;
 }
@@ -124,9 +130,23 @@ export function apiAccess(options: ApiAccessOptions): ApiAccess {
     }
   };
 
+  const decide = (scontext: string, tcontext: string, perm: ApiPermission): AccessDecision =>
+    selinuxfs === undefined
+      ? computeAccess(scontext, tcontext, API_CLASS, perm)
+      : computeAccess(scontext, tcontext, API_CLASS, perm, selinuxfs);
+  const permissiveMode = (): boolean =>
+    (selinuxfs === undefined ? selinuxMode() : selinuxMode(selinuxfs)) === 'permissive';
+
   return {
     enabled,
     agentContext,
+    mayRead(caller, tcontext) {
+      if (!enabled) return true;
+      const target = tcontext ?? agentContext;
+      if (caller.context === undefined || target === undefined) return false;
+      const d = decide(caller.context, target, 'read');
+      return d.allowed || d.permissive || permissiveMode();
+    },
     async check(caller, member, tcontext) {
       const { perm } = METHOD_ACCESS[member];
       if (!enabled) return { allowed: true, perm };
@@ -134,13 +154,9 @@ export function apiAccess(options: ApiAccessOptions): ApiAccess {
       // SELinux on, but no label for the caller or the target: nothing to decide with, so
       // nothing is allowed (dbus-daemon, too, refuses a connection it cannot label).
       if (caller.context === undefined || target === undefined) return { allowed: false, perm };
-      const decision: AccessDecision =
-        selinuxfs === undefined
-          ? computeAccess(caller.context, target, API_CLASS, perm)
-          : computeAccess(caller.context, target, API_CLASS, perm, selinuxfs);
+      const decision = decide(caller.context, target, perm);
       if (decision.allowed) return { allowed: true, perm };
-      const mode = selinuxfs === undefined ? selinuxMode() : selinuxMode(selinuxfs);
-      const permissive = mode === 'permissive' || decision.permissive;
+      const permissive = permissiveMode() || decision.permissive;
       const avc = avcText({ perm, member, caller, tcontext: target }, permissive);
       if (decision.audit) await audit(avc);
       return { allowed: permissive, avc, perm };

@@ -74,15 +74,32 @@ function nameArg(value: unknown, what: 'service' | 'layer'): string {
   return value;
 }
 
-/** Runs one method against the AgentApi; returns the reply body. */
-async function dispatch(api: AgentApi, member: MethodName, body: unknown[]): Promise<unknown[]> {
+/**
+ * Runs one method against the AgentApi; returns the reply body. `mayRead` says which services'
+ * details a reply listing many may show the caller (with SELinux on, those it may `read`:
+ * another layer's services are left out of ListServices, and out of GetStatus's problems,
+ * which carry their last output).
+ */
+async function dispatch(
+  api: AgentApi,
+  member: MethodName,
+  body: unknown[],
+  mayRead?: (context: string | undefined) => boolean,
+): Promise<unknown[]> {
   switch (member) {
-    case 'GetStatus':
-      return [jsonOf(await api.status())];
+    case 'GetStatus': {
+      const status = await api.status();
+      if (mayRead === undefined) return [jsonOf(status)];
+      const context = new Map((await api.listServices()).map((s) => [s.name, s.selinux?.context]));
+      const problems = status.services.problems.filter((p) => mayRead(context.get(p.name)));
+      return [jsonOf({ ...status, services: { ...status.services, problems } })];
+    }
     case 'ListLayers':
       return [jsonOf(await api.listLayers())];
-    case 'ListServices':
-      return [jsonOf(await api.listServices())];
+    case 'ListServices': {
+      const services = await api.listServices();
+      return [jsonOf(mayRead === undefined ? services : services.filter((s) => mayRead(s.selinux?.context)))];
+    }
     case 'GetService': {
       const name = nameArg(body[0], 'service');
       return [jsonOf(await api.getService(name))];
@@ -182,8 +199,10 @@ function attach(conn: BusConnection, options: DbusServiceOptions): () => void {
       return;
     }
     try {
+      let mayRead: ((context: string | undefined) => boolean) | undefined;
       if (access.enabled) {
         const caller = await callerOf(msg.sender);
+        mayRead = (context) => access.mayRead(caller, context);
         const verdict = await access.check(caller, member, await targetOf(member, msg.body));
         if (!verdict.allowed) {
           log(
@@ -207,7 +226,7 @@ function attach(conn: BusConnection, options: DbusServiceOptions): () => void {
         }
         log('info', `D-Bus: ${member}(${msg.body.map((b) => JSON.stringify(b)).join(', ')}) from uid ${uid}`);
       }
-      const body = await dispatch(api, member, msg.body);
+      const body = await dispatch(api, member, msg.body, mayRead);
       reply(msg, spec.out, body);
     } catch (e) {
       if (e instanceof CallError) replyError(msg, e.errorName, e.message);

@@ -113,6 +113,7 @@ if [ -d /run/dbus ]; then
   part() { m=$(echo "$1" | grep -o "$2") && echo "$m" || echo "$1" | head -c 300; }
   say api_status "$(part "$r" '"selinux":{"mode":"[a-z]*"')"
   say api_own "$(part "$(api GetService string:probe-b/prober)" '"name":"probe-b/prober"')"
+  say api_list "$(api ListServices | grep -o '"name":"[^"]*"' | tr '\\n' ' ')"
   say api_other_logs "$(api GetLogs string:probe-a/keeper uint32:1 | head -c 300)"
   say api_install "$(api InstallLayer string:/nonexistent.mwl | head -c 300)"
 else
@@ -413,6 +414,8 @@ test.serial(
     // service's details work; another layer's logs and a control method are refused.
     t.is(res.api_status, '"selinux":{"mode":"enforcing"');
     t.is(res.api_own, '"name":"probe-b/prober"');
+    // The services it may read: its own, not the other layers' (their last output is in there).
+    t.is(res.api_list, '"name":"probe-b/prober" ');
     t.regex(
       res.api_other_logs ?? '',
       /^Error org\.milkyway\.Agent1\.Error\.E_DBUS_ACCESS_DENIED: GetLogs is not allowed to system_u:system_r:mway_probe-b_t:s0:c\d+,c\d+ \(SELinux: read\)/,
@@ -507,6 +510,7 @@ test.serial(
     // on its path.
     t.is(res.api_status, '"selinux":{"mode":"permissive"');
     t.notRegex(res.api_other_logs ?? '', /^Error/);
+    t.regex(res.api_list ?? '', /"name":"probe-a\/keeper"/);
     t.regex(res.api_install ?? '', /^Error org\.milkyway\.Agent1\.Error\.E_(?!DBUS_ACCESS_DENIED)/);
     // Bottlerocket's criterion: the agent, the kernel, the example layer and the keepers run
     // without a single denial; every one logged involves probe-b, whose attempts they are.

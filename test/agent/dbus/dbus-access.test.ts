@@ -73,6 +73,9 @@ test('apiAccess() without SELinux (no selinuxfs) checks nothing and allows every
   t.false(a.enabled);
   const v = await a.check({ sender: ':1.2', uid: 0, pid: 1, context: undefined }, 'InstallLayer', undefined);
   t.deepEqual(v, { allowed: true, perm: 'control' });
+  t.true(
+    a.mayRead({ sender: ':1.2', uid: 0, pid: 1, context: undefined }, 'system_u:system_r:mway_a_t:s0:c1,c2'),
+  );
   t.deepEqual(logs, []);
 });
 

@@ -43,13 +43,16 @@ export interface UpdateFleet {
 
 export async function updateFleet(
   t: ExecutionContext,
-  o: { peers: number; graceMs?: number; readyWithinMs?: number },
+  o: { peers: number; graceMs?: number; readyWithinMs?: number; slotMiB?: number },
 ): Promise<UpdateFleet> {
   const p = await makeFleetPki();
   const dir = await tempDir(t, 'mway-update-fleet-');
   const vendor = await devKeys(join(dir, 'vendor'));
   const v1 = await makeCoreos(dir, vendor, { version: '1.0' });
-  const disk = await makeSlotDisk(dir, v1, '1.0', { bootChain: vendor });
+  const disk = await makeSlotDisk(dir, v1, '1.0', {
+    bootChain: vendor,
+    ...(o.slotMiB === undefined ? {} : { slotMiB: o.slotMiB }),
+  });
   const broker = await Broker.start({
     dbPath: join(dir, 'broker.sqlite'),
     tls: tlsContextOptions({

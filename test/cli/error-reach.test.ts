@@ -214,3 +214,47 @@ test('every code doc/errors-*.md names, in a table or its prose, is a code of a 
       if (!documented.has(m[0])) stray.push(`${f}: ${m[0]}`);
   t.deepEqual([...new Set(stray)], []);
 });
+
+test('codes the binaries print for bad input are ones the scan found raised in what they load', async (t) => {
+  // The dynamic side, as a check on the static one: real runs, as a user types them, of every
+  // binary on missing, empty and wrong files; each printed code must have a raise site the scan
+  // saw in the binaries' import closure (else the scan misses a way codes are raised).
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { cli } = await import('../helpers.ts');
+  const dir = await mkdtemp(join(tmpdir(), 'mway-reach-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const empty = join(dir, 'empty.json');
+  const junk = join(dir, 'junk.bin');
+  await writeFile(empty, '{}');
+  await writeFile(junk, 'not a layer, a disk or a certificate\n');
+  const runs: [keyof typeof import('../helpers.ts').BINS, string[]][] = [
+    ['mway', ['install', '--group', 'web', join(dir, 'none.mwl')]],
+    ['mway', ['keys', 'show', junk]],
+    ['mway', ['status', '--frobnicate']],
+    ['mway-layer', ['verify', '--trust', junk, junk]],
+    ['mway-layer', ['inspect', junk]],
+    ['mway-image', ['spec', 'validate', join(dir, 'none.json')]],
+    ['mway-image', ['spec', 'validate', empty]],
+    ['mway-image', ['gpt', 'show', junk]],
+    ['milkywaysrvd', ['check-config', '--config', empty]],
+    ['milkywaysrvd', ['audit', '--config', join(dir, 'none.json')]],
+    ['milkyway-agent', ['ctl', 'status', '--bus', `unix:path=${join(dir, 'bus')}`]],
+  ];
+  const printed = await Promise.all(
+    runs.map(async ([bin, args]) => {
+      const r = await cli(bin, [...args, '--json'], { timeout: 60_000 });
+      const body = JSON.parse(r.stdout) as { error?: { code?: string } };
+      return { what: [bin, ...args].join(' '), code: String(body.error?.code) };
+    }),
+  );
+  for (const { what, code } of printed) {
+    t.not(code, 'E_INTERNAL', what);
+    t.true(documented.has(code), `${what}: ${code} is documented`);
+    t.true(
+      sites.some((s) => s.code === code && s.kind !== 'check' && loaded.has(s.file)),
+      `${what}: ${code} has a raise site the scan found`,
+    );
+  }
+  t.true(new Set(printed.map((p) => p.code)).size >= 6, printed.map((p) => p.code).join(' '));
+});

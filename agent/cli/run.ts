@@ -114,6 +114,7 @@ export async function runAgent(args: {
         config: resolveControlPaths(config.control, (p) => agent.path(p)),
         stateDir: agent.path(config.dataDir),
         log: agent.log,
+        onConnected: () => agent.noteBrokerReached(),
         ...(seed === undefined
           ? {}
           : {

@@ -86,6 +86,10 @@ const Update = object({
     v.optional(int(0, 3_600_000), 45_000),
     'Health gate: then still healthy for this long (Container Linux waits 45 s) before the slot is marked good',
   ),
+  requireBroker: about(
+    v.optional(flag(), false),
+    'Health gate: the peer link must also have reached the broker (or NATS) once during this boot',
+  ),
 });
 export type UpdateConfig = Output<typeof Update>;
 

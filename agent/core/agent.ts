@@ -78,6 +78,7 @@ export class Agent implements AgentApi {
   readonly #events = new EventEmitter();
   readonly #bootedAt = new Date().toISOString();
   #state: AgentState = 'booting';
+  #brokerReached = false;
   /** Which services start on their own (`mway service enable|disable`), from the data partition. */
   #enablement: ServiceEnablement | undefined;
   /** The certificate partition's anchors and CRLs, as loaded at boot or reload. */
@@ -153,9 +154,18 @@ export class Agent implements AgentApi {
     });
   }
 
+  /** The peer link reached the broker during this boot (the gate's `update.requireBroker`). */
+  noteBrokerReached(): void {
+    this.#brokerReached = true;
+  }
+
   /** What keeps this boot from being healthy, or null (the trial boot's health gate). */
   async healthProblem(): Promise<string | null> {
     if (this.#state === 'booting') return 'the agent is still booting';
+    if (this.config.update.requireBroker && !this.#brokerReached)
+      return this.config.control === undefined
+        ? 'update.requireBroker is set but there is no peer link (no control section)'
+        : 'the peer link has not reached the broker yet';
     if (!this.#secureStatus.verified)
       return `the secure config did not verify (${this.#secureStatus.error ?? 'unknown'})`;
     const refused = (await this.layers.list()).filter((l) => l.state === 'refused');

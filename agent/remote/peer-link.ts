@@ -313,6 +313,8 @@ export async function startPeerLink(options: {
    * none — the broker when there is neither `broker` nor `nats`, the token when `enroll` has none.
    */
   seed?: { broker?: string; token?: Record<string, unknown> };
+  /** Each time a session with the broker (or NATS) is up: the health gate's "broker reached". */
+  onConnected?: (where: string) => void;
 }): Promise<PeerLink> {
   const cfg = parsePeerLinkConfig(options.config);
   const log = options.log;
@@ -494,6 +496,7 @@ export async function startPeerLink(options: {
     const serve = async (c: PeerSession, where: string): Promise<void> => {
       client = c;
       log('info', `control: connected to ${where} as ${leaf.peerId}`, { peer: leaf.peerId, broker: where });
+      options.onConnected?.(where);
       await sendStatus(c);
       const timer = setInterval(() => void sendStatus(c), cfg.statusIntervalMs ?? 60_000);
       const reason = await c.closed;

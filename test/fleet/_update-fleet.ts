@@ -38,12 +38,22 @@ export interface UpdateFleet {
    * runs stage 1 on its disk, starts the agent on the chosen root hash; `before` runs between
    * (the new slot's layers partition). Returns the slot stage 1 booted.
    */
-  boot: (m: FleetMachine, o?: { kill?: boolean; before?: () => Promise<void> }) => Promise<SlotName>;
+  boot: (
+    m: FleetMachine,
+    o?: { kill?: boolean; before?: () => Promise<void>; offline?: boolean },
+  ) => Promise<SlotName>;
 }
 
 export async function updateFleet(
   t: ExecutionContext,
-  o: { peers: number; graceMs?: number; readyWithinMs?: number; slotMiB?: number },
+  o: {
+    peers: number;
+    graceMs?: number;
+    readyWithinMs?: number;
+    slotMiB?: number;
+    /** More of the agents' `update` config (requireBroker). */
+    update?: Record<string, unknown>;
+  },
 ): Promise<UpdateFleet> {
   const p = await makeFleetPki();
   const dir = await tempDir(t, 'mway-update-fleet-');
@@ -95,6 +105,7 @@ export async function updateFleet(
           stateFile: '/data/update.json',
           readyWithinMs: o.readyWithinMs ?? 5000,
           graceMs: o.graceMs ?? 100,
+          ...o.update,
         },
       },
     });
@@ -150,7 +161,8 @@ export async function updateFleet(
     await bo.before?.();
     m.agent = startAgent(t, m.root);
     await m.agent.waitFor(/peer link started/);
-    await until(`${m.id} connected again`, () => broker.peers.has(m.id));
+    // offline: a boot whose agent cannot reach the broker (its config says so).
+    if (bo.offline !== true) await until(`${m.id} connected again`, () => broker.peers.has(m.id));
     return choice.slot;
   };
   return { dir, vendor, v1, machines, mway, env, bundle, boot };

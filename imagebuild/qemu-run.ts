@@ -51,6 +51,12 @@ export interface RunQemuOptions {
    * virtio disk, the way a cloud attaches one; the guest's agent reads it (doc/agent-config.md).
    */
   seed?: string;
+  /**
+   * More network cards after the user network's (eth1, eth2, … in the guest): a QEMU `-netdev`
+   * backend without its id (`socket,listen=127.0.0.1:PORT` on one guest, `socket,connect=…` on
+   * the other puts both on one segment) and the card's MAC, which must differ per guest there.
+   */
+  nics?: ReadonlyArray<{ netdev: string; mac: string }>;
   /** Exit QEMU when the guest reboots (default true: a panic then ends the run). */
   noReboot?: boolean;
   /**
@@ -188,6 +194,12 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     `user,id=n0${hostfwd}`,
     '-device',
     'virtio-net-pci,netdev=n0',
+    ...(options.nics ?? []).flatMap((n, i) => [
+      '-netdev',
+      `${n.netdev},id=n${i + 1}`,
+      '-device',
+      `virtio-net-pci,netdev=n${i + 1},mac=${n.mac}`,
+    ]),
     ...(options.noReboot === false ? [] : ['-no-reboot']),
     ...(options.watchdog === true ? ['-device', 'i6300esb', '-action', 'watchdog=reset'] : []),
   ];

@@ -59,6 +59,7 @@ export function bootGuest(
     waitMs?: number;
     /** The i6300esb watchdog (imagebuild/qemu-run.ts): a hung guest resets. */
     watchdog?: boolean;
+    nics?: ReadonlyArray<{ netdev: string; mac: string }>;
   },
 ) {
   const lines: string[] = [];
@@ -69,6 +70,7 @@ export function bootGuest(
     timeout: o.timeoutMs,
     ...(o.seed === undefined ? {} : { seed: o.seed }),
     ...(o.memoryMiB === undefined ? {} : { memoryMiB: o.memoryMiB }),
+    ...(o.nics === undefined ? {} : { nics: o.nics }),
     serial: 'none',
     snapshot: true,
     noReboot: false,

@@ -75,13 +75,13 @@ function inside(cidr, address) {
   return ((toInt(a) & mask) >>> 0) === ((toInt(b) & mask) >>> 0);
 }
 
+// Read from /proc/net/dev, not `ip link show`: asking the kernel for a device it lacks, with
+// CAP_NET_ADMIN, makes it try to load a module `netdev-NAME` (an SELinux module_request denial).
 function linkExists(name) {
-  try {
-    ip('link', 'show', name);
-    return true;
-  } catch {
-    return false;
-  }
+  return readFileSync('/proc/net/dev', 'utf8')
+    .split('\n')
+    .slice(2)
+    .some((l) => l.split(':')[0].trim() === name);
 }
 
 /** Brings `name` up as its stored state says: the link, its keys and peers, its address, routes. */

@@ -237,6 +237,18 @@ export class BrokerDb {
     this.#sql('UPDATE peers SET status = ?, last_seen = ? WHERE peer_id = ?').run(json(status), now, peerId);
   }
 
+  /** A value of the `state` table (small broker state, e.g. NATS mode's answers cursor). */
+  state(key: string): string | undefined {
+    const r = this.#sql('SELECT value FROM state WHERE key = ?').get(key) as Row | undefined;
+    return r === undefined ? undefined : str(r.value);
+  }
+
+  setState(key: string, value: string): void {
+    this.#sql(
+      'INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value',
+    ).run(key, value);
+  }
+
   peer(peerId: string): PeerRow | undefined {
     const r = this.#sql('SELECT * FROM peers WHERE peer_id = ?').get(peerId) as Row | undefined;
     return r === undefined ? undefined : peerRow(r);

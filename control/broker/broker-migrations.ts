@@ -66,6 +66,13 @@ INSERT INTO meta (key, value) VALUES ('schema', '1');
     name: "a delivery's result is the envelope in its audit entry (result_seq), not a second copy",
     up: (db) => db.exec('ALTER TABLE deliveries ADD COLUMN result_seq INTEGER'),
   },
+  {
+    // Small broker state by key: NATS mode's cursor into MWAY_RES (doc/nats.md), so a restart
+    // goes on from where it read instead of re-reading the stream from its start.
+    version: 5,
+    name: 'table state: small broker state by key (the NATS answers cursor)',
+    up: (db) => db.exec('CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)'),
+  },
 ];
 
 /** The version this broker writes: the last migration's. */

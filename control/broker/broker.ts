@@ -120,6 +120,7 @@ export class Broker implements BrokerContext {
           ...(o.nats.ca === undefined ? {} : { ca: o.nats.ca }),
         });
         await b.nats.ensureStreams(o.nats.replicas ?? 3);
+        b.#bridge = await startNatsBridge(b, b.nats, b.jobs);
       } catch (e) {
         await b.close();
         if (e instanceof ControlError && e.code === 'E_NATS_CREDENTIALS') throw e;
@@ -129,7 +130,6 @@ export class Broker implements BrokerContext {
           { cause: e },
         );
       }
-      b.#bridge = startNatsBridge(b, b.nats, b.jobs);
     }
     b.#sweep = setInterval(() => {
       b.jobs.sweep();

@@ -21,17 +21,73 @@ import type { NatsRelay } from './nats-relay.ts';
 /** What the bridge hands on (BrokerJobs implements it). */
 export interface PeerAnswerSink {
   onPeerResult(peerId: string, actor: string, jobId: string, outcome: Outcome, result: unknown): void;
+  /** Commits the results handed over so far (before the answers cursor moves past them). */
+  flushResults(): void;
   onMembershipAck(peerId: string, group: string, op: string, refusal: string | null, ack: unknown): void;
 }
 
-export function startNatsBridge(b: BrokerContext, relay: NatsRelay, sink: PeerAnswerSink): { stop(): void } {
+/** Where the broker keeps how far it has read MWAY_RES (its `state` table; doc/nats.md). */
+const CURSOR_KEY = 'nats.res.cursor';
+/** How often the cursor is saved (after committing what was read). */
+const SAVE_MS = 1000;
+
+/**
+ * The MWAY_RES sequence to read from: after the one saved, unless the stream is not the one the
+ * cursor was saved for (created again) or is behind it, then from its start (duplicates are
+ * ignored, nothing is skipped).
+ */
+function resumeAt(b: BrokerContext, state: { created: string; lastSeq: number }): number {
+  const raw = b.db.state(CURSOR_KEY);
+  if (raw === undefined) return 1;
+  try {
+    const c = JSON.parse(raw) as { created?: unknown; next?: unknown };
+    if (
+      c.created === state.created &&
+      Number.isSafeInteger(c.next) &&
+      (c.next as number) >= 1 &&
+      (c.next as number) <= state.lastSeq + 1
+    )
+      return c.next as number;
+  } catch {
+    // unreadable: read from the start
+  }
+  b.log(
+    'warn',
+    `broker: NATS answers cursor ${raw} does not fit MWAY_RES (created ${state.created}, last ${state.lastSeq}); reading it from the start`,
+  );
+  return 1;
+}
+
+export async function startNatsBridge(
+  b: BrokerContext,
+  relay: NatsRelay,
+  sink: PeerAnswerSink,
+): Promise<{ stop(): void }> {
+  const state = await relay.answersState();
+  const from = resumeAt(b, state);
+  if (from > 1) b.log('info', `broker: reading NATS answers from MWAY_RES sequence ${from}`);
+  let read = from - 1;
+  let saved = read;
+  // The cursor moves only past answers whose results are committed: a crash re-reads, never skips.
+  const save = (): void => {
+    if (read === saved) return;
+    try {
+      sink.flushResults();
+      b.db.setState(CURSOR_KEY, JSON.stringify({ created: state.created, next: read + 1 }));
+      saved = read;
+    } catch (e) {
+      b.log('warn', `broker: cannot save the NATS answers cursor: ${errorMessage(e)}`);
+    }
+  };
+  const timer = setInterval(save, SAVE_MS);
   const refuse = (what: string, subject: string, e: unknown) =>
     b.log(
       'warn',
       `broker: ${what} on NATS ${subject} ignored: ${(e as { code?: string }).code ?? ''} ${errorMessage(e)}`,
       { subject, code: (e as { code?: string }).code },
     );
-  const answers = relay.followAnswers((subject, body) => {
+  const answers = relay.followAnswers((subject, body, seq) => {
+    read = seq;
     try {
       const m = decodeBody(body);
       if (m.kind === 'membership-ack') {
@@ -60,7 +116,7 @@ export function startNatsBridge(b: BrokerContext, relay: NatsRelay, sink: PeerAn
     } catch (e) {
       refuse('answer', subject, e);
     }
-  });
+  }, from);
   const status = relay.followStatus((subject, body) => {
     try {
       const m = decodeBody(body);
@@ -92,6 +148,8 @@ export function startNatsBridge(b: BrokerContext, relay: NatsRelay, sink: PeerAn
       answers.stop();
       status.stop();
       enrollment.stop();
+      clearInterval(timer);
+      save();
     },
   };
 }

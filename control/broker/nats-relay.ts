@@ -178,7 +178,7 @@ export class NatsRelay {
    * Calls `on` with every answer stored in MWAY_RES, in stream order from sequence `from`, as
    * it arrives (a subscription wakes the reader; it also reads every second), until stopped.
    */
-  followAnswers(on: (subject: string, body: Uint8Array) => void, from = 1): { stop(): void } {
+  followAnswers(on: (subject: string, body: Uint8Array, seq: number) => void, from = 1): { stop(): void } {
     let next = from;
     let stopped = false;
     let pumping = false;
@@ -207,7 +207,7 @@ export class NatsRelay {
             break;
           }
           next = m.seq + 1;
-          on(m.subject, m.data);
+          on(m.subject, m.data, m.seq);
         }
       } finally {
         pumping = false;
@@ -241,6 +241,12 @@ export class NatsRelay {
       },
     });
     return { stop: () => sub.unsubscribe() };
+  }
+
+  /** MWAY_RES's creation time and last sequence (the broker's answers cursor checks them). */
+  async answersState(): Promise<{ created: string; lastSeq: number }> {
+    const i = await this.#jsm.streams.info(RES_STREAM);
+    return { created: String(i.created), lastSeq: i.state.last_seq };
   }
 
   /** Calls `on` with every status a peer publishes (core NATS: only while connected). */

@@ -19,19 +19,30 @@ export async function natsFleet(t: ExecutionContext) {
   const dir = await tempDir(t);
   const cluster = await startNatsCluster(t, 3);
   const logs: string[] = [];
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
+  const startBroker = (port?: number) =>
+    Broker.start({
+      dbPath: join(dir, 'broker.sqlite'),
+      tls: tlsContextOptions({
+        keyPath: p.broker.keyPath,
+        certPath: p.broker.certPath,
+        anchors: [p.root.cert],
+      }),
+      certificate: p.broker.cert,
       anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-    nats: { servers: cluster.urls, replicas: 3 },
-    log: (level, m) => logs.push(`${level}: ${m}`),
-  });
+      nats: { servers: cluster.urls, replicas: 3 },
+      ...(port === undefined ? {} : { port }),
+      log: (level, m) => logs.push(`${level}: ${m}`),
+    });
+  let broker = await startBroker();
   t.teardown(() => broker.close());
+  /** Closes the broker, runs `meanwhile`, and starts it again on the same database and port. */
+  const restartBroker = async (meanwhile: () => Promise<void> = async () => {}) => {
+    const port = broker.port;
+    await broker.close();
+    await meanwhile();
+    broker = await startBroker(port);
+    return broker;
+  };
   const peer = async (id: Id, rec: Recorder = recorder()) => {
     const link = await startPeerLink({
       api: rec.api,
@@ -66,5 +77,5 @@ export async function natsFleet(t: ExecutionContext) {
     t.teardown(() => c.close());
     return c;
   };
-  return { p, cluster, broker, peer, op, logs };
+  return { p, cluster, broker, peer, op, logs, restartBroker };
 }

@@ -187,3 +187,43 @@ test('--batch and --max-fail in NATS mode: the window holds back the next peers 
     t.is(m?.jobId === failing.jobId, peerId === ran, `${peerId}'s mailbox`);
   }
 });
+
+test('a restarted broker reads MWAY_RES from the cursor it saved, and takes an answer stored while it was down', async (t) => {
+  const { p, broker: before, peer, op: connectOp, logs, restartBroker } = await natsFleet(t);
+  const first = await peer(p.p1);
+  await until('p1 known', () => before.db.peer('p1') !== undefined);
+  const op = await connectOp();
+  for (const service of ['a', 'b', 'c']) {
+    const r = await op.run({
+      action: 'service.restart',
+      args: { service },
+      target: 'peer:p1',
+      timeoutMs: 30_000,
+    });
+    t.is(r.peers[0]?.outcome, 'ok');
+  }
+  // A job for p1 is stored while p1 is offline; the broker is down when p1 returns and answers.
+  await first.link.stop();
+  const late = await op.run({
+    action: 'service.restart',
+    args: { service: 'late' },
+    target: 'peer:p1',
+    async: true,
+  });
+  op.close();
+  let back: Awaited<ReturnType<typeof peer>> | undefined;
+  const broker = await restartBroker(async () => {
+    back = await peer(p.p1);
+    await until('p1 ran it', () => back?.rec.calls.includes('restart late') === true);
+    // Its answer is stored (the link's cursor moves only after that).
+    await new Promise((r) => setTimeout(r, 1000));
+  });
+  // Three answers were read before: the broker goes on from the fourth, not from the start.
+  t.true(
+    logs.some((l) => l.includes('reading NATS answers from MWAY_RES sequence 4')),
+    logs.join('\n'),
+  );
+  const op2 = await connectOp();
+  await until('the late job completed', async () => (await op2.job(late.jobId)).peers[0]?.outcome === 'ok');
+  t.truthy(broker.db.state('nats.res.cursor'));
+});

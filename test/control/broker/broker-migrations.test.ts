@@ -137,6 +137,7 @@ test('a new database is created by running every migration', async (t) => {
       'jobs',
       'memberships',
       'peers',
+      'state',
     ]);
   } finally {
     b.close();

@@ -123,6 +123,15 @@ test('a new login bash completes the installed commands through bash-completion,
   await sh.expect(/mway-layer verify $/, 'mway-layer ver<TAB>');
   sh.type('--tr\t');
   await sh.expect(/--trust $/, 'mway-layer verify --tr<TAB>');
+  // The functions came from this user's install (bash-completion's loader read them from
+  // ~/.local/share/bash-completion/completions), not from a system-wide copy.
+  sh.type('\u0015shopt -s extdebug; declare -F _mway_image _mway_layer _mway\n');
+  const from = await sh.expect(/_mway \d+ \S+\n[\s\S]*[#$] $/, 'declare -F');
+  for (const bin of ['mway-image', 'mway-layer', 'mway'])
+    t.true(
+      from.includes(` ${join(env.HOME as string, '.local/share/bash-completion/completions', bin)}\n`),
+      `${bin}: ${from}`,
+    );
   // Two TABs on an ambiguous word list the choices, as bash does for any command.
   sh.type('\u0015mway-image bu\t\t');
   await sh.expect(/build\s+bundle/, 'mway-image bu<TAB><TAB>');

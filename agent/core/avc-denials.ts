@@ -18,9 +18,22 @@ function isKernelRecord(record: string): boolean {
   return Number.isInteger(pri) && pri >> 3 === 0;
 }
 
+// A USER_AVC record (type 1107) is an object manager's in userspace: the agent's for its
+// local API and dbus-daemon's for the bus, both milkyway_agent_t. Any process with
+// CAP_AUDIT_WRITE may send one (a layer's root service may hold it), so only those whose
+// sender the kernel names as the agent count: the kernel writes `subj=` from the sender's
+// credentials before the `msg='…'` the sender wrote (kernel/audit.c audit_log_user_recv_msg).
+const USER_AVC = /^audit: type=1107 /;
+const AGENT_SUBJECT = /\ssubj=system_u:system_r:milkyway_agent_t:/;
+
 /** Is this /dev/kmsg record (`PRI,SEQ,TIME,FLAGS;TEXT`) an AVC denial the kernel printed? */
 export function isKernelDenial(record: string): boolean {
-  return isKernelRecord(record) && /\bavc: +denied\b/.test(record.slice(record.indexOf(';') + 1));
+  if (!isKernelRecord(record)) return false;
+  const text = record.slice(record.indexOf(';') + 1);
+  if (!/\bavc: +denied\b/.test(text)) return false;
+  if (!USER_AVC.test(text)) return true;
+  const msg = text.indexOf(" msg='");
+  return msg > 0 && AGENT_SUBJECT.test(text.slice(0, msg));
 }
 
 /** The N of a kernel record `kauditd_printk_skb: N callbacks suppressed` (audit records not printed). */

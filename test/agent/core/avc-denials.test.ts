@@ -26,6 +26,20 @@ test('isKernelDenial() counts the kernel AVC records, never one a process wrote 
   t.false(isKernelDenial('no record'));
 });
 
+test('isKernelDenial() counts a USER_AVC only when the kernel names the agent as its sender', (t) => {
+  const user = (subj: string, msg: string) =>
+    `5,820,2345690,-;audit: type=1107 audit(1700000001.5:46): pid=334 uid=0 auid=4294967295 ses=4294967295 subj=${subj} msg='${msg}'`;
+  const agent = 'system_u:system_r:milkyway_agent_t:s0-s0:c0.c1023';
+  const layer = 'system_u:system_r:mway_a_t:s0:c0,c1';
+  const avc =
+    'avc:  denied  { control } for  member=InstallLayer sender=:1.4 spid=338 scontext=system_u:system_r:mway_a_t:s0:c0,c1 tcontext=system_u:system_r:milkyway_agent_t:s0-s0:c0.c1023 tclass=milkyway_agent_api permissive=0';
+  t.true(isKernelDenial(user(agent, avc)), 'the agent’s own (its local API, or dbus-daemon)');
+  // A layer's root service with CAP_AUDIT_WRITE can send one, the kernel says who it is.
+  t.false(isKernelDenial(user(layer, avc)));
+  t.false(isKernelDenial(user(layer, `x subj=${agent} ${avc}`)), 'a subj= inside its own text');
+  t.false(isKernelDenial(user(agent, 'op=something res=1')), 'not a denial');
+});
+
 test('suppressedAuditRecords() reads the kernel rate limit line, only from the kernel', (t) => {
   t.is(suppressedAuditRecords('4,900,3000000,-;kauditd_printk_skb: 17 callbacks suppressed\n'), 17);
   t.is(suppressedAuditRecords('12,901,3000001,-;kauditd_printk_skb: 17 callbacks suppressed\n'), 0);

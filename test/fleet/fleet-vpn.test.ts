@@ -145,7 +145,7 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
     role: 'operator',
     name: 'netop',
     groups: ['*'],
-    actions: ['status', 'module:vpn'],
+    actions: ['status', 'group', 'module:vpn'],
     outDir: join(dir, 'netop'),
   });
   const env = { MWAY_CONFIG_DIR: join(dir, 'mway') };
@@ -301,7 +301,20 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
     'p2 revoked on the hub',
   );
   await t.throwsAsync(secret(1, 'private.key'), { code: 'ENOENT' }, "p2's key is gone with its tunnel");
-  const added = await mway('vpn', 'add', 'virt', '--peer', 'p2', '--no-up', '--json');
+  // Back in by its network address (the facts' CIDR), with a route behind the hub, into a group.
+  const added = await mway(
+    'vpn',
+    'add',
+    'virt',
+    '--peer',
+    `${hubIp?.split('.').slice(0, 3).join('.')}.0/24`,
+    '--route',
+    '172.16.42.0/24',
+    '--into-group',
+    'vpn-virt',
+    '--no-up',
+    '--json',
+  );
   t.is(added.exitCode, 0, added.stdout + added.stderr);
   const a1 = JSON.parse(added.stdout) as {
     added: Array<{ peer: string; address: string; publicKey: string }>;
@@ -313,6 +326,16 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
   );
   t.not(a1.added[0]?.publicKey, c1.peers[0]?.publicKey, 'a new key, made on p2');
   privates.push((await secret(1, 'private.key')).trim());
+  t.regex(await secret(1, 'virt.conf'), /^AllowedIPs = 10\.10\.0\.0\/24, 172\.16\.42\.0\/24$/m);
+  const groups = JSON.parse((await mway('group', 'list', '--json')).stdout) as Array<{
+    group: string;
+    members: string[];
+  }>;
+  t.deepEqual(
+    groups.find((g) => g.group === 'vpn-virt')?.members,
+    ['p2'],
+    'the new member, by signed membership',
+  );
 
   // Brought up on a kernel without WireGuard: the member says so, and the step fails.
   const probe = await execa('unshare', ['--net', 'ip', 'link', 'add', 'mwprobe0', 'type', 'wireguard'], {

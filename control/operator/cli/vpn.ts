@@ -8,7 +8,7 @@ import { defineCommand } from 'citty';
 import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
 import { MODULE_RUN } from '../../wire/index.ts';
 import { type FleetModule, findModule, fleetModules } from '../fleet-modules.ts';
-import type { OperatorClient, PeerReport } from '../operator-client.ts';
+import type { MemberReport, OperatorClient, PeerReport } from '../operator-client.ts';
 import { OperatorError, usageError } from '../operator-error.ts';
 import { targetOf, withClient } from './shared.ts';
 import {
@@ -195,10 +195,23 @@ async function intoGroup(
   c: OperatorClient,
   group: string | undefined,
   peers: readonly string[],
-): Promise<unknown> {
+): Promise<MemberReport[] | undefined> {
   if (group === undefined) return undefined;
   if (!(await c.groups()).some((g) => g.group === group)) await c.createGroup(group);
   return c.changeMembers(group, peers, true, { timeoutMs: 30_000 });
+}
+
+/**
+ * The exit code after `--into-group`: 1 when a member refused or could not check its membership
+ * (the VPN itself is made; the refusals are named on stderr), 0 otherwise (offline: queued).
+ */
+function groupExit(reports: MemberReport[] | undefined): number {
+  const bad = (reports ?? []).filter((r) => r.outcome === 'refused' || r.outcome === 'invalid');
+  if (bad.length === 0) return EXIT_OK;
+  process.stderr.write(
+    `mway: the VPN is made, but the group membership was refused by ${bad.map((r) => `${r.peer} (${r.code ?? r.outcome}: ${r.message ?? ''})`).join(', ')}\n`,
+  );
+  return EXIT_FAIL;
 }
 
 const configArgs = {
@@ -327,10 +340,10 @@ const create = defineCommand({
         hub,
         peers: members,
         jobs: v.jobs,
-        ...(group === undefined ? {} : { group: args['into-group'] }),
+        ...(group === undefined ? {} : { group: { name: args['into-group'], members: group } }),
       };
       output(args.json, result, () => summary(name, tunnel, hub, members));
-      return EXIT_OK;
+      return groupExit(group);
     });
   },
 });
@@ -417,12 +430,12 @@ const add = defineCommand({
         hub: { peer: hub, address: view.address, endpoint },
         added,
         jobs: v.jobs,
-        ...(group === undefined ? {} : { group: args['into-group'] }),
+        ...(group === undefined ? {} : { group: { name: args['into-group'], members: group } }),
       };
       output(args.json, result, () =>
         summary(name, net, { peer: hub, address: view.address, endpoint }, added),
       );
-      return EXIT_OK;
+      return groupExit(group);
     });
   },
 });

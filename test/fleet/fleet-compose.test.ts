@@ -4,9 +4,12 @@
 // imported and signed by `mway compose up` itself and installed in ONE signed `layer.install`;
 // checked with the image's own redis-cli. Then a set whose second layer is signed by a foreign
 // user (taken from --layers DIR): the peer refuses it, removes the first layer it had just
-// added, and the operator sees the layer's own code.
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+// added, and the operator sees the layer's own code. Then the seed's `mway docker start
+// --compose FILE` installs the good set and starts it, disabled at boot, and with --enable
+// enabled (the agent's enablement.json).
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import test from 'ava';
 import { newIdentity } from '../../keys/index.ts';
 import { debianImage } from '../_debian-image.ts';
@@ -73,11 +76,19 @@ test('mway compose up installs a compose project on a group in one signed rollou
   const port = await freePort();
   const file = join(f.dir, 'compose.yaml');
   await writeFile(file, compose('kv', image, port));
-  const actions = async () => {
-    const r = await mway('jobs', '--limit', '100', '--json');
-    const list = JSON.parse(r.stdout) as unknown;
-    if (!Array.isArray(list)) throw new Error(`mway jobs --json: ${r.stdout} ${r.stderr}`);
-    return (list as Array<{ action: string }>).map((j) => j.action);
+  const actions = () => {
+    // Read from the broker's own database (read-only, beside it in WAL mode): `mway jobs` reads
+    // every job's whole command, the layers' pieces included, twice, and on a loaded machine
+    // (two TCG guests beside this test) did not answer within mway's 10 s, three times running.
+    const db = new DatabaseSync(join(f.dir, 'broker.sqlite'), { readOnly: true });
+    try {
+      return db
+        .prepare("SELECT json_extract(command, '$.payload.action') AS action FROM jobs ORDER BY created")
+        .all()
+        .map((r) => String(r.action));
+    } finally {
+      db.close();
+    }
   };
   const up = await mway(
     'compose',
@@ -101,7 +112,7 @@ test('mway compose up installs a compose project on a group in one signed rollou
     [['p1', 'ok', ['kv-cache active', 'kv-seed active']]],
   );
   // One signed install for the set; every other job carried a piece of a layer.
-  const jobs = await actions();
+  const jobs = actions();
   t.is(jobs.filter((a) => a === 'layer.install').length, 1);
   t.true(jobs.filter((a) => a === 'layer.chunk').length >= 2);
 
@@ -201,4 +212,61 @@ test('mway compose up installs a compose project on a group in one signed rollou
   );
   t.is(both.exitCode, 2);
   t.regex(both.stderr, /E_USAGE/);
+
+  // The seed's spelling: `mway docker start --compose FILE` installs the good kv2 set the same
+  // way, then starts each service and marks it not to start at boot; --enable marks it to.
+  const disabled = async () => {
+    const text = await readFile(join(peer.root, 'data', 'services', 'enablement.json'), 'utf8');
+    return (JSON.parse(text) as { disabled: string[] }).disabled.filter((n) => n.startsWith('kv2-')).sort();
+  };
+  const docker = (...more: string[]) =>
+    mway(
+      'docker',
+      'start',
+      '--compose',
+      file2,
+      '--group',
+      'kv',
+      '--layers',
+      good,
+      '--json',
+      '--static',
+      ...more,
+    );
+  const started = await docker();
+  t.is(started.exitCode, 0, started.stdout + started.stderr);
+  t.deepEqual(await disabled(), ['kv2-cache/cache', 'kv2-seed/seed']);
+  // One report a job: the set's install, then each service's boot mark and start, cache first.
+  const jobsOf = (out: string) =>
+    [...out.matchAll(/"action": ?"((?:layer|service)\.[a-z]+)"/g)].map((m) => m[1]);
+  t.deepEqual(jobsOf(started.stdout), [
+    'layer.install',
+    'service.disable',
+    'service.start',
+    'service.disable',
+    'service.start',
+  ]);
+  const kv2 = async () => {
+    const pids = await processes(peer.agent(), 'redis-server');
+    for (const pid of pids) {
+      const got = await inside(pid, ['-m'], ['redis-cli', '-p', String(port2), 'GET', 'kv2:seeded']);
+      if (got.stdout.trim() === 'yes') return true;
+    }
+    return false;
+  };
+  await until('kv2 seeded its key', kv2, 120_000);
+  const enabled = await docker('--enable');
+  t.is(enabled.exitCode, 0, enabled.stdout + enabled.stderr);
+  t.deepEqual(await disabled(), []);
+  t.deepEqual(jobsOf(enabled.stdout), [
+    'layer.install',
+    'service.enable',
+    'service.start',
+    'service.enable',
+    'service.start',
+  ]);
+  // --compose is its file flag.
+  const noFile = await mway('docker', 'start', '--group', 'kv', '--layers', good);
+  t.is(noFile.exitCode, 2);
+  t.regex(noFile.stderr, /Give the compose file with --compose FILE/);
 });

@@ -7,11 +7,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defineCommand } from 'citty';
+import { defineCommand, type ParsedArgs } from 'citty';
 import { createProgress, progressArgs } from '../../../common/index.ts';
 import { passphraseFromEnv, readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { importCompose, type LayerManifest, readComposeProject, readLayer } from '../../../layers/index.ts';
-import { installLayerSet } from '../operator-client.ts';
+import { installLayerSet, type OperatorClient } from '../operator-client.ts';
 import { OperatorError, usageError } from '../operator-error.ts';
 import { finish, jsonMode, targetArgs, targetOf, withClient } from './shared.ts';
 
@@ -79,88 +79,113 @@ export function dependencyOrder(set: readonly SetLayer[]): SetLayer[] {
   return out;
 }
 
+/** The flags of `compose up` but the file's (`mway docker start` names it --compose). */
+export const composeUpArgs = {
+  ...targetArgs,
+  ...progressArgs,
+  key: {
+    type: 'string',
+    description: "The user's signing key for the layers (passphrase from MWAY_KEY_PASSPHRASE)",
+  },
+  cert: { type: 'string', description: "The user's certificate chain (PEM, leaf first)" },
+  layers: {
+    type: 'string',
+    description: 'Take the layers `mway-layer import-compose FILE -o DIR` wrote to DIR instead',
+  },
+  name: {
+    type: 'string',
+    description: 'Project name when the file has no name: (default: its directory’s)',
+  },
+  'tls-verify': {
+    type: 'boolean',
+    default: true,
+    description: 'Verify registries’ TLS certificates (--no-tls-verify for a plain-HTTP registry)',
+  },
+} as const;
+
+type ComposeUpFlags = ParsedArgs<typeof composeUpArgs>;
+
+/**
+ * `mway compose up`: the set imported (or read from --layers) and installed in one rollout;
+ * `then` runs on the same connection once it succeeded (`mway docker start`'s enable and
+ * start), its exit code the command's.
+ */
+export async function composeUp(
+  file: string | undefined,
+  args: ComposeUpFlags,
+  then?: (c: OperatorClient, layers: LayerManifest[]) => Promise<number>,
+  fileFlag = '-f FILE',
+): Promise<number> {
+  if (file === undefined) throw usageError(`Give the compose file with ${fileFlag}`);
+  const target = targetOf(args);
+  const signing = args.key !== undefined || args.cert !== undefined;
+  if (signing === (args.layers !== undefined))
+    throw usageError('Give either --key KEY --cert CERT (import and sign now) or --layers DIR');
+  if (signing && (args.key === undefined || args.cert === undefined))
+    throw usageError('Give both --key and --cert (the user identity that signs the layers)');
+  if (args.async === true) throw usageError('--async: the layers are sent in pieces, each must arrive first');
+  const json = jsonMode(args);
+  const progress = createProgress({ json: args.json, quiet: args.quiet });
+  const name = args.name === undefined ? {} : { name: args.name };
+  let work: string | undefined;
+  try {
+    let set: SetLayer[];
+    if (args.layers !== undefined) set = await importedLayers(file, args.layers, args.name);
+    else {
+      const passphrase = passphraseFromEnv();
+      const key = await readPrivateKey(args.key as string, passphrase === undefined ? {} : { passphrase });
+      const chain = await readCertificates(args.cert as string);
+      work = await mkdtemp(join(tmpdir(), 'mway-compose-'));
+      const r = await importCompose({
+        file,
+        key,
+        chain,
+        outDir: work,
+        tlsVerify: args['tls-verify'],
+        progress,
+        ...name,
+      });
+      set = r.layers.map((l) => ({ path: l.path, manifest: l.result.manifest }));
+    }
+    const ordered = dependencyOrder(set);
+    progress.step(`installing ${ordered.map((l) => l.manifest.name).join(', ')} as one set`);
+    return await withClient(async (c) => {
+      const r = await installLayerSet(
+        c,
+        ordered.map((l) => l.path),
+        {
+          target,
+          ...(args.batch === undefined ? {} : { batch: args.batch }),
+          ...(args['max-fail'] === undefined ? {} : { maxFail: args['max-fail'] }),
+          timeoutMs: (args.timeout === undefined ? 600 : Number(args.timeout)) * 1000,
+          dryRun: args['dry-run'] === true,
+        },
+        (done, total) => {
+          progress.bytes(done, total);
+          if (done === total) progress.step('waiting for the peers to verify and install the set');
+        },
+      );
+      progress.done();
+      const exit = finish(r, json);
+      if (exit !== 0 || then === undefined || args['dry-run'] === true) return exit;
+      return then(
+        c,
+        ordered.map((l) => l.manifest),
+      );
+    });
+  } finally {
+    if (work !== undefined) await rm(work, { recursive: true, force: true });
+  }
+}
+
 const up = defineCommand({
   meta: { name: 'up', description: 'Install a compose project on a target in one signed rollout' },
   args: {
-    ...targetArgs,
-    ...progressArgs,
+    ...composeUpArgs,
     file: { type: 'string', alias: 'f', description: 'The compose file (docker-compose.yml, compose.yaml)' },
-    key: {
-      type: 'string',
-      description: "The user's signing key for the layers (passphrase from MWAY_KEY_PASSPHRASE)",
-    },
-    cert: { type: 'string', description: "The user's certificate chain (PEM, leaf first)" },
-    layers: {
-      type: 'string',
-      description: 'Take the layers `mway-layer import-compose FILE -o DIR` wrote to DIR instead',
-    },
-    name: {
-      type: 'string',
-      description: 'Project name when the file has no name: (default: its directory’s)',
-    },
-    'tls-verify': {
-      type: 'boolean',
-      default: true,
-      description: 'Verify registries’ TLS certificates (--no-tls-verify for a plain-HTTP registry)',
-    },
   },
-  async run({ args }) {
-    if (args.file === undefined) throw usageError('Give the compose file with -f FILE');
-    const target = targetOf(args);
-    const signing = args.key !== undefined || args.cert !== undefined;
-    if (signing === (args.layers !== undefined))
-      throw usageError('Give either --key KEY --cert CERT (import and sign now) or --layers DIR');
-    if (signing && (args.key === undefined || args.cert === undefined))
-      throw usageError('Give both --key and --cert (the user identity that signs the layers)');
-    if (args.async === true)
-      throw usageError('--async: the layers are sent in pieces, each must arrive first');
-    const json = jsonMode(args);
-    const progress = createProgress({ json: args.json, quiet: args.quiet });
-    const name = args.name === undefined ? {} : { name: args.name };
-    let work: string | undefined;
-    try {
-      let set: SetLayer[];
-      if (args.layers !== undefined) set = await importedLayers(args.file, args.layers, args.name);
-      else {
-        const passphrase = passphraseFromEnv();
-        const key = await readPrivateKey(args.key as string, passphrase === undefined ? {} : { passphrase });
-        const chain = await readCertificates(args.cert as string);
-        work = await mkdtemp(join(tmpdir(), 'mway-compose-'));
-        const r = await importCompose({
-          file: args.file,
-          key,
-          chain,
-          outDir: work,
-          tlsVerify: args['tls-verify'],
-          progress,
-          ...name,
-        });
-        set = r.layers.map((l) => ({ path: l.path, manifest: l.result.manifest }));
-      }
-      const ordered = dependencyOrder(set);
-      progress.step(`installing ${ordered.map((l) => l.manifest.name).join(', ')} as one set`);
-      return await withClient(async (c) => {
-        const r = await installLayerSet(
-          c,
-          ordered.map((l) => l.path),
-          {
-            target,
-            ...(args.batch === undefined ? {} : { batch: args.batch }),
-            ...(args['max-fail'] === undefined ? {} : { maxFail: args['max-fail'] }),
-            timeoutMs: (args.timeout === undefined ? 600 : Number(args.timeout)) * 1000,
-            dryRun: args['dry-run'] === true,
-          },
-          (done, total) => {
-            progress.bytes(done, total);
-            if (done === total) progress.step('waiting for the peers to verify and install the set');
-          },
-        );
-        progress.done();
-        return finish(r, json);
-      });
-    } finally {
-      if (work !== undefined) await rm(work, { recursive: true, force: true });
-    }
+  run({ args }) {
+    return composeUp(args.file, args);
   },
 });
 

@@ -25,6 +25,9 @@ export const subCommands: SubCommandsDef = {
   compose: lazy('Install a compose project on a group or peers in one signed rollout', () =>
     import('./compose.ts').then((m) => m.default),
   ),
+  docker: lazy('docker start --compose FILE [--enable]: the seed’s spelling of compose up', () =>
+    import('./docker.ts').then((m) => m.default),
+  ),
   remove: lazy('Remove a layer from a group or peers', () => import('./remove.ts').then((m) => m.default)),
   secrets: lazy('Push sealed secrets to a layer or secret group', () =>
     import('./secrets.ts').then((m) => m.default),

@@ -8,13 +8,15 @@ import type { Certificate, EnvelopeType, Role } from './types.ts';
  * The boot chain (bootchain/): the vendor signs the stage-2 descriptor (`stage2`: kernel,
  * initramfs and command line it ships), the user signs the stage-1 config (`stage1`: which
  * vendor keys stage 1 pins, the rollback floor, the certificate partition's root hash).
+ * A/B updates (update/): the vendor signs the bundle (`update`), only the user may let a
+ * machine install an older version than it runs (`downgrade`: the machines are the user's).
  */
 export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   'vendor-root': [],
   vendor: ['coreos', 'bundle', 'update', 'stage2', 'layer', 'config', 'file'],
   'user-root': [],
   'peer-issuer': [],
-  user: ['stage1', 'layer', 'config', 'file'],
+  user: ['stage1', 'downgrade', 'layer', 'config', 'file'],
   operator: ['command', 'membership', 'enroll-token', 'secret', 'file'],
   peer: ['result', 'status', 'file'],
   broker: [],

@@ -37,6 +37,7 @@ export type EnvelopeType =
   | 'bundle'
   | 'stage1'
   | 'update'
+  | 'downgrade'
   | 'stage2'
   | 'config'
   | 'command'
@@ -52,6 +53,7 @@ export const ENVELOPE_TYPES: readonly EnvelopeType[] = [
   'bundle',
   'stage1',
   'update',
+  'downgrade',
   'stage2',
   'config',
   'command',

@@ -26,6 +26,11 @@ export interface BundlePolicy {
   running?: { name: string; version: string };
   /** The stored rollback floor: the bundle's index must be at least this. */
   rollbackFloor?: number;
+  /**
+   * Asked when the bundle is not newer than `running`: true lets it through (a user-signed
+   * downgrade permit for it, update/downgrade-permit.ts, which throws when the permit is bad).
+   */
+  permitDowngrade?: (m: BundleManifest) => boolean;
 }
 
 export interface VerifiedBundle {
@@ -78,7 +83,7 @@ export function checkPolicy(m: BundleManifest, p: BundlePolicy): void {
         'E_BUNDLE_NAME',
         `Update bundle carries ${m.name}; this machine runs ${p.running.name}`,
       );
-    if (compareVersions(m.version, p.running.version) <= 0)
+    if (compareVersions(m.version, p.running.version) <= 0 && p.permitDowngrade?.(m) !== true)
       throw new UpdateError(
         'E_BUNDLE_DOWNGRADE',
         `Update bundle version ${m.version} is not newer than the running ${p.running.version}`,

@@ -6,6 +6,7 @@ export * from './bundle-file.ts';
 export * from './bundle-manifest.ts';
 export * from './bundle-verify.ts';
 export * from './disk-slots.ts';
+export * from './downgrade-permit.ts';
 export * from './slot-install.ts';
 export * from './slot-switch.ts';
 export * from './update-codes.ts';

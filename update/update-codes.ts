@@ -43,6 +43,11 @@ the \`coreos.update\` command with the code. The keys/ error behind a refused si
         meaning: 'the bundle version is not newer than the running CoreOS version',
         fix: 'build a bundle with a higher version; downgrades are refused (doc/threat-model.md, "Updates")',
       },
+      E_DOWNGRADE_PERMIT: {
+        meaning:
+          'the downgrade permit given with a bundle not newer than the running version does not verify (not signed by a `user` certificate under the anchors, damaged, expired) or names another bundle, OS name or version',
+        fix: 'sign a permit for this very bundle: `mway-image bundle permit BUNDLE --keys DIR -o FILE` (doc/update-bundle.md)',
+      },
       E_BUNDLE_ROLLBACK: {
         meaning:
           'the bundle rollback index is below the floor the machine stored when it last marked an update good (a replayed old bundle)',

@@ -192,12 +192,16 @@ export interface AgentApi {
    * Verifies an update bundle (doc/update-bundle.md) for this machine, writes it into the
    * inactive CoreOS slot and arms one trial boot; the caller reboots (or not).
    */
-  updateCoreos(bundlePath: string): Promise<Record<string, unknown>>;
+  updateCoreos(
+    bundlePath: string,
+    /** A user-signed downgrade permit and the bundle digest the command names (older versions). */
+    downgrade?: { permit: unknown; sha256: string },
+  ): Promise<Record<string, unknown>>;
   /**
    * Checks the first bytes of an update bundle (its signed manifest) against this machine's
    * policy before the rest is received; throws the refusal (E_BUNDLE_*).
    */
-  checkCoreosBundleHead(head: Uint8Array): Promise<void>;
+  checkCoreosBundleHead(head: Uint8Array, downgrade?: { permit: unknown; sha256: string }): Promise<void>;
   /**
    * Makes the other, known-good CoreOS slot the next boot (E_ROLLBACK_NOT_BOOTABLE,
    * E_ROLLBACK_FLOOR otherwise); the caller reboots (or not).

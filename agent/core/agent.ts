@@ -30,7 +30,7 @@ import { AgentError } from './agent-error.ts';
 import type { AgentLogger, LogFn } from './agent-log.ts';
 import { mountPartitions, unmountPartitions } from './boot-mounts.ts';
 import { descendantsOf } from '../services/proc-tree.ts';
-import { CoreosUpdater } from './coreos-updater.ts';
+import { CoreosUpdater, type DowngradeRequest } from './coreos-updater.ts';
 import { lastGoodCrlPath, pushedCrlDir } from './crl-list.ts';
 import { DenialCounter } from './avc-denials.ts';
 import { ownContext, processContext, SELINUXFS, selinuxMode } from './selinux-state.ts';
@@ -492,16 +492,16 @@ export class Agent implements AgentApi {
     return this.layers.install(mwlPath, this.#trust, this.#secure);
   }
 
-  async updateCoreos(bundlePath: string): Promise<Record<string, unknown>> {
+  async updateCoreos(bundlePath: string, downgrade?: DowngradeRequest): Promise<Record<string, unknown>> {
     this.#refuseWhenStopping('update CoreOS');
     if (this.#partitionTrust !== undefined) this.#trust = await this.#refreshTrust(this.#partitionTrust);
-    return this.coreos.install(bundlePath);
+    return this.coreos.install(bundlePath, downgrade);
   }
 
-  async checkCoreosBundleHead(head: Uint8Array): Promise<void> {
+  async checkCoreosBundleHead(head: Uint8Array, downgrade?: DowngradeRequest): Promise<void> {
     this.#refuseWhenStopping('update CoreOS');
     if (this.#partitionTrust !== undefined) this.#trust = await this.#refreshTrust(this.#partitionTrust);
-    await this.coreos.checkHead(head);
+    await this.coreos.checkHead(head, downgrade);
   }
 
   async rollbackCoreos(): Promise<Record<string, unknown>> {

@@ -26,6 +26,7 @@ import {
   UpdateError,
   type UpdateState,
   verifyBundle,
+  verifyDowngradePermit,
   verifyBundleHead,
   willBoot,
   withUpdateLock,
@@ -56,6 +57,12 @@ export interface UpdaterOptions {
 }
 
 const now = () => new Date().toISOString();
+
+/** A downgrade permit as the command carried it, and the bundle digest the command names. */
+export interface DowngradeRequest {
+  permit: unknown;
+  sha256: string;
+}
 
 /** The disk whose GPT holds a partition with GUID `uuid` (the running CoreOS), from sysfs. */
 async function findDisk(uuid: string): Promise<string | undefined> {
@@ -252,13 +259,38 @@ export class CoreosUpdater {
     return trust;
   }
 
-  /** What this machine allows: its architecture, a newer version of its OS, at least its floor. */
-  #policy(slots: DiskSlots, running: SlotName, state: UpdateState): BundlePolicy {
+  /**
+   * What this machine allows: its architecture, a newer version of its OS (or, with a
+   * user-signed downgrade permit for this very bundle, an older one), at least its floor.
+   */
+  #policy(
+    slots: DiskSlots,
+    running: SlotName,
+    state: UpdateState,
+    trust: { anchors: readonly Certificate[]; crls: readonly Crl[] },
+    downgrade: DowngradeRequest | undefined,
+  ): BundlePolicy {
     const r = slots[running];
     return {
       architecture: process.arch === 'x64' ? 'x86_64' : process.arch === 'arm64' ? 'aarch64' : process.arch,
       ...(r.osName !== null && r.version !== null ? { running: { name: r.osName, version: r.version } } : {}),
       rollbackFloor: state.rollbackFloor,
+      ...(downgrade === undefined
+        ? {}
+        : {
+            permitDowngrade: (m) => {
+              verifyDowngradePermit(downgrade.permit, {
+                ...trust,
+                manifest: m,
+                bundleSha256: downgrade.sha256,
+              });
+              this.#o.log(
+                'info',
+                `CoreOS ${m.version} is not newer than ${r.version ?? '?'}: a user-signed downgrade permit allows it`,
+              );
+              return true;
+            },
+          }),
     };
   }
 
@@ -266,15 +298,15 @@ export class CoreosUpdater {
    * The first piece of a bundle (`coreos.chunk` at offset 0): its signature and this machine's
    * policy, so a replayed, older or foreign bundle is refused before the rest is sent.
    */
-  async checkHead(head: Uint8Array): Promise<void> {
+  async checkHead(head: Uint8Array, downgrade?: DowngradeRequest): Promise<void> {
     const trust = await this.#ready();
     const { slots, running } = await this.#slots();
     const state = await readUpdateState(this.statePath);
-    verifyBundleHead(head, { ...trust, policy: this.#policy(slots, running, state) });
+    verifyBundleHead(head, { ...trust, policy: this.#policy(slots, running, state, trust, downgrade) });
   }
 
   /** Verifies `bundlePath` for this machine and writes it into the inactive slot, armed. */
-  async install(bundlePath: string): Promise<Record<string, unknown>> {
+  async install(bundlePath: string, downgrade?: DowngradeRequest): Promise<Record<string, unknown>> {
     const trust = await this.#ready();
     // Cancellable from the lock on: during the bundle's verification as during the write.
     const stop = new AbortController();
@@ -284,7 +316,7 @@ export class CoreosUpdater {
       const bundle = await verifyBundle(bundlePath, {
         anchors: trust.anchors,
         crls: trust.crls,
-        policy: this.#policy(slots, running, state),
+        policy: this.#policy(slots, running, state, trust, downgrade),
       });
       const done = await installToSlot(disk, bundlePath, bundle, {
         running,

@@ -313,12 +313,17 @@ async function updateCoreos(args: Record<string, unknown>, ctx: ActionContext): 
   let output: Record<string, unknown>;
   try {
     await checkSignedDigest(path, sha, size, 'Bundle');
-    output = await ctx.api.updateCoreos(path);
+    output = await ctx.api.updateCoreos(path, ...downgradeOf(args, sha));
   } finally {
     await rm(path, { force: true });
   }
   const reboot = args.reboot !== false;
   return { output: { ...output, rebooting: reboot }, ...(reboot ? { after: () => ctx.api.reboot() } : {}) };
+}
+
+/** A `permit` argument (a user-signed downgrade permit, update/downgrade-permit.ts) with the bundle's digest. */
+function downgradeOf(args: Record<string, unknown>, sha: string): [] | [{ permit: unknown; sha256: string }] {
+  return args.permit === undefined ? [] : [{ permit: args.permit, sha256: sha }];
 }
 
 /** `coreos.cancel`: the agent stops or disarms the update; every spooled bundle piece goes. */
@@ -467,7 +472,7 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
       // A replayed, older or foreign bundle is refused on its first piece, not after all of it.
       return {
         output: await layerChunk(p.args, ctx, a, MAX_BUNDLE_BYTES, (head) =>
-          ctx.api.checkCoreosBundleHead(head),
+          ctx.api.checkCoreosBundleHead(head, ...downgradeOf(p.args, String(p.args.sha256))),
         ),
       };
     case 'crl.install': {

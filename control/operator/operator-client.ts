@@ -819,14 +819,22 @@ export async function sendInPieces(
     chunk: CommandAction;
     final: CommandAction;
     extra?: Record<string, unknown>;
+    /** More arguments of the first piece only (a bundle's downgrade permit: checked with its head). */
+    headExtra?: Record<string, unknown>;
     onSent?: (done: number, total: number) => void;
   },
 ): Promise<JobReport> {
   const { sha256, size } = await fileSha256(path);
   const final = { sha256, size, ...how.extra };
   if (o.dryRun === true) return c.run({ ...o, action: how.final, args: final });
-  const failed = await sendPieces(c, path, { sha256, size }, o, how.chunk, (done) =>
-    how.onSent?.(done, size),
+  const failed = await sendPieces(
+    c,
+    path,
+    { sha256, size },
+    o,
+    how.chunk,
+    (done) => how.onSent?.(done, size),
+    how.headExtra,
   );
   return failed ?? c.run({ ...o, action: how.final, args: final });
 }
@@ -842,6 +850,7 @@ async function sendPieces(
   o: Omit<RunOptions, 'action' | 'args' | 'argsFor'>,
   chunk: CommandAction,
   onSent: (done: number) => void,
+  headExtra?: Record<string, unknown>,
 ): Promise<JobReport | undefined> {
   const { sha256, size } = id;
   const fh = await open(path, 'r');
@@ -852,7 +861,7 @@ async function sendPieces(
       const r = await c.run({
         ...o,
         action: chunk,
-        args: { sha256, size, offset, data: buf.toString('base64') },
+        args: { sha256, size, offset, data: buf.toString('base64'), ...(offset === 0 ? headExtra : {}) },
       });
       if (r.summary.succeeded !== r.summary.targeted) return r;
       onSent(offset + buf.length);

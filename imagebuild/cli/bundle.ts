@@ -1,8 +1,19 @@
-// `mway-image bundle create|verify`: the vendor-signed A/B update bundle (doc/update-bundle.md).
+// `mway-image bundle create|verify|permit`: the vendor-signed A/B update bundle, and the
+// user-signed permit to install one older than a machine runs (doc/update-bundle.md).
 import { defineCommand } from 'citty';
 import { commonArgs, createProgress, progressArgs, output, values } from '../../common/index.ts';
-import { type Certificate, type Crl, readCertificates, readCrls } from '../../keys/index.ts';
-import { type BundlePolicy, type VerifiedBundle, verifyBundle } from '../../update/index.ts';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { type Certificate, type Crl, readCertificates, readCrls, serialize } from '../../keys/index.ts';
+import {
+  type BundlePolicy,
+  MAX_PERMIT_DAYS,
+  signDowngradePermit,
+  type VerifiedBundle,
+  verifyBundle,
+} from '../../update/index.ts';
+import { loadImageKeys } from '../dev-keys.ts';
 import { bundleFromDisk } from '../bundle-from-disk.ts';
 import { ImageError } from '../image-error.ts';
 
@@ -119,6 +130,59 @@ const verify = defineCommand({
   },
 });
 
+const permit = defineCommand({
+  meta: {
+    name: 'permit',
+    description:
+      'Sign, with the user key, a permit to install this bundle on machines running a newer version',
+  },
+  args: {
+    ...commonArgs,
+    bundle: { type: 'positional', required: true, description: 'Update bundle (.mwu) the permit is for' },
+    out: { type: 'string', alias: 'o', required: true, description: 'Permit file to write (.json)' },
+    keys: {
+      type: 'string',
+      required: true,
+      description: 'Keys folder with user.key/.crt (the signer) and vendor-root.crt (to check the bundle)',
+    },
+    days: { type: 'string', description: `Days the permit is valid (1 … ${MAX_PERMIT_DAYS}, default 7)` },
+  },
+  async run({ args }) {
+    const days = whole(args.days ?? '7', 'days', MAX_PERMIT_DAYS);
+    if (days === undefined || days < 1)
+      throw new ImageError('E_SPEC_INVALID', `--days must be 1 … ${MAX_PERMIT_DAYS}`);
+    const keys = await loadImageKeys(args.keys, { generate: false });
+    // The permit names a bundle that verifies: a user cannot permit what no machine would install.
+    const b = await verifyBundle(args.bundle, { anchors: [keys.vendorRoot] });
+    const h = createHash('sha256');
+    for await (const c of createReadStream(args.bundle)) h.update(c as Buffer);
+    const bundleSha256 = h.digest('hex');
+    const env = signDowngradePermit({
+      manifest: b.manifest,
+      bundleSha256,
+      days,
+      key: keys.user.key,
+      chain: keys.user.chain,
+    });
+    await writeFile(args.out, serialize(env));
+    const s = {
+      permit: args.out,
+      bundle: args.bundle,
+      name: b.manifest.name,
+      version: b.manifest.version,
+      bundleSha256,
+      expiresAt: (env.payload as { expiresAt: string }).expiresAt,
+    };
+    output(
+      args.json,
+      s,
+      () =>
+        `${args.out}: downgrade permit for ${s.name} ${s.version} (bundle ${bundleSha256.slice(0, 12)}), valid until ${s.expiresAt}`,
+    );
+    return 0;
+  },
+});
+
 export default defineCommand({
-  subCommands: { create, verify },
+  subCommands: { create, verify, permit },
 });

@@ -51,6 +51,7 @@ export interface RolloutOptions {
   /** Between two status rounds. */
   pollMs?: number;
   extra: Record<string, unknown>;
+  headExtra?: Record<string, unknown>;
   onSent?: (done: number, total: number) => void;
   onBatch?: (n: number, of: number, peers: readonly string[]) => void;
   onGate?: (peer: string, g: GateOutcome) => void;
@@ -139,6 +140,7 @@ export async function rollout(c: OperatorClient, file: string, o: RolloutOptions
         chunk: 'coreos.chunk',
         final: 'coreos.update',
         extra: o.extra,
+        ...(o.headExtra === undefined ? {} : { headExtra: o.headExtra }),
         ...(o.onSent ? { onSent: o.onSent } : {}),
       },
     );

@@ -10,7 +10,7 @@
 // progress — pieces spooled, a write under way, or a slot armed but not yet booted.
 // With --batch (and a reboot): a rollout that waits, batch by batch, for each peer's health gate
 // after its reboot and stops at --max-fail (update-rollout.ts).
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
 import { createProgress, EXIT_FAIL, EXIT_OK, output, progressArgs } from '../../../common/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
@@ -78,6 +78,11 @@ export default defineCommand({
       description:
         'Abandon an update in progress: pieces sent, a write under way, a slot armed but not booted',
     },
+    'downgrade-permit': {
+      type: 'string',
+      description:
+        'A user-signed permit for this bundle (mway-image bundle permit): lets peers install it although it is not newer than what they run',
+    },
     'gate-timeout': {
       type: 'string',
       description:
@@ -110,6 +115,19 @@ export default defineCommand({
     const json = jsonMode(args);
     const timeout = args.timeout === undefined ? 600 : Number(args.timeout);
     if (!(timeout > 0 && timeout <= 86_400)) throw usageError('--timeout must be 1..86400 seconds');
+    let permit: unknown;
+    if (args['downgrade-permit'] !== undefined) {
+      const text = await readFile(args['downgrade-permit'], 'utf8').catch(() => undefined);
+      if (text === undefined) throw usageError(`Cannot read downgrade permit ${args['downgrade-permit']}`);
+      try {
+        permit = JSON.parse(text);
+      } catch {
+        throw usageError(`Downgrade permit ${args['downgrade-permit']} is not JSON`);
+      }
+    }
+    // The peers check the permit: with its bundle's head on the first piece, and again at install.
+    const headExtra = permit === undefined ? {} : { permit };
+    const extra = { reboot: args.reboot !== false, ...headExtra };
     const progress = createProgress({ json: args.json, quiet: args.quiet });
     const gated = args.batch !== undefined && args.reboot !== false && args['dry-run'] !== true;
     const gateTimeout = args['gate-timeout'] === undefined ? 900 : Number(args['gate-timeout']);
@@ -125,7 +143,8 @@ export default defineCommand({
           maxFail: args['max-fail'],
           timeoutMs: timeout * 1000,
           gateTimeoutMs: gateTimeout * 1000,
-          extra: { reboot: true },
+          extra,
+          headExtra,
           onBatch: (n, of, peers) =>
             progress.step(`batch ${n}/${of} (${peers.join(', ')}): sending ${file} in pieces`),
           onSent: (done, total) => {
@@ -154,7 +173,8 @@ export default defineCommand({
         {
           chunk: 'coreos.chunk',
           final: 'coreos.update',
-          extra: { reboot: args.reboot !== false },
+          extra,
+          headExtra,
           onSent: (done, total) => {
             progress.bytes(done, total);
             if (done === total) progress.step('waiting for the peers to verify and write the inactive slot');

@@ -25,6 +25,7 @@ import {
   RES_STREAM,
   resultSubject,
   streamConfigs,
+  wakeSubject,
 } from '../wire/index.ts';
 
 const pause = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -100,6 +101,8 @@ export class NatsRelay {
             'E_NATS_UNAVAILABLE',
             `${msgID} was stored in ${ack.stream}, not ${CMD_STREAM}`,
           );
+        // After the ack: the stream's leader holds it, so the peer's read finds it.
+        this.#nc.publish(wakeSubject(subject));
         return { seq: ack.seq, duplicate: ack.duplicate };
       } catch (e) {
         last = e;

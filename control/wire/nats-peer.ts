@@ -14,7 +14,7 @@ import { ControlError } from './control-error.ts';
 import { type BacklogItem, handOutOrder } from './nats-backlog.ts';
 import { connectNats } from './nats-connect.ts';
 import {
-  ALL_GROUPS,
+  ALL_GROUP_WAKES,
   answerMsgId,
   CMD_STREAM,
   groupSubject,
@@ -22,6 +22,8 @@ import {
   RES_STREAM,
   resultSubject,
   statusSubject,
+  wakeSubject,
+  wokenSubject,
 } from './nats-subjects.ts';
 import { decodeBody, HEADER_SIZE, type Message, message, encodeFrame } from './protocol.ts';
 
@@ -337,17 +339,18 @@ export async function connectNatsPeer(o: NatsPeerOptions): Promise<PeerSession> 
     }
   };
 
-  // Core NATS delivers each stored message to subscribers too: a wake-up, not the data (that
-  // is read from the stream, in order).
+  // The broker side sends a payload-free wake-up after each store (nats-subjects.ts,
+  // wakeSubject): the data is read from the stream, in order. A message stored without one
+  // (another publisher, a lost wake-up) is read at the next poll.
   let wokeAt = 0;
   const wake = (subj: string): void => {
-    if (subjects().includes(subj)) wokeAt = Date.now();
+    if (subjects().includes(wokenSubject(subj))) wokeAt = Date.now();
     void pump();
   };
-  const sub = nc.subscribe(subject, { callback: (_e, m) => wake(m.subject) });
-  // Group commands wake every peer (the group subjects' wake-ups are open to all peers, see
+  const sub = nc.subscribe(wakeSubject(subject), { callback: (_e, m) => wake(m.subject) });
+  // Group commands wake every peer (the group wake-ups are open to all peers, see
   // nats-permissions.ts); a peer reads only its own groups' subjects from the stream.
-  const groupSub = nc.subscribe(ALL_GROUPS, { callback: (_e, m) => wake(m.subject) });
+  const groupSub = nc.subscribe(ALL_GROUP_WAKES, { callback: (_e, m) => wake(m.subject) });
   const timer = setInterval(() => void pump(), o.pollMs ?? 2000);
   void pump();
   void (async () => {

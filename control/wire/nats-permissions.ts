@@ -6,12 +6,13 @@
 // `_INBOX.>`, which would let it read every other client's replies.
 import {
   ALL_ENROLL,
-  ALL_GROUPS,
+  ALL_GROUP_WAKES,
   AUDIT_STREAM,
   CMD_STREAM,
   mailboxSubject,
   statusSubject,
   subjectToken,
+  wakeSubject,
 } from './nats-subjects.ts';
 
 export interface NatsPermissions {
@@ -39,18 +40,22 @@ export function inboxPrefix(who: NatsRole): string {
 
 /**
  * A peer publishes only its own results and status and reads the commands stream one message
- * at a time (STREAM.MSG.GET); it subscribes only to its own mailbox and the group subjects (the
- * subscriptions are wake-ups, the data is read from the stream). On 2.9 MSG.GET cannot be
- * narrowed to a subject, so a peer can read other mailboxes through it: commands are not
- * confidential (secrets in them are sealed to each peer's ML-KEM key), and for the same reason
- * the group subjects' wake-ups are open to every peer.
+ * at a time (STREAM.MSG.GET); it subscribes only to its own mailbox's wake-ups and the groups'
+ * (payload-free, nats-subjects.ts wakeSubject; the data is read from the stream), never to the
+ * stream subjects themselves. On 2.9 MSG.GET cannot be narrowed to a subject, so a peer can read
+ * other mailboxes through it: commands are not confidential (secrets in them are sealed to each
+ * peer's ML-KEM key), and for the same reason the group wake-ups are open to every peer.
  */
 function peer(peerId: string): NatsPermissions {
   const t = subjectToken(peerId);
   return {
     publish: { allow: [`mway.res.${t}.>`, statusSubject(peerId), `$JS.API.STREAM.MSG.GET.${CMD_STREAM}`] },
     subscribe: {
-      allow: [mailboxSubject(peerId), ALL_GROUPS, `${inboxPrefix({ role: 'peer', peerId })}.>`],
+      allow: [
+        wakeSubject(mailboxSubject(peerId)),
+        ALL_GROUP_WAKES,
+        `${inboxPrefix({ role: 'peer', peerId })}.>`,
+      ],
     },
   };
 }
@@ -61,7 +66,7 @@ function peer(peerId: string): NatsPermissions {
  */
 function broker(): NatsPermissions {
   return {
-    publish: { allow: ['mway.cmd.>', '$JS.API.>', `${ENROLL_INBOX}.>`] },
+    publish: { allow: ['mway.cmd.>', 'mway.wake.>', '$JS.API.>', `${ENROLL_INBOX}.>`] },
     subscribe: {
       allow: ['mway.res.>', 'mway.status.*', ALL_ENROLL, `${inboxPrefix({ role: 'broker' })}.>`],
     },

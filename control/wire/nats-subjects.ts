@@ -32,6 +32,24 @@ export function groupSubject(group: string): string {
 /** Every group's subject (a subscription's wildcard). */
 export const ALL_GROUPS = 'mway.cmd.group.*';
 
+/**
+ * The payload-free wake-up (core NATS) the broker side sends after the servers stored a message
+ * on `streamSubject` (a mailbox or a group subject): `mway.cmd.…` becomes `mway.wake.…`. Peers
+ * subscribe to these, not to the stream subjects, so a stored command reaches a peer once (its
+ * stream read), not a second time as a core copy, and the wake-up follows the store's ack.
+ */
+export function wakeSubject(streamSubject: string): string {
+  return streamSubject.replace(/^mway\.cmd\./, 'mway.wake.');
+}
+
+/** The stream subject a wake-up is for (the inverse of wakeSubject). */
+export function wokenSubject(wake: string): string {
+  return wake.replace(/^mway\.wake\./, 'mway.cmd.');
+}
+
+/** Every group's wake-up subject (a subscription's wildcard). */
+export const ALL_GROUP_WAKES = 'mway.wake.group.*';
+
 /** Where a peer publishes what it answers to job `jobId` (a result or a membership ack). */
 export function resultSubject(peerId: string, jobId: string): string {
   return `mway.res.${subjectToken(peerId)}.${subjectToken(jobId)}`;

@@ -1,7 +1,8 @@
 // Group subjects in NATS mode (doc/nats.md): a command to a whole group is stored once, on the
 // group's subject, instead of once per member's mailbox; every member reads it from the stream
 // and checks the envelope itself, as from its mailbox. Measured here: what one job stores for
-// four members both ways (messages and bytes, from the stream's own state). A member that has
+// four members both ways (messages and bytes, from the stream's own state), and what the
+// servers sent each member for it (their /connz). A member that has
 // not acknowledged its membership keeps the job per peer, and gets it when it returns.
 import test from 'ava';
 import { CMD_STREAM, decodeBody, groupSubject, mailboxSubject } from '../../control/wire/index.ts';
@@ -45,7 +46,21 @@ test('a command to a whole group is stored once on its subject and runs once on 
     return out;
   };
 
+  /** Bytes the servers sent the members' connections so far (their own /connz, all nodes). */
+  const sentToMembers = async () => {
+    let sum = 0;
+    for (const n of cluster.nodes) {
+      const r = (await (await fetch(`http://127.0.0.1:${n.httpPort}/connz?limit=1024`)).json()) as {
+        connections?: Array<{ name?: string; out_bytes?: number }>;
+      };
+      for (const c of r.connections ?? [])
+        if (names.some((x) => c.name === `mway-peer-${x}`)) sum += c.out_bytes ?? 0;
+    }
+    return sum;
+  };
+
   const before = await state();
+  const sentBefore = await sentToMembers();
   const grouped = await op.run({
     action: 'service.restart',
     args: { service: 'grouped' },
@@ -57,6 +72,7 @@ test('a command to a whole group is stored once on its subject and runs once on 
     names.map((n) => `${n} ok`),
   );
   const afterGroup = await state();
+  const sentPerMember = ((await sentToMembers()) - sentBefore) / 4;
   t.deepEqual(await storedAfter(before.last_seq), [{ subject: groupSubject('web'), jobId: grouped.jobId }]);
 
   const perPeer = await op.run({
@@ -76,6 +92,13 @@ test('a command to a whole group is stored once on its subject and runs once on 
   );
   const groupBytes = afterGroup.bytes - before.bytes;
   const peerBytes = afterPeers.bytes - afterGroup.bytes;
+  // Each member gets the job once: its STREAM.MSG.GET answer (JSON, the message in base64: 4/3
+  // of it) and a payload-free wake-up, plus its idle polls; a core copy of the stored message as
+  // its wake-up would add the message once more (2.33x or more).
+  t.log(
+    `servers sent each member ${sentPerMember.toFixed(0)} B for the group job (${(sentPerMember / groupBytes).toFixed(2)}x the stored message)`,
+  );
+  t.true(sentPerMember < 2 * groupBytes, 'the stored message reaches each member once');
   t.log(
     `one job to 4 members: group subject 1 message ${groupBytes} B; per peer 4 messages ${peerBytes} B (${(peerBytes / groupBytes).toFixed(2)}x)`,
   );

@@ -244,7 +244,7 @@ test('natsAuthorization: every role gets only its subjects; the users file is ch
   );
   const p1 = a.users[1]?.permissions;
   t.deepEqual(p1?.publish.allow, ['mway.res.p1.>', 'mway.status.p1', '$JS.API.STREAM.MSG.GET.MWAY_CMD']);
-  t.deepEqual(p1?.subscribe.allow, ['mway.cmd.peer.p1', 'mway.cmd.group.*', '_INBOX.peer.p1.>']);
+  t.deepEqual(p1?.subscribe.allow, ['mway.wake.peer.p1', 'mway.wake.group.*', '_INBOX.peer.p1.>']);
   // An id that is not a subject token is hex-encoded, the same way as its subjects.
   t.true(
     a.users[2]?.permissions.publish.allow.includes(`mway.res._${Buffer.from('web.1').toString('hex')}.>`),

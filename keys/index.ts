@@ -9,7 +9,7 @@ export {
   signDeterministic,
   verify,
 } from './algorithms.ts';
-export { canonicalJson } from './canonical.ts';
+export { canonicalJson, canonicalText } from './canonical.ts';
 export { certificatePem, parseCertificates, readCertificates } from './certificate.ts';
 export { checkCrls, type VerifyChainOptions, verifyChain } from './chain.ts';
 export { type Crl, crlPem, issueCrl, parseCrl, readCrls } from './crl.ts';

@@ -1,7 +1,8 @@
 // The broker's append-only audit log, kept in its database: every command and result
 // envelope, enrollment decision, group and membership change as one entry of the hash chain
 // defined in control/wire/audit-chain.ts (which operators verify offline).
-import { type AuditEntry, entryHash, GENESIS } from '../wire/index.ts';
+import { canonicalText } from '../../keys/index.ts';
+import { type AuditEntry, entryHashOf, GENESIS } from '../wire/index.ts';
 import type { BrokerDb } from './broker-db.ts';
 
 /** Appends to the chain kept in the broker database (inside the caller's transaction if any). */
@@ -12,7 +13,8 @@ export class AuditLog {
     this.#db = db;
   }
 
-  append(kind: string, actor: string, data: unknown, now: Date = new Date()): AuditEntry {
+  /** `dataText`, when the caller has it: `data`'s canonical text (keys/ canonicalText). */
+  append(kind: string, actor: string, data: unknown, now: Date = new Date(), dataText?: string): AuditEntry {
     return this.#db.tx(() => {
       const head = this.#db.auditTip();
       const e = {
@@ -23,8 +25,12 @@ export class AuditLog {
         data,
         prev: head?.hash ?? GENESIS,
       };
-      const entry = { ...e, hash: entryHash(e) };
-      this.#db.appendAudit(entry);
+      // `data` (a result's whole signed envelope, ~14 KB) is written out once: its canonical
+      // text is both what the hash covers and what the row stores (JSON that reads back as
+      // the same value).
+      const text = dataText ?? canonicalText(data);
+      const entry = { ...e, hash: entryHashOf(e, text) };
+      this.#db.appendAudit(entry, text);
       return entry;
     });
   }

@@ -615,10 +615,11 @@ export class BrokerDb {
     return r === undefined ? undefined : auditRow(r);
   }
 
-  appendAudit(a: AuditRow): void {
+  /** `dataText`: `a.data` already serialized (its canonical text, audit-log.ts). */
+  appendAudit(a: AuditRow, dataText?: string): void {
     this.#sql(
       'INSERT INTO audit (seq, time, kind, actor, data, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ).run(a.seq, a.time, a.kind, a.actor, json(a.data), a.prev, a.hash);
+    ).run(a.seq, a.time, a.kind, a.actor, dataText ?? json(a.data), a.prev, a.hash);
   }
 
   audit(from: number, limit: number): AuditRow[] {

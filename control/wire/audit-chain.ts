@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import {
   type Certificate,
-  canonicalJson,
+  canonicalText,
   type Crl,
   type EnvelopeType,
   verifyEnvelope,
@@ -41,15 +41,19 @@ const ENVELOPE_KINDS: Record<string, EnvelopeType> = {
 };
 
 export function entryHash(e: Omit<AuditEntry, 'hash'>): string {
-  const body = canonicalJson({
-    seq: e.seq,
-    time: e.time,
-    kind: e.kind,
-    actor: e.actor,
-    data: e.data,
-    prev: e.prev,
-  });
-  return createHash('sha256').update(body).digest('hex');
+  return entryHashOf(e, canonicalText(e.data));
+}
+
+/**
+ * entryHash with `data`'s canonical text given (the broker computes it once and stores that text
+ * as the row's data). The body is the canonical form of the whole entry: its members in code-unit
+ * order (actor, data, kind, prev, seq, time), `data` spliced in as the text it canonicalizes to.
+ */
+export function entryHashOf(e: Omit<AuditEntry, 'hash' | 'data'>, dataText: string): string {
+  const actor = canonicalText({ actor: e.actor });
+  const rest = canonicalText({ kind: e.kind, prev: e.prev, seq: e.seq, time: e.time });
+  const body = `${actor.slice(0, -1)},"data":${dataText},${rest.slice(1)}`;
+  return createHash('sha256').update(body, 'utf8').digest('hex');
 }
 
 export interface AuditVerifyOptions {

@@ -243,16 +243,30 @@ export function checkMessage(value: unknown): Message {
 
 /** Encodes one message as a frame (header + JSON body); refuses bodies over MAX_FRAME. */
 export function encodeFrame(message: Message): Buffer {
-  const body = Buffer.from(JSON.stringify(message), 'utf8');
-  if (body.length > MAX_FRAME) {
+  return frameOf(message.kind, JSON.stringify(message));
+}
+
+/**
+ * encodeFrame of `message` with `field` set to the value whose JSON text is `json` (the broker
+ * has a result envelope's canonical text already, from its audit entry: it is not written out
+ * a second time). `json` must be the JSON text of one value; `field` must not be in `message`.
+ */
+export function encodeFrameWith(message: Message, field: string, json: string): Buffer {
+  const head = JSON.stringify(message);
+  return frameOf(message.kind, `${head.slice(0, -1)},${JSON.stringify(field)}:${json}}`);
+}
+
+function frameOf(kind: string, text: string): Buffer {
+  const length = Buffer.byteLength(text, 'utf8');
+  if (length > MAX_FRAME) {
     throw new ControlError(
       'E_FRAME_TOO_LARGE',
-      `Cannot encode ${message.kind}: frame is ${body.length} bytes, at most ${MAX_FRAME}`,
+      `Cannot encode ${kind}: frame is ${length} bytes, at most ${MAX_FRAME}`,
     );
   }
-  const out = Buffer.allocUnsafe(HEADER_SIZE + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, HEADER_SIZE);
+  const out = Buffer.allocUnsafe(HEADER_SIZE + length);
+  out.writeUInt32BE(length, 0);
+  out.write(text, HEADER_SIZE, 'utf8');
   return out;
 }
 

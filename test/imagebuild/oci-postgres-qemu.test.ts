@@ -6,7 +6,8 @@
 // entrypoint, which initialises its data volume on first start. psql from the host, through a
 // 127.0.0.1 forward, creates a table; after a power-off and a second boot of the same disk the
 // row is still there; the same for a key redis wrote to its volume, read with the image's own
-// redis-cli (taken from the layer's payload) through a second forward. nginx-light's image
+// redis-cli (taken from the layer's payload) through a second forward; redis comes as a compose
+// project (import-compose) whose healthcheck is its readiness, an exec probe into its sandbox. nginx-light's image
 // (the same recipe, imported with --writable-root persistent) serves port 80 to curl through a
 // third forward in both boots, writing its logs, temp folders and pid file outside its Volume,
 // in its writable root kept on the data partition: after each power-off debugfs reads its
@@ -18,7 +19,7 @@
 // payload's read-only one), the volume's mount point made there, System V shared memory in the
 // layer's own domain; no AVC denial on the console in either boot but postgres's huge pages probe.
 import test from 'ava';
-import { rm } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { run } from '../../common/exec.ts';
 import { readGpt } from '../../formats/index.ts';
@@ -61,7 +62,7 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
       coreos: { network: { interface: 'eth0', address: '10.0.2.15/24', gateway: '10.0.2.2' } },
       layers: [join(ROOT, 'examples/default/layers/web')],
       keys: 'generate',
-      secureConfig: { hostname: 'pg', allowLayers: ['web', 'pg', 'kv', 'www'] },
+      secureConfig: { hostname: 'pg', allowLayers: ['web', 'pg', 'kv-cache', 'www'] },
       partitions: { esp: 64, layers: 900, data: 256 },
     },
     { base: dir },
@@ -93,9 +94,49 @@ test('QEMU: postgresql, redis and nginx from their Debian-built OCI images run u
     );
     return out;
   };
+  // redis as a compose project's one service, its healthcheck (the image's redis-cli ping) its
+  // readiness: an exec probe into its sandbox, which under enforcing follows the service's own
+  // context, so nothing from its writable root runs in the agent's domain (exec-probe.ts).
+  const importProject = async (image: string) => {
+    const file = join(dir, 'compose.yaml');
+    await writeFile(
+      file,
+      [
+        'name: kv',
+        'services:',
+        '  cache:',
+        `    image: oci-archive:${image}:latest`,
+        '    volumes: ["data:/data"]',
+        '    healthcheck:',
+        '      test: ["CMD", "redis-cli", "ping"]',
+        '      interval: 2s',
+        'volumes:',
+        '  data:',
+        '',
+      ].join('\n'),
+    );
+    const out = join(dir, 'kv');
+    await mkdir(out);
+    await run(
+      process.execPath,
+      [
+        BINS['mway-layer'],
+        'import-compose',
+        file,
+        '--key',
+        join(keys, 'user.key'),
+        '--cert',
+        join(keys, 'user.crt'),
+        '-o',
+        out,
+      ],
+      { timeout: 900_000 },
+    );
+    return join(out, 'kv-cache.mwl');
+  };
   const mwls = [
     await importLayer(archive, 'pg', '15.0.0'),
-    await importLayer(redisArchive, 'kv', '7.0.0'),
+    await importProject(redisArchive),
     await importLayer(nginxArchive, 'www', '1.22.1', '--writable-root', 'persistent'),
   ];
   // The image's own redis-cli, from the layer's payload, run on the host with the image's libraries.

@@ -28,8 +28,10 @@ export interface ComposeService {
   image: string;
   /** OCI config fields that replace the image's (`Env` entries are added after the image's). */
   config: OciConfigOverride;
-  /** Paths kept as the layer's private data (named and anonymous volumes). */
+  /** Paths kept as the layer's private data (anonymous volumes, named ones only it uses). */
   volumes: string[];
+  /** Named volumes other services use too, at `path`: the project's group data (groupVolumes). */
+  shared: { volume: string; path: string }[];
   /** Manifest service fields compose sets (restart, readiness, timeoutStopSec). */
   service: Record<string, unknown>;
   /** Compose services this one starts after, and which of them it requires. */
@@ -154,7 +156,14 @@ function dependsOn(v: unknown, at: string, s: Pick<ComposeService, 'after' | 're
   }
 }
 
-function service(name: string, raw: unknown, named: Map<string, string[]>): ComposeService {
+/** Where a named volume is used: the key path, the service and its target. */
+interface VolumeUse {
+  at: string;
+  service: ComposeService;
+  target: string;
+}
+
+function service(name: string, raw: unknown, named: Map<string, VolumeUse[]>): ComposeService {
   const at = `services.${name}`;
   if (!NAME.test(name)) invalid(at, 'a service name must be a-z 0-9 . _ - (lowercase), at most 64');
   if (!isMap(raw)) return invalid(at, 'expected a mapping');
@@ -163,6 +172,7 @@ function service(name: string, raw: unknown, named: Map<string, string[]>): Comp
     image: '',
     config: {},
     volumes: [],
+    shared: [],
     service: {},
     after: [],
     requires: [],
@@ -226,7 +236,10 @@ function service(name: string, raw: unknown, named: Map<string, string[]>): Comp
           const vol = parseVolume(m, `${k}[${i}]`, { invalid, unsupported, text });
           s.volumes.push(vol.target);
           if (vol.source !== undefined)
-            named.set(vol.source, [...(named.get(vol.source) ?? []), `${k}[${i}]`]);
+            named.set(vol.source, [
+              ...(named.get(vol.source) ?? []),
+              { at: `${k}[${i}]`, service: s, target: vol.target },
+            ]);
         });
         break;
       case 'depends_on':
@@ -296,16 +309,19 @@ export function parseCompose(source: string, fallbackName: string): ComposeProje
   }
   if (!isMap(top.services) || Object.keys(top.services).length === 0)
     return invalid('services', 'expected a mapping of at least one service');
-  const named = new Map<string, string[]>();
+  const named = new Map<string, VolumeUse[]>();
   const services = Object.entries(top.services).map(([n, raw]) => service(n, raw, named));
   for (const [v, uses] of named) {
     if (!(v in declared))
-      invalid(uses[0] as string, `volume ${JSON.stringify(v)} is not declared under volumes`);
-    if (uses.length > 1)
-      unsupported(
-        uses[1] as string,
-        `volume ${JSON.stringify(v)} is shared with ${uses[0]}: shared volumes are not supported yet`,
-      );
+      invalid((uses[0] as VolumeUse).at, `volume ${JSON.stringify(v)} is not declared under volumes`);
+    // A volume two or more services mount is the project's group data, group/<project>/
+    // volumes/<volume>, which exactly the project's layers are members of; one only its
+    // service mounts stays that layer's private data.
+    if (new Set(uses.map((u) => u.service)).size > 1)
+      for (const u of uses) {
+        u.service.volumes = u.service.volumes.filter((p) => p !== u.target);
+        u.service.shared.push({ volume: v, path: u.target });
+      }
   }
   const known = new Set(services.map((s) => s.name));
   for (const s of services)

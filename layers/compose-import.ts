@@ -1,7 +1,8 @@
 // `importCompose`: each service of a compose file becomes a signed layer, imported from its
 // image with importOci and the compose settings set over it (compose-file.ts), named
 // `<project>-<service>` and in the layer group `<project>`; depends_on becomes after and
-// requires on the other layers' services. Every layer is written beside the output directory
+// requires on the other layers' services; a volume several services mount becomes the
+// group's data (groupVolumes). Every layer is written beside the output directory
 // first and renamed in only when all are built, so a failure leaves nothing behind.
 import { mkdtemp, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -121,10 +122,18 @@ export async function importCompose(o: ImportComposeOptions): Promise<ImportComp
             config: s.config,
             volumes: s.volumes,
             groups: [project.name],
+            // Its shared volumes are the project group's data, which it then asks for.
+            ...(s.shared.length === 0 ? {} : { dataGroups: [project.name] }),
             service: (mapped) => ({
               ...mapped,
               name: s.name,
               ...s.service,
+              // A shared volume is the project's group data; where the image has a Volume at the
+              // same path, the shared one takes its place.
+              volumes: ((mapped.volumes ?? []) as string[]).filter(
+                (p) => !s.shared.some((x) => x.path === p),
+              ),
+              groupVolumes: s.shared.map((x) => ({ group: project.name, volume: x.volume, path: x.path })),
               after: s.after.map(qualified),
               requires: s.requires.map(qualified),
               capabilityBoundingSet: capabilities(mapped.capabilityBoundingSet, s),

@@ -272,6 +272,11 @@ function crossChecks<
   if (m.kind !== 'module' && m.actions.length > 0) fail('actions', `must be empty for a ${m.kind} layer`);
   if (m.kind !== 'module' && m.verb !== undefined) fail('verb', `only a module declares a verb`);
   const services = m.services.map((s, i) => completeService(s, `services[${i}].`, fail));
+  for (const [i, s] of services.entries()) {
+    for (const [j, g] of s.groupVolumes.entries())
+      if (!m.data.groups.includes(g.group))
+        fail(`services[${i}].groupVolumes[${j}].group`, `${g.group} is not one of data.groups`);
+  }
   checkServiceRefs(m, services);
   checkOrderingCycles(m.name, services);
   // The schema pass checked each node's shape; the types of args/output are its output.

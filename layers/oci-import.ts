@@ -73,6 +73,8 @@ export interface ImageOverride {
   volumes?: string[];
   service?: (mapped: Record<string, unknown>) => Record<string, unknown>;
   groups?: string[];
+  /** Data groups the layer asks for (`data.groups`): a compose project's, for its shared volumes. */
+  dataGroups?: string[];
 }
 
 export interface ImportOciResult extends PackResult {
@@ -438,6 +440,9 @@ export function mapConfig(
       description: `imported from ${image.format} image ${o.source?.ref ?? image.ref ?? ''}`.trim(),
       services: services.map((svc) => o.override?.service?.(svc) ?? svc),
       ...(o.override?.groups === undefined ? {} : { groups: o.override.groups }),
+      ...(o.override?.dataGroups === undefined || o.override.dataGroups.length === 0
+        ? {}
+        : { data: { groups: o.override.dataGroups } }),
       ...(o.source === undefined ? {} : { source: o.source }),
     },
     { source: true },

@@ -163,6 +163,33 @@ const entries = {
     ),
     "Paths whose contents persist across starts and boots (an OCI image's Volumes): each is the layer's private data at secure/<layer>/volumes/<service>/<path>, seeded from the root's contents there on first use",
   ),
+  groupVolumes: about(
+    v.optional(
+      list(
+        v.strictObject({
+          group: about(
+            named(NAME, 'a group name'),
+            'The data group (one of data.groups) the volume belongs to',
+          ),
+          volume: about(
+            named(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'a volume name (a compose volume name)'),
+            'The volume: group/<group>/volumes/<volume> on the data partition',
+          ),
+          path: about(
+            named(
+              /^(\/(?!\.\.?(\/|$))[^/\0]+)+$/,
+              'an absolute path without . or .. components or a trailing /',
+              1024,
+            ),
+            'Where the service sees it',
+          ),
+        }),
+        16,
+      ),
+      [],
+    ),
+    "Volumes shared by a group's layers (a compose volume that several services mount): each is the group's data at group/<group>/volumes/<volume>, bound read-write at path, created empty",
+  ),
   writableRoot: about(
     v.optional(oneOf(['no', 'ephemeral', 'persistent']), 'no'),
     "A writable layer over the read-only root, as a container has: ephemeral is fresh at each start and gone when the run ends; persistent is kept on the data partition (roots/<layer>/<service>, the agent's) across restarts and boots, and started afresh when the layer's payload changes (no: the root is read-only)",
@@ -209,6 +236,15 @@ export function completeService(
     fail(`${at}restartMaxDelaySec`, `must not be below restartSec (${s.restartSec})`);
   if (s.readiness?.type === 'tcp' && s.privateNetwork)
     fail(`${at}readiness`, 'a tcp probe connects from the host: it needs privateNetwork false');
+  const paths = new Set(s.volumes);
+  s.groupVolumes.forEach((g, i) => {
+    if (paths.has(g.path))
+      fail(
+        `${at}groupVolumes[${i}].path`,
+        `${g.path} is a volume already (volumes or another groupVolumes entry)`,
+      );
+    paths.add(g.path);
+  });
   return { ...s, group: s.group ?? defaultGroup(s.user) };
 }
 

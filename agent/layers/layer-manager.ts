@@ -36,7 +36,7 @@ import {
 import { mountAppRoot, mountSkeletonTmpfs, unmountAppRoot, unmountOrThrow } from './overlay-root.ts';
 import { pool } from './pool.ts';
 import { type LayerIds, ownerOf, UidTable } from './uid-table.ts';
-import { volumeBinds } from './volumes.ts';
+import { groupVolumeBinds, volumeBinds } from './volumes.ts';
 import { persistentRoot } from './writable-root.ts';
 
 /** Apps and modules run in a root of their own; libraries only lie under one. */
@@ -463,7 +463,10 @@ export class LayerManager {
               this.#o.log('info', `app ${m.name}: ${s.name}'s writable root started afresh (a new payload)`);
             kept = pr.dir;
           }
-          specs.push(unitSpec(m.name, s, { ...where, binds: [...binds, ...vols], persistentRoot: kept }));
+          const shared = await groupVolumeBinds(dataDir, m.name, s, where.groupGids, labelling);
+          specs.push(
+            unitSpec(m.name, s, { ...where, binds: [...binds, ...vols, ...shared], persistentRoot: kept }),
+          );
         }
         for (const s of specs) this.#o.supervisor.add(s);
         e.info.services = specs.map((s) => s.name);

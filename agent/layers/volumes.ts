@@ -5,10 +5,12 @@
 // the layer's root has at that path, as Docker and Podman seed a new named volume; a service
 // that runs as the layer's own uid gets the copy chowned to it.
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { run } from '../../common/index.ts';
+import { AgentError } from '../core/agent-error.ts';
 import type { Bind } from '../services/unit-spec.ts';
+import type { DataLabels } from './data-labels.ts';
 
 /** `/var/lib/db` → `var%2Flib%2Fdb`: one directory name per path, never another path's. */
 export function volumeDirName(path: string): string {
@@ -99,4 +101,48 @@ async function seedLabelled(
     await run('chcon', ['-h', '--', context, ...inside.slice(i, i + 500)], { timeout: 600_000 });
   await rename(staging, host);
   await run('chcon', ['-h', '--', context, host], { timeout: 60_000 });
+}
+
+/**
+ * A service's group volumes (manifest `groupVolumes`, a compose volume several services mount):
+ * each is its group's data, `group/<group>/volumes/<volume>` (2770 root:<group gid>, as the
+ * group's folder; with SELinux the group's type at s0, which every member's pair reaches),
+ * bound read-write at its path. It starts empty: the members share it, so no one image seeds it.
+ * A group the secure config does not grant the layer refuses the layer: its service would run
+ * without the data it shares.
+ */
+export async function groupVolumeBinds(
+  dataDir: string,
+  layer: string,
+  service: { name: string; groupVolumes: readonly { group: string; volume: string; path: string }[] },
+  /** The layer's granted groups and their gids. */
+  granted: Readonly<Record<string, number>>,
+  labelling?: { labels: DataLabels; groupData: (group: string) => string },
+): Promise<Bind[]> {
+  const binds: Bind[] = [];
+  for (const g of service.groupVolumes) {
+    const gid = granted[g.group];
+    if (gid === undefined)
+      throw new AgentError(
+        'E_LAYER_ACTIVATE',
+        `Cannot start ${layer}/${service.name}: its volume ${g.volume} at ${g.path} is group ${g.group}'s data, which the secure config does not grant ${layer}`,
+      );
+    const rels = [join('group', g.group, 'volumes'), join('group', g.group, 'volumes', g.volume)];
+    for (const rel of rels) {
+      if (labelling === undefined) {
+        const dir = join(dataDir, rel);
+        await mkdir(dir, { recursive: true, mode: 0o2770 });
+        await chown(dir, 0, gid);
+        await chmod(dir, 0o2770);
+      } else
+        await labelling.labels.ensure(dataDir, rel, labelling.groupData(g.group), {
+          mode: 0o2770,
+          uid: 0,
+          gid,
+          recursive: false,
+        });
+    }
+    binds.push({ src: join(dataDir, rels[1] as string), dest: g.path, readOnly: false });
+  }
+  return binds;
 }

@@ -1,10 +1,13 @@
 // parseCompose: a compose file's services mapped to what a layer holds, and every key a layer
 // cannot hold refused with its code and compose key path; import-compose from the CLI refuses
-// before anything is written. (Real images: test/agent/layers/oci-compose.test.ts.)
+// before anything is written; a shared volume imported from a real image becomes the group's data.
+// (Running real images: test/agent/layers/oci-compose.test.ts.)
 import test from 'ava';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LayerError, parseCompose } from '../../layers/index.ts';
+import { LayerError, parseCompose, readLayer, validateManifest } from '../../layers/index.ts';
+import { debianImage } from '../_debian-image.ts';
+import { REDIS } from '../agent/layers/_oci-images.ts';
 import { cli, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
@@ -92,6 +95,56 @@ test('parseCompose() takes the project name from the caller when the file has no
   t.deepEqual(p.services[0]?.config, { Entrypoint: ['/bin/sh', '-c', 'exec nginx'], Cmd: [] });
 });
 
+test('parseCompose() makes a volume two services mount the group’s (shared), one only its service mounts private', (t) => {
+  const p = parseCompose(
+    'services:\n  a: {image: x, volumes: ["v:/d", "own:/o", "/anon"]}\n  b: {image: y, volumes: ["v:/e"]}\nvolumes: {v: {}, own: {}}\n',
+    'p',
+  );
+  const [a, b] = p.services;
+  t.deepEqual(a?.shared, [{ volume: 'v', path: '/d' }]);
+  t.deepEqual(a?.volumes, ['/o', '/anon']);
+  t.deepEqual(b?.shared, [{ volume: 'v', path: '/e' }]);
+  t.deepEqual(b?.volumes, []);
+});
+
+test('a manifest’s groupVolumes name one of its data.groups and a path no other volume has', (t) => {
+  const manifest = (groupVolumes: unknown, groups = ['p'], volumes: string[] = []) => ({
+    name: 'p-a',
+    version: '1.0.0',
+    kind: 'app',
+    data: { groups },
+    services: [{ name: 'a', execStart: ['/bin/a'], volumes, groupVolumes }],
+  });
+  const ok = validateManifest(manifest([{ group: 'p', volume: 'v', path: '/d' }]), { source: true });
+  t.deepEqual(ok.services[0]?.groupVolumes, [{ group: 'p', volume: 'v', path: '/d' }]);
+  for (const [what, m, field] of [
+    [
+      'another group',
+      manifest([{ group: 'q', volume: 'v', path: '/d' }]),
+      'services[0].groupVolumes[0].group',
+    ],
+    [
+      'a path of volumes',
+      manifest([{ group: 'p', volume: 'v', path: '/d' }], ['p'], ['/d']),
+      'services[0].groupVolumes[0].path',
+    ],
+    [
+      'a relative path',
+      manifest([{ group: 'p', volume: 'v', path: 'd' }]),
+      'services[0].groupVolumes[0].path',
+    ],
+    [
+      'a bad volume name',
+      manifest([{ group: 'p', volume: '../v', path: '/d' }]),
+      'services[0].groupVolumes[0].volume',
+    ],
+  ] as const) {
+    const e = t.throws(() => validateManifest(m, { source: true }), { instanceOf: LayerError }, what);
+    t.is(e?.code, 'E_MANIFEST_INVALID', what);
+    t.true(e?.message.includes(field), `${what}: ${e?.message}`);
+  }
+});
+
 test('parseCompose() maps platform to the layer’s architecture', (t) => {
   const p = parseCompose(
     'services:\n  a: {image: x, platform: linux/arm64}\n  b: {image: x, platform: linux/amd64}\n  c: {image: x}\n',
@@ -175,12 +228,6 @@ const refused: [string, string, string, string][] = [
     'services: {a: {image: x}}\nvolumes:\n  v: {driver: nfs}\n',
     'E_COMPOSE_UNSUPPORTED',
     'volumes.v.driver',
-  ],
-  [
-    'a volume shared by two services',
-    'services:\n  a: {image: x, volumes: ["v:/d"]}\n  b: {image: y, volumes: ["v:/e"]}\nvolumes: {v: {}}\n',
-    'E_COMPOSE_UNSUPPORTED',
-    'services.b.volumes[0]',
   ],
   [
     'interpolation',
@@ -309,4 +356,42 @@ test('mway-layer import-compose refuses an unsupported key naming its path, exit
   const f = await cli('mway-layer', ['import-compose', join(dir, 'fifo.yaml'), ...args.slice(2)]);
   t.is(f.exitCode, 1);
   t.regex(f.stderr, /E_NOT_REGULAR_FILE/);
+});
+
+test('mway-layer import-compose makes a volume two services share the project group’s data: groupVolumes in place of the image’s Volume, data.groups the project', async (t) => {
+  t.timeout(20 * 60_000);
+  const p = await pki();
+  const dir = await tempDir(t);
+  const image = await debianImage(REDIS);
+  const file = join(dir, 'compose.yaml');
+  await writeFile(
+    file,
+    [
+      'name: pair',
+      'services:',
+      `  a: {image: "oci-archive:${image}:latest", volumes: ["shared:/data", "own:/var/own"]}`,
+      `  b: {image: "oci-archive:${image}:latest", volumes: ["shared:/srv/peer"]}`,
+      'volumes: {shared: {}, own: {}}',
+      '',
+    ].join('\n'),
+  );
+  const out = join(dir, 'out');
+  const { mkdir } = await import('node:fs/promises');
+  await mkdir(out);
+  const r = await cli(
+    'mway-layer',
+    ['import-compose', file, '--key', p.user.keyPath, '--cert', p.user.certPath, '-o', out],
+    { timeout: 900_000 },
+  );
+  t.is(r.exitCode, 0, r.stderr);
+  const a = (await readLayer(join(out, 'pair-a.mwl'))).manifest;
+  const b = (await readLayer(join(out, 'pair-b.mwl'))).manifest;
+  t.deepEqual(a.data.groups, ['pair']);
+  t.deepEqual(b.data.groups, ['pair']);
+  // The image's Volume /data is the shared one now; its own named volume stays private.
+  t.deepEqual(a.services[0]?.volumes, ['/var/own']);
+  t.deepEqual(a.services[0]?.groupVolumes, [{ group: 'pair', volume: 'shared', path: '/data' }]);
+  // b keeps the image's /data as its private volume and shares at its own path.
+  t.deepEqual(b.services[0]?.volumes, ['/data']);
+  t.deepEqual(b.services[0]?.groupVolumes, [{ group: 'pair', volume: 'shared', path: '/srv/peer' }]);
 });

@@ -89,6 +89,7 @@ test('a source manifest gets every default filled, in the systemd vocabulary', (
     privateNetwork: false,
     writableRoot: 'no',
     volumes: [],
+    groupVolumes: [],
   });
   t.is(db?.type, 'notify');
   t.is(db?.readiness, undefined);

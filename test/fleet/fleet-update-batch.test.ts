@@ -86,6 +86,20 @@ test('mway update --batch 1 --max-fail 0 waits for each peer’s health gate and
   const d3 = await readDiskSlots(p3.disk);
   t.is(d3.b.label, null, "p3's slot b was never written");
   t.is(p3.agent.proc.exitCode, null, 'p3 never rebooted');
+
+  // One batch of all three: p1 already runs 2.0 and refuses the first piece, so the send stops
+  // there; p2 and p3 stored that piece but were never told to install (skipped, not failed).
+  const all = await f.mway('update', '--group', 'web', v2, '--batch', '3', '--json', '--static');
+  t.is(all.exitCode, 1, all.stdout + all.stderr);
+  t.deepEqual(
+    (JSON.parse(all.stdout) as { peers: Row[] }).peers.map((x) => [x.peer, x.outcome, x.code]),
+    [
+      ['p1', 'failed', 'E_BUNDLE_DOWNGRADE'],
+      ['p2', 'skipped', 'E_ROLLOUT_STOPPED'],
+      ['p3', 'skipped', 'E_ROLLOUT_STOPPED'],
+    ],
+  );
+  t.is((await readDiskSlots(p3.disk)).b.label, null, "p3's slot b is still empty");
 });
 
 test('gateOutcome() reads a peer’s slots: armed is pending, running it good is passed, fallen back or degraded is failed', (t) => {

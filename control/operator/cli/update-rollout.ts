@@ -152,6 +152,15 @@ export async function rollout(c: OperatorClient, file: string, o: RolloutOptions
       const out = p.output as { slot?: unknown; version?: unknown } | undefined;
       if (p.outcome === 'ok' && typeof out?.slot === 'string' && typeof out.version === 'string')
         written.set(peer, { slot: out.slot, version: out.version });
+      else if (p.outcome === 'ok')
+        // It stored a piece, but the send stopped at a piece another peer of the batch refused:
+        // this one was never told to install, and did not fail anything.
+        rows.push({
+          peer,
+          outcome: 'skipped',
+          code: 'E_ROLLOUT_STOPPED',
+          message: 'not updated: a piece of the bundle failed on another peer of its batch',
+        });
       else {
         rows.push(p);
         failed++;

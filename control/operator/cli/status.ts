@@ -56,7 +56,7 @@ export default defineCommand({
                   (r.online ? 'online' : 'offline').padEnd(8),
                   r.status.padEnd(9),
                   'state' in r
-                    ? `${r.state} services ${r.services} at ${r.at}${selinux === undefined ? '' : `; ${selinux}`}`
+                    ? `${r.state ?? 'unknown'} services ${r.services} at ${r.at}${selinux === undefined ? '' : `; ${selinux}`}`
                     : 'error' in r
                       ? r.error
                       : '',

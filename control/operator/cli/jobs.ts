@@ -62,7 +62,7 @@ export const job = defineCommand({
           : [
               ...r.peers.map((p) => {
                 if (p.outcome === 'held back')
-                  return `${p.peer}: held back (offline; the broker will not deliver it, the signed cancellation waits for it)`;
+                  return `${p.peer}: held back (offline; the signed cancellation waits for it and is applied before the command can run — the TLS broker holds the command back, a NATS peer reads the cancellation ahead in its mailbox)`;
                 if (p.outcome === 'already received')
                   return `${p.peer}: NOT cancelled: it had the command already`;
                 return `${p.peer}: ${p.outcome}${p.code === undefined ? '' : ` ${p.code}: ${p.message ?? ''}`}`;

@@ -483,7 +483,7 @@ export async function runAction(p: CommandPayload, ctx: ActionContext): Promise<
         b64.length > 6 * 1024 * 1024 ||
         !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)
       )
-        bad(a, 'crl must be a base64 DER CRL');
+        bad(a, 'crl must be a CRL file in base64 (DER, or PEM followed by its issuer chain)');
       if (ctx.installCrl === undefined) bad(a, 'this peer cannot store CRLs');
       return { output: await ctx.installCrl(new Uint8Array(Buffer.from(b64, 'base64'))) };
     }

@@ -93,6 +93,13 @@ slow(
       actions: ['*', 'module:vpn'],
       outDir: join(dir, 'operator'),
     });
+    // Machines are accepted with the peer issuer's key, so the user root stays offline.
+    const issuer = await newIdentity({
+      ...under,
+      role: 'peer-issuer',
+      name: 'peer-issuer',
+      outDir: join(dir, 'issuer'),
+    });
     const mwl = join(dir, 'vpn.mwl');
     const pack = await execa(
       join(ROOT, 'scripts', 'pack-vpn-module.sh'),
@@ -214,9 +221,9 @@ slow(
       'peers',
       'autosign',
       '--issuer-key',
-      join(keysDir, 'user-root.key'),
+      issuer.keyPath,
       '--issuer-cert',
-      join(keysDir, 'user-root.crt'),
+      issuer.certPath,
     );
     t.is(auto.exitCode, 0, auto.stdout + auto.stderr);
     const online = await mway('peers', '--wait', '2', '--timeout', '600');
@@ -332,6 +339,16 @@ slow(
       Date.parse(again?.vpn.peers[0]?.latestHandshake ?? '0') >= t2 - 60_000,
       'a handshake after the reboot (guest clocks within a minute)',
     );
+
+    // Revocation on the live hub: spoke1's key leaves hub1's interface, spoke1's link is deleted.
+    const removed = await mway('vpn', 'remove', 'lab', '--peer', 'spoke1', '--timeout', '300', '--json');
+    t.is(removed.exitCode, 0, removed.stdout + removed.stderr);
+    const left = await statusRows();
+    t.deepEqual(
+      left.map((r) => [r.peer, r.vpn.role, r.vpn.up, r.vpn.peers.map((p) => p.peer)]),
+      [['hub1', 'hub', true, []]],
+    );
+    t.is(await ping(), 0, 'no tunnel from spoke1 any more');
     t.log(`whole run ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   },
 );

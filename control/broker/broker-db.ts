@@ -50,6 +50,13 @@ export interface JobRow {
   created: string;
 }
 
+/** A job without its command: what a summary shows, read by SQLite from the stored JSON. */
+export interface JobHead extends Omit<JobRow, 'command'> {
+  /** The signed command's payload action and audience target, for display (not checked here). */
+  action: unknown;
+  target: unknown;
+}
+
 export interface DeliveryRow {
   jobId: string;
   peerId: string;
@@ -122,6 +129,26 @@ function deliveryRow(r: Row): DeliveryRow {
         : ((parse(r.result_data) as { envelope?: unknown } | null)?.envelope ?? null),
     sent: Number(r.sent),
     updated: str(r.updated),
+  };
+}
+
+// json_extract reads two fields of the stored command in SQLite, so listing jobs never parses a
+// command in JS: a layer.chunk job's command holds megabytes of base64 (40 of them made
+// `mway jobs` miss its 10 s timeout under load).
+const JOB_HEAD_SELECT = `SELECT job_id, operator, expires_at, batch, max_fail, created,
+  json_extract(command, '$.payload.action') AS action,
+  json_extract(command, '$.payload.audience.target') AS target FROM jobs`;
+
+function jobHead(r: Row): JobHead {
+  return {
+    jobId: str(r.job_id),
+    operator: str(r.operator),
+    expiresAt: str(r.expires_at),
+    batch: numOrNull(r.batch),
+    maxFail: numOrNull(r.max_fail),
+    created: str(r.created),
+    action: r.action,
+    target: r.target,
   };
 }
 
@@ -434,8 +461,14 @@ export class BrokerDb {
     return r === undefined ? undefined : jobRow(r);
   }
 
-  jobs(limit: number): JobRow[] {
-    return (this.#sql('SELECT * FROM jobs ORDER BY created DESC LIMIT ?').all(limit) as Row[]).map(jobRow);
+  jobHead(jobId: string): JobHead | undefined {
+    const r = this.#sql(`${JOB_HEAD_SELECT} WHERE job_id = ?`).get(jobId) as Row | undefined;
+    return r === undefined ? undefined : jobHead(r);
+  }
+
+  /** The newest `limit` jobs, without their commands. */
+  jobHeads(limit: number): JobHead[] {
+    return (this.#sql(`${JOB_HEAD_SELECT} ORDER BY created DESC LIMIT ?`).all(limit) as Row[]).map(jobHead);
   }
 
   deliveries(jobId: string): DeliveryRow[] {

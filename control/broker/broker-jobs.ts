@@ -412,18 +412,14 @@ export class BrokerJobs {
 
   summary(jobId: string): JobSummary | undefined {
     const b = this.#b;
-    const j = b.db.job(jobId);
+    const j = b.db.jobHead(jobId);
     if (j === undefined) return undefined;
     const c = b.db.counts(jobId);
     const targeted = c.queued + c.pending + c.done + c.expired + c.skipped + c.cancelled;
-    const payload = ((j.command as { payload?: unknown } | null)?.payload ?? {}) as {
-      action?: unknown;
-      audience?: { target?: unknown };
-    };
     return {
       jobId,
-      action: typeof payload.action === 'string' ? payload.action : '?',
-      target: typeof payload.audience?.target === 'string' ? payload.audience.target : '?',
+      action: typeof j.action === 'string' ? j.action : '?',
+      target: typeof j.target === 'string' ? j.target : '?',
       operator: j.operator,
       created: j.created,
       expiresAt: j.expiresAt,

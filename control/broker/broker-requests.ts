@@ -201,7 +201,7 @@ export function handleRequest(
       return r;
     }
     case 'job-list':
-      return { jobs: b.db.jobs(limitOf(m.limit, 100)).map((j) => b.jobs.summary(j.jobId)) };
+      return { jobs: b.db.jobHeads(limitOf(m.limit, 100)).map((j) => b.jobs.summary(j.jobId)) };
     case 'job-get':
     case 'job-watch': {
       const jobId = m.jobId as string;

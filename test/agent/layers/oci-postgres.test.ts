@@ -72,7 +72,11 @@ test('postgresql from its Debian-built OCI image runs unedited: initialises its 
   const passwd = await inside(servers[0] as number, ['-m'], ['cat', '/etc/passwd']);
   const pgUid = Number(/^postgres:[^:]*:(\d+):/m.exec(passwd.stdout)?.[1]);
   t.true(pgUid > 0);
-  t.deepEqual([...new Set(await Promise.all(servers.map(uidOf)))], [pgUid]);
+  // A backend that ended between the listing and its /proc read (the refused login's, say) has
+  // no uid left to check; the rest, at least the postmaster and its helpers, must all be postgres.
+  const uids = (await Promise.all(servers.map(uidOf))).filter((u) => u !== undefined);
+  t.true(uids.length >= 2, a.output());
+  t.deepEqual([...new Set(uids)], [pgUid]);
   const volume = join(app.root.root, 'data', 'secure', 'postgres', 'volumes', 'postgres');
   t.is(await readFile(join(volume, 'var%2Flib%2Fpostgresql%2Fdata', 'PG_VERSION'), 'utf8'), '15\n');
   // Stop: the agent sends SIGINT (postgres's fast shutdown) and the agent exits cleanly.

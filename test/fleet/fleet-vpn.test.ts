@@ -13,12 +13,12 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { Broker } from '../../control/broker/broker.ts';
 import { allocate, hubEndpoint, parseNet, tunnelNet } from '../../control/operator/cli/vpn-plan.ts';
-import { newIdentity, tlsContextOptions } from '../../keys/index.ts';
+import { newIdentity } from '../../keys/index.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { cli, until } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
 const pkiP = makeFleetPki();
@@ -94,19 +94,8 @@ function x25519Public(privateB64: string): string {
 
 test('mway vpn: keys stay on their peers, public keys travel signed, the config is what wg reads', async (t) => {
   const p = await pkiP;
-  const dir = await tempDir(t);
-  const broker = await Broker.start({
-    dbPath: join(dir, 'broker.sqlite'),
-    tls: tlsContextOptions({
-      keyPath: p.broker.keyPath,
-      certPath: p.broker.certPath,
-      anchors: [p.root.cert],
-    }),
-    certificate: p.broker.cert,
-    anchors: [p.root.cert],
-  });
-  t.teardown(() => broker.close());
-  const address = `127.0.0.1:${broker.port}`;
+  // The broker's database is dir/broker.sqlite, searched for private keys at the end.
+  const { dir, address } = await startFleet(t, p);
   const under = { issuerKey: p.root.key, issuerCert: p.root.cert };
   const user = await newIdentity({ ...under, role: 'user', name: 'user', outDir: join(dir, 'user') });
   const mwl = join(dir, 'vpn.mwl');

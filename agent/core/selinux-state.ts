@@ -108,8 +108,17 @@ export function computeAccess(
   selinuxfs = SELINUXFS,
 ): AccessDecision {
   const classDir = join(selinuxfs, 'class', tclass);
-  const index = Number(readFileSync(join(classDir, 'index'), 'utf8').trim());
-  const bit = Number(readFileSync(join(classDir, 'perms', perm), 'utf8').trim());
+  // A class or permission the loaded policy lacks has no file: the same coded refusal as a
+  // damaged one, never a bare ENOENT.
+  const number = (path: string): number => {
+    try {
+      return Number(readFileSync(path, 'utf8').trim());
+    } catch {
+      return Number.NaN;
+    }
+  };
+  const index = number(join(classDir, 'index'));
+  const bit = number(join(classDir, 'perms', perm));
   if (!Number.isInteger(index) || !Number.isInteger(bit) || bit < 1 || bit > 32)
     throw new AgentError('E_SELINUX_ACCESS', `Cannot compute access: ${tclass} ${perm} is not in the policy`);
   const fd = openSync(join(selinuxfs, 'access'), 'r+');

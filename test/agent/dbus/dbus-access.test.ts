@@ -4,11 +4,13 @@
 // run on this host: the kernel takes the record and prints it as a kernel record (facility
 // 0), the kind the agent's denial count reads. SELinux is not active on this host, so the
 // policy's decisions are seen in the QEMU guest (test/imagebuild/selinux-qemu.test.ts).
-import test from 'ava';
+
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
+import { computeAccess } from '../../../agent/core/selinux-state.ts';
 import { apiAccess, avcText, METHOD_ACCESS } from '../../../agent/dbus/dbus-access.ts';
 import { POLICY_FILE } from '../../../agent/dbus/dbus-daemon.ts';
 import { METHODS } from '../../../agent/dbus/dbus-names.ts';
@@ -132,4 +134,14 @@ test('the USER_AVC helper builds reproducibly, refuses bad input, and the kernel
     record ?? '',
     /;audit: type=1107 audit\([\d.:]+\): pid=\d+ uid=0 .*msg='mway test: USER_AVC helper/,
   );
+});
+
+test('computeAccess refuses a class the loaded policy lacks with E_SELINUX_ACCESS, not a bare ENOENT', async (t) => {
+  const fs = await mkdtemp(join(tmpdir(), 'mway-selinuxfs-'));
+  t.teardown(() => rm(fs, { recursive: true, force: true }));
+  const e = t.throws(() =>
+    computeAccess('system_u:system_r:a_t:s0', 'system_u:system_r:b_t:s0', 'milkyway_agent_api', 'read', fs),
+  );
+  t.is((e as { code?: string }).code, 'E_SELINUX_ACCESS');
+  t.regex(e?.message ?? '', /milkyway_agent_api read is not in the policy/);
 });

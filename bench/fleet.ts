@@ -428,6 +428,7 @@ async function fanOut(o: {
     const opChain = await readCertificates(join(pki.dir, 'operator.crt'));
     const events: Array<{ result: Envelope; at: number }> = [];
     let acked = 0;
+    let opClosed: Error | undefined;
     let wake: () => void = () => {};
     const op: BrokerClient = await connectBroker({
       address,
@@ -443,6 +444,12 @@ async function fanOut(o: {
           wake();
         }
         if (m.kind === 'membership-event' && m.ok === true) acked++;
+      },
+      // A round waits for results: without this a dropped operator connection looked like a
+      // stalled round until the round limit (the 10,000-peer run before WATCH_HIGH_WATER).
+      onClose: (reason) => {
+        opClosed = reason ?? new Error('closed by the broker');
+        wake();
       },
     });
     const ids = pki.peers.map((p) => p.peerId);
@@ -496,6 +503,8 @@ async function fanOut(o: {
       const roundLimitMs = Math.max(120_000, 30 * n);
       const deadline = start + roundLimitMs;
       while (verified < n && performance.now() < deadline) {
+        if (opClosed !== undefined && verified === events.length)
+          throw new Error(`round ${r + 1}: the operator's broker connection closed: ${opClosed.message}`);
         if (verified === events.length) {
           await new Promise<void>((resolve) => {
             wake = resolve;

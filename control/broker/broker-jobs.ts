@@ -40,6 +40,22 @@ export interface JobSummary {
   state: 'running' | 'finished';
 }
 
+/**
+ * Bytes queued on a watcher's socket past which its job events wait in the broker instead, as
+ * references read back from the database when the socket drains. A large job's events (10,000
+ * results of ~14 KB) outrun an operator that verifies each one; queued in the socket they passed
+ * the connection's 64 MiB limit (MAX_WRITE_BACKLOG) and the operator was cut off mid-job.
+ */
+export const WATCH_HIGH_WATER = 4 * 1024 * 1024;
+
+/** A job event held back for a watcher: a result is read back from the database when sent. */
+interface HeldEvent {
+  jobId: string;
+  fields: Record<string, unknown>;
+  /** The event carries this delivery's stored result (not held in memory). */
+  resultOf?: string;
+}
+
 /** A result received and not yet committed (BrokerJobs.flushResults). */
 interface PendingResult {
   peerId: string;
@@ -55,6 +71,8 @@ export class BrokerJobs {
   readonly #results: PendingResult[] = [];
   readonly #watchers = new Map<string, Set<Session>>();
   readonly #memberWatchers = new Map<string, Set<Session>>();
+  /** Watchers whose socket is past WATCH_HIGH_WATER: their events in order, until it drains. */
+  readonly #held = new Map<Session, HeldEvent[]>();
 
   constructor(b: BrokerContext) {
     this.#b = b;
@@ -357,6 +375,7 @@ export class BrokerJobs {
   }
 
   unwatchAll(s: Session): void {
+    this.#held.delete(s);
     for (const map of [this.#watchers, this.#memberWatchers]) {
       for (const [id, set] of map) {
         set.delete(s);
@@ -401,13 +420,65 @@ export class BrokerJobs {
     const set = this.#watchers.get(jobId);
     if (set === undefined) return;
     const m = message('job-event', fields);
-    if (resultText === undefined) {
-      for (const s of set) this.#b.send(s, m);
-      return;
+    let frame: Buffer | undefined;
+    for (const s of set) {
+      if (this.#hold(s, jobId, fields)) continue;
+      if (resultText === undefined) {
+        this.#b.send(s, m);
+        continue;
+      }
+      if (frame === undefined) {
+        const { result: _, ...rest } = fields;
+        frame = encodeFrameWith(message('job-event', rest), 'result', resultText);
+      }
+      this.#b.sendFrame(s, m, frame);
     }
-    const { result: _, ...rest } = fields;
-    const frame = encodeFrameWith(message('job-event', rest), 'result', resultText);
-    for (const s of set) this.#b.sendFrame(s, m, frame);
+  }
+
+  /**
+   * Whether the event waits for `s` (its socket is backed up, or earlier events wait): then it
+   * is queued in order, a result as a reference to its stored delivery, and sent on 'drain'.
+   */
+  #hold(s: Session, jobId: string, fields: Record<string, unknown>): boolean {
+    let q = this.#held.get(s);
+    if (q === undefined) {
+      if (s.conn.closed || s.conn.socket.writableLength <= WATCH_HIGH_WATER) return false;
+      q = [];
+      this.#held.set(s, q);
+      s.conn.socket.once('drain', () => this.#release(s));
+    }
+    const { result, ...rest } = fields;
+    q.push(
+      result === undefined ? { jobId, fields } : { jobId, fields: rest, resultOf: String(fields.peerId) },
+    );
+    return true;
+  }
+
+  /** Sends a drained watcher's held events until its socket backs up again (then waits again). */
+  #release(s: Session): void {
+    const q = this.#held.get(s);
+    if (q === undefined) return;
+    const b = this.#b;
+    while (q.length > 0) {
+      if (s.conn.closed) {
+        this.#held.delete(s);
+        return;
+      }
+      if (s.conn.socket.writableLength > WATCH_HIGH_WATER) {
+        s.conn.socket.once('drain', () => this.#release(s));
+        return;
+      }
+      const e = q.shift() as HeldEvent;
+      if (e.resultOf === undefined) {
+        b.send(s, message('job-event', e.fields));
+        continue;
+      }
+      const d = b.db.delivery(e.jobId, e.resultOf);
+      if (d === undefined || d.result === null) continue;
+      const m = message('job-event', { ...e.fields, result: d.result });
+      b.sendFrame(s, m, encodeFrameWith(message('job-event', e.fields), 'result', canonicalText(d.result)));
+    }
+    this.#held.delete(s);
   }
 
   summary(jobId: string): JobSummary | undefined {

@@ -4,12 +4,15 @@ import { KeysError } from './errors.ts';
 import type { Certificate, EnvelopeType, Role } from './types.ts';
 
 /**
- * Envelope types each role may sign. Roots sign only certificates and CRLs; brokers nothing.
+ * Envelope types each role may sign. Roots sign only certificates and CRLs.
  * The boot chain (bootchain/): the vendor signs the stage-2 descriptor (`stage2`: kernel,
  * initramfs and command line it ships), the user signs the stage-1 config (`stage1`: which
  * vendor keys stage 1 pins, the rollback floor, the certificate partition's root hash).
  * A/B updates (update/): the vendor signs the bundle (`update`), only the user may let a
  * machine install an older version than it runs (`downgrade`: the machines are the user's).
+ * NATS mode (doc/nats.md): a peer, a broker or an operator signs `nats-user`, binding the NATS
+ * nkey it connects with to its own certificate; an operator also binds the image's shared
+ * enrolling nkey. That is the broker's only signature: it vouches for its own login, nothing else.
  */
 export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   'vendor-root': [],
@@ -17,9 +20,9 @@ export const MAY_SIGN: Readonly<Record<Role, readonly EnvelopeType[]>> = {
   'user-root': [],
   'peer-issuer': [],
   user: ['stage1', 'downgrade', 'layer', 'config', 'file'],
-  operator: ['command', 'membership', 'enroll-token', 'secret', 'file'],
-  peer: ['result', 'status', 'file'],
-  broker: [],
+  operator: ['command', 'membership', 'enroll-token', 'secret', 'nats-user', 'file'],
+  peer: ['result', 'status', 'nats-user', 'file'],
+  broker: ['nats-user'],
 };
 
 /**

@@ -46,6 +46,7 @@ export type EnvelopeType =
   | 'result'
   | 'status'
   | 'secret'
+  | 'nats-user'
   | 'file';
 export const ENVELOPE_TYPES: readonly EnvelopeType[] = [
   'layer',
@@ -62,6 +63,7 @@ export const ENVELOPE_TYPES: readonly EnvelopeType[] = [
   'result',
   'status',
   'secret',
+  'nats-user',
   'file',
 ];
 

@@ -11,4 +11,5 @@ export * from './broker-jobs.ts';
 export * from './broker-migrations.ts';
 export * from './nats-relay.ts';
 export * from './nats-bridge.ts';
+export * from './nats-bindings.ts';
 export * from './nats-users.ts';

@@ -186,7 +186,7 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
     '-drive',
     `if=pflash,format=raw,unit=1,file=${vars}`,
     '-drive',
-    `if=virtio,format=raw,file=${options.disk}${options.snapshot === true ? ',snapshot=on' : ''}`,
+    `if=none,id=disk0,format=raw,file=${options.disk}${options.snapshot === true ? ',snapshot=on' : ''}`,
     ...(options.seed === undefined
       ? []
       : ['-drive', `if=virtio,format=raw,readonly=on,file=${options.seed}`]),
@@ -200,6 +200,13 @@ export async function runQemu(options: RunQemuOptions): Promise<QemuRun> {
       '-device',
       `virtio-net-pci,netdev=n${i + 1},mac=${n.mac}`,
     ]),
+    // The disk first in the firmware's boot order (bootindex, QEMU's fw_cfg bootorder): a
+    // variable store whose BootOrder lists the network first (the one `mway-image enroll`
+    // keeps does) otherwise spends minutes under TCG on iPXE and PXEv4/v6 timeouts before the
+    // disk. Declared after the network cards, as an if=virtio drive is, so each device keeps
+    // its PCI address (net 0x2…, then the disk, then the seed).
+    '-device',
+    'virtio-blk-pci,drive=disk0,bootindex=0',
     ...(options.noReboot === false ? [] : ['-no-reboot']),
     ...(options.watchdog === true ? ['-device', 'i6300esb', '-action', 'watchdog=reset'] : []),
   ];

@@ -45,8 +45,14 @@ test('mway-image run --seed attaches the seed read-only as a second virtio disk;
   const r = await cli('mway-image', ['run', disk, '--seed', seed, '--json', '--timeout', '30'], { env });
   t.is(r.exitCode, 0, r.stderr);
   const args = (await readFile(log, 'utf8')).split('\n');
-  const drives = args.filter((a, i) => args[i - 1] === '-drive' && a.startsWith('if=virtio'));
-  t.deepEqual(drives, [`if=virtio,format=raw,file=${disk}`, `if=virtio,format=raw,readonly=on,file=${seed}`]);
+  const drives = args.filter((a, i) => args[i - 1] === '-drive' && !a.startsWith('if=pflash'));
+  t.deepEqual(drives, [
+    `if=none,id=disk0,format=raw,file=${disk}`,
+    `if=virtio,format=raw,readonly=on,file=${seed}`,
+  ]);
+  // The disk is a virtio disk the firmware boots first (vda; the seed, an if=virtio drive, is
+  // made after every -device, so it is vdb).
+  t.true(args.includes('virtio-blk-pci,drive=disk0,bootindex=0'), args.join(' '));
   const missing = await cli('mway-image', ['run', disk, '--seed', join(dir, 'nope.iso')], { env });
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /E_QEMU_NO_DISK: Cannot attach the seed .*nope\.iso: no such file/);

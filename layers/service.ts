@@ -21,6 +21,8 @@ export const NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const SERVICE_REF = /^([a-z0-9][a-z0-9._-]{0,63}\/)?[a-z0-9][a-z0-9._-]{0,63}$/;
 const CAP = /^CAP_[A-Z_]{2,32}$/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+// The same device paths a module action may declare (layers/module-action.ts).
+const DEVICE = /^\/dev\/[a-z0-9][a-z0-9_.-]{0,62}(\/[a-z0-9][a-z0-9_.-]{0,62}){0,2}$/;
 
 /** Signals a service may be stopped with (KillSignal=; an OCI image's StopSignal maps here). */
 export const SIGNALS = [
@@ -149,6 +151,10 @@ const entries = {
     'CapabilityBoundingSet=: the capabilities kept (as ambient ones for a non-root user); all others dropped',
   ),
   privateNetwork: about(v.optional(flag(), false), 'PrivateNetwork=: an own network namespace with only lo'),
+  devices: about(
+    v.optional(list(named(DEVICE, 'a device path under /dev'), 16), []),
+    'DeviceAllow=: host device nodes bound in at the same path when the host has them (/dev/kvm, /dev/net/tun); a missing one is left out and the service starts without it',
+  ),
   volumes: about(
     v.optional(
       list(

@@ -136,7 +136,11 @@ export class SandboxRunner implements Runner {
         mounted = join(scratch, 'root');
       }
     }
+    // Declared devices the host has: a service that can do without one (TCG for /dev/kvm)
+    // still starts where it is missing, and sees which it got.
+    const devices = spec.devices.filter((d) => existsSync(d));
     const args = bwrapArgs(spec, {
+      devices,
       ...(options.notifyDir === undefined ? {} : { notifyDir: options.notifyDir }),
       ...(mounted === undefined ? {} : { writableRoot: mounted }),
       infoFd: 3,

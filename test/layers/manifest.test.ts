@@ -87,6 +87,7 @@ test('a source manifest gets every default filled, in the systemd vocabulary', (
     wants: [],
     capabilityBoundingSet: [],
     privateNetwork: false,
+    devices: [],
     writableRoot: 'no',
     volumes: [],
     groupVolumes: [],

@@ -62,6 +62,22 @@ test('sandbox: keeps exactly the capabilities listed, as ambient caps of a non-r
   t.regex(out, /CapAmb:\s+0000000000000400/);
 });
 
+test('sandbox: declared devices the host has are bound in, a missing one is left out, undeclared ones are absent', async (t) => {
+  // /dev/net/tun is on every host of ours (facts.md); /dev/mway-none is on none; /dev/kvm is
+  // on the host but not declared, so bwrap's minimal /dev must not have it.
+  const { f, out } = await runOnce(
+    t,
+    'for d in /dev/net/tun /dev/mway-none /dev/kvm; do if [ -c $d ]; then echo "has $d"; else echo "no $d"; fi; done',
+    { devices: ['/dev/net/tun', '/dev/mway-none'] },
+  );
+  t.is(f.sup.get('box/box').state, 'exited', out);
+  const stdout = out
+    .split('\n')
+    .filter((l) => l.startsWith('stdout '))
+    .join('\n');
+  t.is(stdout, 'stdout has /dev/net/tun\nstdout no /dev/mway-none\nstdout no /dev/kvm');
+});
+
 test('sandbox: only its own data directories are bound in, and the root is read-only', async (t) => {
   const dir = await (await import('../../helpers.ts')).tempDir(t);
   await mkdir(join(dir, 'mine'));

@@ -10,3 +10,4 @@ export { AGENT_EXEC_ARGV, agentEnv } from './core/rt-signals.ts';
 export { AGENT_TUNING, agentConfigFormat } from './core/agent-config.ts';
 export { SECURE_CONFIG_ENTRIES, secureConfigFormat } from './core/trust.ts';
 export { buildUserAvcHelper, USER_AVC_HELPER } from './dbus/user-avc-build.ts';
+export { buildSandboxExecHelper, SANDBOX_EXEC_HELPER } from './services/sandbox-exec-build.ts';

@@ -5,7 +5,14 @@
 import { chmod, copyFile, cp, mkdir, readdir, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { pathExists, requireTool, run } from '../common/index.ts';
-import { AGENT_EXEC_ARGV, agentEnv, buildUserAvcHelper, USER_AVC_HELPER } from '../agent/index.ts';
+import {
+  AGENT_EXEC_ARGV,
+  agentEnv,
+  buildSandboxExecHelper,
+  buildUserAvcHelper,
+  SANDBOX_EXEC_HELPER,
+  USER_AVC_HELPER,
+} from '../agent/index.ts';
 import { COREOS_COMPILE_CACHE, fillAgentCompileCache } from './agent-compile-cache.ts';
 import { binaryClosure } from './binary-closure.ts';
 import { MOUNT_POINTS } from '../platform/index.ts';
@@ -199,6 +206,9 @@ export async function buildCoreosTree(
   await put(root, '/bin/busybox', busybox);
   // The agent's USER_AVC sender: how its local API logs an SELinux denial (doc/selinux.md).
   await buildUserAvcHelper(join(root, USER_AVC_HELPER));
+  // What enters a sandbox for an exec readiness probe, static: nothing of the layer's root runs
+  // before it has dropped to the service's credentials (agent/services/sandbox-exec.c).
+  await buildSandboxExecHelper(join(root, SANDBOX_EXEC_HELPER));
   // kmod is one binary under many names.
   for (const name of ['modprobe', 'insmod', 'rmmod', 'lsmod', 'modinfo', 'depmod'])
     await symlink('../bin/kmod', join(root, 'usr/sbin', name));

@@ -18,6 +18,7 @@ import { REDIS } from '../agent/layers/_oci-images.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
 import { cli, freePort, until } from '../helpers.ts';
 import { startAgentPeer, startFleet } from './_fleet.ts';
+import { sandboxExecOnPath } from '../agent/services/_sandbox-exec.ts';
 
 const pkiP = makeFleetPki();
 
@@ -53,6 +54,8 @@ interface Report {
 }
 
 test('mway compose up installs a compose project on a group in one signed rollout, dependencies first; a set that fails is undone', async (t) => {
+  // Its exec readiness probes (compose healthchecks) are entered by the built helper.
+  await sandboxExecOnPath();
   t.timeout(20 * 60_000);
   const p = await pkiP;
   const image = await debianImage(REDIS);

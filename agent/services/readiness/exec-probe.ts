@@ -1,17 +1,20 @@
-// Readiness `exec`: a probe command exits 0, run inside the service's sandbox namespaces
-// (nsenter into bwrap's PID 1) with the service's uid, gid and capabilities.
+// Readiness `exec`: a probe command exits 0, run inside the service's sandbox namespaces with
+// the service's uid, gid, groups and capabilities.
 //
-// With SELinux on, nothing of the sandbox's root runs in the agent's domain: nsenter targets the
-// service's own main process and takes its context (`--follow-context`, libselinux's
-// getpidcon + setexeccon), so the first program it runs inside the root — setpriv, found there —
-// already runs in the layer's domain and pair, and so does everything it loads. A writable root
-// may hold a setpriv or a libc the service wrote, and the policy refuses the agent running them
-// (doc/selinux.md, "Writable roots"); a read-only root's are the layer's too.
+// It is entered by mway-sandbox-exec (sandbox-exec.c), a static CoreOS binary the agent runs
+// from outside the root: it enters the namespaces, chroots, drops to the service's credentials
+// and only then execs the probe, so nothing of the sandbox's root (a setpriv, a loader, a libc
+// the layer ships or its writable root holds) ever runs with the agent's credentials. nsenter +
+// the root's own setpriv did, with SELinux off or permissive. With SELinux on it targets the
+// service's own main process and takes its context (--follow-context), so the probe runs in the
+// layer's domain and pair (doc/selinux.md, "Writable roots").
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { run as runTool } from '../../../common/index.ts';
 import { childrenOf } from '../proc-tree.ts';
 import type { Run } from '../runner.ts';
-import { selinuxEnabled, setprivArgs } from '../sandbox.ts';
+import { normalizeCap, selinuxEnabled } from '../sandbox.ts';
+import { SANDBOX_EXEC_HELPER, SANDBOX_EXEC_NAME } from '../sandbox-exec-build.ts';
 import type { UnitSpec } from '../unit-spec.ts';
 import { type ReadinessCondition, unlessAborted } from './condition.ts';
 import { pollDelay, sleep } from './poll.ts';
@@ -20,7 +23,7 @@ const PROBE_TIMEOUT_MS = 10_000;
 
 type ProbeSpec = Pick<
   UnitSpec,
-  'uid' | 'gid' | 'capabilityBoundingSet' | 'selinuxLabel' | 'supplementaryGids'
+  'uid' | 'gid' | 'capabilityBoundingSet' | 'selinuxLabel' | 'supplementaryGids' | 'workingDirectory'
 >;
 
 /** A process's SELinux context (`/proc/PID/attr/current`), without its trailing NUL. */
@@ -30,8 +33,8 @@ async function contextOf(pid: number): Promise<string | undefined> {
 }
 
 /**
- * The nsenter argv of one probe entering `target`'s namespaces; `follow`: its exec takes
- * `target`'s SELinux context (the service's own process, already in its domain and pair).
+ * The mway-sandbox-exec argv of one probe entering `target`'s namespaces; `follow`: its exec
+ * takes `target`'s SELinux context (the service's own process, already in its domain and pair).
  */
 export function probeArgs(
   spec: ProbeSpec,
@@ -39,24 +42,26 @@ export function probeArgs(
   command: readonly string[],
   follow: boolean,
 ): string[] {
+  const caps = [...new Set(spec.capabilityBoundingSet.map(normalizeCap))].sort();
   return [
     `--target=${target}`,
     ...(follow ? ['--follow-context'] : []),
-    '--mount',
-    '--uts',
-    '--ipc',
-    '--net',
-    '--pid',
-    '--root',
-    // Following a context, the probe starts at the sandbox's `/`: nsenter opens the working
-    // directory it enters, and the service's (often a volume, the layer's private data) is
-    // one the agent may not read (doc/selinux.md). Otherwise the service's own.
-    follow ? `--wd=/proc/${target}/root` : '--wd',
+    `--uid=${spec.uid}`,
+    `--gid=${spec.gid}`,
+    `--groups=${(spec.supplementaryGids ?? []).join(',')}`,
+    `--caps=${caps.join(',')}`,
+    // Following a context, the probe starts at the sandbox's `/`: the helper enters the working
+    // directory before it drops the agent's credentials, and the service's (often a volume, the
+    // layer's private data) is one the agent may not read (doc/selinux.md). Otherwise the service's.
+    `--wd=${follow ? '/' : spec.workingDirectory}`,
     '--',
-    // With --follow-context the exec of setpriv enters the domain: setpriv sets no label itself.
-    ...setprivArgs(spec.uid, spec.gid, spec.capabilityBoundingSet, undefined, spec.supplementaryGids),
     ...command,
   ];
+}
+
+/** CoreOS's helper, or on a development host the one on PATH (a test builds it). */
+function helper(): string {
+  return existsSync(SANDBOX_EXEC_HELPER) ? SANDBOX_EXEC_HELPER : SANDBOX_EXEC_NAME;
 }
 
 /** Where the probe enters: bwrap's PID 1, or with SELinux the service's process in its domain. */
@@ -86,7 +91,7 @@ export async function waitExec(
     const r =
       at === undefined
         ? { exitCode: 1 }
-        : await runTool('nsenter', probeArgs(spec, at.pid, command, at.follow), {
+        : await runTool(helper(), probeArgs(spec, at.pid, command, at.follow), {
             timeout: PROBE_TIMEOUT_MS,
             reject: false,
           }).catch(() => ({ exitCode: 1 }));

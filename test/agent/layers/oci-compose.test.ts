@@ -17,6 +17,7 @@ import { cli, until } from '../../helpers.ts';
 import { makePki, makeRoot, type RunningAgent, startAgent } from '../_namespace.ts';
 import { inside, processes } from './_oci-app.ts';
 import { PASSWORD, POSTGRES, PYAPP, REDIS } from './_oci-images.ts';
+import { sandboxExecOnPath } from '../services/_sandbox-exec.ts';
 
 const SECRET = 'from-compose';
 
@@ -70,6 +71,8 @@ async function psql(agent: RunningAgent, sql: string, password = SECRET) {
 }
 
 test('a compose file of postgres, an app that needs it ready, redis and a Python web app using the database: imported as one layer group, started in order, data kept across a reboot', async (t) => {
+  // Its exec readiness probes (compose healthchecks) are entered by the built helper.
+  await sandboxExecOnPath();
   t.timeout(30 * 60_000);
   const [pg, redis, py] = [await debianImage(POSTGRES), await debianImage(REDIS), await debianImage(PYAPP)];
   const pki = await makePki(t);

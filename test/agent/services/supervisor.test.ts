@@ -1,6 +1,9 @@
 import test from 'ava';
-import { readdir, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireTool } from '../../../common/index.ts';
+import { sandboxExecOnPath } from './_sandbox-exec.ts';
 import { fixture, logText, spec, until } from './_service-fixture.ts';
 
 test('Supervisor starts a service after what it requires is ready (sd_notify READY=1)', async (t) => {
@@ -89,6 +92,7 @@ test('Supervisor marks dependents failed when a requirement fails', async (t) =>
 });
 
 test('Supervisor readiness by TCP port and by exec probe inside the sandbox', async (t) => {
+  await sandboxExecOnPath();
   const f = await fixture(t);
   const port = 20000 + (process.pid % 20000);
   f.sup.add(
@@ -106,6 +110,45 @@ test('Supervisor readiness by TCP port and by exec probe inside the sandbox', as
   await f.sup.startAll();
   t.is(f.sup.get('tcp/tcp').state, 'running');
   t.is(f.sup.get('probe/probe').state, 'running');
+});
+
+test("an exec probe runs nothing of the sandbox's root with the agent's credentials: a layer's own hostile setpriv never sees them", async (t) => {
+  await sandboxExecOnPath();
+  const f = await fixture(t);
+  const dir = await mkdtemp(join(tmpdir(), 'mway-hostile-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const out = join(dir, 'out');
+  await mkdir(out);
+  // What a layer could ship as /usr/bin/setpriv: it records the capabilities it got, then does
+  // its job (the service's own start runs it too, with the service's bounded set).
+  const hostile = join(dir, 'setpriv');
+  await writeFile(
+    hostile,
+    '#!/bin/sh\ngrep CapEff /proc/self/status >> /tmp/out/caps\nexec /run/real-setpriv "$@"\n',
+    {
+      mode: 0o755,
+    },
+  );
+  f.sup.add(
+    spec('hostile/hostile', 'sleep 0.3; touch /tmp/ready; exec sleep 60', {
+      readiness: { type: 'exec', command: ['sh', '-c', 'test -e /tmp/ready && setpriv --help >/dev/null'] },
+      binds: [
+        { src: await requireTool('setpriv'), dest: '/run/real-setpriv', readOnly: true },
+        { src: hostile, dest: '/usr/bin/setpriv', readOnly: true },
+        { src: out, dest: '/tmp/out', readOnly: false },
+      ],
+    }),
+  );
+  await f.sup.startAll();
+  t.is(f.sup.get('hostile/hostile').state, 'running');
+  const lines = (await readFile(join(out, 'caps'), 'utf8')).trim().split('\n');
+  // The service's start and the probe's own call: both with no more than the service may have.
+  t.true(lines.length >= 2, lines.join('\n'));
+  const CAP_SYS_ADMIN = 21n;
+  for (const line of lines) {
+    const caps = BigInt(`0x${line.split(/\s+/)[1]}`);
+    t.is((caps >> CAP_SYS_ADMIN) & 1n, 0n, `the hostile setpriv ran with CAP_SYS_ADMIN: ${line}`);
+  }
 });
 
 test('ServiceLog bounds a flood of output in memory and on disk, and says what it dropped', async (t) => {

@@ -463,7 +463,7 @@ export class LayerManager {
               this.#o.log('info', `app ${m.name}: ${s.name}'s writable root started afresh (a new payload)`);
             kept = pr.dir;
           }
-          const shared = await groupVolumeBinds(dataDir, m.name, s, where.groupGids, labelling);
+          const shared = await groupVolumeBinds(dataDir, m.name, s, where.groupGids, labelling, target);
           specs.push(
             unitSpec(m.name, s, { ...where, binds: [...binds, ...vols, ...shared], persistentRoot: kept }),
           );

@@ -107,9 +107,10 @@ async function seedLabelled(
  * A service's group volumes (manifest `groupVolumes`, a compose volume several services mount):
  * each is its group's data, `group/<group>/volumes/<volume>` (2770 root:<group gid>, as the
  * group's folder; with SELinux the group's type at s0, which every member's pair reaches),
- * bound read-write at its path. It starts empty: the members share it, so no one image seeds it.
- * A group the secure config does not grant the layer refuses the layer: its service would run
- * without the data it shares.
+ * bound read-write at its path. While it is absent or empty it is seeded with what this service's
+ * root has at that path, as Docker seeds an empty named volume from the first container that
+ * mounts it (seedGroupVolume). A group the secure config does not grant the layer refuses the
+ * layer: its service would run without the data it shares.
  */
 export async function groupVolumeBinds(
   dataDir: string,
@@ -118,6 +119,8 @@ export async function groupVolumeBinds(
   /** The layer's granted groups and their gids. */
   granted: Readonly<Record<string, number>>,
   labelling?: { labels: DataLabels; groupData: (group: string) => string },
+  /** The layer's root: what it has at a volume's path seeds the volume while it is empty. */
+  appRoot?: string,
 ): Promise<Bind[]> {
   const binds: Bind[] = [];
   for (const g of service.groupVolumes) {
@@ -129,6 +132,14 @@ export async function groupVolumeBinds(
       );
     const rels = [join('group', g.group, 'volumes'), join('group', g.group, 'volumes', g.volume)];
     for (const rel of rels) {
+      if (rel === rels[1] && appRoot !== undefined)
+        await seedGroupVolume(
+          join(appRoot, g.path),
+          join(dataDir, rel),
+          `${layer}/${service.name}`,
+          gid,
+          labelling?.groupData(g.group),
+        );
       if (labelling === undefined) {
         const dir = join(dataDir, rel);
         await mkdir(dir, { recursive: true, mode: 0o2770 });
@@ -145,4 +156,51 @@ export async function groupVolumeBinds(
     binds.push({ src: join(dataDir, rels[1] as string), dest: g.path, readOnly: false });
   }
   return binds;
+}
+
+/** Whether `dir` is absent or holds nothing. */
+async function absentOrEmpty(dir: string): Promise<boolean> {
+  const entries = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  });
+  return entries.length === 0;
+}
+
+/**
+ * Seeds a group volume (`host`) with the image's content at its path (`from`) while the volume
+ * is absent or empty: a copy made beside it (`cp -a`, the group's own label rather than the
+ * payload's), group-owned and group-writable as the group's data is (root:<gid>, folders setgid),
+ * then renamed over the empty folder. Two members seeding at once: the first rename wins, the
+ * other copy is dropped. A root with nothing there leaves the volume as it is.
+ */
+async function seedGroupVolume(
+  from: string,
+  host: string,
+  who: string,
+  gid: number,
+  context: string | undefined,
+): Promise<void> {
+  if (!(await absentOrEmpty(host))) return;
+  const st = await stat(from).catch(() => undefined);
+  if (st?.isDirectory() !== true || (await readdir(from)).length === 0) return;
+  const tmp = `${host}.seed-${who.replaceAll('/', '_')}`;
+  await rm(tmp, { recursive: true, force: true });
+  try {
+    await mkdir(dirname(host), { recursive: true });
+    await run('cp', ['-a', '--no-preserve=context', '-T', '--', from, tmp], { timeout: 600_000 });
+    await run('chown', ['-R', '-h', `0:${gid}`, '--', tmp], { timeout: 600_000 });
+    await run('chmod', ['-R', 'g+rwX,o-rwx', '--', tmp], { timeout: 600_000 });
+    await run('find', [tmp, '-type', 'd', '-exec', 'chmod', 'g+s', '{}', '+'], { timeout: 600_000 });
+    if (context !== undefined) await run('chcon', ['-R', '-h', '--', context, tmp], { timeout: 600_000 });
+    try {
+      // rename(2) replaces an empty folder, never one a member seeded meanwhile.
+      await rename(tmp, host);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
 }

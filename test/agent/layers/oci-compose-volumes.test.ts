@@ -3,9 +3,11 @@
 // the same folder, the group's data group/proj/volumes/shared (2770 root:<gid>), at their own
 // paths — one writes there as the layer's own uid, the other reads it back as another uid with
 // the group — while a third layer outside the group has no such folder bound, and a layer
-// asking for a group the secure config does not grant it is refused naming the volume.
+// asking for a group the secure config does not grant it is refused naming the volume. The empty
+// volume is seeded once, as Docker seeds a named volume, with what the first member's image has
+// at its path: exactly one of the two images' files is there, group-owned and group-writable.
 import test from 'ava';
-import { readFile, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { until } from '../../helpers.ts';
 import { buildTestLayer } from '../_layers.ts';
@@ -29,6 +31,7 @@ test('agent: a groupVolumes entry is the group data both layers of a project sha
     {
       name: 'proj-writer',
       kind: 'app',
+      files: { 'srv/shared/from-writer-image': 'writer image\n' },
       data: { groups: ['proj'] },
       services: [
         {
@@ -47,6 +50,7 @@ test('agent: a groupVolumes entry is the group data both layers of a project sha
     {
       name: 'proj-reader',
       kind: 'app',
+      files: { 'var/lib/peer/from-reader-image': 'reader image\n' },
       data: { groups: ['proj'] },
       services: [
         {
@@ -98,6 +102,13 @@ test('agent: a groupVolumes entry is the group data both layers of a project sha
   // The file the writer made: its own uid, the group's gid (the folder's setgid bit).
   const f = await stat(join(folder, 'note'));
   t.is(f.gid, 5100);
+  // Seeded by whichever member came first, and only by it.
+  const seeded = (await readdir(folder)).filter((n) => n.startsWith('from-'));
+  t.is(seeded.length, 1, seeded.join(' '));
+  const seed = await stat(join(folder, seeded[0] as string));
+  t.is(seed.uid, 0);
+  t.is(seed.gid, 5100);
+  t.is(seed.mode & 0o070, 0o060, 'the group may read and write what the image seeded');
   const seen = async () => readFile(join(folder, 'seen'), 'utf8').catch(() => '');
   await until('the reader read it', async () => /read:\n.+\n$/.test(await seen()));
   const writerUid = /^from writer (\d+)/.exec(note)?.[1];

@@ -106,8 +106,9 @@ async function onePeer(work: string): Promise<{ env: Record<string, string>; sto
       { timeout: 3_600_000, reject: false, buffer: false },
     );
     kills.push(() => broker.kill('SIGKILL'));
-    const address = (JSON.parse(await firstLine(broker, 'milkywaysrvd', /\n/)) as { listening: string })
-      .listening;
+    const address = (
+      JSON.parse(await firstLine(broker, 'milkywaysrvd', /\n/)) as { result: { listening: string } }
+    ).result.listening;
     const job = join(work, 'peer.json');
     await writeFile(
       job,

@@ -373,7 +373,7 @@ async function fanOut(o: {
       });
       void broker.then((r) => reject(new Error(`milkywaysrvd exited: ${String(r.stderr ?? r.exitCode)}`)));
     });
-    const address = (JSON.parse(line) as { listening: string }).listening;
+    const address = (JSON.parse(line) as { result: { listening: string } }).result.listening;
     const brokerPid = broker.pid as number;
     const rssIdle = await memKiB(brokerPid, 'VmRSS');
 

@@ -128,6 +128,11 @@ async function select(root: AnyCommand, argv: readonly string[], lenient: boolea
   return { cmd, parent, rest, names, version: (await resolve(root.meta))?.version };
 }
 
+/** The names of the verb `argv` runs, root first (`['mway', 'group', 'add']`): whose result schema applies. */
+export async function verbPath(root: AnyCommand, argv: readonly string[]): Promise<string[]> {
+  return (await select(root, argv, true)).names;
+}
+
 /** Whether help and messages may carry ANSI colour: a terminal, and NO_COLOR unset. */
 export function colourAllowed(stream: { isTTY?: boolean } = process.stdout): boolean {
   const env = process.env;
@@ -294,13 +299,31 @@ export async function main(root: AnyCommand): Promise<void> {
   process.exit(code);
 }
 
-/** Prints `value` as JSON when `json` is set, otherwise the human text. */
+/**
+ * The one success shape of `--json` (doc/cli.md, "Output"): `{ok: true, result}`, the verb's
+ * result (its schema: doc/cli-result.schema.json) under `result`, as a failure's is under `error`.
+ */
+export function successBody(result: unknown): { ok: true; result: unknown } {
+  return { ok: true, result };
+}
+
+/** Prints `value` as the `--json` success envelope when `json` is set, otherwise the human text. */
 export function output(json: boolean | undefined, value: unknown, human: () => string): void {
-  if (json === true) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
-  else {
-    const text = human();
-    if (text !== '') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
-  }
+  if (json === true) process.stdout.write(`${JSON.stringify(successBody(value), null, 2)}\n`);
+  else printHuman(human());
+}
+
+function printHuman(text: string): void {
+  if (text !== '') process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/**
+ * One line of a streaming verb's `--json` (a fleet command's results as they arrive, `ctl
+ * watch`'s signals): the same envelope as `output`, on one line, so a reader parses each line
+ * as it would a whole document.
+ */
+export function jsonLine(value: unknown, write: (s: string) => void = (s) => process.stdout.write(s)): void {
+  write(`${JSON.stringify(successBody(value))}\n`);
 }
 
 /** What a failed check reports: an error of ours, or its code and message with what it found. */
@@ -325,7 +348,8 @@ export function failed(json: boolean | undefined, e: MilkyWayError | Failure, hu
         ...(e.path === undefined ? {} : { path: e.path }),
         ...(e.details === undefined ? {} : { details: e.details }),
       };
-  output(json, { ok: false, error }, human ?? (() => `${e.code}: ${e.message}`));
+  if (json === true) process.stdout.write(`${JSON.stringify({ ok: false, error }, null, 2)}\n`);
+  else printHuman(human === undefined ? `${e.code}: ${e.message}` : human());
   return isMilkyWayError(e) ? e.exitCode : EXIT_FAIL;
 }
 

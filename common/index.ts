@@ -19,3 +19,4 @@ export * from './state-version.ts';
 export * from './tools.ts';
 export * from './usage-error.ts';
 export * as schema from './schema.ts';
+export * as cliResult from './cli-result.ts';

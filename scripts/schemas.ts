@@ -6,6 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { toJsonSchema } from '@valibot/to-json-schema';
 import { cliFailureFormat } from '../common/cli-failure.ts';
+import { cliResultFormat } from '../common/cli-result.ts';
 import { type Format, type Schema, schemaId } from '../common/schema.ts';
 import { agentConfigFormat, secureConfigFormat } from '../agent/index.ts';
 import { brokerConfigFormat } from '../control/broker/broker-config.ts';
@@ -15,6 +16,7 @@ import { messageFormat, peerFactsFormat } from '../control/wire/index.ts';
 import { imageSpecFormat } from '../imagebuild/image-spec.ts';
 import { layerManifestFormat, layerSourceFormat } from '../layers/index.ts';
 import { bundleManifestFormat } from '../update/index.ts';
+import { SHARED_RESULTS, VERB_RESULTS } from './cli-results.ts';
 
 /** Every published format. */
 export const FORMATS: readonly Format<Schema>[] = [
@@ -30,6 +32,7 @@ export const FORMATS: readonly Format<Schema>[] = [
   layerManifestFormat,
   layerSourceFormat,
   cliFailureFormat,
+  cliResultFormat(Object.values(VERB_RESULTS), SHARED_RESULTS),
 ];
 
 export const DOC = join(import.meta.dirname, '..', 'doc');

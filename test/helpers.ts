@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
 
+export { jsonLinesOut, jsonOut } from './cli-json.ts';
+
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 export const BINS = {
@@ -76,7 +78,18 @@ export async function cli(
     ...(options.input === undefined ? {} : { input: options.input }),
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
-  return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  const run = { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  // Every --json output of every test is checked against its verb's result schema (or the
+  // failure shape): a verb cannot print what doc/cli-result.schema.json does not say.
+  if (r.signal === undefined && !r.timedOut) {
+    const { checkJsonOutput } = await import('./cli-json.ts');
+    try {
+      await checkJsonOutput(bin, args, run.stdout);
+    } catch (e) {
+      throw new Error(`${bin} ${args.join(' ')}: ${(e as Error).message}\n${run.stdout.slice(0, 2000)}`);
+    }
+  }
+  return run;
 }
 
 /**

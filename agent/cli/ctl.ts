@@ -3,7 +3,7 @@
 // operation failed, 2 usage, 3 no agent/bus reachable, 4 permission denied.
 import { defineCommand } from 'citty';
 import { resolve } from 'node:path';
-import { commonArgs, output, UsageError } from '../../common/index.ts';
+import { commonArgs, jsonLine, output, UsageError } from '../../common/index.ts';
 import type { AgentStatus, CoreosStatus, ServiceInfo, ServiceSelinux } from '../core/agent-api.ts';
 import { type AgentClient, type AgentSignal, connectAgent } from '../dbus/dbus-client.ts';
 import { kernelView, selinuxText } from './selinux-text.ts';
@@ -212,7 +212,7 @@ function serviceAction(name: 'start' | 'stop' | 'restart', description: string) 
             ? c.stopService(args.service)
             : c.restartService(args.service),
       );
-      output(args.json, { ok: true, service: args.service, action: name }, () => `${name}: ${args.service}`);
+      output(args.json, { service: args.service, action: name }, () => `${name}: ${args.service}`);
       return 0;
     },
   });
@@ -235,7 +235,7 @@ const remove = defineCommand({
   args: { ...busArgs, layer: { type: 'positional', required: true, description: 'Layer name' } },
   async run({ args }) {
     await withAgent(args.bus, (c) => c.removeLayer(args.layer));
-    output(args.json, { ok: true, layer: args.layer, action: 'remove' }, () => `removed: ${args.layer}`);
+    output(args.json, { layer: args.layer, action: 'remove' }, () => `removed: ${args.layer}`);
     return 0;
   },
 });
@@ -257,7 +257,7 @@ const watch = defineCommand({
           let seen = 0;
           const timer = seconds === undefined ? undefined : setTimeout(done, seconds * 1000);
           const print = (s: AgentSignal): void => {
-            if (args.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+            if (args.json) jsonLine(s);
             else process.stdout.write(`${s.member} ${s.name} ${s.value}\n`);
             seen++;
             if (seen >= count) {

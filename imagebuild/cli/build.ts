@@ -56,7 +56,8 @@ export default defineCommand({
     if (args['print-spec'] === true) {
       // Without `source`, the output is itself a valid spec (absolute paths, every default).
       const { source: _, ...resolved } = spec;
-      process.stdout.write(`${JSON.stringify(resolved, null, 2)}\n`);
+      // With --json, the envelope around it like every verb's result.
+      output(args.json, resolved, () => JSON.stringify(resolved, null, 2));
       return 0;
     }
     if (args.out === undefined || args.out === '') {

@@ -125,7 +125,7 @@ const verify = defineCommand({
     });
     progress.done();
     const s = summary(args.bundle, r);
-    output(args.json, { ok: true, ...s }, human(s, 'verified'));
+    output(args.json, s, human(s, 'verified'));
     return 0;
   },
 });

@@ -14,7 +14,7 @@ const validate = defineCommand({
   args: validateArgs,
   async run({ args }) {
     const spec = await loadImageSpec(args.file);
-    output(args.json, { ok: true, file: spec.source, name: spec.name, version: spec.version }, () => {
+    output(args.json, { file: spec.source, name: spec.name, version: spec.version }, () => {
       return `${spec.source}: a valid image spec (${spec.name} ${spec.version})`;
     });
     return 0;

@@ -69,11 +69,7 @@ const verify = defineCommand({
         args.roothash,
         hashOffset === undefined ? {} : { hashOffset },
       );
-      output(
-        args.json,
-        { ok: true, dataBlocks: sb.dataBlocks },
-        () => `OK: ${sb.dataBlocks} data blocks verified`,
-      );
+      output(args.json, { dataBlocks: sb.dataBlocks }, () => `OK: ${sb.dataBlocks} data blocks verified`);
       return 0;
     } catch (e) {
       if (!isFormatError(e, 'E_VERITY_MISMATCH')) throw e;

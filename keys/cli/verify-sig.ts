@@ -30,7 +30,7 @@ export default defineCommand({
       });
       output(
         args.json,
-        { ok: true, type, signer: signer.subject, role: signer.role, fingerprint: signer.fingerprint },
+        { type, signer: signer.subject, role: signer.role, fingerprint: signer.fingerprint },
         () => `valid: ${type} signed by ${signer.subject} (${signer.role})`,
       );
       return 0;

@@ -34,7 +34,7 @@ export default defineCommand({
       });
       output(
         args.json,
-        { ok: true, subject: leaf.subject, role: leaf.role, fingerprint: leaf.fingerprint },
+        { subject: leaf.subject, role: leaf.role, fingerprint: leaf.fingerprint },
         () => `valid: ${leaf.subject} (${leaf.role})`,
       );
       return 0;

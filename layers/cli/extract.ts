@@ -29,13 +29,13 @@ export default defineCommand({
       const r = await extractPayload(args.file, args.dir, o);
       output(
         args.json,
-        { ok: true, image: args.dir, size: r.size, signaturesChecked: anchors.length > 0 },
+        { image: args.dir, size: r.size, signaturesChecked: anchors.length > 0 },
         () => `wrote ${args.dir} (${r.size} bytes)`,
       );
       return;
     }
     const r = await extractFiles(args.file, args.dir, o);
-    output(args.json, { ok: true, dir: args.dir, ...r, signaturesChecked: anchors.length > 0 }, () =>
+    output(args.json, { dir: args.dir, ...r, signaturesChecked: anchors.length > 0 }, () =>
       [
         `extracted ${r.files} files, ${r.dirs} directories, ${r.symlinks} symlinks into ${args.dir}${anchors.length > 0 ? '' : ' (integrity checked; no --trust, signatures not checked)'}`,
         ...r.stripped.map((s) => `removed setuid/setgid from ${s.path} (mode ${s.mode} in the image)`),

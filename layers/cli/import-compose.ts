@@ -58,7 +58,6 @@ export default defineCommand({
     output(
       args.json,
       {
-        ok: true,
         project: r.project,
         layers: r.layers.map((l) => ({
           service: l.service,

@@ -77,7 +77,6 @@ export default defineCommand({
     output(
       args.json,
       {
-        ok: true,
         path: r.path,
         format: r.format,
         name: r.manifest.name,

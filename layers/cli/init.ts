@@ -124,7 +124,7 @@ export default defineCommand({
     }
     output(
       args.json,
-      { ok: true, dir, manifest: join(dir, 'layer.json'), rootfs: join(dir, 'rootfs') },
+      { dir, manifest: join(dir, 'layer.json'), rootfs: join(dir, 'rootfs') },
       () =>
         `created ${dir}/layer.json and ${dir}/rootfs/; put the app under rootfs/ and run: mway-layer pack ${dir} --key K --cert C -o ${args.name}.mwl`,
     );

@@ -32,7 +32,6 @@ export default defineCommand({
     output(
       args.json,
       {
-        ok: true,
         path: r.path,
         name: r.manifest.name,
         version: r.manifest.version,

@@ -16,7 +16,7 @@ export default defineCommand({
     const r = await signLayer(args.file, { ...signer, ...(args.out === undefined ? {} : { out: args.out }) });
     output(
       args.json,
-      { ok: true, path: r.path, signatures: r.signatures, signer: signer.chain[0]?.subject },
+      { path: r.path, signatures: r.signatures, signer: signer.chain[0]?.subject },
       () => `signed ${r.path} (${r.signatures} signatures)`,
     );
   },

@@ -39,7 +39,6 @@ export default defineCommand({
       output(
         args.json,
         {
-          ok: true,
           name: v.manifest.name,
           version: v.manifest.version,
           rootHash: v.manifest.payload.verity.rootHash,

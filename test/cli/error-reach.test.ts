@@ -10,7 +10,7 @@ import { parseSync } from '@swc/core';
 import test from 'ava';
 import { execa } from 'execa';
 import { CODE_TABLES } from '../../scripts/error-docs.ts';
-import { ROOT } from '../helpers.ts';
+import { jsonOut, ROOT } from '../helpers.ts';
 
 const ENTRIES = [
   'control/operator/bin/mway.ts',
@@ -244,7 +244,7 @@ test('codes the binaries print for bad input are ones the scan found raised in w
   const printed = await Promise.all(
     runs.map(async ([bin, args]) => {
       const r = await cli(bin, [...args, '--json'], { timeout: 60_000 });
-      const body = JSON.parse(r.stdout) as { error?: { code?: string } };
+      const body = jsonOut(r.stdout) as { error?: { code?: string } };
       return { what: [bin, ...args].join(' '), code: String(body.error?.code) };
     }),
   );

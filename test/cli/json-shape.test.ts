@@ -1,13 +1,15 @@
 // One failure shape for every binary (doc/cli.md): a real failure of each, run as a user
 // would with --json, prints exactly {ok: false, error: {code, message, path?, details?}} on
 // stdout, with a code the docs list and the exit code kept out of the data; python3-jsonschema
-// checks each against the published doc/cli-failure.schema.json.
+// checks each against the published doc/cli-failure.schema.json. A real success of each binary
+// is checked the same way against its verb's entry in doc/cli-result.schema.json.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { cliFailureFormat } from '../../common/cli-failure.ts';
-import { cli, ROOT } from '../helpers.ts';
+import { verbOf } from '../cli-json.ts';
+import { cli, jsonOut, ROOT, tempDir } from '../helpers.ts';
 
 /** python3-jsonschema (Debian) checks `body` against the published doc/cli-failure.schema.json. */
 async function schemaErrors(body: unknown): Promise<string> {
@@ -53,7 +55,7 @@ for (const [bin, args, code, exit] of CASES) {
     const r = await cli(bin, [...args, '--json'], { timeout: 60_000 });
     t.not(r.exitCode, 0, r.stderr);
     if (exit !== undefined) t.is(r.exitCode, exit);
-    const body = JSON.parse(r.stdout) as { ok: unknown; error: Record<string, unknown> };
+    const body = jsonOut(r.stdout) as { ok: unknown; error: Record<string, unknown> };
     t.deepEqual(Object.keys(body).sort(), ['error', 'ok']);
     t.is(body.ok, false);
     for (const k of Object.keys(body.error)) t.true(['code', 'message', 'path', 'details'].includes(k), k);
@@ -84,3 +86,47 @@ test('doc/cli-failure.schema.json refuses what is not the failure shape (python3
     t.throws(() => cliFailureFormat.parse(bad), undefined, JSON.stringify(bad));
   }
 });
+
+/** python3-jsonschema checks `body` against doc/cli-result.schema.json, `result` against `$defs[key]`. */
+async function resultErrors(body: unknown, key: string): Promise<string> {
+  const py = `import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+if sys.argv[2] not in schema["$defs"]: sys.exit("no $defs entry " + sys.argv[2])
+one = dict(schema, properties=dict(schema["properties"], result={"$ref": "#/$defs/" + sys.argv[2]}))
+v = jsonschema.Draft202012Validator(one)
+print("\\n".join(e.message for e in v.iter_errors(json.load(sys.stdin))))`;
+  const r = await execa('python3', ['-c', py, join(ROOT, 'doc/cli-result.schema.json'), key], {
+    input: JSON.stringify(body),
+    timeout: 60_000,
+    reject: false,
+  });
+  if (r.exitCode !== 0) throw new Error(`python3-jsonschema: ${String(r.stderr)}`);
+  return String(r.stdout);
+}
+
+const SUCCESSES: Array<
+  [bin: 'mway' | 'mway-layer' | 'mway-image' | 'milkywaysrvd', (d: string) => string[]]
+> = [
+  ['mway', (d) => ['keys', 'new', '--role', 'user-root', '--name', 'root', '--out', d]],
+  ['mway-layer', (d) => ['init', 'app', join(d, 'app')]],
+  ['mway-image', () => ['spec', 'validate', join(ROOT, 'examples/default/image.json')]],
+  ['milkywaysrvd', (d) => ['nats-user', '--out', join(d, 'u.seed')]],
+];
+
+for (const [bin, argv] of SUCCESSES) {
+  test(`${bin} ${argv('/d')[0]} --json: the success envelope, as doc/cli-result.schema.json says`, async (t) => {
+    const d = await tempDir(t);
+    const args = [...argv(d), '--json'];
+    const r = await cli(bin, args, { timeout: 60_000, env: { HOME: d } });
+    t.is(r.exitCode, 0, r.stdout + r.stderr);
+    const body = JSON.parse(r.stdout) as Record<string, unknown>;
+    t.deepEqual(Object.keys(body).sort(), ['ok', 'result']);
+    t.is(body.ok, true);
+    const key = (await verbOf(bin, args)).split(' ').join('.');
+    t.is(await resultErrors(body, key), '', key);
+    // The published file refuses a result that is not the verb's (python3-jsonschema).
+    t.not(await resultErrors({ ok: true, result: 'nonsense' }, key), '', key);
+    t.not(await resultErrors({ ok: true }, key), '', 'no result');
+  });
+}

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { createProgress, progressShown } from '../../common/progress.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
 import { startFleet } from '../fleet/_fleet.ts';
-import { BINS, cli, tempDir } from '../helpers.ts';
+import { BINS, cli, jsonOut, tempDir } from '../helpers.ts';
 import { pki } from '../layers/fixture.ts';
 
 function fakeStream(isTTY: boolean) {
@@ -119,7 +119,8 @@ test('mway-layer pack shows its steps on a terminal; nothing with --quiet, --jso
   const json = await onTty(dir, 'mway-layer', pack('d.mwl', '--json'));
   t.is(json.exitCode, 0, json.tty);
   t.is(json.tty, '');
-  t.true((JSON.parse(json.stdout) as { ok: boolean }).ok);
+  t.is((JSON.parse(json.stdout) as { ok: boolean }).ok, true);
+  t.is((jsonOut(json.stdout) as { name: string }).name, 'demo');
 
   const piped = await cli('mway-layer', pack('e.mwl'));
   t.is(piped.exitCode, 0, piped.stderr);

@@ -11,6 +11,7 @@ import { command as broker } from '../../control/broker/bin/milkywaysrvd.ts';
 import { command as mway } from '../../control/operator/bin/mway.ts';
 import { command as image } from '../../imagebuild/bin/mway-image.ts';
 import { command as layer } from '../../layers/bin/mway-layer.ts';
+import { VERB_RESULTS } from '../../scripts/cli-results.ts';
 import { cli } from '../helpers.ts';
 
 const ROOTS: Record<string, AnyCommand> = {
@@ -72,6 +73,25 @@ for (const [bin, root] of Object.entries(ROOTS)) {
       t.notThrows(() => cliFailureFormat.parse(body), what);
       t.false('exitCode' in ((body.error.details as object | undefined) ?? {}), what);
     }
+  });
+
+  test(`${bin}: every verb has a result schema (doc/cli-result.schema.json), and no other verb does`, async (t) => {
+    const table = VERB_RESULTS[bin] ?? {};
+    const runnable: string[] = [];
+    const walk = async (cmd: CommandDef, path: string[]) => {
+      if (cmd.run !== undefined) runnable.push([bin, ...path].join(' '));
+      const subs = await resolve<Record<string, unknown> | undefined>(cmd.subCommands);
+      for (const [name, sub] of Object.entries(subs ?? {}))
+        await walk((await loadCommand(sub, name)) as CommandDef, [...path, name]);
+    };
+    await walk(root, []);
+    for (const v of runnable)
+      t.true(Object.hasOwn(table, v), `${v} has no entry in its part's cli/results.ts`);
+    t.deepEqual(
+      Object.keys(table).filter((v) => !runnable.includes(v)),
+      [],
+      'entries for verbs the binary does not have',
+    );
   });
 
   test(`${bin}: a real process exits 2 on an unknown flag, with the code on stderr`, async (t) => {

@@ -13,7 +13,7 @@ import { crlPem, newIdentity, tlsContextOptions } from '../../keys/index.ts';
 import type { SlotName } from '../../update/index.ts';
 import { type AgentRoot, makeRoot, type RunningAgent, startAgent } from '../agent/_namespace.ts';
 import { extraPeer, makeFleetPki } from '../control/command-fixture.ts';
-import { cli, type CliRun, tempDir, until } from '../helpers.ts';
+import { type CliRun, cli, jsonOut, tempDir, until } from '../helpers.ts';
 import { type CoreosFiles, devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../update/_slot-disk.ts';
 import { stage1 } from '../update/_stage1.ts';
 
@@ -135,7 +135,7 @@ export async function updateFleet(
     if (r.exitCode !== 0) throw new Error(`mway ${args.join(' ')}: ${r.stdout}${r.stderr}`);
   }
   await until('memberships held', async () => {
-    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
     return rows.length === machines.length && rows.every((x) => x.groups?.includes('web'));
   });
   let made = 0;

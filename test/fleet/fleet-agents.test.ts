@@ -18,7 +18,7 @@ import {
 import { packLayer } from '../../layers/pack.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { cli, jsonOut, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -82,13 +82,13 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   t.is((await mway('group', 'create', 'web')).exitCode, 0);
   t.is((await mway('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
   await until('memberships held', async () => {
-    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
     return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
   });
 
   const status = await mway('status', '--group', 'web', '--json', '--static');
   t.is(status.exitCode, 0, status.stdout + status.stderr);
-  const st = JSON.parse(status.stdout) as {
+  const st = jsonOut(status.stdout) as {
     peers: Array<{ peer: string; output: { agent: { mode: string; secureConfig: { verified: boolean } } } }>;
   };
   t.deepEqual(
@@ -134,7 +134,7 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
     },
   );
   t.is(run.exitCode, 0, run.stdout + run.stderr);
-  const out = JSON.parse(run.stdout) as { peers: Array<{ output: { stdout: string } }> };
+  const out = jsonOut(run.stdout) as { peers: Array<{ output: { stdout: string } }> };
   // The command ran inside each agent's PID namespace, whose PID 1 is the agent.
   t.is(out.peers.length, 2);
   for (const x of out.peers) t.true(x.output.stdout.includes('milkyway-agent'), x.output.stdout);
@@ -147,7 +147,7 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   // A service that does not exist: the agent's own error code comes back, signed.
   const restart = await mway('service', '--peer', 'p1', 'restart', 'nosuch', '--json', '--static');
   t.is(restart.exitCode, 1);
-  const rr = JSON.parse(restart.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  const rr = jsonOut(restart.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.is(rr.peers[0]?.outcome, 'failed');
   t.is(rr.peers[0]?.code, 'E_SERVICE_UNKNOWN');
 
@@ -157,12 +157,12 @@ test('mway manages real agents in namespace mode through the broker', async (t) 
   await writeFile(junk, Buffer.alloc(64 * 1024, 1));
   const install = await mway('install', '--peer', 'p1', junk, '--json', '--static');
   t.is(install.exitCode, 1);
-  const ir = JSON.parse(install.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  const ir = jsonOut(install.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.is(ir.peers[0]?.outcome, 'failed');
   t.regex(ir.peers[0]?.code ?? '', /^E_/);
   t.not(ir.peers[0]?.code, 'E_ACTION_DIGEST');
   const layers = await mway('status', '--peer', 'p1', '--json', '--static');
-  const lr = JSON.parse(layers.stdout) as { peers: Array<{ output: { layers: unknown[] } }> };
+  const lr = jsonOut(layers.stdout) as { peers: Array<{ output: { layers: unknown[] } }> };
   t.deepEqual(lr.peers[0]?.output.layers, []);
 
   const reboot = await mway('reboot', '--peer', 'p2', '--json', '--static');
@@ -274,12 +274,12 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   t.is((await mway('group', 'create', 'web')).exitCode, 0);
   t.is((await mway('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
   await until('memberships held', async () => {
-    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
     return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
   });
   const install = await mway('install', '--group', 'web', mwl, '--json', '--static');
   t.is(install.exitCode, 0, install.stdout + install.stderr);
-  const ir = JSON.parse(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
+  const ir = jsonOut(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
   t.deepEqual(
     ir.peers.map((x) => [x.output.name, x.output.state]),
     [
@@ -290,16 +290,14 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   await until(
     'services running',
     async () => {
-      const r = JSON.parse(
-        (await mway('service', '--group', 'web', 'list', '--json', '--static')).stdout,
-      ) as {
+      const r = jsonOut((await mway('service', '--group', 'web', 'list', '--json', '--static')).stdout) as {
         peers: Array<{ output: Array<{ state: string }> }>;
       };
       return r.peers.every((x) => x.output.some((s) => s.state === 'running'));
     },
     30_000,
   );
-  const before = JSON.parse(
+  const before = jsonOut(
     (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json', '--static')).stdout,
   ) as { peers: Array<{ output: { pid: number } }> };
   // A hostile broker tampers with a stop: both real agents refuse, the service keeps running.
@@ -307,12 +305,12 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   const stop = await mway('service', '--group', 'web', 'stop', 'hello/web', '--json', '--static');
   hostile = false;
   t.is(stop.exitCode, 1);
-  const sr = JSON.parse(stop.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  const sr = jsonOut(stop.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.deepEqual(
     sr.peers.map((x) => `${x.outcome} ${x.code}`),
     ['refused E_CMD_SIGNATURE', 'refused E_CMD_SIGNATURE'],
   );
-  const still = JSON.parse(
+  const still = jsonOut(
     (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json', '--static')).stdout,
   ) as {
     peers: Array<{ output: { pid: number; state: string } }>;
@@ -325,7 +323,7 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   await until(
     'a new process',
     async () => {
-      const after = JSON.parse(
+      const after = jsonOut(
         (await mway('service', '--peer', 'p1', 'status', 'hello/web', '--json', '--static')).stdout,
       ) as { peers: Array<{ output: { pid?: number; state: string } }> };
       const o = after.peers[0]?.output;
@@ -335,7 +333,7 @@ test('mway installs a signed layer on a group of real agents, a tampered stop is
   );
   const remove = await mway('remove', '--group', 'web', 'hello');
   t.is(remove.exitCode, 0, remove.stdout + remove.stderr);
-  const layers = JSON.parse((await mway('status', '--group', 'web', '--json', '--static')).stdout) as {
+  const layers = jsonOut((await mway('status', '--group', 'web', '--json', '--static')).stdout) as {
     peers: Array<{ output: { layers: unknown[] } }>;
   };
   t.deepEqual(

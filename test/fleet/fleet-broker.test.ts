@@ -12,7 +12,7 @@ import { Broker } from '../../control/broker/broker.ts';
 import { crlPem, tlsContextOptions } from '../../keys/index.ts';
 import { type Recorder, recorder } from '../agent/remote/recording-agent.ts';
 import { type FleetPki, type Id, makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { cli, jsonOut, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -100,10 +100,10 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   t.is(add.exitCode, 0, add.stderr);
   await until('memberships delivered', async () => {
     const r = await mway('status', '--json');
-    const rows = JSON.parse(r.stdout) as Array<{ peer: string; groups?: string[] }>;
+    const rows = jsonOut(r.stdout) as Array<{ peer: string; groups?: string[] }>;
     return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
   });
-  const status = JSON.parse((await mway('status', '--json')).stdout) as Array<{ status: string }>;
+  const status = jsonOut((await mway('status', '--json')).stdout) as Array<{ status: string }>;
   t.true(
     status.every((s) => s.status === 'verified'),
     'every stored status verifies here',
@@ -111,7 +111,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
 
   const dry = await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json', '--static');
   t.deepEqual(
-    (JSON.parse(dry.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
+    (jsonOut(dry.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
     ['p1', 'p2'],
   );
   t.deepEqual(recs.p1.calls, [], 'a dry run sends nothing');
@@ -155,7 +155,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   // An operator out of scope: the peers refuse, mway says so and exits 1.
   const exec = await mway('run', '--group', 'web', '--json', '--static', '--', 'id');
   t.is(exec.exitCode, 1);
-  const execReport = JSON.parse(exec.stdout) as { peers: Array<{ outcome: string; code: string }> };
+  const execReport = jsonOut(exec.stdout) as { peers: Array<{ outcome: string; code: string }> };
   t.deepEqual(
     execReport.peers.map((x) => `${x.outcome} ${x.code}`),
     ['refused E_CMD_SCOPE_ACTION', 'refused E_CMD_SCOPE_ACTION'],
@@ -168,7 +168,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   t.regex(asyncId, /^[0-9a-f]{32}$/);
   await until(
     'async job done',
-    async () => JSON.parse((await mway('job', asyncId, '--json')).stdout).summary.succeeded === 2,
+    async () => jsonOut((await mway('job', asyncId, '--json')).stdout).summary.succeeded === 2,
   );
   // --batch 1 --max-fail 0: the first peer's refusal stops the rollout; the second is skipped.
   const stopped = await mway(
@@ -187,7 +187,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     'id',
   );
   t.is(stopped.exitCode, 1);
-  const sr = JSON.parse(stopped.stdout) as { peers: Array<{ outcome: string }> };
+  const sr = jsonOut(stopped.stdout) as { peers: Array<{ outcome: string }> };
   t.deepEqual(sr.peers.map((x) => x.outcome).sort(), ['refused', 'skipped']);
 
   // p2 goes offline; the job waits for it.
@@ -205,7 +205,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
     '--static',
   );
   t.is(partial.exitCode, 1);
-  const job = JSON.parse(partial.stdout) as {
+  const job = jsonOut(partial.stdout) as {
     jobId: string;
     summary: { succeeded: number; noAnswer: number };
   };
@@ -222,7 +222,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   );
   await until(
     'job complete',
-    async () => JSON.parse((await mway('job', job.jobId, '--json')).stdout).summary.succeeded === 2,
+    async () => jsonOut((await mway('job', job.jobId, '--json')).stdout).summary.succeeded === 2,
   );
   // p1 reconnected to the restarted broker too and was redelivered nothing new to run.
   t.deepEqual(recs.p1.calls.filter((c) => c === 'restart hello').length, 3);
@@ -232,13 +232,13 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   // A signed removal: p2 drops web and the next web command goes to p1 only.
   t.is((await mway('group', 'remove', 'web', 'p2')).exitCode, 0);
   await until('p2 left web', async () => {
-    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{
+    const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{
       peer: string;
       groups?: string[];
     }>;
     return rows.some((x) => x.peer === 'p2' && x.groups !== undefined && !x.groups.includes('web'));
   });
-  const after = JSON.parse(
+  const after = jsonOut(
     (await mway('service', '--group', 'web', 'restart', 'hello', '--dry-run', '--json', '--static')).stdout,
   ) as {
     peers: Array<{ peer: string }>;
@@ -249,7 +249,7 @@ test('mway drives a fleet through the broker: groups, restart, secrets, install,
   );
 
   const jobs = await mway('jobs', '--json');
-  t.true((JSON.parse(jobs.stdout) as unknown[]).length >= 9);
+  t.true((jsonOut(jobs.stdout) as unknown[]).length >= 9);
   const audit = await mway('audit', '--verify');
   t.is(audit.exitCode, 0, audit.stdout + audit.stderr);
   t.regex(audit.stdout, /audit log verified/);

@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { message } from '../../control/wire/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, until } from '../helpers.ts';
+import { BINS, jsonOut, until } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -35,7 +35,7 @@ test('mway job cancel holds back a command for an offline peer, which then refus
   t.is(cancel.exitCode, 0, cancel.stdout + cancel.stderr);
   t.regex(cancel.stdout, /p2: held back \(offline/);
   t.regex(cancel.stdout, /1 of 1 open deliveries cancelled/);
-  const shown = JSON.parse((await mway('job', jobId.slice(0, 6), '--json')).stdout) as {
+  const shown = jsonOut((await mway('job', jobId.slice(0, 6), '--json')).stdout) as {
     peers: Array<{ peer: string; outcome: string; code?: string }>;
   };
   t.deepEqual(
@@ -61,7 +61,7 @@ test('mway job cancel holds back a command for an offline peer, which then refus
     }),
   );
   await until('p2 refused it', async () => {
-    const j = JSON.parse((await mway('job', jobId, '--json')).stdout) as {
+    const j = jsonOut((await mway('job', jobId, '--json')).stdout) as {
       peers: Array<{ peer: string; code?: string }>;
     };
     return j.peers.find((x) => x.peer === 'p2')?.code === 'E_CMD_CANCELLED';

@@ -16,7 +16,7 @@ import { debianImage } from '../_debian-image.ts';
 import { inside, processes } from '../agent/layers/_oci-app.ts';
 import { REDIS } from '../agent/layers/_oci-images.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, freePort, until } from '../helpers.ts';
+import { cli, freePort, jsonOut, until } from '../helpers.ts';
 import { startAgentPeer, startFleet } from './_fleet.ts';
 import { sandboxExecOnPath } from '../agent/services/_sandbox-exec.ts';
 
@@ -72,7 +72,7 @@ test('mway compose up installs a compose project on a group in one signed rollou
   t.is((await mway('group', 'create', 'kv')).exitCode, 0);
   t.is((await mway('group', 'add', 'kv', 'p1')).exitCode, 0);
   await until('membership held', async () => {
-    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
     return rows.length === 1 && rows.every((x) => x.groups?.includes('kv'));
   });
 
@@ -108,7 +108,7 @@ test('mway compose up installs a compose project on a group in one signed rollou
     '--static',
   );
   t.is(up.exitCode, 0, up.stdout + up.stderr);
-  const r = JSON.parse(up.stdout) as Report;
+  const r = jsonOut(up.stdout) as Report;
   // One result for the whole set, its layers in dependency order (cache before seed).
   t.deepEqual(
     r.peers.map((x) => [x.peer, x.outcome, x.output?.layers.map((l) => `${l.name} ${l.state}`)]),
@@ -136,9 +136,9 @@ test('mway compose up installs a compose project on a group in one signed rollou
     },
     120_000,
   );
-  const services = JSON.parse(
-    (await mway('service', '--peer', 'p1', 'list', '--json', '--static')).stdout,
-  ) as { peers: Array<{ output: Array<{ name: string; state: string; exitCode?: number }> }> };
+  const services = jsonOut((await mway('service', '--peer', 'p1', 'list', '--json', '--static')).stdout) as {
+    peers: Array<{ output: Array<{ name: string; state: string; exitCode?: number }> }>;
+  };
   t.like(Object.fromEntries((services.peers[0]?.output ?? []).map((s) => [s.name, s.state])), {
     'kv-cache/cache': 'running',
   });
@@ -183,11 +183,11 @@ test('mway compose up installs a compose project on a group in one signed rollou
     '--static',
   );
   t.is(bad.exitCode, 1, bad.stdout + bad.stderr);
-  const br = JSON.parse(bad.stdout) as Report;
+  const br = jsonOut(bad.stdout) as Report;
   t.is(br.peers[0]?.outcome, 'failed');
   t.regex(br.peers[0]?.code ?? '', /^E_(LAYER|CERT|CHAIN)_/);
   t.regex(br.peers[0]?.message ?? '', /Layer 2 of 2 .*not installed: .*; removed again: kv2-cache/);
-  const layers = JSON.parse((await mway('status', '--peer', 'p1', '--json', '--static')).stdout) as {
+  const layers = jsonOut((await mway('status', '--peer', 'p1', '--json', '--static')).stdout) as {
     peers: Array<{ output: { layers: Array<{ name: string }> } }>;
   };
   t.deepEqual(layers.peers[0]?.output.layers.map((l) => l.name).sort(), ['kv-cache', 'kv-seed']);

@@ -9,7 +9,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { newIdentity } from '../../keys/index.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli } from '../helpers.ts';
+import { cli, jsonOut } from '../helpers.ts';
 import { packTestLayer, startAgentPeer, startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -29,7 +29,7 @@ test('after mway crl push the agent refuses layers signed by the revoked key, at
   const admin = await f.as(p.admin, 'admin', 120_000);
   const install = async (file: string) => {
     const res = await admin('install', '--peer', 'p1', file, '--json', '--static');
-    return { exitCode: res.exitCode, peer: (JSON.parse(res.stdout) as Installed).peers[0] };
+    return { exitCode: res.exitCode, peer: (jsonOut(res.stdout) as Installed).peers[0] };
   };
 
   // Before the revocation the bad key's layer installs like any other.
@@ -74,7 +74,7 @@ test('after mway crl push the agent refuses layers signed by the revoked key, at
   const st = await admin('status', '--peer', 'p1', '--json', '--static');
   t.is(st.exitCode, 0, st.stderr);
   const out = (
-    JSON.parse(st.stdout) as {
+    jsonOut(st.stdout) as {
       peers: Array<{
         output: {
           agent: { crls: { pushed?: number } };

@@ -13,7 +13,7 @@ import { buildCommand, envelopeDigest } from '../../control/wire/index.ts';
 import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, cli, tempDir, until } from '../helpers.ts';
+import { BINS, cli, jsonOut, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -34,7 +34,7 @@ async function startBroker(
     proc.stdout?.on('data', (d: Buffer) => {
       buf += d.toString();
       if (buf.includes('\n'))
-        resolve((JSON.parse(buf.split('\n')[0] as string) as { listening: string }).listening);
+        resolve((jsonOut(buf.split('\n')[0] as string) as { listening: string }).listening);
     });
     void proc.then((r) =>
       reject(new Error(`milkywaysrvd exited ${String(r.exitCode)}: ${lines.join('\n')}`)),
@@ -157,7 +157,7 @@ test('a revoked operator is refused by the running broker at once and, after mwa
 
   const push = await admin.run('crl', 'push', crl, '--group', 'web', '--json', '--static');
   t.is(push.exitCode, 0, push.stdout + push.stderr);
-  const out = (JSON.parse(push.stdout) as { peers: Array<{ output: { state: string; serials: number } }> })
+  const out = (jsonOut(push.stdout) as { peers: Array<{ output: { state: string; serials: number } }> })
     .peers[0]?.output;
   t.like(out, { state: 'installed', serials: 1 });
   t.is(await asBob(), 'refused E_CMD_OPERATOR_REVOKED');
@@ -168,7 +168,7 @@ test('a revoked operator is refused by the running broker at once and, after mwa
   t.is(stale.exitCode, 1);
   t.regex(stale.stdout, /p1\s+failed\s+E_CRL_STALE/);
   const again = await admin.run('crl', 'push', crl, '--peer', 'p1', '--json', '--static');
-  t.like((JSON.parse(again.stdout) as { peers: Array<{ output: unknown }> }).peers[0]?.output, {
+  t.like((jsonOut(again.stdout) as { peers: Array<{ output: unknown }> }).peers[0]?.output, {
     state: 'unchanged',
   });
 
@@ -272,7 +272,7 @@ test("a peer the peer issuer certified is revoked by the peer issuer's CRL: peer
   t.is(add.exitCode, 0, add.stdout + add.stderr);
   // The broker hands out each peer's certificate with its issuer, so mway can trust it from the
   // root (sealing a secret needs that); their signed results verify here through it too.
-  const listed = JSON.parse((await admin('peers', '--json')).stdout) as Array<{
+  const listed = jsonOut((await admin('peers', '--json')).stdout) as Array<{
     peerId: string;
     trusted: boolean;
   }>;
@@ -294,7 +294,7 @@ test("a peer the peer issuer certified is revoked by the peer issuer's CRL: peer
   t.is(rev.exitCode, 0, rev.stderr);
   const push = await admin('crl', 'push', next, '--group', 'web', '--json', '--static');
   t.is(push.exitCode, 0, push.stdout + push.stderr);
-  for (const r of (JSON.parse(push.stdout) as { peers: Array<{ output: unknown }> }).peers)
+  for (const r of (jsonOut(push.stdout) as { peers: Array<{ output: unknown }> }).peers)
     t.like(r.output, { state: 'installed', serials: 1, issuer: 'CN=peer-issuer, O=MilkyWay peer-issuer' });
   // pa holds a CRL that revokes pa: it refuses every command (its own chain is checked with it).
   const after = await admin('service', '--group', 'web', 'restart', 'hello');
@@ -321,7 +321,7 @@ test("a peer the peer issuer certified is revoked by the peer issuer's CRL: peer
       /CRLs reloaded \(file changed\): 1 list\(s\), 1 revoked; disconnected peer:pa/.test(l),
     ),
   );
-  const peers = JSON.parse((await admin('peers', '--json')).stdout) as Array<{
+  const peers = jsonOut((await admin('peers', '--json')).stdout) as Array<{
     peerId: string;
     online: boolean;
   }>;

@@ -10,7 +10,7 @@ import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { readCertificates } from '../../keys/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { until } from '../helpers.ts';
+import { jsonOut, until } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -49,7 +49,7 @@ test('agents without an identity enroll through the broker, are accepted with id
   const logsA: string[] = [];
   const a = await machine(t, 'a', logsA);
   const b = await machine(t, 'b');
-  const pending = async () => JSON.parse((await mway('peers', 'pending', '--json')).stdout) as Pending[];
+  const pending = async () => jsonOut((await mway('peers', 'pending', '--json')).stdout) as Pending[];
   await until('two requests pending', async () => (await pending()).length === 2);
   const rows = await pending();
   t.true(
@@ -96,7 +96,7 @@ test('agents without an identity enroll through the broker, are accepted with id
     const r = await mway('status', '--group', 'web', '--timeout', '5', '--json', '--static');
     return r.exitCode === 0;
   });
-  const peers = JSON.parse((await mway('peers', '--json')).stdout) as Array<{
+  const peers = jsonOut((await mway('peers', '--json')).stdout) as Array<{
     peerId: string;
     labels: Record<string, string>;
     facts?: { hostname: string; arch: string };
@@ -108,7 +108,7 @@ test('agents without an identity enroll through the broker, are accepted with id
     "the machine's own labels by default",
   );
   await until('facts in the signed status', async () => {
-    const f = JSON.parse((await mway('facts', '--json')).stdout) as Array<{
+    const f = jsonOut((await mway('facts', '--json')).stdout) as Array<{
       peer: string;
       status: string;
       facts?: { hostname?: string };
@@ -129,7 +129,7 @@ test('agents without an identity enroll through the broker, are accepted with id
   );
   t.is(byFact.exitCode, 0, byFact.stderr);
   t.deepEqual(
-    (JSON.parse(byFact.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
+    (jsonOut(byFact.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
     ['web-1'],
   );
   const none = await mway('status', '--target', 'fact:arch=sparc64', '--dry-run');

@@ -12,7 +12,7 @@ import { startPeerLink } from '../../agent/remote/peer-link.ts';
 import { readCertificates } from '../../keys/index.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, until } from '../helpers.ts';
+import { BINS, jsonOut, until } from '../helpers.ts';
 import { type Fleet, startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -111,7 +111,7 @@ test('an enrollment token lets a machine in without a manual step, once, until i
     buf += d.toString();
     const lines = buf.split('\n');
     buf = lines.pop() ?? '';
-    for (const l of lines) if (l !== '') decisions.push(JSON.parse(l));
+    for (const l of lines) if (l !== '') decisions.push(jsonOut(l));
   });
   let stderr = '';
   auto.stderr?.on('data', (d: Buffer) => {
@@ -128,7 +128,7 @@ test('an enrollment token lets a machine in without a manual step, once, until i
     'm1 holds web',
     async () => (await admin('status', '--group', 'web', '--timeout', '5')).exitCode === 0,
   );
-  const peers = JSON.parse((await admin('peers', '--json')).stdout) as Array<{
+  const peers = jsonOut((await admin('peers', '--json')).stdout) as Array<{
     peerId: string;
     labels: Record<string, string>;
   }>;

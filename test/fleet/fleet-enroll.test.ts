@@ -5,8 +5,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { createEnrollmentRequest } from '../../control/wire/enrollment.ts';
 import { startPeerLink } from '../../agent/remote/peer-link.ts';
+import { createEnrollmentRequest } from '../../control/wire/enrollment.ts';
 import { connectBroker } from '../../control/wire/transport.ts';
 import {
   generateKemKey,
@@ -15,9 +15,10 @@ import {
   verifyChain,
   writePrivateKey,
 } from '../../keys/index.ts';
-import { startFleet } from './_fleet.ts';
-import { makeFleetPki } from '../control/command-fixture.ts';
 import { recorder } from '../agent/remote/recording-agent.ts';
+import { makeFleetPki } from '../control/command-fixture.ts';
+import { jsonOut } from '../helpers.ts';
+import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
 
@@ -48,7 +49,7 @@ test('mway peers pending / accept certifies the requested key, reject refuses an
 
   const pending = await mway('peers', 'pending', '--json');
   t.is(pending.exitCode, 0, pending.stderr);
-  const rows = JSON.parse(pending.stdout) as Array<{
+  const rows = jsonOut(pending.stdout) as Array<{
     requestId: string;
     peerId: string;
     fingerprint: string;

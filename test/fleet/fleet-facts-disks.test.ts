@@ -6,7 +6,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { newIdentity } from '../../keys/index.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { until } from '../helpers.ts';
+import { jsonOut, until } from '../helpers.ts';
 import { startAgentPeer, startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -31,7 +31,7 @@ test("a namespace agent's signed facts carry the host's disks, and fact:disks.NA
 
   let facts: Record<string, unknown> | undefined;
   await until('p1 has reported its facts', async () => {
-    const rows = JSON.parse((await admin('facts', '--json')).stdout) as Array<{
+    const rows = jsonOut((await admin('facts', '--json')).stdout) as Array<{
       peer: string;
       status: string;
       facts?: Record<string, unknown>;
@@ -56,7 +56,7 @@ test("a namespace agent's signed facts carry the host's disks, and fact:disks.NA
       r,
       peers:
         r.exitCode === 0
-          ? (JSON.parse(r.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer)
+          ? (jsonOut(r.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer)
           : [],
     };
   };

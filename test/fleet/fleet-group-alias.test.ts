@@ -5,6 +5,7 @@
 // Broker, peer links and `mway` are real (127.0.0.1); the agents are recording AgentApis.
 import test from 'ava';
 import { makeFleetPki } from '../control/command-fixture.ts';
+import { jsonOut } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -20,7 +21,7 @@ test('group --make-peer-group --all-unassigned --name creates the group and adds
 
   const r = await admin('group', '--make-peer-group', '--all-unassigned', '--name', 'my_network', '--json');
   t.is(r.exitCode, 0, r.stdout + r.stderr);
-  const rep = JSON.parse(r.stdout) as {
+  const rep = jsonOut(r.stdout) as {
     group: string;
     created: boolean;
     applied: number;
@@ -31,7 +32,7 @@ test('group --make-peer-group --all-unassigned --name creates the group and adds
     rep.peers.map((x) => [x.peer, x.outcome]),
     [['p2', 'applied']],
   );
-  const groups = JSON.parse((await admin('group', 'list', '--json')).stdout) as Array<{
+  const groups = jsonOut((await admin('group', 'list', '--json')).stdout) as Array<{
     group: string;
     members: string[];
   }>;
@@ -43,7 +44,7 @@ test('group --make-peer-group --all-unassigned --name creates the group and adds
   const dry = await admin('reboot', '--peer-group', 'my_network', '--dry-run', '--json', '--static');
   t.is(dry.exitCode, 0, dry.stdout + dry.stderr);
   t.deepEqual(
-    (JSON.parse(dry.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
+    (jsonOut(dry.stdout) as { peers: Array<{ peer: string }> }).peers.map((x) => x.peer),
     ['p2'],
   );
   const both = await admin('reboot', '--peer-group', 'my_network', '--group', 'web');
@@ -75,10 +76,10 @@ test('group without a subcommand or --make-peer-group is a usage error, and noth
     t.regex(r.stderr, /E_USAGE/, args.join(' '));
   }
   const j = await admin('group', '--json');
-  t.like(JSON.parse(j.stdout), {
+  t.like(jsonOut(j.stdout), {
     ok: false,
     error: { code: 'E_USAGE', details: { reason: 'unknown-command' } },
   });
-  const groups = JSON.parse((await admin('group', 'list', '--json')).stdout) as unknown[];
+  const groups = jsonOut((await admin('group', 'list', '--json')).stdout) as unknown[];
   t.deepEqual(groups, []);
 });

@@ -5,7 +5,7 @@
 // peer links and `mway` are real (127.0.0.1); the agents are recording AgentApis.
 import test, { type ExecutionContext } from 'ava';
 import { type FleetPki, makeFleetPki } from '../control/command-fixture.ts';
-import { until } from '../helpers.ts';
+import { jsonOut, until } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -32,7 +32,7 @@ test('a remote command that exits non-zero is a failure with its output; an unkn
   t.regex(bad.stdout, /p1\s+failed\s+E_EXEC_EXIT: sh exited 3/);
   t.regex(bad.stdout, /2 targeted, 0 succeeded, 2 failed, 0 no answer/);
   t.regex(bad.stdout, /== p1 ==\nout\n\[stderr\]\nerr\n\[exit 3\]/);
-  const json = JSON.parse(
+  const json = jsonOut(
     (await exec('run', '--peer', 'p2', '--json', '--static', '--', 'sh', '-c', 'exit 7')).stdout,
   ) as {
     peers: Array<{ outcome: string; code: string; output: { exitCode: number } }>;
@@ -51,11 +51,11 @@ test('a remote command that exits non-zero is a failure with its output; an unkn
     t.is(r.exitCode, 1, args.join(' '));
     t.regex(r.stderr, /E_PEER_UNKNOWN: .*web-9/, args.join(' '));
   }
-  const jobs = JSON.parse((await admin('jobs', '--json')).stdout) as unknown[];
+  const jobs = jsonOut((await admin('jobs', '--json')).stdout) as unknown[];
   t.is(jobs.length, 3, 'the refused targets submitted nothing');
   // `audit --limit N` shows the newest N entries (the end of the chain), in order.
-  const all = JSON.parse((await admin('audit', '--json')).stdout) as Array<{ seq: number }>;
-  const last = JSON.parse((await admin('audit', '--limit', '2', '--json')).stdout) as Array<{ seq: number }>;
+  const all = jsonOut((await admin('audit', '--json')).stdout) as Array<{ seq: number }>;
+  const last = jsonOut((await admin('audit', '--limit', '2', '--json')).stdout) as Array<{ seq: number }>;
   t.deepEqual(
     last.map((e) => e.seq),
     all.slice(-2).map((e) => e.seq),
@@ -74,7 +74,7 @@ test("group changes report each peer's signed answer: unknown peers refused, sco
   const typo = await admin('group', 'add', 'web', 'p1', 'nosuch');
   t.is(typo.exitCode, 1);
   t.regex(typo.stderr, /E_PEER_UNKNOWN: .*nosuch.*nothing was signed/);
-  const listed = JSON.parse((await admin('group', 'list', '--json')).stdout) as Array<{
+  const listed = jsonOut((await admin('group', 'list', '--json')).stdout) as Array<{
     group: string;
     members: string[];
   }>;
@@ -90,7 +90,7 @@ test("group changes report each peer's signed answer: unknown peers refused, sco
   // An operator whose certificate does not cover `db`: every peer refuses, and says so.
   const out = await op('group', 'add', 'db', '--all-unassigned', '--json');
   t.is(out.exitCode, 1, out.stdout + out.stderr);
-  const rep = JSON.parse(out.stdout) as {
+  const rep = jsonOut(out.stdout) as {
     applied: number;
     peers: Array<{ peer: string; outcome: string; code: string }>;
   };
@@ -105,7 +105,7 @@ test("group changes report each peer's signed answer: unknown peers refused, sco
   const text = await op('group', 'add', 'db', 'p1');
   t.is(text.exitCode, 1);
   t.regex(text.stdout, /p1: refused E_MEMBERSHIP_SCOPE: .*may not manage group db/);
-  const groups = JSON.parse((await admin('group', 'list', '--json')).stdout) as Array<{
+  const groups = jsonOut((await admin('group', 'list', '--json')).stdout) as Array<{
     group: string;
     members: string[];
   }>;
@@ -115,7 +115,7 @@ test("group changes report each peer's signed answer: unknown peers refused, sco
   t.is(add.exitCode, 0, add.stdout + add.stderr);
   t.regex(add.stdout, /added p1 to web\nadded p2 to web/);
   const signedGroups = async () =>
-    (JSON.parse((await admin('status', '--json')).stdout) as Array<{ peer: string; groups?: string[] }>).map(
+    (jsonOut((await admin('status', '--json')).stdout) as Array<{ peer: string; groups?: string[] }>).map(
       (r) => [r.peer, r.groups ?? []],
     );
   await until(
@@ -141,7 +141,7 @@ test("group changes report each peer's signed answer: unknown peers refused, sco
       ]),
   );
   t.false(
-    (JSON.parse((await admin('group', 'list', '--json')).stdout) as Array<{ group: string }>).some(
+    (jsonOut((await admin('group', 'list', '--json')).stdout) as Array<{ group: string }>).some(
       (g) => g.group === 'web',
     ),
   );

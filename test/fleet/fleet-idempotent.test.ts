@@ -8,7 +8,7 @@ import test from 'ava';
 import { execa } from 'execa';
 import { newIdentity } from '../../keys/index.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { until } from '../helpers.ts';
+import { jsonOut, until } from '../helpers.ts';
 import { packTestLayer, startAgentPeer, startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -31,7 +31,7 @@ test('a second apply is unchanged: same layer, absent layer, service enable/disa
   const admin = await f.as(p.admin, 'admin', 120_000);
   const json = async (...args: string[]) => {
     const r = await admin(...args, '--peer', 'p1', '--json', '--static');
-    return { exitCode: r.exitCode, peer: (JSON.parse(r.stdout) as Report).peers[0], stderr: r.stderr };
+    return { exitCode: r.exitCode, peer: (jsonOut(r.stdout) as Report).peers[0], stderr: r.stderr };
   };
   const service = async () =>
     (await json('service', 'status', 'hello/web')).peer?.output as {

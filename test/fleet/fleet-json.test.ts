@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { BINS, until } from '../helpers.ts';
+import { BINS, jsonLinesOut, jsonOut, until } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
 
 const pkiP = makeFleetPki();
@@ -24,11 +24,8 @@ interface Line {
   peers?: string[];
 }
 
-const lines = (stdout: string): Line[] =>
-  stdout
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Line);
+// Each line is the --json envelope {ok: true, result} (doc/cli.md); the tests read the results.
+const lines = (stdout: string): Line[] => jsonLinesOut(stdout) as Line[];
 
 /** jq -s over the stream: what a shell script consuming it would see. */
 async function jq(stdout: string, filter: string): Promise<unknown> {
@@ -89,8 +86,8 @@ test('mway --json prints one JSON line per result as it arrives, then a summary 
   );
   t.deepEqual(got[2]?.summary, { targeted: 2, succeeded: 2, failed: 0, noAnswer: 0 });
   t.like(got[2], { action: 'exec', target: 'group:web' });
-  t.deepEqual(await jq(out, '[.[] | .type]'), ['result', 'result', 'summary']);
-  t.deepEqual(await jq(out, 'map(select(.type == "result") | .output.exitCode)'), [0, 0]);
+  t.deepEqual(await jq(out, '[.[] | .result.type]'), ['result', 'result', 'summary']);
+  t.deepEqual(await jq(out, 'map(.result | select(.type == "result") | .output.exitCode)'), [0, 0]);
 
   // A remote failure: its line says so, the summary counts it, the exit code is 1.
   const bad = await exec('run', '--peer', 'p2', '--json', '--', 'sh', '-c', 'exit 7');
@@ -108,7 +105,7 @@ test('mway --json prints one JSON line per result as it arrives, then a summary 
   // --static: the one document, with the same per-peer outcomes the lines gave.
   const st = await admin('status', '--group', 'web', '--json', '--static');
   t.is(st.exitCode, 0, st.stderr);
-  const doc = JSON.parse(st.stdout) as { peers: Array<{ peer: string; outcome: string }> };
+  const doc = jsonOut(st.stdout) as { peers: Array<{ peer: string; outcome: string }> };
   t.deepEqual(
     doc.peers.map((x) => `${x.peer} ${x.outcome}`),
     ['p1 ok', 'p2 ok'],

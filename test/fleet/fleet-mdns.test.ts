@@ -9,9 +9,9 @@ import test from 'ava';
 import { execa } from 'execa';
 import { newIdentity } from '../../keys/index.ts';
 import { makeRoot } from '../agent/_namespace.ts';
-import { BINS, tempDir } from '../helpers.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
 import { vethPair } from '../control/netns-fixture.ts';
+import { BINS, jsonOut, tempDir } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -163,7 +163,7 @@ test('an agent with no broker address finds it by mDNS across network namespaces
   await aout.waitFor(/membership of web held/, 20_000);
   const st = await mway('status', '--group', 'web', '--json', '--static');
   t.is(st.exitCode, 0, String(st.stdout) + String(st.stderr));
-  const report = JSON.parse(String(st.stdout)) as {
+  const report = jsonOut(String(st.stdout)) as {
     peers: Array<{ peer: string; outcome: string; output: { agent: { mode: string } } }>;
   };
   t.deepEqual(

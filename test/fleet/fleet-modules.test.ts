@@ -14,11 +14,11 @@ import test from 'ava';
 import { Broker } from '../../control/broker/broker.ts';
 import { OperatorClient, readOperatorConfig } from '../../control/operator/operator-client.ts';
 import { newIdentity, readCertificates, readPrivateKey, tlsContextOptions } from '../../keys/index.ts';
-import { packLayer } from '../../layers/pack.ts';
 import { readLayer } from '../../layers/index.ts';
+import { packLayer } from '../../layers/pack.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { cli, jsonOut, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -208,9 +208,9 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   // The module is known to the fleet from p1's signed status; p2 refused its copy.
   await until('p1 reports the module', async () => {
     const r = await mway('module', 'list', '--json');
-    return r.exitCode === 0 && (JSON.parse(r.stdout) as unknown[]).length === 1;
+    return r.exitCode === 0 && (jsonOut(r.stdout) as unknown[]).length === 1;
   });
-  const list = JSON.parse((await mway('module', 'list', '--json')).stdout) as Array<{
+  const list = jsonOut((await mway('module', 'list', '--json')).stdout) as Array<{
     name: string;
     peers: string[];
     verb: { name: string };
@@ -249,7 +249,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
     '--static',
   );
   t.is(r1.exitCode, 0, r1.stdout + r1.stderr);
-  const o1 = (JSON.parse(r1.stdout) as { peers: Peer[] }).peers[0]?.output;
+  const o1 = (jsonOut(r1.stdout) as { peers: Peer[] }).peers[0]?.output;
   const s1 = o1?.result as {
     args: unknown;
     uid: number;
@@ -272,7 +272,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   // network, /dev/net/tun, its private data — written where the agent keeps the layer's data.
   const r2 = await mway('module', 'run', 'probe', 'admin', '--peer', 'p1', '--json', '--static');
   t.is(r2.exitCode, 0, r2.stdout + r2.stderr);
-  const s2 = (JSON.parse(r2.stdout) as { peers: Peer[] }).peers[0]?.output?.result as typeof s1;
+  const s2 = (jsonOut(r2.stdout) as { peers: Peer[] }).peers[0]?.output?.result as typeof s1;
   t.is(s2.uid, s1.uid);
   t.is(BigInt(`0x${s2.caps}`), 1n << 12n, 'exactly CAP_NET_ADMIN');
   t.true(s2.ifaces > 1, 'the host network');
@@ -282,13 +282,13 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
 
   // user root: uid 0, and still no capability (root without CAP_DAC_OVERRIDE and the rest).
   const r3 = await mway('module', 'run', 'probe', 'root', '--peer', 'p1', '--json', '--static');
-  const s3 = (JSON.parse(r3.stdout) as { peers: Peer[] }).peers[0]?.output?.result as typeof s1;
+  const s3 = (jsonOut(r3.stdout) as { peers: Peer[] }).peers[0]?.output?.result as typeof s1;
   t.is(s3.uid, 0);
   t.is(BigInt(`0x${s3.caps}`), 0n);
 
   // The verb: `mway probe ACTION` is `mway module run probe ACTION`; by address and network
   // from p1's signed facts (both agents share the host's addresses, so p2 answers too: refused).
-  const facts = JSON.parse((await mway('facts', '--peer', 'p1', '--json')).stdout) as Array<{
+  const facts = jsonOut((await mway('facts', '--peer', 'p1', '--json')).stdout) as Array<{
     facts: { addresses: Record<string, string[]> };
   }>;
   const ipv4 = Object.values(facts[0]?.facts.addresses ?? {})
@@ -308,12 +308,12 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   );
   t.is(byAddr.exitCode, 0, byAddr.stdout + byAddr.stderr);
   t.deepEqual(
-    (JSON.parse(byAddr.stdout) as { peers: Peer[] }).peers.map((x) => x.peer),
+    (jsonOut(byAddr.stdout) as { peers: Peer[] }).peers.map((x) => x.peer),
     ['p1', 'p2'],
   );
   const net = `${(ipv4 as string).split('.').slice(0, 3).join('.')}.0/24`;
   const byNet = await mway('probe', 'show', '--peer', net, '--arg', 'name=y', '--json', '--static');
-  const bn = JSON.parse(byNet.stdout) as { peers: Peer[] };
+  const bn = jsonOut(byNet.stdout) as { peers: Peer[] };
   t.deepEqual(
     bn.peers.map((x) => `${x.peer} ${x.outcome} ${x.code ?? ''}`.trim()),
     ['p1 ok', 'p2 failed E_MODULE_REFUSED'],
@@ -338,7 +338,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
 
   // Refusals, each with its code.
   const code = (r: { stdout: string }) =>
-    (JSON.parse(r.stdout) as { peers: Peer[] }).peers.map((x) => `${x.outcome} ${x.code}`);
+    (jsonOut(r.stdout) as { peers: Peer[] }).peers.map((x) => `${x.outcome} ${x.code}`);
   t.deepEqual(
     code(
       await admin('module', 'run', 'probe', 'show', '--peer', 'p1', '--arg', 'name=x', '--json', '--static'),
@@ -403,7 +403,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   // Actions exceeding what they declared fail; so do the bounds.
   const outcome = async (action: string) => {
     const r = await mway('module', 'run', 'probe', action, '--peer', 'p1', '--json', '--static');
-    return (JSON.parse(r.stdout) as { peers: Peer[] }).peers[0];
+    return (jsonOut(r.stdout) as { peers: Peer[] }).peers[0];
   };
   const leak = await outcome('leak');
   t.like(leak, { outcome: 'failed', code: 'E_MODULE_EXIT' });
@@ -427,7 +427,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   t.is(up.exitCode, 0, up.stdout + up.stderr);
   await until(
     'both versions reported',
-    async () => (JSON.parse((await mway('module', 'list', '--json')).stdout) as unknown[]).length === 2,
+    async () => (jsonOut((await mway('module', 'list', '--json')).stdout) as unknown[]).length === 2,
   );
   const mixed = await mway('probe', 'show', '--peer', 'p1,p2', '--arg', 'name=x');
   t.is(mixed.exitCode, 1);
@@ -445,7 +445,7 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   );
   t.is(anyVersion.exitCode, 0, anyVersion.stdout + anyVersion.stderr);
   t.deepEqual(
-    (JSON.parse(anyVersion.stdout) as { peers: Peer[] }).peers.map((x) => `${x.peer} ${x.output?.version}`),
+    (jsonOut(anyVersion.stdout) as { peers: Peer[] }).peers.map((x) => `${x.peer} ${x.output?.version}`),
     ['p1 1.0.0', 'p2 1.1.0'],
   );
   const onlyNew = await mway('probe', 'show', '--peer', 'p2', '--arg', 'name=x', '--json', '--static');
@@ -483,13 +483,13 @@ test('module actions run only as signed and scoped, in a sandbox with exactly th
   const install = await admin('install', '--peer', 'p1', gmwl, '--json', '--static');
   t.is(install.exitCode, 0, install.stdout + install.stderr);
   await until('p1 reports greeter', async () =>
-    (JSON.parse((await mway('module', 'list', '--json')).stdout) as Array<{ name: string }>).some(
+    (jsonOut((await mway('module', 'list', '--json')).stdout) as Array<{ name: string }>).some(
       (x) => x.name === 'greeter',
     ),
   );
   const hello = await mway('greeter', 'hello', '--peer', 'p1', '--arg', 'who=Ann Lee', '--json', '--static');
   t.is(hello.exitCode, 0, hello.stdout + hello.stderr);
-  t.deepEqual((JSON.parse(hello.stdout) as { peers: Peer[] }).peers[0]?.output?.result, {
+  t.deepEqual((jsonOut(hello.stdout) as { peers: Peer[] }).peers[0]?.output?.result, {
     hello: 'Ann Lee',
     action: 'hello',
   });

@@ -8,15 +8,16 @@
 // into the guest, `mway reboot` (the guest comes back with the layer and reconnects), and
 // `mway poweroff`, after which QEMU must exit on its own (the agent's orderly shutdown ends
 // in a real poweroff). QEMU and the broker are killed in teardown.
-import test from 'ava';
+
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { newIdentity, newSecureBootKeys, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { packLayer } from '../../layers/pack.ts';
-import { cli, freePort, ROOT, tempDir } from '../helpers.ts';
+import { cli, freePort, jsonOut, ROOT, tempDir } from '../helpers.ts';
 import { bootGuest, startBroker } from './_qemu-guest.ts';
 
 const BOOT_MS = 9 * 60_000;
@@ -155,7 +156,7 @@ test.serial(
 
     const peers = await mway('peers', '--json');
     t.is(peers.exitCode, 0, peers.stderr);
-    const list = JSON.parse(peers.stdout) as Array<{ peerId: string; online: boolean }>;
+    const list = jsonOut(peers.stdout) as Array<{ peerId: string; online: boolean }>;
     t.deepEqual(
       list.map((p) => [p.peerId, p.online]),
       [['qemu1', true]],
@@ -163,7 +164,7 @@ test.serial(
 
     const status = await mway('status', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
     t.is(status.exitCode, 0, status.stdout + status.stderr + console());
-    const st = JSON.parse(status.stdout) as {
+    const st = jsonOut(status.stdout) as {
       peers: Array<{
         peer: string;
         outcome: string;
@@ -211,7 +212,7 @@ test.serial(
         '--static',
       );
       t.is(r.exitCode, 0, `${verb}: ${r.stdout}${r.stderr}\n${console()}`);
-      return (JSON.parse(r.stdout) as One).peers[0];
+      return (jsonOut(r.stdout) as One).peers[0];
     };
     const before = await service('status');
     t.like(before, { peer: 'qemu1', outcome: 'ok', output: { state: 'running' } });
@@ -233,7 +234,7 @@ test.serial(
     let held = false;
     let stored: Array<{ groups?: string[]; selinux?: Selinux; units?: Svc[] }> = [];
     for (let i = 0; i < 60 && !held; i++) {
-      stored = JSON.parse((await mway('status', '--json')).stdout) as typeof stored;
+      stored = jsonOut((await mway('status', '--json')).stdout) as typeof stored;
       held = stored[0]?.groups?.includes('qemu') === true;
       if (!held) await new Promise((r) => setTimeout(r, 1000));
     }
@@ -265,7 +266,7 @@ test.serial(
     });
     const install = await mway('install', '--group', 'qemu', mwl, '--timeout', '240', '--json', '--static');
     t.is(install.exitCode, 0, install.stdout + install.stderr + console());
-    const ir = JSON.parse(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
+    const ir = jsonOut(install.stdout) as { peers: Array<{ output: { name: string; state: string } }> };
     t.deepEqual(
       ir.peers.map((x) => [x.output.name, x.output.state]),
       [['hello', 'active']],
@@ -274,7 +275,7 @@ test.serial(
     const listed = async (): Promise<string[]> => {
       const r = await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json', '--static');
       if (r.exitCode !== 0) return [];
-      return ((JSON.parse(r.stdout) as List).peers[0]?.output ?? [])
+      return ((jsonOut(r.stdout) as List).peers[0]?.output ?? [])
         .filter((x) => x.state === 'running')
         .map((x) => x.name)
         .sort();
@@ -287,7 +288,7 @@ test.serial(
     t.deepEqual(running, ['hello/sleeper', 'web/httpd'], console());
     // The layer installed at run time has a domain and a category pair of its own.
     const units = (
-      JSON.parse(
+      jsonOut(
         (await mway('service', '--group', 'qemu', 'list', '--timeout', '180', '--json', '--static')).stdout,
       ) as List
     ).peers[0]?.output;
@@ -302,7 +303,7 @@ test.serial(
     // secilc refuses it, and the loaded policy is the same bytes after (its sha256 in the status).
     const policyNow = async (): Promise<Selinux['policy']> => {
       const r = await mway('status', '--peer', 'qemu1', '--timeout', '180', '--json', '--static');
-      return (JSON.parse(r.stdout) as typeof st).peers[0]?.output.agent.selinux.policy;
+      return (jsonOut(r.stdout) as typeof st).peers[0]?.output.agent.selinux.policy;
     };
     const policyBefore = await policyNow();
     t.like(policyBefore, { layers: 2 }, 'web and hello');
@@ -344,7 +345,7 @@ test.serial(
       '--static',
     );
     t.is(refused.exitCode, 1, refused.stdout + refused.stderr);
-    const rr = JSON.parse(refused.stdout) as {
+    const rr = jsonOut(refused.stdout) as {
       peers: Array<{ outcome: string; code?: string; message?: string }>;
     };
     t.like(rr.peers[0], { outcome: 'failed', code: 'E_POLICY_INVALID' }, refused.stdout);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { gateOutcome } from '../../control/operator/cli/update-rollout.ts';
 import { readDiskSlots } from '../../update/index.ts';
+import { jsonOut } from '../helpers.ts';
 import { updateFleet } from './_update-fleet.ts';
 
 interface Row {
@@ -63,7 +64,7 @@ test('mway update --batch 1 --max-fail 0 waits for each peer’s health gate and
 
   const r = await run;
   t.is(r.exitCode, 1, r.stdout + r.stderr);
-  const rows = (JSON.parse(r.stdout) as { peers: Row[] }).peers;
+  const rows = (jsonOut(r.stdout) as { peers: Row[] }).peers;
   t.deepEqual(
     rows.map((x) => [x.peer, x.outcome, x.code]),
     [
@@ -92,7 +93,7 @@ test('mway update --batch 1 --max-fail 0 waits for each peer’s health gate and
   const all = await f.mway('update', '--group', 'web', v2, '--batch', '3', '--json', '--static');
   t.is(all.exitCode, 1, all.stdout + all.stderr);
   t.deepEqual(
-    (JSON.parse(all.stdout) as { peers: Row[] }).peers.map((x) => [x.peer, x.outcome, x.code]),
+    (jsonOut(all.stdout) as { peers: Row[] }).peers.map((x) => [x.peer, x.outcome, x.code]),
     [
       ['p1', 'failed', 'E_BUNDLE_DOWNGRADE'],
       ['p2', 'skipped', 'E_ROLLOUT_STOPPED'],

@@ -8,7 +8,7 @@
 import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
-import { cli } from '../helpers.ts';
+import { cli, jsonOut } from '../helpers.ts';
 import { updateFleet } from './_update-fleet.ts';
 
 interface Row {
@@ -18,7 +18,7 @@ interface Row {
   message?: string;
   output?: Record<string, unknown>;
 }
-const rows = (stdout: string) => (JSON.parse(stdout) as { peers: Row[] }).peers;
+const rows = (stdout: string) => (jsonOut(stdout) as { peers: Row[] }).peers;
 
 test('an older bundle installs only with a user-signed downgrade permit for exactly that bundle', async (t) => {
   t.timeout(240_000);
@@ -73,7 +73,7 @@ test('an older bundle installs only with a user-signed downgrade permit for exac
     '--json',
   ]);
   t.is(ok.exitCode, 0, ok.stdout + ok.stderr);
-  t.like(JSON.parse(ok.stdout) as object, { name: 'milkyway', version: '1.5' });
+  t.like(jsonOut(ok.stdout) as object, { name: 'milkyway', version: '1.5' });
   const down = await f.mway(
     'update',
     '--group',

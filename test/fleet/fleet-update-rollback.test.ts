@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import test from 'ava';
 import { OperatorClient, readOperatorConfig } from '../../control/operator/operator-client.ts';
 import { readDiskSlots, readUpdateState } from '../../update/index.ts';
-import { until } from '../helpers.ts';
+import { jsonOut, until } from '../helpers.ts';
 import { stage1 } from '../update/_stage1.ts';
 import { updateFleet } from './_update-fleet.ts';
 
@@ -21,7 +21,7 @@ interface Row {
   message?: string;
   output?: Record<string, unknown>;
 }
-const rows = (stdout: string) => (JSON.parse(stdout) as { peers: Row[] }).peers;
+const rows = (stdout: string) => (jsonOut(stdout) as { peers: Row[] }).peers;
 
 test('mway update --cancel abandons an armed slot and a bundle half sent; --rollback boots the known-good slot, refused when there is none', async (t) => {
   const f = await updateFleet(t, { peers: 1 });
@@ -126,7 +126,7 @@ test('mway update --cancel abandons an armed slot and a bundle half sent; --roll
   );
   const plain = await f.mway('status');
   t.regex(plain.stdout, /\n {2}last rollback: 2\.0 \(slot b\) at .*: the operator rolled back to slot a/);
-  const [row] = JSON.parse((await f.mway('status', '--json')).stdout) as Array<{
+  const [row] = jsonOut((await f.mway('status', '--json')).stdout) as Array<{
     coreos?: { running?: string; slots?: Array<{ slot: string; version: string }> };
   }>;
   t.is(row?.coreos?.running, 'a');

@@ -13,7 +13,7 @@ import { newIdentity, tlsContextOptions } from '../../keys/index.ts';
 import { readDiskSlots } from '../../update/index.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, tempDir, until } from '../helpers.ts';
+import { cli, jsonOut, tempDir, until } from '../helpers.ts';
 import { devKeys, makeBundle, makeCoreos, makeSlotDisk } from '../update/_slot-disk.ts';
 
 test('mway update --group web BUNDLE --no-reboot: every agent writes and arms slot B; refusals per peer', async (t) => {
@@ -103,7 +103,7 @@ test('mway update --group web BUNDLE --no-reboot: every agent writes and arms sl
   t.is((await mway('group', 'create', 'web')).exitCode, 0);
   t.is((await mway('group', 'add', 'web', 'p1', 'p2')).exitCode, 0);
   await until('memberships held', async () => {
-    const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+    const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
     return rows.length === 2 && rows.every((x) => x.groups?.includes('web'));
   });
 
@@ -116,7 +116,7 @@ test('mway update --group web BUNDLE --no-reboot: every agent writes and arms sl
 
   const up = await mway('update', '--group', 'web', bundle, '--no-reboot', '--json', '--static');
   t.is(up.exitCode, 0, up.stdout + up.stderr);
-  const r = JSON.parse(up.stdout) as {
+  const r = jsonOut(up.stdout) as {
     peers: Array<{
       peer: string;
       outcome: string;
@@ -146,7 +146,7 @@ test('mway update --group web BUNDLE --no-reboot: every agent writes and arms sl
   ] as const) {
     const no = await mway('update', '--group', 'web', file, '--no-reboot', '--json', '--static');
     t.is(no.exitCode, 1, no.stdout + no.stderr);
-    const j = JSON.parse(no.stdout) as { action: string; peers: Array<{ outcome: string; code?: string }> };
+    const j = jsonOut(no.stdout) as { action: string; peers: Array<{ outcome: string; code?: string }> };
     t.deepEqual(
       j.peers.map((x) => x.code),
       [code, code],

@@ -16,7 +16,7 @@ import { buildImage } from '../../imagebuild/build-image.ts';
 import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { newIdentity, newSecureBootKeys, readCertificates, readPrivateKey } from '../../keys/index.ts';
-import { cli, freePort, ROOT, tempDir } from '../helpers.ts';
+import { cli, freePort, jsonOut, ROOT, tempDir } from '../helpers.ts';
 import { bootGuest, startBroker } from './_qemu-guest.ts';
 
 const RUN_MS = 40 * 60_000;
@@ -231,7 +231,7 @@ slow(
     t.log(`both guests enrolled and online ${((Date.now() - t1) / 1000).toFixed(1)} s after QEMU started`);
     for (let i = 0; i < 60; i++) {
       const l = await mway('module', 'list', '--json');
-      const m = l.exitCode === 0 ? (JSON.parse(l.stdout) as Array<{ name: string; peers: string[] }>) : [];
+      const m = l.exitCode === 0 ? (jsonOut(l.stdout) as Array<{ name: string; peers: string[] }>) : [];
       if (m[0]?.peers.length === 2) break;
       await new Promise((r) => setTimeout(r, 5000));
     }
@@ -256,7 +256,7 @@ slow(
     );
     t.is(created.exitCode, 0, created.stdout + created.stderr + consoles());
     if (created.exitCode !== 0) return;
-    t.like(JSON.parse(created.stdout), {
+    t.like(jsonOut(created.stdout), {
       hub: { peer: 'hub1', address: '10.10.0.1/24', endpoint: '192.168.77.1:51820' },
       peers: [{ peer: 'spoke1', address: '10.10.0.2/24' }],
     });
@@ -279,7 +279,7 @@ slow(
         '--json',
         '--static',
       );
-      const out = (JSON.parse(r.stdout || '{"peers":[]}') as Report).peers[0];
+      const out = (jsonOut(r.stdout || '{"ok":true,"result":{"peers":[]}}') as Report).peers[0];
       return (out?.output?.result as { received?: number } | undefined)?.received ?? 0;
     };
     let received = 0;
@@ -288,7 +288,7 @@ slow(
     const statusRows = async (): Promise<StatusRow[]> => {
       const r = await mway('vpn', 'status', 'lab', '--timeout', '300', '--json');
       t.is(r.exitCode, 0, r.stdout + r.stderr);
-      return JSON.parse(r.stdout) as StatusRow[];
+      return jsonOut(r.stdout) as StatusRow[];
     };
     const rows = await statusRows();
     t.deepEqual(
@@ -307,7 +307,7 @@ slow(
     // Enforcing, and no denial on either guest from all that.
     const st = await mway('status', '--peer', 'hub1,spoke1', '--timeout', '300', '--json', '--static');
     const agents = (
-      JSON.parse(st.stdout) as {
+      jsonOut(st.stdout) as {
         peers: Array<{ peer: string; output: { agent: { selinux: { mode: string; denials: number } } } }>;
       }
     ).peers;

@@ -17,7 +17,7 @@ import { allocate, hubEndpoint, parseNet, tunnelNet } from '../../control/operat
 import { newIdentity } from '../../keys/index.ts';
 import { makeRoot, startAgent } from '../agent/_namespace.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
-import { cli, until } from '../helpers.ts';
+import { cli, jsonOut, until } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
 
 const REPO = join(import.meta.dirname, '..', '..');
@@ -163,14 +163,14 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
     'both peers report the vpn module',
     async () => {
       const r = await mway('module', 'list', '--json');
-      const m = r.exitCode === 0 ? (JSON.parse(r.stdout) as Array<{ name: string; peers: string[] }>) : [];
+      const m = r.exitCode === 0 ? (jsonOut(r.stdout) as Array<{ name: string; peers: string[] }>) : [];
       return m.length === 1 && m[0]?.peers.length === 2;
     },
     60_000,
   );
 
   // Bad inputs: refused before anything is signed (no job on the broker afterwards).
-  const jobsBefore = (JSON.parse((await mway('jobs', '--json')).stdout) as unknown[]).length;
+  const jobsBefore = (jsonOut((await mway('jobs', '--json')).stdout) as unknown[]).length;
   for (const [bad, why] of [
     [['Bad_Name', '--hub', 'p1', '--network', '10.10.0.0/24'], /VPN name "Bad_Name"/],
     [['virt', '--hub', 'p1', '--network', '10.10.0.1/24'], /host bits set/],
@@ -188,7 +188,7 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
   t.is(noModule.exitCode, 1);
   t.regex(noModule.stderr, /E_MODULE_UNKNOWN: p9 reports no vpn module/);
   t.is(
-    (JSON.parse((await mway('jobs', '--json')).stdout) as unknown[]).length,
+    (jsonOut((await mway('jobs', '--json')).stdout) as unknown[]).length,
     jobsBefore,
     'nothing was signed',
   );
@@ -208,12 +208,12 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
     '--json',
   );
   t.is(created.exitCode, 0, created.stdout + created.stderr);
-  const c1 = JSON.parse(created.stdout) as {
+  const c1 = jsonOut(created.stdout) as {
     hub: { peer: string; address: string; publicKey: string; endpoint: string };
     peers: Array<{ peer: string; address: string; publicKey: string }>;
     jobs: string[];
   };
-  const facts = JSON.parse((await mway('facts', '--peer', 'p1', '--json')).stdout) as Array<{
+  const facts = jsonOut((await mway('facts', '--peer', 'p1', '--json')).stdout) as Array<{
     facts: { addresses: Record<string, string[]> };
   }>;
   const hubIp = Object.keys(facts[0]?.facts.addresses ?? {})
@@ -265,7 +265,7 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
   // status: both members, signed; then a second VPN refused by name, and revocation.
   const st = await mway('vpn', 'status', 'virt', '--json');
   t.is(st.exitCode, 0, st.stderr);
-  const rows = JSON.parse(st.stdout) as Array<{
+  const rows = jsonOut(st.stdout) as Array<{
     peer: string;
     vpn: { role: string; address: string; up: boolean; peers: Array<{ peer: string }> };
   }>;
@@ -305,7 +305,7 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
     '--json',
   );
   t.is(added.exitCode, 0, added.stdout + added.stderr);
-  const a1 = JSON.parse(added.stdout) as {
+  const a1 = jsonOut(added.stdout) as {
     added: Array<{ peer: string; address: string; publicKey: string }>;
   };
   t.deepEqual(
@@ -316,7 +316,7 @@ test('mway vpn: keys stay on their peers, public keys travel signed, the config 
   t.not(a1.added[0]?.publicKey, c1.peers[0]?.publicKey, 'a new key, made on p2');
   privates.push((await secret(1, 'private.key')).trim());
   t.regex(await secret(1, 'virt.conf'), /^AllowedIPs = 10\.10\.0\.0\/24, 172\.16\.42\.0\/24$/m);
-  const groups = JSON.parse((await mway('group', 'list', '--json')).stdout) as Array<{
+  const groups = jsonOut((await mway('group', 'list', '--json')).stdout) as Array<{
     group: string;
     members: string[];
   }>;

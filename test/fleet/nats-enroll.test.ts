@@ -23,9 +23,9 @@ import {
   readNkeySeed,
 } from '../../control/wire/index.ts';
 import {
+  crlPem,
   generateKemKey,
   generateSigningKey,
-  crlPem,
   issueCrl,
   rawPublicKey,
   readCertificates,
@@ -33,8 +33,8 @@ import {
 import { recorder } from '../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../control/command-fixture.ts';
 import { startNatsCluster } from '../control/nats-fixture.ts';
+import { cli, jsonOut, tempDir, until } from '../helpers.ts';
 import { startFleet } from './_fleet.ts';
-import { cli, tempDir, until } from '../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -79,7 +79,7 @@ test('a machine with no identity enrolls through NATS as the shared enrolling us
   t.teardown(() => link.stop());
 
   const pending = async () =>
-    JSON.parse((await mway('peers', 'pending', '--json')).stdout) as Array<{
+    jsonOut((await mway('peers', 'pending', '--json')).stdout) as Array<{
       requestId: string;
       fingerprint: string;
       state: string;

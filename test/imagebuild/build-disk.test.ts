@@ -2,25 +2,26 @@
 // tools nobody here wrote (sfdisk, veritysetup, debugfs), tampering tests, and a second
 // build from the same spec, keys and SOURCE_DATE_EPOCH that must be byte-identical.
 // Builds take ~20–40 s each (two per run); no QEMU here (see build-e2e.test.ts).
-import test from 'ava';
+
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { copyFile, mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import test from 'ava';
+import { STAGE2_HEADER } from '../../bootchain/index.ts';
 import { run } from '../../common/exec.ts';
 import type { Progress } from '../../common/progress.ts';
-import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
-import { extractPartition, part, readRange } from '../../imagebuild/disk-read.ts';
-import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
-import { verifyDisk } from '../../imagebuild/disk-verify.ts';
-import { STAGE2_HEADER } from '../../bootchain/index.ts';
 import { DPS, readGpt } from '../../formats/index.ts';
+import { type BuildResult, buildImage } from '../../imagebuild/build-image.ts';
+import { inspectDisk } from '../../imagebuild/disk-inspect.ts';
+import { extractPartition, part, readRange } from '../../imagebuild/disk-read.ts';
+import { verifyDisk } from '../../imagebuild/disk-verify.ts';
 import { DEFAULT_SPEC, loadImageSpec } from '../../imagebuild/image-spec.ts';
-import { MILKYWAY } from '../../platform/index.ts';
 import { type Certificate, newIdentity, readCertificates } from '../../keys/index.ts';
 import { readLayer } from '../../layers/layer-file.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { MILKYWAY } from '../../platform/index.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 
 const EPOCH = 1_700_000_000;
 const dirs: string[] = [];
@@ -320,7 +321,7 @@ test('a flipped byte in CoreOS A: verify names the partition and the data block;
     '--json',
   ]);
   t.is(cliRun.exitCode, 1, cliRun.stderr);
-  const f = JSON.parse(cliRun.stdout) as {
+  const f = jsonOut(cliRun.stdout) as {
     ok: false;
     error: { code: string; details: Awaited<ReturnType<typeof verifyDisk>> };
   };
@@ -507,7 +508,7 @@ test('the same spec, keys and SOURCE_DATE_EPOCH build a byte-identical disk (mwa
     timeout: 600_000,
   });
   t.is(c.exitCode, 0, c.stderr);
-  const r2 = JSON.parse(c.stdout) as BuildResult;
+  const r2 = jsonOut(c.stdout) as BuildResult;
   t.is(r2.coreos.rootHash, r.coreos.rootHash);
   t.is(r2.sizeBytes, r.sizeBytes);
   t.false(r2.keysGenerated);
@@ -518,7 +519,7 @@ test('mway-image inspect --json reports the layout, root hashes and signers', as
   const { r } = await built();
   const c = await cli('mway-image', ['inspect', r.disk, '--json']);
   t.is(c.exitCode, 0, c.stderr);
-  const i = JSON.parse(c.stdout) as Awaited<ReturnType<typeof inspectDisk>>;
+  const i = jsonOut(c.stdout) as Awaited<ReturnType<typeof inspectDisk>>;
   t.deepEqual(
     i.partitions.map((p) => p.role),
     r.partitions.map((p) => p.role),

@@ -1,9 +1,10 @@
 // `mway-image spec validate FILE` and `mway-image build --print-spec`, run as a user does.
-import test from 'ava';
+
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { DEFAULT_SPEC, validateImageSpec } from '../../imagebuild/image-spec.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { publishedValidator } from '../schema-fixture.ts';
 
 test('mway-image spec validate accepts examples/default and says so (text and --json)', async (t) => {
@@ -11,7 +12,7 @@ test('mway-image spec validate accepts examples/default and says so (text and --
   t.is(r.exitCode, 0, r.stderr);
   t.regex(r.stdout, /a valid image spec \(milkyway 1\.0\.0\)/);
   const j = await cli('mway-image', ['spec', 'validate', DEFAULT_SPEC, '--json']);
-  t.deepEqual(JSON.parse(j.stdout), { ok: true, file: DEFAULT_SPEC, name: 'milkyway', version: '1.0.0' });
+  t.deepEqual(jsonOut(j.stdout), { file: DEFAULT_SPEC, name: 'milkyway', version: '1.0.0' });
 });
 
 test('mway-image spec validate names the key path of a bad spec, exit 1, one JSON failure shape', async (t) => {
@@ -26,7 +27,7 @@ test('mway-image spec validate names the key path of a bad spec, exit 1, one JSO
   );
   const j = await cli('mway-image', ['spec', 'validate', file, '--json']);
   t.is(j.exitCode, 1);
-  const out = JSON.parse(j.stdout) as { ok: boolean; error: { code: string; details: { field: string } } };
+  const out = jsonOut(j.stdout) as { ok: boolean; error: { code: string; details: { field: string } } };
   t.false(out.ok);
   t.is(out.error.code, 'E_SPEC_INVALID');
   t.is(out.error.details.field, 'partitions.data');
@@ -56,7 +57,7 @@ test('mway-image build to an output folder that cannot be made is E_FILE_WRITE n
   await writeFile(file, 'x');
   const r = await cli('mway-image', ['build', DEFAULT_SPEC, '-o', join(file, 'out'), '--json']);
   t.is(r.exitCode, 1, r.stderr);
-  const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+  const { error } = jsonOut(r.stdout) as { error: { code: string; message: string } };
   t.is(error.code, 'E_FILE_WRITE');
   t.is(
     error.message,

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, tempDir } from '../helpers.ts';
+import test from 'ava';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 
 test('mway keys: new, show, verify, sign, verify-sig, revoke end to end with exit codes and one-line errors', async (t) => {
   const d = await tempDir(t);
@@ -13,7 +13,7 @@ test('mway keys: new, show, verify, sign, verify-sig, revoke end to end with exi
   await ok(['new', '--role', 'user-root', '--name', 'root', '--out', d]);
   const issuer = ['--issuer-key', join(d, 'root.key'), '--issuer-cert', join(d, 'root.crt')];
   const peer = await ok(['new', '--role', 'peer', '--name', 'p1', '--out', d, ...issuer, '--json']);
-  t.is(JSON.parse(peer.stdout).certificate.role, 'peer');
+  t.is(jsonOut(peer.stdout).certificate.role, 'peer');
   t.is((await stat(join(d, 'p1.key'))).mode & 0o777, 0o600);
   t.is((await stat(join(d, 'p1.kem.key'))).mode & 0o777, 0o600);
   await ok([
@@ -31,7 +31,7 @@ test('mway keys: new, show, verify, sign, verify-sig, revoke end to end with exi
     'restart',
   ]);
   const show = await ok(['show', join(d, 'op.crt'), '--json']);
-  t.deepEqual(JSON.parse(show.stdout)[0].scope, { groups: ['web'], actions: ['restart'] });
+  t.deepEqual(jsonOut(show.stdout)[0].scope, { groups: ['web'], actions: ['restart'] });
   await ok(['verify', join(d, 'p1.crt'), '--trust', join(d, 'root.crt'), '--role', 'peer']);
 
   const wrongRole = await cli('mway', [
@@ -45,7 +45,7 @@ test('mway keys: new, show, verify, sign, verify-sig, revoke end to end with exi
     '--json',
   ]);
   t.is(wrongRole.exitCode, 1);
-  t.is(JSON.parse(wrongRole.stdout).error.code, 'E_CERT_ROLE');
+  t.is(jsonOut(wrongRole.stdout).error.code, 'E_CERT_ROLE');
   const expired = await cli('mway', [
     'keys',
     'verify',

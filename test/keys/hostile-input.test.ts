@@ -2,10 +2,11 @@
 // showed it: damaged CRLs and PEM armor failed open, non-strict DER gave one certificate many
 // fingerprints, unchecked bytes rode along in chains, missing files and FIFOs reached
 // E_INTERNAL or hung, and `mway keys new` honoured a umask of 000.
-import test from 'ava';
-import { execa } from 'execa';
+
 import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import {
   canonicalJson,
   crlPem,
@@ -18,7 +19,7 @@ import {
   verifyChain,
   verifyEnvelope,
 } from '../../keys/index.ts';
-import { BINS, cli, tempDir } from '../helpers.ts';
+import { BINS, cli, jsonOut, tempDir } from '../helpers.ts';
 import { codeOf, codeOfAsync, makePki } from './fixture.ts';
 
 const pki = makePki();
@@ -296,7 +297,7 @@ test('keys CLIs: missing files, directories and FIFOs get their codes (no E_INTE
   await writeFile(pretty, JSON.stringify(JSON.parse(await readFile(sig, 'utf8')), null, 2));
   const r = await cli('mway', ['keys', 'verify-sig', data, pretty, '--trust', p.root.certPath, '--json']);
   t.is(r.exitCode, 1);
-  t.is(JSON.parse(r.stdout).error.code, 'E_ENVELOPE_NOT_CANONICAL');
+  t.is(jsonOut(r.stdout).error.code, 'E_ENVELOPE_NOT_CANONICAL');
 });
 
 test('mway keys new makes its output directory 0700 under umask 000', async (t) => {
@@ -368,7 +369,7 @@ test('keys CLIs: an output that cannot be written is E_FILE_WRITE naming it, and
   for (const [args, message] of cases) {
     const r = await cli('mway', ['keys', ...args, '--json'], { timeout: 60_000 });
     t.is(r.exitCode, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    const { error } = jsonOut(r.stdout) as { error: { code: string; message: string } };
     t.is(error.code, 'E_FILE_WRITE', args.join(' '));
     t.is(error.message, message);
   }

@@ -1,7 +1,7 @@
-import test from 'ava';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cli, tempDir } from '../helpers.ts';
+import test from 'ava';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
 test('mway-layer init → pack → verify → sign → inspect → extract, with --json and exit codes', async (t) => {
@@ -26,18 +26,18 @@ test('mway-layer init → pack → verify → sign → inspect → extract, with
     '1700000000',
   ]);
   t.is(r.exitCode, 0, r.stderr);
-  const packed = JSON.parse(r.stdout) as { rootHash: string; payloadOffset: number };
+  const packed = jsonOut(r.stdout) as { rootHash: string; payloadOffset: number };
   t.regex(packed.rootHash, /^[0-9a-f]{64}$/);
   t.is(packed.payloadOffset % 4096, 0);
 
   r = await cli('mway-layer', ['verify', out, '--trust', p.vendorRoot.certPath, '--json']);
   t.is(r.exitCode, 0, r.stdout + r.stderr);
-  t.like(JSON.parse(r.stdout), { ok: true, name: 'demo', rootHash: packed.rootHash });
+  t.like(jsonOut(r.stdout), { name: 'demo', rootHash: packed.rootHash });
 
   // Wrong anchor: exit 1 naming the failing check.
   r = await cli('mway-layer', ['verify', out, '--trust', p.userRoot.certPath, '--json']);
   t.is(r.exitCode, 1);
-  t.like(JSON.parse(r.stdout), { ok: false, error: { code: 'E_CERT_UNTRUSTED' } });
+  t.like(jsonOut(r.stdout), { ok: false, error: { code: 'E_CERT_UNTRUSTED' } });
 
   // Operator may not sign layers (keys/ role table).
   r = await cli('mway-layer', ['sign', out, '--key', p.operator.keyPath, '--cert', p.operator.certPath]);
@@ -46,11 +46,11 @@ test('mway-layer init → pack → verify → sign → inspect → extract, with
 
   r = await cli('mway-layer', ['sign', out, '--key', p.user.keyPath, '--cert', p.user.certPath, '--json']);
   t.is(r.exitCode, 0, r.stderr);
-  t.like(JSON.parse(r.stdout), { signatures: 2 });
+  t.like(jsonOut(r.stdout), { signatures: 2 });
 
   r = await cli('mway-layer', ['inspect', out, '--json']);
   t.is(r.exitCode, 0, r.stderr);
-  const info = JSON.parse(r.stdout) as {
+  const info = jsonOut(r.stdout) as {
     manifest: { name: string };
     signers: { role: string }[];
     files: { path: string }[];

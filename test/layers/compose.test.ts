@@ -2,13 +2,14 @@
 // cannot hold refused with its code and compose key path; import-compose from the CLI refuses
 // before anything is written; a shared volume imported from a real image becomes the group's data.
 // (Running real images: test/agent/layers/oci-compose.test.ts.)
-import test from 'ava';
+
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { LayerError, parseCompose, readLayer, validateManifest } from '../../layers/index.ts';
 import { debianImage } from '../_debian-image.ts';
 import { REDIS } from '../agent/layers/_oci-images.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
 const FULL = `
@@ -329,7 +330,7 @@ test('mway-layer import-compose refuses an unsupported key naming its path, exit
   );
   const j = await cli('mway-layer', [...args, '--json']);
   t.is(j.exitCode, 1);
-  t.like(JSON.parse(j.stdout), {
+  t.like(jsonOut(j.stdout), {
     ok: false,
     error: { code: 'E_COMPOSE_UNSUPPORTED', details: { field: 'services.web.ports[0]' } },
   });

@@ -2,13 +2,14 @@
 // files and directories reached E_INTERNAL, pack kept setuid bits and extract (as root) wrote
 // setuid-root files, `.wh..` / `.wh...` were taken for whiteouts, and tar framing bytes
 // (checksum spelling, header fields, member padding) were not covered by anything.
-import test from 'ava';
-import { execa } from 'execa';
+
 import { chmodSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { extractFiles, importOci, packLayer, readLayer, verifyLayer } from '../../layers/index.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { layerSource, pki } from './fixture.ts';
 
 async function code(p: Promise<unknown>): Promise<string> {
@@ -135,7 +136,7 @@ test('extract removes setuid/setgid bits from a layer that carries them; inspect
   t.is((await stat(join(x, 'etc'))).mode & 0o7777, 0o777);
   const inspect = await cli('mway-layer', ['inspect', out, '--json']);
   t.is(inspect.exitCode, 0, inspect.stderr);
-  const files = JSON.parse(inspect.stdout).files as { path: string; mode: string }[];
+  const files = jsonOut(inspect.stdout).files as { path: string; mode: string }[];
   t.is(files.find((f) => f.path === '/bin/hello')?.mode, '4755');
 });
 
@@ -303,7 +304,7 @@ test('pack, init and extract name an output that cannot be written, with its cod
   for (const [args, want, message] of clis) {
     const r = await cli('mway-layer', [...args, '--json'], { timeout: 60_000 });
     t.is(r.exitCode, 1, `${args.join(' ')}: ${r.stdout}${r.stderr}`);
-    const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    const { error } = jsonOut(r.stdout) as { error: { code: string; message: string } };
     t.is(error.code, want, args.join(' '));
     t.true(error.message.startsWith(message), error.message);
   }

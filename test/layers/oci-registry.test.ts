@@ -3,15 +3,16 @@
 // `skopeo copy`, then imported by tag, by digest pin and from an oci: layout. The layer's
 // signed manifest records the reference and the manifest digest (provenance); a wrong pin,
 // an unknown tag and a registry that is not there are refused with codes that say why.
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
+
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 import { extractFiles, importOci, readLayer } from '../../layers/index.ts';
-import { cli, freePort, tempDir } from '../helpers.ts';
+import { cli, freePort, jsonOut, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
 /** docker-registry serving from `dir` on 127.0.0.1:PORT, stopped at teardown. */
@@ -356,6 +357,6 @@ test('a multi-arch index gives the image of the layer’s architecture: from an 
     '--json',
   ]);
   t.is(ok.exitCode, 0, ok.stderr);
-  t.is((JSON.parse(ok.stdout) as { architecture: string }).architecture, 'aarch64');
+  t.is((jsonOut(ok.stdout) as { architecture: string }).architecture, 'aarch64');
   t.is(await archOf(join(dir, 'cli.mwl')), 'arm64');
 });

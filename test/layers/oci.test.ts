@@ -1,13 +1,14 @@
 // OCI import with real images made by Debian's umoci and converted by skopeo, and
 // hand-made hostile layers (traversal, absolute paths, escaping links) that must be refused.
-import test from 'ava';
-import { execa } from 'execa';
+
 import { createHash } from 'node:crypto';
 import { chmod, mkdir, readdir, readFile, readlink, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { pack as tarPack } from 'tar-stream';
 import { extractFiles, importOci, verifyLayer } from '../../layers/index.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { pki } from './fixture.ts';
 
 async function umociImage(dir: string): Promise<{ oci: string; docker: string }> {
@@ -265,7 +266,7 @@ test('mway-layer import-oci --json reports format, service, dropped entries and 
     '2.1.1',
   ]);
   t.is(r.exitCode, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as {
+  const j = jsonOut(r.stdout) as {
     format: string;
     name: string;
     version: string;
@@ -321,7 +322,7 @@ test('mway-layer import-oci --writable-root persistent keeps the service root; i
   const out = join(dir, 'p.mwl');
   const r = await cli('mway-layer', [...args(out, 'persistent'), '--json']);
   t.is(r.exitCode, 0, r.stderr);
-  t.is((JSON.parse(r.stdout) as { service: { writableRoot: string } }).service.writableRoot, 'persistent');
+  t.is((jsonOut(r.stdout) as { service: { writableRoot: string } }).service.writableRoot, 'persistent');
   const i = await cli('mway-layer', ['inspect', out]);
   t.regex(i.stdout, /writable root persistent/);
   const bad = await cli('mway-layer', args(join(dir, 'q.mwl'), 'yes'));

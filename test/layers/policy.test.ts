@@ -4,11 +4,12 @@
 // passes is packed and bound; one that does not — unknown symbol, syntax error, a neverallow
 // breach, another layer's or a platform attribute's name, a statement kind a layer may not
 // use — is refused with E_POLICY_INVALID naming the file and line, and nothing is written.
-import test from 'ava';
+
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { packLayer, platformAttributeLine, verifyLayer } from '../../layers/index.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { layerSource, pki } from './fixture.ts';
 
 /** The fixture layer is `hello`: its domain is mway_hello_t; a type of its own and a listener. */
@@ -137,7 +138,7 @@ test('mway-layer pack without secilc on PATH: E_POLICY_CHECKER_MISSING naming th
     { env: { PATH: join(dir, 'no-such-dir') } },
   );
   t.is(r.exitCode, 1, r.stdout + r.stderr);
-  const j = JSON.parse(r.stdout) as { ok: boolean; error: { code: string; message: string } };
+  const j = jsonOut(r.stdout) as { ok: boolean; error: { code: string; message: string } };
   t.is(j.error.code, 'E_POLICY_CHECKER_MISSING');
   t.regex(j.error.message, /apt-get install secilc/);
   t.false((await readdir(dir)).includes('l.mwl'));

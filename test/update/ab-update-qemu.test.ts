@@ -17,9 +17,10 @@
 // 2026-12-04 in 14.3 min under a load of 14–16 (2.0 written and verified in 112 s, marked good
 // 203 s after `mway update`; stage 1 ran 39 s after 3.0's agent hung: i6300esb's 30 s and the
 // firmware — about 25 s more than the panic took).
-import test from 'ava';
+
 import { chmod, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { buildImage } from '../../imagebuild/build-image.ts';
 import { COREOS_PATHS } from '../../imagebuild/coreos-paths.ts';
 import { initScript } from '../../imagebuild/coreos-tree.ts';
@@ -27,7 +28,7 @@ import { loadImageKeys } from '../../imagebuild/dev-keys.ts';
 import { loadImageSpec } from '../../imagebuild/image-spec.ts';
 import { newIdentity, readCertificates, readPrivateKey } from '../../keys/index.ts';
 import { bootGuest, startBroker } from '../fleet/_qemu-guest.ts';
-import { cli, freePort, ROOT, tempDir } from '../helpers.ts';
+import { cli, freePort, jsonOut, ROOT, tempDir } from '../helpers.ts';
 
 const RUN_MS = 75 * 60_000;
 /** The longest wait for one console line (a boot, or a boot and a health gate, under TCG). */
@@ -254,7 +255,7 @@ test.serial(
     t.is((await mway('group', 'add', 'web', 'qemu1')).exitCode, 0);
     let held = false;
     for (let i = 0; i < 90 && !held; i++) {
-      const rows = JSON.parse((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
+      const rows = jsonOut((await mway('status', '--json')).stdout) as Array<{ groups?: string[] }>;
       held = rows[0]?.groups?.includes('web') === true;
       if (!held) await new Promise((r) => setTimeout(r, 1000));
     }

@@ -3,10 +3,11 @@
 // file, a changed member, a downgrade, a replayed index below the floor, another
 // architecture — and `mway-image bundle create|verify` on a disk. Cross-checked: GNU tar
 // lists the members, veritysetup verifies the erofs and tree cut out of the bundle.
-import test from 'ava';
+
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, open, readFile, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { run } from '../../common/exec.ts';
 import { signEnvelope } from '../../keys/index.ts';
 import {
@@ -19,7 +20,7 @@ import {
   verifyBundleHead,
   writeBundle,
 } from '../../update/index.ts';
-import { cli, tempDir } from '../helpers.ts';
+import { cli, jsonOut, tempDir } from '../helpers.ts';
 import { devKeys, makeBundle, makeCoreos, makeSlotDisk, makeStage2, NOW } from './_slot-disk.ts';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -270,7 +271,7 @@ test('mway-image bundle create DISK and bundle verify: exit 0, --json; a refused
   t.regex(wrong.stderr, /E_BUNDLE_STAGE2: Rollback index 3 is not the 1 signed into/);
   const c = await create('--rollback-index', '1', '--json');
   t.is(c.exitCode, 0, c.stderr);
-  const j = JSON.parse(c.stdout) as { version: string; rootHash: string; rollbackIndex: number };
+  const j = jsonOut(c.stdout) as { version: string; rootHash: string; rollbackIndex: number };
   t.is(j.version, '1.0');
   t.is(j.rootHash, v1.rootHash);
   t.is(j.rollbackIndex, 1);

@@ -41,7 +41,7 @@ export default defineCommand({
       });
       output(
         args.json,
-        { ok: true, ...r },
+        r,
         () =>
           `audit chain OK: ${r.entries} entries, ${r.envelopesVerified} signed envelopes verified, head ${r.head}`,
       );

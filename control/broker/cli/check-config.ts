@@ -46,7 +46,6 @@ export default defineCommand({
       );
     }
     const summary = {
-      ok: true,
       config: args.config,
       listen: `${cfg.listen.host}:${cfg.listen.port}`,
       database: cfg.database,

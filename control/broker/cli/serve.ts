@@ -3,7 +3,7 @@
 // wait for it.
 import { lstat } from 'node:fs/promises';
 import { defineCommand } from 'citty';
-import { commonArgs, type LogFields, logFormatOf, logLine } from '../../../common/index.ts';
+import { commonArgs, jsonLine, type LogFields, logFormatOf, logLine } from '../../../common/index.ts';
 import {
   type Certificate,
   type Crl,
@@ -104,11 +104,11 @@ export async function serve(args: {
     health:
       health === undefined ? null : `http://${hostForUrl(cfg.health?.host ?? '')}:${health.port}/healthz`,
   };
-  process.stdout.write(
-    args.json === true
-      ? `${JSON.stringify(info)}\n`
-      : `milkywaysrvd: listening on ${info.listening}, certificate ${info.fingerprint}${info.mdns ? ', advertised by mDNS' : ''}${info.health === null ? '' : `, health at ${info.health}`}\n`,
-  );
+  if (args.json === true) jsonLine(info);
+  else
+    process.stdout.write(
+      `milkywaysrvd: listening on ${info.listening}, certificate ${info.fingerprint}${info.mdns ? ', advertised by mDNS' : ''}${info.health === null ? '' : `, health at ${info.health}`}\n`,
+    );
   // Under systemd (Type=notify): ready only now that it listens.
   await sdNotify({ READY: '1', STATUS: `listening on ${info.listening}` }).catch((e: unknown) =>
     log('warn', `cannot notify systemd: ${(e as Error).message}`),

@@ -54,7 +54,7 @@ export default defineCommand({
         const shownHead = typeof head === 'string' ? head : rep.head;
         output(
           args.json,
-          { ok: true, entries: entries.length, head: shownHead, report: rep },
+          { entries: entries.length, head: shownHead, report: rep },
           () => `audit log verified: ${entries.length} entries, head ${shownHead}`,
         );
         return 0;

@@ -5,7 +5,7 @@
 // `--watch` keeps passing until SIGINT/SIGTERM. `--json`: one JSON line per decision.
 import { defineCommand } from 'citty';
 import '../../../keys/cli/index.ts';
-import { commonArgs } from '../../../common/index.ts';
+import { commonArgs, jsonLine } from '../../../common/index.ts';
 import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { assertPeerIssuer } from '../enroll-accept.ts';
 import { type AutosignDecision, autosignPass } from '../enroll-autosign.ts';
@@ -45,7 +45,7 @@ export default defineCommand({
     assertPeerIssuer(issuerCert, args['issuer-cert']);
     const issuerKey = await readPrivateKey(args['issuer-key']);
     const print = (d: AutosignDecision) =>
-      process.stdout.write(`${args.json === true ? JSON.stringify(d) : line(d)}\n`);
+      args.json === true ? jsonLine(d) : process.stdout.write(`${line(d)}\n`);
     return withClient(async (c) => {
       const pass = () =>
         autosignPass(c, {

@@ -1,6 +1,6 @@
 // Shared pieces of the fleet commands: the group/peer/target flags every command takes,
 // connecting with the operator config, and printing a job (per-peer table, summary, exit code).
-import { commonArgs, EXIT_FAIL, EXIT_OK, output } from '../../../common/index.ts';
+import { commonArgs, EXIT_FAIL, EXIT_OK, jsonLine, output } from '../../../common/index.ts';
 import { type CommandAction, ControlError } from '../../wire/index.ts';
 import { usageError } from '../operator-error.ts';
 import {
@@ -278,7 +278,7 @@ export function liveTable(write: (s: string) => void) {
 export function jsonLines(write: (s: string) => void) {
   const shown = new Set<string>();
   let jobId = '';
-  const line = (v: Record<string, unknown>) => write(`${JSON.stringify(v)}\n`);
+  const line = (v: Record<string, unknown>) => jsonLine(v, write);
   return {
     submitted(id: string): void {
       jobId = id;

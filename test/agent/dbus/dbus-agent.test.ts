@@ -2,14 +2,15 @@
 // --root … --config …` with a `dbus` section) serving org.milkyway.Agent1 on a real
 // dbus-daemon that loads the agent's bus policy, called with dbus-send and with
 // `milkyway-agent ctl`, as root and as nobody (uid 65534).
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
+
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
 import { type BusDaemon, startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
 import { readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { packLayer } from '../../../layers/pack.ts';
-import { BINS, tempDir } from '../../helpers.ts';
+import { BINS, jsonOut, tempDir } from '../../helpers.ts';
 import { type AgentRoot, makePki, makeRoot, type Pki, type RunningAgent, startAgent } from '../_namespace.ts';
 
 const DEST = ['--system', '--print-reply', '--dest=org.milkyway.Agent1', '/org/milkyway/Agent1'];
@@ -185,7 +186,7 @@ test('a non-root caller is refused control by the bus policy but may read', asyn
   );
   const list = await ctl(address, ['list', '--json'], true);
   t.is(list.exitCode, 0, list.stderr);
-  t.deepEqual(JSON.parse(list.stdout), { layers: [], services: [] });
+  t.deepEqual(jsonOut(list.stdout), { layers: [], services: [] });
 });
 
 test('ctl against the real agent: output, --json, exit codes and one-line errors', async (t) => {
@@ -201,7 +202,7 @@ test('ctl against the real agent: output, --json, exit codes and one-line errors
   t.regex(unknown.stderr, /^milkyway-agent: E_SERVICE_UNKNOWN: [^\n]*web\/main[^\n]*$/);
   const json = await ctl(address, ['logs', 'nope', '--json']);
   t.is(json.exitCode, 1);
-  t.is((JSON.parse(json.stdout) as { error: { code: string } }).error.code, 'E_SERVICE_UNKNOWN');
+  t.is((jsonOut(json.stdout) as { error: { code: string } }).error.code, 'E_SERVICE_UNKNOWN');
   const usage = await ctl(address, ['logs', 'x', '-n', 'many']);
   t.is(usage.exitCode, 2);
   const bad = await ctl(address, ['start', '../x']);
@@ -345,9 +346,9 @@ test('root controls a real layer service over D-Bus; ctl watch sees the signals'
   await appLayer(t, pki, 'db', 'exec sleep 600', db);
   const install = await ctl(address, ['install', db, '--json']);
   t.is(install.exitCode, 0, install.stderr);
-  t.like(JSON.parse(install.stdout), { name: 'db', state: 'active' });
+  t.like(jsonOut(install.stdout), { name: 'db', state: 'active' });
   const list = await ctl(address, ['list', '--json']);
-  t.deepEqual((JSON.parse(list.stdout) as { layers: { name: string }[] }).layers.map((l) => l.name).sort(), [
+  t.deepEqual((jsonOut(list.stdout) as { layers: { name: string }[] }).layers.map((l) => l.name).sort(), [
     'db',
     'web',
   ]);
@@ -363,7 +364,7 @@ test('root controls a real layer service over D-Bus; ctl watch sees the signals'
   const signals = String(watched.stdout)
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { member: string; name: string; value: string });
+    .map((l) => jsonOut(l) as { member: string; name: string; value: string });
   const got = signals.map((s) => `${s.member} ${s.name} ${s.value}`);
   t.true(got.includes('ServiceChanged web/main stopped'), got.join('\n'));
   t.true(got.includes('ServiceChanged web/main running'), got.join('\n'));

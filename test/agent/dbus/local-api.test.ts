@@ -1,10 +1,11 @@
 // The agent in namespace mode serving its API on a real dbus-daemon, driven with
 // `milkyway-agent ctl` (the D-Bus plumbing itself is tested in dbus-agent.test.ts and dbus-policy.test.ts).
-import test from 'ava';
+
 import { chmod } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
 test('namespace mode: the agent serves status on D-Bus and powers off on request', async (t) => {
@@ -19,7 +20,7 @@ test('namespace mode: the agent serves status on D-Bus and powers off on request
   await a.waitFor(/serving org\.milkyway\.Agent1/);
   const s = await cli('milkyway-agent', ['ctl', 'status', '--json', '--bus', address]);
   t.is(s.exitCode, 0, s.stderr);
-  const status = JSON.parse(s.stdout) as { mode: string; secureConfig: { verified: boolean }; state: string };
+  const status = jsonOut(s.stdout) as { mode: string; secureConfig: { verified: boolean }; state: string };
   t.is(status.mode, 'namespace');
   t.true(status.secureConfig.verified);
   t.is(status.state, 'running');

@@ -1,11 +1,12 @@
 // The agent with real signed layers in namespace mode: verification, refusal, overlay
 // roots, data directory isolation, install/remove at runtime over D-Bus, and a SIGKILL in
 // the middle of an install.
-import test from 'ava';
+
 import { chmod, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 import { buildTestLayer, untrustedSigner } from '../_layers.ts';
 import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
@@ -22,7 +23,7 @@ async function bus(t: Parameters<typeof tempDir>[0]): Promise<string> {
 async function ctl(address: string, ...args: string[]): Promise<unknown> {
   const r = await cli('milkyway-agent', ['ctl', ...args, '--json', '--bus', address], { timeout: 120_000 });
   if (r.exitCode !== 0) throw new Error(`ctl ${args.join(' ')} failed: ${r.stdout}${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return jsonOut(r.stdout);
 }
 
 const LOOK =

@@ -4,15 +4,16 @@
 // is changed on the partition after it was verified, and a damaged CRL next to a FIFO named
 // `*.crl`. The agent boots, refuses each with its code (ctl status / list), keeps the last good
 // CRL list rather than none, and runs the good layers on the bytes it verified.
-import test from 'ava';
-import { execa } from 'execa';
+
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, open, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
 import { crlPem, issueCrl, newIdentity, readCertificates, readPrivateKey } from '../../../keys/index.ts';
 import { readLayer } from '../../../layers/index.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 import { buildTestLayer } from '../_layers.ts';
 import { makePki, makeRoot, type RunningAgent, startAgent } from '../_namespace.ts';
 
@@ -41,7 +42,7 @@ async function bus(t: Parameters<typeof tempDir>[0]): Promise<string> {
 async function ctl(address: string, ...args: string[]): Promise<unknown> {
   const r = await cli('milkyway-agent', ['ctl', ...args, '--json', '--bus', address], { timeout: 120_000 });
   if (r.exitCode !== 0) throw new Error(`ctl ${args.join(' ')} failed: ${r.stdout}${r.stderr}`);
-  return JSON.parse(r.stdout);
+  return jsonOut(r.stdout);
 }
 
 async function boot(t: Parameters<typeof tempDir>[0], root: Parameters<typeof startAgent>[1]) {

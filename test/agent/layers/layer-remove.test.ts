@@ -2,12 +2,13 @@
 // through another library is refused (the whole dependency closure counts), and a remove whose
 // unmount fails is reported with E_LAYER_UNMOUNT and changes nothing — the layer stays
 // installed, its root is mounted again and its service runs.
-import test from 'ava';
-import { execa } from 'execa';
+
 import { chmod, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
+import { execa } from 'execa';
 import { startBusDaemon, writeBusConfig } from '../../../agent/dbus/dbus-daemon.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 import { buildTestLayer } from '../_layers.ts';
 import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 
@@ -27,7 +28,7 @@ async function ctl(
   ...args: string[]
 ): Promise<{ exitCode: number; out: Record<string, unknown> }> {
   const r = await cli('milkyway-agent', ['ctl', ...args, '--json', '--bus', address], { timeout: 300_000 });
-  return { exitCode: r.exitCode, out: JSON.parse(r.stdout) as Record<string, unknown> };
+  return { exitCode: r.exitCode, out: jsonOut(r.stdout) as Record<string, unknown> };
 }
 
 /** Mount points of the agent's mount namespace (paths as the agent sees them). */

@@ -7,13 +7,14 @@
 // records each of its starts in the database and serves the count. Checked with psql and curl
 // from the host and the image's redis-cli; after a reboot both volumes kept their data and
 // both apps wrote again.
-import test from 'ava';
+
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { run } from '../../../common/exec.ts';
 import { readLayer } from '../../../layers/index.ts';
 import { debianImage } from '../../_debian-image.ts';
-import { cli, until } from '../../helpers.ts';
+import { cli, jsonOut, until } from '../../helpers.ts';
 import { makePki, makeRoot, type RunningAgent, startAgent } from '../_namespace.ts';
 import { inside, processes } from './_oci-app.ts';
 import { PASSWORD, POSTGRES, PYAPP, REDIS } from './_oci-images.ts';
@@ -95,7 +96,7 @@ test('a compose file of postgres, an app that needs it ready, redis and a Python
     { timeout: 900_000 },
   );
   t.is(imported.exitCode, 0, imported.stderr);
-  const j = JSON.parse(imported.stdout) as { project: string; layers: { layer: string }[]; notes: string[] };
+  const j = jsonOut(imported.stdout) as { project: string; layers: { layer: string }[]; notes: string[] };
   t.is(j.project, 'shop');
   t.deepEqual(
     j.layers.map((l) => l.layer),

@@ -12,7 +12,7 @@ import { FailureReporter, outputSuffix, REPORT_LINE_CHARS } from '../../../agent
 import { started } from '../../../agent/services/readiness/started.ts';
 import { ServiceLog } from '../../../agent/services/service-log.ts';
 import { ServiceUnit } from '../../../agent/services/service-unit.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 import { buildTestLayer } from '../_layers.ts';
 import { makePki, makeRoot, startAgent } from '../_namespace.ts';
 import { FakeClock, FakeRunner, settle } from './_fake-runner.ts';
@@ -179,7 +179,7 @@ test('agent: a bad entrypoint and a crash loop say why on the console and in ctl
     t.is(res.exitCode, 0, res.stderr);
     return res.stdout;
   };
-  const status = JSON.parse(await ctl('status', '--json')) as {
+  const status = jsonOut(await ctl('status', '--json')) as {
     services: {
       failed: number;
       problems: { name: string; state: string; error: string; lastOutput: string[] }[];

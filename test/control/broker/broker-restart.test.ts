@@ -1,9 +1,9 @@
-import test, { type ExecutionContext } from 'ava';
-import { execa } from 'execa';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { BINS, cli, tempDir } from '../../helpers.ts';
+import test, { type ExecutionContext } from 'ava';
+import { execa } from 'execa';
+import { BINS, cli, jsonOut, tempDir } from '../../helpers.ts';
 import { client, command, type FleetPki, type Ident, makeFleetPki, result } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(3);
@@ -53,7 +53,7 @@ async function daemon(t: ExecutionContext, config: string) {
       reject(new Error(`milkywaysrvd exited ${String(r.exitCode)}`));
     });
   });
-  const info = JSON.parse(line) as { listening: string; fingerprint: string };
+  const info = jsonOut(line) as { listening: string; fingerprint: string };
   return { proc, port: Number(info.listening.split(':').pop()) };
 }
 
@@ -115,12 +115,12 @@ test('milkywaysrvd killed with SIGKILL mid-job loses nothing; redelivery is only
 
   const ok = await cli('milkywaysrvd', ['audit', '--config', config, '--verify', '--json']);
   t.is(ok.exitCode, 0, ok.stderr);
-  t.like(JSON.parse(ok.stdout), { ok: true, entries: 4, envelopesVerified: 4 });
+  t.like(jsonOut(ok.stdout), { entries: 4, envelopesVerified: 4 });
   // Editing one stored entry (here: who ran the command) breaks the chain.
   const db = new DatabaseSync(join(dir, 'state/broker.db'));
   db.prepare("UPDATE audit SET actor = 'operator:someone-else' WHERE seq = 1").run();
   db.close();
   const bad = await cli('milkywaysrvd', ['audit', '--config', config, '--verify', '--json']);
   t.is(bad.exitCode, 1);
-  t.like(JSON.parse(bad.stdout), { ok: false, error: { code: 'E_AUDIT_BROKEN' } });
+  t.like(jsonOut(bad.stdout), { ok: false, error: { code: 'E_AUDIT_BROKEN' } });
 });

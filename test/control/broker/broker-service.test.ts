@@ -6,7 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
-import { BINS, cli, ROOT, tempDir } from '../../helpers.ts';
+import { BINS, cli, jsonOut, ROOT, tempDir } from '../../helpers.ts';
 import { type FleetPki, makeFleetPki } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(1);
@@ -31,12 +31,12 @@ test('milkywaysrvd check-config passes a good config and names what is wrong in 
   const dir = await tempDir(t);
   const good = await cli('milkywaysrvd', ['check-config', '--config', await writeConfig(dir, pki), '--json']);
   t.is(good.exitCode, 0, good.stderr);
-  t.like(JSON.parse(good.stdout), { ok: true, listen: '127.0.0.1:0', anchors: 1 });
+  t.like(jsonOut(good.stdout), { listen: '127.0.0.1:0', anchors: 1 });
   // The operator's key with the broker's certificate: node:tls refuses the pair.
   const wrongKey = await writeConfig(dir, pki, { key: pki.operator.keyPath });
   const k = await cli('milkywaysrvd', ['check-config', '--config', wrongKey, '--json']);
   t.is(k.exitCode, 1, k.stdout);
-  t.like(JSON.parse(k.stdout), { ok: false, error: { code: 'E_CONFIG', path: pki.operator.keyPath } });
+  t.like(jsonOut(k.stdout), { ok: false, error: { code: 'E_CONFIG', path: pki.operator.keyPath } });
   // A certificate without the broker role is refused as serve refuses it.
   const role = await writeConfig(dir, pki, { certificate: pki.operator.certPath, key: pki.operator.keyPath });
   const r = await cli('milkywaysrvd', ['check-config', '--config', role]);

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import test from 'ava';
 import { execa } from 'execa';
 import { startHealthEndpoint } from '../../../control/broker/health-endpoint.ts';
-import { BINS, cli, tempDir, until } from '../../helpers.ts';
-import { startNatsCluster } from '../nats-fixture.ts';
+import { BINS, cli, jsonOut, tempDir, until } from '../../helpers.ts';
 import { type FleetPki, makeFleetPki, startBroker } from '../broker-fixture.ts';
+import { startNatsCluster } from '../nats-fixture.ts';
 
 const pki = await makeFleetPki(1);
 
@@ -66,7 +66,7 @@ test('milkywaysrvd serves GET /healthz on its own listener: 200 ok; HEAD, 404 an
     });
     void exit.then(() => reject(new Error(`milkywaysrvd exited: ${stderr}`)));
   });
-  const info = JSON.parse(first) as { health: string; listening: string };
+  const info = jsonOut(first) as { health: string; listening: string };
   t.regex(info.health, /^http:\/\/127\.0\.0\.1:\d+\/healthz$/);
   t.not(info.health.split(':')[2]?.split('/')[0], info.listening.split(':')[1], 'a listener of its own');
 
@@ -134,7 +134,7 @@ test('check-config names a health.listen it cannot use; serve refuses a port alr
     '--json',
   ]);
   t.is(bad.exitCode, 1, bad.stdout);
-  t.like(JSON.parse(bad.stdout), {
+  t.like(jsonOut(bad.stdout), {
     ok: false,
     error: { code: 'E_CONFIG', details: { field: 'health.listen' } },
   });
@@ -144,7 +144,7 @@ test('check-config names a health.listen it cannot use; serve refuses a port alr
     await writeConfig(dir, pki, { listen: '127.0.0.1:7443', health: { listen: '127.0.0.1:7443' } }),
     '--json',
   ]);
-  t.like(JSON.parse(same.stdout), {
+  t.like(jsonOut(same.stdout), {
     ok: false,
     error: { code: 'E_CONFIG', details: { field: 'health.listen' } },
   });
@@ -155,7 +155,7 @@ test('check-config names a health.listen it cannot use; serve refuses a port alr
     '--json',
   ]);
   t.is(good.exitCode, 0, good.stdout + good.stderr);
-  t.like(JSON.parse(good.stdout), { ok: true, health: '127.0.0.1:7444' });
+  t.like(jsonOut(good.stdout), { health: '127.0.0.1:7444' });
 
   // The health port is taken: serve says so and exits, the broker's own port released.
   const taken = await startHealthEndpoint({
@@ -175,11 +175,11 @@ test('check-config names a health.listen it cannot use; serve refuses a port alr
     { timeout: 60_000 },
   );
   t.is(r.exitCode, 1, r.stdout + r.stderr);
-  t.like(JSON.parse(r.stdout), {
+  t.like(jsonOut(r.stdout), {
     ok: false,
     error: { code: 'E_CONFIG', details: { field: 'health.listen' } },
   });
-  t.regex(JSON.parse(r.stdout).error.message, /EADDRINUSE/);
+  t.regex(jsonOut(r.stdout).error.message, /EADDRINUSE/);
 });
 
 test('in NATS mode /healthz names the cluster connection: unavailable while the servers are down, ok once the client is back', async (t) => {

@@ -20,10 +20,10 @@ import {
 } from '../../../control/wire/index.ts';
 import type { Envelope } from '../../../keys/index.ts';
 import { recorder } from '../../agent/remote/recording-agent.ts';
-import { cli, tempDir, until } from '../../helpers.ts';
+import { cli, jsonOut, tempDir, until } from '../../helpers.ts';
 import { makeFleetPki } from '../command-fixture.ts';
-import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
+import { natsPeerLink } from '../nats-peer-fixture.ts';
 
 const pkiP = makeFleetPki();
 
@@ -111,14 +111,14 @@ test('mway audit --nats folds and verifies the chain of every command and result
     cli('mway', ['audit', '--nats', ...args], { env: { MWAY_CONFIG_DIR: cfgDir } });
   const v = await mway('--verify', '--json');
   t.is(v.exitCode, 0, v.stderr);
-  const report = JSON.parse(v.stdout) as {
+  const report = jsonOut(v.stdout) as {
     entries: number;
     head: string;
     report: { envelopesVerified: number };
   };
   t.is(report.entries, 6, 'three commands and three answers');
   t.is(report.report.envelopesVerified, 6, 'every command and result envelope verified');
-  const list = JSON.parse((await mway('--json')).stdout) as Array<{
+  const list = jsonOut((await mway('--json')).stdout) as Array<{
     seq: number;
     kind: string;
     actor: string;
@@ -170,10 +170,10 @@ test('mway audit --nats folds and verifies the chain of every command and result
   );
   const after = await mway('--verify', '--json');
   t.is(after.exitCode, 0, after.stderr);
-  const r2 = JSON.parse(after.stdout) as { entries: number; report: { envelopesVerified: number } };
+  const r2 = jsonOut(after.stdout) as { entries: number; report: { envelopesVerified: number } };
   t.is(r2.entries, 8);
   t.is(r2.report.envelopesVerified, 8);
-  const again = JSON.parse((await mway('--json')).stdout) as Array<{ hash: string; seq: number }>;
+  const again = jsonOut((await mway('--json')).stdout) as Array<{ hash: string; seq: number }>;
   t.is(again[5]?.hash, report.head, 'the first six entries are unchanged');
   t.deepEqual(rec.calls, ['restart a', 'restart b', 'restart c']);
 });

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { run } from '../../../common/exec.ts';
-import { BINS, ROOT, tempDir } from '../../helpers.ts';
+import { BINS, jsonOut, ROOT, tempDir } from '../../helpers.ts';
 import { type Ident, makeFleetPki } from '../broker-fixture.ts';
 import { vethPair } from '../netns-fixture.ts';
 
@@ -51,7 +51,7 @@ test('a peer in another network namespace finds the broker by mDNS and connects 
       buf += d.toString();
       if (buf.includes('\n')) {
         clearTimeout(timer);
-        resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
+        resolve(jsonOut(buf.slice(0, buf.indexOf('\n'))));
       }
     });
   });

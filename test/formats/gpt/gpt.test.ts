@@ -1,10 +1,11 @@
 // GPT disks checked by sfdisk --dump and sgdisk -v (fdisk, gdisk), plus the reader's
 // refusals: bad CRCs, overlaps, backup fallback, and mutated headers.
-import test from 'ava';
+
 import { createHash } from 'node:crypto';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
+import test from 'ava';
 import { run } from '../../../common/exec.ts';
 import {
   checkGptRedundancy,
@@ -14,7 +15,7 @@ import {
   readGpt,
   writeGpt,
 } from '../../../formats/index.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 
 /** A type GUID of a disk format's own (MilkyWayLinux's data partition), not in the DPS table. */
 const OWN_DATA = '7cb9e8a5-83b2-4e54-8857-8ee53cb31676';
@@ -164,7 +165,7 @@ test('mway-image gpt show --json lists the partitions', async (t) => {
   const disk = await makeDisk(dir);
   const r = await cli('mway-image', ['gpt', 'show', disk, '--json']);
   t.is(r.exitCode, 0, r.stderr);
-  const j = JSON.parse(r.stdout) as {
+  const j = jsonOut(r.stdout) as {
     partitions: Array<{ name: string; firstLba: string; flags: { readOnly: boolean } }>;
   };
   t.deepEqual(

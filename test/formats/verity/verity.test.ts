@@ -1,9 +1,10 @@
 // dm-verity trees against veritysetup itself (cryptsetup-bin): byte-identical output,
 // `veritysetup verify` accepting ours, our verifier naming the first bad block.
-import test from 'ava';
+
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import test from 'ava';
 import { run } from '../../../common/exec.ts';
 import {
   decodeVeritySuperblock,
@@ -11,10 +12,10 @@ import {
   formatVerity,
   hashDataBlocks,
   isFormatError,
-  verityGeometry,
   verifyVerity,
+  verityGeometry,
 } from '../../../formats/index.ts';
-import { cli, tempDir } from '../../helpers.ts';
+import { cli, jsonOut, tempDir } from '../../helpers.ts';
 
 const SALT = 'a1'.repeat(32);
 const UUID = '12345678-1234-4234-9234-123456789abc';
@@ -273,7 +274,7 @@ test('mway-image verity format then verify exits 0, and 1 naming the bad block a
     '--json',
   ]);
   t.is(f.exitCode, 0, f.stderr);
-  const r = JSON.parse(f.stdout) as { rootHash: string };
+  const r = jsonOut(f.stdout) as { rootHash: string };
   t.is(r.rootHash, await veritysetupRoot(data, join(dir, 'ref')));
   t.is((await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), r.rootHash])).exitCode, 0);
   await flip(data, 7 * 4096 + 5);
@@ -284,7 +285,7 @@ test('mway-image verity format then verify exits 0, and 1 naming the bad block a
   const wrong = r.rootHash.replace(/^./, (c) => (c === '0' ? '1' : '0'));
   const w = await cli('mway-image', ['verity', 'verify', data, join(dir, 'h'), wrong, '--json']);
   t.is(w.exitCode, 1);
-  t.like(JSON.parse(w.stdout), {
+  t.like(jsonOut(w.stdout), {
     ok: false,
     error: { code: 'E_VERITY_MISMATCH', details: { area: 'hash' } },
   });

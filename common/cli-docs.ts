@@ -219,7 +219,7 @@ export function manPage(tree: VerbNode, version: string): string {
     '.SH DESCRIPTION',
     roff(tree.description),
     '.PP',
-    'Arguments are parsed strictly: an unknown flag, a missing or bad value, or an unexpected word is the usage error E_USAGE (exit 2). With \\-\\-json every verb prints one envelope, {"ok": true, "result": …} (the verb\'s result; doc/cli-result.schema.json) or {"ok": false, "error": {"code", "message", "path"?, "details"?}}; a streaming verb prints one a line.',
+    'Arguments are parsed strictly: an unknown flag, a missing or bad value, or an unexpected word is the usage error E_USAGE (exit 2). With \\-\\-json every verb prints one envelope, {"ok": true, "result": ...} (the verb\'s result; doc/cli-result.schema.json) or {"ok": false, "error": {"code", "message", "path"?, "details"?}}; a streaming verb prints one a line.',
   ];
   if (tree.flags.length > 0 || tree.positionals.length > 0) lines.push('.SH OPTIONS', ...optionLines(tree));
   const verbs = all(tree).slice(1);

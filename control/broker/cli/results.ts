@@ -2,7 +2,7 @@
 // published in doc/cli-result.schema.json by `npm run schemas`).
 import { cliResult, schema } from '../../../common/index.ts';
 
-const { any, bool, num, rows, shape, str } = cliResult;
+const { any, bool, num, opt, rows, shape, str } = cliResult;
 const { v } = schema;
 
 /** `serve`'s one line once it listens (its logs go to stderr). */
@@ -32,7 +32,7 @@ export const brokerResults: cliResult.VerbResults = {
     mdns: bool,
     health: v.nullable(str),
   }),
-  'milkywaysrvd nats-user': shape({ seed: str, publicKey: str }),
+  'milkywaysrvd nats-user': shape({ seed: str, publicKey: str, binding: opt(str) }),
   // The authorization block (--out: the file written and how many users it has).
   'milkywaysrvd nats-authorization': v.union([shape({ out: str, users: num }), shape({ users: rows(any) })]),
   'milkywaysrvd completion': null,

@@ -21,6 +21,8 @@ export interface NatsCluster {
   urls: string[];
   /** Where a leaf node (a site's server) connects to this cluster. */
   leafUrls: string[];
+  /** Each node's route listener (as nodes). */
+  routeUrls: string[];
   /** Each node's config file (as nodes). */
   confs: string[];
   /** The node that leads `stream` right now (from the servers' own /jsz). */
@@ -49,6 +51,8 @@ export interface NatsClusterOptions {
   include?: string;
   /** The cluster's JetStream domain (a leaf node's clients name it; doc/nats.md). */
   domain?: string;
+  /** A `tls { … }` block for the routes, inside `cluster {}` (doc/nats.md, "Route TLS"). */
+  routeTls?: string;
 }
 
 /**
@@ -59,7 +63,7 @@ export async function writeNatsConfs(
   dir: string,
   size: number,
   o: NatsClusterOptions & { cluster: string; maxFile: string },
-): Promise<{ name: string; conf: string; client: number; http: number; leaf: number }[]> {
+): Promise<{ name: string; conf: string; client: number; http: number; leaf: number; route: number }[]> {
   const ports = [];
   for (let i = 0; i < size; i++)
     ports.push({
@@ -81,7 +85,7 @@ export async function writeNatsConfs(
         `listen: 127.0.0.1:${p.client}`,
         `http: 127.0.0.1:${p.http}`,
         `jetstream { ${o.domain === undefined ? '' : `domain: ${o.domain}, `}store_dir: "${join(dir, name)}", max_mem: 64MB, max_file: ${o.maxFile} }`,
-        `cluster { name: ${o.cluster}, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ] }`,
+        `cluster { name: ${o.cluster}, listen: 127.0.0.1:${p.cluster}, routes: [ ${routes} ]${o.routeTls === undefined ? '' : `, ${o.routeTls}`} }`,
         // A site's leaf node (startNatsLeaf) may connect here.
         `leafnodes { listen: 127.0.0.1:${p.leaf} }`,
         // nats-server's config format reads JSON.
@@ -91,7 +95,7 @@ export async function writeNatsConfs(
         '',
       ].join('\n'),
     );
-    out.push({ name, conf, client: p.client, http: p.http, leaf: p.leaf });
+    out.push({ name, conf, client: p.client, http: p.http, leaf: p.leaf, route: p.cluster });
   }
   return out;
 }
@@ -170,6 +174,7 @@ export async function startNatsCluster(
     nodes,
     urls: nodes.map((n) => n.url),
     leafUrls: written.map((w) => `nats-leaf://127.0.0.1:${w.leaf}`),
+    routeUrls: written.map((w) => `nats-route://127.0.0.1:${w.route}`),
     confs,
     ready,
     kill,

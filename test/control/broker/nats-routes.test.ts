@@ -119,7 +119,11 @@ test('the servers route over TLS with a CA of their own; a server with a certifi
     stderr = (stderr + b.toString()).slice(-8000);
   });
   t.teardown(() => void rogue.kill('SIGKILL'));
-  await until('n4 tried its route', () => /handshake error|unknown authority|bad certificate/i.test(stderr), 30_000);
+  await until(
+    'n4 tried its route',
+    () => /handshake error|unknown authority|bad certificate/i.test(stderr),
+    30_000,
+  );
   // Time for a route that would be accepted to be set up (the three formed theirs in this time).
   await new Promise((r) => setTimeout(r, 3000));
   t.is(await routes(http), 0, stderr);

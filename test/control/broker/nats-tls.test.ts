@@ -6,7 +6,7 @@
 // NATS is as safe as X25519 against a recording adversary, which is the argument doc/nats.md
 // makes about results and statuses.
 import { once } from 'node:events';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer } from 'node:tls';
@@ -19,7 +19,7 @@ import { recorder } from '../../agent/remote/recording-agent.ts';
 import { makeFleetPki } from '../command-fixture.ts';
 import { natsPeerLink } from '../nats-peer-fixture.ts';
 import { startNatsCluster } from '../nats-fixture.ts';
-import { tempDir, until } from '../../helpers.ts';
+import { BINS, cli, jsonOut, tempDir, until } from '../../helpers.ts';
 
 const pkiP = makeFleetPki();
 
@@ -119,6 +119,62 @@ test("Debian's nats-server 2.9.10 with TLS agrees on classical X25519 with a cli
     const entries = await natsAuditEntries({ servers: cluster.urls, name: 'alice', ca: caFile });
     return entries.length === 2;
   });
+  // From config files with `ca`, as a user runs them: `mway audit --nats --verify` (the operator
+  // config) folds the same 2 entries over TLS, and `milkywaysrvd serve` (the broker config)
+  // connects to the servers over TLS (their own /connz reports its TLS version).
+  const cfgDir = join(dir, 'mway');
+  await mkdir(cfgDir);
+  await writeFile(
+    join(cfgDir, 'config.json'),
+    JSON.stringify({
+      broker: '127.0.0.1:1',
+      fleet: 'prod',
+      key: p.admin.keyPath,
+      cert: p.admin.certPath,
+      anchors: [p.root.certPath],
+      nats: { servers: cluster.urls, name: 'alice', ca: caFile },
+    }),
+  );
+  const audit = await cli('mway', ['audit', '--nats', '--verify', '--json'], {
+    env: { MWAY_CONFIG_DIR: cfgDir },
+  });
+  t.is(audit.exitCode, 0, audit.stderr);
+  t.like(jsonOut(audit.stdout), { entries: 2, report: { envelopesVerified: 2 } });
+  await mkdir(join(dir, 'state'));
+  const brokerConf = join(dir, 'broker.json');
+  await writeFile(
+    brokerConf,
+    JSON.stringify({
+      listen: '127.0.0.1:0',
+      key: p.broker.keyPath,
+      certificate: p.broker.certPath,
+      anchors: [p.root.certPath],
+      database: 'state/broker.db',
+      mdns: { enabled: false },
+      nats: { servers: cluster.urls, replicas: 3, ca: caFile },
+    }),
+  );
+  const srv = execa(process.execPath, [BINS.milkywaysrvd, 'serve', '--config', brokerConf], {
+    reject: false,
+    timeout: 90_000,
+    cwd: dir,
+  });
+  t.teardown(() => void srv.kill('SIGKILL'));
+  const brokerTls = async () => {
+    for (const n of cluster.nodes) {
+      const v = (await fetch(`http://127.0.0.1:${n.httpPort}/connz`, { signal: AbortSignal.timeout(2000) })
+        .then((r) => r.json())
+        .catch(() => ({}))) as { connections?: Array<{ name?: string; tls_version?: string }> };
+      const c = (v.connections ?? []).find((x) => x.name === 'milkywaysrvd');
+      if (c !== undefined) return c.tls_version ?? 'plaintext';
+    }
+    return undefined;
+  };
+  await until('milkywaysrvd connected to the servers', async () => (await brokerTls()) !== undefined, 60_000);
+  t.is(await brokerTls(), '1.3');
+  srv.kill('SIGTERM');
+  await srv;
+
   // A CA file that is not one is E_NATS_TLS naming it.
   const junk = join(dir, 'junk.pem');
   await writeFile(junk, 'not a certificate\n');

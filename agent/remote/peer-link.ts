@@ -321,7 +321,7 @@ export async function startPeerLink(options: {
   const seed = options.seed;
   if (seed?.broker !== undefined && cfg.broker === undefined && cfg.nats === undefined) {
     cfg.broker = seed.broker;
-    log('info', `control: broker ${seed.broker} from the cloud-init seed`);
+    log('info', `control: broker ${seed.broker} from the cloud-init seed`, { broker: seed.broker });
   }
   if (seed?.token !== undefined && cfg.enroll !== undefined && cfg.enroll.token === undefined) {
     cfg.enroll = { ...cfg.enroll, tokenEnvelope: seed.token as unknown as Envelope };
@@ -390,7 +390,12 @@ export async function startPeerLink(options: {
       });
       // In force for the very next check: this command's result, memberships, later commands.
       executor.id.crls = await loadCrls(crlSources, anchors);
-      log('info', `control: CRL of ${r.issuer} (${r.thisUpdate}, ${r.serials} serial(s)) ${r.state}`);
+      log('info', `control: CRL of ${r.issuer} (${r.thisUpdate}, ${r.serials} serial(s)) ${r.state}`, {
+        peer: leaf.peerId,
+        issuer: r.issuer,
+        serials: r.serials,
+        state: r.state,
+      });
       return { ...r, crlsInForce: executor.id.crls.length };
     };
     const tls = tlsContextOptions({ keyPath: cfg.key, certPath: cfg.cert, anchors });
@@ -399,7 +404,7 @@ export async function startPeerLink(options: {
       try {
         c.send('status', { status: await executor.status() });
       } catch (e) {
-        log('warn', `control: cannot send status: ${errorMessage(e)}`);
+        log('warn', `control: cannot send status: ${errorMessage(e)}`, { peer: leaf.peerId, ...codeOf(e) });
       }
     };
 
@@ -409,7 +414,10 @@ export async function startPeerLink(options: {
       try {
         executor.id.crls = await loadCrls(crlSources, anchors);
       } catch (e) {
-        log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`);
+        log('warn', `control: cannot reload CRLs, keeping the previous ones: ${errorMessage(e)}`, {
+          peer: leaf.peerId,
+          ...codeOf(e),
+        });
       }
     };
 
@@ -431,13 +439,17 @@ export async function startPeerLink(options: {
             log(
               'warn',
               `control: result of job ${jobId} not sent (${errorMessage(e)}); it is kept for redelivery`,
-              { job: jobId },
+              { job: jobId, peer: leaf.peerId, ...codeOf(e) },
             );
           }
           if (answer.after !== undefined) {
             // Give the result a moment on the wire before the machine goes down.
             await new Promise((r) => setTimeout(r, 300));
-            await answer.after().catch((e) => log('error', `control: ${errorMessage(e)}`));
+            await answer
+              .after()
+              .catch((e) =>
+                log('error', `control: ${errorMessage(e)}`, { job: jobId, peer: leaf.peerId, ...codeOf(e) }),
+              );
           }
         };
         // A cancellation must overtake what it cancels, which may be waiting in this very queue:
@@ -447,14 +459,22 @@ export async function startPeerLink(options: {
         const lane = (m.command as { payload?: { action?: unknown } } | undefined)?.payload?.action;
         if (lane === 'job.cancel' || lane === 'coreos.cancel') {
           void run().catch((e) =>
-            log('error', `control: cancellation ${jobId} failed: ${errorMessage(e)}`, { job: jobId }),
+            log('error', `control: cancellation ${jobId} failed: ${errorMessage(e)}`, {
+              job: jobId,
+              peer: leaf.peerId,
+              ...codeOf(e),
+            }),
           );
           return;
         }
         queue = queue.then(run);
         // One failure (a full disk writing the replay cache) must not stall every later command.
         queue = queue.catch((e) =>
-          log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`, { job: jobId }),
+          log('error', `control: command of job ${jobId} failed: ${errorMessage(e)}`, {
+            job: jobId,
+            peer: leaf.peerId,
+            ...codeOf(e),
+          }),
         );
         return;
       }
@@ -463,7 +483,10 @@ export async function startPeerLink(options: {
         const op = m.op as string;
         if (m.membership === undefined) {
           // Only a signed statement changes what this peer holds; the broker cannot remove it either.
-          log('warn', `control: unsigned membership ${op} for ${group} ignored`);
+          log('warn', `control: unsigned membership ${op} for ${group} ignored`, {
+            peer: leaf.peerId,
+            group,
+          });
           return;
         }
         // In line with the commands: one delivered after this membership is checked against it
@@ -486,7 +509,11 @@ export async function startPeerLink(options: {
           });
         queue = queue.then(apply);
         queue = queue.catch((e) =>
-          log('error', `control: membership ${op} for ${group} failed: ${errorMessage(e)}`),
+          log('error', `control: membership ${op} for ${group} failed: ${errorMessage(e)}`, {
+            peer: leaf.peerId,
+            group,
+            ...codeOf(e),
+          }),
         );
       }
     };
@@ -502,7 +529,12 @@ export async function startPeerLink(options: {
       const reason = await c.closed;
       clearInterval(timer);
       client = undefined;
-      if (!stopped) log('warn', `control: connection to ${where} lost${reason ? `: ${reason.message}` : ''}`);
+      if (!stopped)
+        log('warn', `control: connection to ${where} lost${reason ? `: ${reason.message}` : ''}`, {
+          peer: leaf.peerId,
+          broker: where,
+          ...codeOf(reason),
+        });
     };
 
     // The wait between attempts; stop() cuts it short through `wake`.
@@ -543,7 +575,11 @@ export async function startPeerLink(options: {
           await serve(c, `NATS ${servers.join(',')}`);
         } catch (e) {
           if (!stopped)
-            log('warn', `control: cannot connect to NATS ${servers.join(',')}: ${errorMessage(e)}`);
+            log('warn', `control: cannot connect to NATS ${servers.join(',')}: ${errorMessage(e)}`, {
+              peer: leaf.peerId,
+              broker: `NATS ${servers.join(',')}`,
+              ...codeOf(e),
+            });
         }
         if (stopped) break;
         await pause(backoff);
@@ -577,7 +613,12 @@ export async function startPeerLink(options: {
             backoff = 200;
             await serve(c, `broker ${address}`);
           } catch (e) {
-            if (!stopped) log('warn', `control: cannot connect to ${address}: ${errorMessage(e)}`);
+            if (!stopped)
+              log('warn', `control: cannot connect to ${address}: ${errorMessage(e)}`, {
+                peer: leaf.peerId,
+                broker: address,
+                ...codeOf(e),
+              });
           }
         }
         if (stopped) break;
@@ -590,7 +631,10 @@ export async function startPeerLink(options: {
   const running = main().catch((e: unknown) => {
     // The link gives up only on what retrying cannot fix (a rejected enrollment, broken
     // identity files): the agent keeps running, without a broker.
-    log('error', `control: peer link stopped: ${(e as { code?: string }).code ?? ''} ${errorMessage(e)}`);
+    log('error', `control: peer link stopped: ${(e as { code?: string }).code ?? ''} ${errorMessage(e)}`, {
+      ...(peerId === '' ? {} : { peer: peerId }),
+      ...codeOf(e),
+    });
   });
 
   return {
@@ -616,6 +660,12 @@ async function readLeaf(certPath: string): Promise<Certificate> {
     throw new AgentError('E_LINK_CONFIG', `${certPath} is not a peer certificate with a peer id`);
   }
   return leaf;
+}
+
+/** An error's stable code as a log field (`code=E_…`), when it has one. */
+function codeOf(e: unknown): { code?: string } {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code !== '' ? { code } : {};
 }
 
 /** The configured broker, or one found by mDNS. */
@@ -649,7 +699,7 @@ async function discover(
       ...(found.fingerprint === undefined ? {} : { fingerprint: found.fingerprint }),
     };
   } catch (e) {
-    log('warn', `control: mDNS discovery failed: ${errorMessage(e)}`);
+    log('warn', `control: mDNS discovery failed: ${errorMessage(e)}`, codeOf(e));
     return undefined;
   }
 }

@@ -153,7 +153,9 @@ function fish(tree: VerbNode): string {
     'end',
   );
   for (const n of all(tree)) {
-    const cond = `-n ${fishQuote(`test "(${fn})" = ${fishQuote(n.path.slice(1).join(' '))}`)}`;
+    // `"$(…)"`: fish expands a command substitution inside double quotes only in this form
+    // (3.4+); `"(…)"` is the literal text, and no condition ever held (found in fish 3.6).
+    const cond = `-n ${fishQuote(`test "$(${fn})" = ${fishQuote(n.path.slice(1).join(' '))}`)}`;
     for (const s of n.subs) {
       lines.push(
         `complete -c ${bin} -f ${cond} -a ${fishQuote(s.path.at(-1) as string)} -d ${fishQuote(s.description)}`,

@@ -10,7 +10,7 @@ PACKAGES=(
   systemd-boot-efi sbsigntool kexec-tools dbus umoci skopeo util-linux iproute2 kmod
   zstd binutils ca-certificates openssl nats-server mmdebstrap curl docker-registry postgresql-client
   setools coreutils attr gcc libc6-dev faketime efitools genisoimage bash-completion
-  python3-jsonschema
+  python3-jsonschema zsh fish
 )
 
 SUDO=""

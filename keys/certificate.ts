@@ -19,6 +19,7 @@ import {
   PEER_URI_PREFIX,
 } from './oids.ts';
 import { decodePem, looksPem } from './pem.ts';
+import { type FastFields, fastFields } from './x509-fast.ts';
 import { type Certificate, ROLES, type Role, type SignatureAlgorithm } from './types.ts';
 import {
   children,
@@ -113,12 +114,65 @@ function decodeCertificate(der: Uint8Array, fingerprint: string): Certificate {
   }
 }
 
+const FAST_OIDS = {
+  role: OID_ROLE,
+  basicConstraints: OID_BASIC_CONSTRAINTS,
+  keyUsage: OID_KEY_USAGE,
+  extKeyUsage: OID_EXT_KEY_USAGE,
+  san: OID_SAN,
+  scope: OID_SCOPE,
+  kem: OID_KEM_KEY,
+};
+
 function decodeFields(der: Uint8Array, fingerprint: string): Certificate {
   const fail: Fail = (m) => {
     throw new KeysError('E_CERT_MALFORMED', `Certificate ${m}`);
   };
-  // OpenSSL's parse first (it is strict and gives the public key and PEM), then the fields.
+  // OpenSSL's parse first (it is strict and gives the public key and PEM), then the fields:
+  // read from the bytes directly when they are the encodings this profile issues, else by asn1js.
   const n = new NodeX509(Buffer.from(der));
+  const f = fastFields(der, FAST_OIDS, PEER_URI_PREFIX) ?? asn1Fields(der, fail);
+  const algorithm = OID_ALGORITHMS[f.spkiOid] as SignatureAlgorithm | undefined;
+  if (algorithm === undefined) {
+    throw new KeysError(
+      'E_ALG_UNKNOWN',
+      `Certificate public key algorithm ${f.spkiOid} is not one MilkyWay uses`,
+    );
+  }
+  if (!(ROLES as readonly string[]).includes(f.role))
+    fail(`role ${JSON.stringify(f.role)} is not a MilkyWay role`);
+  const cert: Certificate = {
+    der: new Uint8Array(der),
+    pem: n.toString(),
+    fingerprint,
+    subject: f.subject,
+    issuer: f.issuer,
+    serial: f.serial,
+    role: f.role as Role,
+    algorithm,
+    notBefore: f.notBefore,
+    notAfter: f.notAfter,
+    isCA: f.ca,
+    pathLen: f.pathLen,
+    dnsNames: f.dnsNames,
+    publicKey: rawPublicKey(n.publicKey),
+  };
+  if (f.peerId !== undefined) cert.peerId = f.peerId;
+  if (f.scopeText !== undefined) cert.scope = parseScope(f.scopeText);
+  if (f.kemKey !== undefined) {
+    if (f.kemKey.length !== 1184) fail(`KEM key is ${f.kemKey.length} bytes, expected 1184 (ML-KEM-768)`);
+    cert.kemPublicKey = f.kemKey;
+  }
+  nodeCerts.set(cert, n);
+  return cert;
+}
+
+/**
+ * The same fields read through asn1js's tree: every certificate the fast reader leaves (and the
+ * reference test/keys/x509-fast.test.ts compares it with). Its checks run in this order, so a
+ * certificate with several faults is refused for the same one whichever reader ran.
+ */
+export function asn1Fields(der: Uint8Array, fail: Fail): FastFields {
   const top = children(decodeDer(der, 'DER', fail), 'DER', fail);
   if (top.length !== 3) fail('is not (tbsCertificate, signatureAlgorithm, signature)');
   expect(top[1], asn1js.Sequence, 'signatureAlgorithm', fail);
@@ -143,8 +197,7 @@ function decodeFields(der: Uint8Array, fingerprint: string): Certificate {
     ? extensions(explicitInner(tbs[i++] as asn1js.AsnType, 'extensions', fail), 'Certificate', fail)
     : new Map<string, Extension>();
   if (i !== tbs.length) fail(`tbsCertificate has ${tbs.length - i} unexpected fields`);
-  const algorithm = OID_ALGORITHMS[spkiOid] as SignatureAlgorithm | undefined;
-  if (algorithm === undefined) {
+  if (OID_ALGORITHMS[spkiOid] === undefined) {
     throw new KeysError(
       'E_ALG_UNKNOWN',
       `Certificate public key algorithm ${spkiOid} is not one MilkyWay uses`,
@@ -165,36 +218,31 @@ function decodeFields(der: Uint8Array, fingerprint: string): Certificate {
     if (g.type === 'url' && g.value.startsWith(PEER_URI_PREFIX))
       peerId = g.value.slice(PEER_URI_PREFIX.length);
   }
-  const cert: Certificate = {
-    der: new Uint8Array(der),
-    pem: n.toString(),
-    fingerprint,
-    subject: commonName(subjectName, 'subject', fail),
-    issuer: commonName(issuerName, 'issuer', fail),
-    serial,
-    role: role as Role,
-    algorithm,
-    notBefore,
-    notAfter,
-    isCA: bc.ca,
-    pathLen: bc.pathLen,
-    dnsNames,
-    publicKey: rawPublicKey(n.publicKey),
-  };
-  if (peerId !== undefined) cert.peerId = peerId;
+  const subject = commonName(subjectName, 'subject', fail);
+  const issuer = commonName(issuerName, 'issuer', fail);
   const scopeExt = exts.get(OID_SCOPE);
-  if (scopeExt !== undefined) cert.scope = parseScope(utf8Ext(scopeExt, 'scope', fail));
+  const scopeText = scopeExt === undefined ? undefined : utf8Ext(scopeExt, 'scope', fail);
   const kemExt = exts.get(OID_KEM_KEY);
+  let kemKey: Uint8Array | undefined;
   if (kemExt !== undefined) {
     const v = decodeDer(kemExt.value, 'KEM key extension', fail);
-    const key = new Uint8Array(
-      expect(v, asn1js.OctetString, 'KEM key extension', fail).valueBlock.valueHexView,
-    );
-    if (key.length !== 1184) fail(`KEM key is ${key.length} bytes, expected 1184 (ML-KEM-768)`);
-    cert.kemPublicKey = key;
+    kemKey = new Uint8Array(expect(v, asn1js.OctetString, 'KEM key extension', fail).valueBlock.valueHexView);
   }
-  nodeCerts.set(cert, n);
-  return cert;
+  return {
+    serial,
+    notBefore,
+    notAfter,
+    subject,
+    issuer,
+    spkiOid,
+    role,
+    ca: bc.ca,
+    pathLen: bc.pathLen,
+    dnsNames,
+    peerId,
+    scopeText,
+    kemKey,
+  };
 }
 
 function utf8Ext(ext: Extension, what: string, fail: Fail): string {

@@ -166,7 +166,7 @@ export async function composeUp(
         },
       );
       progress.done();
-      const exit = finish(r, json);
+      const exit = finish(r, json, then !== undefined);
       if (exit !== 0 || then === undefined || args['dry-run'] === true) return exit;
       return then(
         c,

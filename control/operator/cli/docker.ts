@@ -44,7 +44,7 @@ const start = defineCommand({
                 ...(args.batch === undefined ? {} : { batch: args.batch }),
                 ...(args['max-fail'] === undefined ? {} : { maxFail: args['max-fail'] }),
               });
-              exit = Math.max(exit, finish(r, json));
+              exit = Math.max(exit, finish(r, json, true));
             }
           }
         }

@@ -313,10 +313,13 @@ export function jsonMode(a: { json?: boolean | undefined; static?: boolean | und
 
 /**
  * Prints a report that is complete (a stored job, a layer sent in pieces) and returns the exit
- * code: 0 only when every targeted peer succeeded.
+ * code: 0 only when every targeted peer succeeded. `oneOfSeveral`: the verb runs several jobs
+ * (`mway docker start`), so --json --static prints each report as one compact line, and the
+ * output stays one envelope a line rather than documents run together.
  */
-export function finish(r: JobReport, json: JsonMode): number {
+export function finish(r: JobReport, json: JsonMode, oneOfSeveral = false): number {
   if (json === 'lines') jsonLines((s) => process.stdout.write(s)).end(r);
+  else if (json === 'static' && oneOfSeveral) jsonLine(r);
   else output(json === 'static', r, () => jobText(r));
   return exitOf(r);
 }

@@ -114,7 +114,8 @@ function decodeCertificate(der: Uint8Array, fingerprint: string): Certificate {
   }
 }
 
-const FAST_OIDS = {
+/** The profile's extension OIDs, as the fast reader (x509-fast.ts) looks for them. */
+export const FAST_OIDS = {
   role: OID_ROLE,
   basicConstraints: OID_BASIC_CONSTRAINTS,
   keyUsage: OID_KEY_USAGE,

@@ -2,10 +2,11 @@
 // module nor the heavy dependencies behind the verbs (X.509, execa, NATS, D-Bus). Counted
 // by a module.registerHooks load hook, Node's own, in a preloaded file; a regression here
 // is what made `mway-layer --help` load 567 modules (doc/performance.md, cli).
-import test from 'ava';
+
 import { writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import test from 'ava';
 import { execa } from 'execa';
 import { BINS, ROOT, tempDir } from '../helpers.ts';
 

@@ -4,9 +4,9 @@
 // the one failure shape on stdout.
 import test from 'ava';
 import type { CommandDef } from 'citty';
+import { command as agent } from '../../agent/bin/milkyway-agent.ts';
 import { type AnyCommand, loadCommand, runCli } from '../../common/cli.ts';
 import { cliFailureFormat } from '../../common/cli-failure.ts';
-import { command as agent } from '../../agent/bin/milkyway-agent.ts';
 import { command as broker } from '../../control/broker/bin/milkywaysrvd.ts';
 import { command as mway } from '../../control/operator/bin/mway.ts';
 import { command as image } from '../../imagebuild/bin/mway-image.ts';

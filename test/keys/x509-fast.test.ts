@@ -8,34 +8,15 @@
 import test from 'ava';
 import { X509Certificate } from 'node:crypto';
 import { generateKemKey, generateSigningKey } from '../../keys/algorithms.ts';
-import { asn1Fields } from '../../keys/certificate.ts';
+import { asn1Fields, FAST_OIDS } from '../../keys/certificate.ts';
 import { assertStrictDer } from '../../keys/der.ts';
 import { issueCertificate, parseCertificates, rawPublicKey } from '../../keys/index.ts';
-import {
-  OID_ALGORITHMS,
-  OID_BASIC_CONSTRAINTS,
-  OID_EXT_KEY_USAGE,
-  OID_KEM_KEY,
-  OID_KEY_USAGE,
-  OID_ROLE,
-  OID_SAN,
-  OID_SCOPE,
-  PEER_URI_PREFIX,
-} from '../../keys/oids.ts';
+import { OID_ALGORITHMS, PEER_URI_PREFIX } from '../../keys/oids.ts';
 import { ROLES } from '../../keys/types.ts';
 import { childrenOf, fastFields } from '../../keys/x509-fast.ts';
 import { makePki } from './fixture.ts';
 
-const OIDS = {
-  role: OID_ROLE,
-  basicConstraints: OID_BASIC_CONSTRAINTS,
-  keyUsage: OID_KEY_USAGE,
-  extKeyUsage: OID_EXT_KEY_USAGE,
-  san: OID_SAN,
-  scope: OID_SCOPE,
-  kem: OID_KEM_KEY,
-};
-const fast = (der: Uint8Array) => fastFields(der, OIDS, PEER_URI_PREFIX);
+const fast = (der: Uint8Array) => fastFields(der, FAST_OIDS, PEER_URI_PREFIX);
 const slow = (der: Uint8Array) =>
   asn1Fields(der, (m) => {
     throw new Error(m);

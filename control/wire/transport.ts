@@ -224,6 +224,16 @@ function splitAddress(address: string): { host: string; port: number } {
   return { host: m[1] as string, port };
 }
 
+/** The socket errors that say no server took the connection (before any TLS byte). */
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
+
 /**
  * Connects to a broker, checks its certificate (chain to the anchors in `tls.ca`, role
  * broker, optional fingerprint), sends `hello` and waits for `welcome`.
@@ -260,8 +270,12 @@ export async function connectBroker(o: ConnectOptions): Promise<BrokerClient> {
     clearTimeout(timer);
     socket.destroy();
     if (e instanceof ControlError) throw e;
+    // Nothing answering at the address is not a broker we distrust: the two need different
+    // fixes (start it or fix the address; check the trust roots), so they have different codes.
+    const sys = (e as { code?: unknown }).code;
+    const unreachable = typeof sys === 'string' && UNREACHABLE.has(sys);
     throw new ControlError(
-      'E_BROKER_UNTRUSTED',
+      unreachable ? 'E_BROKER_UNREACHABLE' : 'E_BROKER_UNTRUSTED',
       `Cannot connect to broker ${o.address}: ${errorMessage(e)}`,
       { cause: e },
     );

@@ -65,6 +65,11 @@ print \`name: CODE: message\` and exit 1. The broker's own codes are in
           "NATS mode: the configured CA file of the NATS servers (`nats.ca`) cannot be read or holds no PEM certificate, or a server's TLS certificate does not verify against it (or, without `ca`, against Node's CA store).",
         fix: 'Name the PEM file of the CA that issued the nats-server certificates (doc/nats.md, "What NATS\'s classical TLS exposes"); the certificate must name the host the client connects to.',
       },
+      E_BROKER_UNREACHABLE: {
+        meaning:
+          'Nothing took the connection at the broker address: refused (no broker listening on that port), host or network unreachable, or the name does not resolve. No TLS byte was exchanged.',
+        fix: 'Start the broker (`milkywaysrvd serve`, `systemctl status milkywaysrvd`) or correct the address (`broker` in the operator config, the agent config, or mDNS).',
+      },
       E_BROKER_UNTRUSTED: {
         meaning:
           "The server's certificate does not chain to our anchors, is not a `broker` certificate, or its fingerprint is not the one pinned (mDNS TXT or config).",

@@ -2,6 +2,7 @@ import test from 'ava';
 import { connect } from 'node:tls';
 import { type Connection, connectBroker, listenTls } from '../../../control/wire/transport.ts';
 import { encodeFrame, message } from '../../../control/wire/protocol.ts';
+import { freePort } from '../../helpers.ts';
 import { makeFleetPki, tlsOf } from '../broker-fixture.ts';
 
 const pki = await makeFleetPki(1);
@@ -56,6 +57,15 @@ test('connectBroker() refuses a server whose certificate is not a broker, or has
     }),
   );
   t.is((e2 as { code?: string }).code, 'E_BROKER_UNTRUSTED');
+});
+
+test('connectBroker() to a port where nothing listens: E_BROKER_UNREACHABLE, not a distrusted broker', async (t) => {
+  const port = await freePort();
+  const e = await t.throwsAsync(
+    connectBroker({ address: `127.0.0.1:${port}`, tls: tlsOf(pki, pki.operator), role: 'operator' }),
+  );
+  t.is((e as { code?: string }).code, 'E_BROKER_UNREACHABLE');
+  t.regex(e?.message ?? '', new RegExp(`broker 127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
 });
 
 test('an oversized frame header closes the connection without buffering', async (t) => {
